@@ -1,0 +1,2 @@
+export { EventBus } from "./bus.ts";
+export type { RelayEvent, RelayEventHandler } from "./bus.ts";

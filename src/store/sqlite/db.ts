@@ -1,0 +1,121 @@
+// SQLite connection: pragmas, cached prepared statements, synchronous transactions and
+// versioned migrations with checksums (an edited, already-applied migration stops start-up).
+
+import { DatabaseSync } from "node:sqlite";
+import type { StatementSync } from "node:sqlite";
+import { createHash } from "node:crypto";
+import type { Migration } from "./migrations.ts";
+
+export type SqlValue = string | number | bigint | null | Uint8Array;
+
+export class MigrationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MigrationError";
+  }
+}
+
+export class Db {
+  readonly raw: DatabaseSync;
+  readonly path: string;
+  #stmts = new Map<string, StatementSync>();
+  #inTx = false;
+
+  constructor(path: string) {
+    this.path = path;
+    this.raw = new DatabaseSync(path);
+    this.raw.exec("PRAGMA journal_mode = WAL");
+    // FULL: a commit survives power loss, not only a process crash; SMTP says 250 after it.
+    this.raw.exec("PRAGMA synchronous = FULL");
+    this.raw.exec("PRAGMA foreign_keys = ON");
+    this.raw.exec("PRAGMA busy_timeout = 10000");
+  }
+
+  stmt(sql: string): StatementSync {
+    let s = this.#stmts.get(sql);
+    if (!s) {
+      s = this.raw.prepare(sql);
+      this.#stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  all<T>(sql: string, ...params: SqlValue[]): T[] {
+    return this.stmt(sql).all(...params) as T[];
+  }
+
+  get<T>(sql: string, ...params: SqlValue[]): T | undefined {
+    return this.stmt(sql).get(...params) as T | undefined;
+  }
+
+  run(sql: string, ...params: SqlValue[]): { changes: number; lastInsertRowid: number } {
+    const r = this.stmt(sql).run(...params);
+    return { changes: Number(r.changes), lastInsertRowid: Number(r.lastInsertRowid) };
+  }
+
+  /** Runs fn in one write transaction. Never await inside: node:sqlite is synchronous. */
+  tx<T>(fn: () => T): T {
+    if (this.#inTx) return fn();
+    this.raw.exec("BEGIN IMMEDIATE");
+    this.#inTx = true;
+    try {
+      const r = fn();
+      this.raw.exec("COMMIT");
+      return r;
+    } catch (err) {
+      this.raw.exec("ROLLBACK");
+      throw err;
+    } finally {
+      this.#inTx = false;
+    }
+  }
+
+  migrate(migrations: readonly Migration[], now = Date.now()): number[] {
+    this.raw.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+    const applied = this.all<{ version: number; name: string; sha256: string }>(
+      "SELECT version, name, sha256 FROM schema_migrations ORDER BY version",
+    );
+    const known = new Map(migrations.map((m) => [m.version, m]));
+    for (const a of applied) {
+      const m = known.get(a.version);
+      if (!m) {
+        throw new MigrationError(
+          `Cannot open database "${this.path}": it has migration ${a.name}, which this version of tern does not know (a newer tern wrote it)`,
+        );
+      }
+      const sum = sha256(m.sql);
+      if (sum !== a.sha256) {
+        throw new MigrationError(
+          `Cannot open database "${this.path}": migration ${m.name} was changed after it was applied (applied sha256 ${a.sha256}, now ${sum})`,
+        );
+      }
+    }
+    const done = new Set(applied.map((a) => a.version));
+    const ran: number[] = [];
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (done.has(m.version)) continue;
+      this.tx(() => {
+        this.raw.exec(m.sql);
+        this.run(
+          "INSERT INTO schema_migrations (version, name, sha256, applied_at) VALUES (?, ?, ?, ?)",
+          m.version,
+          m.name,
+          sha256(m.sql),
+          now,
+        );
+      });
+      ran.push(m.version);
+    }
+    return ran;
+  }
+
+  close(): void {
+    this.#stmts.clear();
+    if (this.raw.isOpen) this.raw.close();
+  }
+}
+
+export function sha256(s: string): string {
+  return createHash("sha256").update(s).digest("hex");
+}

@@ -1,0 +1,434 @@
+// Mailboxes and messages in SQLite. Every change bumps the mailbox's modseq; expunges are
+// recorded with theirs, so sessions resync from the store (IDLE, CONDSTORE, QRESYNC).
+
+import { RelayError } from "../../errors.ts";
+import type {
+  CopyResult,
+  DeliveryOutcome,
+  FlagUpdateResult,
+  MailboxRecord,
+  MailboxStore,
+  MessageRecord,
+} from "../types.ts";
+import type { Db } from "./db.ts";
+import { freeBodies, insertBody } from "./bodies.ts";
+
+interface MailboxRow {
+  id: number;
+  account_id: number;
+  name: string;
+  uid_validity: number;
+  uid_next: number;
+  highest_modseq: number;
+  subscribed: number;
+  special_use: string | null;
+}
+
+interface MessageRow {
+  mailbox_id: number;
+  uid: number;
+  modseq: number;
+  flags: string;
+  internal_date: number;
+  size: number;
+  body_id: number;
+}
+
+const MSG_COLS = "mailbox_id, uid, modseq, flags, internal_date, size, body_id";
+
+function toMessage(r: MessageRow): MessageRecord {
+  return {
+    mailboxId: r.mailbox_id,
+    uid: r.uid,
+    modSeq: r.modseq,
+    flags: r.flags === "" ? [] : r.flags.split(" "),
+    internalDate: r.internal_date,
+    size: r.size,
+    bodyId: r.body_id,
+  };
+}
+
+export function nextUidValidity(db: Db, now: number): number {
+  const last = Number(
+    db.get<{ value: string }>("SELECT value FROM settings WHERE key = 'internal.uidvalidity'")
+      ?.value ?? 0,
+  );
+  const v = Math.max(Math.floor(now / 1000), last + 1);
+  db.run(
+    "INSERT INTO settings (key, value) VALUES ('internal.uidvalidity', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    String(v),
+  );
+  return v;
+}
+
+/** Normalises a flag list: system flags capitalised, duplicates removed, sorted. */
+export function normalizeFlags(flags: string[]): string[] {
+  const out = new Map<string, string>();
+  for (const f of flags) {
+    if (!f) continue;
+    const canon = f.startsWith("\\") ? "\\" + f[1].toUpperCase() + f.slice(2).toLowerCase() : f;
+    out.set(canon.toLowerCase(), canon);
+  }
+  return [...out.values()].sort();
+}
+
+function uidChunks(uids: number[], size = 500): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < uids.length; i += size) out.push(uids.slice(i, i + size));
+  return out;
+}
+
+export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
+  const mailboxRecord = (r: MailboxRow): MailboxRecord => {
+    const c = db.get<{ n: number; unseen: number; recent: number; bytes: number }>(
+      `SELECT COUNT(*) AS n, COALESCE(SUM(seen = 0), 0) AS unseen, COALESCE(SUM(recent), 0) AS recent,
+       COALESCE(SUM(size), 0) AS bytes FROM messages WHERE mailbox_id = ?`,
+      r.id,
+    )!;
+    return {
+      id: r.id,
+      accountId: r.account_id,
+      name: r.name,
+      uidValidity: r.uid_validity,
+      uidNext: r.uid_next,
+      highestModSeq: r.highest_modseq,
+      subscribed: r.subscribed === 1,
+      specialUse: r.special_use,
+      messages: c.n,
+      unseen: c.unseen,
+      recent: c.recent,
+      sizeBytes: c.bytes,
+    };
+  };
+  const row = (accountId: number, name: string) =>
+    db.get<MailboxRow>("SELECT * FROM mailboxes WHERE account_id = ? AND name = ?", accountId, name);
+  const rowById = (id: number) => db.get<MailboxRow>("SELECT * FROM mailboxes WHERE id = ?", id);
+  const mustRow = (id: number) => {
+    const r = rowById(id);
+    if (!r) throw new RelayError("mailbox_not_found", `Cannot find mailbox ${id}`);
+    return r;
+  };
+  const used = (accountId: number) =>
+    db.get<{ n: number }>(
+      `SELECT COALESCE(SUM(m.size), 0) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+       WHERE b.account_id = ?`,
+      accountId,
+    )!.n;
+  const quotaOf = (accountId: number, fallback: number) =>
+    db.get<{ q: number | null }>("SELECT quota_bytes AS q FROM accounts WHERE id = ?", accountId)
+      ?.q ?? fallback;
+  const bumpModSeq = (mailboxId: number) => {
+    db.run("UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?", mailboxId);
+    return db.get<{ m: number }>("SELECT highest_modseq AS m FROM mailboxes WHERE id = ?", mailboxId)!
+      .m;
+  };
+  const insertMessage = (
+    mailboxId: number,
+    bodyId: number,
+    size: number,
+    internalDate: number,
+    flags: string[],
+  ) => {
+    const mb = mustRow(mailboxId);
+    const uid = mb.uid_next;
+    const modSeq = mb.highest_modseq + 1;
+    db.run(
+      "UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?",
+      uid + 1,
+      modSeq,
+      mailboxId,
+    );
+    const f = normalizeFlags(flags);
+    db.run(
+      `INSERT INTO messages (mailbox_id, uid, modseq, body_id, size, internal_date, flags, seen)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      mailboxId,
+      uid,
+      modSeq,
+      bodyId,
+      size,
+      internalDate,
+      f.join(" "),
+      f.includes("\\Seen") ? 1 : 0,
+    );
+    return { uid, modSeq };
+  };
+  const messagesByUid = (mailboxId: number, uids: number[]) => {
+    const out: MessageRecord[] = [];
+    for (const chunk of uidChunks(uids)) {
+      const rows = db.all<MessageRow>(
+        `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? AND uid IN (${
+          chunk.map(() => "?").join(",")
+        }) ORDER BY uid`,
+        mailboxId,
+        ...chunk,
+      );
+      out.push(...rows.map(toMessage));
+    }
+    return out.sort((a, b) => a.uid - b.uid);
+  };
+  const removeUids = (mailboxId: number, uids: number[]) => {
+    if (uids.length === 0) return [];
+    const msgs = messagesByUid(mailboxId, uids);
+    if (msgs.length === 0) return [];
+    const modSeq = bumpModSeq(mailboxId);
+    for (const m of msgs) {
+      db.run("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", mailboxId, m.uid);
+      db.run(
+        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+        mailboxId,
+        m.uid,
+        modSeq,
+      );
+    }
+    freeBodies(db, msgs.map((m) => m.bodyId));
+    return msgs.map((m) => m.uid);
+  };
+  const copyInto = (mailboxId: number, uids: number[], dest: number): CopyResult => {
+    const src = mustRow(mailboxId);
+    const dst = mustRow(dest);
+    if (src.account_id !== dst.account_id) {
+      throw new RelayError("mailbox_invalid", "Cannot copy between accounts");
+    }
+    const mapping: [number, number][] = [];
+    for (const m of messagesByUid(mailboxId, uids)) {
+      const { uid } = insertMessage(dest, m.bodyId, m.size, m.internalDate, m.flags);
+      mapping.push([m.uid, uid]);
+    }
+    return { uidValidity: dst.uid_validity, mapping, destinationMailboxId: dest };
+  };
+
+  return {
+    listMailboxes(accountId) {
+      const rows = db.all<MailboxRow>(
+        "SELECT * FROM mailboxes WHERE account_id = ? ORDER BY name",
+        accountId,
+      );
+      return Promise.resolve(rows.map(mailboxRecord));
+    },
+    getMailbox(accountId, name) {
+      const r = row(accountId, name);
+      return Promise.resolve(r ? mailboxRecord(r) : null);
+    },
+    getMailboxById(id) {
+      const r = rowById(id);
+      return Promise.resolve(r ? mailboxRecord(r) : null);
+    },
+    createMailbox(accountId, name, specialUse = null) {
+      const r = db.tx(() => {
+        if (row(accountId, name)) {
+          throw new RelayError("mailbox_exists", `Cannot create mailbox "${name}": it exists`);
+        }
+        const { lastInsertRowid } = db.run(
+          "INSERT INTO mailboxes (account_id, name, uid_validity, special_use) VALUES (?, ?, ?, ?)",
+          accountId,
+          name,
+          nextUidValidity(db, now()),
+          specialUse,
+        );
+        return rowById(lastInsertRowid)!;
+      });
+      return Promise.resolve(mailboxRecord(r));
+    },
+    deleteMailbox(accountId, name) {
+      db.tx(() => {
+        const r = row(accountId, name);
+        if (!r) throw new RelayError("mailbox_not_found", `Cannot delete mailbox "${name}": not found`);
+        const bodyIds = db.all<{ body_id: number }>(
+          "SELECT DISTINCT body_id FROM messages WHERE mailbox_id = ?",
+          r.id,
+        ).map((x) => x.body_id);
+        db.run("DELETE FROM mailboxes WHERE id = ?", r.id);
+        freeBodies(db, bodyIds);
+      });
+      return Promise.resolve();
+    },
+    renameMailbox(accountId, from, to) {
+      db.tx(() => {
+        const r = row(accountId, from);
+        if (!r) throw new RelayError("mailbox_not_found", `Cannot rename mailbox "${from}": not found`);
+        if (row(accountId, to)) {
+          throw new RelayError("mailbox_exists", `Cannot rename to "${to}": mailbox exists`);
+        }
+        if (from === "INBOX") {
+          // RFC 9051 §6.3.6: the messages move to the new mailbox, INBOX stays and is empty.
+          const { lastInsertRowid: dest } = db.run(
+            "INSERT INTO mailboxes (account_id, name, uid_validity) VALUES (?, ?, ?)",
+            accountId,
+            to,
+            nextUidValidity(db, now()),
+          );
+          const uids = db.all<{ uid: number }>(
+            "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid",
+            r.id,
+          ).map((x) => x.uid);
+          copyInto(r.id, uids, dest);
+          removeUids(r.id, uids);
+        } else {
+          db.run("UPDATE mailboxes SET name = ? WHERE id = ?", to, r.id);
+        }
+      });
+      return Promise.resolve();
+    },
+    setSubscribed(accountId, name, subscribed) {
+      const { changes } = db.run(
+        "UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?",
+        subscribed ? 1 : 0,
+        accountId,
+        name,
+      );
+      if (changes === 0) {
+        return Promise.reject(new RelayError("mailbox_not_found", `Cannot find mailbox "${name}"`));
+      }
+      return Promise.resolve();
+    },
+    deliver({ data, internalDate, targets, defaultQuotaBytes }) {
+      const outcomes = db.tx(() => {
+        let bodyId = 0;
+        const out: DeliveryOutcome[] = [];
+        for (const t of targets) {
+          const mb = row(t.accountId, t.mailboxName);
+          if (!mb) {
+            out.push({ accountId: t.accountId, ok: false, code: "mailbox_not_found" });
+            continue;
+          }
+          if (used(t.accountId) + data.length > quotaOf(t.accountId, defaultQuotaBytes)) {
+            out.push({ accountId: t.accountId, ok: false, code: "quota_exceeded" });
+            continue;
+          }
+          if (bodyId === 0) bodyId = insertBody(db, data, now());
+          const { uid, modSeq } = insertMessage(mb.id, bodyId, data.length, internalDate, t.flags ?? []);
+          out.push({ accountId: t.accountId, ok: true, mailboxId: mb.id, uid, modSeq });
+        }
+        return out;
+      });
+      return Promise.resolve(outcomes);
+    },
+    append({ accountId, mailboxName, data, flags, internalDate, defaultQuotaBytes }) {
+      const r = db.tx(() => {
+        const mb = row(accountId, mailboxName);
+        if (!mb) {
+          throw new RelayError("mailbox_not_found", `Cannot append to "${mailboxName}": not found`);
+        }
+        if (used(accountId) + data.length > quotaOf(accountId, defaultQuotaBytes)) {
+          throw new RelayError("quota_exceeded", "Cannot append: quota exceeded");
+        }
+        const bodyId = insertBody(db, data, now());
+        const { uid, modSeq } = insertMessage(mb.id, bodyId, data.length, internalDate, flags);
+        return { mailboxId: mb.id, uidValidity: mb.uid_validity, uid, modSeq };
+      });
+      return Promise.resolve(r);
+    },
+    listMessages(mailboxId) {
+      const rows = db.all<MessageRow>(
+        `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid`,
+        mailboxId,
+      );
+      return Promise.resolve(rows.map(toMessage));
+    },
+    getMessages: (mailboxId, uids) => Promise.resolve(messagesByUid(mailboxId, uids)),
+    changesSince(mailboxId, modSeq) {
+      const r = db.tx(() => {
+        const mb = mustRow(mailboxId);
+        const changed = db.all<MessageRow>(
+          `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`,
+          mailboxId,
+          modSeq,
+        ).map(toMessage);
+        const expunged = db.all<{ uid: number }>(
+          "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+          mailboxId,
+          modSeq,
+        ).map((x) => x.uid);
+        return { changed, expunged, highestModSeq: mb.highest_modseq };
+      });
+      return Promise.resolve(r);
+    },
+    readBody(bodyId) {
+      const r = db.get<{ data: Uint8Array }>("SELECT data FROM bodies WHERE id = ?", bodyId);
+      return Promise.resolve(r ? r.data : null);
+    },
+    setFlags(mailboxId, update): Promise<FlagUpdateResult> {
+      const r = db.tx(() => {
+        mustRow(mailboxId);
+        const msgs = messagesByUid(mailboxId, update.uids);
+        const flags = normalizeFlags(update.flags);
+        const updated: MessageRecord[] = [];
+        const modified: number[] = [];
+        let modSeq = 0;
+        for (const m of msgs) {
+          if (update.unchangedSince !== undefined && m.modSeq > update.unchangedSince) {
+            modified.push(m.uid);
+            continue;
+          }
+          let next: string[];
+          if (update.mode === "replace") next = flags;
+          else if (update.mode === "add") next = normalizeFlags([...m.flags, ...flags]);
+          else {
+            const drop = new Set(flags.map((f) => f.toLowerCase()));
+            next = m.flags.filter((f) => !drop.has(f.toLowerCase()));
+          }
+          if (next.join(" ") === m.flags.join(" ")) continue;
+          if (modSeq === 0) modSeq = bumpModSeq(mailboxId);
+          db.run(
+            "UPDATE messages SET flags = ?, seen = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
+            next.join(" "),
+            next.includes("\\Seen") ? 1 : 0,
+            modSeq,
+            mailboxId,
+            m.uid,
+          );
+          updated.push({ ...m, flags: next, modSeq });
+        }
+        return { updated, modified, highestModSeq: mustRow(mailboxId).highest_modseq };
+      });
+      return Promise.resolve(r);
+    },
+    copyMessages: (mailboxId, uids, dest) => Promise.resolve(db.tx(() => copyInto(mailboxId, uids, dest))),
+    moveMessages(mailboxId, uids, dest) {
+      const r = db.tx(() => {
+        const result = copyInto(mailboxId, uids, dest);
+        removeUids(mailboxId, result.mapping.map(([s]) => s));
+        return result;
+      });
+      return Promise.resolve(r);
+    },
+    expunge(mailboxId, uids) {
+      const r = db.tx(() => {
+        mustRow(mailboxId);
+        const deleted = db.all<{ uid: number; flags: string }>(
+          "SELECT uid, flags FROM messages WHERE mailbox_id = ? AND flags LIKE '%\\Deleted%' ORDER BY uid",
+          mailboxId,
+        ).filter((m) => m.flags.split(" ").includes("\\Deleted")).map((m) => m.uid);
+        const only = uids ? new Set(uids) : null;
+        return removeUids(mailboxId, only ? deleted.filter((u) => only.has(u)) : deleted);
+      });
+      return Promise.resolve(r);
+    },
+    removeMessages: (mailboxId, uids) => Promise.resolve(db.tx(() => removeUids(mailboxId, uids))),
+    usedBytes: (accountId) => Promise.resolve(used(accountId)),
+    listMessagesForRetention({ accountId, olderThan, largerThan, limit }) {
+      const rows = db.all<MessageRow & { account_id: number }>(
+        `SELECT m.mailbox_id, m.uid, m.modseq, m.flags, m.internal_date, m.size, m.body_id, b.account_id
+         FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+         WHERE (? IS NULL OR b.account_id = ?) AND (? IS NULL OR m.internal_date < ?)
+         AND (? IS NULL OR m.size > ?) ORDER BY m.internal_date, m.id LIMIT ?`,
+        accountId ?? null,
+        accountId ?? null,
+        olderThan ?? null,
+        olderThan ?? null,
+        largerThan ?? null,
+        largerThan ?? null,
+        limit,
+      );
+      return Promise.resolve(rows.map((r) => ({ ...toMessage(r), accountId: r.account_id })));
+    },
+    freeUnreferencedBodies() {
+      const { changes } = db.run(
+        `DELETE FROM bodies WHERE NOT EXISTS (SELECT 1 FROM messages WHERE body_id = bodies.id)
+         AND NOT EXISTS (SELECT 1 FROM queue WHERE body_id = bodies.id)`,
+      );
+      return Promise.resolve(changes);
+    },
+  };
+}

@@ -1,0 +1,13 @@
+// The SQL migrations, embedded in the module graph so the binary and the bundle carry them.
+
+import m0001 from "../../../migrations/0001_init.sql" with { type: "text" };
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: "0001_init.sql", sql: m0001 },
+];

@@ -1,0 +1,143 @@
+// The outbound queue in SQLite: one entry per submission (shared body), one row per recipient
+// with its own status, attempts and next attempt time.
+
+import type { QueueEntry, QueueRecipientRecord, QueueStore } from "../types.ts";
+import type { Db } from "./db.ts";
+import { freeBodies, insertBody } from "./bodies.ts";
+
+interface RcptRow {
+  id: number;
+  queue_id: number;
+  recipient: string;
+  domain: string;
+  status: QueueRecipientRecord["status"];
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  updated_at: number;
+}
+
+const toRcpt = (r: RcptRow): QueueRecipientRecord => ({
+  id: r.id,
+  queueId: r.queue_id,
+  recipient: r.recipient,
+  domain: r.domain,
+  status: r.status,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  lastError: r.last_error,
+  updatedAt: r.updated_at,
+});
+
+export function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
+}
+
+export function queueStore(db: Db): QueueStore {
+  const entry = (id: number): QueueEntry | null => {
+    const q = db.get<{ id: number; sender: string; body_id: number; size: number; created_at: number }>(
+      "SELECT * FROM queue WHERE id = ?",
+      id,
+    );
+    if (!q) return null;
+    const rcpts = db.all<RcptRow>("SELECT * FROM queue_recipients WHERE queue_id = ? ORDER BY id", id);
+    return {
+      id: q.id,
+      sender: q.sender,
+      bodyId: q.body_id,
+      size: q.size,
+      createdAt: q.created_at,
+      recipients: rcpts.map(toRcpt),
+    };
+  };
+  return {
+    enqueue({ sender, data, recipients, now }) {
+      const id = db.tx(() => {
+        const bodyId = insertBody(db, data, now);
+        const { lastInsertRowid: qid } = db.run(
+          "INSERT INTO queue (sender, body_id, size, created_at) VALUES (?, ?, ?, ?)",
+          sender,
+          bodyId,
+          data.length,
+          now,
+        );
+        for (const r of recipients) {
+          db.run(
+            `INSERT INTO queue_recipients (queue_id, recipient, domain, status, next_attempt_at, updated_at)
+             VALUES (?, ?, ?, 'queued', ?, ?)`,
+            qid,
+            r,
+            domainOf(r),
+            now,
+            now,
+          );
+        }
+        return qid;
+      });
+      return Promise.resolve(id);
+    },
+    dueRecipients: (now, limit) =>
+      Promise.resolve(
+        db.all<RcptRow>(
+          `SELECT * FROM queue_recipients WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?
+           ORDER BY next_attempt_at, id LIMIT ?`,
+          now,
+          limit,
+        ).map(toRcpt),
+      ),
+    getQueueEntry: (id) => Promise.resolve(entry(id)),
+    listQueue({ offset = 0, limit = 50, status }) {
+      const where = status ? "WHERE id IN (SELECT queue_id FROM queue_recipients WHERE status = ?)" : "";
+      const params = status ? [status] : [];
+      const ids = db.all<{ id: number }>(
+        `SELECT id FROM queue ${where} ORDER BY id DESC LIMIT ? OFFSET ?`,
+        ...params,
+        limit,
+        offset,
+      );
+      const total = db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM queue ${where}`, ...params)!.n;
+      return Promise.resolve({ items: ids.map((r) => entry(r.id)!).filter(Boolean), total });
+    },
+    updateRecipient(id, u) {
+      db.tx(() => {
+        db.run(
+          `UPDATE queue_recipients SET status = ?, attempts = COALESCE(?, attempts),
+           next_attempt_at = COALESCE(?, next_attempt_at), last_error = ?, updated_at = ? WHERE id = ?`,
+          u.status,
+          u.attempts ?? null,
+          u.nextAttemptAt ?? null,
+          u.lastError ?? null,
+          u.now,
+          id,
+        );
+      });
+      return Promise.resolve();
+    },
+    retryQueueEntry(id, now) {
+      const { changes } = db.run(
+        `UPDATE queue_recipients SET status = 'queued', next_attempt_at = ?, updated_at = ?
+         WHERE queue_id = ? AND status IN ('queued', 'deferred', 'failed')`,
+        now,
+        now,
+        id,
+      );
+      return Promise.resolve(changes > 0);
+    },
+    deleteQueueEntry(id) {
+      const ok = db.tx(() => {
+        const q = db.get<{ body_id: number }>("SELECT body_id FROM queue WHERE id = ?", id);
+        if (!q) return false;
+        db.run("DELETE FROM queue WHERE id = ?", id);
+        freeBodies(db, [q.body_id]);
+        return true;
+      });
+      return Promise.resolve(ok);
+    },
+    countQueued: () =>
+      Promise.resolve(
+        db.get<{ n: number }>(
+          "SELECT COUNT(*) AS n FROM queue_recipients WHERE status IN ('queued', 'deferred')",
+        )!.n,
+      ),
+  };
+}

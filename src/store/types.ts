@@ -1,0 +1,291 @@
+// The store interface: use-case operations, each atomic, so a PostgreSQL store can implement each
+// as one transaction. Times are Unix milliseconds. Addresses are stored lowercased.
+
+export interface AccountRecord {
+  id: number;
+  address: string;
+  passwordHash: string;
+  createdAt: number;
+  lastLoginAt: number | null;
+  blocked: boolean;
+  /** Per-account override; null means the configured default. */
+  quotaBytes: number | null;
+  usedBytes: number;
+  /** Incoming cleartext is refused while set (every account created by tern has it). */
+  enforceE2ee: boolean;
+}
+
+export interface MailboxRecord {
+  id: number;
+  accountId: number;
+  name: string;
+  uidValidity: number;
+  uidNext: number;
+  highestModSeq: number;
+  subscribed: boolean;
+  specialUse: string | null;
+  messages: number;
+  unseen: number;
+  recent: number;
+  sizeBytes: number;
+}
+
+export interface MessageRecord {
+  mailboxId: number;
+  uid: number;
+  modSeq: number;
+  /** System flags (\Seen …) and keywords, as given; sorted. */
+  flags: string[];
+  internalDate: number;
+  size: number;
+  bodyId: number;
+}
+
+export interface MailboxChanges {
+  /** Messages added or whose flags changed after the given modseq, in UID order. */
+  changed: MessageRecord[];
+  /** UIDs expunged after the given modseq, ascending. */
+  expunged: number[];
+  highestModSeq: number;
+}
+
+export interface DeliveryTarget {
+  accountId: number;
+  mailboxName: string;
+  flags?: string[];
+}
+
+export type DeliveryOutcome =
+  | { accountId: number; ok: true; mailboxId: number; uid: number; modSeq: number }
+  | { accountId: number; ok: false; code: "quota_exceeded" | "mailbox_not_found" };
+
+export interface FlagUpdate {
+  uids: number[];
+  mode: "add" | "remove" | "replace";
+  flags: string[];
+  /** CONDSTORE: only messages whose modseq is ≤ this are changed. */
+  unchangedSince?: number;
+}
+
+export interface FlagUpdateResult {
+  updated: MessageRecord[];
+  /** UIDs not changed because of unchangedSince. */
+  modified: number[];
+  highestModSeq: number;
+}
+
+export interface CopyResult {
+  uidValidity: number;
+  /** [source uid, destination uid] pairs in source UID order. */
+  mapping: [number, number][];
+  destinationMailboxId: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+}
+
+export interface QueueRecipientRecord {
+  id: number;
+  queueId: number;
+  recipient: string;
+  domain: string;
+  status: "queued" | "deferred" | "delivered" | "failed";
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  updatedAt: number;
+}
+
+export interface QueueEntry {
+  id: number;
+  sender: string;
+  bodyId: number;
+  size: number;
+  createdAt: number;
+  recipients: QueueRecipientRecord[];
+}
+
+export interface RegistrationToken {
+  token: string;
+  maxUses: number;
+  uses: number;
+  expiresAt: number | null;
+  createdAt: number;
+  comment: string;
+}
+
+export interface AccountStore {
+  getAccount(address: string): Promise<AccountRecord | null>;
+  getAccountById(id: number): Promise<AccountRecord | null>;
+  /** Creates the account and its INBOX, or returns the existing one with created=false. */
+  createAccount(input: { address: string; passwordHash: string; now: number }): Promise<
+    { account: AccountRecord; created: boolean }
+  >;
+  /** Deletes the account, its mailboxes, messages, metadata and push tokens. */
+  deleteAccount(id: number): Promise<boolean>;
+  setAccountBlocked(id: number, blocked: boolean): Promise<void>;
+  setPasswordHash(id: number, passwordHash: string): Promise<void>;
+  setQuota(id: number, quotaBytes: number | null): Promise<void>;
+  recordLogin(id: number, now: number): Promise<void>;
+  listAccounts(query: { search?: string; offset?: number; limit?: number }): Promise<
+    Page<AccountRecord>
+  >;
+  countAccounts(): Promise<number>;
+  /** Accounts whose last login (or creation) is before `before`. */
+  listInactiveAccounts(before: number, limit: number): Promise<AccountRecord[]>;
+}
+
+export interface MailboxStore {
+  listMailboxes(accountId: number): Promise<MailboxRecord[]>;
+  getMailbox(accountId: number, name: string): Promise<MailboxRecord | null>;
+  getMailboxById(mailboxId: number): Promise<MailboxRecord | null>;
+  createMailbox(accountId: number, name: string, specialUse?: string | null): Promise<
+    MailboxRecord
+  >;
+  deleteMailbox(accountId: number, name: string): Promise<void>;
+  /** Renaming INBOX moves its messages to the new mailbox and leaves INBOX empty (RFC 9051). */
+  renameMailbox(accountId: number, from: string, to: string): Promise<void>;
+  setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
+
+  /** Stores one body shared by every target; per-target quota is checked against maxBytes. */
+  deliver(input: {
+    data: Uint8Array;
+    internalDate: number;
+    targets: DeliveryTarget[];
+    defaultQuotaBytes: number;
+  }): Promise<DeliveryOutcome[]>;
+  append(input: {
+    accountId: number;
+    mailboxName: string;
+    data: Uint8Array;
+    flags: string[];
+    internalDate: number;
+    defaultQuotaBytes: number;
+  }): Promise<{ mailboxId: number; uidValidity: number; uid: number; modSeq: number }>;
+  /** Every message of the mailbox in UID order (the SELECT snapshot). */
+  listMessages(mailboxId: number): Promise<MessageRecord[]>;
+  getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
+  changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges>;
+  readBody(bodyId: number): Promise<Uint8Array | null>;
+  setFlags(mailboxId: number, update: FlagUpdate): Promise<FlagUpdateResult>;
+  copyMessages(mailboxId: number, uids: number[], destinationMailboxId: number): Promise<
+    CopyResult
+  >;
+  /** Copy then expunge from the source, atomically. */
+  moveMessages(mailboxId: number, uids: number[], destinationMailboxId: number): Promise<
+    CopyResult
+  >;
+  /** Removes messages flagged \Deleted (restricted to `uids` when given); returns expunged UIDs. */
+  expunge(mailboxId: number, uids?: number[]): Promise<number[]>;
+  /** Removes the given messages regardless of flags (retention, quota trimming, admin). */
+  removeMessages(mailboxId: number, uids: number[]): Promise<number[]>;
+  /** Bytes used by the account (sum of message sizes over all mailboxes). */
+  usedBytes(accountId: number): Promise<number>;
+  /** Oldest messages first, for quota trimming and retention. */
+  listMessagesForRetention(query: {
+    accountId?: number;
+    olderThan?: number;
+    largerThan?: number;
+    limit: number;
+  }): Promise<(MessageRecord & { accountId: number })[]>;
+  /** Frees bodies no message or queue entry references; returns how many were freed. */
+  freeUnreferencedBodies(): Promise<number>;
+}
+
+export interface MetadataStore {
+  /** mailbox "" is the server scope. */
+  getMetadata(accountId: number, mailbox: string, key: string): Promise<string | null>;
+  listMetadata(accountId: number, mailbox: string, prefix: string): Promise<
+    { key: string; value: string }[]
+  >;
+  setMetadata(accountId: number, mailbox: string, key: string, value: string | null): Promise<void>;
+}
+
+export interface SettingsStore {
+  getSetting(key: string): Promise<string | null>;
+  setSetting(key: string, value: string | null): Promise<void>;
+  listSettings(): Promise<Record<string, string>>;
+}
+
+export interface TokenStore {
+  createToken(t: RegistrationToken): Promise<void>;
+  listTokens(): Promise<RegistrationToken[]>;
+  getToken(token: string): Promise<RegistrationToken | null>;
+  /** Increments the use count if the token is valid now; false otherwise. */
+  consumeToken(token: string, now: number): Promise<boolean>;
+  deleteToken(token: string): Promise<boolean>;
+}
+
+export interface BlocklistStore {
+  /** Blocked addresses or domains (entries "@domain"). */
+  listBlocked(): Promise<{ entry: string; reason: string; createdAt: number }[]>;
+  addBlocked(entry: string, reason: string, now: number): Promise<void>;
+  removeBlocked(entry: string): Promise<boolean>;
+  isBlocked(address: string): Promise<boolean>;
+}
+
+export interface QueueStore {
+  /** Stores the body and one recipient row per recipient, all due now. */
+  enqueue(input: { sender: string; data: Uint8Array; recipients: string[]; now: number }): Promise<
+    number
+  >;
+  /** Recipients due at `now`, oldest first, with their entries. */
+  dueRecipients(now: number, limit: number): Promise<QueueRecipientRecord[]>;
+  getQueueEntry(id: number): Promise<QueueEntry | null>;
+  listQueue(query: { offset?: number; limit?: number; status?: string }): Promise<Page<QueueEntry>>;
+  updateRecipient(
+    id: number,
+    update: {
+      status: QueueRecipientRecord["status"];
+      attempts?: number;
+      nextAttemptAt?: number;
+      lastError?: string | null;
+      now: number;
+    },
+  ): Promise<void>;
+  /** Makes every unfinished recipient of the entry due now. */
+  retryQueueEntry(id: number, now: number): Promise<boolean>;
+  deleteQueueEntry(id: number): Promise<boolean>;
+  countQueued(): Promise<number>;
+}
+
+export interface FederationStatsStore {
+  recordFederation(domain: string, event: "sent" | "received" | "failure", now: number, error?: string): Promise<void>;
+  listFederationStats(): Promise<
+    { domain: string; sent: number; received: number; failures: number; lastError: string | null; lastAt: number }[]
+  >;
+}
+
+export interface PushStore {
+  listPushTokens(accountId: number, notBefore: number): Promise<{ token: string; updatedAt: number }[]>;
+  upsertPushToken(accountId: number, token: string, now: number): Promise<void>;
+  removePushToken(accountId: number, token: string): Promise<void>;
+  removePushTokens(accountId: number): Promise<void>;
+  expirePushTokens(before: number): Promise<number>;
+  enqueuePush(job: { accountId: number; token: string; now: number }): Promise<number>;
+  duePushJobs(now: number, limit: number): Promise<
+    { id: number; accountId: number; token: string; attempt: number; startAt: number; nextAt: number }[]
+  >;
+  reschedulePush(id: number, attempt: number, nextAt: number): Promise<void>;
+  deletePushJob(id: number): Promise<void>;
+  countPushJobs(): Promise<number>;
+}
+
+/** Everything the relay persists. */
+export interface Store
+  extends
+    AccountStore,
+    MailboxStore,
+    MetadataStore,
+    SettingsStore,
+    TokenStore,
+    BlocklistStore,
+    QueueStore,
+    FederationStatsStore,
+    PushStore {
+  /** Consistent online copy of the whole store into a new file. */
+  backup(path: string): Promise<void>;
+  close(): void;
+}
