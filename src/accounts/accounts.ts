@@ -1,0 +1,249 @@
+// Accounts: login with just-in-time creation (chatmail rules), credential policy, blocking,
+// registration state and tokens. Shared by SMTP AUTH, IMAP LOGIN, /new, CLI and admin API.
+
+import { RelayError } from "../errors.ts";
+import type { AccountRecord, Store } from "../store/types.ts";
+import type { SettingsService } from "../settings/mod.ts";
+import type { EventBus } from "../events/mod.ts";
+import { hashPassword, LoginThrottle, verifyPassword } from "../auth/mod.ts";
+import { createHash, randomBytes } from "node:crypto";
+
+export interface AccountLimits {
+  usernameMinLength: number;
+  usernameMaxLength: number;
+  passwordMinLength: number;
+  /** JIT creations per client address per hour; 0 disables the limit. */
+  maxCreationsPerIpPerHour: number;
+}
+
+export interface AccountServiceOptions {
+  store: Store;
+  settings: SettingsService;
+  bus?: EventBus;
+  /** The mail domain as it appears in addresses: "example.org" or "[192.0.2.1]". */
+  domain: string;
+  limits: AccountLimits;
+  now?: () => number;
+  throttle?: LoginThrottle;
+  /** Waits, for throttled failures; injectable so tests need not sleep. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const LOCALPART = /^[a-z0-9._-]+$/;
+const RESERVED_PREFIX = "internal.reserved:";
+const RESERVATION_MS = 24 * 3600_000;
+const VERIFIED_CACHE_MAX = 50_000;
+
+export class AccountService {
+  readonly domain: string;
+  readonly limits: AccountLimits;
+  #store: Store;
+  #settings: SettingsService;
+  #bus?: EventBus;
+  #now: () => number;
+  #throttle: LoginThrottle;
+  #sleep: (ms: number) => Promise<void>;
+  #inflight = new Map<string, Promise<AccountRecord>>();
+  /** Digests of (address, password, hash) already verified: repeated logins skip scrypt. */
+  #verified = new Set<string>();
+  #creations = new Map<string, number[]>();
+
+  constructor(options: AccountServiceOptions) {
+    this.#store = options.store;
+    this.#settings = options.settings;
+    this.#bus = options.bus;
+    this.domain = options.domain.toLowerCase();
+    this.limits = options.limits;
+    this.#now = options.now ?? Date.now;
+    this.#throttle = options.throttle ?? new LoginThrottle({ now: this.#now });
+    this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /** Lowercased address when it belongs to our domain, else null. */
+  localAddress(address: string): string | null {
+    const a = address.trim().toLowerCase();
+    const at = a.lastIndexOf("@");
+    if (at <= 0 || a.slice(at + 1) !== this.domain) return null;
+    return a;
+  }
+
+  isLocalDomain(domain: string): boolean {
+    return domain.toLowerCase() === this.domain;
+  }
+
+  getAccount(address: string): Promise<AccountRecord | null> {
+    return this.#store.getAccount(address.toLowerCase());
+  }
+
+  /** Why an address/password pair may not be used to create an account, or null. */
+  credentialProblem(address: string, password: string): string | null {
+    const a = this.localAddress(address);
+    if (!a) return `address must end with @${this.domain}`;
+    const local = a.slice(0, a.lastIndexOf("@"));
+    const { usernameMinLength: min, usernameMaxLength: max, passwordMinLength } = this.limits;
+    if (local.length < min || local.length > max) {
+      return min === max
+        ? `username must be ${min} characters long`
+        : `username must be ${min} to ${max} characters long`;
+    }
+    if (!LOCALPART.test(local)) return "username may only contain a-z, 0-9, '.', '_' and '-'";
+    if (password.length < passwordMinLength) {
+      return `password must be at least ${passwordMinLength} characters long`;
+    }
+    return null;
+  }
+
+  /**
+   * Checks a login. An unknown address of our domain is created on first login when JIT is on,
+   * registration allows it and the credentials meet the policy. Concurrent first logins create one
+   * account; a wrong password never changes the stored hash.
+   */
+  async authenticate(address: string, password: string, ctx: { ip?: string } = {}): Promise<AccountRecord> {
+    const ip = ctx.ip ?? "";
+    try {
+      const account = await this.#authenticate(address, password, ip);
+      this.#throttle.recordSuccess(ip);
+      return account;
+    } catch (err) {
+      const delay = this.#throttle.recordFailure(ip);
+      if (delay > 0) await this.#sleep(delay);
+      throw err;
+    }
+  }
+
+  async #authenticate(address: string, password: string, ip: string): Promise<AccountRecord> {
+    const a = this.localAddress(address);
+    if (!a || password.length === 0) throw new RelayError("auth_failed", "Authentication failed");
+    let account = await this.#store.getAccount(a);
+    if (!account) account = await this.#createOnFirstLogin(a, password, ip);
+    if (!(await this.#checkPassword(a, password, account.passwordHash))) {
+      throw new RelayError("auth_failed", "Authentication failed");
+    }
+    if (account.blocked) throw new RelayError("account_blocked", "Account is blocked");
+    await this.#store.recordLogin(account.id, this.#now());
+    return account;
+  }
+
+  async #checkPassword(address: string, password: string, hash: string): Promise<boolean> {
+    const digest = createHash("sha256").update(`${address}\0${password}\0${hash}`).digest("base64");
+    if (this.#verified.has(digest)) return true;
+    const ok = await verifyPassword(password, hash);
+    if (ok) {
+      if (this.#verified.size >= VERIFIED_CACHE_MAX) this.#verified.clear();
+      this.#verified.add(digest);
+    }
+    return ok;
+  }
+
+  #createOnFirstLogin(address: string, password: string, ip: string): Promise<AccountRecord> {
+    let p = this.#inflight.get(address);
+    if (!p) {
+      p = this.#create(address, password, ip).finally(() => this.#inflight.delete(address));
+      this.#inflight.set(address, p);
+    }
+    return p;
+  }
+
+  async #create(address: string, password: string, ip: string): Promise<AccountRecord> {
+    if (!this.#settings.bool("jit_enabled")) {
+      throw new RelayError("auth_failed", "Authentication failed");
+    }
+    const mode = this.#settings.get("registration");
+    const reserved = await this.#store.getSetting(RESERVED_PREFIX + address);
+    const hasReservation = reserved !== null && Number(reserved) > this.#now();
+    if (mode === "closed" || (mode === "token" && !hasReservation)) {
+      throw new RelayError("registration_closed", "Registration is closed");
+    }
+    if (this.credentialProblem(address, password)) {
+      throw new RelayError("auth_failed", "Authentication failed");
+    }
+    if (await this.#store.isBlocked(address)) throw new RelayError("auth_failed", "Authentication failed");
+    this.#checkCreationRate(ip);
+    const { account, created } = await this.#store.createAccount({
+      address,
+      passwordHash: await hashPassword(password),
+      now: this.#now(),
+    });
+    if (created && hasReservation) await this.#store.setSetting(RESERVED_PREFIX + address, null);
+    return account;
+  }
+
+  #checkCreationRate(ip: string) {
+    const max = this.limits.maxCreationsPerIpPerHour;
+    if (max <= 0 || !ip) return;
+    const now = this.#now();
+    const recent = (this.#creations.get(ip) ?? []).filter((t) => now - t < 3600_000);
+    if (recent.length >= max) {
+      throw new RelayError("rate_limited", "Too many new accounts from this address");
+    }
+    recent.push(now);
+    this.#creations.set(ip, recent);
+  }
+
+  /** Fresh random credentials of the configured lengths (not stored: the first login creates). */
+  generateCredentials(): { email: string; password: string } {
+    const alnum = "abcdefghijklmnopqrstuvwxyz0123456789";
+    const pwChars = alnum + "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    const pick = (chars: string, n: number) => {
+      let s = "";
+      while (s.length < n) {
+        for (const b of randomBytes(n * 2)) {
+          // Rejection sampling keeps every character equally likely.
+          if (b < 256 - (256 % chars.length) && s.length < n) s += chars[b % chars.length];
+        }
+      }
+      return s;
+    };
+    const user = pick(alnum, this.limits.usernameMaxLength);
+    return { email: `${user}@${this.domain}`, password: pick(pwChars, this.limits.passwordMinLength + 3) };
+  }
+
+  /** Marks an address as reserved by a registration token, so its first login may create it. */
+  async reserve(address: string): Promise<void> {
+    await this.#store.setSetting(RESERVED_PREFIX + address.toLowerCase(), String(this.#now() + RESERVATION_MS));
+  }
+
+  /** Creates an account directly (CLI, admin API). */
+  async create(address: string, password: string): Promise<AccountRecord> {
+    const problem = this.credentialProblem(address, password);
+    if (problem) throw new RelayError("invalid_credentials_policy", `Cannot create account: ${problem}`);
+    const { account, created } = await this.#store.createAccount({
+      address: address.toLowerCase(),
+      passwordHash: await hashPassword(password),
+      now: this.#now(),
+    });
+    if (!created) throw new RelayError("account_exists", `Account ${account.address} already exists`);
+    return account;
+  }
+
+  async #mustGet(address: string): Promise<AccountRecord> {
+    const a = await this.#store.getAccount(address.toLowerCase());
+    if (!a) throw new RelayError("account_not_found", `No account ${address.toLowerCase()}`);
+    return a;
+  }
+
+  async delete(address: string): Promise<void> {
+    const a = await this.#mustGet(address);
+    await this.#store.deleteAccount(a.id);
+    this.#bus?.publish({ type: "account.deleted", accountId: a.id });
+  }
+
+  async setBlocked(address: string, blocked: boolean): Promise<AccountRecord> {
+    const a = await this.#mustGet(address);
+    await this.#store.setAccountBlocked(a.id, blocked);
+    if (blocked) this.#bus?.publish({ type: "account.deleted", accountId: a.id });
+    return { ...a, blocked };
+  }
+
+  async setPassword(address: string, password: string): Promise<void> {
+    const a = await this.#mustGet(address);
+    if (password.length < this.limits.passwordMinLength) {
+      throw new RelayError("invalid_credentials_policy", `Cannot set password: must be at least ${this.limits.passwordMinLength} characters long`);
+    }
+    await this.#store.setPasswordHash(a.id, await hashPassword(password));
+  }
+
+  list(query: { search?: string; offset?: number; limit?: number }) {
+    return this.#store.listAccounts(query);
+  }
+}

@@ -1,0 +1,2 @@
+export { AccountService } from "./accounts.ts";
+export type { AccountLimits, AccountServiceOptions } from "./accounts.ts";

@@ -1,0 +1,2 @@
+export { MailboxService } from "./service.ts";
+export type { MailboxServiceOptions } from "./service.ts";
