@@ -1,0 +1,258 @@
+// Loads the configuration: defaults < TOML file < environment (TERN_*) < flags. Every problem is
+// collected and reported together with its key; unknown keys only warn.
+
+import { parse as parseToml } from "smol-toml";
+import { DEV_LISTEN_DEFAULTS, envName, FIELD_BY_KEY, FIELDS, LISTEN_DEFAULTS, LISTENERS } from "./schema.ts";
+import type { Field, ListenerName } from "./schema.ts";
+
+export interface Config {
+  /** As configured: "example.org" or "192.0.2.1". */
+  domain: string;
+  /** As used in addresses: "example.org" or "[192.0.2.1]". */
+  mailDomain: string;
+  isIpDomain: boolean;
+  hostname: string;
+  dataDir: string;
+  log: "off" | "info" | "debug";
+  dev: boolean;
+  /** "host:port" per listener; "" disables it. */
+  listen: Record<ListenerName, string>;
+  tlsCert: string;
+  tlsKey: string;
+  acmeEmail: string;
+  limits: {
+    maxMessageBytes: number;
+    maxMailboxBytes: number;
+    sendPerMinute: number;
+    sendBurst: number;
+    maxRecipients: number;
+    usernameMinLength: number;
+    usernameMaxLength: number;
+    passwordMinLength: number;
+    maxConnectionsPerIp: number;
+    maxConnections: number;
+    jitMaxPerIpPerHour: number;
+  };
+  retention: { deleteMailsAfterDays: number; deleteLargeAfterDays: number; deleteInactiveUsersAfterDays: number };
+  queueLifetimeMs: number;
+  dnsServer: string;
+  pushUrl: string;
+  irohRelay: string;
+  turnSecret: string;
+  turnPort: number;
+  adminContact: string;
+  adminToken: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export interface LoadOptions {
+  /** TOML text of the config file (already read) and its name for messages. */
+  fileText?: string;
+  fileName?: string;
+  env?: Record<string, string | undefined>;
+  dev?: boolean;
+  /** Highest precedence, e.g. from command-line flags. */
+  overrides?: Record<string, unknown>;
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+export function parseSize(v: unknown): number | null {
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return v;
+  if (typeof v === "bigint" && v >= 0n) return Number(v);
+  if (typeof v !== "string") return null;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v);
+  if (!m || !(m[2].toLowerCase() in SIZE_UNITS)) return null;
+  return Math.round(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
+}
+
+function coerce(f: Field, raw: unknown, source: string, problems: string[]): unknown {
+  const bad = (why: string) => {
+    problems.push(`${f.key} (${source}): ${why}, got ${JSON.stringify(typeof raw === "bigint" ? Number(raw) : raw)}`);
+    return undefined;
+  };
+  const fromEnv = source.startsWith("env");
+  switch (f.type) {
+    case "int": {
+      const n = typeof raw === "string" && fromEnv ? Number(raw) : typeof raw === "bigint" ? Number(raw) : raw;
+      if (typeof n !== "number" || !Number.isSafeInteger(n)) return bad("expected an integer");
+      if (f.min !== undefined && n < f.min) return bad(`must be at least ${f.min}`);
+      return n;
+    }
+    case "size": {
+      const n = parseSize(raw);
+      if (n === null) return bad("expected a size like 31457280, \"30M\" or \"1G\"");
+      if (f.min !== undefined && n < f.min) return bad(`must be at least ${f.min} bytes`);
+      return n;
+    }
+    case "bool": {
+      if (typeof raw === "boolean") return raw;
+      if (fromEnv && /^(true|false|1|0)$/i.test(String(raw))) return /^(true|1)$/i.test(String(raw));
+      return bad("expected true or false");
+    }
+    case "enum":
+      if (typeof raw !== "string" || !f.values!.includes(raw)) return bad(`expected one of ${f.values!.join(", ")}`);
+      return raw;
+    case "address":
+      if (typeof raw !== "string" || (raw !== "" && !/^(\[[0-9a-f:.]+\]|[^:\s]+):\d{1,5}$/i.test(raw))) {
+        return bad("expected \"host:port\"");
+      }
+      return raw;
+    case "url":
+      if (typeof raw !== "string" || (raw !== "" && !URL.canParse(raw))) return bad("expected a URL");
+      return raw;
+    default:
+      if (typeof raw !== "string") return bad("expected a string");
+      return raw;
+  }
+}
+
+function isIpv4(s: string): boolean {
+  const parts = s.split(".");
+  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
+}
+
+export function loadConfig(options: LoadOptions = {}): { config: Config; warnings: string[] } {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const values = new Map<string, unknown>();
+  const listen: Record<string, string> = { ...(options.dev ? DEV_LISTEN_DEFAULTS : LISTEN_DEFAULTS) };
+  for (const f of FIELDS) values.set(f.key, f.default);
+  if (options.dev) {
+    values.set("domain", "127.0.0.1");
+    values.set("data_dir", "./data");
+    values.set("jit_max_per_ip_per_hour", 0);
+  }
+  const setListen = (name: string, raw: unknown, source: string) => {
+    if (!(LISTENERS as readonly string[]).includes(name)) {
+      warnings.push(`Unknown listener "${name}" (${source}) ignored; known: ${LISTENERS.join(", ")}`);
+      return;
+    }
+    if (raw === false || raw === "") {
+      listen[name] = "";
+      return;
+    }
+    if (typeof raw !== "string" || !/^(\[[0-9a-f:.]+\]|[^:\s]*):\d{1,5}$/i.test(raw) || Number(raw.split(":").pop()) > 65535) {
+      problems.push(`listen.${name} (${source}): expected "host:port" or "" to disable, got ${JSON.stringify(raw)}`);
+      return;
+    }
+    listen[name] = raw;
+  };
+
+  if (options.fileText !== undefined) {
+    const src = options.fileName ?? "config file";
+    let doc: Record<string, unknown> = {};
+    try {
+      doc = parseToml(options.fileText) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError([`${src}: cannot parse TOML: ${(err as Error).message.split("\n")[0]}`]);
+    }
+    for (const [key, raw] of Object.entries(doc)) {
+      if (key === "listen" && raw && typeof raw === "object" && !Array.isArray(raw)) {
+        for (const [name, v] of Object.entries(raw)) setListen(name, v, src);
+        continue;
+      }
+      const f = FIELD_BY_KEY.get(key);
+      if (!f) {
+        warnings.push(`Unknown key "${key}" in ${src} ignored`);
+        continue;
+      }
+      const v = coerce(f, raw, src, problems);
+      if (v !== undefined) values.set(key, v);
+    }
+  }
+
+  const env = options.env ?? {};
+  for (const f of FIELDS) {
+    const raw = env[envName(f.key)];
+    if (raw === undefined) continue;
+    const v = coerce(f, raw, `env ${envName(f.key)}`, problems);
+    if (v !== undefined) values.set(f.key, v);
+  }
+  for (const name of LISTENERS) {
+    const raw = env[envName("listen_" + name)];
+    if (raw !== undefined) setListen(name, raw, `env ${envName("listen_" + name)}`);
+  }
+  for (const [key, raw] of Object.entries(options.overrides ?? {})) {
+    if (key.startsWith("listen.")) {
+      setListen(key.slice(7), raw, "flag");
+      continue;
+    }
+    const f = FIELD_BY_KEY.get(key);
+    if (!f) {
+      problems.push(`Unknown setting "${key}" (flag)`);
+      continue;
+    }
+    const v = coerce(f, raw, "flag", problems);
+    if (v !== undefined) values.set(key, v);
+  }
+
+  const get = <T>(k: string) => values.get(k) as T;
+  let domain = (get<string | null>("domain") ?? "").trim().toLowerCase();
+  if (!domain) problems.push("domain: required (the mail domain, or the server's IPv4 address)");
+  domain = domain.replace(/^\[|\]$/g, "");
+  if (domain && !isIpv4(domain) && !/^[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*$/.test(domain)) {
+    problems.push(`domain: not a valid domain name or IPv4 address, got ${JSON.stringify(domain)}`);
+  }
+  if (get<number>("username_min_length") > get<number>("username_max_length")) {
+    problems.push("username_min_length: must not exceed username_max_length");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const isIpDomain = isIpv4(domain);
+  const iroh = get<string | null>("iroh_relay");
+  const config: Config = {
+    domain,
+    mailDomain: isIpDomain ? `[${domain}]` : domain,
+    isIpDomain,
+    hostname: get<string | null>("hostname") || domain,
+    dataDir: get<string>("data_dir"),
+    log: get<Config["log"]>("log"),
+    dev: options.dev ?? false,
+    listen: listen as Record<ListenerName, string>,
+    tlsCert: get("tls_cert"),
+    tlsKey: get("tls_key"),
+    acmeEmail: get("acme_email"),
+    limits: {
+      maxMessageBytes: get("max_message_size"),
+      maxMailboxBytes: get("max_mailbox_size"),
+      sendPerMinute: get("max_user_send_per_minute"),
+      sendBurst: get("max_user_send_burst_size"),
+      maxRecipients: get("max_recipients"),
+      usernameMinLength: get("username_min_length"),
+      usernameMaxLength: get("username_max_length"),
+      passwordMinLength: get("password_min_length"),
+      maxConnectionsPerIp: get("max_connections_per_ip"),
+      maxConnections: get("max_connections"),
+      jitMaxPerIpPerHour: get("jit_max_per_ip_per_hour"),
+    },
+    retention: {
+      deleteMailsAfterDays: get("delete_mails_after"),
+      deleteLargeAfterDays: get("delete_large_after"),
+      deleteInactiveUsersAfterDays: get("delete_inactive_users_after"),
+    },
+    queueLifetimeMs: get<number>("queue_lifetime_hours") * 3600_000,
+    dnsServer: get("dns_server"),
+    pushUrl: get("push_url"),
+    irohRelay: iroh === null ? `https://${isIpDomain ? domain : domain}` : iroh,
+    turnSecret: get("turn_secret"),
+    turnPort: get("turn_port"),
+    adminContact: get("admin_contact"),
+    adminToken: get("admin_token"),
+  };
+  return { config: deepFreeze(config), warnings };
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object") {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

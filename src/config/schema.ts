@@ -1,0 +1,81 @@
+// The configuration schema: one table of keys with type, default, environment variable and doc.
+// Defaults follow the chatmail relay (chatmail.ini). README config docs are generated from it.
+
+export type FieldType = "string" | "int" | "size" | "bool" | "enum" | "address" | "url";
+
+export interface Field {
+  key: string;
+  type: FieldType;
+  default: string | number | boolean | null;
+  doc: string;
+  values?: readonly string[];
+  /** Minimum for int/size. */
+  min?: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const LISTENERS = ["smtp", "submission", "submissions", "imap", "imaps", "http", "https", "metrics"] as const;
+export type ListenerName = (typeof LISTENERS)[number];
+
+/** Production listen defaults ("" = disabled). */
+export const LISTEN_DEFAULTS: Record<ListenerName, string> = {
+  smtp: "0.0.0.0:25",
+  submission: "0.0.0.0:587",
+  submissions: "0.0.0.0:465",
+  imap: "0.0.0.0:143",
+  imaps: "0.0.0.0:993",
+  http: "0.0.0.0:80",
+  https: "0.0.0.0:443",
+  metrics: "",
+};
+
+/** Dev-mode listen defaults: loopback, unprivileged ports. */
+export const DEV_LISTEN_DEFAULTS: Record<ListenerName, string> = {
+  smtp: "127.0.0.1:2525",
+  submission: "127.0.0.1:2587",
+  submissions: "127.0.0.1:2465",
+  imap: "127.0.0.1:2143",
+  imaps: "127.0.0.1:2993",
+  http: "127.0.0.1:8080",
+  https: "127.0.0.1:8443",
+  metrics: "127.0.0.1:9100",
+};
+
+export const FIELDS: readonly Field[] = [
+  { key: "domain", type: "string", default: null, doc: "Mail domain; an IPv4 address makes an IP relay (addresses user@[ip])" },
+  { key: "hostname", type: "string", default: null, doc: "Host name of this server (greeting, TLS names); defaults to domain" },
+  { key: "data_dir", type: "string", default: "/var/lib/tern", doc: "Directory for the database, keys and certificates" },
+  { key: "log", type: "enum", values: ["off", "info", "debug"], default: "off", doc: "off keeps No-Log: nothing about users is written; info/debug write structured lines to stderr" },
+  { key: "tls_cert", type: "string", default: "", doc: "PEM certificate chain; empty: a local CA and certificate are generated" },
+  { key: "tls_key", type: "string", default: "", doc: "PEM private key for tls_cert" },
+  { key: "acme_email", type: "string", default: "", doc: "Contact e-mail for ACME certificates" },
+  { key: "max_message_size", type: "size", default: 30 * MiB, min: 1024, doc: "Largest message accepted, bytes (or 30M, 1G)" },
+  { key: "max_mailbox_size", type: "size", default: 500 * MiB, min: 1024, doc: "Per-account quota, bytes (or 500M)" },
+  { key: "max_user_send_per_minute", type: "int", default: 60, min: 1, doc: "Sustained submissions per user and minute" },
+  { key: "max_user_send_burst_size", type: "int", default: 10, min: 1, doc: "Submissions a user may send back-to-back" },
+  { key: "max_recipients", type: "int", default: 1000, min: 1, doc: "Recipients per message" },
+  { key: "username_min_length", type: "int", default: 9, min: 1, doc: "Shortest local part for new accounts" },
+  { key: "username_max_length", type: "int", default: 9, min: 1, doc: "Longest local part for new accounts; also the /new length" },
+  { key: "password_min_length", type: "int", default: 9, min: 1, doc: "Shortest password for new accounts" },
+  { key: "delete_mails_after", type: "int", default: 20, min: 1, doc: "Days after which every message is deleted" },
+  { key: "delete_large_after", type: "int", default: 7, min: 1, doc: "Days after which messages over 200 kB are deleted" },
+  { key: "delete_inactive_users_after", type: "int", default: 90, min: 1, doc: "Days without login after which an account is deleted" },
+  { key: "max_connections_per_ip", type: "int", default: 200, min: 1, doc: "Concurrent connections per client address and listener" },
+  { key: "max_connections", type: "int", default: 20000, min: 1, doc: "Concurrent connections per listener" },
+  { key: "jit_max_per_ip_per_hour", type: "int", default: 60, min: 0, doc: "New accounts per client address and hour; 0: no limit" },
+  { key: "queue_lifetime_hours", type: "int", default: 120, min: 1, doc: "Hours an outbound message is retried before it bounces" },
+  { key: "dns_server", type: "address", default: "", doc: "DNS server \"ip:port\" for MX/TXT lookups; empty: the system resolver" },
+  { key: "push_url", type: "url", default: "https://notifications.delta.chat/notify", doc: "Delta Chat notification service" },
+  { key: "iroh_relay", type: "string", default: null, doc: "Iroh relay URL offered to clients; default https://<domain>; empty disables" },
+  { key: "turn_secret", type: "string", default: "", doc: "TURN REST shared secret; empty: generated and kept in data_dir" },
+  { key: "turn_port", type: "int", default: 3478, min: 0, doc: "UDP port of the embedded TURN server; 0 disables it" },
+  { key: "admin_contact", type: "string", default: "", doc: "Operator contact, shown on the privacy page and as /shared/admin" },
+  { key: "admin_token", type: "string", default: "", doc: "Admin API token; empty: kept in data_dir/admin_token" },
+];
+
+export const FIELD_BY_KEY: ReadonlyMap<string, Field> = new Map(FIELDS.map((f) => [f.key, f]));
+
+export function envName(key: string): string {
+  return "TERN_" + key.toUpperCase().replace(/\./g, "_");
+}
