@@ -78,7 +78,7 @@ export class SocketConnection implements Connection {
   #inflate: zlib.InflateRaw | null = null;
   #deflate: zlib.DeflateRaw | null = null;
   #idleMs = 0;
-  #idleTimer: number | undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #options: ConnectionOptions;
   #onData = (chunk: Uint8Array) => this.#push(chunk);

@@ -110,7 +110,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       abort.abort();
       if (sessions.size > 0) {
-        let timer: number | undefined;
+        let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
           Promise.allSettled([...sessions]),
           new Promise((r) => (timer = setTimeout(r, graceMs))),

@@ -71,7 +71,7 @@ export async function generateSelfSigned(names: string[], days = 36500): Promise
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
       new x509.SubjectAlternativeNameExtension(
-        unique.map((n) => (isIp(n) ? { type: "ip", value: n } : { type: "dns", value: n })),
+        unique.map((n) => ({ type: isIp(n) ? "ip" as const : "dns" as const, value: n })),
       ),
       await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
     ],
