@@ -98,7 +98,11 @@ export class AccountService {
    * registration allows it and the credentials meet the policy. Concurrent first logins create one
    * account; a wrong password never changes the stored hash.
    */
-  async authenticate(address: string, password: string, ctx: { ip?: string } = {}): Promise<AccountRecord> {
+  async authenticate(
+    address: string,
+    password: string,
+    ctx: { ip?: string } = {},
+  ): Promise<AccountRecord> {
     const ip = ctx.ip ?? "";
     try {
       const account = await this.#authenticate(address, password, ip);
@@ -157,7 +161,9 @@ export class AccountService {
     if (this.credentialProblem(address, password)) {
       throw new RelayError("auth_failed", "Authentication failed");
     }
-    if (await this.#store.isBlocked(address)) throw new RelayError("auth_failed", "Authentication failed");
+    if (await this.#store.isBlocked(address)) {
+      throw new RelayError("auth_failed", "Authentication failed");
+    }
     this.#checkCreationRate(ip);
     const { account, created } = await this.#store.createAccount({
       address,
@@ -195,24 +201,34 @@ export class AccountService {
       return s;
     };
     const user = pick(alnum, this.limits.usernameMaxLength);
-    return { email: `${user}@${this.domain}`, password: pick(pwChars, this.limits.passwordMinLength + 3) };
+    return {
+      email: `${user}@${this.domain}`,
+      password: pick(pwChars, this.limits.passwordMinLength + 3),
+    };
   }
 
   /** Marks an address as reserved by a registration token, so its first login may create it. */
   async reserve(address: string): Promise<void> {
-    await this.#store.setSetting(RESERVED_PREFIX + address.toLowerCase(), String(this.#now() + RESERVATION_MS));
+    await this.#store.setSetting(
+      RESERVED_PREFIX + address.toLowerCase(),
+      String(this.#now() + RESERVATION_MS),
+    );
   }
 
   /** Creates an account directly (CLI, admin API). */
   async create(address: string, password: string): Promise<AccountRecord> {
     const problem = this.credentialProblem(address, password);
-    if (problem) throw new RelayError("invalid_credentials_policy", `Cannot create account: ${problem}`);
+    if (problem) {
+      throw new RelayError("invalid_credentials_policy", `Cannot create account: ${problem}`);
+    }
     const { account, created } = await this.#store.createAccount({
       address: address.toLowerCase(),
       passwordHash: await hashPassword(password),
       now: this.#now(),
     });
-    if (!created) throw new RelayError("account_exists", `Account ${account.address} already exists`);
+    if (!created) {
+      throw new RelayError("account_exists", `Account ${account.address} already exists`);
+    }
     return account;
   }
 
@@ -238,7 +254,10 @@ export class AccountService {
   async setPassword(address: string, password: string): Promise<void> {
     const a = await this.#mustGet(address);
     if (password.length < this.limits.passwordMinLength) {
-      throw new RelayError("invalid_credentials_policy", `Cannot set password: must be at least ${this.limits.passwordMinLength} characters long`);
+      throw new RelayError(
+        "invalid_credentials_policy",
+        `Cannot set password: must be at least ${this.limits.passwordMinLength} characters long`,
+      );
     }
     await this.#store.setPasswordHash(a.id, await hashPassword(password));
   }

@@ -12,7 +12,13 @@ async function setup(limits = {}) {
     store,
     settings,
     domain: "example.org",
-    limits: { usernameMinLength: 9, usernameMaxLength: 9, passwordMinLength: 9, maxCreationsPerIpPerHour: 0, ...limits },
+    limits: {
+      usernameMinLength: 9,
+      usernameMaxLength: 9,
+      passwordMinLength: 9,
+      maxCreationsPerIpPerHour: 0,
+      ...limits,
+    },
     sleep: () => Promise.resolve(),
   });
   return { store, settings, svc, [Symbol.dispose]: () => store.close() };
@@ -25,19 +31,24 @@ Deno.test("authenticate() creates an unknown account on first login and then che
   const again = await t.svc.authenticate("ABCDEFGHI@example.org", "password123");
   assert.equal(again.id, a.id);
   const before = (await t.store.getAccount("abcdefghi@example.org"))!.passwordHash;
-  await assert.rejects(t.svc.authenticate("abcdefghi@example.org", "wrongpass99"), (e) => isRelayError(e, "auth_failed"));
+  await assert.rejects(
+    t.svc.authenticate("abcdefghi@example.org", "wrongpass99"),
+    (e) => isRelayError(e, "auth_failed"),
+  );
   assert.equal((await t.store.getAccount("abcdefghi@example.org"))!.passwordHash, before);
 });
 
 Deno.test("authenticate() refuses JIT for bad usernames, short passwords and other domains", async () => {
   using t = await setup();
-  for (const [addr, pw] of [
-    ["short@example.org", "password123"],
-    ["toolongname@example.org", "password123"],
-    ["ABC+efghi@example.org", "password123"],
-    ["abcdefghi@example.org", "admin"],
-    ["abcdefghi@other.org", "password123"],
-  ]) {
+  for (
+    const [addr, pw] of [
+      ["short@example.org", "password123"],
+      ["toolongname@example.org", "password123"],
+      ["ABC+efghi@example.org", "password123"],
+      ["abcdefghi@example.org", "admin"],
+      ["abcdefghi@other.org", "password123"],
+    ]
+  ) {
     await assert.rejects(t.svc.authenticate(addr, pw), (e) => isRelayError(e, "auth_failed"), addr);
   }
   assert.equal(await t.store.countAccounts(), 0);
@@ -55,16 +66,28 @@ Deno.test("authenticate() creates exactly one account for concurrent first login
 Deno.test("authenticate() honours registration, JIT settings and blocking", async () => {
   using t = await setup();
   await t.settings.set("registration", "closed");
-  await assert.rejects(t.svc.authenticate("closed001@example.org", "password123"), (e) => isRelayError(e, "registration_closed"));
+  await assert.rejects(
+    t.svc.authenticate("closed001@example.org", "password123"),
+    (e) => isRelayError(e, "registration_closed"),
+  );
   await t.settings.set("registration", "token");
-  await assert.rejects(t.svc.authenticate("token0001@example.org", "password123"), (e) => isRelayError(e, "registration_closed"));
+  await assert.rejects(
+    t.svc.authenticate("token0001@example.org", "password123"),
+    (e) => isRelayError(e, "registration_closed"),
+  );
   await t.svc.reserve("token0001@example.org");
   await t.svc.authenticate("token0001@example.org", "password123");
   await t.settings.set("registration", "open");
   await t.settings.set("jit_enabled", "false");
-  await assert.rejects(t.svc.authenticate("nojit0001@example.org", "password123"), (e) => isRelayError(e, "auth_failed"));
+  await assert.rejects(
+    t.svc.authenticate("nojit0001@example.org", "password123"),
+    (e) => isRelayError(e, "auth_failed"),
+  );
   await t.svc.setBlocked("token0001@example.org", true);
-  await assert.rejects(t.svc.authenticate("token0001@example.org", "password123"), (e) => isRelayError(e, "account_blocked"));
+  await assert.rejects(
+    t.svc.authenticate("token0001@example.org", "password123"),
+    (e) => isRelayError(e, "account_blocked"),
+  );
 });
 
 Deno.test("authenticate() limits JIT creations per client address", async () => {

@@ -39,6 +39,8 @@ export class LoginThrottle {
   }
 
   #prune(now: number) {
-    for (const [ip, f] of this.#failures) if (now - f.since > this.#windowMs) this.#failures.delete(ip);
+    for (const [ip, f] of this.#failures) {
+      if (now - f.since > this.#windowMs) this.#failures.delete(ip);
+    }
   }
 }

@@ -10,8 +10,13 @@ const KEY_BYTES = 32;
 
 function scryptAsync(password: string, salt: Uint8Array, n: number, r: number, p: number) {
   return new Promise<Uint8Array>((resolve, reject) =>
-    scrypt(password, salt, KEY_BYTES, { N: n, r, p, maxmem: 256 * n * r * 2 }, (err, key) =>
-      err ? reject(err) : resolve(new Uint8Array(key)))
+    scrypt(
+      password,
+      salt,
+      KEY_BYTES,
+      { N: n, r, p, maxmem: 256 * n * r * 2 },
+      (err, key) => err ? reject(err) : resolve(new Uint8Array(key)),
+    )
   );
 }
 

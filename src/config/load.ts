@@ -2,7 +2,14 @@
 // collected and reported together with its key; unknown keys only warn.
 
 import { parse as parseToml } from "smol-toml";
-import { DEV_LISTEN_DEFAULTS, envName, FIELD_BY_KEY, FIELDS, LISTEN_DEFAULTS, LISTENERS } from "./schema.ts";
+import {
+  DEV_LISTEN_DEFAULTS,
+  envName,
+  FIELD_BY_KEY,
+  FIELDS,
+  LISTEN_DEFAULTS,
+  LISTENERS,
+} from "./schema.ts";
 import type { Field, ListenerName } from "./schema.ts";
 
 export interface Config {
@@ -33,7 +40,11 @@ export interface Config {
     maxConnections: number;
     jitMaxPerIpPerHour: number;
   };
-  retention: { deleteMailsAfterDays: number; deleteLargeAfterDays: number; deleteInactiveUsersAfterDays: number };
+  retention: {
+    deleteMailsAfterDays: number;
+    deleteLargeAfterDays: number;
+    deleteInactiveUsersAfterDays: number;
+  };
   queueLifetimeMs: number;
   dnsServer: string;
   pushUrl: string;
@@ -61,7 +72,19 @@ export interface LoadOptions {
   overrides?: Record<string, unknown>;
 }
 
-const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+};
 
 export function parseSize(v: unknown): number | null {
   if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return v;
@@ -74,38 +97,54 @@ export function parseSize(v: unknown): number | null {
 
 function coerce(f: Field, raw: unknown, source: string, problems: string[]): unknown {
   const bad = (why: string) => {
-    problems.push(`${f.key} (${source}): ${why}, got ${JSON.stringify(typeof raw === "bigint" ? Number(raw) : raw)}`);
+    problems.push(
+      `${f.key} (${source}): ${why}, got ${
+        JSON.stringify(typeof raw === "bigint" ? Number(raw) : raw)
+      }`,
+    );
     return undefined;
   };
   const fromEnv = source.startsWith("env");
   switch (f.type) {
     case "int": {
-      const n = typeof raw === "string" && fromEnv ? Number(raw) : typeof raw === "bigint" ? Number(raw) : raw;
+      const n = typeof raw === "string" && fromEnv
+        ? Number(raw)
+        : typeof raw === "bigint"
+        ? Number(raw)
+        : raw;
       if (typeof n !== "number" || !Number.isSafeInteger(n)) return bad("expected an integer");
       if (f.min !== undefined && n < f.min) return bad(`must be at least ${f.min}`);
       return n;
     }
     case "size": {
       const n = parseSize(raw);
-      if (n === null) return bad("expected a size like 31457280, \"30M\" or \"1G\"");
+      if (n === null) return bad('expected a size like 31457280, "30M" or "1G"');
       if (f.min !== undefined && n < f.min) return bad(`must be at least ${f.min} bytes`);
       return n;
     }
     case "bool": {
       if (typeof raw === "boolean") return raw;
-      if (fromEnv && /^(true|false|1|0)$/i.test(String(raw))) return /^(true|1)$/i.test(String(raw));
+      if (fromEnv && /^(true|false|1|0)$/i.test(String(raw))) {
+        return /^(true|1)$/i.test(String(raw));
+      }
       return bad("expected true or false");
     }
     case "enum":
-      if (typeof raw !== "string" || !f.values!.includes(raw)) return bad(`expected one of ${f.values!.join(", ")}`);
+      if (typeof raw !== "string" || !f.values!.includes(raw)) {
+        return bad(`expected one of ${f.values!.join(", ")}`);
+      }
       return raw;
     case "address":
-      if (typeof raw !== "string" || (raw !== "" && !/^(\[[0-9a-f:.]+\]|[^:\s]+):\d{1,5}$/i.test(raw))) {
-        return bad("expected \"host:port\"");
+      if (
+        typeof raw !== "string" || (raw !== "" && !/^(\[[0-9a-f:.]+\]|[^:\s]+):\d{1,5}$/i.test(raw))
+      ) {
+        return bad('expected "host:port"');
       }
       return raw;
     case "url":
-      if (typeof raw !== "string" || (raw !== "" && !URL.canParse(raw))) return bad("expected a URL");
+      if (typeof raw !== "string" || (raw !== "" && !URL.canParse(raw))) {
+        return bad("expected a URL");
+      }
       return raw;
     default:
       if (typeof raw !== "string") return bad("expected a string");
@@ -122,7 +161,9 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   const problems: string[] = [];
   const warnings: string[] = [];
   const values = new Map<string, unknown>();
-  const listen: Record<string, string> = { ...(options.dev ? DEV_LISTEN_DEFAULTS : LISTEN_DEFAULTS) };
+  const listen: Record<string, string> = {
+    ...(options.dev ? DEV_LISTEN_DEFAULTS : LISTEN_DEFAULTS),
+  };
   for (const f of FIELDS) values.set(f.key, f.default);
   if (options.dev) {
     values.set("domain", "127.0.0.1");
@@ -131,15 +172,24 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   }
   const setListen = (name: string, raw: unknown, source: string) => {
     if (!(LISTENERS as readonly string[]).includes(name)) {
-      warnings.push(`Unknown listener "${name}" (${source}) ignored; known: ${LISTENERS.join(", ")}`);
+      warnings.push(
+        `Unknown listener "${name}" (${source}) ignored; known: ${LISTENERS.join(", ")}`,
+      );
       return;
     }
     if (raw === false || raw === "") {
       listen[name] = "";
       return;
     }
-    if (typeof raw !== "string" || !/^(\[[0-9a-f:.]+\]|[^:\s]*):\d{1,5}$/i.test(raw) || Number(raw.split(":").pop()) > 65535) {
-      problems.push(`listen.${name} (${source}): expected "host:port" or "" to disable, got ${JSON.stringify(raw)}`);
+    if (
+      typeof raw !== "string" || !/^(\[[0-9a-f:.]+\]|[^:\s]*):\d{1,5}$/i.test(raw) ||
+      Number(raw.split(":").pop()) > 65535
+    ) {
+      problems.push(
+        `listen.${name} (${source}): expected "host:port" or "" to disable, got ${
+          JSON.stringify(raw)
+        }`,
+      );
       return;
     }
     listen[name] = raw;
@@ -151,7 +201,9 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     try {
       doc = parseToml(options.fileText) as Record<string, unknown>;
     } catch (err) {
-      throw new ConfigError([`${src}: cannot parse TOML: ${(err as Error).message.split("\n")[0]}`]);
+      throw new ConfigError([
+        `${src}: cannot parse TOML: ${(err as Error).message.split("\n")[0]}`,
+      ]);
     }
     for (const [key, raw] of Object.entries(doc)) {
       if (key === "listen" && raw && typeof raw === "object" && !Array.isArray(raw)) {
@@ -197,7 +249,10 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   let domain = (get<string | null>("domain") ?? "").trim().toLowerCase();
   if (!domain) problems.push("domain: required (the mail domain, or the server's IPv4 address)");
   domain = domain.replace(/^\[|\]$/g, "");
-  if (domain && !isIpv4(domain) && !/^[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*$/.test(domain)) {
+  if (
+    domain && !isIpv4(domain) &&
+    !/^[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*$/.test(domain)
+  ) {
     problems.push(`domain: not a valid domain name or IPv4 address, got ${JSON.stringify(domain)}`);
   }
   if (get<number>("username_min_length") > get<number>("username_max_length")) {

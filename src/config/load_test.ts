@@ -27,9 +27,10 @@ Deno.test("loadConfig() turns an IPv4 domain into a domain literal", () => {
 
 Deno.test("loadConfig() layers file < env < flags and disables listeners", () => {
   const { config } = loadConfig({
-    fileText: 'domain = "a.org"\nmax_message_size = "10M"\n[listen]\nsmtp = "127.0.0.1:2525"\nhttp = ""',
+    fileText:
+      'domain = "a.org"\nmax_message_size = "10M"\n[listen]\nsmtp = "127.0.0.1:2525"\nhttp = ""',
     env: { TERN_MAX_MESSAGE_SIZE: "20M", TERN_LISTEN_IMAP: "127.0.0.1:0" },
-    overrides: { "listen.imaps": "" , log: "debug" },
+    overrides: { "listen.imaps": "", log: "debug" },
   });
   assert.equal(config.limits.maxMessageBytes, 20 * 1024 * 1024);
   assert.equal(config.listen.smtp, "127.0.0.1:2525");
@@ -43,13 +44,16 @@ Deno.test("loadConfig() reports every wrong type or value with its key", () => {
   try {
     loadConfig({
       fileName: "tern.toml",
-      fileText: 'domain = "bad domain!"\nmax_user_send_per_minute = "lots"\nmax_message_size = "huge"\nlog = "loud"\n[listen]\nsmtp = "nowhere"',
+      fileText:
+        'domain = "bad domain!"\nmax_user_send_per_minute = "lots"\nmax_message_size = "huge"\nlog = "loud"\n[listen]\nsmtp = "nowhere"',
     });
     assert.fail("expected ConfigError");
   } catch (err) {
     assert.ok(err instanceof ConfigError);
     const text = err.problems.join("\n");
-    for (const key of ["domain", "max_user_send_per_minute", "max_message_size", "log", "listen.smtp"]) {
+    for (
+      const key of ["domain", "max_user_send_per_minute", "max_message_size", "log", "listen.smtp"]
+    ) {
       assert.match(text, new RegExp(key.replace(".", "\\.")), key);
     }
     assert.equal(err.problems.length, 5);
@@ -59,11 +63,16 @@ Deno.test("loadConfig() reports every wrong type or value with its key", () => {
 Deno.test("loadConfig() requires a domain and rejects broken TOML", () => {
   assert.throws(() => loadConfig({ fileText: "" }), /domain: required/);
   assert.throws(() => loadConfig({ fileText: "domain = " }), /cannot parse TOML/);
-  assert.throws(() => loadConfig({ fileText: 'domain = "a.org"\nusername_min_length = 12' }), /must not exceed/);
+  assert.throws(
+    () => loadConfig({ fileText: 'domain = "a.org"\nusername_min_length = 12' }),
+    /must not exceed/,
+  );
 });
 
 Deno.test("loadConfig() warns about unknown keys", () => {
-  const { warnings } = loadConfig({ fileText: 'domain = "a.org"\nfoo = 1\n[listen]\nbar = "1.2.3.4:5"' });
+  const { warnings } = loadConfig({
+    fileText: 'domain = "a.org"\nfoo = 1\n[listen]\nbar = "1.2.3.4:5"',
+  });
   assert.equal(warnings.length, 2);
   assert.match(warnings[0], /Unknown key "foo"/);
 });

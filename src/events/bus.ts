@@ -26,7 +26,7 @@ export class EventBus {
   publish(event: RelayEvent): void {
     if ("accountId" in event) {
       const subs = this.#byAccount.get(event.accountId);
-      if (subs) for (const h of [...subs]) this.#call(h, event);
+      if (subs) { for (const h of [...subs]) this.#call(h, event); }
     }
     for (const h of [...this.#all]) this.#call(h, event);
   }
@@ -40,7 +40,11 @@ export class EventBus {
   }
 
   /** Subscribes to one account's events until the signal aborts (or the returned function runs). */
-  subscribeAccount(accountId: number, handler: RelayEventHandler, signal?: AbortSignal): () => void {
+  subscribeAccount(
+    accountId: number,
+    handler: RelayEventHandler,
+    signal?: AbortSignal,
+  ): () => void {
     let set = this.#byAccount.get(accountId);
     if (!set) this.#byAccount.set(accountId, set = new Set());
     set.add(handler);

@@ -29,7 +29,11 @@ export function createLogger(
   const emit = (lvl: string, msg: string, fields?: LogFields) => {
     const rec: LogFields = { ts: now().toISOString(), level: lvl, msg, ...base, ...fields };
     for (const [k, v] of Object.entries(rec)) {
-      if (v instanceof Error) rec[k] = level === "debug" ? `${v.name}: ${v.message}\n${v.stack}` : `${v.name}: ${v.message}`;
+      if (v instanceof Error) {
+        rec[k] = level === "debug"
+          ? `${v.name}: ${v.message}\n${v.stack}`
+          : `${v.name}: ${v.message}`;
+      }
     }
     write(JSON.stringify(rec));
   };

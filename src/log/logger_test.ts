@@ -13,9 +13,17 @@ Deno.test("createLogger() in No-Log mode writes only operational lines", () => {
 
 Deno.test("createLogger() writes structured JSON lines with child fields", () => {
   const lines: string[] = [];
-  const log = createLogger("info", { write: (l) => lines.push(l), now: () => new Date(0) }).child({ cid: "c1" });
+  const log = createLogger("info", { write: (l) => lines.push(l), now: () => new Date(0) }).child({
+    cid: "c1",
+  });
   log.info("hello", { proto: "smtp" });
   log.debug("hidden");
   assert.equal(lines.length, 1);
-  assert.deepEqual(JSON.parse(lines[0]), { ts: "1970-01-01T00:00:00.000Z", level: "info", msg: "hello", cid: "c1", proto: "smtp" });
+  assert.deepEqual(JSON.parse(lines[0]), {
+    ts: "1970-01-01T00:00:00.000Z",
+    level: "info",
+    msg: "hello",
+    cid: "c1",
+    proto: "smtp",
+  });
 });

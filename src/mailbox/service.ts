@@ -56,7 +56,11 @@ export class MailboxService {
     return this.#store.getMailboxById(mailboxId);
   }
 
-  async createMailbox(accountId: number, name: string, specialUse?: string | null): Promise<MailboxRecord> {
+  async createMailbox(
+    accountId: number,
+    name: string,
+    specialUse?: string | null,
+  ): Promise<MailboxRecord> {
     const mb = await this.#store.createMailbox(accountId, name, specialUse);
     this.#listChanged(accountId);
     return mb;
@@ -112,19 +116,33 @@ export class MailboxService {
     return this.#store.readBody(bodyId);
   }
 
-  async setFlags(accountId: number, mailboxId: number, update: FlagUpdate): Promise<FlagUpdateResult> {
+  async setFlags(
+    accountId: number,
+    mailboxId: number,
+    update: FlagUpdate,
+  ): Promise<FlagUpdateResult> {
     const r = await this.#store.setFlags(mailboxId, update);
     if (r.updated.length > 0) this.#changed(accountId, mailboxId);
     return r;
   }
 
-  async copyMessages(accountId: number, mailboxId: number, uids: number[], destinationMailboxId: number): Promise<CopyResult> {
+  async copyMessages(
+    accountId: number,
+    mailboxId: number,
+    uids: number[],
+    destinationMailboxId: number,
+  ): Promise<CopyResult> {
     const r = await this.#store.copyMessages(mailboxId, uids, destinationMailboxId);
     if (r.mapping.length > 0) this.#changed(accountId, destinationMailboxId);
     return r;
   }
 
-  async moveMessages(accountId: number, mailboxId: number, uids: number[], destinationMailboxId: number): Promise<CopyResult> {
+  async moveMessages(
+    accountId: number,
+    mailboxId: number,
+    uids: number[],
+    destinationMailboxId: number,
+  ): Promise<CopyResult> {
     const r = await this.#store.moveMessages(mailboxId, uids, destinationMailboxId);
     if (r.mapping.length > 0) {
       this.#changed(accountId, destinationMailboxId);

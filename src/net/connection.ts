@@ -330,7 +330,10 @@ export class SocketConnection implements Connection {
         resolve();
       });
       t.once("error", fail);
-      t.once("close", () => reject(new ConnectionClosedError("Connection closed during TLS handshake")));
+      t.once(
+        "close",
+        () => reject(new ConnectionClosedError("Connection closed during TLS handshake")),
+      );
     });
     this.#attach(t);
     this.#touch();

@@ -51,7 +51,12 @@ async function readUntil(c: Deno.Conn, needle: string): Promise<string> {
 }
 
 Deno.test("listen() serves plain lines and upgrades with STARTTLS (Deno client)", async () => {
-  const l = await listen({ address: "127.0.0.1:0", mode: "plain", secureContext: () => ctx, onConnection: session });
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "plain",
+    secureContext: () => ctx,
+    onConnection: session,
+  });
   try {
     const c = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
     assert.match(await readUntil(c, "ready\r\n"), /ready/);
@@ -70,7 +75,12 @@ Deno.test("listen() serves plain lines and upgrades with STARTTLS (Deno client)"
 });
 
 Deno.test("listen() refuses bytes pipelined after STARTTLS", async () => {
-  const l = await listen({ address: "127.0.0.1:0", mode: "plain", secureContext: () => ctx, onConnection: session });
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "plain",
+    secureContext: () => ctx,
+    onConnection: session,
+  });
   try {
     const c = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
     await readUntil(c, "ready\r\n");
@@ -83,9 +93,18 @@ Deno.test("listen() refuses bytes pipelined after STARTTLS", async () => {
 });
 
 Deno.test("listen() serves implicit TLS and rejects over-long lines", async () => {
-  const l = await listen({ address: "127.0.0.1:0", mode: "tls", secureContext: () => ctx, onConnection: session });
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "tls",
+    secureContext: () => ctx,
+    onConnection: session,
+  });
   try {
-    const c = await Deno.connectTls({ hostname: "localhost", port: l.port, caCerts: [material.caPem!] });
+    const c = await Deno.connectTls({
+      hostname: "localhost",
+      port: l.port,
+      caCerts: [material.caPem!],
+    });
     await readUntil(c, "ready\r\n");
     await c.write(enc.encode("x".repeat(5000) + "\r\nshort\r\n"));
     const got = await readUntil(c, "ECHO short\r\n");
@@ -130,13 +149,30 @@ Deno.test("STARTTLS works with openssl s_client", { ignore: !(await hasOpenssl()
       else await conn.write("250 ok\r\n");
     }
   };
-  const l = await listen({ address: "127.0.0.1:0", mode: "plain", secureContext: () => ctx, onConnection: smtpLike });
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "plain",
+    secureContext: () => ctx,
+    onConnection: smtpLike,
+  });
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/ca.pem`, material.caPem!);
     for (let i = 0; i < 5; i++) {
       const p = new Deno.Command("openssl", {
-        args: ["s_client", "-connect", `127.0.0.1:${l.port}`, "-starttls", "smtp", "-CAfile", `${dir}/ca.pem`, "-verify_return_error", "-servername", "localhost", "-quiet"],
+        args: [
+          "s_client",
+          "-connect",
+          `127.0.0.1:${l.port}`,
+          "-starttls",
+          "smtp",
+          "-CAfile",
+          `${dir}/ca.pem`,
+          "-verify_return_error",
+          "-servername",
+          "localhost",
+          "-quiet",
+        ],
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
@@ -155,7 +191,8 @@ Deno.test("STARTTLS works with openssl s_client", { ignore: !(await hasOpenssl()
 
 async function hasOpenssl() {
   try {
-    return (await new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" }).output()).success;
+    return (await new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" })
+      .output()).success;
   } catch {
     return false;
   }

@@ -1,6 +1,16 @@
-export { ConnectionClosedError, IdleTimeoutError, LineTooLongError, SocketConnection } from "./connection.ts";
+export {
+  ConnectionClosedError,
+  IdleTimeoutError,
+  LineTooLongError,
+  SocketConnection,
+} from "./connection.ts";
 export type { Connection } from "./connection.ts";
 export { listen, parseHostPort } from "./listen.ts";
 export type { Listener, ListenMode, ListenOptions } from "./listen.ts";
-export { createSecureContext, describeCertificate, generateSelfSigned, loadTlsMaterial } from "./tls.ts";
+export {
+  createSecureContext,
+  describeCertificate,
+  generateSelfSigned,
+  loadTlsMaterial,
+} from "./tls.ts";
 export type { CertificateInfo, TlsMaterial } from "./tls.ts";

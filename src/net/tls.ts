@@ -52,7 +52,10 @@ export async function generateSelfSigned(names: string[], days = 36500): Promise
     signingAlgorithm: ALG,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
       await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   });
@@ -140,7 +143,9 @@ export function createSecureContext(m: TlsMaterial): tls.SecureContext {
 
 export function describeCertificate(certPem: string): CertificateInfo {
   const c = new X509Certificate(certPem);
-  const names = (c.subjectAltName ?? "").split(/,\s*/).map((s) => s.replace(/^(DNS|IP Address):/, ""))
+  const names = (c.subjectAltName ?? "").split(/,\s*/).map((s) =>
+    s.replace(/^(DNS|IP Address):/, "")
+  )
     .filter(Boolean);
   return {
     subject: c.subject,

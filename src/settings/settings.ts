@@ -20,7 +20,8 @@ export const SETTINGS = {
     kind: "enum",
     values: ["open", "closed", "token"],
     default: "open",
-    doc: "open: anyone may create an account; token: only with a registration token; closed: nobody",
+    doc:
+      "open: anyone may create an account; token: only with a registration token; closed: nobody",
   },
   jit_enabled: {
     kind: "boolean",
@@ -33,14 +34,19 @@ export const SETTINGS = {
     kind: "enum",
     values: ["blocklist", "allowlist"],
     default: "blocklist",
-    doc: "blocklist: exchange mail with every domain not blocked; allowlist: only with listed domains",
+    doc:
+      "blocklist: exchange mail with every domain not blocked; allowlist: only with listed domains",
   },
   federation_allowlist: {
     kind: "list",
     default: "",
     doc: "Domains allowed in allowlist mode, comma-separated",
   },
-  admin_contact: { kind: "string", default: "", doc: "Contact address shown as METADATA /shared/admin" },
+  admin_contact: {
+    kind: "string",
+    default: "",
+    doc: "Contact address shown as METADATA /shared/admin",
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -51,19 +57,41 @@ export function isSettingKey(key: string): key is SettingKey {
 
 export function validateSetting(key: string, value: string): string {
   if (!isSettingKey(key)) {
-    throw new RelayError("invalid_argument", `Unknown setting "${key}"; known: ${Object.keys(SETTINGS).join(", ")}`);
+    throw new RelayError(
+      "invalid_argument",
+      `Unknown setting "${key}"; known: ${Object.keys(SETTINGS).join(", ")}`,
+    );
   }
   const spec: SettingSpec = SETTINGS[key];
   const v = value.trim();
   if (spec.kind === "boolean") {
-    const b = ({ true: "true", false: "false", on: "true", off: "false", "1": "true", "0": "false", yes: "true", no: "false" } as Record<string, string>)[v.toLowerCase()];
-    if (!b) throw new RelayError("invalid_argument", `Invalid value for "${key}": expected true or false, got "${value}"`);
+    const b = ({
+      true: "true",
+      false: "false",
+      on: "true",
+      off: "false",
+      "1": "true",
+      "0": "false",
+      yes: "true",
+      no: "false",
+    } as Record<string, string>)[v.toLowerCase()];
+    if (!b) {
+      throw new RelayError(
+        "invalid_argument",
+        `Invalid value for "${key}": expected true or false, got "${value}"`,
+      );
+    }
     return b;
   }
   if (spec.kind === "enum" && !spec.values!.includes(v)) {
-    throw new RelayError("invalid_argument", `Invalid value for "${key}": expected one of ${spec.values!.join(", ")}, got "${value}"`);
+    throw new RelayError(
+      "invalid_argument",
+      `Invalid value for "${key}": expected one of ${spec.values!.join(", ")}, got "${value}"`,
+    );
   }
-  if (spec.kind === "list") return v.split(/[,\s]+/).filter(Boolean).map((s) => s.toLowerCase()).join(",");
+  if (spec.kind === "list") {
+    return v.split(/[,\s]+/).filter(Boolean).map((s) => s.toLowerCase()).join(",");
+  }
   return v;
 }
 
@@ -98,10 +126,24 @@ export class SettingsService {
     return this.get(key).split(",").filter(Boolean);
   }
 
-  all(): { key: SettingKey; value: string; default: string; doc: string; kind: Kind; values?: readonly string[] }[] {
+  all(): {
+    key: SettingKey;
+    value: string;
+    default: string;
+    doc: string;
+    kind: Kind;
+    values?: readonly string[];
+  }[] {
     return (Object.keys(SETTINGS) as SettingKey[]).map((key) => {
       const spec: SettingSpec = SETTINGS[key];
-      return { key, value: this.get(key), default: spec.default, doc: spec.doc, kind: spec.kind, values: spec.values };
+      return {
+        key,
+        value: this.get(key),
+        default: spec.default,
+        doc: spec.doc,
+        kind: spec.kind,
+        values: spec.values,
+      };
     });
   }
 

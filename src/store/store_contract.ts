@@ -20,7 +20,11 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     const a = await s.createAccount({ address: "Alice@Example.org", passwordHash: "h1", now: 1 });
     assert.equal(a.created, true);
     assert.equal(a.account.address, "alice@example.org");
-    const again = await s.createAccount({ address: "alice@example.org", passwordHash: "h2", now: 2 });
+    const again = await s.createAccount({
+      address: "alice@example.org",
+      passwordHash: "h2",
+      now: 2,
+    });
     assert.equal(again.created, false);
     assert.equal(again.account.passwordHash, "h1");
     const boxes = await s.listMailboxes(a.account.id);
@@ -34,7 +38,10 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     const out = await s.deliver({
       data,
       internalDate: 5,
-      targets: [{ accountId: a.id, mailboxName: "INBOX" }, { accountId: b.id, mailboxName: "INBOX" }],
+      targets: [{ accountId: a.id, mailboxName: "INBOX" }, {
+        accountId: b.id,
+        mailboxName: "INBOX",
+      }],
       defaultQuotaBytes: 1000,
     });
     assert.ok(out.every((o) => o.ok));
@@ -55,9 +62,19 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
   test("deliver() refuses a recipient over quota and stores nothing for it", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const data = new Uint8Array(600);
-    const first = await s.deliver({ data, internalDate: 1, targets: [{ accountId: a.id, mailboxName: "INBOX" }], defaultQuotaBytes: 1000 });
+    const first = await s.deliver({
+      data,
+      internalDate: 1,
+      targets: [{ accountId: a.id, mailboxName: "INBOX" }],
+      defaultQuotaBytes: 1000,
+    });
     assert.equal(first[0].ok, true);
-    const second = await s.deliver({ data, internalDate: 1, targets: [{ accountId: a.id, mailboxName: "INBOX" }], defaultQuotaBytes: 1000 });
+    const second = await s.deliver({
+      data,
+      internalDate: 1,
+      targets: [{ accountId: a.id, mailboxName: "INBOX" }],
+      defaultQuotaBytes: 1000,
+    });
     assert.deepEqual(second[0], { accountId: a.id, ok: false, code: "quota_exceeded" });
     assert.equal(await s.usedBytes(a.id), 600);
   });
@@ -66,12 +83,28 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const inbox = (await s.getMailbox(a.id, "INBOX"))!;
     for (let i = 0; i < 3; i++) {
-      await s.append({ accountId: a.id, mailboxName: "INBOX", data: enc.encode(`m${i}\r\n`), flags: [], internalDate: i, defaultQuotaBytes: 1e6 });
+      await s.append({
+        accountId: a.id,
+        mailboxName: "INBOX",
+        data: enc.encode(`m${i}\r\n`),
+        flags: [],
+        internalDate: i,
+        defaultQuotaBytes: 1e6,
+      });
     }
     const base = (await s.getMailboxById(inbox.id))!.highestModSeq;
-    const r = await s.setFlags(inbox.id, { uids: [1, 2], mode: "add", flags: ["\\seen", "$custom"] });
+    const r = await s.setFlags(inbox.id, {
+      uids: [1, 2],
+      mode: "add",
+      flags: ["\\seen", "$custom"],
+    });
     assert.deepEqual(r.updated.map((m) => m.flags), [["$custom", "\\Seen"], ["$custom", "\\Seen"]]);
-    const cond = await s.setFlags(inbox.id, { uids: [1, 3], mode: "add", flags: ["\\Flagged"], unchangedSince: base });
+    const cond = await s.setFlags(inbox.id, {
+      uids: [1, 3],
+      mode: "add",
+      flags: ["\\Flagged"],
+      unchangedSince: base,
+    });
     assert.deepEqual(cond.modified, [1]);
     await s.setFlags(inbox.id, { uids: [2], mode: "add", flags: ["\\Deleted"] });
     assert.deepEqual(await s.expunge(inbox.id), [2]);
@@ -88,20 +121,41 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const inbox = (await s.getMailbox(a.id, "INBOX"))!;
     const dc = await s.createMailbox(a.id, "DeltaChat");
-    await s.append({ accountId: a.id, mailboxName: "INBOX", data: enc.encode("x\r\n"), flags: ["\\Seen"], internalDate: 1, defaultQuotaBytes: 1e6 });
+    await s.append({
+      accountId: a.id,
+      mailboxName: "INBOX",
+      data: enc.encode("x\r\n"),
+      flags: ["\\Seen"],
+      internalDate: 1,
+      defaultQuotaBytes: 1e6,
+    });
     const r = await s.moveMessages(inbox.id, [1], dc.id);
     assert.deepEqual(r.mapping, [[1, 1]]);
     assert.equal(r.uidValidity, dc.uidValidity);
     assert.equal((await s.listMessages(inbox.id)).length, 0);
     const [m] = await s.listMessages(dc.id);
     assert.deepEqual(m.flags, ["\\Seen"]);
-    const again = await s.append({ accountId: a.id, mailboxName: "INBOX", data: enc.encode("y\r\n"), flags: [], internalDate: 1, defaultQuotaBytes: 1e6 });
+    const again = await s.append({
+      accountId: a.id,
+      mailboxName: "INBOX",
+      data: enc.encode("y\r\n"),
+      flags: [],
+      internalDate: 1,
+      defaultQuotaBytes: 1e6,
+    });
     assert.equal(again.uid, 2);
   });
 
   test("renameMailbox() of INBOX moves the messages and keeps INBOX", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
-    await s.append({ accountId: a.id, mailboxName: "INBOX", data: enc.encode("x\r\n"), flags: [], internalDate: 1, defaultQuotaBytes: 1e6 });
+    await s.append({
+      accountId: a.id,
+      mailboxName: "INBOX",
+      data: enc.encode("x\r\n"),
+      flags: [],
+      internalDate: 1,
+      defaultQuotaBytes: 1e6,
+    });
     await s.renameMailbox(a.id, "INBOX", "Old");
     const names = (await s.listMailboxes(a.id)).map((b) => `${b.name}:${b.messages}`);
     assert.deepEqual(names, ["INBOX:0", "Old:1"]);
@@ -110,7 +164,14 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
 
   test("deleteAccount() frees bodies no one else uses", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
-    await s.append({ accountId: a.id, mailboxName: "INBOX", data: enc.encode("x\r\n"), flags: [], internalDate: 1, defaultQuotaBytes: 1e6 });
+    await s.append({
+      accountId: a.id,
+      mailboxName: "INBOX",
+      data: enc.encode("x\r\n"),
+      flags: [],
+      internalDate: 1,
+      defaultQuotaBytes: 1e6,
+    });
     const [m] = await s.listMessages((await s.getMailbox(a.id, "INBOX"))!.id);
     assert.equal(await s.deleteAccount(a.id), true);
     assert.equal(await s.readBody(m.bodyId), null);
@@ -125,7 +186,14 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal(await s.getMetadata(a.id, "", "/shared/comment"), null);
     await s.setSetting("registration", "closed");
     assert.deepEqual(await s.listSettings(), { registration: "closed" });
-    await s.createToken({ token: "t1", maxUses: 1, uses: 0, expiresAt: null, createdAt: 1, comment: "" });
+    await s.createToken({
+      token: "t1",
+      maxUses: 1,
+      uses: 0,
+      expiresAt: null,
+      createdAt: 1,
+      comment: "",
+    });
     assert.equal(await s.consumeToken("t1", 2), true);
     assert.equal(await s.consumeToken("t1", 2), false);
     await s.addBlocked("@spam.example", "spam", 1);
@@ -134,11 +202,22 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
   });
 
   test("queue keeps per-recipient status and frees its body on delete", async (s) => {
-    const id = await s.enqueue({ sender: "a@x", data: enc.encode("m\r\n"), recipients: ["b@y.org", "c@z.org"], now: 10 });
+    const id = await s.enqueue({
+      sender: "a@x",
+      data: enc.encode("m\r\n"),
+      recipients: ["b@y.org", "c@z.org"],
+      now: 10,
+    });
     const due = await s.dueRecipients(10, 10);
     assert.deepEqual(due.map((r) => r.domain), ["y.org", "z.org"]);
     await s.updateRecipient(due[0].id, { status: "delivered", attempts: 1, now: 11 });
-    await s.updateRecipient(due[1].id, { status: "deferred", attempts: 1, nextAttemptAt: 100, lastError: "timeout", now: 11 });
+    await s.updateRecipient(due[1].id, {
+      status: "deferred",
+      attempts: 1,
+      nextAttemptAt: 100,
+      lastError: "timeout",
+      now: 11,
+    });
     assert.equal((await s.dueRecipients(50, 10)).length, 0);
     assert.equal(await s.countQueued(), 1);
     const e = (await s.getQueueEntry(id))!;

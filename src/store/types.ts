@@ -252,21 +252,43 @@ export interface QueueStore {
 }
 
 export interface FederationStatsStore {
-  recordFederation(domain: string, event: "sent" | "received" | "failure", now: number, error?: string): Promise<void>;
+  recordFederation(
+    domain: string,
+    event: "sent" | "received" | "failure",
+    now: number,
+    error?: string,
+  ): Promise<void>;
   listFederationStats(): Promise<
-    { domain: string; sent: number; received: number; failures: number; lastError: string | null; lastAt: number }[]
+    {
+      domain: string;
+      sent: number;
+      received: number;
+      failures: number;
+      lastError: string | null;
+      lastAt: number;
+    }[]
   >;
 }
 
 export interface PushStore {
-  listPushTokens(accountId: number, notBefore: number): Promise<{ token: string; updatedAt: number }[]>;
+  listPushTokens(
+    accountId: number,
+    notBefore: number,
+  ): Promise<{ token: string; updatedAt: number }[]>;
   upsertPushToken(accountId: number, token: string, now: number): Promise<void>;
   removePushToken(accountId: number, token: string): Promise<void>;
   removePushTokens(accountId: number): Promise<void>;
   expirePushTokens(before: number): Promise<number>;
   enqueuePush(job: { accountId: number; token: string; now: number }): Promise<number>;
   duePushJobs(now: number, limit: number): Promise<
-    { id: number; accountId: number; token: string; attempt: number; startAt: number; nextAt: number }[]
+    {
+      id: number;
+      accountId: number;
+      token: string;
+      attempt: number;
+      startAt: number;
+      nextAt: number;
+    }[]
   >;
   reschedulePush(id: number, attempt: number, nextAt: number): Promise<void>;
   deletePushJob(id: number): Promise<void>;

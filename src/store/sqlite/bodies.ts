@@ -3,7 +3,12 @@
 import type { Db } from "./db.ts";
 
 export function insertBody(db: Db, data: Uint8Array, now: number): number {
-  return db.run("INSERT INTO bodies (size, data, created_at) VALUES (?, ?, ?)", data.length, data, now)
+  return db.run(
+    "INSERT INTO bodies (size, data, created_at) VALUES (?, ?, ?)",
+    data.length,
+    data,
+    now,
+  )
     .lastInsertRowid;
 }
 

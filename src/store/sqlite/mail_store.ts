@@ -101,7 +101,11 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
     };
   };
   const row = (accountId: number, name: string) =>
-    db.get<MailboxRow>("SELECT * FROM mailboxes WHERE account_id = ? AND name = ?", accountId, name);
+    db.get<MailboxRow>(
+      "SELECT * FROM mailboxes WHERE account_id = ? AND name = ?",
+      accountId,
+      name,
+    );
   const rowById = (id: number) => db.get<MailboxRow>("SELECT * FROM mailboxes WHERE id = ?", id);
   const mustRow = (id: number) => {
     const r = rowById(id);
@@ -119,7 +123,10 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
       ?.q ?? fallback;
   const bumpModSeq = (mailboxId: number) => {
     db.run("UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?", mailboxId);
-    return db.get<{ m: number }>("SELECT highest_modseq AS m FROM mailboxes WHERE id = ?", mailboxId)!
+    return db.get<{ m: number }>(
+      "SELECT highest_modseq AS m FROM mailboxes WHERE id = ?",
+      mailboxId,
+    )!
       .m;
   };
   const insertMessage = (
@@ -233,7 +240,9 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
     deleteMailbox(accountId, name) {
       db.tx(() => {
         const r = row(accountId, name);
-        if (!r) throw new RelayError("mailbox_not_found", `Cannot delete mailbox "${name}": not found`);
+        if (!r) {
+          throw new RelayError("mailbox_not_found", `Cannot delete mailbox "${name}": not found`);
+        }
         const bodyIds = db.all<{ body_id: number }>(
           "SELECT DISTINCT body_id FROM messages WHERE mailbox_id = ?",
           r.id,
@@ -246,7 +255,9 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
     renameMailbox(accountId, from, to) {
       db.tx(() => {
         const r = row(accountId, from);
-        if (!r) throw new RelayError("mailbox_not_found", `Cannot rename mailbox "${from}": not found`);
+        if (!r) {
+          throw new RelayError("mailbox_not_found", `Cannot rename mailbox "${from}": not found`);
+        }
         if (row(accountId, to)) {
           throw new RelayError("mailbox_exists", `Cannot rename to "${to}": mailbox exists`);
         }
@@ -297,7 +308,13 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
             continue;
           }
           if (bodyId === 0) bodyId = insertBody(db, data, now());
-          const { uid, modSeq } = insertMessage(mb.id, bodyId, data.length, internalDate, t.flags ?? []);
+          const { uid, modSeq } = insertMessage(
+            mb.id,
+            bodyId,
+            data.length,
+            internalDate,
+            t.flags ?? [],
+          );
           out.push({ accountId: t.accountId, ok: true, mailboxId: mb.id, uid, modSeq });
         }
         return out;
@@ -384,7 +401,8 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
       });
       return Promise.resolve(r);
     },
-    copyMessages: (mailboxId, uids, dest) => Promise.resolve(db.tx(() => copyInto(mailboxId, uids, dest))),
+    copyMessages: (mailboxId, uids, dest) =>
+      Promise.resolve(db.tx(() => copyInto(mailboxId, uids, dest))),
     moveMessages(mailboxId, uids, dest) {
       const r = db.tx(() => {
         const result = copyInto(mailboxId, uids, dest);

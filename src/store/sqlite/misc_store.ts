@@ -11,7 +11,13 @@ import type {
 } from "../types.ts";
 import type { Db } from "./db.ts";
 
-type Misc = MetadataStore & SettingsStore & TokenStore & BlocklistStore & FederationStatsStore & PushStore;
+type Misc =
+  & MetadataStore
+  & SettingsStore
+  & TokenStore
+  & BlocklistStore
+  & FederationStatsStore
+  & PushStore;
 
 interface TokenRow {
   token: string;
@@ -74,7 +80,9 @@ export function miscStore(db: Db): Misc {
     },
 
     getSetting: (key) =>
-      Promise.resolve(db.get<{ value: string }>("SELECT value FROM settings WHERE key = ?", key)?.value ?? null),
+      Promise.resolve(
+        db.get<{ value: string }>("SELECT value FROM settings WHERE key = ?", key)?.value ?? null,
+      ),
     setSetting(key, value) {
       if (value === null) db.run("DELETE FROM settings WHERE key = ?", key);
       else {
@@ -106,7 +114,9 @@ export function miscStore(db: Db): Misc {
       return Promise.resolve();
     },
     listTokens: () =>
-      Promise.resolve(db.all<TokenRow>("SELECT * FROM registration_tokens ORDER BY created_at").map(toToken)),
+      Promise.resolve(
+        db.all<TokenRow>("SELECT * FROM registration_tokens ORDER BY created_at").map(toToken),
+      ),
     getToken(token) {
       const r = db.get<TokenRow>("SELECT * FROM registration_tokens WHERE token = ?", token);
       return Promise.resolve(r ? toToken(r) : null);
@@ -139,12 +149,15 @@ export function miscStore(db: Db): Misc {
       return Promise.resolve();
     },
     removeBlocked: (entry) =>
-      Promise.resolve(db.run("DELETE FROM blocklist WHERE entry = ?", entry.toLowerCase()).changes > 0),
+      Promise.resolve(
+        db.run("DELETE FROM blocklist WHERE entry = ?", entry.toLowerCase()).changes > 0,
+      ),
     isBlocked(address) {
       const a = address.toLowerCase();
       const domain = a.slice(a.lastIndexOf("@") + 1);
       return Promise.resolve(
-        db.get("SELECT 1 FROM blocklist WHERE entry IN (?, ?, ?)", a, "@" + domain, domain) !== undefined,
+        db.get("SELECT 1 FROM blocklist WHERE entry IN (?, ?, ?)", a, "@" + domain, domain) !==
+          undefined,
       );
     },
 
@@ -163,7 +176,14 @@ export function miscStore(db: Db): Misc {
     listFederationStats: () =>
       Promise.resolve(
         db.all<
-          { domain: string; sent: number; received: number; failures: number; last_error: string | null; last_at: number }
+          {
+            domain: string;
+            sent: number;
+            received: number;
+            failures: number;
+            last_error: string | null;
+            last_at: number;
+          }
         >("SELECT * FROM federation_stats ORDER BY domain").map((r) => ({
           domain: r.domain,
           sent: r.sent,
@@ -214,7 +234,16 @@ export function miscStore(db: Db): Misc {
       ),
     duePushJobs: (now, limit) =>
       Promise.resolve(
-        db.all<{ id: number; account_id: number; token: string; attempt: number; start_at: number; next_at: number }>(
+        db.all<
+          {
+            id: number;
+            account_id: number;
+            token: string;
+            attempt: number;
+            start_at: number;
+            next_at: number;
+          }
+        >(
           "SELECT * FROM push_jobs WHERE next_at <= ? ORDER BY next_at LIMIT ?",
           now,
           limit,
@@ -235,6 +264,7 @@ export function miscStore(db: Db): Misc {
       db.run("DELETE FROM push_jobs WHERE id = ?", id);
       return Promise.resolve();
     },
-    countPushJobs: () => Promise.resolve(db.get<{ n: number }>("SELECT COUNT(*) AS n FROM push_jobs")!.n),
+    countPushJobs: () =>
+      Promise.resolve(db.get<{ n: number }>("SELECT COUNT(*) AS n FROM push_jobs")!.n),
   };
 }

@@ -18,7 +18,10 @@ export interface SqliteStoreOptions {
 }
 
 /** Opens (creating if needed) and migrates the database; ":memory:" for tests. */
-export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Store & { db: Db } {
+export function openSqliteStore(
+  path: string,
+  options: SqliteStoreOptions = {},
+): Store & { db: Db } {
   const db = new Db(path);
   try {
     db.migrate(options.migrations ?? MIGRATIONS);

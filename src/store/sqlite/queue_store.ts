@@ -35,12 +35,17 @@ export function domainOf(address: string): string {
 
 export function queueStore(db: Db): QueueStore {
   const entry = (id: number): QueueEntry | null => {
-    const q = db.get<{ id: number; sender: string; body_id: number; size: number; created_at: number }>(
+    const q = db.get<
+      { id: number; sender: string; body_id: number; size: number; created_at: number }
+    >(
       "SELECT * FROM queue WHERE id = ?",
       id,
     );
     if (!q) return null;
-    const rcpts = db.all<RcptRow>("SELECT * FROM queue_recipients WHERE queue_id = ? ORDER BY id", id);
+    const rcpts = db.all<RcptRow>(
+      "SELECT * FROM queue_recipients WHERE queue_id = ? ORDER BY id",
+      id,
+    );
     return {
       id: q.id,
       sender: q.sender,
@@ -87,7 +92,9 @@ export function queueStore(db: Db): QueueStore {
       ),
     getQueueEntry: (id) => Promise.resolve(entry(id)),
     listQueue({ offset = 0, limit = 50, status }) {
-      const where = status ? "WHERE id IN (SELECT queue_id FROM queue_recipients WHERE status = ?)" : "";
+      const where = status
+        ? "WHERE id IN (SELECT queue_id FROM queue_recipients WHERE status = ?)"
+        : "";
       const params = status ? [status] : [];
       const ids = db.all<{ id: number }>(
         `SELECT id FROM queue ${where} ORDER BY id DESC LIMIT ? OFFSET ?`,

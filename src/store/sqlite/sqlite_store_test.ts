@@ -36,7 +36,11 @@ Deno.test("openSqliteStore() refuses a database whose applied migration was edit
 Deno.test("openSqliteStore() refuses a database written by a newer tern", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const extra = [...MIGRATIONS, { version: 999, name: "0999_future.sql", sql: "CREATE TABLE f (x)" }];
+    const extra = [...MIGRATIONS, {
+      version: 999,
+      name: "0999_future.sql",
+      sql: "CREATE TABLE f (x)",
+    }];
     openSqliteStore(`${dir}/t.db`, { migrations: extra }).close();
     assert.throws(() => openSqliteStore(`${dir}/t.db`), /0999_future\.sql, which this version/);
   } finally {

@@ -1,0 +1,97 @@
+// What the admin API needs from the relay. The services (AccountService, SettingsService, Store)
+// satisfy these interfaces as they are, so the composition root passes them straight in.
+
+import type { Logger } from "../log/mod.ts";
+import type { RelayMetrics } from "../metrics/mod.ts";
+import type { AccountRecord, Page, Store } from "../store/types.ts";
+
+export interface AdminAccounts {
+  readonly domain: string;
+  generateCredentials(): { email: string; password: string };
+  /** Throws RelayError account_exists / invalid_credentials_policy. */
+  create(address: string, password: string): Promise<AccountRecord>;
+  /** Throws RelayError account_not_found. */
+  delete(address: string): Promise<void>;
+  setBlocked(address: string, blocked: boolean): Promise<AccountRecord>;
+  setPassword(address: string, password: string): Promise<void>;
+  getAccount(address: string): Promise<AccountRecord | null>;
+  list(query: { search?: string; offset?: number; limit?: number }): Promise<Page<AccountRecord>>;
+}
+
+export interface AdminSettingInfo {
+  key: string;
+  value: string;
+  default: string;
+  doc: string;
+  kind: string;
+  values?: readonly string[];
+  /** Secret values are never sent to the client. */
+  secret?: boolean;
+}
+
+export type AdminSettingKey =
+  | "registration"
+  | "jit_enabled"
+  | "push_enabled"
+  | "federation_mode"
+  | "federation_allowlist";
+
+export interface AdminSettings {
+  all(): readonly AdminSettingInfo[];
+  get(key: AdminSettingKey): string;
+  /** Validates and stores; null resets to the default. Returns the effective value. */
+  set(key: string, value: string | null): Promise<string>;
+}
+
+export type AdminStore = Pick<
+  Store,
+  | "listTokens"
+  | "createToken"
+  | "getToken"
+  | "deleteToken"
+  | "listBlocked"
+  | "addBlocked"
+  | "removeBlocked"
+  | "listQueue"
+  | "getQueueEntry"
+  | "retryQueueEntry"
+  | "deleteQueueEntry"
+  | "countQueued"
+  | "listFederationStats"
+  | "countPushJobs"
+  | "countAccounts"
+>;
+
+/** Live figures for the dashboard (see createStatusProvider). */
+export interface AdminStatus {
+  version: string;
+  started_at: number;
+  uptime_seconds: number;
+  accounts: number;
+  /** Open connections per listener ("smtp", "submission", "imaps", …). */
+  connections: Record<string, number>;
+  idle_sessions: number;
+  queue_length: number;
+  messages_per_minute: { in: number; out: number };
+  /** Messages per calendar minute, oldest first (may be empty). */
+  history: { minute: number; in: number; out: number }[];
+}
+
+export interface AdminDeps {
+  /** The current admin token; "" disables the API. Read on every request (rotation). */
+  adminToken(): string;
+  accounts: AdminAccounts;
+  settings: AdminSettings;
+  store: AdminStore;
+  status(): Promise<AdminStatus>;
+  /** PEM chains in use (leaf first), by listener or purpose. */
+  certificates(): { name: string; certPem: string }[];
+  /** Quota applied to accounts without their own. */
+  defaultQuotaBytes: number;
+  /** Push counters come from here when present. */
+  metrics?: RelayMetrics;
+  log?: Logger;
+  now?: () => number;
+  /** Waits before answering throttled failures; injectable so tests need not sleep. */
+  sleep?: (ms: number) => Promise<void>;
+}

@@ -1,0 +1,57 @@
+// Builds the relay's services over one store: the single place that knows the concrete store.
+// Used by the server and by every CLI command, so both share the same logic.
+
+import type { Config } from "../config/mod.ts";
+import { openSqliteStore } from "../store/sqlite/mod.ts";
+import type { Store } from "../store/types.ts";
+import { EventBus } from "../events/mod.ts";
+import { SettingsService } from "../settings/mod.ts";
+import { AccountService } from "../accounts/mod.ts";
+import { MailboxService } from "../mailbox/mod.ts";
+import { databasePath, ensureDataDir } from "./data_dir.ts";
+
+export interface Services {
+  config: Config;
+  store: Store & { db: { path: string } };
+  bus: EventBus;
+  settings: SettingsService;
+  accounts: AccountService;
+  mailboxes: MailboxService;
+  close(): void;
+}
+
+export async function openServices(
+  config: Config,
+  options: { now?: () => number } = {},
+): Promise<Services> {
+  ensureDataDir(config.dataDir);
+  const store = openSqliteStore(databasePath(config.dataDir), { now: options.now });
+  try {
+    const bus = new EventBus();
+    const settings = new SettingsService({ store, bus });
+    await settings.load();
+    const accounts = new AccountService({
+      store,
+      settings,
+      bus,
+      domain: config.mailDomain,
+      now: options.now,
+      limits: {
+        usernameMinLength: config.limits.usernameMinLength,
+        usernameMaxLength: config.limits.usernameMaxLength,
+        passwordMinLength: config.limits.passwordMinLength,
+        maxCreationsPerIpPerHour: config.limits.jitMaxPerIpPerHour,
+      },
+    });
+    const mailboxes = new MailboxService({
+      store,
+      bus,
+      defaultQuotaBytes: config.limits.maxMailboxBytes,
+      now: options.now,
+    });
+    return { config, store, bus, settings, accounts, mailboxes, close: () => store.close() };
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+}

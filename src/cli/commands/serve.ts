@@ -1,0 +1,86 @@
+// tern serve: runs the relay until SIGTERM/SIGINT; SIGHUP reloads certificates. Prints a
+// machine-readable ready line ("tern ready {json}") once every listener is bound.
+
+import { renderUnicodeCompact } from "uqr";
+import { startRelay } from "../../app/relay.ts";
+import type { Relay } from "../../app/relay.ts";
+import { configFrom, parse } from "../context.ts";
+import type { CliIo } from "../context.ts";
+
+export const usage = "tern serve [--config FILE] [--dev] [--data-dir DIR] [--domain D]";
+
+export async function run(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, { "no-banner": { type: "boolean" } });
+  const config = configFrom(values, io);
+  const relay = await startRelay(config);
+  io.out(
+    `tern ready ${
+      JSON.stringify({ domain: config.mailDomain, listen: relay.addresses, pid: Deno.pid })
+    }`,
+  );
+  if (config.dev && !values["no-banner"]) printDevBanner(relay, io);
+  return await waitForSignals(relay, io);
+}
+
+function printDevBanner(relay: Relay, io: CliIo) {
+  const creds = relay.services.accounts.generateCredentials();
+  const link = dcloginFor(relay, creds.email, creds.password);
+  io.out("");
+  io.out(`tern dev relay for ${relay.config.mailDomain}, data in ${relay.config.dataDir}`);
+  io.out("Scan with Delta Chat (or paste the link) to create an account on first login:");
+  io.out(link);
+  io.out(renderUnicodeCompact(link, { border: 1 }));
+  io.out(
+    `Admin token: ${relay.adminToken}   web admin: http://${
+      relay.addresses.http ?? "(http off)"
+    }/admin`,
+  );
+}
+
+export function dcloginFor(relay: Relay, email: string, password: string): string {
+  const host = relay.config.isIpDomain ? relay.config.domain : relay.config.hostname;
+  const port = (name: "imaps" | "submissions") => relay.addresses[name]?.split(":").pop();
+  const q = new URLSearchParams({
+    p: password,
+    v: "1",
+    ih: host,
+    ip: port("imaps") ?? "993",
+    is: "ssl",
+    sh: host,
+    sp: port("submissions") ?? "465",
+    ss: "ssl",
+    ic: "3",
+  });
+  return `dclogin:${
+    encodeURIComponent(email).replace(/%40/g, "@").replace(/%5B/g, "[").replace(/%5D/g, "]")
+  }?${q.toString().replace(/\+/g, "%20")}`;
+}
+
+function waitForSignals(relay: Relay, io: CliIo): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (sig: Deno.Signal) => {
+      if (stopping) return;
+      stopping = true;
+      io.err(`tern: ${sig} received, stopping`);
+      for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+      relay.close().then(() => resolve(0), (err) => {
+        io.err(`tern: stop failed: ${err}`);
+        resolve(1);
+      });
+    };
+    const hup = () => {
+      relay.reloadTls().then(
+        () => io.err("tern: SIGHUP: certificates reloaded"),
+        (err) =>
+          io.err(`tern: SIGHUP: reload failed, keeping the old certificates: ${err.message}`),
+      );
+    };
+    const handlers: [Deno.Signal, () => void][] = [
+      ["SIGTERM", () => stop("SIGTERM")],
+      ["SIGINT", () => stop("SIGINT")],
+      ["SIGHUP", hup],
+    ];
+    for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  });
+}

@@ -1,0 +1,130 @@
+// The relay's metrics, predefined in one place: protocol edges and workers receive this object and
+// update the fields they own; /metrics renders the registry, the admin status reads the rates.
+
+import { MetricsRegistry } from "./registry.ts";
+import type { Counter, Gauge, Histogram } from "./registry.ts";
+import { MinuteSeries } from "./minute_series.ts";
+import type { MinutePoint } from "./minute_series.ts";
+
+export type SmtpListener = "smtp" | "submission" | "submissions";
+export type ImapListener = "imap" | "imaps";
+export type ReplyClass = "2xx" | "4xx" | "5xx";
+export type DeliveryTarget = "local" | "remote";
+export type DeliveryOutcome = "delivered" | "deferred" | "failed" | "rejected";
+
+/** Latency buckets in seconds: local delivery is milliseconds, remote may take minutes. */
+export const DELIVERY_LATENCY_BUCKETS = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+  300,
+];
+
+export interface RelayMetrics {
+  readonly registry: MetricsRegistry;
+  /** SMTP sessions opened, by listener. */
+  readonly smtpSessions: Counter<"listener">;
+  /** SMTP connections open now, by listener. */
+  readonly smtpConnections: Gauge<"listener">;
+  /** Final replies to SMTP transactions and logins: class "2xx"/"4xx"/"5xx" and a short reason. */
+  readonly smtpResults: Counter<"listener" | "class" | "reason">;
+  readonly imapSessions: Counter<"listener">;
+  readonly imapConnections: Gauge<"listener">;
+  readonly imapIdleSessions: Gauge;
+  /** Messages accepted for delivery, by how they arrived ("smtp", "submission", "mxdeliv"). */
+  readonly messagesReceived: Counter<"via">;
+  /** Per-recipient delivery attempts: target "local"/"remote", outcome as DeliveryOutcome. */
+  readonly deliveries: Counter<"target" | "outcome">;
+  readonly deliveryLatency: Histogram<"target">;
+  readonly queueLength: Gauge;
+  readonly pushSent: Counter;
+  readonly pushFailed: Counter;
+  /** Messages received and delivered in the last 60 s. */
+  ratesLastMinute(): { received: number; delivered: number };
+  /** Per-minute received/delivered counts, oldest first. */
+  rateHistory(minutes?: number): { minute: number; received: number; delivered: number }[];
+  /** Prometheus text of the whole registry. */
+  render(): string;
+}
+
+export function smtpReplyClass(code: number): ReplyClass {
+  return code >= 500 ? "5xx" : code >= 400 ? "4xx" : "2xx";
+}
+
+export function createRelayMetrics(
+  options: { version?: string; now?: () => number } = {},
+): RelayMetrics {
+  const registry = new MetricsRegistry();
+  const received = new MinuteSeries({ now: options.now });
+  const delivered = new MinuteSeries({ now: options.now });
+  if (options.version) {
+    registry.gauge("tern_build_info", "Version of the running relay", ["version"]).set(1, {
+      version: options.version,
+    });
+  }
+  const metrics: RelayMetrics = {
+    registry,
+    smtpSessions: registry.counter("tern_smtp_sessions_total", "SMTP sessions opened", [
+      "listener",
+    ]),
+    smtpConnections: registry.gauge("tern_smtp_connections", "SMTP connections open now", [
+      "listener",
+    ]),
+    smtpResults: registry.counter(
+      "tern_smtp_results_total",
+      "Final SMTP replies to transactions and logins by reply class and reason",
+      ["listener", "class", "reason"],
+    ),
+    imapSessions: registry.counter("tern_imap_sessions_total", "IMAP sessions opened", [
+      "listener",
+    ]),
+    imapConnections: registry.gauge("tern_imap_connections", "IMAP connections open now", [
+      "listener",
+    ]),
+    imapIdleSessions: registry.gauge("tern_imap_idle_sessions", "IMAP sessions in IDLE now"),
+    messagesReceived: registry.counter(
+      "tern_messages_received_total",
+      "Messages accepted for delivery by arrival path",
+      ["via"],
+      (n) => received.add(n),
+    ),
+    deliveries: registry.counter(
+      "tern_deliveries_total",
+      "Per-recipient delivery attempts by target and outcome",
+      ["target", "outcome"],
+      (n, labels) => {
+        if (labels?.outcome === "delivered") delivered.add(n);
+      },
+    ),
+    deliveryLatency: registry.histogram(
+      "tern_delivery_latency_seconds",
+      "Time from acceptance to successful delivery",
+      DELIVERY_LATENCY_BUCKETS,
+      ["target"],
+    ),
+    queueLength: registry.gauge("tern_queue_length", "Outbound recipients waiting in the queue"),
+    pushSent: registry.counter(
+      "tern_push_sent_total",
+      "Push notifications accepted by the notification service",
+    ),
+    pushFailed: registry.counter("tern_push_failed_total", "Push notifications that failed"),
+    ratesLastMinute: () => ({ received: received.lastMinute(), delivered: delivered.lastMinute() }),
+    rateHistory(minutes = 30) {
+      const r: MinutePoint[] = received.history(minutes);
+      const d: MinutePoint[] = delivered.history(minutes);
+      return r.map((p, i) => ({ minute: p.minute, received: p.count, delivered: d[i].count }));
+    },
+    render: () => registry.render(),
+  };
+  return metrics;
+}
