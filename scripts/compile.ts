@@ -1,0 +1,51 @@
+// Builds the release artefacts: `deno compile` into dist/tern (needs Deno's runtime base,
+// denort; see README "Building"), or with --bundle-only one JS file, dist/tern.js, that runs with
+// `deno run --no-config`. Fails with a one-line reason instead of a stack trace.
+
+const bundleOnly = Deno.args.includes("--bundle-only");
+const target = Deno.args.find((a) => a.startsWith("--target="))?.slice(9);
+
+async function run(args: string[]): Promise<{ ok: boolean; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "inherit",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return { ok: out.success, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+await Deno.mkdir("dist", { recursive: true });
+if (bundleOnly) {
+  const r = await run(["bundle", "--platform=deno", "--frozen", "-o", "dist/tern.js", "main.ts"]);
+  if (!r.ok) {
+    console.error(
+      `compile: bundle failed: ${
+        r.stderr.trim().split("\n").find((l) => l.startsWith("error")) ?? r.stderr.trim()
+      }`,
+    );
+    Deno.exit(1);
+  }
+  console.log(
+    "compile: wrote dist/tern.js (run it with: deno run -A --no-config dist/tern.js serve …)",
+  );
+} else {
+  const r = await run([
+    "compile",
+    "--frozen",
+    "-A",
+    ...(target ? ["--target", target] : []),
+    "-o",
+    "dist/tern",
+    "main.ts",
+  ]);
+  if (!r.ok) {
+    const line = r.stderr.split("\n").find((l) => /error/i.test(l)) ?? "unknown error";
+    const hint = /dl\.deno\.land|dns error|Download/i.test(r.stderr)
+      ? " (the runtime base could not be fetched: set DENORT_BIN or place denort-<target>.zip under $DENO_DIR/dl/release/v<version>/)"
+      : "";
+    console.error(`compile: failed: ${line.trim()}${hint}`);
+    Deno.exit(1);
+  }
+  console.log("compile: wrote dist/tern");
+}
