@@ -3,6 +3,7 @@
 
 import { renderUnicodeCompact } from "uqr";
 import { startRelay } from "../../app/relay.ts";
+import { dcloginUrl } from "../../http/mod.ts";
 import type { Relay } from "../../app/relay.ts";
 import { configFrom, parse } from "../context.ts";
 import type { CliIo } from "../context.ts";
@@ -38,22 +39,25 @@ function printDevBanner(relay: Relay, io: CliIo) {
 }
 
 export function dcloginFor(relay: Relay, email: string, password: string): string {
-  const host = relay.config.isIpDomain ? relay.config.domain : relay.config.hostname;
-  const port = (name: "imaps" | "submissions") => relay.addresses[name]?.split(":").pop();
-  const q = new URLSearchParams({
-    p: password,
-    v: "1",
-    ih: host,
-    ip: port("imaps") ?? "993",
-    is: "ssl",
-    sh: host,
-    sp: port("submissions") ?? "465",
-    ss: "ssl",
-    ic: "3",
-  });
-  return `dclogin:${
-    encodeURIComponent(email).replace(/%40/g, "@").replace(/%5B/g, "[").replace(/%5D/g, "]")
-  }?${q.toString().replace(/\+/g, "%20")}`;
+  const port = (name: "imaps" | "imap" | "submissions" | "submission" | "https") =>
+    Number(relay.addresses[name]?.split(":").pop() ?? 0);
+  return dcloginUrl(
+    {
+      mailDomain: relay.config.mailDomain,
+      hostname: relay.config.hostname,
+      isIpDomain: relay.config.isIpDomain,
+      selfSigned: relay.tls.selfSigned,
+      ports: {
+        imaps: port("imaps"),
+        imap: port("imap"),
+        submissions: port("submissions"),
+        submission: port("submission"),
+        https: port("https"),
+      },
+    },
+    email,
+    password,
+  );
 }
 
 function waitForSignals(relay: Relay, io: CliIo): Promise<number> {
