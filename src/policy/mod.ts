@@ -1,0 +1,1 @@
+export { checkArmoredPayload, checkOpenpgpPacketStream } from "./openpgp_packets.ts";
