@@ -84,6 +84,10 @@ export class MailboxService {
     return this.#store.setSubscribed(accountId, name, subscribed);
   }
 
+  listSubscriptions(accountId: number): Promise<string[]> {
+    return this.#store.listSubscriptions(accountId);
+  }
+
   async append(input: {
     accountId: number;
     mailboxName: string;
@@ -114,6 +118,10 @@ export class MailboxService {
 
   readBody(bodyId: number): Promise<Uint8Array | null> {
     return this.#store.readBody(bodyId);
+  }
+
+  claimRecent(mailboxId: number): Promise<number[]> {
+    return this.#store.claimRecent(mailboxId);
   }
 
   async setFlags(

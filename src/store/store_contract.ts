@@ -146,6 +146,25 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal(again.uid, 2);
   });
 
+  test("claimRecent() hands each new message's \\Recent to exactly one caller", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const inbox = (await s.getMailbox(a.id, "INBOX"))!;
+    for (const d of ["x\r\n", "y\r\n"]) {
+      await s.append({
+        accountId: a.id,
+        mailboxName: "INBOX",
+        data: enc.encode(d),
+        flags: [],
+        internalDate: 1,
+        defaultQuotaBytes: 1e6,
+      });
+    }
+    assert.equal((await s.getMailboxById(inbox.id))!.recent, 2);
+    assert.deepEqual(await s.claimRecent(inbox.id), [1, 2]);
+    assert.deepEqual(await s.claimRecent(inbox.id), []);
+    assert.equal((await s.getMailboxById(inbox.id))!.recent, 0);
+  });
+
   test("renameMailbox() of INBOX moves the messages and keeps INBOX", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     await s.append({

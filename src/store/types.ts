@@ -147,7 +147,9 @@ export interface MailboxStore {
   deleteMailbox(accountId: number, name: string): Promise<void>;
   /** Renaming INBOX moves its messages to the new mailbox and leaves INBOX empty (RFC 9051). */
   renameMailbox(accountId: number, from: string, to: string): Promise<void>;
+  /** Subscriptions are names: they need not exist and outlive DELETE (RFC 9051 §6.3.7). */
   setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
+  listSubscriptions(accountId: number): Promise<string[]>;
 
   /** Stores one body shared by every target; per-target quota is checked against maxBytes. */
   deliver(input: {
@@ -181,6 +183,11 @@ export interface MailboxStore {
   expunge(mailboxId: number, uids?: number[]): Promise<number[]>;
   /** Removes the given messages regardless of flags (retention, quota trimming, admin). */
   removeMessages(mailboxId: number, uids: number[]): Promise<number[]>;
+  /**
+   * Takes the \Recent flag (RFC 3501 §2.3.2): returns the UIDs still marked recent and clears
+   * them, atomically, so exactly one session sees each message as recent.
+   */
+  claimRecent(mailboxId: number): Promise<number[]>;
   /** Bytes used by the account (sum of message sizes over all mailboxes). */
   usedBytes(accountId: number): Promise<number>;
   /** Oldest messages first, for quota trimming and retention. */

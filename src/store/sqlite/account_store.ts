@@ -62,6 +62,7 @@ export function accountStore(db: Db): AccountStore {
           id,
           nextUidValidity(db, now),
         );
+        db.run("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, 'INBOX')", id);
         return { account: byId(id)!, created: true };
       });
       return Promise.resolve(result);

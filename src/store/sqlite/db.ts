@@ -63,7 +63,9 @@ export class Db {
       this.raw.exec("COMMIT");
       return r;
     } catch (err) {
-      this.raw.exec("ROLLBACK");
+      // SQLite may already have rolled back (a full disk, I/O errors): the original error is
+      // the one that matters.
+      if (this.raw.isTransaction) this.raw.exec("ROLLBACK");
       throw err;
     } finally {
       this.#inTx = false;

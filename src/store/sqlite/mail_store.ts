@@ -92,7 +92,11 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
       uidValidity: r.uid_validity,
       uidNext: r.uid_next,
       highestModSeq: r.highest_modseq,
-      subscribed: r.subscribed === 1,
+      subscribed: db.get(
+        "SELECT 1 AS x FROM subscriptions WHERE account_id = ? AND name = ?",
+        r.account_id,
+        r.name,
+      ) !== undefined,
       specialUse: r.special_use,
       messages: c.n,
       unseen: c.unseen,
@@ -227,7 +231,8 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
           throw new RelayError("mailbox_exists", `Cannot create mailbox "${name}": it exists`);
         }
         const { lastInsertRowid } = db.run(
-          "INSERT INTO mailboxes (account_id, name, uid_validity, special_use) VALUES (?, ?, ?, ?)",
+          // Not subscribed: subscriptions are the client's (RFC 9051 §6.3.7); INBOX is.
+          "INSERT INTO mailboxes (account_id, name, uid_validity, special_use, subscribed) VALUES (?, ?, ?, ?, 0)",
           accountId,
           name,
           nextUidValidity(db, now()),
@@ -277,21 +282,35 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
           removeUids(r.id, uids);
         } else {
           db.run("UPDATE mailboxes SET name = ? WHERE id = ?", to, r.id);
+          db.run(
+            "UPDATE OR IGNORE subscriptions SET name = ? WHERE account_id = ? AND name = ?",
+            to,
+            accountId,
+            from,
+          );
         }
       });
       return Promise.resolve();
     },
     setSubscribed(accountId, name, subscribed) {
-      const { changes } = db.run(
-        "UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?",
-        subscribed ? 1 : 0,
-        accountId,
-        name,
-      );
-      if (changes === 0) {
-        return Promise.reject(new RelayError("mailbox_not_found", `Cannot find mailbox "${name}"`));
+      if (subscribed) {
+        db.run(
+          "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)",
+          accountId,
+          name,
+        );
+      } else {
+        db.run("DELETE FROM subscriptions WHERE account_id = ? AND name = ?", accountId, name);
       }
       return Promise.resolve();
+    },
+    listSubscriptions(accountId) {
+      return Promise.resolve(
+        db.all<{ name: string }>(
+          "SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name",
+          accountId,
+        ).map((r) => r.name),
+      );
     },
     deliver({ data, internalDate, targets, defaultQuotaBytes }) {
       const outcomes = db.tx(() => {
@@ -440,6 +459,18 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         limit,
       );
       return Promise.resolve(rows.map((r) => ({ ...toMessage(r), accountId: r.account_id })));
+    },
+    claimRecent(mailboxId) {
+      return Promise.resolve(db.tx(() => {
+        const uids = db.all<{ uid: number }>(
+          "SELECT uid FROM messages WHERE mailbox_id = ? AND recent = 1 ORDER BY uid",
+          mailboxId,
+        ).map((r) => r.uid);
+        if (uids.length) {
+          db.run("UPDATE messages SET recent = 0 WHERE mailbox_id = ? AND recent = 1", mailboxId);
+        }
+        return uids;
+      }));
     },
     freeUnreferencedBodies() {
       const { changes } = db.run(

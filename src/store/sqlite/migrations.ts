@@ -1,6 +1,7 @@
 // The SQL migrations, embedded in the module graph so the binary and the bundle carry them.
 
 import m0001 from "../../../migrations/0001_init.sql" with { type: "text" };
+import m0002 from "../../../migrations/0002_subscriptions.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -10,4 +11,5 @@ export interface Migration {
 
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "0001_init.sql", sql: m0001 },
+  { version: 2, name: "0002_subscriptions.sql", sql: m0002 },
 ];
