@@ -1,0 +1,171 @@
+// Header blocks on raw bytes: field splitting with exact offsets, lookups, and byte-exact rewriting
+// that leaves the body and every untouched field as they were (RFC 5322 §2.2).
+
+import { concatBytes, CR, decodeHeaderText, isWsp, LF, lineContentEnd, nextLine } from "./bytes.ts";
+import type { HeaderField, MimePart } from "./types.ts";
+
+export interface HeaderBlock {
+  fields: HeaderField[];
+  /** Just after the blank line; where a stop line begins; or the end of the data. */
+  headerEnd: number;
+  /** True when a blank line ended the block. */
+  complete: boolean;
+}
+
+/** Decides whether the line at [pos, contentEnd) ends the block early (a MIME boundary). */
+export type StopLine = (pos: number, contentEnd: number) => boolean;
+
+const COLON = 58;
+
+function makeField(bytes: Uint8Array, start: number, end: number): HeaderField {
+  const firstEnd = lineContentEnd(bytes, start, nextLine(bytes, start));
+  const colon = bytes.indexOf(COLON, start);
+  let nameEnd = colon >= 0 && colon < firstEnd ? colon : -1;
+  let valid = nameEnd > start;
+  if (valid) {
+    while (nameEnd > start && isWsp(bytes[nameEnd - 1])) nameEnd--; // obs-optional: "Name :"
+    for (let i = start; i < nameEnd; i++) {
+      const b = bytes[i];
+      if (b <= 32 || b >= 127) {
+        valid = false;
+        break;
+      }
+    }
+    valid &&= nameEnd > start;
+  }
+  const valueStart = valid ? colon + 1 : start;
+  let value = decodeHeaderText(bytes, valueStart, end);
+  if (value.includes("\n") || value.includes("\r")) value = value.replace(/[\r\n]+/g, "");
+  return {
+    name: valid ? decodeHeaderText(bytes, start, nameEnd) : "",
+    value: value.trim(),
+    start,
+    end,
+  };
+}
+
+/** Splits the header block starting at `start` into fields. Never throws. */
+export function parseHeaderBlock(bytes: Uint8Array, start = 0, stop?: StopLine): HeaderBlock {
+  const fields: HeaderField[] = [];
+  let fieldStart = -1;
+  let pos = start;
+  const flush = (end: number) => {
+    if (fieldStart >= 0) fields.push(makeField(bytes, fieldStart, end));
+    fieldStart = -1;
+  };
+  while (pos < bytes.length) {
+    const next = nextLine(bytes, pos);
+    const contentEnd = lineContentEnd(bytes, pos, next);
+    if (contentEnd === pos) {
+      flush(pos);
+      return { fields, headerEnd: next, complete: true };
+    }
+    if (stop && stop(pos, contentEnd)) {
+      flush(pos);
+      return { fields, headerEnd: pos, complete: false };
+    }
+    if (!(fieldStart >= 0 && isWsp(bytes[pos]))) {
+      flush(pos);
+      fieldStart = pos;
+    }
+    pos = next;
+  }
+  flush(bytes.length);
+  return { fields, headerEnd: bytes.length, complete: false };
+}
+
+/** Where the top-level header block ends: just after its blank line, or at the end of the data. */
+export function splitHeader(bytes: Uint8Array): { headerEnd: number; complete: boolean } {
+  let pos = 0;
+  while (pos < bytes.length) {
+    const next = nextLine(bytes, pos);
+    if (lineContentEnd(bytes, pos, next) === pos) return { headerEnd: next, complete: true };
+    pos = next;
+  }
+  return { headerEnd: bytes.length, complete: false };
+}
+
+type Fields = MimePart | readonly HeaderField[];
+
+function fieldsOf(h: Fields): readonly HeaderField[] {
+  return Array.isArray(h) ? h : (h as MimePart).headers;
+}
+
+/** Value of the first field with this name (case-insensitive). */
+export function headerValue(h: Fields, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const f of fieldsOf(h)) {
+    if (f.name.length === lower.length && f.name.toLowerCase() === lower) return f.value;
+  }
+  return undefined;
+}
+
+/** Values of every field with this name (case-insensitive), in order. */
+export function headerValues(h: Fields, name: string): string[] {
+  const lower = name.toLowerCase();
+  const out: string[] = [];
+  for (const f of fieldsOf(h)) {
+    if (f.name.length === lower.length && f.name.toLowerCase() === lower) out.push(f.value);
+  }
+  return out;
+}
+
+/** A field to write: new, or a changed copy of a parsed one. */
+export interface NewHeaderField {
+  name: string;
+  value: string;
+}
+
+const encoder = new TextEncoder();
+
+function serializeField(f: NewHeaderField, eol: string): Uint8Array {
+  // Keep folding the caller wrote; any other line break would inject a field, so it becomes a space.
+  const value = f.value.replace(
+    /\r\n|\r|\n/g,
+    (
+      m,
+      at: number,
+      all: string,
+    ) => (all[at + m.length] === " " || all[at + m.length] === "\t" ? eol : " "),
+  );
+  const name = f.name.replace(/[\s:]+/g, "");
+  return encoder.encode(`${name}: ${value}${eol}`);
+}
+
+/**
+ * Rewrites the top-level header block. `edit` gets the parsed fields and returns the fields to
+ * keep, in order: returned originals are copied byte-exact, anything else is serialized anew.
+ * The blank line and the body are copied untouched.
+ */
+export function rewriteHeaders(
+  bytes: Uint8Array,
+  edit: (fields: readonly HeaderField[]) => ReadonlyArray<HeaderField | NewHeaderField>,
+): Uint8Array {
+  const block = parseHeaderBlock(bytes, 0);
+  const fieldsEnd = block.fields.length ? block.fields[block.fields.length - 1].end : 0;
+  const firstBreak = bytes.indexOf(LF);
+  const eol = firstBreak > 0 && bytes[firstBreak - 1] === CR
+    ? "\r\n"
+    : firstBreak < 0
+    ? "\r\n"
+    : "\n";
+  const originals = new Set<object>(block.fields);
+  const out: Uint8Array[] = [];
+  let endsWithBreak = true;
+  for (const f of edit(block.fields)) {
+    if (originals.has(f)) {
+      const o = f as HeaderField;
+      if (!endsWithBreak) out.push(encoder.encode(eol));
+      out.push(bytes.subarray(o.start, o.end));
+      endsWithBreak = o.end > o.start && bytes[o.end - 1] === LF;
+    } else {
+      if (!endsWithBreak) out.push(encoder.encode(eol));
+      out.push(serializeField(f, eol));
+      endsWithBreak = true;
+    }
+  }
+  const rest = bytes.subarray(fieldsEnd);
+  if (!endsWithBreak && rest.length > 0) out.push(encoder.encode(eol));
+  out.push(rest);
+  return concatBytes(out);
+}

@@ -1,0 +1,30 @@
+// Public surface of the MIME layer: pure parsing of RFC 5322/MIME messages on raw bytes, shared by
+// the encryption policy, the SMTP header rewriting and the IMAP FETCH encoder.
+
+export type { ContentDisposition, ContentType, HeaderField, MimePart } from "./types.ts";
+export { MAX_MIME_DEPTH, parseMessage } from "./parse_message.ts";
+export {
+  type HeaderBlock,
+  headerValue,
+  headerValues,
+  type NewHeaderField,
+  parseHeaderBlock,
+  rewriteHeaders,
+  splitHeader,
+} from "./headers.ts";
+export { parseContentDisposition, parseContentType, parseParams } from "./params.ts";
+export {
+  type Address,
+  type AddressGroup,
+  flattenAddresses,
+  formatAddress,
+  type Mailbox,
+  parseAddressList,
+} from "./address.ts";
+export { decodeEncodedWords } from "./encoded_words.ts";
+export {
+  decodeBase64,
+  decodeBody,
+  decodeQuotedPrintable,
+  decodeText,
+} from "./transfer_encoding.ts";
