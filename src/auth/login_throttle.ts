@@ -42,5 +42,12 @@ export class LoginThrottle {
     for (const [ip, f] of this.#failures) {
       if (now - f.since > this.#windowMs) this.#failures.delete(ip);
     }
+    // Still full (many addresses within one window): forget the oldest half, so memory and
+    // the sweep's cost stay bounded whatever address range an attacker has.
+    let drop = this.#failures.size > 100_000 ? this.#failures.size / 2 : 0;
+    for (const ip of this.#failures.keys()) {
+      if (drop-- <= 0) break;
+      this.#failures.delete(ip);
+    }
   }
 }

@@ -223,7 +223,7 @@ export class SocketConnection implements Connection {
   async readLine(maxBytes: number): Promise<Uint8Array | null> {
     let discarding = false;
     while (true) {
-      const i = this.#indexOfLf(maxBytes + 2);
+      const i = this.#indexOfLf(discarding ? Infinity : maxBytes + 2);
       if (i >= 0) {
         const raw = this.#take(i + 1);
         if (discarding) throw new LineTooLongError(maxBytes);
@@ -233,7 +233,13 @@ export class SocketConnection implements Connection {
         return raw.subarray(0, end);
       }
       if (this.#buffered > maxBytes + 2) {
-        // Too long: drop what we have and keep discarding up to the next line feed.
+        // Too long: drop it up to its line feed (which may already be buffered; the next
+        // command must stay intact), or drop everything and keep discarding.
+        const end = this.#indexOfLf(Infinity);
+        if (end >= 0) {
+          this.#take(end + 1);
+          throw new LineTooLongError(maxBytes);
+        }
         this.#take(this.#buffered);
         discarding = true;
       }

@@ -1,0 +1,11 @@
+export { DeliveryService, domainOf, isValidAddress, NOT_ENCRYPTED, OK, reply } from "./service.ts";
+export type {
+  DeliveryAccounts,
+  DeliveryLimits,
+  DeliveryReport,
+  DeliveryServiceOptions,
+  Envelope,
+  Reply,
+} from "./service.ts";
+export { SendRateLimiter } from "./rate_limit.ts";
+export { cleanStoredHeaders, cleanSubmittedHeaders } from "./header_cleanup.ts";

@@ -1,0 +1,278 @@
+// Mail acceptance and local delivery, shared by SMTP submission, SMTP inbound and /mxdeliv.
+// Each step answers with the reply the reference relay gives (SMTP reply lines are the language
+// relays speak to each other, over HTTP too), so every edge reports the same verdicts.
+
+import { checkIncoming, checkOutgoing, type GateResult } from "../policy/mod.ts";
+import type { EventBus } from "../events/mod.ts";
+import type { AccountRecord, DeliveryOutcome, Store } from "../store/types.ts";
+import type { Logger } from "../log/mod.ts";
+import { cleanStoredHeaders, cleanSubmittedHeaders } from "./header_cleanup.ts";
+import { SendRateLimiter } from "./rate_limit.ts";
+
+/** An SMTP reply: code, enhanced status code (may be ""), text. */
+export interface Reply {
+  code: number;
+  enhanced: string;
+  text: string;
+}
+
+export const reply = (code: number, enhanced: string, text: string): Reply => ({
+  code,
+  enhanced,
+  text,
+});
+
+export const OK = reply(250, "2.0.0", "OK");
+export const NOT_ENCRYPTED = reply(523, "", "Encryption Needed: Invalid Unencrypted Mail");
+
+export interface DeliveryAccounts {
+  localAddress(address: string): string | null;
+  getAccount(address: string): Promise<AccountRecord | null>;
+}
+
+export interface DeliveryLimits {
+  maxMessageBytes: number;
+  maxRecipients: number;
+  defaultQuotaBytes: number;
+  sendPerMinute: number;
+  sendBurst: number;
+}
+
+export interface DeliveryServiceOptions {
+  store: Store;
+  bus: EventBus;
+  accounts: DeliveryAccounts;
+  limits: DeliveryLimits;
+  log?: Logger;
+  now?: () => number;
+  /** Clock for the send rate (monotonic); defaults to performance.now. */
+  monotonicNow?: () => number;
+  /**
+   * Checks where incoming mail comes from (federation policy, DKIM alignment): the refusal
+   * reason, or null to accept.
+   */
+  checkOrigin?: (message: Uint8Array, fromAddress: string) => Promise<Reply | null>;
+}
+
+export interface Envelope {
+  /** Envelope sender without angle brackets; "" is the null sender. */
+  mailFrom: string;
+  recipients: string[];
+}
+
+export interface DeliveryReport {
+  reply: Reply;
+  /** Local accounts that received the message. */
+  delivered: number;
+  /** Remote recipients put on the outbound queue. */
+  queued: number;
+}
+
+/** Parses the domain of an address; domain literals stay bracketed. */
+export function domainOf(address: string): string {
+  const at = address.lastIndexOf("@");
+  return at < 0 ? "" : address.slice(at + 1).toLowerCase();
+}
+
+/** A syntactically usable envelope address: one local part, "@", a domain or domain literal. */
+export function isValidAddress(address: string): boolean {
+  if (address.length > 320 || /[\s<>()\\,;"]/.test(address)) return false;
+  const at = address.lastIndexOf("@");
+  if (at <= 0 || at === address.length - 1) return false;
+  const domain = address.slice(at + 1);
+  if (domain.startsWith("[")) return /^\[(IPv6:[0-9a-fA-F:.]+|[0-9.]+)\]$/.test(domain);
+  return /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/
+    .test(domain) && !address.slice(0, at).includes("@");
+}
+
+export class DeliveryService {
+  readonly limits: DeliveryLimits;
+  #store: Store;
+  #bus: EventBus;
+  #accounts: DeliveryAccounts;
+  #log?: Logger;
+  #now: () => number;
+  #rate: SendRateLimiter;
+  #checkOrigin?: DeliveryServiceOptions["checkOrigin"];
+  /** Called after remote recipients were queued (wakes the outbound worker). */
+  onQueued: () => void = () => {};
+
+  constructor(options: DeliveryServiceOptions) {
+    this.#store = options.store;
+    this.#bus = options.bus;
+    this.#accounts = options.accounts;
+    this.limits = options.limits;
+    this.#log = options.log;
+    this.#now = options.now ?? Date.now;
+    this.#checkOrigin = options.checkOrigin;
+    this.#rate = new SendRateLimiter({
+      perMinute: options.limits.sendPerMinute,
+      burst: options.limits.sendBurst,
+      now: options.monotonicNow,
+    });
+  }
+
+  /** Submission MAIL FROM: the sender must be the logged-in address, within its send rate. */
+  checkSubmissionSender(login: string, mailFrom: string): Reply | null {
+    if (mailFrom.toLowerCase() !== login.toLowerCase()) {
+      return reply(553, "5.7.1", `Sender address <${mailFrom}> not owned by user ${login}`);
+    }
+    const r = this.#rate.take(login.toLowerCase());
+    if (!r.allowed) {
+      const wait = Math.ceil(r.retryAfterMs / 1000);
+      return reply(450, "", `4.7.1: Too much mail from ${mailFrom}, try again in ${wait} s`);
+    }
+    return null;
+  }
+
+  /**
+   * RCPT TO. Inbound mail may only be for existing local accounts (never an open relay);
+   * submissions may go anywhere, but local recipients must exist.
+   */
+  async checkRecipient(address: string, mode: "inbound" | "submission"): Promise<Reply | null> {
+    if (!isValidAddress(address)) return reply(501, "5.1.3", `Bad recipient address syntax`);
+    const local = this.#accounts.localAddress(address);
+    if (!local) {
+      return mode === "inbound" ? reply(550, "5.7.1", "Relay access denied") : null;
+    }
+    const account = await this.#accounts.getAccount(local);
+    if (!account || account.blocked) {
+      return reply(550, "5.1.1", `<${address}>: Recipient address rejected: User unknown`);
+    }
+    return null;
+  }
+
+  /** A message from a logged-in user (ports 465/587). */
+  async submit(login: string, envelope: Envelope, message: Uint8Array): Promise<DeliveryReport> {
+    const verdict = checkOutgoing({ ...envelope, message });
+    const refused = this.#refusal(verdict, envelope.mailFrom);
+    if (refused) {
+      this.#log?.info("submission refused", { reason: verdict.accept ? "" : verdict.reason });
+      return { reply: refused, delivered: 0, queued: 0 };
+    }
+    const cleaned = cleanSubmittedHeaders(message);
+    const local: string[] = [];
+    const remote: string[] = [];
+    for (const r of unique(envelope.recipients)) {
+      (this.#accounts.localAddress(r) ? local : remote).push(r);
+    }
+    const outcome = await this.#deliverLocal(login, local, cleaned);
+    if (outcome.fullReply && remote.length === 0) {
+      return { reply: outcome.fullReply, delivered: 0, queued: 0 };
+    }
+    if (remote.length > 0) {
+      await this.#store.enqueue({
+        sender: envelope.mailFrom,
+        data: cleaned,
+        recipients: remote,
+        now: this.#now(),
+      });
+      this.onQueued();
+    }
+    return { reply: OK, delivered: outcome.delivered, queued: remote.length };
+  }
+
+  /** A message from another relay (port 25 or /mxdeliv): local recipients only. */
+  async receive(envelope: Envelope, message: Uint8Array): Promise<DeliveryReport> {
+    const verdict = checkIncoming({ ...envelope, message });
+    const refused = this.#refusal(verdict, envelope.mailFrom);
+    if (refused) return { reply: refused, delivered: 0, queued: 0 };
+    if (this.#checkOrigin && verdict.fromAddress) {
+      const origin = await this.#checkOrigin(message, verdict.fromAddress);
+      if (origin) return { reply: origin, delivered: 0, queued: 0 };
+    }
+    const local = unique(envelope.recipients).filter((r) => this.#accounts.localAddress(r));
+    const outcome = await this.#deliverLocal("", local, message);
+    if (outcome.fullReply) return { reply: outcome.fullReply, delivered: 0, queued: 0 };
+    if (outcome.delivered === 0) {
+      return { reply: reply(550, "5.1.1", "No such recipient"), delivered: 0, queued: 0 };
+    }
+    return { reply: OK, delivered: outcome.delivered, queued: 0 };
+  }
+
+  #refusal(v: GateResult, mailFrom: string): Reply | null {
+    if (v.accept) return null;
+    switch (v.reason) {
+      case "not_encrypted":
+        return NOT_ENCRYPTED;
+      case "from_mismatch":
+        return reply(500, "5.7.1", `Invalid FROM <${v.fromAddress}> for <${mailFrom}>`);
+      case "invalid_from":
+        return reply(500, "5.6.0", `Invalid FROM header: ${v.detail}`);
+      case "parse_error":
+        return reply(500, "5.6.0", `Failed to parse message: ${v.detail}`);
+    }
+  }
+
+  /**
+   * One shared body for every local recipient, committed before the caller answers 250; then a
+   * bus event per recipient so IDLE sessions and push wake at once.
+   */
+  async #deliverLocal(
+    sender: string,
+    recipients: string[],
+    message: Uint8Array,
+  ): Promise<{ delivered: number; fullReply?: Reply }> {
+    if (recipients.length === 0) return { delivered: 0 };
+    const accounts: AccountRecord[] = [];
+    for (const r of recipients) {
+      const a = await this.#accounts.getAccount(r.toLowerCase());
+      if (a && !a.blocked) accounts.push(a);
+    }
+    if (accounts.length === 0) return { delivered: 0 };
+    const stored = cleanStoredHeaders(message);
+    const outcomes = await this.#store.deliver({
+      data: stored,
+      internalDate: this.#now(),
+      targets: accounts.map((a) => ({ accountId: a.id, mailboxName: "INBOX" })),
+      defaultQuotaBytes: this.limits.defaultQuotaBytes,
+    });
+    let delivered = 0;
+    const full: string[] = [];
+    for (const o of outcomes) {
+      const account = accounts.find((a) => a.id === o.accountId)!;
+      if (o.ok) {
+        delivered++;
+        this.#published(account, o, sender);
+      } else {
+        full.push(account.address);
+        this.#log?.info("local delivery failed", { code: o.code });
+      }
+    }
+    if (delivered === 0 && full.length > 0) {
+      return {
+        delivered,
+        fullReply: reply(552, "5.2.2", `Mailbox full: ${full.join(", ")}`),
+      };
+    }
+    return { delivered };
+  }
+
+  #published(
+    account: AccountRecord,
+    o: Extract<DeliveryOutcome, { ok: true }>,
+    sender: string,
+  ) {
+    this.#bus.publish({
+      type: "mail.delivered",
+      accountId: account.id,
+      address: account.address,
+      mailboxId: o.mailboxId,
+      uid: o.uid,
+      fromSelf: sender !== "" && sender.toLowerCase() === account.address,
+    });
+  }
+}
+
+function unique(addresses: string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const a of addresses) {
+    const k = a.toLowerCase();
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(a);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,5 @@
+export { startSmtpServer } from "./server.ts";
+export type { SmtpServerOptions } from "./server.ts";
+export { SmtpSession } from "./session.ts";
+export type { SmtpSessionOptions } from "./session.ts";
+export type { SmtpBackend, SmtpEnvelope, SmtpReply, SmtpSessionHooks } from "./backend.ts";

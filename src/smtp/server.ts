@@ -1,0 +1,57 @@
+// SMTP listeners: "inbound" (25, STARTTLS offered, no AUTH) and "submission" (587 STARTTLS /
+// 465 implicit TLS, AUTH required). Each accepted connection runs one SmtpSession.
+
+import type { SecureContext } from "node:tls";
+import { listen, type Listener } from "../net/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import type { SmtpBackend, SmtpSessionHooks } from "./backend.ts";
+import { SmtpSession } from "./session.ts";
+
+export interface SmtpServerOptions {
+  address: string;
+  mode: "submission" | "inbound";
+  implicitTls: boolean;
+  secureContext?: () => SecureContext;
+  hostname: string;
+  maxMessageBytes: number;
+  maxRecipients: number;
+  maxConnections?: number;
+  maxConnectionsPerIp?: number;
+  commandTimeoutMs?: number;
+  dataTimeoutMs?: number;
+  backend: SmtpBackend;
+  log?: Logger;
+  hooks?: SmtpSessionHooks & { onConnection?(): void; onDisconnect?(): void };
+}
+
+export function startSmtpServer(options: SmtpServerOptions): Promise<Listener> {
+  return listen({
+    address: options.address,
+    mode: options.implicitTls ? "tls" : "plain",
+    secureContext: options.secureContext,
+    maxConnections: options.maxConnections,
+    maxConnectionsPerIp: options.maxConnectionsPerIp,
+    overLimitReply: `421 4.7.0 ${options.hostname} Too many connections, try again later\r\n`,
+    async onConnection(conn, signal) {
+      options.hooks?.onConnection?.();
+      try {
+        await new SmtpSession(conn, {
+          mode: options.mode,
+          hostname: options.hostname,
+          maxMessageBytes: options.maxMessageBytes,
+          maxRecipients: options.maxRecipients,
+          startTlsAvailable: !conn.isTls && options.secureContext !== undefined,
+          commandTimeoutMs: options.commandTimeoutMs,
+          dataTimeoutMs: options.dataTimeoutMs,
+          log: options.log,
+          hooks: options.hooks,
+        }, options.backend).run(signal);
+      } finally {
+        options.hooks?.onDisconnect?.();
+      }
+    },
+    onError(err) {
+      options.log?.error("smtp connection failed", { error: String(err) });
+    },
+  });
+}

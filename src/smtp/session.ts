@@ -1,0 +1,383 @@
+// One SMTP session (RFC 5321) on an accepted connection: submission (465/587, AUTH required) or
+// inbound (25, no AUTH). Commands are read one line at a time, so pipelined commands are answered
+// in order (RFC 2920); the message itself goes to the backend only after the end-of-data line.
+
+import {
+  type Connection,
+  ConnectionClosedError,
+  IdleTimeoutError,
+  LineTooLongError,
+} from "../net/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import type { SmtpBackend, SmtpReply, SmtpSessionHooks } from "./backend.ts";
+import { readData } from "./data_reader.ts";
+import { encodeBase64Text, parsePlain } from "./sasl.ts";
+import { decodeBase64Text } from "./sasl.ts";
+import { parseMailParams, parsePath } from "./syntax.ts";
+
+export interface SmtpSessionOptions {
+  mode: "submission" | "inbound";
+  hostname: string;
+  maxMessageBytes: number;
+  maxRecipients: number;
+  /** STARTTLS can be offered (a certificate is configured and the connection is not TLS yet). */
+  startTlsAvailable: boolean;
+  commandTimeoutMs?: number;
+  dataTimeoutMs?: number;
+  maxErrors?: number;
+  log?: Logger;
+  hooks?: SmtpSessionHooks;
+}
+
+const MAX_COMMAND_LINE = 4096;
+const MAX_DATA_LINE = 8192;
+const dec = new TextDecoder("utf-8", { fatal: false });
+
+const line = (r: SmtpReply) =>
+  r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
+const r = (code: number, enhanced: string, text: string): SmtpReply => ({ code, enhanced, text });
+
+const OK = r(250, "2.0.0", "OK");
+const BAD_SEQUENCE = (text: string) => r(503, "5.5.1", text);
+
+class CloseSession extends Error {}
+
+export class SmtpSession {
+  #conn: Connection;
+  #opts: SmtpSessionOptions;
+  #backend: SmtpBackend;
+  #greeted = false;
+  #login: string | null = null;
+  #mailFrom: string | null = null;
+  #recipients: string[] = [];
+  #errors = 0;
+
+  constructor(conn: Connection, options: SmtpSessionOptions, backend: SmtpBackend) {
+    this.#conn = conn;
+    this.#opts = options;
+    this.#backend = backend;
+  }
+
+  get #submission() {
+    return this.#opts.mode === "submission";
+  }
+
+  async #send(reply: SmtpReply | string) {
+    await this.#conn.write((typeof reply === "string" ? reply : line(reply)) + "\r\n");
+  }
+
+  async #error(reply: SmtpReply) {
+    this.#errors++;
+    if (this.#errors > (this.#opts.maxErrors ?? 10)) {
+      await this.#send(
+        r(421, "4.7.0", `${this.#opts.hostname} Too many errors, closing connection`),
+      );
+      throw new CloseSession();
+    }
+    await this.#send(reply);
+  }
+
+  #reset() {
+    this.#mailFrom = null;
+    this.#recipients = [];
+  }
+
+  async run(signal?: AbortSignal): Promise<void> {
+    const conn = this.#conn;
+    const onAbort = () => {
+      conn.write(`421 4.3.2 ${this.#opts.hostname} Service shutting down\r\n`).catch(() => {})
+        .finally(() => conn.close().catch(() => {}));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
+    try {
+      await this.#send(`220 ${this.#opts.hostname} ESMTP`);
+      while (!conn.closed) {
+        let raw: Uint8Array | null;
+        try {
+          raw = await conn.readLine(MAX_COMMAND_LINE);
+        } catch (e) {
+          if (e instanceof LineTooLongError) {
+            await this.#error(r(500, "5.5.2", "Line too long"));
+            continue;
+          }
+          throw e;
+        }
+        if (raw === null) return;
+        if (!(await this.#command(dec.decode(raw)))) return;
+      }
+    } catch (e) {
+      if (e instanceof IdleTimeoutError) {
+        await conn.write(`421 4.4.2 ${this.#opts.hostname} Timeout, closing connection\r\n`)
+          .catch(() => {});
+        return;
+      }
+      if (e instanceof CloseSession || e instanceof ConnectionClosedError) return;
+      if (conn.closed) return;
+      this.#opts.log?.error("smtp session failed", { error: String(e) });
+      await conn.write(`421 4.3.0 ${this.#opts.hostname} Internal error\r\n`).catch(() => {});
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      await conn.close().catch(() => {});
+    }
+  }
+
+  /** Handles one command line; false ends the session. */
+  async #command(text: string): Promise<boolean> {
+    const sp = text.indexOf(" ");
+    const verb = (sp < 0 ? text : text.slice(0, sp)).toUpperCase();
+    const arg = sp < 0 ? "" : text.slice(sp + 1).trim();
+    switch (verb) {
+      case "EHLO":
+      case "HELO":
+        return await this.#hello(verb, arg);
+      case "STARTTLS":
+        return await this.#startTls(arg);
+      case "AUTH":
+        await this.#auth(arg);
+        return true;
+      case "MAIL":
+        await this.#mail(arg);
+        return true;
+      case "RCPT":
+        await this.#rcpt(arg);
+        return true;
+      case "DATA":
+        await this.#data(arg);
+        return true;
+      case "RSET":
+        this.#reset();
+        await this.#send(OK);
+        return true;
+      case "NOOP":
+        await this.#send(OK);
+        return true;
+      case "VRFY":
+        // Never confirm or deny an address (no enumeration), as the reference relay.
+        await this.#send(
+          r(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery"),
+        );
+        return true;
+      case "HELP":
+        await this.#send(r(214, "2.0.0", "See RFC 5321"));
+        return true;
+      case "QUIT":
+        await this.#send(r(221, "2.0.0", "Bye"));
+        return false;
+      case "BDAT":
+      case "EXPN":
+      case "TURN":
+      case "ETRN":
+        await this.#error(r(502, "5.5.1", `${verb} not implemented`));
+        return true;
+      default:
+        await this.#error(r(500, "5.5.1", "Command unrecognized"));
+        return true;
+    }
+  }
+
+  async #hello(verb: string, arg: string): Promise<boolean> {
+    if (!arg) {
+      await this.#error(r(501, "5.5.4", `Syntax: ${verb} hostname`));
+      return true;
+    }
+    this.#reset();
+    this.#greeted = true;
+    if (verb === "HELO") {
+      await this.#send(`250 ${this.#opts.hostname}`);
+      return true;
+    }
+    const tls = this.#conn.isTls;
+    const lines = [
+      this.#opts.hostname,
+      "PIPELINING",
+      `SIZE ${this.#opts.maxMessageBytes}`,
+      "8BITMIME",
+      "ENHANCEDSTATUSCODES",
+      "SMTPUTF8",
+    ];
+    if (!tls && this.#opts.startTlsAvailable) lines.push("STARTTLS");
+    if (tls && this.#submission) lines.push("AUTH PLAIN LOGIN");
+    await this.#send(
+      lines.map((l, i) => `250${i === lines.length - 1 ? " " : "-"}${l}`).join("\r\n"),
+    );
+    return true;
+  }
+
+  async #startTls(arg: string): Promise<boolean> {
+    if (arg) {
+      await this.#error(r(501, "5.5.4", "Syntax: STARTTLS"));
+      return true;
+    }
+    if (this.#conn.isTls || !this.#opts.startTlsAvailable) {
+      await this.#error(r(503, "5.5.1", "TLS already active or not available"));
+      return true;
+    }
+    if (this.#conn.bufferedBytes() > 0) {
+      // RFC 3207 §4.2: anything pipelined after STARTTLS is an injection attempt.
+      await this.#send(r(501, "5.5.4", "Data after STARTTLS refused, closing connection"));
+      return false;
+    }
+    try {
+      await this.#conn.startTls("220 2.0.0 Ready to start TLS\r\n");
+    } catch (e) {
+      this.#opts.log?.info("smtp starttls failed", { error: String(e) });
+      return false;
+    }
+    // RFC 3207 §4.2: forget everything learned before TLS.
+    this.#greeted = false;
+    this.#login = null;
+    this.#reset();
+    return true;
+  }
+
+  async #auth(arg: string) {
+    if (!this.#submission) return await this.#error(r(502, "5.5.1", "AUTH not available here"));
+    if (!this.#conn.isTls) {
+      return await this.#error(r(530, "5.7.0", "Must issue a STARTTLS command first"));
+    }
+    if (!this.#greeted) return await this.#error(BAD_SEQUENCE("Send EHLO first"));
+    if (this.#login) return await this.#error(BAD_SEQUENCE("Already authenticated"));
+    if (this.#mailFrom !== null) {
+      return await this.#error(BAD_SEQUENCE("AUTH not allowed during a mail transaction"));
+    }
+    const [mechRaw, initial] = arg.split(/\s+/, 2);
+    const mech = (mechRaw ?? "").toUpperCase();
+    let user: string;
+    let password: string;
+    if (mech === "PLAIN") {
+      const response = initial === undefined
+        ? await this.#challenge("")
+        : initial === "="
+        ? ""
+        : initial;
+      if (response === null) return;
+      const creds = parsePlain(response);
+      if (!creds) return await this.#error(r(501, "5.5.2", "Malformed AUTH PLAIN response"));
+      ({ user, password } = creds);
+    } else if (mech === "LOGIN") {
+      const u = initial ?? await this.#challenge(encodeBase64Text("Username:"));
+      if (u === null) return;
+      const du = decodeBase64Text(u);
+      if (du === null) return await this.#error(r(501, "5.5.2", "Malformed base64"));
+      const p = await this.#challenge(encodeBase64Text("Password:"));
+      if (p === null) return;
+      const dp = decodeBase64Text(p);
+      if (dp === null) return await this.#error(r(501, "5.5.2", "Malformed base64"));
+      user = du;
+      password = dp;
+    } else {
+      return await this.#error(r(504, "5.5.4", "Unrecognized authentication mechanism"));
+    }
+    const result = await this.#backend.authenticate(user, password, this.#conn.remoteAddress);
+    if ("reply" in result) {
+      this.#opts.hooks?.onReply?.("auth", result.reply);
+      return await this.#error(result.reply);
+    }
+    this.#login = result.address;
+    const ok = r(235, "2.7.0", "Authentication successful");
+    this.#opts.hooks?.onReply?.("auth", ok);
+    await this.#send(ok);
+  }
+
+  /** Sends a 334 challenge; null (after replying) when the client cancels with "*". */
+  async #challenge(text: string): Promise<string | null> {
+    await this.#send(`334 ${text}`);
+    const raw = await this.#conn.readLine(MAX_COMMAND_LINE);
+    if (raw === null) throw new ConnectionClosedError();
+    const answer = dec.decode(raw).trim();
+    if (answer === "*") {
+      await this.#error(r(501, "5.0.0", "Authentication cancelled"));
+      return null;
+    }
+    return answer;
+  }
+
+  async #mail(arg: string) {
+    if (!this.#greeted) return await this.#error(BAD_SEQUENCE("Send EHLO first"));
+    if (this.#submission && !this.#conn.isTls) {
+      return await this.#error(r(530, "5.7.0", "Must issue a STARTTLS command first"));
+    }
+    if (this.#submission && !this.#login) {
+      return await this.#error(r(530, "5.7.0", "Authentication required"));
+    }
+    if (this.#mailFrom !== null) return await this.#error(BAD_SEQUENCE("Sender already specified"));
+    const m = /^FROM:\s*(<[^>]*>|\S+)(.*)$/i.exec(arg);
+    const path = m ? parsePath(m[1]) : null;
+    if (!m || path === null) {
+      return await this.#error(r(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
+    }
+    const params = parseMailParams(m[2]);
+    if (!params) return await this.#error(r(555, "5.5.4", "Unsupported MAIL parameter"));
+    if (params.size !== undefined && params.size > this.#opts.maxMessageBytes) {
+      return await this.#error(r(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+    }
+    if (this.#login) {
+      const refused = this.#backend.checkSender(this.#login, path);
+      if (refused) {
+        this.#opts.hooks?.onReply?.("mail", refused);
+        return await this.#error(refused);
+      }
+    }
+    this.#mailFrom = path;
+    this.#opts.log?.debug("smtp mail", { conn: this.#conn.id, from: path });
+    await this.#send(OK);
+  }
+
+  async #rcpt(arg: string) {
+    if (this.#mailFrom === null) return await this.#error(BAD_SEQUENCE("Need MAIL before RCPT"));
+    const m = /^TO:\s*(<[^>]*>|\S+)\s*$/i.exec(arg);
+    const path = m ? parsePath(m[1]) : null;
+    if (!m || !path) return await this.#error(r(501, "5.5.4", "Syntax: RCPT TO:<address>"));
+    if (this.#recipients.length >= this.#opts.maxRecipients) {
+      return await this.#error(r(452, "4.5.3", "Too many recipients"));
+    }
+    const refused = await this.#backend.checkRecipient(path, this.#opts.mode);
+    if (refused) {
+      this.#opts.hooks?.onReply?.("rcpt", refused);
+      return await this.#error(refused);
+    }
+    this.#recipients.push(path);
+    await this.#send(OK);
+  }
+
+  async #data(arg: string) {
+    if (arg) return await this.#error(r(501, "5.5.4", "Syntax: DATA"));
+    if (this.#mailFrom === null) return await this.#error(BAD_SEQUENCE("Need MAIL command"));
+    if (this.#recipients.length === 0) {
+      return await this.#error(r(554, "5.5.1", "No valid recipients"));
+    }
+    await this.#send("354 End data with <CR><LF>.<CR><LF>");
+    this.#conn.setIdleTimeout(this.#opts.dataTimeoutMs ?? 600_000);
+    const data = await readData(this.#conn, {
+      maxBytes: this.#opts.maxMessageBytes,
+      maxLineBytes: MAX_DATA_LINE,
+    });
+    this.#conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
+    if (data === null) throw new ConnectionClosedError();
+    const envelope = { mailFrom: this.#mailFrom, recipients: this.#recipients };
+    this.#reset();
+    let reply: SmtpReply;
+    if (data.tooLarge) {
+      reply = r(552, "5.3.4", "Message exceeds maximum size");
+    } else if (data.badLineEnding) {
+      reply = r(500, "5.6.11", "Invalid DATA: bare CR or LF in message");
+    } else if (data.longLine) {
+      reply = r(500, "5.5.6", `Invalid DATA: line longer than ${MAX_DATA_LINE} bytes`);
+    } else if (this.#login) {
+      reply = await this.#backend.submit(this.#login, envelope, data.message);
+    } else {
+      reply = await this.#backend.receive(envelope, data.message);
+    }
+    this.#opts.hooks?.onResult?.(this.#opts.mode, reply.code, data.size);
+    this.#opts.hooks?.onReply?.("data", reply);
+    this.#opts.log?.debug("smtp data", {
+      conn: this.#conn.id,
+      from: envelope.mailFrom,
+      rcpts: envelope.recipients.length,
+      code: reply.code,
+      bytes: data.size,
+    });
+    await this.#send(reply);
+  }
+}
