@@ -1,0 +1,178 @@
+// Reads one complete IMAP command: the command line plus every literal it announces (RFC 9051
+// §4.3, §7.5; LITERAL+ RFC 7888; literal8 RFC 3516). A literal over the limit is never held in
+// memory: a synchronizing one is refused before the client sends it, a non-synchronizing one is
+// read and dropped in chunks so the next command starts where the client thinks it does.
+
+import { ConnectionClosedError, LineTooLongError } from "../net/connection.ts";
+
+/** What the reader needs of a connection (structurally a subset of net's Connection). */
+export interface CommandConnection {
+  /** The next line (with or without its CRLF/LF; both are accepted); null at end of stream. */
+  readLine(maxBytes: number): Promise<Uint8Array | null>;
+  /** Exactly n bytes; null when the stream ends first. */
+  readExact(n: number): Promise<Uint8Array | null>;
+  write(data: string | Uint8Array): Promise<void>;
+}
+
+/** Text segments (UTF-8 decoded, literal markers and line end removed) alternating with literals. */
+export interface RawCommand {
+  segments: (string | Uint8Array)[];
+}
+
+export interface ReadLimits {
+  maxLineBytes: number;
+  maxLiteralBytes: number;
+  /** For APPEND's message literal. */
+  maxAppendLiteralBytes: number;
+  /** All lines and literals of one command; default: the larger literal limit plus 64 lines. */
+  maxCommandBytes?: number;
+}
+
+/** A literal (or the command as a whole) over its limit; answer `<tag> NO [TOOBIG]`. */
+export class LiteralTooLargeError extends Error {
+  constructor(
+    /** The command's tag, when the first line has one. */
+    readonly tag: string | null,
+    /** The announced literal size in bytes. */
+    readonly size: number,
+    readonly limit: number,
+    /** True when the client announced `{n}` and now waits for our answer instead of sending. */
+    readonly synchronizing: boolean,
+  ) {
+    super(`Literal of ${size} bytes exceeds the limit of ${limit} bytes`);
+    this.name = "LiteralTooLargeError";
+  }
+}
+
+export const CONTINUE_LITERAL = "+ Ready for literal data\r\n";
+const DRAIN_CHUNK = 64 * 1024;
+// `{n}`, `{n+}` and literal8 `~{n}` at the very end of a line (RFC 9051 §9 "literal").
+const LITERAL_MARKER = /~?\{([0-9]{1,20})(\+?)\}$/;
+// Tag: ASTRING-CHARs except "+" (RFC 9051 §9 "tag"), followed by SP.
+// deno-lint-ignore no-control-regex -- CTLs are atom-specials
+const TAG = /^([^(){ %*"\\+\x00-\x1f\x7f-\uffff]+) /;
+
+const decoder = new TextDecoder();
+
+function stripLineEnd(line: Uint8Array): Uint8Array {
+  let end = line.length;
+  if (end > 0 && line[end - 1] === 10) {
+    end--;
+    if (end > 0 && line[end - 1] === 13) end--;
+  }
+  return line.subarray(0, end);
+}
+
+interface Marker {
+  size: number;
+  sync: boolean;
+  text: string;
+}
+
+function splitMarker(line: string): Marker | null {
+  const m = LITERAL_MARKER.exec(line);
+  if (!m) return null;
+  return { size: Number(m[1]), sync: m[2] !== "+", text: line.slice(0, m.index) };
+}
+
+/** The tag of a command line, when it has one; used to answer errors found before parsing. */
+export function tagOf(firstLine: string): string | null {
+  return TAG.exec(firstLine)?.[1] ?? null;
+}
+
+/** Whether the command is APPEND (second word, or third after UID). */
+function isAppend(firstLine: string): boolean {
+  const words = firstLine.split(" ", 4).map((w) => w.toUpperCase());
+  const verb = words[1] === "UID" ? words[2] : words[1];
+  return verb === "APPEND";
+}
+
+/**
+ * Reads one command. Returns null at end of stream before a command starts. Throws
+ * LiteralTooLargeError (stream still in sync), LineTooLongError from the connection, or
+ * ConnectionClosedError when the stream ends inside a command.
+ */
+export async function readCommand(
+  conn: CommandConnection,
+  limits: ReadLimits,
+): Promise<RawCommand | null> {
+  const maxTotal = limits.maxCommandBytes ??
+    Math.max(limits.maxLiteralBytes, limits.maxAppendLiteralBytes) + 64 * limits.maxLineBytes;
+  const segments: (string | Uint8Array)[] = [];
+  let total = 0;
+  let first: string | null = null;
+  while (true) {
+    const bytes = await conn.readLine(limits.maxLineBytes);
+    if (bytes === null) {
+      if (first === null) return null;
+      throw new ConnectionClosedError("Connection closed in the middle of a command");
+    }
+    const body = stripLineEnd(bytes);
+    // Blank lines between commands carry nothing; skip them rather than answer BAD.
+    if (first === null && body.length === 0) continue;
+    total += body.length + 2;
+    const line = decoder.decode(body);
+    first ??= line;
+    const marker = splitMarker(line);
+    if (!marker) {
+      segments.push(line);
+      return { segments };
+    }
+    segments.push(marker.text);
+    const limit = isAppend(first) ? limits.maxAppendLiteralBytes : limits.maxLiteralBytes;
+    const overTotal = total + marker.size > maxTotal;
+    if (marker.size > limit || overTotal) {
+      const err = new LiteralTooLargeError(
+        tagOf(first),
+        marker.size,
+        overTotal ? maxTotal : limit,
+        marker.sync,
+      );
+      // A synchronizing literal is not sent until we say so: the tagged answer refuses it.
+      if (!marker.sync) await drainCommand(conn, marker.size, limits.maxLineBytes);
+      throw err;
+    }
+    if (marker.sync) await conn.write(CONTINUE_LITERAL);
+    const data = await conn.readExact(marker.size);
+    if (data === null) {
+      throw new ConnectionClosedError("Connection closed in the middle of a literal");
+    }
+    segments.push(data);
+    total += marker.size;
+  }
+}
+
+/** Reads and drops n bytes without holding more than one chunk. */
+async function discard(conn: CommandConnection, n: number): Promise<void> {
+  let left = n;
+  while (left > 0) {
+    const step = Math.min(left, DRAIN_CHUNK);
+    if ((await conn.readExact(step)) === null) {
+      throw new ConnectionClosedError("Connection closed in the middle of a literal");
+    }
+    left -= step;
+  }
+}
+
+/**
+ * Drops a non-synchronizing literal and the rest of its command: following lines, and their
+ * non-synchronizing literals. Stops at a synchronizing literal, whose client waits for the
+ * tagged answer we are about to send.
+ */
+async function drainCommand(conn: CommandConnection, size: number, maxLine: number) {
+  await discard(conn, size);
+  while (true) {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await conn.readLine(maxLine);
+    } catch (e) {
+      // The connection already skipped to the end of the overlong line.
+      if (e instanceof LineTooLongError) return;
+      throw e;
+    }
+    if (bytes === null) return;
+    const marker = splitMarker(decoder.decode(stripLineEnd(bytes)));
+    if (!marker || marker.sync) return;
+    await discard(conn, marker.size);
+  }
+}

@@ -1,0 +1,339 @@
+// Mailbox commands: SELECT/EXAMINE (with CONDSTORE/QRESYNC, RFC 7162), CREATE, DELETE, RENAME,
+// SUBSCRIBE, UNSUBSCRIBE, LIST/LSUB (with LIST-EXTENDED, SPECIAL-USE, LIST-STATUS), STATUS,
+// APPEND (UIDPLUS), CLOSE, UNSELECT.
+
+import type { MailboxRecord, MessageRecord } from "../store/types.ts";
+import type { CommandTable, SessionContext } from "./session.ts";
+import type { Command, CommandOf, StatusItem } from "./types.ts";
+import { bad, ImapNo, mailboxName } from "./responses.ts";
+import { SelectedMailbox, SYSTEM_FLAGS } from "./selected.ts";
+import { binaryPartsToBase64 } from "./binary_append.ts";
+import { contains, formatSet } from "./sequence_set.ts";
+
+const AUTHED = ["auth", "selected"] as const;
+const DELIMITER = ".";
+const SPECIAL_USES = new Set([
+  "\\All",
+  "\\Archive",
+  "\\Drafts",
+  "\\Flagged",
+  "\\Junk",
+  "\\Sent",
+  "\\Trash",
+]);
+
+type Of<N extends Command["name"]> = CommandOf<N>;
+
+function checkName(name: string): string {
+  const n = name.endsWith(DELIMITER) ? name.slice(0, -1) : name;
+  if (n === "" || n.length > 255 || n.split(DELIMITER).some((p) => p === "")) {
+    throw new ImapNo("Invalid mailbox name", "CANNOT");
+  }
+  return n;
+}
+
+async function closeSelected(ctx: SessionContext, expunge: boolean) {
+  const sel = ctx.selected;
+  if (!sel) return;
+  ctx.selected = null;
+  ctx.state = "auth";
+  if (expunge && !sel.readOnly) {
+    await ctx.backend.mailboxes.expunge(ctx.user!.accountId, sel.mailbox.id);
+  }
+}
+
+async function select(ctx: SessionContext, cmd: Of<"SELECT" | "EXAMINE">) {
+  const accountId = ctx.user!.accountId;
+  if (ctx.selected) {
+    await closeSelected(ctx, false);
+    // RFC 7162 §3.2.11: tell a QRESYNC client that the old mailbox is closed.
+    if (ctx.enabled.has("QRESYNC")) ctx.out("* OK [CLOSED] Previous mailbox closed\r\n");
+  }
+  if (cmd.qresync && !ctx.enabled.has("QRESYNC")) throw bad("QRESYNC is not enabled");
+  if (cmd.condstore) ctx.enabled.add("CONDSTORE");
+  const mb = await ctx.backend.mailboxes.getMailbox(accountId, cmd.mailbox);
+  if (!mb) throw new ImapNo("No such mailbox", "NONEXISTENT");
+  const messages = await ctx.backend.mailboxes.listMessages(mb.id);
+  const readOnly = cmd.name === "EXAMINE";
+  const sel = new SelectedMailbox(mb, readOnly, messages.map((m) => m.uid), mb.highestModSeq);
+  for (const m of messages) for (const f of m.flags) if (!f.startsWith("\\")) sel.keywords.add(f);
+  const flags = [SYSTEM_FLAGS, ...sel.keywords].join(" ");
+  ctx.out(`* FLAGS (${flags})\r\n`);
+  ctx.out(
+    readOnly
+      ? "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n"
+      : `* OK [PERMANENTFLAGS (${flags} \\*)] Flags permitted\r\n`,
+  );
+  ctx.out(`* ${messages.length} EXISTS\r\n`);
+  // This session takes \Recent for what arrived since the last SELECT (EXAMINE only counts).
+  if (!readOnly) sel.recent = new Set(await ctx.backend.mailboxes.claimRecent(mb.id));
+  ctx.out(`* ${readOnly ? mb.recent : sel.recent.size} RECENT\r\n`);
+  const firstUnseen = messages.findIndex((m) => !m.flags.includes("\\Seen"));
+  if (firstUnseen >= 0) ctx.out(`* OK [UNSEEN ${firstUnseen + 1}] First unseen\r\n`);
+  ctx.out(`* OK [UIDVALIDITY ${mb.uidValidity}] UIDs valid\r\n`);
+  ctx.out(`* OK [UIDNEXT ${mb.uidNext}] Predicted next UID\r\n`);
+  ctx.out(`* OK [HIGHESTMODSEQ ${mb.highestModSeq}] Highest\r\n`);
+  if (cmd.qresync && cmd.qresync.uidValidity === mb.uidValidity) {
+    await qresyncReport(ctx, sel, messages, cmd.qresync);
+  }
+  ctx.selected = sel;
+  ctx.state = "selected";
+  ctx.changeSignal.dirty = true;
+  return `[${readOnly ? "READ-ONLY" : "READ-WRITE"}] ${cmd.name} completed`;
+}
+
+/** RFC 7162 §3.2.5.1: what changed since the client's MODSEQ, as VANISHED (EARLIER) and FETCH. */
+async function qresyncReport(
+  ctx: SessionContext,
+  sel: SelectedMailbox,
+  messages: MessageRecord[],
+  q: NonNullable<Of<"SELECT">["qresync"]>,
+) {
+  const changes = await ctx.backend.mailboxes.changesSince(sel.mailbox.id, q.modSeq);
+  const maxUid = Math.max(sel.mailbox.uidNext - 1, 1);
+  let vanished = changes.expunged;
+  if (q.knownUids && "ranges" in q.knownUids) {
+    const known = q.knownUids;
+    vanished = vanished.filter((u) => contains(known, u, maxUid));
+  }
+  if (vanished.length) ctx.out(`* VANISHED (EARLIER) ${formatSet(vanished)}\r\n`);
+  const present = new Map(messages.map((m, i) => [m.uid, i + 1]));
+  for (const m of changes.changed) {
+    const seq = present.get(m.uid);
+    if (!seq) continue;
+    ctx.out(`* ${seq} FETCH (UID ${m.uid} FLAGS (${m.flags.join(" ")}) MODSEQ (${m.modSeq}))\r\n`);
+  }
+}
+
+/** RFC 3501 §6.3.8 wildcards: "*" matches anything, "%" anything but the delimiter. */
+function patternRegex(pattern: string): RegExp {
+  let re = "";
+  for (const ch of pattern) {
+    if (ch === "*") re += ".*";
+    else if (ch === "%") re += "[^.]*";
+    else re += ch.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`, pattern.toUpperCase().startsWith("INBOX") ? "i" : "");
+}
+
+async function statusItems(
+  ctx: SessionContext,
+  mb: MailboxRecord,
+  items: StatusItem[],
+): Promise<string> {
+  const parts: string[] = [];
+  let deleted: number | undefined;
+  for (const item of items) {
+    switch (item) {
+      case "MESSAGES":
+        parts.push(`MESSAGES ${mb.messages}`);
+        break;
+      case "RECENT":
+        parts.push(`RECENT ${mb.recent}`);
+        break;
+      case "UIDNEXT":
+        parts.push(`UIDNEXT ${mb.uidNext}`);
+        break;
+      case "UIDVALIDITY":
+        parts.push(`UIDVALIDITY ${mb.uidValidity}`);
+        break;
+      case "UNSEEN":
+        parts.push(`UNSEEN ${mb.unseen}`);
+        break;
+      case "HIGHESTMODSEQ":
+        parts.push(`HIGHESTMODSEQ ${mb.highestModSeq}`);
+        break;
+      case "SIZE":
+        parts.push(`SIZE ${mb.sizeBytes}`);
+        break;
+      case "DELETED":
+        deleted ??= (await ctx.backend.mailboxes.listMessages(mb.id))
+          .filter((m) => m.flags.includes("\\Deleted")).length;
+        parts.push(`DELETED ${deleted}`);
+        break;
+    }
+  }
+  if (items.includes("HIGHESTMODSEQ")) ctx.enabled.add("CONDSTORE");
+  return `* STATUS ${mailboxName(mb.name)} (${parts.join(" ")})\r\n`;
+}
+
+async function list(ctx: SessionContext, cmd: Of<"LIST" | "LSUB">) {
+  const all = await ctx.backend.mailboxes.listMailboxes(ctx.user!.accountId);
+  const lsub = cmd.name === "LSUB";
+  const verb = lsub ? "LSUB" : "LIST";
+  const KNOWN_SELECT = ["SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"];
+  const KNOWN_RETURN = ["SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"];
+  const unknown = [
+    ...cmd.select.filter((o) => !KNOWN_SELECT.includes(o)),
+    ...cmd.returnOptions.filter((o) => !KNOWN_RETURN.includes(o)),
+  ];
+  if (unknown.length) throw bad(`Unknown LIST option ${unknown[0]}`);
+  // RFC 5258 §3: RECURSIVEMATCH needs a selection option other than itself and REMOTE.
+  if (
+    cmd.select.includes("RECURSIVEMATCH") &&
+    !cmd.select.some((o) => o !== "RECURSIVEMATCH" && o !== "REMOTE")
+  ) {
+    throw bad("RECURSIVEMATCH needs another selection option");
+  }
+  if (cmd.patterns.length === 1 && cmd.patterns[0] === "" && !lsub) {
+    ctx.out(`* LIST (\\Noselect) "${DELIMITER}" ""\r\n`);
+    return;
+  }
+  const accountId = ctx.user!.accountId;
+  const subscribed = new Set(await ctx.backend.mailboxes.listSubscriptions(accountId));
+  const bySubscription = lsub || cmd.select.includes("SUBSCRIBED");
+  const recursive = cmd.select.includes("RECURSIVEMATCH");
+  const specialOnly = cmd.select.includes("SPECIAL-USE");
+  const returnSubscribed = cmd.returnOptions.includes("SUBSCRIBED") ||
+    cmd.select.includes("SUBSCRIBED");
+  const returnChildren = cmd.returnOptions.includes("CHILDREN") || !cmd.returnOptions.length;
+  const res = cmd.patterns.map((p) => patternRegex(cmd.reference + p));
+  const matches = (n: string) => res.some((re) => re.test(n));
+  const mailboxes = new Map(all.map((m) => [m.name, m]));
+  const existing = [...mailboxes.keys()];
+  const parentsOf = (n: string) => {
+    const parts = n.split(DELIMITER);
+    return parts.slice(1).map((_, k) => parts.slice(0, k + 1).join(DELIMITER));
+  };
+  // The names in play: selected ones (subscriptions, or mailboxes), then every level above
+  // them, so that "%" can show a parent whose children matched deeper (RFC 3501 §6.3.8/9).
+  const base = bySubscription ? [...subscribed] : existing;
+  const hasChild = (n: string, among: Iterable<string>) => {
+    for (const c of among) if (c.startsWith(n + DELIMITER)) return true;
+    return false;
+  };
+  const out = new Map<string, { attrs: string[]; extra: string }>();
+  const sorted = (xs: Iterable<string>) =>
+    [...new Set(xs)].sort((a, b) => (a === "INBOX" ? -1 : b === "INBOX" ? 1 : a < b ? -1 : 1));
+  for (const name of sorted(base)) {
+    const mb = mailboxes.get(name);
+    if (specialOnly && !mb?.specialUse) continue;
+    if (matches(name)) {
+      const attrs: string[] = [];
+      if (!mb) attrs.push(lsub ? "\\Noselect" : "\\NonExistent");
+      else if (returnChildren || lsub) {
+        attrs.push(hasChild(name, existing) ? "\\HasChildren" : "\\HasNoChildren");
+      }
+      if (returnSubscribed && !lsub && subscribed.has(name)) attrs.push("\\Subscribed");
+      if (mb?.specialUse) attrs.push(mb.specialUse);
+      out.set(name, { attrs, extra: "" });
+      continue;
+    }
+    // Not matched itself: its matching ancestors stand in for it.
+    for (const p of parentsOf(name)) {
+      if (!matches(p) || out.has(p) || base.includes(p)) continue;
+      const mbp = mailboxes.get(p);
+      if (bySubscription && recursive) {
+        const attrs: string[] = [];
+        if (!mbp) attrs.push("\\NonExistent");
+        else if (returnChildren) attrs.push("\\HasChildren");
+        out.set(p, { attrs, extra: ' ("CHILDINFO" ("SUBSCRIBED"))' });
+      } else if (!bySubscription || lsub) {
+        // In LSUB, \\Noselect says "not subscribed itself, but below it" (RFC 3501 §6.3.9).
+        const attrs = [lsub ? "\\Noselect" : mbp ? "\\HasChildren" : "\\NonExistent"];
+        if (!mbp && !lsub) attrs.push("\\HasChildren");
+        out.set(p, { attrs, extra: "" });
+      }
+    }
+  }
+  for (const name of sorted(out.keys())) {
+    const { attrs, extra } = out.get(name)!;
+    ctx.out(`* ${verb} (${attrs.join(" ")}) "${DELIMITER}" ${mailboxName(name)}${extra}\r\n`);
+    const mb = mailboxes.get(name);
+    if (mb && cmd.returnStatus?.length) ctx.out(await statusItems(ctx, mb, cmd.returnStatus));
+  }
+}
+
+export const mailboxCommands: CommandTable = {
+  SELECT: { states: [...AUTHED], run: (ctx, cmd) => select(ctx, cmd as Of<"SELECT">) },
+  EXAMINE: { states: [...AUTHED], run: (ctx, cmd) => select(ctx, cmd as Of<"EXAMINE">) },
+  CLOSE: {
+    states: ["selected"],
+    async run(ctx) {
+      await closeSelected(ctx, true);
+    },
+  },
+  UNSELECT: {
+    states: ["selected"],
+    async run(ctx) {
+      await closeSelected(ctx, false);
+    },
+  },
+  CREATE: {
+    states: [...AUTHED],
+    async run(ctx, cmd) {
+      const c = cmd as Of<"CREATE">;
+      const name = checkName(c.mailbox);
+      if (name.toUpperCase() === "INBOX") throw new ImapNo("INBOX exists", "ALREADYEXISTS");
+      const use = c.specialUse?.[0];
+      if (c.specialUse && (c.specialUse.length > 1 || !SPECIAL_USES.has(use!))) {
+        throw new ImapNo("Unsupported special use", "USEATTR");
+      }
+      await ctx.backend.mailboxes.createMailbox(ctx.user!.accountId, name, use ?? null);
+    },
+  },
+  DELETE: {
+    states: [...AUTHED],
+    async run(ctx, cmd) {
+      const c = cmd as Of<"DELETE">;
+      if (c.mailbox === "INBOX") throw new ImapNo("Cannot delete INBOX", "CANNOT");
+      if (ctx.selected?.mailbox.name === c.mailbox) await closeSelected(ctx, false);
+      await ctx.backend.mailboxes.deleteMailbox(ctx.user!.accountId, c.mailbox);
+    },
+  },
+  RENAME: {
+    states: [...AUTHED],
+    async run(ctx, cmd) {
+      const c = cmd as Of<"RENAME">;
+      const to = checkName(c.to);
+      if (to.toUpperCase() === "INBOX") throw new ImapNo("INBOX exists", "ALREADYEXISTS");
+      await ctx.backend.mailboxes.renameMailbox(ctx.user!.accountId, c.from, to);
+    },
+  },
+  SUBSCRIBE: {
+    states: [...AUTHED],
+    async run(ctx, cmd) {
+      const c = cmd as Of<"SUBSCRIBE">;
+      await ctx.backend.mailboxes.setSubscribed(ctx.user!.accountId, c.mailbox, true);
+    },
+  },
+  UNSUBSCRIBE: {
+    states: [...AUTHED],
+    async run(ctx, cmd) {
+      const c = cmd as Of<"UNSUBSCRIBE">;
+      await ctx.backend.mailboxes.setSubscribed(ctx.user!.accountId, c.mailbox, false);
+    },
+  },
+  LIST: { states: [...AUTHED], run: (ctx, cmd) => list(ctx, cmd as Of<"LIST">) },
+  LSUB: { states: [...AUTHED], run: (ctx, cmd) => list(ctx, cmd as Of<"LSUB">) },
+  STATUS: {
+    states: [...AUTHED],
+    async run(ctx, cmd) {
+      const c = cmd as Of<"STATUS">;
+      const mb = await ctx.backend.mailboxes.getMailbox(ctx.user!.accountId, c.mailbox);
+      if (!mb) throw new ImapNo("No such mailbox", "NONEXISTENT");
+      ctx.out(await statusItems(ctx, mb, c.items));
+    },
+  },
+  APPEND: {
+    states: [...AUTHED],
+    async run(ctx, cmd) {
+      const c = cmd as Of<"APPEND">;
+      if (c.message.length > ctx.config.maxMessageBytes) {
+        throw new ImapNo("Message too large", "TOOBIG");
+      }
+      const accountId = ctx.user!.accountId;
+      if (!(await ctx.backend.mailboxes.getMailbox(accountId, c.mailbox))) {
+        throw new ImapNo("No such mailbox", "TRYCREATE");
+      }
+      const r = await ctx.backend.mailboxes.append({
+        accountId,
+        mailboxName: c.mailbox,
+        data: binaryPartsToBase64(c.message),
+        flags: c.flags.filter((f) => f.toLowerCase() !== "\\recent"),
+        internalDate: c.date,
+      });
+      return `[APPENDUID ${r.uidValidity} ${r.uid}] APPEND completed`;
+    },
+  },
+};

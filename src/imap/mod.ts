@@ -1,0 +1,12 @@
+export { startImapServer } from "./server.ts";
+export type { ImapServerOptions } from "./server.ts";
+export { ImapSession } from "./session.ts";
+export type {
+  ImapAuthResult,
+  ImapBackend,
+  ImapChange,
+  ImapMailboxes,
+  ImapMetadata,
+  ImapServerConfig,
+  ImapUser,
+} from "./backend.ts";

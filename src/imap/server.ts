@@ -1,0 +1,45 @@
+// IMAP listeners: "imaps" (993, implicit TLS) and "imap" (143, STARTTLS, LOGINDISABLED before).
+
+import type { SecureContext } from "node:tls";
+import { listen, type Listener } from "../net/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import type { ImapBackend, ImapServerConfig } from "./backend.ts";
+import { ImapSession } from "./session.ts";
+
+export interface ImapServerOptions {
+  address: string;
+  implicitTls: boolean;
+  secureContext?: () => SecureContext;
+  config: Omit<ImapServerConfig, "startTlsAvailable">;
+  maxConnections?: number;
+  maxConnectionsPerIp?: number;
+  backend: ImapBackend;
+  log?: Logger;
+  hooks?: { onConnection?(): void; onDisconnect?(): void };
+}
+
+export function startImapServer(options: ImapServerOptions): Promise<Listener> {
+  return listen({
+    address: options.address,
+    mode: options.implicitTls ? "tls" : "plain",
+    secureContext: options.secureContext,
+    maxConnections: options.maxConnections,
+    maxConnectionsPerIp: options.maxConnectionsPerIp,
+    overLimitReply: "* BYE Too many connections, try again later\r\n",
+    async onConnection(conn, signal) {
+      options.hooks?.onConnection?.();
+      try {
+        const config = {
+          ...options.config,
+          startTlsAvailable: !conn.isTls && options.secureContext !== undefined,
+        };
+        await new ImapSession(conn, options.backend, config, options.log).run(signal);
+      } finally {
+        options.hooks?.onDisconnect?.();
+      }
+    },
+    onError(err) {
+      options.log?.error("imap connection failed", { error: String(err) });
+    },
+  });
+}

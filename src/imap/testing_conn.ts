@@ -1,0 +1,55 @@
+// Test support: an in-memory connection over a byte buffer for the command reader, recording what
+// the server writes and how large each read was.
+
+import { LineTooLongError } from "../net/connection.ts";
+import type { CommandConnection } from "./command_reader.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export class BufferConnection implements CommandConnection {
+  #data: Uint8Array;
+  #pos = 0;
+  writes: string[] = [];
+  largestRead = 0;
+
+  /** `keepLineEnd` false mimics net's SocketConnection, which strips CRLF. */
+  constructor(input: string | Uint8Array, readonly keepLineEnd = true) {
+    this.#data = typeof input === "string" ? enc.encode(input) : input;
+  }
+
+  /** Bytes not consumed yet, as text. */
+  rest(): string {
+    return dec.decode(this.#data.subarray(this.#pos));
+  }
+
+  readLine(maxBytes: number): Promise<Uint8Array | null> {
+    if (this.#pos >= this.#data.length) return Promise.resolve(null);
+    const lf = this.#data.indexOf(10, this.#pos);
+    const end = lf < 0 ? this.#data.length : lf + 1;
+    const line = this.#data.subarray(this.#pos, end);
+    this.#pos = end;
+    let content = line.length;
+    if (line[content - 1] === 10) content--;
+    if (line[content - 1] === 13) content--;
+    if (content > maxBytes) return Promise.reject(new LineTooLongError(maxBytes));
+    this.largestRead = Math.max(this.largestRead, line.length);
+    return Promise.resolve(this.keepLineEnd ? line : line.subarray(0, content));
+  }
+
+  readExact(n: number): Promise<Uint8Array | null> {
+    if (this.#pos + n > this.#data.length) {
+      this.#pos = this.#data.length;
+      return Promise.resolve(null);
+    }
+    const out = this.#data.slice(this.#pos, this.#pos + n);
+    this.#pos += n;
+    this.largestRead = Math.max(this.largestRead, n);
+    return Promise.resolve(out);
+  }
+
+  write(data: string | Uint8Array): Promise<void> {
+    this.writes.push(typeof data === "string" ? data : dec.decode(data));
+    return Promise.resolve();
+  }
+}
