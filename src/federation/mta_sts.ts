@@ -1,0 +1,122 @@
+// MTA-STS (RFC 8461) for outbound mail: a domain that publishes `_mta-sts` TXT and a policy at
+// https://mta-sts.<domain>/.well-known/mta-sts.txt in "enforce" mode is only delivered to MX
+// hosts the policy names (over verified TLS, which tern requires for named domains anyway).
+
+import * as https from "node:https";
+import * as tls from "node:tls";
+import type { DnsResolver } from "./resolver.ts";
+
+export interface MtaStsPolicy {
+  mode: "enforce" | "testing" | "none";
+  mx: string[];
+  maxAgeSeconds: number;
+}
+
+/** RFC 8461 §3.2; null when the text is not a valid policy. */
+export function parsePolicy(text: string): MtaStsPolicy | null {
+  const fields = new Map<string, string[]>();
+  for (const line of text.split(/\r?\n/)) {
+    const i = line.indexOf(":");
+    if (i < 0) continue;
+    const k = line.slice(0, i).trim().toLowerCase();
+    fields.set(k, [...(fields.get(k) ?? []), line.slice(i + 1).trim()]);
+  }
+  const mode = fields.get("mode")?.[0];
+  const maxAge = Number(fields.get("max_age")?.[0]);
+  if (fields.get("version")?.[0] !== "STSv1") return null;
+  if (mode !== "enforce" && mode !== "testing" && mode !== "none") return null;
+  if (!Number.isFinite(maxAge) || maxAge < 0) return null;
+  const mx = (fields.get("mx") ?? []).map((m) => m.toLowerCase());
+  if (mode !== "none" && mx.length === 0) return null;
+  return { mode, mx, maxAgeSeconds: Math.min(maxAge, 31_557_600) };
+}
+
+/** RFC 8461 §4.1: exact names, or "*.example.org" matching exactly one more label. */
+export function mxMatches(host: string, patterns: readonly string[]): boolean {
+  const h = host.toLowerCase().replace(/\.$/, "");
+  return patterns.some((p) => {
+    if (p.startsWith("*.")) {
+      const rest = p.slice(2);
+      const dot = h.indexOf(".");
+      return dot > 0 && h.slice(dot + 1) === rest;
+    }
+    return h === p;
+  });
+}
+
+export type PolicyFetcher = (domain: string) => Promise<string>;
+
+/** GET the policy over verified HTTPS (no redirects, RFC 8461 §3.3). */
+export function httpsPolicyFetcher(
+  dns: DnsResolver,
+  options: { port?: () => number; caCerts?: string[] } = {},
+): PolicyFetcher {
+  return async (domain) => {
+    const name = `mta-sts.${domain}`;
+    const [address] = await dns.addresses(name);
+    if (!address) throw new Error(`${name} has no address`);
+    return await new Promise<string>((resolve, reject) => {
+      const req = https.get({
+        hostname: address,
+        servername: name,
+        headers: { host: name },
+        checkServerIdentity: (_h: string, cert: tls.PeerCertificate) =>
+          tls.checkServerIdentity(name, cert),
+        port: options.port?.() ?? 443,
+        path: "/.well-known/mta-sts.txt",
+        ca: options.caCerts,
+        timeout: 60_000,
+      }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          return reject(new Error(`policy answered HTTP ${res.statusCode}`));
+        }
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => {
+          text += c;
+          if (text.length > 64 * 1024) req.destroy(new Error("policy too large"));
+        });
+        res.on("end", () => resolve(text));
+      });
+      req.on("timeout", () => req.destroy(new Error("timed out")));
+      req.on("error", reject);
+    });
+  };
+}
+
+interface Cached {
+  id: string;
+  policy: MtaStsPolicy;
+  until: number;
+}
+
+/** Policies per domain, refreshed when the TXT id changes or max_age runs out. */
+export class MtaSts {
+  #cache = new Map<string, Cached>();
+  constructor(
+    private readonly dns: DnsResolver,
+    private readonly fetchPolicy: PolicyFetcher,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The domain's policy, or null when it publishes none (or it cannot be had: no MTA-STS). */
+  async policy(domain: string): Promise<MtaStsPolicy | null> {
+    const d = domain.toLowerCase();
+    const cached = this.#cache.get(d);
+    const txt = (await this.dns.txt(`_mta-sts.${d}`).catch(() => [] as string[]))
+      .find((r) => /^v=STSv1\s*;/i.test(r));
+    const id = txt ? /id=([A-Za-z0-9]+)/.exec(txt)?.[1] ?? "" : "";
+    if (cached && cached.until > this.now() && (!id || id === cached.id)) return cached.policy;
+    if (!txt) return cached && cached.until > this.now() ? cached.policy : null;
+    try {
+      const policy = parsePolicy(await this.fetchPolicy(d));
+      if (!policy) return cached?.policy ?? null;
+      this.#cache.set(d, { id, policy, until: this.now() + policy.maxAgeSeconds * 1000 });
+      return policy;
+    } catch {
+      // RFC 8461 §5.1: a policy that cannot be fetched keeps the cached one in force.
+      return cached?.policy ?? null;
+    }
+  }
+}

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { MtaSts, mxMatches, parsePolicy } from "./mta_sts.ts";
+import type { DnsResolver } from "./resolver.ts";
+
+Deno.test("parsePolicy() reads RFC 8461 policies and refuses broken ones", () => {
+  assert.deepEqual(
+    parsePolicy(
+      "version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmx: *.example.net\r\nmax_age: 86400\r\n",
+    ),
+    { mode: "enforce", mx: ["mail.example.org", "*.example.net"], maxAgeSeconds: 86400 },
+  );
+  assert.equal(parsePolicy("version: STSv2\nmode: enforce\nmx: a\nmax_age: 1"), null);
+  assert.equal(parsePolicy("version: STSv1\nmode: enforce\nmax_age: 1"), null);
+  assert.equal(parsePolicy("version: STSv1\nmode: sometimes\nmx: a\nmax_age: 1"), null);
+});
+
+Deno.test("mxMatches() follows the wildcard rule of RFC 8461 §4.1", () => {
+  assert.ok(mxMatches("mail.example.org.", ["mail.example.org"]));
+  assert.ok(mxMatches("mx1.example.net", ["*.example.net"]));
+  assert.ok(!mxMatches("a.mx1.example.net", ["*.example.net"]));
+  assert.ok(!mxMatches("example.net", ["*.example.net"]));
+});
+
+Deno.test("MtaSts caches by TXT id and keeps a policy when fetching fails", async () => {
+  let id = "1";
+  let fetches = 0;
+  let fail = false;
+  let now = 0;
+  const dns: DnsResolver = {
+    mx: () => Promise.resolve([]),
+    addresses: () => Promise.resolve([]),
+    txt: (n) => Promise.resolve(n === "_mta-sts.example.org" ? [`v=STSv1; id=${id}`] : []),
+  };
+  const sts = new MtaSts(dns, () => {
+    fetches++;
+    return fail ? Promise.reject(new Error("down")) : Promise.resolve(
+      `version: STSv1\nmode: enforce\nmx: mx${fetches}.example.org\nmax_age: 100\n`,
+    );
+  }, () => now);
+  assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx1.example.org"]);
+  assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx1.example.org"]);
+  assert.equal(fetches, 1);
+  id = "2";
+  assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx2.example.org"]);
+  fail = true;
+  id = "3";
+  assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx2.example.org"], "kept on failure");
+  assert.equal(await sts.policy("nopolicy.example"), null);
+  now = 200_000;
+  fail = false;
+  assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx4.example.org"]);
+});

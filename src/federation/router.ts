@@ -1,0 +1,73 @@
+// Where mail for a domain goes (RFC 5321 §5.1): an IP literal straight to that address; else
+// the MX hosts by preference, or the domain itself when it has no MX; a null MX refuses mail.
+
+import { DnsError, type DnsResolver } from "./resolver.ts";
+
+export interface Destination {
+  /** Host name for TLS verification and the HTTPS URL; the IP for literals. */
+  host: string;
+  addresses: string[];
+  /** Certificates are not verified (IP literals and "_" domains, as the reference relay). */
+  insecureTls: boolean;
+}
+
+export type Route =
+  | { ok: true; destinations: Destination[] }
+  | { ok: false; permanent: boolean; reason: string };
+
+export function isIpLiteral(domain: string): boolean {
+  return domain.startsWith("[") && domain.endsWith("]");
+}
+
+export function literalAddress(domain: string): string {
+  return domain.slice(1, -1).replace(/^IPv6:/i, "");
+}
+
+export async function route(domain: string, dns: DnsResolver): Promise<Route> {
+  if (isIpLiteral(domain)) {
+    const ip = literalAddress(domain);
+    return { ok: true, destinations: [{ host: ip, addresses: [ip], insecureTls: true }] };
+  }
+  const insecureTls = domain.startsWith("_");
+  let hosts: string[];
+  try {
+    const mx = (await dns.mx(domain)).sort((a, b) => a.preference - b.preference);
+    if (mx.length === 1 && (mx[0].exchange === "" || mx[0].exchange === ".")) {
+      return {
+        ok: false,
+        permanent: true,
+        reason: `Domain ${domain} does not accept mail (null MX)`,
+      };
+    }
+    hosts = mx.length ? mx.map((m) => m.exchange) : [domain];
+  } catch (err) {
+    if (err instanceof DnsError && err.kind === "nxdomain") {
+      return { ok: false, permanent: true, reason: `Domain ${domain} does not exist` };
+    }
+    if (err instanceof DnsError && err.kind === "nodata") hosts = [domain];
+    else {return {
+        ok: false,
+        permanent: false,
+        reason: `DNS lookup of ${domain} failed: ${(err as Error).message}`,
+      };}
+  }
+  const destinations: Destination[] = [];
+  const problems: string[] = [];
+  for (const host of hosts) {
+    try {
+      const addresses = await dns.addresses(host);
+      if (addresses.length) destinations.push({ host, addresses, insecureTls });
+      else problems.push(`${host} has no address`);
+    } catch (err) {
+      problems.push(`${host}: ${(err as Error).message}`);
+    }
+  }
+  if (!destinations.length) {
+    return {
+      ok: false,
+      permanent: false,
+      reason: `No address for ${domain}: ${problems.join("; ")}`,
+    };
+  }
+  return { ok: true, destinations };
+}
