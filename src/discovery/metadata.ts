@@ -1,0 +1,117 @@
+// IMAP METADATA (RFC 5464) as the reference relay serves it (chatmail-relay.md §4.3): device
+// tokens for push on INBOX, and server entries through which Delta Chat discovers the relay's
+// iroh relay, TURN credentials, recipient limit and app versions.
+
+import type { PushStore } from "../store/types.ts";
+
+export const DEVICE_TOKEN = "/private/devicetoken";
+const TOKEN_LIFETIME_MS = 90 * 24 * 3600_000;
+const MAX_TOKEN_BYTES = 4096;
+const MAX_TOKENS = 20;
+
+export type MetadataError = "PERMISSIONDENIED" | "MAXSIZE" | "TOOMANY" | "NONEXISTENT";
+
+export interface MetadataOptions {
+  store: PushStore;
+  /** "https://host" or "" when no iroh relay is offered. */
+  irohRelay: string;
+  /** "host:port:user:password" when a TURN server runs, else null. */
+  turnCredentials: () => string | null;
+  maxSmtpRecipients: number;
+  /** Compact JSON describing current app versions, or "". */
+  appVersions: string;
+  /** Operator contact (mailto: or URL), or "". */
+  adminContact: string;
+  /** Text describing the relay for /shared/comment, or "". */
+  comment: string;
+  now?: () => number;
+}
+
+export class MetadataService {
+  #o: MetadataOptions;
+  #now: () => number;
+
+  constructor(options: MetadataOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Server entries (mailbox "") and per-mailbox entries; null is NIL. */
+  async get(accountId: number, mailbox: string, entry: string): Promise<string | null> {
+    const key = entry.toLowerCase();
+    if (mailbox === "") return this.#server(key);
+    if (mailbox === "INBOX" && key === DEVICE_TOKEN) {
+      const tokens = await this.#o.store.listPushTokens(accountId, this.#now() - TOKEN_LIFETIME_MS);
+      return tokens.length ? tokens.map((t) => t.token).join(" ") : null;
+    }
+    return null;
+  }
+
+  /** Entries below `prefix` (DEPTH 1/infinity): only the server entries that have values. */
+  async list(accountId: number, mailbox: string, prefix: string): Promise<
+    { entry: string; value: string }[]
+  > {
+    const names = mailbox === "" ? SERVER_ENTRIES : mailbox === "INBOX" ? [DEVICE_TOKEN] : [];
+    const out: { entry: string; value: string }[] = [];
+    const p = prefix.toLowerCase().replace(/\/$/, "");
+    for (const name of names) {
+      if (!name.startsWith(p + "/")) continue;
+      const value = await this.get(accountId, mailbox, name);
+      if (value !== null) out.push({ entry: name, value });
+    }
+    return out;
+  }
+
+  /** Only the device token may be set; each SET adds a token, NIL removes them all. */
+  async set(
+    accountId: number,
+    mailbox: string,
+    entry: string,
+    value: string | null,
+  ): Promise<MetadataError | null> {
+    if (mailbox !== "INBOX" || entry.toLowerCase() !== DEVICE_TOKEN) return "PERMISSIONDENIED";
+    if (value === null) {
+      await this.#o.store.removePushTokens(accountId);
+      return null;
+    }
+    const token = value.trim();
+    if (token === "" || /\s/.test(token)) return "PERMISSIONDENIED";
+    if (new TextEncoder().encode(token).length > MAX_TOKEN_BYTES) return "MAXSIZE";
+    const now = this.#now();
+    const existing = await this.#o.store.listPushTokens(accountId, now - TOKEN_LIFETIME_MS);
+    if (existing.length >= MAX_TOKENS && !existing.some((t) => t.token === token)) {
+      return "TOOMANY";
+    }
+    await this.#o.store.upsertPushToken(accountId, token, now);
+    return null;
+  }
+
+  #server(key: string): string | null {
+    const o = this.#o;
+    switch (key) {
+      case "/shared/vendor/deltachat/irohrelay":
+        return o.irohRelay || null;
+      case "/shared/vendor/deltachat/turn":
+        return o.turnCredentials();
+      case "/shared/vendor/deltachat/maxsmtprecipients":
+        return String(o.maxSmtpRecipients);
+      case "/shared/vendor/deltachat/appversions":
+        return o.appVersions || null;
+      case "/shared/admin":
+        return o.adminContact || null;
+      case "/shared/comment":
+        return o.comment || null;
+      default:
+        return null;
+    }
+  }
+}
+
+const SERVER_ENTRIES = [
+  "/shared/admin",
+  "/shared/comment",
+  "/shared/vendor/deltachat/appversions",
+  "/shared/vendor/deltachat/irohrelay",
+  "/shared/vendor/deltachat/maxsmtprecipients",
+  "/shared/vendor/deltachat/turn",
+];

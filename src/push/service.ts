@@ -1,0 +1,131 @@
+// Push notifications as the reference relay sends them (chatmail-relay.md §4.4): for each new
+// message not sent by the recipient itself, every device token of the recipient is POSTed to
+// the notification service. Jobs live in the store, so they survive restarts; retries after 0,
+// 8, 64, 512 and 4096 s within 5 hours; HTTP 410 removes the token. Delivery never waits on it.
+
+import type { PushStore } from "../store/types.ts";
+import type { Logger } from "../log/mod.ts";
+
+export const TOKEN_LIFETIME_MS = 90 * 24 * 3600_000;
+const DEADLINE_MS = 5 * 3600_000;
+const MAX_TRIES = 5;
+/** A token with a job waiting is not queued again: one wake-up covers many messages. */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+export interface PushOptions {
+  store: PushStore;
+  /** Current notification URL ("" disables). */
+  url: () => string;
+  enabled: () => boolean;
+  fetch?: typeof fetch;
+  now?: () => number;
+  log?: Logger;
+  onResult?: (ok: boolean) => void;
+}
+
+export function retryDelaySeconds(attempt: number): number {
+  return attempt === 0 ? 0 : 8 ** attempt;
+}
+
+export class PushService {
+  #o: PushOptions;
+  #now: () => number;
+  #fetch: typeof fetch;
+  #running: Promise<void> | null = null;
+  #again = false;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  /** Tokens with a job waiting (in memory; a restart may send one extra notification). */
+  #pending = new Set<string>();
+
+  constructor(options: PushOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#fetch = options.fetch ?? fetch;
+  }
+
+  start(intervalMs = 2_000) {
+    this.#timer = setInterval(() => this.kick(), intervalMs);
+    this.kick();
+  }
+
+  async stop() {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    await this.#running;
+  }
+
+  /** A message was stored for the account: queue one notification per device token. */
+  async notify(accountId: number): Promise<void> {
+    if (!this.#o.enabled() || !this.#o.url()) return;
+    const now = this.#now();
+    const tokens = await this.#o.store.listPushTokens(accountId, now - TOKEN_LIFETIME_MS);
+    let queued = false;
+    for (const { token } of tokens) {
+      const key = `${accountId} ${token}`;
+      if (this.#pending.has(key)) continue;
+      this.#pending.add(key);
+      await this.#o.store.enqueuePush({ accountId, token, now });
+      queued = true;
+    }
+    // Stopped (or never started): the job waits in the store for the next start.
+    if (queued && this.#timer) this.kick();
+  }
+
+  kick(): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.runOnce().catch((err) => {
+      this.#o.log?.error("push run failed", { error: String(err) });
+    }).finally(() => {
+      this.#running = null;
+      if (this.#again) {
+        this.#again = false;
+        this.kick();
+      }
+    });
+  }
+
+  /** Sends every due job once. */
+  async runOnce(): Promise<void> {
+    const jobs = await this.#o.store.duePushJobs(this.#now(), 100);
+    await Promise.all(jobs.map((j) => this.#send(j)));
+  }
+
+  async #send(
+    job: { id: number; accountId: number; token: string; attempt: number; startAt: number },
+  ) {
+    const { store } = this.#o;
+    const key = `${job.accountId} ${job.token}`;
+    let status = 0;
+    try {
+      const res = await this.#fetch(this.#o.url(), {
+        method: "POST",
+        body: job.token,
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      status = res.status;
+      await res.body?.cancel();
+    } catch (err) {
+      this.#o.log?.info("push request failed", { error: String(err) });
+    }
+    if (status === 200 || status === 410) {
+      if (status === 410) await store.removePushToken(job.accountId, job.token);
+      await store.deletePushJob(job.id);
+      this.#pending.delete(key);
+      this.#o.onResult?.(status === 200);
+      return;
+    }
+    this.#o.onResult?.(false);
+    const attempt = job.attempt + 1;
+    const nextAt = this.#now() + retryDelaySeconds(attempt) * 1000;
+    if (attempt >= MAX_TRIES || nextAt > job.startAt + DEADLINE_MS) {
+      this.#o.log?.info("push notification dropped after retries", { attempts: attempt });
+      await store.deletePushJob(job.id);
+      this.#pending.delete(key);
+      return;
+    }
+    await store.reschedulePush(job.id, attempt, nextAt);
+  }
+}

@@ -1,0 +1,779 @@
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import { startTurnServer } from "./server.ts";
+import type { TurnServer, TurnServerOptions } from "./server.ts";
+import { longTermKey, turnCredentials } from "./credentials.ts";
+import {
+  Attr,
+  checkFingerprint,
+  checkIntegrity,
+  Class,
+  decodeChannelData,
+  decodeErrorCode,
+  decodeStun,
+  decodeXorAddress,
+  encodeChannelData,
+  encodeStun,
+  encodeXorAddress,
+  getAttr,
+  Method,
+  readU32,
+  text,
+  u32,
+  utf8,
+} from "./stun.ts";
+import type { DecodedStun, StunAttribute, TransportAddress } from "./stun.ts";
+
+const SECRET = "test-secret";
+const REALM = "example.org";
+
+/** A UDP endpoint on loopback that collects what it receives. */
+class Endpoint {
+  #queue: { data: Uint8Array; address: string; port: number }[] = [];
+  #waiters: (() => void)[] = [];
+  private constructor(readonly socket: dgram.Socket, readonly port: number) {
+    socket.on("message", (data, rinfo) => {
+      this.#queue.push({ data: new Uint8Array(data), address: rinfo.address, port: rinfo.port });
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  static open(host = "127.0.0.1"): Promise<Endpoint> {
+    return new Promise((resolve, reject) => {
+      const s = dgram.createSocket("udp4");
+      s.once("error", reject);
+      s.bind(0, host, () => resolve(new Endpoint(s, s.address().port)));
+    });
+  }
+
+  send(bytes: Uint8Array, port: number, host = "127.0.0.1") {
+    this.socket.send(bytes, port, host);
+  }
+
+  /** The next datagram matching `pick`, or null after timeoutMs. */
+  async recv(
+    timeoutMs = 2000,
+    pick: (d: Uint8Array) => boolean = () => true,
+  ): Promise<{ data: Uint8Array; address: string; port: number } | null> {
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const i = this.#queue.findIndex((x) => pick(x.data));
+      if (i >= 0) return this.#queue.splice(i, 1)[0];
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, left);
+        this.#waiters.push(resolve);
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+/** A TURN client speaking to the server under test. */
+class Client {
+  key?: Uint8Array;
+  nonce = "";
+  username = "";
+  constructor(readonly ep: Endpoint, readonly serverPort: number) {}
+
+  static async open(server: TurnServer, host = "127.0.0.1"): Promise<Client> {
+    return new Client(await Endpoint.open(host), server.port);
+  }
+
+  /** Sends a request and waits for the response with the same transaction id. */
+  async request(
+    method: number,
+    attributes: StunAttribute[],
+    opts: { auth?: boolean; fingerprint?: boolean; tid?: Uint8Array } = {},
+  ): Promise<DecodedStun> {
+    const tid = opts.tid ?? crypto.getRandomValues(new Uint8Array(12));
+    const attrs = [...attributes];
+    if (opts.auth !== false && this.key) {
+      attrs.push(
+        { type: Attr.Username, value: utf8(this.username) },
+        { type: Attr.Realm, value: utf8(REALM) },
+        { type: Attr.Nonce, value: utf8(this.nonce) },
+      );
+    }
+    const bytes = encodeStun(
+      { method, cls: Class.Request, transactionId: tid, attributes: attrs },
+      {
+        integrityKey: opts.auth !== false ? this.key : undefined,
+        fingerprint: opts.fingerprint,
+      },
+    );
+    const hex = tid.join(",");
+    // Retransmits like a STUN client (RFC 5389 7.2.1), as UDP may drop under load.
+    let got = null;
+    for (let i = 0; i < 5 && !got; i++) {
+      this.ep.send(bytes, this.serverPort);
+      got = await this.ep.recv(500, (d) => {
+        const m = decodeStun(d);
+        return !!m && m.transactionId.join(",") === hex;
+      });
+    }
+    assert.ok(got, `no response to method ${method}`);
+    return decodeStun(got.data)!;
+  }
+
+  /** Allocate with the 401 round trip; returns the success response. */
+  async allocate(
+    creds: { username: string; password: string },
+    extra: StunAttribute[] = [transport(17)],
+  ): Promise<DecodedStun> {
+    const first = await this.request(Method.Allocate, extra, { auth: false });
+    assert.equal(errorCode(first), 401);
+    assert.equal(text(getAttr(first, Attr.Realm)), REALM);
+    this.nonce = text(getAttr(first, Attr.Nonce))!;
+    assert.ok(this.nonce);
+    this.username = creds.username;
+    this.key = longTermKey(creds.username, REALM, creds.password);
+    return await this.request(Method.Allocate, extra);
+  }
+
+  send(bytes: Uint8Array) {
+    this.ep.send(bytes, this.serverPort);
+  }
+
+  close() {
+    return this.ep.close();
+  }
+}
+
+function transport(proto: number): StunAttribute {
+  return { type: Attr.RequestedTransport, value: new Uint8Array([proto, 0, 0, 0]) };
+}
+
+function peerAttr(peer: TransportAddress, tid: Uint8Array): StunAttribute {
+  return { type: Attr.XorPeerAddress, value: encodeXorAddress(peer, tid) };
+}
+
+function errorCode(m: DecodedStun): number | null {
+  return m.cls === Class.Error ? decodeErrorCode(getAttr(m, Attr.ErrorCode))?.code ?? -1 : null;
+}
+
+async function withServer(
+  options: Partial<TurnServerOptions>,
+  body: (server: TurnServer) => Promise<void>,
+) {
+  const server = await startTurnServer({
+    host: "127.0.0.1",
+    port: 0,
+    relayHost: "127.0.0.1",
+    realm: REALM,
+    secret: () => SECRET,
+    allowPeer: () => true,
+    ...options,
+  });
+  try {
+    await body(server);
+  } finally {
+    await server.close();
+  }
+}
+
+const loopback = (port: number): TransportAddress => ({ family: 4, ip: "127.0.0.1", port });
+
+/** A CreatePermission for the peer, asserting success. */
+async function permit(c: Client, peer: TransportAddress) {
+  const tid = crypto.getRandomValues(new Uint8Array(12));
+  const r = await c.request(Method.CreatePermission, [peerAttr(peer, tid)], { tid });
+  assert.equal(r.cls, Class.Success, `CreatePermission: ${errorCode(r)}`);
+}
+
+function sendIndication(peer: TransportAddress, data: Uint8Array): Uint8Array {
+  const tid = crypto.getRandomValues(new Uint8Array(12));
+  return encodeStun({
+    method: Method.Send,
+    cls: Class.Indication,
+    transactionId: tid,
+    attributes: [peerAttr(peer, tid), { type: Attr.Data, value: data }],
+  });
+}
+
+Deno.test("Binding is answered without authentication, with XOR-MAPPED-ADDRESS", async () => {
+  await withServer({}, async (server) => {
+    const c = await Client.open(server);
+    try {
+      const r = await c.request(Method.Binding, [], { fingerprint: true });
+      assert.equal(r.cls, Class.Success);
+      assert.deepEqual(
+        decodeXorAddress(getAttr(r, Attr.XorMappedAddress), r.transactionId),
+        loopback(c.ep.port),
+      );
+      assert.equal(checkFingerprint(r), "valid");
+      assert.equal(getAttr(r, Attr.Software), undefined);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+Deno.test("Allocate: 401 challenge, then relayed/mapped address, lifetime and integrity", async () => {
+  await withServer({}, async (server) => {
+    const c = await Client.open(server);
+    try {
+      const creds = turnCredentials(SECRET, Date.now());
+      const r = await c.allocate(creds, [
+        transport(17),
+        { type: Attr.Lifetime, value: u32(100_000) },
+      ]);
+      assert.equal(r.cls, Class.Success, `Allocate failed: ${errorCode(r)}`);
+      assert.ok(checkIntegrity(r, c.key!));
+      const relayed = decodeXorAddress(getAttr(r, Attr.XorRelayedAddress), r.transactionId)!;
+      assert.equal(relayed.ip, "127.0.0.1");
+      assert.ok(relayed.port > 0 && relayed.port !== server.port);
+      assert.deepEqual(
+        decodeXorAddress(getAttr(r, Attr.XorMappedAddress), r.transactionId),
+        loopback(c.ep.port),
+      );
+      assert.equal(readU32(getAttr(r, Attr.Lifetime)), 3600); // capped at the maximum
+      assert.equal(server.stats().allocations, 1);
+
+      // A retransmission gets the same answer; a new transaction on the same 5-tuple gets 437.
+      const again = await c.request(Method.Allocate, [transport(17)], { tid: r.transactionId });
+      assert.deepEqual(again.raw, r.raw);
+      const other = await c.request(Method.Allocate, [transport(17)]);
+      assert.equal(errorCode(other), 437);
+      assert.ok(checkIntegrity(other, c.key!));
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+Deno.test("Allocate: wrong password and expired username get 401 again, stale nonce 438", async () => {
+  let now = Date.now();
+  await withServer({ now: () => now, nonceLifetimeSec: 60 }, async (server) => {
+    const c = await Client.open(server);
+    try {
+      const good = turnCredentials(SECRET, now);
+      const wrong = await c.allocate({ username: good.username, password: "nope" });
+      assert.equal(errorCode(wrong), 401);
+      assert.ok(getAttr(wrong, Attr.Nonce) && getAttr(wrong, Attr.Realm));
+      assert.equal(wrong.integrityAt, -1);
+
+      const expired = turnCredentials(SECRET, now - 86400_000, 60);
+      assert.equal(errorCode(await c.allocate(expired)), 401);
+
+      const otherSecret = turnCredentials("another secret", now);
+      assert.equal(errorCode(await c.allocate(otherSecret)), 401);
+
+      // Missing NONCE with MESSAGE-INTEGRITY is a bad request.
+      const tid = crypto.getRandomValues(new Uint8Array(12));
+      c.send(encodeStun({
+        method: Method.Allocate,
+        cls: Class.Request,
+        transactionId: tid,
+        attributes: [transport(17), { type: Attr.Username, value: utf8(good.username) }],
+      }, { integrityKey: c.key }));
+      const bad = await c.ep.recv(2000, (d) => decodeStun(d)?.transactionId.join() === tid.join());
+      assert.equal(errorCode(decodeStun(bad!.data)!), 400);
+
+      // The nonce goes stale: 438 with a fresh one, which then works.
+      const first = await c.request(Method.Allocate, [transport(17)], { auth: false });
+      c.nonce = text(getAttr(first, Attr.Nonce))!;
+      c.username = good.username;
+      c.key = longTermKey(good.username, REALM, good.password);
+      now += 61_000;
+      const stale = await c.request(Method.Allocate, [transport(17)]);
+      assert.equal(errorCode(stale), 438);
+      c.nonce = text(getAttr(stale, Attr.Nonce))!;
+      const ok = await c.request(Method.Allocate, [transport(17)]);
+      assert.equal(ok.cls, Class.Success);
+      assert.equal(server.stats().allocations, 1);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+Deno.test("Allocate: 400 without REQUESTED-TRANSPORT, 442 for TCP, 420 unknown, 440 IPv6", async () => {
+  await withServer({}, async (server) => {
+    const c = await Client.open(server);
+    try {
+      const creds = turnCredentials(SECRET, Date.now());
+      assert.equal(errorCode(await c.allocate(creds, [])), 400);
+      assert.equal(errorCode(await c.allocate(creds, [transport(6)])), 442);
+      const df = await c.allocate(creds, [transport(17), {
+        type: Attr.DontFragment,
+        value: new Uint8Array(0),
+      }]);
+      assert.equal(errorCode(df), 420);
+      assert.deepEqual(getAttr(df, Attr.UnknownAttributes), new Uint8Array([0x00, 0x1a]));
+      const v6 = await c.allocate(creds, [transport(17), {
+        type: Attr.RequestedAddressFamily,
+        value: new Uint8Array([2, 0, 0, 0]),
+      }]);
+      assert.equal(errorCode(v6), 440);
+      assert.equal(server.stats().allocations, 0);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+Deno.test("Allocate: quota gives 486", async () => {
+  await withServer({ maxAllocations: 1 }, async (server) => {
+    const a = await Client.open(server);
+    const b = await Client.open(server);
+    try {
+      const creds = turnCredentials(SECRET, Date.now());
+      assert.equal((await a.allocate(creds)).cls, Class.Success);
+      assert.equal(errorCode(await b.allocate(creds)), 486);
+      await a.request(Method.Refresh, [{ type: Attr.Lifetime, value: u32(0) }]);
+      assert.equal((await b.allocate(creds)).cls, Class.Success);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+Deno.test("Allocate: per-IP quota gives 486 too", async () => {
+  await withServer({ maxAllocationsPerIp: 1 }, async (server) => {
+    const a = await Client.open(server);
+    const b = await Client.open(server);
+    const other = await Client.open(server, "127.0.0.3");
+    try {
+      const creds = turnCredentials(SECRET, Date.now());
+      assert.equal((await a.allocate(creds)).cls, Class.Success);
+      assert.equal(errorCode(await b.allocate(creds)), 486);
+      assert.equal((await other.allocate(creds)).cls, Class.Success);
+    } finally {
+      await a.close();
+      await b.close();
+      await other.close();
+    }
+  });
+});
+
+Deno.test("close() releases the listener, relay and reserved ports", async () => {
+  const server = await startTurnServer({
+    host: "127.0.0.1",
+    port: 0,
+    relayHost: "127.0.0.1",
+    realm: REALM,
+    secret: () => SECRET,
+  });
+  const c = await Client.open(server);
+  let ports: number[];
+  try {
+    const r = await c.allocate(turnCredentials(SECRET, Date.now()), [transport(17), {
+      type: Attr.EvenPort,
+      value: new Uint8Array([0x80]),
+    }]);
+    const relayPort = decodeXorAddress(getAttr(r, Attr.XorRelayedAddress), r.transactionId)!.port;
+    ports = [server.port, relayPort, relayPort + 1];
+  } finally {
+    await server.close();
+    await c.close();
+  }
+  for (const port of ports) {
+    const s = dgram.createSocket("udp4");
+    await new Promise<void>((resolve, reject) => {
+      s.once("error", reject);
+      s.bind(port, "127.0.0.1", () => resolve());
+    });
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+});
+
+Deno.test("Send indications and Data indications carry data only for permitted peers", async () => {
+  await withServer({}, async (server) => {
+    const c = await Client.open(server);
+    const peer = await Endpoint.open();
+    const stranger = await Endpoint.open("127.0.0.2");
+    try {
+      const alloc = await c.allocate(turnCredentials(SECRET, Date.now()));
+      const relayed = decodeXorAddress(
+        getAttr(alloc, Attr.XorRelayedAddress),
+        alloc.transactionId,
+      )!;
+      // No permission yet: nothing reaches the peer.
+      c.send(sendIndication(loopback(peer.port), utf8("too early")));
+      assert.equal(await peer.recv(200), null);
+
+      await permit(c, loopback(peer.port));
+      c.send(sendIndication(loopback(peer.port), utf8("hello peer")));
+      const got = await peer.recv();
+      assert.ok(got, "the relay did not carry the Send indication");
+      assert.equal(text(got.data), "hello peer");
+      assert.equal(got.port, relayed.port);
+
+      peer.send(utf8("hello client"), relayed.port);
+      const back = await c.ep.recv(2000, (d) => decodeStun(d)?.method === Method.Data);
+      assert.ok(back, "no Data indication");
+      const di = decodeStun(back.data)!;
+      assert.equal(di.cls, Class.Indication);
+      assert.equal(text(getAttr(di, Attr.Data)), "hello client");
+      assert.deepEqual(
+        decodeXorAddress(getAttr(di, Attr.XorPeerAddress), di.transactionId),
+        loopback(peer.port),
+      );
+
+      // 127.0.0.2 has no permission: dropped both ways.
+      stranger.send(utf8("let me in"), relayed.port);
+      c.send(sendIndication({ family: 4, ip: "127.0.0.2", port: stranger.port }, utf8("x")));
+      assert.equal(await c.ep.recv(200), null);
+      assert.equal(await stranger.recv(200), null);
+    } finally {
+      await c.close();
+      await peer.close();
+      await stranger.close();
+    }
+  });
+});
+
+Deno.test("ChannelBind: ChannelData both ways; bad channel numbers and rebinding get 400", async () => {
+  await withServer({}, async (server) => {
+    const c = await Client.open(server);
+    const peer = await Endpoint.open();
+    const peer2 = await Endpoint.open();
+    try {
+      const alloc = await c.allocate(turnCredentials(SECRET, Date.now()));
+      const relayed = decodeXorAddress(
+        getAttr(alloc, Attr.XorRelayedAddress),
+        alloc.transactionId,
+      )!;
+      const bind = async (channel: number, p: TransportAddress) => {
+        const tid = crypto.getRandomValues(new Uint8Array(12));
+        return await c.request(Method.ChannelBind, [
+          { type: Attr.ChannelNumber, value: new Uint8Array([channel >> 8, channel & 0xff, 0, 0]) },
+          peerAttr(p, tid),
+        ], { tid });
+      };
+      assert.equal((await bind(0x4000, loopback(peer.port))).cls, Class.Success);
+      assert.equal((await bind(0x4000, loopback(peer.port))).cls, Class.Success); // refresh
+      assert.equal(errorCode(await bind(0x3fff, loopback(peer2.port))), 400);
+      assert.equal(errorCode(await bind(0x4000, loopback(peer2.port))), 400);
+      assert.equal(errorCode(await bind(0x4001, loopback(peer.port))), 400);
+      assert.equal(server.stats().channels, 1);
+
+      c.send(encodeChannelData(0x4000, utf8("over the channel")));
+      const got = await peer.recv();
+      assert.equal(text(got?.data), "over the channel");
+      c.send(encodeChannelData(0x4001, utf8("unbound channel")));
+      assert.equal(await peer.recv(200), null);
+
+      peer.send(utf8("channel back"), relayed.port);
+      const back = await c.ep.recv(2000, (d) => (d[0] & 0xc0) === 0x40);
+      assert.deepEqual(decodeChannelData(back!.data), {
+        channel: 0x4000,
+        data: utf8("channel back"),
+      });
+      // The channel's permission covers the whole IP; another port of it gets Data indications.
+      peer2.send(utf8("same ip"), relayed.port);
+      const di = await c.ep.recv(2000, (d) => decodeStun(d)?.method === Method.Data);
+      assert.equal(text(getAttr(decodeStun(di!.data)!, Attr.Data)), "same ip");
+    } finally {
+      await c.close();
+      await peer.close();
+      await peer2.close();
+    }
+  });
+});
+
+Deno.test("peer policy: loopback peers are refused with 403 by default", async () => {
+  await withServer({ allowPeer: undefined }, async (server) => {
+    const c = await Client.open(server);
+    try {
+      await c.allocate(turnCredentials(SECRET, Date.now()));
+      const tid = crypto.getRandomValues(new Uint8Array(12));
+      const r = await c.request(Method.CreatePermission, [peerAttr(loopback(9), tid)], { tid });
+      assert.equal(errorCode(r), 403);
+      const tid2 = crypto.getRandomValues(new Uint8Array(12));
+      const ok = await c.request(Method.CreatePermission, [
+        peerAttr({ family: 4, ip: "192.0.2.7", port: 9 }, tid2),
+      ], { tid: tid2 });
+      assert.equal(ok.cls, Class.Success);
+      const tid3 = crypto.getRandomValues(new Uint8Array(12));
+      const v6 = await c.request(Method.CreatePermission, [
+        peerAttr({ family: 6, ip: "2001:db8::1", port: 9 }, tid3),
+      ], { tid: tid3 });
+      assert.equal(errorCode(v6), 443);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+Deno.test("Refresh: lifetimes, 0 deletes, 437 without allocation, 441 for another user", async () => {
+  await withServer({}, async (server) => {
+    const c = await Client.open(server);
+    try {
+      const creds = turnCredentials(SECRET, Date.now());
+      const none = await c.allocate(creds, []); // 400, but sets up the credentials
+      assert.equal(errorCode(none), 400);
+      assert.equal(errorCode(await c.request(Method.Refresh, [])), 437);
+      await c.allocate(creds);
+      const r = await c.request(Method.Refresh, [{ type: Attr.Lifetime, value: u32(7200) }]);
+      assert.equal(readU32(getAttr(r, Attr.Lifetime)), 3600);
+      const d = await c.request(Method.Refresh, []);
+      assert.equal(readU32(getAttr(d, Attr.Lifetime)), 600);
+
+      const other = turnCredentials(SECRET, Date.now(), 3600);
+      const saved = { username: c.username, key: c.key };
+      c.username = other.username;
+      c.key = longTermKey(other.username, REALM, other.password);
+      assert.equal(errorCode(await c.request(Method.Refresh, [])), 441);
+      c.username = saved.username;
+      c.key = saved.key;
+
+      const z = await c.request(Method.Refresh, [{ type: Attr.Lifetime, value: u32(0) }]);
+      assert.equal(z.cls, Class.Success);
+      assert.equal(readU32(getAttr(z, Attr.Lifetime)), 0);
+      assert.equal(server.stats().allocations, 0);
+      assert.equal(errorCode(await c.request(Method.Refresh, [])), 437);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+Deno.test("allocations and permissions expire on the clock and are swept", async () => {
+  let now = Date.now();
+  await withServer({ now: () => now, sweepIntervalMs: 10 }, async (server) => {
+    const c = await Client.open(server);
+    const peer = await Endpoint.open();
+    try {
+      const alloc = await c.allocate(turnCredentials(SECRET, now));
+      const relayed = decodeXorAddress(
+        getAttr(alloc, Attr.XorRelayedAddress),
+        alloc.transactionId,
+      )!;
+      await permit(c, loopback(peer.port));
+      now += 301_000; // permissions last 300 s
+      peer.send(utf8("late"), relayed.port);
+      assert.equal(await c.ep.recv(200), null);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(server.stats().permissions, 0);
+      assert.equal(server.stats().allocations, 1);
+      now += 300_000; // the allocation's 600 s are over
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(server.stats().allocations, 0);
+    } finally {
+      await c.close();
+      await peer.close();
+    }
+  });
+});
+
+Deno.test("EVEN-PORT with R reserves the next port for a RESERVATION-TOKEN", async () => {
+  await withServer({}, async (server) => {
+    const a = await Client.open(server);
+    const b = await Client.open(server);
+    try {
+      const creds = turnCredentials(SECRET, Date.now());
+      const r = await a.allocate(creds, [transport(17), {
+        type: Attr.EvenPort,
+        value: new Uint8Array([0x80]),
+      }]);
+      assert.equal(r.cls, Class.Success);
+      const port = decodeXorAddress(getAttr(r, Attr.XorRelayedAddress), r.transactionId)!.port;
+      assert.equal(port % 2, 0);
+      const token = getAttr(r, Attr.ReservationToken);
+      assert.equal(token?.length, 8);
+      const r2 = await b.allocate(creds, [transport(17), {
+        type: Attr.ReservationToken,
+        value: token!,
+      }]);
+      assert.equal(r2.cls, Class.Success);
+      assert.equal(
+        decodeXorAddress(getAttr(r2, Attr.XorRelayedAddress), r2.transactionId)!.port,
+        port + 1,
+      );
+      // A token is good once.
+      const c = await Client.open(server);
+      try {
+        assert.equal(
+          errorCode(
+            await c.allocate(creds, [transport(17), {
+              type: Attr.ReservationToken,
+              value: token!,
+            }]),
+          ),
+          508,
+        );
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+Deno.test("garbage, truncated and oversized datagrams do not disturb the server", async () => {
+  await withServer({}, async (server) => {
+    const c = await Client.open(server);
+    try {
+      await c.allocate(turnCredentials(SECRET, Date.now()));
+      const junk: Uint8Array[] = [
+        new Uint8Array(0),
+        new Uint8Array([1]),
+        crypto.getRandomValues(new Uint8Array(1000)),
+        new Uint8Array(60_000).fill(0x41), // far past any MTU
+        new Uint8Array([0x40, 0x00, 0xff, 0xff, 1, 2]), // ChannelData claiming 65535 bytes
+        new Uint8Array([0, 1, 0xff, 0xfc, 0x21, 0x12, 0xa4, 0x42, ...new Array(12).fill(0)]),
+        new Uint8Array([
+          0,
+          3,
+          0,
+          8,
+          0x21,
+          0x12,
+          0xa4,
+          0x42,
+          ...new Array(12).fill(0),
+          0,
+          6,
+          0,
+          200,
+        ]),
+        sendIndication(loopback(1), new Uint8Array(0)).subarray(0, 30),
+        new Uint8Array([0x80, 0, 0, 0]),
+      ];
+      const big = new Uint8Array(20 + 60_000);
+      big.set([0x00, 0x03, 0xea, 0x60, 0x21, 0x12, 0xa4, 0x42]); // Allocate with 60000 bytes
+      junk.push(big);
+      for (let i = 0; i < 200; i++) {
+        const b = encodeStun({
+          method: [1, 3, 4, 6, 8, 9][i % 6],
+          cls: i % 4,
+          transactionId: crypto.getRandomValues(new Uint8Array(12)),
+          attributes: [{
+            type: [Attr.XorPeerAddress, Attr.ChannelNumber, Attr.Lifetime, Attr.Data][i % 4],
+            value: crypto.getRandomValues(new Uint8Array(i % 23)),
+          }],
+        });
+        junk.push(b);
+      }
+      for (const j of junk) c.send(j);
+      const r = await c.request(Method.Binding, []);
+      assert.equal(r.cls, Class.Success);
+      const still = await c.request(Method.Refresh, []);
+      assert.equal(still.cls, Class.Success);
+      assert.equal(server.stats().allocations, 1);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+// --- Interop with coturn's command-line clients (Debian package coturn) ---
+
+async function hasTool(name: string): Promise<boolean> {
+  try {
+    const out = await new Deno.Command("sh", { args: ["-c", `command -v ${name}`] }).output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+const hasCoturn = await hasTool("turnutils_uclient") && await hasTool("turnutils_stunclient");
+
+async function run(cmd: string, args: string[], timeoutMs = 60_000) {
+  const out = await new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(timeoutMs),
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+}
+
+Deno.test("turnutils_stunclient gets its reflexive address", { ignore: !hasCoturn }, async () => {
+  await withServer({}, async (server) => {
+    const r = await run("turnutils_stunclient", ["-p", String(server.port), "127.0.0.1"]);
+    assert.equal(r.code, 0, r.text);
+    assert.match(r.text, /UDP reflexive addr: 127\.0\.0\.1:\d+/);
+  });
+});
+
+/** Totals of a turnutils_uclient run: messages sent and received, lost packets. */
+function uclientTotals(out: string) {
+  const totals = [...out.matchAll(/tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/gm)].pop();
+  const lost = /Total lost packets (\d+)/.exec(out);
+  return {
+    sent: Number(totals?.[1] ?? -1),
+    received: Number(totals?.[2] ?? -1),
+    lost: Number(lost?.[1] ?? -1),
+  };
+}
+
+for (
+  const [mode, flags] of [
+    ["channels", []],
+    ["Send/Data indications", ["-s"]],
+    ["channels with RTCP pairs (EVEN-PORT, RESERVATION-TOKEN)", ["-z", "10"]],
+  ] as [string, string[]][]
+) {
+  Deno.test(
+    `turnutils_uclient relays client-to-client through ${mode}`,
+    { ignore: !hasCoturn },
+    async () => {
+      await withServer({}, async (server) => {
+        const { username, password } = turnCredentials(SECRET, Date.now());
+        const n = 40, len = 300;
+        const r = await run("turnutils_uclient", [
+          "-y",
+          ...(flags.includes("-z") ? [] : ["-c", "-z", "5"]),
+          ...flags,
+          "-n",
+          String(n),
+          "-l",
+          String(len),
+          "-u",
+          username,
+          "-w",
+          password,
+          "-p",
+          String(server.port),
+          "127.0.0.1",
+        ]);
+        assert.equal(r.code, 0, r.text);
+        const t = uclientTotals(r.text);
+        assert.ok(t.sent >= 2 * n, `too few messages sent: ${r.text}`);
+        assert.equal(t.received, t.sent, r.text);
+        assert.equal(t.lost, 0, r.text);
+        const s = server.stats();
+        assert.ok(s.bytesToPeers >= t.sent * len, `relay carried ${s.bytesToPeers} bytes`);
+        assert.ok(s.bytesToClients >= t.sent * len, `relay carried ${s.bytesToClients} bytes`);
+      });
+    },
+  );
+}
+
+Deno.test("turnutils_uclient with a wrong password cannot allocate", {
+  ignore: !hasCoturn,
+}, async () => {
+  await withServer({}, async (server) => {
+    const { username } = turnCredentials(SECRET, Date.now());
+    const r = await run("turnutils_uclient", [
+      "-y",
+      "-c",
+      "-n",
+      "2",
+      "-u",
+      username,
+      "-w",
+      "wrong",
+      "-p",
+      String(server.port),
+      "127.0.0.1",
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.text, /Cannot complete Allocation/);
+    assert.equal(server.stats().allocations, 0);
+    assert.equal(server.stats().bytesToPeers, 0);
+  });
+});
