@@ -15,9 +15,31 @@ export async function readJson(c: Context): Promise<Record<string, unknown>> {
   if (Number(c.req.header("content-length") ?? 0) > MAX_BODY_BYTES) {
     throw new HTTPException(413, { message: "request body too large" });
   }
-  const text = await c.req.text();
-  if (text.length > MAX_BODY_BYTES) {
-    throw new HTTPException(413, { message: "request body too large" });
+  // Read at most MAX_BODY_BYTES bytes, whatever Content-Length claims (or omits).
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = c.req.raw.body?.getReader();
+  while (reader) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel();
+      throw new HTTPException(413, { message: "request body too large" });
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (err) {
+    throw new HTTPException(400, { message: "request body is not UTF-8", cause: err });
   }
   if (text.trim() === "") return {};
   let body: unknown;

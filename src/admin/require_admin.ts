@@ -63,6 +63,15 @@ export function requireAdmin(options: RequireAdminOptions): MiddlewareHandler {
     failures.set(ip, entry);
     if (failures.size > 10_000) {
       for (const [k, v] of failures) if (t - v.since > windowMs) failures.delete(k);
+      // Still full (many addresses inside one window): forget the oldest half, so neither
+      // memory nor the cost of this sweep grows with an attacker's address range.
+      if (failures.size > 10_000) {
+        let drop = failures.size / 2;
+        for (const k of failures.keys()) {
+          if (drop-- <= 0) break;
+          failures.delete(k);
+        }
+      }
     }
     const over = entry.count - free;
     if (over > 0) await sleep(Math.min(maxDelayMs, 250 * 2 ** Math.min(over - 1, 10)));

@@ -1,14 +1,21 @@
-// Starts the configured listeners over the relay's services. HTTP(S) and metrics run here;
-// the SMTP and IMAP edges are not built yet, so their listeners are refused at start-up.
+// Starts the configured listeners over the relay's services: SMTP first (so the HTTP edge can
+// advertise the ports actually bound), then HTTP(S) and metrics.
 
 import type { SecureContext } from "node:tls";
 import type { ListenerName } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { createHttpApp, createMetricsApp, startHttpServer } from "../http/mod.ts";
 import { createAdminApp, createStatusProvider } from "../admin/mod.ts";
-import { createRelayMetrics } from "../metrics/mod.ts";
+import { createRelayMetrics, smtpReplyClass } from "../metrics/mod.ts";
+import type { RelayMetrics } from "../metrics/mod.ts";
 import { VERSION } from "../version.ts";
 import type { Relay, Stoppable } from "./relay.ts";
+import { startSmtpServer } from "../smtp/mod.ts";
+import { smtpBackend } from "./smtp_backend.ts";
+import { startImapServer } from "../imap/mod.ts";
+import { imapBackend } from "./imap_backend.ts";
+import { MetadataService } from "../discovery/mod.ts";
+import { startTurn, type Turn } from "./turn.ts";
 
 export interface ProtocolContext {
   relay: Relay;
@@ -18,29 +25,26 @@ export interface ProtocolContext {
   now: () => number;
 }
 
-/** Listeners whose protocol edge is not implemented yet. */
-export const UNAVAILABLE_LISTENERS: readonly ListenerName[] = [
-  "smtp",
-  "submission",
-  "submissions",
-  "imap",
-  "imaps",
-];
-
 export async function startProtocols(ctx: ProtocolContext): Promise<{
   stoppables: Stoppable[];
+  /** Takes up a new certificate where a listener cannot read it per handshake (HTTPS). */
+  reloadTls: () => Promise<void>;
   addresses: Partial<Record<ListenerName, string>>;
 }> {
   const { relay, log, now } = ctx;
   const { config, services } = relay;
   const stoppables: Stoppable[] = [];
+  const reloaders: (() => Promise<void>)[] = [];
   const addresses: Partial<Record<ListenerName, string>> = {};
-  const missing = UNAVAILABLE_LISTENERS.filter((n) => config.listen[n]);
-  if (missing.length > 0) {
-    log.system(`not started (not implemented yet): ${missing.join(", ")}`);
-  }
   const metrics = createRelayMetrics({ version: VERSION, now });
-  const portOf = (n: ListenerName) => Number(config.listen[n].split(":").pop() ?? 0);
+  try {
+    await startMailListeners(ctx, metrics, stoppables, addresses);
+  } catch (err) {
+    for (const s of stoppables.reverse()) await s.close();
+    throw err;
+  }
+  const portOf = (n: ListenerName) =>
+    Number((addresses[n] ?? config.listen[n]).split(":").pop() ?? 0);
   const admin = createAdminApp({
     adminToken: () => relay.adminToken,
     accounts: services.accounts,
@@ -85,6 +89,12 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     accounts: services.accounts,
     settings: services.settings,
     consumeRegistrationToken: (t) => services.store.consumeToken(t, now()),
+    acmeChallenge: (token) => relay.acme?.challengeResponse(token) ?? null,
+    async mxdeliv(envelope, body) {
+      const r = (await services.delivery.receive(envelope, body)).reply;
+      const text = r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
+      return { status: r.code < 400 ? 200 : 400, text };
+    },
     admin,
     log,
     now,
@@ -101,6 +111,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       tls: tls ? () => ({ certPem: relay.tls.certPem, keyPem: relay.tls.keyPem }) : undefined,
     });
     stoppables.push(s);
+    if (tls) reloaders.push(() => s.reload());
     addresses[name] = `${s.hostname}:${s.port}`;
   };
   try {
@@ -111,5 +122,138 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     for (const s of stoppables.reverse()) await s.close();
     throw err;
   }
-  return { stoppables, addresses };
+  return {
+    stoppables,
+    addresses,
+    reloadTls: async () => {
+      for (const r of reloaders) await r();
+    },
+  };
+}
+
+async function startMailListeners(
+  ctx: ProtocolContext,
+  metrics: RelayMetrics,
+  stoppables: Stoppable[],
+  addresses: Partial<Record<ListenerName, string>>,
+) {
+  const { relay, log } = ctx;
+  const { config, services } = relay;
+  const backend = smtpBackend(services, log, metrics);
+  const smtp: [ListenerName, "inbound" | "submission", boolean][] = [
+    ["smtp", "inbound", false],
+    ["submission", "submission", false],
+    ["submissions", "submission", true],
+  ];
+  for (const [name, mode, implicitTls] of smtp) {
+    if (!config.listen[name]) continue;
+    const listener = await startSmtpServer({
+      address: config.listen[name],
+      mode,
+      implicitTls,
+      secureContext: ctx.secureContext,
+      hostname: config.hostname,
+      maxMessageBytes: config.limits.maxMessageBytes,
+      maxRecipients: config.limits.maxRecipients,
+      maxConnections: config.limits.maxConnections,
+      maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+      backend,
+      log,
+      hooks: {
+        onConnection() {
+          metrics.smtpSessions.inc({ listener: name });
+          metrics.smtpConnections.inc({ listener: name });
+        },
+        onDisconnect: () => metrics.smtpConnections.inc({ listener: name }, -1),
+        onReply(stage, reply) {
+          metrics.smtpResults.inc({
+            listener: name,
+            class: smtpReplyClass(reply.code),
+            reason: replyReason(stage, reply),
+          });
+        },
+        onResult(kind, code) {
+          if (code < 300) {
+            metrics.messagesReceived.inc({ via: kind === "inbound" ? "smtp" : "submission" });
+          }
+        },
+      },
+    });
+    stoppables.push({ close: () => listener.close() });
+    addresses[name] = `${listener.host}:${listener.port}`;
+  }
+  // TURN starts in the background: finding the public address may wait on DNS, and calls are
+  // not needed for the relay to be up.
+  let turn: Turn = { server: null, credentials: () => null, close: () => Promise.resolve() };
+  const turnStarting = startTurn({
+    config,
+    settings: services.settings,
+    dns: services.dns,
+    log,
+    now: ctx.now,
+  }).then((t) => (turn = t));
+  stoppables.push({ close: () => turnStarting.then((t) => t.close()) });
+  const metadata = new MetadataService({
+    store: services.store,
+    irohRelay: config.irohRelay,
+    turnCredentials: () => turn.credentials(),
+    maxSmtpRecipients: config.limits.maxRecipients,
+    appVersions: "",
+    adminContact: config.adminContact && !config.adminContact.includes(":")
+      ? `mailto:${config.adminContact}`
+      : config.adminContact,
+    comment: "",
+    now: ctx.now,
+  });
+  const imap = imapBackend(services, metadata, log);
+  const imapListeners: [ListenerName, boolean][] = [["imap", false], ["imaps", true]];
+  for (const [name, implicitTls] of imapListeners) {
+    if (!config.listen[name]) continue;
+    const listener = await startImapServer({
+      address: config.listen[name],
+      implicitTls,
+      secureContext: ctx.secureContext,
+      config: {
+        hostname: config.hostname,
+        maxMessageBytes: config.limits.maxMessageBytes,
+        onIdle: (d) => metrics.imapIdleSessions.inc(undefined, d),
+      },
+      maxConnections: config.limits.maxConnections,
+      maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+      backend: imap,
+      log,
+      hooks: {
+        onConnection() {
+          metrics.imapSessions.inc({ listener: name });
+          metrics.imapConnections.inc({ listener: name });
+        },
+        onDisconnect: () => metrics.imapConnections.inc({ listener: name }, -1),
+      },
+    });
+    stoppables.push({ close: () => listener.close() });
+    addresses[name] = `${listener.host}:${listener.port}`;
+  }
+}
+
+/** A short, bounded label for why an SMTP reply was given (metrics never carry free text). */
+export function replyReason(
+  stage: "auth" | "mail" | "rcpt" | "data",
+  reply: { code: number; enhanced: string; text: string },
+): string {
+  const { code, enhanced, text } = reply;
+  if (code < 400) return stage === "data" ? "accepted" : `${stage}_ok`;
+  if (code === 523) return "encryption";
+  if (text.includes("Too much mail")) return "rate_limit";
+  if (code === 535 || code === 454) return "auth_failed";
+  if (enhanced === "5.2.2") return "quota";
+  if (code === 552) return "size";
+  if (code === 553) return "sender";
+  if (enhanced === "5.7.1" && text.includes("Relay access denied")) return "relay_denied";
+  if (enhanced === "5.1.1") return "unknown_recipient";
+  if (code === 554 && /DKIM/.test(text)) return "dkim";
+  if (code === 452 && enhanced === "4.3.1") return "storage";
+  if (code === 452) return "too_many_recipients";
+  if (code === 500 && /FROM/i.test(text)) return "from_header";
+  if (code === 500 || code === 501) return "syntax";
+  return stage;
 }

@@ -12,12 +12,26 @@ import { openServices } from "./services.ts";
 import type { Services } from "./services.ts";
 import { readOrCreateSecret } from "./data_dir.ts";
 import { startProtocols } from "./protocols.ts";
+import type { DnsResolver, OutboundService } from "../federation/mod.ts";
+import { createOutbound } from "./federation.ts";
+import { PushService } from "../push/mod.ts";
+import type { Maintenance } from "../tasks/mod.ts";
+import { createMaintenance } from "./maintenance.ts";
+import { acmeDomains, AcmeManager } from "../acme/mod.ts";
 
 export interface RelayOptions {
   log?: Logger;
   now?: () => number;
   /** Replaces fetch for outgoing HTTP (push, /mxdeliv) in tests. */
   fetch?: typeof fetch;
+  /** DNS for federation; tests inject a local one. */
+  dns?: DnsResolver;
+  /** Ports of other relays (tests run peers on unprivileged ports) and CAs to trust. */
+  federation?: { ports?: { smtp: number; https: number }; caCerts?: string[] };
+  /** Leaves the outbound worker stopped (tests drive it by hand). */
+  manualQueue?: boolean;
+  /** ACME server to trust (tests against pebble). */
+  acmeCaCerts?: string[];
 }
 
 export interface Relay {
@@ -28,6 +42,11 @@ export interface Relay {
   readonly tls: TlsMaterial;
   readonly adminToken: string;
   readonly startedAt: number;
+  readonly outbound: OutboundService;
+  readonly push: PushService;
+  readonly maintenance: Maintenance;
+  /** Certificates from ACME, when acme_email is set for a named domain without tls_cert. */
+  readonly acme: AcmeManager | null;
   /** Re-reads certificates (SIGHUP, ACME renewal); new handshakes use them at once. */
   reloadTls(): Promise<void>;
   close(): Promise<void>;
@@ -40,7 +59,7 @@ export interface Stoppable {
 
 export async function startRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
   const log = options.log ?? createLogger(config.log);
-  const services = await openServices(config, { now: options.now });
+  const services = await openServices(config, { now: options.now, dns: options.dns });
   const stoppables: Stoppable[] = [];
   const stopAll = async () => {
     for (const s of stoppables.reverse()) {
@@ -49,13 +68,45 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     services.close();
   };
   try {
-    const tlsNames = [config.hostname, config.domain, "localhost", "127.0.0.1"];
-    let tls = await loadTlsMaterial({
-      certFile: config.tlsCert || undefined,
-      keyFile: config.tlsKey || undefined,
-      dir: join(config.dataDir, "tls"),
-      names: tlsNames,
-    });
+    const tlsNames: string[] = config.isIpDomain
+      ? [config.hostname, config.domain, "localhost", "127.0.0.1"]
+      : [
+        config.hostname,
+        config.domain,
+        `mta-sts.${config.domain}`,
+        `www.${config.domain}`,
+        "localhost",
+        "127.0.0.1",
+      ];
+    // A generated certificate also names the addresses the relay listens on.
+    for (const a of Object.values(config.listen)) {
+      const host = a ? a.slice(0, a.lastIndexOf(":")).replace(/^\[|\]$/g, "") : "";
+      if (/^[\d.]+$/.test(host) && host !== "0.0.0.0" && !tlsNames.includes(host)) {
+        tlsNames.push(host);
+      }
+    }
+    const acmeNames = acmeDomains(config.domain, config.hostname);
+    const acme = !config.tlsCert && !config.tlsKey && config.acmeEmail && acmeNames.length
+      ? new AcmeManager({
+        directoryUrl: config.acmeDirectory,
+        email: config.acmeEmail,
+        domains: acmeNames,
+        dir: join(config.dataDir, "acme"),
+        log,
+        caCerts: options.acmeCaCerts,
+      })
+      : null;
+    // Operator files first, then an ACME certificate, else the generated self-signed one.
+    const loadTls = () => {
+      const issued = acme?.certificateFiles();
+      return loadTlsMaterial({
+        certFile: config.tlsCert || issued?.certPath,
+        keyFile: config.tlsKey || issued?.keyPath,
+        dir: join(config.dataDir, "tls"),
+        names: tlsNames,
+      });
+    };
+    let tls = await loadTls();
     let secureContext: SecureContext = createSecureContext(tls);
     const adminToken = config.adminToken || readOrCreateSecret(config.dataDir, "admin_token");
 
@@ -65,6 +116,53 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     }, 2000);
     stoppables.push({ close: () => Promise.resolve(clearInterval(settingsTimer)) });
 
+    const outbound = createOutbound({
+      config,
+      store: services.store,
+      bus: services.bus,
+      settings: services.settings,
+      dns: services.dns,
+      log,
+      now: options.now ?? Date.now,
+      ports: options.federation?.ports,
+      caCerts: options.federation?.caCerts,
+    });
+    if (!options.manualQueue) {
+      services.delivery.onQueued = () => outbound.kick();
+      outbound.start();
+    }
+    stoppables.push({ close: () => outbound.stop() });
+
+    const push = new PushService({
+      store: services.store,
+      url: () => config.pushUrl,
+      enabled: () => services.settings.bool("push_enabled"),
+      fetch: options.fetch,
+      now: options.now,
+      log,
+    });
+    const maintenance = createMaintenance(services, { now: options.now, log });
+    const offDelivered = services.bus.subscribeAll((e) => {
+      if (e.type !== "mail.delivered") return;
+      // Mail the recipient sent itself (bcc-self, other devices) wakes no phone, as the reference.
+      if (!e.fromSelf) {
+        push.notify(e.accountId).catch((err) => log.error("push queueing failed", { err }));
+      }
+      maintenance.trimQuota(e.accountId).catch((err) => log.error("quota trim failed", { err }));
+    });
+    if (!options.manualQueue) {
+      push.start();
+      maintenance.start();
+    }
+    stoppables.push({
+      close: async () => {
+        offDelivered();
+        await push.stop();
+        await maintenance.stop();
+      },
+    });
+
+    let reloadHttps = () => Promise.resolve();
     const relay: Relay = {
       config,
       services,
@@ -74,14 +172,14 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       },
       adminToken,
       startedAt: Date.now(),
+      outbound,
+      push,
+      maintenance,
+      acme,
       async reloadTls() {
-        tls = await loadTlsMaterial({
-          certFile: config.tlsCert || undefined,
-          keyFile: config.tlsKey || undefined,
-          dir: join(config.dataDir, "tls"),
-          names: tlsNames,
-        });
+        tls = await loadTls();
         secureContext = createSecureContext(tls);
+        await reloadHttps();
       },
       close: stopAll,
       [Symbol.asyncDispose]: stopAll,
@@ -94,6 +192,13 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       now: options.now ?? Date.now,
     });
     stoppables.push(...started.stoppables);
+    reloadHttps = started.reloadTls;
+    if (acme) {
+      // The HTTP listener is up: challenges can be answered. A new certificate is taken up by
+      // every listener at once.
+      acme.start(12 * 3600_000, () => relay.reloadTls());
+      stoppables.push({ close: () => acme.stop() });
+    }
     Object.assign(relay.addresses, started.addresses);
     return relay;
   } catch (err) {

@@ -8,7 +8,10 @@ import { EventBus } from "../events/mod.ts";
 import { SettingsService } from "../settings/mod.ts";
 import { AccountService } from "../accounts/mod.ts";
 import { MailboxService } from "../mailbox/mod.ts";
+import { DeliveryService } from "../delivery/mod.ts";
 import { databasePath, ensureDataDir } from "./data_dir.ts";
+import { type DnsResolver, systemResolver } from "../federation/mod.ts";
+import { federationAllowed, originCheck } from "./federation.ts";
 
 export interface Services {
   config: Config;
@@ -17,12 +20,14 @@ export interface Services {
   settings: SettingsService;
   accounts: AccountService;
   mailboxes: MailboxService;
+  delivery: DeliveryService;
+  dns: DnsResolver;
   close(): void;
 }
 
 export async function openServices(
   config: Config,
-  options: { now?: () => number } = {},
+  options: { now?: () => number; dns?: DnsResolver } = {},
 ): Promise<Services> {
   ensureDataDir(config.dataDir);
   const store = openSqliteStore(databasePath(config.dataDir), { now: options.now });
@@ -49,7 +54,37 @@ export async function openServices(
       defaultQuotaBytes: config.limits.maxMailboxBytes,
       now: options.now,
     });
-    return { config, store, bus, settings, accounts, mailboxes, close: () => store.close() };
+    const dns = options.dns ?? systemResolver(config.dnsServer);
+    const delivery = new DeliveryService({
+      store,
+      bus,
+      accounts,
+      now: options.now,
+      checkOrigin: originCheck(
+        federationAllowed(settings, store),
+        dns,
+        store,
+        options.now ?? Date.now,
+      ),
+      limits: {
+        maxMessageBytes: config.limits.maxMessageBytes,
+        maxRecipients: config.limits.maxRecipients,
+        defaultQuotaBytes: config.limits.maxMailboxBytes,
+        sendPerMinute: config.limits.sendPerMinute,
+        sendBurst: config.limits.sendBurst,
+      },
+    });
+    return {
+      config,
+      store,
+      bus,
+      settings,
+      accounts,
+      mailboxes,
+      delivery,
+      dns,
+      close: () => store.close(),
+    };
   } catch (err) {
     store.close();
     throw err;

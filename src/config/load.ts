@@ -27,6 +27,7 @@ export interface Config {
   tlsCert: string;
   tlsKey: string;
   acmeEmail: string;
+  acmeDirectory: string;
   limits: {
     maxMessageBytes: number;
     maxMailboxBytes: number;
@@ -274,6 +275,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     tlsCert: get("tls_cert"),
     tlsKey: get("tls_key"),
     acmeEmail: get("acme_email"),
+    acmeDirectory: get("acme_directory"),
     limits: {
       maxMessageBytes: get("max_message_size"),
       maxMailboxBytes: get("max_mailbox_size"),

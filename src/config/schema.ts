@@ -87,6 +87,12 @@ export const FIELDS: readonly Field[] = [
   { key: "tls_key", type: "string", default: "", doc: "PEM private key for tls_cert" },
   { key: "acme_email", type: "string", default: "", doc: "Contact e-mail for ACME certificates" },
   {
+    key: "acme_directory",
+    type: "url",
+    default: "https://acme-v02.api.letsencrypt.org/directory",
+    doc: "ACME directory (Let's Encrypt; its staging directory or another CA)",
+  },
+  {
     key: "max_message_size",
     type: "size",
     default: 30 * MiB,

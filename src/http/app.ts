@@ -26,6 +26,11 @@ export function createHttpApp(deps: HttpDeps): Hono {
     }
   });
 
+  // ACME HTTP-01 (RFC 8555 §8.3): answered on plain HTTP before anything else.
+  app.get("/.well-known/acme-challenge/:token", (c) => {
+    const answer = deps.acmeChallenge?.(c.req.param("token")) ?? null;
+    return answer === null ? c.text("Not found", 404) : c.text(answer);
+  });
   app.route("/", newAccountRoutes(deps));
   app.route("/", discoveryRoutes(deps.config));
   app.route(

@@ -73,6 +73,8 @@ export interface HttpDeps {
   consumeRegistrationToken(token: string): Promise<boolean>;
   /** Absent until federation is wired: POST /mxdeliv then answers 503. */
   mxdeliv?: MxdelivHandler;
+  /** ACME HTTP-01: the key authorization for a token, or null. */
+  acmeChallenge?: (token: string) => string | null;
   /** Admin API and web admin, mounted at the root (they own /api/admin and /admin). */
   admin?: Hono;
   log?: Logger;
