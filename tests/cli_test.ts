@@ -105,7 +105,7 @@ Deno.test("tern stops on a bad config with the key and reason", async () => {
   }
 });
 
-Deno.test("tern serve starts, serves /new and stops on SIGTERM", async () => {
+Deno.test("tern serve starts, serves /new, answers SIGHUP and stops on SIGTERM", async () => {
   await withConfig(async (_cfg, dir) => {
     await Deno.writeTextFile(
       `${dir}/tern.toml`,
@@ -129,11 +129,155 @@ Deno.test("tern serve starts, serves /new and stops on SIGTERM", async () => {
     const body = await res.json();
     assert.match(body.email, /^[a-z0-9]{9}@\[127\.0\.0\.1\]$/);
     assert.match(body.dclogin_url, /^dclogin:/);
+    // SIGHUP: the config file is read again; changes are named, certificates taken up.
+    const config = await Deno.readTextFile(`${dir}/tern.toml`);
+    await Deno.writeTextFile(`${dir}/tern.toml`, `max_recipients = 50\n${config}`);
+    p.kill("SIGHUP");
+    const errReader = p.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let err = "";
+    while (!err.includes("certificates reloaded")) {
+      const { value, done } = await errReader.read();
+      if (done) break;
+      err += value;
+    }
+    assert.match(err, /SIGHUP: config changed \(limits\): restart to apply/);
+    assert.match(err, /SIGHUP: certificates reloaded/);
     p.kill("SIGTERM");
     const status = await p.status;
     assert.equal(status.code, 0);
-    reader.releaseLock();
-    await p.stdout.cancel().catch(() => {});
-    await p.stderr.cancel();
+    await reader.cancel();
+    await errReader.cancel();
   });
+});
+
+Deno.test("tern queue shows, retries and deletes outbound entries", async () => {
+  const { openSqliteStore } = await import("../src/store/sqlite/mod.ts");
+  await withConfig(async (cfg, dir) => {
+    const empty = await tern(["queue", "list", ...cfg]);
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.match(empty.stdout, /The queue is empty/);
+    const store = openSqliteStore(`${dir}/data/tern.db`);
+    const id = await store.enqueue({
+      sender: "abcdefghi@example.org",
+      data: new TextEncoder().encode("Subject: x\r\n\r\nbody\r\n"),
+      recipients: ["a@remote.example", "b@remote.example"],
+      now: Date.now(),
+    });
+    const [r] = await store.dueRecipients(Date.now(), 1);
+    await store.updateRecipient(r.id, {
+      status: "deferred",
+      attempts: 1,
+      lastError: "Connection to 192.0.2.1:25 timed out",
+      nextAttemptAt: Date.now() + 60_000,
+      now: Date.now(),
+    });
+    store.close();
+    const list = await tern(["queue", "list", ...cfg]);
+    assert.match(
+      list.stdout,
+      new RegExp(
+        `^${id}\\t.*<abcdefghi@example\\.org>.*(deferred 1, queued 1|queued 1, deferred 1)`,
+        "m",
+      ),
+    );
+    const show = await tern(["queue", "show", String(id), ...cfg]);
+    assert.match(show.stdout, /<a@remote\.example>\tdeferred\tattempts 1/);
+    assert.match(show.stdout, /Connection to 192\.0\.2\.1:25 timed out/);
+    assert.equal((await tern(["queue", "retry", String(id), ...cfg])).code, 0);
+    assert.equal((await tern(["queue", "delete", String(id), ...cfg])).code, 0);
+    const gone = await tern(["queue", "show", String(id), ...cfg]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /no entry/);
+    const bad = await tern(["queue", "show", "x", ...cfg]);
+    assert.equal(bad.code, 2);
+  });
+});
+
+Deno.test("tern dns prints the records to publish, with the DKIM key", async () => {
+  await withConfig(async (cfg) => {
+    const r = await tern(["dns", "--ip", "192.0.2.10", ...cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^example\.org\.\s+MX\s+10 example\.org\.$/m);
+    assert.match(
+      r.stdout,
+      /^opendkim\._domainkey\.example\.org\.\s+TXT\s+"v=DKIM1;k=rsa;p=[A-Za-z0-9+/=]+;s=email;t=s"$/m,
+    );
+    assert.match(r.stdout, /_mta-sts\.example\.org\./);
+    // The key is stable across runs.
+    const again = await tern(["dns", ...cfg]);
+    assert.equal(
+      /p=([^;]+)/.exec(again.stdout)![1],
+      /p=([^;]+)/.exec(r.stdout)![1],
+    );
+  });
+});
+
+Deno.test("tern tasks lists and runs maintenance tasks", async () => {
+  await withConfig(async (cfg) => {
+    const list = await tern(["tasks", "list", ...cfg]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^expire-mail\t/m);
+    assert.match(list.stdout, /^quota-trim\t/m);
+    const all = await tern(["tasks", "run", "all", ...cfg]);
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, /^expire-mail: 0 messages deleted$/m);
+    assert.match(all.stdout, /^free-bodies: \d+ bodies freed$/m);
+    const bad = await tern(["tasks", "run", "nope", ...cfg]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /unknown task "nope"/);
+  });
+});
+
+Deno.test("tern install writes config, data directory and a hardened unit; uninstall removes them", async () => {
+  const root = await Deno.makeTempDir({ prefix: "tern-install-" });
+  try {
+    const r = await tern([
+      "install",
+      "--domain",
+      "chat.example.org",
+      "--acme-email",
+      "ops@example.org",
+      "--root",
+      root,
+      "--no-user",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /opendkim\._domainkey\.chat\.example\.org\./);
+    assert.match(r.stdout, /systemctl daemon-reload && systemctl enable --now tern/);
+    const unit = await Deno.readTextFile(`${root}/etc/systemd/system/tern.service`);
+    assert.match(unit, /^ExecStart=.* serve --config \/etc\/tern\/tern\.toml$/m);
+    assert.match(unit, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+    assert.match(unit, /^ProtectSystem=strict$/m);
+    assert.match(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    const config = await Deno.readTextFile(`${root}/etc/tern/tern.toml`);
+    assert.match(config, /^domain = "chat\.example\.org"$/m);
+    assert.match(config, /^acme_email = "ops@example\.org"$/m);
+    assert.ok((await Deno.stat(`${root}/var/lib/tern/dkim.key`)).isFile);
+    const again = await tern([
+      "install",
+      "--domain",
+      "chat.example.org",
+      "--root",
+      root,
+      "--no-user",
+    ]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /exists/);
+    const missing = await tern(["install", "--root", root]);
+    assert.equal(missing.code, 2);
+    const un = await tern(["uninstall", "--root", root]);
+    assert.equal(un.code, 0, un.stderr);
+    assert.ok(!(await Deno.stat(`${root}/etc/systemd/system/tern.service`).catch(() => null)));
+    assert.ok((await Deno.stat(`${root}/var/lib/tern`)).isDirectory, "data kept");
+    assert.equal((await tern(["uninstall", "--purge", "--root", root])).code, 0);
+    assert.ok(!(await Deno.stat(`${root}/var/lib/tern`).catch(() => null)));
+    const ip = await tern(["install", "--ip", "192.0.2.7", "--root", root, "--no-user"]);
+    assert.equal(ip.code, 0, ip.stderr);
+    assert.match(
+      await Deno.readTextFile(`${root}/etc/tern/tern.toml`),
+      /^domain = "192\.0\.2\.7"$/m,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

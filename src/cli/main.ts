@@ -11,6 +11,12 @@ import * as migrate from "./commands/migrate.ts";
 import * as serve from "./commands/serve.ts";
 import * as settings from "./commands/settings.ts";
 import * as version from "./commands/version.ts";
+import * as queue from "./commands/queue.ts";
+import * as dns from "./commands/dns.ts";
+import * as tasks from "./commands/tasks.ts";
+import * as backup from "./commands/backup.ts";
+import * as doctor from "./commands/doctor.ts";
+import * as install from "./commands/install.ts";
 
 interface Command {
   usage: string;
@@ -23,6 +29,20 @@ const COMMANDS: Record<string, Command> = {
   "admin-token": adminToken,
   accounts,
   settings,
+  queue,
+  tasks,
+  dns,
+  doctor,
+  install: {
+    usage: install.usage,
+    run: (a: string[], io: CliIo) => install.run(["install", ...a], io),
+  },
+  uninstall: { usage: "", run: (a: string[], io: CliIo) => install.run(["uninstall", ...a], io) },
+  backup: {
+    usage: backup.usage,
+    run: (a: string[], io: CliIo) => backup.run(["backup", ...a], io),
+  },
+  restore: { usage: "", run: (a: string[], io: CliIo) => backup.run(["restore", ...a], io) },
   migrate,
 };
 
@@ -31,7 +51,9 @@ export function usageText(): string {
     "tern: a chatmail relay for Delta Chat",
     "",
     "usage:",
-    ...Object.values(COMMANDS).flatMap((c) => c.usage.split("\n").map((l) => "  " + l)),
+    ...Object.values(COMMANDS).flatMap((c) =>
+      c.usage.split("\n").filter(Boolean).map((l) => "  " + l)
+    ),
     "",
     "common options: --config FILE (default /etc/tern/tern.toml), --dev, --data-dir DIR, --domain D",
   ].join("\n");

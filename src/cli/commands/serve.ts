@@ -1,4 +1,5 @@
-// tern serve: runs the relay until SIGTERM/SIGINT; SIGHUP reloads certificates. Prints a
+// tern serve: runs the relay until SIGTERM/SIGINT; SIGHUP rereads the config (naming changes that
+// need a restart) and reloads certificates. Prints a
 // machine-readable ready line ("tern ready {json}") once every listener is bound.
 
 import { renderUnicodeCompact } from "uqr";
@@ -20,7 +21,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     }`,
   );
   if (config.dev && !values["no-banner"]) printDevBanner(relay, io);
-  return await waitForSignals(relay, io);
+  return await waitForSignals(relay, io, () => configFrom(values, io));
 }
 
 function printDevBanner(relay: Relay, io: CliIo) {
@@ -60,7 +61,18 @@ export function dcloginFor(relay: Relay, email: string, password: string): strin
   );
 }
 
-function waitForSignals(relay: Relay, io: CliIo): Promise<number> {
+/** Top-level config keys whose values differ (compared as JSON). */
+function changedKeys(a: object, b: object): string[] {
+  const x = a as Record<string, unknown>, y = b as Record<string, unknown>;
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])]
+    .filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k])).sort();
+}
+
+function waitForSignals(
+  relay: Relay,
+  io: CliIo,
+  reloadConfig: () => Relay["config"],
+): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (sig: Deno.Signal) => {
@@ -74,6 +86,18 @@ function waitForSignals(relay: Relay, io: CliIo): Promise<number> {
       });
     };
     const hup = () => {
+      // The config file is read again and checked; certificates are taken up at once, other
+      // changes are named (they apply at the next start; dynamic settings live in the database).
+      try {
+        const changed = changedKeys(relay.config, reloadConfig());
+        io.err(
+          changed.length
+            ? `tern: SIGHUP: config changed (${changed.join(", ")}): restart to apply`
+            : "tern: SIGHUP: config unchanged",
+        );
+      } catch (err) {
+        io.err(`tern: SIGHUP: config not reloaded: ${(err as Error).message}`);
+      }
       relay.reloadTls().then(
         () => io.err("tern: SIGHUP: certificates reloaded"),
         (err) =>

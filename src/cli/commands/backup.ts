@@ -1,0 +1,56 @@
+// tern backup FILE / tern restore FILE: a consistent online snapshot of the database (VACUUM
+// INTO, safe while the relay runs) and its restore into a data directory without a database.
+
+import { copyFileSync, existsSync, statSync } from "node:fs";
+import { openServices } from "../../app/services.ts";
+import { databasePath, ensureDataDir } from "../../app/data_dir.ts";
+import { openSqliteStore } from "../../store/sqlite/mod.ts";
+import { configFrom, parse, UsageError } from "../context.ts";
+import type { CliIo } from "../context.ts";
+
+export const usage = `tern backup FILE
+tern restore FILE`;
+
+export async function run(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {});
+  const [sub, file] = positionals;
+  if ((sub !== "backup" && sub !== "restore") || !file || positionals.length !== 2) {
+    throw new UsageError(`${sub ?? "backup"}: expected a FILE`);
+  }
+  const config = configFrom(values, io);
+  if (sub === "backup") {
+    if (existsSync(file)) {
+      io.err(`backup: ${file} exists; choose a new file name`);
+      return 1;
+    }
+    const svc = await openServices(config);
+    try {
+      await svc.store.backup(file);
+    } finally {
+      svc.close();
+    }
+    io.out(`Backup written to ${file} (${statSync(file).size} bytes).`);
+    io.out("Keep a copy of data_dir/dkim.key and data_dir/tls/ too: they are not in the database.");
+    return 0;
+  }
+  const target = databasePath(config.dataDir);
+  if (existsSync(target)) {
+    io.err(`restore: ${target} exists; restore only into a data directory without a database`);
+    return 1;
+  }
+  if (!existsSync(file)) {
+    io.err(`restore: ${file} does not exist`);
+    return 1;
+  }
+  // Opening checks the file is a tern database with known, untampered migrations.
+  try {
+    openSqliteStore(file).close();
+  } catch (err) {
+    io.err(`restore: ${file} is not a usable tern database: ${(err as Error).message}`);
+    return 1;
+  }
+  ensureDataDir(config.dataDir);
+  copyFileSync(file, target);
+  io.out(`Restored ${file} into ${target}.`);
+  return 0;
+}

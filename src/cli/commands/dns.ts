@@ -1,0 +1,37 @@
+// tern dns: the DNS records an operator publishes for the relay's domain.
+
+import { configFrom, parse } from "../context.ts";
+import type { CliIo } from "../context.ts";
+import { dkimKey } from "../../app/federation.ts";
+import { dkimDnsRecord } from "../../federation/mod.ts";
+
+export const usage = "tern dns [--ip ADDRESS]";
+
+export function run(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, { ip: { type: "string" } });
+  const config = configFrom(values, io);
+  if (config.isIpDomain) {
+    io.out(`${config.mailDomain} is an IP relay: no DNS records are needed (and none are signed).`);
+    return Promise.resolve(0);
+  }
+  const d = config.domain;
+  const ip = (values.ip as string | undefined) ?? "<server IPv4>";
+  const key = dkimKey(config);
+  const stamp = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 12);
+  const lines = [
+    `${d}.\t\t\tA\t${ip}`,
+    `${d}.\t\t\tMX\t10 ${d}.`,
+    `${d}.\t\t\tTXT\t"v=spf1 a ~all"`,
+    `_dmarc.${d}.\t\tTXT\t"v=DMARC1;p=reject;adkim=s;aspf=s"`,
+    `${key.selector}._domainkey.${d}.\tTXT\t"${dkimDnsRecord(key.privateKeyPem)}"`,
+    `_mta-sts.${d}.\t\tTXT\t"v=STSv1; id=${stamp}"`,
+    `mta-sts.${d}.\t\tCNAME\t${d}.`,
+    `www.${d}.\t\tCNAME\t${d}.`,
+    `_submission._tcp.${d}.\tSRV\t0 1 587 ${d}.`,
+    `_submissions._tcp.${d}.\tSRV\t0 1 465 ${d}.`,
+    `_imap._tcp.${d}.\t\tSRV\t0 1 143 ${d}.`,
+    `_imaps._tcp.${d}.\t\tSRV\t0 1 993 ${d}.`,
+  ];
+  for (const l of lines) io.out(l);
+  return Promise.resolve(0);
+}
