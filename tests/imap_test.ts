@@ -1,0 +1,439 @@
+// IMAP over real sockets and real TLS against an in-process relay: capabilities, login (JIT),
+// mailboxes, FETCH/STORE/SEARCH/COPY/MOVE/EXPUNGE, APPEND literals, CONDSTORE/QRESYNC, METADATA,
+// QUOTA, and IDLE wake-ups across sessions.
+
+import assert from "node:assert/strict";
+import { createAccount, type TestRelay, withRelay } from "./support/relay.ts";
+import { ImapTestClient } from "./support/imap_client.ts";
+import { SmtpTestClient } from "./support/smtp_client.ts";
+import { encryptedMessage } from "./support/messages.ts";
+
+const enc = new TextEncoder();
+
+async function session(t: TestRelay, user?: { address: string; password: string }) {
+  const { client, greeting } = await ImapTestClient.connect(t.addr("imaps"), {
+    tls: true,
+    caPem: t.caPem,
+  });
+  assert.match(greeting, /^\* OK /);
+  if (user) {
+    const r = await client.login(user.address, user.password);
+    assert.ok(r.ok, r.status);
+  }
+  return client;
+}
+
+const NESTED = [
+  "From: Alice <alice@example.org>",
+  "To: bob@example.org, Group: c@example.org, d@example.org;",
+  "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=",
+  "Date: Mon, 23 Nov 2026 07:00:00 +0000",
+  "Message-ID: <nested-1@example.org>",
+  "MIME-Version: 1.0",
+  'Content-Type: multipart/mixed; boundary="outer"',
+  "",
+  "--outer",
+  'Content-Type: multipart/alternative; boundary="inner"',
+  "",
+  "--inner",
+  "Content-Type: text/plain; charset=utf-8",
+  "",
+  "plain body findme",
+  "--inner",
+  "Content-Type: text/html; charset=utf-8",
+  "",
+  "<p>html body</p>",
+  "--inner--",
+  "--outer",
+  'Content-Type: application/octet-stream; name="a.bin"',
+  "Content-Transfer-Encoding: base64",
+  'Content-Disposition: attachment; filename="a.bin"',
+  "",
+  "AAECAwQ=",
+  "--outer--",
+  "",
+].join("\r\n");
+
+async function append(t: TestRelay, address: string, text: string, flags: string[] = []) {
+  const account = (await t.relay.services.store.getAccount(address))!;
+  return await t.relay.services.mailboxes.append({
+    accountId: account.id,
+    mailboxName: "INBOX",
+    data: enc.encode(text),
+    flags,
+  });
+}
+
+Deno.test("IMAP capabilities, STARTTLS, LOGINDISABLED, login with JIT and failures", async () => {
+  await withRelay(async (t) => {
+    const { client: plain, greeting } = await ImapTestClient.connect(t.addr("imap"));
+    assert.match(greeting, /STARTTLS/);
+    assert.match(greeting, /LOGINDISABLED/);
+    assert.match(greeting, /XCHATMAIL/);
+    assert.match(greeting, /XDELTAPUSH/);
+    const refused = await plain.login(`someone01@${t.domain}`, "password-123456");
+    assert.match(refused.status, /^NO \[PRIVACYREQUIRED\]/);
+    await plain.startTls(t.caPem);
+    const caps = await plain.cmd("CAPABILITY");
+    assert.match(caps.untagged[0], /AUTH=PLAIN/);
+    assert.doesNotMatch(caps.untagged[0], /STARTTLS|LOGINDISABLED/);
+    // JIT: the first login creates the account.
+    const jit = await plain.login(`someone01@${t.domain}`, "password-123456");
+    assert.ok(jit.ok, jit.status);
+    const after = await plain.cmd("CAPABILITY");
+    for (
+      const cap of [
+        "IMAP4rev1",
+        "LITERAL+",
+        "SASL-IR",
+        "ID",
+        "ENABLE",
+        "IDLE",
+        "NAMESPACE",
+        "UIDPLUS",
+        "MOVE",
+        "UNSELECT",
+        "CONDSTORE",
+        "QRESYNC",
+        "SPECIAL-USE",
+        "QUOTA",
+        "METADATA",
+        "COMPRESS=DEFLATE",
+        "APPENDLIMIT=",
+        "XCHATMAIL",
+        "XDELTAPUSH",
+      ]
+    ) assert.ok(after.untagged[0].includes(cap), `${cap} in ${after.untagged[0]}`);
+    assert.ok((await plain.cmd("LOGOUT")).ok);
+    plain.close();
+
+    const s = await session(t);
+    const wrong = await s.login(`someone01@${t.domain}`, "wrong-password-1");
+    assert.match(wrong.status, /^NO \[AUTHENTICATIONFAILED\]/);
+    const tag = s.nextTag();
+    await s.send(`${tag} AUTHENTICATE PLAIN\r\n`);
+    assert.match(await s.readResponse(), /^\+/);
+    await s.send(btoa(`\0someone01@${t.domain}\0password-123456`) + "\r\n");
+    assert.ok((await s.collect(tag)).ok);
+    s.close();
+
+    const ir = await session(t);
+    const r = await ir.cmd(
+      `AUTHENTICATE PLAIN ${btoa(`\0someone01@${t.domain}\0password-123456`)}`,
+    );
+    assert.ok(r.ok, r.status);
+    assert.match((await ir.cmd("ID NIL")).untagged[0], /^\* ID/);
+    assert.equal((await ir.cmd("NAMESPACE")).untagged[0], '* NAMESPACE (("" ".")) NIL NIL');
+    ir.close();
+  });
+});
+
+Deno.test("IMAP bad input: unknown command, syntax errors, state errors, huge literal", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const s = await session(t);
+    assert.match((await s.cmd("FROBNICATE")).status, /^BAD/);
+    assert.match((await s.cmd("SELECT INBOX")).status, /^BAD/);
+    assert.ok((await s.login(user.address, user.password)).ok);
+    assert.match((await s.cmd("FETCH 1 (FLAGS)")).status, /^BAD/);
+    assert.match((await s.cmd("SELECT")).status, /^BAD/);
+    const tag = s.nextTag();
+    await s.send(`${tag} APPEND INBOX {999999999}\r\n`);
+    const big = await s.collect(tag);
+    assert.match(big.status, /^NO \[TOOBIG\]/);
+    assert.ok((await s.cmd("NOOP")).ok, "still in sync");
+    const tag2 = s.nextTag();
+    await s.send(`${tag2} APPEND INBOX {999999999+}\r\n` + "x".repeat(1000));
+    s.close();
+    const account = (await t.relay.services.store.getAccount(user.address))!;
+    const inbox = (await t.relay.services.store.getMailbox(account.id, "INBOX"))!;
+    assert.equal(inbox.messages, 0, "nothing stored");
+  }, { overrides: { max_message_size: 1_000_000 } });
+});
+
+Deno.test("IMAP mailboxes: CREATE, LIST patterns, RENAME, DELETE, SUBSCRIBE, STATUS", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const s = await session(t, user);
+    assert.ok((await s.cmd("CREATE DeltaChat")).ok);
+    assert.ok((await s.cmd("CREATE Archive.2024")).ok);
+    assert.ok((await s.cmd('CREATE "Entw&APw-rfe"')).ok);
+    assert.match((await s.cmd("CREATE DeltaChat")).status, /^NO \[ALREADYEXISTS\]/);
+    assert.match((await s.cmd("CREATE Sent (USE (\\Sent))")).status, /^OK/);
+    const all = await s.cmd('LIST "" "*"');
+    const names = all.untagged.map((l) => l.replace(/^\* LIST \([^)]*\) "\." /, ""));
+    assert.deepEqual(
+      names.sort(),
+      [
+        '"Archive"'.replace("Archive", "Archive.2024"),
+        '"DeltaChat"',
+        '"Entw&APw-rfe"',
+        '"INBOX"',
+        '"Sent"',
+      ].sort(),
+    );
+    assert.match(all.untagged.find((l) => l.includes('"Sent"'))!, /\\Sent/);
+    const top = await s.cmd('LIST "" "%"');
+    assert.ok(!top.untagged.some((l) => l.includes("Archive.2024")));
+    assert.equal((await s.cmd('LIST "" ""')).untagged[0], '* LIST (\\Noselect) "." ""');
+    assert.ok((await s.cmd("RENAME DeltaChat Chats")).ok);
+    assert.match((await s.cmd("RENAME Nope Other")).status, /^NO/);
+    assert.ok((await s.cmd("SUBSCRIBE Chats")).ok);
+    const lsub = await s.cmd('LSUB "" "*"');
+    assert.ok(lsub.untagged.some((l) => l.includes('"Chats"')));
+    assert.ok((await s.cmd("DELETE Chats")).ok);
+    assert.match((await s.cmd("DELETE INBOX")).status, /^NO/);
+    assert.match((await s.cmd("DELETE Chats")).status, /^NO \[NONEXISTENT\]/);
+    await append(t, user.address, NESTED);
+    const status = await s.cmd(
+      "STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ SIZE)",
+    );
+    assert.match(
+      status.untagged[0],
+      /^\* STATUS "INBOX" \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 1 HIGHESTMODSEQ \d+ SIZE \d+\)$/,
+    );
+    s.close();
+  });
+});
+
+Deno.test("IMAP FETCH: flags, envelope, bodystructure, sections, partial, \\Seen", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    await append(t, user.address, NESTED);
+    const s = await session(t, user);
+    const sel = await s.cmd("SELECT INBOX");
+    assert.ok(sel.untagged.includes("* 1 EXISTS"));
+    assert.ok(sel.untagged.some((l) => /^\* OK \[UIDVALIDITY \d+\]/.test(l)));
+    assert.ok(sel.untagged.some((l) => /^\* OK \[HIGHESTMODSEQ \d+\]/.test(l)));
+    assert.match(sel.status, /^OK \[READ-WRITE\]/);
+    const f = await s.cmd("FETCH 1 (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)");
+    assert.match(
+      f.untagged[0],
+      /^\* 1 FETCH \(UID 1 FLAGS \((\\Recent)?\) RFC822\.SIZE \d+ INTERNALDATE "[^"]+" ENVELOPE \(/,
+    );
+    assert.ok(f.untagged[0].includes('"=?utf-8?q?Gr=C3=BC=C3=9Fe?="'), f.untagged[0]);
+    assert.ok(f.untagged[0].includes('(("Alice" NIL "alice" "example.org"))'), f.untagged[0]);
+    const bs = await s.cmd("FETCH 1 BODYSTRUCTURE");
+    assert.match(bs.untagged[0], /\(\("TEXT" "PLAIN" .*\)\("TEXT" "HTML" .*\) "ALTERNATIVE"/i);
+    assert.match(bs.untagged[0], /"APPLICATION" "OCTET-STREAM" \("NAME" "a\.bin"\)/i);
+    assert.match(bs.untagged[0], /"MIXED"/i);
+    const part = await s.cmd("UID FETCH 1 (BODY.PEEK[1.1] BODY.PEEK[2]<0.4>)");
+    assert.ok(part.ok, part.status);
+    assert.ok(part.untagged[0].includes("BODY[1.1] {17}\r\nplain body findme"), part.untagged[0]);
+    assert.ok(part.untagged[0].includes("BODY[2]<0> {4}\r\nAAEC"), part.untagged[0]);
+    const hdr = await s.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (subject message-id)])");
+    assert.ok(
+      hdr.untagged[0].includes(
+        "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <nested-1@example.org>\r\n\r\n",
+      ),
+      hdr.untagged[0],
+    );
+    const flagsBefore = await s.cmd("FETCH 1 FLAGS");
+    assert.equal(flagsBefore.untagged[0], "* 1 FETCH (FLAGS (\\Recent))");
+    const full = await s.cmd("FETCH 1 BODY[]");
+    assert.ok(full.untagged[0].includes("FLAGS (\\Recent \\Seen)"), full.untagged[0]);
+    assert.ok(full.untagged[0].includes(NESTED));
+    assert.match((await s.cmd("FETCH 5 FLAGS")).status, /^BAD/);
+    const bin = await s.cmd("FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])");
+    assert.ok(bin.untagged[0].includes("BINARY.SIZE[2] 5"), bin.untagged[0]);
+    s.close();
+  });
+});
+
+Deno.test("IMAP STORE, SEARCH, COPY, MOVE, EXPUNGE with UIDPLUS and CONDSTORE", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    for (let i = 0; i < 4; i++) await append(t, user.address, NESTED.replace("findme", `n${i}`));
+    const s = await session(t, user);
+    await s.cmd("SELECT INBOX (CONDSTORE)");
+    const st = await s.cmd("STORE 1:2 +FLAGS (\\Seen $Important)");
+    // A new keyword is announced in FLAGS before any FETCH shows it.
+    assert.match(st.untagged[0], /^\* FLAGS \(.*\\Draft \$Important\)$/);
+    assert.match(st.untagged[1], /^\* OK \[PERMANENTFLAGS \(.*\$Important \\\*\)\]/);
+    assert.equal(st.untagged.length, 4);
+    assert.match(
+      st.untagged[2],
+      /^\* 1 FETCH \(FLAGS \((\\Recent )?\$Important \\Seen\) MODSEQ \(\d+\)\)$/,
+    );
+    assert.equal((await s.cmd("STORE 3 +FLAGS.SILENT (\\Flagged)")).untagged.length, 0);
+    const modseq = Number(/MODSEQ \((\d+)\)/.exec(st.untagged[2])![1]);
+    const cond = await s.cmd(`STORE 1,4 (UNCHANGEDSINCE ${modseq - 1}) +FLAGS (\\Answered)`);
+    assert.match(cond.status, /^OK \[MODIFIED 1\]/);
+    assert.deepEqual((await s.cmd("SEARCH UNSEEN")).untagged, ["* SEARCH 3 4"]);
+    assert.deepEqual((await s.cmd("UID SEARCH SEEN")).untagged, ["* SEARCH 1 2"]);
+    assert.deepEqual((await s.cmd("SEARCH OR FLAGGED KEYWORD $Important")).untagged, [
+      "* SEARCH 1 2 3",
+    ]);
+    assert.deepEqual((await s.cmd("SEARCH BODY n2")).untagged, ["* SEARCH 3"]);
+    assert.deepEqual((await s.cmd('SEARCH HEADER Message-ID "nested-1"')).untagged, [
+      "* SEARCH 1 2 3 4",
+    ]);
+    assert.deepEqual((await s.cmd("SEARCH NOT UID 1:2")).untagged, ["* SEARCH 3 4"]);
+    const bymod = await s.cmd(`SEARCH MODSEQ ${modseq}`);
+    assert.match(bymod.untagged[0], /^\* SEARCH 1 2 3 4 \(MODSEQ \d+\)$/);
+    assert.ok((await s.cmd("CREATE DeltaChat")).ok);
+    const copy = await s.cmd("COPY 1 DeltaChat");
+    assert.match(copy.status, /^OK \[COPYUID \d+ 1 1\]/);
+    const move = await s.cmd("UID MOVE 2 DeltaChat");
+    assert.ok(
+      move.untagged.some((l) => /^\* OK \[COPYUID \d+ 2 2\]/.test(l)),
+      move.untagged.join("|"),
+    );
+    assert.ok(move.untagged.includes("* 2 EXPUNGE"), move.untagged.join("|"));
+    assert.match((await s.cmd("COPY 1 Nowhere")).status, /^NO \[TRYCREATE\]/);
+    await s.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    const ex = await s.cmd("EXPUNGE");
+    assert.deepEqual(ex.untagged, ["* 1 EXPUNGE"]);
+    const dc = await s.cmd("STATUS DeltaChat (MESSAGES)");
+    assert.equal(dc.untagged[0], '* STATUS "DeltaChat" (MESSAGES 2)');
+    s.close();
+  });
+});
+
+Deno.test("IMAP APPEND: synchronizing and LITERAL+ literals, 8-bit clean, APPENDUID", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const s = await session(t, user);
+    const body = "From: a@b.example\r\nSubject: 8bit\r\n\r\nGrüße \u{1F600}\r\n";
+    const bytes = enc.encode(body);
+    const tag = s.nextTag();
+    await s.send(`${tag} APPEND INBOX (\\Seen) "23-Nov-2026 08:00:00 +0000" {${bytes.length}}\r\n`);
+    assert.match(await s.readResponse(), /^\+/);
+    await s.send(bytes);
+    await s.send("\r\n");
+    const r = await s.collect(tag);
+    assert.match(r.status, /^OK \[APPENDUID \d+ 1\]/);
+    const plus = await s.cmd(`APPEND INBOX {${bytes.length}+}\r\n${body}`);
+    assert.match(plus.status, /^OK \[APPENDUID \d+ 2\]/);
+    assert.match((await s.cmd("APPEND Nope {1+}\r\nx")).status, /^NO \[TRYCREATE\]/);
+    await s.cmd("SELECT INBOX");
+    const f = await s.cmd("FETCH 1 (FLAGS INTERNALDATE BODY.PEEK[])");
+    assert.ok(f.ok, f.status);
+    assert.ok(f.untagged[0].includes('INTERNALDATE "23-Nov-2026 08:00:00 +0000"'), f.untagged[0]);
+    assert.ok(f.untagged[0].includes(body), "8-bit content round-trips");
+    s.close();
+  });
+});
+
+/** The next response that is not a RECENT count (those follow every EXISTS). */
+async function next(c: ImapTestClient): Promise<string> {
+  while (true) {
+    const r = await c.readResponse();
+    if (!/^\* \d+ RECENT$/.test(r)) return r;
+  }
+}
+
+Deno.test("IMAP IDLE: every session wakes at once on delivery, flags and expunge", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    const one = await session(t, b);
+    const two = await session(t, b);
+    await one.cmd("SELECT INBOX");
+    await two.cmd("SELECT INBOX");
+    // A message delivered between SELECT and IDLE is reported when IDLE starts.
+    await append(t, b.address, NESTED);
+    const idleTag = one.nextTag();
+    await one.send(`${idleTag} IDLE\r\n`);
+    assert.match(await next(one), /^\+ /);
+    assert.equal(await next(one), "* 1 EXISTS");
+    const idle2 = two.nextTag();
+    await two.send(`${idle2} IDLE\r\n`);
+    assert.match(await next(two), /^\+ /);
+    assert.equal(await next(two), "* 1 EXISTS");
+
+    // SMTP delivery wakes both sessions.
+    const smtp = await SmtpTestClient.connect(t.addr("submissions"), { tls: true, caPem: t.caPem });
+    await smtp.reply();
+    await smtp.cmd("EHLO x.test");
+    await smtp.login(a.address, a.password);
+    const started = performance.now();
+    const sent = await smtp.sendMail(
+      a.address,
+      [b.address],
+      await encryptedMessage(a.address, b.address),
+    );
+    assert.equal(sent.code, 250);
+    assert.equal(await next(one), "* 2 EXISTS");
+    assert.equal(await next(two), "* 2 EXISTS");
+    const latency = performance.now() - started;
+    assert.ok(latency < 5000);
+    smtp.close();
+
+    // A flag change and an expunge from a third session.
+    const three = await session(t, b);
+    await three.cmd("SELECT INBOX");
+    await three.cmd("STORE 1 +FLAGS.SILENT (\\Seen)");
+    assert.match(await next(one), /^\* 1 FETCH \(UID 1 FLAGS \((\\Recent )?\\Seen\)\)$/);
+    await three.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    await three.cmd("EXPUNGE");
+    assert.match(await next(one), /^\* 1 FETCH/);
+    assert.equal(await next(one), "* 1 EXPUNGE");
+    three.close();
+
+    await one.send("DONE\r\n");
+    assert.match((await one.collect(idleTag)).status, /^OK/);
+    await two.send("DONE\r\n");
+    const rest = await two.collect(idle2);
+    assert.ok(rest.ok);
+    assert.ok(rest.untagged.includes("* 1 EXPUNGE"), rest.untagged.join("|"));
+    one.close();
+    two.close();
+  });
+});
+
+Deno.test("IMAP QRESYNC: VANISHED (EARLIER) and changed flags on SELECT", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    for (let i = 0; i < 3; i++) await append(t, user.address, NESTED);
+    const s = await session(t, user);
+    assert.match((await s.cmd("ENABLE QRESYNC")).untagged[0], /^\* ENABLED .*QRESYNC/);
+    const sel = await s.cmd("SELECT INBOX");
+    const uidValidity = /UIDVALIDITY (\d+)/.exec(sel.untagged.join(" "))![1];
+    const modseq = Number(/HIGHESTMODSEQ (\d+)/.exec(sel.untagged.join(" "))![1]);
+    await s.cmd("UNSELECT");
+    const other = await session(t, user);
+    await other.cmd("SELECT INBOX");
+    await other.cmd("STORE 1 +FLAGS.SILENT (\\Flagged)");
+    await other.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    await other.cmd("EXPUNGE");
+    other.close();
+    const re = await s.cmd(`SELECT INBOX (QRESYNC (${uidValidity} ${modseq}))`);
+    assert.ok(re.untagged.includes("* VANISHED (EARLIER) 2"), re.untagged.join("|"));
+    assert.ok(
+      re.untagged.some((l) => /^\* 1 FETCH \(UID 1 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)$/.test(l)),
+      re.untagged.join("|"),
+    );
+    const changed = await s.cmd(`UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${modseq} VANISHED)`);
+    assert.ok(changed.untagged.includes("* VANISHED (EARLIER) 2"), changed.untagged.join("|"));
+    s.close();
+  });
+});
+
+Deno.test("IMAP METADATA and QUOTA as the reference relay", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const s = await session(t, user);
+    assert.ok((await s.cmd('SETMETADATA INBOX (/private/devicetoken "1111")')).ok);
+    assert.ok((await s.cmd('SETMETADATA INBOX (/private/devicetoken "2222")')).ok);
+    const tokens = await s.cmd("GETMETADATA INBOX /private/devicetoken");
+    assert.equal(tokens.untagged[0], '* METADATA "INBOX" (/private/devicetoken "1111 2222")');
+    assert.match((await s.cmd('SETMETADATA "" (/shared/comment "x")')).status, /^NO/);
+    const server = await s.cmd(
+      'GETMETADATA "" (/shared/vendor/deltachat/irohrelay /shared/vendor/deltachat/maxsmtprecipients /shared/vendor/deltachat/turn)',
+    );
+    assert.match(
+      server.untagged[0],
+      /\/shared\/vendor\/deltachat\/irohrelay "https:\/\/127\.0\.0\.1"/,
+    );
+    assert.match(server.untagged[0], /\/shared\/vendor\/deltachat\/maxsmtprecipients "1000"/);
+    assert.match(server.untagged[0], /\/shared\/vendor\/deltachat\/turn NIL/);
+    assert.ok((await s.cmd("SETMETADATA INBOX (/private/devicetoken NIL)")).ok);
+    assert.match((await s.cmd("GETMETADATA INBOX /private/devicetoken")).untagged[0], /NIL/);
+    await append(t, user.address, NESTED);
+    const q = await s.cmd("GETQUOTAROOT INBOX");
+    assert.equal(q.untagged[0], '* QUOTAROOT "INBOX" "User quota"');
+    assert.match(q.untagged[1], /^\* QUOTA "User quota" \(STORAGE 1 512000\)$/);
+    s.close();
+  }, { overrides: { turn_port: 0 } });
+});

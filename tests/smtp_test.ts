@@ -1,0 +1,434 @@
+// SMTP submission and inbound over real sockets and real TLS against an in-process relay:
+// every reply of the session, the encryption policy on real and generated mail, JIT, limits,
+// smuggling.
+
+import assert from "node:assert/strict";
+import { createAccount, fakeDns, type TestRelay, withRelay } from "./support/relay.ts";
+import {
+  DKIM_SELECTOR,
+  dkimDnsRecord,
+  generateDkimKey,
+  signMessage,
+} from "../src/federation/mod.ts";
+import { SmtpTestClient } from "./support/smtp_client.ts";
+import {
+  armorPackets,
+  bounceMessage,
+  concatBytes,
+  encryptedMessage,
+  fakeArmorMessage,
+  htmlMessage,
+  packet,
+  pgpMime,
+  plainMessage,
+  realDeltaChatMessages,
+  secureJoinRequest,
+} from "./support/messages.ts";
+
+const dec = new TextDecoder();
+const REF_KEY = generateDkimKey();
+
+async function submission(t: TestRelay, user?: { address: string; password: string }) {
+  const c = await SmtpTestClient.connect(t.addr("submissions"), { tls: true, caPem: t.caPem });
+  assert.equal((await c.reply()).code, 220);
+  assert.equal((await c.cmd("EHLO client.test")).code, 250);
+  if (user) assert.equal((await c.login(user.address, user.password)).code, 235);
+  return c;
+}
+
+async function inbound(t: TestRelay) {
+  const c = await SmtpTestClient.connect(t.addr("smtp"));
+  assert.equal((await c.reply()).code, 220);
+  assert.equal((await c.cmd("EHLO mx.remote.test")).code, 250);
+  return c;
+}
+
+async function inbox(t: TestRelay, address: string): Promise<string[]> {
+  const store = t.relay.services.store;
+  const account = await store.getAccount(address);
+  if (!account) return [];
+  const mb = await store.getMailbox(account.id, "INBOX");
+  const out: string[] = [];
+  for (const m of await store.listMessages(mb!.id)) {
+    out.push(dec.decode((await store.readBody(m.bodyId))!));
+  }
+  return out;
+}
+
+Deno.test("SMTP greeting and EHLO advertise the right extensions per listener", async () => {
+  await withRelay(async (t) => {
+    const plain = await SmtpTestClient.connect(t.addr("submission"));
+    const greeting = await plain.reply();
+    assert.match(greeting.text, /^220 \S+ ESMTP$/);
+    assert.ok(!/tern|postfix/i.test(greeting.text), "no product name");
+    const ehlo = await plain.cmd("EHLO client.test");
+    for (
+      const ext of [
+        "PIPELINING",
+        "SIZE ",
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "SMTPUTF8",
+        "STARTTLS",
+      ]
+    ) {
+      assert.ok(ehlo.lines.some((l) => l.slice(4).startsWith(ext)), `${ext} in ${ehlo.text}`);
+    }
+    assert.ok(!ehlo.text.includes("AUTH"), "no AUTH before TLS");
+    assert.equal((await plain.cmd("AUTH PLAIN AGIx")).code, 530);
+    assert.equal((await plain.cmd("MAIL FROM:<a@b.test>")).code, 530);
+    await plain.startTls(t.caPem);
+    const after = await plain.cmd("EHLO client.test");
+    assert.ok(after.lines.some((l) => l.slice(4) === "AUTH PLAIN LOGIN"), after.text);
+    assert.ok(!after.text.includes("STARTTLS"));
+    plain.close();
+
+    const mx = await inbound(t);
+    const mxEhlo = await mx.cmd("EHLO mx.remote.test");
+    assert.ok(mxEhlo.text.includes("STARTTLS"));
+    assert.ok(!mxEhlo.text.includes("AUTH"));
+    assert.equal((await mx.cmd("AUTH PLAIN AGIx")).code, 502);
+    assert.equal((await mx.cmd("VRFY someone")).code, 252);
+    assert.equal((await mx.cmd("NOOP")).code, 250);
+    assert.equal((await mx.cmd("HELP")).code, 214);
+    assert.equal((await mx.cmd("RSET")).code, 250);
+    assert.equal((await mx.cmd("FROB")).code, 500);
+    assert.equal((await mx.cmd("RCPT TO:<x@y.test>")).code, 503);
+    assert.equal((await mx.cmd("DATA")).code, 503);
+    assert.equal((await mx.cmd("HELO")).code, 501);
+    assert.equal((await mx.cmd("QUIT")).code, 221);
+    mx.close();
+  });
+});
+
+Deno.test("SMTP AUTH: PLAIN (initial and continuation), LOGIN, JIT, wrong password, blocked", async () => {
+  await withRelay(async (t) => {
+    const address = `jitjituse@${t.domain}`;
+    const c = await submission(t);
+    // JIT: the first login creates the account.
+    assert.equal((await c.login(address, "a-good-password-1")).code, 235);
+    assert.ok(await t.relay.services.store.getAccount(address));
+    assert.equal((await c.cmd("AUTH PLAIN AGIx")).code, 503);
+    c.close();
+
+    const hash = (await t.relay.services.store.getAccount(address))!.passwordHash;
+    const wrong = await submission(t);
+    const r = await wrong.login(address, "wrong-password-99");
+    assert.equal(r.code, 535);
+    assert.match(r.text, /535 5\.7\.8/);
+    assert.equal((await t.relay.services.store.getAccount(address))!.passwordHash, hash);
+    // Continuation form of PLAIN and the LOGIN mechanism.
+    assert.equal((await wrong.cmd("AUTH PLAIN")).code, 334);
+    assert.equal((await wrong.cmd(btoa(`\0${address}\0a-good-password-1`))).code, 235);
+    wrong.close();
+
+    const login = await submission(t);
+    assert.equal((await login.cmd("AUTH LOGIN")).code, 334);
+    assert.equal((await login.cmd(btoa(address))).code, 334);
+    assert.equal((await login.cmd(btoa("a-good-password-1"))).code, 235);
+    login.close();
+
+    const cancel = await submission(t);
+    assert.equal((await cancel.cmd("AUTH LOGIN")).code, 334);
+    assert.equal((await cancel.cmd("*")).code, 501);
+    assert.equal((await cancel.cmd("AUTH CRAM-MD5")).code, 504);
+    assert.equal((await cancel.cmd("AUTH PLAIN !!!")).code, 501);
+    cancel.close();
+
+    await t.relay.services.accounts.setBlocked(address, true);
+    const blocked = await submission(t);
+    assert.equal((await blocked.login(address, "a-good-password-1")).code, 535);
+    blocked.close();
+
+    // Policy: a too-short username is not created.
+    const short = await submission(t);
+    assert.equal((await short.login(`ab@${t.domain}`, "a-good-password-1")).code, 535);
+    short.close();
+    assert.equal(await t.relay.services.store.getAccount(`ab@${t.domain}`), null);
+  });
+});
+
+Deno.test("SMTP AUTH: concurrent first logins create exactly one account", async () => {
+  await withRelay(async (t) => {
+    const address = `racerrace@${t.domain}`;
+    const results = await Promise.all(Array.from({ length: 8 }, async () => {
+      const c = await submission(t);
+      const r = await c.login(address, "same-password-123");
+      c.close();
+      return r.code;
+    }));
+    assert.deepEqual(results, Array(8).fill(235));
+    const page = await t.relay.services.store.listAccounts({ search: "racerrace" });
+    assert.equal(page.total, 1);
+  });
+});
+
+Deno.test("SMTP submission delivers encrypted mail locally, rewritten, and queues remote mail", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    const c = await submission(t, a);
+    const message = (await encryptedMessage(a.address, b.address)).replace(
+      "Subject: [...]",
+      "Subject: Secret plans\r\nX-Mailer: Test 1.0\r\nUser-Agent: Agent\r\n" +
+        "Received: from [198.51.100.7] by client\r\nX-Originating-IP: 198.51.100.7",
+    );
+    const r = await c.sendMail(a.address, [b.address, "carol@remote.example"], message);
+    assert.equal(r.code, 250, r.text);
+    const got = await inbox(t, b.address);
+    assert.equal(got.length, 1);
+    const header = got[0].split("\r\n\r\n")[0];
+    assert.match(header, /^Subject: \[\.\.\.\]$/m);
+    assert.ok(!/x-mailer|user-agent|received|x-originating-ip/i.test(header), header);
+    assert.ok(!got[0].includes("198.51.100.7"));
+    const queue = await t.relay.services.store.listQueue({});
+    assert.equal(queue.total, 1);
+    assert.deepEqual(queue.items[0].recipients.map((x) => x.recipient), ["carol@remote.example"]);
+    c.close();
+  });
+});
+
+Deno.test("SMTP submission rules: sender ownership, From header, recipients, size", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    const c = await submission(t, a);
+    const forgedSender = await c.cmd(`MAIL FROM:<${b.address}>`);
+    assert.equal(forgedSender.code, 553);
+    assert.match(forgedSender.text, /5\.7\.1/);
+    // From header of someone else: 500 as the reference relay.
+    const forgedFrom = await c.sendMail(
+      a.address,
+      [b.address],
+      await encryptedMessage(b.address, b.address),
+    );
+    assert.equal(forgedFrom.code, 500);
+    assert.match(forgedFrom.text, /Invalid FROM/);
+    assert.equal((await c.cmd(`MAIL FROM:<${a.address}> SIZE=999999999999`)).code, 552);
+    assert.equal((await c.cmd(`MAIL FROM:<${a.address}> FOO=BAR`)).code, 555);
+    assert.equal((await c.cmd(`MAIL FROM:<${a.address}>`)).code, 250);
+    assert.equal((await c.cmd(`MAIL FROM:<${a.address}>`)).code, 503);
+    const unknown = await c.cmd(`RCPT TO:<nobodyhere@${t.domain}>`);
+    assert.equal(unknown.code, 550);
+    assert.equal((await c.cmd("RCPT TO:<not an address>")).code, 501);
+    assert.equal((await c.cmd("RSET")).code, 250);
+    c.close();
+    assert.equal((await inbox(t, b.address)).length, 0);
+  }, { overrides: { max_recipients: 3 } }).catch((e) => {
+    throw e;
+  });
+});
+
+Deno.test("SMTP submission refuses more recipients than the limit", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const c = await submission(t, a);
+    assert.equal((await c.cmd(`MAIL FROM:<${a.address}>`)).code, 250);
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await c.cmd(`RCPT TO:<r${i}@remote.example>`)).code, 250);
+    }
+    const r = await c.cmd("RCPT TO:<r4@remote.example>");
+    assert.equal(r.code, 452);
+    c.close();
+  }, { overrides: { max_recipients: 3 } });
+});
+
+Deno.test("SMTP: oversized DATA gets 552 after the end marker and stores nothing", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    const c = await submission(t, a);
+    const big = pgpMime(a.address, b.address, "x".repeat(70) + "\r\n".repeat(1)).replace(
+      "Version: 1",
+      "Version: 1\r\n" + ("y".repeat(78) + "\r\n").repeat(3000),
+    );
+    const r = await c.sendMail(a.address, [b.address], big);
+    assert.equal(r.code, 552);
+    assert.match(r.text, /5\.3\.4/);
+    // The session is still in sync.
+    assert.equal((await c.cmd("NOOP")).code, 250);
+    c.close();
+    assert.equal((await inbox(t, b.address)).length, 0);
+  }, { overrides: { max_message_size: 100_000 } });
+});
+
+Deno.test("SMTP encryption policy: the corpus through submission and inbound", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    const self = a.address;
+    const wrongTag = armorPackets(concatBytes(packet(1, 10), packet(11, 10)));
+    const extra = armorPackets(concatBytes(packet(1, 10), packet(18, 10), packet(1, 10)));
+    const aead = armorPackets(concatBytes(packet(3, 10), packet(20, 10)));
+    const onlyKeys = armorPackets(concatBytes(packet(1, 10), packet(3, 10)));
+    const valid = armorPackets(concatBytes(packet(1, 10), packet(3, 10), packet(18, 10)));
+    const cases: [string, string, number][] = [
+      ["encrypted", await encryptedMessage(self, b.address), 250],
+      ["synthetic PKESK+SKESK+SEIPD", pgpMime(self, b.address, valid), 250],
+      ["secure-join vc-request", secureJoinRequest(self, b.address), 250],
+      ["secure-join with another body", secureJoinRequest(self, b.address, "Buy now!"), 523],
+      ["plain text", plainMessage(self, b.address), 523],
+      ["html", htmlMessage(self, b.address), 523],
+      ["fake armor in text/plain", fakeArmorMessage(self, b.address), 523],
+      ["wrong packet tag", pgpMime(self, b.address, wrongTag), 523],
+      ["trailing packet after SEIPD", pgpMime(self, b.address, extra), 523],
+      ["AEAD packet", pgpMime(self, b.address, aead), 523],
+      ["no SEIPD", pgpMime(self, b.address, onlyKeys), 523],
+      ["bounce with a forged From", bounceMessage(t.domain, b.address), 500],
+    ];
+    for (const [name, message, code] of cases) {
+      const c = await submission(t, a);
+      const r = await c.sendMail(self, [b.address], message);
+      assert.equal(r.code, code, `${name}: ${r.text}`);
+      if (code === 523) assert.equal(r.text, "523 Encryption Needed: Invalid Unencrypted Mail");
+      c.close();
+    }
+    assert.equal((await inbox(t, b.address)).length, 3);
+
+    // Inbound: the real Delta Chat messages pass (DKIM-signed by their relay, ref.test);
+    // cleartext does not; bounces do; unsigned mail from a named domain does not.
+    for (const { name, text } of await realDeltaChatMessages()) {
+      const from = /^From: <([^>]+)>/m.exec(text)![1];
+      const signed = await signMessage(new TextEncoder().encode(text), "ref.test", {
+        selector: DKIM_SELECTOR,
+        privateKeyPem: REF_KEY,
+      });
+      const c = await inbound(t);
+      const r = await c.sendMail(from, [b.address], signed);
+      assert.equal(r.code, 250, `${name}: ${r.text}`);
+      c.close();
+      if (name === "01.eml") {
+        const unsigned = await inbound(t);
+        const refused = await unsigned.sendMail(from, [b.address], text);
+        assert.equal(refused.text, "554 5.7.1 No DKIM signature found");
+        unsigned.close();
+      }
+    }
+    const mx = await inbound(t);
+    const plain = await mx.sendMail(
+      "x@remote.example",
+      [b.address],
+      plainMessage("x@remote.example", b.address),
+    );
+    assert.equal(plain.code, 523);
+    const bounceBytes = await signMessage(
+      new TextEncoder().encode(bounceMessage("ref.test", b.address)),
+      "ref.test",
+      { selector: DKIM_SELECTOR, privateKeyPem: REF_KEY },
+    );
+    const bounce = await mx.sendMail("", [b.address], bounceBytes);
+    assert.equal(bounce.code, 250, bounce.text);
+    mx.close();
+    const stored = await inbox(t, b.address);
+    assert.equal(stored.length, 3 + 12 + 1);
+    for (const m of stored) {
+      const header = m.split("\r\n\r\n")[0];
+      assert.ok(!/^(received|dkim-signature|authentication-results):/im.test(header), header);
+    }
+  }, {
+    overrides: { max_user_send_burst_size: 100 },
+    relay: {
+      dns: fakeDns({ txt: { [`${DKIM_SELECTOR}._domainkey.ref.test`]: [dkimDnsRecord(REF_KEY)] } }),
+    },
+  });
+});
+
+Deno.test("SMTP inbound: never an open relay, unknown users refused, null sender accepted", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    const c = await inbound(t);
+    assert.equal((await c.cmd("MAIL FROM:<>")).code, 250);
+    const relay = await c.cmd("RCPT TO:<victim@elsewhere.example>");
+    assert.equal(relay.code, 550);
+    assert.match(relay.text, /5\.7\.1/);
+    assert.equal((await c.cmd(`RCPT TO:<nosuchuser@${t.domain}>`)).code, 550);
+    assert.equal((await c.cmd(`RCPT TO:<${b.address}>`)).code, 250);
+    c.close();
+  });
+});
+
+Deno.test("SMTP send rate: a burst of 10, then 450 4.7.1", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    const c = await submission(t, a);
+    const msg = await encryptedMessage(a.address, b.address);
+    for (let i = 0; i < 10; i++) {
+      assert.equal((await c.sendMail(a.address, [b.address], msg)).code, 250, `message ${i + 1}`);
+    }
+    const r = await c.cmd(`MAIL FROM:<${a.address}>`);
+    assert.equal(r.code, 450);
+    assert.match(r.text, /^450 4\.7\.1: Too much mail from /);
+    c.close();
+  });
+});
+
+Deno.test("SMTP defence: smuggling, bare LF, long lines, too many errors", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    const enc = new TextEncoder();
+    const good = await encryptedMessage(a.address, b.address);
+
+    // <LF>.<LF> and <LF>.<CRLF> do not end the data; the message is refused for its bare LFs,
+    // and the "smuggled" second transaction is never executed.
+    const c = await submission(t, a);
+    assert.equal((await c.cmd(`MAIL FROM:<${a.address}>`)).code, 250);
+    assert.equal((await c.cmd(`RCPT TO:<${b.address}>`)).code, 250);
+    assert.equal((await c.cmd("DATA")).code, 354);
+    await c.send(
+      enc.encode(
+        good + "\n.\nMAIL FROM:<" + a.address + ">\r\nRCPT TO:<" + b.address + ">\r\nDATA\r\n" +
+          good + "\n.\r\n",
+      ),
+    );
+    await c.send(".\r\n");
+    const r = await c.reply();
+    assert.equal(r.code, 500, r.text);
+    assert.match(r.text, /5\.6\.11/);
+    assert.equal((await c.cmd("NOOP")).code, 250);
+    c.close();
+    assert.equal((await inbox(t, b.address)).length, 0);
+
+    const long = await submission(t, a);
+    const tooLong = await long.cmd("NOOP " + "x".repeat(5000));
+    assert.equal(tooLong.code, 500);
+    assert.match(tooLong.text, /5\.5\.2/);
+    assert.equal((await long.cmd("NOOP")).code, 250);
+    long.close();
+
+    const errors = await inbound(t);
+    let last = 0;
+    for (let i = 0; i < 12 && last !== 421; i++) last = (await errors.cmd("BOGUS")).code;
+    assert.equal(last, 421);
+    assert.ok(await errors.closedByServer());
+    errors.close();
+
+    // Commands pipelined after STARTTLS are refused.
+    const inject = await SmtpTestClient.connect(t.addr("submission"));
+    await inject.reply();
+    await inject.cmd("EHLO x.test");
+    await inject.send("STARTTLS\r\nNOOP\r\n");
+    const refused = await inject.reply();
+    assert.equal(refused.code, 501);
+    inject.close();
+  });
+});
+
+Deno.test("SMTP pipelining: a whole transaction in one write", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    const c = await submission(t, a);
+    const msg = await encryptedMessage(a.address, b.address);
+    await c.send(`MAIL FROM:<${a.address}>\r\nRCPT TO:<${b.address}>\r\nDATA\r\n`);
+    assert.equal((await c.reply()).code, 250);
+    assert.equal((await c.reply()).code, 250);
+    assert.equal((await c.reply()).code, 354);
+    await c.send(msg + ".\r\nQUIT\r\n");
+    assert.equal((await c.reply()).code, 250);
+    assert.equal((await c.reply()).code, 221);
+    c.close();
+    assert.equal((await inbox(t, b.address)).length, 1);
+  });
+});

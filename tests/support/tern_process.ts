@@ -1,0 +1,106 @@
+// A real tern process (`tern serve`) on ephemeral loopback ports with a fresh data directory,
+// for end-to-end tests with real clients.
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const dec = new TextDecoder();
+
+export interface TernProcess {
+  domain: string;
+  dataDir: string;
+  /** Listener name → "host:port". */
+  listen: Record<string, string>;
+  port(name: string): number;
+  /** Everything the process wrote to stderr so far. */
+  stderr(): string;
+  stop(): Promise<void>;
+  /** SIGKILL, as a crash. */
+  kill(): void;
+  pid: number;
+}
+
+export async function startTern(
+  extraToml = "",
+  options: { ip?: string; listen?: Record<string, string>; dir?: string } = {},
+): Promise<TernProcess> {
+  // A given dir is reused (restarts); it is then the caller's to remove.
+  const dir = options.dir ?? await Deno.makeTempDir({ prefix: "tern-e2e-" });
+  const ip = options.ip ?? "127.0.0.1";
+  const listeners = ["smtp", "submission", "submissions", "imap", "imaps", "http", "https"];
+  const toml = [
+    `domain = "${ip}"`,
+    `data_dir = "${dir}/data"`,
+    'log = "debug"',
+    extraToml,
+    "[listen]",
+    ...listeners.map((l) => `${l} = "${options.listen?.[l] ?? `${ip}:0`}"`),
+    'metrics = ""',
+  ].join("\n");
+  await Deno.writeTextFile(`${dir}/tern.toml`, toml);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "serve", "--config", `${dir}/tern.toml`, "--no-banner"],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let errText = "";
+  const errDone = (async () => {
+    for await (const chunk of child.stderr) errText += dec.decode(chunk);
+  })();
+  const reader = child.stdout.getReader();
+  let out = "";
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  let ready: { domain: string; listen: Record<string, string> } | null = null;
+  while (!ready) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    out += dec.decode(value);
+    const m = /^tern ready (\{.*\})$/m.exec(out);
+    if (m) ready = JSON.parse(m[1]);
+  }
+  clearTimeout(timer);
+  // Keep draining stdout so the process never blocks on a full pipe.
+  const outDone = (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  if (!ready) {
+    await child.status;
+    await errDone;
+    await outDone;
+    if (!options.dir) await Deno.remove(dir, { recursive: true });
+    throw new Error(`tern did not start:\n${out}\n${errText}`);
+  }
+  const r = ready;
+  return {
+    kill: () => child.kill("SIGKILL"),
+    pid: child.pid,
+    domain: r.domain,
+    dataDir: `${dir}/data`,
+    listen: r.listen,
+    port(name) {
+      const a = r.listen[name];
+      if (!a) throw new Error(`tern listener ${name} is not running`);
+      return Number(a.slice(a.lastIndexOf(":") + 1));
+    },
+    stderr: () => errText,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+      const kill = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, 10_000);
+      await child.status;
+      clearTimeout(kill);
+      await errDone;
+      await outDone;
+      if (!options.dir) await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
