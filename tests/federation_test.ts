@@ -1,0 +1,284 @@
+// Two relays on 127.0.0.1 and 127.0.0.2 exchanging mail over HTTPS /mxdeliv and over SMTP with
+// STARTTLS, by IP literal and by DNS name (MX + DKIM from an injected resolver); an unreachable
+// destination is deferred with every attempt's reason, then bounced.
+
+import assert from "node:assert/strict";
+import { submitEncrypted } from "./support/submit.ts";
+import { createAccount, fakeDns, NO_DNS, type TestRelay, withRelay } from "./support/relay.ts";
+import { DKIM_SELECTOR, dkimDnsRecord, systemResolver } from "../src/federation/mod.ts";
+import { dkimKey } from "../src/app/federation.ts";
+import type { DnsResolver } from "../src/federation/mod.ts";
+
+const dec = new TextDecoder();
+
+async function inboxBodies(t: TestRelay, address: string): Promise<string[]> {
+  const store = t.relay.services.store;
+  const account = (await store.getAccount(address))!;
+  const mb = (await store.getMailbox(account.id, "INBOX"))!;
+  const out: string[] = [];
+  for (const m of await store.listMessages(mb.id)) {
+    out.push(dec.decode((await store.readBody(m.bodyId))!));
+  }
+  return out;
+}
+
+async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false>,
+  ms = 15_000,
+) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function listenOn(ip: string, https = true): Record<string, unknown> {
+  return {
+    "listen.smtp": `${ip}:0`,
+    "listen.submission": `${ip}:0`,
+    "listen.submissions": `${ip}:0`,
+    "listen.imap": `${ip}:0`,
+    "listen.imaps": `${ip}:0`,
+    "listen.http": `${ip}:0`,
+    "listen.https": https ? `${ip}:0` : "",
+  };
+}
+
+/** Relay B on 127.0.0.2 first (its ports are A's federation ports), then relay A. */
+async function withPair(
+  options: { bHttps: boolean; named?: boolean; mtaSts?: "match" | "mismatch" },
+  fn: (a: TestRelay, b: TestRelay) => Promise<void>,
+) {
+  const tables: Parameters<typeof fakeDns>[0] = { mx: {}, addresses: {}, txt: {} };
+  const dns: DnsResolver = options.named ? fakeDns(tables) : NO_DNS;
+  const bDomain = options.named ? "b.test" : "127.0.0.2";
+  // Filled in once A runs: B's way back to A.
+  const aPorts = { smtp: 1, https: 1 };
+  const aDomain = options.named ? "a.test" : "127.0.0.1";
+  await withRelay(async (b) => {
+    const bPorts = {
+      smtp: b.addr("smtp").port,
+      https: options.bHttps ? Number(b.relay.addresses.https!.split(":").pop()) : 1,
+    };
+    await withRelay(async (a) => {
+      aPorts.smtp = a.addr("smtp").port;
+      aPorts.https = Number(a.relay.addresses.https!.split(":").pop());
+      if (options.named) {
+        const mx = options.mtaSts === "mismatch" ? "mx.b.test" : "b.test";
+        tables.mx!["b.test"] = [{ preference: 10, exchange: mx }];
+        tables.addresses![mx] = ["127.0.0.2"];
+        if (options.mtaSts) {
+          tables.txt!["_mta-sts.b.test"] = ["v=STSv1; id=20261123"];
+          tables.addresses!["mta-sts.b.test"] = ["127.0.0.2"];
+        }
+        tables.txt![`${DKIM_SELECTOR}._domainkey.a.test`] = [
+          dkimDnsRecord(dkimKey(a.relay.config).privateKeyPem),
+        ];
+      }
+      await fn(a, b);
+    }, {
+      overrides: { domain: aDomain, ...listenOn("127.0.0.1") },
+      relay: { dns, federation: { ports: bPorts, caCerts: [b.caPem] } },
+    });
+  }, {
+    overrides: { domain: bDomain, ...listenOn("127.0.0.2", options.bHttps) },
+    relay: { dns, federation: { ports: aPorts } },
+  });
+}
+
+Deno.test("federation: IP-literal relays deliver over HTTPS /mxdeliv", async () => {
+  await withPair({ bHttps: true }, async (a, b) => {
+    const alice = await createAccount(a, "alice0001");
+    const bob = await createAccount(b, "bobby0001");
+    await submitEncrypted(a, alice, [bob.address]);
+    const got = await waitFor("delivery to bob", async () => {
+      const bodies = await inboxBodies(b, bob.address);
+      return bodies.length ? bodies : null;
+    });
+    assert.match(got[0], /^From: <alice0001@\[127\.0\.0\.1\]>/m);
+    assert.match(got[0], /^Subject: \[\.\.\.\]$/m);
+    await waitFor(
+      "the queue to empty",
+      async () => (await a.relay.services.store.countQueued()) === 0,
+    );
+    const stats = await a.relay.services.store.listFederationStats();
+    assert.deepEqual(stats.map((s) => [s.domain, s.sent]), [["[127.0.0.2]", 1]]);
+  });
+});
+
+Deno.test("federation: SMTP with STARTTLS when the peer has no /mxdeliv", async () => {
+  await withPair({ bHttps: false }, async (a, b) => {
+    const alice = await createAccount(a, "alice0001");
+    const bob = await createAccount(b, "bobby0001");
+    await submitEncrypted(a, alice, [bob.address]);
+    const got = await waitFor("delivery to bob", async () => {
+      const bodies = await inboxBodies(b, bob.address);
+      return bodies.length ? bodies : null;
+    });
+    assert.match(got[0], /-----BEGIN PGP MESSAGE-----/);
+    // And back: bob answers alice.
+    await submitEncrypted(b, bob, [alice.address]);
+    await waitFor(
+      "delivery to alice",
+      async () => (await inboxBodies(a, alice.address)).length > 0,
+    );
+  });
+});
+
+Deno.test("federation: named domains by MX, DKIM-signed and verified", async () => {
+  await withPair({ bHttps: true, named: true }, async (a, b) => {
+    const alice = await createAccount(a, "alice0001");
+    const bob = await createAccount(b, "bobby0001");
+    await submitEncrypted(a, alice, [bob.address]);
+    const got = await waitFor("delivery to bob", async () => {
+      const bodies = await inboxBodies(b, bob.address);
+      return bodies.length ? bodies : null;
+    });
+    // The signature was checked on arrival and stripped from the stored copy.
+    assert.doesNotMatch(got[0], /^DKIM-Signature:/im);
+    assert.match(got[0], /^From: <alice0001@a\.test>/m);
+    const stats = await b.relay.services.store.listFederationStats();
+    assert.ok(stats.some((s) => s.domain === "a.test" && s.received === 1), JSON.stringify(stats));
+  });
+});
+
+Deno.test("federation: an unreachable destination is deferred with every reason, then bounced", async () => {
+  let clock = Date.UTC(2026, 10, 23, 8, 0, 0);
+  await withRelay(async (a) => {
+    const alice = await createAccount(a, "alice0001");
+    await submitEncrypted(a, alice, ["nobody@[127.0.0.3]"]);
+    const store = a.relay.services.store;
+    assert.equal(await a.relay.outbound.runOnce(), 1);
+    const [entry] = (await store.listQueue({})).items;
+    const [r] = entry.recipients;
+    assert.equal(r.status, "deferred");
+    assert.match(
+      r.lastError!,
+      /^https:\/\/127\.0\.0\.3:1\/mxdeliv: .*ECONNREFUSED.*; Connection to 127\.0\.0\.3:2 failed: .*ECONNREFUSED/,
+    );
+    assert.ok(r.nextAttemptAt > clock);
+    // Nothing is due before the retry time.
+    assert.equal(await a.relay.outbound.runOnce(), 0);
+    clock += 2 * 3600_000;
+    assert.equal(await a.relay.outbound.runOnce(), 1);
+    assert.equal(await store.countQueued(), 0);
+    const bodies = await inboxBodies(a, alice.address);
+    assert.equal(bodies.length, 1);
+    assert.match(bodies[0], /^From: Mail Delivery System <MAILER-DAEMON@\[127\.0\.0\.1\]>/m);
+    assert.match(bodies[0], /Content-Type: multipart\/report; report-type=delivery-status/);
+    assert.match(bodies[0], /Final-Recipient: rfc822; nobody@\[127\.0\.0\.3\]/);
+    assert.match(bodies[0], /Action: failed/);
+  }, {
+    overrides: { queue_lifetime_hours: 1 },
+    relay: {
+      now: () => clock,
+      manualQueue: true,
+      federation: { ports: { smtp: 2, https: 1 } },
+    },
+  });
+});
+
+Deno.test("federation: an enforced MTA-STS policy admits its MX hosts and refuses others", async () => {
+  await withPair({ bHttps: true, named: true, mtaSts: "match" }, async (a, b) => {
+    const alice = await createAccount(a, "alice0001");
+    const bob = await createAccount(b, "bobby0001");
+    await submitEncrypted(a, alice, [bob.address]);
+    await waitFor(
+      "delivery under the policy",
+      async () => (await inboxBodies(b, bob.address)).length > 0,
+    );
+  });
+  await withPair({ bHttps: true, named: true, mtaSts: "mismatch" }, async (a, b) => {
+    const alice = await createAccount(a, "alice0001");
+    const bob = await createAccount(b, "bobby0001");
+    await submitEncrypted(a, alice, [bob.address]);
+    const r = await waitFor("the deferral", async () => {
+      const [e] = (await a.relay.services.store.listQueue({})).items;
+      const rc = e?.recipients[0];
+      return rc?.status === "deferred" ? rc : null;
+    });
+    assert.match(r.lastError!, /^MTA-STS policy of b\.test allows b\.test, not mx\.b\.test$/);
+    assert.equal((await inboxBodies(b, bob.address)).length, 0);
+  });
+});
+
+Deno.test("federation by DNS names from a real DNS server (dnsmasq): MX, A, DKIM TXT", async () => {
+  const net = await import("node:net");
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const dnsPort = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  const dns = systemResolver(`127.0.0.1:${dnsPort}`);
+  const aPorts = { smtp: 1, https: 1 };
+  const aCa: string[] = [];
+  await withRelay(async (b) => {
+    const bPorts = {
+      smtp: b.addr("smtp").port,
+      https: Number(b.relay.addresses.https!.split(":").pop()),
+    };
+    await withRelay(async (a) => {
+      aPorts.smtp = a.addr("smtp").port;
+      aPorts.https = Number(a.relay.addresses.https!.split(":").pop());
+      aCa.push(a.caPem);
+      const dnsmasq = new Deno.Command("dnsmasq", {
+        args: [
+          "--no-daemon",
+          "--pid-file=",
+          `--port=${dnsPort}`,
+          "--listen-address=127.0.0.1",
+          "--bind-interfaces",
+          "--no-resolv",
+          "--no-hosts",
+          "--address=/b.test/127.0.0.2",
+          "--address=/a.test/127.0.0.1",
+          "--mx-host=b.test,b.test,10",
+          "--mx-host=a.test,a.test,10",
+          `--txt-record=${DKIM_SELECTOR}._domainkey.a.test,${
+            dkimDnsRecord(dkimKey(a.relay.config).privateKeyPem)
+          }`,
+          `--txt-record=${DKIM_SELECTOR}._domainkey.b.test,${
+            dkimDnsRecord(dkimKey(b.relay.config).privateKeyPem)
+          }`,
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        const alice = await createAccount(a, "alice0001");
+        const bob = await createAccount(b, "bobby0001");
+        await submitEncrypted(a, alice, [bob.address]);
+        await waitFor(
+          "a.test -> b.test",
+          async () => (await inboxBodies(b, bob.address)).length > 0,
+        );
+        await submitEncrypted(b, bob, [alice.address]);
+        await waitFor(
+          "b.test -> a.test",
+          async () => (await inboxBodies(a, alice.address)).length > 0,
+        );
+        await waitFor("the counters", async () => {
+          const stats = await b.relay.services.store.listFederationStats();
+          return stats.some((s) => s.domain === "a.test" && s.received === 1 && s.sent === 1);
+        });
+      } finally {
+        try {
+          dnsmasq.kill();
+        } catch {
+          // already gone
+        }
+        await dnsmasq.status;
+      }
+    }, {
+      overrides: { domain: "a.test", turn_port: 0, ...listenOn("127.0.0.1") },
+      relay: { dns, federation: { ports: bPorts, caCerts: [b.caPem] } },
+    });
+  }, {
+    overrides: { domain: "b.test", turn_port: 0, ...listenOn("127.0.0.2") },
+    relay: { dns, federation: { ports: aPorts, caCerts: aCa } },
+  });
+});

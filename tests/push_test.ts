@@ -1,0 +1,149 @@
+// Push notifications against a local notification service that records what it receives and
+// answers 200, 410 or 500: tokens come from IMAP SETMETADATA, new mail triggers one POST per
+// token, 410 forgets the token, failures are retried on schedule, jobs survive a restart.
+
+import assert from "node:assert/strict";
+import { submitEncrypted } from "./support/submit.ts";
+import { createAccount, type TestRelay, withRelay } from "./support/relay.ts";
+import { ImapTestClient } from "./support/imap_client.ts";
+import { loadConfig } from "../src/config/mod.ts";
+import { startRelay } from "../src/app/relay.ts";
+import { silentLogger } from "../src/log/mod.ts";
+
+interface Recorder {
+  url: string;
+  bodies: string[];
+  status: number;
+  close(): Promise<void>;
+}
+
+function notificationService(): Recorder {
+  const rec: Recorder = { url: "", bodies: [], status: 200, close: async () => {} };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    rec.bodies.push(await req.text());
+    return new Response(null, { status: rec.status });
+  });
+  rec.url = `http://127.0.0.1:${server.addr.port}/notify`;
+  rec.close = () => server.shutdown();
+  return rec;
+}
+
+async function setToken(t: TestRelay, user: { address: string; password: string }, token: string) {
+  const { client } = await ImapTestClient.connect(t.addr("imaps"), { tls: true, caPem: t.caPem });
+  await client.login(user.address, user.password);
+  const r = await client.cmd(`SETMETADATA INBOX (/private/devicetoken "${token}")`);
+  assert.ok(r.ok, r.status);
+  const got = await client.cmd("GETMETADATA INBOX /private/devicetoken");
+  client.close();
+  return got.untagged[0];
+}
+
+async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("push: one POST per token on new mail, none for the sender's own copy", async () => {
+  const svc = notificationService();
+  try {
+    await withRelay(async (t) => {
+      const a = await createAccount(t, "alice0001");
+      const b = await createAccount(t, "bobby0001");
+      await setToken(t, b, "token-b1");
+      assert.match(await setToken(t, b, "token-b2"), /"token-b1 token-b2"/);
+      await setToken(t, a, "token-a");
+      const started = performance.now();
+      await submitEncrypted(t, a, [b.address, a.address]);
+      await until("both of bob's tokens", () => svc.bodies.length >= 2);
+      const ms = performance.now() - started;
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(
+        svc.bodies.sort(),
+        ["token-b1", "token-b2"],
+        "alice's own copy pushes nothing",
+      );
+      console.log(`push: notification service called ${Math.round(ms)} ms after submission`);
+      assert.equal(await t.relay.services.store.countPushJobs(), 0);
+    }, { overrides: { push_url: svc.url } });
+  } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("push: 410 removes the token; failures are retried after 8 s, then succeed", async () => {
+  const svc = notificationService();
+  let clock = Date.UTC(2026, 10, 23, 9, 0, 0);
+  try {
+    await withRelay(async (t) => {
+      const a = await createAccount(t, "alice0001");
+      const b = await createAccount(t, "bobby0001");
+      const account = (await t.relay.services.store.getAccount(b.address))!;
+      await setToken(t, b, "gone-token");
+      svc.status = 410;
+      await submitEncrypted(t, a, [b.address]);
+      await until("the job", async () => (await t.relay.services.store.countPushJobs()) === 1);
+      await t.relay.push.runOnce();
+      assert.deepEqual(svc.bodies, ["gone-token"]);
+      assert.deepEqual(await t.relay.services.store.listPushTokens(account.id, 0), []);
+
+      await setToken(t, b, "flaky-token");
+      svc.status = 500;
+      svc.bodies.length = 0;
+      await submitEncrypted(t, a, [b.address]);
+      await until("the job", async () => (await t.relay.services.store.countPushJobs()) === 1);
+      await t.relay.push.runOnce();
+      assert.equal(svc.bodies.length, 1);
+      await t.relay.push.runOnce();
+      assert.equal(svc.bodies.length, 1, "not before the retry time");
+      clock += 8_000;
+      svc.status = 200;
+      await t.relay.push.runOnce();
+      assert.equal(svc.bodies.length, 2);
+      assert.equal(await t.relay.services.store.countPushJobs(), 0);
+    }, { overrides: { push_url: svc.url }, relay: { now: () => clock, manualQueue: true } });
+  } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("push: a pending job is sent after a restart", async () => {
+  const svc = notificationService();
+  const dir = await Deno.makeTempDir({ prefix: "tern-push-" });
+  const config = loadConfig({
+    dev: true,
+    overrides: {
+      data_dir: `${dir}/data`,
+      push_url: svc.url,
+      "listen.smtp": "",
+      "listen.submission": "",
+      "listen.submissions": "",
+      "listen.imap": "",
+      "listen.imaps": "",
+      "listen.http": "",
+      "listen.https": "",
+      "listen.metrics": "",
+    },
+  }).config;
+  try {
+    const first = await startRelay(config, { log: silentLogger, manualQueue: true });
+    const acc = await first.services.accounts.create("bobby0001@[127.0.0.1]", "password-123456");
+    await first.services.store.upsertPushToken(acc.id, "persisted-token", Date.now());
+    await first.push.notify(acc.id);
+    assert.equal(await first.services.store.countPushJobs(), 1);
+    await first.close();
+    assert.equal(svc.bodies.length, 0);
+    const second = await startRelay(config, { log: silentLogger });
+    try {
+      await until("the resumed notification", () => svc.bodies.length === 1);
+      assert.deepEqual(svc.bodies, ["persisted-token"]);
+    } finally {
+      await second.close();
+    }
+  } finally {
+    await svc.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
