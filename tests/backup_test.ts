@@ -1,0 +1,78 @@
+// tern backup while the relay runs and delivers; tern restore into an empty data directory; the
+// restored database holds the same accounts and mail.
+
+import assert from "node:assert/strict";
+import { runTern } from "./support/util.ts";
+import { startTern } from "./support/tern_process.ts";
+import { SmtpTestClient } from "./support/smtp_client.ts";
+import { encryptedMessage } from "./support/messages.ts";
+import { openSqliteStore } from "../src/store/sqlite/mod.ts";
+
+const dec = new TextDecoder();
+
+Deno.test("backup while running, restore into an empty data directory", async () => {
+  const relay = await startTern();
+  const work = await Deno.makeTempDir({ prefix: "tern-backup-" });
+  try {
+    const config = relay.dataDir.replace(/\/data$/, "/tern.toml");
+    const users = ["alice0001", "bobby0001"].map((u) => ({
+      address: `${u}@[127.0.0.1]`,
+      password: "password-123456",
+    }));
+    for (const u of users) {
+      const r = await runTern(["accounts", "create", u.address, u.password, "--config", config]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const caPem = await Deno.readTextFile(`${relay.dataDir}/tls/selfsigned-ca.pem`);
+    const c = await SmtpTestClient.connect(
+      { hostname: "127.0.0.1", port: relay.port("submissions") },
+      { tls: true, caPem },
+    );
+    await c.reply();
+    await c.cmd("EHLO x.test");
+    await c.login(users[0].address, users[0].password);
+    for (let i = 0; i < 3; i++) {
+      const msg = await encryptedMessage(users[0].address, users[1].address);
+      assert.equal((await c.sendMail(users[0].address, [users[1].address], msg)).code, 250);
+    }
+    // The backup runs while the relay is serving and delivering.
+    const sending = (async () => {
+      for (let i = 0; i < 5; i++) {
+        const msg = await encryptedMessage(users[0].address, users[1].address);
+        await c.sendMail(users[0].address, [users[1].address], msg);
+      }
+    })();
+    const b = await runTern(["backup", `${work}/snapshot.db`, "--config", config]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stdout, /Backup written to/);
+    await sending;
+    c.close();
+    assert.equal((await runTern(["backup", `${work}/snapshot.db`, "--config", config])).code, 1);
+
+    const restoreToml = `${work}/restore.toml`;
+    await Deno.writeTextFile(restoreToml, `domain = "127.0.0.1"\ndata_dir = "${work}/restored"\n`);
+    const r = await runTern(["restore", `${work}/snapshot.db`, "--config", restoreToml]);
+    assert.equal(r.code, 0, r.stderr);
+    const again = await runTern(["restore", `${work}/snapshot.db`, "--config", restoreToml]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /exists/);
+    await Deno.writeTextFile(`${work}/junk.db`, "not a database");
+    const junk = await runTern(["restore", `${work}/junk.db`, "--config", `${work}/junk.toml`]);
+    assert.notEqual(junk.code, 0);
+
+    const store = openSqliteStore(`${work}/restored/tern.db`);
+    try {
+      const bob = (await store.getAccount(users[1].address))!;
+      const inbox = (await store.getMailbox(bob.id, "INBOX"))!;
+      assert.ok(inbox.messages >= 3 && inbox.messages <= 8, String(inbox.messages));
+      for (const m of await store.listMessages(inbox.id)) {
+        assert.match(dec.decode((await store.readBody(m.bodyId))!), /BEGIN PGP MESSAGE/);
+      }
+    } finally {
+      store.close();
+    }
+  } finally {
+    await relay.stop();
+    await Deno.remove(work, { recursive: true });
+  }
+});

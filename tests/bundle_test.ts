@@ -1,0 +1,106 @@
+// The one-file artefact CI can build here (`deno bundle`; `deno compile` needs Deno's download
+// host): dist/tern.js must run from an empty directory with `deno run --no-config`, apply its
+// embedded migrations, and serve the embedded landing page and web admin, and speak SMTP/IMAP.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const dec = new TextDecoder();
+
+Deno.test({
+  name: "the bundled relay runs alone from an empty directory",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const build = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "scripts/compile.ts", "--bundle-only"],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(build.code, 0, dec.decode(build.stderr));
+    // Reproducible: a second build of the same tree is byte-identical.
+    const first = await Deno.readFile(`${ROOT}dist/tern.js`);
+    const again = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "scripts/compile.ts", "--bundle-only"],
+      cwd: ROOT,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(again.code, 0, dec.decode(again.stderr));
+    const second = await Deno.readFile(`${ROOT}dist/tern.js`);
+    const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+    assert.equal(digest(first), digest(second), "two builds differ");
+    const dir = await Deno.makeTempDir({ prefix: "tern-bundle-" });
+    try {
+      await Deno.copyFile(`${ROOT}dist/tern.js`, `${dir}/tern.js`);
+      await Deno.writeTextFile(
+        `${dir}/tern.toml`,
+        [
+          'domain = "127.0.0.1"',
+          `data_dir = "${dir}/data"`,
+          "[listen]",
+          ...["smtp", "submission", "submissions", "imap", "imaps", "http", "https"].map((l) =>
+            `${l} = "127.0.0.1:0"`
+          ),
+        ].join("\n"),
+      );
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--no-config",
+          "tern.js",
+          "serve",
+          "--config",
+          "tern.toml",
+          "--no-banner",
+        ],
+        cwd: dir,
+        env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const reader = child.stdout.getReader();
+      let out = "";
+      let ready: { listen: Record<string, string> } | null = null;
+      const deadline = Date.now() + 60_000;
+      try {
+        while (!ready && Date.now() < deadline) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          out += dec.decode(value);
+          const m = /^tern ready (\{.*\})$/m.exec(out);
+          if (m) ready = JSON.parse(m[1]);
+        }
+        assert.ok(ready, `no ready line: ${out}`);
+        const http = `http://${ready.listen.http}`;
+        const landing = await fetch(`${http}/`);
+        assert.equal(landing.status, 200);
+        assert.match(await landing.text(), /<svg/);
+        const admin = await fetch(`${http}/admin`);
+        assert.equal(admin.status, 200);
+        assert.match(await admin.text(), /<script/);
+        const conn = await Deno.connect({
+          hostname: "127.0.0.1",
+          port: Number(ready.listen.smtp.split(":").pop()),
+        });
+        const buf = new Uint8Array(256);
+        const n = await conn.read(buf);
+        conn.close();
+        assert.match(dec.decode(buf.subarray(0, n ?? 0)), /^220 /);
+        assert.ok((await Deno.stat(`${dir}/data/tern.db`)).isFile, "database created");
+        const nm = await Deno.stat(`${dir}/node_modules`).catch(() => null);
+        assert.equal(nm, null, "nothing beside the file");
+      } finally {
+        child.kill("SIGTERM");
+        await child.status;
+        await reader.cancel();
+        await child.stderr.cancel();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

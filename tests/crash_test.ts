@@ -1,0 +1,106 @@
+// Crash safety: SIGKILL the relay in the middle of a submission load; after a restart on the same
+// data directory every message that got 250 is in the INBOX exactly once, and queued mail for
+// other relays is still queued.
+
+import assert from "node:assert/strict";
+import { runTern } from "./support/util.ts";
+import { startTern } from "./support/tern_process.ts";
+import { SmtpTestClient } from "./support/smtp_client.ts";
+import { ImapTestClient } from "./support/imap_client.ts";
+import { armoredPayload, pgpMime } from "./support/messages.ts";
+
+const LIMITS = "max_user_send_per_minute = 1000000\nmax_user_send_burst_size = 1000000";
+
+Deno.test({
+  name: "kill -9 during submissions: every 250 survives exactly once, the queue resumes",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "tern-crash-" });
+    try {
+      let relay = await startTern(LIMITS, { dir });
+      const config = `${dir}/tern.toml`;
+      const alice = { address: "alice0001@[127.0.0.1]", password: "password-123456" };
+      const bob = { address: "bobby0001@[127.0.0.1]", password: "password-123456" };
+      for (const u of [alice, bob]) {
+        assert.equal(
+          (await runTern(["accounts", "create", u.address, u.password, "--config", config])).code,
+          0,
+        );
+      }
+      const caPem = await Deno.readTextFile(`${dir}/data/tls/selfsigned-ca.pem`);
+      const armored = await armoredPayload("crash test");
+      const accepted: string[] = [];
+      const connect = async () => {
+        const c = await SmtpTestClient.connect(
+          { hostname: "127.0.0.1", port: relay.port("submissions") },
+          { tls: true, caPem },
+        );
+        await c.reply();
+        await c.cmd("EHLO x.test");
+        await c.login(alice.address, alice.password);
+        return c;
+      };
+      // One message for another relay, queued before the crash.
+      const q = await connect();
+      assert.equal(
+        (await q.sendMail(
+          alice.address,
+          ["carol@[127.0.0.9]"],
+          pgpMime(alice.address, "carol@[127.0.0.9]", armored),
+        ))
+          .code,
+        250,
+      );
+      q.close();
+      let stop = false;
+      const workers = Array.from({ length: 4 }, async (_, w) => {
+        const c = await connect();
+        for (let i = 0; !stop; i++) {
+          const msg = pgpMime(alice.address, bob.address, armored);
+          const id = /^Message-ID: <([^>]+)>/m.exec(msg)![1];
+          try {
+            const r = await c.sendMail(alice.address, [bob.address], msg);
+            if (r.code === 250) accepted.push(id);
+          } catch {
+            break; // the relay is gone
+          }
+          void w;
+        }
+        c.close();
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      relay.kill();
+      stop = true;
+      await Promise.all(workers);
+      await relay.stop();
+      assert.ok(accepted.length > 20, `only ${accepted.length} messages accepted before the crash`);
+
+      relay = await startTern(LIMITS, { dir });
+      try {
+        const { client } = await ImapTestClient.connect(
+          { hostname: "127.0.0.1", port: relay.port("imaps") },
+          { tls: true, caPem },
+        );
+        assert.ok((await client.login(bob.address, bob.password)).ok);
+        await client.cmd("SELECT INBOX");
+        const f = await client.cmd("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])");
+        client.close();
+        const ids = f.untagged.map((l) => /Message-ID: <([^>]+)>/i.exec(l)?.[1]).filter(Boolean);
+        const counts = new Map<string, number>();
+        for (const id of ids) counts.set(id!, (counts.get(id!) ?? 0) + 1);
+        for (const id of accepted) assert.equal(counts.get(id), 1, `message ${id} after the crash`);
+        assert.ok([...counts.values()].every((n) => n === 1), "no duplicates");
+        console.log(
+          `crash: ${accepted.length} accepted before kill -9, all present once (${ids.length} stored)`,
+        );
+        const queue = await runTern(["queue", "list", "--config", config]);
+        assert.match(queue.stdout, /<alice0001@\[127\.0\.0\.1\]>/, queue.stdout + queue.stderr);
+      } finally {
+        await relay.stop();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
