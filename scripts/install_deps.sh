@@ -3,7 +3,7 @@
 # dependencies (frozen lockfile) and the Debian tools the interop tests drive.
 set -e
 cd "$(dirname "$0")/.."
-PKGS="openssl swaks postfix dovecot-imapd dovecot-lmtpd isync getmail6 coturn dnsmasq chromium python3 pebble"
+PKGS="openssl swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dovecot-imapd dovecot-lmtpd isync getmail6 coturn dnsmasq chromium python3 pebble"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,0 +1,520 @@
+// Benchmark: the same load against tern and the reference stack (Postfix + Dovecot,
+// /work/shared/refstack) in one run; prints both side by side and the ratio.
+//
+//   scripts/deno task bench                  # default run (< 6 min)
+//   scripts/deno task bench --quick          # short durations, 500 idle connections (< 2 min)
+//   scripts/deno task bench --idle-conns 10000   # the full IDLE figure
+//   scripts/deno task bench --save-baseline  # also write scripts/bench_baseline.json
+//   scripts/deno task bench --no-refstack    # tern alone
+//
+// Results go to scripts/bench_results.json; tern figures more than 20% worse than
+// scripts/bench_baseline.json are listed at the end. Needs root for the reference stack; without it
+// (or when it cannot start) tern is measured alone. Every process and directory the run creates is
+// removed at the end, also on Ctrl-C.
+
+import { parseArgs } from "node:util";
+import { Imap } from "./bench/clients.ts";
+import { messageTemplate } from "./bench/messages.ts";
+import type { MessageTemplate } from "./bench/messages.ts";
+import { startRefStack } from "./bench/refstack.ts";
+import type { RefStack } from "./bench/refstack.ts";
+import { METRICS, regressions, table } from "./bench/report.ts";
+import type { Values } from "./bench/report.ts";
+import {
+  deliveryLatency,
+  fetchThroughput,
+  idleScale,
+  PASS,
+  submission,
+} from "./bench/scenarios.ts";
+import type {
+  FetchResult,
+  IdleResult,
+  LatencyResult,
+  SubmissionResult,
+  Target,
+} from "./bench/scenarios.ts";
+import { startTernBench, waitImapsGreeting } from "./bench/tern.ts";
+import type { TernBench } from "./bench/tern.ts";
+import { median, pool, raiseNofile, sleep, treeCpuMs, treeMem } from "./bench/util.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+const RESULTS = `${HERE}bench_results.json`;
+const BASELINE = `${HERE}bench_baseline.json`;
+
+const { values: flags } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    "save-baseline": { type: "boolean", default: false },
+    "no-refstack": { type: "boolean", default: false },
+    "idle-conns": { type: "string" },
+    duration: { type: "string" },
+    "idle-wait": { type: "string" },
+    only: { type: "string" },
+    "raise-inotify": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (flags.help) {
+  console.log(
+    "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
+      "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
+      "                       [--only start,submit,latency,idle,fetch]\n" +
+      "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
+      "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
+      "hibernated.",
+  );
+  Deno.exit(0);
+}
+
+const quick = flags.quick!;
+const SCENARIOS = ["start", "submit", "latency", "idle", "fetch"];
+const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
+for (const o of only) {
+  if (!SCENARIOS.includes(o)) {
+    console.error(`--only: unknown scenario "${o}" (known: ${SCENARIOS.join(", ")})`);
+    Deno.exit(2);
+  }
+}
+const opts = {
+  quick,
+  sessions: 8,
+  durationMs: Number(flags.duration ?? (quick ? 3 : 10)) * 1000,
+  drainTimeoutMs: quick ? 15_000 : 30_000,
+  latencyRecipients: 50,
+  idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 2000)),
+  idlePerUser: 8,
+  // Dovecot moves IDLE sessions to its imap-hibernate process after 30 s idle.
+  idleWaitMs: Number(flags["idle-wait"] ?? (quick ? 0 : 35)) * 1000,
+  fetch2kMessages: quick ? 500 : 2000,
+  fetch100kMessages: quick ? 100 : 500,
+  fetchRuns: 5,
+  restarts: quick ? 1 : 3,
+  only: SCENARIOS.filter((x) => only.has(x)),
+};
+
+const log = (msg: string) =>
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+const mb = (kb: number) => kb / 1024;
+
+// ---- cleanup, also on Ctrl-C -----------------------------------------------------------------
+const cleanups: (() => Promise<void>)[] = [];
+let cleaning: Promise<void> | null = null;
+let interrupted = false;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log(`cleanup: ${(err as Error).message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(sig, () => {
+    interrupted = true;
+    log(`${sig}: cleaning up`);
+    cleanup().finally(() => Deno.exit(130));
+  });
+}
+
+// ---- targets -------------------------------------------------------------------------------------
+function ternTarget(t: TernBench): Target {
+  const known = new Set<string>();
+  return {
+    key: "tern",
+    label: "tern",
+    smtpPort: t.port("submissions"),
+    imapPort: t.port("imaps"),
+    caPem: t.caPem,
+    addr: (u) => `${u}@[127.0.0.1]`,
+    async ensureUsers(users) {
+      // accounts are created on first login (JIT); later logins hit tern's verified-password cache
+      const todo = [...new Set(users)].filter((u) => !known.has(u));
+      await pool(todo, 8, async (u) => {
+        const c = await Imap.connect(t.port("imaps"), t.caPem);
+        try {
+          await c.login(`${u}@[127.0.0.1]`, PASS);
+          await c.cmd("LOGOUT");
+        } finally {
+          c.close();
+        }
+        known.add(u);
+      });
+    },
+    imapMem: () => treeMem([t.pid]),
+    totalMem: () => treeMem([t.pid]),
+    cpuMs: () => treeCpuMs([t.pid]),
+  };
+}
+
+function refTarget(r: RefStack): Target {
+  const known = new Set<string>();
+  return {
+    key: "ref",
+    label: "postfix+dovecot",
+    smtpPort: r.submissionsPort,
+    imapPort: r.imapsPort,
+    caPem: r.caPem,
+    addr: (u) => `${u}@${r.domain}`,
+    async ensureUsers(users) {
+      const todo = [...new Set(users)].filter((u) => !known.has(u));
+      await r.addUsers(todo.map((u) => ({ user: `${u}@${r.domain}`, pass: PASS })));
+      for (const u of todo) known.add(u);
+    },
+    imapMem: () => r.dovecotMem(),
+    totalMem: () => r.totalMem(),
+    cpuMs: () => treeCpuMs([r.dovecotPid() ?? -1, r.postfixPid() ?? -1]),
+  };
+}
+
+// ---- the run ---------------------------------------------------------------------------------------
+interface Raw {
+  submission2k?: SubmissionResult;
+  submission100k?: SubmissionResult;
+  latency?: LatencyResult;
+  idle?: IdleResult;
+  fetch2k?: FetchResult;
+  fetch100k?: FetchResult;
+  [k: string]: unknown;
+}
+
+async function main() {
+  const started = Date.now();
+  const notes: string[] = [];
+  const nofile = await raiseNofile(Math.max(65536, opts.idleConns * 2 + 4096));
+  if (nofile < opts.idleConns + 1024) {
+    notes.push(`open-file limit ${nofile}: idle connections capped`);
+    opts.idleConns = Math.max(100, nofile - 1024);
+  }
+  const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  log(
+    `${quick ? "quick" : "default"} run: ${opts.durationMs / 1000} s per submission size, ` +
+      `${opts.idleConns} idle connections; ${navigator.hardwareConcurrency} CPUs, load ${load}`,
+  );
+
+  const tv: Values = {}, rv: Values = {};
+  const raw: { tern: Raw; ref: Raw } = { tern: {}, ref: {} };
+
+  // 5. cold start (before anything else runs)
+  if (only.has("start")) await coldStart(tv, raw.tern);
+
+  // templates
+  const tpl2k = await messageTemplate(2048);
+  const tpl100k = await messageTemplate(100 * 1024);
+  log(`messages: ${tpl2k.size} and ${tpl100k.size} bytes (PGP/MIME)`);
+
+  // servers
+  log("starting tern");
+  const tern = await startTernBench();
+  cleanups.push(() => tern.stop());
+  let ref: RefStack | null = null;
+  let refError = "";
+  if (flags["no-refstack"]) refError = "--no-refstack given";
+  else {
+    if (flags["raise-inotify"]) await raiseInotify(opts.idleConns * 2 + 1024, notes);
+    log("starting the reference stack (Postfix + Dovecot)");
+    try {
+      ref = await startRefStack();
+      cleanups.push(() => ref!.stop());
+      if (only.has("start")) {
+        rv.start_fresh_ms = ref.startMs;
+        notes.push(
+          "refstack start = start.sh until all five listeners answered a TLS session " +
+            "(openssl probes; certificate prepared beforehand)",
+        );
+      }
+    } catch (err) {
+      refError = (err as Error).message;
+      log(`reference stack unavailable, measuring tern alone: ${refError.split("\n")[0]}`);
+    }
+  }
+  const targets: [Target, Values, Raw][] = [[ternTarget(tern), tv, raw.tern]];
+  if (ref) targets.push([refTarget(ref), rv, raw.ref]);
+
+  await sleep(2000);
+  for (const [t, v] of targets) {
+    const m = t.totalMem();
+    v.idle_rss_mb = mb(m.rssKb);
+    v.idle_pss_mb = mb(m.pssKb);
+  }
+
+  // 1. submission throughput
+  if (only.has("submit")) await submissionRuns(targets, tpl2k, tpl100k, notes);
+  // 2. delivery latency
+  if (only.has("latency")) await latencyRuns(targets, tpl2k, notes);
+  // 3. idle scale
+  if (only.has("idle")) await idleRuns(targets, tpl2k, ref, notes);
+  // 4. FETCH throughput
+  if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
+
+  for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
+  const labels: Record<string, string> = {
+    idle_rss_after_mb: `IDLE: IMAP RSS with ${opts.idleConns} idle (MB)`,
+    idle_pss_after_mb: `IDLE: IMAP PSS with ${opts.idleConns} idle (MB)`,
+    idle_rss_wait_mb: `IDLE: IMAP RSS after ${opts.idleWaitMs / 1000} s more idle (MB)`,
+    idle_kb_per_conn_wait: `IDLE: PSS/conn after ${opts.idleWaitMs / 1000} s more (KiB)`,
+    fetch2k_mb_s: `FETCH ${opts.fetch2kMessages} × 2 KB (MB/s)`,
+    fetch2k_msgs_s: `FETCH ${opts.fetch2kMessages} × 2 KB (msgs/s)`,
+    fetch100k_mb_s: `FETCH ${opts.fetch100kMessages} × 100 KB (MB/s)`,
+  };
+  const results = {
+    date: new Date().toISOString(),
+    seconds: Math.round((Date.now() - started) / 1000),
+    mode: quick ? "quick" : "default",
+    options: opts,
+    host: {
+      cpus: navigator.hardwareConcurrency,
+      loadavgAtStart: load,
+      loadavgAtEnd: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
+      deno: Deno.version.deno,
+    },
+    refstack: ref ? "postfix+dovecot (/work/shared/refstack)" : null,
+    refError: refError || undefined,
+    notes,
+    metrics: METRICS.map((m) => ({ id: m.id, label: labels[m.id] ?? m.label, better: m.better })),
+    tern: tv,
+    ref: ref ? rv : null,
+    raw,
+  };
+  await Deno.writeTextFile(RESULTS, JSON.stringify(results, null, 2) + "\n");
+
+  console.log("");
+  console.log(table(tv, ref ? rv : null, labels));
+  console.log("");
+  if (!ref) console.log(`reference stack not measured: ${refError.split("\n")[0]}`);
+  for (const n of notes) console.log(`note: ${n}`);
+  console.log(`results: ${RESULTS} (${results.seconds} s)`);
+
+  let baseline: { tern: Values; ref?: Values | null; mode?: string } | null = null;
+  try {
+    baseline = JSON.parse(await Deno.readTextFile(BASELINE));
+  } catch {
+    // none yet
+  }
+  if (baseline) {
+    if (baseline.mode && baseline.mode !== results.mode) {
+      console.log(
+        `baseline is a ${baseline.mode} run, this is a ${results.mode} run: compared anyway`,
+      );
+    }
+    const reg = regressions(
+      { tern: tv, ref: ref ? rv : null, options: results.options },
+      baseline as Parameters<typeof regressions>[1],
+    );
+    if (reg.skipped.length) {
+      console.log(
+        `not compared with the baseline (it ran with other options): ${reg.skipped.join(", ")}`,
+      );
+    }
+    if (reg.lines.length) {
+      console.log(`regressions > 20% against ${BASELINE}:`);
+      for (const l of reg.lines) console.log(`  ${l}`);
+    } else console.log(`no tern figure more than 20% worse than ${BASELINE}`);
+  }
+  if (flags["save-baseline"]) {
+    await Deno.writeTextFile(BASELINE, JSON.stringify(results, null, 2) + "\n");
+    console.log(`baseline written: ${BASELINE}`);
+  }
+}
+
+async function coldStart(tv: Values, raw: Raw) {
+  log("tern cold start");
+  const coldDir = await Deno.makeTempDir({ prefix: "tern-bench-cold-" });
+  cleanups.push(() => Deno.remove(coldDir, { recursive: true }).catch(() => {}));
+  const startOnce = async () => {
+    const s = await startTernBench({ dir: coldDir });
+    try {
+      const greet = await waitImapsGreeting(s.port("imaps"), s.caPem);
+      return { ready: s.readyMs, greeting: greet - s.spawnedAt };
+    } finally {
+      await s.stop();
+    }
+  };
+  const fresh = await startOnce();
+  const restarts = [];
+  for (let i = 0; i < opts.restarts; i++) restarts.push(await startOnce());
+  tv.start_fresh_ms = fresh.greeting;
+  tv.start_restart_ms = median(restarts.map((r) => r.greeting));
+  raw.coldStart = { fresh, restarts };
+}
+
+type Targets = [Target, Values, Raw][];
+
+async function submissionRuns(
+  targets: Targets,
+  tpl2k: MessageTemplate,
+  tpl100k: MessageTemplate,
+  notes: string[],
+) {
+  for (const [size, tpl, prefix] of [["2k", tpl2k, "ra"], ["100k", tpl100k, "rb"]] as const) {
+    for (const [t, v, r] of targets) {
+      log(
+        `${t.label}: submission ${size}, ${opts.sessions} sessions × ${opts.durationMs / 1000} s`,
+      );
+      const s = await submission(t, tpl, {
+        sessions: opts.sessions,
+        durationMs: opts.durationMs,
+        drainTimeoutMs: opts.drainTimeoutMs,
+        rcptPrefix: prefix,
+      });
+      r[`submission${size}`] = s;
+      v[`sub${size}_accepted_s`] = s.acceptedPerSec;
+      v[`sub${size}_p50_ms`] = s.p50Ms;
+      v[`sub${size}_p99_ms`] = s.p99Ms;
+      v[`sub${size}_delivered_s`] = s.deliveredPerSec;
+      v[`sub${size}_drain_s`] = s.drainSeconds;
+      v[`sub${size}_cpu_ms`] = s.serverCpuMsPerMsg;
+      if (s.clientCpuPct > 85) {
+        notes.push(
+          `${t.label} ${size}: the benchmark client used ${s.clientCpuPct.toFixed(0)}% of a core ` +
+            "while sending and may have limited the rate",
+        );
+      }
+      log(
+        `  ${s.accepted} accepted (${s.acceptedPerSec.toFixed(0)}/s), ${s.rejected} rejected, ` +
+          `${s.delivered} delivered (${s.deliveredPerSec.toFixed(0)}/s), p50 ${
+            s.p50Ms.toFixed(1)
+          } ms p99 ${s.p99Ms.toFixed(1)} ms, server CPU ${
+            s.serverCpuMsPerMsg.toFixed(2)
+          } ms/msg, ` +
+          `client CPU ${s.clientCpuPct.toFixed(0)}%${
+            s.firstError ? `; error: ${s.firstError}` : ""
+          }`,
+      );
+      if (s.delivered < s.accepted) {
+        notes.push(`${t.label} ${size}: only ${s.delivered} of ${s.accepted} accepted delivered`);
+      }
+      if (s.firstError) notes.push(`${t.label} ${size}: ${s.firstError}`);
+    }
+  }
+}
+
+async function latencyRuns(targets: Targets, tpl2k: MessageTemplate, notes: string[]) {
+  for (const [t, v, r] of targets) {
+    log(`${t.label}: delivery latency to ${opts.latencyRecipients} IDLE sessions`);
+    const l = await deliveryLatency(t, tpl2k, {
+      recipients: opts.latencyRecipients,
+      timeoutMs: 10_000,
+    });
+    r.latency = l;
+    v.deliv_p50_ms = l.p50Ms;
+    v.deliv_p99_ms = l.p99Ms;
+    v.deliv_lost = l.lost;
+    v.deliv_dot_p50_ms = l.dotP50Ms;
+    log(`  p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, lost ${l.lost}`);
+    if (l.firstError) notes.push(`${t.label} latency: ${l.firstError}`);
+  }
+}
+
+async function idleRuns(
+  targets: Targets,
+  tpl2k: MessageTemplate,
+  ref: RefStack | null,
+  notes: string[],
+) {
+  for (const [t, v, r] of targets) {
+    log(`${t.label}: ${opts.idleConns} idle IMAP connections`);
+    const i = await idleScale(t, tpl2k, {
+      conns: opts.idleConns,
+      perUser: opts.idlePerUser,
+      waitMs: opts.idleWaitMs,
+      log: (m) => log(`  ${m}`),
+    });
+    r.idle = i;
+    v.idle_conns = i.established;
+    v.idle_establish_s = i.establishSeconds;
+    v.idle_rss_before_mb = mb(i.before.rssKb);
+    v.idle_rss_after_mb = mb(i.after.rssKb);
+    v.idle_pss_after_mb = mb(i.after.pssKb);
+    v.idle_kb_per_conn = i.perConnKb;
+    v.idle_rss_wait_mb = i.afterWait ? mb(i.afterWait.rssKb) : null;
+    v.idle_kb_per_conn_wait = i.perConnKbAfterWait;
+    v.idle_wake_ms = i.wakeMs;
+    v.idle_woken = i.woken;
+    log(
+      `  RSS ${mb(i.before.rssKb).toFixed(1)} → ${mb(i.after.rssKb).toFixed(1)} MB ` +
+        `(${i.after.processes} processes), ${i.perConnKb.toFixed(1)} KiB PSS/conn; wake ${
+          i.wakeMs.toFixed(1)
+        } ms (${i.woken}/${i.wakeTargets} woken)`,
+    );
+    if (i.failed) notes.push(`${t.label} idle: ${i.failed} connections failed: ${i.firstError}`);
+    if (i.afterWait) {
+      log(
+        `  after ${opts.idleWaitMs / 1000} s more: RSS ${mb(i.afterWait.rssKb).toFixed(1)} MB ` +
+          `(${i.afterWait.processes} processes)`,
+      );
+    }
+    if (t.key === "ref" && ref) {
+      const warnings = ref.dovecotWarnings();
+      for (const w of warnings.slice(0, 5)) notes.push(`dovecot.log: ${w}`);
+      if (warnings.some((w) => w.includes("Inotify instance limit"))) {
+        notes.push(
+          "Dovecot ran out of inotify instances (one per imap process; fs.inotify." +
+            "max_user_instances is per user): those sessions poll for changes every 30 s instead " +
+            "of being told at once, and are not hibernated; --raise-inotify lifts the limit for a run",
+        );
+      }
+    }
+    if (i.woken < i.wakeTargets) {
+      notes.push(
+        `${t.label} idle: only ${i.woken}/${i.wakeTargets} connections of the woken user saw ` +
+          "EXISTS within 10 s",
+      );
+    }
+  }
+}
+
+async function fetchRuns(targets: Targets, tpl2k: MessageTemplate, tpl100k: MessageTemplate) {
+  for (
+    const [size, tpl, n, user] of [
+      ["2k", tpl2k, opts.fetch2kMessages, "fa0000000"],
+      ["100k", tpl100k, opts.fetch100kMessages, "fb0000000"],
+    ] as const
+  ) {
+    for (const [t, v, r] of targets) {
+      log(`${t.label}: APPEND ${n} × ${size} then FETCH 1:* (BODY.PEEK[])`);
+      const f = await fetchThroughput(t, tpl, { messages: n, user, runs: opts.fetchRuns });
+      r[`fetch${size}`] = f;
+      v[`fetch${size}_mb_s`] = f.mbPerSec;
+      if (size === "2k") v.fetch2k_msgs_s = f.msgsPerSec;
+      v[`append${size}_msgs_s`] = f.appendPerSec;
+      log(
+        `  APPEND ${f.appendPerSec.toFixed(0)}/s; FETCH ${
+          (f.fetchedBytes / 1e6).toFixed(1)
+        } MB in ${f.fetchSeconds.toFixed(3)} s = ${f.mbPerSec.toFixed(1)} MB/s`,
+      );
+    }
+  }
+}
+
+/** Raises fs.inotify.max_user_instances to at least `want` for this run; restored at the end. */
+async function raiseInotify(want: number, notes: string[]) {
+  const file = "/proc/sys/fs/inotify/max_user_instances";
+  try {
+    const was = Number((await Deno.readTextFile(file)).trim());
+    if (was >= want) return;
+    await Deno.writeTextFile(file, `${want}\n`);
+    cleanups.push(() => Deno.writeTextFile(file, `${was}\n`));
+    notes.push(`fs.inotify.max_user_instances raised from ${was} to ${want} for this run`);
+  } catch (err) {
+    notes.push(`could not raise fs.inotify.max_user_instances: ${(err as Error).message}`);
+  }
+}
+
+let code = 0;
+try {
+  await main();
+} catch (err) {
+  // after Ctrl-C the servers go away under the running scenario: that error is expected
+  if (!interrupted) console.error(err);
+  code = 1;
+} finally {
+  log("cleaning up");
+  await cleanup();
+}
+Deno.exit(code);

@@ -1,0 +1,305 @@
+// The metric table: definitions, the side-by-side text table and the baseline comparison.
+
+export type Values = Record<string, number | null>;
+
+export interface MetricDef {
+  id: string;
+  label: string;
+  better: "higher" | "lower" | "none";
+  digits: number;
+  /** Differences below this (in the metric's unit) are never called a regression. */
+  floor?: number;
+}
+
+export const METRICS: MetricDef[] = [
+  {
+    id: "start_fresh_ms",
+    label: "cold start, fresh data dir (ms)",
+    better: "lower",
+    digits: 0,
+    floor: 100,
+  },
+  {
+    id: "start_restart_ms",
+    label: "restart, existing data dir (ms)",
+    better: "lower",
+    digits: 0,
+    floor: 100,
+  },
+  { id: "idle_rss_mb", label: "idle memory, RSS (MB)", better: "lower", digits: 1, floor: 5 },
+  { id: "idle_pss_mb", label: "idle memory, PSS (MB)", better: "lower", digits: 1, floor: 5 },
+  { id: "sub2k_accepted_s", label: "submit 2 KB: accepted msgs/s", better: "higher", digits: 0 },
+  {
+    id: "sub2k_p50_ms",
+    label: "submit 2 KB: MAIL→250 p50 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
+  },
+  {
+    id: "sub2k_p99_ms",
+    label: "submit 2 KB: MAIL→250 p99 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 10,
+  },
+  { id: "sub2k_delivered_s", label: "submit 2 KB: delivered msgs/s", better: "higher", digits: 0 },
+  {
+    id: "sub2k_drain_s",
+    label: "submit 2 KB: delivery lag after send (s)",
+    better: "lower",
+    digits: 2,
+    floor: 0.5,
+  },
+  {
+    id: "sub2k_cpu_ms",
+    label: "submit 2 KB: server CPU per message (ms)",
+    better: "lower",
+    digits: 2,
+    floor: 0.1,
+  },
+  {
+    id: "sub100k_accepted_s",
+    label: "submit 100 KB: accepted msgs/s",
+    better: "higher",
+    digits: 0,
+  },
+  {
+    id: "sub100k_p50_ms",
+    label: "submit 100 KB: MAIL→250 p50 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
+  },
+  {
+    id: "sub100k_p99_ms",
+    label: "submit 100 KB: MAIL→250 p99 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 10,
+  },
+  {
+    id: "sub100k_delivered_s",
+    label: "submit 100 KB: delivered msgs/s",
+    better: "higher",
+    digits: 0,
+  },
+  {
+    id: "sub100k_drain_s",
+    label: "submit 100 KB: delivery lag after send (s)",
+    better: "lower",
+    digits: 2,
+    floor: 0.5,
+  },
+  {
+    id: "sub100k_cpu_ms",
+    label: "submit 100 KB: server CPU per message (ms)",
+    better: "lower",
+    digits: 2,
+    floor: 0.1,
+  },
+  {
+    id: "deliv_p50_ms",
+    label: "delivery 250→EXISTS p50 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
+  },
+  {
+    id: "deliv_p99_ms",
+    label: "delivery 250→EXISTS p99 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 10,
+  },
+  {
+    id: "deliv_dot_p50_ms",
+    label: "delivery end-of-DATA→EXISTS p50 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
+  },
+  { id: "deliv_lost", label: "delivery: lost of 50", better: "lower", digits: 0, floor: 0.5 },
+  { id: "idle_conns", label: "IDLE: connections established", better: "higher", digits: 0 },
+  {
+    id: "idle_establish_s",
+    label: "IDLE: time to establish (s)",
+    better: "lower",
+    digits: 2,
+    floor: 0.5,
+  },
+  {
+    id: "idle_rss_before_mb",
+    label: "IDLE: IMAP RSS before (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "idle_rss_after_mb",
+    label: "IDLE: IMAP RSS with N idle (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "idle_pss_after_mb",
+    label: "IDLE: IMAP PSS with N idle (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "idle_kb_per_conn",
+    label: "IDLE: PSS per connection (KiB)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
+  },
+  {
+    id: "idle_rss_wait_mb",
+    label: "IDLE: IMAP RSS after idle wait (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "idle_kb_per_conn_wait",
+    label: "IDLE: PSS/conn after idle wait (KiB)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
+  },
+  {
+    id: "idle_wake_ms",
+    label: "IDLE: wake one user, 250→EXISTS (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "idle_woken",
+    label: "IDLE: woken user's connections seeing EXISTS (of 8)",
+    better: "higher",
+    digits: 0,
+    floor: 0.5,
+  },
+  { id: "fetch2k_mb_s", label: "FETCH BODY[] 2 KB msgs (MB/s)", better: "higher", digits: 1 },
+  { id: "fetch2k_msgs_s", label: "FETCH BODY[] 2 KB msgs (msgs/s)", better: "higher", digits: 0 },
+  { id: "fetch100k_mb_s", label: "FETCH BODY[] 100 KB msgs (MB/s)", better: "higher", digits: 1 },
+  { id: "append2k_msgs_s", label: "APPEND 2 KB (msgs/s, pipelined)", better: "higher", digits: 0 },
+  {
+    id: "append100k_msgs_s",
+    label: "APPEND 100 KB (msgs/s, pipelined)",
+    better: "higher",
+    digits: 0,
+  },
+  {
+    id: "final_rss_mb",
+    label: "memory after the run, RSS (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+];
+
+function fmt(v: number | null | undefined, digits: number): string {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  return v.toFixed(digits);
+}
+
+function ratio(a: number | null | undefined, b: number | null | undefined): string {
+  if (a == null || b == null || Number.isNaN(a) || Number.isNaN(b) || b === 0) return "–";
+  const r = a / b;
+  return r >= 100 ? `${r.toFixed(0)}×` : r >= 10 ? `${r.toFixed(1)}×` : `${r.toFixed(2)}×`;
+}
+
+/** Whether tern is better (+), worse (-) or neither, by the metric's direction. */
+function verdict(def: MetricDef, a: number | null | undefined, b: number | null | undefined) {
+  if (def.better === "none" || a == null || b == null || Number.isNaN(a) || Number.isNaN(b)) {
+    return "";
+  }
+  if (Math.abs(a - b) <= (def.floor ?? 0) || Math.abs(a - b) <= 0.05 * Math.max(a, b)) return "≈";
+  return (def.better === "higher") === (a > b) ? "tern" : "ref";
+}
+
+export function table(
+  tern: Values,
+  ref: Values | null,
+  labels: Record<string, string> = {},
+): string {
+  const rows: string[][] = [["metric", "tern", "postfix+dovecot", "tern/ref", "better"]];
+  for (const d of METRICS) {
+    const a = tern[d.id];
+    const b = ref?.[d.id];
+    if ((a == null || Number.isNaN(a)) && (b == null || Number.isNaN(b))) continue;
+    rows.push([
+      labels[d.id] ?? d.label,
+      fmt(a, d.digits),
+      ref ? fmt(b, d.digits) : "(not run)",
+      ratio(a, b),
+      verdict(d, a, b),
+    ]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => [...r[c]].length)));
+  const line = (r: string[]) =>
+    r.map((cell, c) => c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join(" | ");
+  const sep = widths.map((w) => "-".repeat(w)).join("-|-");
+  return [line(rows[0]), sep, ...rows.slice(1).map(line)].join("\n");
+}
+
+/** Lines describing tern metrics more than `limit` (0.2 = 20%) worse than the baseline. */
+/** The run options a metric depends on: it is only compared when they match the baseline's. */
+function dependsOn(id: string): string[] | "all" {
+  if (id === "final_rss_mb") return "all";
+  if (id.startsWith("sub")) return ["durationMs", "sessions"];
+  if (id.includes("2k_") && !id.startsWith("sub")) return ["fetch2kMessages"];
+  if (id.includes("100k_") && !id.startsWith("sub")) return ["fetch100kMessages"];
+  if (id.startsWith("idle_") && id.includes("wait")) return ["idleConns", "idleWaitMs"];
+  if (id.startsWith("idle_") && id !== "idle_rss_mb" && id !== "idle_pss_mb") {
+    return ["idleConns", "idlePerUser"];
+  }
+  if (id.startsWith("start_")) return ["restarts"];
+  return [];
+}
+
+type Options = Record<string, unknown>;
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * Lines describing tern metrics more than `limit` (0.2 = 20%) worse than the baseline. Metrics
+ * whose run options differ from the baseline's are listed in `skipped` instead.
+ */
+export function regressions(
+  current: { tern: Values; ref: Values | null; options?: Options },
+  baseline: { tern: Values; ref?: Values | null; options?: Options },
+  limit = 0.2,
+): { lines: string[]; skipped: string[] } {
+  const out: string[] = [];
+  const skipped: string[] = [];
+  const co = current.options ?? {}, bo = baseline.options ?? {};
+  for (const d of METRICS) {
+    if (d.better === "none") continue;
+    const deps = dependsOn(d.id);
+    const keys = deps === "all" ? [...new Set([...Object.keys(co), ...Object.keys(bo)])] : deps;
+    if (keys.some((k) => !same(co[k], bo[k]))) {
+      if (current.tern[d.id] != null && baseline.tern?.[d.id] != null) skipped.push(d.id);
+      continue;
+    }
+    const now = current.tern[d.id], was = baseline.tern?.[d.id];
+    if (now == null || was == null || Number.isNaN(now) || Number.isNaN(was)) continue;
+    if (Math.abs(now - was) <= (d.floor ?? 0)) continue;
+    const worse = d.better === "higher" ? (was - now) / was : (now - was) / Math.max(was, 1e-9);
+    if (worse <= limit) continue;
+    let line = `${d.label}: ${fmt(now, d.digits)} (baseline ${fmt(was, d.digits)}, ${
+      (worse * 100).toFixed(0)
+    }% worse)`;
+    const rn = current.ref?.[d.id], rw = baseline.ref?.[d.id];
+    if (rn != null && rw != null && !Number.isNaN(rn) && !Number.isNaN(rw) && rw !== 0) {
+      line += `; refstack moved ${(((rn - rw) / rw) * 100).toFixed(0)}% in the same comparison`;
+    }
+    out.push(line);
+  }
+  return { lines: out, skipped };
+}
