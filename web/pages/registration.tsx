@@ -29,9 +29,12 @@ function Policy() {
   const { call } = useSession();
   const current = useApi<Registration>("/registration");
   const action = useAction();
-  const [draft, setDraft] = useState<Registration | null>(null);
+  // The admin's unsaved edits; until there are any (and after each reload) the form shows the
+  // loaded values, so the render that ends loading already has them.
+  const [edited, setDraft] = useState<Registration | null>(null);
   const [saved, setSaved] = useState(false);
-  useEffect(() => setDraft(current.data), [current.data]);
+  useEffect(() => setDraft(null), [current.data]);
+  const draft = edited ?? current.data;
   if (current.loading) {
     return (
       <Card title="Registration">
