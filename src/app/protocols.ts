@@ -1,7 +1,7 @@
 // Starts the configured listeners over the relay's services: SMTP first (so the HTTP edge can
 // advertise the ports actually bound), then HTTP(S) and metrics.
 
-import type { SecureContext } from "node:tls";
+import type { ServerTls } from "../net/mod.ts";
 import type { ListenerName } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { createHttpApp, createMetricsApp, startHttpServer } from "../http/mod.ts";
@@ -20,14 +20,14 @@ import { startTurn, type Turn } from "./turn.ts";
 export interface ProtocolContext {
   relay: Relay;
   log: Logger;
-  secureContext: () => SecureContext;
+  tls: () => ServerTls;
   fetch: typeof fetch;
   now: () => number;
 }
 
 export async function startProtocols(ctx: ProtocolContext): Promise<{
   stoppables: Stoppable[];
-  /** Takes up a new certificate where a listener cannot read it per handshake (HTTPS). */
+  /** Takes up a new certificate where a listener cannot read it per handshake (HTTPS, 465, 993). */
   reloadTls: () => Promise<void>;
   addresses: Partial<Record<ListenerName, string>>;
 }> {
@@ -38,7 +38,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
   const addresses: Partial<Record<ListenerName, string>> = {};
   const metrics = createRelayMetrics({ version: VERSION, now });
   try {
-    await startMailListeners(ctx, metrics, stoppables, addresses);
+    await startMailListeners(ctx, metrics, stoppables, addresses, reloaders);
   } catch (err) {
     for (const s of stoppables.reverse()) await s.close();
     throw err;
@@ -136,6 +136,7 @@ async function startMailListeners(
   metrics: RelayMetrics,
   stoppables: Stoppable[],
   addresses: Partial<Record<ListenerName, string>>,
+  reloaders: (() => Promise<void>)[],
 ) {
   const { relay, log } = ctx;
   const { config, services } = relay;
@@ -151,7 +152,7 @@ async function startMailListeners(
       address: config.listen[name],
       mode,
       implicitTls,
-      secureContext: ctx.secureContext,
+      tls: ctx.tls,
       hostname: config.hostname,
       maxMessageBytes: config.limits.maxMessageBytes,
       maxRecipients: config.limits.maxRecipients,
@@ -180,6 +181,7 @@ async function startMailListeners(
       },
     });
     stoppables.push({ close: () => listener.close() });
+    reloaders.push(() => listener.reloadTls());
     addresses[name] = `${listener.host}:${listener.port}`;
   }
   // TURN starts in the background: finding the public address may wait on DNS, and calls are
@@ -212,7 +214,7 @@ async function startMailListeners(
     const listener = await startImapServer({
       address: config.listen[name],
       implicitTls,
-      secureContext: ctx.secureContext,
+      tls: ctx.tls,
       config: {
         hostname: config.hostname,
         maxMessageBytes: config.limits.maxMessageBytes,
@@ -231,6 +233,7 @@ async function startMailListeners(
       },
     });
     stoppables.push({ close: () => listener.close() });
+    reloaders.push(() => listener.reloadTls());
     addresses[name] = `${listener.host}:${listener.port}`;
   }
 }

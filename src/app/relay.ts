@@ -1,12 +1,11 @@
 // The composition root: opens the store, builds the services, starts every configured listener
 // and background worker, and stops them all again. Two relays can run in one process.
 
-import type { SecureContext } from "node:tls";
 import { join } from "node:path";
 import type { Config, ListenerName } from "../config/mod.ts";
 import { createLogger } from "../log/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { createSecureContext, loadTlsMaterial } from "../net/mod.ts";
+import { loadTlsMaterial, serverTls } from "../net/mod.ts";
 import type { TlsMaterial } from "../net/mod.ts";
 import { openServices } from "./services.ts";
 import type { Services } from "./services.ts";
@@ -107,7 +106,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       });
     };
     let tls = await loadTls();
-    let secureContext: SecureContext = createSecureContext(tls);
+    let listenerTls = serverTls(tls);
     const adminToken = config.adminToken || readOrCreateSecret(config.dataDir, "admin_token");
 
     // Settings written by the CLI (another process) take effect without a restart.
@@ -178,7 +177,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       acme,
       async reloadTls() {
         tls = await loadTls();
-        secureContext = createSecureContext(tls);
+        listenerTls = serverTls(tls);
         await reloadHttps();
       },
       close: stopAll,
@@ -187,7 +186,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     const started = await startProtocols({
       relay,
       log,
-      secureContext: () => secureContext,
+      tls: () => listenerTls,
       fetch: options.fetch ?? fetch,
       now: options.now ?? Date.now,
     });

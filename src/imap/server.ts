@@ -1,7 +1,6 @@
 // IMAP listeners: "imaps" (993, implicit TLS) and "imap" (143, STARTTLS, LOGINDISABLED before).
 
-import type { SecureContext } from "node:tls";
-import { listen, type Listener } from "../net/mod.ts";
+import { listen, type Listener, type ServerTls } from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { ImapBackend, ImapServerConfig } from "./backend.ts";
 import { ImapSession } from "./session.ts";
@@ -9,7 +8,7 @@ import { ImapSession } from "./session.ts";
 export interface ImapServerOptions {
   address: string;
   implicitTls: boolean;
-  secureContext?: () => SecureContext;
+  tls?: () => ServerTls;
   config: Omit<ImapServerConfig, "startTlsAvailable">;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
@@ -22,7 +21,7 @@ export function startImapServer(options: ImapServerOptions): Promise<Listener> {
   return listen({
     address: options.address,
     mode: options.implicitTls ? "tls" : "plain",
-    secureContext: options.secureContext,
+    tls: options.tls,
     maxConnections: options.maxConnections,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
     overLimitReply: "* BYE Too many connections, try again later\r\n",
@@ -31,7 +30,7 @@ export function startImapServer(options: ImapServerOptions): Promise<Listener> {
       try {
         const config = {
           ...options.config,
-          startTlsAvailable: !conn.isTls && options.secureContext !== undefined,
+          startTlsAvailable: !conn.isTls && options.tls !== undefined,
         };
         await new ImapSession(conn, options.backend, config, options.log).run(signal);
       } finally {

@@ -1,5 +1,7 @@
-// A line-protocol connection over a node:net/node:tls socket: buffered reads (lines, exact byte
-// counts, raw chunks), back-pressured writes, server-side STARTTLS and COMPRESS=DEFLATE layers.
+// A line-protocol connection: buffered reads (lines, exact byte counts, raw chunks), back-pressured
+// writes and a COMPRESS=DEFLATE layer over a byte transport. Two transports: a node:net/node:tls
+// socket (plain listeners, with server-side STARTTLS) and a Deno TLS connection (implicit-TLS
+// listeners; about half the memory per idle connection, see deno_connection.ts).
 
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
@@ -63,12 +65,12 @@ export interface ConnectionOptions {
   secureContext?: () => SecureContext;
 }
 
-export class SocketConnection implements Connection {
+/** The buffering and framing shared by every transport; subclasses move the bytes. */
+export abstract class BufferedConnection implements Connection {
   readonly id: string;
-  readonly remoteAddress: string;
-  readonly localPort: number;
-  #socket: Socket;
-  #tlsSocket: TLSSocket | null = null;
+  abstract readonly remoteAddress: string;
+  abstract readonly localPort: number;
+  abstract readonly isTls: boolean;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
   #ended = false;
@@ -80,28 +82,21 @@ export class SocketConnection implements Connection {
   #idleMs = 0;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
-  #options: ConnectionOptions;
-  #onData = (chunk: Uint8Array) => this.#push(chunk);
-  #onEnd = () => this.#finish(null);
-  #onError = (e: Error) => this.#finish(e);
 
-  constructor(socket: Socket, options: ConnectionOptions = {}) {
+  constructor() {
     this.id = (nextId++).toString(36);
-    this.#socket = socket;
-    this.#options = options;
-    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? "");
-    this.localPort = socket.localPort ?? 0;
-    if (socket instanceof TLSSocket) this.#tlsSocket = socket;
-    this.#attach(socket);
-    socket.on("close", () => {
-      this.#closed = true;
-      this.#finish(null);
-    });
   }
 
-  get isTls(): boolean {
-    return this.#tlsSocket !== null;
-  }
+  /** Writes bytes to the transport; resolves when it can take more. */
+  protected abstract transportWrite(bytes: Uint8Array): Promise<void>;
+  protected abstract pauseTransport(): void;
+  protected abstract resumeTransport(): void;
+  /** Ends the transport gracefully (bounded in time). */
+  protected abstract endTransport(): Promise<void>;
+  protected abstract destroyTransport(): void;
+  /** True once the transport cannot be written any more. */
+  protected abstract get transportGone(): boolean;
+  abstract startTls(goAhead: string): Promise<void>;
 
   get isCompressed(): boolean {
     return this.#deflate !== null;
@@ -111,23 +106,13 @@ export class SocketConnection implements Connection {
     return this.#closed;
   }
 
-  #current(): Socket {
-    return this.#tlsSocket ?? this.#socket;
+  protected markClosed(): void {
+    this.#closed = true;
   }
 
-  #attach(s: Socket) {
-    s.on("data", this.#onData);
-    s.on("end", this.#onEnd);
-    s.on("error", this.#onError);
-  }
-
-  #detach(s: Socket) {
-    s.removeListener("data", this.#onData);
-    s.removeListener("end", this.#onEnd);
-  }
-
-  #push(chunk: Uint8Array) {
-    this.#touch();
+  /** Bytes read from the transport. */
+  protected received(chunk: Uint8Array) {
+    this.touch();
     if (this.#inflate) {
       this.#inflate.write(chunk);
       return;
@@ -141,12 +126,13 @@ export class SocketConnection implements Connection {
     this.#buffered += chunk.length;
     if (this.#buffered > HIGH_WATER && !this.#paused) {
       this.#paused = true;
-      this.#current().pause();
+      this.pauseTransport();
     }
     this.#wake();
   }
 
-  #finish(err: Error | null) {
+  /** End of the input (err set when it failed). */
+  protected finish(err: Error | null) {
     if (err && !this.#error) this.#error = err;
     this.#ended = true;
     clearTimeout(this.#idleTimer);
@@ -159,7 +145,7 @@ export class SocketConnection implements Connection {
     w?.();
   }
 
-  #touch() {
+  protected touch() {
     if (this.#idleMs <= 0 || this.#closed) return;
     clearTimeout(this.#idleTimer);
     this.#idleTimer = setTimeout(() => {
@@ -173,14 +159,18 @@ export class SocketConnection implements Connection {
     this.#idleMs = ms;
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
-    this.#touch();
+    this.touch();
+  }
+
+  #maybeResume() {
+    if (this.#paused && this.#buffered < HIGH_WATER / 2) {
+      this.#paused = false;
+      this.resumeTransport();
+    }
   }
 
   async #wait(): Promise<void> {
-    if (this.#paused && this.#buffered < HIGH_WATER / 2) {
-      this.#paused = false;
-      this.#current().resume();
-    }
+    this.#maybeResume();
     if (this.#ended) {
       if (this.#error instanceof IdleTimeoutError) throw this.#error;
       return;
@@ -272,10 +262,7 @@ export class SocketConnection implements Connection {
     }
     const c = this.#chunks.shift()!;
     this.#buffered -= c.length;
-    if (this.#paused && this.#buffered < HIGH_WATER / 2) {
-      this.#paused = false;
-      this.#current().resume();
-    }
+    this.#maybeResume();
     return c;
   }
 
@@ -290,10 +277,10 @@ export class SocketConnection implements Connection {
   }
 
   write(data: string | Uint8Array): Promise<void> {
-    if (this.#closed || this.#current().destroyed) {
+    if (this.#closed || this.transportGone) {
       return Promise.reject(new ConnectionClosedError());
     }
-    this.#touch();
+    this.touch();
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     if (this.#deflate) {
       const d = this.#deflate;
@@ -302,10 +289,105 @@ export class SocketConnection implements Connection {
         d.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve());
       });
     }
-    return this.#rawWrite(bytes);
+    return this.transportWrite(bytes);
   }
 
-  #rawWrite(bytes: Uint8Array): Promise<void> {
+  async startCompression(goAhead: string): Promise<void> {
+    await this.transportWrite(encoder.encode(goAhead));
+    const inflate = zlib.createInflateRaw();
+    inflate.on("data", (c: Uint8Array) => this.#append(c));
+    inflate.on("error", (e: Error) => this.finish(e));
+    const pending = this.#chunks.splice(0);
+    this.#buffered = 0;
+    this.#inflate = inflate;
+    for (const c of pending) inflate.write(c);
+    const deflate = zlib.createDeflateRaw({ level: 6 });
+    deflate.on("data", (c: Uint8Array) => {
+      this.transportWrite(c).catch(() => {});
+    });
+    this.#deflate = deflate;
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.#idleTimer);
+    if (this.#closed || this.transportGone) {
+      this.#closed = true;
+      return;
+    }
+    const d = this.#deflate;
+    if (d) await new Promise<void>((resolve) => d.flush(zlib.constants.Z_SYNC_FLUSH, resolve));
+    await this.endTransport();
+    this.#closed = true;
+  }
+
+  /** Drops the connection at once (shutdown, abuse). */
+  destroy(): void {
+    clearTimeout(this.#idleTimer);
+    this.#inflate?.destroy();
+    this.#deflate?.destroy();
+    this.destroyTransport();
+    this.#closed = true;
+    this.finish(null);
+  }
+}
+
+/** A node:net socket, possibly wrapped in TLS (implicitly or by STARTTLS). */
+export class SocketConnection extends BufferedConnection {
+  readonly remoteAddress: string;
+  readonly localPort: number;
+  #socket: Socket;
+  #tlsSocket: TLSSocket | null = null;
+  #options: ConnectionOptions;
+  #onData = (chunk: Uint8Array) => this.received(chunk);
+  #onEnd = () => this.finish(null);
+  #onError = (e: Error) => this.finish(e);
+
+  constructor(socket: Socket, options: ConnectionOptions = {}) {
+    super();
+    this.#socket = socket;
+    this.#options = options;
+    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? "");
+    this.localPort = socket.localPort ?? 0;
+    if (socket instanceof TLSSocket) this.#tlsSocket = socket;
+    this.#attach(socket);
+    socket.on("close", () => {
+      this.markClosed();
+      this.finish(null);
+    });
+  }
+
+  get isTls(): boolean {
+    return this.#tlsSocket !== null;
+  }
+
+  #current(): Socket {
+    return this.#tlsSocket ?? this.#socket;
+  }
+
+  #attach(s: Socket) {
+    s.on("data", this.#onData);
+    s.on("end", this.#onEnd);
+    s.on("error", this.#onError);
+  }
+
+  #detach(s: Socket) {
+    s.removeListener("data", this.#onData);
+    s.removeListener("end", this.#onEnd);
+  }
+
+  protected get transportGone(): boolean {
+    return this.#current().destroyed;
+  }
+
+  protected pauseTransport(): void {
+    this.#current().pause();
+  }
+
+  protected resumeTransport(): void {
+    this.#current().resume();
+  }
+
+  protected transportWrite(bytes: Uint8Array): Promise<void> {
     const s = this.#current();
     return new Promise((resolve, reject) => {
       const ok = s.write(bytes, (err) => {
@@ -342,30 +424,11 @@ export class SocketConnection implements Connection {
       );
     });
     this.#attach(t);
-    this.#touch();
+    this.touch();
   }
 
-  async startCompression(goAhead: string): Promise<void> {
-    await this.#rawWrite(encoder.encode(goAhead));
-    const inflate = zlib.createInflateRaw();
-    inflate.on("data", (c: Uint8Array) => this.#append(c));
-    inflate.on("error", (e: Error) => this.#finish(e));
-    const pending = this.#chunks.splice(0);
-    this.#buffered = 0;
-    this.#inflate = inflate;
-    for (const c of pending) inflate.write(c);
-    const deflate = zlib.createDeflateRaw({ level: 6 });
-    deflate.on("data", (c: Uint8Array) => this.#current().write(c));
-    this.#deflate = deflate;
-  }
-
-  close(): Promise<void> {
-    clearTimeout(this.#idleTimer);
+  protected endTransport(): Promise<void> {
     const s = this.#current();
-    if (this.#closed || s.destroyed) {
-      this.#closed = true;
-      return Promise.resolve();
-    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         s.destroy();
@@ -375,27 +438,17 @@ export class SocketConnection implements Connection {
         clearTimeout(timer);
         resolve();
       });
-      const finish = () => {
-        s.end();
-        if (this.#tlsSocket) this.#socket.end();
-      };
-      if (this.#deflate) this.#deflate.flush(zlib.constants.Z_SYNC_FLUSH, finish);
-      else finish();
+      s.end();
+      if (this.#tlsSocket) this.#socket.end();
     });
   }
 
-  /** Drops the connection at once (shutdown, abuse). */
-  destroy(): void {
-    clearTimeout(this.#idleTimer);
-    this.#inflate?.destroy();
-    this.#deflate?.destroy();
+  protected destroyTransport(): void {
     this.#current().destroy();
     this.#socket.destroy();
-    this.#closed = true;
-    this.#finish(null);
   }
 }
 
-function normalizeAddress(a: string): string {
+export function normalizeAddress(a: string): string {
   return a.startsWith("::ffff:") ? a.slice(7) : a;
 }

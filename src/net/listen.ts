@@ -1,11 +1,16 @@
-// TCP listeners for the line protocols: plain (with optional STARTTLS) or implicit TLS, with
-// per-IP and total connection limits and a graceful, bounded shutdown.
+// TCP listeners for the line protocols: plain (node:net, with optional STARTTLS) or implicit TLS
+// (Deno TLS), with per-IP and total connection limits and a graceful, bounded shutdown.
 
 import net from "node:net";
-import tls from "node:tls";
-import type { SecureContext } from "node:tls";
-import { SocketConnection } from "./connection.ts";
+import nodeTls from "node:tls";
+import { BufferedConnection, SocketConnection } from "./connection.ts";
 import type { Connection } from "./connection.ts";
+import { DenoTlsConnection } from "./deno_connection.ts";
+import type { ServerTls } from "./tls.ts";
+import { setListenerNoDelay } from "./nodelay.ts";
+
+/** A client that connects and never completes its TLS handshake is dropped after this. */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
 
 export type ListenMode = "plain" | "tls";
 
@@ -13,8 +18,8 @@ export interface ListenOptions {
   /** "host:port"; port 0 picks a free one. */
   address: string;
   mode: ListenMode;
-  /** Current certificate; called for every handshake so a reload takes effect at once. */
-  secureContext?: () => SecureContext;
+  /** Current certificate: read for every STARTTLS, and by reloadTls() for implicit TLS. */
+  tls?: () => ServerTls;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
   /** Answer sent before closing a connection over a limit (e.g. "421 4.7.0 Too many connections\r\n"). */
@@ -28,6 +33,8 @@ export interface Listener {
   readonly host: string;
   readonly port: number;
   readonly connectionCount: number;
+  /** Takes up the certificate tls() now returns (implicit TLS; STARTTLS reads it each time). */
+  reloadTls(): Promise<void>;
   /** Stops accepting, asks sessions to finish, and drops those still open after graceMs. */
   close(graceMs?: number): Promise<void>;
 }
@@ -43,27 +50,22 @@ export function parseHostPort(address: string): { host: string; port: number } {
 export async function listen(options: ListenOptions): Promise<Listener> {
   const { host, port } = parseHostPort(options.address);
   const perIp = new Map<string, number>();
-  const open = new Set<SocketConnection>();
+  const open = new Set<BufferedConnection>();
   const sessions = new Set<Promise<void>>();
   const abort = new AbortController();
   const maxTotal = options.maxConnections ?? 10000;
   const maxPerIp = options.maxConnectionsPerIp ?? 200;
 
-  const handle = (socket: net.Socket) => {
-    const ip = socket.remoteAddress ?? "";
-    const count = perIp.get(ip) ?? 0;
-    if (abort.signal.aborted || open.size >= maxTotal || count >= maxPerIp) {
-      socket.on("error", () => {});
-      if (options.overLimitReply) socket.end(options.overLimitReply);
-      else socket.destroy();
-      return;
-    }
-    perIp.set(ip, count + 1);
-    socket.setNoDelay(true);
-    const conn = new SocketConnection(socket, { secureContext: options.secureContext });
+  const overLimit = (ip: string) =>
+    abort.signal.aborted || open.size >= maxTotal || (perIp.get(ip) ?? 0) >= maxPerIp;
+
+  const serve = (conn: BufferedConnection, ready?: () => Promise<void>) => {
+    const ip = conn.remoteAddress;
+    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
     open.add(conn);
     const session = (async () => {
       try {
+        await ready?.();
         await options.onConnection(conn, abort.signal);
       } catch (err) {
         options.onError?.(err, conn);
@@ -79,35 +81,44 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     session.finally(() => sessions.delete(session));
   };
 
-  let server: net.Server;
+  const onSocket = (socket: net.Socket) => {
+    if (overLimit(normalizeIp(socket.remoteAddress ?? ""))) {
+      socket.on("error", () => {});
+      if (options.overLimitReply) socket.end(options.overLimitReply);
+      else socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    const tls = options.tls;
+    serve(new SocketConnection(socket, { secureContext: tls && (() => tls().context) }));
+  };
+  let server: NativeListener | null = null;
   if (options.mode === "tls") {
-    const getCtx = options.secureContext;
-    if (!getCtx) throw new Error(`Cannot listen on "${options.address}": TLS needs a certificate`);
-    server = tls.createServer({
-      SNICallback: (_name, cb) => cb(null, getCtx()),
-      secureContext: getCtx(),
-    } as tls.TlsOptions, handle);
-    server.on("tlsClientError", () => {});
-  } else {
-    server = net.createServer(handle);
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host, port, backlog: 4096 }, () => {
-      server.removeListener("error", reject);
-      resolve();
+    const getTls = options.tls;
+    if (!getTls) throw new Error(`Cannot listen on "${options.address}": TLS needs a certificate`);
+    server = await listenDenoTls(host, port, getTls, (tcp) => {
+      const conn = new DenoTlsConnection(tcp);
+      if (overLimit(conn.remoteAddress)) {
+        refuse(conn, options.overLimitReply);
+        return;
+      }
+      serve(conn, () => conn.handshake(HANDSHAKE_TIMEOUT_MS));
     });
-  });
-  const addr = server.address() as net.AddressInfo;
+    // Without TCP_NODELAY, node:tls (heavier per connection, but it sets the option per socket).
+    server ??= await listenNode(host, port, onSocket, getTls);
+  } else {
+    server = await listenNode(host, port, onSocket);
+  }
 
   return {
     host,
-    port: addr.port,
+    port: server.port,
     get connectionCount() {
       return open.size;
     },
+    reloadTls: () => server.reloadTls(),
     async close(graceMs = 5000) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = server.close();
       abort.abort();
       if (sessions.size > 0) {
         let timer: ReturnType<typeof setTimeout> | undefined;
@@ -120,6 +131,156 @@ export async function listen(options: ListenOptions): Promise<Listener> {
         await Promise.allSettled([...sessions]);
       }
       await closed;
+    },
+  };
+}
+
+function normalizeIp(a: string): string {
+  return a.startsWith("::ffff:") ? a.slice(7) : a;
+}
+
+/** Over a limit: the reply (after the handshake, bounded in time), then close. */
+function refuse(conn: DenoTlsConnection, reply?: string) {
+  (async () => {
+    try {
+      if (reply) {
+        await conn.handshake(5000);
+        await conn.write(reply);
+      }
+    } catch {
+      // the client went away
+    } finally {
+      conn.destroy();
+    }
+  })();
+}
+
+interface NativeListener {
+  port: number;
+  close(): Promise<void>;
+  reloadTls(): Promise<void>;
+}
+
+/** node:net, or node:tls when getTls is given (its certificate is read at every handshake). */
+async function listenNode(
+  host: string,
+  port: number,
+  onSocket: (s: net.Socket) => void,
+  getTls?: () => ServerTls,
+): Promise<NativeListener> {
+  let server: net.Server;
+  if (getTls) {
+    server = nodeTls.createServer({
+      SNICallback: (_name, cb) => cb(null, getTls().context),
+      secureContext: getTls().context,
+    } as nodeTls.TlsOptions, onSocket);
+    server.on("tlsClientError", () => {});
+  } else {
+    server = net.createServer(onSocket);
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host, port, backlog: 4096 }, () => {
+      server.removeListener("error", reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    reloadTls: () => Promise.resolve(),
+  };
+}
+
+/**
+ * Deno's TLS listener holds one certificate: a reload replaces the listener (same port; open
+ * connections stay). Connections arriving in the instant between the two are refused by the
+ * kernel and retried by the client. Null when TCP_NODELAY cannot be set (see nodelay.ts).
+ */
+// deno-lint-ignore require-await
+async function listenDenoTls(
+  host: string,
+  port: number,
+  getTls: () => ServerTls,
+  onConn: (c: Deno.TlsConn) => void,
+): Promise<NativeListener | null> {
+  let current = getTls();
+  const bind = (p: number, t: ServerTls) =>
+    Deno.listenTls({ hostname: host, port: p, cert: t.certPem, key: t.keyPem });
+  let listener = bind(port, current);
+  const boundPort = (listener.addr as Deno.NetAddr).port;
+  if (!setListenerNoDelay(boundPort)) {
+    listener.close();
+    return null;
+  }
+  let closing = false;
+  const loops = new Map<Deno.TlsListener, Promise<void>>();
+  const acceptLoop = (l: Deno.TlsListener) => {
+    const loop = (async () => {
+      while (true) {
+        let c: Deno.TlsConn;
+        try {
+          c = await l.accept();
+        } catch (err) {
+          if (l !== listener || closing || err instanceof Deno.errors.BadResource) return;
+          // EMFILE and the like: wait a little rather than spin.
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        onConn(c);
+      }
+    })();
+    loops.set(l, loop);
+    loop.finally(() => loops.delete(l));
+  };
+  // The port is free only once the old listener's pending accept has been cancelled.
+  const rebind = async (t: ServerTls) => {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return bind(boundPort, t);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AddrInUse) || attempt >= 40) throw err;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+  };
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = async () => {
+    const next = getTls();
+    if (closing || next === current) return;
+    const old = listener;
+    old.close();
+    await loops.get(old);
+    try {
+      listener = await rebind(next);
+      current = next;
+      setListenerNoDelay(boundPort);
+    } catch (err) {
+      // Keep serving the certificate that worked.
+      listener = await rebind(current);
+      setListenerNoDelay(boundPort);
+      throw err;
+    } finally {
+      acceptLoop(listener);
+    }
+  };
+  acceptLoop(listener);
+  return {
+    port: boundPort,
+    reloadTls() {
+      const r = reloading.then(reload);
+      reloading = r.catch(() => {});
+      return r;
+    },
+    async close() {
+      closing = true;
+      await reloading;
+      try {
+        listener.close();
+      } catch {
+        // already closed
+      }
+      await Promise.allSettled([...loops.values()]);
     },
   };
 }

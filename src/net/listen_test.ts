@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { listen } from "./listen.ts";
-import { createSecureContext, generateSelfSigned } from "./tls.ts";
+import { generateSelfSigned, serverTls } from "./tls.ts";
 import { LineTooLongError } from "./connection.ts";
 import type { Connection } from "./connection.ts";
 
 const material = await generateSelfSigned(["localhost", "127.0.0.1"]);
-const ctx = createSecureContext(material);
+const tls = serverTls(material);
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 
@@ -54,7 +54,7 @@ Deno.test("listen() serves plain lines and upgrades with STARTTLS (Deno client)"
   const l = await listen({
     address: "127.0.0.1:0",
     mode: "plain",
-    secureContext: () => ctx,
+    tls: () => tls,
     onConnection: session,
   });
   try {
@@ -78,7 +78,7 @@ Deno.test("listen() refuses bytes pipelined after STARTTLS", async () => {
   const l = await listen({
     address: "127.0.0.1:0",
     mode: "plain",
-    secureContext: () => ctx,
+    tls: () => tls,
     onConnection: session,
   });
   try {
@@ -96,7 +96,7 @@ Deno.test("listen() serves implicit TLS and rejects over-long lines", async () =
   const l = await listen({
     address: "127.0.0.1:0",
     mode: "tls",
-    secureContext: () => ctx,
+    tls: () => tls,
     onConnection: session,
   });
   try {
@@ -152,7 +152,7 @@ Deno.test("STARTTLS works with openssl s_client", { ignore: !(await hasOpenssl()
   const l = await listen({
     address: "127.0.0.1:0",
     mode: "plain",
-    secureContext: () => ctx,
+    tls: () => tls,
     onConnection: smtpLike,
   });
   const dir = await Deno.makeTempDir();
@@ -197,3 +197,176 @@ async function hasOpenssl() {
     return false;
   }
 }
+
+Deno.test("implicit TLS: limits per address answer over TLS; a silent client blocks no one", async () => {
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "tls",
+    tls: () => tls,
+    maxConnectionsPerIp: 2,
+    overLimitReply: "421 too many\r\n",
+    onConnection: session,
+  });
+  const opts = { hostname: "localhost", port: l.port, caCerts: [material.caPem!] };
+  try {
+    // A TCP client that never starts its handshake holds one slot and nothing else.
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+    const a = await Deno.connectTls(opts);
+    assert.match(await readUntil(a, "ready\r\n"), /ready/);
+    const b = await Deno.connectTls(opts);
+    assert.equal(await readUntil(b, "\r\n"), "421 too many\r\n");
+    silent.close();
+    b.close();
+    await a.write(enc.encode("QUIT\r\n"));
+    assert.equal(await readUntil(a, "BYE\r\n"), "BYE\r\n");
+    a.close();
+  } finally {
+    await l.close();
+  }
+});
+
+Deno.test("implicit TLS: reloadTls serves the new certificate; open connections go on", async () => {
+  const second = await generateSelfSigned(["localhost", "127.0.0.1"]);
+  let current = tls;
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "tls",
+    tls: () => current,
+    onConnection: session,
+  });
+  try {
+    const before = await Deno.connectTls({
+      hostname: "localhost",
+      port: l.port,
+      caCerts: [material.caPem!],
+    });
+    await readUntil(before, "ready\r\n");
+    current = serverTls(second);
+    await l.reloadTls();
+    const after = await Deno.connectTls({
+      hostname: "localhost",
+      port: l.port,
+      caCerts: [second.caPem!],
+    });
+    assert.match(await readUntil(after, "ready\r\n"), /ready/);
+    await assert.rejects(async () => {
+      const old = await Deno.connectTls({
+        hostname: "localhost",
+        port: l.port,
+        caCerts: [material.caPem!],
+      });
+      try {
+        await old.handshake();
+      } finally {
+        old.close();
+      }
+    }, /certificate|UnknownIssuer|invalid peer/i);
+    await before.write(enc.encode("still here\r\n"));
+    assert.equal(await readUntil(before, "\r\n"), "ECHO still here\r\n");
+    before.close();
+    after.close();
+  } finally {
+    await l.close();
+  }
+});
+
+Deno.test("implicit TLS: large uploads arrive whole, in order, with output interleaved", async () => {
+  const sizes: number[] = [];
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "tls",
+    tls: () => tls,
+    async onConnection(conn) {
+      for (let i = 0; i < 3; i++) {
+        const body = await conn.readExact(300_000);
+        if (!body) return;
+        sizes.push(body.length);
+        assert.ok(body.every((b, j) => b === (j + i) % 251), `upload ${i} intact`);
+        await conn.write(`got ${i}\r\n`);
+      }
+    },
+  });
+  try {
+    const c = await Deno.connectTls({
+      hostname: "localhost",
+      port: l.port,
+      caCerts: [material.caPem!],
+    });
+    for (let i = 0; i < 3; i++) {
+      const body = new Uint8Array(300_000).map((_, j) => (j + i) % 251);
+      let off = 0;
+      while (off < body.length) off += await c.write(body.subarray(off));
+      assert.equal(await readUntil(c, "\r\n"), `got ${i}\r\n`);
+    }
+    c.close();
+    assert.deepEqual(sizes, [300_000, 300_000, 300_000]);
+  } finally {
+    await l.close();
+  }
+});
+
+/** TCP_NODELAY of this process's established sockets whose local port is `port`. */
+function acceptedNoDelay(port: number): number[] {
+  const libc = Deno.dlopen("libc.so.6", {
+    getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  });
+  try {
+    const inodes = new Set<string>();
+    for (const line of Deno.readTextFileSync("/proc/self/net/tcp").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length >= 10 && f[3] === "01" && parseInt(f[1].split(":")[1], 16) === port) {
+        inodes.add(f[9]);
+      }
+    }
+    const values: number[] = [];
+    for (const e of Deno.readDirSync("/proc/self/fd")) {
+      let link = "";
+      try {
+        link = Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+      } catch {
+        continue; // the directory listing's own descriptor
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (!m || !inodes.has(m[1])) continue;
+      const value = new Int32Array(1), len = new Uint32Array([4]);
+      const rc = libc.symbols.getsockopt(
+        Number(e.name),
+        6,
+        1,
+        new Uint8Array(value.buffer),
+        new Uint8Array(len.buffer),
+      );
+      if (rc === 0) values.push(value[0]);
+    }
+    return values;
+  } finally {
+    libc.close();
+  }
+}
+
+Deno.test({
+  name: "implicit TLS: accepted connections have TCP_NODELAY (no 40 ms Nagle stalls)",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const l = await listen({
+      address: "127.0.0.1:0",
+      mode: "tls",
+      tls: () => tls,
+      onConnection: session,
+    });
+    try {
+      const c = await Deno.connectTls({
+        hostname: "localhost",
+        port: l.port,
+        caCerts: [material.caPem!],
+      });
+      await readUntil(c, "ready\r\n");
+      const values = acceptedNoDelay(l.port);
+      assert.equal(values.length, 1, "one accepted socket");
+      assert.notEqual(values[0], 0, "TCP_NODELAY is set");
+      c.close();
+    } finally {
+      await l.close();
+    }
+  },
+});

@@ -4,6 +4,7 @@ export {
   LineTooLongError,
   SocketConnection,
 } from "./connection.ts";
+export { DenoTlsConnection } from "./deno_connection.ts";
 export type { Connection } from "./connection.ts";
 export { listen, parseHostPort } from "./listen.ts";
 export type { Listener, ListenMode, ListenOptions } from "./listen.ts";
@@ -12,5 +13,6 @@ export {
   describeCertificate,
   generateSelfSigned,
   loadTlsMaterial,
+  serverTls,
 } from "./tls.ts";
-export type { CertificateInfo, TlsMaterial } from "./tls.ts";
+export type { CertificateInfo, ServerTls, TlsMaterial } from "./tls.ts";

@@ -137,8 +137,19 @@ export async function loadTlsMaterial(options: {
   return m;
 }
 
+/** A certificate in the two forms the listeners take: PEM (Deno TLS) and a node:tls context. */
+export interface ServerTls {
+  certPem: string;
+  keyPem: string;
+  context: tls.SecureContext;
+}
+
 export function createSecureContext(m: TlsMaterial): tls.SecureContext {
   return tls.createSecureContext({ cert: m.certPem, key: m.keyPem, minVersion: "TLSv1.2" });
+}
+
+export function serverTls(m: TlsMaterial): ServerTls {
+  return { certPem: m.certPem, keyPem: m.keyPem, context: createSecureContext(m) };
 }
 
 export function describeCertificate(certPem: string): CertificateInfo {

@@ -1,8 +1,7 @@
 // SMTP listeners: "inbound" (25, STARTTLS offered, no AUTH) and "submission" (587 STARTTLS /
 // 465 implicit TLS, AUTH required). Each accepted connection runs one SmtpSession.
 
-import type { SecureContext } from "node:tls";
-import { listen, type Listener } from "../net/mod.ts";
+import { listen, type Listener, type ServerTls } from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { SmtpBackend, SmtpSessionHooks } from "./backend.ts";
 import { SmtpSession } from "./session.ts";
@@ -11,7 +10,7 @@ export interface SmtpServerOptions {
   address: string;
   mode: "submission" | "inbound";
   implicitTls: boolean;
-  secureContext?: () => SecureContext;
+  tls?: () => ServerTls;
   hostname: string;
   maxMessageBytes: number;
   maxRecipients: number;
@@ -28,7 +27,7 @@ export function startSmtpServer(options: SmtpServerOptions): Promise<Listener> {
   return listen({
     address: options.address,
     mode: options.implicitTls ? "tls" : "plain",
-    secureContext: options.secureContext,
+    tls: options.tls,
     maxConnections: options.maxConnections,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
     overLimitReply: `421 4.7.0 ${options.hostname} Too many connections, try again later\r\n`,
@@ -40,7 +39,7 @@ export function startSmtpServer(options: SmtpServerOptions): Promise<Listener> {
           hostname: options.hostname,
           maxMessageBytes: options.maxMessageBytes,
           maxRecipients: options.maxRecipients,
-          startTlsAvailable: !conn.isTls && options.secureContext !== undefined,
+          startTlsAvailable: !conn.isTls && options.tls !== undefined,
           commandTimeoutMs: options.commandTimeoutMs,
           dataTimeoutMs: options.dataTimeoutMs,
           log: options.log,
