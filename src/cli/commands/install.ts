@@ -41,6 +41,8 @@ Restart=on-failure
 RestartSec=2s
 TimeoutStopSec=30s
 LimitNOFILE=65536
+# Fewer malloc arenas: with 10 000 idle IMAP connections, 337 MB RSS instead of 390 MB.
+Environment=MALLOC_ARENA_MAX=2
 AmbientCapabilities=CAP_NET_BIND_SERVICE
 CapabilityBoundingSet=CAP_NET_BIND_SERVICE
 NoNewPrivileges=yes
