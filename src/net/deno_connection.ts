@@ -8,6 +8,10 @@ import { BufferedConnection, ConnectionClosedError, normalizeAddress } from "./c
 const SMALL_READ = 1024;
 const LARGE_READ = 64 * 1024;
 const END_GRACE_MS = 2000;
+/** Output queued beyond this makes write() wait (back-pressure); below it write() returns at once. */
+const WRITE_HIGH_WATER = 256 * 1024;
+/** Small pieces queued behind a write in flight go out together, up to this size. */
+const COALESCE_BYTES = 64 * 1024;
 
 export class DenoTlsConnection extends BufferedConnection {
   readonly remoteAddress: string;
@@ -17,7 +21,11 @@ export class DenoTlsConnection extends BufferedConnection {
   #gone = false;
   #paused = false;
   #resume: (() => void) | null = null;
-  #writing: Promise<void> = Promise.resolve();
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #flushing: Promise<void> | null = null;
+  #writeError: Error | null = null;
+  #drained: { resolve(): void; reject(e: Error): void }[] = [];
   #inputEnded: Promise<void>;
 
   constructor(conn: Deno.TlsConn) {
@@ -61,16 +69,66 @@ export class DenoTlsConnection extends BufferedConnection {
     r?.();
   }
 
-  /** Writes in order (IDLE updates may race command responses), each write complete. */
+  /**
+   * Queues bytes in order (IDLE updates may race command responses) and resolves at once while
+   * little is queued, as a socket would; pieces that queue up behind a write in flight leave
+   * together, in one TLS record and one system call.
+   */
   protected transportWrite(bytes: Uint8Array): Promise<void> {
-    const next = this.#writing.then(async () => {
-      if (this.#gone) throw new ConnectionClosedError();
-      let off = 0;
-      while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
-      this.touch();
-    });
-    this.#writing = next.catch(() => {});
-    return next;
+    if (this.#writeError || this.#gone) {
+      return Promise.reject(this.#writeError ?? new ConnectionClosedError());
+    }
+    this.#queue.push(bytes);
+    this.#queued += bytes.length;
+    this.#flushing ??= this.#flush();
+    if (this.#queued <= WRITE_HIGH_WATER) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#drained.push({ resolve, reject }));
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const chunk = this.#nextChunk();
+        let off = 0;
+        while (off < chunk.length) off += await this.#conn.write(chunk.subarray(off));
+        this.#queued -= chunk.length;
+        this.touch();
+        if (this.#queued <= WRITE_HIGH_WATER) {
+          for (const w of this.#drained.splice(0)) w.resolve();
+        }
+      }
+    } catch (err) {
+      this.#writeError = this.#gone ? new ConnectionClosedError() : err as Error;
+      this.#queue = [];
+      this.#queued = 0;
+      for (const w of this.#drained.splice(0)) w.reject(this.#writeError);
+    } finally {
+      this.#flushing = null;
+    }
+  }
+
+  /** The first queued piece, joined with the small ones behind it. */
+  #nextChunk(): Uint8Array {
+    const first = this.#queue.shift()!;
+    if (first.length >= COALESCE_BYTES / 4 || this.#queue.length === 0) return first;
+    let n = first.length, k = 0;
+    while (k < this.#queue.length && n + this.#queue[k].length <= COALESCE_BYTES) {
+      n += this.#queue[k++].length;
+    }
+    if (k === 0) return first;
+    const out = new Uint8Array(n);
+    out.set(first, 0);
+    let off = first.length;
+    for (const piece of this.#queue.splice(0, k)) {
+      out.set(piece, off);
+      off += piece.length;
+    }
+    return out;
+  }
+
+  /** Resolves once everything queued so far has been written (or writing failed). */
+  async #allWritten(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
   }
 
   startTls(): Promise<void> {
@@ -103,7 +161,7 @@ export class DenoTlsConnection extends BufferedConnection {
       r,
     ) => (timer = setTimeout(() => r("late"), END_GRACE_MS)));
     try {
-      if (await Promise.race([this.#writing, deadline]) === "late" || this.#gone) return;
+      if (await Promise.race([this.#allWritten(), deadline]) === "late" || this.#gone) return;
       await this.#conn.closeWrite();
       await Promise.race([this.#inputEnded, deadline]);
     } catch {

@@ -370,3 +370,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test("implicit TLS: thousands of small writes arrive complete and in order", async () => {
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "tls",
+    tls: () => tls,
+    async onConnection(conn) {
+      // Not awaited one by one: they queue behind the write in flight and leave together.
+      const writes = [];
+      for (let i = 0; i < 5000; i++) writes.push(conn.write(`* ${i} EXISTS\r\n`));
+      writes.push(conn.write("a OK done\r\n"));
+      await Promise.all(writes);
+    },
+  });
+  try {
+    const c = await Deno.connectTls({
+      hostname: "localhost",
+      port: l.port,
+      caCerts: [material.caPem!],
+    });
+    const got = await readUntil(c, "a OK done\r\n");
+    const lines = got.split("\r\n").filter(Boolean);
+    assert.equal(lines.length, 5001);
+    lines.slice(0, 5000).forEach((line, i) => assert.equal(line, `* ${i} EXISTS`));
+    c.close();
+  } finally {
+    await l.close();
+  }
+});
