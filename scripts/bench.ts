@@ -13,6 +13,7 @@
 // removed at the end, also on Ctrl-C.
 
 import { parseArgs } from "node:util";
+import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { Imap } from "./bench/clients.ts";
 import { messageTemplate } from "./bench/messages.ts";
 import type { MessageTemplate } from "./bench/messages.ts";
@@ -60,7 +61,7 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,submit,latency,idle,fetch]\n" +
+      "                       [--only start,submit,latency,idle,fetch,deltachat]\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -69,7 +70,7 @@ if (flags.help) {
 }
 
 const quick = flags.quick!;
-const SCENARIOS = ["start", "submit", "latency", "idle", "fetch"];
+const SCENARIOS = ["start", "submit", "latency", "idle", "fetch", "deltachat"];
 const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
@@ -91,6 +92,7 @@ const opts = {
   fetch100kMessages: quick ? 100 : 500,
   fetchRuns: 5,
   restarts: quick ? 1 : 3,
+  deltachatMessages: quick ? 4 : 10,
   only: SCENARIOS.filter((x) => only.has(x)),
 };
 
@@ -180,6 +182,7 @@ interface Raw {
   idle?: IdleResult;
   fetch2k?: FetchResult;
   fetch100k?: FetchResult;
+  deltachat?: DeltaChatResult;
   [k: string]: unknown;
 }
 
@@ -251,6 +254,8 @@ async function main() {
   if (only.has("idle")) await idleRuns(targets, tpl2k, ref, notes);
   // 4. FETCH throughput
   if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
+  // 6. the real Delta Chat core
+  if (only.has("deltachat")) await deltachatRuns(targets, notes);
 
   for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
   const labels: Record<string, string> = {
@@ -489,6 +494,22 @@ async function fetchRuns(targets: Targets, tpl2k: MessageTemplate, tpl100k: Mess
         } MB in ${f.fetchSeconds.toFixed(3)} s = ${f.mbPerSec.toFixed(1)} MB/s`,
       );
     }
+  }
+}
+
+async function deltachatRuns(targets: Targets, notes: string[]) {
+  for (const [t, v, r] of targets) {
+    log(`${t.label}: Delta Chat core, Secure-Join then ${opts.deltachatMessages} messages A → B`);
+    const d = await deltachatLatency(t, {
+      messages: opts.deltachatMessages,
+      log: (m) => log(`  ${m}`),
+    });
+    r.deltachat = d;
+    v.dc_securejoin_ms = d.secureJoinMs;
+    v.dc_p50_ms = d.p50Ms;
+    v.dc_p90_ms = d.p90Ms;
+    log(`  send → receive p50 ${d.p50Ms.toFixed(0)} ms, p90 ${d.p90Ms.toFixed(0)} ms`);
+    if (d.firstError) notes.push(`${t.label} deltachat: ${d.firstError}`);
   }
 }
 

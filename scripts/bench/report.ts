@@ -195,6 +195,27 @@ export const METRICS: MetricDef[] = [
     digits: 0,
   },
   {
+    id: "dc_securejoin_ms",
+    label: "Delta Chat: Secure-Join (ms)",
+    better: "lower",
+    digits: 0,
+    floor: 50,
+  },
+  {
+    id: "dc_p50_ms",
+    label: "Delta Chat: send → receive p50 (ms)",
+    better: "lower",
+    digits: 0,
+    floor: 10,
+  },
+  {
+    id: "dc_p90_ms",
+    label: "Delta Chat: send → receive p90 (ms)",
+    better: "lower",
+    digits: 0,
+    floor: 10,
+  },
+  {
     id: "final_rss_mb",
     label: "memory after the run, RSS (MB)",
     better: "lower",
