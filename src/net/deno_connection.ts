@@ -1,8 +1,10 @@
 // The implicit-TLS transport (imaps 993, submissions 465): a Deno TLS connection read with a small
-// buffer while idle. Measured here with 5 000 idle connections: about 15 KB of RSS each, against
-// 26 KB for a node:tls socket, whose stream and handle objects alone take 5 KB of JS heap.
+// buffer while idle. A bare echo server with 5 000 idle connections measured here: about 15 KB of
+// RSS each, against 26 KB for node:tls, whose stream and handle objects alone take 5 KB of JS
+// heap. With tern's IMAP sessions: 10 000 idle connections 439 MB RSS instead of 743 MB.
 
 import { BufferedConnection, ConnectionClosedError, normalizeAddress } from "./connection.ts";
+import { shutdownConnection } from "./linux_socket.ts";
 
 /** Read buffer while idle; grows while reads fill it (uploads), shrinks back after. */
 const SMALL_READ = 1024;
@@ -18,6 +20,8 @@ export class DenoTlsConnection extends BufferedConnection {
   readonly localPort: number;
   readonly isTls = true;
   #conn: Deno.TlsConn;
+  #remotePort: number;
+  #secured = false;
   #gone = false;
   #paused = false;
   #resume: (() => void) | null = null;
@@ -33,6 +37,7 @@ export class DenoTlsConnection extends BufferedConnection {
     this.#conn = conn;
     const remote = conn.remoteAddr as Deno.NetAddr;
     this.remoteAddress = normalizeAddress(remote.hostname);
+    this.#remotePort = remote.port;
     this.localPort = (conn.localAddr as Deno.NetAddr).port;
     this.#inputEnded = this.#pump();
   }
@@ -44,6 +49,7 @@ export class DenoTlsConnection extends BufferedConnection {
         if (this.#paused) await new Promise<void>((r) => (this.#resume = r));
         const n = await this.#conn.read(buf);
         if (n === null) break;
+        this.#secured = true;
         this.received(buf.slice(0, n));
         if (n === buf.length && buf.length < LARGE_READ) buf = new Uint8Array(LARGE_READ);
         else if (n < SMALL_READ && buf.length > SMALL_READ) buf = new Uint8Array(SMALL_READ);
@@ -138,13 +144,17 @@ export class DenoTlsConnection extends BufferedConnection {
   /** Handshake with a deadline, before the session writes its greeting. */
   async handshake(timeoutMs: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const done = this.#conn.handshake();
+    // After a timeout the connection is closed and the handshake fails later: not unhandled.
+    done.catch(() => {});
     try {
       await Promise.race([
-        this.#conn.handshake(),
+        done,
         new Promise((_, reject) =>
           timer = setTimeout(() => reject(new Error("TLS handshake timed out")), timeoutMs)
         ),
       ]);
+      this.#secured = true;
     } finally {
       clearTimeout(timer);
     }
@@ -157,12 +167,16 @@ export class DenoTlsConnection extends BufferedConnection {
    */
   protected async endTransport(): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<"late">((
-      r,
-    ) => (timer = setTimeout(() => r("late"), END_GRACE_MS)));
+    const late = (resolve: (v: "late") => void) => {
+      timer = setTimeout(() => resolve("late"), END_GRACE_MS);
+    };
+    const deadline = new Promise<"late">(late);
     try {
       if (await Promise.race([this.#allWritten(), deadline]) === "late" || this.#gone) return;
-      await this.#conn.closeWrite();
+      // closeWrite waits for a handshake that may never come: bounded like the rest.
+      const closed = this.#conn.closeWrite();
+      closed.catch(() => {});
+      if (await Promise.race([closed, deadline]) === "late") return;
       await Promise.race([this.#inputEnded, deadline]);
     } catch {
       // already reset by the peer
@@ -176,6 +190,8 @@ export class DenoTlsConnection extends BufferedConnection {
     if (this.#gone) return;
     this.#gone = true;
     this.resumeTransport();
+    // Closing waits for a handshake that may never come (see linux_socket.ts): end it first.
+    if (!this.#secured) shutdownConnection(this.localPort, this.remoteAddress, this.#remotePort);
     try {
       this.#conn.close();
     } catch {

@@ -7,10 +7,7 @@ import { BufferedConnection, SocketConnection } from "./connection.ts";
 import type { Connection } from "./connection.ts";
 import { DenoTlsConnection } from "./deno_connection.ts";
 import type { ServerTls } from "./tls.ts";
-import { setListenerNoDelay } from "./nodelay.ts";
-
-/** A client that connects and never completes its TLS handshake is dropped after this. */
-const HANDSHAKE_TIMEOUT_MS = 30_000;
+import { setListenerNoDelay } from "./linux_socket.ts";
 
 export type ListenMode = "plain" | "tls";
 
@@ -22,6 +19,8 @@ export interface ListenOptions {
   tls?: () => ServerTls;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
+  /** Implicit TLS: a client that has not completed its handshake by then is dropped. */
+  handshakeTimeoutMs?: number;
   /** Answer sent before closing a connection over a limit (e.g. "421 4.7.0 Too many connections\r\n"). */
   overLimitReply?: string;
   /** Runs one session; the signal aborts on shutdown. */
@@ -65,7 +64,12 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     open.add(conn);
     const session = (async () => {
       try {
-        await ready?.();
+        try {
+          await ready?.();
+        } catch (err) {
+          conn.destroy(); // no handshake: nothing to end gracefully
+          throw err;
+        }
         await options.onConnection(conn, abort.signal);
       } catch (err) {
         options.onError?.(err, conn);
@@ -102,7 +106,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
         refuse(conn, options.overLimitReply);
         return;
       }
-      serve(conn, () => conn.handshake(HANDSHAKE_TIMEOUT_MS));
+      serve(conn, () => conn.handshake(options.handshakeTimeoutMs ?? 30_000));
     });
     // Without TCP_NODELAY, node:tls (heavier per connection, but it sets the option per socket).
     server ??= await listenNode(host, port, onSocket, getTls);
@@ -195,7 +199,7 @@ async function listenNode(
 /**
  * Deno's TLS listener holds one certificate: a reload replaces the listener (same port; open
  * connections stay). Connections arriving in the instant between the two are refused by the
- * kernel and retried by the client. Null when TCP_NODELAY cannot be set (see nodelay.ts).
+ * kernel and retried by the client. Null when TCP_NODELAY cannot be set (see linux_socket.ts).
  */
 // deno-lint-ignore require-await
 async function listenDenoTls(

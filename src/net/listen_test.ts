@@ -399,3 +399,31 @@ Deno.test("implicit TLS: thousands of small writes arrive complete and in order"
     await l.close();
   }
 });
+
+Deno.test("implicit TLS: a client that never completes its handshake is dropped", async () => {
+  const errors: string[] = [];
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "tls",
+    tls: () => tls,
+    handshakeTimeoutMs: 200,
+    onConnection: session,
+    onError: (err) => errors.push(String(err)),
+  });
+  try {
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+    // The server closes it: the read ends (Deno alone would keep it open until the client acts).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const n = await Promise.race([
+      silent.read(new Uint8Array(16)).catch(() => null),
+      new Promise((r) => (timer = setTimeout(() => r("still open after 5 s"), 5000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(n, null);
+    silent.close();
+    while (l.connectionCount > 0) await new Promise((r) => setTimeout(r, 20));
+    assert.match(errors.join("\n"), /handshake timed out/);
+  } finally {
+    await l.close();
+  }
+});
