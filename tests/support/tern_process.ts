@@ -1,12 +1,19 @@
 // A real tern process (`tern serve`) on ephemeral loopback ports with a fresh data directory,
-// for end-to-end tests with real clients.
+// for end-to-end tests with real clients, and (with logging off) for the benchmark and soak.
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const dec = new TextDecoder();
 
 export interface TernProcess {
   domain: string;
+  /** The run's directory (tern.toml, data/). */
+  dir: string;
   dataDir: string;
+  /** The generated CA of the self-signed certificate ("" with other certificates). */
+  caPem: string;
+  /** performance.now() at spawn, and ms from spawn to the "tern ready" line. */
+  spawnedAt: number;
+  readyMs: number;
   /** Listener name → "host:port". */
   listen: Record<string, string>;
   port(name: string): number;
@@ -20,7 +27,13 @@ export interface TernProcess {
 
 export async function startTern(
   extraToml = "",
-  options: { ip?: string; listen?: Record<string, string>; dir?: string } = {},
+  options: {
+    ip?: string;
+    listen?: Record<string, string>;
+    dir?: string;
+    /** Log level (default "debug"; the benchmark uses "off"). */
+    log?: string;
+  } = {},
 ): Promise<TernProcess> {
   // A given dir is reused (restarts); it is then the caller's to remove.
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "tern-e2e-" });
@@ -29,17 +42,19 @@ export async function startTern(
   const toml = [
     `domain = "${ip}"`,
     `data_dir = "${dir}/data"`,
-    'log = "debug"',
+    `log = "${options.log ?? "debug"}"`,
     extraToml,
     "[listen]",
     ...listeners.map((l) => `${l} = "${options.listen?.[l] ?? `${ip}:0`}"`),
     'metrics = ""',
   ].join("\n");
   await Deno.writeTextFile(`${dir}/tern.toml`, toml);
+  const spawnedAt = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "main.ts", "serve", "--config", `${dir}/tern.toml`, "--no-banner"],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
+    stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -58,6 +73,7 @@ export async function startTern(
     const m = /^tern ready (\{.*\})$/m.exec(out);
     if (m) ready = JSON.parse(m[1]);
   }
+  const readyMs = performance.now() - spawnedAt;
   clearTimeout(timer);
   // Keep draining stdout so the process never blocks on a full pipe.
   const outDone = (async () => {
@@ -71,11 +87,17 @@ export async function startTern(
     throw new Error(`tern did not start:\n${out}\n${errText}`);
   }
   const r = ready;
+  const caPem = await Deno.readTextFile(`${dir}/data/tls/selfsigned-ca.pem`).catch(() => "");
+  let stopped = false;
   return {
     kill: () => child.kill("SIGKILL"),
     pid: child.pid,
     domain: r.domain,
+    dir,
     dataDir: `${dir}/data`,
+    caPem,
+    spawnedAt,
+    readyMs,
     listen: r.listen,
     port(name) {
       const a = r.listen[name];
@@ -84,6 +106,8 @@ export async function startTern(
     },
     stderr: () => errText,
     async stop() {
+      if (stopped) return;
+      stopped = true;
       try {
         child.kill("SIGTERM");
       } catch {
