@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { createAccount, withRelay } from "./support/relay.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
@@ -131,4 +132,64 @@ Deno.test("slow clients (slowloris) are bounded per address; others are served a
       }
     }
   }, { overrides: { max_connections_per_ip: 10 } });
+});
+
+/** The first line a TLS client connecting from `localAddress` gets from `port`. */
+function tlsFirstLine(port: number, localAddress: string, caPem: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const raw = net.connect({ host: "127.0.0.1", port, localAddress });
+    raw.on("error", reject);
+    const socket = tls.connect({
+      socket: raw,
+      ca: caPem,
+      servername: "localhost",
+      checkServerIdentity: () => undefined,
+    });
+    let buf = "";
+    socket.on("data", (d: Uint8Array) => {
+      buf += new TextDecoder().decode(d);
+      const i = buf.indexOf("\r\n");
+      if (i >= 0) {
+        socket.destroy();
+        resolve(buf.slice(0, i));
+      }
+    });
+    socket.on("error", reject);
+    socket.on("close", () => resolve(buf));
+  });
+}
+
+Deno.test("implicit TLS: clients that never start TLS are bounded per address, then dropped", async () => {
+  await withRelay(async (t) => {
+    for (const listener of ["submissions", "imaps"] as const) {
+      const port = t.addr(listener).port;
+      const silent: net.Socket[] = [];
+      const closed: Promise<void>[] = [];
+      try {
+        for (let i = 0; i < 10; i++) {
+          const s = net.connect({ host: "127.0.0.1", port, localAddress: "127.0.0.2" });
+          s.on("error", () => {});
+          closed.push(new Promise((r) => s.on("close", () => r())));
+          silent.push(s);
+        }
+        await new Promise((r) => setTimeout(r, 300));
+        // The 11th from that address is answered over TLS and closed; other addresses are served.
+        const busy = listener === "submissions" ? /^421 4\.7\.0/ : /^\* BYE /;
+        const ok = listener === "submissions" ? /^220 / : /^\* OK /;
+        const over = await tlsFirstLine(port, "127.0.0.2", t.caPem);
+        assert.match(over, busy, `${listener}: the 11th connection from the silent address`);
+        assert.match(await tlsFirstLine(port, "127.0.0.1", t.caPem), ok, `${listener}: others`);
+        // After the handshake deadline the server drops every silent socket.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const outcome = await Promise.race([
+          Promise.all(closed).then(() => "all closed"),
+          new Promise((r) => (timer = setTimeout(() => r("still open after 10 s"), 10_000))),
+        ]);
+        clearTimeout(timer);
+        assert.equal(outcome, "all closed", listener);
+      } finally {
+        for (const s of silent) s.destroy();
+      }
+    }
+  }, { overrides: { max_connections_per_ip: 10 }, relay: { handshakeTimeoutMs: 500 } });
 });

@@ -437,3 +437,98 @@ Deno.test("IMAP METADATA and QUOTA as the reference relay", async () => {
     s.close();
   }, { overrides: { turn_port: 0 } });
 });
+
+Deno.test("IMAP COMPRESS=DEFLATE over implicit TLS: commands, an APPEND literal and IDLE both ways", async () => {
+  const zlib = await import("node:zlib");
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "compress1");
+    const conn = await Deno.connectTls({
+      hostname: t.addr("imaps").hostname,
+      port: t.addr("imaps").port,
+      caCerts: [t.caPem],
+    });
+    const dec = new TextDecoder();
+    let plain = "";
+    const inflate = zlib.createInflateRaw();
+    let compressed = false;
+    inflate.on("data", (d: Uint8Array) => (plain += dec.decode(d)));
+    const pump = (async () => {
+      const buf = new Uint8Array(16384);
+      while (true) {
+        const n = await conn.read(buf).catch(() => null);
+        if (n === null) return;
+        const chunk = buf.slice(0, n);
+        if (compressed) inflate.write(chunk);
+        else plain += dec.decode(chunk);
+      }
+    })();
+    const until = async (needle: string) => {
+      const deadline = Date.now() + 10_000;
+      while (!plain.includes(needle)) {
+        if (Date.now() > deadline) throw new Error(`no "${needle}" in:\n${plain}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      // up to the end of the line the needle is on
+      let end = plain.indexOf("\r\n", plain.indexOf(needle) + needle.length - 2);
+      while (end < 0) {
+        if (Date.now() > deadline) throw new Error(`no line end after "${needle}"`);
+        await new Promise((r) => setTimeout(r, 5));
+        end = plain.indexOf("\r\n", plain.indexOf(needle) + needle.length - 2);
+      }
+      const out = plain.slice(0, end + 2);
+      plain = plain.slice(out.length);
+      return out;
+    };
+    const deflate = zlib.createDeflateRaw();
+    const send = async (text: string) => {
+      if (!compressed) return void await conn.write(enc.encode(text));
+      const bytes = await new Promise<Uint8Array>((resolve) => {
+        const parts: Uint8Array[] = [];
+        const onData = (d: Uint8Array) => parts.push(d);
+        deflate.on("data", onData);
+        deflate.write(text);
+        deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+          deflate.off("data", onData);
+          resolve(Uint8Array.from(parts.flatMap((p) => [...p])));
+        });
+      });
+      await conn.write(bytes);
+    };
+    try {
+      await until("\r\n");
+      await send(`a LOGIN ${user.address} ${user.password}\r\n`);
+      await until("a OK");
+      await send("b COMPRESS DEFLATE\r\n");
+      assert.match(await until("\r\n"), /^b OK/);
+      compressed = true;
+      await send("c CAPABILITY\r\n");
+      const caps = await until("c OK");
+      assert.ok(!caps.includes("COMPRESS=DEFLATE"), "not offered twice");
+      const body = "Subject: squeezed\r\n\r\n" + "all work and no play\r\n".repeat(2000);
+      await send(`d APPEND INBOX {${enc.encode(body).length}+}\r\n${body}\r\n`);
+      assert.match(await until("d OK"), /APPENDUID/);
+      await send("e SELECT INBOX\r\n");
+      assert.match(await until("e OK"), /\* 1 EXISTS/);
+      await send("f FETCH 1 BODY.PEEK[]\r\n");
+      const fetched = await until("f OK");
+      assert.ok(fetched.includes(body), "the literal comes back whole");
+      await send("g IDLE\r\n");
+      await until("+ ");
+      // A delivery from another session wakes the compressed IDLE.
+      const other = await session(t, user);
+      const second = "Subject: second\r\n\r\nhi\r\n";
+      assert.ok((await other.cmd(`APPEND INBOX {${second.length}+}\r\n${second}`)).ok);
+      other.close();
+      await until("* 2 EXISTS");
+      await send("DONE\r\n");
+      await until("g OK");
+      await send("h LOGOUT\r\n");
+      await until("h OK");
+    } finally {
+      conn.close();
+      await pump;
+      inflate.destroy();
+      deflate.destroy();
+    }
+  });
+});

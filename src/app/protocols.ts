@@ -21,6 +21,8 @@ export interface ProtocolContext {
   relay: Relay;
   log: Logger;
   tls: () => ServerTls;
+  /** Implicit-TLS handshake deadline (tests shorten it). */
+  handshakeTimeoutMs?: number;
   fetch: typeof fetch;
   now: () => number;
 }
@@ -158,6 +160,7 @@ async function startMailListeners(
       maxRecipients: config.limits.maxRecipients,
       maxConnections: config.limits.maxConnections,
       maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+      handshakeTimeoutMs: ctx.handshakeTimeoutMs,
       backend,
       log,
       hooks: {
@@ -222,6 +225,7 @@ async function startMailListeners(
       },
       maxConnections: config.limits.maxConnections,
       maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+      handshakeTimeoutMs: ctx.handshakeTimeoutMs,
       backend: imap,
       log,
       hooks: {

@@ -31,6 +31,8 @@ export interface RelayOptions {
   manualQueue?: boolean;
   /** ACME server to trust (tests against pebble). */
   acmeCaCerts?: string[];
+  /** How long an implicit-TLS client may take to finish its handshake (default 30 s). */
+  handshakeTimeoutMs?: number;
 }
 
 export interface Relay {
@@ -187,6 +189,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       relay,
       log,
       tls: () => listenerTls,
+      handshakeTimeoutMs: options.handshakeTimeoutMs,
       fetch: options.fetch ?? fetch,
       now: options.now ?? Date.now,
     });

@@ -12,6 +12,8 @@ export interface ImapServerOptions {
   config: Omit<ImapServerConfig, "startTlsAvailable">;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
+  /** Implicit TLS: how long a client may take to complete its handshake (default 30 s). */
+  handshakeTimeoutMs?: number;
   backend: ImapBackend;
   log?: Logger;
   hooks?: { onConnection?(): void; onDisconnect?(): void };
@@ -24,6 +26,7 @@ export function startImapServer(options: ImapServerOptions): Promise<Listener> {
     tls: options.tls,
     maxConnections: options.maxConnections,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
     overLimitReply: "* BYE Too many connections, try again later\r\n",
     async onConnection(conn, signal) {
       options.hooks?.onConnection?.();

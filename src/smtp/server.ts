@@ -16,6 +16,8 @@ export interface SmtpServerOptions {
   maxRecipients: number;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
+  /** Implicit TLS: how long a client may take to complete its handshake (default 30 s). */
+  handshakeTimeoutMs?: number;
   commandTimeoutMs?: number;
   dataTimeoutMs?: number;
   backend: SmtpBackend;
@@ -30,6 +32,7 @@ export function startSmtpServer(options: SmtpServerOptions): Promise<Listener> {
     tls: options.tls,
     maxConnections: options.maxConnections,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
     overLimitReply: `421 4.7.0 ${options.hostname} Too many connections, try again later\r\n`,
     async onConnection(conn, signal) {
       options.hooks?.onConnection?.();
