@@ -3,7 +3,7 @@
 
 import net from "node:net";
 import nodeTls from "node:tls";
-import { BufferedConnection, SocketConnection } from "./connection.ts";
+import { BufferedConnection, normalizeAddress, SocketConnection } from "./connection.ts";
 import type { Connection } from "./connection.ts";
 import { DenoTlsConnection } from "./deno_connection.ts";
 import type { ServerTls } from "./tls.ts";
@@ -86,7 +86,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
   };
 
   const onSocket = (socket: net.Socket) => {
-    if (overLimit(normalizeIp(socket.remoteAddress ?? ""))) {
+    if (overLimit(normalizeAddress(socket.remoteAddress ?? ""))) {
       socket.on("error", () => {});
       if (options.overLimitReply) socket.end(options.overLimitReply);
       else socket.destroy();
@@ -137,10 +137,6 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       await closed;
     },
   };
-}
-
-function normalizeIp(a: string): string {
-  return a.startsWith("::ffff:") ? a.slice(7) : a;
 }
 
 /** Over a limit: the reply (after the handshake, bounded in time), then close. */
