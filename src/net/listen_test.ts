@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { listen } from "./listen.ts";
+import { listen, type ListenOptions } from "./listen.ts";
 import { generateSelfSigned, serverTls } from "./tls.ts";
 import { LineTooLongError } from "./connection.ts";
 import type { Connection } from "./connection.ts";
@@ -37,6 +37,22 @@ async function session(conn: Connection) {
       return;
     } else await conn.write(`ECHO ${text}\r\n`);
   }
+}
+
+/** An implicit-TLS listener on a free loopback port with the test certificate. */
+function listenTls(options: Partial<ListenOptions> = {}) {
+  return listen({
+    address: "127.0.0.1:0",
+    mode: "tls",
+    tls: () => tls,
+    onConnection: session,
+    ...options,
+  });
+}
+
+/** A TLS client of `port` trusting `ca` (the test CA unless given). */
+function connectTls(port: number, ca = material.caPem!) {
+  return Deno.connectTls({ hostname: "localhost", port, caCerts: [ca] });
 }
 
 async function readUntil(c: Deno.Conn, needle: string): Promise<string> {
@@ -93,18 +109,9 @@ Deno.test("listen() refuses bytes pipelined after STARTTLS", async () => {
 });
 
 Deno.test("listen() serves implicit TLS and rejects over-long lines", async () => {
-  const l = await listen({
-    address: "127.0.0.1:0",
-    mode: "tls",
-    tls: () => tls,
-    onConnection: session,
-  });
+  const l = await listenTls();
   try {
-    const c = await Deno.connectTls({
-      hostname: "localhost",
-      port: l.port,
-      caCerts: [material.caPem!],
-    });
+    const c = await connectTls(l.port);
     await readUntil(c, "ready\r\n");
     await c.write(enc.encode("x".repeat(5000) + "\r\nshort\r\n"));
     const got = await readUntil(c, "ECHO short\r\n");
@@ -199,21 +206,16 @@ async function hasOpenssl() {
 }
 
 Deno.test("implicit TLS: limits per address answer over TLS; a silent client blocks no one", async () => {
-  const l = await listen({
-    address: "127.0.0.1:0",
-    mode: "tls",
-    tls: () => tls,
+  const l = await listenTls({
     maxConnectionsPerIp: 2,
     overLimitReply: "421 too many\r\n",
-    onConnection: session,
   });
-  const opts = { hostname: "localhost", port: l.port, caCerts: [material.caPem!] };
   try {
     // A TCP client that never starts its handshake holds one slot and nothing else.
     const silent = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
-    const a = await Deno.connectTls(opts);
+    const a = await connectTls(l.port);
     assert.match(await readUntil(a, "ready\r\n"), /ready/);
-    const b = await Deno.connectTls(opts);
+    const b = await connectTls(l.port);
     assert.equal(await readUntil(b, "\r\n"), "421 too many\r\n");
     silent.close();
     b.close();
@@ -228,33 +230,18 @@ Deno.test("implicit TLS: limits per address answer over TLS; a silent client blo
 Deno.test("implicit TLS: reloadTls serves the new certificate; open connections go on", async () => {
   const second = await generateSelfSigned(["localhost", "127.0.0.1"]);
   let current = tls;
-  const l = await listen({
-    address: "127.0.0.1:0",
-    mode: "tls",
+  const l = await listenTls({
     tls: () => current,
-    onConnection: session,
   });
   try {
-    const before = await Deno.connectTls({
-      hostname: "localhost",
-      port: l.port,
-      caCerts: [material.caPem!],
-    });
+    const before = await connectTls(l.port);
     await readUntil(before, "ready\r\n");
     current = serverTls(second);
     await l.reloadTls();
-    const after = await Deno.connectTls({
-      hostname: "localhost",
-      port: l.port,
-      caCerts: [second.caPem!],
-    });
+    const after = await connectTls(l.port, second.caPem!);
     assert.match(await readUntil(after, "ready\r\n"), /ready/);
     await assert.rejects(async () => {
-      const old = await Deno.connectTls({
-        hostname: "localhost",
-        port: l.port,
-        caCerts: [material.caPem!],
-      });
+      const old = await connectTls(l.port);
       try {
         await old.handshake();
       } finally {
@@ -272,10 +259,7 @@ Deno.test("implicit TLS: reloadTls serves the new certificate; open connections 
 
 Deno.test("implicit TLS: large uploads arrive whole, in order, with output interleaved", async () => {
   const sizes: number[] = [];
-  const l = await listen({
-    address: "127.0.0.1:0",
-    mode: "tls",
-    tls: () => tls,
+  const l = await listenTls({
     async onConnection(conn) {
       for (let i = 0; i < 3; i++) {
         const body = await conn.readExact(300_000);
@@ -287,11 +271,7 @@ Deno.test("implicit TLS: large uploads arrive whole, in order, with output inter
     },
   });
   try {
-    const c = await Deno.connectTls({
-      hostname: "localhost",
-      port: l.port,
-      caCerts: [material.caPem!],
-    });
+    const c = await connectTls(l.port);
     for (let i = 0; i < 3; i++) {
       const body = new Uint8Array(300_000).map((_, j) => (j + i) % 251);
       let off = 0;
@@ -348,18 +328,9 @@ Deno.test({
   name: "implicit TLS: accepted connections have TCP_NODELAY (no 40 ms Nagle stalls)",
   ignore: Deno.build.os !== "linux",
   async fn() {
-    const l = await listen({
-      address: "127.0.0.1:0",
-      mode: "tls",
-      tls: () => tls,
-      onConnection: session,
-    });
+    const l = await listenTls();
     try {
-      const c = await Deno.connectTls({
-        hostname: "localhost",
-        port: l.port,
-        caCerts: [material.caPem!],
-      });
+      const c = await connectTls(l.port);
       await readUntil(c, "ready\r\n");
       const values = acceptedNoDelay(l.port);
       assert.equal(values.length, 1, "one accepted socket");
@@ -372,10 +343,7 @@ Deno.test({
 });
 
 Deno.test("implicit TLS: thousands of small writes arrive complete and in order", async () => {
-  const l = await listen({
-    address: "127.0.0.1:0",
-    mode: "tls",
-    tls: () => tls,
+  const l = await listenTls({
     async onConnection(conn) {
       // Not awaited one by one: they queue behind the write in flight and leave together.
       const writes = [];
@@ -385,11 +353,7 @@ Deno.test("implicit TLS: thousands of small writes arrive complete and in order"
     },
   });
   try {
-    const c = await Deno.connectTls({
-      hostname: "localhost",
-      port: l.port,
-      caCerts: [material.caPem!],
-    });
+    const c = await connectTls(l.port);
     const got = await readUntil(c, "a OK done\r\n");
     const lines = got.split("\r\n").filter(Boolean);
     assert.equal(lines.length, 5001);
@@ -402,12 +366,8 @@ Deno.test("implicit TLS: thousands of small writes arrive complete and in order"
 
 Deno.test("implicit TLS: a client that never completes its handshake is dropped", async () => {
   const errors: string[] = [];
-  const l = await listen({
-    address: "127.0.0.1:0",
-    mode: "tls",
-    tls: () => tls,
+  const l = await listenTls({
     handshakeTimeoutMs: 200,
-    onConnection: session,
     onError: (err) => errors.push(String(err)),
   });
   try {
