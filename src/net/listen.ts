@@ -19,6 +19,11 @@ export interface ListenOptions {
   tls?: () => ServerTls;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
+  /**
+   * Implicit TLS on Deno TLS (the default; lighter per connection) or node:tls (used anyway where
+   * TCP_NODELAY cannot be set on a Deno listener).
+   */
+  implicitTlsWith?: "deno" | "node";
   /** Implicit TLS: a client that has not completed its handshake by then is dropped. */
   handshakeTimeoutMs?: number;
   /** Answer sent before closing a connection over a limit (e.g. "421 4.7.0 Too many connections\r\n"). */
@@ -96,18 +101,21 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     const tls = options.tls;
     serve(new SocketConnection(socket, { secureContext: tls && (() => tls().context) }));
   };
+  const onDenoTls = (tcp: Deno.TlsConn) => {
+    const conn = new DenoTlsConnection(tcp);
+    if (overLimit(conn.remoteAddress)) {
+      refuse(conn, options.overLimitReply);
+      return;
+    }
+    serve(conn, () => conn.handshake(options.handshakeTimeoutMs ?? 30_000));
+  };
   let server: NativeListener | null = null;
   if (options.mode === "tls") {
     const getTls = options.tls;
     if (!getTls) throw new Error(`Cannot listen on "${options.address}": TLS needs a certificate`);
-    server = await listenDenoTls(host, port, getTls, (tcp) => {
-      const conn = new DenoTlsConnection(tcp);
-      if (overLimit(conn.remoteAddress)) {
-        refuse(conn, options.overLimitReply);
-        return;
-      }
-      serve(conn, () => conn.handshake(options.handshakeTimeoutMs ?? 30_000));
-    });
+    if (options.implicitTlsWith !== "node") {
+      server = await listenDenoTls(host, port, getTls, onDenoTls);
+    }
     // Without TCP_NODELAY, node:tls (heavier per connection, but it sets the option per socket).
     server ??= await listenNode(host, port, onSocket, getTls);
   } else {
