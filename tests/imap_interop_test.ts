@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { submitEncrypted } from "./support/submit.ts";
 import { createAccount, type TestRelay, withRelay } from "./support/relay.ts";
+import { terminate } from "./support/util.ts";
 
 const dec = new TextDecoder();
 
@@ -215,20 +216,10 @@ Deno.test("getmail6 --idle receives a message as soon as it is delivered", async
           `getmail6 --idle: delivered to maildir in ${Math.round(performance.now() - started)} ms`,
         );
       } finally {
-        try {
-          child.kill("SIGTERM");
-        } catch {
-          // exited already; its output says why
-        }
-        const kill = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch {
-            // gone
-          }
-        }, 3000);
-        const out = await child.output();
-        clearTimeout(kill);
+        // output() collects what it wrote; if it exited already, that says why
+        const output = child.output();
+        await terminate(child, 3000);
+        const out = await output;
         const text = dec.decode(out.stdout) + dec.decode(out.stderr);
         if (text.trim()) console.log(`getmail output:\n${text}`);
       }

@@ -1,6 +1,8 @@
 // A real tern process (`tern serve`) on ephemeral loopback ports with a fresh data directory,
 // for end-to-end tests with real clients, and (with logging off) for the benchmark and soak.
 
+import { terminate } from "./util.ts";
+
 const ROOT = new URL("../../", import.meta.url).pathname;
 const dec = new TextDecoder();
 
@@ -108,20 +110,7 @@ export async function startTern(
     async stop() {
       if (stopped) return;
       stopped = true;
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
-      const kill = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // already gone
-        }
-      }, 10_000);
-      await child.status;
-      clearTimeout(kill);
+      await terminate(child, 10_000);
       await errDone;
       await outDone;
       if (!options.dir) await Deno.remove(dir, { recursive: true });

@@ -28,3 +28,18 @@ export async function runTern(
   }).output();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
+
+/** SIGTERM, then SIGKILL if the process is still there after graceMs; resolves once it exited. */
+export async function terminate(child: Deno.ChildProcess, graceMs: number): Promise<void> {
+  const signal = (s: Deno.Signal) => {
+    try {
+      child.kill(s);
+    } catch {
+      // already gone
+    }
+  };
+  signal("SIGTERM");
+  const kill = setTimeout(() => signal("SIGKILL"), graceMs);
+  await child.status;
+  clearTimeout(kill);
+}
