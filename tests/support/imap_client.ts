@@ -1,6 +1,8 @@
 // A small IMAP client for protocol tests: sends tagged commands, collects untagged responses
 // (with literals inlined) until the tagged status.
 
+import { readWithin } from "./util.ts";
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -35,17 +37,7 @@ export class ImapTestClient {
 
   async #fill(): Promise<void> {
     const chunk = new Uint8Array(256 * 1024);
-    // A test never waits forever: no data for 30 s is a failure with a message.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const n = await Promise.race([
-      this.#conn.read(chunk),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error("no answer from the server within 30 s")),
-          30_000,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
+    const n = await readWithin(this.#conn, chunk);
     if (n === null) throw new Error("connection closed by server");
     const next = new Uint8Array(this.#buf.length + n);
     next.set(this.#buf);

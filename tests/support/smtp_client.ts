@@ -1,5 +1,7 @@
 // A deliberately small SMTP client for protocol tests: raw lines in, parsed replies out.
 
+import { readWithin } from "./util.ts";
+
 export interface SmtpTestReply {
   code: number;
   lines: string[];
@@ -30,17 +32,7 @@ export class SmtpTestClient {
 
   async #fill(): Promise<boolean> {
     const chunk = new Uint8Array(65536);
-    // A test never waits forever: no data for 30 s is a failure with a message.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const n = await Promise.race([
-      this.#conn.read(chunk),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error("no answer from the server within 30 s")),
-          30_000,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
+    const n = await readWithin(this.#conn, chunk);
     if (n === null) return false;
     this.#buf += dec.decode(chunk.subarray(0, n));
     return true;

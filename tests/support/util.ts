@@ -43,3 +43,21 @@ export async function terminate(child: Deno.ChildProcess, graceMs: number): Prom
   await child.status;
   clearTimeout(kill);
 }
+
+/** conn.read(buf), failing with a message after `ms` without data: a test never waits forever. */
+export async function readWithin(conn: Deno.Conn, buf: Uint8Array, ms = 30_000) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      conn.read(buf),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer from the server within ${ms / 1000} s`)),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
