@@ -81,7 +81,9 @@ export function isValidAddress(address: string): boolean {
   if (at <= 0 || at === address.length - 1) return false;
   const domain = address.slice(at + 1);
   if (domain.startsWith("[")) return /^\[(IPv6:[0-9a-fA-F:.]+|[0-9.]+)\]$/.test(domain);
-  return /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/
+  // Labels may start with "_": Delta Chat treats such domains as test relays (self-signed
+  // certificates), and the config accepts them, so their mail must flow too.
+  return /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*$/
     .test(domain) && !address.slice(0, at).includes("@");
 }
 
@@ -115,7 +117,12 @@ export class DeliveryService {
   /** Submission MAIL FROM: the sender must be the logged-in address, within its send rate. */
   checkSubmissionSender(login: string, mailFrom: string): Reply | null {
     if (mailFrom.toLowerCase() !== login.toLowerCase()) {
-      return reply(553, "5.7.1", `Sender address <${mailFrom}> not owned by user ${login}`);
+      // Postfix's reject_sender_login_mismatch text, answered to each RCPT.
+      return reply(
+        553,
+        "5.7.1",
+        `<${mailFrom}>: Sender address rejected: not owned by user ${login}`,
+      );
     }
     const r = this.#rate.take(login.toLowerCase());
     if (!r.allowed) {
