@@ -203,7 +203,7 @@ async function startMailListeners(
     irohRelay: config.irohRelay,
     turnCredentials: () => turn.credentials(),
     maxSmtpRecipients: config.limits.maxRecipients,
-    appVersions: "",
+    appVersions: () => services.settings.get("app_versions"),
     adminContact: config.adminContact && !config.adminContact.includes(":")
       ? `mailto:${config.adminContact}`
       : config.adminContact,

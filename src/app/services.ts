@@ -13,6 +13,15 @@ import { databasePath, ensureDataDir } from "./data_dir.ts";
 import { type DnsResolver, systemResolver } from "../federation/mod.ts";
 import { federationAllowed, originCheck } from "./federation.ts";
 
+/** The operator's app versions document, read once at start; a clear error when unusable. */
+function readAppVersionsFile(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (err) {
+    throw new Error(`Cannot read app_versions_file "${path}": ${(err as Error).message}`);
+  }
+}
+
 export interface Services {
   config: Config;
   store: Store & { db: { path: string } };
@@ -33,7 +42,13 @@ export async function openServices(
   const store = openSqliteStore(databasePath(config.dataDir), { now: options.now });
   try {
     const bus = new EventBus();
-    const settings = new SettingsService({ store, bus });
+    const settings = new SettingsService({
+      store,
+      bus,
+      defaults: config.appVersionsFile
+        ? { app_versions: readAppVersionsFile(config.appVersionsFile) }
+        : {},
+    });
     await settings.load();
     const accounts = new AccountService({
       store,

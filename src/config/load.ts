@@ -50,6 +50,8 @@ export interface Config {
   dnsServer: string;
   pushUrl: string;
   irohRelay: string;
+  /** Path of a JSON app versions document, or "". */
+  appVersionsFile: string;
   turnSecret: string;
   turnPort: number;
   adminContact: string;
@@ -298,6 +300,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     dnsServer: get("dns_server"),
     pushUrl: get("push_url"),
     irohRelay: iroh === null ? `https://${isIpDomain ? domain : domain}` : iroh,
+    appVersionsFile: get("app_versions_file"),
     turnSecret: get("turn_secret"),
     turnPort: get("turn_port"),
     adminContact: get("admin_contact"),

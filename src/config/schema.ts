@@ -210,6 +210,13 @@ export const FIELDS: readonly Field[] = [
     doc: "Iroh relay URL offered to clients; default https://<domain>; empty disables",
   },
   {
+    key: "app_versions_file",
+    type: "string",
+    default: "",
+    doc:
+      "JSON file with the app versions offered as METADATA appversions; empty: the built-in list (the admin setting app_versions overrides both)",
+  },
+  {
     key: "turn_secret",
     type: "string",
     default: "",

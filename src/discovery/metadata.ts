@@ -18,8 +18,8 @@ export interface MetadataOptions {
   /** "host:port:user:password" when a TURN server runs, else null. */
   turnCredentials: () => string | null;
   maxSmtpRecipients: number;
-  /** Compact JSON describing current app versions, or "". */
-  appVersions: string;
+  /** Compact JSON describing current app versions, or "" (read at each request: a setting). */
+  appVersions: () => string;
   /** Operator contact (mailto: or URL), or "". */
   adminContact: string;
   /** Text describing the relay for /shared/comment, or "". */
@@ -96,7 +96,7 @@ export class MetadataService {
       case "/shared/vendor/deltachat/maxsmtprecipients":
         return String(o.maxSmtpRecipients);
       case "/shared/vendor/deltachat/appversions":
-        return o.appVersions || null;
+        return o.appVersions() || null;
       case "/shared/admin":
         return o.adminContact || null;
       case "/shared/comment":

@@ -4,8 +4,9 @@
 import { RelayError } from "../errors.ts";
 import type { EventBus } from "../events/mod.ts";
 import type { SettingsStore } from "../store/types.ts";
+import { compactAppVersions, DEFAULT_APP_VERSIONS } from "./app_versions.ts";
 
-type Kind = "boolean" | "enum" | "list" | "string";
+type Kind = "boolean" | "enum" | "list" | "string" | "json";
 
 interface SettingSpec {
   kind: Kind;
@@ -46,6 +47,12 @@ export const SETTINGS = {
     kind: "string",
     default: "",
     doc: "Contact address shown as METADATA /shared/admin",
+  },
+  app_versions: {
+    kind: "json",
+    default: JSON.stringify(DEFAULT_APP_VERSIONS),
+    doc:
+      "App releases offered to clients as METADATA /shared/vendor/deltachat/appversions (JSON, the reference's schema); empty serves nothing",
   },
 } as const satisfies Record<string, SettingSpec>;
 
@@ -92,6 +99,16 @@ export function validateSetting(key: string, value: string): string {
   if (spec.kind === "list") {
     return v.split(/[,\s]+/).filter(Boolean).map((s) => s.toLowerCase()).join(",");
   }
+  if (spec.kind === "json" && v !== "") {
+    try {
+      return compactAppVersions(v);
+    } catch (err) {
+      throw new RelayError(
+        "invalid_argument",
+        `Invalid value for "${key}": ${(err as Error).message}`,
+      );
+    }
+  }
   return v;
 }
 
@@ -99,10 +116,26 @@ export class SettingsService {
   #store: SettingsStore;
   #bus?: EventBus;
   #values = new Map<SettingKey, string>();
+  #defaults: Partial<Record<SettingKey, string>>;
 
-  constructor(options: { store: SettingsStore; bus?: EventBus }) {
+  constructor(
+    options: {
+      store: SettingsStore;
+      bus?: EventBus;
+      /** Defaults from the static config (e.g. app_versions_file), validated like values. */
+      defaults?: Partial<Record<SettingKey, string>>;
+    },
+  ) {
     this.#store = options.store;
     this.#bus = options.bus;
+    this.#defaults = {};
+    for (const [k, v] of Object.entries(options.defaults ?? {}) as [SettingKey, string][]) {
+      this.#defaults[k] = validateSetting(k, v);
+    }
+  }
+
+  #default(key: SettingKey): string {
+    return this.#defaults[key] ?? SETTINGS[key].default;
   }
 
   /** Loads stored values; call once at start. */
@@ -115,7 +148,7 @@ export class SettingsService {
   }
 
   get(key: SettingKey): string {
-    return this.#values.get(key) ?? SETTINGS[key].default;
+    return this.#values.get(key) ?? this.#default(key);
   }
 
   bool(key: SettingKey): boolean {
@@ -139,7 +172,7 @@ export class SettingsService {
       return {
         key,
         value: this.get(key),
-        default: spec.default,
+        default: this.#default(key),
         doc: spec.doc,
         kind: spec.kind,
         values: spec.values,
