@@ -65,7 +65,9 @@ export async function startTurn(input: {
     server,
     credentials: () =>
       input.settings.bool("turn_enabled")
-        ? turnMetadataValue(config.mailDomain, server.port, secret, input.now())
+        // The client resolves "host:port" from this value: an IP relay gives its bare address
+        // (the bracketed mail domain "[1.2.3.4]" is not a host name).
+        ? turnMetadataValue(config.domain, server.port, secret, input.now())
         : null,
     close: () => server.close(),
   };
