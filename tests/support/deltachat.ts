@@ -2,14 +2,8 @@
 // tests: one rpc server process per device, with helpers that wait for events with timeouts.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { createRequire } from "node:module";
-import { dirname } from "node:path";
-import { StdioDeltaChat } from "@deltachat/jsonrpc-client";
-import type { T } from "@deltachat/jsonrpc-client";
-
-const require = createRequire(import.meta.url);
-const BINARY = dirname(require.resolve("@deltachat/stdio-rpc-server-linux-x64/package.json")) +
-  "/deltachat-rpc-server";
+import type { StdioDeltaChat, T } from "@deltachat/jsonrpc-client";
+import { type Core, CORES } from "./deltachat_cores.ts";
 
 export interface Server {
   imapPort: number;
@@ -53,13 +47,15 @@ export class Device {
     });
   }
 
-  static async start(name: string): Promise<Device> {
+  /** Starts a device on the given core generation (default: 2.57). */
+  static async start(name: string, core: Core = CORES["2.57"]): Promise<Device> {
     const dir = await Deno.makeTempDir({ prefix: `dc-${name}-` });
-    const proc = spawn(BINARY, [], {
+    const Client = await core.client();
+    const proc = spawn(core.binary, [], {
       env: { ...Deno.env.toObject(), DC_ACCOUNTS_PATH: `${dir}/accounts`, RUST_LOG: "warn" },
       stdio: ["pipe", "pipe", "ignore"],
     });
-    const dc = new StdioDeltaChat(proc.stdin, proc.stdout, true);
+    const dc = new Client(proc.stdin, proc.stdout, true);
     const acc = await dc.rpc.addAccount();
     return new Device(name, proc, dc, acc, dir);
   }

@@ -61,3 +61,13 @@ export async function readWithin(conn: Deno.Conn, buf: Uint8Array, ms = 30_000) 
     clearTimeout(timer);
   }
 }
+
+/** A UDP port free on 127.0.0.1 at the time of the call (for the TURN server in tests). */
+export async function freeUdpPort(): Promise<number> {
+  const dgram = await import("node:dgram");
+  const s = dgram.createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
