@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import * as openpgp from "openpgp";
-import { checkArmoredPayload, checkOpenpgpPacketStream } from "./openpgp_packets.ts";
+import { checkArmoredPayload } from "./armor_check.ts";
+import { checkOpenpgpPacketStream } from "./openpgp_packets.ts";
 
 const crlf = (s: string) => s.replace(/\r?\n/g, "\r\n");
 
