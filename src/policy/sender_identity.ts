@@ -21,7 +21,16 @@ const ADDR_SPEC = new RegExp(`^(${DOT_ATOM})@(${DOT_ATOM}|${LITERAL})$`);
 /** A display-name word: atext, dots and 8-bit bytes (RFC 6532). */
 const WORD = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\u0080-\uffff-]+$/;
 /** What a decoded encoded word must not contain: it would change how the address is found. */
-const SPECIALS = /["<>(),;:@\\[\]\r\n\x00-\x08\x0b\x0c\x0e-\x1f]/;
+const SPECIALS = /["<>(),;:@\\[\]]/;
+
+/** Control characters (C0, DEL): never part of a display name. */
+function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 32 || c === 127) return true;
+  }
+  return false;
+}
 
 /** The address of a From value in one of the accepted forms, lowercased; else undefined. */
 export function strictFromAddress(value: string): string | undefined {
@@ -42,8 +51,10 @@ export function strictFromAddress(value: string): string | undefined {
 
 function displayNameOk(name: string): boolean {
   if (name === "") return true;
-  if (name.includes("=?") && SPECIALS.test(decodeEncodedWords(name).replace(/^"|"$/g, ""))) {
-    return false;
+  if (hasControl(name)) return false;
+  if (name.includes("=?")) {
+    const decoded = decodeEncodedWords(name).replace(/^"|"$/g, "");
+    if (SPECIALS.test(decoded) || hasControl(decoded)) return false;
   }
   if (name.startsWith('"')) {
     const inner = name.slice(1, -1);
