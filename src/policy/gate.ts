@@ -237,13 +237,23 @@ function judge(
     }
   } else base.resetSender = normalizeEnvelopeAddress(options.mailFrom) !== from;
 
-  const atRoot = outer.filter((a) => a.path.length === 0);
-  const identity = atRoot.find((a) =>
-    (a.code === "field-name" || a.code === "duplicate-field") && IDENTITY_FIELDS.has(a.field ?? "")
-  );
+  // Who sent it is judged apart from what it holds: content that passes with a sender readers
+  // disagree on is refused as an invalid From, content that does not pass stays a 523.
+  const isIdentity = (a: Ambiguity) =>
+    !a.inMessage && a.path.length === 0 && IDENTITY_FIELDS.has(a.field ?? "") &&
+    (a.code === "field-name" || a.code === "duplicate-field");
+  const identity = ambiguities.find(isIdentity);
   if (identity) base.senderAmbiguous = describe(identity);
+  const rest = ambiguities.filter((a) => !isIdentity(a));
+  const outerRest = rest.filter((a) => !a.inMessage);
+  // Preamble and epilogue text is ignored by every reader of a report or a setup message
+  // (Postfix writes "This is a MIME-encapsulated message."); it only matters where the content
+  // must be nothing but the accepted parts (encrypted, Secure-Join).
+  const atRoot = outerRest.filter((a) =>
+    a.path.length === 0 && a.code !== "preamble-text" && a.code !== "epilogue-text"
+  );
 
-  const kind = acceptedKind(root, ambiguities, atRoot, outer, options, from, checks);
+  const kind = acceptedKind(root, rest, atRoot, outerRest, options, from, checks);
   if (!kind) {
     const why = ambiguities[0] ? `: ${describe(ambiguities[0])}` : "";
     return { ...reject("not_encrypted", `Unencrypted mail from "${from}"${why}`), ...base };
