@@ -67,6 +67,9 @@ export interface MimeStreamOptions {
   onLeaf?: (part: MimePart, where: LeafContext) => LeafBodySink | undefined;
 }
 
+/** Ambiguities kept: the first ones tell enough, the gate refuses on any. */
+const MAX_REPORTS = 64;
+
 /** Longest line handled as one piece; longer lines are content and never delimiters. */
 const LINE_CAP = 8 * 1024;
 const DASH = 45;
@@ -392,6 +395,23 @@ export class MimeStreamParser {
     }
     mp.mpState = MpState.Parts;
     const index = ++mp.children;
+    if (this.#parts >= this.limits.maxParts) {
+      // Past the part cap: one reused frame reads over the part; nothing is recorded.
+      this.#limit(mp, "parts", "more parts than the part cap");
+      const o = this.#opaque ??= this.#newFrame(
+        next,
+        mp.path,
+        mp.depth + 1,
+        mp.inMessage,
+        textPlain,
+        undefined,
+        false,
+      );
+      if (this.#frames[this.#frames.length - 1] !== o) this.#frames.push(o);
+      o.path = mp.path;
+      o.inMessage = mp.inMessage;
+      return;
+    }
     const digest = mp.part.contentType.subtype === "digest";
     const lfAfter = this.#lf + (hasLf ? 1 : 0);
     const child = this.#newFrame(
@@ -401,14 +421,14 @@ export class MimeStreamParser {
       mp.inMessage,
       digest ? messageRfc822 : textPlain,
       mp.part.contentType,
-      this.#parts < this.limits.maxParts,
+      true,
       lfAfter,
     );
-    if (child.phase !== Phase.Opaque) {
-      this.#parts++;
-      mp.part.children.push(child.part);
-    } else this.#limit(mp, "parts", "more parts than the part cap");
+    this.#parts++;
+    mp.part.children.push(child.part);
   }
+
+  #opaque?: Frame;
 
   // ---- frames ----------------------------------------------------------------------------------
 
@@ -628,7 +648,11 @@ export class MimeStreamParser {
 
   // ---- reports -------------------------------------------------------------------------------
 
+  /** Ambiguities past MAX_REPORTS are counted, not kept (a flood of them must not cost memory). */
+  ambiguitiesDropped = 0;
+
   #say(f: Frame, code: AmbiguityCode, detail: string, field?: string) {
+    if (this.ambiguities.length >= MAX_REPORTS) return void this.ambiguitiesDropped++;
     const a: Ambiguity = { code, path: f.path, inMessage: f.inMessage, detail };
     if (field !== undefined) a.field = field;
     this.ambiguities.push(a);
