@@ -12,6 +12,7 @@ export {
   MimeStreamParser,
 } from "./stream_parser.ts";
 export type { Ambiguity, AmbiguityCode } from "./ambiguity.ts";
+export { decodeStructure, encodeStructure, withTopHeader } from "./structure_codec.ts";
 export { type StreamDecoder, streamDecoder } from "./transfer_stream.ts";
 export {
   type HeaderBlock,

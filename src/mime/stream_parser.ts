@@ -594,7 +594,9 @@ export class MimeStreamParser {
         f.endNotLf = this.#lastByte >= 0 && this.#lastByte !== LF;
         // The header ran to the end: an encapsulated message is then empty (as parseMessage).
         if (f.meta && isEncapsulating(f.meta)) {
-          if (f.depth < this.limits.maxDepth) p.message = emptyPart(this.#offset);
+          if (f.depth < this.limits.maxDepth) {
+            p.message = { ...emptyPart(this.#offset), rawHeader: new Uint8Array(0) };
+          }
         }
       }
       p.bodyLines = 0;
