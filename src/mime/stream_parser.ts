@@ -113,7 +113,8 @@ interface Frame {
   boundary?: Uint8Array;
   mpState: MpState;
   children: number;
-  saidText: boolean;
+  /** Bits: 1 preamble text reported, 2 epilogue text reported. */
+  saidText: number;
   /** Result of finishing: LF count before `end`, and whether the byte before `end` is not LF. */
   lfAtEnd: number;
   endNotLf: boolean;
@@ -457,7 +458,7 @@ export class MimeStreamParser {
       hdrSkipped: false,
       mpState: MpState.Preamble,
       children: 0,
-      saidText: false,
+      saidText: 0,
       lfAtEnd: 0,
       endNotLf: false,
     };
@@ -555,19 +556,22 @@ export class MimeStreamParser {
           ? CRLF
           : b.slice(ce, next);
       }
-    } else if (f.phase === Phase.Multipart && !f.saidText && !isBlankRange(b, s, ce)) {
+    } else if (f.phase === Phase.Multipart && f.saidText !== 3 && !isBlankRange(b, s, ce)) {
       this.#sayText(f);
     }
   }
 
   #sayText(f: Frame) {
-    if (f.saidText) return;
-    f.saidText = true;
     const type = `${f.part.contentType.type}/${f.part.contentType.subtype}`;
     if (f.mpState === MpState.Epilogue) {
+      if (f.saidText & 2) return;
+      f.saidText |= 2;
       this.#say(f, "epilogue-text", `text after the close delimiter of ${type}`);
-    } else this.#say(f, "preamble-text", `text before the first delimiter of ${type}`);
-    f.saidText = f.mpState === MpState.Epilogue; // a preamble report still allows an epilogue one
+    } else {
+      if (f.saidText & 1) return;
+      f.saidText |= 1;
+      this.#say(f, "preamble-text", `text before the first delimiter of ${type}`);
+    }
   }
 
   /** Finishes the top frame at `stop` (a delimiter line) or at the end of the data. */
@@ -654,7 +658,9 @@ export class MimeStreamParser {
   ambiguitiesDropped = 0;
 
   #say(f: Frame, code: AmbiguityCode, detail: string, field?: string) {
-    if (this.ambiguities.length >= MAX_REPORTS) return void this.ambiguitiesDropped++;
+    // Who sent the message is always kept: a gate must never miss a sender ambiguity.
+    const sender = f.path.length === 0 && !f.inMessage && (field === "from" || field === "sender");
+    if (this.ambiguities.length >= MAX_REPORTS && !sender) return void this.ambiguitiesDropped++;
     const a: Ambiguity = { code, path: f.path, inMessage: f.inMessage, detail };
     if (field !== undefined) a.field = field;
     this.ambiguities.push(a);
