@@ -119,7 +119,7 @@ Deno.test("gate: streaming gives the same verdict for any split of the message",
 
 Deno.test("gate: a sender ambiguity is never lost in a flood of other ones", () => {
   const junk = Array.from({ length: 100 }, (_, i) => `junk line ${i}`);
-  const m = encrypted(SELF, TO, { extra: [...junk, `From : <${OTHER}>`] });
+  const m = encrypted(SELF, TO, { extra: [...junk, `From : <${OTHER}>`, `From: <${SELF}>`] });
   const v = check("incoming", m);
   assert.equal(v.accept, false);
   assert.ok(v.senderAmbiguous, "senderAmbiguous is set");
