@@ -356,11 +356,16 @@ export class MimeStreamParser {
     top: Frame,
   ): { level: number; close: boolean } | undefined {
     let found: { level: number; close: boolean } | undefined;
+    const at = s + 2;
+    const avail = ce - at;
     for (let i = this.#frames.length - 1; i >= 0; i--) {
       const f = this.#frames[i];
-      if (f.phase !== Phase.Multipart || !f.boundary) continue;
       const d = f.boundary;
-      if (!startsWithAt(b, s + 2, ce, d)) continue;
+      // Inlined prefix test: this runs for every "--" line against every open boundary.
+      if (f.phase !== Phase.Multipart || !d || avail < d.length || b[at] !== d[0]) continue;
+      let j = 1;
+      while (j < d.length && b[at + j] === d[j]) j++;
+      if (j < d.length) continue;
       const q = s + 2 + d.length;
       if (f.mpState === MpState.Epilogue) {
         this.#say(top, "boundary-after-close", "a boundary line after the close delimiter");
