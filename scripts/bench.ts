@@ -15,6 +15,7 @@
 import { parseArgs } from "node:util";
 import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { Imap } from "./bench/clients.ts";
+import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
 import type { MessageTemplate } from "./bench/messages.ts";
 import { startRefStack } from "./bench/refstack.ts";
@@ -61,7 +62,7 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,submit,latency,idle,fetch,deltachat]\n" +
+      "                       [--only start,submit,latency,idle,fetch,deltachat,gate]\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -70,7 +71,7 @@ if (flags.help) {
 }
 
 const quick = flags.quick!;
-const SCENARIOS = ["start", "submit", "latency", "idle", "fetch", "deltachat"];
+const SCENARIOS = ["start", "submit", "latency", "idle", "fetch", "deltachat", "gate"];
 const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
@@ -203,6 +204,19 @@ async function main() {
   const tv: Values = {}, rv: Values = {};
   const raw: { tern: Raw; ref: Raw } = { tern: {}, ref: {} };
 
+  // 7. the gate's cost on worst-case messages (in-process, no server needed)
+  if (only.has("gate")) {
+    raw.tern.gate = await gateRuns();
+    if (only.size === 1) {
+      await Deno.writeTextFile(
+        RESULTS,
+        JSON.stringify({ date: new Date().toISOString(), gate: raw.tern.gate }, null, 2) + "\n",
+      );
+      console.log(`results: ${RESULTS}`);
+      return;
+    }
+  }
+
   // 5. cold start (before anything else runs)
   if (only.has("start")) await coldStart(tv, raw.tern);
 
@@ -325,6 +339,20 @@ async function main() {
     await Deno.writeTextFile(BASELINE, JSON.stringify(results, null, 2) + "\n");
     console.log(`baseline written: ${BASELINE}`);
   }
+}
+
+/** The gate bench runs in its own process (with --expose-gc, for clean heap figures). */
+async function gateRuns(): Promise<GateCase[]> {
+  log("gate: worst-case messages at the size limit, pushed in 64 KiB pieces");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--v8-flags=--expose-gc", `${HERE}bench/gate.ts`, "--json"],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error("gate bench failed");
+  const rows: GateCase[] = JSON.parse(new TextDecoder().decode(out.stdout));
+  console.log(gateTable(rows));
+  return rows;
 }
 
 async function coldStart(tv: Values, raw: Raw) {

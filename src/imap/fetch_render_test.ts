@@ -383,3 +383,31 @@ Deno.test("BINARY: decoded leaf content, raw containers, unknown encodings", () 
   const uu = load(["Content-Transfer-Encoding: x-uuencode", "", "begin 644 a", ""]);
   assert.equal(binarySection(uu.bytes, uu.root, [1]), UNKNOWN_CTE);
 });
+
+Deno.test("ENVELOPE, BODYSTRUCTURE and section ranges come from a stored structure alone", async () => {
+  const { decodeStructure, encodeStructure } = await import("../mime/structure_codec.ts");
+  const { sectionRange } = await import("./fetch_render.ts");
+  const { bytes, root } = NESTED;
+  const stored = decodeStructure(encodeStructure(root));
+  assert.equal(text(renderEnvelope(stored)), text(renderEnvelope(root, bytes)));
+  assert.equal(
+    text(renderBodyStructure(stored, undefined, true)),
+    text(renderBodyStructure(root, bytes, true)),
+  );
+  for (
+    const s of [
+      sec([]),
+      sec([1]),
+      sec([2, 1]),
+      sec([3], "HEADER"),
+      sec([3], "TEXT"),
+      sec([3], "MIME"),
+      sec([], "HEADER.FIELDS", ["subject", "x-folded"]),
+      sec([3], "HEADER.FIELDS.NOT", ["subject"]),
+    ]
+  ) {
+    const r = sectionRange(stored, s);
+    const got = r === null ? null : "bytes" in r ? r.bytes : bytes.subarray(r.start, r.end);
+    assert.deepEqual(str(got), str(sectionBytes(bytes, root, s)), JSON.stringify(s));
+  }
+});

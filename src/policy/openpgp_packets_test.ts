@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import * as openpgp from "openpgp";
-import { checkArmoredPayload, checkOpenpgpPacketStream } from "./openpgp_packets.ts";
+import { checkArmoredPayload } from "./armor_check.ts";
+import { checkOpenpgpPacketStream } from "./openpgp_packets.ts";
 
 const crlf = (s: string) => s.replace(/\r?\n/g, "\r\n");
 
@@ -11,8 +12,8 @@ function armorOf(eml: string): string {
   return text.slice(a, b + "-----END PGP MESSAGE-----".length) + "\r\n";
 }
 
-Deno.test("checkArmoredPayload() accepts all twelve real Delta Chat 2.57 messages", async () => {
-  const dir = new URL("../../../shared/testdata/deltachat-2.57/", import.meta.url);
+Deno.test("checkArmoredPayload() accepts the payload of every real Delta Chat message", async () => {
+  const dir = new URL("./testdata/deltachat/", import.meta.url);
   let n = 0;
   for await (const e of Deno.readDir(dir)) {
     if (!e.name.endsWith(".eml")) continue;
@@ -21,7 +22,7 @@ Deno.test("checkArmoredPayload() accepts all twelve real Delta Chat 2.57 message
     assert.equal(checkArmoredPayload(armor, "incoming"), true, e.name);
     n++;
   }
-  assert.equal(n, 12);
+  assert.ok(n >= 12, `${n} messages`);
 });
 
 const { privateKey, publicKey } = await openpgp.generateKey({
