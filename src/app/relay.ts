@@ -60,13 +60,17 @@ export interface Stoppable {
 
 export async function startRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
   const log = options.log ?? createLogger(config.log);
-  const services = await openServices(config, { now: options.now, dns: options.dns });
+  const services = await openServices(config, {
+    now: options.now,
+    dns: options.dns,
+    threaded: true,
+  });
   const stoppables: Stoppable[] = [];
   const stopAll = async () => {
     for (const s of stoppables.reverse()) {
       await s.close().catch((err) => log.error("stop failed", { err }));
     }
-    services.close();
+    await services.close();
   };
   try {
     const tlsNames: string[] = config.isIpDomain

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import type { Store } from "./types.ts";
+import { bytesBody } from "./message_input.ts";
 
 const enc = new TextEncoder();
 
@@ -12,7 +13,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
       try {
         await fn(s);
       } finally {
-        s.close();
+        await s.close();
       }
     });
 
@@ -36,7 +37,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     const b = (await s.createAccount({ address: "b@x", passwordHash: "h", now: 1 })).account;
     const data = enc.encode("Subject: hi\r\n\r\nbody\r\n");
     const out = await s.deliver({
-      data,
+      body: bytesBody(data),
       internalDate: 5,
       targets: [{ accountId: a.id, mailboxName: "INBOX" }, {
         accountId: b.id,
@@ -51,7 +52,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal(ma.uid, 1);
     assert.deepEqual(await s.readBody(ma.bodyId), data);
     const out2 = await s.deliver({
-      data,
+      body: bytesBody(data),
       internalDate: 6,
       targets: [{ accountId: a.id, mailboxName: "INBOX" }],
       defaultQuotaBytes: 1000,
@@ -63,14 +64,14 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const data = new Uint8Array(600);
     const first = await s.deliver({
-      data,
+      body: bytesBody(data),
       internalDate: 1,
       targets: [{ accountId: a.id, mailboxName: "INBOX" }],
       defaultQuotaBytes: 1000,
     });
     assert.equal(first[0].ok, true);
     const second = await s.deliver({
-      data,
+      body: bytesBody(data),
       internalDate: 1,
       targets: [{ accountId: a.id, mailboxName: "INBOX" }],
       defaultQuotaBytes: 1000,
@@ -86,7 +87,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
       await s.append({
         accountId: a.id,
         mailboxName: "INBOX",
-        data: enc.encode(`m${i}\r\n`),
+        body: bytesBody(enc.encode(`m${i}\r\n`)),
         flags: [],
         internalDate: i,
         defaultQuotaBytes: 1e6,
@@ -124,7 +125,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     await s.append({
       accountId: a.id,
       mailboxName: "INBOX",
-      data: enc.encode("x\r\n"),
+      body: bytesBody(enc.encode("x\r\n")),
       flags: ["\\Seen"],
       internalDate: 1,
       defaultQuotaBytes: 1e6,
@@ -138,7 +139,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     const again = await s.append({
       accountId: a.id,
       mailboxName: "INBOX",
-      data: enc.encode("y\r\n"),
+      body: bytesBody(enc.encode("y\r\n")),
       flags: [],
       internalDate: 1,
       defaultQuotaBytes: 1e6,
@@ -153,7 +154,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
       await s.append({
         accountId: a.id,
         mailboxName: "INBOX",
-        data: enc.encode(d),
+        body: bytesBody(enc.encode(d)),
         flags: [],
         internalDate: 1,
         defaultQuotaBytes: 1e6,
@@ -170,7 +171,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     await s.append({
       accountId: a.id,
       mailboxName: "INBOX",
-      data: enc.encode("x\r\n"),
+      body: bytesBody(enc.encode("x\r\n")),
       flags: [],
       internalDate: 1,
       defaultQuotaBytes: 1e6,
@@ -186,7 +187,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     await s.append({
       accountId: a.id,
       mailboxName: "INBOX",
-      data: enc.encode("x\r\n"),
+      body: bytesBody(enc.encode("x\r\n")),
       flags: [],
       internalDate: 1,
       defaultQuotaBytes: 1e6,
@@ -223,7 +224,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
   test("queue keeps per-recipient status and frees its body on delete", async (s) => {
     const id = await s.enqueue({
       sender: "a@x",
-      data: enc.encode("m\r\n"),
+      body: bytesBody(enc.encode("m\r\n")),
       recipients: ["b@y.org", "c@z.org"],
       now: 10,
     });
