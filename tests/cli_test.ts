@@ -172,7 +172,7 @@ Deno.test("tern queue shows, retries and deletes outbound entries", async () => 
       nextAttemptAt: Date.now() + 60_000,
       now: Date.now(),
     });
-    store.close();
+    await store.close();
     const list = await tern(["queue", "list", ...cfg]);
     assert.match(
       list.stdout,

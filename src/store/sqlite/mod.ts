@@ -54,6 +54,8 @@ export interface SqliteStore extends Store {
   migrateData(options?: {
     onProgress?: (p: DataProgress) => void;
     vacuum?: "always" | "small" | "never";
+    /** Stops between slices (what is done stays done; the next start resumes). */
+    signal?: AbortSignal;
   }): Promise<{ bodiesMoved: number; vacuumed: boolean; vacuumPending: boolean }>;
 }
 
@@ -301,11 +303,12 @@ function buildStore(
     },
 
     async migrateData(options = {}) {
-      const { onProgress, vacuum = "small" } = options;
+      const { onProgress, vacuum = "small", signal } = options;
       let bodiesMoved = 0;
       if (bodiesDir) {
         const total = await heavy<{ bodies: number }>("countLegacyBodies", []);
         for (let after: number | null = 0; after !== null && total.bodies > 0;) {
+          if (signal?.aborted) return { bodiesMoved, vacuumed: false, vacuumPending: false };
           const r: { moved: number; next: number | null } = await write("moveLegacyBodies", [
             after,
             32 << 20,
@@ -319,6 +322,7 @@ function buildStore(
       const mode = read<number>("autoVacuumMode", []);
       const small = engine.db.path === ":memory:" ||
         (existsSync(engine.db.path) && statSync(engine.db.path).size < SMALL_DB_BYTES);
+      if (signal?.aborted) return { bodiesMoved, vacuumed: false, vacuumPending: mode !== 2 };
       if (mode !== 2 && (vacuum === "always" || (vacuum === "small" && small))) {
         onProgress?.({ step: "vacuum", done: 0, total: 1 });
         await exec.write.alone(op("convertToIncremental", []));

@@ -26,7 +26,8 @@ export function pinActive(env: OpEnv): boolean {
 
 export function spaceStore(env: OpEnv): SpaceOps {
   const { db, files } = env;
-  const freePages = () => db.get<{ n: number }>("PRAGMA freelist_count")!.n;
+  const freePages = () =>
+    db.get<{ freelist_count: number }>("PRAGMA freelist_count")!.freelist_count;
   return {
     reclaimSpace(maxPages) {
       const before = freePages();

@@ -1,19 +1,7 @@
 import assert from "node:assert/strict";
 import { runStoreContract } from "../store_contract.ts";
-import { MIGRATIONS, openSqliteStore, type SqliteStore, startSqliteStore } from "./mod.ts";
-
-/** A store on a fresh file (with a bodies directory), removed again on close. */
-export async function tempStore(threaded: boolean): Promise<SqliteStore> {
-  const dir = await Deno.makeTempDir({ prefix: "tern-store-" });
-  const store = threaded ? await startSqliteStore(`${dir}/t.db`) : openSqliteStore(`${dir}/t.db`);
-  const close = store.close.bind(store);
-  return Object.assign(store, {
-    close: async () => {
-      await close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  });
-}
+import { MIGRATIONS, openSqliteStore } from "./mod.ts";
+import { tempStore } from "./testdata/temp_store.ts";
 
 runStoreContract("SqliteStore :memory:", () => openSqliteStore(":memory:"));
 runStoreContract("SqliteStore in-process", () => tempStore(false));
