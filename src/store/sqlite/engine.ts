@@ -35,6 +35,9 @@ export type OpResult = { ok: true; value: unknown } | { ok: false; error: WireEr
 
 type OpFn = (...args: unknown[]) => unknown;
 
+/** Rows changed by one batch past which memory is given back. */
+const BIG_CHANGE = 10_000;
+
 function buildOps(env: OpEnv) {
   const { db } = env;
   return {
@@ -104,6 +107,7 @@ export class Engine {
     const { db, files } = this;
     const failAll = (err: unknown): OpResult[] =>
       ops.map(() => ({ ok: false, error: toWire(err) }));
+    const changesBefore = this.#totalChanges();
     try {
       db.begin();
     } catch (err) {
@@ -145,7 +149,13 @@ export class Engine {
       return failAll(err);
     }
     files?.afterCommit(keep);
+    // After a big change (a mass expunge, an account deleted) SQLite's spare memory goes back.
+    if (this.#totalChanges() - changesBefore > BIG_CHANGE) db.shrinkMemory();
     return results;
+  }
+
+  #totalChanges(): number {
+    return this.db.get<{ n: number }>("SELECT total_changes() AS n")!.n;
   }
 
   close(): void {

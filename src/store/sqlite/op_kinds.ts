@@ -97,7 +97,11 @@ type Args<N extends OpName> = Parameters<Engine["ops"][N]>;
 export const ROUTES: {
   [N in OpName]?: (args: Args<N>, engine: Engine) => boolean;
 } = {
-  listMessages: ([, page]) => page !== undefined && page.limit <= MAIN_ROWS,
+  listMessages: ([mailboxId, page], engine) =>
+    page ? page.limit <= MAIN_ROWS : (engine.db.get<{ n: number }>(
+      "SELECT message_count AS n FROM mailboxes WHERE id = ?",
+      mailboxId,
+    )?.n ?? 0) <= MAIN_ROWS,
   getMessages: ([, uids]) => uids.length <= MAIN_ROWS,
   // Counting stops at MAIN_ROWS + 1: the test itself stays bounded.
   changesSince: ([mailboxId, modSeq], engine) =>
