@@ -16,6 +16,10 @@ ALTER TABLE bodies ADD COLUMN file_offset INTEGER NOT NULL DEFAULT 0;
 -- Opaque to the store: BODYSTRUCTURE, ENVELOPE and part offsets computed once by the receiver.
 ALTER TABLE bodies ADD COLUMN structure BLOB;
 CREATE INDEX bodies_file ON bodies (file_id) WHERE file_id IS NOT NULL;
+-- Bodies over the inline limit stored by older versions are moved to files after the upgrade,
+-- in slices (store/sqlite/data_steps.ts); this marks that there are some.
+INSERT INTO settings (key, value)
+  SELECT 'internal.legacy_bodies', 'pending' WHERE EXISTS (SELECT 1 FROM bodies WHERE size > 131072);
 -- Freeing a body asks whether a queue entry still uses it.
 CREATE INDEX queue_body ON queue (body_id);
 

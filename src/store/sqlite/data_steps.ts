@@ -9,7 +9,11 @@ import type { OpEnv } from "./env.ts";
 import { INLINE_LIMIT } from "./bodies.ts";
 import { newBodyFileName } from "./body_files.ts";
 
+const PENDING = "internal.legacy_bodies";
+
 export interface DataStepOps {
+  /** Whether the upgrade left large inline bodies to move (set by 0003, cleared when done). */
+  legacyBodiesPending(): boolean;
   /** Bodies still to move to files (counted once, for progress). */
   countLegacyBodies(): { bodies: number; bytes: number };
   /** Moves legacy bodies with id > afterId to files, up to about `maxBytes`; next id or null. */
@@ -26,6 +30,8 @@ export interface DataStepOps {
 export function dataStepOps(env: OpEnv): DataStepOps {
   const { db, files } = env;
   return {
+    legacyBodiesPending: () =>
+      db.get("SELECT 1 AS x FROM settings WHERE key = ?", PENDING) !== undefined,
     countLegacyBodies() {
       const r = db.get<{ n: number; bytes: number }>(
         "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM bodies WHERE file_id IS NULL AND size > ?",
@@ -45,7 +51,10 @@ export function dataStepOps(env: OpEnv): DataStepOps {
             last,
             INLINE_LIMIT,
           );
-          if (!r) return { moved, bytes, next: null };
+          if (!r) {
+            db.run("DELETE FROM settings WHERE key = ?", PENDING);
+            return { moved, bytes, next: null };
+          }
           last = r.id;
           const name = newBodyFileName();
           writeDurably(files.spoolPath(name), r.data);

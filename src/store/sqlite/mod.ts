@@ -305,9 +305,9 @@ function buildStore(
     async migrateData(options = {}) {
       const { onProgress, vacuum = "small", signal } = options;
       let bodiesMoved = 0;
-      if (bodiesDir) {
+      if (bodiesDir && read<boolean>("legacyBodiesPending", [])) {
         const total = await heavy<{ bodies: number }>("countLegacyBodies", []);
-        for (let after: number | null = 0; after !== null && total.bodies > 0;) {
+        for (let after: number | null = 0; after !== null;) {
           if (signal?.aborted) return { bodiesMoved, vacuumed: false, vacuumPending: false };
           const r: { moved: number; next: number | null } = await write("moveLegacyBodies", [
             after,
