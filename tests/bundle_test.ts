@@ -1,9 +1,13 @@
 // The one-file artefact CI can build here (`deno bundle`; `deno compile` needs Deno's download
 // host): dist/tern.js must run from an empty directory with `deno run --no-config`, apply its
 // embedded migrations, and serve the embedded landing page and web admin, and speak SMTP/IMAP.
+// Its store threads start from the bundle itself: a login that creates an account (a write, so
+// the writer thread) must succeed.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { DatabaseSync } from "node:sqlite";
+import { ImapTestClient } from "./support/imap_client.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -91,6 +95,26 @@ Deno.test({
         conn.close();
         assert.match(dec.decode(buf.subarray(0, n ?? 0)), /^220 /);
         assert.ok((await Deno.stat(`${dir}/data/tern.db`)).isFile, "database created");
+        // The first login creates the account: only the writer thread can commit that.
+        const { client } = await ImapTestClient.connect({
+          hostname: "127.0.0.1",
+          port: Number(ready.listen.imap.split(":").pop()),
+        });
+        try {
+          await client.startTls(await Deno.readTextFile(`${dir}/data/tls/selfsigned-ca.pem`));
+          const login = await client.login("bundle001@[127.0.0.1]", "password-123456");
+          assert.ok(login.ok, login.status);
+          assert.ok((await client.cmd("SELECT INBOX")).ok);
+        } finally {
+          client.close();
+        }
+        const db = new DatabaseSync(`${dir}/data/tern.db`, { readOnly: true });
+        try {
+          const row = db.prepare("SELECT address FROM accounts").get() as { address: string };
+          assert.equal(row?.address, "bundle001@[127.0.0.1]");
+        } finally {
+          db.close();
+        }
         const nm = await Deno.stat(`${dir}/node_modules`).catch(() => null);
         assert.equal(nm, null, "nothing beside the file");
       } finally {
