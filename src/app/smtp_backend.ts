@@ -38,21 +38,28 @@ export function smtpBackend(services: Services, log: Logger, metrics?: RelayMetr
     },
     checkSender: (login, mailFrom) => delivery.checkSubmissionSender(login, mailFrom),
     checkRecipient: (address, mode) => delivery.checkRecipient(address, mode),
-    async submit(login, envelope, message) {
-      const started = performance.now();
-      try {
-        return record(started, await delivery.submit(login, envelope, message));
-      } catch (err) {
-        return storageFailure(err, log);
-      }
-    },
-    async receive(envelope, message) {
-      const started = performance.now();
-      try {
-        return record(started, await delivery.receive(envelope, message));
-      } catch (err) {
-        return storageFailure(err, log);
-      }
+    beginData(envelope, login) {
+      const tx = login
+        ? delivery.beginSubmission(login, envelope)
+        : delivery.beginReceive(envelope);
+      return {
+        write: (chunk) => tx.write(chunk),
+        async end() {
+          const started = performance.now();
+          try {
+            return record(started, await tx.end());
+          } catch (err) {
+            return storageFailure(err, log);
+          }
+        },
+        async abort() {
+          try {
+            await tx.abort();
+          } catch (err) {
+            log.debug("smtp data: freeing an aborted message failed", { error: String(err) });
+          }
+        },
+      };
     },
   };
 }

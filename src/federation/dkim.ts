@@ -6,7 +6,6 @@
 
 import { Buffer } from "node:buffer";
 import {
-  createHash,
   createPrivateKey,
   createPublicKey,
   createSign,
@@ -15,6 +14,7 @@ import {
 } from "node:crypto";
 import { parseHeaderBlock } from "../mime/mod.ts";
 import type { DnsResolver } from "./resolver.ts";
+import { type BodyHash, DkimStream, hashBody } from "./dkim_body.ts";
 
 export const DKIM_SELECTOR = "opendkim";
 
@@ -89,22 +89,6 @@ function simpleHeader(raw: string): string {
   return raw.replace(/\r?\n$/, "");
 }
 
-/** Body canonicalization (§3.4.3 simple, §3.4.4 relaxed), as bytes. */
-function canonicalBody(body: Uint8Array, relaxed: boolean, limit?: number): Uint8Array {
-  let text = latin1.decode(body).replace(/\r?\n/g, "\r\n");
-  if (relaxed) {
-    text = text.split("\r\n").map((l) => l.replace(/[ \t]+/g, " ").replace(/ $/, "")).join("\r\n");
-  }
-  text = text.replace(/(\r\n)+$/, "");
-  text = text === "" ? (relaxed ? "" : "\r\n") : text + "\r\n";
-  const bytes = Uint8Array.from(text, (c) => c.charCodeAt(0));
-  return limit === undefined ? bytes : bytes.subarray(0, limit);
-}
-
-function sha256(data: Uint8Array | string): Buffer {
-  return createHash("sha256").update(data).digest();
-}
-
 /** Fields named in h=, each taken from the bottom up as §5.4.2 requires. */
 function pickFields(fields: Field[], names: string[]): Field[] {
   const used = new Map<string, number>();
@@ -145,7 +129,7 @@ export function signMessage(
     for (let i = 0; i < count; i++) names.push(n);
   }
   names.push("from");
-  const bh = sha256(canonicalBody(body, false)).toString("base64");
+  const bh = Buffer.from(hashBody(body, false).digest).toString("base64");
   const t = Math.floor(Date.now() / 1000);
   const tags = `v=1; a=rsa-sha256; c=relaxed/simple; d=${domain}; s=${key.selector}; t=${t}; ` +
     `h=${names.join(":")}; bh=${bh}; b=`;
@@ -175,10 +159,13 @@ function withoutSignature(raw: string): string {
   return raw.replace(/(\bb[ \t\r\n]*=)[^;]*/, "$1");
 }
 
+/** Body hashes by canonicalization, as DkimStream gives them (null: not computed). */
+export type BodyHashes = (relaxed: boolean) => BodyHash | null;
+
 async function verifyOne(
   field: Field,
   fields: Field[],
-  body: Uint8Array,
+  bodies: BodyHashes,
   dns: DnsResolver,
 ): Promise<{ domain: string; ok: boolean; reason: string }> {
   const tags = parseTags(field.raw.slice(field.raw.indexOf(":") + 1));
@@ -193,8 +180,15 @@ async function verifyOne(
   if (x && Number(x) * 1000 < Date.now()) return fail("signature expired");
   const names = (tags.get("h") ?? "").toLowerCase().split(":").map((n) => n.trim()).filter(Boolean);
   if (!names.includes("from")) return fail("From is not signed");
-  const l = tags.has("l") ? Number(tags.get("l")) : undefined;
-  const bh = sha256(canonicalBody(body, bc === "relaxed", l)).toString("base64");
+  if (bc !== "simple" && bc !== "relaxed") return fail("unknown canonicalization");
+  const body = bodies(bc === "relaxed");
+  if (!body) return fail("body not hashed");
+  // The body is hashed whole as it streams, so a length limit must cover all of it: text
+  // appended after a signed prefix would otherwise pass as signed (RFC 6376 §8.2).
+  if (tags.has("l") && Number(tags.get("l")) !== body.length) {
+    return fail("l= does not cover the whole body");
+  }
+  const bh = Buffer.from(body.digest).toString("base64");
   if (bh !== tags.get("bh")) return fail("body hash mismatch");
   const record = (await dns.txt(`${tags.get("s")}._domainkey.${domain}`))
     .map(parseTags).find((t) => t.get("p") !== undefined);
@@ -215,18 +209,35 @@ async function verifyOne(
   return ok ? { domain, ok, reason: "" } : fail("signature mismatch");
 }
 
-/** Null when a passing signature's d= equals the From domain; else the reason. */
-export async function verifyAlignedSignature(
+/**
+ * Null when a passing signature's d= equals the From domain; else the reason. `header` is the
+ * message's top header block, `bodies` the hashes of its body (see DkimStream).
+ */
+export async function verifyAlignedHeader(
+  header: Uint8Array,
+  bodies: BodyHashes,
+  fromDomain: string,
+  dns: DnsResolver,
+): Promise<string | null> {
+  const { fields } = split(header);
+  const signatures = fields.filter((f) => f.name === "dkim-signature");
+  if (!signatures.length) return "No DKIM signature found";
+  for (const s of signatures) {
+    const r = await verifyOne(s, fields, bodies, dns).catch(() => null);
+    if (r?.ok && r.domain === fromDomain.toLowerCase()) return null;
+  }
+  return "No valid DKIM signature found";
+}
+
+/** verifyAlignedHeader for a whole message in memory. */
+export function verifyAlignedSignature(
   message: Uint8Array,
   fromDomain: string,
   dns: DnsResolver,
 ): Promise<string | null> {
-  const { fields, body } = split(message);
-  const signatures = fields.filter((f) => f.name === "dkim-signature");
-  if (!signatures.length) return "No DKIM signature found";
-  for (const s of signatures) {
-    const r = await verifyOne(s, fields, body, dns).catch(() => null);
-    if (r?.ok && r.domain === fromDomain.toLowerCase()) return null;
-  }
-  return "No valid DKIM signature found";
+  const stream = new DkimStream();
+  stream.push(message);
+  const header = stream.header();
+  if (!header) return Promise.resolve("No DKIM signature found");
+  return verifyAlignedHeader(header, (relaxed) => stream.bodyHash(relaxed), fromDomain, dns);
 }

@@ -1,6 +1,6 @@
 // One SMTP session (RFC 5321) on an accepted connection: submission (465/587, AUTH required) or
 // inbound (25, no AUTH). Commands are read one line at a time, so pipelined commands are answered
-// in order (RFC 2920); the message itself goes to the backend only after the end-of-data line.
+// in order (RFC 2920); the message streams to the backend as DATA arrives (bounded memory).
 
 import {
   type Connection,
@@ -379,15 +379,33 @@ export class SmtpSession {
       return await this.#error(r(554, "5.5.1", "No valid recipients"));
     }
     await this.#send("354 End data with <CR><LF>.<CR><LF>");
-    this.#conn.setIdleTimeout(this.#opts.dataTimeoutMs ?? 600_000);
-    const data = await readData(this.#conn, {
-      maxBytes: this.#opts.maxMessageBytes,
-      maxLineBytes: MAX_DATA_LINE,
-    });
-    this.#conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
-    if (data === null) throw new ConnectionClosedError();
     const envelope = { mailFrom: this.#mailFrom, recipients: this.#recipients };
     this.#reset();
+    // The message streams into the backend as it arrives; a message that goes over the size
+    // limit, is malformed or is cut off is aborted, so nothing of it stays.
+    const tx = this.#backend.beginData(envelope, this.#login);
+    let aborted = false;
+    const abort = async () => {
+      if (aborted) return;
+      aborted = true;
+      await tx.abort();
+    };
+    this.#conn.setIdleTimeout(this.#opts.dataTimeoutMs ?? 600_000);
+    let data;
+    try {
+      data = await readData(this.#conn, {
+        maxBytes: this.#opts.maxMessageBytes,
+        maxLineBytes: MAX_DATA_LINE,
+      }, { write: (chunk) => tx.write(chunk), overflow: abort });
+    } catch (e) {
+      await abort();
+      throw e;
+    }
+    this.#conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
+    if (data === null) {
+      await abort();
+      throw new ConnectionClosedError();
+    }
     let reply: SmtpReply;
     if (data.tooLarge) {
       reply = r(552, "5.3.4", "Message exceeds maximum size");
@@ -395,11 +413,11 @@ export class SmtpSession {
       reply = r(500, "5.6.11", "Invalid DATA: bare CR or LF in message");
     } else if (data.longLine) {
       reply = r(500, "5.5.6", `Invalid DATA: line longer than ${MAX_DATA_LINE} bytes`);
-    } else if (this.#login) {
-      reply = await this.#backend.submit(this.#login, envelope, data.message);
     } else {
-      reply = await this.#backend.receive(envelope, data.message);
+      aborted = true;
+      reply = await tx.end();
     }
+    await abort();
     this.#opts.hooks?.onResult?.(this.#opts.mode, reply.code, data.size);
     this.#opts.hooks?.onReply?.("data", reply);
     this.#opts.log?.debug("smtp data", {
