@@ -11,7 +11,7 @@ import type { RelayMetrics } from "../metrics/mod.ts";
 import { VERSION } from "../version.ts";
 import type { Relay, Stoppable } from "./relay.ts";
 import { startSmtpServer } from "../smtp/mod.ts";
-import { smtpBackend } from "./smtp_backend.ts";
+import { smtpBackend, storageFailure } from "./smtp_backend.ts";
 import { startImapServer } from "../imap/mod.ts";
 import { imapBackend } from "./imap_backend.ts";
 import { MetadataService } from "../discovery/mod.ts";
@@ -92,10 +92,23 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     settings: services.settings,
     consumeRegistrationToken: (t) => services.store.consumeToken(t, now()),
     acmeChallenge: (token) => relay.acme?.challengeResponse(token) ?? null,
-    async mxdeliv(envelope, body) {
-      const r = (await services.delivery.receive(envelope, body)).reply;
-      const text = r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
-      return { status: r.code < 400 ? 200 : 400, text };
+    mxdeliv(envelope) {
+      const tx = services.delivery.beginReceive(envelope);
+      const answer = (r: { code: number; enhanced: string; text: string }) => ({
+        status: r.code < 400 ? 200 : 400,
+        text: r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`,
+      });
+      return Promise.resolve({
+        write: (chunk: Uint8Array) => tx.write(chunk),
+        async end() {
+          try {
+            return answer((await tx.end()).reply);
+          } catch (err) {
+            return answer(storageFailure(err, log));
+          }
+        },
+        abort: () => tx.abort(),
+      });
     },
     admin,
     log,

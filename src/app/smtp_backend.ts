@@ -68,7 +68,7 @@ export function smtpBackend(services: Services, log: Logger, metrics?: RelayMetr
  * Nothing was stored (each delivery is one transaction): a temporary reply makes the sender try
  * again later, and the session stays usable.
  */
-function storageFailure(err: unknown, log: Logger): SmtpReply {
+export function storageFailure(err: unknown, log: Logger): SmtpReply {
   const message = (err as Error)?.message ?? String(err);
   if (
     /disk is full|database or disk is full|SQLITE_FULL|ENOSPC|readonly|read-only/i.test(message)
