@@ -24,6 +24,14 @@ export type ImapChange = { kind: "mailbox"; mailboxId: number } | { kind: "list"
   kind: "gone";
 };
 
+/** A message being received for APPEND, written as its literal arrives. */
+export interface AppendUpload {
+  /** The next bytes; resolves when more may come. Never rejects: failures show at append(). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Gives up: nothing is kept. Idempotent, and harmless after append(). */
+  discard(): Promise<void>;
+}
+
 export interface ImapMailboxes {
   listMailboxes(accountId: number): Promise<MailboxRecord[]>;
   getMailbox(accountId: number, name: string): Promise<MailboxRecord | null>;
@@ -37,10 +45,13 @@ export interface ImapMailboxes {
   renameMailbox(accountId: number, from: string, to: string): Promise<void>;
   setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
   listSubscriptions(accountId: number): Promise<string[]>;
+  /** Starts receiving an APPEND message: spooled (bounded memory) as its literal arrives. */
+  startAppend(): AppendUpload;
+  /** Stores a received message; the upload is freed whatever happens. */
   append(input: {
     accountId: number;
     mailboxName: string;
-    data: Uint8Array;
+    upload: AppendUpload;
     flags: string[];
     internalDate?: number;
   }): Promise<{ mailboxId: number; uidValidity: number; uid: number; modSeq: number }>;

@@ -2,6 +2,9 @@
 // §4.3, §7.5; LITERAL+ RFC 7888; literal8 RFC 3516). A literal over the limit is never held in
 // memory: a synchronizing one is refused before the client sends it, a non-synchronizing one is
 // read and dropped in chunks so the next command starts where the client thinks it does.
+// APPEND's message literal can be streamed instead of held: given a sink, its bytes go there
+// chunk by chunk as they arrive (each taken before the next is read), and the command carries an
+// empty literal in its place.
 
 import { ConnectionClosedError, LineTooLongError } from "../net/connection.ts";
 
@@ -11,13 +14,30 @@ export interface CommandConnection {
   readLine(maxBytes: number): Promise<Uint8Array | null>;
   /** Exactly n bytes; null when the stream ends first. */
   readExact(n: number): Promise<Uint8Array | null>;
+  /** Whatever is buffered, or the next chunk; null at end of stream. */
+  readChunk(): Promise<Uint8Array | null>;
+  /** Puts bytes back in front of the read buffer. */
+  unread(bytes: Uint8Array): void;
   write(data: string | Uint8Array): Promise<void>;
+}
+
+/** Takes a streamed literal's bytes in order; resolves when it may be given more. */
+export interface LiteralSink {
+  write(chunk: Uint8Array): Promise<void>;
 }
 
 /** Text segments (UTF-8 decoded, literal markers and line end removed) alternating with literals. */
 export interface RawCommand {
   segments: (string | Uint8Array)[];
+  /** The sink APPEND's message literal was streamed into (its segment is then empty). */
+  streamed?: LiteralSink;
 }
+
+/**
+ * Offers a sink for APPEND's message literal of `size` bytes (`binary`: a literal8), or
+ * undefined to read it into memory as any other literal.
+ */
+export type AppendSink = (size: number, binary: boolean) => LiteralSink | undefined;
 
 export interface ReadLimits {
   maxLineBytes: number;
@@ -66,13 +86,20 @@ function stripLineEnd(line: Uint8Array): Uint8Array {
 interface Marker {
   size: number;
   sync: boolean;
+  /** literal8 (`~{n}`). */
+  binary: boolean;
   text: string;
 }
 
 function splitMarker(line: string): Marker | null {
   const m = LITERAL_MARKER.exec(line);
   if (!m) return null;
-  return { size: Number(m[1]), sync: m[2] !== "+", text: line.slice(0, m.index) };
+  return {
+    size: Number(m[1]),
+    sync: m[2] !== "+",
+    binary: m[0].startsWith("~"),
+    text: line.slice(0, m.index),
+  };
 }
 
 /** The tag of a command line, when it has one; used to answer errors found before parsing. */
@@ -95,10 +122,12 @@ function isAppend(firstLine: string): boolean {
 export async function readCommand(
   conn: CommandConnection,
   limits: ReadLimits,
+  appendSink?: AppendSink,
 ): Promise<RawCommand | null> {
   const maxTotal = limits.maxCommandBytes ??
     Math.max(limits.maxLiteralBytes, limits.maxAppendLiteralBytes) + 64 * limits.maxLineBytes;
   const segments: (string | Uint8Array)[] = [];
+  let streamed: LiteralSink | undefined;
   let total = 0;
   let first: string | null = null;
   while (true) {
@@ -116,7 +145,7 @@ export async function readCommand(
     const marker = splitMarker(line);
     if (!marker) {
       segments.push(line);
-      return { segments };
+      return streamed ? { segments, streamed } : { segments };
     }
     segments.push(marker.text);
     const limit = isAppend(first) ? limits.maxAppendLiteralBytes : limits.maxLiteralBytes;
@@ -132,13 +161,40 @@ export async function readCommand(
       if (!marker.sync) await drainCommand(conn, marker.size, limits.maxLineBytes);
       throw err;
     }
+    // APPEND's message is its literal after the mailbox name (which may itself be the first
+    // literal: "tag APPEND {5}").
+    const sink = appendSink && isAppend(first) &&
+        !(segments.length === 1 && marker.text.trim().split(/\s+/).length < 3)
+      ? appendSink(marker.size, marker.binary)
+      : undefined;
     if (marker.sync) await conn.write(CONTINUE_LITERAL);
+    if (sink) {
+      await streamLiteral(conn, marker.size, sink);
+      segments.push(new Uint8Array(0));
+      streamed = sink;
+      continue;
+    }
     const data = await conn.readExact(marker.size);
     if (data === null) {
       throw new ConnectionClosedError("Connection closed in the middle of a literal");
     }
     segments.push(data);
     total += marker.size;
+  }
+}
+
+/** Passes n bytes to the sink as they arrive, one chunk at a time. */
+async function streamLiteral(conn: CommandConnection, n: number, sink: LiteralSink) {
+  let left = n;
+  while (left > 0) {
+    const chunk = await conn.readChunk();
+    if (chunk === null) {
+      throw new ConnectionClosedError("Connection closed in the middle of a literal");
+    }
+    if (chunk.length > left) conn.unread(chunk.subarray(left));
+    const piece = chunk.length > left ? chunk.subarray(0, left) : chunk;
+    left -= piece.length;
+    await sink.write(piece);
   }
 }
 

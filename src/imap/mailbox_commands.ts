@@ -7,7 +7,7 @@ import type { CommandTable, SessionContext } from "./session.ts";
 import type { Command, CommandOf, StatusItem } from "./types.ts";
 import { bad, ImapNo, mailboxName } from "./responses.ts";
 import { SelectedMailbox, SYSTEM_FLAGS } from "./selected.ts";
-import { binaryPartsToBase64 } from "./binary_append.ts";
+import { BinaryToBase64 } from "./binary_append.ts";
 import { contains, formatSet } from "./sequence_set.ts";
 
 const AUTHED = ["auth", "selected"] as const;
@@ -319,17 +319,25 @@ export const mailboxCommands: CommandTable = {
     states: [...AUTHED],
     async run(ctx, cmd) {
       const c = cmd as Of<"APPEND">;
-      if (c.message.length > ctx.config.maxMessageBytes) {
-        throw new ImapNo("Message too large", "TOOBIG");
-      }
+      // The literal streamed into an upload as it arrived (the reader refused one over the
+      // APPENDLIMIT before reading it); the session frees the upload after this command.
+      if (!c.upload) throw new ImapNo("The message was not received", "SERVERBUG");
+      let upload = c.upload;
       const accountId = ctx.user!.accountId;
       if (!(await ctx.backend.mailboxes.getMailbox(accountId, c.mailbox))) {
         throw new ImapNo("No such mailbox", "TRYCREATE");
       }
+      if (upload instanceof BinaryToBase64) {
+        await upload.end();
+        if (upload.failed) {
+          throw new ImapNo("A binary part's header is too long to convert", "UNKNOWN-CTE");
+        }
+        upload = upload.target;
+      }
       const r = await ctx.backend.mailboxes.append({
         accountId,
         mailboxName: c.mailbox,
-        data: binaryPartsToBase64(c.message),
+        upload,
         flags: c.flags.filter((f) => f.toLowerCase() !== "\\recent"),
         internalDate: c.date,
       });

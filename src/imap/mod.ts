@@ -2,6 +2,7 @@ export { startImapServer } from "./server.ts";
 export type { ImapServerOptions } from "./server.ts";
 export { ImapSession } from "./session.ts";
 export type {
+  AppendUpload,
   ImapAuthResult,
   ImapBackend,
   ImapChange,

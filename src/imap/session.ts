@@ -10,9 +10,10 @@ import {
 } from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { isRelayError } from "../errors.ts";
-import type { ImapBackend, ImapServerConfig, ImapUser } from "./backend.ts";
+import type { AppendUpload, ImapBackend, ImapServerConfig, ImapUser } from "./backend.ts";
 import type { Command } from "./types.ts";
-import { LiteralTooLargeError, readCommand } from "./command_reader.ts";
+import { type AppendSink, LiteralTooLargeError, readCommand } from "./command_reader.ts";
+import { BinaryToBase64 } from "./binary_append.ts";
 import { ImapSyntaxError, parseCommand } from "./parser.ts";
 import { SelectedMailbox } from "./selected.ts";
 import { ImapNo, type Piece } from "./responses.ts";
@@ -225,15 +226,39 @@ export class ImapSession implements SessionContext {
 
   /** Reads and runs one command; false ends the session. */
   async #next(): Promise<boolean> {
+    // APPEND's message streams into an upload as its literal arrives (once logged in); whatever
+    // happens to the command, the upload is freed at its end (append() keeps what it stored).
+    let upload: AppendUpload | null = null;
+    const offer: AppendSink | undefined = this.state === "notauth"
+      ? undefined
+      : (_size, binary) => {
+        if (upload) return undefined;
+        const u = this.backend.mailboxes.startAppend();
+        upload = binary ? new BinaryToBase64(u) : u;
+        return upload;
+      };
+    try {
+      return await this.#command(offer, () => upload);
+    } finally {
+      await (upload as AppendUpload | null)?.discard();
+    }
+  }
+
+  async #command(
+    offer: AppendSink | undefined,
+    upload: () => AppendUpload | null,
+  ): Promise<boolean> {
     let cmd: Command;
     try {
       const raw = await readCommand(this.conn, {
         maxLineBytes: MAX_LINE,
         maxLiteralBytes: MAX_LITERAL,
         maxAppendLiteralBytes: this.config.maxMessageBytes,
-      });
+      }, offer);
       if (raw === null) return false;
       cmd = parseCommand(raw);
+      const streamed = upload();
+      if (streamed && cmd.name === "APPEND") cmd.upload = streamed;
     } catch (e) {
       if (e instanceof LiteralTooLargeError) {
         await this.conn.write(`${e.tag ?? "*"} NO [TOOBIG] Literal too large\r\n`);

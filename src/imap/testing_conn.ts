@@ -48,6 +48,22 @@ export class BufferConnection implements CommandConnection {
     return Promise.resolve(out);
   }
 
+  /** Up to `chunkSize` bytes at a time, like a socket handing over what arrived. */
+  chunkSize = 1000;
+
+  readChunk(): Promise<Uint8Array | null> {
+    if (this.#pos >= this.#data.length) return Promise.resolve(null);
+    const out = this.#data.slice(this.#pos, this.#pos + this.chunkSize);
+    this.#pos += out.length;
+    this.largestRead = Math.max(this.largestRead, out.length);
+    return Promise.resolve(out);
+  }
+
+  unread(bytes: Uint8Array): void {
+    // Only what was just read can be put back: it is still in the buffer before #pos.
+    this.#pos -= bytes.length;
+  }
+
   write(data: string | Uint8Array): Promise<void> {
     this.writes.push(typeof data === "string" ? data : dec.decode(data));
     return Promise.resolve();
