@@ -1,6 +1,7 @@
 // A full disk under the threaded store: writes fail with an error callers recognise ("database or
-// disk is full" from SQLite, ENOSPC from a spool), reads keep working (they need no write), and
-// the writer recovers by itself once space returns. On a small tmpfs (needs root, as in CI).
+// disk is full" from SQLite, ENOSPC from a spool), reads keep working (they need no write),
+// deletions and flag changes still work (the space reserve), and the writer recovers by itself
+// once space returns. On a small tmpfs (needs root, as in CI).
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
@@ -72,6 +73,9 @@ Deno.test({
         );
         await big.discard();
 
+        // Adding fails at once now, even a small write.
+        await assert.rejects(append(pattern(10, 5)), FULL);
+
         // Reading needs no write.
         const inbox = (await s.getMailbox(a.id, "INBOX"))!;
         const msgs = await s.getMessages(inbox.id, [kept.uid, large.uid]);
@@ -80,9 +84,26 @@ Deno.test({
         assert.deepEqual(await s.readBody(msgs[1].bodyId), pattern(300_000, 2));
         assert.ok(await s.getAccount("a@x"));
 
+        // Users can still make room: flags, EXPUNGE, logins (the reserve's space).
+        await s.setFlags(inbox.id, { uids: [kept.uid], mode: "add", flags: ["\\Deleted"] });
+        assert.deepEqual(await s.expunge(inbox.id), [kept.uid]);
+        await s.recordLogin(a.id, 2);
+        const extra = (await s.listMessages(inbox.id, { afterUid: large.uid, limit: 100 }))
+          .map((m) => m.uid);
+        assert.deepEqual(await s.removeMessages(inbox.id, extra), extra);
+
         await Deno.remove(`${mnt}/filler`);
-        const after = await append(pattern(1000, 4));
-        assert.ok(after.uid > large.uid, "the writer took writes again by itself");
+        // The writer looks at the free space again every few seconds: retry until it takes it.
+        let after: { uid: number } | null = null;
+        for (const deadline = Date.now() + 20_000; !after && Date.now() < deadline;) {
+          after = await append(pattern(1000, 4)).catch(async (err) => {
+            assert.match(String(err.message), FULL);
+            await new Promise((r) => setTimeout(r, 200));
+            return null;
+          });
+        }
+        assert.ok(after && after.uid > large.uid, "the writer took writes again by itself");
+        assert.ok((await Deno.stat(`${mnt}/bodies/reserve`)).isFile, "the reserve is back");
         const mb = (await s.getMailbox(a.id, "INBOX"))!;
         const all = await s.listMessages(mb.id, { afterUid: 0, limit: 1000 });
         assert.equal(mb.messages, all.length);

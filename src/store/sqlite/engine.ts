@@ -16,12 +16,15 @@ import { dataStepOps } from "./data_steps.ts";
 import { bodyData, bodyRow, smallBodies } from "./bodies.ts";
 import { toWire, type WireError } from "./wire_error.ts";
 import { snapshotInto } from "./backup.ts";
+import { ADDING, isFullError, lowSpaceError, SpaceGuard } from "./space_guard.ts";
 
 export interface EngineOptions {
   /** Directory of body files (data_dir/bodies); null keeps every body inline. */
   bodiesDir: string | null;
   readOnly?: boolean;
   migrations?: readonly Migration[];
+  /** Size of the space reserve (space_guard.ts); default by file system size, 0 for none. */
+  reserveBytes?: number;
 }
 
 export interface OpCall {
@@ -32,6 +35,12 @@ export interface OpCall {
 }
 
 export type OpResult = { ok: true; value: unknown } | { ok: false; error: WireError };
+
+/** A batch's results, and whether the store is in low-space mode after it (space_guard.ts). */
+export interface BatchOutcome {
+  results: OpResult[];
+  lowSpace: boolean;
+}
 
 type OpFn = (...args: unknown[]) => unknown;
 
@@ -75,6 +84,7 @@ export type OpName = keyof EngineOps;
 export class Engine {
   readonly db: Db;
   readonly files: TxFiles | null;
+  readonly guard: SpaceGuard | null;
   readonly ops: EngineOps;
   #now = 0;
 
@@ -83,6 +93,9 @@ export class Engine {
     try {
       migrate?.(this.db);
       this.files = options.bodiesDir && !options.readOnly ? new TxFiles(options.bodiesDir) : null;
+      this.guard = this.files && options.reserveBytes !== 0
+        ? new SpaceGuard(options.bodiesDir!, options.reserveBytes)
+        : null;
     } catch (err) {
       this.db.close();
       throw err;
@@ -102,11 +115,34 @@ export class Engine {
     return this.#fn(op.name)(...op.args);
   }
 
-  /** Runs the operations as one write transaction (see the file comment). */
-  runBatch(ops: OpCall[]): OpResult[] {
+  /**
+   * Runs the operations as one write transaction (see the file comment). A batch that failed
+   * whole for lack of space runs once more in the space the reserve gave back, without the
+   * writes that add data (space_guard.ts).
+   */
+  runBatch(ops: OpCall[]): BatchOutcome {
+    const guard = this.guard;
+    guard?.recover();
+    let run = this.#runBatch(ops);
+    if (guard && run.full) {
+      const freed = guard.onFull();
+      if (freed && run.whole) run = this.#runBatch(ops);
+    }
+    return { results: run.results, lowSpace: guard?.low ?? false };
+  }
+
+  #runBatch(ops: OpCall[]): { results: OpResult[]; full: boolean; whole: boolean } {
     const { db, files } = this;
-    const failAll = (err: unknown): OpResult[] =>
-      ops.map(() => ({ ok: false, error: toWire(err) }));
+    const low = this.guard?.low ?? false;
+    let full = false;
+    const failAll = (err: unknown) => {
+      full ||= isFullError(err);
+      return {
+        results: ops.map((): OpResult => ({ ok: false, error: toWire(err) })),
+        full,
+        whole: true,
+      };
+    };
     const changesBefore = this.#totalChanges();
     try {
       db.begin();
@@ -116,6 +152,10 @@ export class Engine {
     }
     const results: OpResult[] = [];
     for (const op of ops) {
+      if (low && ADDING.has(op.name)) {
+        results.push({ ok: false, error: toWire(lowSpaceError()) });
+        continue;
+      }
       const mark = files?.mark();
       db.raw.exec("SAVEPOINT op");
       try {
@@ -133,6 +173,7 @@ export class Engine {
         db.raw.exec("ROLLBACK TO op");
         db.raw.exec("RELEASE op");
         if (mark) files!.undoTo(mark);
+        full ||= isFullError(err);
         results.push({ ok: false, error: toWire(err) });
       }
     }
@@ -151,7 +192,7 @@ export class Engine {
     files?.afterCommit(keep);
     // After a big change (a mass expunge, an account deleted) SQLite's spare memory goes back.
     if (this.#totalChanges() - changesBefore > BIG_CHANGE) db.shrinkMemory();
-    return results;
+    return { results, full, whole: false };
   }
 
   #totalChanges(): number {

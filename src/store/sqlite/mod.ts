@@ -32,6 +32,8 @@ export interface SqliteStoreOptions {
   now?: () => number;
   /** Body files directory; default `bodies` beside the database, none for ":memory:". */
   bodiesDir?: string | null;
+  /** Space kept in reserve for deletions on a full disk (space_guard.ts); 0 for none. */
+  reserveBytes?: number;
 }
 
 export interface DataProgress {
@@ -86,7 +88,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   const bodiesDir = bodiesDirFor(path, options);
   const engine = new Engine(
     path,
-    { bodiesDir },
+    { bodiesDir, reserveBytes: options.reserveBytes },
     (db) => db.migrate(options.migrations ?? MIGRATIONS, options.now?.()),
   );
   const runner: BatchRunner = {
@@ -115,7 +117,12 @@ export async function startSqliteStore(
 ): Promise<SqliteStore> {
   const bodiesDir = bodiesDirFor(path, options);
   const now = options.now ?? Date.now;
-  const open = { path, bodiesDir, migrations: options.migrations };
+  const open = {
+    path,
+    bodiesDir,
+    migrations: options.migrations,
+    reserveBytes: options.reserveBytes,
+  };
   let writer = await StoreThread.start("writer", { ...open, readOnly: false, now: now() });
   let reader: StoreThread | null = null;
   let readerStarting: Promise<StoreThread> | null = null;
@@ -213,7 +220,7 @@ function buildStore(
     get writeStats() {
       return exec.write.stats;
     },
-    createSpool: () => new SqliteSpool(bodiesDir),
+    createSpool: () => new SqliteSpool(bodiesDir, () => exec.write.lowSpace),
 
     async openBody(bodyId: number): Promise<BodyReader | null> {
       const row = read<BodyRow | null>("bodyRow", [bodyId, MAIN_DATA]);

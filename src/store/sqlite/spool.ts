@@ -31,8 +31,12 @@ export class SqliteSpool implements BodySpool {
   /** Writes run one after the other even when a caller does not wait. */
   #tail: Promise<void> = Promise.resolve();
 
-  constructor(dir: string | null) {
+  /** True while the store is short of space: nothing more goes to the disk. */
+  #lowSpace: () => boolean;
+
+  constructor(dir: string | null, lowSpace: () => boolean = () => false) {
     this.#dir = dir;
+    this.#lowSpace = lowSpace;
   }
 
   get size(): number {
@@ -55,6 +59,7 @@ export class SqliteSpool implements BodySpool {
         this.#kept += chunk.length;
         return;
       }
+      if (this.#lowSpace()) throw spoolError(new Error("ENOSPC: the store is short of space"));
       this.#name = newBodyFileName();
       try {
         this.#file = await Deno.open(join(tmpDirOf(this.#dir), this.#name), {

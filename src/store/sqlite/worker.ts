@@ -15,6 +15,7 @@ export type ToThread =
     bodiesDir: string | null;
     readOnly: boolean;
     migrations?: readonly Migration[];
+    reserveBytes?: number;
     now: number;
   }
   | { t: "batch"; id: number; ops: OpCall[] }
@@ -42,7 +43,7 @@ export function runStoreThread(): void {
         case "open":
           engine = new Engine(
             m.path,
-            { bodiesDir: m.bodiesDir, readOnly: m.readOnly },
+            { bodiesDir: m.bodiesDir, readOnly: m.readOnly, reserveBytes: m.reserveBytes },
             m.readOnly ? undefined : (db) => db.migrate(m.migrations ?? MIGRATIONS, m.now),
           );
           return reply({ t: "ok", id: m.id });

@@ -3,12 +3,12 @@
 // every write that was ready. Each write's promise settles with its own result after that
 // COMMIT: a caller that answers "250" after it has durable mail.
 
-import type { OpCall, OpResult } from "./engine.ts";
+import type { BatchOutcome, OpCall } from "./engine.ts";
 import { fromWire } from "./wire_error.ts";
 
 /** Where batches run: the writer thread, or the same thread (in-process stores). */
 export interface BatchRunner {
-  runBatch(ops: OpCall[]): Promise<OpResult[]>;
+  runBatch(ops: OpCall[]): Promise<BatchOutcome>;
   /** One operation outside any transaction (VACUUM and the like), in order with batches. */
   runAlone(op: OpCall): Promise<unknown>;
 }
@@ -31,6 +31,8 @@ export class WriteQueue {
   #idle: (() => void)[] = [];
   /** Batches sent and operations they carried (the benchmark reports ops per commit). */
   readonly stats = { batches: 0, ops: 0 };
+  /** The writer's low-space mode as of the last batch (spools then refuse to use the disk). */
+  lowSpace = false;
 
   constructor(runner: BatchRunner) {
     this.#runner = runner;
@@ -82,11 +84,13 @@ export class WriteQueue {
       this.stats.batches++;
       this.stats.ops += items.length;
       run = this.#runner.runBatch(items.map((i) => i.op)).then(
-        (results) =>
+        ({ results, lowSpace }) => {
+          this.lowSpace = lowSpace;
           results.forEach((r, i) => {
             if (r.ok) items[i].resolve(r.value);
             else items[i].reject(fromWire(r.error));
-          }),
+          });
+        },
         (err) => items.forEach((i) => i.reject(err)),
       );
     }
