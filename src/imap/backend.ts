@@ -24,6 +24,22 @@ export type ImapChange = { kind: "mailbox"; mailboxId: number } | { kind: "list"
   kind: "gone";
 };
 
+/** A stored message read in ranges (the store's BodyReader). */
+export interface StoredBody {
+  readonly size: number;
+  /** The structure blob stored with it (src/mime/structure_codec.ts), or null. */
+  readonly structure: Uint8Array | null;
+  /** Up to `length` bytes from `offset` (fewer only at the end). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** A small stored message read whole. */
+export interface SmallBody {
+  bytes: Uint8Array;
+  structure: Uint8Array | null;
+}
+
 /** A message being received for APPEND, written as its literal arrives. */
 export interface AppendUpload {
   /** The next bytes; resolves when more may come. Never rejects: failures show at append(). */
@@ -59,6 +75,12 @@ export interface ImapMailboxes {
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
   changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges>;
   readBody(bodyId: number): Promise<Uint8Array | null>;
+  /** Ranged reads of a stored message (its structure blob too); null when it is gone. */
+  openBody(bodyId: number): Promise<StoredBody | null>;
+  /** The small (inline) ones among these bodies, whole, in one round trip (~1 MiB at most). */
+  readSmallBodies(bodyIds: number[]): Promise<Map<number, SmallBody>>;
+  /** Keeps the structure blob of a body stored without one (best effort). */
+  setBodyStructure(bodyId: number, structure: Uint8Array): Promise<void>;
   /** UIDs marked \Recent, now cleared for everybody else. */
   claimRecent(mailboxId: number): Promise<number[]>;
   setFlags(accountId: number, mailboxId: number, update: FlagUpdate): Promise<FlagUpdateResult>;

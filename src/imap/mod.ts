@@ -10,4 +10,6 @@ export type {
   ImapMetadata,
   ImapServerConfig,
   ImapUser,
+  SmallBody,
+  StoredBody,
 } from "./backend.ts";

@@ -3,12 +3,14 @@
 
 import type { EventBus, RelayEventHandler } from "../events/mod.ts";
 import type {
+  BodyReader,
   CopyResult,
   FlagUpdate,
   FlagUpdateResult,
   MailboxChanges,
   MailboxRecord,
   MessageRecord,
+  SmallBody,
   Store,
 } from "../store/types.ts";
 import { encodeStructure, MimeStreamParser } from "../mime/mod.ts";
@@ -172,6 +174,18 @@ export class MailboxService {
 
   readBody(bodyId: number): Promise<Uint8Array | null> {
     return this.#store.readBody(bodyId);
+  }
+
+  openBody(bodyId: number): Promise<BodyReader | null> {
+    return this.#store.openBody(bodyId);
+  }
+
+  readSmallBodies(bodyIds: number[]): Promise<Map<number, SmallBody>> {
+    return this.#store.readSmallBodies(bodyIds);
+  }
+
+  setBodyStructure(bodyId: number, structure: Uint8Array): Promise<void> {
+    return this.#store.setBodyStructure(bodyId, structure);
   }
 
   claimRecent(mailboxId: number): Promise<number[]> {
