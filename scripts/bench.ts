@@ -15,6 +15,7 @@
 import { parseArgs } from "node:util";
 import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { Imap } from "./bench/clients.ts";
+import { memoryBench } from "./bench/memory.ts";
 import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
 import type { MessageTemplate } from "./bench/messages.ts";
@@ -62,7 +63,7 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,submit,latency,idle,fetch,deltachat,gate]\n" +
+      "                       [--only start,submit,latency,idle,fetch,deltachat,gate,memory]\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -71,7 +72,7 @@ if (flags.help) {
 }
 
 const quick = flags.quick!;
-const SCENARIOS = ["start", "submit", "latency", "idle", "fetch", "deltachat", "gate"];
+const SCENARIOS = ["start", "submit", "latency", "idle", "fetch", "deltachat", "gate", "memory"];
 const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
@@ -94,6 +95,15 @@ const opts = {
   fetchRuns: 5,
   restarts: quick ? 1 : 3,
   deltachatMessages: quick ? 4 : 10,
+  memory: {
+    appenders: quick ? 10 : 50,
+    fetchers: quick ? 10 : 50,
+    fetchersPerUser: 5,
+    messageBytes: quick ? 10_000_000 : 30_000_000,
+    dataConnections: 20,
+    dataBytes: 5 * 1024 * 1024,
+    worstBytes: quick ? 10_000_000 : 30_000_000,
+  },
   only: SCENARIOS.filter((x) => only.has(x)),
 };
 
@@ -270,6 +280,8 @@ async function main() {
   if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
   // 6. the real Delta Chat core
   if (only.has("deltachat")) await deltachatRuns(targets, notes);
+  // 8. memory bounds under large transfers and hanging DATA; the gate's worst cases
+  if (only.has("memory")) await memoryRuns(targets);
 
   for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
   const labels: Record<string, string> = {
@@ -377,6 +389,43 @@ async function coldStart(tv: Values, raw: Raw) {
 }
 
 type Targets = [Target, Values, Raw][];
+
+async function memoryRuns(targets: Targets) {
+  for (const [t, v, r] of targets) {
+    const m = await memoryBench(t, opts.memory, log);
+    r.memory = m;
+    const af = m.appendFetch, ud = m.unterminated, wc = m.worstCase;
+    v.mem_af_growth_mb = af.growthMb;
+    v.mem_af_seconds = af.seconds;
+    v.mem_af_noop_p99_ms = af.noopP99Ms;
+    v.mem_data_growth_mb = ud.growthMb;
+    v.mem_data_after_mb = ud.afterRssMb - ud.baseRssMb;
+    v.mem_worst_noop_max_ms = wc.noopMaxMs;
+    v.mem_worst_noop_p99_ms = wc.noopP99Ms;
+    log(
+      `  APPEND+FETCH: RSS ${af.baseRssMb} MB → ${af.connectedRssMb} connected → peak ` +
+        `${af.peakRssMb} (+${af.growthMb}) → ${af.afterRssMb} after; ${af.appended} appended, ` +
+        `${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ${
+          af.seconds.toFixed(1)
+        } s; NOOP p99 ` +
+        `${af.noopP99Ms.toFixed(1)} ms max ${af.noopMaxMs.toFixed(1)} ms` +
+        (af.errors.length ? `; errors: ${af.errors.join("; ")}` : ""),
+    );
+    log(
+      `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} (+${ud.growthMb}) → ` +
+        `${ud.afterRssMb} after` + (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
+    );
+    for (const c of wc.cases) {
+      log(`  ${c.name} (${c.bytes} B): ${c.seconds.toFixed(1)} s, ${c.reply}`);
+    }
+    log(
+      `  NOOP during those: p50 ${wc.noopP50Ms.toFixed(1)} ms, p99 ${
+        wc.noopP99Ms.toFixed(1)
+      } ms, ` +
+        `max ${wc.noopMaxMs.toFixed(1)} ms (${wc.noops})`,
+    );
+  }
+}
 
 async function submissionRuns(
   targets: Targets,

@@ -10,6 +10,7 @@ import { createAccount, type TestRelay, withRelay } from "./support/relay.ts";
 import { ImapBytesClient } from "./support/imap_bytes_client.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
 import { pgpMime } from "./support/messages.ts";
+import { bytesBody } from "../src/store/message_input.ts";
 
 const enc = new TextEncoder();
 const MiB = 1024 * 1024;
@@ -285,5 +286,45 @@ Deno.test("a client that vanishes mid-DATA, mid-literal or mid-/mxdeliv leaves n
     assert.equal(ok.code, 250, ok.text);
     c.close();
     assert.equal(await inboxCount(t, b.address), 1);
+  });
+});
+
+Deno.test("a body stored without a structure is parsed once at FETCH and its structure kept", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "legacy001");
+    const store = t.relay.services.store;
+    const account = (await store.getAccount(user.address))!;
+    const message = messageOfSize(300_000, "from before structures were stored");
+    await store.append({
+      accountId: account.id,
+      mailboxName: "INBOX",
+      flags: [],
+      internalDate: Date.now(),
+      body: bytesBody(message),
+      defaultQuotaBytes: 100 * MiB,
+    });
+    const [rec] = await store.listMessages((await store.getMailbox(account.id, "INBOX"))!.id);
+    const before = await store.openBody(rec.bodyId);
+    assert.equal(before!.structure, null);
+    await before!.close();
+    const c = await imapSession(t, user);
+    try {
+      assert.ok((await c.cmd("EXAMINE INBOX")).ok);
+      const r = await c.cmd("FETCH 1 (BODYSTRUCTURE ENVELOPE BODY.PEEK[TEXT]<0.10>)");
+      assert.ok(r.ok, r.status);
+      assert.match(r.untagged[0], /BODYSTRUCTURE \("TEXT" "PLAIN"/);
+      assert.match(r.untagged[0], /"from before structures were stored"/);
+      await eventually("the structure kept", async () => {
+        const after = await store.openBody(rec.bodyId);
+        await after!.close();
+        return after!.structure !== null;
+      });
+      // Served from the kept structure the same way.
+      const again = await c.cmd("FETCH 1 (BODYSTRUCTURE ENVELOPE BODY.PEEK[TEXT]<0.10>)");
+      assert.deepEqual(again.untagged, r.untagged);
+      assert.ok(same(again.literals[0], r.literals[0]));
+    } finally {
+      await c.close();
+    }
   });
 });

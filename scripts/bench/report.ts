@@ -230,6 +230,55 @@ export const METRICS: MetricDef[] = [
     floor: 10,
   },
   {
+    id: "mem_af_growth_mb",
+    label: "memory: RSS growth, 50 APPEND + 50 FETCH of 30 MB (MB, goal ≤ 300)",
+    better: "lower",
+    digits: 0,
+    floor: 20,
+  },
+  {
+    id: "mem_af_seconds",
+    label: "memory: 50 APPEND + 50 FETCH of 30 MB, time (s)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
+  },
+  {
+    id: "mem_af_noop_p99_ms",
+    label: "memory: another user's NOOP p99 meanwhile (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "mem_data_growth_mb",
+    label: "memory: RSS growth, 20 × 5 MiB unterminated DATA (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "mem_data_after_mb",
+    label: "memory: RSS after those clients vanished (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "mem_worst_noop_max_ms",
+    label: "gate worst cases at the size limit: another user's NOOP max (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "mem_worst_noop_p99_ms",
+    label: "gate worst cases at the size limit: another user's NOOP p99 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
     id: "final_rss_mb",
     label: "memory after the run, RSS (MB)",
     better: "lower",
@@ -295,6 +344,7 @@ function dependsOn(id: string): string[] | "all" {
     return ["idleConns", "idlePerUser"];
   }
   if (id.startsWith("start_")) return ["restarts"];
+  if (id.startsWith("mem_")) return ["memory"];
   return [];
 }
 
