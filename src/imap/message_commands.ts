@@ -87,6 +87,10 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
   uids = [];
   // Bodies are opened one message at a time (small ones read in batches) and streamed.
   const bodies = needsBody(items) ? new FetchBodies(ctx.backend.mailboxes, ctx.log) : null;
+  // Output of small messages is queued; waiting for the socket after every 96 KiB of it (a small
+  // body is at most 128 KiB, so the session's queue stays under its 256 KiB self-flush) keeps a
+  // client that reads slowly from making the session hold the whole result.
+  let unflushed = 0;
   for (const [i, rec] of records.entries()) {
     const seq = sel.seqOf(rec.uid);
     if (seq === 0) continue;
@@ -106,6 +110,11 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
       ctx.out(")\r\n");
     } finally {
       await src?.close();
+    }
+    unflushed += src?.size ?? 0;
+    if (unflushed >= 96 * 1024) {
+      unflushed = 0;
+      await ctx.flush();
     }
   }
 }
