@@ -396,24 +396,25 @@ async function memoryRuns(targets: Targets) {
     r.memory = m;
     const af = m.appendFetch, ud = m.unterminated, wc = m.worstCase;
     v.mem_af_growth_mb = af.growthMb;
+    v.mem_af_pss_growth_mb = af.pssGrowthMb;
     v.mem_af_seconds = af.seconds;
     v.mem_af_noop_p99_ms = af.noopP99Ms;
-    v.mem_data_growth_mb = ud.growthMb;
-    v.mem_data_after_mb = ud.afterRssMb - ud.baseRssMb;
+    v.mem_data_growth_mb = ud.heldGrowthMb;
+    v.mem_data_pss_growth_mb = ud.heldPssGrowthMb;
     v.mem_worst_noop_max_ms = wc.noopMaxMs;
     v.mem_worst_noop_p99_ms = wc.noopP99Ms;
     log(
       `  APPEND+FETCH: RSS ${af.baseRssMb} MB → ${af.connectedRssMb} connected → peak ` +
-        `${af.peakRssMb} (+${af.growthMb}) → ${af.afterRssMb} after; ${af.appended} appended, ` +
-        `${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ${
-          af.seconds.toFixed(1)
-        } s; NOOP p99 ` +
-        `${af.noopP99Ms.toFixed(1)} ms max ${af.noopMaxMs.toFixed(1)} ms` +
+        `${af.peakRssMb} (+${af.growthMb}, PSS +${af.pssGrowthMb}) → ${af.afterRssMb} after; ` +
+        `${af.appended} appended, ${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ` +
+        `${af.seconds.toFixed(1)} s; NOOP p99 ${af.noopP99Ms.toFixed(1)} ms max ` +
+        `${af.noopMaxMs.toFixed(1)} ms` +
         (af.errors.length ? `; errors: ${af.errors.join("; ")}` : ""),
     );
     log(
-      `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} (+${ud.growthMb}) → ` +
-        `${ud.afterRssMb} after` + (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
+      `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} → held ${ud.heldRssMb} ` +
+        `(+${ud.heldGrowthMb}, PSS +${ud.heldPssGrowthMb}) → ${ud.afterRssMb} after they left` +
+        (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
     );
     for (const c of wc.cases) {
       log(`  ${c.name} (${c.bytes} B): ${c.seconds.toFixed(1)} s, ${c.reply}`);

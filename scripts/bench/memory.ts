@@ -40,6 +40,8 @@ export interface MemoryResult {
     peakRssMb: number;
     /** Peak over connected: what the transfers themselves cost. */
     growthMb: number;
+    /** The same in PSS (shared pages split among processes: fair to many-process servers). */
+    pssGrowthMb: number;
     /** After the sessions closed and a 3 s pause. */
     afterRssMb: number;
     appended: number;
@@ -52,9 +54,12 @@ export interface MemoryResult {
     connections: number;
     bytesEach: number;
     baseRssMb: number;
-    /** Peak while the unfinished transactions hang. */
+    /** Peak while the data came in. */
     peakRssMb: number;
-    growthMb: number;
+    /** Settled while the unfinished transactions hang (what they hold). */
+    heldRssMb: number;
+    heldGrowthMb: number;
+    heldPssGrowthMb: number;
     afterRssMb: number;
     errors: string[];
   };
@@ -85,13 +90,19 @@ function bulkMessage(size: number): Uint8Array {
 
 const mbOf = (kb: number) => Math.round(kb / 102.4) / 10;
 
-/** Samples the server's RSS until stopped; returns the peak, KiB. */
+/** Samples the server's memory until stopped; returns the peaks, KiB. */
 function sampler(t: Target) {
-  let peak = t.totalMem().rssKb;
+  const m0 = t.totalMem();
+  let rss = m0.rssKb, pss = m0.pssKb;
   let running = true;
+  const sample = () => {
+    const m = t.totalMem();
+    rss = Math.max(rss, m.rssKb);
+    pss = Math.max(pss, m.pssKb);
+  };
   const done = (async () => {
     while (running) {
-      peak = Math.max(peak, t.totalMem().rssKb);
+      sample();
       await sleep(100);
     }
   })();
@@ -99,19 +110,22 @@ function sampler(t: Target) {
     async stop() {
       running = false;
       await done;
-      return Math.max(peak, t.totalMem().rssKb);
+      sample();
+      return { rssKb: rss, pssKb: pss };
     },
   };
 }
 
-/** The settled RSS: the smallest of a few samples a little apart, KiB. */
-async function settled(t: Target): Promise<number> {
-  let min = Infinity;
+/** The settled memory: the smallest of a few samples a little apart, KiB. */
+async function settled(t: Target): Promise<{ rssKb: number; pssKb: number }> {
+  let rss = Infinity, pss = Infinity;
   for (let i = 0; i < 5; i++) {
-    min = Math.min(min, t.totalMem().rssKb);
+    const m = t.totalMem();
+    rss = Math.min(rss, m.rssKb);
+    pss = Math.min(pss, m.pssKb);
     await sleep(300);
   }
-  return min;
+  return { rssKb: rss, pssKb: pss };
 }
 
 async function login(t: Target, user: string): Promise<Imap> {
@@ -228,11 +242,12 @@ async function appendFetch(
     fetchers: o.fetchers,
     messageBytes: o.messageBytes,
     seconds,
-    baseRssMb: mbOf(base),
-    connectedRssMb: mbOf(connected),
-    peakRssMb: mbOf(peak),
-    growthMb: mbOf(peak - connected),
-    afterRssMb: mbOf(after),
+    baseRssMb: mbOf(base.rssKb),
+    connectedRssMb: mbOf(connected.rssKb),
+    peakRssMb: mbOf(peak.rssKb),
+    growthMb: mbOf(peak.rssKb - connected.rssKb),
+    pssGrowthMb: mbOf(peak.pssKb - connected.pssKb),
+    afterRssMb: mbOf(after.rssKb),
     appended,
     fetchedBytes,
     errors: errors.slice(0, 5),
@@ -275,16 +290,19 @@ async function unterminated(
   // Everything sent; the transactions hang. Let the server take in what is in flight.
   await sleep(3000);
   const peak = await s.stop();
+  const held = await settled(t);
   for (const c of sessions) c.wire.close();
   await sleep(3000);
   const after = await settled(t);
   return {
     connections: o.dataConnections,
     bytesEach: o.dataBytes,
-    baseRssMb: mbOf(base),
-    peakRssMb: mbOf(peak),
-    growthMb: mbOf(peak - base),
-    afterRssMb: mbOf(after),
+    baseRssMb: mbOf(base.rssKb),
+    peakRssMb: mbOf(peak.rssKb),
+    heldRssMb: mbOf(held.rssKb),
+    heldGrowthMb: mbOf(held.rssKb - base.rssKb),
+    heldPssGrowthMb: mbOf(held.pssKb - base.pssKb),
+    afterRssMb: mbOf(after.rssKb),
     errors: errors.slice(0, 5),
   };
 }
