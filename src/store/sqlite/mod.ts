@@ -343,7 +343,7 @@ function buildStore(
       closing ??= exec.write.drained().then(() => exec.close());
       return closing;
     },
-  } as Omit<SqliteStore, keyof typeof OP_KINDS>;
+  };
   Object.defineProperties(store, Object.getOwnPropertyDescriptors(special));
   return store as unknown as SqliteStore;
 }
