@@ -9,10 +9,17 @@
 //
 // The directory holds accounts, mail with flags, keywords and expunges in two mailboxes, a large
 // message (stored inline by that release), a body shared by two accounts, METADATA device
-// tokens, queue entries for another relay, settings, a registration token and a blocklist entry.
+// tokens, queue entries for another relay, settings, a registration token and a blocklist entry;
+// and deltachat/: the account directories of two real Delta Chat cores (deltachat-rpc-server)
+// configured against that release, which Secure-Joined and chatted through it.
 
 import { createHash } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
+import { StdioDeltaChat } from "@deltachat/jsonrpc-client";
+import type { T } from "@deltachat/jsonrpc-client";
 import { startTern } from "../tests/support/tern_process.ts";
 import { runTern } from "../tests/support/util.ts";
 import { SmtpTestClient } from "../tests/support/smtp_client.ts";
@@ -30,6 +37,50 @@ const PASSWORD = "password-123456";
 const users = ["alice0001", "bobby0001", "carol0001"].map((u) => `${u}@[127.0.0.1]`);
 const [alice, bob, carol] = users;
 const REMOTE = "dave@[127.0.0.9]";
+
+const DC_BINARY = dirname(
+  createRequire(import.meta.url).resolve("@deltachat/stdio-rpc-server-linux-x64/package.json"),
+) +
+  "/deltachat-rpc-server";
+
+/** A Delta Chat core keeping its accounts in `dir`, with one account. */
+async function deltaChat(dir: string) {
+  const proc = spawn(DC_BINARY, [], {
+    env: { ...Deno.env.toObject(), DC_ACCOUNTS_PATH: dir, RUST_LOG: "warn" },
+    stdio: ["pipe", "pipe", "ignore"],
+  });
+  const dc = new StdioDeltaChat(proc.stdin, proc.stdout, true);
+  const acc = (await dc.rpc.getAllAccountIds())[0] ?? await dc.rpc.addAccount();
+  type Ev<K> = Extract<T.EventType, { kind: K }>;
+  const wait = <K extends T.EventType["kind"]>(
+    kind: K,
+    match: (e: Ev<K>) => boolean,
+    what: string,
+  ) =>
+    new Promise<Ev<K>>((resolve, reject) => {
+      const events = dc.getContextEvents(acc);
+      const timer = setTimeout(() => reject(new Error(`fixture: no ${what}`)), 60_000);
+      const on = (e: Ev<K>) => {
+        if (!match(e)) return;
+        clearTimeout(timer);
+        events.off(kind, on as never);
+        resolve(e);
+      };
+      events.on(kind, on as never);
+    });
+  return {
+    dc,
+    acc,
+    wait,
+    async stop() {
+      await dc.rpc.stopIo(acc);
+      dc.close();
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
 
 const dir = await Deno.makeTempDir({ prefix: "tern-fixture-" });
 const relay = await startTern(LIMITS, { dir, log: "info" });
@@ -116,8 +167,83 @@ try {
   await ok(c, "LOGOUT");
   c.close();
 
+  // Two Delta Chat cores: configured, Secure-Joined, three messages each way, then stopped.
+  const cores = ["dora00001", "eric00001"].map((u) => `${u}@[127.0.0.1]`);
+  const [dora, eric] = await Promise.all(
+    cores.map((a) => deltaChat(`${out}/deltachat/${a.slice(0, 4)}`)),
+  );
+  for (const [d, address] of [[dora, cores[0]], [eric, cores[1]]] as const) {
+    await d.dc.rpc.batchSetConfig(d.acc, { bcc_self: "1", displayname: address.slice(0, 4) });
+    await d.dc.rpc.addOrUpdateTransport(d.acc, {
+      addr: address,
+      password: PASSWORD,
+      imapServer: "127.0.0.1",
+      imapPort: relay.port("imaps"),
+      imapSecurity: "ssl",
+      imapUser: null,
+      imapFolder: null,
+      smtpServer: "127.0.0.1",
+      smtpPort: relay.port("submissions"),
+      smtpSecurity: "ssl",
+      smtpUser: null,
+      smtpPassword: null,
+      certificateChecks: "acceptInvalidCertificates",
+    });
+    const idle = d.wait("ImapInboxIdle", () => true, "idle inbox");
+    await d.dc.rpc.startIo(d.acc);
+    await idle;
+  }
+  console.log("fixture: Delta Chat cores configured");
+  const qr = await dora.dc.rpc.getChatSecurejoinQrCode(dora.acc, null);
+  const joined = dora.wait("SecurejoinInviterProgress", (e) => e.progress === 1000, "join");
+  const ericChat = await eric.dc.rpc.secureJoin(eric.acc, qr);
+  const doraChat = await dora.dc.rpc.createChatByContactId(dora.acc, (await joined).contactId);
+  console.log("fixture: Secure-Join done");
+  for (let i = 1; i <= 3; i++) {
+    for (const [from, chat, to] of [[eric, ericChat, dora], [dora, doraChat, eric]] as const) {
+      const text = `before the upgrade ${i} from ${from === dora ? "dora" : "eric"}`;
+      const got = to.wait("IncomingMsg", () => true, text);
+      await from.dc.rpc.miscSendTextMessage(from.acc, chat, text);
+      await got;
+    }
+  }
+  const deltachat = {
+    dora: {
+      address: cores[0],
+      chatMessages: (await dora.dc.rpc.getMessageIds(dora.acc, doraChat, false, false)).length,
+    },
+    eric: {
+      address: cores[1],
+      // …plus "while dora was away", sent after dora stopped.
+      chatMessages: (await eric.dc.rpc.getMessageIds(eric.acc, ericChat, false, false)).length + 1,
+    },
+  };
+  await dora.stop();
+  // Mail that arrives while a device is away must reach it after the upgrade.
+  const delivered = eric.wait("MsgDelivered", () => true, "delivery while dora is away");
+  await eric.dc.rpc.miscSendTextMessage(eric.acc, ericChat, "while dora was away");
+  await delivered;
+  await eric.stop();
+  // Their databases as single files: the WAL folded in (nothing changes in what they hold).
+  for (const name of ["dora", "eric"]) {
+    for await (const e of Deno.readDir(`${out}/deltachat/${name}`)) {
+      if (!e.isDirectory) continue;
+      const db = new DatabaseSync(`${out}/deltachat/${name}/${e.name}/dc.db`);
+      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      db.close();
+    }
+    await Deno.remove(`${out}/deltachat/${name}/accounts.lock`).catch(() => {});
+  }
+  console.log("fixture: Delta Chat cores stopped");
+  users.push(...cores);
+
   // The manifest: what the old release serves. EXAMINE claims no \Recent.
-  const manifest: Record<string, unknown> = { commit: "378cb07", password: PASSWORD, users };
+  const manifest: Record<string, unknown> = {
+    commit: "378cb07",
+    password: PASSWORD,
+    users,
+    deltachat,
+  };
   const accounts: Record<string, unknown> = {};
   for (const user of users) {
     const s = await imap(user);
@@ -184,8 +310,8 @@ try {
   manifest.queueRows = new DatabaseSync(`${dir}/data/tern.db`, { readOnly: true })
     .prepare("SELECT COUNT(*) AS n FROM queue_recipients").get();
 
-  await Deno.mkdir(`${out}/data`, { recursive: true });
-  await Deno.copyFile(`${dir}/data/tern.db`, `${out}/data/tern.db`);
+  await Deno.mkdir(`${out}/datadir`, { recursive: true });
+  await Deno.copyFile(`${dir}/data/tern.db`, `${out}/datadir/tern.db`);
   await Deno.writeTextFile(`${out}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
   console.log(`fixture written to ${out}`);
 } finally {

@@ -2,10 +2,16 @@
 // (tests/fixtures/upgrade-378cb07, made by scripts/make_upgrade_fixture.ts), migrates it, and
 // serves every message over real IMAP exactly as that release did: same UIDs, UIDVALIDITY,
 // modseqs, flags and keywords, bytes; expunges still reported to QRESYNC; METADATA tokens, queue
-// entries, settings, registration tokens and blocklist intact.
+// entries, settings, registration tokens and blocklist intact. And two real Delta Chat cores
+// configured against that release carry on after the upgrade without downloading again.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
+import { StdioDeltaChat } from "@deltachat/jsonrpc-client";
+import type { T } from "@deltachat/jsonrpc-client";
 import { startTern } from "./support/tern_process.ts";
 import { runTern } from "./support/util.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
@@ -40,6 +46,7 @@ interface Manifest {
   queue: number;
   queueRows: { n: number };
   settings: string;
+  deltachat: Record<"dora" | "eric", { address: string; chatMessages: number }>;
 }
 
 function lastName(line: string): string {
@@ -144,7 +151,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "tern-upgrade-" });
     try {
       await Deno.mkdir(`${dir}/data`, { mode: 0o700 });
-      await Deno.copyFile(`${FIXTURE}data/tern.db`, `${dir}/data/tern.db`);
+      await Deno.copyFile(`${FIXTURE}datadir/tern.db`, `${dir}/data/tern.db`);
       // First start: the schema migrates at once, the data steps run in the background.
       await servedAsBefore(manifest, dir);
       // tern migrate finishes the data steps (with progress) if serve has not already.
@@ -188,6 +195,185 @@ Deno.test({
         await store.close();
       }
     } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const DC_BINARY = dirname(
+  createRequire(import.meta.url).resolve("@deltachat/stdio-rpc-server-linux-x64/package.json"),
+) +
+  "/deltachat-rpc-server";
+
+type Ev<K> = Extract<T.EventType, { kind: K }>;
+
+/** A Delta Chat core on an account directory of the fixture, recording its Info log. */
+async function deltaChatCore(accountsDir: string) {
+  const proc = spawn(DC_BINARY, [], {
+    env: { ...Deno.env.toObject(), DC_ACCOUNTS_PATH: accountsDir, RUST_LOG: "warn" },
+    stdio: ["pipe", "pipe", "ignore"],
+  });
+  const dc = new StdioDeltaChat(proc.stdin, proc.stdout, true);
+  const [acc] = await dc.rpc.getAllAccountIds();
+  const log: string[] = [];
+  dc.getContextEvents(acc).on("ALL", (e) => {
+    if (e.kind === "Info" || e.kind === "Warning" || e.kind === "Error") {
+      log.push(`${e.kind}: ${e.msg}`);
+    }
+  });
+  const wait = <K extends T.EventType["kind"]>(
+    kind: K,
+    match: (e: Ev<K>) => boolean,
+    what: string,
+  ) =>
+    new Promise<Ev<K>>((resolve, reject) => {
+      const events = dc.getContextEvents(acc);
+      const on = (e: Ev<K>) => {
+        if (!match(e)) return;
+        clearTimeout(timer);
+        events.off(kind, on as never);
+        resolve(e);
+      };
+      const timer = setTimeout(() => {
+        events.off(kind, on as never);
+        reject(new Error(`no ${what}:\n${log.slice(-40).join("\n")}`));
+      }, 45_000);
+      events.on(kind, on as never);
+    });
+  return {
+    dc,
+    acc,
+    log,
+    wait,
+    async stop() {
+      await dc.rpc.stopIo(acc).catch(() => {});
+      dc.close();
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** UIDs named in Delta Chat's "Starting UID FETCH of message set "…"" lines. */
+function fetchedUids(log: string[]): number[] {
+  const out: number[] = [];
+  for (const l of log) {
+    const m = /Starting UID FETCH of message set "([^"]+)"/.exec(l);
+    if (!m) continue;
+    for (const part of m[1].split(",")) {
+      const [a, b] = part.split(":").map(Number);
+      for (let u = a; u <= (b ?? a); u++) out.push(u);
+    }
+  }
+  return out;
+}
+
+Deno.test({
+  name: "Delta Chat cores configured against release 378cb07 carry on without downloading again",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const manifest: Manifest = JSON.parse(await Deno.readTextFile(`${FIXTURE}manifest.json`));
+    const dir = await Deno.makeTempDir({ prefix: "tern-upgrade-dc-" });
+    const cores: Awaited<ReturnType<typeof deltaChatCore>>[] = [];
+    let relay: Awaited<ReturnType<typeof startTern>> | null = null;
+    try {
+      await Deno.mkdir(`${dir}/data`, { mode: 0o700 });
+      await Deno.copyFile(`${FIXTURE}datadir/tern.db`, `${dir}/data/tern.db`);
+      await new Deno.Command("cp", { args: ["-r", `${FIXTURE}deltachat`, `${dir}/dc`] }).output();
+      // Where each device left off: what it must not fetch again.
+      const synced: Record<string, { uidValidity: number; uidNext: number; known: Set<string> }> =
+        {};
+      for (const name of ["dora", "eric"]) {
+        for await (const e of Deno.readDir(`${dir}/dc/${name}`)) {
+          if (!e.isDirectory) continue;
+          const db = new DatabaseSync(`${dir}/dc/${name}/${e.name}/dc.db`, { readOnly: true });
+          const row = db.prepare(
+            "SELECT uidvalidity, uid_next FROM imap_sync WHERE folder = 'INBOX'",
+          )
+            .get() as { uidvalidity: number; uid_next: number };
+          const known = db.prepare("SELECT rfc724_mid FROM imap").all() as { rfc724_mid: string }[];
+          db.close();
+          synced[name] = {
+            uidValidity: row.uidvalidity,
+            uidNext: row.uid_next,
+            known: new Set(known.map((r) => r.rfc724_mid)),
+          };
+        }
+      }
+      relay = await startTern("", { dir });
+      const [dora, eric] = [
+        await deltaChatCore(`${dir}/dc/dora`),
+        await deltaChatCore(`${dir}/dc/eric`),
+      ];
+      cores.push(dora, eric);
+      // The relay listens on other ports now: the account's server settings follow.
+      for (const c of cores) {
+        const [t] = await c.dc.rpc.listTransports(c.acc);
+        await c.dc.rpc.addOrUpdateTransport(c.acc, {
+          ...t,
+          imapPort: relay.port("imaps"),
+          smtpPort: relay.port("submissions"),
+        });
+        const idle = c.wait("ImapInboxIdle", () => true, "an idle inbox");
+        await c.dc.rpc.startIo(c.acc);
+        await idle;
+      }
+      const chatWith = async (c: typeof dora, address: string) =>
+        c.dc.rpc.createChatByContactId(
+          c.acc,
+          (await c.dc.rpc.lookupContactIdByAddr(c.acc, address))!,
+        );
+      const doraChat = await chatWith(dora, manifest.deltachat.eric.address);
+      const ericChat = await chatWith(eric, manifest.deltachat.dora.address);
+      const textsOf = async (c: typeof dora, chat: number) =>
+        await Promise.all(
+          (await c.dc.rpc.getMessageIds(c.acc, chat, false, false)).map(async (id) =>
+            (await c.dc.rpc.getMessage(c.acc, id)).text
+          ),
+        );
+      // What eric sent while dora was away (stored by the old release) arrives now.
+      for (let t = Date.now(); !(await textsOf(dora, doraChat)).includes("while dora was away");) {
+        assert.ok(
+          Date.now() - t < 45_000,
+          `dora never got the mail sent while away:\n${dora.log.join("\n")}`,
+        );
+        await dora.wait("IncomingMsg", () => true, "the mail sent while away").catch(() => {});
+      }
+      const got = dora.wait("IncomingMsg", () => true, "the message sent after the upgrade");
+      await eric.dc.rpc.miscSendTextMessage(eric.acc, ericChat, "after the upgrade from eric");
+      const msg = await dora.dc.rpc.getMessage(dora.acc, (await got).msgId);
+      assert.equal(msg.text, "after the upgrade from eric");
+      assert.equal(msg.chatId, doraChat, "the same verified chat");
+      const reply = eric.wait("IncomingMsg", () => true, "dora's reply");
+      await dora.dc.rpc.miscSendTextMessage(dora.acc, doraChat, "after the upgrade from dora");
+      await reply;
+
+      // Same UIDVALIDITY, no resync, nothing from before fetched again, nothing twice.
+      for (const [name, c, chat] of [["dora", dora, doraChat], ["eric", eric, ericChat]] as const) {
+        const inbox = manifest.accounts[manifest.deltachat[name].address].mailboxes.INBOX;
+        assert.equal(synced[name].uidValidity, inbox.uidValidity);
+        const fetched = fetchedUids(c.log);
+        assert.ok(fetched.length > 0, `${name} fetched the new mail:\n${c.log.join("\n")}`);
+        assert.ok(
+          fetched.every((u) => u >= synced[name].uidNext),
+          `${name} fetched ${fetched}, had seen up to ${synced[name].uidNext - 1}`,
+        );
+        const again = c.log.map((l) => /Receiving message "([^"]+)"/.exec(l)?.[1])
+          .filter((mid) => mid && synced[name].known.has(mid));
+        assert.deepEqual(again, [], `${name} received again what it had`);
+        const resync = c.log.filter((l) => /UID validity .* changed|resync_folder_uids/i.test(l));
+        assert.deepEqual(resync, [], `${name} resynced`);
+        const texts = await textsOf(c, chat);
+        // Two messages since the upgrade; dora also has the one sent while it was away.
+        const expected = manifest.deltachat[name].chatMessages + 2 + (name === "dora" ? 1 : 0);
+        assert.equal(texts.length, expected, `${name}: ${texts}`);
+        assert.equal(new Set(texts).size, texts.length, `${name} shows a message twice`);
+      }
+    } finally {
+      for (const c of cores) await c.stop();
+      await relay?.stop();
       await Deno.remove(dir, { recursive: true });
     }
   },

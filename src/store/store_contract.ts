@@ -520,6 +520,33 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal((await s.getMailbox(a.id, "INBOX"))!.messages, 39);
   });
 
+  test("listings that may touch many rows: accounts, inactive accounts, queue, retention", async (s) => {
+    for (const [i, name] of ["b@x", "a@x", "c@y"].entries()) {
+      await s.createAccount({ address: name, passwordHash: "h", now: 10 + i });
+    }
+    const page = await s.listAccounts({ search: "@x", offset: 0, limit: 10 });
+    assert.deepEqual([page.total, page.items.map((a) => a.address)], [2, ["a@x", "b@x"]]);
+    assert.deepEqual((await s.listInactiveAccounts(12, 10)).map((a) => a.address), ["b@x", "a@x"]);
+    await s.enqueue({
+      body: bytesBody(enc.encode("q\r\n")),
+      sender: "a@x",
+      recipients: ["r@z"],
+      now: 1,
+    });
+    assert.equal((await s.listQueue({ offset: 0, limit: 10 })).total, 1);
+    const a = (await s.getAccount("a@x"))!;
+    await s.append({
+      accountId: a.id,
+      mailboxName: "INBOX",
+      body: bytesBody(enc.encode("old\r\n")),
+      flags: [],
+      internalDate: 5,
+      defaultQuotaBytes: 1e6,
+    });
+    const old = await s.listMessagesForRetention({ olderThan: 6, limit: 10 });
+    assert.deepEqual(old.map((m) => [m.accountId, m.internalDate]), [[a.id, 5]]);
+  });
+
   test("freeUnreferencedBodies() and sweepBodyFiles() keep what is in use", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const spool = s.createSpool();

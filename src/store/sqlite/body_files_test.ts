@@ -9,8 +9,9 @@ import { openSqliteStore, restoreBodyFiles } from "./mod.ts";
 import { isBodyFileName, TxFiles } from "./body_files.ts";
 import { bytesBody } from "../message_input.ts";
 
-const FIXTURE_DB = new URL("../../../tests/fixtures/upgrade-378cb07/data/tern.db", import.meta.url)
-  .pathname;
+const FIXTURE_DB =
+  new URL("../../../tests/fixtures/upgrade-378cb07/datadir/tern.db", import.meta.url)
+    .pathname;
 
 function pattern(n: number, seed = 0): Uint8Array {
   const out = new Uint8Array(n);

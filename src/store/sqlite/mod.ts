@@ -34,6 +34,11 @@ export interface SqliteStoreOptions {
   bodiesDir?: string | null;
   /** Space kept in reserve for deletions on a full disk (space_guard.ts); 0 for none. */
   reserveBytes?: number;
+  /**
+   * Threaded: a database up to this size is read here even by heavy reads (a full scan of it is
+   * quick); default 4 MiB. Tests set 0 to use the reader thread.
+   */
+  tinyBytes?: number;
 }
 
 export interface DataProgress {
@@ -68,6 +73,8 @@ const MAIN_DATA = 1 << 20;
 /** The reader thread stops after this long without work (idle memory stays low). */
 const READER_IDLE_MS = 30_000;
 const SMALL_DB_BYTES = 256 * 1024 * 1024;
+/** Below this size even a full scan stays within the main thread's budget: no reader thread. */
+const TINY_DB_BYTES = 4 * 1024 * 1024;
 
 interface Exec {
   read(op: OpCall): unknown;
@@ -107,7 +114,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     heavy: (op) => runner.runAlone(op),
     close: () => Promise.resolve(engine.close()),
   };
-  return buildStore(engine, exec, bodiesDir, options.now ?? Date.now, false);
+  return buildStore(engine, exec, bodiesDir, options.now ?? Date.now, false, 0);
 }
 
 /** Threaded store: the writer thread migrates, then this thread reads read-only beside it. */
@@ -181,7 +188,7 @@ export async function startSqliteStore(
       engine.close();
     },
   };
-  return buildStore(engine, exec, bodiesDir, now, true);
+  return buildStore(engine, exec, bodiesDir, now, true, options.tinyBytes ?? TINY_DB_BYTES);
 }
 
 function buildStore(
@@ -190,19 +197,26 @@ function buildStore(
   bodiesDir: string | null,
   now: () => number,
   threaded: boolean,
+  tinyBytes: number,
 ): SqliteStore {
   const op = (name: string, args: unknown[]): OpCall => ({ name, args, now: now() });
   const read = <T>(name: OpName, args: unknown[]): T => exec.read(op(name, args)) as T;
   const write = <T>(name: OpName, args: unknown[]) =>
     exec.write.write(op(name, args)) as Promise<T>;
   const heavy = <T>(name: OpName, args: unknown[]) => exec.heavy(op(name, args)) as Promise<T>;
+  const tiny = () =>
+    engine.db.get<{ n: number }>(
+      "SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()",
+    )!.n <= tinyBytes;
   const store: Record<string, unknown> = {};
   for (const [name, kind] of Object.entries(OP_KINDS)) {
     const route = ROUTES[name as OpName] as ((a: unknown[], e: Engine) => boolean) | undefined;
     store[name] = (...args: unknown[]) => {
       try {
         if (kind === "write") return write(name as OpName, args);
-        if (kind === "heavy" || (kind === "route" && !route!(args, engine))) {
+        if (
+          (kind === "heavy" || (kind === "route" && !route!(args, engine))) && !(threaded && tiny())
+        ) {
           return heavy(name as OpName, args);
         }
         return Promise.resolve(read(name as OpName, args));
@@ -343,7 +357,7 @@ function buildStore(
       closing ??= exec.write.drained().then(() => exec.close());
       return closing;
     },
-  } as Omit<SqliteStore, keyof typeof OP_KINDS>;
+  };
   Object.defineProperties(store, Object.getOwnPropertyDescriptors(special));
   return store as unknown as SqliteStore;
 }

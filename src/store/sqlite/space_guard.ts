@@ -25,7 +25,7 @@ export const ADDING = new Set([
   "moveLegacyBodies",
 ]);
 
-const MAX_RESERVE = 8 << 20;
+const MAX_RESERVE = 4 << 20;
 /** Free space is looked at no more often than this while in low-space mode. */
 const CHECK_MS = 2000;
 
@@ -52,7 +52,7 @@ export class SpaceGuard {
   #low = false;
   #checked = 0;
 
-  /** `bytes`: the reserve's size; default 5 % of the file system, at most 8 MiB; 0: none. */
+  /** `bytes`: the reserve's size; default 5 % of the file system, at most 4 MiB; 0: none. */
   constructor(dir: string, bytes?: number) {
     this.#dir = dir;
     this.path = join(dir, "reserve");

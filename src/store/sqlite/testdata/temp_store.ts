@@ -2,9 +2,12 @@
 
 import { openSqliteStore, type SqliteStore, startSqliteStore } from "../mod.ts";
 
+/** Threaded stores use their reader thread for heavy reads however small the database. */
 export async function tempStore(threaded: boolean): Promise<SqliteStore> {
   const dir = await Deno.makeTempDir({ prefix: "tern-store-" });
-  const store = threaded ? await startSqliteStore(`${dir}/t.db`) : openSqliteStore(`${dir}/t.db`);
+  const store = threaded
+    ? await startSqliteStore(`${dir}/t.db`, { tinyBytes: 0 })
+    : openSqliteStore(`${dir}/t.db`);
   const close = store.close.bind(store);
   return Object.assign(store, {
     close: async () => {
