@@ -64,6 +64,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     metrics,
     log,
     now,
+    loginThrottle: services.loginThrottle,
   });
   const app = createHttpApp({
     config: {

@@ -17,6 +17,8 @@ import { PushService } from "../push/mod.ts";
 import type { Maintenance } from "../tasks/mod.ts";
 import { createMaintenance } from "./maintenance.ts";
 import { acmeDomains, AcmeManager } from "../acme/mod.ts";
+import { LoginThrottle } from "../auth/mod.ts";
+import type { LoginThrottleOptions } from "../auth/mod.ts";
 
 export interface RelayOptions {
   log?: Logger;
@@ -33,6 +35,8 @@ export interface RelayOptions {
   acmeCaCerts?: string[];
   /** How long an implicit-TLS client may take to finish its handshake (default 30 s). */
   handshakeTimeoutMs?: number;
+  /** Login throttling (tests set small limits to see refusals without waiting). */
+  loginThrottle?: LoginThrottleOptions;
 }
 
 export interface Relay {
@@ -60,7 +64,12 @@ export interface Stoppable {
 
 export async function startRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
   const log = options.log ?? createLogger(config.log);
-  const services = await openServices(config, { now: options.now, dns: options.dns });
+  const services = await openServices(config, {
+    now: options.now,
+    dns: options.dns,
+    loginThrottle: options.loginThrottle &&
+      new LoginThrottle({ now: options.now, ...options.loginThrottle }),
+  });
   const stoppables: Stoppable[] = [];
   const stopAll = async () => {
     for (const s of stoppables.reverse()) {

@@ -7,6 +7,7 @@ import type { Store } from "../store/types.ts";
 import { EventBus } from "../events/mod.ts";
 import { SettingsService } from "../settings/mod.ts";
 import { AccountService } from "../accounts/mod.ts";
+import { LoginThrottle } from "../auth/mod.ts";
 import { MailboxService } from "../mailbox/mod.ts";
 import { DeliveryService } from "../delivery/mod.ts";
 import { databasePath, ensureDataDir } from "./data_dir.ts";
@@ -19,6 +20,8 @@ export interface Services {
   bus: EventBus;
   settings: SettingsService;
   accounts: AccountService;
+  /** One throttle for IMAP, SMTP AUTH and the admin token (per client address and account). */
+  loginThrottle: LoginThrottle;
   mailboxes: MailboxService;
   delivery: DeliveryService;
   dns: DnsResolver;
@@ -27,7 +30,7 @@ export interface Services {
 
 export async function openServices(
   config: Config,
-  options: { now?: () => number; dns?: DnsResolver } = {},
+  options: { now?: () => number; dns?: DnsResolver; loginThrottle?: LoginThrottle } = {},
 ): Promise<Services> {
   ensureDataDir(config.dataDir);
   const store = openSqliteStore(databasePath(config.dataDir), { now: options.now });
@@ -35,12 +38,14 @@ export async function openServices(
     const bus = new EventBus();
     const settings = new SettingsService({ store, bus });
     await settings.load();
+    const loginThrottle = options.loginThrottle ?? new LoginThrottle({ now: options.now });
     const accounts = new AccountService({
       store,
       settings,
       bus,
       domain: config.mailDomain,
       now: options.now,
+      throttle: loginThrottle,
       limits: {
         usernameMinLength: config.limits.usernameMinLength,
         usernameMaxLength: config.limits.usernameMaxLength,
@@ -80,6 +85,7 @@ export async function openServices(
       bus,
       settings,
       accounts,
+      loginThrottle,
       mailboxes,
       delivery,
       dns,
