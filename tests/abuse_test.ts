@@ -157,8 +157,10 @@ Deno.test("login: an unknown name costs the same password verification as a wron
 
 Deno.test("/mxdeliv never relays to other domains", async () => {
   await withRelay(async (t) => {
-    const r = await fetch(`http://${t.relay.addresses.http}/mxdeliv`, {
+    using client = Deno.createHttpClient({ caCerts: [t.caPem] });
+    const r = await fetch(`https://${t.relay.addresses.https}/mxdeliv`, {
       method: "POST",
+      client,
       headers: { "x-mail-from": "a@remote.example", "x-mail-to": "victim@elsewhere.example" },
       body: "From: <a@remote.example>\r\nSubject: x\r\n\r\nhello\r\n",
     });
@@ -166,7 +168,7 @@ Deno.test("/mxdeliv never relays to other domains", async () => {
     assert.equal(r.status, 400);
     assert.match(text, /^5\d\d /);
     assert.equal(await t.relay.services.store.countQueued(), 0);
-  });
+  }, { overrides: { "listen.https": "127.0.0.1:0" } });
 });
 
 Deno.test("IMAP line and literal bombs are refused and the session stays usable", async () => {

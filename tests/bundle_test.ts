@@ -75,11 +75,17 @@ Deno.test({
           if (m) ready = JSON.parse(m[1]);
         }
         assert.ok(ready, `no ready line: ${out}`);
-        const http = `http://${ready.listen.http}`;
-        const landing = await fetch(`${http}/`);
+        // Port 80 only redirects; pages are served over HTTPS (the generated CA).
+        const redirect = await fetch(`http://${ready.listen.http}/`, { redirect: "manual" });
+        assert.equal(redirect.status, 301);
+        await redirect.body?.cancel();
+        const caPem = await Deno.readTextFile(`${dir}/data/tls/selfsigned-ca.pem`);
+        using client = Deno.createHttpClient({ caCerts: [caPem] });
+        const https = `https://${ready.listen.https}`;
+        const landing = await fetch(`${https}/`, { client });
         assert.equal(landing.status, 200);
         assert.match(await landing.text(), /<svg/);
-        const admin = await fetch(`${http}/admin`);
+        const admin = await fetch(`${https}/admin`, { client });
         assert.equal(admin.status, 200);
         assert.match(await admin.text(), /<script/);
         const conn = await Deno.connect({

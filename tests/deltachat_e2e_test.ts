@@ -17,7 +17,9 @@ interface NewAccount {
 }
 
 async function newAccount(tern: TernProcess): Promise<NewAccount> {
-  const r = await fetch(`http://${tern.listen.http}/new`, { method: "POST" });
+  // Port 80 only redirects: /new is served over HTTPS (the relay's own CA here).
+  using client = Deno.createHttpClient({ caCerts: [tern.caPem] });
+  const r = await fetch(`https://${tern.listen.https}/new`, { method: "POST", client });
   assert.equal(r.status, 200);
   return await r.json();
 }

@@ -39,6 +39,7 @@ export interface Config {
     passwordMinLength: number;
     maxConnectionsPerIp: number;
     maxConnections: number;
+    httpHeaderTimeoutMs: number;
     jitMaxPerIpPerHour: number;
   };
   retention: {
@@ -287,6 +288,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       passwordMinLength: get("password_min_length"),
       maxConnectionsPerIp: get("max_connections_per_ip"),
       maxConnections: get("max_connections"),
+      httpHeaderTimeoutMs: get<number>("http_header_timeout") * 1000,
       jitMaxPerIpPerHour: get("jit_max_per_ip_per_hour"),
     },
     retention: {

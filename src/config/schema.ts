@@ -178,6 +178,13 @@ export const FIELDS: readonly Field[] = [
     doc: "Concurrent connections per listener",
   },
   {
+    key: "http_header_timeout",
+    type: "int",
+    default: 10,
+    min: 1,
+    doc: "Seconds an HTTP(S) client has to send a request's head (also the keep-alive idle time)",
+  },
+  {
     key: "jit_max_per_ip_per_hour",
     type: "int",
     default: 60,
