@@ -9,7 +9,7 @@ import { loadTlsMaterial, serverTls } from "../net/mod.ts";
 import type { TlsMaterial } from "../net/mod.ts";
 import { openServices } from "./services.ts";
 import type { Services } from "./services.ts";
-import { readOrCreateSecret } from "./data_dir.ts";
+import { readOrCreateSecret, tightenDataDir } from "./data_dir.ts";
 import { startProtocols } from "./protocols.ts";
 import type { DnsResolver, OutboundService } from "../federation/mod.ts";
 import { createOutbound } from "./federation.ts";
@@ -171,6 +171,14 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
         await maintenance.stop();
       },
     });
+
+    // Everything the relay keeps is for its own eyes: a restore, a copy or an older release may
+    // have left the database or keys readable by others.
+    const perms = tightenDataDir(config.dataDir);
+    if (perms.changed.length) {
+      log.system(`data_dir permissions tightened: ${perms.changed.join(", ")}`);
+    }
+    for (const f of perms.failed) log.system(`data_dir permissions not tightened: ${f}`);
 
     let reloadHttps = () => Promise.resolve();
     const relay: Relay = {
