@@ -230,6 +230,19 @@ export const FIELDS: readonly Field[] = [
     doc: "UDP port of the embedded TURN server; 0 disables it",
   },
   {
+    key: "turn_allowed_peers",
+    type: "string",
+    default: "",
+    doc:
+      'Address ranges TURN relays to although they are not public ("10.8.0.0/16, fd00::/64"); dev: loopback',
+  },
+  {
+    key: "turn_denied_peers",
+    type: "string",
+    default: "",
+    doc: "Address ranges TURN never relays to, besides the non-public ones it always refuses",
+  },
+  {
     key: "admin_contact",
     type: "string",
     default: "",
