@@ -33,7 +33,7 @@ export function splitMessage(message: Uint8Array): { fields: RawField[]; body: U
     const firstLine = raw.search(/\r?\n/);
     if (colon > 0 && (firstLine < 0 || colon < firstLine)) {
       const name = asciiLower(raw.slice(0, colon).replace(/[ \t]+$/, ""));
-      if (name && !/[\x00-\x20\x7f-\xff]/.test(name)) fields.push({ name, raw });
+      if (/^[!-~]+$/.test(name)) fields.push({ name, raw }); // printable ASCII, no space
     }
     current = null;
   };
