@@ -39,6 +39,8 @@ const RESERVED_PREFIX = "internal.reserved:";
 const RESERVATION_MS = 24 * 3600_000;
 const VERIFIED_CACHE_MAX = 50_000;
 
+const utcDay = (ms: number) => Math.floor(ms / 86_400_000);
+
 export class AccountService {
   readonly domain: string;
   readonly limits: AccountLimits;
@@ -157,7 +159,12 @@ export class AccountService {
       throw new RelayError("auth_failed", "Authentication failed");
     }
     if (account.blocked) throw new RelayError("account_blocked", "Account is blocked");
-    await this.#store.recordLogin(account.id, this.#now());
+    // The last login is kept to the day, as the reference relay keeps it: one write (and fsync)
+    // per account and day, not one per login, and no finer record of when people log in.
+    const now = this.#now();
+    if (account.lastLoginAt === null || utcDay(account.lastLoginAt) !== utcDay(now)) {
+      await this.#store.recordLogin(account.id, now);
+    }
     if (this.#hasher.needsRehash(account.passwordHash)) {
       account = await this.#rehash(account, password);
     }

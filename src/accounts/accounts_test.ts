@@ -226,3 +226,34 @@ Deno.test("authenticate(): guessing is throttled per address and per account, no
   );
   await t.svc.authenticate("victim001@example.org", "password123", { ip: "192.0.2.50" });
 });
+
+Deno.test("authenticate(): the last login is written once per day", async () => {
+  const store = openSqliteStore(":memory:");
+  try {
+    const settings = new SettingsService({ store });
+    await settings.load();
+    const clock = { now: Date.UTC(2026, 11, 3, 8, 0) };
+    const svc = new AccountService({
+      store,
+      settings,
+      domain: "example.org",
+      limits: {
+        usernameMinLength: 9,
+        usernameMaxLength: 9,
+        passwordMinLength: 9,
+        maxCreationsPerIpPerHour: 0,
+      },
+      now: () => clock.now,
+    });
+    const first = clock.now;
+    await svc.authenticate("daily0001@example.org", "password123");
+    clock.now += 3600_000;
+    await svc.authenticate("daily0001@example.org", "password123");
+    assert.equal((await store.getAccount("daily0001@example.org"))!.lastLoginAt, first);
+    clock.now = Date.UTC(2026, 11, 4, 0, 1);
+    await svc.authenticate("daily0001@example.org", "password123");
+    assert.equal((await store.getAccount("daily0001@example.org"))!.lastLoginAt, clock.now);
+  } finally {
+    store.close();
+  }
+});

@@ -15,12 +15,13 @@
 // devices reconnecting. Hashes with other parameters still verify and are replaced by one with
 // the current parameters at the next successful login (needsRehash).
 //
-// Runs off the event loop: node:crypto's asynchronous scrypt runs on Deno's blocking-task thread
-// pool, so runs proceed in parallel on every core while the loop keeps serving. Admission is
-// bounded to one run per core (memory stays bounded under a burst; the work is CPU-bound, so more
-// at once would not finish sooner) and the rest wait in order.
+// Runs off the event loop, on every core: a pool of one worker per core (password_pool.ts). At
+// most one run per core at a time keeps memory bounded under a burst (the work is CPU-bound, so
+// more at once would not finish sooner); the rest wait in order. Where workers cannot start, runs
+// fall back to node:crypto's asynchronous scrypt, which does only part of its work off the loop.
 
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { ScryptPool } from "./password_pool.ts";
 
 /** Parameters of new hashes. */
 export const SCRYPT_PARAMS = { n: 1 << 10, r: 8, p: 1 } as const;
@@ -44,15 +45,24 @@ export interface PasswordHasher {
 }
 
 const MAX_CONCURRENT = Math.max(1, Math.min(16, navigator.hardwareConcurrency || 1));
+const pool = new ScryptPool(MAX_CONCURRENT);
+const counts = { hashes: 0, verifications: 0 };
+// The in-thread fallback's own admission (used only when workers cannot run).
 let running = 0;
 const waiting: (() => void)[] = [];
-const counts = { hashes: 0, verifications: 0 };
 
 async function scryptAsync(
   password: string,
   salt: Uint8Array,
   params: { n: number; r: number; p: number },
 ): Promise<Uint8Array> {
+  if (!pool.broken) {
+    try {
+      return await pool.run({ password, salt, ...params, keyLen: KEY_BYTES });
+    } catch (err) {
+      if (!pool.broken) throw err;
+    }
+  }
   // A finishing run hands its slot straight to the next waiter, so `running` never overshoots.
   if (running < MAX_CONCURRENT) running++;
   else await new Promise<void>((go) => waiting.push(go));
@@ -138,15 +148,30 @@ export const scryptHasher: PasswordHasher = {
 };
 
 /**
- * Runs in progress and waiting for a slot, and how many hashes and verifications were started
- * since the process began (for tests and metrics).
+ * Runs in progress and waiting for a slot, workers alive and started, how many hashes and
+ * verifications were started since the process began, and why workers are not used (if so).
  */
 export function passwordWork(): {
   running: number;
   waiting: number;
   limit: number;
+  workers: number;
+  workersStarted: number;
+  /** Runs answered by a worker. */
+  inWorkers: number;
   hashes: number;
   verifications: number;
+  inThread: string | null;
 } {
-  return { running, waiting: waiting.length, limit: MAX_CONCURRENT, ...counts };
+  const s = pool.stats();
+  return {
+    running: s.running + running,
+    waiting: s.waiting + waiting.length,
+    limit: MAX_CONCURRENT,
+    workers: s.workers,
+    workersStarted: s.started,
+    inWorkers: s.done,
+    ...counts,
+    inThread: pool.broken,
+  };
 }

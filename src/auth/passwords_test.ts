@@ -92,3 +92,23 @@ Deno.test("passwords: hashing runs off the event loop (timers fire while a burst
     clearInterval(timer);
   }
 });
+
+Deno.test("passwords: every run goes to the worker pool, at most one worker per core", async () => {
+  const legacy =
+    "scrypt$16384$8$1$k+HW+hl5J1p97zCOYbHTrw==$q/C1SZycM1cR+o+o5kAxpnNGfxfRK/AjzwATlGolnQo=";
+  const before = passwordWork().inWorkers;
+  let most = 0;
+  const probe = setInterval(() => (most = Math.max(most, passwordWork().workers)), 0);
+  try {
+    const checks = await Promise.all(
+      Array.from({ length: 16 }, () => verifyPassword("legacy-password-1", legacy)),
+    );
+    assert.deepEqual(checks, Array(16).fill(true));
+  } finally {
+    clearInterval(probe);
+  }
+  const w = passwordWork();
+  assert.equal(w.inThread, null, "workers can run here");
+  assert.equal(w.inWorkers - before, 16, "all sixteen ran in workers");
+  assert.ok(most >= 1 && most <= w.limit, `workers alive at most ${most}, limit ${w.limit}`);
+});
