@@ -96,6 +96,28 @@ Deno.test({
         const n = await conn.read(buf);
         conn.close();
         assert.match(dec.decode(buf.subarray(0, n ?? 0)), /^220 /);
+        // A first login from /new's credentials creates the account: the password hash runs on
+        // the worker pool, whose workers must start from this one file too.
+        const creds = await (await fetch(`${https}/new`, { method: "POST", client })).json();
+        const imap = await Deno.connectTls({
+          hostname: "127.0.0.1",
+          port: Number(ready.listen.imaps.split(":").pop()),
+          caCerts: [caPem],
+        });
+        try {
+          await imap.write(
+            new TextEncoder().encode(`a LOGIN "${creds.email}" "${creds.password}"\r\n`),
+          );
+          let answer = "";
+          while (!/^a /m.test(answer)) {
+            const got = await imap.read(buf);
+            if (got === null) break;
+            answer += dec.decode(buf.subarray(0, got));
+          }
+          assert.match(answer, /^a OK /m, answer);
+        } finally {
+          imap.close();
+        }
         assert.ok((await Deno.stat(`${dir}/data/tern.db`)).isFile, "database created");
         const nm = await Deno.stat(`${dir}/node_modules`).catch(() => null);
         assert.equal(nm, null, "nothing beside the file");
