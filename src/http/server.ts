@@ -165,7 +165,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       st.active--;
       // Kept alive: the next request head must come within the deadline too.
       if (st.active === 0 && !req.socket.destroyed) armHeadTimer(st, req.socket);
-      if (closing && st.active === 0) req.socket.destroy();
+      // Closing: the answer is written; end the connection after it (not cut it off).
+      if (closing && st.active === 0) req.socket.end();
     });
     handle(req, res).catch(() => res.destroy());
   });
