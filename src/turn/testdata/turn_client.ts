@@ -79,12 +79,14 @@ export class Client {
     readonly serverHost = "127.0.0.1",
   ) {}
 
+  /** A client bound to `host`, talking to the server on the loopback address of its family. */
   static async open(
     server: Pick<TurnServer, "port">,
     host = "127.0.0.1",
     realm = "example.org",
   ): Promise<Client> {
-    return new Client(await Endpoint.open(host), server.port, realm, host);
+    const serverHost = host.includes(":") ? "::1" : "127.0.0.1";
+    return new Client(await Endpoint.open(host), server.port, realm, serverHost);
   }
 
   /** Sends a request and waits for the response with the same transaction id. */
