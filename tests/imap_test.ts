@@ -422,9 +422,12 @@ Deno.test("IMAP METADATA and QUOTA as the reference relay", async () => {
     const server = await s.cmd(
       'GETMETADATA "" (/shared/vendor/deltachat/irohrelay /shared/vendor/deltachat/maxsmtprecipients /shared/vendor/deltachat/turn)',
     );
-    assert.match(
+    // The embedded relay, over plain HTTP: iroh clients refuse tern's self-signed certificate.
+    assert.ok(
+      server.untagged[0].includes(
+        `/shared/vendor/deltachat/irohrelay "http://127.0.0.1:${t.addr("http").port}"`,
+      ),
       server.untagged[0],
-      /\/shared\/vendor\/deltachat\/irohrelay "https:\/\/127\.0\.0\.1"/,
     );
     assert.match(server.untagged[0], /\/shared\/vendor\/deltachat\/maxsmtprecipients "1000"/);
     assert.match(server.untagged[0], /\/shared\/vendor\/deltachat\/turn NIL/);

@@ -4,7 +4,12 @@
 import type { ServerTls } from "../net/mod.ts";
 import type { ListenerName } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { createHttpApp, createMetricsApp, startHttpServer } from "../http/mod.ts";
+import {
+  createHttpApp,
+  createMetricsApp,
+  startFrontedHttpServer,
+  startHttpServer,
+} from "../http/mod.ts";
 import { createAdminApp, createStatusProvider } from "../admin/mod.ts";
 import { createRelayMetrics, smtpReplyClass } from "../metrics/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
@@ -16,6 +21,7 @@ import { startImapServer } from "../imap/mod.ts";
 import { imapBackend } from "./imap_backend.ts";
 import { MetadataService } from "../discovery/mod.ts";
 import { startTurn, type Turn } from "./turn.ts";
+import { createIroh, type Iroh } from "./iroh.ts";
 
 export interface ProtocolContext {
   relay: Relay;
@@ -39,8 +45,16 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
   const reloaders: (() => Promise<void>)[] = [];
   const addresses: Partial<Record<ListenerName, string>> = {};
   const metrics = createRelayMetrics({ version: VERSION, now });
+  const iroh = createIroh({
+    config,
+    settings: services.settings,
+    metrics,
+    log,
+    addresses: () => addresses,
+    selfSigned: () => relay.tls.selfSigned,
+  });
   try {
-    await startMailListeners(ctx, metrics, stoppables, addresses, reloaders);
+    await startMailListeners(ctx, metrics, iroh, stoppables, addresses, reloaders);
   } catch (err) {
     for (const s of stoppables.reverse()) await s.close();
     throw err;
@@ -57,6 +71,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       startedAt: relay.startedAt,
       metrics,
       store: services.store,
+      irohUrl: () => iroh.url(),
       now,
     }),
     certificates: () => [{ name: "tls", certPem: relay.tls.certPem }],
@@ -98,6 +113,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       return { status: r.code < 400 ? 200 : 400, text };
     },
     admin,
+    routes: [iroh.routes],
     log,
     now,
   });
@@ -107,11 +123,24 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     tls: boolean,
   ) => {
     if (!config.listen[name]) return;
-    const s = await startHttpServer({
-      address: config.listen[name],
-      app: a,
-      tls: tls ? () => ({ certPem: relay.tls.certPem, keyPem: relay.tls.keyPem }) : undefined,
-    });
+    // With the embedded iroh relay, tern accepts the connections itself: Deno.serve cannot hand
+    // over a connection for the relay's non-WebSocket upgrade.
+    const s = iroh.relay && name !== "metrics"
+      ? await startFrontedHttpServer({
+        address: config.listen[name],
+        app: a,
+        tls: tls ? ctx.tls : undefined,
+        takeover: iroh.relay,
+        maxConnections: config.limits.maxConnections,
+        maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+        handshakeTimeoutMs: ctx.handshakeTimeoutMs,
+        log,
+      })
+      : await startHttpServer({
+        address: config.listen[name],
+        app: a,
+        tls: tls ? () => ({ certPem: relay.tls.certPem, keyPem: relay.tls.keyPem }) : undefined,
+      });
     stoppables.push(s);
     if (tls) reloaders.push(() => s.reload());
     addresses[name] = `${s.hostname}:${s.port}`;
@@ -120,6 +149,8 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     await http("http", app, false);
     await http("https", app, true);
     await http("metrics", createMetricsApp({ metricsText: () => metrics.render() }), false);
+    // Stopped first: relay clients hear that tern restarts before the listeners close.
+    stoppables.push({ close: () => Promise.resolve(iroh.close()) });
   } catch (err) {
     for (const s of stoppables.reverse()) await s.close();
     throw err;
@@ -136,6 +167,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
 async function startMailListeners(
   ctx: ProtocolContext,
   metrics: RelayMetrics,
+  iroh: Iroh,
   stoppables: Stoppable[],
   addresses: Partial<Record<ListenerName, string>>,
   reloaders: (() => Promise<void>)[],
@@ -200,7 +232,7 @@ async function startMailListeners(
   stoppables.push({ close: () => turnStarting.then((t) => t.close()) });
   const metadata = new MetadataService({
     store: services.store,
-    irohRelay: config.irohRelay,
+    irohRelay: () => iroh.url(),
     turnCredentials: () => turn.credentials(),
     maxSmtpRecipients: config.limits.maxRecipients,
     appVersions: "",

@@ -49,7 +49,8 @@ export interface Config {
   queueLifetimeMs: number;
   dnsServer: string;
   pushUrl: string;
-  irohRelay: string;
+  /** Iroh relay: null runs the embedded one; "" offers none; else an external relay's URL. */
+  irohRelay: string | null;
   turnSecret: string;
   turnPort: number;
   adminContact: string;
@@ -256,13 +257,16 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   ) {
     problems.push(`domain: not a valid domain name or IPv4 address, got ${JSON.stringify(domain)}`);
   }
+  const irohRelay = get<string | null>("iroh_relay")?.trim() ?? null;
+  if (irohRelay && !/^https?:\/\/[^\s/?#]+(\/[^\s]*)?$/i.test(irohRelay)) {
+    problems.push(`iroh_relay: expected an http(s) URL or "", got ${JSON.stringify(irohRelay)}`);
+  }
   if (get<number>("username_min_length") > get<number>("username_max_length")) {
     problems.push("username_min_length: must not exceed username_max_length");
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const isIpDomain = isIpv4(domain);
-  const iroh = get<string | null>("iroh_relay");
   const config: Config = {
     domain,
     mailDomain: isIpDomain ? `[${domain}]` : domain,
@@ -297,7 +301,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     queueLifetimeMs: get<number>("queue_lifetime_hours") * 3600_000,
     dnsServer: get("dns_server"),
     pushUrl: get("push_url"),
-    irohRelay: iroh === null ? `https://${isIpDomain ? domain : domain}` : iroh,
+    irohRelay,
     turnSecret: get("turn_secret"),
     turnPort: get("turn_port"),
     adminContact: get("admin_contact"),

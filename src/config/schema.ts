@@ -207,7 +207,8 @@ export const FIELDS: readonly Field[] = [
     key: "iroh_relay",
     type: "string",
     default: null,
-    doc: "Iroh relay URL offered to clients; default https://<domain>; empty disables",
+    doc:
+      "Iroh relay for webxdc realtime: unset runs the embedded one on the HTTP(S) listeners; a URL offers that relay instead; empty offers none",
   },
   {
     key: "turn_secret",

@@ -27,4 +27,10 @@ export { clientAddress } from "./client_address.ts";
 export { dcloginUrl, newAccountUrl, quote } from "./dclogin.ts";
 export { TokenBuckets } from "./rate_limit.ts";
 export { startHttpServer } from "./server.ts";
+export { startFrontedHttpServer } from "./fronted_server.ts";
+export type {
+  ConnectionTakeover,
+  FrontedHttpServerOptions,
+  RequestHead,
+} from "./fronted_server.ts";
 export type { HttpServer, HttpServerOptions, TlsPems } from "./server.ts";

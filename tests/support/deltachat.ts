@@ -53,9 +53,13 @@ export class Device {
     });
   }
 
-  static async start(name: string): Promise<Device> {
+  /** `netns`: run the core inside that network namespace (`ip netns exec`, needs root). */
+  static async start(name: string, options: { netns?: string } = {}): Promise<Device> {
     const dir = await Deno.makeTempDir({ prefix: `dc-${name}-` });
-    const proc = spawn(BINARY, [], {
+    const [cmd, args] = options.netns
+      ? ["ip", ["netns", "exec", options.netns, BINARY]]
+      : [BINARY, [] as string[]];
+    const proc = spawn(cmd, args, {
       env: { ...Deno.env.toObject(), DC_ACCOUNTS_PATH: `${dir}/accounts`, RUST_LOG: "warn" },
       stdio: ["pipe", "pipe", "ignore"],
     });

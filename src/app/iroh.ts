@@ -1,0 +1,56 @@
+// The embedded iroh relay and what tern offers in METADATA: the relay runs on the HTTP(S)
+// listeners when iroh_relay is unset; iroh_enabled switches it (and any offer) at run time.
+
+import type { Config } from "../config/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import type { RelayMetrics } from "../metrics/mod.ts";
+import type { SettingsService } from "../settings/mod.ts";
+import { advertisedRelayUrl, irohProbeRoutes, IrohRelay, servesRelay } from "../iroh/mod.ts";
+import type { Hono } from "hono";
+
+export interface Iroh {
+  /** The embedded relay, or null when iroh_relay is set (another relay, or none). */
+  relay: IrohRelay | null;
+  /** /ping, /generate_204 and the /relay fallback, for the HTTP app. */
+  routes: Hono;
+  /** The URL offered in METADATA now, or null. */
+  url(): string | null;
+  close(): void;
+}
+
+export function createIroh(input: {
+  config: Config;
+  settings: SettingsService;
+  metrics: RelayMetrics;
+  log: Logger;
+  /** Bound "host:port" of the listeners, known once they run. */
+  addresses: () => { http?: string; https?: string };
+  /** Whether the HTTPS certificate is tern's own (ACME may replace it at run time). */
+  selfSigned: () => boolean;
+}): Iroh {
+  const { config, settings } = input;
+  const enabled = () => settings.bool("iroh_enabled");
+  const relay = config.irohRelay === null
+    ? new IrohRelay({ enabled, metrics: input.metrics, log: input.log })
+    : null;
+  const portOf = (a: string | undefined) => a ? Number(a.slice(a.lastIndexOf(":") + 1)) : null;
+  return {
+    relay,
+    routes: irohProbeRoutes(() =>
+      relay !== null && servesRelay({ enabled: enabled(), configured: config.irohRelay })
+    ),
+    url() {
+      const { http, https } = input.addresses();
+      const httpsPort = portOf(https);
+      const httpPort = portOf(http);
+      return advertisedRelayUrl({
+        enabled: enabled(),
+        configured: config.irohRelay,
+        host: config.domain,
+        https: httpsPort === null ? null : { port: httpsPort, trusted: !input.selfSigned() },
+        http: httpPort === null ? null : { port: httpPort },
+      });
+    },
+    close: () => relay?.close(),
+  };
+}
