@@ -232,23 +232,22 @@ export class IrohRelay {
       protocol: client.protocol,
       remote: client.remoteAddress,
     });
-    let reason: EndReason = "closed";
-    try {
-      reason = await client.run();
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      if (this.#clients.get(client.id) === client) this.#clients.delete(client.id);
-      m?.irohClients.dec(protocol);
-      this.#ended(reason);
-      // Peers this client sent to learn that it is gone (they may drop its reverse path).
-      for (const id of client.sentTo) {
-        const peer = this.#clients.get(id);
-        if (peer && !peer.enqueue(peerGoneFrame(client.key), "control")) {
-          m?.irohDropped.inc({ reason: "control_full" });
-        }
+    const running = client.run();
+    // Unregistered as soon as it stops: nothing is queued for it while its connection closes.
+    const reason: EndReason = await client.stopped;
+    signal.removeEventListener("abort", onAbort);
+    if (this.#clients.get(client.id) === client) this.#clients.delete(client.id);
+    m?.irohClients.dec(protocol);
+    this.#ended(reason);
+    // Peers this client sent to learn that it is gone (they may drop its reverse path).
+    for (const id of client.sentTo) {
+      const peer = this.#clients.get(id);
+      if (peer && !peer.enqueue(peerGoneFrame(client.key), "control")) {
+        m?.irohDropped.inc({ reason: "control_full" });
       }
-      this.#log.debug("iroh relay: client left", { key: keyHex(client.key), reason });
     }
+    this.#log.debug("iroh relay: client left", { key: keyHex(client.key), reason });
+    await running;
   }
 
   #forward(from: RelayClient, dst: Uint8Array, packet: Uint8Array) {

@@ -73,8 +73,9 @@ export class RelayClient {
   #ping: { data: Uint8Array; deadline: number } | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | null = null;
-  #stopped: Promise<void>;
-  #signalStopped!: () => void;
+  /** Resolves with the reason as soon as the session is stopped (before the connection closes). */
+  readonly stopped: Promise<EndReason>;
+  #signalStopped!: (reason: EndReason) => void;
 
   constructor(options: RelayClientOptions) {
     this.#o = options;
@@ -84,7 +85,7 @@ export class RelayClient {
     this.#now = options.now ?? Date.now;
     this.#bucket = new TokenBucket({ ...options.rate, now: this.#now });
     this.#lastReceived = this.#now();
-    this.#stopped = new Promise((r) => (this.#signalStopped = r));
+    this.stopped = new Promise((r) => (this.#signalStopped = r));
   }
 
   get protocol() {
@@ -119,7 +120,7 @@ export class RelayClient {
     const w = this.#wake;
     this.#wake = null;
     w?.();
-    this.#signalStopped();
+    this.#signalStopped(reason);
   }
 
   /** Runs until the connection ends or stop() is called; resolves with the reason. */
@@ -129,7 +130,7 @@ export class RelayClient {
     const reading = this.#readLoop();
     // A read may be pending when the session is stopped from outside (replaced, shutdown):
     // it ends once #finish() has closed the connection.
-    await Promise.race([reading, this.#stopped]);
+    await Promise.race([reading, this.stopped]);
     await writing;
     await this.#finish();
     await reading;

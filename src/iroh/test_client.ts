@@ -23,6 +23,8 @@ export interface TestClientOptions {
   answerPings?: boolean;
   /** Skip the ClientInfo frame (handshake tests send their own). */
   skipHandshake?: boolean;
+  /** The endpoint key to use (default: a fresh one). */
+  keys?: { publicKey: Uint8Array; privateKey: CryptoKey };
 }
 
 export interface Frame {
@@ -48,6 +50,7 @@ export class RelayTestClient {
   #buf: Uint8Array = new Uint8Array(0);
   #ended = false;
   #answerPings: boolean;
+  #pending: { chunk: Uint8Array; read: Promise<number | null> } | null = null;
 
   private constructor(
     conn: Deno.Conn,
@@ -67,7 +70,7 @@ export class RelayTestClient {
 
   /** Connects and upgrades; throws with the response when the relay does not switch protocols. */
   static async connect(options: TestClientOptions): Promise<RelayTestClient> {
-    const keys = await newKeys();
+    const keys = options.keys ?? await newKeys();
     const conn = options.caCerts
       ? await Deno.connectTls({
         hostname: options.hostname,
@@ -102,7 +105,11 @@ export class RelayTestClient {
       if (!options.skipHandshake) await client.sendFrame(await clientInfoFrame(keys));
       return client;
     } catch (err) {
-      conn.close();
+      try {
+        conn.close();
+      } catch {
+        // closed by the relay
+      }
       throw err;
     }
   }
@@ -171,37 +178,41 @@ export class RelayTestClient {
     }
   }
 
-  close(): void {
+  /** Closes the connection and waits for a read still in flight. */
+  async close(): Promise<void> {
     try {
       this.#conn.close();
     } catch {
       // already closed by the relay
     }
+    await this.#pending?.read;
+    this.#pending = null;
   }
 
   async #fill(n: number, deadline: number): Promise<boolean> {
     while (this.#buf.length < n) {
       if (this.#ended) return false;
-      const chunk = new Uint8Array(64 * 1024);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<"late">((
-        r,
-      ) => (timer = setTimeout(() => r("late"), deadline - Date.now())));
-      const read = this.#conn.read(chunk).catch(() => null);
-      const got = await Promise.race([read, late]);
-      clearTimeout(timer);
-      if (got === "late") {
-        this.close();
-        await read;
-        throw new Error("Timed out waiting for a frame from the relay");
+      if (!this.#pending) {
+        const chunk = new Uint8Array(64 * 1024);
+        this.#pending = { chunk, read: this.#conn.read(chunk).catch(() => null) };
       }
+      const pending = this.#pending;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<"late">((r) => {
+        timer = setTimeout(() => r("late"), Math.max(0, deadline - Date.now()));
+      });
+      const got = await Promise.race([pending.read, late]);
+      clearTimeout(timer);
+      // A read that outlives the deadline stays pending for the next call.
+      if (got === "late") throw new Error("Timed out waiting for a frame from the relay");
+      this.#pending = null;
       if (got === null) {
         this.#ended = true;
         return false;
       }
       const next = new Uint8Array(this.#buf.length + got);
       next.set(this.#buf);
-      next.set(chunk.subarray(0, got), this.#buf.length);
+      next.set(pending.chunk.subarray(0, got), this.#buf.length);
       this.#buf = next;
     }
     return true;
