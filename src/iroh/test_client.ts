@@ -114,6 +114,21 @@ export class RelayTestClient {
     }
   }
 
+  /**
+   * Pings the relay and waits for the pong: the relay answers only registered clients, so after
+   * this packets for this client's key reach it. Other frames that arrive first are dropped.
+   */
+  async ready(timeoutMs = 10_000): Promise<void> {
+    const data = crypto.getRandomValues(new Uint8Array(8));
+    await this.sendFrame(clientFrame(FrameType.Ping, data));
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const f = await this.next(Math.max(1, deadline - Date.now()));
+      if (!f) throw new Error("Relay closed the connection before answering a ping");
+      if (f.type === FrameType.Pong && f.body.every((b, i) => b === data[i])) return;
+    }
+  }
+
   /** Sends a packet for the client holding `dst`. */
   send(dst: Uint8Array, packet: Uint8Array): Promise<void> {
     return this.sendFrame(clientFrame(FrameType.SendPacket, dst, packet));
