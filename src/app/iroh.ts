@@ -31,7 +31,15 @@ export function createIroh(input: {
   const { config, settings } = input;
   const enabled = () => settings.bool("iroh_enabled");
   const relay = config.irohRelay === null
-    ? new IrohRelay({ enabled, metrics: input.metrics, log: input.log })
+    ? new IrohRelay({
+      enabled,
+      maxClients: config.limits.irohMaxClients,
+      clientBytesPerSecond: config.limits.irohClientBytesPerSecond,
+      // At least two whole packets, so a slow rate delays large packets instead of stalling.
+      clientBurstBytes: Math.max(2 * config.limits.irohClientBytesPerSecond, 132 * 1024),
+      metrics: input.metrics,
+      log: input.log,
+    })
     : null;
   const portOf = (a: string | undefined) => a ? Number(a.slice(a.lastIndexOf(":") + 1)) : null;
   return {

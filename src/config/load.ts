@@ -40,6 +40,9 @@ export interface Config {
     maxConnectionsPerIp: number;
     maxConnections: number;
     jitMaxPerIpPerHour: number;
+    irohMaxClients: number;
+    /** Bytes per second read from one iroh relay client; 0: no limit. */
+    irohClientBytesPerSecond: number;
   };
   retention: {
     deleteMailsAfterDays: number;
@@ -292,6 +295,8 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       maxConnectionsPerIp: get("max_connections_per_ip"),
       maxConnections: get("max_connections"),
       jitMaxPerIpPerHour: get("jit_max_per_ip_per_hour"),
+      irohMaxClients: get("iroh_max_clients"),
+      irohClientBytesPerSecond: get("iroh_client_rate"),
     },
     retention: {
       deleteMailsAfterDays: get("delete_mails_after"),
