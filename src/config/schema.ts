@@ -221,7 +221,8 @@ export const FIELDS: readonly Field[] = [
     key: "iroh_client_rate",
     type: "size",
     default: "2M",
-    doc: "Bytes per second the iroh relay reads from one client (bursts of twice that); 0: no limit",
+    doc:
+      "Bytes per second the iroh relay reads from one client (bursts of twice that); 0: no limit",
   },
   {
     key: "turn_secret",

@@ -25,6 +25,8 @@ export type RelayProtocol = "relay" | "websocket";
 export interface RelayConnection {
   readonly remoteAddress: string;
   readExact(n: number): Promise<Uint8Array | null>;
+  /** Whatever is buffered, or the next chunk; null at end of stream. */
+  readChunk(): Promise<Uint8Array | null>;
   write(data: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
@@ -51,18 +53,46 @@ export function frameTransport(protocol: RelayProtocol, conn: RelayConnection): 
 }
 
 function relayTransport(conn: RelayConnection): FrameTransport {
+  // Frames are cut out of the chunks the connection delivers: a frame that lies within one chunk
+  // is a view of it (no copy; most frames), one that spans chunks is assembled.
+  let chunk: Uint8Array = new Uint8Array(0);
+  let off = 0;
+  const take = async (n: number): Promise<Uint8Array | null> => {
+    if (chunk.length - off >= n) {
+      off += n;
+      return chunk.subarray(off - n, off);
+    }
+    const out = new Uint8Array(n);
+    let got = chunk.length - off;
+    out.set(chunk.subarray(off));
+    chunk = new Uint8Array(0);
+    off = 0;
+    while (got < n) {
+      const c = await conn.readChunk();
+      if (!c) return null;
+      const k = Math.min(n - got, c.length);
+      out.set(c.subarray(0, k), got);
+      got += k;
+      if (k < c.length) {
+        chunk = c;
+        off = k;
+      }
+    }
+    return out;
+  };
   return {
     protocol: "relay",
     async read() {
-      const head = await conn.readExact(RELAY_HEADER_BYTES);
+      const head = await take(RELAY_HEADER_BYTES);
       if (!head) return null;
       const length = new DataView(head.buffer, head.byteOffset, RELAY_HEADER_BYTES).getUint32(1);
       if (length > MAX_CLIENT_FRAME_BYTES) {
         throw new FrameError(`Cannot read frame: ${length} bytes is over the limit`);
       }
-      const body = length === 0 ? new Uint8Array(0) : await conn.readExact(length);
+      const type = head[0];
+      const body = length === 0 ? new Uint8Array(0) : await take(length);
       if (!body) return null;
-      return { type: head[0], body, wireBytes: RELAY_HEADER_BYTES + length };
+      return { type, body, wireBytes: RELAY_HEADER_BYTES + length };
     },
     encode: encodeRelayFrames,
     goodbye: () => null,

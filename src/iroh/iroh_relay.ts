@@ -259,7 +259,10 @@ export class IrohRelay {
       return;
     }
     const lane = isDiscoPacket(packet) ? "disco" : "data";
-    if (!to.enqueue(recvPacketFrame(from.key, packet), lane)) {
+    // A packet may be a view into a larger read buffer: copied when it would keep much more
+    // memory alive than the queue accounts for.
+    const own = packet.byteLength * 4 < packet.buffer.byteLength ? packet.slice() : packet;
+    if (!to.enqueue(recvPacketFrame(from.key, own), lane)) {
       m?.irohDropped.inc({ reason: "queue_full" });
       return;
     }

@@ -27,23 +27,31 @@ const SOCKET_RUNS = Math.max(20, Math.floor(RUNS / 200));
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** A byte source over a fixed buffer that counts what was asked of it. */
-function source(bytes: Uint8Array) {
+/** A connection over a fixed buffer, delivering it in chunks of the given sizes (cycled). */
+function source(bytes: Uint8Array, chunkSizes: number[] = [4096]) {
   let off = 0;
+  let i = 0;
   return {
     remoteAddress: "test",
-    asked: 0,
     readExact(n: number) {
-      this.asked += n;
       if (off + n > bytes.length) return Promise.resolve(null);
       const out = bytes.slice(off, off + n);
       off += n;
+      return Promise.resolve(out);
+    },
+    readChunk() {
+      if (off >= bytes.length) return Promise.resolve(null);
+      const n = Math.max(1, chunkSizes[i++ % chunkSizes.length]);
+      const out = bytes.slice(off, off + n);
+      off += out.length;
       return Promise.resolve(out);
     },
     write: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };
 }
+
+const chunking = fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 8 });
 
 const typeByte = fc.oneof(
   fc.constantFrom(2, 4, 5, 6, 7, 8, 12, 13, 14, 15),
@@ -65,19 +73,41 @@ Deno.test("decodeClientFrame(): any type and body give a frame or a FrameError",
 
 Deno.test("relay framing: any byte stream gives frames, an end, or a FrameError", async () => {
   await fc.assert(
-    fc.asyncProperty(fc.uint8Array({ maxLength: 400 }), async (bytes) => {
-      const src = source(bytes);
-      const t = frameTransport("relay", src);
+    fc.asyncProperty(fc.uint8Array({ maxLength: 400 }), chunking, async (bytes, sizes) => {
+      const t = frameTransport("relay", source(bytes, sizes));
       try {
         while (await t.read());
       } catch (err) {
         assert.ok(err instanceof FrameError, String(err));
       }
-      // Never asks for more than the stream holds plus one frame's worth.
-      assert.ok(src.asked <= bytes.length + 5 + MAX_CLIENT_FRAME_BYTES);
     }),
     { numRuns: RUNS },
   );
+});
+
+Deno.test("relay framing: frames come out as they went in, however the stream is cut", async () => {
+  const frame = fc.tuple(typeByte, fc.uint8Array({ maxLength: 700 }));
+  await fc.assert(
+    fc.asyncProperty(fc.array(frame, { maxLength: 12 }), chunking, async (frames, sizes) => {
+      const bytes = encodeRelayFrames(frames.map(([type, body]) => clientFrame(type, body)));
+      const t = frameTransport("relay", source(bytes, sizes));
+      for (const [type, body] of frames) {
+        const got = await t.read();
+        assert.equal(got?.type, type);
+        assert.deepEqual(got?.body, body);
+        assert.equal(got?.wireBytes, 5 + body.length);
+      }
+      assert.equal(await t.read(), null);
+    }),
+    { numRuns: RUNS / 4 },
+  );
+});
+
+Deno.test("relay framing: an oversized length is refused from the header alone", async () => {
+  const head = new Uint8Array(5);
+  head[0] = FrameType.SendPacket;
+  new DataView(head.buffer).setUint32(1, MAX_CLIENT_FRAME_BYTES + 1);
+  await assert.rejects(frameTransport("relay", source(head)).read(), FrameError);
 });
 
 Deno.test("WebSocket reader: any byte stream gives events, an end, or a WebSocketError", async () => {
