@@ -7,6 +7,7 @@ import { createAccount, withRelay } from "./support/relay.ts";
 import type { TestRelay } from "./support/relay.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
 import { RelayTestClient } from "../src/iroh/test_client.ts";
+import { FrameType } from "../src/iroh/frames.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -82,6 +83,12 @@ Deno.test("METADATA names the embedded relay where it is served; iroh_enabled sw
     });
 
     await t.relay.services.settings.set("iroh_enabled", "false");
+    // Connected clients are told and closed at once.
+    for (const x of [a, b]) {
+      const frames = await x.untilClosed();
+      assert.equal(frames.at(-1)?.type, FrameType.Health);
+      assert.equal(dec.decode(frames.at(-1)!.body), "relay disabled");
+    }
     assert.equal(await irohMetadata(t), null);
     await assert.rejects(connectTo(url!), /404 Not Found/);
     const off = await status(t, "/ping");
@@ -90,8 +97,9 @@ Deno.test("METADATA names the embedded relay where it is served; iroh_enabled sw
     await t.relay.services.settings.set("iroh_enabled", "true");
     assert.equal(await irohMetadata(t), url);
     const c = await connectTo(url!);
-    await exchange(c, b, "back on");
-    for (const x of [a, b, c]) await x.close();
+    const d = await connectTo(url!, { protocol: "websocket" });
+    await exchange(c, d, "back on");
+    for (const x of [a, b, c, d]) await x.close();
   }, { overrides: { turn_port: 0 } });
 });
 

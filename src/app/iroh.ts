@@ -5,6 +5,7 @@ import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
 import type { SettingsService } from "../settings/mod.ts";
+import type { EventBus } from "../events/mod.ts";
 import { advertisedRelayUrl, irohProbeRoutes, IrohRelay, servesRelay } from "../iroh/mod.ts";
 import type { Hono } from "hono";
 
@@ -21,6 +22,7 @@ export interface Iroh {
 export function createIroh(input: {
   config: Config;
   settings: SettingsService;
+  bus: EventBus;
   metrics: RelayMetrics;
   log: Logger;
   /** Bound "host:port" of the listeners, known once they run. */
@@ -41,6 +43,13 @@ export function createIroh(input: {
       log: input.log,
     })
     : null;
+  // Switched off here (admin API): connected clients go at once. Switched off by the CLI (another
+  // process), each client notices at its next keep-alive check.
+  const off = input.bus.subscribeAll((e) => {
+    if (e.type === "settings.changed" && e.key === "iroh_enabled" && !enabled()) {
+      relay?.disconnectAll();
+    }
+  });
   const portOf = (a: string | undefined) => a ? Number(a.slice(a.lastIndexOf(":") + 1)) : null;
   return {
     relay,
@@ -59,6 +68,9 @@ export function createIroh(input: {
         http: httpPort === null ? null : { port: httpPort },
       });
     },
-    close: () => relay?.close(),
+    close() {
+      off();
+      relay?.close();
+    },
   };
 }

@@ -48,6 +48,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
   const iroh = createIroh({
     config,
     settings: services.settings,
+    bus: services.bus,
     metrics,
     log,
     addresses: () => addresses,

@@ -170,6 +170,11 @@ export class IrohRelay {
     await this.#run(client, signal);
   }
 
+  /** Ends every session when the relay was switched off (clients learn why in a Health frame). */
+  disconnectAll(): void {
+    for (const c of this.#clients.values()) c.stop("disabled", healthFrame("relay disabled"));
+  }
+
   /** Ends every session with a Restarting notice (clients reconnect after a second). */
   close(): void {
     this.#closing = true;
