@@ -15,7 +15,10 @@ export interface RequestHead {
   method: string;
   /** Path without the query. */
   path: string;
-  headers: Headers;
+  /** Its fields (empty when they are malformed: see `valid`). */
+  readonly headers: Headers;
+  /** False when a field line is malformed. */
+  readonly valid: boolean;
 }
 
 export interface ConnectionTakeover {
@@ -101,7 +104,7 @@ export async function startFrontedHttpServer(
       const { raw, head, headBytes } = await readHead(conn);
       conn.setIdleTimeout(0);
       if (raw.length === 0) return;
-      if (head && options.takeover.accepts(head)) {
+      if (head && options.takeover.accepts(head) && head.valid) {
         conn.unread(raw.subarray(headBytes));
         await options.takeover.serve(conn, head, signal);
         return;
@@ -163,10 +166,15 @@ function indexOfBlankLine(b: Uint8Array, from: number): number {
   return -1;
 }
 
-/** RFC 9112 §3: request-line CRLF *( field-line CRLF ); null if it is not one. */
+/**
+ * RFC 9112 §3: request-line CRLF *( field-line CRLF ); null if the request line is not one. The
+ * fields are parsed when first asked for (most requests are passed on without): null headers
+ * then mean malformed fields.
+ */
 export function parseHead(bytes: Uint8Array): RequestHead | null {
-  const lines = new TextDecoder("latin1").decode(bytes).split("\r\n");
-  const m = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/.exec(lines[0]);
+  const text = new TextDecoder("latin1").decode(bytes);
+  const eol = text.indexOf("\r\n");
+  const m = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/.exec(eol < 0 ? text : text.slice(0, eol));
   if (!m) return null;
   let path = m[2];
   if (!path.startsWith("/")) {
@@ -178,8 +186,28 @@ export function parseHead(bytes: Uint8Array): RequestHead | null {
   }
   const q = path.indexOf("?");
   if (q >= 0) path = path.slice(0, q);
+  let headers: Headers | null | undefined;
+  return {
+    method: m[1],
+    path,
+    get headers() {
+      if (headers === undefined) {
+        headers = eol < 0 ? new Headers() : parseFields(text.slice(eol + 2));
+      }
+      return headers ?? new Headers();
+    },
+    get valid() {
+      if (headers === undefined) {
+        headers = eol < 0 ? new Headers() : parseFields(text.slice(eol + 2));
+      }
+      return headers !== null;
+    },
+  };
+}
+
+function parseFields(text: string): Headers | null {
   const headers = new Headers();
-  for (const line of lines.slice(1)) {
+  for (const line of text.split("\r\n")) {
     const i = line.indexOf(":");
     if (i <= 0) return null;
     try {
@@ -188,7 +216,7 @@ export function parseHead(bytes: Uint8Array): RequestHead | null {
       return null; // not a valid field name or value
     }
   }
-  return { method: m[1], path, headers };
+  return headers;
 }
 
 /** Copies bytes both ways between a client connection and the loopback HTTP server. */
@@ -240,10 +268,17 @@ class Pipe {
   }
 
   async #down() {
-    const buf = new Uint8Array(64 * 1024);
+    // Small at first (most answers are), larger once the server sends more.
+    let buf = new Uint8Array(4096);
     try {
       while (true) {
         const n = await this.#upstream.read(buf);
+        if (n === buf.length && buf.length < 64 * 1024) {
+          await this.#conn.write(buf.slice(0, n));
+          buf = new Uint8Array(64 * 1024);
+          this.last = Date.now();
+          continue;
+        }
         if (n === null) return;
         this.last = Date.now();
         await this.#conn.write(buf.slice(0, n));
