@@ -45,8 +45,9 @@ export interface FrontedHttpServerOptions {
 
 /** A request head longer than this is no relay upgrade: the connection is passed on. */
 const MAX_HEAD_BYTES = 16 * 1024;
-/** Time between bytes of the first request head. */
+/** Time between bytes of the first request head, and for all of it. */
 const HEAD_IDLE_MS = 15_000;
+const HEAD_TOTAL_MS = 30_000;
 const SWEEP_MS = 30_000;
 
 export async function startFrontedHttpServer(
@@ -133,14 +134,20 @@ export async function startFrontedHttpServer(
 }
 
 /**
- * Reads until the end of the first request head (or MAX_HEAD_BYTES, or the end of the stream).
+ * Reads until the end of the first request head (or MAX_HEAD_BYTES, the deadline, or the end of
+ * the stream).
  * `raw` is everything read; `head` is null when it is no parseable HTTP/1.x request head.
  */
 export async function readHead(
   conn: Pick<Connection, "readChunk">,
+  options: { totalMs?: number; now?: () => number } = {},
 ): Promise<{ raw: Uint8Array; head: RequestHead | null; headBytes: number }> {
   let raw = new Uint8Array(0);
-  while (raw.length < MAX_HEAD_BYTES) {
+  const now = options.now ?? Date.now;
+  const deadline = now() + (options.totalMs ?? HEAD_TOTAL_MS);
+  // A head dripping in byte by byte is passed on once the time is up (the HTTP server then
+  // applies its own limits), so the front holds no connection longer than that.
+  while (raw.length < MAX_HEAD_BYTES && now() < deadline) {
     let chunk: Uint8Array | null;
     try {
       chunk = await conn.readChunk();

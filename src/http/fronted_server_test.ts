@@ -53,3 +53,15 @@ Deno.test("readHead() gives up after 16 KiB or at the end of the stream, keeping
   assert.equal(c.head, null);
   assert.equal(c.raw.length, 16);
 });
+
+Deno.test("readHead() stops at its deadline and keeps what came", async () => {
+  let t = 0;
+  const chunks = [enc.encode("GET / HT"), enc.encode("TP/1.1\r\n"), enc.encode("never read")];
+  const readChunk = () => {
+    t += 20; // each piece arrives 20 ms after the last
+    return Promise.resolve(chunks.shift() ?? null);
+  };
+  const r = await readHead({ readChunk }, { totalMs: 30, now: () => t });
+  assert.equal(r.head, null);
+  assert.equal(new TextDecoder().decode(r.raw), "GET / HTTP/1.1\r\n");
+});

@@ -15,6 +15,7 @@ import { frameTransport } from "./frame_transport.ts";
 import type { FrameTransport, RelayConnection, RelayProtocol } from "./frame_transport.ts";
 import { keyHex, keyId, RelayClient } from "./relay_client.ts";
 import type { ClientHost, ClientTimings, EndReason } from "./relay_client.ts";
+import { ByteBudget } from "./send_queue.ts";
 import type { SendQueueLimits } from "./send_queue.ts";
 import { websocketAccept } from "./websocket.ts";
 
@@ -55,6 +56,8 @@ export interface IrohRelayOptions {
   handshakeTimeoutMs?: number;
   timings?: Partial<ClientTimings>;
   queueLimits?: SendQueueLimits;
+  /** Bytes queued for all clients together at most; beyond it packets are dropped. 64 MiB. */
+  maxQueuedBytes?: number;
   metrics?: IrohMetrics;
   log?: Logger;
   now?: () => number;
@@ -87,10 +90,12 @@ export class IrohRelay {
   #handshakes = 0;
   #closing = false;
   readonly #host: ClientHost;
+  readonly #budget: ByteBudget;
 
   constructor(options: IrohRelayOptions) {
     this.#o = options;
     this.#log = options.log ?? silentLogger;
+    this.#budget = new ByteBudget(options.maxQueuedBytes ?? 64 * 1024 * 1024);
     const m = options.metrics;
     this.#host = {
       forward: (from, dst, packet) => this.#forward(from, dst, packet),
@@ -108,6 +113,11 @@ export class IrohRelay {
   /** Connected clients. */
   get clientCount(): number {
     return this.#clients.size;
+  }
+
+  /** Bytes queued for all clients now. */
+  get queuedBytes(): number {
+    return this.#budget.used;
   }
 
   /** Whether the listener front should hand this connection over (see serve()). */
@@ -158,6 +168,7 @@ export class IrohRelay {
           burstBytes: this.#o.clientBurstBytes ?? 4 * 1024 * 1024,
         },
         queueLimits: this.#o.queueLimits,
+        budget: this.#budget,
         now: this.#o.now,
       });
     } catch (err) {

@@ -223,6 +223,28 @@ Deno.test("IrohRelay drops, and counts, packets for a receiver that does not rea
   });
 });
 
+Deno.test("IrohRelay bounds what all slow receivers together hold in its queues", async () => {
+  await withIroh({ maxQueuedBytes: 200_000, clientBytesPerSecond: 0 }, async (h) => {
+    const sender = await h.connect();
+    const sleepers = [await h.connect({ answerPings: false }), await h.connect()];
+    await registered(h, 3);
+    const packet = new Uint8Array(30_000);
+    let peak = 0;
+    // Until the kernel buffers towards both are full and packets queue up, then overflow.
+    const deadline = Date.now() + 20_000;
+    while (h.metrics.irohDropped.get({ reason: "queue_full" }) === 0) {
+      assert.ok(Date.now() < deadline, "drops once the budget is spent");
+      for (const s of sleepers) await sender.send(s.publicKey, packet);
+      peak = Math.max(peak, h.relay.queuedBytes);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.ok(peak <= 200_000, `peak ${peak}`);
+    for (const s of sleepers) await s.close();
+    await registered(h, 1);
+    await until(() => h.relay.queuedBytes === 0, "the budget given back");
+  });
+});
+
 Deno.test("IrohRelay slows a client down to its rate instead of dropping its packets", async () => {
   await withIroh({ clientBytesPerSecond: 200_000, clientBurstBytes: 70_000 }, async (h) => {
     const a = await h.connect();

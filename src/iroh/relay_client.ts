@@ -8,7 +8,7 @@ import type { ClientFrame, OutFrame } from "./frames.ts";
 import { decodeClientFrame } from "./frames.ts";
 import type { FrameTransport, RelayConnection } from "./frame_transport.ts";
 import { SendQueue } from "./send_queue.ts";
-import type { Lane, SendQueueLimits } from "./send_queue.ts";
+import type { ByteBudget, Lane, SendQueueLimits } from "./send_queue.ts";
 import { TokenBucket } from "./token_bucket.ts";
 import { WebSocketError } from "./websocket.ts";
 
@@ -51,6 +51,8 @@ export interface RelayClientOptions {
   timings: ClientTimings;
   rate: { bytesPerSecond: number; burstBytes: number };
   queueLimits?: SendQueueLimits;
+  /** Shared by all clients: bytes queued relay-wide. */
+  budget?: ByteBudget;
   /** Peers this client sent to, remembered for PeerGone notices; bounded. */
   maxPeers?: number;
   now?: () => number;
@@ -81,7 +83,7 @@ export class RelayClient {
     this.#o = options;
     this.key = options.key.slice();
     this.id = keyId(this.key);
-    this.#queue = new SendQueue(options.queueLimits);
+    this.#queue = new SendQueue(options.queueLimits, options.budget);
     this.#now = options.now ?? Date.now;
     this.#bucket = new TokenBucket({ ...options.rate, now: this.#now });
     this.#lastReceived = this.#now();
@@ -229,6 +231,7 @@ export class RelayClient {
   /** Farewell frame and transport goodbye, bounded in time, then the connection closes. */
   async #finish(): Promise<void> {
     clearTimeout(this.#timer);
+    this.#queue.clear();
     const { conn, transport, timings } = this.#o;
     const tail: Uint8Array[] = [];
     const reason = this.#reason;

@@ -25,11 +25,17 @@ export const DEFAULT_QUEUE_LIMITS: SendQueueLimits = {
   data: { frames: 512, bytes: 1024 * 1024 },
 };
 
+/** Bytes queued across all clients, so that many slow receivers together stay bounded too. */
+export class ByteBudget {
+  used = 0;
+  constructor(readonly max: number) {}
+}
+
 class LaneQueue {
   frames: OutFrame[] = [];
   head = 0;
   bytes = 0;
-  constructor(readonly limit: LaneLimit) {}
+  constructor(readonly limit: LaneLimit, readonly budget: ByteBudget) {}
 
   get length(): number {
     return this.frames.length - this.head;
@@ -37,14 +43,17 @@ class LaneQueue {
 
   push(f: OutFrame): boolean {
     if (this.length >= this.limit.frames || this.bytes + f.length > this.limit.bytes) return false;
+    if (this.budget.used + f.length > this.budget.max) return false;
     this.frames.push(f);
     this.bytes += f.length;
+    this.budget.used += f.length;
     return true;
   }
 
   shift(): OutFrame {
     const f = this.frames[this.head++];
     this.bytes -= f.length;
+    this.budget.used -= f.length;
     if (this.head === this.frames.length) {
       this.frames = [];
       this.head = 0;
@@ -74,11 +83,14 @@ export class SendQueue {
   #waiter: (() => void) | null = null;
   #closed = false;
 
-  constructor(limits: SendQueueLimits = DEFAULT_QUEUE_LIMITS) {
+  constructor(
+    limits: SendQueueLimits = DEFAULT_QUEUE_LIMITS,
+    budget = new ByteBudget(Number.MAX_SAFE_INTEGER),
+  ) {
     this.#lanes = {
-      control: new LaneQueue(limits.control),
-      disco: new LaneQueue(limits.disco),
-      data: new LaneQueue(limits.data),
+      control: new LaneQueue(limits.control, budget),
+      disco: new LaneQueue(limits.disco, budget),
+      data: new LaneQueue(limits.data, budget),
     };
     this.#order = [this.#lanes.control, this.#lanes.disco, this.#lanes.data];
   }
@@ -120,6 +132,11 @@ export class SendQueue {
   wait(): Promise<void> {
     if (this.size > 0 || this.#closed) return Promise.resolve();
     return new Promise((resolve) => (this.#waiter = resolve));
+  }
+
+  /** Drops what is still queued (a stopped client's backlog), giving its bytes back. */
+  clear(): void {
+    for (const lane of this.#order) while (lane.length > 0) lane.shift();
   }
 
   /** Refuses further frames and wakes the writer; what is queued stays readable. */

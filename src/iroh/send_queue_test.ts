@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SendQueue } from "./send_queue.ts";
+import { ByteBudget, SendQueue } from "./send_queue.ts";
 import { pingFrame, recvPacketFrame } from "./frames.ts";
 
 const key = new Uint8Array(32);
@@ -47,4 +47,18 @@ Deno.test("SendQueue.wait() wakes on a push and on close; closed queues refuse f
   q.close();
   await again;
   assert.equal(q.push(packet(1), "data"), false);
+});
+
+Deno.test("SendQueue shares a byte budget with other queues and gives it back", () => {
+  const budget = new ByteBudget(110);
+  const a = new SendQueue(undefined, budget);
+  const b = new SendQueue(undefined, budget);
+  assert.equal(a.push(packet(40), "data"), true); // 72 bytes with the key
+  assert.equal(b.push(packet(40), "data"), false, "over the shared budget");
+  assert.equal(b.push(packet(0), "disco"), true);
+  assert.equal(budget.used, 72 + 32);
+  a.take(1 << 20);
+  assert.equal(budget.used, 32);
+  b.clear();
+  assert.equal(budget.used, 0);
 });
