@@ -79,9 +79,9 @@ class Namespaces {
     }
   }
 
-  /** The routes of a namespace, for the isolation checks. */
+  /** The IPv4 and IPv6 routes of a namespace, for the isolation checks. */
   routes(ns: string): string {
-    return must(["ip", "-n", ns, "route", "show"]);
+    return must(["ip", "-n", ns, "route", "show"]) + must(["ip", "-n", ns, "-6", "route", "show"]);
   }
 
   reaches(ns: string, address: string): boolean {
@@ -200,6 +200,14 @@ async function deliverRealtime(
 
 const NETNS = canUseNetns();
 
+let phaseStart = performance.now();
+/** One line per phase with its duration, so a slow run shows where the time went. */
+function phase(name: string) {
+  const now = performance.now();
+  console.log(`iroh e2e: ${name} (${Math.round(now - phaseStart)} ms)`);
+  phaseStart = now;
+}
+
 Deno.test({
   name: "Delta Chat webxdc realtime data flows through tern's iroh relay between isolated cores" +
     (NETNS ? "" : " (ignored: needs root and `ip netns` to isolate the cores)"),
@@ -217,7 +225,9 @@ Deno.test({
       assert.equal(net.reaches(net.a, net.peerAddress(net.b)), false, "a cannot reach b");
       assert.equal(net.reaches(net.b, net.peerAddress(net.a)), false, "b cannot reach a");
       assert.equal(net.reaches(net.a, "1.1.1.1"), false, "nothing outside is reachable");
+      assert.equal(net.reaches(net.b, "2606:4700:4700::1111"), false, "nor over IPv6");
 
+      phaseStart = performance.now();
       tern = await startTern("turn_port = 0", {
         ip: net.tern,
         listen: { metrics: `${net.tern}:0` },
@@ -236,7 +246,9 @@ Deno.test({
         await d.rpc.setConfig(d.accountId, "webxdc_realtime_enabled", "1");
         await d.configureFromQr(await newAccount());
       }
+      phase("two cores configured in their namespaces");
       const { inviterChat } = await secureJoin(alice, bob, 60_000);
+      phase("Secure-Join");
 
       const xdc = `${files}/realtime.xdc`;
       await Deno.writeFile(
@@ -260,6 +272,7 @@ Deno.test({
       });
       const bobMsg = (await incoming).msgId;
       assert.equal((await bob.rpc.getMessage(bob.accountId, bobMsg)).viewType, "Webxdc");
+      phase("webxdc app delivered");
 
       // Each side announces its iroh endpoint (relay URL + key) to the other by mail.
       const bobHeard = bob.waitFor(
@@ -275,10 +288,13 @@ Deno.test({
       await alice.rpc.sendWebxdcRealtimeAdvertisement(alice.accountId, aliceMsg);
       await bob.rpc.sendWebxdcRealtimeAdvertisement(bob.accountId, bobMsg);
       await Promise.all([bobHeard, aliceHeard]);
+      phase("realtime advertisements exchanged");
 
       await deliverRealtime(alice, aliceMsg, bob, bobMsg, [1, 2, 3, 42], 90_000);
+      phase("realtime data alice → bob");
       const big = Array.from({ length: 20_000 }, (_, i) => (i * 7) & 0xff);
       await deliverRealtime(bob, bobMsg, alice, aliceMsg, big, 90_000);
+      phase("20 kB of realtime data bob → alice");
 
       // Both cores use tern's relay (the only one they can reach), and it carried the data.
       const status = await adminStatus(t);
