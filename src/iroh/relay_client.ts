@@ -3,6 +3,7 @@
 // after pingIntervalMs (plus jitter) without a frame from the client the relay sends a Ping and
 // drops the client when no Pong comes back within pongTimeoutMs (iroh-relay 0.35 does the same).
 
+import { setImmediate } from "node:timers";
 import { FrameError, healthFrame, pingFrame, pongFrame } from "./frames.ts";
 import type { ClientFrame, OutFrame } from "./frames.ts";
 import { decodeClientFrame } from "./frames.ts";
@@ -206,8 +207,9 @@ export class RelayClient {
     while (true) {
       await this.#queue.wait();
       // One event-loop turn first: senders' reads finish forwarding what they hold, and it
-      // leaves in one write instead of one system call per packet.
-      await new Promise((r) => setTimeout(r, 0));
+      // leaves in one write instead of one system call per packet. (setImmediate: a 0 ms
+      // setTimeout costs about 2 ms here.)
+      await new Promise((r) => setImmediate(r));
       const batch = this.#queue.take(BATCH_BYTES);
       if (batch.frames.length === 0) return; // closed and drained
       if (this.#reason && this.#reason !== "closed") return; // stopping: skip the backlog
