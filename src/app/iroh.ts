@@ -8,6 +8,7 @@ import type { SettingsService } from "../settings/mod.ts";
 import type { EventBus } from "../events/mod.ts";
 import { advertisedRelayUrl, irohProbeRoutes, IrohRelay, servesRelay } from "../iroh/mod.ts";
 import type { Hono } from "hono";
+import { describeCertificate } from "../net/mod.ts";
 
 export interface Iroh {
   /** The embedded relay, or null when iroh_relay is set (another relay, or none). */
@@ -27,8 +28,8 @@ export function createIroh(input: {
   log: Logger;
   /** Bound "host:port" of the listeners, known once they run. */
   addresses: () => { http?: string; https?: string };
-  /** Whether the HTTPS certificate is tern's own (ACME may replace it at run time). */
-  selfSigned: () => boolean;
+  /** The certificate HTTPS serves now (ACME may replace it at run time). */
+  tls: () => { certPem: string; selfSigned: boolean };
 }): Iroh {
   const { config, settings } = input;
   const enabled = () => settings.bool("iroh_enabled");
@@ -50,6 +51,19 @@ export function createIroh(input: {
       relay?.disconnectAll();
     }
   });
+  let names = { pem: "", names: [] as string[] };
+  const certificateNames = (pem: string) => {
+    if (names.pem !== pem) {
+      let list: string[] = [];
+      try {
+        list = describeCertificate(pem).names;
+      } catch (err) {
+        input.log.debug("iroh: cannot read the certificate's names", { err });
+      }
+      names = { pem, names: list };
+    }
+    return names.names;
+  };
   const portOf = (a: string | undefined) => a ? Number(a.slice(a.lastIndexOf(":") + 1)) : null;
   return {
     relay,
@@ -64,7 +78,12 @@ export function createIroh(input: {
         enabled: enabled(),
         configured: config.irohRelay,
         host: config.domain,
-        https: httpsPort === null ? null : { port: httpsPort, trusted: !input.selfSigned() },
+        altHost: config.hostname,
+        https: httpsPort === null ? null : {
+          port: httpsPort,
+          trusted: !input.tls().selfSigned,
+          names: certificateNames(input.tls().certPem),
+        },
         http: httpPort === null ? null : { port: httpPort },
       });
     },

@@ -52,7 +52,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     metrics,
     log,
     addresses: () => addresses,
-    selfSigned: () => relay.tls.selfSigned,
+    tls: () => relay.tls,
   });
   try {
     await startMailListeners(ctx, metrics, iroh, stoppables, addresses, reloaders);

@@ -15,8 +15,14 @@ export interface RelaySources {
   configured: string | null;
   /** Host clients reach tern at: the mail domain, or the IPv4 address of an IP relay. */
   host: string;
-  /** Bound port of the HTTPS listener and whether its certificate is CA-issued; null if off. */
-  https: { port: number; trusted: boolean } | null;
+  /** Another name of the server (the configured hostname), used when the certificate names
+   *  it but not the domain. */
+  altHost?: string;
+  /**
+   * Bound port of the HTTPS listener, whether its certificate is CA-issued, and the names it
+   * holds (DNS names and IP addresses); null if the listener is off.
+   */
+  https: { port: number; trusted: boolean; names: string[] } | null;
   /** Bound port of the plain HTTP listener; null if off. */
   http: { port: number } | null;
 }
@@ -24,7 +30,10 @@ export interface RelaySources {
 export function advertisedRelayUrl(s: RelaySources): string | null {
   if (!s.enabled) return null;
   if (s.configured !== null) return s.configured || null;
-  if (s.https?.trusted) return `https://${s.host}${s.https.port === 443 ? "" : `:${s.https.port}`}`;
+  const named = s.https?.trusted
+    ? [s.host, s.altHost].find((h) => h && s.https!.names.some((n) => certificateNames(n, h)))
+    : undefined;
+  if (s.https && named) return `https://${named}${s.https.port === 443 ? "" : `:${s.https.port}`}`;
   if (s.http) return `http://${s.host}${s.http.port === 80 ? "" : `:${s.http.port}`}`;
   return null;
 }
@@ -32,4 +41,13 @@ export function advertisedRelayUrl(s: RelaySources): string | null {
 /** Whether tern itself serves /relay (the embedded relay runs and is switched on). */
 export function servesRelay(s: Pick<RelaySources, "enabled" | "configured">): boolean {
   return s.enabled && s.configured === null;
+}
+
+/** RFC 6125 §6.4: a name in a certificate matches a host exactly or as `*.` one label deep. */
+export function certificateNames(name: string, host: string): boolean {
+  const n = name.toLowerCase(), h = host.toLowerCase();
+  if (n === h) return true;
+  if (!n.startsWith("*.")) return false;
+  const dot = h.indexOf(".");
+  return dot > 0 && h.slice(dot + 1) === n.slice(2);
 }
