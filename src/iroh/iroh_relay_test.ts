@@ -80,6 +80,7 @@ function outcome(h: Harness, name: string): number {
 }
 
 async function exchange(a: RelayTestClient, b: RelayTestClient, text: string) {
+  await b.ready(); // registered: the packet cannot miss it
   await a.send(b.publicKey, enc.encode(text));
   const got = await b.receive();
   assert.equal(dec.decode(got.packet), text);
@@ -111,6 +112,7 @@ Deno.test("IrohRelay forwards packets by key between both upgrade forms", async 
 Deno.test("IrohRelay reads frames sent right behind the upgrade request", async () => {
   await withIroh({}, async (h) => {
     const b = await h.connect();
+    await b.ready();
     const keys = await newKeys();
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: h.port });
     const head = enc.encode("GET /relay HTTP/1.1\r\nHost: x\r\nUpgrade: iroh derp http\r\n\r\n");
