@@ -15,6 +15,7 @@
 import { parseArgs } from "node:util";
 import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { type SignupResult, signupStorm } from "./bench/signup.ts";
+import { irohBench, type IrohResult } from "./bench/iroh.ts";
 import { Imap } from "./bench/clients.ts";
 import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
@@ -63,7 +64,7 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,submit,latency,signup,idle,fetch,deltachat,gate]\n" +
+      "                       [--only start,submit,latency,signup,idle,fetch,deltachat,gate,iroh]\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -72,7 +73,17 @@ if (flags.help) {
 }
 
 const quick = flags.quick!;
-const SCENARIOS = ["start", "submit", "latency", "signup", "idle", "fetch", "deltachat", "gate"];
+const SCENARIOS = [
+  "start",
+  "submit",
+  "latency",
+  "signup",
+  "idle",
+  "fetch",
+  "deltachat",
+  "gate",
+  "iroh",
+];
 const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
@@ -98,6 +109,7 @@ const opts = {
   fetchRuns: 5,
   restarts: quick ? 1 : 3,
   deltachatMessages: quick ? 4 : 10,
+  irohRoundTrips: quick ? 500 : 2000,
   only: SCENARIOS.filter((x) => only.has(x)),
 };
 
@@ -189,6 +201,7 @@ interface Raw {
   fetch2k?: FetchResult;
   fetch100k?: FetchResult;
   deltachat?: DeltaChatResult;
+  iroh?: IrohResult;
   [k: string]: unknown;
 }
 
@@ -277,6 +290,8 @@ async function main() {
   if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
   // 6. the real Delta Chat core
   if (only.has("deltachat")) await deltachatRuns(targets, notes);
+  // 7. the embedded iroh relay (tern only)
+  if (only.has("iroh")) await irohRuns(tern, tv, raw.tern, notes);
 
   for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
   const labels: Record<string, string> = {
@@ -571,6 +586,27 @@ async function deltachatRuns(targets: Targets, notes: string[]) {
     log(`  send → receive p50 ${d.p50Ms.toFixed(0)} ms, p90 ${d.p90Ms.toFixed(0)} ms`);
     if (d.firstError) notes.push(`${t.label} deltachat: ${d.firstError}`);
   }
+}
+
+async function irohRuns(tern: TernBench, v: Values, r: Raw, notes: string[]) {
+  log("tern: iroh relay, two clients: throughput (HTTP, HTTPS) and round trips");
+  const res = await irohBench(tern, {
+    durationMs: opts.durationMs,
+    roundTrips: opts.irohRoundTrips,
+    log: (m) => log(`  ${m}`),
+  });
+  r.iroh = res;
+  v.iroh_http_mb_s = res.http.mbPerSec;
+  v.iroh_https_mb_s = res.https.mbPerSec;
+  v.iroh_http_cpu_ms_mb = res.http.cpuMsPerMb;
+  v.iroh_https_cpu_ms_mb = res.https.cpuMsPerMb;
+  v.iroh_rtt_p50_ms = res.rttP50Ms;
+  v.iroh_rtt_p99_ms = res.rttP99Ms;
+  v.iroh_added_ms = res.addedLatencyMs;
+  notes.push(
+    "iroh relay: tern only (the reference stack runs no iroh relay here); 1200-byte packets, " +
+      "a 512-packet window acknowledged through the relay; the clients run in the benchmark process",
+  );
 }
 
 /** Raises fs.inotify.max_user_instances to at least `want` for this run; restored at the end. */

@@ -46,7 +46,7 @@ for (const name of MATRIX) {
       ].join("\n"));
       const devices: Device[] = [];
       const device = async (who: string, c = core) => {
-        const d = await Device.start(`${who}-${c.version}`, c);
+        const d = await Device.start(`${who}-${c.version}`, { core: c });
         devices.push(d);
         return d;
       };
@@ -179,7 +179,7 @@ Deno.test({
   async fn() {
     const turnPort = await freeUdpPort();
     const tern = await startTern(`turn_port = ${turnPort}`);
-    const d = await Device.start("ice-2.62", CORES["2.62"]);
+    const d = await Device.start("ice-2.62", { core: CORES["2.62"] });
     try {
       await d.configureFromQr((await newAccount(tern)).dclogin_url);
       let servers = "";

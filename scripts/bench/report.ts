@@ -245,6 +245,53 @@ export const METRICS: MetricDef[] = [
     floor: 10,
   },
   {
+    id: "iroh_http_mb_s",
+    label: "iroh relay over HTTP: A → B (MB/s)",
+    better: "higher",
+    digits: 1,
+  },
+  {
+    id: "iroh_https_mb_s",
+    label: "iroh relay over HTTPS: A → B (MB/s)",
+    better: "higher",
+    digits: 1,
+  },
+  {
+    id: "iroh_http_cpu_ms_mb",
+    label: "iroh relay over HTTP: server CPU per MB (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 1,
+  },
+  {
+    id: "iroh_https_cpu_ms_mb",
+    label: "iroh relay over HTTPS: server CPU per MB (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 1,
+  },
+  {
+    id: "iroh_rtt_p50_ms",
+    label: "iroh relay: round trip A → B → A p50 (ms)",
+    better: "lower",
+    digits: 3,
+    floor: 0.1,
+  },
+  {
+    id: "iroh_rtt_p99_ms",
+    label: "iroh relay: round trip p99 (ms)",
+    better: "lower",
+    digits: 3,
+    floor: 0.5,
+  },
+  {
+    id: "iroh_added_ms",
+    label: "iroh relay: added latency per packet p50 (ms)",
+    better: "lower",
+    digits: 3,
+    floor: 0.1,
+  },
+  {
     id: "final_rss_mb",
     label: "memory after the run, RSS (MB)",
     better: "lower",
@@ -311,6 +358,7 @@ function dependsOn(id: string): string[] | "all" {
   }
   if (id.startsWith("start_")) return ["restarts"];
   if (id.startsWith("signup_")) return ["signupClients", "signupInFlight"];
+  if (id.startsWith("iroh_")) return ["durationMs", "irohRoundTrips"];
   return [];
 }
 

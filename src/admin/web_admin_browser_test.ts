@@ -41,6 +41,11 @@ function seedTraffic(t: Awaited<ReturnType<typeof adminServices>>, base: number)
   t.metrics.imapConnections.set(14, { listener: "imaps" });
   t.metrics.smtpConnections.set(3, { listener: "submissions" });
   t.metrics.imapIdleSessions.set(11);
+  t.metrics.irohClients.set(4, { protocol: "relay" });
+  t.metrics.irohClients.set(1, { protocol: "websocket" });
+  t.metrics.irohRelayedPackets.inc(undefined, 1234);
+  t.metrics.irohRelayedBytes.inc(undefined, 3 * 1024 * 1024);
+  t.metrics.irohDropped.inc({ reason: "queue_full" }, 7);
 }
 
 async function shot(page: Page, dir: string, name: string): Promise<string> {
@@ -90,6 +95,13 @@ Deno.test({
       const accounts = page.locator(".stat", { hasText: "Accounts" }).locator(".stat-value");
       assert.equal(await accounts.textContent(), "2");
       await page.locator(".chart svg path.line.in").waitFor();
+      const iroh = page.locator("[data-card=iroh]");
+      assert.equal(await iroh.locator("code").textContent(), "https://example.org");
+      const irohRow = (label: string) =>
+        iroh.locator("tr", { hasText: label }).locator("td").textContent();
+      assert.equal(await irohRow("Clients connected"), "5");
+      assert.equal(await irohRow("Data relayed"), "3.0 MiB");
+      assert.equal(await irohRow("Dropped"), "7");
       assert.equal(
         await page.evaluate(() => sessionStorage.getItem("tern-admin-token")),
         ADMIN_TOKEN,

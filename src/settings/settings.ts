@@ -31,6 +31,12 @@ export const SETTINGS = {
   },
   push_enabled: { kind: "boolean", default: "true", doc: "Send push notifications" },
   turn_enabled: { kind: "boolean", default: "true", doc: "Offer TURN credentials to clients" },
+  iroh_enabled: {
+    kind: "boolean",
+    default: "true",
+    doc:
+      "Offer an iroh relay for webxdc realtime apps (the embedded one unless iroh_relay names another); off: none is served or offered",
+  },
   federation_mode: {
     kind: "enum",
     values: ["blocklist", "allowlist"],

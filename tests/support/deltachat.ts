@@ -47,11 +47,21 @@ export class Device {
     });
   }
 
-  /** Starts a device on the given core generation (default: 2.57). */
-  static async start(name: string, core: Core = CORES["2.57"]): Promise<Device> {
+  /**
+   * Starts a device on the given core generation (default: 2.57); `netns` runs the core inside
+   * that network namespace (`ip netns exec`, needs root).
+   */
+  static async start(
+    name: string,
+    options: { core?: Core; netns?: string } = {},
+  ): Promise<Device> {
+    const core = options.core ?? CORES["2.57"];
     const dir = await Deno.makeTempDir({ prefix: `dc-${name}-` });
     const Client = await core.client();
-    const proc = spawn(core.binary, [], {
+    const [cmd, args] = options.netns
+      ? ["ip", ["netns", "exec", options.netns, core.binary]]
+      : [core.binary, [] as string[]];
+    const proc = spawn(cmd, args, {
       env: { ...Deno.env.toObject(), DC_ACCOUNTS_PATH: `${dir}/accounts`, RUST_LOG: "warn" },
       stdio: ["pipe", "pipe", "ignore"],
     });

@@ -48,7 +48,7 @@ export async function startTern(
     extraToml,
     "[listen]",
     ...listeners.map((l) => `${l} = "${options.listen?.[l] ?? `${ip}:0`}"`),
-    'metrics = ""',
+    `metrics = "${options.listen?.metrics ?? ""}"`,
   ].join("\n");
   await Deno.writeTextFile(`${dir}/tern.toml`, toml);
   const spawnedAt = performance.now();
