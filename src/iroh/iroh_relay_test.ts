@@ -1,6 +1,6 @@
-// The relay over real sockets, behind the HTTP listener (startHttpServer with the relay as takeover): forwarding by key in both upgrade
-// forms, handshake checks, limits, keep-alive, PeerGone, Restarting, and the listener passing other
-// HTTP traffic to the app.
+// The relay over real sockets, behind the HTTP listener (startHttpServer with the relay as its
+// takeover): forwarding by key in both upgrade forms, handshake checks, limits, keep-alive,
+// PeerGone, Restarting, and the listener passing other HTTP traffic to the app.
 
 import assert from "node:assert/strict";
 import { Hono } from "hono";
