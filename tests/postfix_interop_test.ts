@@ -2,7 +2,7 @@
 // foreign MTA path a federated message takes when it arrives by SMTP. Needs root, as Postfix does.
 
 import assert from "node:assert/strict";
-import { freePort } from "./support/util.ts";
+import { freePort } from "./support/ports.ts";
 import { createAccount, fakeDns, withRelay } from "./support/relay.ts";
 import {
   DKIM_SELECTOR,
