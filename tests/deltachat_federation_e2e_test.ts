@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import { startTern, type TernProcess } from "./support/tern_process.ts";
 import { Device, secureJoin } from "./support/deltachat.ts";
+import { requireRoot } from "./support/tools.ts";
 
-const isRoot = Deno.uid() === 0;
+const need = requireRoot();
 
 async function newAccount(tern: TernProcess) {
   const r = await fetch(`http://${tern.listen.http}/new`, { method: "POST" });
@@ -15,8 +16,8 @@ async function newAccount(tern: TernProcess) {
 }
 
 Deno.test({
-  name: "Delta Chat across two relays: Secure-Join and messages both ways",
-  ignore: !isRoot,
+  name: need.title("Delta Chat across two relays: Secure-Join and messages both ways"),
+  ignore: need.ignore,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
