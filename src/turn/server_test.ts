@@ -23,6 +23,7 @@ import {
   utf8,
 } from "./stun.ts";
 import type { DecodedStun, StunAttribute, TransportAddress } from "./stun.ts";
+import { requireTool } from "../../tests/support/tools.ts";
 
 const SECRET = "test-secret";
 const REALM = "example.org";
@@ -677,15 +678,7 @@ Deno.test("garbage, truncated and oversized datagrams do not disturb the server"
 
 // --- Interop with coturn's command-line clients (Debian package coturn) ---
 
-async function hasTool(name: string): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("sh", { args: ["-c", `command -v ${name}`] }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-}
-const hasCoturn = await hasTool("turnutils_uclient") && await hasTool("turnutils_stunclient");
+const coturn = requireTool("turnutils_uclient", "turnutils_stunclient");
 
 async function run(cmd: string, args: string[], timeoutMs = 60_000) {
   const out = await new Deno.Command(cmd, {
@@ -698,13 +691,17 @@ async function run(cmd: string, args: string[], timeoutMs = 60_000) {
   return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
 }
 
-Deno.test("turnutils_stunclient gets its reflexive address", { ignore: !hasCoturn }, async () => {
-  await withServer({}, async (server) => {
-    const r = await run("turnutils_stunclient", ["-p", String(server.port), "127.0.0.1"]);
-    assert.equal(r.code, 0, r.text);
-    assert.match(r.text, /UDP reflexive addr: 127\.0\.0\.1:\d+/);
-  });
-});
+Deno.test(
+  coturn.title("turnutils_stunclient gets its reflexive address"),
+  { ignore: coturn.ignore },
+  async () => {
+    await withServer({}, async (server) => {
+      const r = await run("turnutils_stunclient", ["-p", String(server.port), "127.0.0.1"]);
+      assert.equal(r.code, 0, r.text);
+      assert.match(r.text, /UDP reflexive addr: 127\.0\.0\.1:\d+/);
+    });
+  },
+);
 
 /** Totals of a turnutils_uclient run: messages sent and received, lost packets. */
 function uclientTotals(out: string) {
@@ -725,8 +722,8 @@ for (
   ] as [string, string[]][]
 ) {
   Deno.test(
-    `turnutils_uclient relays client-to-client through ${mode}`,
-    { ignore: !hasCoturn },
+    coturn.title(`turnutils_uclient relays client-to-client through ${mode}`),
+    { ignore: coturn.ignore },
     async () => {
       await withServer({}, async (server) => {
         const { username, password } = turnCredentials(SECRET, Date.now());
@@ -760,8 +757,8 @@ for (
   );
 }
 
-Deno.test("turnutils_uclient with a wrong password cannot allocate", {
-  ignore: !hasCoturn,
+Deno.test(coturn.title("turnutils_uclient with a wrong password cannot allocate"), {
+  ignore: coturn.ignore,
 }, async () => {
   await withServer({}, async (server) => {
     const { username } = turnCredentials(SECRET, Date.now());

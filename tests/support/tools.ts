@@ -23,23 +23,23 @@ function requirement(missing: string[]): Requirement {
   };
 }
 
-/** Whether `name` is an executable file in a PATH directory (no process is started). */
-export function onPath(name: string): boolean {
+/** The path of the executable `name` in PATH, or null (no process is started). */
+export function which(name: string): string | null {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
     if (!dir) continue;
     try {
       const st = Deno.statSync(`${dir}/${name}`);
-      if (st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0) return true;
+      if (st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0) return `${dir}/${name}`;
     } catch {
       // not in this directory
     }
   }
-  return false;
+  return null;
 }
 
 /** Every tool must be on PATH. */
 export function requireTool(...tools: string[]): Requirement {
-  const absent = tools.filter((t) => !onPath(t));
+  const absent = tools.filter((t) => which(t) === null);
   return requirement(absent.length ? [`needs ${absent.join(", ")}: not on PATH`] : []);
 }
 
