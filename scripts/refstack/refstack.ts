@@ -190,7 +190,6 @@ ${internal}
 
 function dovecotConf(
   dir: string,
-  domain: string,
   p: RefStack["ports"],
   o: Required<RefStackOptions>,
 ): string {
@@ -475,7 +474,7 @@ async function startOnce(o: Required<RefStackOptions> & { domain: string }): Pro
       `${pfConf}/transport`,
       Object.entries(o.transports).map(([d, t]) => `${d} ${t}\n`).join(""),
     );
-    await Deno.writeTextFile(dcConf, dovecotConf(dir, o.domain, ports, o));
+    await Deno.writeTextFile(dcConf, dovecotConf(dir, ports, o));
     for (const f of ["postfix.log", "dovecot.log"]) await Deno.writeTextFile(`${dir}/log/${f}`, "");
 
     // The daemons keep whatever output they were given: a file, never a pipe to wait on.
