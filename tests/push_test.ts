@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { submitEncrypted } from "./support/submit.ts";
-import { createAccount, type TestRelay, withRelay } from "./support/relay.ts";
+import { createAccount, fakeDns, type TestRelay, withRelay } from "./support/relay.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
 import { loadConfig } from "../src/config/mod.ts";
 import { startRelay } from "../src/app/relay.ts";
@@ -86,6 +86,28 @@ Deno.test("push: one POST per token on new mail, none for the sender's own copy"
         off();
       }
     }, { overrides: { push_url: svc.url } });
+  } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("push: the notification host is found through the relay's resolver only", async () => {
+  const svc = notificationService();
+  const port = new URL(svc.url).port;
+  try {
+    await withRelay(async (t) => {
+      const a = await createAccount(t, "alice0001");
+      const b = await createAccount(t, "bobby0001");
+      await setToken(t, b, "token-b");
+      await submitEncrypted(t, a, [b.address]);
+      await until("the notification", () => svc.bodies.length === 1);
+      assert.deepEqual(svc.bodies, ["token-b"]);
+    }, {
+      // No system resolver knows push.test; the relay's (injected here, dns_server in
+      // production) does.
+      overrides: { push_url: `http://push.test:${port}/notify` },
+      relay: { dns: fakeDns({ addresses: { "push.test": ["127.0.0.1"] } }) },
+    });
   } finally {
     await svc.close();
   }
