@@ -8,7 +8,7 @@ import { Maintenance, TASKS } from "./maintenance.ts";
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 10, 1);
 
-async function setup(options: { quotaBytes?: number } = {}) {
+function setup(options: { quotaBytes?: number } = {}) {
   const store = openSqliteStore(":memory:");
   let now = T0;
   const removed: string[] = [];
@@ -57,7 +57,7 @@ async function setup(options: { quotaBytes?: number } = {}) {
 }
 
 Deno.test("expire-mail deletes messages older than delete_mails_after days, in every mailbox", async () => {
-  using t = await setup();
+  using t = setup();
   const a = await t.account("alice@example.org");
   await t.store.createMailbox(a.id, "Archive");
   await t.message(a.id, 100, 25);
@@ -75,7 +75,7 @@ Deno.test("expire-mail deletes messages older than delete_mails_after days, in e
 });
 
 Deno.test("expire-large deletes only messages over 200 kB older than delete_large_after days", async () => {
-  using t = await setup();
+  using t = setup();
   const a = await t.account("alice@example.org");
   await t.message(a.id, 300_000, 8); // large and old: goes
   await t.message(a.id, 300_001, 6); // large, young: stays
@@ -85,7 +85,7 @@ Deno.test("expire-large deletes only messages over 200 kB older than delete_larg
 });
 
 Deno.test("expire-accounts deletes accounts without login for delete_inactive_users_after days", async () => {
-  using t = await setup();
+  using t = setup();
   const idle = await t.account("idle@example.org");
   const active = await t.account("active@example.org");
   const fresh = await t.account("fresh@example.org");
@@ -101,7 +101,7 @@ Deno.test("expire-accounts deletes accounts without login for delete_inactive_us
 });
 
 Deno.test("quota-trim: past 75 % the oldest go until 70 %; mail younger than 24 h never", async () => {
-  using t = await setup({ quotaBytes: 10_000 });
+  using t = setup({ quotaBytes: 10_000 });
   const a = await t.account("alice@example.org");
   for (const age of [9, 8, 7, 6, 5]) await t.message(a.id, 1_000, age);
   await t.message(a.id, 3_000, 2);
@@ -131,7 +131,7 @@ Deno.test("quota-trim: past 75 % the oldest go until 70 %; mail younger than 24 
 });
 
 Deno.test("expired messages leave no readable body; unknown tasks are named", async () => {
-  using t = await setup();
+  using t = setup();
   const a = await t.account("alice@example.org");
   await t.message(a.id, 500, 30);
   await t.message(a.id, 600, 1);
@@ -146,7 +146,7 @@ Deno.test("expired messages leave no readable body; unknown tasks are named", as
 });
 
 Deno.test("start() runs every task at once and then on its interval; stop() waits for a run", async () => {
-  using t = await setup();
+  using t = setup();
   const a = await t.account("alice@example.org");
   await t.message(a.id, 100, 30);
   t.m.start(3_600_000);
