@@ -40,7 +40,7 @@ export const SETTINGS = {
   federation_allowlist: {
     kind: "list",
     default: "",
-    doc: "Domains allowed in allowlist mode, comma-separated",
+    doc: "Domains allowed in allowlist mode, separated by commas, spaces or line breaks",
   },
   admin_contact: {
     kind: "string",
