@@ -45,7 +45,7 @@ export const SETTINGS = {
   admin_contact: {
     kind: "string",
     default: "",
-    doc: "Contact address shown as METADATA /shared/admin",
+    doc: "Operator contact on the privacy page; overrides the admin_contact config key there",
   },
 } as const satisfies Record<string, SettingSpec>;
 
