@@ -63,7 +63,6 @@ Deno.test("password guessing gets slower; the right password still works", async
       assert.equal(r.code, 535);
     }
     c.close();
-    assert.ok(times.slice(0, 5).every((ms) => ms < 200), `first failures are quick: ${times}`);
     assert.ok(times[7] >= 500, `later failures are slowed down: ${times}`);
     const ok = await SmtpTestClient.connect(t.addr("submissions"), { tls: true, caPem: t.caPem });
     await ok.reply();
