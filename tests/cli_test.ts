@@ -292,3 +292,21 @@ Deno.test("tern install writes config, data directory and a hardened unit; unins
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("TERN_DEV=1 (deno task tern) runs any command against the dev relay's data", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Without a config or --dev there is no domain.
+    const plain = await tern(["admin-token", "--data-dir", `${dir}/data`]);
+    assert.equal(plain.code, 1);
+    assert.match(plain.stderr, /domain: required/);
+    const dev = await tern(["admin-token", "--data-dir", `${dir}/data`], { TERN_DEV: "1" });
+    assert.equal(dev.code, 0, dev.stderr);
+    assert.match(dev.stdout, /^[0-9a-f]{64}\n$/);
+    // The same token as --dev gives: the same data directory.
+    const flag = await tern(["admin-token", "--dev", "--data-dir", `${dir}/data`]);
+    assert.equal(flag.stdout, dev.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

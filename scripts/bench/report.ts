@@ -26,6 +26,13 @@ export const METRICS: MetricDef[] = [
     digits: 0,
     floor: 100,
   },
+  {
+    id: "parse_25mib_ms",
+    label: "parse a 25 MiB single-part message (ms)",
+    better: "lower",
+    digits: 0,
+    floor: 20,
+  },
   { id: "idle_rss_mb", label: "idle memory, RSS (MB)", better: "lower", digits: 1, floor: 5 },
   { id: "idle_pss_mb", label: "idle memory, PSS (MB)", better: "lower", digits: 1, floor: 5 },
   { id: "sub2k_accepted_s", label: "submit 2 KB: accepted msgs/s", better: "higher", digits: 0 },

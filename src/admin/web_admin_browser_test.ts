@@ -8,15 +8,9 @@ import { createHttpApp, startHttpServer } from "../http/mod.ts";
 import { httpServices } from "../http/testdata/services.ts";
 import { createAdminApp } from "./app.ts";
 import { ADMIN_TOKEN, adminServices } from "./testdata/services.ts";
+import { requireTool, which } from "../../tests/support/tools.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
+const chromiumNeed = requireTool("chromium");
 
 const ARGS = [
   "--headless",
@@ -56,10 +50,10 @@ async function shot(page: Page, dir: string, name: string): Promise<string> {
 }
 
 Deno.test({
-  name: hasChromium
-    ? "web admin in Chromium: wrong token, login, dashboard, create and block an account"
-    : "web admin in Chromium (skipped: /usr/bin/chromium is not installed)",
-  ignore: !hasChromium,
+  name: chromiumNeed.title(
+    "web admin in Chromium: wrong token, login, dashboard, create and block an account",
+  ),
+  ignore: chromiumNeed.ignore,
   async fn() {
     const base = Date.now();
     using a = await adminServices({}, { startAt: base });
@@ -72,7 +66,7 @@ Deno.test({
     const url = `http://127.0.0.1:${server.port}/admin`;
     const dir = await Deno.makeTempDir({ prefix: "tern-web-admin-" });
 
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    const browser = await chromium.launch({ executablePath: which("chromium")!, args: ARGS });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
       const problems: string[] = [];

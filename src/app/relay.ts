@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Config, ListenerName } from "../config/mod.ts";
 import { createLogger } from "../log/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { loadTlsMaterial, serverTls } from "../net/mod.ts";
+import { loadTlsMaterial, resolvingFetch, serverTls } from "../net/mod.ts";
 import type { TlsMaterial } from "../net/mod.ts";
 import { openServices } from "./services.ts";
 import type { Services } from "./services.ts";
@@ -77,6 +77,13 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     }
     services.close();
   };
+  // With dns_server set (or a resolver given), outgoing HTTP finds its hosts through that
+  // resolver too: push notifications and ACME never ask the system's resolver or /etc/hosts.
+  const resolveHost = config.dnsServer || options.dns
+    ? (host: string) => services.dns.addresses(host)
+    : undefined;
+  const httpFetch = options.fetch ??
+    (resolveHost ? resolvingFetch(resolveHost) as typeof fetch : undefined);
   try {
     const tlsNames: string[] = config.isIpDomain
       ? [config.hostname, config.domain, "localhost", "127.0.0.1"]
@@ -104,6 +111,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
         dir: join(config.dataDir, "acme"),
         log,
         caCerts: options.acmeCaCerts,
+        resolve: resolveHost,
       })
       : null;
     // Operator files first, then an ACME certificate, else the generated self-signed one.
@@ -147,7 +155,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       store: services.store,
       url: () => config.pushUrl,
       enabled: () => services.settings.bool("push_enabled"),
-      fetch: options.fetch,
+      fetch: httpFetch,
       now: options.now,
       log,
     });
@@ -207,7 +215,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       log,
       tls: () => listenerTls,
       handshakeTimeoutMs: options.handshakeTimeoutMs,
-      fetch: options.fetch ?? fetch,
+      fetch: httpFetch ?? fetch,
       now: options.now ?? Date.now,
     });
     stoppables.push(...started.stoppables);

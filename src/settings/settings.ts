@@ -47,12 +47,12 @@ export const SETTINGS = {
   federation_allowlist: {
     kind: "list",
     default: "",
-    doc: "Domains allowed in allowlist mode, comma-separated",
+    doc: "Domains allowed in allowlist mode, separated by commas, spaces or line breaks",
   },
   admin_contact: {
     kind: "string",
     default: "",
-    doc: "Contact address shown as METADATA /shared/admin",
+    doc: "Operator contact on the privacy page; overrides the admin_contact config key there",
   },
   app_versions: {
     kind: "json",

@@ -145,7 +145,7 @@ export class Device {
   async waitForText(text: string, timeoutMs: number): Promise<T.Message> {
     const deadline = Date.now() + timeoutMs;
     while (true) {
-      const found = await this.#findText(text);
+      const found = await this.findText(text);
       if (found) return found;
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`${this.name}: no message "${text}"\n${this.log()}`);
@@ -157,7 +157,8 @@ export class Device {
     }
   }
 
-  async #findText(text: string): Promise<T.Message | null> {
+  /** A message with exactly this text in any chat (the last 200 of each), or null; no waiting. */
+  async findText(text: string): Promise<T.Message | null> {
     const chats = await this.rpc.getChatlistEntries(this.accountId, null, null, null);
     for (const chatId of chats) {
       const ids = await this.rpc.getMessageIds(this.accountId, chatId, false, false);
