@@ -449,6 +449,7 @@ async function submissionRuns(
       v[`sub${size}_delivered_s`] = s.deliveredPerSec;
       v[`sub${size}_drain_s`] = s.drainSeconds;
       v[`sub${size}_cpu_ms`] = s.serverCpuMsPerMsg;
+      v[`sub${size}_noop_p99_ms`] = s.noopP99Ms;
       if (s.clientCpuPct > 85) {
         notes.push(
           `${t.label} ${size}: the benchmark client used ${s.clientCpuPct.toFixed(0)}% of a core ` +
@@ -462,6 +463,7 @@ async function submissionRuns(
           } ms p99 ${s.p99Ms.toFixed(1)} ms, server CPU ${
             s.serverCpuMsPerMsg.toFixed(2)
           } ms/msg, ` +
+          `NOOP p99 ${s.noopP99Ms.toFixed(1)} ms max ${s.noopMaxMs.toFixed(1)} ms (${s.noops}), ` +
           `client CPU ${s.clientCpuPct.toFixed(0)}%${
             s.firstError ? `; error: ${s.firstError}` : ""
           }`,

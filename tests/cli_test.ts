@@ -1,6 +1,7 @@
 // The tern command line as an operator uses it: real processes, a real data directory.
 
 import assert from "node:assert/strict";
+import { bytesBody } from "../src/store/message_input.ts";
 
 const dec = new TextDecoder();
 
@@ -169,7 +170,7 @@ Deno.test("tern queue shows, retries and deletes outbound entries", async () => 
     const store = openSqliteStore(`${dir}/data/tern.db`);
     const id = await store.enqueue({
       sender: "abcdefghi@example.org",
-      data: new TextEncoder().encode("Subject: x\r\n\r\nbody\r\n"),
+      body: bytesBody(new TextEncoder().encode("Subject: x\r\n\r\nbody\r\n")),
       recipients: ["a@remote.example", "b@remote.example"],
       now: Date.now(),
     });
@@ -181,7 +182,7 @@ Deno.test("tern queue shows, retries and deletes outbound entries", async () => 
       nextAttemptAt: Date.now() + 60_000,
       now: Date.now(),
     });
-    store.close();
+    await store.close();
     const list = await tern(["queue", "list", ...cfg]);
     assert.match(
       list.stdout,

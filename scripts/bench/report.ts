@@ -59,6 +59,13 @@ export const METRICS: MetricDef[] = [
     floor: 0.5,
   },
   {
+    id: "sub2k_noop_p99_ms",
+    label: "submit 2 KB: another user's NOOP p99 (ms, goal ≤ 5)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
+  },
+  {
     id: "sub2k_cpu_ms",
     label: "submit 2 KB: server CPU per message (ms)",
     better: "lower",
@@ -97,6 +104,13 @@ export const METRICS: MetricDef[] = [
     better: "lower",
     digits: 2,
     floor: 0.5,
+  },
+  {
+    id: "sub100k_noop_p99_ms",
+    label: "submit 100 KB: another user's NOOP p99 (ms, goal ≤ 5)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
   },
   {
     id: "sub100k_cpu_ms",

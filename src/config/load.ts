@@ -49,6 +49,7 @@ export interface Config {
     deleteMailsAfterDays: number;
     deleteLargeAfterDays: number;
     deleteInactiveUsersAfterDays: number;
+    forgetExpungedAfterDays: number;
   };
   queueLifetimeMs: number;
   dnsServer: string;
@@ -321,6 +322,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       deleteMailsAfterDays: get("delete_mails_after"),
       deleteLargeAfterDays: get("delete_large_after"),
       deleteInactiveUsersAfterDays: get("delete_inactive_users_after"),
+      forgetExpungedAfterDays: get("forget_expunged_after"),
     },
     queueLifetimeMs: get<number>("queue_lifetime_hours") * 3600_000,
     dnsServer: get("dns_server"),

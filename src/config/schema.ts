@@ -164,6 +164,14 @@ export const FIELDS: readonly Field[] = [
     doc: "Days without login after which an account is deleted",
   },
   {
+    key: "forget_expunged_after",
+    type: "int",
+    default: 30,
+    min: 1,
+    doc:
+      "Days after which the record of an expunged message is forgotten (a device offline longer resyncs with a conservative answer)",
+  },
+  {
     key: "max_connections_per_ip",
     type: "int",
     default: 200,

@@ -2,6 +2,7 @@
 // task deletes, what it must never delete, and whom it tells.
 
 import assert from "node:assert/strict";
+import { bytesBody } from "../store/message_input.ts";
 import { openSqliteStore } from "../store/sqlite/mod.ts";
 import { Maintenance, TASKS } from "./maintenance.ts";
 
@@ -33,7 +34,7 @@ function setup(options: { quotaBytes?: number } = {}) {
     return await store.append({
       accountId,
       mailboxName: box,
-      data,
+      body: bytesBody(data),
       flags: [],
       internalDate: now - ageDays * DAY,
       defaultQuotaBytes: 100_000_000,
@@ -52,12 +53,12 @@ function setup(options: { quotaBytes?: number } = {}) {
     message,
     sizes: uids,
     setNow: (t: number) => (now = t),
-    [Symbol.dispose]: () => store.close(),
+    [Symbol.asyncDispose]: () => store.close(),
   };
 }
 
 Deno.test("expire-mail deletes messages older than delete_mails_after days, in every mailbox", async () => {
-  using t = setup();
+  await using t = setup();
   const a = await t.account("alice@example.org");
   await t.store.createMailbox(a.id, "Archive");
   await t.message(a.id, 100, 25);
@@ -75,7 +76,7 @@ Deno.test("expire-mail deletes messages older than delete_mails_after days, in e
 });
 
 Deno.test("expire-large deletes only messages over 200 kB older than delete_large_after days", async () => {
-  using t = setup();
+  await using t = setup();
   const a = await t.account("alice@example.org");
   await t.message(a.id, 300_000, 8); // large and old: goes
   await t.message(a.id, 300_001, 6); // large, young: stays
@@ -85,7 +86,7 @@ Deno.test("expire-large deletes only messages over 200 kB older than delete_larg
 });
 
 Deno.test("expire-accounts deletes accounts without login for delete_inactive_users_after days", async () => {
-  using t = setup();
+  await using t = setup();
   const idle = await t.account("idle@example.org");
   const active = await t.account("active@example.org");
   const fresh = await t.account("fresh@example.org");
@@ -101,7 +102,7 @@ Deno.test("expire-accounts deletes accounts without login for delete_inactive_us
 });
 
 Deno.test("quota-trim: past 75 % the oldest go until 70 %; mail younger than 24 h never", async () => {
-  using t = setup({ quotaBytes: 10_000 });
+  await using t = setup({ quotaBytes: 10_000 });
   const a = await t.account("alice@example.org");
   for (const age of [9, 8, 7, 6, 5]) await t.message(a.id, 1_000, age);
   await t.message(a.id, 3_000, 2);
@@ -131,7 +132,7 @@ Deno.test("quota-trim: past 75 % the oldest go until 70 %; mail younger than 24 
 });
 
 Deno.test("expired messages leave no readable body; unknown tasks are named", async () => {
-  using t = setup();
+  await using t = setup();
   const a = await t.account("alice@example.org");
   await t.message(a.id, 500, 30);
   await t.message(a.id, 600, 1);
@@ -146,7 +147,7 @@ Deno.test("expired messages leave no readable body; unknown tasks are named", as
 });
 
 Deno.test("start() runs every task at once and then on its interval; stop() waits for a run", async () => {
-  using t = setup();
+  await using t = setup();
   const a = await t.account("alice@example.org");
   await t.message(a.id, 100, 30);
   t.m.start(3_600_000);
