@@ -424,8 +424,18 @@ Deno.test("MAIL and RCPT: sequence, syntax, parameters, size, sender and recipie
     await h.cmd("MAIL FROM:<alice@example.org> SIZE=1001"),
     "552 5.3.4 Message size exceeds fixed maximum message size",
   );
+  // The sender check answers each RCPT (as the reference's Postfix delays it), once per
+  // transaction; MAIL itself is accepted.
   h.backend.refuseSender = reply(553, "5.7.1", "Sender address not owned");
-  assert.equal(await h.cmd("MAIL FROM:<eve@example.org>"), "553 5.7.1 Sender address not owned");
+  assert.equal(await h.cmd("MAIL FROM:<eve@example.org>"), "250 2.0.0 OK");
+  assert.equal(await h.cmd("RCPT TO:<a@example.org>"), "553 5.7.1 Sender address not owned");
+  assert.equal(await h.cmd("RCPT TO:<b@example.org>"), "553 5.7.1 Sender address not owned");
+  assert.equal(
+    h.backend.calls.filter((c) => c === "sender alice@example.org eve@example.org").length,
+    1,
+    "one sender check per transaction",
+  );
+  assert.equal(await h.cmd("RSET"), "250 2.0.0 OK");
   h.backend.refuseSender = null;
   assert.equal(
     await h.cmd("MAIL FROM:<alice@example.org> SIZE=999 BODY=8BITMIME"),
@@ -446,7 +456,8 @@ Deno.test("MAIL and RCPT: sequence, syntax, parameters, size, sender and recipie
   await quit(h);
   assert.deepEqual(h.replies, [
     { stage: "auth", code: 235 },
-    { stage: "mail", code: 553 },
+    { stage: "rcpt", code: 553 },
+    { stage: "rcpt", code: 553 },
     { stage: "rcpt", code: 550 },
   ]);
   assert.ok(h.backend.calls.includes("rcpt a@example.org submission"));
