@@ -2,10 +2,10 @@
 // database (VACUUM INTO, safe while the relay runs) and every body file, readable only by its
 // owner (0600); and its restore into a data directory without a database.
 
-import { chmodSync, copyFileSync, existsSync, rmSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { openServices } from "../../app/services.ts";
-import { createPrivateFile, databasePath, ensureDataDir } from "../../app/data_dir.ts";
+import { databasePath, ensureDataDir } from "../../app/data_dir.ts";
 import { openSqliteStore, restoreBodyFiles } from "../../store/sqlite/mod.ts";
 import { configFrom, parse, UsageError } from "../context.ts";
 import type { CliIo } from "../context.ts";
@@ -27,12 +27,9 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     }
     const svc = await openServices(config);
     try {
-      // Password hashes and tokens: the snapshot is written into a file only the owner can read.
-      createPrivateFile(file);
-      await svc.store.backup(file).catch((err) => {
-        rmSync(file, { force: true });
-        throw err;
-      });
+      // The store writes the snapshot into a new file only the owner can read (password hashes
+      // and tokens are in it).
+      await svc.store.backup(file);
     } finally {
       await svc.close();
     }
