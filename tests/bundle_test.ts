@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
-import { ImapTestClient } from "./support/imap_client.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -79,11 +78,17 @@ Deno.test({
           if (m) ready = JSON.parse(m[1]);
         }
         assert.ok(ready, `no ready line: ${out}`);
-        const http = `http://${ready.listen.http}`;
-        const landing = await fetch(`${http}/`);
+        // Port 80 only redirects; pages are served over HTTPS (the generated CA).
+        const redirect = await fetch(`http://${ready.listen.http}/`, { redirect: "manual" });
+        assert.equal(redirect.status, 301);
+        await redirect.body?.cancel();
+        const caPem = await Deno.readTextFile(`${dir}/data/tls/selfsigned-ca.pem`);
+        using client = Deno.createHttpClient({ caCerts: [caPem] });
+        const https = `https://${ready.listen.https}`;
+        const landing = await fetch(`${https}/`, { client });
         assert.equal(landing.status, 200);
         assert.match(await landing.text(), /<svg/);
-        const admin = await fetch(`${http}/admin`);
+        const admin = await fetch(`${https}/admin`, { client });
         assert.equal(admin.status, 200);
         assert.match(await admin.text(), /<script/);
         const conn = await Deno.connect({
@@ -94,24 +99,37 @@ Deno.test({
         const n = await conn.read(buf);
         conn.close();
         assert.match(dec.decode(buf.subarray(0, n ?? 0)), /^220 /);
-        assert.ok((await Deno.stat(`${dir}/data/tern.db`)).isFile, "database created");
-        // The first login creates the account: only the writer thread can commit that.
-        const { client } = await ImapTestClient.connect({
+        // A first login from /new's credentials creates the account: the password hash runs on
+        // the worker pool, whose workers must start from this one file too.
+        const creds = await (await fetch(`${https}/new`, { method: "POST", client })).json();
+        const imap = await Deno.connectTls({
           hostname: "127.0.0.1",
-          port: Number(ready.listen.imap.split(":").pop()),
+          port: Number(ready.listen.imaps.split(":").pop()),
+          caCerts: [caPem],
         });
         try {
-          await client.startTls(await Deno.readTextFile(`${dir}/data/tls/selfsigned-ca.pem`));
-          const login = await client.login("bundle001@[127.0.0.1]", "password-123456");
-          assert.ok(login.ok, login.status);
-          assert.ok((await client.cmd("SELECT INBOX")).ok);
+          await imap.write(
+            new TextEncoder().encode(`a LOGIN "${creds.email}" "${creds.password}"\r\n`),
+          );
+          let answer = "";
+          while (!/^a /m.test(answer)) {
+            const got = await imap.read(buf);
+            if (got === null) break;
+            answer += dec.decode(buf.subarray(0, got));
+          }
+          assert.match(answer, /^a OK /m, answer);
         } finally {
-          client.close();
+          imap.close();
         }
+        assert.ok((await Deno.stat(`${dir}/data/tern.db`)).isFile, "database created");
+        // The account that login created was committed by the writer thread (a worker started
+        // from this one file too).
         const db = new DatabaseSync(`${dir}/data/tern.db`, { readOnly: true });
         try {
-          const row = db.prepare("SELECT address FROM accounts").get() as { address: string };
-          assert.equal(row?.address, "bundle001@[127.0.0.1]");
+          const row = db.prepare("SELECT address FROM accounts WHERE address = ?").get(
+            creds.email,
+          ) as { address: string } | undefined;
+          assert.equal(row?.address, creds.email);
         } finally {
           db.close();
         }

@@ -8,13 +8,12 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
-import { dirname } from "node:path";
 import { StdioDeltaChat } from "@deltachat/jsonrpc-client";
 import type { T } from "@deltachat/jsonrpc-client";
 import { startTern } from "./support/tern_process.ts";
 import { runTern } from "./support/util.ts";
-import { ImapTestClient } from "./support/imap_client.ts";
+import { ImapTestClient, metadataValue } from "./support/imap_client.ts";
+import { CORES } from "./support/deltachat_cores.ts";
 import { DatabaseSync } from "node:sqlite";
 import { MIGRATIONS, openSqliteStore } from "../src/store/sqlite/mod.ts";
 
@@ -88,8 +87,18 @@ async function served(c: ImapTestClient) {
     };
   }
   const subscribed = (await ok(c, 'LSUB "" "*"')).untagged.map(lastName).sort();
-  const metadata = (await ok(c, "GETMETADATA INBOX (/private/devicetoken)")).untagged.join("\n");
+  const metadata = devicetokens(
+    (await ok(c, "GETMETADATA INBOX (/private/devicetoken)")).untagged.join("\n"),
+  );
   return { mailboxes, subscribed, metadata };
+}
+
+/**
+ * The device tokens a METADATA response carries: the value, not its form (the answer is written
+ * as Dovecot writes it since release 378cb07, a literal and INBOX bare).
+ */
+function devicetokens(response: string): string {
+  return `devicetoken=${metadataValue(response, "/private/devicetoken") ?? "NIL"}`;
 }
 
 /** "key = value" pairs of `tern settings get` (the doc comments may change between versions). */
@@ -108,7 +117,12 @@ async function servedAsBefore(manifest: Manifest, dir: string) {
       );
       try {
         assert.ok((await client.login(user, manifest.password)).ok, user);
-        assert.deepEqual(await served(client), manifest.accounts[user], user);
+        const want = manifest.accounts[user];
+        assert.deepEqual(
+          await served(client),
+          { ...want, metadata: devicetokens(want.metadata) },
+          user,
+        );
         // Expunges made by the old release still reach a resyncing client (RFC 7162).
         await ok(client, "ENABLE QRESYNC");
         const inbox = manifest.accounts[user].mailboxes.INBOX;
@@ -136,7 +150,9 @@ async function servedAsBefore(manifest: Manifest, dir: string) {
       queue.stdout,
     );
     const settings = await runTern(["settings", "get", "--config", config]);
-    assert.deepEqual(settingValues(settings.stdout), settingValues(manifest.settings));
+    // Every setting keeps its value; settings added since then appear with their defaults.
+    const now = new Set(settingValues(settings.stdout));
+    for (const kv of settingValues(manifest.settings)) assert.ok(now.has(kv), `setting ${kv}`);
   } finally {
     await relay.stop();
   }
@@ -200,10 +216,9 @@ Deno.test({
   },
 });
 
-const DC_BINARY = dirname(
-  createRequire(import.meta.url).resolve("@deltachat/stdio-rpc-server-linux-x64/package.json"),
-) +
-  "/deltachat-rpc-server";
+// The generation that configured the fixture's accounts (the top-level node_modules link may
+// point at another of the cores installed side by side).
+const DC_BINARY = CORES["2.57"].binary;
 
 type Ev<K> = Extract<T.EventType, { kind: K }>;
 
@@ -334,7 +349,10 @@ Deno.test({
           ),
         );
       // What eric sent while dora was away (stored by the old release) arrives now.
-      for (let t = Date.now(); !(await textsOf(dora, doraChat)).includes("while dora was away");) {
+      for (
+        const t = Date.now();
+        !(await textsOf(dora, doraChat)).includes("while dora was away");
+      ) {
         assert.ok(
           Date.now() - t < 45_000,
           `dora never got the mail sent while away:\n${dora.log.join("\n")}`,

@@ -5,11 +5,11 @@ import { join } from "node:path";
 import type { Config, ListenerName } from "../config/mod.ts";
 import { createLogger } from "../log/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { loadTlsMaterial, serverTls } from "../net/mod.ts";
+import { loadTlsMaterial, resolvingFetch, serverTls } from "../net/mod.ts";
 import type { TlsMaterial } from "../net/mod.ts";
 import { openServices } from "./services.ts";
 import type { Services } from "./services.ts";
-import { readOrCreateSecret } from "./data_dir.ts";
+import { readOrCreateSecret, tightenDataDir } from "./data_dir.ts";
 import { startProtocols } from "./protocols.ts";
 import type { DnsResolver, OutboundService } from "../federation/mod.ts";
 import { createOutbound } from "./federation.ts";
@@ -17,6 +17,8 @@ import { PushService } from "../push/mod.ts";
 import type { Maintenance } from "../tasks/mod.ts";
 import { createMaintenance } from "./maintenance.ts";
 import { acmeDomains, AcmeManager } from "../acme/mod.ts";
+import { LoginThrottle } from "../auth/mod.ts";
+import type { LoginThrottleOptions } from "../auth/mod.ts";
 
 export interface RelayOptions {
   log?: Logger;
@@ -33,6 +35,8 @@ export interface RelayOptions {
   acmeCaCerts?: string[];
   /** How long an implicit-TLS client may take to finish its handshake (default 30 s). */
   handshakeTimeoutMs?: number;
+  /** Login throttling (tests set small limits to see refusals without waiting). */
+  loginThrottle?: LoginThrottleOptions;
 }
 
 export interface Relay {
@@ -63,6 +67,8 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
   const services = await openServices(config, {
     now: options.now,
     dns: options.dns,
+    loginThrottle: options.loginThrottle &&
+      new LoginThrottle({ now: options.now, ...options.loginThrottle }),
     threaded: true,
   });
   const stoppables: Stoppable[] = [];
@@ -72,6 +78,13 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     }
     await services.close();
   };
+  // With dns_server set (or a resolver given), outgoing HTTP finds its hosts through that
+  // resolver too: push notifications and ACME never ask the system's resolver or /etc/hosts.
+  const resolveHost = config.dnsServer || options.dns
+    ? (host: string) => services.dns.addresses(host)
+    : undefined;
+  const httpFetch = options.fetch ??
+    (resolveHost ? resolvingFetch(resolveHost) as typeof fetch : undefined);
   try {
     stoppables.push(upgradeData(services, log));
     const tlsNames: string[] = config.isIpDomain
@@ -100,6 +113,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
         dir: join(config.dataDir, "acme"),
         log,
         caCerts: options.acmeCaCerts,
+        resolve: resolveHost,
       })
       : null;
     // Operator files first, then an ACME certificate, else the generated self-signed one.
@@ -143,7 +157,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       store: services.store,
       url: () => config.pushUrl,
       enabled: () => services.settings.bool("push_enabled"),
-      fetch: options.fetch,
+      fetch: httpFetch,
       now: options.now,
       log,
     });
@@ -167,6 +181,14 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
         await maintenance.stop();
       },
     });
+
+    // Everything the relay keeps is for its own eyes: a restore, a copy or an older release may
+    // have left the database or keys readable by others.
+    const perms = tightenDataDir(config.dataDir);
+    if (perms.changed.length) {
+      log.system(`data_dir permissions tightened: ${perms.changed.join(", ")}`);
+    }
+    for (const f of perms.failed) log.system(`data_dir permissions not tightened: ${f}`);
 
     let reloadHttps = () => Promise.resolve();
     const relay: Relay = {
@@ -195,7 +217,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       log,
       tls: () => listenerTls,
       handshakeTimeoutMs: options.handshakeTimeoutMs,
-      fetch: options.fetch ?? fetch,
+      fetch: httpFetch ?? fetch,
       now: options.now ?? Date.now,
     });
     stoppables.push(...started.stoppables);

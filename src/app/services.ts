@@ -6,6 +6,7 @@ import { openSqliteStore, type SqliteStore, startSqliteStore } from "../store/sq
 import { EventBus } from "../events/mod.ts";
 import { SettingsService } from "../settings/mod.ts";
 import { AccountService } from "../accounts/mod.ts";
+import { LoginThrottle } from "../auth/mod.ts";
 import { MailboxService } from "../mailbox/mod.ts";
 import { DeliveryService } from "../delivery/mod.ts";
 import { databasePath, ensureDataDir } from "./data_dir.ts";
@@ -27,6 +28,8 @@ export interface Services {
   bus: EventBus;
   settings: SettingsService;
   accounts: AccountService;
+  /** One throttle for IMAP, SMTP AUTH and the admin token (per client address and account). */
+  loginThrottle: LoginThrottle;
   mailboxes: MailboxService;
   delivery: DeliveryService;
   dns: DnsResolver;
@@ -39,6 +42,7 @@ export async function openServices(
   options: {
     now?: () => number;
     dns?: DnsResolver;
+    loginThrottle?: LoginThrottle;
     /** The server: store threads with group commit (CLI commands use one connection). */
     threaded?: boolean;
   } = {},
@@ -58,12 +62,14 @@ export async function openServices(
         : {},
     });
     await settings.load();
+    const loginThrottle = options.loginThrottle ?? new LoginThrottle({ now: options.now });
     const accounts = new AccountService({
       store,
       settings,
       bus,
       domain: config.mailDomain,
       now: options.now,
+      throttle: loginThrottle,
       limits: {
         usernameMinLength: config.limits.usernameMinLength,
         usernameMaxLength: config.limits.usernameMaxLength,
@@ -103,6 +109,7 @@ export async function openServices(
       bus,
       settings,
       accounts,
+      loginThrottle,
       mailboxes,
       delivery,
       dns,

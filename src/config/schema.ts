@@ -186,6 +186,13 @@ export const FIELDS: readonly Field[] = [
     doc: "Concurrent connections per listener",
   },
   {
+    key: "http_header_timeout",
+    type: "int",
+    default: 10,
+    min: 1,
+    doc: "Seconds an HTTP(S) client has to send a request's head (also the keep-alive idle time)",
+  },
+  {
     key: "jit_max_per_ip_per_hour",
     type: "int",
     default: 60,
@@ -215,7 +222,22 @@ export const FIELDS: readonly Field[] = [
     key: "iroh_relay",
     type: "string",
     default: null,
-    doc: "Iroh relay URL offered to clients; default https://<domain>; empty disables",
+    doc:
+      "Iroh relay for webxdc realtime: unset runs the embedded one on the HTTP(S) listeners; a URL offers that relay instead; empty offers none",
+  },
+  {
+    key: "iroh_max_clients",
+    type: "int",
+    default: 1000,
+    min: 1,
+    doc: "Clients the embedded iroh relay serves at once; more are refused (503)",
+  },
+  {
+    key: "iroh_client_rate",
+    type: "size",
+    default: "2M",
+    doc:
+      "Bytes per second the iroh relay reads from one client (bursts of twice that); 0: no limit",
   },
   {
     key: "app_versions_file",
@@ -236,6 +258,19 @@ export const FIELDS: readonly Field[] = [
     default: 3478,
     min: 0,
     doc: "UDP port of the embedded TURN server; 0 disables it",
+  },
+  {
+    key: "turn_allowed_peers",
+    type: "string",
+    default: "",
+    doc:
+      'Address ranges TURN relays to although they are not public ("10.8.0.0/16, fd00::/64"); dev: loopback',
+  },
+  {
+    key: "turn_denied_peers",
+    type: "string",
+    default: "",
+    doc: "Address ranges TURN never relays to, besides the non-public ones it always refuses",
   },
   {
     key: "admin_contact",

@@ -1,11 +1,13 @@
 // DKIM body hashes computed as the message streams in (RFC 6376 §3.4.3 simple, §3.4.4 relaxed,
 // §3.7 bh=), so incoming mail is verified without holding its body: DkimStream keeps the top
 // header block (bounded) and feeds the body to one hasher per canonicalization its signatures
-// name. Lines end at LF (a CR before it belongs to the line break); empty lines at the end are
-// ignored; the simple canonicalization of an empty body is one CRLF, the relaxed one is empty.
+// name; dkim_verify.ts's verifyAlignedHeader() then judges them. The same canonicalization as
+// dkim_canon.ts's hashBody(), fed in pieces split anywhere: lines end at LF (a CR before it
+// belongs to the line break), empty lines at the end are ignored, the simple canonicalization of
+// an empty body is one CRLF and the relaxed one is empty.
 
 import { createHash, type Hash } from "node:crypto";
-import { parseHeaderBlock } from "../mime/mod.ts";
+import { parseTagList, splitMessage } from "./dkim_canon.ts";
 
 const CR = 13;
 const LF = 10;
@@ -127,18 +129,11 @@ export class DkimBodyHasher {
   }
 }
 
-/** Body hashes of a whole body in memory. */
-export function hashBody(body: Uint8Array, relaxed: boolean): BodyHash {
-  const h = new DkimBodyHasher(relaxed);
-  h.push(body);
-  return h.end();
-}
-
-/** The body canonicalization a DKIM-Signature value names (c=header/body, default simple). */
-function bodyCanonicalization(value: string): "simple" | "relaxed" | null {
-  const m = /(?:^|;)\s*c\s*=\s*([^;]*)/.exec(value);
-  const c = (m ? m[1].replace(/\s+/g, "") : "simple/simple").toLowerCase();
-  const body = c.split("/")[1] ?? "simple";
+/** The body canonicalization a DKIM-Signature field names (c=header/body, default simple). */
+function bodyCanonicalization(raw: string): "simple" | "relaxed" | null {
+  const tags = parseTagList(raw.slice(raw.indexOf(":") + 1));
+  if (!tags) return null; // malformed: the signature fails without a body hash
+  const body = (tags.get("c") ?? "simple/simple").toLowerCase().split("/")[1] ?? "simple";
   return body === "simple" || body === "relaxed" ? body : null;
 }
 
@@ -226,10 +221,9 @@ export class DkimStream {
 
   #startBody(header: Uint8Array) {
     this.#header = header;
-    const { fields } = parseHeaderBlock(header, 0);
-    for (const f of fields) {
-      if (f.name.toLowerCase() !== "dkim-signature") continue;
-      const c = bodyCanonicalization(f.value);
+    for (const f of splitMessage(header).fields) {
+      if (f.name !== "dkim-signature") continue;
+      const c = bodyCanonicalization(f.raw);
       if (c && !this.#hashers.has(c)) this.#hashers.set(c, new DkimBodyHasher(c === "relaxed"));
     }
   }

@@ -3,8 +3,8 @@
 // owner (0600); and its restore into a data directory without a database.
 
 import { chmodSync, copyFileSync, existsSync, statSync } from "node:fs";
-import { openServices } from "../../app/services.ts";
 import { join } from "node:path";
+import { openServices } from "../../app/services.ts";
 import { databasePath, ensureDataDir } from "../../app/data_dir.ts";
 import { openSqliteStore, restoreBodyFiles } from "../../store/sqlite/mod.ts";
 import { configFrom, parse, UsageError } from "../context.ts";
@@ -27,6 +27,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     }
     const svc = await openServices(config);
     try {
+      // The store writes the snapshot into a new file only the owner can read (password hashes
+      // and tokens are in it).
       await svc.store.backup(file);
     } finally {
       await svc.close();
