@@ -258,8 +258,13 @@ Deno.test("a client that vanishes mid-DATA, mid-literal or mid-/mxdeliv leaves n
     );
     await imap.close();
     await eventually("the spool freed", async () => (await bodyFiles(t)).tmp.length === 0);
-    // /mxdeliv: a request announcing 5 MiB that ends after 2 MiB.
-    const http = await Deno.connect(t.addr("http"));
+    // /mxdeliv (HTTPS): a request announcing 5 MiB that ends after 2 MiB.
+    const https = t.relay.addresses.https!;
+    const http = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port: Number(https.slice(https.lastIndexOf(":") + 1)),
+      caCerts: [t.caPem],
+    });
     const head = "POST /mxdeliv HTTP/1.1\r\nHost: localhost\r\nX-Mail-From: <x@[192.0.2.1]>\r\n" +
       `X-Mail-To: <${b.address}>\r\nContent-Length: ${5 * MiB}\r\n\r\n`;
     for (const piece of [enc.encode(head), filler, filler]) {
@@ -286,7 +291,7 @@ Deno.test("a client that vanishes mid-DATA, mid-literal or mid-/mxdeliv leaves n
     assert.equal(ok.code, 250, ok.text);
     c.close();
     assert.equal(await inboxCount(t, b.address), 1);
-  });
+  }, { overrides: { "listen.https": "127.0.0.1:0" } });
 });
 
 Deno.test("a body stored without a structure is parsed once at FETCH and its structure kept", async () => {
