@@ -323,6 +323,7 @@ async function main() {
     fetch2k_mb_s: `FETCH ${opts.fetch2kMessages} × 2 KB (MB/s)`,
     fetch2k_msgs_s: `FETCH ${opts.fetch2kMessages} × 2 KB (msgs/s)`,
     fetch100k_mb_s: `FETCH ${opts.fetch100kMessages} × 100 KB (MB/s)`,
+    ...memoryLabels(),
   };
   const results = {
     date: new Date().toISOString(),
@@ -438,6 +439,17 @@ async function coldStart(tv: Values, raw: Raw) {
 }
 
 type Targets = [Target, Values, Raw][];
+
+/** The memory metrics' labels with the sizes of this run (smaller with --quick). */
+function memoryLabels(): Record<string, string> {
+  const m = opts.memory;
+  const load = `${m.appenders} APPEND + ${m.fetchers} FETCH of ${m.messageBytes / 1e6} MB`;
+  return {
+    mem_af_growth_mb: `memory: RSS growth, ${load} (MB, goal ≤ 300 at 50+50 × 30 MB)`,
+    mem_af_pss_growth_mb: `memory: PSS growth, ${load} (MB)`,
+    mem_af_seconds: `memory: ${load}, time (s)`,
+  };
+}
 
 async function memoryRuns(targets: Targets) {
   for (const [t, v, r] of targets) {
