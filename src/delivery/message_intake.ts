@@ -2,12 +2,13 @@
 // store's spool and to the readers that judge or describe the message (the encryption gate, the
 // MIME reader, DKIM body hashes), so the message is never whole in memory and is read once.
 //
-// Readers are fed in slices of at most SLICE bytes with a turn of the event loop between slices:
-// the worst message for a reader (a 50-deep nested multipart at the size limit) then holds the
-// loop for one slice's work, never for a whole network chunk, and other connections are served
-// meanwhile (issue 15, "cost bound").
+// Readers are fed in slices of at most SLICE bytes, and the event loop gets a turn between slices
+// once they held it for a few ms (net's loopTurn): the worst message for a reader (a 50-deep
+// nested multipart at the size limit) then holds the loop for a few ms and one slice's work,
+// never for a whole network chunk, and other connections are served meanwhile (issue 15, "cost
+// bound").
 
-import { setImmediate } from "node:timers";
+import { loopTurn } from "../net/mod.ts";
 import type { BodySpool, SpooledBody } from "../store/types.ts";
 
 /** Reads the message's bytes in order; push() must not throw. */
@@ -17,11 +18,6 @@ export interface IntakeReader {
 
 /** Largest piece a reader is given at once. */
 export const SLICE = 16 * 1024;
-
-/** Lets timers and other connections' I/O run (setTimeout(0) would be clamped to 4 ms). */
-export function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 
 export class MessageIntake {
   #spool: BodySpool;
@@ -52,9 +48,9 @@ export class MessageIntake {
       this.#failure ??= err instanceof Error ? err : new Error(String(err));
     });
     for (let i = 0; i < chunk.length; i += SLICE) {
-      if (i > 0) await nextTurn();
       const slice = chunk.subarray(i, i + SLICE);
       for (const r of this.#readers) r.push(slice);
+      await loopTurn();
     }
     await stored;
   }

@@ -9,6 +9,6 @@ export type {
   OriginCheck,
   Reply,
 } from "./service.ts";
-export { type IntakeReader, MessageIntake, nextTurn, SLICE } from "./message_intake.ts";
+export { type IntakeReader, MessageIntake, SLICE } from "./message_intake.ts";
 export { SendRateLimiter } from "./rate_limit.ts";
 export { cleanStoredHeaders, cleanSubmittedHeaders } from "./header_cleanup.ts";

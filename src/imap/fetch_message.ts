@@ -5,7 +5,6 @@
 // before structures were kept) is parsed once, from ranged reads, and its structure kept.
 // Small messages are read whole, many per store round trip.
 
-import { setImmediate } from "node:timers";
 import {
   decodeStructure,
   encodeStructure,
@@ -14,7 +13,7 @@ import {
   parseMessage,
   tolerantDecoder,
 } from "../mime/mod.ts";
-import { ConnectionClosedError } from "../net/mod.ts";
+import { ConnectionClosedError, loopTurn } from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { MessageRecord } from "../store/types.ts";
 import type { ImapMailboxes, SmallBody, StoredBody } from "./backend.ts";
@@ -105,8 +104,10 @@ export class FetchSource {
     const parser = new MimeStreamParser();
     for (let off = 0; off < this.size; off += SLICE) {
       const b = await this.read(off, SLICE);
-      for (let i = 0; i < b.length; i += 16 * 1024) parser.push(b.subarray(i, i + 16 * 1024));
-      await nextTurn();
+      for (let i = 0; i < b.length; i += 16 * 1024) {
+        parser.push(b.subarray(i, i + 16 * 1024));
+        await loopTurn();
+      }
     }
     return parser.end();
   }
@@ -114,10 +115,6 @@ export class FetchSource {
   close(): Promise<void> {
     return this.reader?.close() ?? Promise.resolve();
   }
-}
-
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /**
@@ -301,8 +298,10 @@ async function streamRange(ctx: SessionContext, p: Span | Decoded, src: FetchSou
     if (b.length > left) b = b.subarray(0, left);
     if (b.length === 0) return;
     left -= b.length;
-    ctx.out(b);
-    if (large) await ctx.flush();
+    if (!large) return ctx.out(b);
+    // After what the session queued before it (flushed above), straight to the connection:
+    // a slice read for this write is not copied again into the session's output buffer.
+    await ctx.conn.write(b);
   };
   for (let off = p.start; off < p.end && left > 0; off += SLICE) {
     let raw: Uint8Array;

@@ -18,3 +18,4 @@ export {
 export type { CertificateInfo, ServerTls, TlsMaterial } from "./tls.ts";
 export { resolvingFetch } from "./resolving_fetch.ts";
 export type { Resolve } from "./resolving_fetch.ts";
+export { BUSY_MS, loopTurn } from "./loop_turn.ts";
