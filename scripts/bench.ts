@@ -469,7 +469,7 @@ async function memoryRuns(targets: Targets) {
         `${af.peakRssMb} (+${af.growthMb}, PSS +${af.pssGrowthMb}) → ${af.afterRssMb} after; ` +
         `${af.appended} appended, ${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ` +
         `${af.seconds.toFixed(1)} s; NOOP p99 ${af.noopP99Ms.toFixed(1)} ms max ` +
-        `${af.noopMaxMs.toFixed(1)} ms` +
+        `${af.noopMaxMs.toFixed(1)} ms (${af.noops})` +
         (af.errors.length ? `; errors: ${af.errors.join("; ")}` : ""),
     );
     log(
