@@ -462,6 +462,7 @@ async function memoryRuns(targets: Targets) {
     v.mem_af_noop_p99_ms = af.noopP99Ms;
     v.mem_data_growth_mb = ud.heldGrowthMb;
     v.mem_data_pss_growth_mb = ud.heldPssGrowthMb;
+    v.mem_data_second_growth_mb = ud.secondGrowthMb;
     v.mem_worst_noop_max_ms = wc.noopMaxMs;
     v.mem_worst_noop_p99_ms = wc.noopP99Ms;
     log(
@@ -474,7 +475,8 @@ async function memoryRuns(targets: Targets) {
     );
     log(
       `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} → held ${ud.heldRssMb} ` +
-        `(+${ud.heldGrowthMb}, PSS +${ud.heldPssGrowthMb}) → ${ud.afterRssMb} after they left` +
+        `(+${ud.heldGrowthMb}, PSS +${ud.heldPssGrowthMb}); the same again: +${ud.secondGrowthMb}; ` +
+        `${ud.afterRssMb} after they left` +
         (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
     );
     for (const c of wc.cases) {

@@ -348,6 +348,13 @@ export const METRICS: MetricDef[] = [
     floor: 5,
   },
   {
+    id: "mem_data_second_growth_mb",
+    label: "memory: RSS growth, the same 20 × 5 MiB again (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
     id: "mem_data_pss_growth_mb",
     label: "memory: PSS held by 20 × 5 MiB unterminated DATA (MB)",
     better: "lower",
