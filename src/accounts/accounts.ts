@@ -27,6 +27,8 @@ export interface AccountServiceOptions {
   throttle?: LoginThrottle;
   /** Waits, for throttled failures; injectable so tests need not sleep. */
   sleep?: (ms: number) => Promise<void>;
+  /** A best-effort write (the login time stamp) failed, e.g. on a full disk; the login goes on. */
+  onStampFailed?: (err: unknown) => void;
 }
 
 const LOCALPART = /^[a-z0-9._-]+$/;
@@ -43,6 +45,7 @@ export class AccountService {
   #now: () => number;
   #throttle: LoginThrottle;
   #sleep: (ms: number) => Promise<void>;
+  #onStampFailed?: (err: unknown) => void;
   #inflight = new Map<string, Promise<AccountRecord>>();
   /** Digests of (address, password, hash) already verified: repeated logins skip scrypt. */
   #verified = new Set<string>();
@@ -57,6 +60,7 @@ export class AccountService {
     this.#now = options.now ?? Date.now;
     this.#throttle = options.throttle ?? new LoginThrottle({ now: this.#now });
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.#onStampFailed = options.onStampFailed;
   }
 
   /** Lowercased address when it belongs to our domain, else null. */
@@ -124,7 +128,11 @@ export class AccountService {
       throw new RelayError("auth_failed", "Authentication failed");
     }
     if (account.blocked) throw new RelayError("account_blocked", "Account is blocked");
-    await this.#store.recordLogin(account.id, this.#now());
+    // Best-effort: a login must not need a write (a full disk would lock everyone out, and
+    // nobody could delete mail to free space). The stamp only feeds inactive-account expiry.
+    await this.#store.recordLogin(account.id, this.#now()).catch((err) =>
+      this.#onStampFailed?.(err)
+    );
     return account;
   }
 

@@ -60,7 +60,7 @@ export interface Stoppable {
 
 export async function startRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
   const log = options.log ?? createLogger(config.log);
-  const services = await openServices(config, { now: options.now, dns: options.dns });
+  const services = await openServices(config, { now: options.now, dns: options.dns, log });
   const stoppables: Stoppable[] = [];
   const stopAll = async () => {
     for (const s of stoppables.reverse()) {

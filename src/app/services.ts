@@ -1,6 +1,7 @@
 // Builds the relay's services over one store: the single place that knows the concrete store.
 // Used by the server and by every CLI command, so both share the same logic.
 
+import type { Logger } from "../log/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { openSqliteStore } from "../store/sqlite/mod.ts";
 import type { Store } from "../store/types.ts";
@@ -27,7 +28,7 @@ export interface Services {
 
 export async function openServices(
   config: Config,
-  options: { now?: () => number; dns?: DnsResolver } = {},
+  options: { now?: () => number; dns?: DnsResolver; log?: Logger } = {},
 ): Promise<Services> {
   ensureDataDir(config.dataDir);
   const store = openSqliteStore(databasePath(config.dataDir), { now: options.now });
@@ -41,6 +42,8 @@ export async function openServices(
       bus,
       domain: config.mailDomain,
       now: options.now,
+      onStampFailed: (err) =>
+        options.log?.debug("login time not recorded (storage full?)", { error: String(err) }),
       limits: {
         usernameMinLength: config.limits.usernameMinLength,
         usernameMaxLength: config.limits.usernameMaxLength,
