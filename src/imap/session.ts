@@ -10,7 +10,7 @@ import {
   LineTooLongError,
 } from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { isRelayError } from "../errors.ts";
+import { isRelayError, isStorageFull } from "../errors.ts";
 import type { ImapBackend, ImapServerConfig, ImapUser } from "./backend.ts";
 import type { Command } from "./types.ts";
 import { LiteralTooLargeError, readCommand } from "./command_reader.ts";
@@ -380,6 +380,12 @@ export class ImapSession implements SessionContext {
         e instanceof ConnectionClosedError || e instanceof IdleTimeoutError || this.conn.closed
       ) {
         throw e;
+      } else if (isStorageFull(e)) {
+        // As Dovecot on ENOSPC (a temporary server failure, not the account's quota): the
+        // client keeps the message and tries again; reading and deleting go on meanwhile.
+        this.log?.error("storage full or read-only", { command: cmd.name, error: String(e) });
+        tagged =
+          `${cmd.tag} NO [SERVERBUG] Not enough disk space on the server, try again later\r\n`;
       } else {
         this.log?.error("imap command failed", { command: cmd.name, error: String(e) });
         tagged = `${cmd.tag} NO [SERVERBUG] Internal error\r\n`;

@@ -4,7 +4,7 @@
 // shutdown that stops accepting at once and gives sessions a bounded time to finish.
 
 import net from "node:net";
-import { ConnectionClosedError, SocketConnection, TlsHandshakeError } from "./connection.ts";
+import { ConnectionClosedError, SocketConnection } from "./connection.ts";
 import { limitKey } from "./ip.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerTls, TlsVersion } from "./tls.ts";
@@ -121,8 +121,9 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       try {
         try {
           if (options.mode === "tls") await conn.acceptTls();
-        } catch (err) {
-          reason = err instanceof TlsHandshakeError ? "tls" : "gone";
+        } catch {
+          // Failed, timed out, or the client left half-way: counted, never logged.
+          reason = "tls";
           return;
         }
         reason = (await options.onConnection(conn, abort.signal)) ?? "quit";
