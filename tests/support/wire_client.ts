@@ -142,17 +142,23 @@ export class WireClient {
   }
 
   /**
-   * IMAP: reads responses up to the tagged one; literals are read and replaced by their size.
-   * Returns the untagged lines and the tagged status (without the tag).
+   * IMAP: reads responses up to the tagged one; literals are read and replaced by their size (or
+   * kept as text with `inline`). Returns the untagged lines and the tagged status (without the
+   * tag).
    */
-  async response(tag: string, ms = 30_000): Promise<{ untagged: string[]; status: string }> {
+  async response(
+    tag: string,
+    ms = 30_000,
+    inline = false,
+  ): Promise<{ untagged: string[]; status: string }> {
     const untagged: string[] = [];
     while (true) {
       let l = await this.line(ms);
       let m: RegExpExecArray | null;
       while ((m = /\{(\d+)\}$/.exec(l))) {
-        await this.bytes(Number(m[1]), ms);
-        l = l.slice(0, m.index) + `<${m[1]} bytes>` + (await this.line(ms));
+        const literal = await this.bytes(Number(m[1]), ms);
+        const text = inline ? dec.decode(literal) : `<${m[1]} bytes>`;
+        l = l.slice(0, m.index) + text + (await this.line(ms));
       }
       if (l.startsWith(`${tag} `)) return { untagged, status: l.slice(tag.length + 1) };
       untagged.push(l);
@@ -174,9 +180,9 @@ export class WireClient {
   }
 
   /** Sends an IMAP command and waits for its tagged response. */
-  async cmd(tag: string, command: string, ms = 30_000) {
+  async cmd(tag: string, command: string, ms = 30_000, inline = false) {
     await this.write(`${tag} ${command}\r\n`);
-    return await this.response(tag, ms);
+    return await this.response(tag, ms, inline);
   }
 
   /** Both directions raw DEFLATE from here (after the server's OK to COMPRESS). */
