@@ -1,6 +1,7 @@
 // Builds the relay's services over one store: the single place that knows the concrete store.
 // Used by the server and by every CLI command, so both share the same logic.
 
+import { join } from "node:path";
 import type { Logger } from "../log/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { openSqliteStore } from "../store/sqlite/mod.ts";
@@ -11,6 +12,7 @@ import { AccountService } from "../accounts/mod.ts";
 import { MailboxService } from "../mailbox/mod.ts";
 import { DeliveryService } from "../delivery/mod.ts";
 import { databasePath, ensureDataDir } from "./data_dir.ts";
+import { reserveGuardedStore, SpaceReserve } from "./space_reserve.ts";
 import { type DnsResolver, systemResolver } from "../federation/mod.ts";
 import { federationAllowed, originCheck } from "./federation.ts";
 
@@ -31,7 +33,16 @@ export async function openServices(
   options: { now?: () => number; dns?: DnsResolver; log?: Logger } = {},
 ): Promise<Services> {
   ensureDataDir(config.dataDir);
-  const store = openSqliteStore(databasePath(config.dataDir), { now: options.now });
+  const reserve = new SpaceReserve(
+    join(config.dataDir, "reserve"),
+    config.diskReserveBytes,
+    options.log,
+  );
+  await reserve.init();
+  const store = reserveGuardedStore(
+    openSqliteStore(databasePath(config.dataDir), { now: options.now }),
+    reserve,
+  );
   try {
     const bus = new EventBus();
     const settings = new SettingsService({ store, bus });

@@ -36,6 +36,8 @@ export interface Config {
   };
   /** SIGTERM: time sessions get to finish before they are dropped. */
   shutdownGraceMs: number;
+  /** Bytes held in data_dir/reserve for deleting mail on a full disk (0: none). */
+  diskReserveBytes: number;
   acmeEmail: string;
   acmeDirectory: string;
   limits: {
@@ -290,6 +292,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       clientMinVersion: `TLSv${get<string>("client_tls_min_version")}` as "TLSv1.2" | "TLSv1.3",
     },
     shutdownGraceMs: get<number>("shutdown_grace_seconds") * 1000,
+    diskReserveBytes: get("disk_reserve"),
     acmeEmail: get("acme_email"),
     acmeDirectory: get("acme_directory"),
     limits: {

@@ -164,6 +164,14 @@ export const FIELDS: readonly Field[] = [
     doc: "Shortest password for new accounts",
   },
   {
+    key: "disk_reserve",
+    type: "size",
+    default: 32 * MiB,
+    min: 0,
+    doc:
+      "Space held in data_dir/reserve and released when the disk fills, so deleting mail works; 0 disables",
+  },
+  {
     key: "delete_mails_after",
     type: "int",
     default: 20,
