@@ -131,7 +131,8 @@ export class SocketConnection implements Connection {
   #idleMs = 0;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
-  #pendingWrites = new Set<(e: Error) => void>();
+  /** Writes waiting for the socket to drain (made on the first one: most never wait). */
+  #pendingWrites: Set<(e: Error) => void> | null = null;
   #onData = (chunk: Uint8Array) => this.#received(chunk);
   #onEnd = () => this.#finish(null);
   #onError = (e: Error) => this.#finish(e);
@@ -411,20 +412,21 @@ export class SocketConnection implements Connection {
       let called = false;
       const accepted = s.write(bytes, (err) => {
         called = true;
-        this.#pendingWrites.delete(fail);
+        this.#pendingWrites?.delete(fail);
         if (err) reject(closedBy(err));
         else if (full) resolve();
       });
       if (accepted || called) return resolve();
       full = true;
-      this.#pendingWrites.add(fail);
+      (this.#pendingWrites ??= new Set()).add(fail);
     });
   }
 
   #failWrites() {
+    if (!this.#pendingWrites) return;
     const e = new ConnectionClosedError();
     for (const fail of this.#pendingWrites) fail(e);
-    this.#pendingWrites.clear();
+    this.#pendingWrites = null;
   }
 
   // ---- TLS and compression -----------------------------------------------------------------

@@ -89,7 +89,8 @@ export async function listen(options: ListenOptions): Promise<Listener> {
   const minVersion = options.minTlsVersion ?? "TLSv1.2";
   const perKey = new Map<string, number>();
   const open = new Set<SocketConnection>();
-  const sessions = new Set<Promise<void>>();
+  /** Resolves close()'s wait once the last session has ended. */
+  let allEnded: (() => void) | null = null;
   const abort = new AbortController();
   const maxTotal = options.maxConnections ?? 10000;
   const maxPerKey = options.maxConnectionsPerIp ?? 200;
@@ -116,7 +117,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     const conn = new SocketConnection(socket, connOptions);
     count(key, 1);
     open.add(conn);
-    const session = (async () => {
+    (async () => {
       let reason: EndReason = "gone";
       try {
         try {
@@ -138,10 +139,9 @@ export async function listen(options: ListenOptions): Promise<Listener> {
         open.delete(conn);
         count(key, -1);
         options.onEnd?.(reason);
+        if (open.size === 0) allEnded?.();
       }
     })();
-    sessions.add(session);
-    session.finally(() => sessions.delete(session));
   };
 
   /** Over a limit: the reply (after the handshake, for implicit TLS; all bounded), then close. */
@@ -178,15 +178,16 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     async close(graceMs = 5000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       abort.abort();
-      if (sessions.size > 0) {
+      if (open.size > 0) {
+        const ended = new Promise<void>((resolve) => (allEnded = resolve));
         let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          Promise.allSettled([...sessions]),
-          new Promise((r) => (timer = setTimeout(r, graceMs))),
-        ]);
+        await Promise.race([ended, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
         clearTimeout(timer);
         for (const c of open) c.destroy();
-        await Promise.allSettled([...sessions]);
+        // Dropped sessions end at their next read or write; one stuck elsewhere does not hold
+        // the shutdown.
+        await Promise.race([ended, new Promise((r) => (timer = setTimeout(r, 1000)))]);
+        clearTimeout(timer);
       }
       await closed;
     },

@@ -383,3 +383,76 @@ Deno.test(`implicit TLS: thousands of small writes arrive complete and in order`
     await l.close();
   }
 });
+
+Deno.test({
+  name: "listen() over IPv6 counts per-address limits there too",
+  ignore: (() => {
+    try {
+      Deno.listen({ hostname: "::1", port: 0 }).close();
+      return false;
+    } catch {
+      return true; // no IPv6 loopback on this host
+    }
+  })(),
+  async fn() {
+    const l = await listen({
+      address: "[::1]:0",
+      mode: "plain",
+      maxConnectionsPerIp: 2,
+      overLimitReply: "421 too many\r\n",
+      onConnection: session,
+    });
+    try {
+      assert.equal(l.address, `[::1]:${l.port}`);
+      const a = await Deno.connect({ hostname: "::1", port: l.port });
+      const b = await Deno.connect({ hostname: "::1", port: l.port });
+      await readUntil(a, "ready");
+      await readUntil(b, "ready");
+      const c = await Deno.connect({ hostname: "::1", port: l.port });
+      assert.equal(await readUntil(c, "\r\n"), "421 too many\r\n");
+      for (const x of [a, b, c]) x.close();
+    } finally {
+      await l.close();
+    }
+  },
+});
+
+Deno.test("close() stops accepting at once, lets a busy session finish, drops the rest after the grace", async () => {
+  let finishBusy: () => void = () => {};
+  const busyDone = new Promise<void>((r) => (finishBusy = r));
+  const ends: string[] = [];
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "plain",
+    onEnd: (r) => ends.push(r),
+    async onConnection(conn, signal) {
+      await conn.write("* ready\r\n");
+      const line = await conn.readLine(100);
+      if (line && dec.decode(line) === "BUSY") {
+        // A command in progress: it finishes (and is answered) although shutdown began.
+        await busyDone;
+        await conn.write(signal.aborted ? "done after shutdown\r\n" : "done\r\n");
+        return "quit";
+      }
+      // A session that ignores the signal and waits for its client: the grace ends it.
+      while (await conn.readLine(100) !== null) { /* waiting */ }
+      return "gone";
+    },
+  });
+  const busy = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+  const stuck = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+  await readUntil(busy, "ready\r\n");
+  await readUntil(stuck, "ready\r\n");
+  await busy.write(enc.encode("BUSY\r\n"));
+  await stuck.write(enc.encode("WAIT\r\n"));
+  const closing = l.close(300);
+  // New connections are refused at once.
+  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: l.port }));
+  finishBusy();
+  assert.equal(await readUntil(busy, "\r\n"), "done after shutdown\r\n");
+  await closing;
+  assert.equal(await stuck.read(new Uint8Array(8)).catch(() => null), null);
+  assert.deepEqual(ends.sort(), ["gone", "quit"]);
+  busy.close();
+  stuck.close();
+});
