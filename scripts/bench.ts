@@ -25,6 +25,7 @@ import {
   deliveryLatency,
   fetchThroughput,
   idleScale,
+  preloginFlood,
   PASS,
   submission,
 } from "./bench/scenarios.ts";
@@ -61,7 +62,7 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,submit,latency,idle,fetch,deltachat]\n" +
+      "                       [--only start,submit,latency,idle,prelogin,fetch,deltachat]\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -70,7 +71,7 @@ if (flags.help) {
 }
 
 const quick = flags.quick!;
-const SCENARIOS = ["start", "submit", "latency", "idle", "fetch", "deltachat"];
+const SCENARIOS = ["start", "submit", "latency", "idle", "prelogin", "fetch", "deltachat"];
 const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
@@ -86,6 +87,8 @@ const opts = {
   latencyRecipients: 50,
   idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 2000)),
   idlePerUser: 8,
+  preloginConns: 200,
+  preloginBytes: 1 << 20,
   // Dovecot moves IDLE sessions to its imap-hibernate process after 30 s idle.
   idleWaitMs: Number(flags["idle-wait"] ?? (quick ? 0 : 35)) * 1000,
   fetch2kMessages: quick ? 500 : 2000,
@@ -252,6 +255,20 @@ async function main() {
   if (only.has("latency")) await latencyRuns(targets, tpl2k, notes);
   // 3. idle scale
   if (only.has("idle")) await idleRuns(targets, tpl2k, ref, notes);
+  // 3b. pre-login connections with oversized commands
+  if (only.has("prelogin")) {
+    for (const [t, v, r] of targets) {
+      log(`${t.label}: ${opts.preloginConns} pre-login connections with oversized commands`);
+      const p = await preloginFlood(t, {
+        conns: opts.preloginConns,
+        bytes: opts.preloginBytes,
+        log,
+      });
+      r.prelogin = p;
+      v.prelogin_rss_growth_mb = mb(p.peak.rssKb - p.before.rssKb);
+      v.prelogin_rss_after_mb = mb(p.after.rssKb);
+    }
+  }
   // 4. FETCH throughput
   if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
   // 6. the real Delta Chat core

@@ -120,6 +120,19 @@ export const METRICS: MetricDef[] = [
     floor: 2,
   },
   { id: "deliv_lost", label: "delivery: lost of 50", better: "lower", digits: 0, floor: 0.5 },
+  {
+    id: "prelogin_rss_growth_mb",
+    label: "pre-login: RSS growth, 200 conns × 1 MB commands (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "prelogin_rss_after_mb",
+    label: "pre-login: RSS after they are cut off (MB)",
+    better: "lower",
+    digits: 1,
+  },
   { id: "idle_conns", label: "IDLE: connections established", better: "higher", digits: 0 },
   {
     id: "idle_establish_s",
@@ -281,6 +294,7 @@ function dependsOn(id: string): string[] | "all" {
     return ["idleConns", "idlePerUser"];
   }
   if (id.startsWith("start_")) return ["restarts"];
+  if (id.startsWith("prelogin_")) return ["preloginConns", "preloginBytes"];
   return [];
 }
 

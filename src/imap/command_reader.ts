@@ -29,6 +29,11 @@ export interface ReadLimits {
   maxAppendLiteralBytes: number;
   /** All lines and literals of one command; default: the larger literal limit plus 64 lines. */
   maxCommandBytes?: number;
+  /**
+   * Skip a refused non-synchronizing literal (and the rest of its command) so the next command
+   * can be read (default). Before login nothing is skipped: the session ends instead.
+   */
+  skipRefused?: boolean;
 }
 
 /** A literal (or the command as a whole) over its limit; answer `<tag> NO [TOOBIG]`. */
@@ -142,7 +147,7 @@ export async function readCommand(
       );
       // A synchronizing literal is not sent until we say so: the tagged answer refuses it. A
       // non-synchronizing one is skipped to stay in sync, unless it is absurdly large.
-      if (!marker.sync) {
+      if (!marker.sync && limits.skipRefused !== false) {
         if (marker.size > Math.max(2 * maxTotal, DRAIN_MAX)) {
           throw new LiteralTooLargeError(err.tag, err.size, err.limit, false, true);
         }

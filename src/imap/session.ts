@@ -279,7 +279,11 @@ export class ImapSession implements SessionContext {
 
   #limits() {
     if (this.state === "notauth") {
-      return { ...PREAUTH_LIMITS, maxAppendLiteralBytes: PREAUTH_LIMITS.maxLiteralBytes };
+      return {
+        ...PREAUTH_LIMITS,
+        maxAppendLiteralBytes: PREAUTH_LIMITS.maxLiteralBytes,
+        skipRefused: false,
+      };
     }
     return {
       maxLineBytes: MAX_LINE,
