@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { createAccount, type TestRelay, withRelay } from "./support/relay.ts";
 import { WireClient } from "./support/wire_client.ts";
 import { createLogger } from "../src/log/mod.ts";
+import { requireTool } from "./support/tools.ts";
 
 const enc = new TextEncoder();
 
@@ -186,14 +187,7 @@ Deno.test("clients that vanish mid-command are a normal end: counted, never logg
   assert.deepEqual(failures, []);
 });
 
-async function hasOpenssl() {
-  try {
-    return (await new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" })
-      .output()).success;
-  } catch {
-    return false;
-  }
-}
+const openssl = requireTool("openssl");
 
 /** Whether openssl s_client completes a handshake with the given version flag. */
 async function handshake(
@@ -214,8 +208,10 @@ async function handshake(
 }
 
 Deno.test({
-  name: "TLS policy: 25 takes TLS 1.2 and 1.3 (STARTTLS); 465, 587, 143 and 993 only TLS 1.3",
-  ignore: !(await hasOpenssl()),
+  name: openssl.title(
+    "TLS policy: 25 takes TLS 1.2 and 1.3 (STARTTLS); 465, 587, 143 and 993 only TLS 1.3",
+  ),
+  ignore: openssl.ignore,
   async fn() {
     await withRelay(async (t) => {
       const cases: [string, number, "smtp" | "imap" | undefined, boolean][] = [
@@ -249,9 +245,11 @@ function hasIpv6Loopback(): boolean {
   }
 }
 
+const ipv6 = hasIpv6Loopback();
 Deno.test({
-  name: "every listener serves over IPv6 ([::1]): 25, 587, 465, 143, 993, HTTP and HTTPS",
-  ignore: !hasIpv6Loopback(),
+  name: "every listener serves over IPv6 ([::1]): 25, 587, 465, 143, 993, HTTP and HTTPS" +
+    (ipv6 ? "" : " (ignored: this host has no IPv6 loopback)"),
+  ignore: !ipv6,
   async fn() {
     const listen = Object.fromEntries(
       ["smtp", "submission", "submissions", "imap", "imaps", "http", "https"].map((
@@ -290,8 +288,9 @@ Deno.test({
       const imaps = await WireClient.connect(port("imaps"), { ...opts, tlsCa: t.caPem });
       assert.match(await imaps.line(), /^\* OK /);
       imaps.close();
-      const http = await fetch(`http://[::1]:${port("http")}/`);
-      assert.equal(http.status, 200);
+      // Port 80 answers with the redirect to HTTPS.
+      const http = await fetch(`http://[::1]:${port("http")}/`, { redirect: "manual" });
+      assert.equal(http.status, 301);
       await http.body?.cancel();
       const client = Deno.createHttpClient({ caCerts: [t.caPem] });
       try {
