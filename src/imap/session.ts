@@ -230,7 +230,11 @@ export class ImapSession implements SessionContext {
     // (an APPEND being stored) finishes and is answered first.
     const onAbort = () => {
       this.#stopping = true;
-      if (this.#interruptible) this.#bye("* BYE Server shutting down\r\n");
+      if (this.#interruptible) {
+        this.#bye("* BYE Server shutting down\r\n").catch((e) =>
+          this.log?.debug("imap shutdown notice not sent", { error: String(e) })
+        );
+      }
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     this.conn.setIdleTimeout(this.config.loginTimeoutMs ?? 120_000);

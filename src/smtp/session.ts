@@ -124,7 +124,11 @@ export class SmtpSession {
     // stored) finishes it and answers it first, so mail that is stored is always answered 250.
     const onAbort = () => {
       this.#stopping = true;
-      if (this.#idle) this.#last(shuttingDown);
+      if (this.#idle) {
+        this.#last(shuttingDown).catch((e) =>
+          this.#opts.log?.debug("smtp shutdown notice not sent", { error: String(e) })
+        );
+      }
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
