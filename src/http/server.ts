@@ -16,7 +16,7 @@ import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { limitKey, parseHostPort } from "../net/mod.ts";
+import { bindServer, limitKey, parseHostPort } from "../net/mod.ts";
 
 export interface TlsPems {
   certPem: string;
@@ -272,14 +272,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     } else socket.destroy();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    const fail = (err: Error) =>
-      reject(new Error(`Cannot listen on ${options.address}: ${err.message}`, { cause: err }));
-    listener.once("error", fail);
-    listener.listen({ host, port, exclusive: true }, () => {
-      listener.off("error", fail);
-      resolve();
-    });
+  // "::" (dual-stack) falls back to IPv4 alone on a host without IPv6, as the mail listeners do.
+  await bindServer(listener, host, port, { exclusive: true }).catch((err: Error) => {
+    throw new Error(`Cannot listen on ${options.address}: ${err.message}`, { cause: err });
   });
   listener.on("error", () => {}); // after listening, errors belong to single connections
   const bound = listener.address() as net.AddressInfo;

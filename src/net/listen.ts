@@ -165,7 +165,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
   const server = net.createServer(onSocket);
   // Accept errors (EMFILE and the like) are the kernel's to retry; the listener stays.
   server.on("error", () => {});
-  const boundHost = await bind(server, host, port);
+  const boundHost = await bindServer(server, host, port);
   const boundPort = (server.address() as net.AddressInfo).port;
 
   return {
@@ -195,14 +195,19 @@ export async function listen(options: ListenOptions): Promise<Listener> {
 }
 
 /**
- * Binds; "::" (dual-stack, the default) falls back to "0.0.0.0" on a host without IPv6. Returns
- * the host actually bound.
+ * Starts `server` listening; "::" (dual-stack, the default) falls back to "0.0.0.0" on a host
+ * without IPv6 (a kernel booted with ipv6.disable=1). Returns the host actually bound.
  */
-async function bind(server: net.Server, host: string, port: number): Promise<string> {
+export async function bindServer(
+  server: net.Server,
+  host: string,
+  port: number,
+  options: { exclusive?: boolean } = {},
+): Promise<string> {
   const attempt = (h: string) =>
     new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ host: h, port, backlog: 4096 }, () => {
+      server.listen({ host: h, port, backlog: 4096, ...options }, () => {
         server.removeListener("error", reject);
         resolve();
       });

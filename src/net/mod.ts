@@ -6,7 +6,7 @@ export {
   TlsHandshakeError,
 } from "./connection.ts";
 export type { Connection } from "./connection.ts";
-export { formatHostPort, listen, parseHostPort } from "./listen.ts";
+export { bindServer, formatHostPort, listen, parseHostPort } from "./listen.ts";
 export { ipv6Groups, isPublicIpv6, limitKey, normalizeAddress } from "./ip.ts";
 export type { EndReason, Listener, ListenMode, ListenOptions } from "./listen.ts";
 export {
