@@ -269,8 +269,11 @@ export class ImapSession implements SessionContext {
     }
   }
 
-  /** A last untagged BYE, when the client is still there to read it, then the end. */
-  async #bye(text: string) {
+  /**
+   * A last untagged BYE, when the client is still there to read it, then the end. `abort`: the
+   * client is flooding us; nothing more is read from it, not even while the BYE goes out.
+   */
+  async #bye(text: string, abort = false) {
     if (this.conn.closed) return;
     try {
       await this.flush();
@@ -278,7 +281,8 @@ export class ImapSession implements SessionContext {
     } catch (e) {
       if (!(e instanceof ConnectionClosedError)) throw e;
     }
-    await this.conn.close();
+    if (abort) this.conn.abort();
+    else await this.conn.close();
   }
 
   #limits() {
@@ -312,7 +316,7 @@ export class ImapSession implements SessionContext {
         (e instanceof LiteralTooLargeError || e instanceof LineTooLongError)
       ) {
         // Before login nothing is drained: the client is cut off, as Dovecot's imap-login does.
-        await this.#bye(INPUT_FULL);
+        await this.#bye(INPUT_FULL, true);
         return "protocol";
       }
       if (e instanceof LineTooLongError && e.fatal) {
@@ -380,7 +384,7 @@ export class ImapSession implements SessionContext {
       } else if (e instanceof LineTooLongError) {
         // A continuation line (AUTHENTICATE's response) over its limit.
         if (this.state === "notauth" || e.fatal) {
-          await this.#bye(INPUT_FULL);
+          await this.#bye(INPUT_FULL, true);
           return "protocol";
         }
         tagged = `${cmd.tag} BAD [TOOBIG] Line too long\r\n`;

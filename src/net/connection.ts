@@ -87,6 +87,11 @@ export interface Connection {
    */
   setReadAhead(bytes?: number): void;
   close(): Promise<void>;
+  /**
+   * Ends the connection after what was written so far, reading nothing more (a flooding client):
+   * no graceful wait for the peer.
+   */
+  abort(): void;
   readonly closed: boolean;
 }
 
@@ -533,6 +538,18 @@ export class SocketConnection implements Connection {
       clearTimeout(timer);
       this.destroy();
     }
+  }
+
+  abort(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#idleTimer);
+    this.#readAhead = 0;
+    this.#flow();
+    const s = this.#current();
+    // FIN after the pending output; then the socket is dropped, whatever the peer does.
+    s.end(() => this.destroy());
+    const timer = setTimeout(() => this.destroy(), END_GRACE_MS);
+    s.once("close", () => clearTimeout(timer));
   }
 
   /** Drops the connection at once (shutdown, abuse, failed handshake). */

@@ -162,6 +162,9 @@ class MemoryConnection implements Connection {
   setReadAhead(bytes = 1 << 20): void {
     this.readAhead = bytes;
   }
+  abort(): void {
+    void this.close();
+  }
   close(): Promise<void> {
     this.closed = true;
     this.#ended = true;
