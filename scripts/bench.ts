@@ -31,6 +31,7 @@ import {
   fetchThroughput,
   idleScale,
   PASS,
+  preloginFlood,
   submission,
 } from "./bench/scenarios.ts";
 import type {
@@ -66,8 +67,8 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,parse,submit,latency,signup,idle,fetch,deltachat,gate,iroh,\n" +
-      "                               memory]\n" +
+      "                       [--only start,parse,submit,latency,signup,idle,prelogin,fetch,\n" +
+      "                               deltachat,gate,iroh,memory]\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -83,6 +84,7 @@ const SCENARIOS = [
   "latency",
   "signup",
   "idle",
+  "prelogin",
   "fetch",
   "deltachat",
   "gate",
@@ -107,6 +109,8 @@ const opts = {
   signupInFlight: 50,
   idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 2000)),
   idlePerUser: 8,
+  preloginConns: 200,
+  preloginBytes: 1 << 20,
   // Dovecot moves IDLE sessions to its imap-hibernate process after 30 s idle.
   idleWaitMs: Number(flags["idle-wait"] ?? (quick ? 0 : 35)) * 1000,
   fetch2kMessages: quick ? 500 : 2000,
@@ -302,6 +306,20 @@ async function main() {
   if (only.has("signup")) await signupRuns(targets, notes);
   // 3. idle scale
   if (only.has("idle")) await idleRuns(targets, tpl2k, ref, notes);
+  // 3b. pre-login connections with oversized commands
+  if (only.has("prelogin")) {
+    for (const [t, v, r] of targets) {
+      log(`${t.label}: ${opts.preloginConns} pre-login connections with oversized commands`);
+      const p = await preloginFlood(t, {
+        conns: opts.preloginConns,
+        bytes: opts.preloginBytes,
+        log,
+      });
+      r.prelogin = p;
+      v.prelogin_rss_growth_mb = mb(p.peak.rssKb - p.before.rssKb);
+      v.prelogin_rss_after_mb = mb(p.after.rssKb);
+    }
+  }
   // 4. FETCH throughput
   if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
   // 6. the real Delta Chat core
