@@ -234,6 +234,8 @@ Deno.test("a client that vanishes mid-DATA, mid-literal or mid-/mxdeliv leaves n
       const c = await SmtpTestClient.connect(t.addr("smtp"));
       assert.equal((await c.reply()).code, 220);
       assert.equal((await c.cmd("EHLO mx.remote.test")).code, 250);
+      await c.startTls(t.caPem);
+      assert.equal((await c.cmd("EHLO mx.remote.test")).code, 250);
       assert.equal((await c.cmd("MAIL FROM:<x@[192.0.2.1]>")).code, 250);
       assert.equal((await c.cmd(`RCPT TO:<${b.address}>`)).code, 250);
       assert.equal((await c.cmd("DATA")).code, 354);
@@ -278,6 +280,8 @@ Deno.test("a client that vanishes mid-DATA, mid-literal or mid-/mxdeliv leaves n
     // The relay still serves: a whole message goes through afterwards.
     const c = await SmtpTestClient.connect(t.addr("smtp"));
     assert.equal((await c.reply()).code, 220);
+    assert.equal((await c.cmd("EHLO mx.remote.test")).code, 250);
+    await c.startTls(t.caPem);
     assert.equal((await c.cmd("EHLO mx.remote.test")).code, 250);
     const ok = await c.sendMail(
       "x@[192.0.2.1]",
