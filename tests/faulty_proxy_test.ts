@@ -96,7 +96,7 @@ Deno.test("faulty proxy: a reset cuts the connection at the drawn byte offset", 
   const proxy = await FaultyProxy.start({
     target: { port: echo.port },
     seed: 1,
-    faults: { up: {}, down: { resetChance: 1, resetAtBytes: [100_000, 100_000] } },
+    faults: { up: {}, down: { resets: [{ chance: 1, atBytes: [100_000, 100_000] }] } },
   });
   try {
     const r = await roundTrip(proxy.port, randomBytes(300_000));
@@ -115,7 +115,7 @@ Deno.test("faulty proxy: the same seed draws the same resets", async () => {
     const proxy = await FaultyProxy.start({
       target: { port: echo.port },
       seed,
-      faults: { up: { resetChance: 0.5, resetAtBytes: [1000, 50_000] }, down: {} },
+      faults: { up: { resets: [{ chance: 0.5, atBytes: [1000, 50_000] }] }, down: {} },
     });
     try {
       const out: string[] = [];
@@ -135,6 +135,28 @@ Deno.test("faulty proxy: the same seed draws the same resets", async () => {
     assert.deepEqual(await offsets(42), a);
     assert.ok(a.some((x) => x !== "none") && a.some((x) => x === "none"), a.join(" "));
   } finally {
+    await echo.close();
+  }
+});
+
+Deno.test("faulty proxy: a reset rule stops after its budget", async () => {
+  const echo = await echoServer();
+  const proxy = await FaultyProxy.start({
+    target: { port: echo.port },
+    seed: 3,
+    faults: {
+      up: { resets: [{ chance: 1, atBytes: [10_000, 20_000], spread: "uniform", budget: 2 }] },
+      down: {},
+    },
+  });
+  try {
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(await roundTrip(proxy.port, randomBytes(50_000)));
+    assert.deepEqual(results.map((r) => r.error), ["ECONNRESET", "ECONNRESET", null, null]);
+    assert.equal(proxy.resetCount, 2);
+    for (const r of proxy.stats.resets) assert.ok(r.atByte >= 10_000 && r.atByte <= 20_000);
+  } finally {
+    await proxy.close();
     await echo.close();
   }
 });

@@ -15,10 +15,22 @@ export interface DirectionFaults {
   /** Chance per forwarded piece (≤ 16 KiB) of a stall, and its length in ms. */
   stallChance?: number;
   stallMs?: [number, number];
-  /** Chance per connection that this direction is reset once `resetAtBytes` have passed. */
-  resetChance?: number;
-  /** The offset of the reset, uniform in [min, max] bytes (drawn per connection). */
-  resetAtBytes?: [number, number];
+  /** Resets (RST on both sides) at byte offsets drawn per connection. */
+  resets?: ResetRule[];
+}
+
+export interface ResetRule {
+  /** Chance per connection that the rule is armed for this direction. */
+  chance: number;
+  /** The offset within the direction's bytes, drawn in [min, max]. */
+  atBytes: [number, number];
+  /**
+   * "log" (default): log-uniform, so every scale (a command, a small message, a big file) is hit
+   * about as often; "uniform": uniform in the range.
+   */
+  spread?: "log" | "uniform";
+  /** At most this many resets by this rule over the proxy's life (default: no limit). */
+  budget?: number;
 }
 
 export interface Faults {
@@ -35,6 +47,8 @@ export interface ProxyStats {
   stalls: number;
   /** Resets by direction, with the byte offset of each within its connection's direction. */
   resets: { dir: "up" | "down"; atByte: number }[];
+  /** Connections reset by dropAll(). */
+  dropped: number;
 }
 
 const PIECE = 16 * 1024;
@@ -42,12 +56,23 @@ const PIECE = 16 * 1024;
 const HIGH_WATER = 1 << 20;
 
 export class FaultyProxy {
-  readonly stats: ProxyStats = { connections: 0, bytesUp: 0, bytesDown: 0, stalls: 0, resets: [] };
+  readonly stats: ProxyStats = {
+    connections: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    stalls: 0,
+    resets: [],
+    dropped: 0,
+  };
   faults: Faults;
   readonly port: number;
   #server: net.Server;
   #rng: Prng;
   #sockets = new Set<net.Socket>();
+  /** Open connections, each as the function that resets it. */
+  #pairs = new Set<() => void>();
+  /** Resets made per rule (for budgets). */
+  #used = new Map<ResetRule, number>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
 
   private constructor(server: net.Server, port: number, rng: Prng, faults: Faults) {
@@ -97,14 +122,23 @@ export class FaultyProxy {
       if (ended) return;
       ended = true;
       this.stats.resets.push({ dir, atByte });
+      this.#pairs.delete(drop);
       client.resetAndDestroy();
       server.resetAndDestroy();
     };
     const closeBoth = () => {
       ended = true;
+      this.#pairs.delete(drop);
       client.destroy();
       server.destroy();
     };
+    const drop = () => {
+      ended = true;
+      this.#pairs.delete(drop);
+      client.resetAndDestroy();
+      server.resetAndDestroy();
+    };
+    this.#pairs.add(drop);
     client.on("close", () => !ended && setTimeout(closeBoth, 0));
     server.on("close", () => !ended && setTimeout(closeBoth, 0));
     const links = { reset: resetBoth, close: closeBoth, ended: () => ended };
@@ -125,9 +159,18 @@ export class FaultyProxy {
     },
   ) {
     const { reset, ended } = links;
-    const resetAt = f.resetChance && rng.chance(f.resetChance)
-      ? rng.int(f.resetAtBytes?.[0] ?? 0, f.resetAtBytes?.[1] ?? 1 << 20)
-      : Infinity;
+    // Each armed rule's offset; the first one reached with budget left cuts.
+    const armed = (f.resets ?? []).filter((r) => rng.chance(r.chance)).map((rule) => {
+      const [lo, hi] = rule.atBytes;
+      const at = rule.spread === "uniform" ? rng.int(lo, hi) : Math.round(
+        Math.exp(Math.log(Math.max(1, lo)) + rng.next() * Math.log(hi / Math.max(1, lo))),
+      );
+      return { rule, at };
+    }).sort((a, b) => a.at - b.at);
+    const nextReset = (upTo: number) =>
+      armed.find((a) =>
+        a.at <= upTo && (this.#used.get(a.rule) ?? 0) < (a.rule.budget ?? Infinity)
+      );
     const queue: { bytes: Uint8Array; at: number }[] = [];
     let queued = 0;
     let sent = 0;
@@ -185,8 +228,11 @@ export class FaultyProxy {
             await sleep(start - now);
           }
           if (ended()) return;
-          const cut = sent + piece.length >= resetAt;
-          if (cut) piece = piece.subarray(0, resetAt - sent);
+          const cut = nextReset(sent + piece.length);
+          if (cut) {
+            this.#used.set(cut.rule, (this.#used.get(cut.rule) ?? 0) + 1);
+            piece = piece.subarray(0, Math.max(0, cut.at - sent));
+          }
           sent += piece.length;
           if (dir === "up") this.stats.bytesUp += piece.length;
           else this.stats.bytesDown += piece.length;
@@ -204,13 +250,19 @@ export class FaultyProxy {
           if (cut) {
             // Let the partial piece leave before the RST discards it.
             await sleep(5);
-            reset(dir, resetAt);
+            reset(dir, sent);
             return;
           }
         }
       }
     };
     pump().catch(() => links.close());
+  }
+
+  /** RST on every open connection (a network switch); counted apart from the drawn resets. */
+  dropAll(): void {
+    this.stats.dropped += this.#pairs.size;
+    for (const drop of [...this.#pairs]) drop();
   }
 
   async close(): Promise<void> {
