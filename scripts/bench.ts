@@ -6,6 +6,8 @@
 //   scripts/deno task bench --idle-conns 10000   # the full IDLE figure
 //   scripts/deno task bench --save-baseline  # also write scripts/bench_baseline.json
 //   scripts/deno task bench --no-refstack    # tern alone
+//   scripts/deno task bench --only chaos     # disconnect chaos (tern alone, on request only;
+//                                            # CHAOS_SEED, --chaos-cycles N)
 //
 // Results go to scripts/bench_results.json; tern figures more than 20% worse than
 // scripts/bench_baseline.json are listed at the end. Needs root for the reference stack; without it
@@ -13,6 +15,8 @@
 // removed at the end, also on Ctrl-C.
 
 import { parseArgs } from "node:util";
+import { type ChaosBench, chaosBench, chaosTable } from "./bench/chaos.ts";
+import { seedFrom } from "../tests/support/prng.ts";
 import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { Imap } from "./bench/clients.ts";
 import { type GateCase, gateTable } from "./bench/gate.ts";
@@ -55,6 +59,7 @@ const { values: flags } = parseArgs({
     "idle-wait": { type: "string" },
     only: { type: "string" },
     "raise-inotify": { type: "boolean", default: false },
+    "chaos-cycles": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -63,6 +68,7 @@ if (flags.help) {
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
       "                       [--only start,submit,latency,idle,fetch,deltachat,gate]\n" +
+      "                       [--only chaos [--chaos-cycles N]]\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -72,10 +78,14 @@ if (flags.help) {
 
 const quick = flags.quick!;
 const SCENARIOS = ["start", "submit", "latency", "idle", "fetch", "deltachat", "gate"];
+/** Scenarios run only when named in --only. */
+const ON_REQUEST = ["chaos"];
 const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
 for (const o of only) {
-  if (!SCENARIOS.includes(o)) {
-    console.error(`--only: unknown scenario "${o}" (known: ${SCENARIOS.join(", ")})`);
+  if (!SCENARIOS.includes(o) && !ON_REQUEST.includes(o)) {
+    console.error(
+      `--only: unknown scenario "${o}" (known: ${[...SCENARIOS, ...ON_REQUEST].join(", ")})`,
+    );
     Deno.exit(2);
   }
 }
@@ -203,6 +213,26 @@ async function main() {
 
   const tv: Values = {}, rv: Values = {};
   const raw: { tern: Raw; ref: Raw } = { tern: {}, ref: {} };
+
+  // 8. disconnect chaos (its own relay; tern alone)
+  if (only.has("chaos")) {
+    const seed = seedFrom("CHAOS_SEED");
+    raw.tern.chaos = await chaosBench({
+      seed,
+      cycles: Number(flags["chaos-cycles"] ?? (quick ? 500 : 2000)),
+      concurrency: 16,
+    }, log);
+    console.log(chaosTable(raw.tern.chaos as ChaosBench));
+    only.delete("chaos");
+    if (only.size === 0) {
+      await Deno.writeTextFile(
+        RESULTS,
+        JSON.stringify({ date: new Date().toISOString(), chaos: raw.tern.chaos }, null, 2) + "\n",
+      );
+      console.log(`results: ${RESULTS}`);
+      return;
+    }
+  }
 
   // 7. the gate's cost on worst-case messages (in-process, no server needed)
   if (only.has("gate")) {
