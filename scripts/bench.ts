@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { type ChaosBench, chaosBench, chaosTable } from "./bench/chaos.ts";
 import { seedFrom } from "../tests/support/prng.ts";
 import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
+import { type SignupResult, signupStorm } from "./bench/signup.ts";
 import { Imap } from "./bench/clients.ts";
 import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
@@ -67,7 +68,7 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,submit,latency,idle,fetch,deltachat,gate]\n" +
+      "                       [--only start,submit,latency,signup,idle,fetch,deltachat,gate]\n" +
       "                       [--only chaos [--chaos-cycles N]]\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
@@ -77,7 +78,7 @@ if (flags.help) {
 }
 
 const quick = flags.quick!;
-const SCENARIOS = ["start", "submit", "latency", "idle", "fetch", "deltachat", "gate"];
+const SCENARIOS = ["start", "submit", "latency", "signup", "idle", "fetch", "deltachat", "gate"];
 /** Scenarios run only when named in --only. */
 const ON_REQUEST = ["chaos"];
 const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
@@ -95,6 +96,9 @@ const opts = {
   durationMs: Number(flags.duration ?? (quick ? 3 : 10)) * 1000,
   drainTimeoutMs: quick ? 15_000 : 30_000,
   latencyRecipients: 50,
+  // Issue 21's sign-up storm: 1000 new clients, 50 in flight.
+  signupClients: quick ? 300 : 1000,
+  signupInFlight: 50,
   idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 2000)),
   idlePerUser: 8,
   // Dovecot moves IDLE sessions to its imap-hibernate process after 30 s idle.
@@ -190,6 +194,7 @@ interface Raw {
   submission2k?: SubmissionResult;
   submission100k?: SubmissionResult;
   latency?: LatencyResult;
+  signup?: SignupResult;
   idle?: IdleResult;
   fetch2k?: FetchResult;
   fetch100k?: FetchResult;
@@ -294,6 +299,8 @@ async function main() {
   if (only.has("submit")) await submissionRuns(targets, tpl2k, tpl100k, notes);
   // 2. delivery latency
   if (only.has("latency")) await latencyRuns(targets, tpl2k, notes);
+  // 2b. sign-up storm
+  if (only.has("signup")) await signupRuns(targets, notes);
   // 3. idle scale
   if (only.has("idle")) await idleRuns(targets, tpl2k, ref, notes);
   // 4. FETCH throughput
@@ -303,6 +310,9 @@ async function main() {
 
   for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
   const labels: Record<string, string> = {
+    signup_s:
+      `sign-up storm: ${opts.signupClients} new clients LOGIN+SELECT+IDLE, ${opts.signupInFlight} in flight (s)`,
+    signup_again_s: `sign-up storm: the same ${opts.signupClients} again, accounts existing (s)`,
     idle_rss_after_mb: `IDLE: IMAP RSS with ${opts.idleConns} idle (MB)`,
     idle_pss_after_mb: `IDLE: IMAP PSS with ${opts.idleConns} idle (MB)`,
     idle_rss_wait_mb: `IDLE: IMAP RSS after ${opts.idleWaitMs / 1000} s more idle (MB)`,
@@ -471,6 +481,28 @@ async function latencyRuns(targets: Targets, tpl2k: MessageTemplate, notes: stri
     v.deliv_dot_p50_ms = l.dotP50Ms;
     log(`  p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, lost ${l.lost}`);
     if (l.firstError) notes.push(`${t.label} latency: ${l.firstError}`);
+  }
+}
+
+async function signupRuns(targets: Targets, notes: string[]) {
+  for (const [t, v, r] of targets) {
+    log(
+      `${t.label}: sign-up storm, ${opts.signupClients} new clients, ${opts.signupInFlight} in flight` +
+        (t.key === "ref" ? " (accounts created beforehand: Dovecot has no JIT)" : ""),
+    );
+    const s = await signupStorm(t, {
+      clients: opts.signupClients,
+      inFlight: opts.signupInFlight,
+      prefix: "su",
+      log: (m) => log(`  ${m}`),
+    });
+    r.signup = s;
+    v.signup_s = s.seconds;
+    v.signup_again_s = s.againSeconds;
+    v.signup_probe_p99_ms = s.probe.p99Ms;
+    v.signup_probe_max_ms = s.probe.maxMs;
+    v.signup_cpu_ms = s.cpuMs / s.clients;
+    if (s.failed) notes.push(`${t.label} sign-up: ${s.failed} clients failed: ${s.firstError}`);
   }
 }
 

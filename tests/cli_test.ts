@@ -125,7 +125,17 @@ Deno.test("tern serve starts, serves /new, answers SIGHUP and stops on SIGTERM",
     }
     const ready = JSON.parse(text.split("\n")[0].replace(/^tern ready /, ""));
     assert.equal(ready.domain, "[127.0.0.1]");
-    const res = await fetch(`http://${ready.listen.http}/new`, { method: "POST" });
+    // Port 80 only redirects to HTTPS, where /new answers.
+    const moved = await fetch(`http://${ready.listen.http}/new`, {
+      method: "POST",
+      redirect: "manual",
+    });
+    assert.equal(moved.status, 308);
+    assert.equal(moved.headers.get("location"), `https://${ready.listen.https}/new`);
+    await moved.body?.cancel();
+    const caPem = await Deno.readTextFile(`${dir}/data/tls/selfsigned-ca.pem`);
+    using client = Deno.createHttpClient({ caCerts: [caPem] });
+    const res = await fetch(`https://${ready.listen.https}/new`, { method: "POST", client });
     const body = await res.json();
     assert.match(body.email, /^[a-z0-9]{9}@\[127\.0\.0\.1\]$/);
     assert.match(body.dclogin_url, /^dclogin:/);

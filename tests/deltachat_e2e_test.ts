@@ -4,23 +4,16 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { startTern, type TernProcess } from "./support/tern_process.ts";
+import {
+  type NewAccount,
+  newAccount,
+  startTern,
+  type TernProcess,
+} from "./support/tern_process.ts";
 import { Device, percentile, secureJoin } from "./support/deltachat.ts";
 
 const MSG_TIMEOUT = 30_000;
 const dec = new TextDecoder();
-
-interface NewAccount {
-  email: string;
-  password: string;
-  dclogin_url: string;
-}
-
-async function newAccount(tern: TernProcess): Promise<NewAccount> {
-  const r = await fetch(`http://${tern.listen.http}/new`, { method: "POST" });
-  assert.equal(r.status, 200);
-  return await r.json();
-}
 
 function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;

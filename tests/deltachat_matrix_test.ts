@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { startTern } from "./support/tern_process.ts";
+import { newAccount, startTern } from "./support/tern_process.ts";
 import { Device, secureJoin } from "./support/deltachat.ts";
 import { type CoreName, CORES } from "./support/deltachat_cores.ts";
 import { freeUdpPort } from "./support/util.ts";
@@ -62,21 +62,16 @@ for (const name of MATRIX) {
         }
         return ok;
       };
-      const newAccount = async () => {
-        const r = await fetch(`http://${tern.listen.http}/new`, { method: "POST" });
-        assert.equal(r.status, 200);
-        return (await r.json()) as { email: string; password: string; dclogin_url: string };
-      };
       try {
         let alice!: Device, bob!: Device, carol!: Device;
         let chats!: { inviterChat: number; joinerChat: number };
         await step("account creation from /new (dclogin QR)", 90_000, async () => {
           alice = await device("alice");
-          await alice.configureFromQr((await newAccount()).dclogin_url);
+          await alice.configureFromQr((await newAccount(tern)).dclogin_url);
           bob = await device("bob", CORES["2.57"]);
-          await bob.configureFromQr((await newAccount()).dclogin_url);
+          await bob.configureFromQr((await newAccount(tern)).dclogin_url);
           carol = await device("carol");
-          await carol.configureFromQr((await newAccount()).dclogin_url);
+          await carol.configureFromQr((await newAccount(tern)).dclogin_url);
           for (const d of [alice, bob, carol]) {
             assert.match(d.address, /@\[127\.0\.0\.1\]$/);
             // The core saw XCHATMAIL and treats tern as a chatmail relay (cores that report it).
@@ -186,8 +181,7 @@ Deno.test({
     const tern = await startTern(`turn_port = ${turnPort}`);
     const d = await Device.start("ice-2.62", CORES["2.62"]);
     try {
-      const r = await fetch(`http://${tern.listen.http}/new`, { method: "POST" });
-      await d.configureFromQr((await r.json()).dclogin_url);
+      await d.configureFromQr((await newAccount(tern)).dclogin_url);
       let servers = "";
       for (let i = 0; i < 40 && !servers.includes(String(turnPort)); i++) {
         servers = await d.rpc.iceServers(d.accountId);

@@ -120,6 +120,35 @@ export const METRICS: MetricDef[] = [
     floor: 2,
   },
   { id: "deliv_lost", label: "delivery: lost of 50", better: "lower", digits: 0, floor: 0.5 },
+  { id: "signup_s", label: "sign-up storm: new clients idling (s)", better: "lower", digits: 2 },
+  {
+    id: "signup_again_s",
+    label: "sign-up storm: the same clients again (s)",
+    better: "lower",
+    digits: 2,
+    floor: 0.2,
+  },
+  {
+    id: "signup_probe_p99_ms",
+    label: "sign-up storm: another session's NOOP p99 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "signup_probe_max_ms",
+    label: "sign-up storm: another session's NOOP max (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 10,
+  },
+  {
+    id: "signup_cpu_ms",
+    label: "sign-up storm: server CPU per new client (ms)",
+    better: "lower",
+    digits: 2,
+    floor: 0.5,
+  },
   { id: "idle_conns", label: "IDLE: connections established", better: "higher", digits: 0 },
   {
     id: "idle_establish_s",
@@ -281,6 +310,7 @@ function dependsOn(id: string): string[] | "all" {
     return ["idleConns", "idlePerUser"];
   }
   if (id.startsWith("start_")) return ["restarts"];
+  if (id.startsWith("signup_")) return ["signupClients", "signupInFlight"];
   return [];
 }
 

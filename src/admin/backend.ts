@@ -92,6 +92,15 @@ export interface AdminDeps {
   metrics?: RelayMetrics;
   log?: Logger;
   now?: () => number;
-  /** Waits before answering throttled failures; injectable so tests need not sleep. */
+  /** Login throttling shared with IMAP and SMTP AUTH (per client address and per account). */
+  loginThrottle: AdminLoginThrottle;
+  /** Waits before throttled attempts; injectable so tests need not sleep. */
   sleep?: (ms: number) => Promise<void>;
+}
+
+/** What the admin API needs of the relay's login throttle (auth's LoginThrottle). */
+export interface AdminLoginThrottle {
+  admit(ip: string, account: string): { wait: number } | { refused: true; retryAfterMs: number };
+  recordFailure(ip: string, account: string): void;
+  recordSuccess(ip: string, account: string): void;
 }

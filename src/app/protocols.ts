@@ -4,7 +4,7 @@
 import type { ServerTls } from "../net/mod.ts";
 import type { ListenerName } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { createHttpApp, createMetricsApp, startHttpServer } from "../http/mod.ts";
+import { createHttpApp, createMetricsApp, httpsRedirectApp, startHttpServer } from "../http/mod.ts";
 import { createAdminApp, createStatusProvider } from "../admin/mod.ts";
 import { createRelayMetrics, smtpReplyClass } from "../metrics/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
@@ -64,34 +64,37 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     metrics,
     log,
     now,
+    loginThrottle: services.loginThrottle,
   });
-  const app = createHttpApp({
-    config: {
-      mailDomain: config.mailDomain,
-      hostname: config.hostname,
-      isIpDomain: config.isIpDomain,
-      selfSigned: relay.tls.selfSigned,
-      ports: {
-        imaps: portOf("imaps"),
-        imap: portOf("imap"),
-        submissions: portOf("submissions"),
-        submission: portOf("submission"),
-        https: portOf("https"),
-      },
-      adminContact: config.adminContact,
-      limits: {
-        maxMessageBytes: config.limits.maxMessageBytes,
-        maxMailboxBytes: config.limits.maxMailboxBytes,
-        sendPerMinute: config.limits.sendPerMinute,
-        deleteMailsAfterDays: config.retention.deleteMailsAfterDays,
-        deleteLargeAfterDays: config.retention.deleteLargeAfterDays,
-        deleteInactiveUsersAfterDays: config.retention.deleteInactiveUsersAfterDays,
-      },
+  const httpConfig = {
+    mailDomain: config.mailDomain,
+    hostname: config.hostname,
+    isIpDomain: config.isIpDomain,
+    selfSigned: relay.tls.selfSigned,
+    ports: {
+      imaps: portOf("imaps"),
+      imap: portOf("imap"),
+      submissions: portOf("submissions"),
+      submission: portOf("submission"),
+      https: portOf("https"),
     },
+    adminContact: config.adminContact,
+    limits: {
+      maxMessageBytes: config.limits.maxMessageBytes,
+      maxMailboxBytes: config.limits.maxMailboxBytes,
+      sendPerMinute: config.limits.sendPerMinute,
+      deleteMailsAfterDays: config.retention.deleteMailsAfterDays,
+      deleteLargeAfterDays: config.retention.deleteLargeAfterDays,
+      deleteInactiveUsersAfterDays: config.retention.deleteInactiveUsersAfterDays,
+    },
+  };
+  const acmeChallenge = (token: string) => relay.acme?.challengeResponse(token) ?? null;
+  const app = createHttpApp({
+    config: httpConfig,
     accounts: services.accounts,
     settings: services.settings,
     consumeRegistrationToken: (t) => services.store.consumeToken(t, now()),
-    acmeChallenge: (token) => relay.acme?.challengeResponse(token) ?? null,
+    acmeChallenge,
     async mxdeliv(envelope, body) {
       const r = (await services.delivery.receive(envelope, body)).reply;
       const text = r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
@@ -111,14 +114,20 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       address: config.listen[name],
       app: a,
       tls: tls ? () => ({ certPem: relay.tls.certPem, keyPem: relay.tls.keyPem }) : undefined,
+      maxConnections: config.limits.maxConnections,
+      maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+      headerTimeoutMs: config.limits.httpHeaderTimeoutMs,
     });
     stoppables.push(s);
     if (tls) reloaders.push(() => s.reload());
     addresses[name] = `${s.hostname}:${s.port}`;
+    // Links and redirects name the port actually bound (port 0 in tests picks one).
+    if (name === "https") httpConfig.ports.https = s.port;
   };
   try {
-    await http("http", app, false);
     await http("https", app, true);
+    // Port 80 only answers ACME challenges and redirects to HTTPS.
+    await http("http", httpsRedirectApp({ config: httpConfig, acmeChallenge }), false);
     await http("metrics", createMetricsApp({ metricsText: () => metrics.render() }), false);
   } catch (err) {
     for (const s of stoppables.reverse()) await s.close();

@@ -9,7 +9,7 @@ import { loadTlsMaterial, serverTls } from "../net/mod.ts";
 import type { TlsMaterial } from "../net/mod.ts";
 import { openServices } from "./services.ts";
 import type { Services } from "./services.ts";
-import { readOrCreateSecret } from "./data_dir.ts";
+import { readOrCreateSecret, tightenDataDir } from "./data_dir.ts";
 import { startProtocols } from "./protocols.ts";
 import type { DnsResolver, OutboundService } from "../federation/mod.ts";
 import { createOutbound } from "./federation.ts";
@@ -17,6 +17,8 @@ import { PushService } from "../push/mod.ts";
 import type { Maintenance } from "../tasks/mod.ts";
 import { createMaintenance } from "./maintenance.ts";
 import { acmeDomains, AcmeManager } from "../acme/mod.ts";
+import { LoginThrottle } from "../auth/mod.ts";
+import type { LoginThrottleOptions } from "../auth/mod.ts";
 
 export interface RelayOptions {
   log?: Logger;
@@ -33,6 +35,8 @@ export interface RelayOptions {
   acmeCaCerts?: string[];
   /** How long an implicit-TLS client may take to finish its handshake (default 30 s). */
   handshakeTimeoutMs?: number;
+  /** Login throttling (tests set small limits to see refusals without waiting). */
+  loginThrottle?: LoginThrottleOptions;
 }
 
 export interface Relay {
@@ -60,7 +64,12 @@ export interface Stoppable {
 
 export async function startRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
   const log = options.log ?? createLogger(config.log);
-  const services = await openServices(config, { now: options.now, dns: options.dns });
+  const services = await openServices(config, {
+    now: options.now,
+    dns: options.dns,
+    loginThrottle: options.loginThrottle &&
+      new LoginThrottle({ now: options.now, ...options.loginThrottle }),
+  });
   const stoppables: Stoppable[] = [];
   const stopAll = async () => {
     for (const s of stoppables.reverse()) {
@@ -162,6 +171,14 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
         await maintenance.stop();
       },
     });
+
+    // Everything the relay keeps is for its own eyes: a restore, a copy or an older release may
+    // have left the database or keys readable by others.
+    const perms = tightenDataDir(config.dataDir);
+    if (perms.changed.length) {
+      log.system(`data_dir permissions tightened: ${perms.changed.join(", ")}`);
+    }
+    for (const f of perms.failed) log.system(`data_dir permissions not tightened: ${f}`);
 
     let reloadHttps = () => Promise.resolve();
     const relay: Relay = {

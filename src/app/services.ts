@@ -7,6 +7,7 @@ import type { Store } from "../store/types.ts";
 import { EventBus } from "../events/mod.ts";
 import { SettingsService } from "../settings/mod.ts";
 import { AccountService } from "../accounts/mod.ts";
+import { LoginThrottle } from "../auth/mod.ts";
 import { MailboxService } from "../mailbox/mod.ts";
 import { DeliveryService } from "../delivery/mod.ts";
 import { databasePath, ensureDataDir } from "./data_dir.ts";
@@ -28,6 +29,8 @@ export interface Services {
   bus: EventBus;
   settings: SettingsService;
   accounts: AccountService;
+  /** One throttle for IMAP, SMTP AUTH and the admin token (per client address and account). */
+  loginThrottle: LoginThrottle;
   mailboxes: MailboxService;
   delivery: DeliveryService;
   dns: DnsResolver;
@@ -36,7 +39,7 @@ export interface Services {
 
 export async function openServices(
   config: Config,
-  options: { now?: () => number; dns?: DnsResolver } = {},
+  options: { now?: () => number; dns?: DnsResolver; loginThrottle?: LoginThrottle } = {},
 ): Promise<Services> {
   ensureDataDir(config.dataDir);
   const store = openSqliteStore(databasePath(config.dataDir), { now: options.now });
@@ -50,12 +53,14 @@ export async function openServices(
         : {},
     });
     await settings.load();
+    const loginThrottle = options.loginThrottle ?? new LoginThrottle({ now: options.now });
     const accounts = new AccountService({
       store,
       settings,
       bus,
       domain: config.mailDomain,
       now: options.now,
+      throttle: loginThrottle,
       limits: {
         usernameMinLength: config.limits.usernameMinLength,
         usernameMaxLength: config.limits.usernameMaxLength,
@@ -95,6 +100,7 @@ export async function openServices(
       bus,
       settings,
       accounts,
+      loginThrottle,
       mailboxes,
       delivery,
       dns,

@@ -39,6 +39,7 @@ export interface Config {
     passwordMinLength: number;
     maxConnectionsPerIp: number;
     maxConnections: number;
+    httpHeaderTimeoutMs: number;
     jitMaxPerIpPerHour: number;
   };
   retention: {
@@ -54,6 +55,10 @@ export interface Config {
   appVersionsFile: string;
   turnSecret: string;
   turnPort: number;
+  /** Address ranges ("10.0.0.0/8", "::1") TURN may relay to although not public. */
+  turnAllowedPeers: string[];
+  /** Address ranges TURN never relays to, besides the default non-public ones. */
+  turnDeniedPeers: string[];
   adminContact: string;
   adminToken: string;
 }
@@ -172,6 +177,8 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     values.set("domain", "127.0.0.1");
     values.set("data_dir", "./data");
     values.set("jit_max_per_ip_per_hour", 0);
+    // Calls between apps on this machine go through TURN to loopback peers.
+    values.set("turn_allowed_peers", "127.0.0.0/8, ::1");
   }
   const setListen = (name: string, raw: unknown, source: string) => {
     if (!(LISTENERS as readonly string[]).includes(name)) {
@@ -261,6 +268,15 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   if (get<number>("username_min_length") > get<number>("username_max_length")) {
     problems.push("username_min_length: must not exceed username_max_length");
   }
+  const ranges: Record<string, string[]> = {};
+  for (const key of ["turn_allowed_peers", "turn_denied_peers"]) {
+    ranges[key] = get<string>(key).split(/[\s,]+/).filter(Boolean);
+    for (const r of ranges[key]) {
+      if (!/^[0-9a-f:.]+(\/\d{1,3})?$/i.test(r)) {
+        problems.push(`${key}: expected address ranges like "10.8.0.0/16, fd00::/64", got ${r}`);
+      }
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const isIpDomain = isIpv4(domain);
@@ -289,6 +305,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       passwordMinLength: get("password_min_length"),
       maxConnectionsPerIp: get("max_connections_per_ip"),
       maxConnections: get("max_connections"),
+      httpHeaderTimeoutMs: get<number>("http_header_timeout") * 1000,
       jitMaxPerIpPerHour: get("jit_max_per_ip_per_hour"),
     },
     retention: {
@@ -303,6 +320,8 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     appVersionsFile: get("app_versions_file"),
     turnSecret: get("turn_secret"),
     turnPort: get("turn_port"),
+    turnAllowedPeers: ranges.turn_allowed_peers,
+    turnDeniedPeers: ranges.turn_denied_peers,
     adminContact: get("admin_contact"),
     adminToken: get("admin_token"),
   };

@@ -178,6 +178,13 @@ export const FIELDS: readonly Field[] = [
     doc: "Concurrent connections per listener",
   },
   {
+    key: "http_header_timeout",
+    type: "int",
+    default: 10,
+    min: 1,
+    doc: "Seconds an HTTP(S) client has to send a request's head (also the keep-alive idle time)",
+  },
+  {
     key: "jit_max_per_ip_per_hour",
     type: "int",
     default: 60,
@@ -228,6 +235,19 @@ export const FIELDS: readonly Field[] = [
     default: 3478,
     min: 0,
     doc: "UDP port of the embedded TURN server; 0 disables it",
+  },
+  {
+    key: "turn_allowed_peers",
+    type: "string",
+    default: "",
+    doc:
+      'Address ranges TURN relays to although they are not public ("10.8.0.0/16, fd00::/64"); dev: loopback',
+  },
+  {
+    key: "turn_denied_peers",
+    type: "string",
+    default: "",
+    doc: "Address ranges TURN never relays to, besides the non-public ones it always refuses",
   },
   {
     key: "admin_contact",

@@ -117,3 +117,17 @@ export async function startTern(
     },
   };
 }
+
+/** An account from the relay's `/new` (over HTTPS: port 80 only redirects), as the web page does. */
+export interface NewAccount {
+  email: string;
+  password: string;
+  dclogin_url: string;
+}
+
+export async function newAccount(tern: TernProcess): Promise<NewAccount> {
+  using client = Deno.createHttpClient({ caCerts: [tern.caPem] });
+  const r = await fetch(`https://${tern.listen.https}/new`, { method: "POST", client });
+  if (r.status !== 200) throw new Error(`POST /new answered ${r.status}: ${await r.text()}`);
+  return await r.json();
+}

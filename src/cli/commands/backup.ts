@@ -1,9 +1,9 @@
 // tern backup FILE / tern restore FILE: a consistent online snapshot of the database (VACUUM
 // INTO, safe while the relay runs) and its restore into a data directory without a database.
 
-import { copyFileSync, existsSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, rmSync, statSync } from "node:fs";
 import { openServices } from "../../app/services.ts";
-import { databasePath, ensureDataDir } from "../../app/data_dir.ts";
+import { createPrivateFile, databasePath, ensureDataDir } from "../../app/data_dir.ts";
 import { openSqliteStore } from "../../store/sqlite/mod.ts";
 import { configFrom, parse, UsageError } from "../context.ts";
 import type { CliIo } from "../context.ts";
@@ -25,7 +25,12 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     }
     const svc = await openServices(config);
     try {
-      await svc.store.backup(file);
+      // Password hashes and tokens: the snapshot is written into a file only the owner can read.
+      createPrivateFile(file);
+      await svc.store.backup(file).catch((err) => {
+        rmSync(file, { force: true });
+        throw err;
+      });
     } finally {
       svc.close();
     }
