@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { startTern } from "./support/tern_process.ts";
+import { newAccount, startTern } from "./support/tern_process.ts";
 import { Device, secureJoin } from "./support/deltachat.ts";
 import { type Faults, FaultyProxy } from "./support/faulty_proxy.ts";
 import { seedFrom } from "./support/prng.ts";
@@ -111,9 +111,7 @@ Deno.test({
       const server = { imapPort: imap.port, smtpPort: smtp.port };
       const accounts: { email: string; password: string }[] = [];
       for (const name of ["alice", "bob"]) {
-        const r = await fetch(`http://${tern.listen.http}/new`, { method: "POST" });
-        assert.equal(r.status, 200);
-        const account = await r.json();
+        const account = await newAccount(tern);
         accounts.push(account);
         const d = await Device.start(name);
         devices.push(d);

@@ -11,7 +11,7 @@ import { armoredPayload, pgpMime } from "./messages.ts";
 import { type ChaosResult, runChaos } from "./chaos.ts";
 import { type ChaosTarget, type Cred, Ledger } from "./chaos_scenarios.ts";
 import { Bystander, type BystanderReport, countMessageIds } from "./bystander.ts";
-import { fdCount, isAlive, mib, rssBytes, tcpSocketCount } from "./proc_status.ts";
+import { fdCount, isAlive, mib, rssBytes, tcpSocketCount, tcpSockets } from "./proc_status.ts";
 
 export const CHAOS_TOML = [
   "turn_port = 0",
@@ -169,7 +169,11 @@ export async function leftoverFiles(dataDir: string): Promise<string[]> {
       );
       try {
         for await (const e of Deno.readDir(bodies)) {
-          if (e.isFile && !named.has(e.name)) left.push(`${bodies}/${e.name}`);
+          // Body files have 32 hex digits as names (other files there, like the space
+          // reserve, are the store's own).
+          if (e.isFile && /^[0-9a-f]{32}$/.test(e.name) && !named.has(e.name)) {
+            left.push(`${bodies}/${e.name}`);
+          }
         }
       } catch (err) {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
@@ -191,6 +195,8 @@ export interface ChaosRunReport {
   rss: { base: number; peak: number; after: number };
   fds: { base: number; after: number };
   sockets: { base: number; after: number };
+  /** Sockets still open after the settle that were not there before, with their cycles. */
+  leftover: string[];
   ledger: {
     accepted: number;
     unknown: number;
@@ -208,7 +214,7 @@ export interface ChaosRunReport {
  */
 export async function chaosRun(
   tern: TernProcess,
-  options: { seed: number; cycles: number; concurrency: number; warmup: number },
+  options: { seed: number; cycles: number; concurrency: number; warmup: number; only?: string[] },
 ): Promise<ChaosRunReport> {
   const { seed, concurrency } = options;
   const pid = tern.pid;
@@ -218,6 +224,7 @@ export async function chaosRun(
     seed,
     cycles: options.warmup,
     concurrency,
+    only: options.only,
     firstCycle: 1_000_000,
   });
   const report: ChaosRunReport = {
@@ -229,11 +236,13 @@ export async function chaosRun(
     rss: { base: 0, peak: 0, after: 0 },
     fds: { base: 0, after: 0 },
     sockets: { base: 0, after: 0 },
+    leftover: [],
     ledger: { accepted: 0, unknown: 0, absent: 0, present: 0, problems: [] },
     printed: "",
   };
   if (report.died) return report;
   report.sockets.base = await settleSockets(pid, Object.keys(tern.listen).length);
+  const before = new Set(tcpSockets(pid).map((s) => `${s.local} ${s.remote}`));
   report.rss.base = await settledRss(pid, 3);
   report.fds.base = fdCount(pid);
   const stderrBefore = tern.stderr().length;
@@ -255,6 +264,7 @@ export async function chaosRun(
       seed,
       cycles: options.cycles,
       concurrency,
+      only: options.only,
     });
   } finally {
     clearInterval(sampler);
@@ -264,6 +274,12 @@ export async function chaosRun(
   if (report.died) return report;
 
   report.sockets.after = await settleSockets(pid, report.sockets.base);
+  for (const s of tcpSockets(pid)) {
+    if (before.has(`${s.local} ${s.remote}`)) continue;
+    const ip = s.remote.slice(0, s.remote.lastIndexOf(":"));
+    const cycles = report.result.byAddress.get(ip) ?? report.warmup.byAddress.get(ip) ?? [];
+    report.leftover.push(`${s.state} ${s.local} <- ${s.remote}: ${cycles.join("; ") || "?"}`);
+  }
   report.rss.after = await settledRss(pid);
   report.fds.after = fdCount(pid);
   const { problems, present } = await checkLedger(tern, target, ledger);

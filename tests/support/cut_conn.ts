@@ -38,8 +38,11 @@ export class NoAnswerError extends Error {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-/** How long a FIN cut keeps reading what the server still sends before it closes the socket. */
-const FIN_DRAIN_MS = 5_000;
+/**
+ * How long a FIN cut keeps reading what the server still sends before it closes the socket
+ * itself: a server must notice the end of its input and close its side well within this.
+ */
+const FIN_DRAIN_MS = 10_000;
 
 export interface ConnectOptions {
   port: number;
@@ -67,6 +70,7 @@ export class CutConn {
   #budget: { dir: "in" | "out"; at: number; style: CutStyle } | null = null;
   #closed: Promise<void>;
   #onCut: (() => void) | null = null;
+  #finAnswered: Promise<boolean> | null = null;
 
   private constructor(raw: net.Socket, timeoutMs: number) {
     this.#raw = raw;
@@ -374,10 +378,31 @@ export class CutConn {
       // FIN: no more from us; read on (and drop) until the server closes, then close.
       raw.end();
       raw.resume();
-      const timer = setTimeout(() => raw.destroy(), FIN_DRAIN_MS);
-      raw.once("close", () => clearTimeout(timer));
+      this.#finAnswered = new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          raw.destroy();
+          resolve(false);
+        }, FIN_DRAIN_MS);
+        raw.once("end", () => {
+          clearTimeout(timer);
+          raw.destroy();
+          resolve(true);
+        });
+        raw.once("close", () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
     }
     this.#teardownLayers();
+  }
+
+  /**
+   * After a FIN cut: true once the server closed its side too, false if it still had not after
+   * the drain time (the server missed the end of its input). null without a FIN cut.
+   */
+  get finAnswered(): Promise<boolean> | null {
+    return this.#finAnswered;
   }
 
   /** A polite end after a completed dialogue (no cut): closes the socket. */

@@ -25,8 +25,40 @@ export function fdCount(pid: number): number {
   return n;
 }
 
-/** Open TCP sockets of the process, by looking its socket inodes up in /proc/net/tcp*. */
-export function tcpSocketCount(pid: number): number {
+export interface TcpSocket {
+  local: string;
+  remote: string;
+  /** The kernel's state name (ESTABLISHED, CLOSE_WAIT, LISTEN…). */
+  state: string;
+}
+
+const TCP_STATES: Record<string, string> = {
+  "01": "ESTABLISHED",
+  "02": "SYN_SENT",
+  "03": "SYN_RECV",
+  "04": "FIN_WAIT1",
+  "05": "FIN_WAIT2",
+  "06": "TIME_WAIT",
+  "07": "CLOSE",
+  "08": "CLOSE_WAIT",
+  "09": "LAST_ACK",
+  "0A": "LISTEN",
+  "0B": "CLOSING",
+};
+
+function endpoint(hex: string): string {
+  const [a, p] = hex.split(":");
+  const v4 = (h: string) => [6, 4, 2, 0].map((i) => parseInt(h.slice(i, i + 2), 16)).join(".");
+  const ip = a.length === 8
+    ? v4(a)
+    : a.slice(0, 24) === "0000000000000000FFFF0000"
+    ? v4(a.slice(24))
+    : a.toLowerCase();
+  return `${ip}:${parseInt(p, 16)}`;
+}
+
+/** Open TCP sockets of the process (its socket inodes looked up in /proc/net/tcp*). */
+export function tcpSockets(pid: number): TcpSocket[] {
   const inodes = new Set<string>();
   for (const e of Deno.readDirSync(`/proc/${pid}/fd`)) {
     try {
@@ -36,7 +68,7 @@ export function tcpSocketCount(pid: number): number {
       // closed between the listing and the read
     }
   }
-  let n = 0;
+  const out: TcpSocket[] = [];
   for (const table of [`/proc/${pid}/net/tcp`, `/proc/${pid}/net/tcp6`]) {
     let text = "";
     try {
@@ -46,10 +78,20 @@ export function tcpSocketCount(pid: number): number {
     }
     for (const line of text.split("\n").slice(1)) {
       const cols = line.trim().split(/\s+/);
-      if (cols.length > 9 && inodes.has(cols[9])) n++;
+      if (cols.length > 9 && inodes.has(cols[9])) {
+        out.push({
+          local: endpoint(cols[1]),
+          remote: endpoint(cols[2]),
+          state: TCP_STATES[cols[3]] ?? cols[3],
+        });
+      }
     }
   }
-  return n;
+  return out;
+}
+
+export function tcpSocketCount(pid: number): number {
+  return tcpSockets(pid).length;
 }
 
 export const mib = (bytes: number) => Math.round(bytes / 1048576 * 10) / 10;
