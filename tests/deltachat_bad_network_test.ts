@@ -26,21 +26,22 @@ const SLOW: Faults = {
 
 /**
  * During the transfers: a phone on a bad mobile network. Two reset rules per direction: a few
- * connections cut anywhere in their first 200 KB (commands, small messages, replies), and the
- * first two that carry a big transfer cut in its middle (1–8 MB in: the file). The budgets keep
- * the worst case under Delta Chat's own retry limit for one message.
+ * connections cut anywhere in their first 200 KB (a handshake, commands, small messages,
+ * replies), and the first one that carries a big transfer cut in its middle (1–8 MB in: the
+ * file). The budgets keep the run within Delta Chat's own retry limit and backoff (it waits 30 s,
+ * then a minute, before sending again; a minute before an IMAP reconnect after three quick ones).
  */
 const BAD_DIRECTION = {
   latencyMs: [20, 150] as [number, number],
   stallChance: 0.003,
   stallMs: [200, 2000] as [number, number],
   resets: [
-    { chance: 0.4, atBytes: [100, 200_000] as [number, number], budget: 3 },
+    { chance: 0.4, atBytes: [100, 200_000] as [number, number], budget: 2 },
     {
       chance: 1,
       atBytes: [1_000_000, 8_000_000] as [number, number],
       spread: "uniform" as const,
-      budget: 2,
+      budget: 1,
     },
   ],
 };
