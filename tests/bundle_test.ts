@@ -1,9 +1,12 @@
 // The one-file artefact CI can build here (`deno bundle`; `deno compile` needs Deno's download
 // host): dist/tern.js must run from an empty directory with `deno run --no-config`, apply its
 // embedded migrations, and serve the embedded landing page and web admin, and speak SMTP/IMAP.
+// Its store threads start from the bundle itself: a login that creates an account (a write, so
+// the writer thread) must succeed.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { DatabaseSync } from "node:sqlite";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -119,6 +122,17 @@ Deno.test({
           imap.close();
         }
         assert.ok((await Deno.stat(`${dir}/data/tern.db`)).isFile, "database created");
+        // The account that login created was committed by the writer thread (a worker started
+        // from this one file too).
+        const db = new DatabaseSync(`${dir}/data/tern.db`, { readOnly: true });
+        try {
+          const row = db.prepare("SELECT address FROM accounts WHERE address = ?").get(
+            creds.email,
+          ) as { address: string } | undefined;
+          assert.equal(row?.address, creds.email);
+        } finally {
+          db.close();
+        }
         const nm = await Deno.stat(`${dir}/node_modules`).catch(() => null);
         assert.equal(nm, null, "nothing beside the file");
       } finally {

@@ -1,6 +1,7 @@
 // The tern command line as an operator uses it: real processes, a real data directory.
 
 import assert from "node:assert/strict";
+import { bytesBody } from "../src/store/message_input.ts";
 
 const dec = new TextDecoder();
 
@@ -169,7 +170,7 @@ Deno.test("tern queue shows, retries and deletes outbound entries", async () => 
     const store = openSqliteStore(`${dir}/data/tern.db`);
     const id = await store.enqueue({
       sender: "abcdefghi@example.org",
-      data: new TextEncoder().encode("Subject: x\r\n\r\nbody\r\n"),
+      body: bytesBody(new TextEncoder().encode("Subject: x\r\n\r\nbody\r\n")),
       recipients: ["a@remote.example", "b@remote.example"],
       now: Date.now(),
     });
@@ -181,7 +182,7 @@ Deno.test("tern queue shows, retries and deletes outbound entries", async () => 
       nextAttemptAt: Date.now() + 60_000,
       now: Date.now(),
     });
-    store.close();
+    await store.close();
     const list = await tern(["queue", "list", ...cfg]);
     assert.match(
       list.stdout,
@@ -290,5 +291,23 @@ Deno.test("tern install writes config, data directory and a hardened unit; unins
     );
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("TERN_DEV=1 (deno task tern) runs any command against the dev relay's data", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Without a config or --dev there is no domain.
+    const plain = await tern(["admin-token", "--data-dir", `${dir}/data`]);
+    assert.equal(plain.code, 1);
+    assert.match(plain.stderr, /domain: required/);
+    const dev = await tern(["admin-token", "--data-dir", `${dir}/data`], { TERN_DEV: "1" });
+    assert.equal(dev.code, 0, dev.stderr);
+    assert.match(dev.stdout, /^[0-9a-f]{64}\n$/);
+    // The same token as --dev gives: the same data directory.
+    const flag = await tern(["admin-token", "--dev", "--data-dir", `${dir}/data`]);
+    assert.equal(flag.stdout, dev.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

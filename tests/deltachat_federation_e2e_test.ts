@@ -5,12 +5,13 @@
 import assert from "node:assert/strict";
 import { newAccount, startTern, type TernProcess } from "./support/tern_process.ts";
 import { Device, secureJoin } from "./support/deltachat.ts";
+import { requireRoot } from "./support/tools.ts";
 
-const isRoot = Deno.uid() === 0;
+const need = requireRoot();
 
 Deno.test({
-  name: "Delta Chat across two relays: Secure-Join and messages both ways",
-  ignore: !isRoot,
+  name: need.title("Delta Chat across two relays: Secure-Join and messages both ways"),
+  ignore: need.ignore,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {

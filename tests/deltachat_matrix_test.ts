@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { newAccount, startTern } from "./support/tern_process.ts";
 import { Device, secureJoin } from "./support/deltachat.ts";
 import { type CoreName, CORES } from "./support/deltachat_cores.ts";
-import { freeUdpPort } from "./support/util.ts";
+import { freePort } from "./support/ports.ts";
 
 const MSG_TIMEOUT = 45_000;
 
@@ -38,7 +38,7 @@ for (const name of MATRIX) {
     sanitizeOps: false,
     sanitizeResources: false,
     async fn(t) {
-      const turnPort = await freeUdpPort();
+      const turnPort = await freePort({ udp: true });
       const tern = await startTern([
         `turn_port = ${turnPort}`,
         "max_user_send_per_minute = 6000",
@@ -46,7 +46,7 @@ for (const name of MATRIX) {
       ].join("\n"));
       const devices: Device[] = [];
       const device = async (who: string, c = core) => {
-        const d = await Device.start(`${who}-${c.version}`, c);
+        const d = await Device.start(`${who}-${c.version}`, { core: c });
         devices.push(d);
         return d;
       };
@@ -177,9 +177,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const turnPort = await freeUdpPort();
+    const turnPort = await freePort({ udp: true });
     const tern = await startTern(`turn_port = ${turnPort}`);
-    const d = await Device.start("ice-2.62", CORES["2.62"]);
+    const d = await Device.start("ice-2.62", { core: CORES["2.62"] });
     try {
       await d.configureFromQr((await newAccount(tern)).dclogin_url);
       let servers = "";

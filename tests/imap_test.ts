@@ -424,9 +424,10 @@ Deno.test("IMAP METADATA and QUOTA as the reference relay", async () => {
     const server = await s.cmd(
       'GETMETADATA "" (/shared/vendor/deltachat/irohrelay /shared/vendor/deltachat/maxsmtprecipients /shared/vendor/deltachat/turn)',
     );
-    assert.match(
-      metadataValue(server.untagged[0], "/shared/vendor/deltachat/irohrelay") ?? "",
-      /^https:\/\/127\.0\.0\.1(:\d+)?$/,
+    // The embedded relay, over plain HTTP: iroh clients refuse tern's self-signed certificate.
+    assert.equal(
+      metadataValue(server.untagged[0], "/shared/vendor/deltachat/irohrelay"),
+      `http://127.0.0.1:${t.addr("http").port}`,
     );
     assert.equal(
       metadataValue(server.untagged[0], "/shared/vendor/deltachat/maxsmtprecipients"),

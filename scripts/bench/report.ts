@@ -26,6 +26,13 @@ export const METRICS: MetricDef[] = [
     digits: 0,
     floor: 100,
   },
+  {
+    id: "parse_25mib_ms",
+    label: "parse a 25 MiB single-part message (ms)",
+    better: "lower",
+    digits: 0,
+    floor: 20,
+  },
   { id: "idle_rss_mb", label: "idle memory, RSS (MB)", better: "lower", digits: 1, floor: 5 },
   { id: "idle_pss_mb", label: "idle memory, PSS (MB)", better: "lower", digits: 1, floor: 5 },
   { id: "sub2k_accepted_s", label: "submit 2 KB: accepted msgs/s", better: "higher", digits: 0 },
@@ -50,6 +57,13 @@ export const METRICS: MetricDef[] = [
     better: "lower",
     digits: 2,
     floor: 0.5,
+  },
+  {
+    id: "sub2k_noop_p99_ms",
+    label: "submit 2 KB: another user's NOOP p99 (ms, goal ≤ 5)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
   },
   {
     id: "sub2k_cpu_ms",
@@ -90,6 +104,13 @@ export const METRICS: MetricDef[] = [
     better: "lower",
     digits: 2,
     floor: 0.5,
+  },
+  {
+    id: "sub100k_noop_p99_ms",
+    label: "submit 100 KB: another user's NOOP p99 (ms, goal ≤ 5)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
   },
   {
     id: "sub100k_cpu_ms",
@@ -245,6 +266,53 @@ export const METRICS: MetricDef[] = [
     floor: 10,
   },
   {
+    id: "iroh_http_mb_s",
+    label: "iroh relay over HTTP: A → B (MB/s)",
+    better: "higher",
+    digits: 1,
+  },
+  {
+    id: "iroh_https_mb_s",
+    label: "iroh relay over HTTPS: A → B (MB/s)",
+    better: "higher",
+    digits: 1,
+  },
+  {
+    id: "iroh_http_cpu_ms_mb",
+    label: "iroh relay over HTTP: server CPU per MB (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 1,
+  },
+  {
+    id: "iroh_https_cpu_ms_mb",
+    label: "iroh relay over HTTPS: server CPU per MB (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 1,
+  },
+  {
+    id: "iroh_rtt_p50_ms",
+    label: "iroh relay: round trip A → B → A p50 (ms)",
+    better: "lower",
+    digits: 3,
+    floor: 0.1,
+  },
+  {
+    id: "iroh_rtt_p99_ms",
+    label: "iroh relay: round trip p99 (ms)",
+    better: "lower",
+    digits: 3,
+    floor: 0.5,
+  },
+  {
+    id: "iroh_added_ms",
+    label: "iroh relay: added latency per packet p50 (ms)",
+    better: "lower",
+    digits: 3,
+    floor: 0.1,
+  },
+  {
     id: "final_rss_mb",
     label: "memory after the run, RSS (MB)",
     better: "lower",
@@ -311,6 +379,7 @@ function dependsOn(id: string): string[] | "all" {
   }
   if (id.startsWith("start_")) return ["restarts"];
   if (id.startsWith("signup_")) return ["signupClients", "signupInFlight"];
+  if (id.startsWith("iroh_")) return ["durationMs", "irohRoundTrips"];
   return [];
 }
 

@@ -14,6 +14,7 @@ import { createAdminApp } from "./app.ts";
 import { tokensMatch } from "./require_admin.ts";
 import { hashPassword } from "../auth/passwords.ts";
 import { LoginThrottle } from "../auth/mod.ts";
+import { bytesBody } from "../store/message_input.ts";
 import { ADMIN_TOKEN, adminServices, fromAddress } from "./testdata/services.ts";
 
 const RUNS = Number(Deno.env.get("TERN_FUZZ_RUNS") ?? 4000);
@@ -58,7 +59,7 @@ async function reseed(t: Services): Promise<void> {
   for (let i = (await t.store.listQueue({ offset: 0, limit: 10 })).total; i < 3; i++) {
     await t.store.enqueue({
       sender: SEED_ACCOUNTS[i],
-      data: new Uint8Array(16),
+      body: bytesBody(new Uint8Array(16)),
       recipients: [`r${i}@remote.example`, `s${i}@other.example`],
       now: t.clock.now,
     });

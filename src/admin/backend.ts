@@ -75,6 +75,14 @@ export interface AdminStatus {
   messages_per_minute: { in: number; out: number };
   /** Messages per calendar minute, oldest first (may be empty). */
   history: { minute: number; in: number; out: number }[];
+  /** The iroh relay offered to clients (url null: none) and the embedded relay's counters. */
+  iroh: {
+    url: string | null;
+    clients: number;
+    relayed_packets: number;
+    relayed_bytes: number;
+    dropped: number;
+  };
 }
 
 export interface AdminDeps {

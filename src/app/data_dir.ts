@@ -41,16 +41,6 @@ export function writeSecret(dir: string, name: string, bytes = 32): string {
   return v;
 }
 
-/**
- * Creates `path` as an empty file only its owner can read (0600), failing when it exists: the
- * place for a file about to receive secrets (a backup holds every password hash and token).
- */
-export function createPrivateFile(path: string): void {
-  writeFileSync(path, "", { mode: 0o600, flag: "wx" });
-  // The mode given at creation is reduced by the umask; set it exactly.
-  chmodSync(path, 0o600);
-}
-
 /** Subdirectories whose files are all tightened (few files: keys and certificates). */
 const SMALL_DIRS = new Set(["tls", "acme"]);
 

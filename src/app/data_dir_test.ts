@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createPrivateFile, tightenDataDir } from "./data_dir.ts";
+import { tightenDataDir } from "./data_dir.ts";
 
 const mode = (p: string) => (Deno.lstatSync(p).mode! & 0o777).toString(8);
 
@@ -29,17 +29,5 @@ Deno.test("tightenDataDir(): 0700 directories, 0600 files; bodies not walked; li
   } finally {
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(outside);
-  }
-});
-
-Deno.test("createPrivateFile(): an empty 0600 file, refused when it exists", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "tern-dd-" });
-  try {
-    createPrivateFile(`${dir}/backup.db`);
-    assert.equal(mode(`${dir}/backup.db`), "600");
-    assert.equal(Deno.statSync(`${dir}/backup.db`).size, 0);
-    assert.throws(() => createPrivateFile(`${dir}/backup.db`), /EEXIST|exists/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
   }
 });

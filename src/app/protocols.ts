@@ -16,6 +16,8 @@ import { startImapServer } from "../imap/mod.ts";
 import { imapBackend } from "./imap_backend.ts";
 import { MetadataService } from "../discovery/mod.ts";
 import { startTurn, type Turn } from "./turn.ts";
+import { createIroh, type Iroh, type UpgradeHook } from "./iroh.ts";
+import { Hono } from "hono";
 
 export interface ProtocolContext {
   relay: Relay;
@@ -39,8 +41,17 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
   const reloaders: (() => Promise<void>)[] = [];
   const addresses: Partial<Record<ListenerName, string>> = {};
   const metrics = createRelayMetrics({ version: VERSION, now });
+  const iroh = createIroh({
+    config,
+    settings: services.settings,
+    bus: services.bus,
+    metrics,
+    log,
+    addresses: () => addresses,
+    tls: () => relay.tls,
+  });
   try {
-    await startMailListeners(ctx, metrics, stoppables, addresses, reloaders);
+    await startMailListeners(ctx, metrics, iroh, stoppables, addresses, reloaders);
   } catch (err) {
     for (const s of stoppables.reverse()) await s.close();
     throw err;
@@ -57,6 +68,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       startedAt: relay.startedAt,
       metrics,
       store: services.store,
+      irohUrl: () => iroh.url(),
       now,
     }),
     certificates: () => [{ name: "tls", certPem: relay.tls.certPem }],
@@ -101,6 +113,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       return { status: r.code < 400 ? 200 : 400, text };
     },
     admin,
+    routes: [iroh.routes],
     log,
     now,
   });
@@ -108,6 +121,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     name: ListenerName,
     a: Parameters<typeof startHttpServer>[0]["app"],
     tls: boolean,
+    takeover?: UpgradeHook,
   ) => {
     if (!config.listen[name]) return;
     const s = await startHttpServer({
@@ -117,6 +131,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       maxConnections: config.limits.maxConnections,
       maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
       headerTimeoutMs: config.limits.httpHeaderTimeoutMs,
+      takeover,
     });
     stoppables.push(s);
     if (tls) reloaders.push(() => s.reload());
@@ -125,10 +140,19 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     if (name === "https") httpConfig.ports.https = s.port;
   };
   try {
-    await http("https", app, true);
-    // Port 80 only answers ACME challenges and redirects to HTTPS.
-    await http("http", httpsRedirectApp({ config: httpConfig, acmeChallenge }), false);
+    await http("https", app, true, iroh.upgrade(() => true));
+    // Port 80 only answers ACME challenges and redirects to HTTPS, except for the iroh relay while
+    // it is offered over plain HTTP (iroh clients refuse a self-signed certificate; the relayed
+    // QUIC traffic is end-to-end encrypted either way).
+    const redirect = httpsRedirectApp({ config: httpConfig, acmeChallenge });
+    const plain = new Hono();
+    plain.all("*", (c, next) => iroh.overPlainHttp() ? next() : redirect.fetch(c.req.raw, c.env));
+    plain.route("/", iroh.routes);
+    plain.all("*", (c) => redirect.fetch(c.req.raw, c.env));
+    await http("http", plain, false, iroh.upgrade(() => iroh.overPlainHttp()));
     await http("metrics", createMetricsApp({ metricsText: () => metrics.render() }), false);
+    // Stopped first: relay clients hear that tern restarts before the listeners close.
+    stoppables.push({ close: () => Promise.resolve(iroh.close()) });
   } catch (err) {
     for (const s of stoppables.reverse()) await s.close();
     throw err;
@@ -145,6 +169,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
 async function startMailListeners(
   ctx: ProtocolContext,
   metrics: RelayMetrics,
+  iroh: Iroh,
   stoppables: Stoppable[],
   addresses: Partial<Record<ListenerName, string>>,
   reloaders: (() => Promise<void>)[],
@@ -209,7 +234,7 @@ async function startMailListeners(
   stoppables.push({ close: () => turnStarting.then((t) => t.close()) });
   const metadata = new MetadataService({
     store: services.store,
-    irohRelay: config.irohRelay,
+    irohRelay: () => iroh.url(),
     turnCredentials: () => turn.credentials(),
     maxSmtpRecipients: config.limits.maxRecipients,
     appVersions: () => services.settings.get("app_versions"),

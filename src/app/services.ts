@@ -2,8 +2,7 @@
 // Used by the server and by every CLI command, so both share the same logic.
 
 import type { Config } from "../config/mod.ts";
-import { openSqliteStore } from "../store/sqlite/mod.ts";
-import type { Store } from "../store/types.ts";
+import { openSqliteStore, type SqliteStore, startSqliteStore } from "../store/sqlite/mod.ts";
 import { EventBus } from "../events/mod.ts";
 import { SettingsService } from "../settings/mod.ts";
 import { AccountService } from "../accounts/mod.ts";
@@ -25,7 +24,7 @@ function readAppVersionsFile(path: string): string {
 
 export interface Services {
   config: Config;
-  store: Store & { db: { path: string } };
+  store: SqliteStore;
   bus: EventBus;
   settings: SettingsService;
   accounts: AccountService;
@@ -34,15 +33,25 @@ export interface Services {
   mailboxes: MailboxService;
   delivery: DeliveryService;
   dns: DnsResolver;
-  close(): void;
+  /** Waits for writes in flight, then closes the store. */
+  close(): Promise<void>;
 }
 
 export async function openServices(
   config: Config,
-  options: { now?: () => number; dns?: DnsResolver; loginThrottle?: LoginThrottle } = {},
+  options: {
+    now?: () => number;
+    dns?: DnsResolver;
+    loginThrottle?: LoginThrottle;
+    /** The server: store threads with group commit (CLI commands use one connection). */
+    threaded?: boolean;
+  } = {},
 ): Promise<Services> {
   ensureDataDir(config.dataDir);
-  const store = openSqliteStore(databasePath(config.dataDir), { now: options.now });
+  const path = databasePath(config.dataDir);
+  const store = options.threaded
+    ? await startSqliteStore(path, { now: options.now })
+    : openSqliteStore(path, { now: options.now });
   try {
     const bus = new EventBus();
     const settings = new SettingsService({
@@ -107,7 +116,7 @@ export async function openServices(
       close: () => store.close(),
     };
   } catch (err) {
-    store.close();
+    await store.close();
     throw err;
   }
 }

@@ -41,16 +41,21 @@ export interface Config {
     maxConnections: number;
     httpHeaderTimeoutMs: number;
     jitMaxPerIpPerHour: number;
+    irohMaxClients: number;
+    /** Bytes per second read from one iroh relay client; 0: no limit. */
+    irohClientBytesPerSecond: number;
   };
   retention: {
     deleteMailsAfterDays: number;
     deleteLargeAfterDays: number;
     deleteInactiveUsersAfterDays: number;
+    forgetExpungedAfterDays: number;
   };
   queueLifetimeMs: number;
   dnsServer: string;
   pushUrl: string;
-  irohRelay: string;
+  /** Iroh relay: null runs the embedded one; "" offers none; else an external relay's URL. */
+  irohRelay: string | null;
   /** Path of a JSON app versions document, or "". */
   appVersionsFile: string;
   turnSecret: string;
@@ -265,6 +270,10 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   ) {
     problems.push(`domain: not a valid domain name or IPv4 address, got ${JSON.stringify(domain)}`);
   }
+  const irohRelay = get<string | null>("iroh_relay")?.trim() ?? null;
+  if (irohRelay && !/^https?:\/\/[^\s/?#]+(\/[^\s]*)?$/i.test(irohRelay)) {
+    problems.push(`iroh_relay: expected an http(s) URL or "", got ${JSON.stringify(irohRelay)}`);
+  }
   if (get<number>("username_min_length") > get<number>("username_max_length")) {
     problems.push("username_min_length: must not exceed username_max_length");
   }
@@ -280,7 +289,6 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   if (problems.length > 0) throw new ConfigError(problems);
 
   const isIpDomain = isIpv4(domain);
-  const iroh = get<string | null>("iroh_relay");
   const config: Config = {
     domain,
     mailDomain: isIpDomain ? `[${domain}]` : domain,
@@ -307,16 +315,19 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       maxConnections: get("max_connections"),
       httpHeaderTimeoutMs: get<number>("http_header_timeout") * 1000,
       jitMaxPerIpPerHour: get("jit_max_per_ip_per_hour"),
+      irohMaxClients: get("iroh_max_clients"),
+      irohClientBytesPerSecond: get("iroh_client_rate"),
     },
     retention: {
       deleteMailsAfterDays: get("delete_mails_after"),
       deleteLargeAfterDays: get("delete_large_after"),
       deleteInactiveUsersAfterDays: get("delete_inactive_users_after"),
+      forgetExpungedAfterDays: get("forget_expunged_after"),
     },
     queueLifetimeMs: get<number>("queue_lifetime_hours") * 3600_000,
     dnsServer: get("dns_server"),
     pushUrl: get("push_url"),
-    irohRelay: iroh === null ? `https://${isIpDomain ? domain : domain}` : iroh,
+    irohRelay,
     appVersionsFile: get("app_versions_file"),
     turnSecret: get("turn_secret"),
     turnPort: get("turn_port"),

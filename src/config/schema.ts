@@ -164,6 +164,14 @@ export const FIELDS: readonly Field[] = [
     doc: "Days without login after which an account is deleted",
   },
   {
+    key: "forget_expunged_after",
+    type: "int",
+    default: 30,
+    min: 1,
+    doc:
+      "Days after which the record of an expunged message is forgotten (a device offline longer resyncs with a conservative answer)",
+  },
+  {
     key: "max_connections_per_ip",
     type: "int",
     default: 200,
@@ -214,7 +222,22 @@ export const FIELDS: readonly Field[] = [
     key: "iroh_relay",
     type: "string",
     default: null,
-    doc: "Iroh relay URL offered to clients; default https://<domain>; empty disables",
+    doc:
+      "Iroh relay for webxdc realtime: unset runs the embedded one on the HTTP(S) listeners; a URL offers that relay instead; empty offers none",
+  },
+  {
+    key: "iroh_max_clients",
+    type: "int",
+    default: 1000,
+    min: 1,
+    doc: "Clients the embedded iroh relay serves at once; more are refused (503)",
+  },
+  {
+    key: "iroh_client_rate",
+    type: "size",
+    default: "2M",
+    doc:
+      "Bytes per second the iroh relay reads from one client (bursts of twice that); 0: no limit",
   },
   {
     key: "app_versions_file",

@@ -13,8 +13,8 @@ export type MetadataError = "PERMISSIONDENIED" | "MAXSIZE" | "TOOMANY" | "NONEXI
 
 export interface MetadataOptions {
   store: PushStore;
-  /** "https://host" or "" when no iroh relay is offered. */
-  irohRelay: string;
+  /** The iroh relay URL offered now ("https://host", "http://host:port"), or null for none. */
+  irohRelay: () => string | null;
   /** "host:port:user:password" when a TURN server runs, else null. */
   turnCredentials: () => string | null;
   maxSmtpRecipients: number;
@@ -90,7 +90,7 @@ export class MetadataService {
     const o = this.#o;
     switch (key) {
       case "/shared/vendor/deltachat/irohrelay":
-        return o.irohRelay || null;
+        return o.irohRelay() || null;
       case "/shared/vendor/deltachat/turn":
         return o.turnCredentials();
       case "/shared/vendor/deltachat/maxsmtprecipients":

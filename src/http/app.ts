@@ -56,6 +56,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   }
   app.get("/robots.txt", (c) => c.text("User-agent: *\nDisallow: /\n"));
 
+  for (const r of deps.routes ?? []) app.route("/", r);
   if (deps.admin) app.route("/", deps.admin);
   app.notFound(notFound);
   app.onError(createErrorHandler(deps.log));

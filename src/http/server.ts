@@ -6,11 +6,15 @@
 // Built on node:http / node:https (Node's llhttp parser: strict about smuggling, header size
 // limited to 16 KiB with 431) because Deno.serve exposes no accepted connection and no header
 // timeout. The requests and responses are adapted to the fetch API the apps are written for.
-// It serves HTTP/1.1 only (no h2 over ALPN); raw protocol upgrades can be taken over by `upgrade`.
+// It serves HTTP/1.1 only (no h2 over ALPN). A connection can be taken over at its first request
+// head (`takeover`): raw protocol upgrades that node:http cannot hand out (iroh's `Upgrade: iroh
+// derp http` comes without `Connection: Upgrade`, so llhttp treats it as a plain request). The
+// listener is therefore a net/tls server that passes each connection on to the HTTP server
+// (`emit("connection")`) unless the takeover claims it.
 
 import http from "node:http";
-import https from "node:https";
-import type net from "node:net";
+import net from "node:net";
+import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import { parseHostPort } from "../net/mod.ts";
 
@@ -44,11 +48,22 @@ export interface HttpServerOptions {
   /** A connection on which no byte moves for this long is closed (slow bodies). Default 60 000. */
   idleTimeoutMs?: number;
   /**
-   * Takes over a request asking for a protocol upgrade (Upgrade header): gets the request head
-   * and the socket; return false to refuse (the connection is then closed).
+   * Looks at the first request head of each connection; returning true takes the connection
+   * over (the socket, and the bytes that came after the head). Only asked when set.
    */
-  upgrade?: (request: Request, socket: net.Socket, head: Uint8Array) => boolean;
+  takeover?: (head: FirstRequest, socket: net.Socket, rest: Uint8Array) => boolean;
 }
+
+/** The first request head of a connection, for a takeover to decide on. */
+export interface FirstRequest {
+  method: string;
+  /** Path without the query. */
+  path: string;
+  headers: Headers;
+}
+
+/** A first request head longer than this is left to the HTTP server (which answers 431). */
+const MAX_FIRST_HEAD = 16 * 1024;
 
 export interface HttpServer {
   readonly hostname: string;
@@ -82,11 +97,21 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const scheme = options.tls ? "https" : "http";
 
   const initial = pems();
-  const server: http.Server = initial
-    ? https.createServer({ cert: initial.certPem, key: initial.keyPem, minVersion: "TLSv1.2" })
-    : http.createServer();
+  // The HTTP server never listens: the listener hands it each connection (after TLS).
+  const server = http.createServer();
   // What Node announces in Keep-Alive: the head deadline below is what closes idle connections.
   server.keepAliveTimeout = headerTimeoutMs;
+  // Deno's node:http closes a connection after each response when its server is not listening
+  // itself (resOnFinish); it is listening as far as keep-alive is concerned while the listener is.
+  Object.defineProperty(server, "listening", { get: () => listener.listening });
+  const listener: net.Server = initial
+    ? tls.createServer({
+      cert: initial.certPem,
+      key: initial.keyPem,
+      minVersion: "TLSv1.2",
+      handshakeTimeout: headerTimeoutMs,
+    })
+    : net.createServer();
 
   // Connections are known by peer address and port: the raw socket (where limits apply) and the
   // TLS socket a request arrives on share them.
@@ -101,12 +126,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     st.headTimer = setTimeout(() => socket.destroy(), headerTimeoutMs);
   };
 
-  server.on("connection", (socket: net.Socket) => {
+  listener.on("connection", (socket: net.Socket) => {
     socket.on("error", () => {}); // a reset peer is normal; the socket closes either way
     const ip = unmapped(socket.remoteAddress);
     if (closing || sockets.size >= maxTotal || (perIp.get(ip) ?? 0) >= maxPerIp) {
       if (scheme === "http") {
         socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n");
+        socket.resume(); // read (and drop) until the peer's end, so the socket can close
       } else socket.destroy();
       return;
     }
@@ -125,7 +151,44 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       if (n <= 0) perIp.delete(ip);
       else perIp.set(ip, n);
     });
+    if (!initial) dispatch(socket);
   });
+  if (initial) {
+    listener.on("secureConnection", (socket: tls.TLSSocket) => {
+      socket.on("error", () => {});
+      dispatch(socket);
+    });
+    listener.on("tlsClientError", (_err: Error, socket: net.Socket) => socket.destroy());
+  }
+
+  /** To the HTTP server, or to the takeover when it claims the first request head. */
+  const dispatch = (socket: net.Socket) => {
+    const take = options.takeover;
+    if (!take) return void server.emit("connection", socket);
+    let buffered = new Uint8Array(0);
+    const onData = (chunk: Buffer) => {
+      const next = new Uint8Array(buffered.length + chunk.length);
+      next.set(buffered);
+      next.set(chunk, buffered.length);
+      buffered = next;
+      const end = headEnd(buffered);
+      if (end < 0 && buffered.length <= MAX_FIRST_HEAD) return;
+      socket.off("data", onData);
+      socket.pause();
+      const head = end < 0 ? null : firstRequest(buffered.subarray(0, end));
+      if (head && take(head, socket, buffered.subarray(end))) {
+        const st = conns.get(keyOf(socket));
+        if (st) clearTimeout(st.headTimer);
+        socket.setTimeout(0);
+        socket.resume(); // the taker has its listeners on by now
+        return;
+      }
+      socket.unshift(Buffer.from(buffered));
+      server.emit("connection", socket);
+      socket.resume();
+    };
+    socket.on("data", onData);
+  };
 
   const requestOf = (req: http.IncomingMessage, signal?: AbortSignal): Request | null => {
     const target = req.url ?? "";
@@ -198,13 +261,6 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     await writeResponse(req, res, response);
   };
 
-  server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    const st = conns.get(keyOf(socket));
-    if (st) clearTimeout(st.headTimer);
-    const request = options.upgrade ? requestOf(req) : null;
-    if (!request || !options.upgrade!(request, socket, new Uint8Array(head))) socket.destroy();
-    else socket.setTimeout(0);
-  });
   server.on("clientError", (err: Error & { code?: string }, socket: net.Socket) => {
     // A request llhttp refuses (smuggling attempts, bad syntax, a head over 16 KiB).
     if (!socket.destroyed && socket.writable) {
@@ -218,20 +274,20 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   await new Promise<void>((resolve, reject) => {
     const fail = (err: Error) =>
       reject(new Error(`Cannot listen on ${options.address}: ${err.message}`, { cause: err }));
-    server.once("error", fail);
-    server.listen({ host, port, exclusive: true }, () => {
-      server.off("error", fail);
+    listener.once("error", fail);
+    listener.listen({ host, port, exclusive: true }, () => {
+      listener.off("error", fail);
       resolve();
     });
   });
-  server.on("error", () => {}); // after listening, errors belong to single connections
-  const bound = server.address() as net.AddressInfo;
+  listener.on("error", () => {}); // after listening, errors belong to single connections
+  const bound = listener.address() as net.AddressInfo;
 
   let closed: Promise<void> | null = null;
   const close = (graceMs = 5000) =>
     closed ??= (async () => {
       closing = true;
-      const done = new Promise<void>((r) => server.close(() => r()));
+      const done = new Promise<void>((r) => listener.close(() => r()));
       // Idle kept-alive connections go now; busy ones when their response ends or the grace ends.
       for (const s of sockets) {
         if ((conns.get(keyOf(s))?.active ?? 0) === 0) s.destroy();
@@ -257,7 +313,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     reload() {
       const tls = pems();
       if (tls && !closing) {
-        (server as https.Server).setSecureContext({
+        (listener as tls.Server).setSecureContext({
           cert: tls.certPem,
           key: tls.keyPem,
           minVersion: "TLSv1.2",
@@ -341,4 +397,31 @@ async function writeResponse(
     if (res.destroyed) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
+}
+
+/** Offset just after the blank line ending a request head, or -1. */
+function headEnd(b: Uint8Array): number {
+  for (let i = 3; i < b.length; i++) {
+    if (b[i] === 10 && b[i - 1] === 13 && b[i - 2] === 10 && b[i - 3] === 13) return i + 1;
+  }
+  return -1;
+}
+
+/** Request line and fields of a head; null when it is not a well-formed HTTP/1.x head. */
+function firstRequest(bytes: Uint8Array): FirstRequest | null {
+  const lines = new TextDecoder("latin1").decode(bytes).split("\r\n");
+  const m = /^([A-Z]+) (\/[^ ?#]*)(?:\?[^ ]*)? HTTP\/1\.[01]$/.exec(lines[0]);
+  if (!m) return null;
+  const headers = new Headers();
+  for (const line of lines.slice(1)) {
+    if (line === "") break;
+    const colon = line.indexOf(":");
+    if (colon <= 0 || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(line.slice(0, colon))) return null;
+    try {
+      headers.append(line.slice(0, colon), line.slice(colon + 1).trim());
+    } catch {
+      return null;
+    }
+  }
+  return { method: m[1], path: m[2], headers };
 }

@@ -257,26 +257,32 @@ Deno.test("startHttpServer(): close() lets a running request finish", async () =
   assert.match(await received, /^HTTP\/1\.1 200 [^]*done/);
 });
 
-Deno.test("startHttpServer(): an upgrade hook takes over the socket", async () => {
+Deno.test("startHttpServer(): a takeover gets a connection by its first request head", async () => {
   await using server = await startHttpServer({
     address: "127.0.0.1:0",
     app: echoApp(),
-    upgrade(request, socket) {
-      if (request.headers.get("upgrade") !== "test-proto") return false;
-      socket.end("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test-proto\r\n\r\nhello");
+    // As iroh's relay upgrade: an Upgrade field without Connection: Upgrade, data right behind.
+    takeover(head, socket, rest) {
+      if (head.path !== "/x" || head.headers.get("upgrade") !== "test-proto") return false;
+      socket.end(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: test-proto\r\n\r\n" +
+          new TextDecoder().decode(rest),
+      );
       return true;
     },
   });
   const ok = rawExchange(
     server.port,
-    "GET /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test-proto\r\n\r\n",
+    "GET /x?q=1 HTTP/1.1\r\nHost: x\r\nUpgrade: test-proto\r\n\r\nhello",
   );
-  assert.match(await within(10_000, "upgrade", ok.received), /^HTTP\/1\.1 101 [^]*hello$/);
-  const refused = rawExchange(
+  assert.match(await within(10_000, "takeover", ok.received), /^HTTP\/1\.1 101 [^]*hello$/);
+  // Not claimed: the HTTP server answers, also a second request on the same connection.
+  const plain = rawExchange(
     server.port,
-    "GET /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: other\r\n\r\n",
+    "GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: other\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
   );
-  assert.equal(await within(10_000, "refused upgrade", refused.received), "");
+  const answer = await within(10_000, "plain requests", plain.received);
+  assert.equal(answer.match(/HTTP\/1\.1 \d{3} /g)?.length, 2, answer);
 });
 
 Deno.test("createMetricsApp() serves the registry as Prometheus text", async () => {

@@ -31,6 +31,12 @@ export const SETTINGS = {
   },
   push_enabled: { kind: "boolean", default: "true", doc: "Send push notifications" },
   turn_enabled: { kind: "boolean", default: "true", doc: "Offer TURN credentials to clients" },
+  iroh_enabled: {
+    kind: "boolean",
+    default: "true",
+    doc:
+      "Offer an iroh relay for webxdc realtime apps (the embedded one unless iroh_relay names another); off: none is served or offered",
+  },
   federation_mode: {
     kind: "enum",
     values: ["blocklist", "allowlist"],
@@ -41,12 +47,12 @@ export const SETTINGS = {
   federation_allowlist: {
     kind: "list",
     default: "",
-    doc: "Domains allowed in allowlist mode, comma-separated",
+    doc: "Domains allowed in allowlist mode, separated by commas, spaces or line breaks",
   },
   admin_contact: {
     kind: "string",
     default: "",
-    doc: "Contact address shown as METADATA /shared/admin",
+    doc: "Operator contact on the privacy page; overrides the admin_contact config key there",
   },
   app_versions: {
     kind: "json",

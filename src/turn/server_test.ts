@@ -24,6 +24,7 @@ import {
 import type { TransportAddress } from "./stun.ts";
 
 import { Client, Endpoint, errorCode, peerAttr, transport } from "./testdata/turn_client.ts";
+import { requireTool } from "../../tests/support/tools.ts";
 
 const SECRET = "test-secret";
 const REALM = "example.org";
@@ -496,6 +497,14 @@ Deno.test("Refresh: lifetimes, 0 deletes, 437 without allocation, 441 for anothe
   });
 });
 
+/** Waits (at most 10 s) until the sweep made `done` true. */
+async function sweptUntil(done: () => boolean) {
+  for (const deadline = Date.now() + 10_000; !done();) {
+    if (Date.now() > deadline) throw new Error("the sweep did not run within 10 s");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 Deno.test("allocations and permissions expire on the clock and are swept", async () => {
   let now = Date.now();
   await withServer({ now: () => now, sweepIntervalMs: 10 }, async (server) => {
@@ -511,12 +520,11 @@ Deno.test("allocations and permissions expire on the clock and are swept", async
       now += 301_000; // permissions last 300 s
       peer.send(utf8("late"), relayed.port);
       assert.equal(await c.ep.recv(200), null);
-      await new Promise((r) => setTimeout(r, 50));
-      assert.equal(server.stats().permissions, 0);
+      // The sweep runs every 10 ms: wait for it to have removed the permission.
+      await sweptUntil(() => server.stats().permissions === 0);
       assert.equal(server.stats().allocations, 1);
       now += 300_000; // the allocation's 600 s are over
-      await new Promise((r) => setTimeout(r, 50));
-      assert.equal(server.stats().allocations, 0);
+      await sweptUntil(() => server.stats().allocations === 0);
     } finally {
       await c.close();
       await peer.close();
@@ -629,15 +637,7 @@ Deno.test("garbage, truncated and oversized datagrams do not disturb the server"
 
 // --- Interop with coturn's command-line clients (Debian package coturn) ---
 
-async function hasTool(name: string): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("sh", { args: ["-c", `command -v ${name}`] }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-}
-const hasCoturn = await hasTool("turnutils_uclient") && await hasTool("turnutils_stunclient");
+const coturn = requireTool("turnutils_uclient", "turnutils_stunclient");
 
 async function run(cmd: string, args: string[], timeoutMs = 60_000) {
   const out = await new Deno.Command(cmd, {
@@ -650,13 +650,17 @@ async function run(cmd: string, args: string[], timeoutMs = 60_000) {
   return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
 }
 
-Deno.test("turnutils_stunclient gets its reflexive address", { ignore: !hasCoturn }, async () => {
-  await withServer({}, async (server) => {
-    const r = await run("turnutils_stunclient", ["-p", String(server.port), "127.0.0.1"]);
-    assert.equal(r.code, 0, r.text);
-    assert.match(r.text, /UDP reflexive addr: 127\.0\.0\.1:\d+/);
-  });
-});
+Deno.test(
+  coturn.title("turnutils_stunclient gets its reflexive address"),
+  { ignore: coturn.ignore },
+  async () => {
+    await withServer({}, async (server) => {
+      const r = await run("turnutils_stunclient", ["-p", String(server.port), "127.0.0.1"]);
+      assert.equal(r.code, 0, r.text);
+      assert.match(r.text, /UDP reflexive addr: 127\.0\.0\.1:\d+/);
+    });
+  },
+);
 
 /** Totals of a turnutils_uclient run: messages sent and received, lost packets. */
 function uclientTotals(out: string) {
@@ -677,8 +681,8 @@ for (
   ] as [string, string[]][]
 ) {
   Deno.test(
-    `turnutils_uclient relays client-to-client through ${mode}`,
-    { ignore: !hasCoturn },
+    coturn.title(`turnutils_uclient relays client-to-client through ${mode}`),
+    { ignore: coturn.ignore },
     async () => {
       await withServer({}, async (server) => {
         const { username, password } = turnCredentials(SECRET, Date.now());
@@ -712,8 +716,8 @@ for (
   );
 }
 
-Deno.test("turnutils_uclient with a wrong password cannot allocate", {
-  ignore: !hasCoturn,
+Deno.test(coturn.title("turnutils_uclient with a wrong password cannot allocate"), {
+  ignore: coturn.ignore,
 }, async () => {
   await withServer({}, async (server) => {
     const { username } = turnCredentials(SECRET, Date.now());

@@ -46,6 +46,7 @@ export async function adminServices(
       startedAt: clock.now - 3_723_000,
       metrics,
       store,
+      irohUrl: () => "https://example.org",
       now,
     }),
     certificates: () => [],
