@@ -6,8 +6,6 @@
 //   scripts/deno task bench --idle-conns 10000   # the full IDLE figure
 //   scripts/deno task bench --save-baseline  # also write scripts/bench_baseline.json
 //   scripts/deno task bench --no-refstack    # tern alone
-//   scripts/deno task bench --only chaos     # disconnect chaos (tern alone, on request only;
-//                                            # CHAOS_SEED, --chaos-cycles N)
 //
 // Results go to scripts/bench_results.json; tern figures more than 20% worse than
 // scripts/bench_baseline.json are listed at the end. Needs root for the reference stack; without it
@@ -15,8 +13,6 @@
 // removed at the end, also on Ctrl-C.
 
 import { parseArgs } from "node:util";
-import { type ChaosBench, chaosBench, chaosTable } from "./bench/chaos.ts";
-import { seedFrom } from "../tests/support/prng.ts";
 import { parseMessage } from "../src/mime/mod.ts";
 import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { type SignupResult, signupStorm } from "./bench/signup.ts";
@@ -34,6 +30,7 @@ import {
   fetchThroughput,
   idleScale,
   PASS,
+  preloginFlood,
   submission,
 } from "./bench/scenarios.ts";
 import type {
@@ -62,7 +59,6 @@ const { values: flags } = parseArgs({
     "idle-wait": { type: "string" },
     only: { type: "string" },
     "raise-inotify": { type: "boolean", default: false },
-    "chaos-cycles": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -70,8 +66,8 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,parse,submit,latency,signup,idle,fetch,deltachat,gate,iroh]\n" +
-      "                       [--only chaos [--chaos-cycles N]]\n" +
+      "                       [--only start,parse,submit,latency,signup,idle,prelogin,fetch,\n" +
+      "                               deltachat,gate,iroh]\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -87,19 +83,16 @@ const SCENARIOS = [
   "latency",
   "signup",
   "idle",
+  "prelogin",
   "fetch",
   "deltachat",
   "gate",
   "iroh",
 ];
-/** Scenarios run only when named in --only. */
-const ON_REQUEST = ["chaos"];
 const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
 for (const o of only) {
-  if (!SCENARIOS.includes(o) && !ON_REQUEST.includes(o)) {
-    console.error(
-      `--only: unknown scenario "${o}" (known: ${[...SCENARIOS, ...ON_REQUEST].join(", ")})`,
-    );
+  if (!SCENARIOS.includes(o)) {
+    console.error(`--only: unknown scenario "${o}" (known: ${SCENARIOS.join(", ")})`);
     Deno.exit(2);
   }
 }
@@ -114,6 +107,8 @@ const opts = {
   signupInFlight: 50,
   idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 2000)),
   idlePerUser: 8,
+  preloginConns: 200,
+  preloginBytes: 1 << 20,
   // Dovecot moves IDLE sessions to its imap-hibernate process after 30 s idle.
   idleWaitMs: Number(flags["idle-wait"] ?? (quick ? 0 : 35)) * 1000,
   fetch2kMessages: quick ? 500 : 2000,
@@ -234,26 +229,6 @@ async function main() {
   const tv: Values = {}, rv: Values = {};
   const raw: { tern: Raw; ref: Raw } = { tern: {}, ref: {} };
 
-  // 8. disconnect chaos (its own relay; tern alone)
-  if (only.has("chaos")) {
-    const seed = seedFrom("CHAOS_SEED");
-    raw.tern.chaos = await chaosBench({
-      seed,
-      cycles: Number(flags["chaos-cycles"] ?? (quick ? 500 : 2000)),
-      concurrency: 16,
-    }, log);
-    console.log(chaosTable(raw.tern.chaos as ChaosBench));
-    only.delete("chaos");
-    if (only.size === 0) {
-      await Deno.writeTextFile(
-        RESULTS,
-        JSON.stringify({ date: new Date().toISOString(), chaos: raw.tern.chaos }, null, 2) + "\n",
-      );
-      console.log(`results: ${RESULTS}`);
-      return;
-    }
-  }
-
   // 7. the gate's cost on worst-case messages (in-process, no server needed)
   if (only.has("gate")) {
     raw.tern.gate = await gateRuns();
@@ -320,6 +295,20 @@ async function main() {
   if (only.has("signup")) await signupRuns(targets, notes);
   // 3. idle scale
   if (only.has("idle")) await idleRuns(targets, tpl2k, ref, notes);
+  // 3b. pre-login connections with oversized commands
+  if (only.has("prelogin")) {
+    for (const [t, v, r] of targets) {
+      log(`${t.label}: ${opts.preloginConns} pre-login connections with oversized commands`);
+      const p = await preloginFlood(t, {
+        conns: opts.preloginConns,
+        bytes: opts.preloginBytes,
+        log,
+      });
+      r.prelogin = p;
+      v.prelogin_rss_growth_mb = mb(p.peak.rssKb - p.before.rssKb);
+      v.prelogin_rss_after_mb = mb(p.after.rssKb);
+    }
+  }
   // 4. FETCH throughput
   if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
   // 6. the real Delta Chat core

@@ -170,6 +170,19 @@ export const METRICS: MetricDef[] = [
     digits: 2,
     floor: 0.5,
   },
+  {
+    id: "prelogin_rss_growth_mb",
+    label: "pre-login: RSS growth, 200 conns × 1 MB commands (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "prelogin_rss_after_mb",
+    label: "pre-login: RSS after they are cut off (MB)",
+    better: "lower",
+    digits: 1,
+  },
   { id: "idle_conns", label: "IDLE: connections established", better: "higher", digits: 0 },
   {
     id: "idle_establish_s",
@@ -379,6 +392,7 @@ function dependsOn(id: string): string[] | "all" {
   }
   if (id.startsWith("start_")) return ["restarts"];
   if (id.startsWith("signup_")) return ["signupClients", "signupInFlight"];
+  if (id.startsWith("prelogin_")) return ["preloginConns", "preloginBytes"];
   if (id.startsWith("iroh_")) return ["durationMs", "irohRoundTrips"];
   return [];
 }

@@ -1,7 +1,7 @@
 // Adapts the account and delivery services to the SMTP edge's narrow backend interface, mapping
 // domain errors to the reference relay's SMTP replies.
 
-import { isRelayError } from "../errors.ts";
+import { isRelayError, isStorageFull } from "../errors.ts";
 import type { SmtpBackend, SmtpReply } from "../smtp/mod.ts";
 import type { Services } from "./services.ts";
 import type { Logger } from "../log/mod.ts";
@@ -63,9 +63,7 @@ export function smtpBackend(services: Services, log: Logger, metrics?: RelayMetr
  */
 function storageFailure(err: unknown, log: Logger): SmtpReply {
   const message = (err as Error)?.message ?? String(err);
-  if (
-    /disk is full|database or disk is full|SQLITE_FULL|ENOSPC|readonly|read-only/i.test(message)
-  ) {
+  if (isStorageFull(err)) {
     log.error("storage full or read-only: mail refused for now", { error: message });
     return { code: 452, enhanced: "4.3.1", text: "Insufficient system storage, try again later" };
   }

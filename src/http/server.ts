@@ -16,7 +16,7 @@ import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { parseHostPort } from "../net/mod.ts";
+import { limitKey, parseHostPort } from "../net/mod.ts";
 
 export interface TlsPems {
   certPem: string;
@@ -128,7 +128,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
   listener.on("connection", (socket: net.Socket) => {
     socket.on("error", () => {}); // a reset peer is normal; the socket closes either way
-    const ip = unmapped(socket.remoteAddress);
+    // Per client address, an IPv6 client by its /64 (as the mail listeners count).
+    const ip = limitKey(socket.remoteAddress ?? "");
     if (closing || sockets.size >= maxTotal || (perIp.get(ip) ?? 0) >= maxPerIp) {
       if (scheme === "http") {
         socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n");

@@ -9,8 +9,11 @@ import { ConnectionClosedError, LineTooLongError } from "../net/connection.ts";
 export interface CommandConnection {
   /** The next line (with or without its CRLF/LF; both are accepted); null at end of stream. */
   readLine(maxBytes: number): Promise<Uint8Array | null>;
-  /** Exactly n bytes; null when the stream ends first. */
-  readExact(n: number): Promise<Uint8Array | null>;
+  /** Exactly n bytes handed to onChunk as they arrive; false when the stream ends first. */
+  readExactChunks(
+    n: number,
+    onChunk: (chunk: Uint8Array) => void | Promise<void>,
+  ): Promise<boolean>;
   write(data: string | Uint8Array): Promise<void>;
 }
 
@@ -26,6 +29,11 @@ export interface ReadLimits {
   maxAppendLiteralBytes: number;
   /** All lines and literals of one command; default: the larger literal limit plus 64 lines. */
   maxCommandBytes?: number;
+  /**
+   * Skip a refused non-synchronizing literal (and the rest of its command) so the next command
+   * can be read (default). Before login nothing is skipped: the session ends instead.
+   */
+  skipRefused?: boolean;
 }
 
 /** A literal (or the command as a whole) over its limit; answer `<tag> NO [TOOBIG]`. */
@@ -38,6 +46,11 @@ export class LiteralTooLargeError extends Error {
     readonly limit: number,
     /** True when the client announced `{n}` and now waits for our answer instead of sending. */
     readonly synchronizing: boolean,
+    /**
+     * A non-synchronizing literal too large even to skip (over twice the limit): the stream is
+     * out of sync and the connection must end.
+     */
+    readonly fatal = false,
   ) {
     super(`Literal of ${size} bytes exceeds the limit of ${limit} bytes`);
     this.name = "LiteralTooLargeError";
@@ -45,7 +58,8 @@ export class LiteralTooLargeError extends Error {
 }
 
 export const CONTINUE_LITERAL = "+ Ready for literal data\r\n";
-const DRAIN_CHUNK = 64 * 1024;
+/** A refused non-synchronizing literal larger than this is not skipped: the connection ends. */
+const DRAIN_MAX = 64 * 1024 * 1024;
 // `{n}`, `{n+}` and literal8 `~{n}` at the very end of a line (RFC 9051 §9 "literal").
 const LITERAL_MARKER = /~?\{([0-9]{1,20})(\+?)\}$/;
 // Tag: ASTRING-CHARs except "+" (RFC 9051 §9 "tag"), followed by SP.
@@ -95,6 +109,8 @@ function isAppend(firstLine: string): boolean {
 export async function readCommand(
   conn: CommandConnection,
   limits: ReadLimits,
+  /** Called once the first line of a command has arrived. */
+  onStart?: () => void,
 ): Promise<RawCommand | null> {
   const maxTotal = limits.maxCommandBytes ??
     Math.max(limits.maxLiteralBytes, limits.maxAppendLiteralBytes) + 64 * limits.maxLineBytes;
@@ -112,6 +128,7 @@ export async function readCommand(
     if (first === null && body.length === 0) continue;
     total += body.length + 2;
     const line = decoder.decode(body);
+    if (first === null) onStart?.();
     first ??= line;
     const marker = splitMarker(line);
     if (!marker) {
@@ -128,15 +145,25 @@ export async function readCommand(
         overTotal ? maxTotal : limit,
         marker.sync,
       );
-      // A synchronizing literal is not sent until we say so: the tagged answer refuses it.
-      if (!marker.sync) await drainCommand(conn, marker.size, limits.maxLineBytes);
+      // A synchronizing literal is not sent until we say so: the tagged answer refuses it. A
+      // non-synchronizing one is skipped to stay in sync, unless it is absurdly large.
+      if (!marker.sync && limits.skipRefused !== false) {
+        if (marker.size > Math.max(2 * maxTotal, DRAIN_MAX)) {
+          throw new LiteralTooLargeError(err.tag, err.size, err.limit, false, true);
+        }
+        await drainCommand(conn, marker.size, limits.maxLineBytes);
+      }
       throw err;
     }
     if (marker.sync) await conn.write(CONTINUE_LITERAL);
-    const data = await conn.readExact(marker.size);
-    if (data === null) {
-      throw new ConnectionClosedError("Connection closed in the middle of a literal");
-    }
+    // Read in pieces into one array of the announced size: never more than it in memory.
+    const data = new Uint8Array(marker.size);
+    let at = 0;
+    const whole = await conn.readExactChunks(marker.size, (c) => {
+      data.set(c, at);
+      at += c.length;
+    });
+    if (!whole) throw new ConnectionClosedError("Connection closed in the middle of a literal");
     segments.push(data);
     total += marker.size;
   }
@@ -144,13 +171,8 @@ export async function readCommand(
 
 /** Reads and drops n bytes without holding more than one chunk. */
 async function discard(conn: CommandConnection, n: number): Promise<void> {
-  let left = n;
-  while (left > 0) {
-    const step = Math.min(left, DRAIN_CHUNK);
-    if ((await conn.readExact(step)) === null) {
-      throw new ConnectionClosedError("Connection closed in the middle of a literal");
-    }
-    left -= step;
+  if (!(await conn.readExactChunks(n, () => {}))) {
+    throw new ConnectionClosedError("Connection closed in the middle of a literal");
   }
 }
 

@@ -2,6 +2,7 @@
 // SUBSCRIBE, UNSUBSCRIBE, LIST/LSUB (with LIST-EXTENDED, SPECIAL-USE, LIST-STATUS), STATUS,
 // APPEND (UIDPLUS), CLOSE, UNSELECT.
 
+import { isStorageFull } from "../errors.ts";
 import type { MailboxRecord, MessageRecord } from "../store/types.ts";
 import type { CommandTable, SessionContext } from "./session.ts";
 import type { Command, CommandOf, StatusItem } from "./types.ts";
@@ -66,7 +67,17 @@ async function select(ctx: SessionContext, cmd: Of<"SELECT" | "EXAMINE">) {
   );
   ctx.out(`* ${messages.length} EXISTS\r\n`);
   // This session takes \Recent for what arrived since the last SELECT (EXAMINE only counts).
-  if (!readOnly) sel.recent = new Set(await ctx.backend.mailboxes.claimRecent(mb.id));
+  // Best-effort, as Dovecot's index updates: on a full disk the mailbox still opens (that is
+  // how users delete mail to free space), with no message \Recent.
+  if (!readOnly) {
+    sel.recent = new Set(
+      await ctx.backend.mailboxes.claimRecent(mb.id).catch((err) => {
+        if (!isStorageFull(err)) throw err;
+        ctx.log?.debug("recent not claimed: storage full", { error: String(err) });
+        return [];
+      }),
+    );
+  }
   ctx.out(`* ${readOnly ? mb.recent : sel.recent.size} RECENT\r\n`);
   const firstUnseen = messages.findIndex((m) => !m.flags.includes("\\Seen"));
   if (firstUnseen >= 0) ctx.out(`* OK [UNSEEN ${firstUnseen + 1}] First unseen\r\n`);

@@ -118,6 +118,8 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
     ctx.out(`* ${seq} FETCH (`);
     for (const p of parts) ctx.out(p);
     ctx.out(")\r\n");
+    // Back-pressure: a client that reads slowly (or not at all) holds at most one batch.
+    await ctx.maybeFlush();
   }
 }
 

@@ -12,6 +12,8 @@ export class BufferConnection implements CommandConnection {
   #pos = 0;
   writes: string[] = [];
   largestRead = 0;
+  /** Largest piece readExactChunks hands out. */
+  chunkBytes = 64 * 1024;
 
   /** `keepLineEnd` false mimics net's SocketConnection, which strips CRLF. */
   constructor(input: string | Uint8Array, readonly keepLineEnd = true) {
@@ -46,6 +48,24 @@ export class BufferConnection implements CommandConnection {
     this.#pos += n;
     this.largestRead = Math.max(this.largestRead, n);
     return Promise.resolve(out);
+  }
+
+  /** Hands the bytes out in pieces of at most `chunkBytes`, as a socket would. */
+  async readExactChunks(
+    n: number,
+    onChunk: (chunk: Uint8Array) => void | Promise<void>,
+  ): Promise<boolean> {
+    let left = n;
+    while (left > 0) {
+      if (this.#pos >= this.#data.length) return false;
+      const step = Math.min(left, this.chunkBytes, this.#data.length - this.#pos);
+      const piece = this.#data.slice(this.#pos, this.#pos + step);
+      this.#pos += step;
+      left -= step;
+      this.largestRead = Math.max(this.largestRead, step);
+      await onChunk(piece);
+    }
+    return true;
   }
 
   write(data: string | Uint8Array): Promise<void> {

@@ -5,6 +5,7 @@
 import {
   type Connection,
   ConnectionClosedError,
+  type EndReason,
   IdleTimeoutError,
   LineTooLongError,
 } from "../net/mod.ts";
@@ -22,6 +23,11 @@ export interface SmtpSessionOptions {
   maxRecipients: number;
   /** STARTTLS can be offered (a certificate is configured and the connection is not TLS yet). */
   startTlsAvailable: boolean;
+  /**
+   * MAIL is refused until STARTTLS (inbound port 25, as the reference relay's Postfix with
+   * smtpd_tls_security_level=encrypt). Submission always requires TLS before AUTH.
+   */
+  requireTls?: boolean;
   commandTimeoutMs?: number;
   dataTimeoutMs?: number;
   maxErrors?: number;
@@ -29,8 +35,13 @@ export interface SmtpSessionOptions {
   hooks?: SmtpSessionHooks;
 }
 
-const MAX_COMMAND_LINE = 4096;
+/** Command lines before login (and on port 25): Postfix's line_length_limit. */
+const MAX_COMMAND_LINE = 2048;
+/** After login (submission). */
+const MAX_AUTHED_COMMAND_LINE = 4096;
 const MAX_DATA_LINE = 8192;
+/** Read ahead of the session while it is not authenticated and not in DATA. */
+const PREAUTH_READ_AHEAD = 16 * 1024;
 const dec = new TextDecoder("utf-8", { fatal: false });
 
 const line = (r: SmtpReply) =>
@@ -53,6 +64,12 @@ export class SmtpSession {
   /** The submission sender check of this transaction (undefined until its first RCPT). */
   #senderVerdict: SmtpReply | null | undefined = undefined;
   #errors = 0;
+  /** Shutdown asked: the session ends after the command in progress, with 421. */
+  #stopping = false;
+  /** Waiting for a command with nothing buffered: a shutdown may answer 421 at once. */
+  #idle = false;
+  /** Why #command ended the session, when not by QUIT. */
+  #end: EndReason | null = null;
 
   constructor(conn: Connection, options: SmtpSessionOptions, backend: SmtpBackend) {
     this.#conn = conn;
@@ -96,44 +113,79 @@ export class SmtpSession {
     this.#senderVerdict = undefined;
   }
 
-  async run(signal?: AbortSignal): Promise<void> {
+  /**
+   * Runs the session to its end and says why it ended. A client that goes away is a normal end:
+   * nothing is logged and nothing more is written to it.
+   */
+  async run(signal?: AbortSignal): Promise<EndReason> {
     const conn = this.#conn;
+    const shuttingDown = `421 4.3.2 ${this.#opts.hostname} Service shutting down\r\n`;
+    // Shutdown: a session waiting for a command is told at once; one inside a command (DATA being
+    // stored) finishes it and answers it first, so mail that is stored is always answered 250.
     const onAbort = () => {
-      conn.write(`421 4.3.2 ${this.#opts.hostname} Service shutting down\r\n`).catch(() => {})
-        .finally(() => conn.close().catch(() => {}));
+      this.#stopping = true;
+      if (this.#idle) this.#last(shuttingDown);
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
+    conn.setReadAhead(PREAUTH_READ_AHEAD);
     try {
       await this.#send(`220 ${this.#opts.hostname} ESMTP`);
       while (!conn.closed) {
+        if (this.#stopping) {
+          await this.#last(shuttingDown);
+          return "shutdown";
+        }
         let raw: Uint8Array | null;
+        this.#idle = conn.bufferedBytes() === 0;
         try {
-          raw = await conn.readLine(MAX_COMMAND_LINE);
+          raw = await conn.readLine(this.#login ? MAX_AUTHED_COMMAND_LINE : MAX_COMMAND_LINE);
         } catch (e) {
           if (e instanceof LineTooLongError) {
+            this.#idle = false;
+            if (e.fatal) {
+              await this.#last(
+                `500 5.5.2 ${this.#opts.hostname} Line too long, closing connection\r\n`,
+              );
+              return "protocol";
+            }
             await this.#error(r(500, "5.5.2", "Line too long"));
             continue;
           }
           throw e;
+        } finally {
+          this.#idle = false;
         }
-        if (raw === null) return;
-        if (!(await this.#command(dec.decode(raw)))) return;
+        if (raw === null) return this.#stopping ? "shutdown" : "gone";
+        if (!(await this.#command(dec.decode(raw)))) return this.#end ?? "quit";
       }
+      return this.#stopping ? "shutdown" : "gone";
     } catch (e) {
+      if (this.#stopping) return "shutdown";
       if (e instanceof IdleTimeoutError) {
-        await conn.write(`421 4.4.2 ${this.#opts.hostname} Timeout, closing connection\r\n`)
-          .catch(() => {});
-        return;
+        await this.#last(`421 4.4.2 ${this.#opts.hostname} Timeout, closing connection\r\n`);
+        return "idle";
       }
-      if (e instanceof CloseSession || e instanceof ConnectionClosedError) return;
-      if (conn.closed) return;
+      if (e instanceof CloseSession) return "protocol";
+      if (e instanceof ConnectionClosedError || conn.closed) return "gone";
       this.#opts.log?.error("smtp session failed", { error: String(e) });
-      await conn.write(`421 4.3.0 ${this.#opts.hostname} Internal error\r\n`).catch(() => {});
+      await this.#last(`421 4.3.0 ${this.#opts.hostname} Internal error\r\n`);
+      return "error";
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      await conn.close().catch(() => {});
+      await conn.close();
     }
+  }
+
+  /** A last reply, when the client is still there to read it, then the end. */
+  async #last(text: string) {
+    if (this.#conn.closed) return;
+    try {
+      await this.#conn.write(text);
+    } catch (e) {
+      if (!(e instanceof ConnectionClosedError)) throw e;
+    }
+    await this.#conn.close();
   }
 
   /** Handles one command line; false ends the session. */
@@ -230,12 +282,14 @@ export class SmtpSession {
     if (this.#conn.bufferedBytes() > 0) {
       // RFC 3207 §4.2: anything pipelined after STARTTLS is an injection attempt.
       await this.#send(r(501, "5.5.4", "Data after STARTTLS refused, closing connection"));
+      this.#end = "protocol";
       return false;
     }
     try {
       await this.#conn.startTls("220 2.0.0 Ready to start TLS\r\n");
     } catch (e) {
-      this.#opts.log?.info("smtp starttls failed", { error: String(e) });
+      this.#opts.log?.debug("smtp starttls failed", { error: String(e) });
+      this.#end = "tls";
       return false;
     }
     // RFC 3207 §4.2: forget everything learned before TLS.
@@ -289,6 +343,7 @@ export class SmtpSession {
       return await this.#error(result.reply);
     }
     this.#login = result.address;
+    this.#conn.setReadAhead();
     const ok = r(235, "2.7.0", "Authentication successful");
     this.#opts.hooks?.onReply?.("auth", ok);
     await this.#send(ok);
@@ -297,7 +352,15 @@ export class SmtpSession {
   /** Sends a 334 challenge; null (after replying) when the client cancels with "*". */
   async #challenge(text: string): Promise<string | null> {
     await this.#send(`334 ${text}`);
-    const raw = await this.#conn.readLine(MAX_COMMAND_LINE);
+    let raw: Uint8Array | null;
+    try {
+      raw = await this.#conn.readLine(MAX_COMMAND_LINE);
+    } catch (e) {
+      if (!(e instanceof LineTooLongError)) throw e;
+      await this.#error(r(500, "5.5.2", "Line too long"));
+      if (e.fatal) throw new CloseSession();
+      return null;
+    }
     if (raw === null) throw new ConnectionClosedError();
     const answer = dec.decode(raw).trim();
     if (answer === "*") {
@@ -309,7 +372,7 @@ export class SmtpSession {
 
   async #mail(arg: string) {
     if (!this.#greeted) return await this.#refuse("mail", BAD_SEQUENCE("Send EHLO first"));
-    if (this.#submission && !this.#conn.isTls) {
+    if ((this.#submission || this.#opts.requireTls) && !this.#conn.isTls) {
       return await this.#refuse("mail", r(530, "5.7.0", "Must issue a STARTTLS command first"));
     }
     if (this.#submission && !this.#login) {
@@ -380,10 +443,12 @@ export class SmtpSession {
     }
     await this.#send("354 End data with <CR><LF>.<CR><LF>");
     this.#conn.setIdleTimeout(this.#opts.dataTimeoutMs ?? 600_000);
+    this.#conn.setReadAhead();
     const data = await readData(this.#conn, {
       maxBytes: this.#opts.maxMessageBytes,
       maxLineBytes: MAX_DATA_LINE,
     });
+    if (!this.#login) this.#conn.setReadAhead(PREAUTH_READ_AHEAD);
     this.#conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
     if (data === null) throw new ConnectionClosedError();
     const envelope = { mailFrom: this.#mailFrom, recipients: this.#recipients };

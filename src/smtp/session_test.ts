@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import {
   type Connection,
   ConnectionClosedError,
+  type EndReason,
   IdleTimeoutError,
   LineTooLongError,
 } from "../net/mod.ts";
@@ -112,6 +113,15 @@ class MemoryConnection implements Connection {
     this.#in = this.#in.slice(n);
     return out;
   }
+  async readExactChunks(
+    n: number,
+    onChunk: (chunk: Uint8Array) => void | Promise<void>,
+  ): Promise<boolean> {
+    const all = await this.readExact(n);
+    if (all === null) return false;
+    await onChunk(all);
+    return true;
+  }
   async readChunk(): Promise<Uint8Array | null> {
     while (this.#in.length === 0) {
       if (this.#ended) return null;
@@ -147,6 +157,10 @@ class MemoryConnection implements Connection {
   }
   setIdleTimeout(ms: number): void {
     this.idleMs = ms;
+  }
+  readAhead = 0;
+  setReadAhead(bytes = 1 << 20): void {
+    this.readAhead = bytes;
   }
   close(): Promise<void> {
     this.closed = true;
@@ -209,7 +223,7 @@ interface Harness {
   replies: { stage: string; code: number }[];
   results: { kind: string; code: number; bytes: number }[];
   /** The session's run(): resolves when the session ended. */
-  done: Promise<void>;
+  done: Promise<EndReason>;
   abort: AbortController;
 }
 
@@ -620,7 +634,7 @@ Deno.test("shutdown says 421 4.3.2; a failing backend says 421 4.3.0; both close
   const h = await loggedIn();
   h.abort.abort();
   assert.equal(await h.conn.reply(), "421 4.3.2 mx.example.org Service shutting down");
-  await h.done;
+  assert.equal(await h.done, "shutdown");
   assert.equal(h.conn.closed, true);
 
   const f = await loggedIn();
@@ -632,4 +646,35 @@ Deno.test("shutdown says 421 4.3.2; a failing backend says 421 4.3.0; both close
   assert.equal(await f.conn.reply(), "421 4.3.0 mx.example.org Internal error");
   await f.done;
   assert.equal(f.conn.closed, true);
+});
+
+Deno.test("shutdown during DATA: the message is stored and answered 250, then 421", async () => {
+  const h = await loggedIn();
+  await h.cmd("MAIL FROM:<alice@example.org>");
+  await h.cmd("RCPT TO:<bob@example.org>");
+  assert.match(await h.cmd("DATA"), /^354 /);
+  h.conn.feed("Subject: x\r\n\r\nhalf of it");
+  // The relay stops while the message is on its way: nothing is said yet.
+  h.abort.abort();
+  assert.equal(h.conn.pending, "");
+  h.conn.feed(" and the rest\r\n.\r\n");
+  assert.match(await h.conn.reply(), /^250 /);
+  assert.equal(await h.conn.reply(), "421 4.3.2 mx.example.org Service shutting down");
+  assert.equal(await h.done, "shutdown");
+  assert.equal(h.backend.submitted.length, 1);
+});
+
+Deno.test("on port 25 (requireTls), MAIL before STARTTLS is refused with 530 5.7.0", async () => {
+  const h = session({ tls: false, mode: "inbound", requireTls: true });
+  await h.conn.reply();
+  assert.match(await h.cmd("EHLO mx.example.net"), /STARTTLS/);
+  assert.equal(
+    await h.cmd("MAIL FROM:<a@example.net>"),
+    "530 5.7.0 Must issue a STARTTLS command first",
+  );
+  assert.match(await h.cmd("STARTTLS"), /^220 /);
+  await h.cmd("EHLO mx.example.net");
+  assert.match(await h.cmd("MAIL FROM:<a@example.net>"), /^250 /);
+  h.conn.end();
+  assert.equal(await h.done, "gone");
 });
