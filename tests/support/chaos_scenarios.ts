@@ -207,7 +207,18 @@ function smtpScenario(
         }
         for (const [label, line, code] of envelope) {
           await cx.send(conn, label, line);
-          await expectCode(conn, code, label.toUpperCase());
+          const r = await smtpReply(conn, label.toUpperCase());
+          if (label === "mail" && r.code === 530 && !conn.isTls) {
+            // A relay may want STARTTLS on 25 before any mail (as the reference's Postfix
+            // does): a plain session then ends here, politely.
+            ledger.set(msg.id, sink, "absent", `${name}: MAIL refused before TLS`);
+            await cx.send(conn, "quit", "QUIT\r\n");
+            await expectCode(conn, 221, "QUIT");
+            return;
+          }
+          if (r.code !== code) {
+            throw new Error(`${label.toUpperCase()}: expected ${code}, got ${r.text}`);
+          }
         }
         const body = concat(dotStuff(msg.bytes), enc.encode(".\r\n"));
         await cx.send(conn, "body", body);
