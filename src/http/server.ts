@@ -322,15 +322,28 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
 /** The request body as a web stream that reads from the socket only as fast as it is consumed. */
 function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
+  // Once the stream has ended, failed or been cancelled, the request's late events (data still
+  // buffered after "aborted", an "end" after an error) are dropped: the controller refuses them.
+  let settled = false;
   return new ReadableStream<Uint8Array>({
     start(controller) {
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        controller.error(err);
+      };
       req.on("data", (chunk: Buffer) => {
+        if (settled) return;
         controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
         if ((controller.desiredSize ?? 0) <= 0) req.pause();
       });
-      req.once("end", () => controller.close());
-      req.once("error", (err) => controller.error(err));
-      req.once("aborted", () => controller.error(new Error("request aborted by the client")));
+      req.once("end", () => {
+        if (settled) return;
+        settled = true;
+        controller.close();
+      });
+      req.once("error", fail);
+      req.once("aborted", () => fail(new Error("request aborted by the client")));
       req.pause();
     },
     pull() {
@@ -339,6 +352,7 @@ function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
     cancel() {
       // The app stopped reading (too large, for instance): the rest is never read, so the
       // connection cannot carry another request.
+      settled = true;
       req.pause();
       (req as { bodyCancelled?: boolean }).bodyCancelled = true;
     },

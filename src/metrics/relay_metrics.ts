@@ -90,6 +90,18 @@ export function createRelayMetrics(
       version: options.version,
     });
   }
+  const residentBytes = registry.gauge(
+    "process_resident_memory_bytes",
+    "Resident memory size of the relay process",
+  );
+  const heapUsedBytes = registry.gauge(
+    "tern_js_heap_used_bytes",
+    "JavaScript heap in use on the main thread (garbage included until the next collection)",
+  );
+  const externalBytes = registry.gauge(
+    "tern_js_external_bytes",
+    "Memory held outside the JavaScript heap by JavaScript objects (buffers)",
+  );
   const metrics: RelayMetrics = {
     registry,
     smtpSessions: registry.counter("tern_smtp_sessions_total", "SMTP sessions opened", [
@@ -176,7 +188,16 @@ export function createRelayMetrics(
       const d: MinutePoint[] = delivered.history(minutes);
       return r.map((p, i) => ({ minute: p.minute, received: p.count, delivered: d[i].count }));
     },
-    render: () => registry.render(),
+    render: () => {
+      // Memory is read at each scrape: resident set (what the kernel counts), the JavaScript
+      // heap in use (garbage included until the next collection) and memory held outside the
+      // heap by JavaScript objects (buffers).
+      const m = Deno.memoryUsage();
+      residentBytes.set(m.rss);
+      heapUsedBytes.set(m.heapUsed);
+      externalBytes.set(m.external);
+      return registry.render();
+    },
   };
   return metrics;
 }

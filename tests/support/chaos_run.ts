@@ -115,6 +115,20 @@ async function settledRss(pid: number, samples = 5): Promise<number> {
   return least;
 }
 
+/** The smallest JavaScript heap in use over a few samples (from /metrics), or null. */
+async function settledHeap(tern: TernProcess, samples = 5): Promise<number | null> {
+  const at = tern.listen.metrics;
+  if (!at) return null;
+  let least = Infinity;
+  for (let i = 0; i < samples; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const text = await (await fetch(`http://${at}/metrics`)).text();
+    const m = /^tern_js_heap_used_bytes (\d+(?:\.\d+)?(?:e\+?\d+)?)$/m.exec(text);
+    if (m) least = Math.min(least, Number(m[1]));
+  }
+  return Number.isFinite(least) ? least : null;
+}
+
 /** Every accepted message once, none cut before its end, none twice. */
 export async function checkLedger(tern: TernProcess, target: ChaosTarget, ledger: Ledger) {
   const accounts = new Map<string, Cred>(
@@ -193,6 +207,8 @@ export interface ChaosRunReport {
   /** The process was gone at some point (the first sample that saw it). */
   died: boolean;
   rss: { base: number; peak: number; after: number };
+  /** The JavaScript heap in use (from /metrics; null without a metrics listener). */
+  heap: { base: number; after: number } | null;
   fds: { base: number; after: number };
   sockets: { base: number; after: number };
   /** Sockets still open after the settle that were not there before, with their cycles. */
@@ -234,6 +250,7 @@ export async function chaosRun(
     bystander: { imapCommands: 0, submissions: 0, latencies: [], error: null },
     died: !isAlive(pid),
     rss: { base: 0, peak: 0, after: 0 },
+    heap: null,
     fds: { base: 0, after: 0 },
     sockets: { base: 0, after: 0 },
     leftover: [],
@@ -244,6 +261,7 @@ export async function chaosRun(
   report.sockets.base = await settleSockets(pid, Object.keys(tern.listen).length);
   const before = new Set(tcpSockets(pid).map((s) => `${s.local} ${s.remote}`));
   report.rss.base = await settledRss(pid, 3);
+  const heapBase = await settledHeap(tern, 3);
   report.fds.base = fdCount(pid);
   const stderrBefore = tern.stderr().length;
 
@@ -281,6 +299,8 @@ export async function chaosRun(
     report.leftover.push(`${s.state} ${s.local} <- ${s.remote}: ${cycles.join("; ") || "?"}`);
   }
   report.rss.after = await settledRss(pid);
+  const heapAfter = await settledHeap(tern);
+  if (heapBase !== null && heapAfter !== null) report.heap = { base: heapBase, after: heapAfter };
   report.fds.after = fdCount(pid);
   const { problems, present } = await checkLedger(tern, target, ledger);
   report.ledger = {
@@ -307,7 +327,8 @@ export function summary(r: ChaosRunReport): string {
     `chaos memory: RSS baseline ${mib(r.rss.base)} MiB, peak ${mib(r.rss.peak)} MiB, after ${
       mib(r.rss.after)
     } MiB (growth ${mib(r.rss.after - r.rss.base)} MiB); fds ${r.fds.base} -> ${r.fds.after}, ` +
-    `TCP sockets ${r.sockets.base} -> ${r.sockets.after}`,
+    `TCP sockets ${r.sockets.base} -> ${r.sockets.after}` +
+    (r.heap ? `; JS heap in use ${mib(r.heap.base)} -> ${mib(r.heap.after)} MiB` : ""),
     `chaos ledger: ${r.ledger.accepted} accepted, ${r.ledger.unknown} unknown, ${r.ledger.absent} ` +
     `cut before their end; ${r.ledger.present} stored`,
   ].join("\n");
