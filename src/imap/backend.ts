@@ -5,7 +5,7 @@ import type {
   CopyResult,
   FlagUpdate,
   FlagUpdateResult,
-  MailboxChanges,
+  MailboxQueries,
   MailboxRecord,
   MessageRecord,
 } from "../store/types.ts";
@@ -24,7 +24,8 @@ export type ImapChange = { kind: "mailbox"; mailboxId: number } | { kind: "list"
   kind: "gone";
 };
 
-export interface ImapMailboxes {
+/** Reads that stay bounded on mailboxes of any size (the store's MailboxQueries). */
+export interface ImapMailboxes extends MailboxQueries {
   listMailboxes(accountId: number): Promise<MailboxRecord[]>;
   getMailbox(accountId: number, name: string): Promise<MailboxRecord | null>;
   getMailboxById(mailboxId: number): Promise<MailboxRecord | null>;
@@ -44,12 +45,11 @@ export interface ImapMailboxes {
     flags: string[];
     internalDate?: number;
   }): Promise<{ mailboxId: number; uidValidity: number; uid: number; modSeq: number }>;
-  listMessages(mailboxId: number): Promise<MessageRecord[]>;
+  /** At most a few thousand UIDs per call. */
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
-  changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges>;
   readBody(bodyId: number): Promise<Uint8Array | null>;
-  /** UIDs marked \Recent, now cleared for everybody else. */
-  claimRecent(mailboxId: number): Promise<number[]>;
+  /** The UID range marked \Recent, now cleared for everybody else (null: none). */
+  claimRecent(mailboxId: number): Promise<[number, number] | null>;
   setFlags(accountId: number, mailboxId: number, update: FlagUpdate): Promise<FlagUpdateResult>;
   copyMessages(
     accountId: number,

@@ -7,6 +7,7 @@ import type {
   FlagUpdate,
   FlagUpdateResult,
   MailboxChanges,
+  MailboxQueries,
   MailboxRecord,
   MessageRecord,
   Store,
@@ -120,9 +121,23 @@ export class MailboxService {
     return this.#store.readBody(bodyId);
   }
 
-  claimRecent(mailboxId: number): Promise<number[]> {
+  claimRecent(mailboxId: number): Promise<[number, number] | null> {
     return this.#store.claimRecent(mailboxId);
   }
+
+  // Bounded reads for sessions on big mailboxes (MailboxQueries): straight from the store.
+  listUids: MailboxQueries["listUids"] = (mailboxId, q) => this.#store.listUids(mailboxId, q);
+  firstUnseenUid: MailboxQueries["firstUnseenUid"] = (mailboxId, belowUid) =>
+    this.#store.firstUnseenUid(mailboxId, belowUid);
+  listKeywords: MailboxQueries["listKeywords"] = (mailboxId) => this.#store.listKeywords(mailboxId);
+  scanMessages: MailboxQueries["scanMessages"] = (mailboxId, q) =>
+    this.#store.scanMessages(mailboxId, q);
+  changedMessages: MailboxQueries["changedMessages"] = (mailboxId, q) =>
+    this.#store.changedMessages(mailboxId, q);
+  expungedMessages: MailboxQueries["expungedMessages"] = (mailboxId, q) =>
+    this.#store.expungedMessages(mailboxId, q);
+  expungedInRange: MailboxQueries["expungedInRange"] = (mailboxId, from, to, limit) =>
+    this.#store.expungedInRange(mailboxId, from, to, limit);
 
   async setFlags(
     accountId: number,

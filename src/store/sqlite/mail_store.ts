@@ -12,6 +12,7 @@ import type {
 } from "../types.ts";
 import type { Db } from "./db.ts";
 import { freeBodies, insertBody } from "./bodies.ts";
+import { noteKeywords } from "./keywords.ts";
 
 interface MailboxRow {
   id: number;
@@ -22,6 +23,7 @@ interface MailboxRow {
   highest_modseq: number;
   subscribed: number;
   special_use: string | null;
+  first_recent_uid: number;
 }
 
 interface MessageRow {
@@ -81,8 +83,9 @@ function uidChunks(uids: number[], size = 500): number[][] {
 export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
   const mailboxRecord = (r: MailboxRow): MailboxRecord => {
     const c = db.get<{ n: number; unseen: number; recent: number; bytes: number }>(
-      `SELECT COUNT(*) AS n, COALESCE(SUM(seen = 0), 0) AS unseen, COALESCE(SUM(recent), 0) AS recent,
+      `SELECT COUNT(*) AS n, COALESCE(SUM(seen = 0), 0) AS unseen, COALESCE(SUM(uid >= ?), 0) AS recent,
        COALESCE(SUM(size), 0) AS bytes FROM messages WHERE mailbox_id = ?`,
+      r.first_recent_uid,
       r.id,
     )!;
     return {
@@ -150,6 +153,7 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
       mailboxId,
     );
     const f = normalizeFlags(flags);
+    noteKeywords(db, mailboxId, f);
     db.run(
       `INSERT INTO messages (mailbox_id, uid, modseq, body_id, size, internal_date, flags, seen)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -185,11 +189,16 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
     const modSeq = bumpModSeq(mailboxId);
     for (const m of msgs) {
       db.run("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", mailboxId, m.uid);
+      // The tombstone keeps what SEARCH needs for sessions not told yet (migration 0004).
       db.run(
-        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+        `INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, flags, size, internal_date)
+         VALUES (?, ?, ?, ?, ?, ?)`,
         mailboxId,
         m.uid,
         modSeq,
+        m.flags.join(" "),
+        m.size,
+        m.internalDate,
       );
     }
     freeBodies(db, msgs.map((m) => m.bodyId));
@@ -389,6 +398,7 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         mustRow(mailboxId);
         const msgs = messagesByUid(mailboxId, update.uids);
         const flags = normalizeFlags(update.flags);
+        if (update.mode !== "remove" && msgs.length) noteKeywords(db, mailboxId, flags);
         const updated: MessageRecord[] = [];
         const modified: number[] = [];
         let modSeq = 0;
@@ -433,12 +443,16 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
     expunge(mailboxId, uids) {
       const r = db.tx(() => {
         mustRow(mailboxId);
-        const deleted = db.all<{ uid: number; flags: string }>(
-          "SELECT uid, flags FROM messages WHERE mailbox_id = ? AND flags LIKE '%\\Deleted%' ORDER BY uid",
-          mailboxId,
-        ).filter((m) => m.flags.split(" ").includes("\\Deleted")).map((m) => m.uid);
-        const only = uids ? new Set(uids) : null;
-        return removeUids(mailboxId, only ? deleted.filter((u) => only.has(u)) : deleted);
+        // With UIDs: look at those only; without: the messages_deleted index (migration 0004)
+        // finds the flagged ones. Either way the cost follows the messages expunged.
+        const candidates = uids
+          ? messagesByUid(mailboxId, uids)
+          : db.all<{ uid: number; flags: string }>(
+            "SELECT uid, flags FROM messages WHERE mailbox_id = ? AND instr(flags, '\\Deleted') > 0 ORDER BY uid",
+            mailboxId,
+          ).map((m) => ({ uid: m.uid, flags: m.flags.split(" ") }));
+        const deleted = candidates.filter((m) => m.flags.includes("\\Deleted")).map((m) => m.uid);
+        return removeUids(mailboxId, deleted);
       });
       return Promise.resolve(r);
     },
@@ -461,15 +475,13 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
       return Promise.resolve(rows.map((r) => ({ ...toMessage(r), accountId: r.account_id })));
     },
     claimRecent(mailboxId) {
-      return Promise.resolve(db.tx(() => {
-        const uids = db.all<{ uid: number }>(
-          "SELECT uid FROM messages WHERE mailbox_id = ? AND recent = 1 ORDER BY uid",
-          mailboxId,
-        ).map((r) => r.uid);
-        if (uids.length) {
-          db.run("UPDATE messages SET recent = 0 WHERE mailbox_id = ? AND recent = 1", mailboxId);
-        }
-        return uids;
+      // \Recent is the UID range from first_recent_uid up (migration 0004): claiming it moves
+      // the boundary, one row written whatever the number of messages.
+      return Promise.resolve(db.tx((): [number, number] | null => {
+        const r = mustRow(mailboxId);
+        if (r.first_recent_uid >= r.uid_next) return null;
+        db.run("UPDATE mailboxes SET first_recent_uid = ? WHERE id = ?", r.uid_next, mailboxId);
+        return [r.first_recent_uid, r.uid_next - 1];
       }));
     },
     freeUnreferencedBodies() {

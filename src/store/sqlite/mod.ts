@@ -6,6 +6,7 @@ import { MIGRATIONS } from "./migrations.ts";
 import type { Migration } from "./migrations.ts";
 import { accountStore } from "./account_store.ts";
 import { mailStore } from "./mail_store.ts";
+import { mailQueries } from "./mail_queries.ts";
 import { miscStore } from "./misc_store.ts";
 import { queueStore } from "./queue_store.ts";
 
@@ -32,6 +33,7 @@ export function openSqliteStore(
   const parts = {
     ...accountStore(db),
     ...mailStore(db, options.now),
+    ...mailQueries(db),
     ...miscStore(db),
     ...queueStore(db),
   };

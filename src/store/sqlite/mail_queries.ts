@@ -1,0 +1,283 @@
+// Bounded reads for IMAP on mailboxes of any size (MailboxQueries): every query walks an index
+// range of at most its limit or window, so each call takes about a millisecond or two however
+// large the mailbox, and callers page through the rest.
+
+import type { StatementSync } from "node:sqlite";
+import type {
+  ChangesQuery,
+  ExpungedRecord,
+  MailboxQueries,
+  MessageFilter,
+  MessageRecord,
+  ScanQuery,
+  ScanResult,
+} from "../types.ts";
+import type { Db, SqlValue } from "./db.ts";
+
+/** Upper bounds on one call, whatever the caller asks for. */
+export const MAX_PAGE = 10_000;
+export const MAX_WINDOW = 10_000;
+const ABOVE_ANY_UID = 4294967296;
+
+interface Row {
+  uid: number;
+  modseq: number;
+  flags: string;
+  internal_date: number;
+  size: number;
+  body_id: number;
+}
+
+const COLS = "uid, modseq, flags, internal_date, size, body_id";
+
+function toRecord(mailboxId: number, r: Row): MessageRecord {
+  return {
+    mailboxId,
+    uid: r.uid,
+    modSeq: r.modseq,
+    flags: r.flags === "" ? [] : r.flags.split(" "),
+    internalDate: r.internal_date,
+    size: r.size,
+    bodyId: r.body_id,
+  };
+}
+
+const COLUMN = { internalDate: "internal_date", size: "size", modSeq: "modseq" } as const;
+
+/** LIKE pattern for one flag among space-separated flags ('!' escapes). */
+function flagPattern(flag: string): string {
+  return `% ${flag.replace(/[!%_]/g, (c) => "!" + c)} %`;
+}
+
+/** The filter as an SQL expression over one messages row; values go to `params`. */
+export function filterSql(f: MessageFilter, params: SqlValue[]): string {
+  switch (f.kind) {
+    case "true":
+      return "1";
+    case "false":
+      return "0";
+    case "uids": {
+      if (f.ranges.length === 0) return "0";
+      const parts: string[] = [];
+      for (const [lo, hi] of f.ranges) {
+        if (lo === hi) {
+          parts.push("uid = ?");
+          params.push(lo);
+        } else {
+          parts.push("uid BETWEEN ? AND ?");
+          params.push(lo, hi);
+        }
+      }
+      return `(${parts.join(" OR ")})`;
+    }
+    case "flag": {
+      // \Seen has its own column (and the messages_unseen index).
+      if (f.flag.toLowerCase() === "\\seen") return f.set ? "seen = 1" : "seen = 0";
+      params.push(flagPattern(f.flag));
+      return `((' ' || flags || ' ') ${f.set ? "" : "NOT "}LIKE ? ESCAPE '!')`;
+    }
+    case "compare":
+      params.push(f.value);
+      return `${COLUMN[f.field]} ${f.op} ?`;
+    case "not":
+      return `NOT ${filterSql(f.filter, params)}`;
+    case "and":
+    case "or": {
+      if (f.filters.length === 0) return f.kind === "and" ? "1" : "0";
+      const parts = f.filters.map((x) => filterSql(x, params));
+      return `(${parts.join(f.kind === "and" ? " AND " : " OR ")})`;
+    }
+  }
+}
+
+/**
+ * Statements whose text depends on the filter: a small cache of its own, so the many shapes a
+ * client's SEARCH keys can take never pile up in the connection's statement cache.
+ */
+class StatementLru {
+  #map = new Map<string, StatementSync>();
+  constructor(private readonly db: Db, private readonly max = 64) {}
+
+  get(sql: string): StatementSync {
+    let s = this.#map.get(sql);
+    if (s) {
+      this.#map.delete(sql);
+    } else {
+      s = this.db.raw.prepare(sql);
+      if (this.#map.size >= this.max) this.#map.delete(this.#map.keys().next().value!);
+    }
+    this.#map.set(sql, s);
+    return s;
+  }
+}
+
+const clamp = (n: number, max: number) => Math.max(1, Math.min(max, Math.floor(n)));
+
+export function mailQueries(db: Db): MailboxQueries {
+  const dynamic = new StatementLru(db);
+  // UIDs only, as arrays: half the cost of row objects for long pages.
+  const uidList = db.raw.prepare(
+    "SELECT uid FROM messages WHERE mailbox_id = ? AND uid > ? AND uid < ? ORDER BY uid LIMIT ?",
+  );
+  // Not in the type declarations of node:sqlite yet; present in Deno's (measured: 2× faster).
+  const arrays = uidList as StatementSync & { setReturnArrays?: (on: boolean) => void };
+  arrays.setReturnArrays?.(true);
+
+  const listUids: MailboxQueries["listUids"] = (mailboxId, q) => {
+    const limit = clamp(q.limit, MAX_PAGE);
+    const below = q.belowUid ?? ABOVE_ANY_UID;
+    const edge = db.get<{ lo: number | null; hi: number | null; n: number }>(
+      `SELECT MIN(uid) AS lo, MAX(uid) AS hi, COUNT(*) AS n FROM (SELECT uid FROM messages
+       WHERE mailbox_id = ? AND uid > ? AND uid < ? ORDER BY uid LIMIT ?)`,
+      mailboxId,
+      q.afterUid,
+      below,
+      limit,
+    )!;
+    if (edge.n === 0) {
+      return Promise.resolve({ runs: [], count: 0, lastUid: q.afterUid, done: true });
+    }
+    const lo = edge.lo!;
+    const hi = edge.hi!;
+    const runs: number[] = [];
+    if (hi - lo + 1 === edge.n) runs.push(lo, hi);
+    else {
+      // Gaps: read the UIDs themselves and compress them into runs.
+      let start = -1;
+      let prev = -1;
+      const rows = uidList.all(mailboxId, q.afterUid, below, limit) as unknown[];
+      for (const r of rows) {
+        const u = Array.isArray(r) ? r[0] as number : (r as { uid: number }).uid;
+        if (u !== prev + 1) {
+          if (start >= 0) runs.push(start, prev);
+          start = u;
+        }
+        prev = u;
+      }
+      runs.push(start, prev);
+    }
+    return Promise.resolve({ runs, count: edge.n, lastUid: hi, done: edge.n < limit });
+  };
+
+  const scanMessages = (mailboxId: number, q: ScanQuery): Promise<ScanResult> => {
+    const window = clamp(q.window, MAX_WINDOW);
+    const asc = q.direction === "asc";
+    const top = Math.min(q.maxUid ?? ABOVE_ANY_UID - 1, ABOVE_ANY_UID - 1);
+    // The window: the next `window` UIDs in scan order.
+    const edge = asc
+      ? db.get<{ edge: number | null; n: number }>(
+        `SELECT MAX(uid) AS edge, COUNT(*) AS n FROM (SELECT uid FROM messages
+         WHERE mailbox_id = ? AND uid > ? AND uid <= ? ORDER BY uid LIMIT ?)`,
+        mailboxId,
+        q.from,
+        top,
+        window,
+      )!
+      : db.get<{ edge: number | null; n: number }>(
+        `SELECT MIN(uid) AS edge, COUNT(*) AS n FROM (SELECT uid FROM messages
+         WHERE mailbox_id = ? AND uid < ? AND uid <= ? ORDER BY uid DESC LIMIT ?)`,
+        mailboxId,
+        q.from,
+        top,
+        window,
+      )!;
+    if (edge.n === 0) return Promise.resolve({ rows: [], count: 0, next: q.from, done: true });
+    const lo = asc ? q.from + 1 : edge.edge!;
+    const hi = asc ? edge.edge! : Math.min(q.from - 1, top);
+    const params: SqlValue[] = [mailboxId, lo, hi];
+    const where = q.filter ? ` AND ${filterSql(q.filter, params)}` : "";
+    const done = edge.n < window || (asc && edge.edge === top);
+    if (q.countOnly) {
+      const n = (dynamic.get(
+        `SELECT COUNT(*) AS n FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?${where}`,
+      ).get(...params) as { n: number }).n;
+      return Promise.resolve({ rows: [], count: n, next: edge.edge!, done });
+    }
+    const rows = dynamic.get(
+      `SELECT ${COLS} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?${where}
+       ORDER BY uid ${asc ? "ASC" : "DESC"}`,
+    ).all(...params) as unknown as Row[];
+    return Promise.resolve({
+      rows: rows.map((r) => toRecord(mailboxId, r)),
+      count: rows.length,
+      next: edge.edge!,
+      done,
+    });
+  };
+
+  // Keyset paging on (modseq, uid): the indexes messages_modseq and expunged_modseq.
+  const changeParams = (mailboxId: number, q: ChangesQuery): SqlValue[] => [
+    mailboxId,
+    q.sinceModSeq,
+    q.upToModSeq,
+    q.after?.modSeq ?? q.sinceModSeq,
+    q.after ? q.after.uid : ABOVE_ANY_UID,
+    q.maxUid ?? ABOVE_ANY_UID,
+    clamp(q.limit, MAX_PAGE),
+  ];
+  const toExpunged = (
+    r: {
+      uid: number;
+      modseq: number;
+      flags: string | null;
+      size: number | null;
+      internal_date: number | null;
+    },
+  ): ExpungedRecord => ({
+    uid: r.uid,
+    modSeq: r.modseq,
+    flags: r.flags === null ? null : r.flags === "" ? [] : r.flags.split(" "),
+    size: r.size,
+    internalDate: r.internal_date,
+  });
+
+  return {
+    listUids,
+    firstUnseenUid(mailboxId, belowUid) {
+      const r = db.get<{ u: number | null }>(
+        "SELECT MIN(uid) AS u FROM messages WHERE mailbox_id = ? AND seen = 0 AND uid < ?",
+        mailboxId,
+        belowUid ?? ABOVE_ANY_UID,
+      );
+      return Promise.resolve(r?.u ?? null);
+    },
+    listKeywords(mailboxId) {
+      return Promise.resolve(
+        db.all<{ keyword: string }>(
+          "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ? ORDER BY id LIMIT ?",
+          mailboxId,
+          MAX_PAGE,
+        ).map((r) => r.keyword),
+      );
+    },
+    scanMessages,
+    changedMessages(mailboxId, q) {
+      const rows = db.all<Row>(
+        `SELECT ${COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? AND modseq <= ?
+         AND (modseq, uid) > (?, ?) AND uid <= ? ORDER BY modseq, uid LIMIT ?`,
+        ...changeParams(mailboxId, q),
+      );
+      return Promise.resolve(rows.map((r) => toRecord(mailboxId, r)));
+    },
+    expungedMessages(mailboxId, q) {
+      const rows = db.all<Parameters<typeof toExpunged>[0]>(
+        `SELECT uid, modseq, flags, size, internal_date FROM expunged WHERE mailbox_id = ?
+         AND modseq > ? AND modseq <= ? AND (modseq, uid) > (?, ?) AND uid <= ?
+         ORDER BY modseq, uid LIMIT ?`,
+        ...changeParams(mailboxId, q),
+      );
+      return Promise.resolve(rows.map(toExpunged));
+    },
+    expungedInRange(mailboxId, fromUid, toUid, limit) {
+      const rows = db.all<Parameters<typeof toExpunged>[0]>(
+        `SELECT uid, modseq, flags, size, internal_date FROM expunged WHERE mailbox_id = ?
+         AND uid BETWEEN ? AND ? ORDER BY uid LIMIT ?`,
+        mailboxId,
+        fromUid,
+        toUid,
+        clamp(limit, MAX_PAGE),
+      );
+      return Promise.resolve(rows.map(toExpunged));
+    },
+  };
+}
