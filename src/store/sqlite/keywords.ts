@@ -9,18 +9,33 @@ import type { Db } from "./db.ts";
 export const MAX_KEYWORDS_PER_MAILBOX = 1000;
 
 /**
- * Records the keywords (flags not starting with "\") of `flags` in the mailbox, once each and
- * without regard to case (the first spelling stays). Throws when a new one would exceed the limit.
+ * The flags with each keyword spelled as the mailbox first defined it (keywords match without
+ * regard to case, and Dovecot shows the first spelling), recording new ones when `define` is set.
+ * Throws when a new keyword would exceed the limit.
  */
-export function noteKeywords(db: Db, mailboxId: number, flags: readonly string[]): void {
+export function mailboxKeywords(
+  db: Db,
+  mailboxId: number,
+  flags: readonly string[],
+  define: boolean,
+): string[] {
+  const out: string[] = [];
   for (const f of flags) {
-    if (f.startsWith("\\")) continue;
-    const known = db.get(
-      "SELECT 1 AS x FROM mailbox_keywords WHERE mailbox_id = ? AND keyword = ?",
+    if (f.startsWith("\\") || f === "") {
+      out.push(f);
+      continue;
+    }
+    const known = db.get<{ keyword: string }>(
+      "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ? AND keyword = ?",
       mailboxId,
       f,
     );
-    if (known) continue;
+    if (known) {
+      out.push(known.keyword);
+      continue;
+    }
+    out.push(f);
+    if (!define) continue;
     const n = db.get<{ n: number }>(
       "SELECT COUNT(*) AS n FROM mailbox_keywords WHERE mailbox_id = ?",
       mailboxId,
@@ -33,4 +48,5 @@ export function noteKeywords(db: Db, mailboxId: number, flags: readonly string[]
     }
     db.run("INSERT INTO mailbox_keywords (mailbox_id, keyword) VALUES (?, ?)", mailboxId, f);
   }
+  return out;
 }

@@ -12,7 +12,7 @@ import type {
 } from "../types.ts";
 import type { Db } from "./db.ts";
 import { freeBodies, insertBody } from "./bodies.ts";
-import { noteKeywords } from "./keywords.ts";
+import { mailboxKeywords } from "./keywords.ts";
 
 interface MailboxRow {
   id: number;
@@ -69,7 +69,8 @@ export function normalizeFlags(flags: string[]): string[] {
   for (const f of flags) {
     if (!f) continue;
     const canon = f.startsWith("\\") ? "\\" + f[1].toUpperCase() + f.slice(2).toLowerCase() : f;
-    out.set(canon.toLowerCase(), canon);
+    // The first spelling of a keyword stays (a message's own, before one being added).
+    if (!out.has(canon.toLowerCase())) out.set(canon.toLowerCase(), canon);
   }
   return [...out.values()].sort();
 }
@@ -152,8 +153,7 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
       modSeq,
       mailboxId,
     );
-    const f = normalizeFlags(flags);
-    noteKeywords(db, mailboxId, f);
+    const f = normalizeFlags(mailboxKeywords(db, mailboxId, flags, true));
     db.run(
       `INSERT INTO messages (mailbox_id, uid, modseq, body_id, size, internal_date, flags, seen)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -397,8 +397,9 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
       const r = db.tx(() => {
         mustRow(mailboxId);
         const msgs = messagesByUid(mailboxId, update.uids);
-        const flags = normalizeFlags(update.flags);
-        if (update.mode !== "remove" && msgs.length) noteKeywords(db, mailboxId, flags);
+        const flags = normalizeFlags(
+          mailboxKeywords(db, mailboxId, update.flags, update.mode !== "remove" && msgs.length > 0),
+        );
         const updated: MessageRecord[] = [];
         const modified: number[] = [];
         let modSeq = 0;
