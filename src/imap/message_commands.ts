@@ -25,11 +25,11 @@ type Of<N extends Command["name"]> = CommandOf<N>;
 
 const SEEN = "\\Seen";
 /** Messages per store step when FETCH needs no content (flags, UIDs, sizes, modseqs). */
-const META_WINDOW = 1000;
+const META_WINDOW = 500;
 /** Messages per store step when FETCH reads bodies. */
 const BODY_WINDOW = 50;
 /** UIDs per store write of a STORE or EXPUNGE: each is one short transaction. */
-const WRITE_CHUNK = 1000;
+const WRITE_CHUNK = 500;
 /** Expunges and changes per page when reporting VANISHED (EARLIER). */
 const VANISHED_PAGE = 1000;
 
@@ -81,13 +81,13 @@ function literal(bytes: Uint8Array): Piece[] {
 async function vanishedEarlier(ctx: SessionContext, set: Of<"FETCH">["set"], since: number) {
   const sel = selected(ctx);
   const mailboxes = ctx.backend.mailboxes;
-  const mb = await mailboxes.getMailboxById(sel.mailbox.id);
+  const mb = await mailboxes.mailboxState(sel.mailbox.id);
   if (!mb || !("ranges" in set)) return;
   const range = UidSet.fromIntervals(
     setIntervals(set, Math.max(mb.uidNext - 1, sel.uids.max, 1)),
   );
   let gone: UidSet;
-  if ((mb.expungeHorizonModSeq ?? 0) > since) {
+  if (mb.expungeHorizonModSeq > since) {
     const shown = sel.uids.difference(sel.pendingExpunge);
     gone = range.within([[1, Math.max(sel.uids.max, 1)]]).difference(shown);
   } else {
@@ -131,7 +131,7 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
   if (items.some((i) => i.kind === "MODSEQ") && !ctx.enabled.has("CONDSTORE")) {
     // RFC 7162 §3.1.2: the first CONDSTORE-enabling command reports HIGHESTMODSEQ.
     ctx.enabled.add("CONDSTORE");
-    const mb = await mailboxes.getMailboxById(sel.mailbox.id);
+    const mb = await mailboxes.mailboxState(sel.mailbox.id);
     ctx.out(`* OK [HIGHESTMODSEQ ${mb?.highestModSeq ?? sel.modSeq}] Highest\r\n`);
   }
   if (cmd.vanished) {
@@ -186,6 +186,7 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
       }
       if (showsFlags || shown !== items) {
         for (const l of sel.announce(rec.flags)) ctx.out(l + "\r\n");
+        sel.noteShown(rec.uid, rec.modSeq);
       }
       ctx.out(`* ${seq} FETCH (`);
       for (const p of parts) ctx.out(p);

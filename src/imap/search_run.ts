@@ -21,7 +21,7 @@ type SearchCommand = CommandOf<"SEARCH">;
 
 const DAY = 86_400_000;
 /** Messages per store step. */
-const WINDOW = 1000;
+const WINDOW = 500;
 /** UID runs a set key may bring into the store's filter; more are checked here instead. */
 const MAX_SET_RUNS = 64;
 /** Tombstones per read. */

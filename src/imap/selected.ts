@@ -6,7 +6,7 @@
 // Nothing here is proportional to the mailbox unless the answer is: the UIDs are a UidSet (runs
 // in typed arrays), loaded and resynced in bounded pages, and a resync reads only what changed.
 
-import type { MailboxRecord } from "../store/types.ts";
+import type { MailboxRecord, MailboxState } from "../store/types.ts";
 import type { ImapMailboxes } from "./backend.ts";
 import type { SequenceSet } from "./types.ts";
 import { setIntervals } from "./sequence_set.ts";
@@ -18,6 +18,8 @@ export const SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 const UID_PAGE = 8192;
 /** Changes per page when resyncing. */
 const CHANGE_PAGE = 1000;
+/** Messages a FETCH may mark as shown; beyond, the next sync may repeat their flags (harmless). */
+const SHOWN_MAX = 10_000;
 /** Untagged lines written between two chances for other sessions to run. */
 const LINES_PER_STEP = 1000;
 
@@ -45,6 +47,8 @@ export class SelectedMailbox {
   pendingExpunge = UidSet.empty();
   /** Modseqs of flag changes this session made and reported itself (not echoed again). */
   #ownModSeqs = new Set<number>();
+  /** Flags a FETCH just showed, by UID (with their modseq): not reported again by the sync. */
+  #shown = new Map<number, number>();
   /** Result of the last SEARCH ... RETURN (SAVE) (RFC 5182), as UIDs. */
   saved = UidSet.empty();
   /** Keywords announced to the client in FLAGS (RFC 9051 §7.3.5), in order of definition. */
@@ -154,9 +158,14 @@ export class SelectedMailbox {
     this.#ownModSeqs.add(modSeq);
   }
 
+  /** A FETCH showed this message's flags as of modSeq (kept for up to SHOWN_MAX messages). */
+  noteShown(uid: number, modSeq: number) {
+    if (this.#shown.size < SHOWN_MAX) this.#shown.set(uid, modSeq);
+  }
+
   /** Collects expunges committed since this session's modseq, without reporting them. */
   async notePendingExpunges(mailboxes: ImapMailboxes, emit: Emitter): Promise<void> {
-    const mb = await mailboxes.getMailboxById(this.mailbox.id);
+    const mb = await mailboxes.mailboxState(this.mailbox.id);
     if (!mb || mb.highestModSeq <= this.modSeq) return;
     this.pendingExpunge = this.pendingExpunge.union(
       await this.#expungedSince(mailboxes, mb, emit),
@@ -166,19 +175,19 @@ export class SelectedMailbox {
   /** UIDs of this view expunged after this.modSeq, up to mb's modseq. */
   async #expungedSince(
     mailboxes: ImapMailboxes,
-    mb: MailboxRecord,
+    mb: MailboxState,
     emit: Emitter,
   ): Promise<UidSet> {
-    if ((mb.expungeHorizonModSeq ?? 0) > this.modSeq) {
+    if (mb.expungeHorizonModSeq > this.modSeq) {
       // Tombstones this session would need are gone: compare the view with the mailbox.
       const present = UidSet.empty();
-      await addUidsAfter(mailboxes, mb.id, present, 0, this.uids.max + 1, emit);
+      await addUidsAfter(mailboxes, this.mailbox.id, present, 0, this.uids.max + 1, emit);
       return this.uids.difference(present);
     }
     const gone = new UidSetBuilder();
     let after: { modSeq: number; uid: number } | undefined;
     while (true) {
-      const page = await mailboxes.expungedMessages(mb.id, {
+      const page = await mailboxes.expungedMessages(this.mailbox.id, {
         sinceModSeq: this.modSeq,
         upToModSeq: mb.highestModSeq,
         after,
@@ -200,7 +209,7 @@ export class SelectedMailbox {
    * later. Cost follows the number of changes, not the size of the mailbox.
    */
   async sync(mailboxes: ImapMailboxes, emit: Emitter, options: SyncOptions): Promise<number> {
-    const mb = await mailboxes.getMailboxById(this.mailbox.id);
+    const mb = await mailboxes.mailboxState(this.mailbox.id);
     if (!mb) return 0;
     let lines = 0;
     const line = async (text: string) => {
@@ -237,7 +246,7 @@ export class SelectedMailbox {
       // Flag changes of messages this session knows.
       let after: { modSeq: number; uid: number } | undefined;
       while (true) {
-        const page = await mailboxes.changedMessages(mb.id, {
+        const page = await mailboxes.changedMessages(this.mailbox.id, {
           sinceModSeq: this.modSeq,
           upToModSeq: top,
           after,
@@ -246,6 +255,7 @@ export class SelectedMailbox {
         });
         for (const m of page) {
           if (this.#ownModSeqs.has(m.modSeq) || this.pendingExpunge.has(m.uid)) continue;
+          if (this.#shown.get(m.uid) === m.modSeq) continue;
           const seq = this.uids.seqOf(m.uid);
           if (seq === 0) continue;
           for (const l of this.announce(m.flags)) await line(l);
@@ -266,7 +276,7 @@ export class SelectedMailbox {
     // changed again while this runs is not missed).
     const before = this.uids.size;
     if (top > this.modSeq) {
-      await addUidsAfter(mailboxes, mb.id, this.uids, last, undefined, emit);
+      await addUidsAfter(mailboxes, this.mailbox.id, this.uids, last, undefined, emit);
     }
     if (this.uids.size > before) {
       await line(`* ${this.uids.size} EXISTS`);
@@ -277,6 +287,7 @@ export class SelectedMailbox {
     }
     if (top > this.modSeq) this.modSeq = top;
     this.#ownModSeqs.clear();
+    this.#shown.clear();
     return lines;
   }
 }

@@ -126,6 +126,7 @@ export class MailboxService {
   }
 
   // Bounded reads for sessions on big mailboxes (MailboxQueries): straight from the store.
+  mailboxState: MailboxQueries["mailboxState"] = (mailboxId) => this.#store.mailboxState(mailboxId);
   listUids: MailboxQueries["listUids"] = (mailboxId, q) => this.#store.listUids(mailboxId, q);
   firstUnseenUid: MailboxQueries["firstUnseenUid"] = (mailboxId, belowUid) =>
     this.#store.firstUnseenUid(mailboxId, belowUid);

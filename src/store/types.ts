@@ -109,6 +109,13 @@ export interface ExpungedRecord {
   internalDate: number | null;
 }
 
+export interface MailboxState {
+  uidNext: number;
+  highestModSeq: number;
+  /** As MailboxRecord.expungeHorizonModSeq. */
+  expungeHorizonModSeq: number;
+}
+
 /**
  * Reads for IMAP sessions on mailboxes of any size. Each call is bounded in time: it looks at
  * no more rows than its limit (or window), so it may run on the main thread.
@@ -121,6 +128,8 @@ export interface MailboxQueries {
   listUids(mailboxId: number, q: { afterUid: number; belowUid?: number; limit: number }): Promise<
     { runs: number[]; count: number; lastUid: number; done: boolean }
   >;
+  /** What a session's resync starts from: one row, no counting. Null when the mailbox is gone. */
+  mailboxState(mailboxId: number): Promise<MailboxState | null>;
   /** The lowest UID without \Seen (below `belowUid` when given), or null. */
   firstUnseenUid(mailboxId: number, belowUid?: number): Promise<number | null>;
   /** Every keyword ever defined in the mailbox, in the order of first use. */

@@ -49,17 +49,28 @@ function flagPattern(flag: string): string {
   return `% ${flag.replace(/[!%_]/g, (c) => "!" + c)} %`;
 }
 
-/** The filter as an SQL expression over one messages row; values go to `params`. */
-export function filterSql(f: MessageFilter, params: SqlValue[]): string {
+/**
+ * The filter as an SQL expression over one messages row; values go to `params`. Within a scan
+ * window [lo, hi], UID ranges are clipped to it, and comparisons are written so that SQLite keeps
+ * walking the (mailbox_id, uid) index: a wider UID range, or an index on the compared column,
+ * would make it read far more than the window (measured: 95 ms instead of 0.4 ms a step).
+ */
+export function filterSql(
+  f: MessageFilter,
+  params: SqlValue[],
+  window: [number, number] = [0, ABOVE_ANY_UID],
+): string {
   switch (f.kind) {
     case "true":
       return "1";
     case "false":
       return "0";
     case "uids": {
-      if (f.ranges.length === 0) return "0";
       const parts: string[] = [];
-      for (const [lo, hi] of f.ranges) {
+      for (const [from, to] of f.ranges) {
+        const lo = Math.max(from, window[0]);
+        const hi = Math.min(to, window[1]);
+        if (lo > hi) continue;
         if (lo === hi) {
           parts.push("uid = ?");
           params.push(lo);
@@ -68,7 +79,7 @@ export function filterSql(f: MessageFilter, params: SqlValue[]): string {
           params.push(lo, hi);
         }
       }
-      return `(${parts.join(" OR ")})`;
+      return parts.length ? `(${parts.join(" OR ")})` : "0";
     }
     case "flag": {
       // \Seen has its own column (and the messages_unseen index).
@@ -78,13 +89,14 @@ export function filterSql(f: MessageFilter, params: SqlValue[]): string {
     }
     case "compare":
       params.push(f.value);
-      return `${COLUMN[f.field]} ${f.op} ?`;
+      // The unary + keeps SQLite off the modseq and date indexes here.
+      return `+${COLUMN[f.field]} ${f.op} ?`;
     case "not":
-      return `NOT ${filterSql(f.filter, params)}`;
+      return `NOT ${filterSql(f.filter, params, window)}`;
     case "and":
     case "or": {
       if (f.filters.length === 0) return f.kind === "and" ? "1" : "0";
-      const parts = f.filters.map((x) => filterSql(x, params));
+      const parts = f.filters.map((x) => filterSql(x, params, window));
       return `(${parts.join(f.kind === "and" ? " AND " : " OR ")})`;
     }
   }
@@ -185,7 +197,7 @@ export function mailQueries(db: Db): MailboxQueries {
     const lo = asc ? q.from + 1 : edge.edge!;
     const hi = asc ? edge.edge! : Math.min(q.from - 1, top);
     const params: SqlValue[] = [mailboxId, lo, hi];
-    const where = q.filter ? ` AND ${filterSql(q.filter, params)}` : "";
+    const where = q.filter ? ` AND ${filterSql(q.filter, params, [lo, hi])}` : "";
     const done = edge.n < window || (asc && edge.edge === top);
     if (q.countOnly) {
       const n = (dynamic.get(
@@ -205,13 +217,20 @@ export function mailQueries(db: Db): MailboxQueries {
     });
   };
 
-  // Keyset paging on (modseq, uid): the indexes messages_modseq and expunged_modseq.
+  // Keyset paging on (modseq, uid): the indexes messages_modseq and expunged_modseq. The lower
+  // bound is the row value alone when paging on: next to a plain `modseq > ?`, SQLite seeks on
+  // that instead and re-reads every earlier row of the same modseq (measured: 17 ms a page
+  // instead of 0.9 ms after a mass expunge).
+  const changeQuery = (table: string, cols: string, q: ChangesQuery) => {
+    const lower = q.after ? "(modseq, uid) > (?, ?)" : "modseq > ?";
+    const sql = `SELECT ${cols} FROM ${table} WHERE mailbox_id = ? AND ${lower}
+      AND modseq <= ? AND uid <= ? ORDER BY modseq, uid LIMIT ?`;
+    return sql;
+  };
   const changeParams = (mailboxId: number, q: ChangesQuery): SqlValue[] => [
     mailboxId,
-    q.sinceModSeq,
+    ...(q.after ? [Math.max(q.after.modSeq, q.sinceModSeq), q.after.uid] : [q.sinceModSeq]),
     q.upToModSeq,
-    q.after?.modSeq ?? q.sinceModSeq,
-    q.after ? q.after.uid : ABOVE_ANY_UID,
     q.maxUid ?? ABOVE_ANY_UID,
     clamp(q.limit, MAX_PAGE),
   ];
@@ -232,6 +251,18 @@ export function mailQueries(db: Db): MailboxQueries {
   });
 
   return {
+    mailboxState(mailboxId) {
+      const r = db.get<{ uid_next: number; highest_modseq: number }>(
+        "SELECT uid_next, highest_modseq FROM mailboxes WHERE id = ?",
+        mailboxId,
+      );
+      // The store purges no tombstones yet: the horizon stays 0 until it does.
+      return Promise.resolve(
+        r
+          ? { uidNext: r.uid_next, highestModSeq: r.highest_modseq, expungeHorizonModSeq: 0 }
+          : null,
+      );
+    },
     listUids,
     firstUnseenUid(mailboxId, belowUid) {
       const r = db.get<{ u: number | null }>(
@@ -253,17 +284,14 @@ export function mailQueries(db: Db): MailboxQueries {
     scanMessages,
     changedMessages(mailboxId, q) {
       const rows = db.all<Row>(
-        `SELECT ${COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? AND modseq <= ?
-         AND (modseq, uid) > (?, ?) AND uid <= ? ORDER BY modseq, uid LIMIT ?`,
+        changeQuery("messages", COLS, q),
         ...changeParams(mailboxId, q),
       );
       return Promise.resolve(rows.map((r) => toRecord(mailboxId, r)));
     },
     expungedMessages(mailboxId, q) {
       const rows = db.all<Parameters<typeof toExpunged>[0]>(
-        `SELECT uid, modseq, flags, size, internal_date FROM expunged WHERE mailbox_id = ?
-         AND modseq > ? AND modseq <= ? AND (modseq, uid) > (?, ?) AND uid <= ?
-         ORDER BY modseq, uid LIMIT ?`,
+        changeQuery("expunged", "uid, modseq, flags, size, internal_date", q),
         ...changeParams(mailboxId, q),
       );
       return Promise.resolve(rows.map(toExpunged));
