@@ -178,7 +178,7 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         mailboxId,
         ...chunk,
       );
-      out.push(...rows.map(toMessage));
+      for (const r of rows) out.push(toMessage(r));
     }
     return out.sort((a, b) => a.uid - b.uid);
   };
