@@ -26,6 +26,8 @@ export interface Target {
   totalMem(): Mem;
   /** CPU time (ms) all server processes used so far. */
   cpuMs(): number;
+  /** Bytes stored for a user's mail (tern: its whole data directory). */
+  storageBytes?(user: string): number;
 }
 
 export type Log = (msg: string) => void;

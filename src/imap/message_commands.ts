@@ -188,9 +188,14 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
         for (const l of sel.announce(rec.flags)) ctx.out(l + "\r\n");
         sel.noteShown(rec.uid, rec.modSeq);
       }
-      ctx.out(`* ${seq} FETCH (`);
-      for (const p of parts) ctx.out(p);
-      ctx.out(")\r\n");
+      if (parts.every((p) => typeof p === "string")) {
+        // One string per line: each piece queued separately costs an encoder call in flush().
+        ctx.out(`* ${seq} FETCH (${parts.join("")})\r\n`);
+      } else {
+        ctx.out(`* ${seq} FETCH (`);
+        for (const p of parts) ctx.out(p);
+        ctx.out(")\r\n");
+      }
       if (withBody) await ctx.breathe();
     }
   }

@@ -110,17 +110,38 @@ class StatementLru {
   #map = new Map<string, StatementSync>();
   constructor(private readonly db: Db, private readonly max = 64) {}
 
-  get(sql: string): StatementSync {
-    let s = this.#map.get(sql);
+  /** The statement for `sql`; with `arrays`, rows come back as arrays (measured: 2× faster). */
+  get(sql: string, arrays = false): StatementSync {
+    const key = arrays ? `[]${sql}` : sql;
+    let s = this.#map.get(key);
     if (s) {
-      this.#map.delete(sql);
+      this.#map.delete(key);
     } else {
       s = this.db.raw.prepare(sql);
+      if (arrays) (s as WithArrays).setReturnArrays?.(true);
       if (this.#map.size >= this.max) this.#map.delete(this.#map.keys().next().value!);
     }
-    this.#map.set(sql, s);
+    this.#map.set(key, s);
     return s;
   }
+}
+
+/** Not in the type declarations of node:sqlite yet; present in Deno's. */
+type WithArrays = StatementSync & { setReturnArrays?: (on: boolean) => void };
+
+/** A row of COLS as an array (or as an object where arrays are not supported). */
+function arrayToRecord(mailboxId: number, r: unknown): MessageRecord {
+  if (!Array.isArray(r)) return toRecord(mailboxId, r as Row);
+  const flags = r[2] as string;
+  return {
+    mailboxId,
+    uid: r[0] as number,
+    modSeq: r[1] as number,
+    flags: flags === "" ? [] : flags.split(" "),
+    internalDate: r[3] as number,
+    size: r[4] as number,
+    bodyId: r[5] as number,
+  };
 }
 
 const clamp = (n: number, max: number) => Math.max(1, Math.min(max, Math.floor(n)));
@@ -131,9 +152,7 @@ export function mailQueries(db: Db): MailboxQueries {
   const uidList = db.raw.prepare(
     "SELECT uid FROM messages WHERE mailbox_id = ? AND uid > ? AND uid < ? ORDER BY uid LIMIT ?",
   );
-  // Not in the type declarations of node:sqlite yet; present in Deno's (measured: 2× faster).
-  const arrays = uidList as StatementSync & { setReturnArrays?: (on: boolean) => void };
-  arrays.setReturnArrays?.(true);
+  (uidList as WithArrays).setReturnArrays?.(true);
 
   const listUids: MailboxQueries["listUids"] = (mailboxId, q) => {
     const limit = clamp(q.limit, MAX_PAGE);
@@ -208,9 +227,10 @@ export function mailQueries(db: Db): MailboxQueries {
     const rows = dynamic.get(
       `SELECT ${COLS} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?${where}
        ORDER BY uid ${asc ? "ASC" : "DESC"}`,
-    ).all(...params) as unknown as Row[];
+      true,
+    ).all(...params) as unknown[];
     return Promise.resolve({
-      rows: rows.map((r) => toRecord(mailboxId, r)),
+      rows: rows.map((r) => arrayToRecord(mailboxId, r)),
       count: rows.length,
       next: edge.edge!,
       done,
