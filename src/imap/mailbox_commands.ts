@@ -100,8 +100,9 @@ async function qresyncReport(
   const known = q.knownUids && "ranges" in q.knownUids
     ? UidSet.fromIntervals(setIntervals(q.knownUids, top))
     : UidSet.range(1, top);
+  const state = await mailboxes.mailboxState(mb.id);
   let vanished: UidSet;
-  if ((mb.expungeHorizonModSeq ?? 0) > q.modSeq) {
+  if ((state?.expungeHorizonModSeq ?? 0) > q.modSeq) {
     vanished = known.within([[1, mb.uidNext - 1]]).difference(sel.uids);
   } else {
     const gone = new UidSetBuilder();

@@ -27,12 +27,12 @@ const MAX_SET_RUNS = 64;
 /** Tombstones per read. */
 const TOMBSTONE_PAGE = 1000;
 
-interface View {
+export interface View {
   sel: SelectedMailbox;
   now: number;
 }
 
-interface Plan {
+export interface Plan {
   filter: MessageFilter;
   /** The filter alone decides (no content, no set too fragmented for the store). */
   exact: boolean;
@@ -64,7 +64,7 @@ function all(kind: "and" | "or", plans: Plan[]): Plan {
  * The store filter for a key: exact where the store can decide, otherwise a superset of the
  * matches (an undecidable part becomes "true", and a NOT over it too).
  */
-function plan(key: SearchKey, v: View): Plan {
+export function plan(key: SearchKey, v: View): Plan {
   const sel = v.sel;
   switch (key.kind) {
     case "ALL":
