@@ -571,8 +571,10 @@ async function scaleRuns(targets: Targets, tpl2k: MessageTemplate, notes: string
       v[`scale_noop_p99_${k}_ms`] = Math.max(...st.noop.map((n) => n.p99Ms));
       v[`scale_noop_worst_${k}_ms`] = Math.max(...st.noop.map((n) => n.worstMs));
     });
-    v.scale_expunge_noop_worst_ms = Math.max(...s.expunge.map((e) => e.worstMs));
-    v.scale_expunge_s = s.expunge.reduce((a, e) => a + e.ms, 0) / 1000;
+    v.scale_expunge_noop_worst_ms = s.expunge.length
+      ? Math.max(...s.expunge.map((e) => e.worstMs))
+      : NaN;
+    v.scale_expunge_s = s.expunge.length ? s.expunge.reduce((a, e) => a + e.ms, 0) / 1000 : NaN;
     v.scale_bytes_per_msg_before = s.storageBeforeBytes / s.liveBefore;
     v.scale_bytes_per_msg_after = s.storageAfterBytes / Math.max(1, s.liveAfter);
     v.scale_storage_before_mb = s.storageBeforeBytes / 1e6;

@@ -146,9 +146,29 @@ export async function scaleRun(
 ): Promise<ScaleResult> {
   await t.ensureUsers([opts.bigUser, opts.bystander]);
   const filler = await session(t, opts.bigUser);
-  const reader = await session(t, opts.bigUser);
-  const writer = await session(t, opts.bigUser);
-  const by = await session(t, opts.bystander, 4096);
+  // The measuring sessions are opened again after each fill: filling 40 000 messages takes
+  // longer than a server lets a session sit idle (Dovecot logs it out after 30 minutes).
+  let reader: Imap | null = null;
+  let writer: Imap | null = null;
+  let by: Imap | null = null;
+  const close = async (c: Imap | null) => {
+    if (!c) return;
+    try {
+      await c.cmd("LOGOUT");
+    } catch {
+      // closed
+    }
+    c.close();
+  };
+  const reopen = async () => {
+    for (const c of [reader, writer, by]) await close(c);
+    reader = await session(t, opts.bigUser);
+    writer = await session(t, opts.bigUser);
+    by = await session(t, opts.bystander, 4096);
+    await ok(by, "SELECT INBOX");
+    await ok(writer, "SELECT INBOX");
+    return { reader, writer, by };
+  };
   const result: ScaleResult = {
     appendEmptyPerSec: NaN,
     stages: [],
@@ -160,9 +180,8 @@ export async function scaleRun(
     rssAfterMb: NaN,
   };
   try {
-    await ok(by, "SELECT INBOX");
-    await ok(writer, "SELECT INBOX");
     let have = 0;
+    let sessions = { reader: filler, writer: filler, by: filler };
     for (const size of opts.sizes) {
       if (have === 0) {
         have = Math.min(opts.rateWindow, size);
@@ -182,8 +201,8 @@ export async function scaleRun(
         : result.appendEmptyPerSec;
       have = size;
       opts.log(`${t.label}: ${size} messages, APPEND ${rate.toFixed(0)}/s at that size`);
-      // The other sessions see the new messages (sequence numbers below refer to them).
-      await ok(writer, "NOOP");
+      sessions = await reopen();
+      const { reader, writer, by } = sessions;
 
       const stage: ScaleStage = {
         size,
@@ -246,6 +265,7 @@ export async function scaleRun(
       );
     }
     // Mass STORE + EXPUNGE of 90% of the mailbox, then storage per live message.
+    const { writer, by } = sessions;
     result.liveBefore = have;
     result.storageBeforeBytes = opts.storageBytes(opts.bigUser);
     const cut = Math.floor(have * 0.9);
@@ -277,14 +297,7 @@ export async function scaleRun(
     result.firstError = (err as Error).message;
     opts.log(`${t.label}: scale run failed: ${result.firstError}`);
   } finally {
-    for (const c of [filler, reader, writer, by]) {
-      try {
-        await c.cmd("LOGOUT");
-      } catch {
-        // closed
-      }
-      c.close();
-    }
+    for (const c of [filler, reader, writer, by]) await close(c);
   }
   return result;
 }

@@ -20,8 +20,10 @@ import { UidSet } from "./uid_set.ts";
 type SearchCommand = CommandOf<"SEARCH">;
 
 const DAY = 86_400_000;
-/** Messages per store step. */
+/** Messages per store step when the rows are read (content or flags needed here). */
 const WINDOW = 500;
+/** Messages per store step when the store's filter decides alone (only UIDs come back). */
+const ID_WINDOW = 2000;
 /** UID runs a set key may bring into the store's filter; more are checked here instead. */
 const MAX_SET_RUNS = 64;
 /** Tombstones per read. */
@@ -219,9 +221,10 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
   const scan = async function* (direction: "asc" | "desc") {
     for await (
       const rows of scanTargets(mailboxes, sel.mailbox.id, sel.uids, ctx, {
-        window: WINDOW,
+        window: p.exact ? ID_WINDOW : WINDOW,
         filter: p.filter.kind === "true" ? undefined : p.filter,
         direction,
+        uidsOnly: p.exact,
       })
     ) {
       for (const m of rows) if (await evaluate(m)) yield { uid: m.uid, modSeq: m.modSeq };

@@ -287,14 +287,27 @@ export function runQueriesContract(name: string, makeStore: () => Store | Promis
     await fc.assert(
       fc.asyncProperty(tree, fc.integer({ min: 1, max: 30 }), async (filter, window) => {
         const got: number[] = [];
+        const ids: number[] = [];
         let from = 0;
         while (true) {
           const r = await s.scanMessages(inbox.id, { from, direction: "asc", window, filter });
           got.push(...r.rows.map((m) => m.uid));
+          const only = await s.scanMessages(inbox.id, {
+            from,
+            direction: "asc",
+            window,
+            filter,
+            uidsOnly: true,
+          });
+          assert.deepEqual(only.rows, []);
+          ids.push(...only.uids!);
+          assert.deepEqual(only.modSeqs, r.rows.map((m) => m.modSeq));
           if (r.done) break;
           from = r.next;
         }
-        assert.deepEqual(got, all.filter((m) => matchesFilter(filter, m)).map((m) => m.uid));
+        const want = all.filter((m) => matchesFilter(filter, m)).map((m) => m.uid);
+        assert.deepEqual(got, want);
+        assert.deepEqual(ids, want);
       }),
       { numRuns: 300 },
     );

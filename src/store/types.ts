@@ -78,11 +78,16 @@ export interface ScanQuery {
   filter?: MessageFilter;
   /** Only count the matches. */
   countOnly?: boolean;
+  /** Only the UIDs and modseqs of the matches (ScanResult.uids/modSeqs; rows stay empty). */
+  uidsOnly?: boolean;
 }
 
 export interface ScanResult {
-  /** Matching messages in scan order (empty with countOnly). */
+  /** Matching messages in scan order (empty with countOnly or uidsOnly). */
   rows: MessageRecord[];
+  /** With uidsOnly: the matches' UIDs and modseqs, in scan order. */
+  uids?: number[];
+  modSeqs?: number[];
   count: number;
   /** Where the next step starts (ScanQuery.from). */
   next: number;

@@ -212,7 +212,10 @@ export function mailQueries(db: Db): MailboxQueries {
         top,
         window,
       )!;
-    if (edge.n === 0) return Promise.resolve({ rows: [], count: 0, next: q.from, done: true });
+    if (edge.n === 0) {
+      const none = q.uidsOnly ? { uids: [], modSeqs: [] } : {};
+      return Promise.resolve({ rows: [], ...none, count: 0, next: q.from, done: true });
+    }
     const lo = asc ? q.from + 1 : edge.edge!;
     const hi = asc ? edge.edge! : Math.min(q.from - 1, top);
     const params: SqlValue[] = [mailboxId, lo, hi];
@@ -223,6 +226,30 @@ export function mailQueries(db: Db): MailboxQueries {
         `SELECT COUNT(*) AS n FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?${where}`,
       ).get(...params) as { n: number }).n;
       return Promise.resolve({ rows: [], count: n, next: edge.edge!, done });
+    }
+    if (q.uidsOnly) {
+      const found = dynamic.get(
+        `SELECT uid, modseq FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?${where}
+         ORDER BY uid ${asc ? "ASC" : "DESC"}`,
+        true,
+      ).all(...params) as unknown[];
+      const uids: number[] = [];
+      const modSeqs: number[] = [];
+      for (const r of found) {
+        const [uid, modSeq] = Array.isArray(r)
+          ? r as number[]
+          : [(r as Row).uid, (r as Row).modseq];
+        uids.push(uid);
+        modSeqs.push(modSeq);
+      }
+      return Promise.resolve({
+        rows: [],
+        uids,
+        modSeqs,
+        count: uids.length,
+        next: edge.edge!,
+        done,
+      });
     }
     const rows = dynamic.get(
       `SELECT ${COLS} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?${where}
