@@ -1,4 +1,4 @@
--- tern schema v4: what IMAP needs to answer without reading every message of a mailbox.
+-- tern schema v4 (applied after 0003's counters): what IMAP needs to answer without reading every message of a mailbox.
 
 -- Every keyword ever defined in a mailbox, in the order it was first used: FLAGS and
 -- PERMANENTFLAGS list them all, also after the last message carrying one is gone (as Dovecot
@@ -26,9 +26,39 @@ INSERT OR IGNORE INTO mailbox_keywords (mailbox_id, keyword)
 -- \Recent as a boundary, as Dovecot keeps it: the messages with uid >= first_recent_uid are
 -- recent, and the session that claims them moves the boundary to uid_next (one row written,
 -- whatever the number of messages).
+-- The messages.recent column is no longer read; recent_count (migration 0003) follows the
+-- boundary instead.
 ALTER TABLE mailboxes ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
 UPDATE mailboxes SET first_recent_uid = COALESCE(
   (SELECT MIN(uid) FROM messages WHERE mailbox_id = mailboxes.id AND recent = 1), uid_next);
+UPDATE mailboxes SET recent_count = (SELECT COUNT(*) FROM messages
+  WHERE mailbox_id = mailboxes.id AND uid >= mailboxes.first_recent_uid);
+DROP TRIGGER messages_count_insert;
+DROP TRIGGER messages_count_delete;
+DROP TRIGGER messages_count_update;
+CREATE TRIGGER messages_count_insert AFTER INSERT ON messages BEGIN
+  UPDATE mailboxes SET message_count = message_count + 1,
+    unseen_count = unseen_count + (NEW.seen = 0),
+    recent_count = recent_count + (NEW.uid >= first_recent_uid),
+    size_bytes = size_bytes + NEW.size
+    WHERE id = NEW.mailbox_id;
+  UPDATE accounts SET used_bytes = used_bytes + NEW.size
+    WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+END;
+CREATE TRIGGER messages_count_delete AFTER DELETE ON messages BEGIN
+  UPDATE mailboxes SET message_count = message_count - 1,
+    unseen_count = unseen_count - (OLD.seen = 0),
+    recent_count = recent_count - (OLD.uid >= first_recent_uid),
+    size_bytes = size_bytes - OLD.size
+    WHERE id = OLD.mailbox_id;
+  UPDATE accounts SET used_bytes = used_bytes - OLD.size
+    WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+END;
+CREATE TRIGGER messages_count_update AFTER UPDATE OF seen ON messages
+  WHEN OLD.seen <> NEW.seen BEGIN
+  UPDATE mailboxes SET unseen_count = unseen_count + (NEW.seen = 0) - (OLD.seen = 0)
+    WHERE id = NEW.mailbox_id;
+END;
 
 -- The first unseen message (SELECT's [UNSEEN n]) and SEARCH UNSEEN in O(result).
 CREATE INDEX messages_unseen ON messages (mailbox_id, uid) WHERE seen = 0;

@@ -1,5 +1,5 @@
 // Benchmark: the same load against tern and the reference stack (Postfix + Dovecot,
-// /work/shared/refstack) in one run; prints both side by side and the ratio.
+// scripts/refstack) in one run; prints both side by side and the ratio.
 //
 //   scripts/deno task bench                  # default run (< 6 min)
 //   scripts/deno task bench --quick          # short durations, 500 idle connections (< 2 min)
@@ -14,8 +14,13 @@
 // removed at the end, also on Ctrl-C.
 
 import { parseArgs } from "node:util";
+import { parseMessage } from "../src/mime/mod.ts";
 import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
+import { type SignupResult, signupStorm } from "./bench/signup.ts";
+import { irohBench, type IrohResult } from "./bench/iroh.ts";
 import { Imap } from "./bench/clients.ts";
+import { memoryBench } from "./bench/memory.ts";
+import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
 import type { MessageTemplate } from "./bench/messages.ts";
 import { startRefStack } from "./bench/refstack.ts";
@@ -27,6 +32,7 @@ import {
   fetchThroughput,
   idleScale,
   PASS,
+  preloginFlood,
   submission,
 } from "./bench/scenarios.ts";
 import type {
@@ -64,7 +70,8 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,submit,latency,idle,fetch,deltachat,scale]\n" +
+      "                       [--only start,parse,submit,latency,signup,idle,prelogin,fetch,\n" +
+      "                               deltachat,gate,iroh,memory,scale]\n" +
       "                       [--scale-sizes 1000,10000,50000]\n" +
       "scale (big mailboxes) runs only when named in --only.\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
@@ -75,7 +82,21 @@ if (flags.help) {
 }
 
 const quick = flags.quick!;
-const SCENARIOS = ["start", "submit", "latency", "idle", "fetch", "deltachat", "scale"];
+const SCENARIOS = [
+  "start",
+  "parse",
+  "submit",
+  "latency",
+  "signup",
+  "idle",
+  "prelogin",
+  "fetch",
+  "deltachat",
+  "gate",
+  "iroh",
+  "memory",
+  "scale",
+];
 // The scale scenario fills 50 000 messages per server: only when asked for.
 const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== "scale");
 const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : DEFAULT_SCENARIOS);
@@ -91,8 +112,13 @@ const opts = {
   durationMs: Number(flags.duration ?? (quick ? 3 : 10)) * 1000,
   drainTimeoutMs: quick ? 15_000 : 30_000,
   latencyRecipients: 50,
+  // Issue 21's sign-up storm: 1000 new clients, 50 in flight.
+  signupClients: quick ? 300 : 1000,
+  signupInFlight: 50,
   idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 2000)),
   idlePerUser: 8,
+  preloginConns: 200,
+  preloginBytes: 1 << 20,
   // Dovecot moves IDLE sessions to its imap-hibernate process after 30 s idle.
   idleWaitMs: Number(flags["idle-wait"] ?? (quick ? 0 : 35)) * 1000,
   fetch2kMessages: quick ? 500 : 2000,
@@ -102,6 +128,16 @@ const opts = {
   deltachatMessages: quick ? 4 : 10,
   scaleSizes: (flags["scale-sizes"] ?? (quick ? "500,2000,5000" : "1000,10000,50000"))
     .split(",").map(Number),
+  irohRoundTrips: quick ? 500 : 2000,
+  memory: {
+    appenders: quick ? 10 : 50,
+    fetchers: quick ? 10 : 50,
+    fetchersPerUser: 5,
+    messageBytes: quick ? 10_000_000 : 30_000_000,
+    dataConnections: 20,
+    dataBytes: 5 * 1024 * 1024,
+    worstBytes: quick ? 10_000_000 : 30_000_000,
+  },
   only: SCENARIOS.filter((x) => only.has(x)),
 };
 
@@ -207,11 +243,13 @@ interface Raw {
   submission2k?: SubmissionResult;
   submission100k?: SubmissionResult;
   latency?: LatencyResult;
+  signup?: SignupResult;
   idle?: IdleResult;
   fetch2k?: FetchResult;
   fetch100k?: FetchResult;
   deltachat?: DeltaChatResult;
   scale?: ScaleResult;
+  iroh?: IrohResult;
   [k: string]: unknown;
 }
 
@@ -232,8 +270,23 @@ async function main() {
   const tv: Values = {}, rv: Values = {};
   const raw: { tern: Raw; ref: Raw } = { tern: {}, ref: {} };
 
+  // 7. the gate's cost on worst-case messages (in-process, no server needed)
+  if (only.has("gate")) {
+    raw.tern.gate = await gateRuns();
+    if (only.size === 1) {
+      await Deno.writeTextFile(
+        RESULTS,
+        JSON.stringify({ date: new Date().toISOString(), gate: raw.tern.gate }, null, 2) + "\n",
+      );
+      console.log(`results: ${RESULTS}`);
+      return;
+    }
+  }
+
   // 5. cold start (before anything else runs)
   if (only.has("start")) await coldStart(tv, raw.tern);
+  // MIME parsing speed (tern only; moved here from a time limit in parse_message_test.ts)
+  if (only.has("parse")) parseSpeed(tv);
 
   // templates
   const tpl2k = await messageTemplate(2048);
@@ -256,8 +309,8 @@ async function main() {
       if (only.has("start")) {
         rv.start_fresh_ms = ref.startMs;
         notes.push(
-          "refstack start = start.sh until all five listeners answered a TLS session " +
-            "(openssl probes; certificate prepared beforehand)",
+          "refstack start = Postfix and Dovecot started until all five listeners greeted " +
+            "(over TLS on the implicit-TLS ports)",
         );
       }
     } catch (err) {
@@ -279,17 +332,40 @@ async function main() {
   if (only.has("submit")) await submissionRuns(targets, tpl2k, tpl100k, notes);
   // 2. delivery latency
   if (only.has("latency")) await latencyRuns(targets, tpl2k, notes);
+  // 2b. sign-up storm
+  if (only.has("signup")) await signupRuns(targets, notes);
   // 3. idle scale
   if (only.has("idle")) await idleRuns(targets, tpl2k, ref, notes);
+  // 3b. pre-login connections with oversized commands
+  if (only.has("prelogin")) {
+    for (const [t, v, r] of targets) {
+      log(`${t.label}: ${opts.preloginConns} pre-login connections with oversized commands`);
+      const p = await preloginFlood(t, {
+        conns: opts.preloginConns,
+        bytes: opts.preloginBytes,
+        log,
+      });
+      r.prelogin = p;
+      v.prelogin_rss_growth_mb = mb(p.peak.rssKb - p.before.rssKb);
+      v.prelogin_rss_after_mb = mb(p.after.rssKb);
+    }
+  }
   // 4. FETCH throughput
   if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
   // 6. the real Delta Chat core
   if (only.has("deltachat")) await deltachatRuns(targets, notes);
-  // 7. big mailboxes
+  // 7. the embedded iroh relay (tern only)
+  if (only.has("iroh")) await irohRuns(tern, tv, raw.tern, notes);
+  // 8. memory bounds under large transfers and hanging DATA; the gate's worst cases
+  if (only.has("memory")) await memoryRuns(targets);
+  // 9. big mailboxes
   if (only.has("scale")) await scaleRuns(targets, tpl2k, notes);
 
   for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
   const labels: Record<string, string> = {
+    signup_s:
+      `sign-up storm: ${opts.signupClients} new clients LOGIN+SELECT+IDLE, ${opts.signupInFlight} in flight (s)`,
+    signup_again_s: `sign-up storm: the same ${opts.signupClients} again, accounts existing (s)`,
     idle_rss_after_mb: `IDLE: IMAP RSS with ${opts.idleConns} idle (MB)`,
     idle_pss_after_mb: `IDLE: IMAP PSS with ${opts.idleConns} idle (MB)`,
     idle_rss_wait_mb: `IDLE: IMAP RSS after ${opts.idleWaitMs / 1000} s more idle (MB)`,
@@ -298,6 +374,7 @@ async function main() {
     fetch2k_msgs_s: `FETCH ${opts.fetch2kMessages} × 2 KB (msgs/s)`,
     fetch100k_mb_s: `FETCH ${opts.fetch100kMessages} × 100 KB (MB/s)`,
     ...scaleLabels(opts.scaleSizes),
+    ...memoryLabels(),
   };
   const results = {
     date: new Date().toISOString(),
@@ -310,7 +387,7 @@ async function main() {
       loadavgAtEnd: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
       deno: Deno.version.deno,
     },
-    refstack: ref ? "postfix+dovecot (/work/shared/refstack)" : null,
+    refstack: ref ? "postfix+dovecot (scripts/refstack)" : null,
     refError: refError || undefined,
     notes,
     metrics: METRICS.map((m) => ({ id: m.id, label: labels[m.id] ?? m.label, better: m.better })),
@@ -359,6 +436,38 @@ async function main() {
   }
 }
 
+/** The gate bench runs in its own process (with --expose-gc, for clean heap figures). */
+async function gateRuns(): Promise<GateCase[]> {
+  log("gate: worst-case messages at the size limit, pushed in 64 KiB pieces");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--v8-flags=--expose-gc", `${HERE}bench/gate.ts`, "--json"],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error("gate bench failed");
+  const rows: GateCase[] = JSON.parse(new TextDecoder().decode(out.stdout));
+  console.log(gateTable(rows));
+  return rows;
+}
+
+/** Median of five parses of a 25 MiB base64 single part (after one warm-up). */
+function parseSpeed(tv: Values) {
+  log("MIME parse of a 25 MiB message");
+  const line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
+  const body = line.repeat(Math.ceil((25 * 1024 * 1024) / line.length));
+  const bytes = new TextEncoder().encode(
+    `Subject: big\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}`,
+  );
+  parseMessage(bytes);
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    parseMessage(bytes);
+    times.push(performance.now() - t0);
+  }
+  tv.parse_25mib_ms = median(times);
+}
+
 async function coldStart(tv: Values, raw: Raw) {
   log("tern cold start");
   const coldDir = await Deno.makeTempDir({ prefix: "tern-bench-cold-" });
@@ -381,6 +490,57 @@ async function coldStart(tv: Values, raw: Raw) {
 }
 
 type Targets = [Target, Values, Raw][];
+
+/** The memory metrics' labels with the sizes of this run (smaller with --quick). */
+function memoryLabels(): Record<string, string> {
+  const m = opts.memory;
+  const load = `${m.appenders} APPEND + ${m.fetchers} FETCH of ${m.messageBytes / 1e6} MB`;
+  return {
+    mem_af_growth_mb: `memory: RSS growth, ${load} (MB, goal ≤ 300 at 50+50 × 30 MB)`,
+    mem_af_pss_growth_mb: `memory: PSS growth, ${load} (MB)`,
+    mem_af_seconds: `memory: ${load}, time (s)`,
+  };
+}
+
+async function memoryRuns(targets: Targets) {
+  for (const [t, v, r] of targets) {
+    const m = await memoryBench(t, opts.memory, log);
+    r.memory = m;
+    const af = m.appendFetch, ud = m.unterminated, wc = m.worstCase;
+    v.mem_af_growth_mb = af.growthMb;
+    v.mem_af_pss_growth_mb = af.pssGrowthMb;
+    v.mem_af_seconds = af.seconds;
+    v.mem_af_noop_p99_ms = af.noopP99Ms;
+    v.mem_data_growth_mb = ud.heldGrowthMb;
+    v.mem_data_pss_growth_mb = ud.heldPssGrowthMb;
+    v.mem_data_second_growth_mb = ud.secondGrowthMb;
+    v.mem_worst_noop_max_ms = wc.noopMaxMs;
+    v.mem_worst_noop_p99_ms = wc.noopP99Ms;
+    log(
+      `  APPEND+FETCH: RSS ${af.baseRssMb} MB → ${af.connectedRssMb} connected → peak ` +
+        `${af.peakRssMb} (+${af.growthMb}, PSS +${af.pssGrowthMb}) → ${af.afterRssMb} after; ` +
+        `${af.appended} appended, ${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ` +
+        `${af.seconds.toFixed(1)} s; NOOP p99 ${af.noopP99Ms.toFixed(1)} ms max ` +
+        `${af.noopMaxMs.toFixed(1)} ms (${af.noops})` +
+        (af.errors.length ? `; errors: ${af.errors.join("; ")}` : ""),
+    );
+    log(
+      `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} → held ${ud.heldRssMb} ` +
+        `(+${ud.heldGrowthMb}, PSS +${ud.heldPssGrowthMb}); the same again: +${ud.secondGrowthMb}; ` +
+        `${ud.afterRssMb} after they left` +
+        (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
+    );
+    for (const c of wc.cases) {
+      log(`  ${c.name} (${c.bytes} B): ${c.seconds.toFixed(1)} s, ${c.reply}`);
+    }
+    log(
+      `  NOOP during those: p50 ${wc.noopP50Ms.toFixed(1)} ms, p99 ${
+        wc.noopP99Ms.toFixed(1)
+      } ms, ` +
+        `max ${wc.noopMaxMs.toFixed(1)} ms (${wc.noops})`,
+    );
+  }
+}
 
 async function submissionRuns(
   targets: Targets,
@@ -406,6 +566,7 @@ async function submissionRuns(
       v[`sub${size}_delivered_s`] = s.deliveredPerSec;
       v[`sub${size}_drain_s`] = s.drainSeconds;
       v[`sub${size}_cpu_ms`] = s.serverCpuMsPerMsg;
+      v[`sub${size}_noop_p99_ms`] = s.noopP99Ms;
       if (s.clientCpuPct > 85) {
         notes.push(
           `${t.label} ${size}: the benchmark client used ${s.clientCpuPct.toFixed(0)}% of a core ` +
@@ -419,6 +580,7 @@ async function submissionRuns(
           } ms p99 ${s.p99Ms.toFixed(1)} ms, server CPU ${
             s.serverCpuMsPerMsg.toFixed(2)
           } ms/msg, ` +
+          `NOOP p99 ${s.noopP99Ms.toFixed(1)} ms max ${s.noopMaxMs.toFixed(1)} ms (${s.noops}), ` +
           `client CPU ${s.clientCpuPct.toFixed(0)}%${
             s.firstError ? `; error: ${s.firstError}` : ""
           }`,
@@ -445,6 +607,28 @@ async function latencyRuns(targets: Targets, tpl2k: MessageTemplate, notes: stri
     v.deliv_dot_p50_ms = l.dotP50Ms;
     log(`  p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, lost ${l.lost}`);
     if (l.firstError) notes.push(`${t.label} latency: ${l.firstError}`);
+  }
+}
+
+async function signupRuns(targets: Targets, notes: string[]) {
+  for (const [t, v, r] of targets) {
+    log(
+      `${t.label}: sign-up storm, ${opts.signupClients} new clients, ${opts.signupInFlight} in flight` +
+        (t.key === "ref" ? " (accounts created beforehand: Dovecot has no JIT)" : ""),
+    );
+    const s = await signupStorm(t, {
+      clients: opts.signupClients,
+      inFlight: opts.signupInFlight,
+      prefix: "su",
+      log: (m) => log(`  ${m}`),
+    });
+    r.signup = s;
+    v.signup_s = s.seconds;
+    v.signup_again_s = s.againSeconds;
+    v.signup_probe_p99_ms = s.probe.p99Ms;
+    v.signup_probe_max_ms = s.probe.maxMs;
+    v.signup_cpu_ms = s.cpuMs / s.clients;
+    if (s.failed) notes.push(`${t.label} sign-up: ${s.failed} clients failed: ${s.firstError}`);
   }
 }
 
@@ -581,6 +765,27 @@ async function scaleRuns(targets: Targets, tpl2k: MessageTemplate, notes: string
     v.scale_storage_after_mb = s.storageAfterBytes / 1e6;
     v.scale_rss_after_mb = s.rssAfterMb;
   }
+}
+
+async function irohRuns(tern: TernBench, v: Values, r: Raw, notes: string[]) {
+  log("tern: iroh relay, two clients: throughput (HTTP, HTTPS) and round trips");
+  const res = await irohBench(tern, {
+    durationMs: opts.durationMs,
+    roundTrips: opts.irohRoundTrips,
+    log: (m) => log(`  ${m}`),
+  });
+  r.iroh = res;
+  v.iroh_http_mb_s = res.http.mbPerSec;
+  v.iroh_https_mb_s = res.https.mbPerSec;
+  v.iroh_http_cpu_ms_mb = res.http.cpuMsPerMb;
+  v.iroh_https_cpu_ms_mb = res.https.cpuMsPerMb;
+  v.iroh_rtt_p50_ms = res.rttP50Ms;
+  v.iroh_rtt_p99_ms = res.rttP99Ms;
+  v.iroh_added_ms = res.addedLatencyMs;
+  notes.push(
+    "iroh relay: tern only (the reference stack runs no iroh relay here); 1200-byte packets, " +
+      "a 512-packet window acknowledged through the relay; the clients run in the benchmark process",
+  );
 }
 
 /** Raises fs.inotify.max_user_instances to at least `want` for this run; restored at the end. */

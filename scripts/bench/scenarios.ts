@@ -91,6 +91,11 @@ export interface SubmissionResult {
   serverCpuMsPerMsg: number;
   /** CPU the benchmark client itself used while sending, % of one core. */
   clientCpuPct: number;
+  /** NOOP round trips of a bystander IMAP session while the others submit (ms). */
+  noops: number;
+  noopP50Ms: number;
+  noopP99Ms: number;
+  noopMaxMs: number;
 }
 
 export async function submission(
@@ -100,9 +105,12 @@ export async function submission(
 ): Promise<SubmissionResult> {
   const senders = range(opts.sessions).map((i) => userName("sd", i));
   const rcpts = range(opts.sessions).map((i) => userName(opts.rcptPrefix, i));
-  await t.ensureUsers([...senders, ...rcpts]);
+  const bystanderUser = userName("nb", 0);
+  await t.ensureUsers([...senders, ...rcpts, bystanderUser]);
   const pollers = await Promise.all(rcpts.map((r) => imapSession(t, r)));
   const sessions = await Promise.all(senders.map((s) => smtpSession(t, s)));
+  const bystander = await imapSession(t, bystanderUser);
+  await bystander.select();
   try {
     const base = sum(await Promise.all(pollers.map((p) => p.messages())));
     const lat: number[] = [];
@@ -135,6 +143,16 @@ export async function submission(
       tSendEnd = now();
       clientCpuEnd = selfCpuMs();
     });
+    // Another user's session while everyone submits: how long does a NOOP wait?
+    const noop: number[] = [];
+    const noops = (async () => {
+      while (!sendDone) {
+        const ts = now();
+        await bystander.cmd("NOOP", false);
+        noop.push(now() - ts);
+        await sleep(5);
+      }
+    })();
     let delivered = 0, tDelivered = NaN, tLastPoll = t0;
     while (true) {
       const counts = await Promise.all(pollers.map((p) => p.messages()));
@@ -149,6 +167,7 @@ export async function submission(
     }
     const serverCpu = t.cpuMs() - cpu0;
     await sending;
+    await noops;
     const sendSeconds = (tSendEnd - t0) / 1000;
     const deliverSeconds = ((Number.isNaN(tDelivered) ? tLastPoll : tDelivered) - t0) / 1000;
     return {
@@ -168,10 +187,15 @@ export async function submission(
       drainSeconds: Math.max(0, deliverSeconds - sendSeconds),
       serverCpuMsPerMsg: serverCpu / delivered,
       clientCpuPct: ((clientCpuEnd - clientCpu0) / (tSendEnd - t0)) * 100,
+      noops: noop.length,
+      noopP50Ms: percentile(noop, 50),
+      noopP99Ms: percentile(noop, 99),
+      noopMaxMs: percentile(noop, 100),
     };
   } finally {
     await Promise.all(sessions.map((s) => s.quit()));
     for (const p of pollers) p.close();
+    bystander.close();
   }
 }
 
@@ -346,6 +370,69 @@ export async function idleScale(
     await sleep(1000);
   }
 }
+
+// ---- 3b. connections that never log in and send oversized commands ------------------------------
+
+export interface PreloginResult {
+  conns: number;
+  /** Bytes each connection tried to send before (or instead of) being cut off. */
+  bytesPerConn: number;
+  before: Mem;
+  /** Highest IMAP memory sampled while the commands were arriving. */
+  peak: Mem;
+  after: Mem;
+  /** Connections the server closed before all their bytes were sent. */
+  cutOff: number;
+}
+
+/**
+ * `conns` TLS connections to the IMAP port, each sending a 1 MB LOGIN (a literal far over any
+ * pre-login limit, then the line goes on), all at once; memory is sampled every 50 ms. A server
+ * that holds what arrives before login grows by conns × 1 MB.
+ */
+export async function preloginFlood(
+  t: Target,
+  opts: { conns: number; bytes: number; log: Log },
+): Promise<PreloginResult> {
+  const before = t.imapMem();
+  const wires = await pool(range(opts.conns), 32, async () => {
+    const c = await Imap.connect(t.imapPort, t.caPem, 4096);
+    return c;
+  });
+  let peak = t.imapMem();
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const m = t.imapMem();
+      if (m.rssKb > peak.rssKb) peak = m;
+      await sleep(50);
+    }
+  })();
+  const chunk = new Uint8Array(64 * 1024).fill(0x61);
+  let cutOff = 0;
+  await Promise.all(wires.map(async (c) => {
+    try {
+      await c.wire.write(`a LOGIN {${opts.bytes}+}\r\n`);
+      for (let sent = 0; sent < opts.bytes; sent += chunk.length) await c.wire.write(chunk);
+      await c.wire.write(" x\r\n");
+    } catch {
+      cutOff++;
+    } finally {
+      c.close();
+    }
+  }));
+  await sleep(1000);
+  sampling = false;
+  await sampler;
+  const after = t.imapMem();
+  opts.log(
+    `${opts.conns} pre-login connections × ${opts.bytes} bytes: RSS ${mb(before.rssKb)} → peak ` +
+      `${mb(peak.rssKb)} → ${mb(after.rssKb)} MB; ${cutOff} cut off`,
+  );
+  return { conns: opts.conns, bytesPerConn: opts.bytes, before, peak, after, cutOff };
+}
+
+const mb = (kb: number) => (kb / 1024).toFixed(1);
 
 // ---- 4. FETCH throughput --------------------------------------------------------------------------
 

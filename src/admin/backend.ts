@@ -75,6 +75,14 @@ export interface AdminStatus {
   messages_per_minute: { in: number; out: number };
   /** Messages per calendar minute, oldest first (may be empty). */
   history: { minute: number; in: number; out: number }[];
+  /** The iroh relay offered to clients (url null: none) and the embedded relay's counters. */
+  iroh: {
+    url: string | null;
+    clients: number;
+    relayed_packets: number;
+    relayed_bytes: number;
+    dropped: number;
+  };
 }
 
 export interface AdminDeps {
@@ -92,6 +100,15 @@ export interface AdminDeps {
   metrics?: RelayMetrics;
   log?: Logger;
   now?: () => number;
-  /** Waits before answering throttled failures; injectable so tests need not sleep. */
+  /** Login throttling shared with IMAP and SMTP AUTH (per client address and per account). */
+  loginThrottle: AdminLoginThrottle;
+  /** Waits before throttled attempts; injectable so tests need not sleep. */
   sleep?: (ms: number) => Promise<void>;
+}
+
+/** What the admin API needs of the relay's login throttle (auth's LoginThrottle). */
+export interface AdminLoginThrottle {
+  admit(ip: string, account: string): { wait: number } | { refused: true; retryAfterMs: number };
+  recordFailure(ip: string, account: string): void;
+  recordSuccess(ip: string, account: string): void;
 }

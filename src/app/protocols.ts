@@ -1,21 +1,23 @@
 // Starts the configured listeners over the relay's services: SMTP first (so the HTTP edge can
 // advertise the ports actually bound), then HTTP(S) and metrics.
 
-import type { ServerTls } from "../net/mod.ts";
+import { formatHostPort, type Listener, type ServerTls } from "../net/mod.ts";
 import type { ListenerName } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { createHttpApp, createMetricsApp, startHttpServer } from "../http/mod.ts";
+import { createHttpApp, createMetricsApp, httpsRedirectApp, startHttpServer } from "../http/mod.ts";
 import { createAdminApp, createStatusProvider } from "../admin/mod.ts";
 import { createRelayMetrics, smtpReplyClass } from "../metrics/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
 import { VERSION } from "../version.ts";
 import type { Relay, Stoppable } from "./relay.ts";
 import { startSmtpServer } from "../smtp/mod.ts";
-import { smtpBackend } from "./smtp_backend.ts";
+import { smtpBackend, storageFailure } from "./smtp_backend.ts";
 import { startImapServer } from "../imap/mod.ts";
 import { imapBackend } from "./imap_backend.ts";
 import { MetadataService } from "../discovery/mod.ts";
 import { startTurn, type Turn } from "./turn.ts";
+import { createIroh, type Iroh, type UpgradeHook } from "./iroh.ts";
+import { Hono } from "hono";
 
 export interface ProtocolContext {
   relay: Relay;
@@ -29,7 +31,7 @@ export interface ProtocolContext {
 
 export async function startProtocols(ctx: ProtocolContext): Promise<{
   stoppables: Stoppable[];
-  /** Takes up a new certificate where a listener cannot read it per handshake (HTTPS, 465, 993). */
+  /** Takes up a new certificate where a listener cannot read it per handshake (HTTPS). */
   reloadTls: () => Promise<void>;
   addresses: Partial<Record<ListenerName, string>>;
 }> {
@@ -39,12 +41,24 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
   const reloaders: (() => Promise<void>)[] = [];
   const addresses: Partial<Record<ListenerName, string>> = {};
   const metrics = createRelayMetrics({ version: VERSION, now });
+  const iroh = createIroh({
+    config,
+    settings: services.settings,
+    bus: services.bus,
+    metrics,
+    log,
+    addresses: () => addresses,
+    tls: () => relay.tls,
+  });
+  const mail: Listener[] = [];
   try {
-    await startMailListeners(ctx, metrics, stoppables, addresses, reloaders);
+    await startMailListeners(ctx, metrics, iroh, stoppables, addresses, mail);
   } catch (err) {
+    await Promise.all(mail.map((l) => l.close(0)));
     for (const s of stoppables.reverse()) await s.close();
     throw err;
   }
+
   const portOf = (n: ListenerName) =>
     Number((addresses[n] ?? config.listen[n]).split(":").pop() ?? 0);
   const admin = createAdminApp({
@@ -57,6 +71,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       startedAt: relay.startedAt,
       metrics,
       store: services.store,
+      irohUrl: () => iroh.url(),
       now,
     }),
     certificates: () => [{ name: "tls", certPem: relay.tls.certPem }],
@@ -64,40 +79,57 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     metrics,
     log,
     now,
+    loginThrottle: services.loginThrottle,
   });
-  const app = createHttpApp({
-    config: {
-      mailDomain: config.mailDomain,
-      hostname: config.hostname,
-      isIpDomain: config.isIpDomain,
-      selfSigned: relay.tls.selfSigned,
-      ports: {
-        imaps: portOf("imaps"),
-        imap: portOf("imap"),
-        submissions: portOf("submissions"),
-        submission: portOf("submission"),
-        https: portOf("https"),
-      },
-      adminContact: config.adminContact,
-      limits: {
-        maxMessageBytes: config.limits.maxMessageBytes,
-        maxMailboxBytes: config.limits.maxMailboxBytes,
-        sendPerMinute: config.limits.sendPerMinute,
-        deleteMailsAfterDays: config.retention.deleteMailsAfterDays,
-        deleteLargeAfterDays: config.retention.deleteLargeAfterDays,
-        deleteInactiveUsersAfterDays: config.retention.deleteInactiveUsersAfterDays,
-      },
+  const httpConfig = {
+    mailDomain: config.mailDomain,
+    hostname: config.hostname,
+    isIpDomain: config.isIpDomain,
+    selfSigned: relay.tls.selfSigned,
+    ports: {
+      imaps: portOf("imaps"),
+      imap: portOf("imap"),
+      submissions: portOf("submissions"),
+      submission: portOf("submission"),
+      https: portOf("https"),
     },
+    adminContact: config.adminContact,
+    limits: {
+      maxMessageBytes: config.limits.maxMessageBytes,
+      maxMailboxBytes: config.limits.maxMailboxBytes,
+      sendPerMinute: config.limits.sendPerMinute,
+      deleteMailsAfterDays: config.retention.deleteMailsAfterDays,
+      deleteLargeAfterDays: config.retention.deleteLargeAfterDays,
+      deleteInactiveUsersAfterDays: config.retention.deleteInactiveUsersAfterDays,
+    },
+  };
+  const acmeChallenge = (token: string) => relay.acme?.challengeResponse(token) ?? null;
+  const app = createHttpApp({
+    config: httpConfig,
     accounts: services.accounts,
     settings: services.settings,
     consumeRegistrationToken: (t) => services.store.consumeToken(t, now()),
-    acmeChallenge: (token) => relay.acme?.challengeResponse(token) ?? null,
-    async mxdeliv(envelope, body) {
-      const r = (await services.delivery.receive(envelope, body)).reply;
-      const text = r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
-      return { status: r.code < 400 ? 200 : 400, text };
+    acmeChallenge,
+    mxdeliv(envelope) {
+      const tx = services.delivery.beginReceive(envelope);
+      const answer = (r: { code: number; enhanced: string; text: string }) => ({
+        status: r.code < 400 ? 200 : 400,
+        text: r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`,
+      });
+      return Promise.resolve({
+        write: (chunk: Uint8Array) => tx.write(chunk),
+        async end() {
+          try {
+            return answer((await tx.end()).reply);
+          } catch (err) {
+            return answer(storageFailure(err, log));
+          }
+        },
+        abort: () => tx.abort(),
+      });
     },
     admin,
+    routes: [iroh.routes],
     log,
     now,
   });
@@ -105,22 +137,46 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     name: ListenerName,
     a: Parameters<typeof startHttpServer>[0]["app"],
     tls: boolean,
+    takeover?: UpgradeHook,
   ) => {
     if (!config.listen[name]) return;
     const s = await startHttpServer({
       address: config.listen[name],
       app: a,
       tls: tls ? () => ({ certPem: relay.tls.certPem, keyPem: relay.tls.keyPem }) : undefined,
+      maxConnections: config.limits.maxConnections,
+      maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+      headerTimeoutMs: config.limits.httpHeaderTimeoutMs,
+      takeover,
     });
     stoppables.push(s);
     if (tls) reloaders.push(() => s.reload());
-    addresses[name] = `${s.hostname}:${s.port}`;
+    addresses[name] = formatHostPort(s.hostname, s.port);
+    // Links and redirects name the port actually bound (port 0 in tests picks one).
+    if (name === "https") httpConfig.ports.https = s.port;
   };
   try {
-    await http("http", app, false);
-    await http("https", app, true);
+    await http("https", app, true, iroh.upgrade(() => true));
+    // Port 80 only answers ACME challenges and redirects to HTTPS, except for the iroh relay while
+    // it is offered over plain HTTP (iroh clients refuse a self-signed certificate; the relayed
+    // QUIC traffic is end-to-end encrypted either way).
+    const redirect = httpsRedirectApp({ config: httpConfig, acmeChallenge });
+    const plain = new Hono();
+    plain.all("*", (c, next) => iroh.overPlainHttp() ? next() : redirect.fetch(c.req.raw, c.env));
+    plain.route("/", iroh.routes);
+    plain.all("*", (c) => redirect.fetch(c.req.raw, c.env));
+    await http("http", plain, false, iroh.upgrade(() => iroh.overPlainHttp()));
     await http("metrics", createMetricsApp({ metricsText: () => metrics.render() }), false);
+    // Shutdown (stoppables close in reverse): every mail listener stops accepting at once, then
+    // their sessions drain together within the grace (a listener closed after another's grace
+    // would keep answering meanwhile); before the HTTP listeners.
+    stoppables.push({
+      close: () => Promise.all(mail.map((l) => l.close(config.shutdownGraceMs))).then(() => {}),
+    });
+    // Stopped first: relay clients hear that tern restarts before the listeners close.
+    stoppables.push({ close: () => Promise.resolve(iroh.close()) });
   } catch (err) {
+    await Promise.all(mail.map((l) => l.close(0)));
     for (const s of stoppables.reverse()) await s.close();
     throw err;
   }
@@ -136,9 +192,10 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
 async function startMailListeners(
   ctx: ProtocolContext,
   metrics: RelayMetrics,
+  iroh: Iroh,
   stoppables: Stoppable[],
   addresses: Partial<Record<ListenerName, string>>,
-  reloaders: (() => Promise<void>)[],
+  mail: Listener[],
 ) {
   const { relay, log } = ctx;
   const { config, services } = relay;
@@ -155,6 +212,10 @@ async function startMailListeners(
       mode,
       implicitTls,
       tls: ctx.tls,
+      minTlsVersion: mode === "inbound"
+        ? config.tlsPolicy.smtpMinVersion
+        : config.tlsPolicy.clientMinVersion,
+      requireTls: mode === "inbound" && config.tlsPolicy.smtpRequireStarttls,
       hostname: config.hostname,
       maxMessageBytes: config.limits.maxMessageBytes,
       maxRecipients: config.limits.maxRecipients,
@@ -169,6 +230,7 @@ async function startMailListeners(
           metrics.smtpConnections.inc({ listener: name });
         },
         onDisconnect: () => metrics.smtpConnections.inc({ listener: name }, -1),
+        onEnd: (reason) => metrics.connectionEnds.inc({ listener: name, reason }),
         onReply(stage, reply) {
           metrics.smtpResults.inc({
             listener: name,
@@ -183,9 +245,8 @@ async function startMailListeners(
         },
       },
     });
-    stoppables.push({ close: () => listener.close() });
-    reloaders.push(() => listener.reloadTls());
-    addresses[name] = `${listener.host}:${listener.port}`;
+    mail.push(listener);
+    addresses[name] = listener.address;
   }
   // TURN starts in the background: finding the public address may wait on DNS, and calls are
   // not needed for the relay to be up.
@@ -200,10 +261,10 @@ async function startMailListeners(
   stoppables.push({ close: () => turnStarting.then((t) => t.close()) });
   const metadata = new MetadataService({
     store: services.store,
-    irohRelay: config.irohRelay,
+    irohRelay: () => iroh.url(),
     turnCredentials: () => turn.credentials(),
     maxSmtpRecipients: config.limits.maxRecipients,
-    appVersions: "",
+    appVersions: () => services.settings.get("app_versions"),
     adminContact: config.adminContact && !config.adminContact.includes(":")
       ? `mailto:${config.adminContact}`
       : config.adminContact,
@@ -218,6 +279,7 @@ async function startMailListeners(
       address: config.listen[name],
       implicitTls,
       tls: ctx.tls,
+      minTlsVersion: config.tlsPolicy.clientMinVersion,
       config: {
         hostname: config.hostname,
         maxMessageBytes: config.limits.maxMessageBytes,
@@ -234,11 +296,11 @@ async function startMailListeners(
           metrics.imapConnections.inc({ listener: name });
         },
         onDisconnect: () => metrics.imapConnections.inc({ listener: name }, -1),
+        onEnd: (reason) => metrics.connectionEnds.inc({ listener: name, reason }),
       },
     });
-    stoppables.push({ close: () => listener.close() });
-    reloaders.push(() => listener.reloadTls());
-    addresses[name] = `${listener.host}:${listener.port}`;
+    mail.push(listener);
+    addresses[name] = listener.address;
   }
 }
 

@@ -27,15 +27,15 @@ export const LISTENERS = [
 ] as const;
 export type ListenerName = (typeof LISTENERS)[number];
 
-/** Production listen defaults ("" = disabled). */
+/** Production listen defaults ("" = disabled): dual-stack, every IPv6 and IPv4 address. */
 export const LISTEN_DEFAULTS: Record<ListenerName, string> = {
-  smtp: "0.0.0.0:25",
-  submission: "0.0.0.0:587",
-  submissions: "0.0.0.0:465",
-  imap: "0.0.0.0:143",
-  imaps: "0.0.0.0:993",
-  http: "0.0.0.0:80",
-  https: "0.0.0.0:443",
+  smtp: "[::]:25",
+  submission: "[::]:587",
+  submissions: "[::]:465",
+  imap: "[::]:143",
+  imaps: "[::]:993",
+  http: "[::]:80",
+  https: "[::]:443",
   metrics: "",
 };
 
@@ -85,6 +85,27 @@ export const FIELDS: readonly Field[] = [
     doc: "PEM certificate chain; empty: a local CA and certificate are generated",
   },
   { key: "tls_key", type: "string", default: "", doc: "PEM private key for tls_cert" },
+  {
+    key: "smtp_require_starttls",
+    type: "bool",
+    default: true,
+    doc:
+      "Port 25: MAIL only after STARTTLS, as the reference relay (Postfix security level encrypt)",
+  },
+  {
+    key: "smtp_tls_min_version",
+    type: "enum",
+    values: ["1.2", "1.3"],
+    default: "1.2",
+    doc: "Oldest TLS version on port 25 (STARTTLS from other relays)",
+  },
+  {
+    key: "client_tls_min_version",
+    type: "enum",
+    values: ["1.2", "1.3"],
+    default: "1.3",
+    doc: "Oldest TLS version on the client ports 465, 587, 143 and 993",
+  },
   { key: "acme_email", type: "string", default: "", doc: "Contact e-mail for ACME certificates" },
   {
     key: "acme_directory",
@@ -164,11 +185,19 @@ export const FIELDS: readonly Field[] = [
     doc: "Days without login after which an account is deleted",
   },
   {
+    key: "forget_expunged_after",
+    type: "int",
+    default: 30,
+    min: 1,
+    doc:
+      "Days after which the record of an expunged message is forgotten (a device offline longer resyncs with a conservative answer)",
+  },
+  {
     key: "max_connections_per_ip",
     type: "int",
     default: 200,
     min: 1,
-    doc: "Concurrent connections per client address and listener",
+    doc: "Concurrent connections per client address (IPv6: per /64) and listener",
   },
   {
     key: "max_connections",
@@ -176,6 +205,20 @@ export const FIELDS: readonly Field[] = [
     default: 20000,
     min: 1,
     doc: "Concurrent connections per listener",
+  },
+  {
+    key: "shutdown_grace_seconds",
+    type: "int",
+    default: 10,
+    min: 0,
+    doc: "On SIGTERM: how long open sessions may finish their command before they are dropped",
+  },
+  {
+    key: "http_header_timeout",
+    type: "int",
+    default: 10,
+    min: 1,
+    doc: "Seconds an HTTP(S) client has to send a request's head (also the keep-alive idle time)",
   },
   {
     key: "jit_max_per_ip_per_hour",
@@ -207,7 +250,29 @@ export const FIELDS: readonly Field[] = [
     key: "iroh_relay",
     type: "string",
     default: null,
-    doc: "Iroh relay URL offered to clients; default https://<domain>; empty disables",
+    doc:
+      "Iroh relay for webxdc realtime: unset runs the embedded one on the HTTP(S) listeners; a URL offers that relay instead; empty offers none",
+  },
+  {
+    key: "iroh_max_clients",
+    type: "int",
+    default: 1000,
+    min: 1,
+    doc: "Clients the embedded iroh relay serves at once; more are refused (503)",
+  },
+  {
+    key: "iroh_client_rate",
+    type: "size",
+    default: "2M",
+    doc:
+      "Bytes per second the iroh relay reads from one client (bursts of twice that); 0: no limit",
+  },
+  {
+    key: "app_versions_file",
+    type: "string",
+    default: "",
+    doc:
+      "JSON file with the app versions offered as METADATA appversions; empty: the built-in list (the admin setting app_versions overrides both)",
   },
   {
     key: "turn_secret",
@@ -221,6 +286,19 @@ export const FIELDS: readonly Field[] = [
     default: 3478,
     min: 0,
     doc: "UDP port of the embedded TURN server; 0 disables it",
+  },
+  {
+    key: "turn_allowed_peers",
+    type: "string",
+    default: "",
+    doc:
+      'Address ranges TURN relays to although they are not public ("10.8.0.0/16, fd00::/64"); dev: loopback',
+  },
+  {
+    key: "turn_denied_peers",
+    type: "string",
+    default: "",
+    doc: "Address ranges TURN never relays to, besides the non-public ones it always refuses",
   },
   {
     key: "admin_contact",

@@ -2,12 +2,13 @@
 // SUBSCRIBE, UNSUBSCRIBE, LIST/LSUB (with LIST-EXTENDED, SPECIAL-USE, LIST-STATUS), STATUS,
 // APPEND (UIDPLUS), CLOSE, UNSELECT.
 
+import { isStorageFull } from "../errors.ts";
 import type { MailboxRecord } from "../store/types.ts";
 import type { CommandTable, SessionContext } from "./session.ts";
 import type { Command, CommandOf, StatusItem } from "./types.ts";
 import { bad, ImapNo, mailboxName } from "./responses.ts";
 import { SelectedMailbox } from "./selected.ts";
-import { binaryPartsToBase64 } from "./binary_append.ts";
+import { BinaryToBase64 } from "./binary_append.ts";
 import { setIntervals } from "./sequence_set.ts";
 import { expungeDeleted } from "./message_commands.ts";
 import { changedTargets } from "./scan.ts";
@@ -67,7 +68,14 @@ async function select(ctx: SessionContext, cmd: Of<"SELECT" | "EXAMINE">) {
   for (const l of sel.flagLines()) ctx.out(l + "\r\n");
   ctx.out(`* ${sel.exists} EXISTS\r\n`);
   // This session takes \Recent for what arrived since the last SELECT (EXAMINE only counts).
-  if (!readOnly) await sel.claimRecent(mailboxes);
+  // Best-effort, as Dovecot's index updates: on a full disk the mailbox still opens (that is
+  // how users delete mail to free space), with no message \Recent.
+  if (!readOnly) {
+    await sel.claimRecent(mailboxes).catch((err) => {
+      if (!isStorageFull(err)) throw err;
+      ctx.log?.debug("recent not claimed: storage full", { error: String(err) });
+    });
+  }
   ctx.out(`* ${readOnly ? mb.recent : sel.recentCount()} RECENT\r\n`);
   const unseen = await mailboxes.firstUnseenUid(mb.id, mb.uidNext);
   const firstUnseen = unseen === null ? 0 : sel.seqOf(unseen);
@@ -379,17 +387,25 @@ export const mailboxCommands: CommandTable = {
     states: [...AUTHED],
     async run(ctx, cmd) {
       const c = cmd as Of<"APPEND">;
-      if (c.message.length > ctx.config.maxMessageBytes) {
-        throw new ImapNo("Message too large", "TOOBIG");
-      }
+      // The literal streamed into an upload as it arrived (the reader refused one over the
+      // APPENDLIMIT before reading it); the session frees the upload after this command.
+      if (!c.upload) throw new ImapNo("The message was not received", "SERVERBUG");
+      let upload = c.upload;
       const accountId = ctx.user!.accountId;
       if (!(await ctx.backend.mailboxes.getMailbox(accountId, c.mailbox))) {
         throw new ImapNo("No such mailbox", "TRYCREATE");
       }
+      if (upload instanceof BinaryToBase64) {
+        await upload.end();
+        if (upload.failed) {
+          throw new ImapNo("A binary part's header is too long to convert", "UNKNOWN-CTE");
+        }
+        upload = upload.target;
+      }
       const r = await ctx.backend.mailboxes.append({
         accountId,
         mailboxName: c.mailbox,
-        data: binaryPartsToBase64(c.message),
+        upload,
         flags: c.flags.filter((f) => f.toLowerCase() !== "\\recent"),
         internalDate: c.date,
       });

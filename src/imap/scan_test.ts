@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { openSqliteStore } from "../store/sqlite/mod.ts";
+import { bytesBody } from "../store/message_input.ts";
 import type { ImapMailboxes } from "./backend.ts";
 import type { Emitter } from "./selected.ts";
 import { changedTargets, scanTargets } from "./scan.ts";
@@ -18,7 +19,7 @@ async function mailbox(n: number, gone: number[]) {
     await store.append({
       accountId: a.id,
       mailboxName: "INBOX",
-      data: enc.encode(`Subject: ${i}\r\n\r\nx\r\n`),
+      body: bytesBody(enc.encode(`Subject: ${i}\r\n\r\nx\r\n`)),
       flags: i % 5 === 0 ? ["\\Flagged"] : [],
       internalDate: i,
       defaultQuotaBytes: 1e9,
@@ -64,7 +65,7 @@ Deno.test("scanTargets() yields exactly the stored targets, both ways, whatever 
     }
     assert.deepEqual(seen, [...odd.values()].filter((u) => ![3, 5, 51, 99].includes(u)));
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
@@ -90,6 +91,6 @@ Deno.test("changedTargets() reads few changes through the index and many by a sc
     const got = await collect(UidSet.range(1, 3000));
     assert.deepEqual(got, [...new Set([7, 1500, 2999, ...many])].sort((a, b) => a - b));
   } finally {
-    store.close();
+    await store.close();
   }
 });

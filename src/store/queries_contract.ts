@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { MessageFilter, MessageRecord, Store } from "./types.ts";
+import { bytesBody } from "./message_input.ts";
 
 const enc = new TextEncoder();
 
@@ -52,7 +53,7 @@ async function mailbox(s: Store) {
     s.append({
       accountId: a.id,
       mailboxName: "INBOX",
-      data: enc.encode(`Subject: ${i}\r\n\r\n${"x".repeat(i % 7)}\r\n`),
+      body: bytesBody(enc.encode(`Subject: ${i}\r\n\r\n${"x".repeat(i % 7)}\r\n`)),
       flags,
       internalDate: 1_000_000 + i * 1000,
       defaultQuotaBytes: 1e9,
@@ -79,7 +80,7 @@ export function runQueriesContract(name: string, makeStore: () => Store | Promis
       try {
         await fn(s);
       } finally {
-        s.close();
+        await s.close();
       }
     });
 

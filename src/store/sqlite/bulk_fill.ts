@@ -66,7 +66,8 @@ export function bulkFill(
         );
       }
       db.run(
-        "UPDATE mailboxes SET uid_next = ?, highest_modseq = ?, first_recent_uid = ? WHERE id = ?",
+        `UPDATE mailboxes SET uid_next = ?, highest_modseq = ?, first_recent_uid = ?, recent_count = 0
+         WHERE id = ?`,
         uid,
         modSeq,
         uid,

@@ -13,6 +13,7 @@ import type {
   ScanResult,
 } from "../types.ts";
 import type { Db, SqlValue } from "./db.ts";
+import type { OpEnv, SyncOf } from "./env.ts";
 
 /** Upper bounds on one call, whatever the caller asks for. */
 export const MAX_PAGE = 10_000;
@@ -146,7 +147,7 @@ function arrayToRecord(mailboxId: number, r: unknown): MessageRecord {
 
 const clamp = (n: number, max: number) => Math.max(1, Math.min(max, Math.floor(n)));
 
-export function mailQueries(db: Db): MailboxQueries {
+export function mailQueries({ db }: OpEnv): SyncOf<MailboxQueries> {
   const dynamic = new StatementLru(db);
   // UIDs only, as arrays: half the cost of row objects for long pages.
   const uidList = db.raw.prepare(
@@ -154,7 +155,7 @@ export function mailQueries(db: Db): MailboxQueries {
   );
   (uidList as WithArrays).setReturnArrays?.(true);
 
-  const listUids: MailboxQueries["listUids"] = (mailboxId, q) => {
+  const listUids: SyncOf<MailboxQueries>["listUids"] = (mailboxId, q) => {
     const limit = clamp(q.limit, MAX_PAGE);
     const below = q.belowUid ?? ABOVE_ANY_UID;
     const edge = db.get<{ lo: number | null; hi: number | null; n: number }>(
@@ -166,7 +167,7 @@ export function mailQueries(db: Db): MailboxQueries {
       limit,
     )!;
     if (edge.n === 0) {
-      return Promise.resolve({ runs: [], count: 0, lastUid: q.afterUid, done: true });
+      return { runs: [], count: 0, lastUid: q.afterUid, done: true };
     }
     const lo = edge.lo!;
     const hi = edge.hi!;
@@ -187,10 +188,10 @@ export function mailQueries(db: Db): MailboxQueries {
       }
       runs.push(start, prev);
     }
-    return Promise.resolve({ runs, count: edge.n, lastUid: hi, done: edge.n < limit });
+    return { runs, count: edge.n, lastUid: hi, done: edge.n < limit };
   };
 
-  const scanMessages = (mailboxId: number, q: ScanQuery): Promise<ScanResult> => {
+  const scanMessages = (mailboxId: number, q: ScanQuery): ScanResult => {
     const window = clamp(q.window, MAX_WINDOW);
     const asc = q.direction === "asc";
     const top = Math.min(q.maxUid ?? ABOVE_ANY_UID - 1, ABOVE_ANY_UID - 1);
@@ -214,7 +215,7 @@ export function mailQueries(db: Db): MailboxQueries {
       )!;
     if (edge.n === 0) {
       const none = q.uidsOnly ? { uids: [], modSeqs: [] } : {};
-      return Promise.resolve({ rows: [], ...none, count: 0, next: q.from, done: true });
+      return { rows: [], ...none, count: 0, next: q.from, done: true };
     }
     const lo = asc ? q.from + 1 : edge.edge!;
     const hi = asc ? edge.edge! : Math.min(q.from - 1, top);
@@ -225,7 +226,7 @@ export function mailQueries(db: Db): MailboxQueries {
       const n = (dynamic.get(
         `SELECT COUNT(*) AS n FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?${where}`,
       ).get(...params) as { n: number }).n;
-      return Promise.resolve({ rows: [], count: n, next: edge.edge!, done });
+      return { rows: [], count: n, next: edge.edge!, done };
     }
     if (q.uidsOnly) {
       const found = dynamic.get(
@@ -242,26 +243,26 @@ export function mailQueries(db: Db): MailboxQueries {
         uids.push(uid);
         modSeqs.push(modSeq);
       }
-      return Promise.resolve({
+      return {
         rows: [],
         uids,
         modSeqs,
         count: uids.length,
         next: edge.edge!,
         done,
-      });
+      };
     }
     const rows = dynamic.get(
       `SELECT ${COLS} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?${where}
        ORDER BY uid ${asc ? "ASC" : "DESC"}`,
       true,
     ).all(...params) as unknown[];
-    return Promise.resolve({
+    return {
       rows: rows.map((r) => arrayToRecord(mailboxId, r)),
       count: rows.length,
       next: edge.edge!,
       done,
-    });
+    };
   };
 
   // Keyset paging on (modseq, uid): the indexes messages_modseq and expunged_modseq. The lower
@@ -299,16 +300,17 @@ export function mailQueries(db: Db): MailboxQueries {
 
   return {
     mailboxState(mailboxId) {
-      const r = db.get<{ uid_next: number; highest_modseq: number }>(
-        "SELECT uid_next, highest_modseq FROM mailboxes WHERE id = ?",
+      const r = db.get<{ uid_next: number; highest_modseq: number; expunge_horizon: number }>(
+        "SELECT uid_next, highest_modseq, expunge_horizon FROM mailboxes WHERE id = ?",
         mailboxId,
       );
-      // The store purges no tombstones yet: the horizon stays 0 until it does.
-      return Promise.resolve(
-        r
-          ? { uidNext: r.uid_next, highestModSeq: r.highest_modseq, expungeHorizonModSeq: 0 }
-          : null,
-      );
+      return (r
+        ? {
+          uidNext: r.uid_next,
+          highestModSeq: r.highest_modseq,
+          expungeHorizonModSeq: r.expunge_horizon,
+        }
+        : null);
     },
     listUids,
     firstUnseenUid(mailboxId, belowUid) {
@@ -317,16 +319,14 @@ export function mailQueries(db: Db): MailboxQueries {
         mailboxId,
         belowUid ?? ABOVE_ANY_UID,
       );
-      return Promise.resolve(r?.u ?? null);
+      return r?.u ?? null;
     },
     listKeywords(mailboxId) {
-      return Promise.resolve(
-        db.all<{ keyword: string }>(
-          "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ? ORDER BY id LIMIT ?",
-          mailboxId,
-          MAX_PAGE,
-        ).map((r) => r.keyword),
-      );
+      return (db.all<{ keyword: string }>(
+        "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ? ORDER BY id LIMIT ?",
+        mailboxId,
+        MAX_PAGE,
+      ).map((r) => r.keyword));
     },
     scanMessages,
     changedMessages(mailboxId, q) {
@@ -334,14 +334,14 @@ export function mailQueries(db: Db): MailboxQueries {
         changeQuery("messages", COLS, q),
         ...changeParams(mailboxId, q),
       );
-      return Promise.resolve(rows.map((r) => toRecord(mailboxId, r)));
+      return rows.map((r) => toRecord(mailboxId, r));
     },
     expungedMessages(mailboxId, q) {
       const rows = db.all<Parameters<typeof toExpunged>[0]>(
         changeQuery("expunged", "uid, modseq, flags, size, internal_date", q),
         ...changeParams(mailboxId, q),
       );
-      return Promise.resolve(rows.map(toExpunged));
+      return rows.map(toExpunged);
     },
     expungedInRange(mailboxId, fromUid, toUid, limit) {
       const rows = db.all<Parameters<typeof toExpunged>[0]>(
@@ -352,7 +352,7 @@ export function mailQueries(db: Db): MailboxQueries {
         toUid,
         clamp(limit, MAX_PAGE),
       );
-      return Promise.resolve(rows.map(toExpunged));
+      return rows.map(toExpunged);
     },
   };
 }

@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { runQueriesContract } from "../queries_contract.ts";
 import { Db, MIGRATIONS, openSqliteStore } from "./mod.ts";
 
-runQueriesContract("SqliteStore queries", () => openSqliteStore(":memory:"));
+import { tempStore } from "./testdata/temp_store.ts";
+
+runQueriesContract("SqliteStore queries :memory:", () => openSqliteStore(":memory:"));
+runQueriesContract("SqliteStore queries in-process", () => tempStore(false));
+runQueriesContract("SqliteStore queries threaded", () => tempStore(true));
 
 Deno.test("migration 0004 records existing keywords and \\Recent, then serves them", async () => {
   const dir = await Deno.makeTempDir();
@@ -29,13 +33,13 @@ Deno.test("migration 0004 records existing keywords and \\Recent, then serves th
     assert.deepEqual(await s.claimRecent(1), [4, 5]);
     assert.equal(await s.claimRecent(2), null);
     assert.equal(await s.firstUnseenUid(1), 2);
-    s.close();
+    await s.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("the bounded queries use their indexes", () => {
+Deno.test("the bounded queries use their indexes", async () => {
   const s = openSqliteStore(":memory:");
   try {
     const plan = (sql: string) =>
@@ -61,6 +65,6 @@ Deno.test("the bounded queries use their indexes", () => {
       /messages_deleted/,
     );
   } finally {
-    s.close();
+    await s.close();
   }
 });

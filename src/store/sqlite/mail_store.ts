@@ -11,8 +11,20 @@ import type {
   MessageRecord,
 } from "../types.ts";
 import type { Db } from "./db.ts";
-import { freeBodies, insertBody } from "./bodies.ts";
+import type { OpEnv, SyncOf } from "./env.ts";
+import { freeBodies, insertBody, messageSize, setBodyStructure } from "./bodies.ts";
 import { mailboxKeywords } from "./keywords.ts";
+
+/**
+ * The store functions of mailboxes and messages that run in the store threads. (Spools and
+ * body readers are built around them in mod.ts.)
+ */
+export type MailOps = SyncOf<
+  Omit<
+    MailboxStore,
+    "createSpool" | "openBody" | "readSmallBodies" | "readBody" | "freeUnreferencedBodies"
+  >
+>;
 
 interface MailboxRow {
   id: number;
@@ -24,6 +36,11 @@ interface MailboxRow {
   subscribed: number;
   special_use: string | null;
   first_recent_uid: number;
+  message_count: number;
+  unseen_count: number;
+  recent_count: number;
+  size_bytes: number;
+  expunge_horizon: number;
 }
 
 interface MessageRow {
@@ -81,14 +98,8 @@ function uidChunks(uids: number[], size = 500): number[][] {
   return out;
 }
 
-export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
+export function mailStore({ db, files, now }: OpEnv): MailOps {
   const mailboxRecord = (r: MailboxRow): MailboxRecord => {
-    const c = db.get<{ n: number; unseen: number; recent: number; bytes: number }>(
-      `SELECT COUNT(*) AS n, COALESCE(SUM(seen = 0), 0) AS unseen, COALESCE(SUM(uid >= ?), 0) AS recent,
-       COALESCE(SUM(size), 0) AS bytes FROM messages WHERE mailbox_id = ?`,
-      r.first_recent_uid,
-      r.id,
-    )!;
     return {
       id: r.id,
       accountId: r.account_id,
@@ -102,10 +113,11 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         r.name,
       ) !== undefined,
       specialUse: r.special_use,
-      messages: c.n,
-      unseen: c.unseen,
-      recent: c.recent,
-      sizeBytes: c.bytes,
+      messages: r.message_count,
+      unseen: r.unseen_count,
+      recent: r.recent_count,
+      sizeBytes: r.size_bytes,
+      expungeHorizonModSeq: r.expunge_horizon,
     };
   };
   const row = (accountId: number, name: string) =>
@@ -121,11 +133,7 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
     return r;
   };
   const used = (accountId: number) =>
-    db.get<{ n: number }>(
-      `SELECT COALESCE(SUM(m.size), 0) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
-       WHERE b.account_id = ?`,
-      accountId,
-    )!.n;
+    db.get<{ n: number }>("SELECT used_bytes AS n FROM accounts WHERE id = ?", accountId)?.n ?? 0;
   const quotaOf = (accountId: number, fallback: number) =>
     db.get<{ q: number | null }>("SELECT quota_bytes AS q FROM accounts WHERE id = ?", accountId)
       ?.q ?? fallback;
@@ -191,17 +199,18 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
       db.run("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", mailboxId, m.uid);
       // The tombstone keeps what SEARCH needs for sessions not told yet (migration 0004).
       db.run(
-        `INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, flags, size, internal_date)
-         VALUES (?, ?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, flags, size, internal_date, expunged_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
         mailboxId,
         m.uid,
         modSeq,
         m.flags.join(" "),
         m.size,
         m.internalDate,
+        now(),
       );
     }
-    freeBodies(db, msgs.map((m) => m.bodyId));
+    freeBodies(db, files, msgs.map((m) => m.bodyId));
     return msgs.map((m) => m.uid);
   };
   const copyInto = (mailboxId: number, uids: number[], dest: number): CopyResult => {
@@ -220,19 +229,18 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
 
   return {
     listMailboxes(accountId) {
-      const rows = db.all<MailboxRow>(
+      return db.all<MailboxRow>(
         "SELECT * FROM mailboxes WHERE account_id = ? ORDER BY name",
         accountId,
-      );
-      return Promise.resolve(rows.map(mailboxRecord));
+      ).map(mailboxRecord);
     },
     getMailbox(accountId, name) {
       const r = row(accountId, name);
-      return Promise.resolve(r ? mailboxRecord(r) : null);
+      return r ? mailboxRecord(r) : null;
     },
     getMailboxById(id) {
       const r = rowById(id);
-      return Promise.resolve(r ? mailboxRecord(r) : null);
+      return r ? mailboxRecord(r) : null;
     },
     createMailbox(accountId, name, specialUse = null) {
       const r = db.tx(() => {
@@ -249,7 +257,7 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         );
         return rowById(lastInsertRowid)!;
       });
-      return Promise.resolve(mailboxRecord(r));
+      return mailboxRecord(r);
     },
     deleteMailbox(accountId, name) {
       db.tx(() => {
@@ -261,10 +269,11 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
           "SELECT DISTINCT body_id FROM messages WHERE mailbox_id = ?",
           r.id,
         ).map((x) => x.body_id);
+        // Messages first: their counter triggers still find the mailbox's account.
+        db.run("DELETE FROM messages WHERE mailbox_id = ?", r.id);
         db.run("DELETE FROM mailboxes WHERE id = ?", r.id);
-        freeBodies(db, bodyIds);
+        freeBodies(db, files, bodyIds);
       });
-      return Promise.resolve();
     },
     renameMailbox(accountId, from, to) {
       db.tx(() => {
@@ -299,7 +308,6 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
           );
         }
       });
-      return Promise.resolve();
     },
     setSubscribed(accountId, name, subscribed) {
       if (subscribed) {
@@ -311,18 +319,17 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
       } else {
         db.run("DELETE FROM subscriptions WHERE account_id = ? AND name = ?", accountId, name);
       }
-      return Promise.resolve();
     },
     listSubscriptions(accountId) {
-      return Promise.resolve(
-        db.all<{ name: string }>(
-          "SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name",
-          accountId,
-        ).map((r) => r.name),
-      );
+      return db.all<{ name: string }>(
+        "SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name",
+        accountId,
+      ).map((r) => r.name);
     },
-    deliver({ data, internalDate, targets, defaultQuotaBytes }) {
-      const outcomes = db.tx(() => {
+    deliver(input) {
+      const { internalDate, targets, defaultQuotaBytes } = input;
+      const size = messageSize(input);
+      return db.tx(() => {
         let bodyId = 0;
         const out: DeliveryOutcome[] = [];
         for (const t of targets) {
@@ -331,49 +338,50 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
             out.push({ accountId: t.accountId, ok: false, code: "mailbox_not_found" });
             continue;
           }
-          if (used(t.accountId) + data.length > quotaOf(t.accountId, defaultQuotaBytes)) {
+          if (used(t.accountId) + size > quotaOf(t.accountId, defaultQuotaBytes)) {
             out.push({ accountId: t.accountId, ok: false, code: "quota_exceeded" });
             continue;
           }
-          if (bodyId === 0) bodyId = insertBody(db, data, now());
-          const { uid, modSeq } = insertMessage(
-            mb.id,
-            bodyId,
-            data.length,
-            internalDate,
-            t.flags ?? [],
-          );
+          if (bodyId === 0) bodyId = insertBody(db, files, input, now());
+          const { uid, modSeq } = insertMessage(mb.id, bodyId, size, internalDate, t.flags ?? []);
           out.push({ accountId: t.accountId, ok: true, mailboxId: mb.id, uid, modSeq });
         }
         return out;
       });
-      return Promise.resolve(outcomes);
     },
-    append({ accountId, mailboxName, data, flags, internalDate, defaultQuotaBytes }) {
-      const r = db.tx(() => {
+    append(input) {
+      const { accountId, mailboxName, flags, internalDate, defaultQuotaBytes } = input;
+      const size = messageSize(input);
+      return db.tx(() => {
         const mb = row(accountId, mailboxName);
         if (!mb) {
           throw new RelayError("mailbox_not_found", `Cannot append to "${mailboxName}": not found`);
         }
-        if (used(accountId) + data.length > quotaOf(accountId, defaultQuotaBytes)) {
+        if (used(accountId) + size > quotaOf(accountId, defaultQuotaBytes)) {
           throw new RelayError("quota_exceeded", "Cannot append: quota exceeded");
         }
-        const bodyId = insertBody(db, data, now());
-        const { uid, modSeq } = insertMessage(mb.id, bodyId, data.length, internalDate, flags);
+        const bodyId = insertBody(db, files, input, now());
+        const { uid, modSeq } = insertMessage(mb.id, bodyId, size, internalDate, flags);
         return { mailboxId: mb.id, uidValidity: mb.uid_validity, uid, modSeq };
       });
-      return Promise.resolve(r);
     },
-    listMessages(mailboxId) {
-      const rows = db.all<MessageRow>(
-        `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid`,
-        mailboxId,
-      );
-      return Promise.resolve(rows.map(toMessage));
+    listMessages(mailboxId, page) {
+      const rows = page
+        ? db.all<MessageRow>(
+          `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid LIMIT ?`,
+          mailboxId,
+          page.afterUid,
+          page.limit,
+        )
+        : db.all<MessageRow>(
+          `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid`,
+          mailboxId,
+        );
+      return rows.map(toMessage);
     },
-    getMessages: (mailboxId, uids) => Promise.resolve(messagesByUid(mailboxId, uids)),
+    getMessages: (mailboxId, uids) => messagesByUid(mailboxId, uids),
     changesSince(mailboxId, modSeq) {
-      const r = db.tx(() => {
+      return db.snapshot(() => {
         const mb = mustRow(mailboxId);
         const changed = db.all<MessageRow>(
           `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`,
@@ -387,14 +395,10 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         ).map((x) => x.uid);
         return { changed, expunged, highestModSeq: mb.highest_modseq };
       });
-      return Promise.resolve(r);
     },
-    readBody(bodyId) {
-      const r = db.get<{ data: Uint8Array }>("SELECT data FROM bodies WHERE id = ?", bodyId);
-      return Promise.resolve(r ? r.data : null);
-    },
-    setFlags(mailboxId, update): Promise<FlagUpdateResult> {
-      const r = db.tx(() => {
+    setBodyStructure: (bodyId, structure) => setBodyStructure(db, bodyId, structure),
+    setFlags(mailboxId, update): FlagUpdateResult {
+      return db.tx(() => {
         mustRow(mailboxId);
         const msgs = messagesByUid(mailboxId, update.uids);
         const flags = normalizeFlags(
@@ -429,20 +433,17 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         }
         return { updated, modified, highestModSeq: mustRow(mailboxId).highest_modseq };
       });
-      return Promise.resolve(r);
     },
-    copyMessages: (mailboxId, uids, dest) =>
-      Promise.resolve(db.tx(() => copyInto(mailboxId, uids, dest))),
+    copyMessages: (mailboxId, uids, dest) => db.tx(() => copyInto(mailboxId, uids, dest)),
     moveMessages(mailboxId, uids, dest) {
-      const r = db.tx(() => {
+      return db.tx(() => {
         const result = copyInto(mailboxId, uids, dest);
         removeUids(mailboxId, result.mapping.map(([s]) => s));
         return result;
       });
-      return Promise.resolve(r);
     },
     expunge(mailboxId, uids) {
-      const r = db.tx(() => {
+      return db.tx(() => {
         mustRow(mailboxId);
         // With UIDs: look at those only; without: the messages_deleted index (migration 0004)
         // finds the flagged ones. Either way the cost follows the messages expunged.
@@ -455,10 +456,9 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         const deleted = candidates.filter((m) => m.flags.includes("\\Deleted")).map((m) => m.uid);
         return removeUids(mailboxId, deleted);
       });
-      return Promise.resolve(r);
     },
-    removeMessages: (mailboxId, uids) => Promise.resolve(db.tx(() => removeUids(mailboxId, uids))),
-    usedBytes: (accountId) => Promise.resolve(used(accountId)),
+    removeMessages: (mailboxId, uids) => db.tx(() => removeUids(mailboxId, uids)),
+    usedBytes: used,
     listMessagesForRetention({ accountId, olderThan, largerThan, limit }) {
       const rows = db.all<MessageRow & { account_id: number }>(
         `SELECT m.mailbox_id, m.uid, m.modseq, m.flags, m.internal_date, m.size, m.body_id, b.account_id
@@ -473,24 +473,20 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         largerThan ?? null,
         limit,
       );
-      return Promise.resolve(rows.map((r) => ({ ...toMessage(r), accountId: r.account_id })));
+      return rows.map((r) => ({ ...toMessage(r), accountId: r.account_id }));
     },
     claimRecent(mailboxId) {
       // \Recent is the UID range from first_recent_uid up (migration 0004): claiming it moves
       // the boundary, one row written whatever the number of messages.
-      return Promise.resolve(db.tx((): [number, number] | null => {
+      return db.tx((): [number, number] | null => {
         const r = mustRow(mailboxId);
         if (r.first_recent_uid >= r.uid_next) return null;
-        db.run("UPDATE mailboxes SET first_recent_uid = ? WHERE id = ?", r.uid_next, mailboxId);
+        db.run(
+          "UPDATE mailboxes SET first_recent_uid = uid_next, recent_count = 0 WHERE id = ?",
+          mailboxId,
+        );
         return [r.first_recent_uid, r.uid_next - 1];
-      }));
-    },
-    freeUnreferencedBodies() {
-      const { changes } = db.run(
-        `DELETE FROM bodies WHERE NOT EXISTS (SELECT 1 FROM messages WHERE body_id = bodies.id)
-         AND NOT EXISTS (SELECT 1 FROM queue WHERE body_id = bodies.id)`,
-      );
-      return Promise.resolve(changes);
+      });
     },
   };
 }

@@ -2,8 +2,8 @@
 // with its own status, attempts and next attempt time.
 
 import type { QueueEntry, QueueRecipientRecord, QueueStore } from "../types.ts";
-import type { Db } from "./db.ts";
-import { freeBodies, insertBody } from "./bodies.ts";
+import type { OpEnv, SyncOf } from "./env.ts";
+import { freeBodies, insertBody, messageSize } from "./bodies.ts";
 
 interface RcptRow {
   id: number;
@@ -33,7 +33,7 @@ export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
 }
 
-export function queueStore(db: Db): QueueStore {
+export function queueStore({ db, files }: OpEnv): SyncOf<QueueStore> {
   const entry = (id: number): QueueEntry | null => {
     const q = db.get<
       { id: number; sender: string; body_id: number; size: number; created_at: number }
@@ -56,14 +56,16 @@ export function queueStore(db: Db): QueueStore {
     };
   };
   return {
-    enqueue({ sender, data, recipients, now }) {
-      const id = db.tx(() => {
-        const bodyId = insertBody(db, data, now);
+    enqueue(input) {
+      const { sender, recipients, now } = input;
+      const size = messageSize(input);
+      return db.tx(() => {
+        const bodyId = insertBody(db, files, input, now);
         const { lastInsertRowid: qid } = db.run(
           "INSERT INTO queue (sender, body_id, size, created_at) VALUES (?, ?, ?, ?)",
           sender,
           bodyId,
-          data.length,
+          size,
           now,
         );
         for (const r of recipients) {
@@ -79,18 +81,15 @@ export function queueStore(db: Db): QueueStore {
         }
         return qid;
       });
-      return Promise.resolve(id);
     },
     dueRecipients: (now, limit) =>
-      Promise.resolve(
-        db.all<RcptRow>(
-          `SELECT * FROM queue_recipients WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?
+      db.all<RcptRow>(
+        `SELECT * FROM queue_recipients WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?
            ORDER BY next_attempt_at, id LIMIT ?`,
-          now,
-          limit,
-        ).map(toRcpt),
-      ),
-    getQueueEntry: (id) => Promise.resolve(entry(id)),
+        now,
+        limit,
+      ).map(toRcpt),
+    getQueueEntry: (id) => entry(id),
     listQueue({ offset = 0, limit = 50, status }) {
       const where = status
         ? "WHERE id IN (SELECT queue_id FROM queue_recipients WHERE status = ?)"
@@ -103,7 +102,7 @@ export function queueStore(db: Db): QueueStore {
         offset,
       );
       const total = db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM queue ${where}`, ...params)!.n;
-      return Promise.resolve({ items: ids.map((r) => entry(r.id)!).filter(Boolean), total });
+      return { items: ids.map((r) => entry(r.id)!).filter(Boolean), total };
     },
     updateRecipient(id, u) {
       db.tx(() => {
@@ -118,7 +117,6 @@ export function queueStore(db: Db): QueueStore {
           id,
         );
       });
-      return Promise.resolve();
     },
     retryQueueEntry(id, now) {
       const { changes } = db.run(
@@ -128,23 +126,20 @@ export function queueStore(db: Db): QueueStore {
         now,
         id,
       );
-      return Promise.resolve(changes > 0);
+      return changes > 0;
     },
     deleteQueueEntry(id) {
-      const ok = db.tx(() => {
+      return db.tx(() => {
         const q = db.get<{ body_id: number }>("SELECT body_id FROM queue WHERE id = ?", id);
         if (!q) return false;
         db.run("DELETE FROM queue WHERE id = ?", id);
-        freeBodies(db, [q.body_id]);
+        freeBodies(db, files, [q.body_id]);
         return true;
       });
-      return Promise.resolve(ok);
     },
     countQueued: () =>
-      Promise.resolve(
-        db.get<{ n: number }>(
-          "SELECT COUNT(*) AS n FROM queue_recipients WHERE status IN ('queued', 'deferred')",
-        )!.n,
-      ),
+      db.get<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM queue_recipients WHERE status IN ('queued', 'deferred')",
+      )!.n,
   };
 }
