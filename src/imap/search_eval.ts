@@ -9,6 +9,7 @@ import {
   flattenAddresses,
   type MimePart,
   parseAddressList,
+  parseMessage,
 } from "../mime/mod.ts";
 import type { SearchKey, SequenceSet } from "./types.ts";
 import { unicodeCasemap } from "./casemap.ts";
@@ -29,7 +30,69 @@ export interface SearchContext {
   /** Current time, ms since the epoch (for OLDER/YOUNGER). */
   now: number;
   /** Called only for keys that need content, at most once per matchesSearch call. */
-  message(): { bytes: Uint8Array; root: MimePart };
+  message(): SearchMessage;
+}
+
+/**
+ * What content keys read of a message: its part tree (top-level header fields included) and a
+ * test on the decoded text of its text/* leaf parts. A large stored message answers `bodyHas`
+ * from a pass that streamed its text parts (search_text.ts) and never holds its body.
+ */
+export interface SearchMessage {
+  root: MimePart;
+  /**
+   * Whether the decoded text of some text/* leaf part (encapsulated messages included), mapped
+   * with unicodeCasemap, contains `needle` (already mapped).
+   */
+  bodyHas(needle: string): boolean;
+}
+
+/** The text/* leaf parts of a message, encapsulated messages included, in order. */
+export function textParts(root: MimePart): MimePart[] {
+  const out: MimePart[] = [];
+  const walk = (p: MimePart) => {
+    if (p.children.length > 0) p.children.forEach(walk);
+    else if (p.message) walk(p.message);
+    else if (p.contentType.type === "text") out.push(p);
+  };
+  walk(root);
+  return out;
+}
+
+/** A SearchMessage on a message held whole (small messages, tests). */
+export function wholeMessage(
+  bytes: Uint8Array,
+  root: MimePart = parseMessage(bytes),
+): SearchMessage {
+  let texts: string[] | undefined;
+  return {
+    root,
+    bodyHas(needle) {
+      texts ??= textParts(root).map((p) => unicodeCasemap(decodeText(p, bytes)));
+      return texts.some((t) => t.includes(needle));
+    },
+  };
+}
+
+/** The needles (mapped with unicodeCasemap) of the BODY and TEXT keys: what bodyHas is asked. */
+export function bodyNeedles(key: SearchKey, into = new Set<string>()): Set<string> {
+  switch (key.kind) {
+    case "BODY":
+    case "TEXT":
+      into.add(unicodeCasemap(key.value));
+      break;
+    case "NOT":
+      bodyNeedles(key.key, into);
+      break;
+    case "OR":
+      bodyNeedles(key.left, into);
+      bodyNeedles(key.right, into);
+      break;
+    case "AND":
+      for (const k of key.keys) bodyNeedles(k, into);
+      break;
+  }
+  return into;
 }
 
 /** The saved search result ("$", RFC 5182) as UIDs; absent means there is none (empty). */
@@ -120,15 +183,14 @@ function compareDay(day: number, op: "BEFORE" | "ON" | "SINCE", date: number): b
 
 const ADDRESS_FIELDS = new Set(["from", "to", "cc", "bcc", "sender", "reply-to"]);
 
-/** Per-evaluation cache of the loaded message and its derived, case-mapped texts. */
+/** Per-evaluation cache of the loaded message and its derived, case-mapped header texts. */
 class Content {
-  private msg?: { bytes: Uint8Array; root: MimePart };
+  private msg?: SearchMessage;
   private headerText?: { name: string; value: string }[];
-  private bodyText?: string[];
 
   constructor(private readonly ctx: SearchContext) {}
 
-  get message() {
+  get message(): SearchMessage {
     return this.msg ??= this.ctx.message();
   }
 
@@ -148,20 +210,6 @@ class Content {
         }
         return { name, value: unicodeCasemap(value) };
       });
-  }
-
-  /** Decoded text of every text/* leaf part, encapsulated messages included, case-mapped. */
-  get body(): string[] {
-    if (this.bodyText) return this.bodyText;
-    const { bytes, root } = this.message;
-    const out: string[] = [];
-    const walk = (p: MimePart) => {
-      if (p.children.length > 0) p.children.forEach(walk);
-      else if (p.message) walk(p.message);
-      else if (p.contentType.type === "text") out.push(unicodeCasemap(decodeText(p, bytes)));
-    };
-    walk(root);
-    return this.bodyText = out;
   }
 }
 
@@ -189,13 +237,12 @@ function evaluate(key: SearchKey, ctx: SearchContext, c: Content, saved?: SavedR
       return c.headers.some((f) => f.name === name && f.value.includes(needle));
     }
     case "BODY": {
-      const needle = unicodeCasemap(key.value);
-      return c.body.some((t) => t.includes(needle));
+      return c.message.bodyHas(unicodeCasemap(key.value));
     }
     case "TEXT": {
       const needle = unicodeCasemap(key.value);
       return c.headers.some((f) => `${unicodeCasemap(f.name)}: ${f.value}`.includes(needle)) ||
-        c.body.some((t) => t.includes(needle));
+        c.message.bodyHas(needle);
     }
     case "DATE": {
       if (!key.sent) return compareDay(Math.floor(ctx.internalDate / DAY) * DAY, key.op, key.date);

@@ -6,14 +6,23 @@
 // about yet are still searched, on what their tombstone keeps (as Dovecot does); where the
 // answer needs more, they are left out and the reply says [EXPUNGEISSUED].
 
-import { parseMessage } from "../mime/mod.ts";
 import type { ExpungedRecord, MessageFilter, MessageRecord } from "../store/types.ts";
 import type { SessionContext } from "./session.ts";
 import type { CommandOf, SearchKey } from "./types.ts";
 import { ImapNo } from "./responses.ts";
 import type { SelectedMailbox } from "./selected.ts";
 import { setIntervals } from "./sequence_set.ts";
-import { type KnownContext, matchesKnown, matchesSearch } from "./search_eval.ts";
+import {
+  bodyNeedles,
+  type KnownContext,
+  matchesKnown,
+  matchesSearch,
+  type SearchMessage,
+  textParts,
+  wholeMessage,
+} from "./search_eval.ts";
+import { FetchBodies, type FetchSource } from "./fetch_message.ts";
+import { findInTextParts } from "./search_text.ts";
 import { scanTargets } from "./scan.ts";
 import { UidSet } from "./uid_set.ts";
 
@@ -189,34 +198,44 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
   }
 
   const p = plan(cmd.key, view);
-  const evaluate = async (m: MessageRecord): Promise<boolean> => {
-    if (p.exact) return true;
-    const base: KnownContext = {
-      seq: sel.seqOf(m.uid),
-      uid: m.uid,
-      flags: m.flags,
-      internalDate: m.internalDate,
-      size: m.size,
-      modSeq: m.modSeq,
-      recent: sel.recent.has(m.uid),
-      maxSeq: sel.exists,
-      maxUid: sel.uids.max,
-      now,
-    };
-    const cheap = matchesKnown(cmd.key, base, sel.saved);
-    if (cheap !== undefined) return cheap;
-    const bytes = await mailboxes.readBody(m.bodyId);
-    if (!bytes) return false;
-    const ok = matchesSearch(cmd.key, {
-      ...base,
-      flags: m.flags,
-      internalDate: m.internalDate,
-      size: m.size,
-      modSeq: m.modSeq,
-      message: () => ({ bytes, root: parseMessage(bytes) }),
-    }, sel.saved);
-    await ctx.breathe();
-    return ok;
+  const needles = bodyNeedles(cmd.key);
+  const known = (m: MessageRecord): KnownContext => ({
+    seq: sel.seqOf(m.uid),
+    uid: m.uid,
+    flags: m.flags,
+    internalDate: m.internalDate,
+    size: m.size,
+    modSeq: m.modSeq,
+    recent: sel.recent.has(m.uid),
+    maxSeq: sel.exists,
+    maxUid: sel.uids.max,
+    now,
+  });
+  // Content, for the messages the rest of the key leaves undecided: the part tree comes from the
+  // structure stored with the body (no read); a small body is read whole (many per round trip),
+  // a large one only in its text parts, streamed, and only when BODY or TEXT asks.
+  const withContent = async (m: MessageRecord, src: FetchSource): Promise<boolean> => {
+    const root = await src.tree();
+    let message: SearchMessage;
+    if (src.bytes) message = wholeMessage(src.bytes, root);
+    else {
+      const found = needles.size
+        ? await findInTextParts(src, textParts(root), needles, () => ctx.breathe())
+        : new Set<string>();
+      message = { root, bodyHas: (n) => found.has(n) };
+    }
+    return matchesSearch(
+      cmd.key,
+      {
+        ...known(m),
+        flags: m.flags,
+        internalDate: m.internalDate,
+        size: m.size,
+        modSeq: m.modSeq,
+        message: () => message,
+      },
+      sel.saved,
+    );
   };
   const scan = async function* (direction: "asc" | "desc") {
     for await (
@@ -227,7 +246,29 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
         uidsOnly: p.exact,
       })
     ) {
-      for (const m of rows) if (await evaluate(m)) yield { uid: m.uid, modSeq: m.modSeq };
+      if (p.exact) {
+        for (const m of rows) yield { uid: m.uid, modSeq: m.modSeq };
+        continue;
+      }
+      // Flags, dates and sizes decide first; bodies are opened only for the rest.
+      const verdicts = rows.map((m) => matchesKnown(cmd.key, known(m), sel.saved));
+      const unsure = rows.filter((_, i) => verdicts[i] === undefined);
+      const bodies = unsure.length ? new FetchBodies(mailboxes, ctx.log) : null;
+      let u = 0;
+      for (const [i, m] of rows.entries()) {
+        let ok = verdicts[i];
+        if (ok === undefined) {
+          const src = await bodies!.open(unsure, u++);
+          if (!src) continue; // expunged meanwhile
+          try {
+            ok = await withContent(m, src);
+          } finally {
+            await src.close();
+          }
+          await ctx.breathe();
+        }
+        if (ok) yield { uid: m.uid, modSeq: m.modSeq };
+      }
     }
   };
   const id = (uid: number) => (cmd.uid ? uid : sel.seqOf(uid));
