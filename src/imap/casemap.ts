@@ -1,7 +1,8 @@
 // i;unicode-casemap (RFC 5051) for SEARCH, as Dovecot 2.3 applies it: each character is mapped
 // to its simple titlecase, then decomposed (canonical and compatibility, NFKD); the parts of a
 // decomposition are not case-mapped again. Two strings match when one folded string contains
-// the other. Observed on Dovecot 2.3.19 (tests/imap_casemap_test.ts has the transcript):
+// the other. Observed on Dovecot 2.3.19 (the cases are in casemap_test.ts and
+// tests/imap_dovecot_compat_test.ts):
 // "straße" finds "Straße" but "STRASSE" does not (no full case folding), "ecole" does not find
 // "ÉCOLE" (accents stay), "ａ" finds "a" (compatibility forms decompose), "é" written as e + U+0301
 // finds "é", and "ff" does not find "ﬀ" (it decomposes to lowercase "ff", left as is).
