@@ -198,6 +198,21 @@ function ternTarget(t: TernBench): Target {
     cpuMs: () => treeCpuMs([t.pid]),
     // Everything in the data directory: the database (with WAL) and any body files.
     storageBytes: () => dirBytes(t.dataDir),
+    async maintain() {
+      // As the hourly schedule would, from a second process beside the running server.
+      for (const task of ["free-bodies", "reclaim-space"]) {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", "main.ts", "tasks", "run", task, "--config", `${t.dir}/tern.toml`],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const text = new TextDecoder().decode(out.stdout).trim();
+        if (!out.success) {
+          throw new Error(`tern tasks run ${task}: ${new TextDecoder().decode(out.stderr)}`);
+        }
+        log(`  tern: ${text}`);
+      }
+    },
   };
 }
 
@@ -739,6 +754,7 @@ async function scaleRuns(targets: Targets, tpl2k: MessageTemplate, notes: string
       bigUser: "scale0001",
       bystander: "scaleby01",
       storageBytes: (user) => t.storageBytes?.(user) ?? NaN,
+      maintain: t.maintain && (() => t.maintain!()),
       log: (m) => log(`  ${m}`),
     });
     r.scale = s;

@@ -55,6 +55,8 @@ export interface ScaleOptions {
   bystander: string;
   /** Bytes the target stores for `user` (database or maildir). */
   storageBytes(user: string): number;
+  /** The server's own periodic maintenance, run before storage is measured after the expunge. */
+  maintain?(): Promise<void>;
   log: (msg: string) => void;
 }
 
@@ -281,6 +283,7 @@ export async function scaleRun(
     result.liveAfter = have - cut;
     // Let the server settle (checkpoints, vacuum steps, freed memory) before measuring.
     await ok(writer, "NOOP");
+    await opts.maintain?.();
     await new Promise((r) => setTimeout(r, 2000));
     result.storageAfterBytes = opts.storageBytes(opts.bigUser);
     result.rssAfterMb = t.imapMem().rssKb / 1024;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { bytesBody } from "../message_input.ts";
 import { tempStore } from "./testdata/temp_store.ts";
+import { Db } from "./db.ts";
 
 const enc = new TextEncoder();
 
@@ -41,3 +42,25 @@ for (const threaded of [false, true]) {
     }
   });
 }
+
+Deno.test("the WAL file is cut back after a large transaction is checkpointed", async () => {
+  const dir = await Deno.makeTempDir();
+  const db = new Db(`${dir}/t.db`);
+  try {
+    db.raw.exec("CREATE TABLE big (b BLOB)");
+    db.tx(() => {
+      for (let i = 0; i < 300; i++) {
+        db.run("INSERT INTO big (b) VALUES (?)", new Uint8Array(64 * 1024));
+      }
+    });
+    const wal = () => Deno.statSync(`${dir}/t.db-wal`).size;
+    assert.ok(wal() > 16 * 1024 * 1024, `WAL ${wal()} bytes after a 19 MB transaction`);
+    db.get("PRAGMA wal_checkpoint(PASSIVE)");
+    // The next write starts the WAL over and truncates the file to journal_size_limit.
+    db.run("DELETE FROM big WHERE rowid = 1");
+    assert.ok(wal() <= 8 * 1024 * 1024, `WAL ${wal()} bytes after the checkpoint`);
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
