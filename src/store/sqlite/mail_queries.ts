@@ -312,7 +312,8 @@ export function mailQueries({ db }: OpEnv): SyncOf<MailboxQueries> {
         }
         : null);
     },
-    listUids,
+    // Two statements each (the window's edge, then its rows): one read transaction.
+    listUids: (mailboxId, q) => db.snapshot(() => listUids(mailboxId, q)),
     firstUnseenUid(mailboxId, belowUid) {
       const r = db.get<{ u: number | null }>(
         "SELECT MIN(uid) AS u FROM messages WHERE mailbox_id = ? AND seen = 0 AND uid < ?",
@@ -328,7 +329,7 @@ export function mailQueries({ db }: OpEnv): SyncOf<MailboxQueries> {
         MAX_PAGE,
       ).map((r) => r.keyword));
     },
-    scanMessages,
+    scanMessages: (mailboxId, q) => db.snapshot(() => scanMessages(mailboxId, q)),
     changedMessages(mailboxId, q) {
       const rows = db.all<Row>(
         changeQuery("messages", COLS, q),
