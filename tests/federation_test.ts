@@ -173,7 +173,7 @@ Deno.test("federation: an unreachable destination is deferred with every reason,
     assert.match(bodies[0], /Final-Recipient: rfc822; nobody@\[127\.0\.0\.3\]/);
     assert.match(bodies[0], /Action: failed/);
   }, {
-    overrides: { queue_lifetime_hours: 1 },
+    overrides: { queue_lifetime: "1h" },
     relay: {
       now: () => clock,
       manualQueue: true,

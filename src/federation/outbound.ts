@@ -169,6 +169,7 @@ export class OutboundService {
         original: body,
         failed,
         now,
+        arrivedAt: entry.createdAt,
       });
       await this.#o.deliverBounce(entry.sender, bounce).catch((err) =>
         this.#o.log?.error("bounce delivery failed", { error: String(err) })
