@@ -2,7 +2,12 @@ export { DnsError, systemResolver } from "./resolver.ts";
 export type { DnsResolver, MxRecord } from "./resolver.ts";
 export { isIpLiteral, route } from "./router.ts";
 export type { Destination, Route } from "./router.ts";
-export { dotStuff, sendSmtp, SmtpClientError } from "./smtp_client.ts";
+export { dotStuff, sendSmtp, SmtpReplyError, SmtpSession } from "./smtp_client.ts";
+export { TransportError } from "./conn.ts";
+export { HttpsPool } from "./https_client.ts";
+export { trustedCas } from "./trust.ts";
+export { DEFAULT_DEADLINES } from "./deadlines.ts";
+export type { Deadlines } from "./deadlines.ts";
 export { postMxdeliv } from "./mxdeliv_client.ts";
 export {
   DKIM_SELECTOR,

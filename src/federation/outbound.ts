@@ -7,8 +7,11 @@ import type { QueueRecipientRecord, Store } from "../store/types.ts";
 import type { Logger } from "../log/mod.ts";
 import { type DnsResolver } from "./resolver.ts";
 import { type Destination, isIpLiteral, route } from "./router.ts";
-import { fmt, type RecipientResult, sendSmtp, SmtpClientError } from "./smtp_client.ts";
+import { type RecipientResult, sendSmtp, SmtpReplyError } from "./smtp_client.ts";
 import { postMxdeliv } from "./mxdeliv_client.ts";
+import { fmt } from "./conn.ts";
+import { HttpsPool } from "./https_client.ts";
+import { AttemptBudget, DEFAULT_DEADLINES } from "./deadlines.ts";
 import { buildBounce, type FailedRecipient } from "./bounce.ts";
 import { type MtaSts, mxMatches } from "./mta_sts.ts";
 
@@ -57,6 +60,7 @@ export class OutboundService {
   #timer: ReturnType<typeof setInterval> | null = null;
   /** Hosts whose /mxdeliv failed recently: SMTP only for a while (as the reference). */
   #noMxdeliv = new Map<string, number>();
+  #pool = new HttpsPool();
 
   constructor(options: OutboundOptions) {
     this.#o = options;
@@ -72,6 +76,7 @@ export class OutboundService {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     await this.#running?.catch(() => 0);
+    this.#pool.close();
   }
 
   /** Runs the queue now (coalesced with a run in progress). */
@@ -229,8 +234,8 @@ export class OutboundService {
           });
           return results.map((x) => this.#fromReply(x, dest.host));
         } catch (err) {
-          const e = err as SmtpClientError;
-          if (e.code >= 500) {
+          const e = err as Error;
+          if (e instanceof SmtpReplyError && e.code >= 500) {
             return recipients.map((recipient) => ({
               recipient,
               kind: "failed",
@@ -264,7 +269,7 @@ export class OutboundService {
     if (skipUntil > this.#now()) return null;
     const port = this.#o.ports?.https ?? 443;
     try {
-      const r = await postMxdeliv({
+      const r = await postMxdeliv(this.#pool, {
         host: dest.host,
         address: dest.addresses[0],
         port,
@@ -272,10 +277,9 @@ export class OutboundService {
         sender,
         recipients,
         data,
-        timeoutMs: this.#o.timeoutMs,
-        caCerts: this.#o.caCerts,
-      });
-      if (r.status >= 200 && r.status < 300) {
+        ca: this.#o.caCerts,
+      }, new AttemptBudget(DEFAULT_DEADLINES));
+      if (r.kind === "accepted") {
         return recipients.map((recipient) => ({
           recipient,
           kind: "delivered",
