@@ -6,8 +6,11 @@ import { join } from "node:path";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import type { RelayMetrics } from "../metrics/mod.ts";
 import type { Reply } from "../delivery/mod.ts";
 import {
+  type BackoffPolicy,
+  type Deadlines,
   DKIM_SELECTOR,
   type DkimKey,
   type DnsResolver,
@@ -16,6 +19,7 @@ import {
   isIpLiteral,
   MtaSts,
   OutboundService,
+  type PeerPorts,
   signMessage,
   verifyAlignedSignature,
 } from "../federation/mod.ts";
@@ -39,6 +43,8 @@ export function originCheck(
   dns: DnsResolver,
   store: Store,
   now: () => number,
+  /** Mail from the domain was accepted: its relay is up (wakes its deferred mail). */
+  onReceived: (domain: string) => void = () => {},
 ) {
   return async (message: Uint8Array, fromAddress: string): Promise<Reply | null> => {
     const domain = fromAddress.slice(fromAddress.lastIndexOf("@") + 1);
@@ -52,6 +58,7 @@ export function originCheck(
       if (problem) return { code: 554, enhanced: "5.7.1", text: problem };
     }
     await store.recordFederation(domain, "received", now());
+    onReceived(domain.toLowerCase());
     return null;
   };
 }
@@ -75,8 +82,11 @@ export function createOutbound(input: {
   dns: DnsResolver;
   log: Logger;
   now: () => number;
-  ports?: { smtp: number; https: number };
+  metrics?: RelayMetrics;
+  ports?: PeerPorts | ((address: string) => PeerPorts);
   caCerts?: string[];
+  deadlines?: Partial<Deadlines>;
+  backoff?: BackoffPolicy;
 }): OutboundService {
   const { config, store, bus } = input;
   const key = config.isIpDomain ? null : dkimKey(config);
@@ -113,10 +123,17 @@ export function createOutbound(input: {
     now: input.now,
     ports: input.ports,
     caCerts: input.caCerts,
+    deadlines: input.deadlines,
+    backoff: input.backoff,
+    metrics: input.metrics,
+    maxConcurrency: config.maxDestinationConcurrency,
     mtaSts: new MtaSts(
       input.dns,
       httpsPolicyFetcher(input.dns, {
-        port: () => input.ports?.https ?? 443,
+        port: (address) =>
+          typeof input.ports === "function"
+            ? input.ports(address).https
+            : input.ports?.https ?? 443,
         caCerts: input.caCerts,
       }),
       input.now,

@@ -25,6 +25,8 @@ export interface ProtocolContext {
   handshakeTimeoutMs?: number;
   fetch: typeof fetch;
   now: () => number;
+  /** The relay's metrics (the outbound worker counts into them too). */
+  metrics?: RelayMetrics;
 }
 
 export async function startProtocols(ctx: ProtocolContext): Promise<{
@@ -38,7 +40,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
   const stoppables: Stoppable[] = [];
   const reloaders: (() => Promise<void>)[] = [];
   const addresses: Partial<Record<ListenerName, string>> = {};
-  const metrics = createRelayMetrics({ version: VERSION, now });
+  const metrics = ctx.metrics ?? createRelayMetrics({ version: VERSION, now });
   try {
     await startMailListeners(ctx, metrics, stoppables, addresses, reloaders);
   } catch (err) {
@@ -93,8 +95,16 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     consumeRegistrationToken: (t) => services.store.consumeToken(t, now()),
     acmeChallenge: (token) => relay.acme?.challengeResponse(token) ?? null,
     async mxdeliv(envelope, body) {
-      const r = (await services.delivery.receive(envelope, body)).reply;
+      // /mxdeliv has one reply for all recipients: an unknown one refuses the request, so the
+      // sender learns it per recipient (it asks again for each) instead of it being dropped.
+      let r: { code: number; enhanced: string; text: string } | null = null;
+      for (const rcpt of envelope.recipients) {
+        r = await services.delivery.checkRecipient(rcpt, "inbound");
+        if (r) break;
+      }
+      r ??= (await services.delivery.receive(envelope, body)).reply;
       const text = r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
+      if (r.code < 400) metrics.messagesReceived.inc({ via: "mxdeliv" });
       return { status: r.code < 400 ? 200 : 400, text };
     },
     admin,

@@ -65,6 +65,7 @@ export async function openServices(
         dns,
         store,
         options.now ?? Date.now,
+        (domain) => bus.publish({ type: "federation.received", domain }),
       ),
       limits: {
         maxMessageBytes: config.limits.maxMessageBytes,

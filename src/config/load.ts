@@ -47,6 +47,8 @@ export interface Config {
     deleteInactiveUsersAfterDays: number;
   };
   queueLifetimeMs: number;
+  /** Deliveries at once to one destination. */
+  maxDestinationConcurrency: number;
   dnsServer: string;
   pushUrl: string;
   irohRelay: string;
@@ -339,6 +341,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       deleteInactiveUsersAfterDays: get("delete_inactive_users_after"),
     },
     queueLifetimeMs,
+    maxDestinationConcurrency: get("max_destination_concurrency"),
     dnsServer: get("dns_server"),
     pushUrl: get("push_url"),
     irohRelay: iroh === null ? `https://${isIpDomain ? domain : domain}` : iroh,

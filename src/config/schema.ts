@@ -207,6 +207,13 @@ export const FIELDS: readonly Field[] = [
     doc: "Deprecated: queue_lifetime in whole hours (used when queue_lifetime is not set)",
   },
   {
+    key: "max_destination_concurrency",
+    type: "int",
+    default: 20,
+    min: 1,
+    doc: "Deliveries at once to one destination domain (slow start up to this)",
+  },
+  {
     key: "dns_server",
     type: "address",
     default: "",

@@ -39,8 +39,11 @@ export interface HttpsPoolOptions {
 
 export class HttpsPool {
   #idle = new Map<string, Idle[]>();
+  /** Every open connection, idle or in use. */
+  #live = new Set<Conn>();
   #idleMs: number;
   #maxIdle: number;
+  #closed = false;
   /** Connections opened so far (tests and metrics see the reuse). */
   opened = 0;
 
@@ -65,6 +68,7 @@ export class HttpsPool {
   }
 
   #give(key: string, conn: Conn) {
+    if (this.#closed) return conn.destroy();
     let list = this.#idle.get(key);
     if (!list) this.#idle.set(key, list = []);
     if (list.length >= this.#maxIdle) return conn.destroy();
@@ -91,7 +95,14 @@ export class HttpsPool {
       budget.step(budget.deadlines.tlsMs).ms,
     );
     this.opened++;
-    return new Conn(s, where);
+    if (this.#closed) {
+      s.destroy();
+      throw new TransportError("Outbound delivery is stopping", "closed");
+    }
+    const conn = new Conn(s, where);
+    this.#live.add(conn);
+    s.once("close", () => this.#live.delete(conn));
+    return conn;
   }
 
   /**
@@ -125,15 +136,20 @@ export class HttpsPool {
     }
   }
 
-  /** Closes every idle connection. */
+  /** Connections open now. */
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /** Closes every connection; requests in flight fail. */
   close() {
+    this.#closed = true;
     for (const list of this.#idle.values()) {
-      for (const { conn, timer } of list) {
-        clearTimeout(timer);
-        conn.destroy();
-      }
+      for (const { timer } of list) clearTimeout(timer);
     }
     this.#idle.clear();
+    for (const conn of this.#live) conn.destroy();
+    this.#live.clear();
   }
 }
 

@@ -18,7 +18,10 @@ export {
 } from "./dkim.ts";
 export type { DkimKey } from "./dkim.ts";
 export { buildBounce } from "./bounce.ts";
-export { OutboundService, retryDelayMs } from "./outbound.ts";
-export type { OutboundOptions } from "./outbound.ts";
+export { OutboundService } from "./outbound.ts";
+export type { DestinationStatus, OutboundOptions } from "./outbound.ts";
+export type { PeerPorts } from "./transport.ts";
+export { DEFAULT_BACKOFF } from "./backoff.ts";
+export type { BackoffPolicy } from "./backoff.ts";
 export { httpsPolicyFetcher, MtaSts, mxMatches, parsePolicy } from "./mta_sts.ts";
 export type { MtaStsPolicy, PolicyFetcher } from "./mta_sts.ts";

@@ -49,7 +49,7 @@ export type PolicyFetcher = (domain: string) => Promise<string>;
 /** GET the policy over verified HTTPS (no redirects, RFC 8461 §3.3). */
 export function httpsPolicyFetcher(
   dns: DnsResolver,
-  options: { port?: () => number; caCerts?: string[] } = {},
+  options: { port?: (address: string) => number; caCerts?: string[] } = {},
 ): PolicyFetcher {
   return async (domain) => {
     const name = `mta-sts.${domain}`;
@@ -62,7 +62,7 @@ export function httpsPolicyFetcher(
         headers: { host: name },
         checkServerIdentity: (_h: string, cert: tls.PeerCertificate) =>
           tls.checkServerIdentity(name, cert),
-        port: options.port?.() ?? 443,
+        port: options.port?.(address) ?? 443,
         path: "/.well-known/mta-sts.txt",
         ca: options.caCerts,
         timeout: 60_000,

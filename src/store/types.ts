@@ -286,8 +286,8 @@ export interface QueueStore {
   pendingRecipientsAfter(afterId: number, limit: number): Promise<QueueRecipientRecord[]>;
   /** One destination's recipients due at `now`, earliest first. */
   dueRecipientsFor(domain: string, now: number, limit: number): Promise<QueueRecipientRecord[]>;
-  /** When the destination's next recipient is due; null when none waits. */
-  nextAttemptFor(domain: string): Promise<number | null>;
+  /** When the destination's next recipient is due after `after`; null when none waits. */
+  nextAttemptFor(domain: string, after: number): Promise<number | null>;
   /** Makes the destination's deferred recipients due now (its peer answers again); how many. */
   releaseDestination(domain: string, now: number): Promise<number>;
   /** Destinations with recipients to deliver, most recipients first. */

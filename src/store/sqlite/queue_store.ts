@@ -172,12 +172,13 @@ export function queueStore(db: Db): QueueStore {
           limit,
         ).map(toRcpt),
       ),
-    nextAttemptFor: (domain) =>
+    nextAttemptFor: (domain, after) =>
       Promise.resolve(
         db.get<{ t: number }>(
-          `SELECT next_attempt_at AS t FROM queue_recipients
-           WHERE domain = ? AND status IN ('queued', 'deferred') ORDER BY next_attempt_at LIMIT 1`,
+          `SELECT next_attempt_at AS t FROM queue_recipients WHERE domain = ? AND next_attempt_at > ?
+           AND status IN ('queued', 'deferred') ORDER BY next_attempt_at LIMIT 1`,
           domain,
+          after,
         )?.t ?? null,
       ),
     releaseDestination: (domain, now) =>

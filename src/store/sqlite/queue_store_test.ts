@@ -65,12 +65,13 @@ Deno.test("queue: per-destination due recipients, next attempt and release", asy
       ],
     });
     assert.deepEqual(await s.dueRecipientsFor("b.test", 200, 10), []);
-    assert.equal(await s.nextAttemptFor("b.test"), 3000);
+    assert.equal(await s.nextAttemptFor("b.test", 200), 3000);
+    assert.equal(await s.nextAttemptFor("b.test", 3000), 5000);
     assert.deepEqual(
       (await s.dueRecipientsFor("b.test", 4000, 10)).map((r) => r.recipient),
       ["2@b.test"],
     );
-    assert.equal(await s.nextAttemptFor("d.test"), null);
+    assert.equal(await s.nextAttemptFor("d.test", 0), null);
     // The peer answered again: everything deferred for it is due now, nothing else moves.
     assert.equal(await s.releaseDestination("b.test", 300), 2);
     assert.deepEqual(
