@@ -34,25 +34,37 @@ export function within<T>(
   ms: number,
   start: (resolve: (v: T) => void, reject: (e: Error) => void) => void,
   onTimeout: () => Error,
+  signal?: AbortSignal,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let done = false;
+    const end = () => {
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      if (done) return;
+      end();
+      onTimeout();
+      reject(new TransportError("Outbound delivery is stopping", "closed"));
+    };
     const timer = setTimeout(() => {
       if (done) return;
-      done = true;
+      end();
       reject(onTimeout());
     }, ms);
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
     start(
       (v) => {
         if (done) return;
-        done = true;
-        clearTimeout(timer);
+        end();
         resolve(v);
       },
       (e) => {
         if (done) return;
-        done = true;
-        clearTimeout(timer);
+        end();
         reject(e);
       },
     );
@@ -60,24 +72,29 @@ export function within<T>(
 }
 
 /** TCP connect within `ms`. */
-export function connectTcp(address: string, port: number, ms: number): Promise<net.Socket> {
+export function connectTcp(
+  address: string,
+  port: number,
+  ms: number,
+  signal?: AbortSignal,
+): Promise<net.Socket> {
   const where = fmt(address, port);
-  let socket: net.Socket;
+  let socket: net.Socket | undefined;
   return within<net.Socket>(ms, (resolve, reject) => {
-    socket = net.connect({ host: address, port });
-    socket.once("connect", () => {
-      socket.removeAllListeners("error");
-      socket.setNoDelay(true);
-      resolve(socket);
+    const s = socket = net.connect({ host: address, port });
+    s.once("connect", () => {
+      s.removeAllListeners("error");
+      s.setNoDelay(true);
+      resolve(s);
     });
-    socket.once("error", (e) => {
-      socket.destroy();
+    s.once("error", (e) => {
+      s.destroy();
       reject(new TransportError(`Connection to ${where} failed: ${e.message}`, "connect"));
     });
   }, () => {
-    socket.destroy();
+    socket?.destroy();
     return new TransportError(`Connection to ${where} timed out after ${seconds(ms)}`, "timeout");
-  });
+  }, signal);
 }
 
 export interface TlsTarget {
@@ -106,6 +123,7 @@ export function startTls(
   target: TlsTarget,
   where: string,
   ms: number,
+  signal?: AbortSignal,
 ): Promise<tls.TLSSocket> {
   let t: tls.TLSSocket;
   return within<tls.TLSSocket>(ms, (resolve, reject) => {
@@ -141,7 +159,7 @@ export function startTls(
       `TLS handshake with ${where} timed out after ${seconds(ms)}`,
       "timeout",
     );
-  });
+  }, signal);
 }
 
 export function seconds(ms: number): string {
@@ -170,9 +188,16 @@ export class Conn {
   /** Bytes received since the connection was made. */
   received = 0;
 
-  constructor(socket: net.Socket, readonly where: string) {
+  constructor(socket: net.Socket, readonly where: string, signal?: AbortSignal) {
     this.#socket = socket;
     this.#listen(socket);
+    if (signal) {
+      // Stopping the relay cuts the connection; the listener goes with the connection.
+      const cut = () => this.destroy();
+      if (signal.aborted) cut();
+      signal.addEventListener("abort", cut, { once: true });
+      socket.once("close", () => signal.removeEventListener("abort", cut));
+    }
   }
 
   #listen(s: net.Socket) {

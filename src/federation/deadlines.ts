@@ -30,7 +30,12 @@ export function transferMs(d: Deadlines, bytes: number): number {
 /** The end of one attempt; each step takes the smaller of its own limit and what is left. */
 export class AttemptBudget {
   readonly #end: number;
-  constructor(readonly deadlines: Deadlines, readonly now: () => number = () => performance.now()) {
+  constructor(
+    readonly deadlines: Deadlines,
+    /** Aborts every step at once (the relay is stopping). */
+    readonly signal?: AbortSignal,
+    readonly now: () => number = () => performance.now(),
+  ) {
     this.#end = now() + deadlines.attemptMs;
   }
 

@@ -87,19 +87,25 @@ export class HttpsPool {
 
   async #open(t: HttpsTarget, budget: AttemptBudget): Promise<Conn> {
     const where = `https://${fmt(t.host, t.port)}`;
-    const tcp = await connectTcp(t.address, t.port, budget.step(budget.deadlines.connectMs).ms);
+    const tcp = await connectTcp(
+      t.address,
+      t.port,
+      budget.step(budget.deadlines.connectMs).ms,
+      budget.signal,
+    );
     const s = await startTls(
       tcp,
       { servername: t.host, insecure: t.insecure, ca: t.ca, alpn: ["http/1.1"] },
       where,
       budget.step(budget.deadlines.tlsMs).ms,
+      budget.signal,
     );
     this.opened++;
     if (this.#closed) {
       s.destroy();
       throw new TransportError("Outbound delivery is stopping", "closed");
     }
-    const conn = new Conn(s, where);
+    const conn = new Conn(s, where, budget.signal);
     this.#live.add(conn);
     s.once("close", () => this.#live.delete(conn));
     return conn;

@@ -110,6 +110,7 @@ export class OutboundService {
   #expiring: Promise<void> | null = null;
 
   #trusted: { count: number; ca: string[] | undefined } | null = null;
+  #abort = new AbortController();
 
   /** The CAs for outbound TLS (tests add theirs once the peers run: the list may grow). */
   #trust(): string[] | undefined {
@@ -143,6 +144,7 @@ export class OutboundService {
       https: this.#https,
       smtp: this.#smtp,
       now: this.#now,
+      signal: this.#abort.signal,
     });
   }
 
@@ -160,6 +162,7 @@ export class OutboundService {
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#tick) clearInterval(this.#tick);
     this.#timer = this.#tick = null;
+    this.#abort.abort();
     this.#https.close();
     const smtpClosed = this.#smtp.close();
     await this.#pulling?.catch(() => {});

@@ -95,8 +95,8 @@ export class SmtpSession {
   static async open(t: SmtpTarget, budget: AttemptBudget): Promise<SmtpSession> {
     const d = budget.deadlines;
     const where = fmt(t.address, t.port);
-    const socket = await connectTcp(t.address, t.port, budget.step(d.connectMs).ms);
-    const conn = new Conn(socket, where);
+    const socket = await connectTcp(t.address, t.port, budget.step(d.connectMs).ms, budget.signal);
+    const conn = new Conn(socket, where, budget.signal);
     try {
       const expect = async (step: string, want: (c: number) => boolean) => {
         const r = await readReply(conn, budget.step(d.commandMs).ms, step);
@@ -118,6 +118,7 @@ export class SmtpSession {
         { servername: t.servername, insecure: t.insecure, ca: t.ca },
         where,
         budget.step(d.tlsMs).ms,
+        budget.signal,
       );
       conn.adopt(tlsSocket);
       // RFC 3207 §4.2: everything learnt before TLS is forgotten; EHLO again.

@@ -41,6 +41,8 @@ export interface TransportOptions {
   https: HttpsPool;
   smtp: SmtpPool;
   now: () => number;
+  /** Ends every attempt at once (the relay is stopping). */
+  signal?: AbortSignal;
   /** After SMTP worked where /mxdeliv did not, /mxdeliv is skipped this long (the reference). */
   mxdelivSkipMs?: number;
 }
@@ -80,7 +82,7 @@ export class Transport {
     recipients: string[],
     data: Uint8Array,
   ): Promise<TransportResult> {
-    const budget = new AttemptBudget(this.#o.deadlines);
+    const budget = new AttemptBudget(this.#o.deadlines, this.#o.signal);
     const notes: string[] = [];
     for (const dest of hosts) {
       let httpsFailed = false;
