@@ -62,6 +62,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       now,
     }),
     certificates: () => [{ name: "tls", certPem: relay.tls.certPem }],
+    outbound: relay.outbound,
     defaultQuotaBytes: config.limits.maxMailboxBytes,
     metrics,
     log,

@@ -79,6 +79,10 @@ const QUICK_RETRIES = 1;
 const ROUTE_TTL_MS = 60_000;
 /** A safety tick: timers are armed precisely, this only catches a clock that jumped. */
 const TICK_MS = 30_000;
+/** How often the queue gauges are refreshed. */
+const METRICS_MS = 10_000;
+/** Destinations with a gauge of their own (the busiest ones). */
+const METRICS_DESTINATIONS = 50;
 
 export class OutboundService {
   #o: OutboundOptions;
@@ -104,6 +108,7 @@ export class OutboundService {
   #inFlight = new Set<number>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #tick: ReturnType<typeof setInterval> | null = null;
+  #gauges: ReturnType<typeof setInterval> | null = null;
   #started = false;
   #stopping = false;
   #nextExpiryAt: number | null = null;
@@ -152,6 +157,13 @@ export class OutboundService {
   start(): void {
     this.#started = true;
     this.#tick = setInterval(() => this.#wakeUp(), TICK_MS);
+    if (this.#o.metrics) {
+      this.#gauges = setInterval(() => {
+        this.refreshMetrics().catch((err) =>
+          this.#o.log?.error("queue metrics failed", { error: String(err) })
+        );
+      }, METRICS_MS);
+    }
     this.kick();
     this.#refreshExpiry();
   }
@@ -161,7 +173,8 @@ export class OutboundService {
     this.#stopping = true;
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#tick) clearInterval(this.#tick);
-    this.#timer = this.#tick = null;
+    if (this.#gauges) clearInterval(this.#gauges);
+    this.#timer = this.#tick = this.#gauges = null;
     this.#abort.abort();
     this.#https.close();
     const smtpClosed = this.#smtp.close();
@@ -294,6 +307,28 @@ export class OutboundService {
       });
     }
     return out;
+  }
+
+  /** Sets the queue gauges: the length, and per destination for the busiest ones. */
+  async refreshMetrics(): Promise<void> {
+    const m = this.#o.metrics;
+    if (!m) return;
+    const [total, dests] = await Promise.all([
+      this.#o.store.countQueued(),
+      this.destinations(METRICS_DESTINATIONS),
+    ]);
+    const now = this.#now();
+    const f = m.federation;
+    m.queueLength.set(total);
+    for (const g of [f.queued, f.oldestSeconds, f.concurrency, f.active, f.backoff]) g.reset();
+    for (const d of dests) {
+      const l = { destination: d.domain };
+      f.queued.set(d.pending, l);
+      f.oldestSeconds.set(d.oldestAt === null ? 0 : Math.max(0, (now - d.oldestAt) / 1000), l);
+      f.concurrency.set(d.concurrency, l);
+      f.active.set(d.active, l);
+      f.backoff.set(d.state === "backoff" ? 1 : 0, l);
+    }
   }
 
   // ---- loading -------------------------------------------------------------------------------

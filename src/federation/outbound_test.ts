@@ -82,7 +82,8 @@ Deno.test("OutboundService: a silent peer does not hold up mail for a healthy on
     "127.0.0.5": { smtp: 1, https: healthy.port },
   };
   try {
-    await withOutbound(ports, {}, async (h) => {
+    const metrics = createRelayMetrics();
+    await withOutbound(ports, { metrics }, async (h) => {
       h.outbound.start();
       await h.send(["x@[127.0.0.4]"]);
       h.outbound.kick();
@@ -97,6 +98,13 @@ Deno.test("OutboundService: a silent peer does not hold up mail for a healthy on
       await waitFor("their outcomes", async () => (await h.store.countQueued()) === 1);
       const [d] = await h.outbound.destinations();
       assert.deepEqual([d.domain, d.pending, d.active], ["[127.0.0.4]", 1, 1]);
+      await h.outbound.refreshMetrics();
+      const text = metrics.render();
+      assert.match(text, /^tern_queue_length 1$/m);
+      assert.match(text, /^tern_federation_queued\{destination="\[127\.0\.0\.4\]"\} 1$/m);
+      assert.match(text, /^tern_federation_active\{destination="\[127\.0\.0\.4\]"\} 1$/m);
+      assert.match(text, /^tern_federation_concurrency\{destination="\[127\.0\.0\.4\]"\} 2$/m);
+      assert.doesNotMatch(text, /tern_federation_queued\{destination="\[127\.0\.0\.5\]"/);
     });
     // Stopping cut the hanging attempt.
     await waitFor("the silent connection to close", () => silent.open === 0);
