@@ -255,7 +255,14 @@ Deno.test("federation by DNS names from a real DNS server (dnsmasq): MX, A, DKIM
         stderr: "null",
       }).spawn();
       try {
-        await new Promise((r) => setTimeout(r, 300));
+        // Ready once it answers (no fixed sleep).
+        await waitFor("dnsmasq to answer", async () => {
+          try {
+            return (await dns.addresses("a.test")).length > 0;
+          } catch {
+            return false;
+          }
+        });
         const alice = await createAccount(a, "alice0001");
         const bob = await createAccount(b, "bobby0001");
         await submitEncrypted(a, alice, [bob.address]);

@@ -270,6 +270,11 @@ export class OutboundService {
     return false;
   }
 
+  /** Whether /mxdeliv is skipped for an MX host now (it failed where SMTP worked). */
+  mxdelivSkipped(host: string): boolean {
+    return this.#transport.mxdelivSkipped(host);
+  }
+
   /** Per destination: what is queued and how it is being delivered. */
   async destinations(limit = 100): Promise<DestinationStatus[]> {
     const summary = await this.#o.store.queueDestinations(limit);

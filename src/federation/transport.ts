@@ -182,7 +182,11 @@ export class Transport {
       notes.push(`${where} answered ${r.status} ${r.text}`.trim());
     } catch (err) {
       if (!(err instanceof TransportError)) throw err;
-      notes.push(`${where}: ${err.message}`);
+      const origin = `https://${fmt(dest.host, port)}: `;
+      const message = err.message.startsWith(origin)
+        ? err.message.slice(origin.length)
+        : err.message;
+      notes.push(`${where}: ${message}`);
     }
     return null;
   }

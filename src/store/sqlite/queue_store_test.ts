@@ -182,3 +182,57 @@ Deno.test("queue: destinations summary, oldest entry and entries before a time",
     assert.deepEqual(await s.queueEntriesBefore(70, 1), [q1]);
   });
 });
+
+Deno.test("queue: recipient ids are never reused, so a cursor over them sees every new one", async () => {
+  await withQueue(async (s) => {
+    const q = await s.enqueue({
+      sender: "x@l",
+      data: enc.encode("1"),
+      recipients: ["1@b.test"],
+      now: 1,
+    });
+    const [r] = await s.pendingRecipientsAfter(0, 10);
+    await s.recordAttempt({
+      queueId: q,
+      domain: "b.test",
+      now: 2,
+      updates: [{ id: r.id, status: "delivered", attempts: 1, lastError: null }],
+    });
+    await s.enqueue({ sender: "x@l", data: enc.encode("2"), recipients: ["2@b.test"], now: 3 });
+    const after = await s.pendingRecipientsAfter(r.id, 10);
+    assert.deepEqual(after.map((x) => x.recipient), ["2@b.test"]);
+    assert.ok(after[0].id > r.id);
+  });
+});
+
+Deno.test("queue: migration 0005 keeps queued recipients of an older database", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { MIGRATIONS } = await import("./migrations.ts");
+    const old = openSqliteStore(`${dir}/t.db`, {
+      migrations: MIGRATIONS.filter((m) => m.version < 5),
+    });
+    const q = await old.enqueue({
+      sender: "x@l",
+      data: enc.encode("m"),
+      recipients: ["1@b.test", "2@c.test"],
+      now: 7,
+    });
+    old.close();
+    const s = openSqliteStore(`${dir}/t.db`);
+    try {
+      const e = (await s.getQueueEntry(q))!;
+      assert.deepEqual(e.recipients.map((r) => [r.recipient, r.status, r.nextAttemptAt]), [
+        ["1@b.test", "queued", 7],
+        ["2@c.test", "queued", 7],
+      ]);
+      assert.equal((await s.dueRecipientsFor("c.test", 7, 10)).length, 1);
+      await s.deleteQueueEntry(q);
+      assert.equal(await s.countQueued(), 0, "the cascade still holds");
+    } finally {
+      s.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
