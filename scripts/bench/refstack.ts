@@ -41,7 +41,7 @@ function readPid(file: string): number | null {
  * certificate with CA:TRUE, which rustls (Deno's TLS) refuses as a server certificate; start.sh
  * keeps a certificate that is already in place.
  */
-async function makeCertificates(tlsDir: string): Promise<string> {
+async function makeCertificates(tlsDir: string, domain: string): Promise<string> {
   await Deno.mkdir(tlsDir, { recursive: true });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   const steps: string[][] = [
@@ -66,7 +66,7 @@ async function makeCertificates(tlsDir: string): Promise<string> {
       "req",
       ...ec,
       "-subj",
-      "/CN=ref.test",
+      `/CN=${domain}`,
       "-keyout",
       `${tlsDir}/key.pem`,
       "-out",
@@ -96,7 +96,7 @@ async function makeCertificates(tlsDir: string): Promise<string> {
       "basicConstraints=critical,CA:FALSE",
       "keyUsage=critical,digitalSignature",
       "extendedKeyUsage=serverAuth",
-      "subjectAltName=DNS:ref.test,DNS:*.ref.test,IP:127.0.0.1",
+      `subjectAltName=DNS:${domain},DNS:*.${domain},IP:127.0.0.1`,
     ].join("\n") + "\n",
   );
   for (const args of steps) {
@@ -112,12 +112,26 @@ async function makeCertificates(tlsDir: string): Promise<string> {
   return ca;
 }
 
-export async function startRefStack(): Promise<RefStack> {
+export interface RefStackOptions {
+  /** Mail domain (default ref.test). */
+  domain?: string;
+  /** Postfix transport routes, "domain=transport" (e.g. another stack's SMTP port). */
+  transports?: string[];
+}
+
+export async function startRefStack(options: RefStackOptions = {}): Promise<
+  RefStack & {
+    smtpPort: number;
+  }
+> {
   if (Deno.uid() !== 0) throw new Error("the reference stack needs root");
+  const domain = options.domain ?? "ref.test";
   const dir = await Deno.makeTempDir({ prefix: "tern-bench-refstack-" });
   const [smtp, submission, submissions, imap, imaps] = freePorts(5);
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+    REFSTACK_DOMAIN: domain,
+    REFSTACK_TRANSPORTS: (options.transports ?? []).join(" "),
     REFSTACK_DIR: dir,
     REFSTACK_SMTP_PORT: String(smtp),
     REFSTACK_SUBMISSION_PORT: String(submission),
@@ -133,7 +147,7 @@ export async function startRefStack(): Promise<RefStack> {
   let startMs: number;
   try {
     await Deno.writeTextFile(`${dir}/.refstack`, "");
-    caPem = await makeCertificates(`${dir}/tls`);
+    caPem = await makeCertificates(`${dir}/tls`, domain);
     const t0 = now();
     const r = await run("bash", [`${REFSTACK_HOME}/start.sh`], { env });
     startMs = now() - t0;
@@ -148,7 +162,8 @@ export async function startRefStack(): Promise<RefStack> {
   const postfixPid = () => readPid(pfPidFile);
   return {
     dir,
-    domain: "ref.test",
+    domain,
+    smtpPort: smtp,
     submissionsPort: submissions,
     imapsPort: imaps,
     caPem,
