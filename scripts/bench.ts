@@ -564,6 +564,7 @@ function ternSide(t: TernBench, ip: string): FedSide {
     imapsPort: t.port("imaps"),
     caPem: t.caPem,
     pass: PASS,
+    cpuMs: () => treeCpuMs([t.pid]),
     addr: (u) => `${u}@[${ip}]`,
     async ensureUsers(users) {
       // accounts are created on first login (JIT)
@@ -591,6 +592,7 @@ function refSide(r: RefStack): FedSide {
     imapsPort: r.imapsPort,
     caPem: r.caPem,
     pass: PASS,
+    cpuMs: () => treeCpuMs([r.dovecotPid() ?? -1, r.postfixPid() ?? -1]),
     addr: (u) => `${u}@${r.domain}`,
     async ensureUsers(users) {
       const todo = [...new Set(users)].filter((u) => !known.has(u));
@@ -607,6 +609,7 @@ function fedValues(v: Values, prefix: string, f: FederationResult) {
   v[`${prefix}_p50_ms`] = f.p50Ms;
   v[`${prefix}_p99_ms`] = f.p99Ms;
   v[`${prefix}_lost`] = f.lost;
+  v[`${prefix}_cpu_ms`] = f.cpuMsPerMsgFrom + f.cpuMsPerMsgTo;
 }
 
 /**

@@ -17,6 +17,8 @@ export interface FedSide {
   addr(user: string): string;
   ensureUsers(users: string[]): Promise<void>;
   pass: string;
+  /** CPU time (ms) of this side's server processes so far. */
+  cpuMs(): number;
 }
 
 export interface FederationResult {
@@ -38,6 +40,9 @@ export interface FederationResult {
   maxMs: number;
   lost: number;
   firstError: string;
+  /** Server CPU per message from the first MAIL to the last arrival (ms): sending side, receiving side. */
+  cpuMsPerMsgFrom: number;
+  cpuMsPerMsgTo: number;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -108,7 +113,9 @@ export async function federationRun(
   }));
   // Recipient r is served by session r % sessions, so its messages leave in order.
   const sent: number[][] = rcpts.map(() => []);
+  let cpuFrom = NaN, cpuTo = NaN;
   let accepted = 0, firstError = "";
+  const cpuFrom0 = from.cpuMs(), cpuTo0 = to.cpuMs();
   const t0 = now();
   let tLast250 = t0;
   try {
@@ -134,6 +141,8 @@ export async function federationRun(
     const deadline = now() + opts.timeoutMs;
     const landedCount = () => watchers.reduce((a, w) => a + w.arrivals.length, 0);
     while (landedCount() < accepted && now() < deadline) await sleep(20);
+    cpuFrom = from.cpuMs() - cpuFrom0;
+    cpuTo = to.cpuMs() - cpuTo0;
   } finally {
     await Promise.all(smtp.map((c) => c.quit()));
     await Promise.all(watchers.map((w) => w.close()));
@@ -170,6 +179,8 @@ export async function federationRun(
     maxMs: percentile(lat, 100),
     lost,
     firstError,
+    cpuMsPerMsgFrom: cpuFrom / Math.max(1, landed),
+    cpuMsPerMsgTo: cpuTo / Math.max(1, landed),
   };
 }
 

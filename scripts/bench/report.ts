@@ -257,6 +257,13 @@ export const METRICS: MetricDef[] = [
   },
   { id: "fed_lost", label: "federation: lost", better: "lower", digits: 0, floor: 0.5 },
   {
+    id: "fed_cpu_ms",
+    label: "federation: CPU per message, both sides (ms)",
+    better: "lower",
+    digits: 2,
+    floor: 0.2,
+  },
+  {
     id: "fedsilent_accepted_s",
     label: "federation with a silent peer: accepted msgs/s",
     better: "higher",

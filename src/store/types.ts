@@ -132,6 +132,14 @@ export interface RecipientUpdate {
   lastError: string | null;
 }
 
+/** The outcome of one attempt for recipients of one queue entry at one destination. */
+export interface AttemptRecord {
+  queueId: number;
+  domain: string;
+  now: number;
+  updates: RecipientUpdate[];
+}
+
 export interface RegistrationToken {
   token: string;
   maxUses: number;
@@ -300,12 +308,12 @@ export interface QueueStore {
    * Stores one attempt's outcome for recipients of one entry (and the destination's federation
    * counters), atomically. When no recipient is left to deliver the entry and its body go too.
    */
-  recordAttempt(input: {
-    queueId: number;
-    domain: string;
-    now: number;
-    updates: RecipientUpdate[];
-  }): Promise<{ finished: boolean }>;
+  recordAttempt(input: AttemptRecord): Promise<{ finished: boolean }>;
+  /**
+   * Several attempts' outcomes in one transaction (one commit for all); each is applied on its
+   * own (a failing one fails alone), results in order.
+   */
+  recordAttempts(inputs: AttemptRecord[]): Promise<({ finished: boolean } | { error: string })[]>;
 }
 
 export interface FederationStatsStore {

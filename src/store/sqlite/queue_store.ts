@@ -3,6 +3,7 @@
 // destination (recipient domain) through the (domain, next_attempt_at) index.
 
 import type {
+  AttemptRecord,
   QueueDestinationSummary,
   QueueEntry,
   QueueRecipientRecord,
@@ -231,58 +232,76 @@ export function queueStore(db: Db): QueueStore {
           limit,
         ).map((r) => r.id),
       ),
-    recordAttempt({ queueId, domain, now, updates }) {
-      const finished = db.tx(() => {
-        let sent = 0;
-        let failures = 0;
-        let lastError: string | null = null;
-        for (const u of updates) {
-          const { changes } = db.run(
-            `UPDATE queue_recipients SET status = ?, attempts = ?,
-             next_attempt_at = COALESCE(?, next_attempt_at), last_error = ?, updated_at = ?
-             WHERE id = ? AND queue_id = ?`,
-            u.status,
-            u.attempts,
-            u.nextAttemptAt ?? null,
-            u.lastError,
-            now,
-            u.id,
-            queueId,
-          );
-          // A recipient the operator dropped meanwhile counts for nothing.
-          if (changes === 0) continue;
-          if (u.status === "delivered") sent++;
-          else {
-            failures++;
-            lastError = u.lastError ?? lastError;
+    recordAttempt: (input) => Promise.resolve({ finished: db.tx(() => applyAttempt(db, input)) }),
+    recordAttempts(inputs) {
+      const results = db.tx(() =>
+        inputs.map((input, k) => {
+          // One SAVEPOINT each: a failing record is rolled back alone, the others commit.
+          db.raw.exec(`SAVEPOINT attempt${k}`);
+          try {
+            const finished = applyAttempt(db, input);
+            db.raw.exec(`RELEASE attempt${k}`);
+            return { finished };
+          } catch (err) {
+            db.raw.exec(`ROLLBACK TO attempt${k}`);
+            db.raw.exec(`RELEASE attempt${k}`);
+            return { error: (err as Error).message };
           }
-        }
-        if (sent + failures > 0) {
-          db.run(
-            `INSERT INTO federation_stats (domain, sent, failures, last_error, last_at)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET sent = sent + excluded.sent,
-             failures = failures + excluded.failures,
-             last_error = COALESCE(excluded.last_error, last_error), last_at = excluded.last_at`,
-            domain.toLowerCase(),
-            sent,
-            failures,
-            lastError,
-            now,
-          );
-        }
-        const left = db.get<{ n: number }>(
-          `SELECT COUNT(*) AS n FROM queue_recipients
-           WHERE queue_id = ? AND status IN ('queued', 'deferred')`,
-          queueId,
-        )!.n;
-        if (left > 0) return false;
-        const q = db.get<{ body_id: number }>("SELECT body_id FROM queue WHERE id = ?", queueId);
-        if (!q) return true;
-        db.run("DELETE FROM queue WHERE id = ?", queueId);
-        freeBodies(db, [q.body_id]);
-        return true;
-      });
-      return Promise.resolve({ finished });
+        })
+      );
+      return Promise.resolve(results);
     },
   };
+}
+
+/** Applies one attempt's outcome inside the caller's transaction; true when the entry is done. */
+function applyAttempt(db: Db, { queueId, domain, now, updates }: AttemptRecord): boolean {
+  let sent = 0;
+  let failures = 0;
+  let lastError: string | null = null;
+  for (const u of updates) {
+    const { changes } = db.run(
+      `UPDATE queue_recipients SET status = ?, attempts = ?,
+         next_attempt_at = COALESCE(?, next_attempt_at), last_error = ?, updated_at = ?
+         WHERE id = ? AND queue_id = ?`,
+      u.status,
+      u.attempts,
+      u.nextAttemptAt ?? null,
+      u.lastError,
+      now,
+      u.id,
+      queueId,
+    );
+    // A recipient the operator dropped meanwhile counts for nothing.
+    if (changes === 0) continue;
+    if (u.status === "delivered") sent++;
+    else {
+      failures++;
+      lastError = u.lastError ?? lastError;
+    }
+  }
+  if (sent + failures > 0) {
+    db.run(
+      `INSERT INTO federation_stats (domain, sent, failures, last_error, last_at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET sent = sent + excluded.sent,
+         failures = failures + excluded.failures,
+         last_error = COALESCE(excluded.last_error, last_error), last_at = excluded.last_at`,
+      domain.toLowerCase(),
+      sent,
+      failures,
+      lastError,
+      now,
+    );
+  }
+  const left = db.get<{ n: number }>(
+    `SELECT COUNT(*) AS n FROM queue_recipients
+       WHERE queue_id = ? AND status IN ('queued', 'deferred')`,
+    queueId,
+  )!.n;
+  if (left > 0) return false;
+  const q = db.get<{ body_id: number }>("SELECT body_id FROM queue WHERE id = ?", queueId);
+  if (!q) return true;
+  db.run("DELETE FROM queue WHERE id = ?", queueId);
+  freeBodies(db, [q.body_id]);
+  return true;
 }

@@ -236,3 +236,65 @@ Deno.test("queue: migration 0005 keeps queued recipients of an older database", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("queue: recordAttempts() commits several outcomes at once, a failing one alone", async () => {
+  await withQueue(async (s) => {
+    const q1 = await s.enqueue({
+      sender: "x@l",
+      data: enc.encode("1"),
+      recipients: ["1@b.test"],
+      now: 1,
+    });
+    const q2 = await s.enqueue({
+      sender: "x@l",
+      data: enc.encode("2"),
+      recipients: ["2@b.test"],
+      now: 1,
+    });
+    const q3 = await s.enqueue({
+      sender: "x@l",
+      data: enc.encode("3"),
+      recipients: ["3@b.test"],
+      now: 1,
+    });
+    const [r1, r2, r3] = await s.pendingRecipientsAfter(0, 10);
+    const results = await s.recordAttempts([
+      {
+        queueId: q1,
+        domain: "b.test",
+        now: 2,
+        updates: [{ id: r1.id, status: "delivered", attempts: 1, lastError: null }],
+      },
+      // A value SQLite cannot bind: this record fails, the others stand.
+      {
+        queueId: q2,
+        domain: "b.test",
+        now: 2,
+        updates: [{
+          id: r2.id,
+          status: "deferred",
+          attempts: 1,
+          lastError: {} as unknown as string,
+        }],
+      },
+      {
+        queueId: q3,
+        domain: "b.test",
+        now: 2,
+        updates: [{
+          id: r3.id,
+          status: "deferred",
+          attempts: 1,
+          nextAttemptAt: 99,
+          lastError: "later",
+        }],
+      },
+    ]);
+    assert.deepEqual(results[0], { finished: true });
+    assert.ok("error" in results[1]);
+    assert.deepEqual(results[2], { finished: false });
+    assert.equal(await s.getQueueEntry(q1), null);
+    assert.equal((await s.getQueueEntry(q2))!.recipients[0].status, "queued");
+    assert.equal((await s.getQueueEntry(q3))!.recipients[0].nextAttemptAt, 99);
+  });
+});
