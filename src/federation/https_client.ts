@@ -115,15 +115,26 @@ export class HttpsPool {
    * POSTs `body` to `path`. A kept-alive connection the server closed before answering is
    * replaced by a fresh one once (it had received no byte of a response, so no answer is lost).
    */
-  async post(
+  post(
     t: HttpsTarget,
     path: string,
     headers: [string, string][],
     body: Uint8Array,
     budget: AttemptBudget,
   ): Promise<HttpsResponse> {
+    return this.request(t, "POST", path, headers, body, budget);
+  }
+
+  async request(
+    t: HttpsTarget,
+    method: "GET" | "POST",
+    path: string,
+    headers: [string, string][],
+    body: Uint8Array,
+    budget: AttemptBudget,
+  ): Promise<HttpsResponse> {
     const key = HttpsPool.key(t);
-    const head = requestHead(t, path, headers, body.length);
+    const head = requestHead(t, method, path, headers, body.length);
     for (let fresh = false;; fresh = true) {
       const reused = fresh ? null : this.#take(key);
       const conn = reused ?? await this.#open(t, budget);
@@ -161,15 +172,16 @@ export class HttpsPool {
 
 function requestHead(
   t: HttpsTarget,
+  method: string,
   path: string,
   headers: [string, string][],
   length: number,
 ): Uint8Array {
   const host = t.host.includes(":") ? `[${t.host}]` : t.host;
   const lines = [
-    `POST ${path} HTTP/1.1`,
+    `${method} ${path} HTTP/1.1`,
     `Host: ${t.port === 443 ? host : `${host}:${t.port}`}`,
-    `Content-Length: ${length}`,
+    ...(method === "POST" ? [`Content-Length: ${length}`] : []),
   ];
   for (const [name, value] of headers) {
     // An address with a line break would start a header of its own (request smuggling).
