@@ -38,11 +38,44 @@ export function federationAllowed(settings: SettingsService, store: Store) {
   };
 }
 
+/**
+ * Counts mail received per domain in memory and stores the counts about once a second in one
+ * transaction, so a received message costs no commit of its own for a statistic.
+ */
+export class ReceivedCounter {
+  #counts = new Map<string, number>();
+  #timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly store: Pick<Store, "countFederationReceived">,
+    private readonly now: () => number,
+    private readonly log?: Logger,
+    private readonly everyMs = 1000,
+  ) {}
+
+  add(domain: string): void {
+    const d = domain.toLowerCase();
+    this.#counts.set(d, (this.#counts.get(d) ?? 0) + 1);
+    this.#timer ??= setTimeout(() => this.flush(), this.everyMs);
+  }
+
+  /** Stores what was counted so far (the store takes the write at once). */
+  flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#counts.size === 0) return Promise.resolve();
+    const counts = [...this.#counts].map(([domain, count]) => ({ domain, count }));
+    this.#counts.clear();
+    return this.store.countFederationReceived(counts, this.now()).catch((err) =>
+      this.log?.error("federation counters not stored", { error: String(err) })
+    );
+  }
+}
+
 export function originCheck(
   allowed: (domain: string) => Promise<boolean>,
   dns: DnsResolver,
-  store: Store,
-  now: () => number,
+  received: ReceivedCounter,
   /** Mail from the domain was accepted: its relay is up (wakes its deferred mail). */
   onReceived: (domain: string) => void = () => {},
 ) {
@@ -57,7 +90,7 @@ export function originCheck(
       );
       if (problem) return { code: 554, enhanced: "5.7.1", text: problem };
     }
-    await store.recordFederation(domain, "received", now());
+    received.add(domain);
     onReceived(domain.toLowerCase());
     return null;
   };

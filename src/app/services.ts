@@ -11,7 +11,7 @@ import { MailboxService } from "../mailbox/mod.ts";
 import { DeliveryService } from "../delivery/mod.ts";
 import { databasePath, ensureDataDir } from "./data_dir.ts";
 import { type DnsResolver, systemResolver } from "../federation/mod.ts";
-import { federationAllowed, originCheck } from "./federation.ts";
+import { federationAllowed, originCheck, ReceivedCounter } from "./federation.ts";
 
 export interface Services {
   config: Config;
@@ -55,6 +55,7 @@ export async function openServices(
       now: options.now,
     });
     const dns = options.dns ?? systemResolver(config.dnsServer);
+    const received = new ReceivedCounter(store, options.now ?? Date.now);
     const delivery = new DeliveryService({
       store,
       bus,
@@ -63,8 +64,7 @@ export async function openServices(
       checkOrigin: originCheck(
         federationAllowed(settings, store),
         dns,
-        store,
-        options.now ?? Date.now,
+        received,
         (domain) => bus.publish({ type: "federation.received", domain }),
       ),
       limits: {
@@ -84,7 +84,11 @@ export async function openServices(
       mailboxes,
       delivery,
       dns,
-      close: () => store.close(),
+      close() {
+        // The counts of the last second first (the store takes the write before it closes).
+        received.flush();
+        store.close();
+      },
     };
   } catch (err) {
     store.close();

@@ -314,6 +314,8 @@ export interface QueueStore {
    * own (a failing one fails alone), results in order.
    */
   recordAttempts(inputs: AttemptRecord[]): Promise<({ finished: boolean } | { error: string })[]>;
+  /** Adds messages received from other relays to their domains' counters, in one transaction. */
+  countFederationReceived(counts: { domain: string; count: number }[], now: number): Promise<void>;
 }
 
 export interface FederationStatsStore {

@@ -232,6 +232,21 @@ export function queueStore(db: Db): QueueStore {
           limit,
         ).map((r) => r.id),
       ),
+    countFederationReceived(counts, now) {
+      db.tx(() => {
+        for (const { domain, count } of counts) {
+          db.run(
+            `INSERT INTO federation_stats (domain, received, last_at) VALUES (?, ?, ?)
+             ON CONFLICT(domain) DO UPDATE SET received = received + excluded.received,
+             last_at = excluded.last_at`,
+            domain.toLowerCase(),
+            count,
+            now,
+          );
+        }
+      });
+      return Promise.resolve();
+    },
     recordAttempt: (input) => Promise.resolve({ finished: db.tx(() => applyAttempt(db, input)) }),
     recordAttempts(inputs) {
       const results = db.tx(() =>
