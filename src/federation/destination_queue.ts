@@ -139,7 +139,10 @@ export class DestinationQueue {
    * again at once, one at a time first. True when there was anything to wake.
    */
   wake(now: number): boolean {
-    if (!this.down) return false;
+    // After a restart nothing is known about the peer: mail waiting for it may be waiting
+    // because it was down, so the first sign of life releases it once.
+    const unknown = this.lastSuccessAt === 0 && this.lastFailureAt === 0 && this.releasedAt === 0;
+    if (!this.down && !(unknown && this.nextDueAt !== null)) return false;
     this.state = "open";
     this.failures = 0;
     this.retryAt = 0;
@@ -148,9 +151,12 @@ export class DestinationQueue {
     return true;
   }
 
-  /** Nothing loaded, running or waiting: it can be dropped from memory. */
+  /**
+   * Nothing loaded, running or waiting: it can be dropped from memory (a peer that was down and
+   * has no mail waiting is simply tried afresh when mail for it comes).
+   */
   get idle(): boolean {
     return this.ready.length === 0 && this.active === 0 && !this.moreInStore &&
-      this.nextDueAt === null && !this.refilling && !this.down;
+      this.nextDueAt === null && !this.refilling;
   }
 }

@@ -145,6 +145,15 @@ Deno.test("Scheduler: waking a peer that was down opens it; waking a healthy one
   assert.equal(d.wake(20), false, "only once per outage");
 });
 
+Deno.test("Scheduler: after a restart the first sign of life releases waiting mail once", () => {
+  const s = scheduler();
+  const d = s.get("b.test");
+  d.nextDueAt = 5000;
+  assert.equal(d.wake(10), true);
+  d.nextDueAt = 6000;
+  assert.equal(d.wake(20), false, "known since: not again");
+});
+
 Deno.test("Scheduler: a job is never loaded twice and idle destinations are forgotten", () => {
   const s = scheduler();
   const d = s.get("b.test");
