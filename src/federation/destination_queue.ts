@@ -99,10 +99,14 @@ export class DestinationQueue {
     return job;
   }
 
-  /** A job ended; its recipients are forgotten (the store has their outcome). */
-  finish(job: Job, wasProbe: boolean): void {
+  /** A delivery's talk with the peer ended: its slot is free for the next one. */
+  release(wasProbe: boolean): void {
     this.active--;
     if (wasProbe) this.probing = false;
+  }
+
+  /** The job's outcome is stored: its recipients may be loaded again (when still pending). */
+  forget(job: Job): void {
     for (const r of job.recipients) this.known.delete(r.id);
   }
 
@@ -156,7 +160,8 @@ export class DestinationQueue {
    * has no mail waiting is simply tried afresh when mail for it comes).
    */
   get idle(): boolean {
-    return this.ready.length === 0 && this.active === 0 && !this.moreInStore &&
-      this.nextDueAt === null && !this.refilling;
+    // known: recipients loaded whose outcome is not stored yet (a reload would send them twice).
+    return this.ready.length === 0 && this.active === 0 && this.known.size === 0 &&
+      !this.moreInStore && this.nextDueAt === null && !this.refilling;
   }
 }

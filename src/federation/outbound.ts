@@ -422,12 +422,23 @@ export class OutboundService {
       started += job.recipients.length;
       this.#attempted += job.recipients.length;
       for (const r of job.recipients) this.#inFlight.add(r.id);
-      const run: Promise<void> = this.#attempt(dest, job, probe).catch((err) => {
+      // The slot is given back as soon as the peer answered (or did not): storing the outcome
+      // is no load on the peer, and a busy event loop must not hold the window closed.
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        this.#sched.release(dest, probe);
+        this.#pump();
+      };
+      const run: Promise<void> = this.#attempt(dest, job, probe, release).catch((err) => {
         this.#o.log?.error("outbound delivery failed", { domain: dest.domain, error: String(err) });
         return null;
       }).then((again) => {
+        release();
+        // Known until the outcome is stored, so that no refill loads these recipients again.
         for (const r of job.recipients) this.#inFlight.delete(r.id);
-        this.#sched.finished(dest, job, probe);
+        dest.forget(job);
         if (again) dest.add(again, true);
       }).finally(() => {
         this.#running.delete(run);
@@ -518,7 +529,12 @@ export class OutboundService {
   }
 
   /** One job; resolves with the job to put back at once (a quick retry), or null. */
-  async #attempt(dest: DestinationQueue, job: Job, probe: boolean): Promise<Job | null> {
+  async #attempt(
+    dest: DestinationQueue,
+    job: Job,
+    probe: boolean,
+    release: () => void,
+  ): Promise<Job | null> {
     const { store } = this.#o;
     const entry = await store.getQueueEntry(job.queueId);
     // Dropped by the operator meanwhile, or finished by an expiry.
@@ -562,6 +578,7 @@ export class OutboundService {
     }
     const now = this.#now();
     // The peer's health steers the destination: slow start, backoff, release of waiting mail.
+    // The window is updated before the slot is given back, so the next start sees it.
     let requeue = false;
     if (answered === true) {
       if (dest.answered(now)) {
@@ -576,6 +593,7 @@ export class OutboundService {
       // The peer works for others: once more at once (a new connection), not in minutes.
       return { ...job, recipients: rows, fresh: false, retries: job.retries + 1 };
     }
+    release();
     await this.#record(dest, entry, rows, outcomes, body, now);
     return null;
   }

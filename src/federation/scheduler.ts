@@ -46,9 +46,16 @@ export class Scheduler {
     return null;
   }
 
-  finished(dest: DestinationQueue, job: Job, probe: boolean): void {
+  /** The delivery no longer talks to the peer: its slot (global and per destination) is free. */
+  release(dest: DestinationQueue, probe: boolean): void {
     this.active--;
-    dest.finish(job, probe);
+    dest.release(probe);
+  }
+
+  /** Release and forget at once (a job whose outcome needs no storing). */
+  finished(dest: DestinationQueue, job: Job, probe: boolean): void {
+    this.release(dest, probe);
+    dest.forget(job);
   }
 
   /** Forgets destinations with nothing loaded, running, waiting or remembered. */
