@@ -1,5 +1,15 @@
 // tern: a chatmail relay for Delta Chat. See README.md; `tern help` lists the commands.
+//
+// This module is also the entry of the store's threads (Web Workers started from this file's
+// URL, which is the bundle itself in dist/tern.js): they are told apart by their name before
+// anything else is loaded, so a thread loads only the store.
 
-import { runCli } from "./src/cli/main.ts";
+(globalThis as { ternEntry?: string }).ternEntry = import.meta.url;
 
-if (import.meta.main) Deno.exit(await runCli(Deno.args));
+if (self.name.startsWith("tern-store-")) {
+  const { runStoreThread } = await import("./src/store/sqlite/worker.ts");
+  runStoreThread();
+} else if (import.meta.main) {
+  const { runCli } = await import("./src/cli/main.ts");
+  Deno.exit(await runCli(Deno.args));
+}

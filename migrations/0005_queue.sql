@@ -1,9 +1,7 @@
 -- Outbound queue per destination. Recipient ids never come back (AUTOINCREMENT): the delivery
 -- scheduler reads new recipients after the highest id it has seen, and a plain rowid is reused
 -- once the rows with the highest ids are gone. Each destination's due recipients and its next
--- attempt come from one index, and the expiry timer finds the oldest entry without a scan. Freeing
--- a delivered entry's body asks whether another entry still uses it: by index, not by a scan of
--- the whole queue per delivery.
+-- attempt come from one index, and the expiry timer finds the oldest entry without a scan.
 CREATE TABLE queue_recipients_next (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
@@ -25,4 +23,3 @@ CREATE INDEX queue_recipients_due ON queue_recipients (status, next_attempt_at);
 CREATE INDEX queue_recipients_queue ON queue_recipients (queue_id);
 CREATE INDEX queue_recipients_destination ON queue_recipients (domain, next_attempt_at);
 CREATE INDEX queue_created ON queue (created_at);
-CREATE INDEX queue_body ON queue (body_id);

@@ -1,5 +1,5 @@
 // Benchmark: the same load against tern and the reference stack (Postfix + Dovecot,
-// /work/shared/refstack) in one run; prints both side by side and the ratio.
+// scripts/refstack) in one run; prints both side by side and the ratio.
 //
 //   scripts/deno task bench                  # default run (< 6 min)
 //   scripts/deno task bench --quick          # short durations, 500 idle connections (< 2 min)
@@ -13,8 +13,12 @@
 // removed at the end, also on Ctrl-C.
 
 import { parseArgs } from "node:util";
+import { parseMessage } from "../src/mime/mod.ts";
 import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
+import { type SignupResult, signupStorm } from "./bench/signup.ts";
+import { irohBench, type IrohResult } from "./bench/iroh.ts";
 import { Imap } from "./bench/clients.ts";
+import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
 import type { MessageTemplate } from "./bench/messages.ts";
 import { startRefStack } from "./bench/refstack.ts";
@@ -68,7 +72,8 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,submit,latency,idle,fetch,deltachat,federation]\n" +
+      "                       [--only start,parse,submit,latency,signup,idle,fetch,deltachat,gate,iroh,\n" +
+      "                               federation]\n" +
       "federation (two servers each side, 2 000 messages across, with and without a silent\n" +
       "peer) runs only when --only names it.\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
@@ -79,7 +84,19 @@ if (flags.help) {
 }
 
 const quick = flags.quick!;
-const SCENARIOS = ["start", "submit", "latency", "idle", "fetch", "deltachat", "federation"];
+const SCENARIOS = [
+  "start",
+  "parse",
+  "submit",
+  "latency",
+  "signup",
+  "idle",
+  "fetch",
+  "deltachat",
+  "gate",
+  "iroh",
+  "federation",
+];
 /** Scenarios a run without --only takes. */
 const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== "federation");
 const only = new Set(
@@ -97,6 +114,9 @@ const opts = {
   durationMs: Number(flags.duration ?? (quick ? 3 : 10)) * 1000,
   drainTimeoutMs: quick ? 15_000 : 30_000,
   latencyRecipients: 50,
+  // Issue 21's sign-up storm: 1000 new clients, 50 in flight.
+  signupClients: quick ? 300 : 1000,
+  signupInFlight: 50,
   idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 2000)),
   idlePerUser: 8,
   // Dovecot moves IDLE sessions to its imap-hibernate process after 30 s idle.
@@ -107,6 +127,7 @@ const opts = {
   restarts: quick ? 1 : 3,
   deltachatMessages: quick ? 4 : 10,
   federationMessages: quick ? 500 : 2000,
+  irohRoundTrips: quick ? 500 : 2000,
   only: SCENARIOS.filter((x) => only.has(x)),
 };
 
@@ -193,10 +214,12 @@ interface Raw {
   submission2k?: SubmissionResult;
   submission100k?: SubmissionResult;
   latency?: LatencyResult;
+  signup?: SignupResult;
   idle?: IdleResult;
   fetch2k?: FetchResult;
   fetch100k?: FetchResult;
   deltachat?: DeltaChatResult;
+  iroh?: IrohResult;
   [k: string]: unknown;
 }
 
@@ -217,8 +240,23 @@ async function main() {
   const tv: Values = {}, rv: Values = {};
   const raw: { tern: Raw; ref: Raw } = { tern: {}, ref: {} };
 
+  // 7. the gate's cost on worst-case messages (in-process, no server needed)
+  if (only.has("gate")) {
+    raw.tern.gate = await gateRuns();
+    if (only.size === 1) {
+      await Deno.writeTextFile(
+        RESULTS,
+        JSON.stringify({ date: new Date().toISOString(), gate: raw.tern.gate }, null, 2) + "\n",
+      );
+      console.log(`results: ${RESULTS}`);
+      return;
+    }
+  }
+
   // 5. cold start (before anything else runs)
   if (only.has("start")) await coldStart(tv, raw.tern);
+  // MIME parsing speed (tern only; moved here from a time limit in parse_message_test.ts)
+  if (only.has("parse")) parseSpeed(tv);
 
   // templates
   const tpl2k = await messageTemplate(2048);
@@ -233,15 +271,19 @@ async function main() {
   if (standard) {
     ({ ref, refError } = await standardServers(targets, tv, rv, raw, notes, tpl2k, tpl100k));
   }
-  // 7. federation: tern → tern and Postfix → Postfix
+  // 8. federation: tern → tern and Postfix → Postfix
   let refMeasured = ref !== null;
   if (only.has("federation")) {
     const f = await federationRuns(tpl2k, tv, rv, raw, notes);
     refMeasured ||= f.refMeasured;
     if (!standard) refError = f.refError;
   }
+
   for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
   const labels: Record<string, string> = {
+    signup_s:
+      `sign-up storm: ${opts.signupClients} new clients LOGIN+SELECT+IDLE, ${opts.signupInFlight} in flight (s)`,
+    signup_again_s: `sign-up storm: the same ${opts.signupClients} again, accounts existing (s)`,
     idle_rss_after_mb: `IDLE: IMAP RSS with ${opts.idleConns} idle (MB)`,
     idle_pss_after_mb: `IDLE: IMAP PSS with ${opts.idleConns} idle (MB)`,
     idle_rss_wait_mb: `IDLE: IMAP RSS after ${opts.idleWaitMs / 1000} s more idle (MB)`,
@@ -261,7 +303,7 @@ async function main() {
       loadavgAtEnd: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
       deno: Deno.version.deno,
     },
-    refstack: refMeasured ? "postfix+dovecot (/work/shared/refstack)" : null,
+    refstack: refMeasured ? "postfix+dovecot (scripts/refstack)" : null,
     refError: refError || undefined,
     notes,
     metrics: METRICS.map((m) => ({ id: m.id, label: labels[m.id] ?? m.label, better: m.better })),
@@ -310,6 +352,7 @@ async function main() {
   }
 }
 
+/** The gate bench runs in its own process (with --expose-gc, for clean heap figures). */
 /** The standard pair (one tern, one Postfix + Dovecot) and the scenarios that use it. */
 async function standardServers(
   targets: [Target, Values, Raw][],
@@ -335,8 +378,8 @@ async function standardServers(
       if (only.has("start")) {
         rv.start_fresh_ms = ref.startMs;
         notes.push(
-          "refstack start = start.sh until all five listeners answered a TLS session " +
-            "(openssl probes; certificate prepared beforehand)",
+          "refstack start = Postfix and Dovecot started until all five listeners greeted " +
+            "(over TLS on the implicit-TLS ports)",
         );
       }
     } catch (err) {
@@ -358,14 +401,49 @@ async function standardServers(
   if (only.has("submit")) await submissionRuns(targets, tpl2k, tpl100k, notes);
   // 2. delivery latency
   if (only.has("latency")) await latencyRuns(targets, tpl2k, notes);
+  // 2b. sign-up storm
+  if (only.has("signup")) await signupRuns(targets, notes);
   // 3. idle scale
   if (only.has("idle")) await idleRuns(targets, tpl2k, ref, notes);
   // 4. FETCH throughput
   if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
   // 6. the real Delta Chat core
   if (only.has("deltachat")) await deltachatRuns(targets, notes);
+  // 7. the embedded iroh relay (tern only)
+  if (only.has("iroh")) await irohRuns(tern, tv, raw.tern, notes);
 
   return { ref, refError };
+}
+
+async function gateRuns(): Promise<GateCase[]> {
+  log("gate: worst-case messages at the size limit, pushed in 64 KiB pieces");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--v8-flags=--expose-gc", `${HERE}bench/gate.ts`, "--json"],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error("gate bench failed");
+  const rows: GateCase[] = JSON.parse(new TextDecoder().decode(out.stdout));
+  console.log(gateTable(rows));
+  return rows;
+}
+
+/** Median of five parses of a 25 MiB base64 single part (after one warm-up). */
+function parseSpeed(tv: Values) {
+  log("MIME parse of a 25 MiB message");
+  const line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
+  const body = line.repeat(Math.ceil((25 * 1024 * 1024) / line.length));
+  const bytes = new TextEncoder().encode(
+    `Subject: big\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}`,
+  );
+  parseMessage(bytes);
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    parseMessage(bytes);
+    times.push(performance.now() - t0);
+  }
+  tv.parse_25mib_ms = median(times);
 }
 
 async function coldStart(tv: Values, raw: Raw) {
@@ -415,6 +493,7 @@ async function submissionRuns(
       v[`sub${size}_delivered_s`] = s.deliveredPerSec;
       v[`sub${size}_drain_s`] = s.drainSeconds;
       v[`sub${size}_cpu_ms`] = s.serverCpuMsPerMsg;
+      v[`sub${size}_noop_p99_ms`] = s.noopP99Ms;
       if (s.clientCpuPct > 85) {
         notes.push(
           `${t.label} ${size}: the benchmark client used ${s.clientCpuPct.toFixed(0)}% of a core ` +
@@ -428,6 +507,7 @@ async function submissionRuns(
           } ms p99 ${s.p99Ms.toFixed(1)} ms, server CPU ${
             s.serverCpuMsPerMsg.toFixed(2)
           } ms/msg, ` +
+          `NOOP p99 ${s.noopP99Ms.toFixed(1)} ms max ${s.noopMaxMs.toFixed(1)} ms (${s.noops}), ` +
           `client CPU ${s.clientCpuPct.toFixed(0)}%${
             s.firstError ? `; error: ${s.firstError}` : ""
           }`,
@@ -454,6 +534,28 @@ async function latencyRuns(targets: Targets, tpl2k: MessageTemplate, notes: stri
     v.deliv_dot_p50_ms = l.dotP50Ms;
     log(`  p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, lost ${l.lost}`);
     if (l.firstError) notes.push(`${t.label} latency: ${l.firstError}`);
+  }
+}
+
+async function signupRuns(targets: Targets, notes: string[]) {
+  for (const [t, v, r] of targets) {
+    log(
+      `${t.label}: sign-up storm, ${opts.signupClients} new clients, ${opts.signupInFlight} in flight` +
+        (t.key === "ref" ? " (accounts created beforehand: Dovecot has no JIT)" : ""),
+    );
+    const s = await signupStorm(t, {
+      clients: opts.signupClients,
+      inFlight: opts.signupInFlight,
+      prefix: "su",
+      log: (m) => log(`  ${m}`),
+    });
+    r.signup = s;
+    v.signup_s = s.seconds;
+    v.signup_again_s = s.againSeconds;
+    v.signup_probe_p99_ms = s.probe.p99Ms;
+    v.signup_probe_max_ms = s.probe.maxMs;
+    v.signup_cpu_ms = s.cpuMs / s.clients;
+    if (s.failed) notes.push(`${t.label} sign-up: ${s.failed} clients failed: ${s.firstError}`);
   }
 }
 
@@ -552,6 +654,27 @@ async function deltachatRuns(targets: Targets, notes: string[]) {
     log(`  send → receive p50 ${d.p50Ms.toFixed(0)} ms, p90 ${d.p90Ms.toFixed(0)} ms`);
     if (d.firstError) notes.push(`${t.label} deltachat: ${d.firstError}`);
   }
+}
+
+async function irohRuns(tern: TernBench, v: Values, r: Raw, notes: string[]) {
+  log("tern: iroh relay, two clients: throughput (HTTP, HTTPS) and round trips");
+  const res = await irohBench(tern, {
+    durationMs: opts.durationMs,
+    roundTrips: opts.irohRoundTrips,
+    log: (m) => log(`  ${m}`),
+  });
+  r.iroh = res;
+  v.iroh_http_mb_s = res.http.mbPerSec;
+  v.iroh_https_mb_s = res.https.mbPerSec;
+  v.iroh_http_cpu_ms_mb = res.http.cpuMsPerMb;
+  v.iroh_https_cpu_ms_mb = res.https.cpuMsPerMb;
+  v.iroh_rtt_p50_ms = res.rttP50Ms;
+  v.iroh_rtt_p99_ms = res.rttP99Ms;
+  v.iroh_added_ms = res.addedLatencyMs;
+  notes.push(
+    "iroh relay: tern only (the reference stack runs no iroh relay here); 1200-byte packets, " +
+      "a 512-packet window acknowledged through the relay; the clients run in the benchmark process",
+  );
 }
 
 /** Sides of a federation run: two tern processes, or two Postfix + Dovecot stacks. */
@@ -666,10 +789,10 @@ async function federationRuns(
         cleanups.push(() => b.stop());
         const a = await startRefStack({
           domain: "refa.test",
-          transports: [
-            `refb.test=smtp:[127.0.0.1]:${b.smtpPort}`,
-            "silent.test=smtp:[127.0.0.4]:25",
-          ],
+          transports: {
+            "refb.test": `smtp:[127.0.0.1]:${b.smtpPort}`,
+            "silent.test": "smtp:[127.0.0.4]:25",
+          },
         });
         cleanups.push(() => a.stop());
         return [refSide(a), refSide(b), "x@silent.test"];

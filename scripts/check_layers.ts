@@ -30,6 +30,7 @@ const LAYERS: Record<string, number> = {
   imap: 3,
   http: 3,
   admin: 3,
+  iroh: 3,
   app: 4,
   cli: 4,
 };

@@ -7,7 +7,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { createAccount, withRelay } from "./support/relay.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
-import { SmtpTestClient } from "./support/smtp_client.ts";
+import { passwordWork } from "../src/auth/mod.ts";
 
 function firstLine(
   port: number,
@@ -49,34 +49,118 @@ Deno.test("a connection flood from one address is bounded; others keep working",
   }, { overrides: { max_connections_per_ip: 20 } });
 });
 
-Deno.test("password guessing gets slower; the right password still works", async () => {
-  await withRelay(async (t) => {
-    const user = await createAccount(t, "alice0001");
-    const c = await SmtpTestClient.connect(t.addr("submissions"), { tls: true, caPem: t.caPem });
-    await c.reply();
-    await c.cmd("EHLO x.test");
-    const times: number[] = [];
-    for (let i = 0; i < 8; i++) {
-      const t0 = performance.now();
-      const r = await c.login(user.address, `wrong-password-${i}`);
-      times.push(performance.now() - t0);
-      assert.equal(r.code, 535);
+/**
+ * One line-protocol exchange over TLS from `localAddress`: the greeting, then each command's final
+ * reply line (a command "tN ..." waits for IMAP tag tN; others for the last line of an SMTP reply).
+ */
+async function tlsExchange(
+  port: number,
+  localAddress: string,
+  caPem: string,
+  commands: string[],
+): Promise<string[]> {
+  const raw = net.connect({ host: "127.0.0.1", port, localAddress });
+  const socket = tls.connect({ socket: raw, ca: caPem, servername: "localhost" });
+  let buf = "";
+  const waiters: (() => void)[] = [];
+  socket.on("data", (d: Uint8Array) => {
+    buf += new TextDecoder().decode(d);
+    waiters.splice(0).forEach((w) => w());
+  });
+  const closed = new Promise<void>((r) => socket.on("close", () => r()));
+  socket.on("error", () => waiters.splice(0).forEach((w) => w()));
+  const final = (line: string, tag: string | null) =>
+    tag ? line.startsWith(`${tag} `) : /^\d{3} /.test(line) || line.startsWith("* OK");
+  const readFinal = async (tag: string | null) => {
+    for (;;) {
+      const lines = buf.split("\r\n");
+      for (let i = 0; i < lines.length - 1; i++) {
+        if (final(lines[i], tag)) {
+          buf = lines.slice(i + 1).join("\r\n");
+          return lines[i];
+        }
+      }
+      if (socket.destroyed) throw new Error(`closed; got ${JSON.stringify(buf)}`);
+      await new Promise<void>((r) => waiters.push(r));
     }
-    c.close();
-    assert.ok(times.slice(0, 5).every((ms) => ms < 200), `first failures are quick: ${times}`);
-    assert.ok(times[7] >= 500, `later failures are slowed down: ${times}`);
-    const ok = await SmtpTestClient.connect(t.addr("submissions"), { tls: true, caPem: t.caPem });
-    await ok.reply();
-    await ok.cmd("EHLO x.test");
-    assert.equal((await ok.login(user.address, user.password)).code, 235);
-    ok.close();
+  };
+  try {
+    const out = [await readFinal(null)];
+    for (const c of commands) {
+      const tag = /^(t\d+) /.exec(c)?.[1] ?? null;
+      socket.write(c + "\r\n");
+      out.push(await readFinal(tag));
+    }
+    return out;
+  } finally {
+    socket.destroy();
+    await closed;
+  }
+}
+
+const imapLogin = (user: string, pw: string) => `t0 LOGIN "${user}" "${pw}"`;
+const smtpAuth = (user: string, pw: string) => `AUTH PLAIN ${btoa(`\0${user}\0${pw}`)}`;
+
+Deno.test("login throttling: per address and per account, over IMAP and SMTP, not reset by another login", async () => {
+  await withRelay(async (t) => {
+    const victim = await createAccount(t, "victim001");
+    const guesser = await createAccount(t, "guesser01");
+    const imaps = t.addr("imaps").port;
+    const smtps = t.addr("submissions").port;
+    const imap = (from: string, user: string, pw: string) =>
+      tlsExchange(imaps, from, t.caPem, [imapLogin(user, pw)]).then((r) => r[1]);
+    const smtp = (from: string, user: string, pw: string) =>
+      tlsExchange(smtps, from, t.caPem, ["EHLO x.test", smtpAuth(user, pw)]).then((r) => r[2]);
+    // The victim's phone logs in from 127.0.0.5 before the attack; the guesser from 127.0.0.2.
+    assert.match(await imap("127.0.0.5", victim.address, victim.password), /^t0 OK/);
+    assert.match(await imap("127.0.0.2", guesser.address, guesser.password), /^t0 OK/);
+    // Three free failures (IMAP and SMTP AUTH count together)...
+    assert.match(
+      await imap("127.0.0.2", victim.address, "guess-1-xxx"),
+      /^t0 NO \[AUTHENTICATIONFAILED\]/,
+    );
+    assert.match(await smtp("127.0.0.2", victim.address, "guess-2-xxx"), /^535 /);
+    assert.match(
+      await imap("127.0.0.2", victim.address, "guess-3-xxx"),
+      /^t0 NO \[AUTHENTICATIONFAILED\]/,
+    );
+    // ...the guesser's own successful login in between resets nothing...
+    assert.match(await smtp("127.0.0.2", guesser.address, guesser.password), /^235 /);
+    // ...so the next guess from that address is throttled (this config refuses rather than waits).
+    assert.match(await imap("127.0.0.2", victim.address, "guess-4-xxx"), /^t0 NO \[UNAVAILABLE\]/);
+    assert.match(await smtp("127.0.0.2", victim.address, "guess-4-xxx"), /^454 4\.7\.0 /);
+    // Guessing the same account from another address is throttled too (per account)...
+    assert.match(await imap("127.0.0.3", victim.address, "guess-5-xxx"), /^t0 NO \[UNAVAILABLE\]/);
+    // ...while that address's other logins and the victim's own phone are not held up.
+    assert.match(await imap("127.0.0.3", guesser.address, guesser.password), /^t0 OK/);
+    assert.match(await imap("127.0.0.5", victim.address, victim.password), /^t0 OK/);
+    assert.match(await smtp("127.0.0.5", victim.address, victim.password), /^235 /);
+  }, { relay: { loginThrottle: { freeFailures: 3, maxWaitMs: 0 } } });
+});
+
+Deno.test("login: an unknown name costs the same password verification as a wrong password", async () => {
+  await withRelay(async (t) => {
+    await t.relay.services.settings.set("jit_enabled", "false");
+    const user = await createAccount(t, "known0001");
+    const imaps = t.addr("imaps").port;
+    const cost = async (name: string, pw: string) => {
+      const before = passwordWork().verifications + passwordWork().hashes;
+      const r = await tlsExchange(imaps, "127.0.0.4", t.caPem, [imapLogin(name, pw)]);
+      assert.match(r[1], /^t0 NO \[AUTHENTICATIONFAILED\]/);
+      return passwordWork().verifications + passwordWork().hashes - before;
+    };
+    assert.equal(await cost(user.address, "wrong-password-1"), 1, "wrong password");
+    assert.equal(await cost(`nobody001@${t.domain}`, "wrong-password-1"), 1, "unknown name");
+    assert.equal(await cost("someone@elsewhere.example", "wrong-password-1"), 1, "other domain");
   });
 });
 
 Deno.test("/mxdeliv never relays to other domains", async () => {
   await withRelay(async (t) => {
-    const r = await fetch(`http://${t.relay.addresses.http}/mxdeliv`, {
+    using client = Deno.createHttpClient({ caCerts: [t.caPem] });
+    const r = await fetch(`https://${t.relay.addresses.https}/mxdeliv`, {
       method: "POST",
+      client,
       headers: { "x-mail-from": "a@remote.example", "x-mail-to": "victim@elsewhere.example" },
       body: "From: <a@remote.example>\r\nSubject: x\r\n\r\nhello\r\n",
     });
@@ -84,7 +168,7 @@ Deno.test("/mxdeliv never relays to other domains", async () => {
     assert.equal(r.status, 400);
     assert.match(text, /^5\d\d /);
     assert.equal(await t.relay.services.store.countQueued(), 0);
-  });
+  }, { overrides: { "listen.https": "127.0.0.1:0" } });
 });
 
 Deno.test("IMAP line and literal bombs are refused and the session stays usable", async () => {
@@ -109,14 +193,17 @@ Deno.test("slow clients (slowloris) are bounded per address; others are served a
       const slow: net.Socket[] = [];
       const timers: ReturnType<typeof setInterval>[] = [];
       try {
+        const greeted: Promise<void>[] = [];
         for (let i = 0; i < 10; i++) {
           const s = net.connect({ host: "127.0.0.1", port, localAddress: "127.0.0.1" });
           s.on("error", () => {});
+          greeted.push(new Promise((r) => s.once("data", () => r())));
           // One byte every 100 ms, never a complete line.
           timers.push(setInterval(() => s.write("N"), 100));
           slow.push(s);
         }
-        await new Promise((r) => setTimeout(r, 500));
+        // Each got its greeting: the relay holds all ten.
+        await Promise.all(greeted);
         const [busy, ok] = listener === "smtp"
           ? [/^421 4\.7\.0/, /^220 /]
           : [/^\* BYE /, /^\* OK /];
@@ -172,11 +259,17 @@ Deno.test("implicit TLS: clients that never start TLS are bounded per address, t
           closed.push(new Promise((r) => s.on("close", () => r())));
           silent.push(s);
         }
-        await new Promise((r) => setTimeout(r, 300));
         // The 11th from that address is answered over TLS and closed; other addresses are served.
+        // A silent client shows nothing until the relay has accepted all ten: ask again until
+        // the 11th is turned away (a relay without the limit never does).
         const busy = listener === "submissions" ? /^421 4\.7\.0/ : /^\* BYE /;
         const ok = listener === "submissions" ? /^220 / : /^\* OK /;
-        const over = await tlsFirstLine(port, "127.0.0.2", t.caPem);
+        let over = "";
+        for (const until = Date.now() + 10_000; Date.now() < until;) {
+          over = await tlsFirstLine(port, "127.0.0.2", t.caPem);
+          if (busy.test(over)) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
         assert.match(over, busy, `${listener}: the 11th connection from the silent address`);
         assert.match(await tlsFirstLine(port, "127.0.0.1", t.caPem), ok, `${listener}: others`);
         // After the handshake deadline the server drops every silent socket.

@@ -69,7 +69,7 @@ Deno.test("backup while running, restore into an empty data directory", async ()
         assert.match(dec.decode((await store.readBody(m.bodyId))!), /BEGIN PGP MESSAGE/);
       }
     } finally {
-      store.close();
+      await store.close();
     }
   } finally {
     await relay.stop();

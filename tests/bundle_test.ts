@@ -1,9 +1,12 @@
 // The one-file artefact CI can build here (`deno bundle`; `deno compile` needs Deno's download
 // host): dist/tern.js must run from an empty directory with `deno run --no-config`, apply its
 // embedded migrations, and serve the embedded landing page and web admin, and speak SMTP/IMAP.
+// Its store threads start from the bundle itself: a login that creates an account (a write, so
+// the writer thread) must succeed.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { DatabaseSync } from "node:sqlite";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -75,11 +78,17 @@ Deno.test({
           if (m) ready = JSON.parse(m[1]);
         }
         assert.ok(ready, `no ready line: ${out}`);
-        const http = `http://${ready.listen.http}`;
-        const landing = await fetch(`${http}/`);
+        // Port 80 only redirects; pages are served over HTTPS (the generated CA).
+        const redirect = await fetch(`http://${ready.listen.http}/`, { redirect: "manual" });
+        assert.equal(redirect.status, 301);
+        await redirect.body?.cancel();
+        const caPem = await Deno.readTextFile(`${dir}/data/tls/selfsigned-ca.pem`);
+        using client = Deno.createHttpClient({ caCerts: [caPem] });
+        const https = `https://${ready.listen.https}`;
+        const landing = await fetch(`${https}/`, { client });
         assert.equal(landing.status, 200);
         assert.match(await landing.text(), /<svg/);
-        const admin = await fetch(`${http}/admin`);
+        const admin = await fetch(`${https}/admin`, { client });
         assert.equal(admin.status, 200);
         assert.match(await admin.text(), /<script/);
         const conn = await Deno.connect({
@@ -90,7 +99,40 @@ Deno.test({
         const n = await conn.read(buf);
         conn.close();
         assert.match(dec.decode(buf.subarray(0, n ?? 0)), /^220 /);
+        // A first login from /new's credentials creates the account: the password hash runs on
+        // the worker pool, whose workers must start from this one file too.
+        const creds = await (await fetch(`${https}/new`, { method: "POST", client })).json();
+        const imap = await Deno.connectTls({
+          hostname: "127.0.0.1",
+          port: Number(ready.listen.imaps.split(":").pop()),
+          caCerts: [caPem],
+        });
+        try {
+          await imap.write(
+            new TextEncoder().encode(`a LOGIN "${creds.email}" "${creds.password}"\r\n`),
+          );
+          let answer = "";
+          while (!/^a /m.test(answer)) {
+            const got = await imap.read(buf);
+            if (got === null) break;
+            answer += dec.decode(buf.subarray(0, got));
+          }
+          assert.match(answer, /^a OK /m, answer);
+        } finally {
+          imap.close();
+        }
         assert.ok((await Deno.stat(`${dir}/data/tern.db`)).isFile, "database created");
+        // The account that login created was committed by the writer thread (a worker started
+        // from this one file too).
+        const db = new DatabaseSync(`${dir}/data/tern.db`, { readOnly: true });
+        try {
+          const row = db.prepare("SELECT address FROM accounts WHERE address = ?").get(
+            creds.email,
+          ) as { address: string } | undefined;
+          assert.equal(row?.address, creds.email);
+        } finally {
+          db.close();
+        }
         const nm = await Deno.stat(`${dir}/node_modules`).catch(() => null);
         assert.equal(nm, null, "nothing beside the file");
       } finally {

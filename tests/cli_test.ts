@@ -1,6 +1,7 @@
 // The tern command line as an operator uses it: real processes, a real data directory.
 
 import assert from "node:assert/strict";
+import { bytesBody } from "../src/store/message_input.ts";
 
 const dec = new TextDecoder();
 
@@ -125,7 +126,17 @@ Deno.test("tern serve starts, serves /new, answers SIGHUP and stops on SIGTERM",
     }
     const ready = JSON.parse(text.split("\n")[0].replace(/^tern ready /, ""));
     assert.equal(ready.domain, "[127.0.0.1]");
-    const res = await fetch(`http://${ready.listen.http}/new`, { method: "POST" });
+    // Port 80 only redirects to HTTPS, where /new answers.
+    const moved = await fetch(`http://${ready.listen.http}/new`, {
+      method: "POST",
+      redirect: "manual",
+    });
+    assert.equal(moved.status, 308);
+    assert.equal(moved.headers.get("location"), `https://${ready.listen.https}/new`);
+    await moved.body?.cancel();
+    const caPem = await Deno.readTextFile(`${dir}/data/tls/selfsigned-ca.pem`);
+    using client = Deno.createHttpClient({ caCerts: [caPem] });
+    const res = await fetch(`https://${ready.listen.https}/new`, { method: "POST", client });
     const body = await res.json();
     assert.match(body.email, /^[a-z0-9]{9}@\[127\.0\.0\.1\]$/);
     assert.match(body.dclogin_url, /^dclogin:/);
@@ -159,7 +170,7 @@ Deno.test("tern queue shows, retries and deletes outbound entries", async () => 
     const store = openSqliteStore(`${dir}/data/tern.db`);
     const id = await store.enqueue({
       sender: "abcdefghi@example.org",
-      data: new TextEncoder().encode("Subject: x\r\n\r\nbody\r\n"),
+      body: bytesBody(new TextEncoder().encode("Subject: x\r\n\r\nbody\r\n")),
       recipients: ["a@remote.example", "b@remote.example"],
       now: Date.now(),
     });
@@ -171,7 +182,7 @@ Deno.test("tern queue shows, retries and deletes outbound entries", async () => 
       nextAttemptAt: Date.now() + 60_000,
       now: Date.now(),
     });
-    store.close();
+    await store.close();
     const list = await tern(["queue", "list", ...cfg]);
     assert.match(
       list.stdout,
@@ -280,5 +291,23 @@ Deno.test("tern install writes config, data directory and a hardened unit; unins
     );
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("TERN_DEV=1 (deno task tern) runs any command against the dev relay's data", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Without a config or --dev there is no domain.
+    const plain = await tern(["admin-token", "--data-dir", `${dir}/data`]);
+    assert.equal(plain.code, 1);
+    assert.match(plain.stderr, /domain: required/);
+    const dev = await tern(["admin-token", "--data-dir", `${dir}/data`], { TERN_DEV: "1" });
+    assert.equal(dev.code, 0, dev.stderr);
+    assert.match(dev.stdout, /^[0-9a-f]{64}\n$/);
+    // The same token as --dev gives: the same data directory.
+    const flag = await tern(["admin-token", "--dev", "--data-dir", `${dir}/data`]);
+    assert.equal(flag.stdout, dev.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

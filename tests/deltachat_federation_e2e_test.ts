@@ -3,20 +3,15 @@
 // and 443 needs root, as in CI.
 
 import assert from "node:assert/strict";
-import { startTern, type TernProcess } from "./support/tern_process.ts";
+import { newAccount, startTern, type TernProcess } from "./support/tern_process.ts";
 import { Device, secureJoin } from "./support/deltachat.ts";
+import { requireRoot } from "./support/tools.ts";
 
-const isRoot = Deno.uid() === 0;
-
-async function newAccount(tern: TernProcess) {
-  const r = await fetch(`http://${tern.listen.http}/new`, { method: "POST" });
-  assert.equal(r.status, 200);
-  return await r.json() as { email: string; password: string; dclogin_url: string };
-}
+const need = requireRoot();
 
 Deno.test({
-  name: "Delta Chat across two relays: Secure-Join and messages both ways",
-  ignore: !isRoot,
+  name: need.title("Delta Chat across two relays: Secure-Join and messages both ways"),
+  ignore: need.ignore,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {

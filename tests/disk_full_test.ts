@@ -6,8 +6,10 @@ import { createAccount, withRelay } from "./support/relay.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
 import { armoredPayload, pgpMime } from "./support/messages.ts";
 import { DatabaseSync } from "node:sqlite";
+import { requireAll, requireRoot, requireTool } from "./support/tools.ts";
 
-const isRoot = Deno.uid() === 0;
+// Mounting a tmpfs needs root.
+const need = requireAll(requireRoot(), requireTool("mount", "umount"));
 
 async function sh(cmd: string, args: string[]) {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
@@ -15,9 +17,10 @@ async function sh(cmd: string, args: string[]) {
 }
 
 Deno.test({
-  name:
+  name: need.title(
     "disk full: 452 4.3.1, the session goes on, nothing is corrupted, recovery when space returns",
-  ignore: !isRoot,
+  ),
+  ignore: need.ignore,
   async fn() {
     const mnt = await Deno.makeTempDir({ prefix: "tern-full-" });
     const mounted = await sh("mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt]);
@@ -69,8 +72,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a read-only data directory stops tern serve with a one-line reason",
-  ignore: !isRoot,
+  name: need.title("a read-only data directory stops tern serve with a one-line reason"),
+  ignore: need.ignore,
   async fn() {
     const mnt = await Deno.makeTempDir({ prefix: "tern-ro-" });
     const mounted = await sh("mount", ["-t", "tmpfs", "-o", "size=4m,ro", "tmpfs", mnt]);

@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import * as net from "node:net";
 import { submitEncrypted } from "./support/submit.ts";
 import { createAccount, type TestRelay, withRelay } from "./support/relay.ts";
-import { freePort } from "./support/util.ts";
+import { type Dnsmasq, dnsmasqNeed, startDnsmasq } from "./support/dnsmasq.ts";
 import { DKIM_SELECTOR, dkimDnsRecord, systemResolver } from "../src/federation/mod.ts";
-import type { PeerPorts } from "../src/federation/mod.ts";
+import type { DnsResolver, PeerPorts } from "../src/federation/mod.ts";
 import { dkimKey } from "../src/app/federation.ts";
 import {
   drippingPeer,
@@ -19,15 +19,6 @@ import {
   silentPeer,
   testCertificate,
 } from "../src/federation/testdata/fake_peers.ts";
-
-const haveDnsmasq = (() => {
-  try {
-    return new Deno.Command("dnsmasq", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-})();
 
 const dec = new TextDecoder();
 
@@ -113,52 +104,20 @@ async function outageSwitch(ip: string, target: { host: string; ports: PeerPorts
   return { ports, up, down };
 }
 
-async function startDnsmasq(port: number, args: string[]) {
-  const child = new Deno.Command("dnsmasq", {
-    args: [
-      "--no-daemon",
-      "--pid-file=",
-      `--port=${port}`,
-      "--listen-address=127.0.0.1",
-      "--bind-interfaces",
-      "--no-resolv",
-      "--no-hosts",
-      ...args,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  // Ready once it answers (no fixed sleep).
-  await waitFor("dnsmasq to answer", async () => {
-    try {
-      const r = await Deno.resolveDns("a.test", "A", {
-        nameServer: { ipAddr: "127.0.0.1", port },
-      });
-      return r.length > 0;
-    } catch {
-      return false;
-    }
-  }, 10_000);
-  return {
-    async stop() {
-      try {
-        child.kill();
-      } catch {
-        // already gone
-      }
-      await child.status;
-    },
-  };
-}
-
 Deno.test({
-  name: haveDnsmasq
-    ? "federation among three relays with a silent, a refusing, a dripping and an offline peer"
-    : "federation among three relays (ignored: dnsmasq is not installed)",
-  ignore: !haveDnsmasq,
+  name: dnsmasqNeed.title(
+    "federation among three relays with a silent, a refusing, a dripping and an offline peer",
+  ),
+  ignore: dnsmasqNeed.ignore,
   async fn(t) {
-    const dnsPort = await freePort();
-    const dns = systemResolver(`127.0.0.1:${dnsPort}`);
+    // The records name the relays' DKIM keys, so dnsmasq starts after the relays: they get a
+    // resolver that asks it once it runs.
+    let server: DnsResolver | null = null;
+    const late = <K extends "mx" | "addresses" | "txt">(k: K) => (name: string) => {
+      if (!server) throw new Error("dnsmasq is not running yet");
+      return server[k](name) as ReturnType<DnsResolver[K]>;
+    };
+    const dns: DnsResolver = { mx: late("mx"), addresses: late("addresses"), txt: late("txt") };
     const peerCert = await testCertificate(["slow.test"]);
     const table: Record<string, PeerPorts> = {};
     const cas: string[] = [peerCert.caPem!];
@@ -184,7 +143,7 @@ Deno.test({
       script: () => ({ raw: httpAnswer(200, "250 OK"), dripMs: 200 }),
     });
     table["127.0.0.6"] = { smtp: slowSmtp.port, https: slowHttps.port };
-    let dnsmasq: { stop(): Promise<void> } | null = null;
+    let dnsmasq: Dnsmasq | null = null;
     try {
       await withRelay(async (c) => {
         table["127.0.0.3"] = portsOf(c);
@@ -206,7 +165,7 @@ Deno.test({
                 ["refuse.test", "127.0.0.5"],
                 ["slow.test", "127.0.0.6"],
               ];
-              dnsmasq = await startDnsmasq(dnsPort, [
+              const d = dnsmasq = await startDnsmasq([
                 ...names.map(([n, ip]) => `--address=/${n}/${ip}`),
                 ...names.map(([n]) => `--mx-host=${n},${n},10`),
                 ...[a, b, c].map((r) =>
@@ -215,6 +174,7 @@ Deno.test({
                   }`
                 ),
               ]);
+              server = systemResolver(d.server);
               const alice = await createAccount(a, "alice0001");
               const bob = await createAccount(b, "bobby0001");
               const carol = await createAccount(c, "carol0001");
@@ -365,7 +325,7 @@ Deno.test({
         relay: { dns, federation },
       });
     } finally {
-      await (dnsmasq as { stop(): Promise<void> } | null)?.stop();
+      await (dnsmasq as Dnsmasq | null)?.stop();
       await silent.close();
       await slowSmtp.close();
       await slowHttps.close();

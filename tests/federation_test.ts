@@ -8,6 +8,7 @@ import { createAccount, fakeDns, NO_DNS, type TestRelay, withRelay } from "./sup
 import { DKIM_SELECTOR, dkimDnsRecord, systemResolver } from "../src/federation/mod.ts";
 import { dkimKey } from "../src/app/federation.ts";
 import type { DnsResolver } from "../src/federation/mod.ts";
+import { dnsmasqNeed, startDnsmasq } from "./support/dnsmasq.ts";
 
 const dec = new TextDecoder();
 
@@ -216,33 +217,30 @@ Deno.test("federation: an enforced MTA-STS policy admits its MX hosts and refuse
   });
 });
 
-Deno.test("federation by DNS names from a real DNS server (dnsmasq): MX, A, DKIM TXT", async () => {
-  const net = await import("node:net");
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  const dnsPort = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  const dns = systemResolver(`127.0.0.1:${dnsPort}`);
-  const aPorts = { smtp: 1, https: 1 };
-  const aCa: string[] = [];
-  await withRelay(async (b) => {
-    const bPorts = {
-      smtp: b.addr("smtp").port,
-      https: Number(b.relay.addresses.https!.split(":").pop()),
+Deno.test(
+  dnsmasqNeed.title("federation by DNS names from a real DNS server (dnsmasq): MX, A, DKIM TXT"),
+  { ignore: dnsmasqNeed.ignore },
+  async () => {
+    // The records name the relays' DKIM keys, so dnsmasq starts after the relays: they get a
+    // resolver that asks it once it runs.
+    let server: DnsResolver | null = null;
+    const late = <K extends "mx" | "addresses" | "txt">(k: K) => (name: string) => {
+      if (!server) throw new Error("dnsmasq is not running yet");
+      return server[k](name) as ReturnType<DnsResolver[K]>;
     };
-    await withRelay(async (a) => {
-      aPorts.smtp = a.addr("smtp").port;
-      aPorts.https = Number(a.relay.addresses.https!.split(":").pop());
-      aCa.push(a.caPem);
-      const dnsmasq = new Deno.Command("dnsmasq", {
-        args: [
-          "--no-daemon",
-          "--pid-file=",
-          `--port=${dnsPort}`,
-          "--listen-address=127.0.0.1",
-          "--bind-interfaces",
-          "--no-resolv",
-          "--no-hosts",
+    const dns: DnsResolver = { mx: late("mx"), addresses: late("addresses"), txt: late("txt") };
+    const aPorts = { smtp: 1, https: 1 };
+    const aCa: string[] = [];
+    await withRelay(async (b) => {
+      const bPorts = {
+        smtp: b.addr("smtp").port,
+        https: Number(b.relay.addresses.https!.split(":").pop()),
+      };
+      await withRelay(async (a) => {
+        aPorts.smtp = a.addr("smtp").port;
+        aPorts.https = Number(a.relay.addresses.https!.split(":").pop());
+        aCa.push(a.caPem);
+        const dnsmasq = await startDnsmasq([
           "--address=/b.test/127.0.0.2",
           "--address=/a.test/127.0.0.1",
           "--mx-host=b.test,b.test,10",
@@ -253,49 +251,35 @@ Deno.test("federation by DNS names from a real DNS server (dnsmasq): MX, A, DKIM
           `--txt-record=${DKIM_SELECTOR}._domainkey.b.test,${
             dkimDnsRecord(dkimKey(b.relay.config).privateKeyPem)
           }`,
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      try {
-        // Ready once it answers (no fixed sleep).
-        await waitFor("dnsmasq to answer", async () => {
-          try {
-            return (await dns.addresses("a.test")).length > 0;
-          } catch {
-            return false;
-          }
-        });
-        const alice = await createAccount(a, "alice0001");
-        const bob = await createAccount(b, "bobby0001");
-        await submitEncrypted(a, alice, [bob.address]);
-        await waitFor(
-          "a.test -> b.test",
-          async () => (await inboxBodies(b, bob.address)).length > 0,
-        );
-        await submitEncrypted(b, bob, [alice.address]);
-        await waitFor(
-          "b.test -> a.test",
-          async () => (await inboxBodies(a, alice.address)).length > 0,
-        );
-        await waitFor("the counters", async () => {
-          const stats = await b.relay.services.store.listFederationStats();
-          return stats.some((s) => s.domain === "a.test" && s.received === 1 && s.sent === 1);
-        });
-      } finally {
+        ]);
+        server = systemResolver(dnsmasq.server);
         try {
-          dnsmasq.kill();
-        } catch {
-          // already gone
+          const alice = await createAccount(a, "alice0001");
+          const bob = await createAccount(b, "bobby0001");
+          await submitEncrypted(a, alice, [bob.address]);
+          await waitFor(
+            "a.test -> b.test",
+            async () => (await inboxBodies(b, bob.address)).length > 0,
+          );
+          await submitEncrypted(b, bob, [alice.address]);
+          await waitFor(
+            "b.test -> a.test",
+            async () => (await inboxBodies(a, alice.address)).length > 0,
+          );
+          await waitFor("the counters", async () => {
+            const stats = await b.relay.services.store.listFederationStats();
+            return stats.some((s) => s.domain === "a.test" && s.received === 1 && s.sent === 1);
+          });
+        } finally {
+          await dnsmasq.stop();
         }
-        await dnsmasq.status;
-      }
+      }, {
+        overrides: { domain: "a.test", turn_port: 0, ...listenOn("127.0.0.1") },
+        relay: { dns, federation: { ports: bPorts, caCerts: [b.caPem] } },
+      });
     }, {
-      overrides: { domain: "a.test", turn_port: 0, ...listenOn("127.0.0.1") },
-      relay: { dns, federation: { ports: bPorts, caCerts: [b.caPem] } },
+      overrides: { domain: "b.test", turn_port: 0, ...listenOn("127.0.0.2") },
+      relay: { dns, federation: { ports: aPorts, caCerts: aCa } },
     });
-  }, {
-    overrides: { domain: "b.test", turn_port: 0, ...listenOn("127.0.0.2") },
-    relay: { dns, federation: { ports: aPorts, caCerts: aCa } },
-  });
-});
+  },
+);

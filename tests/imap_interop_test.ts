@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { submitEncrypted } from "./support/submit.ts";
 import { createAccount, type TestRelay, withRelay } from "./support/relay.ts";
 import { terminate } from "./support/util.ts";
+import { requireTool } from "./support/tools.ts";
 
 const dec = new TextDecoder();
 
@@ -65,35 +66,43 @@ m.logout()
 print(json.dumps(out))
 `;
 
-Deno.test("Python imaplib: login, append, select, search, fetch, store, copy, expunge", async () => {
-  await withRelay(async (t) => {
-    const user = await createAccount(t, "alice0001");
-    await withCa(t, async (ca) => {
-      const cfg = JSON.stringify({
-        ca,
-        port: t.addr("imaps").port,
-        user: user.address,
-        password: user.password,
+const python3Need = requireTool("python3");
+Deno.test(
+  python3Need.title("Python imaplib: login, append, select, search, fetch, store, copy, expunge"),
+  { ignore: python3Need.ignore },
+  async () => {
+    await withRelay(async (t) => {
+      const user = await createAccount(t, "alice0001");
+      await withCa(t, async (ca) => {
+        const cfg = JSON.stringify({
+          ca,
+          port: t.addr("imaps").port,
+          user: user.address,
+          password: user.password,
+        });
+        const r = await run("python3", ["-c", IMAPLIB], cfg + "\n");
+        assert.equal(r.code, 0, r.stderr);
+        const out = JSON.parse(r.stdout);
+        assert.ok(out.caps.includes("XCHATMAIL") && out.caps.includes("IDLE"), out.caps.join(" "));
+        assert.equal(out.login, "OK");
+        assert.equal(out.append, "OK");
+        assert.equal(out.exists, 1);
+        assert.equal(out.flagged, "1");
+        assert.equal(out.body_ok, true);
+        assert.match(out.store, /FLAGS \(.*\\Seen/);
+        assert.equal(out.copy, "OK");
+        assert.deepEqual(out.expunged, ["1"]);
+        assert.match(out.archive, /"?Archive"? \(MESSAGES 1\)/);
+        assert.ok(out.list.some((l: string) => l.includes("Archive")));
       });
-      const r = await run("python3", ["-c", IMAPLIB], cfg + "\n");
-      assert.equal(r.code, 0, r.stderr);
-      const out = JSON.parse(r.stdout);
-      assert.ok(out.caps.includes("XCHATMAIL") && out.caps.includes("IDLE"), out.caps.join(" "));
-      assert.equal(out.login, "OK");
-      assert.equal(out.append, "OK");
-      assert.equal(out.exists, 1);
-      assert.equal(out.flagged, "1");
-      assert.equal(out.body_ok, true);
-      assert.match(out.store, /FLAGS \(.*\\Seen/);
-      assert.equal(out.copy, "OK");
-      assert.deepEqual(out.expunged, ["1"]);
-      assert.match(out.archive, /"?Archive"? \(MESSAGES 1\)/);
-      assert.ok(out.list.some((l: string) => l.includes("Archive")));
     });
-  });
-});
+  },
+);
 
-Deno.test("mbsync (isync) syncs a mailbox both ways", async () => {
+const mbsyncNeed = requireTool("mbsync");
+Deno.test(mbsyncNeed.title("mbsync (isync) syncs a mailbox both ways"), {
+  ignore: mbsyncNeed.ignore,
+}, async () => {
   await withRelay(async (t) => {
     const a = await createAccount(t, "alice0001");
     const b = await createAccount(t, "bobby0001");
@@ -151,7 +160,10 @@ Deno.test("mbsync (isync) syncs a mailbox both ways", async () => {
   });
 });
 
-Deno.test("getmail6 --idle receives a message as soon as it is delivered", async () => {
+const getmailNeed = requireTool("getmail");
+Deno.test(getmailNeed.title("getmail6 --idle receives a message as soon as it is delivered"), {
+  ignore: getmailNeed.ignore,
+}, async () => {
   await withRelay(async (t) => {
     const a = await createAccount(t, "alice0001");
     const b = await createAccount(t, "bobby0001");

@@ -1,8 +1,8 @@
-// Real Postfix (Debian, run by ../shared/refstack) relays a message into tern's port 25: the
-// foreign MTA path a federated message takes when it arrives by SMTP. Needs root, as Postfix does.
+// Real Postfix (Debian, run by scripts/refstack) relays a message into tern's port 25: the
+// foreign MTA path a federated message takes when it arrives by SMTP; and tern delivers to it.
+// Needs root, as Postfix does.
 
 import assert from "node:assert/strict";
-import { freePort } from "./support/util.ts";
 import { createAccount, fakeDns, withRelay } from "./support/relay.ts";
 import {
   DKIM_SELECTOR,
@@ -15,49 +15,40 @@ import { dkimKey } from "../src/app/federation.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
 import { gunzipSync } from "node:zlib";
 import { encryptedMessage } from "./support/messages.ts";
+import { requireAll, requireTool } from "./support/tools.ts";
+import { type RefStack, refStackNeed, startRefStack } from "../scripts/refstack/refstack.ts";
 
-const REFSTACK = new URL("../../shared/refstack/", import.meta.url).pathname;
-const isRoot = Deno.uid() === 0;
+const need = requireAll(refStackNeed, requireTool("swaks"));
 const dec = new TextDecoder();
 // ref.test's DKIM key: the message is signed before Postfix relays it (the refstack has no
 // OpenDKIM), and tern looks the key up through the injected resolver.
 const REF_KEY = generateDkimKey();
 
-async function run(cmd: string, args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" })
-    .output();
+async function run(cmd: string, args: string[]) {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   return { code: out.code, output: dec.decode(out.stdout) + dec.decode(out.stderr) };
 }
 
 Deno.test({
-  name: "Postfix relays into tern's port 25, and receives DKIM-signed mail from tern",
-  ignore: !isRoot,
+  name: need.title("Postfix relays into tern's port 25, and receives DKIM-signed mail from tern"),
+  ignore: need.ignore,
   async fn() {
-    const rsSmtp = await freePort();
+    // Postfix routes tern.test to tern's port 25, which is only known once tern runs; tern's
+    // route to ref.test is Postfix's port, only known once Postfix runs: tern starts first and
+    // reads the port from here when it delivers.
+    const ports = { smtp: 1, https: 1 };
     const caCerts: string[] = [];
     await withRelay(async (t) => {
       const bob = await createAccount(t, "bobby0001");
-      const dir = await Deno.makeTempDir({ prefix: "tern-refstack-" });
-      // Postfix and Dovecot drop privileges and must reach their state directory.
-      await Deno.chmod(dir, 0o755);
-      const env: Record<string, string> = {
-        REFSTACK_DIR: `${dir}/rs`,
-        REFSTACK_SMTP_PORT: String(rsSmtp),
-        REFSTACK_SUBMISSION_PORT: String(await freePort()),
-        REFSTACK_SUBMISSIONS_PORT: String(await freePort()),
-        REFSTACK_IMAP_PORT: String(await freePort()),
-        REFSTACK_IMAPS_PORT: String(await freePort()),
-        REFSTACK_TRANSPORTS: `tern.test=smtp:[127.0.0.1]:${t.addr("smtp").port}`,
-      };
+      const dir = await Deno.makeTempDir({ prefix: "tern-postfix-" });
+      let rs: RefStack | null = null;
       try {
-        const started = await run("bash", [`${REFSTACK}start.sh`], env);
-        assert.equal(started.code, 0, started.output);
-        const added = await run(
-          "bash",
-          [`${REFSTACK}adduser.sh`, "alice@ref.test", "alicepass123"],
-          env,
-        );
-        assert.equal(added.code, 0, added.output);
+        rs = await startRefStack({
+          transports: { "tern.test": `smtp:[127.0.0.1]:${t.addr("smtp").port}` },
+        });
+        ports.smtp = rs.ports.smtp;
+        caCerts.push(rs.caPem);
+        await rs.addUsers([{ address: "alice@ref.test", password: "alicepass123" }]);
         const file = `${dir}/message.eml`;
         const message = new TextEncoder().encode(
           await encryptedMessage("alice@ref.test", bob.address),
@@ -73,7 +64,7 @@ Deno.test({
           "--server",
           "127.0.0.1",
           "--port",
-          env.REFSTACK_SUBMISSIONS_PORT,
+          String(rs.ports.submissions),
           "--tls-on-connect",
           "--auth",
           "PLAIN",
@@ -87,7 +78,7 @@ Deno.test({
           bob.address,
           "--data",
           `@${file}`,
-        ], env);
+        ]);
         assert.equal(sent.code, 0, sent.output);
         const account = (await t.relay.services.store.getAccount(bob.address))!;
         const deadline = Date.now() + 30_000;
@@ -97,8 +88,7 @@ Deno.test({
           if (messages > 0) break;
           await new Promise((r) => setTimeout(r, 200));
         }
-        const log = await Deno.readTextFile(`${dir}/rs/log/postfix.log`).catch(() => "");
-        assert.equal(messages, 1, `not delivered; postfix log:\n${log.slice(-3000)}`);
+        assert.equal(messages, 1, `not delivered; postfix log:\n${rs.log().postfix.slice(-3000)}`);
         const mb = (await t.relay.services.store.getMailbox(account.id, "INBOX"))!;
         const [m] = await t.relay.services.store.listMessages(mb.id);
         const stored = dec.decode((await t.relay.services.store.readBody(m.bodyId))!);
@@ -106,7 +96,6 @@ Deno.test({
         assert.match(stored, /^From: <alice@ref\.test>/m);
 
         // The other way: tern delivers to Postfix (MX ref.test, no /mxdeliv there), signed.
-        caCerts.push(await Deno.readTextFile(`${dir}/rs/tls/cert.pem`));
         const c = await SmtpTestClient.connect(t.addr("submissions"), {
           tls: true,
           caPem: t.caPem,
@@ -121,7 +110,7 @@ Deno.test({
         );
         c.close();
         assert.equal(out.code, 250, out.text);
-        const maildir = `${dir}/rs/mail/alice@ref.test`;
+        const maildir = rs.maildir("alice@ref.test");
         const delivered = await (async () => {
           const until = Date.now() + 30_000;
           while (Date.now() < until) {
@@ -153,8 +142,8 @@ Deno.test({
         );
         assert.equal(verified, null, "the DKIM signature verifies after Postfix and Dovecot");
       } finally {
-        await run("bash", [`${REFSTACK}stop.sh`, "--purge"], env);
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        await rs?.stop();
+        await Deno.remove(dir, { recursive: true });
       }
     }, {
       overrides: { domain: "tern.test" },
@@ -164,7 +153,7 @@ Deno.test({
           mx: { "ref.test": [{ preference: 10, exchange: "ref.test" }] },
           addresses: { "ref.test": ["127.0.0.1"] },
         }),
-        federation: { ports: { smtp: rsSmtp, https: 1 }, caCerts },
+        federation: { ports, caCerts },
       },
     });
   },

@@ -63,6 +63,14 @@ export interface Status {
   queue_length: number;
   messages_per_minute: { in: number; out: number };
   history: { minute: number; in: number; out: number }[];
+  /** The iroh relay offered to clients (url null: none) and the embedded relay's counters. */
+  iroh: {
+    url: string | null;
+    clients: number;
+    relayed_packets: number;
+    relayed_bytes: number;
+    dropped: number;
+  };
 }
 
 export interface Account {

@@ -26,6 +26,13 @@ export const METRICS: MetricDef[] = [
     digits: 0,
     floor: 100,
   },
+  {
+    id: "parse_25mib_ms",
+    label: "parse a 25 MiB single-part message (ms)",
+    better: "lower",
+    digits: 0,
+    floor: 20,
+  },
   { id: "idle_rss_mb", label: "idle memory, RSS (MB)", better: "lower", digits: 1, floor: 5 },
   { id: "idle_pss_mb", label: "idle memory, PSS (MB)", better: "lower", digits: 1, floor: 5 },
   { id: "sub2k_accepted_s", label: "submit 2 KB: accepted msgs/s", better: "higher", digits: 0 },
@@ -50,6 +57,13 @@ export const METRICS: MetricDef[] = [
     better: "lower",
     digits: 2,
     floor: 0.5,
+  },
+  {
+    id: "sub2k_noop_p99_ms",
+    label: "submit 2 KB: another user's NOOP p99 (ms, goal ≤ 5)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
   },
   {
     id: "sub2k_cpu_ms",
@@ -92,6 +106,13 @@ export const METRICS: MetricDef[] = [
     floor: 0.5,
   },
   {
+    id: "sub100k_noop_p99_ms",
+    label: "submit 100 KB: another user's NOOP p99 (ms, goal ≤ 5)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
+  },
+  {
     id: "sub100k_cpu_ms",
     label: "submit 100 KB: server CPU per message (ms)",
     better: "lower",
@@ -120,6 +141,35 @@ export const METRICS: MetricDef[] = [
     floor: 2,
   },
   { id: "deliv_lost", label: "delivery: lost of 50", better: "lower", digits: 0, floor: 0.5 },
+  { id: "signup_s", label: "sign-up storm: new clients idling (s)", better: "lower", digits: 2 },
+  {
+    id: "signup_again_s",
+    label: "sign-up storm: the same clients again (s)",
+    better: "lower",
+    digits: 2,
+    floor: 0.2,
+  },
+  {
+    id: "signup_probe_p99_ms",
+    label: "sign-up storm: another session's NOOP p99 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "signup_probe_max_ms",
+    label: "sign-up storm: another session's NOOP max (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 10,
+  },
+  {
+    id: "signup_cpu_ms",
+    label: "sign-up storm: server CPU per new client (ms)",
+    better: "lower",
+    digits: 2,
+    floor: 0.5,
+  },
   { id: "idle_conns", label: "IDLE: connections established", better: "higher", digits: 0 },
   {
     id: "idle_establish_s",
@@ -214,6 +264,53 @@ export const METRICS: MetricDef[] = [
     better: "lower",
     digits: 0,
     floor: 10,
+  },
+  {
+    id: "iroh_http_mb_s",
+    label: "iroh relay over HTTP: A → B (MB/s)",
+    better: "higher",
+    digits: 1,
+  },
+  {
+    id: "iroh_https_mb_s",
+    label: "iroh relay over HTTPS: A → B (MB/s)",
+    better: "higher",
+    digits: 1,
+  },
+  {
+    id: "iroh_http_cpu_ms_mb",
+    label: "iroh relay over HTTP: server CPU per MB (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 1,
+  },
+  {
+    id: "iroh_https_cpu_ms_mb",
+    label: "iroh relay over HTTPS: server CPU per MB (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 1,
+  },
+  {
+    id: "iroh_rtt_p50_ms",
+    label: "iroh relay: round trip A → B → A p50 (ms)",
+    better: "lower",
+    digits: 3,
+    floor: 0.1,
+  },
+  {
+    id: "iroh_rtt_p99_ms",
+    label: "iroh relay: round trip p99 (ms)",
+    better: "lower",
+    digits: 3,
+    floor: 0.5,
+  },
+  {
+    id: "iroh_added_ms",
+    label: "iroh relay: added latency per packet p50 (ms)",
+    better: "lower",
+    digits: 3,
+    floor: 0.1,
   },
   {
     id: "final_rss_mb",
@@ -362,6 +459,8 @@ function dependsOn(id: string): string[] | "all" {
     return ["idleConns", "idlePerUser"];
   }
   if (id.startsWith("start_")) return ["restarts"];
+  if (id.startsWith("signup_")) return ["signupClients", "signupInFlight"];
+  if (id.startsWith("iroh_")) return ["durationMs", "irohRoundTrips"];
   return [];
 }
 

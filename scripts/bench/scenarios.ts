@@ -89,6 +89,11 @@ export interface SubmissionResult {
   serverCpuMsPerMsg: number;
   /** CPU the benchmark client itself used while sending, % of one core. */
   clientCpuPct: number;
+  /** NOOP round trips of a bystander IMAP session while the others submit (ms). */
+  noops: number;
+  noopP50Ms: number;
+  noopP99Ms: number;
+  noopMaxMs: number;
 }
 
 export async function submission(
@@ -98,9 +103,12 @@ export async function submission(
 ): Promise<SubmissionResult> {
   const senders = range(opts.sessions).map((i) => userName("sd", i));
   const rcpts = range(opts.sessions).map((i) => userName(opts.rcptPrefix, i));
-  await t.ensureUsers([...senders, ...rcpts]);
+  const bystanderUser = userName("nb", 0);
+  await t.ensureUsers([...senders, ...rcpts, bystanderUser]);
   const pollers = await Promise.all(rcpts.map((r) => imapSession(t, r)));
   const sessions = await Promise.all(senders.map((s) => smtpSession(t, s)));
+  const bystander = await imapSession(t, bystanderUser);
+  await bystander.select();
   try {
     const base = sum(await Promise.all(pollers.map((p) => p.messages())));
     const lat: number[] = [];
@@ -133,6 +141,16 @@ export async function submission(
       tSendEnd = now();
       clientCpuEnd = selfCpuMs();
     });
+    // Another user's session while everyone submits: how long does a NOOP wait?
+    const noop: number[] = [];
+    const noops = (async () => {
+      while (!sendDone) {
+        const ts = now();
+        await bystander.cmd("NOOP", false);
+        noop.push(now() - ts);
+        await sleep(5);
+      }
+    })();
     let delivered = 0, tDelivered = NaN, tLastPoll = t0;
     while (true) {
       const counts = await Promise.all(pollers.map((p) => p.messages()));
@@ -147,6 +165,7 @@ export async function submission(
     }
     const serverCpu = t.cpuMs() - cpu0;
     await sending;
+    await noops;
     const sendSeconds = (tSendEnd - t0) / 1000;
     const deliverSeconds = ((Number.isNaN(tDelivered) ? tLastPoll : tDelivered) - t0) / 1000;
     return {
@@ -166,10 +185,15 @@ export async function submission(
       drainSeconds: Math.max(0, deliverSeconds - sendSeconds),
       serverCpuMsPerMsg: serverCpu / delivered,
       clientCpuPct: ((clientCpuEnd - clientCpu0) / (tSendEnd - t0)) * 100,
+      noops: noop.length,
+      noopP50Ms: percentile(noop, 50),
+      noopP99Ms: percentile(noop, 99),
+      noopMaxMs: percentile(noop, 100),
     };
   } finally {
     await Promise.all(sessions.map((s) => s.quit()));
     for (const p of pollers) p.close();
+    bystander.close();
   }
 }
 

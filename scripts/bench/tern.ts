@@ -15,6 +15,8 @@ export const BENCH_TOML = [
   "jit_max_per_ip_per_hour = 0",
   // the embedded TURN server (UDP) is not part of the comparison; 0 keeps it off
   "turn_port = 0",
+  // the iroh relay scenario measures the relay, not its per-client rate limit
+  "iroh_client_rate = 0",
 ].join("\n");
 
 export type TernBench = TernProcess;

@@ -1,4 +1,4 @@
-// Small helpers for the benchmark: timing, percentiles, process memory from /proc, free ports.
+// Small helpers for the benchmark: timing, percentiles, process memory from /proc.
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export const now = () => performance.now();
@@ -109,17 +109,6 @@ export function treeMem(roots: number[]): Mem {
     sum.processes++;
   }
   return sum;
-}
-
-/** Ports that nothing listens on right now (bind test on 127.0.0.1). */
-export function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of listeners) l.close();
-  return ports;
 }
 
 /** Raises this process's open-file limit (children inherit it). Returns the soft limit now. */

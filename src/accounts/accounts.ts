@@ -1,11 +1,13 @@
 // Accounts: login with just-in-time creation (chatmail rules), credential policy, blocking,
 // registration state and tokens. Shared by SMTP AUTH, IMAP LOGIN, /new, CLI and admin API.
 
-import { RelayError } from "../errors.ts";
+import { isRelayError, RelayError } from "../errors.ts";
 import type { AccountRecord, Store } from "../store/types.ts";
 import type { SettingsService } from "../settings/mod.ts";
 import type { EventBus } from "../events/mod.ts";
-import { hashPassword, LoginThrottle, verifyPassword } from "../auth/mod.ts";
+import { LoginThrottle, scryptHasher } from "../auth/mod.ts";
+import type { PasswordHasher } from "../auth/mod.ts";
+import type { Logger } from "../log/mod.ts";
 import { createHash, randomBytes } from "node:crypto";
 
 export interface AccountLimits {
@@ -25,14 +27,19 @@ export interface AccountServiceOptions {
   limits: AccountLimits;
   now?: () => number;
   throttle?: LoginThrottle;
-  /** Waits, for throttled failures; injectable so tests need not sleep. */
+  /** Waits before throttled attempts; injectable so tests need not sleep. */
   sleep?: (ms: number) => Promise<void>;
+  /** Password hashing; tests inject a counting one. */
+  hasher?: PasswordHasher;
+  log?: Logger;
 }
 
 const LOCALPART = /^[a-z0-9._-]+$/;
 const RESERVED_PREFIX = "internal.reserved:";
 const RESERVATION_MS = 24 * 3600_000;
 const VERIFIED_CACHE_MAX = 50_000;
+
+const utcDay = (ms: number) => Math.floor(ms / 86_400_000);
 
 export class AccountService {
   readonly domain: string;
@@ -43,6 +50,10 @@ export class AccountService {
   #now: () => number;
   #throttle: LoginThrottle;
   #sleep: (ms: number) => Promise<void>;
+  #hasher: PasswordHasher;
+  #log?: Logger;
+  /** Matches no password; verified where no real hash is, to spend the same time. */
+  #dummyHash: string;
   #inflight = new Map<string, Promise<AccountRecord>>();
   /** Digests of (address, password, hash) already verified: repeated logins skip scrypt. */
   #verified = new Set<string>();
@@ -57,6 +68,9 @@ export class AccountService {
     this.#now = options.now ?? Date.now;
     this.#throttle = options.throttle ?? new LoginThrottle({ now: this.#now });
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.#hasher = options.hasher ?? scryptHasher;
+    this.#dummyHash = this.#hasher.dummyHash();
+    this.#log = options.log;
   }
 
   /** Lowercased address when it belongs to our domain, else null. */
@@ -97,6 +111,11 @@ export class AccountService {
    * Checks a login. An unknown address of our domain is created on first login when JIT is on,
    * registration allows it and the credentials meet the policy. Concurrent first logins create one
    * account; a wrong password never changes the stored hash.
+   *
+   * Every failure costs one password verification, whether or not the name exists (a dummy hash
+   * stands in for a missing one), so the reply time does not tell which names exist. Attempts are
+   * throttled per client address and per account name (LoginThrottle); a throttled attempt that
+   * would wait too long fails with rate_limited.
    */
   async authenticate(
     address: string,
@@ -104,51 +123,113 @@ export class AccountService {
     ctx: { ip?: string } = {},
   ): Promise<AccountRecord> {
     const ip = ctx.ip ?? "";
+    const name = this.localAddress(address) ?? address.trim().toLowerCase();
+    const gate = this.#throttle.admit(ip, name);
+    if ("refused" in gate) {
+      throw new RelayError(
+        "rate_limited",
+        `Too many failed logins, try again in ${Math.ceil(gate.retryAfterMs / 1000)} s`,
+      );
+    }
+    if (gate.wait > 0) await this.#sleep(gate.wait);
+    const work = { done: false };
     try {
-      const account = await this.#authenticate(address, password, ip);
-      this.#throttle.recordSuccess(ip);
+      const account = await this.#authenticate(address, password, ip, work);
+      this.#throttle.recordSuccess(ip, name);
       return account;
     } catch (err) {
-      const delay = this.#throttle.recordFailure(ip);
-      if (delay > 0) await this.#sleep(delay);
+      if (!work.done) await this.#hasher.verify(password, this.#dummyHash);
+      // Too many creations from the address is no password failure; everything else counts.
+      if (!isRelayError(err, "rate_limited")) this.#throttle.recordFailure(ip, name);
       throw err;
     }
   }
 
-  async #authenticate(address: string, password: string, ip: string): Promise<AccountRecord> {
+  async #authenticate(
+    address: string,
+    password: string,
+    ip: string,
+    work: { done: boolean },
+  ): Promise<AccountRecord> {
     const a = this.localAddress(address);
     if (!a || password.length === 0) throw new RelayError("auth_failed", "Authentication failed");
     let account = await this.#store.getAccount(a);
-    if (!account) account = await this.#createOnFirstLogin(a, password, ip);
-    if (!(await this.#checkPassword(a, password, account.passwordHash))) {
+    if (!account) account = await this.#createOnFirstLogin(a, password, ip, work);
+    if (!(await this.#checkPassword(a, password, account.passwordHash, work))) {
       throw new RelayError("auth_failed", "Authentication failed");
     }
     if (account.blocked) throw new RelayError("account_blocked", "Account is blocked");
-    await this.#store.recordLogin(account.id, this.#now());
+    // The last login is kept to the day, as the reference relay keeps it: one write (and fsync)
+    // per account and day, not one per login, and no finer record of when people log in.
+    const now = this.#now();
+    if (account.lastLoginAt === null || utcDay(account.lastLoginAt) !== utcDay(now)) {
+      await this.#store.recordLogin(account.id, now);
+    }
+    if (this.#hasher.needsRehash(account.passwordHash)) {
+      account = await this.#rehash(account, password);
+    }
     return account;
   }
 
-  async #checkPassword(address: string, password: string, hash: string): Promise<boolean> {
-    const digest = createHash("sha256").update(`${address}\0${password}\0${hash}`).digest("base64");
-    if (this.#verified.has(digest)) return true;
-    const ok = await verifyPassword(password, hash);
-    if (ok) {
-      if (this.#verified.size >= VERIFIED_CACHE_MAX) this.#verified.clear();
-      this.#verified.add(digest);
+  /** Stores a hash with the current parameters; a failure keeps the old one (still valid). */
+  async #rehash(account: AccountRecord, password: string): Promise<AccountRecord> {
+    try {
+      const passwordHash = await this.#hasher.hash(password);
+      await this.#store.setPasswordHash(account.id, passwordHash);
+      this.#remember(account.address, password, passwordHash);
+      return { ...account, passwordHash };
+    } catch (err) {
+      this.#log?.debug("password rehash failed; the old hash stays", { error: String(err) });
+      return account;
     }
+  }
+
+  #digest(address: string, password: string, hash: string): string {
+    return createHash("sha256").update(`${address}\0${password}\0${hash}`).digest("base64");
+  }
+
+  #remember(address: string, password: string, hash: string) {
+    if (this.#verified.size >= VERIFIED_CACHE_MAX) this.#verified.clear();
+    this.#verified.add(this.#digest(address, password, hash));
+  }
+
+  async #checkPassword(
+    address: string,
+    password: string,
+    hash: string,
+    work: { done: boolean },
+  ): Promise<boolean> {
+    if (this.#verified.has(this.#digest(address, password, hash))) return true;
+    work.done = true;
+    const ok = await this.#hasher.verify(password, hash);
+    if (ok) this.#remember(address, password, hash);
     return ok;
   }
 
-  #createOnFirstLogin(address: string, password: string, ip: string): Promise<AccountRecord> {
+  /**
+   * Concurrent first logins of one address share one creation; each login then checks its own
+   * password against the created hash (the creator's is already in the verified cache).
+   */
+  #createOnFirstLogin(
+    address: string,
+    password: string,
+    ip: string,
+    work: { done: boolean },
+  ): Promise<AccountRecord> {
     let p = this.#inflight.get(address);
     if (!p) {
-      p = this.#create(address, password, ip).finally(() => this.#inflight.delete(address));
+      p = this.#create(address, password, ip, work).finally(() => this.#inflight.delete(address));
       this.#inflight.set(address, p);
     }
     return p;
   }
 
-  async #create(address: string, password: string, ip: string): Promise<AccountRecord> {
+  async #create(
+    address: string,
+    password: string,
+    ip: string,
+    work: { done: boolean },
+  ): Promise<AccountRecord> {
     if (!this.#settings.bool("jit_enabled")) {
       throw new RelayError("auth_failed", "Authentication failed");
     }
@@ -165,11 +246,14 @@ export class AccountService {
       throw new RelayError("auth_failed", "Authentication failed");
     }
     this.#checkCreationRate(ip);
+    work.done = true;
+    const passwordHash = await this.#hasher.hash(password);
     const { account, created } = await this.#store.createAccount({
       address,
-      passwordHash: await hashPassword(password),
+      passwordHash,
       now: this.#now(),
     });
+    if (created) this.#remember(address, password, passwordHash);
     if (created && hasReservation) await this.#store.setSetting(RESERVED_PREFIX + address, null);
     return account;
   }
@@ -223,7 +307,7 @@ export class AccountService {
     }
     const { account, created } = await this.#store.createAccount({
       address: address.toLowerCase(),
-      passwordHash: await hashPassword(password),
+      passwordHash: await this.#hasher.hash(password),
       now: this.#now(),
     });
     if (!created) {
@@ -259,7 +343,7 @@ export class AccountService {
         `Cannot set password: must be at least ${this.limits.passwordMinLength} characters long`,
       );
     }
-    await this.#store.setPasswordHash(a.id, await hashPassword(password));
+    await this.#store.setPasswordHash(a.id, await this.#hasher.hash(password));
   }
 
   list(query: { search?: string; offset?: number; limit?: number }) {

@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { join } from "node:path";
 import type { Logger } from "../log/mod.ts";
 import { silentLogger } from "../log/mod.ts";
+import { type Resolve, resolvingFetch } from "../net/mod.ts";
 
 export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
 export const LETS_ENCRYPT_STAGING_DIRECTORY =
@@ -34,6 +35,11 @@ export interface AcmeOptions {
   log?: Logger;
   /** Extra CAs to trust for the ACME API (test servers such as pebble). */
   caCerts?: string[];
+  /**
+   * Finds the ACME server's addresses (the relay's resolver when dns_server is set); without
+   * it the system's resolver is used.
+   */
+  resolve?: Resolve;
   /**
    * Retries per ACME request on network errors, 429 and 5xx (acme-client's own, with waits of
    * 5 s and more that stop() cannot cut short); default 0: the whole attempt is retried later.
@@ -366,6 +372,9 @@ export class AcmeManager {
   private scopeRequests() {
     const origin = new URL(this.options.directoryUrl).origin;
     const httpClient = Deno.createHttpClient({ caCerts: this.options.caCerts ?? [] });
+    const send: (url: URL, init: RequestInit) => Promise<Response> = this.options.resolve
+      ? resolvingFetch(this.options.resolve, { caCerts: this.options.caCerts })
+      : (url, init) => fetch(url, { ...init, client: httpClient });
     const retries = this.options.requestRetries ?? 0;
     const abort = this.abort = new AbortController();
     const timeout = this.options.requestTimeoutMs ?? 30_000;
@@ -377,11 +386,10 @@ export class AcmeManager {
       }
       let res: Response;
       try {
-        res = await fetch(new URL(config.url!, origin), {
+        res = await send(new URL(config.url!, origin), {
           method: (config.method ?? "get").toUpperCase(),
           headers,
           body: config.data ?? undefined,
-          client: httpClient,
           signal: AbortSignal.any([abort.signal, AbortSignal.timeout(timeout)]),
         });
       } catch (err) {

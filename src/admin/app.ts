@@ -23,7 +23,9 @@ export function createAdminApi(deps: AdminDeps): Hono {
     await next();
     c.header("cache-control", "no-store");
   });
-  api.use(requireAdmin({ token: deps.adminToken, now: deps.now, sleep: deps.sleep }));
+  api.use(
+    requireAdmin({ token: deps.adminToken, throttle: deps.loginThrottle, sleep: deps.sleep }),
+  );
   for (
     const routes of [
       statusRoutes,

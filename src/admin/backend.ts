@@ -76,6 +76,14 @@ export interface AdminStatus {
   messages_per_minute: { in: number; out: number };
   /** Messages per calendar minute, oldest first (may be empty). */
   history: { minute: number; in: number; out: number }[];
+  /** The iroh relay offered to clients (url null: none) and the embedded relay's counters. */
+  iroh: {
+    url: string | null;
+    clients: number;
+    relayed_packets: number;
+    relayed_bytes: number;
+    dropped: number;
+  };
 }
 
 /** One destination of the outbound queue as the scheduler sees it. */
@@ -118,6 +126,15 @@ export interface AdminDeps {
   outbound?: AdminOutbound;
   log?: Logger;
   now?: () => number;
-  /** Waits before answering throttled failures; injectable so tests need not sleep. */
+  /** Login throttling shared with IMAP and SMTP AUTH (per client address and per account). */
+  loginThrottle: AdminLoginThrottle;
+  /** Waits before throttled attempts; injectable so tests need not sleep. */
   sleep?: (ms: number) => Promise<void>;
+}
+
+/** What the admin API needs of the relay's login throttle (auth's LoginThrottle). */
+export interface AdminLoginThrottle {
+  admit(ip: string, account: string): { wait: number } | { refused: true; retryAfterMs: number };
+  recordFailure(ip: string, account: string): void;
+  recordSuccess(ip: string, account: string): void;
 }

@@ -3,6 +3,7 @@ import { createAdminApp } from "./app.ts";
 import { settingJson } from "./routes/settings.ts";
 import { adminServices, client } from "./testdata/services.ts";
 import { generateSelfSigned } from "../net/mod.ts";
+import { bytesBody } from "../store/message_input.ts";
 
 Deno.test("GET /status reports accounts, connections, IDLE, queue and message rates", async () => {
   using t = await adminServices();
@@ -16,7 +17,7 @@ Deno.test("GET /status reports accounts, connections, IDLE, queue and message ra
   t.metrics.deliveries.inc({ target: "remote", outcome: "deferred" });
   await t.store.enqueue({
     sender: "abc1@example.org",
-    data: new Uint8Array(10),
+    body: bytesBody(new Uint8Array(10)),
     recipients: ["x@remote.example"],
     now: t.clock.now,
   });
@@ -112,7 +113,7 @@ Deno.test("queue: list, show per-recipient status, retry, delete, 404 and 400", 
   const call = client(createAdminApp(t.deps));
   const id = await t.store.enqueue({
     sender: "a@example.org",
-    data: new TextEncoder().encode("hello"),
+    body: bytesBody(new TextEncoder().encode("hello")),
     recipients: ["b@remote.example", "c@other.example"],
     now: t.clock.now,
   });

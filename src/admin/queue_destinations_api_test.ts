@@ -2,13 +2,14 @@ import assert from "node:assert/strict";
 import { createAdminApp } from "./app.ts";
 import { adminServices, client } from "./testdata/services.ts";
 import type { AdminDestination, AdminOutbound } from "./backend.ts";
+import { bytesBody } from "../store/message_input.ts";
 
 Deno.test("GET /queue/destinations: per destination from the store without a worker", async () => {
   using t = await adminServices();
   const call = client(createAdminApp(t.deps));
   await t.store.enqueue({
     sender: "a@example.org",
-    data: new TextEncoder().encode("x"),
+    body: bytesBody(new TextEncoder().encode("x")),
     recipients: ["b@remote.example", "c@remote.example", "d@other.example"],
     now: t.clock.now,
   });

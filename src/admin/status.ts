@@ -10,6 +10,8 @@ export interface StatusSources {
   startedAt: number;
   metrics: RelayMetrics;
   store: Pick<Store, "countAccounts" | "countQueued">;
+  /** The iroh relay URL offered in METADATA now, or null. */
+  irohUrl?: () => string | null;
   now?: () => number;
   historyMinutes?: number;
 }
@@ -42,6 +44,13 @@ export function createStatusProvider(sources: StatusSources): () => Promise<Admi
         in: p.received,
         out: p.delivered,
       })),
+      iroh: {
+        url: sources.irohUrl?.() ?? null,
+        clients: metrics.irohClients.values().reduce((n, v) => n + v.value, 0),
+        relayed_packets: metrics.irohRelayedPackets.get(),
+        relayed_bytes: metrics.irohRelayedBytes.get(),
+        dropped: metrics.irohDropped.total(),
+      },
     };
   };
 }

@@ -9,15 +9,9 @@ import { httpServices } from "../http/testdata/services.ts";
 import { createAdminApp } from "./app.ts";
 import { ADMIN_TOKEN, adminServices } from "./testdata/services.ts";
 import type { AdminOutbound } from "./backend.ts";
+import { requireTool, which } from "../../tests/support/tools.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
+const chromiumNeed = requireTool("chromium");
 
 const ARGS = [
   "--headless",
@@ -42,6 +36,11 @@ function seedTraffic(t: Awaited<ReturnType<typeof adminServices>>, base: number)
   t.metrics.imapConnections.set(14, { listener: "imaps" });
   t.metrics.smtpConnections.set(3, { listener: "submissions" });
   t.metrics.imapIdleSessions.set(11);
+  t.metrics.irohClients.set(4, { protocol: "relay" });
+  t.metrics.irohClients.set(1, { protocol: "websocket" });
+  t.metrics.irohRelayedPackets.inc(undefined, 1234);
+  t.metrics.irohRelayedBytes.inc(undefined, 3 * 1024 * 1024);
+  t.metrics.irohDropped.inc({ reason: "queue_full" }, 7);
 }
 
 async function shot(page: Page, dir: string, name: string): Promise<string> {
@@ -52,10 +51,10 @@ async function shot(page: Page, dir: string, name: string): Promise<string> {
 }
 
 Deno.test({
-  name: hasChromium
-    ? "web admin in Chromium: wrong token, login, dashboard, create and block an account"
-    : "web admin in Chromium (skipped: /usr/bin/chromium is not installed)",
-  ignore: !hasChromium,
+  name: chromiumNeed.title(
+    "web admin in Chromium: wrong token, login, dashboard, create and block an account",
+  ),
+  ignore: chromiumNeed.ignore,
   async fn() {
     const base = Date.now();
     const outbound: AdminOutbound = {
@@ -98,7 +97,7 @@ Deno.test({
     const url = `http://127.0.0.1:${server.port}/admin`;
     const dir = await Deno.makeTempDir({ prefix: "tern-web-admin-" });
 
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    const browser = await chromium.launch({ executablePath: which("chromium")!, args: ARGS });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
       const problems: string[] = [];
@@ -121,6 +120,13 @@ Deno.test({
       const accounts = page.locator(".stat", { hasText: "Accounts" }).locator(".stat-value");
       assert.equal(await accounts.textContent(), "2");
       await page.locator(".chart svg path.line.in").waitFor();
+      const iroh = page.locator("[data-card=iroh]");
+      assert.equal(await iroh.locator("code").textContent(), "https://example.org");
+      const irohRow = (label: string) =>
+        iroh.locator("tr", { hasText: label }).locator("td").textContent();
+      assert.equal(await irohRow("Clients connected"), "5");
+      assert.equal(await irohRow("Data relayed"), "3.0 MiB");
+      assert.equal(await irohRow("Dropped"), "7");
       assert.equal(
         await page.evaluate(() => sessionStorage.getItem("tern-admin-token")),
         ADMIN_TOKEN,

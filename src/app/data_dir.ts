@@ -1,7 +1,16 @@
 // The data directory: database, TLS material, admin token and other secrets, all created on
-// first start with owner-only permissions.
+// first start with owner-only permissions, and tightened again at every start (a restore, a copy
+// or an older release may have left them readable by others).
 
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 
@@ -30,4 +39,47 @@ export function writeSecret(dir: string, name: string, bytes = 32): string {
   writeFileSync(path, v + "\n", { mode: 0o600 });
   chmodSync(path, 0o600);
   return v;
+}
+
+/** Subdirectories whose files are all tightened (few files: keys and certificates). */
+const SMALL_DIRS = new Set(["tls", "acme"]);
+
+/**
+ * Tightens the data directory: the directory and its subdirectories to 0700; the database (with
+ * its WAL and shared-memory files), keys, certificates and secrets, i.e. every file at the top and
+ * in tls/ and acme/, to 0600. Large subdirectories (message bodies) are made 0700 without walking
+ * them. Symbolic links are left alone. Returns what changed and what could not be changed.
+ */
+export function tightenDataDir(dir: string): { changed: string[]; failed: string[] } {
+  const changed: string[] = [];
+  const failed: string[] = [];
+  const tighten = (path: string, mode: number) => {
+    try {
+      const st = lstatSync(path);
+      if (st.isSymbolicLink() || (st.mode & 0o777) === mode) return;
+      chmodSync(path, mode);
+      changed.push(`${path} ${(st.mode & 0o777).toString(8)} -> ${mode.toString(8)}`);
+    } catch (err) {
+      failed.push(`${path}: ${(err as Error).message}`);
+    }
+  };
+  const walk = (d: string, deep: boolean) => {
+    tighten(d, 0o700);
+    let entries: import("node:fs").Dirent[];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch (err) {
+      failed.push(`${d}: ${(err as Error).message}`);
+      return;
+    }
+    for (const e of entries) {
+      const path = join(d, e.name);
+      if (e.isDirectory()) {
+        if (deep || SMALL_DIRS.has(e.name)) walk(path, true);
+        else tighten(path, 0o700);
+      } else if (e.isFile()) tighten(path, 0o600);
+    }
+  };
+  walk(dir, false);
+  return { changed, failed };
 }

@@ -25,6 +25,7 @@ import {
 } from "../federation/mod.ts";
 import type { SettingsService } from "../settings/mod.ts";
 import type { Store } from "../store/types.ts";
+import { spoolBytes } from "../store/message_input.ts";
 import type { EventBus } from "../events/mod.ts";
 import { ensureDataDir } from "./data_dir.ts";
 
@@ -133,12 +134,13 @@ export function createOutbound(input: {
     async deliverBounce(sender, message) {
       const account = await store.getAccount(sender.toLowerCase());
       if (!account) return;
+      const spooled = await spoolBytes(store, message);
       const [o] = await store.deliver({
-        data: message,
+        body: spooled.body,
         internalDate: input.now(),
         targets: [{ accountId: account.id, mailboxName: "INBOX" }],
         defaultQuotaBytes: config.limits.maxMailboxBytes,
-      });
+      }).finally(() => spooled.discard());
       if (o.ok) {
         bus.publish({
           type: "mail.delivered",

@@ -28,6 +28,6 @@ Deno.test("ReceivedCounter stores the counts of many messages in one write", asy
     await c.flush();
     assert.equal((await store.listFederationStats())[0].received, 6);
   } finally {
-    store.close();
+    await store.close();
   }
 });

@@ -4,7 +4,7 @@
 import type { ServerTls } from "../net/mod.ts";
 import type { ListenerName } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { createHttpApp, createMetricsApp, startHttpServer } from "../http/mod.ts";
+import { createHttpApp, createMetricsApp, httpsRedirectApp, startHttpServer } from "../http/mod.ts";
 import { createAdminApp, createStatusProvider } from "../admin/mod.ts";
 import { createRelayMetrics, smtpReplyClass } from "../metrics/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
@@ -16,6 +16,8 @@ import { startImapServer } from "../imap/mod.ts";
 import { imapBackend } from "./imap_backend.ts";
 import { MetadataService } from "../discovery/mod.ts";
 import { startTurn, type Turn } from "./turn.ts";
+import { createIroh, type Iroh, type UpgradeHook } from "./iroh.ts";
+import { Hono } from "hono";
 
 export interface ProtocolContext {
   relay: Relay;
@@ -41,8 +43,17 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
   const reloaders: (() => Promise<void>)[] = [];
   const addresses: Partial<Record<ListenerName, string>> = {};
   const metrics = ctx.metrics ?? createRelayMetrics({ version: VERSION, now });
+  const iroh = createIroh({
+    config,
+    settings: services.settings,
+    bus: services.bus,
+    metrics,
+    log,
+    addresses: () => addresses,
+    tls: () => relay.tls,
+  });
   try {
-    await startMailListeners(ctx, metrics, stoppables, addresses, reloaders);
+    await startMailListeners(ctx, metrics, iroh, stoppables, addresses, reloaders);
   } catch (err) {
     for (const s of stoppables.reverse()) await s.close();
     throw err;
@@ -59,6 +70,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       startedAt: relay.startedAt,
       metrics,
       store: services.store,
+      irohUrl: () => iroh.url(),
       now,
     }),
     certificates: () => [{ name: "tls", certPem: relay.tls.certPem }],
@@ -67,34 +79,37 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     metrics,
     log,
     now,
+    loginThrottle: services.loginThrottle,
   });
-  const app = createHttpApp({
-    config: {
-      mailDomain: config.mailDomain,
-      hostname: config.hostname,
-      isIpDomain: config.isIpDomain,
-      selfSigned: relay.tls.selfSigned,
-      ports: {
-        imaps: portOf("imaps"),
-        imap: portOf("imap"),
-        submissions: portOf("submissions"),
-        submission: portOf("submission"),
-        https: portOf("https"),
-      },
-      adminContact: config.adminContact,
-      limits: {
-        maxMessageBytes: config.limits.maxMessageBytes,
-        maxMailboxBytes: config.limits.maxMailboxBytes,
-        sendPerMinute: config.limits.sendPerMinute,
-        deleteMailsAfterDays: config.retention.deleteMailsAfterDays,
-        deleteLargeAfterDays: config.retention.deleteLargeAfterDays,
-        deleteInactiveUsersAfterDays: config.retention.deleteInactiveUsersAfterDays,
-      },
+  const httpConfig = {
+    mailDomain: config.mailDomain,
+    hostname: config.hostname,
+    isIpDomain: config.isIpDomain,
+    selfSigned: relay.tls.selfSigned,
+    ports: {
+      imaps: portOf("imaps"),
+      imap: portOf("imap"),
+      submissions: portOf("submissions"),
+      submission: portOf("submission"),
+      https: portOf("https"),
     },
+    adminContact: config.adminContact,
+    limits: {
+      maxMessageBytes: config.limits.maxMessageBytes,
+      maxMailboxBytes: config.limits.maxMailboxBytes,
+      sendPerMinute: config.limits.sendPerMinute,
+      deleteMailsAfterDays: config.retention.deleteMailsAfterDays,
+      deleteLargeAfterDays: config.retention.deleteLargeAfterDays,
+      deleteInactiveUsersAfterDays: config.retention.deleteInactiveUsersAfterDays,
+    },
+  };
+  const acmeChallenge = (token: string) => relay.acme?.challengeResponse(token) ?? null;
+  const app = createHttpApp({
+    config: httpConfig,
     accounts: services.accounts,
     settings: services.settings,
     consumeRegistrationToken: (t) => services.store.consumeToken(t, now()),
-    acmeChallenge: (token) => relay.acme?.challengeResponse(token) ?? null,
+    acmeChallenge,
     async mxdeliv(envelope, body) {
       // /mxdeliv has one reply for all recipients: an unknown one refuses the request, so the
       // sender learns it per recipient (it asks again for each) instead of it being dropped.
@@ -109,6 +124,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       return { status: r.code < 400 ? 200 : 400, text };
     },
     admin,
+    routes: [iroh.routes],
     log,
     now,
   });
@@ -116,21 +132,38 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     name: ListenerName,
     a: Parameters<typeof startHttpServer>[0]["app"],
     tls: boolean,
+    takeover?: UpgradeHook,
   ) => {
     if (!config.listen[name]) return;
     const s = await startHttpServer({
       address: config.listen[name],
       app: a,
       tls: tls ? () => ({ certPem: relay.tls.certPem, keyPem: relay.tls.keyPem }) : undefined,
+      maxConnections: config.limits.maxConnections,
+      maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+      headerTimeoutMs: config.limits.httpHeaderTimeoutMs,
+      takeover,
     });
     stoppables.push(s);
     if (tls) reloaders.push(() => s.reload());
     addresses[name] = `${s.hostname}:${s.port}`;
+    // Links and redirects name the port actually bound (port 0 in tests picks one).
+    if (name === "https") httpConfig.ports.https = s.port;
   };
   try {
-    await http("http", app, false);
-    await http("https", app, true);
+    await http("https", app, true, iroh.upgrade(() => true));
+    // Port 80 only answers ACME challenges and redirects to HTTPS, except for the iroh relay while
+    // it is offered over plain HTTP (iroh clients refuse a self-signed certificate; the relayed
+    // QUIC traffic is end-to-end encrypted either way).
+    const redirect = httpsRedirectApp({ config: httpConfig, acmeChallenge });
+    const plain = new Hono();
+    plain.all("*", (c, next) => iroh.overPlainHttp() ? next() : redirect.fetch(c.req.raw, c.env));
+    plain.route("/", iroh.routes);
+    plain.all("*", (c) => redirect.fetch(c.req.raw, c.env));
+    await http("http", plain, false, iroh.upgrade(() => iroh.overPlainHttp()));
     await http("metrics", createMetricsApp({ metricsText: () => metrics.render() }), false);
+    // Stopped first: relay clients hear that tern restarts before the listeners close.
+    stoppables.push({ close: () => Promise.resolve(iroh.close()) });
   } catch (err) {
     for (const s of stoppables.reverse()) await s.close();
     throw err;
@@ -147,6 +180,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
 async function startMailListeners(
   ctx: ProtocolContext,
   metrics: RelayMetrics,
+  iroh: Iroh,
   stoppables: Stoppable[],
   addresses: Partial<Record<ListenerName, string>>,
   reloaders: (() => Promise<void>)[],
@@ -211,10 +245,10 @@ async function startMailListeners(
   stoppables.push({ close: () => turnStarting.then((t) => t.close()) });
   const metadata = new MetadataService({
     store: services.store,
-    irohRelay: config.irohRelay,
+    irohRelay: () => iroh.url(),
     turnCredentials: () => turn.credentials(),
     maxSmtpRecipients: config.limits.maxRecipients,
-    appVersions: "",
+    appVersions: () => services.settings.get("app_versions"),
     adminContact: config.adminContact && !config.adminContact.includes(":")
       ? `mailto:${config.adminContact}`
       : config.adminContact,

@@ -5,11 +5,11 @@ import { join } from "node:path";
 import type { Config, ListenerName } from "../config/mod.ts";
 import { createLogger } from "../log/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { loadTlsMaterial, serverTls } from "../net/mod.ts";
+import { loadTlsMaterial, resolvingFetch, serverTls } from "../net/mod.ts";
 import type { TlsMaterial } from "../net/mod.ts";
 import { openServices } from "./services.ts";
 import type { Services } from "./services.ts";
-import { readOrCreateSecret } from "./data_dir.ts";
+import { readOrCreateSecret, tightenDataDir } from "./data_dir.ts";
 import { startProtocols } from "./protocols.ts";
 import type {
   BackoffPolicy,
@@ -25,6 +25,8 @@ import { PushService } from "../push/mod.ts";
 import type { Maintenance } from "../tasks/mod.ts";
 import { createMaintenance } from "./maintenance.ts";
 import { acmeDomains, AcmeManager } from "../acme/mod.ts";
+import { LoginThrottle } from "../auth/mod.ts";
+import type { LoginThrottleOptions } from "../auth/mod.ts";
 
 export interface RelayOptions {
   log?: Logger;
@@ -49,6 +51,8 @@ export interface RelayOptions {
   acmeCaCerts?: string[];
   /** How long an implicit-TLS client may take to finish its handshake (default 30 s). */
   handshakeTimeoutMs?: number;
+  /** Login throttling (tests set small limits to see refusals without waiting). */
+  loginThrottle?: LoginThrottleOptions;
 }
 
 export interface Relay {
@@ -76,15 +80,29 @@ export interface Stoppable {
 
 export async function startRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
   const log = options.log ?? createLogger(config.log);
-  const services = await openServices(config, { now: options.now, dns: options.dns });
+  const services = await openServices(config, {
+    now: options.now,
+    dns: options.dns,
+    loginThrottle: options.loginThrottle &&
+      new LoginThrottle({ now: options.now, ...options.loginThrottle }),
+    threaded: true,
+  });
   const stoppables: Stoppable[] = [];
   const stopAll = async () => {
     for (const s of stoppables.reverse()) {
       await s.close().catch((err) => log.error("stop failed", { err }));
     }
-    services.close();
+    await services.close();
   };
+  // With dns_server set (or a resolver given), outgoing HTTP finds its hosts through that
+  // resolver too: push notifications and ACME never ask the system's resolver or /etc/hosts.
+  const resolveHost = config.dnsServer || options.dns
+    ? (host: string) => services.dns.addresses(host)
+    : undefined;
+  const httpFetch = options.fetch ??
+    (resolveHost ? resolvingFetch(resolveHost) as typeof fetch : undefined);
   try {
+    stoppables.push(upgradeData(services, log));
     const tlsNames: string[] = config.isIpDomain
       ? [config.hostname, config.domain, "localhost", "127.0.0.1"]
       : [
@@ -111,6 +129,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
         dir: join(config.dataDir, "acme"),
         log,
         caCerts: options.acmeCaCerts,
+        resolve: resolveHost,
       })
       : null;
     // Operator files first, then an ACME certificate, else the generated self-signed one.
@@ -164,7 +183,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       store: services.store,
       url: () => config.pushUrl,
       enabled: () => services.settings.bool("push_enabled"),
-      fetch: options.fetch,
+      fetch: httpFetch,
       now: options.now,
       log,
     });
@@ -188,6 +207,14 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
         await maintenance.stop();
       },
     });
+
+    // Everything the relay keeps is for its own eyes: a restore, a copy or an older release may
+    // have left the database or keys readable by others.
+    const perms = tightenDataDir(config.dataDir);
+    if (perms.changed.length) {
+      log.system(`data_dir permissions tightened: ${perms.changed.join(", ")}`);
+    }
+    for (const f of perms.failed) log.system(`data_dir permissions not tightened: ${f}`);
 
     let reloadHttps = () => Promise.resolve();
     const relay: Relay = {
@@ -216,7 +243,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       log,
       tls: () => listenerTls,
       handshakeTimeoutMs: options.handshakeTimeoutMs,
-      fetch: options.fetch ?? fetch,
+      fetch: httpFetch ?? fetch,
       now: options.now ?? Date.now,
       metrics,
     });
@@ -234,4 +261,35 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * The upgrade's data steps (store/sqlite/data_steps.ts) in the background: slices between other
+ * writes, progress in the log, stopped (and resumed at the next start) on shutdown.
+ */
+function upgradeData(services: Services, log: Logger): Stoppable {
+  const stop = new AbortController();
+  let shown = -1;
+  const done = services.store.migrateData({
+    vacuum: "small",
+    signal: stop.signal,
+    onProgress(p) {
+      const pct = Math.floor((100 * p.done) / Math.max(1, p.total));
+      if (p.step === "bodies" && pct < shown + 10 && p.done < p.total) return;
+      shown = p.step === "bodies" ? pct : shown;
+      log.info("store upgrade", { step: p.step, done: p.done, total: p.total });
+    },
+  }).then((r) => {
+    if (r.vacuumPending) {
+      log.info(
+        "store upgrade: run `tern migrate` at a quiet time to rebuild the database for incremental vacuum",
+      );
+    }
+  }).catch((err) => log.error("store upgrade step failed", { error: String(err) }));
+  return {
+    close() {
+      stop.abort();
+      return done;
+    },
+  };
 }

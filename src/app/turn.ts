@@ -6,7 +6,7 @@ import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { DnsResolver } from "../federation/mod.ts";
 import type { SettingsService } from "../settings/mod.ts";
-import { startTurnServer, turnMetadataValue, type TurnServer } from "../turn/mod.ts";
+import { PeerPolicy, startTurnServer, turnMetadataValue, type TurnServer } from "../turn/mod.ts";
 import { readOrCreateSecret } from "./data_dir.ts";
 
 export interface Turn {
@@ -45,6 +45,8 @@ export async function startTurn(input: {
   const loopback = relayHost.startsWith("127.");
   let server: TurnServer;
   try {
+    // Public peers only, unless the operator allows more (dev mode allows loopback).
+    const policy = new PeerPolicy({ allow: config.turnAllowedPeers, deny: config.turnDeniedPeers });
     server = await startTurnServer({
       host: loopback ? relayHost : "0.0.0.0",
       port: config.turnPort,
@@ -54,8 +56,7 @@ export async function startTurn(input: {
       secret: () => secret,
       now: input.now,
       log,
-      // A relay on loopback (dev) relays to loopback peers; a public one never does.
-      allowPeer: loopback ? () => true : undefined,
+      allowPeer: (ip) => policy.allows(ip),
     });
   } catch (err) {
     log.system(`TURN not started on UDP ${config.turnPort}: ${(err as Error).message}`);
@@ -65,7 +66,9 @@ export async function startTurn(input: {
     server,
     credentials: () =>
       input.settings.bool("turn_enabled")
-        ? turnMetadataValue(config.mailDomain, server.port, secret, input.now())
+        // The client resolves "host:port" from this value: an IP relay gives its bare address
+        // (the bracketed mail domain "[1.2.3.4]" is not a host name).
+        ? turnMetadataValue(config.domain, server.port, secret, input.now())
         : null,
     close: () => server.close(),
   };

@@ -51,8 +51,10 @@ export function parse(args: string[], options: OptionSpec): {
 
 /** Loads the config named by --config (or the default file when present) with flags on top. */
 export function configFrom(values: Record<string, unknown>, io: CliIo): Config {
+  // TERN_DEV=1 is --dev for every command (`deno task tern …` in a checkout sets it).
+  const dev = Boolean(values.dev) || io.env.TERN_DEV === "1";
   const file = (values.config as string | undefined) ?? io.env.TERN_CONFIG ??
-    (existsSync(DEFAULT_CONFIG) && !values.dev ? DEFAULT_CONFIG : undefined);
+    (existsSync(DEFAULT_CONFIG) && !dev ? DEFAULT_CONFIG : undefined);
   let fileText: string | undefined;
   if (file) {
     try {
@@ -68,7 +70,7 @@ export function configFrom(values: Record<string, unknown>, io: CliIo): Config {
     fileText,
     fileName: file,
     env: io.env,
-    dev: Boolean(values.dev),
+    dev,
     overrides,
   });
   for (const w of warnings) io.err(`warning: ${w}`);

@@ -39,21 +39,33 @@ export interface Config {
     passwordMinLength: number;
     maxConnectionsPerIp: number;
     maxConnections: number;
+    httpHeaderTimeoutMs: number;
     jitMaxPerIpPerHour: number;
+    irohMaxClients: number;
+    /** Bytes per second read from one iroh relay client; 0: no limit. */
+    irohClientBytesPerSecond: number;
   };
   retention: {
     deleteMailsAfterDays: number;
     deleteLargeAfterDays: number;
     deleteInactiveUsersAfterDays: number;
+    forgetExpungedAfterDays: number;
   };
   queueLifetimeMs: number;
   /** Deliveries at once to one destination. */
   maxDestinationConcurrency: number;
   dnsServer: string;
   pushUrl: string;
-  irohRelay: string;
+  /** Iroh relay: null runs the embedded one; "" offers none; else an external relay's URL. */
+  irohRelay: string | null;
+  /** Path of a JSON app versions document, or "". */
+  appVersionsFile: string;
   turnSecret: string;
   turnPort: number;
+  /** Address ranges ("10.0.0.0/8", "::1") TURN may relay to although not public. */
+  turnAllowedPeers: string[];
+  /** Address ranges TURN never relays to, besides the default non-public ones. */
+  turnDeniedPeers: string[];
   adminContact: string;
   adminToken: string;
 }
@@ -202,6 +214,8 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     values.set("domain", "127.0.0.1");
     values.set("data_dir", "./data");
     values.set("jit_max_per_ip_per_hour", 0);
+    // Calls between apps on this machine go through TURN to loopback peers.
+    values.set("turn_allowed_peers", "127.0.0.0/8, ::1");
   }
   const setListen = (name: string, raw: unknown, source: string) => {
     if (!(LISTENERS as readonly string[]).includes(name)) {
@@ -291,8 +305,21 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   ) {
     problems.push(`domain: not a valid domain name or IPv4 address, got ${JSON.stringify(domain)}`);
   }
+  const irohRelay = get<string | null>("iroh_relay")?.trim() ?? null;
+  if (irohRelay && !/^https?:\/\/[^\s/?#]+(\/[^\s]*)?$/i.test(irohRelay)) {
+    problems.push(`iroh_relay: expected an http(s) URL or "", got ${JSON.stringify(irohRelay)}`);
+  }
   if (get<number>("username_min_length") > get<number>("username_max_length")) {
     problems.push("username_min_length: must not exceed username_max_length");
+  }
+  const ranges: Record<string, string[]> = {};
+  for (const key of ["turn_allowed_peers", "turn_denied_peers"]) {
+    ranges[key] = get<string>(key).split(/[\s,]+/).filter(Boolean);
+    for (const r of ranges[key]) {
+      if (!/^[0-9a-f:.]+(\/\d{1,3})?$/i.test(r)) {
+        problems.push(`${key}: expected address ranges like "10.8.0.0/16, fd00::/64", got ${r}`);
+      }
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -308,7 +335,6 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   }
 
   const isIpDomain = isIpv4(domain);
-  const iroh = get<string | null>("iroh_relay");
   const config: Config = {
     domain,
     mailDomain: isIpDomain ? `[${domain}]` : domain,
@@ -333,20 +359,27 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       passwordMinLength: get("password_min_length"),
       maxConnectionsPerIp: get("max_connections_per_ip"),
       maxConnections: get("max_connections"),
+      httpHeaderTimeoutMs: get<number>("http_header_timeout") * 1000,
       jitMaxPerIpPerHour: get("jit_max_per_ip_per_hour"),
+      irohMaxClients: get("iroh_max_clients"),
+      irohClientBytesPerSecond: get("iroh_client_rate"),
     },
     retention: {
       deleteMailsAfterDays: get("delete_mails_after"),
       deleteLargeAfterDays: get("delete_large_after"),
       deleteInactiveUsersAfterDays: get("delete_inactive_users_after"),
+      forgetExpungedAfterDays: get("forget_expunged_after"),
     },
     queueLifetimeMs,
     maxDestinationConcurrency: get("max_destination_concurrency"),
     dnsServer: get("dns_server"),
     pushUrl: get("push_url"),
-    irohRelay: iroh === null ? `https://${isIpDomain ? domain : domain}` : iroh,
+    irohRelay,
+    appVersionsFile: get("app_versions_file"),
     turnSecret: get("turn_secret"),
     turnPort: get("turn_port"),
+    turnAllowedPeers: ranges.turn_allowed_peers,
+    turnDeniedPeers: ranges.turn_denied_peers,
     adminContact: get("admin_contact"),
     adminToken: get("admin_token"),
   };

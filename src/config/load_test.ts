@@ -15,8 +15,16 @@ Deno.test("loadConfig() applies chatmail defaults", () => {
   assert.equal(config.retention.deleteLargeAfterDays, 7);
   assert.equal(config.retention.deleteInactiveUsersAfterDays, 90);
   assert.equal(config.listen.submission, "0.0.0.0:587");
-  assert.equal(config.irohRelay, "https://chat.example.org");
+  assert.equal(config.irohRelay, null, "unset: the embedded relay");
   assert.ok(Object.isFrozen(config.limits));
+});
+
+Deno.test("loadConfig() takes iroh_relay as an external URL or empty, and refuses other text", () => {
+  const load = (v: string) => loadConfig({ fileText: `domain = "a.org"\niroh_relay = ${v}` });
+  assert.equal(load('"https://relay.example.net"').config.irohRelay, "https://relay.example.net");
+  assert.equal(load('""').config.irohRelay, "");
+  assert.throws(() => load('"relay.example.net"'), ConfigError);
+  assert.throws(() => load('"ftp://relay.example.net"'), ConfigError);
 });
 
 Deno.test("loadConfig() turns an IPv4 domain into a domain literal", () => {

@@ -172,6 +172,14 @@ export const FIELDS: readonly Field[] = [
     doc: "Days without login after which an account is deleted",
   },
   {
+    key: "forget_expunged_after",
+    type: "int",
+    default: 30,
+    min: 1,
+    doc:
+      "Days after which the record of an expunged message is forgotten (a device offline longer resyncs with a conservative answer)",
+  },
+  {
     key: "max_connections_per_ip",
     type: "int",
     default: 200,
@@ -184,6 +192,13 @@ export const FIELDS: readonly Field[] = [
     default: 20000,
     min: 1,
     doc: "Concurrent connections per listener",
+  },
+  {
+    key: "http_header_timeout",
+    type: "int",
+    default: 10,
+    min: 1,
+    doc: "Seconds an HTTP(S) client has to send a request's head (also the keep-alive idle time)",
   },
   {
     key: "jit_max_per_ip_per_hour",
@@ -229,7 +244,29 @@ export const FIELDS: readonly Field[] = [
     key: "iroh_relay",
     type: "string",
     default: null,
-    doc: "Iroh relay URL offered to clients; default https://<domain>; empty disables",
+    doc:
+      "Iroh relay for webxdc realtime: unset runs the embedded one on the HTTP(S) listeners; a URL offers that relay instead; empty offers none",
+  },
+  {
+    key: "iroh_max_clients",
+    type: "int",
+    default: 1000,
+    min: 1,
+    doc: "Clients the embedded iroh relay serves at once; more are refused (503)",
+  },
+  {
+    key: "iroh_client_rate",
+    type: "size",
+    default: "2M",
+    doc:
+      "Bytes per second the iroh relay reads from one client (bursts of twice that); 0: no limit",
+  },
+  {
+    key: "app_versions_file",
+    type: "string",
+    default: "",
+    doc:
+      "JSON file with the app versions offered as METADATA appversions; empty: the built-in list (the admin setting app_versions overrides both)",
   },
   {
     key: "turn_secret",
@@ -243,6 +280,19 @@ export const FIELDS: readonly Field[] = [
     default: 3478,
     min: 0,
     doc: "UDP port of the embedded TURN server; 0 disables it",
+  },
+  {
+    key: "turn_allowed_peers",
+    type: "string",
+    default: "",
+    doc:
+      'Address ranges TURN relays to although they are not public ("10.8.0.0/16, fd00::/64"); dev: loopback',
+  },
+  {
+    key: "turn_denied_peers",
+    type: "string",
+    default: "",
+    doc: "Address ranges TURN never relays to, besides the non-public ones it always refuses",
   },
   {
     key: "admin_contact",

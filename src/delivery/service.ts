@@ -5,6 +5,7 @@
 import { checkIncoming, checkOutgoing, type GateResult } from "../policy/mod.ts";
 import type { EventBus } from "../events/mod.ts";
 import type { AccountRecord, DeliveryOutcome, Store } from "../store/types.ts";
+import { rewrittenAs, spoolBytes, type Spooled } from "../store/message_input.ts";
 import type { Logger } from "../log/mod.ts";
 import { cleanStoredHeaders, cleanSubmittedHeaders } from "./header_cleanup.ts";
 import { SendRateLimiter } from "./rate_limit.ts";
@@ -81,7 +82,9 @@ export function isValidAddress(address: string): boolean {
   if (at <= 0 || at === address.length - 1) return false;
   const domain = address.slice(at + 1);
   if (domain.startsWith("[")) return /^\[(IPv6:[0-9a-fA-F:.]+|[0-9.]+)\]$/.test(domain);
-  return /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/
+  // Labels may start with "_": Delta Chat treats such domains as test relays (self-signed
+  // certificates), and the config accepts them, so their mail must flow too.
+  return /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*$/
     .test(domain) && !address.slice(0, at).includes("@");
 }
 
@@ -115,7 +118,12 @@ export class DeliveryService {
   /** Submission MAIL FROM: the sender must be the logged-in address, within its send rate. */
   checkSubmissionSender(login: string, mailFrom: string): Reply | null {
     if (mailFrom.toLowerCase() !== login.toLowerCase()) {
-      return reply(553, "5.7.1", `Sender address <${mailFrom}> not owned by user ${login}`);
+      // Postfix's reject_sender_login_mismatch text, answered to each RCPT.
+      return reply(
+        553,
+        "5.7.1",
+        `<${mailFrom}>: Sender address rejected: not owned by user ${login}`,
+      );
     }
     const r = this.#rate.take(login.toLowerCase());
     if (!r.allowed) {
@@ -156,20 +164,27 @@ export class DeliveryService {
     for (const r of unique(envelope.recipients)) {
       (this.#accounts.localAddress(r) ? local : remote).push(r);
     }
-    const outcome = await this.#deliverLocal(login, local, cleaned);
-    if (outcome.fullReply && remote.length === 0) {
-      return { reply: outcome.fullReply, delivered: 0, queued: 0 };
+    // One spool of the message as received; each stored copy is its own head over it.
+    const spooled = await spoolBytes(this.#store, message);
+    try {
+      const outcome = await this.#deliverLocal(login, local, cleaned, message, spooled);
+      if (outcome.fullReply && remote.length === 0) {
+        return { reply: outcome.fullReply, delivered: 0, queued: 0 };
+      }
+      if (remote.length > 0) {
+        await this.#store.enqueue({
+          ...rewrittenAs(message, cleaned),
+          body: spooled.body,
+          sender: envelope.mailFrom,
+          recipients: remote,
+          now: this.#now(),
+        });
+        this.onQueued();
+      }
+      return { reply: OK, delivered: outcome.delivered, queued: remote.length };
+    } finally {
+      await spooled.discard();
     }
-    if (remote.length > 0) {
-      await this.#store.enqueue({
-        sender: envelope.mailFrom,
-        data: cleaned,
-        recipients: remote,
-        now: this.#now(),
-      });
-      this.onQueued();
-    }
-    return { reply: OK, delivered: outcome.delivered, queued: remote.length };
   }
 
   /** A message from another relay (port 25 or /mxdeliv): local recipients only. */
@@ -182,7 +197,13 @@ export class DeliveryService {
       if (origin) return { reply: origin, delivered: 0, queued: 0 };
     }
     const local = unique(envelope.recipients).filter((r) => this.#accounts.localAddress(r));
-    const outcome = await this.#deliverLocal("", local, message);
+    const spooled = await spoolBytes(this.#store, message);
+    let outcome: { delivered: number; fullReply?: Reply };
+    try {
+      outcome = await this.#deliverLocal("", local, message, message, spooled);
+    } finally {
+      await spooled.discard();
+    }
     if (outcome.fullReply) return { reply: outcome.fullReply, delivered: 0, queued: 0 };
     if (outcome.delivered === 0) {
       return { reply: reply(550, "5.1.1", "No such recipient"), delivered: 0, queued: 0 };
@@ -212,6 +233,8 @@ export class DeliveryService {
     sender: string,
     recipients: string[],
     message: Uint8Array,
+    original: Uint8Array,
+    spooled: Spooled,
   ): Promise<{ delivered: number; fullReply?: Reply }> {
     if (recipients.length === 0) return { delivered: 0 };
     const accounts: AccountRecord[] = [];
@@ -222,7 +245,8 @@ export class DeliveryService {
     if (accounts.length === 0) return { delivered: 0 };
     const stored = cleanStoredHeaders(message);
     const outcomes = await this.#store.deliver({
-      data: stored,
+      ...rewrittenAs(original, stored),
+      body: spooled.body,
       internalDate: this.#now(),
       targets: accounts.map((a) => ({ accountId: a.id, mailboxName: "INBOX" })),
       defaultQuotaBytes: this.limits.defaultQuotaBytes,

@@ -13,13 +13,13 @@ export type MetadataError = "PERMISSIONDENIED" | "MAXSIZE" | "TOOMANY" | "NONEXI
 
 export interface MetadataOptions {
   store: PushStore;
-  /** "https://host" or "" when no iroh relay is offered. */
-  irohRelay: string;
+  /** The iroh relay URL offered now ("https://host", "http://host:port"), or null for none. */
+  irohRelay: () => string | null;
   /** "host:port:user:password" when a TURN server runs, else null. */
   turnCredentials: () => string | null;
   maxSmtpRecipients: number;
-  /** Compact JSON describing current app versions, or "". */
-  appVersions: string;
+  /** Compact JSON describing current app versions, or "" (read at each request: a setting). */
+  appVersions: () => string;
   /** Operator contact (mailto: or URL), or "". */
   adminContact: string;
   /** Text describing the relay for /shared/comment, or "". */
@@ -90,13 +90,13 @@ export class MetadataService {
     const o = this.#o;
     switch (key) {
       case "/shared/vendor/deltachat/irohrelay":
-        return o.irohRelay || null;
+        return o.irohRelay() || null;
       case "/shared/vendor/deltachat/turn":
         return o.turnCredentials();
       case "/shared/vendor/deltachat/maxsmtprecipients":
         return String(o.maxSmtpRecipients);
       case "/shared/vendor/deltachat/appversions":
-        return o.appVersions || null;
+        return o.appVersions() || null;
       case "/shared/admin":
         return o.adminContact || null;
       case "/shared/comment":

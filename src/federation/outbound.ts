@@ -5,13 +5,7 @@
 // mail is released as soon as it answers again: a delivery to it works, or it sends us mail.
 // Entries expire on a timer, with a bounce to the sender.
 
-import type {
-  AttemptRecord,
-  QueueEntry,
-  QueueRecipientRecord,
-  RecipientUpdate,
-  Store,
-} from "../store/types.ts";
+import type { QueueEntry, QueueRecipientRecord, RecipientUpdate, Store } from "../store/types.ts";
 import type { Logger } from "../log/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
 import { type DnsResolver } from "./resolver.ts";
@@ -122,8 +116,6 @@ export class OutboundService {
 
   #trusted: { count: number; ca: string[] | undefined } | null = null;
   #abort = new AbortController();
-  #records: { record: AttemptRecord; resolve: () => void; reject: (e: Error) => void }[] = [];
-  #recordTimer: ReturnType<typeof setTimeout> | null = null;
 
   /** The CAs for outbound TLS (tests add theirs once the peers run: the list may grow). */
   #trust(): string[] | undefined {
@@ -644,7 +636,8 @@ export class OutboundService {
       }
       this.#o.log?.info("outbound delivery", { domain: dest.domain, outcome: o.kind, attempts });
     }
-    await this.#recordAttempt({ queueId: entry.id, domain: dest.domain, now, updates });
+    // The store groups concurrent writes into one commit (group commit).
+    await this.#o.store.recordAttempt({ queueId: entry.id, domain: dest.domain, now, updates });
     const seq = ++this.#seq;
     if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
     if (failed.length) await this.#bounce(entry, body, failed, now);
@@ -670,32 +663,6 @@ export class OutboundService {
     await this.#o.deliverBounce(entry.sender, bounce).catch((err) =>
       this.#o.log?.error("bounce delivery failed", { error: String(err) })
     );
-  }
-
-  /**
-   * Outcomes that finish close together are stored in one transaction (one commit instead of one
-   * each): the event loop is not held once per delivered message. They wait at most one turn.
-   */
-  #recordAttempt(record: AttemptRecord): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#records.push({ record, resolve, reject });
-      this.#recordTimer ??= setTimeout(() => this.#flushRecords(), 0);
-    });
-  }
-
-  async #flushRecords(): Promise<void> {
-    this.#recordTimer = null;
-    const batch = this.#records.splice(0);
-    try {
-      const results = await this.#o.store.recordAttempts(batch.map((b) => b.record));
-      batch.forEach((b, i) => {
-        const r = results[i];
-        if ("error" in r) b.reject(new Error(`Cannot store a delivery outcome: ${r.error}`));
-        else b.resolve();
-      });
-    } catch (err) {
-      for (const b of batch) b.reject(err as Error);
-    }
   }
 
   /** The destination's deferred mail is due now: its peer answers again. */
@@ -760,7 +727,7 @@ export class OutboundService {
           this.#o.metrics?.deliveries.inc({ target: "remote", outcome: "failed" });
         }
         for (const [domain, updates] of byDomain) {
-          await this.#recordAttempt({ queueId: id, domain, now, updates });
+          await store.recordAttempt({ queueId: id, domain, now, updates });
           const seq = ++this.#seq;
           if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
         }

@@ -4,6 +4,7 @@ import { openSqliteStore } from "../store/sqlite/mod.ts";
 import { createRelayMetrics } from "../metrics/mod.ts";
 import type { PeerPorts } from "./transport.ts";
 import { httpAnswer, httpsPeer, silentPeer, testCertificate } from "./testdata/fake_peers.ts";
+import { bytesBody } from "../store/message_input.ts";
 
 const cert = await testCertificate(["127.0.0.1", "127.0.0.4", "127.0.0.5", "127.0.0.6"]);
 const enc = new TextEncoder();
@@ -60,7 +61,7 @@ async function withOutbound(
   const send = (to: string[]) =>
     store.enqueue({
       sender: "alice@[127.0.0.1]",
-      data: enc.encode(`Subject: ${++n}\r\nMessage-ID: <m${n}@a>\r\n\r\nbody\r\n`),
+      body: bytesBody(enc.encode(`Subject: ${++n}\r\nMessage-ID: <m${n}@a>\r\n\r\nbody\r\n`)),
       recipients: to,
       now: clock.now,
     });
@@ -68,7 +69,7 @@ async function withOutbound(
     await fn({ outbound, store, bounces, clock, send });
   } finally {
     await outbound.stop();
-    store.close();
+    await store.close();
   }
 }
 
@@ -190,7 +191,7 @@ Deno.test("OutboundService: an entry expires on a timer with a bounce, not at a 
     const accepted = Date.now();
     await h.store.enqueue({
       sender: "alice@[127.0.0.1]",
-      data: enc.encode("Subject: x\r\n\r\nbody\r\n"),
+      body: bytesBody(enc.encode("Subject: x\r\n\r\nbody\r\n")),
       recipients: ["a@[127.0.0.6]"],
       now: accepted,
     });

@@ -1,5 +1,13 @@
-// DNS for federation, behind an interface: Deno.resolveDns against a configurable server in
-// production, anything in tests (nothing on the public internet resolves here).
+// DNS for federation, behind an interface: the configured server (dns_client.ts) or the system's
+// resolver in production, anything in tests (nothing on the public internet resolves here).
+
+import {
+  type DnsServer,
+  parseDnsServer,
+  queryDns,
+  type RrData,
+  type RrType,
+} from "./dns_client.ts";
 
 export interface MxRecord {
   preference: number;
@@ -28,19 +36,67 @@ function classify(err: unknown, what: string): DnsError {
   return new DnsError(`${what}: ${(err as Error)?.message ?? String(err)}`, "temporary");
 }
 
-/** Deno's resolver, optionally against one server ("ip:port" or "ip"). */
+/**
+ * The resolver tern uses: with `nameServer` ("ip:port" or "ip"), that server and nothing else
+ * (no /etc/hosts, no built-in answers); without, Deno's resolver with the system's configuration.
+ */
 export function systemResolver(nameServer = ""): DnsResolver {
-  const options: Deno.ResolveDnsOptions = {};
-  if (nameServer) {
-    const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(nameServer);
-    options.nameServer = { ipAddr: m?.[1] ?? nameServer, port: Number(m?.[2] ?? 53) };
-  }
+  return nameServer ? serverResolver(parseDnsServer(nameServer)) : hostResolver();
+}
+
+function reverseName(ip: string): string {
+  return ip.split(".").reverse().join(".") + ".in-addr.arpa";
+}
+
+/** Asks one DNS server directly (dns_client.ts). */
+export function serverResolver(server: DnsServer): DnsResolver {
+  const query = async (name: string, type: RrType): Promise<RrData[]> => {
+    let answer;
+    try {
+      answer = await queryDns(server, name, type);
+    } catch (err) {
+      throw new DnsError(`${type} ${name}: ${(err as Error)?.message ?? err}`, "temporary");
+    }
+    if (answer.nxdomain) {
+      if (type === "MX") throw new DnsError(`${type} ${name}: no such domain`, "nxdomain");
+      return [];
+    }
+    return answer.records;
+  };
+  return {
+    async mx(domain) {
+      return (await query(domain, "MX")).flatMap((r) =>
+        r.type === "MX" ? [{ preference: r.preference, exchange: r.exchange }] : []
+      );
+    },
+    async addresses(host) {
+      const [v6, v4] = await Promise.all([
+        query(host, "AAAA").catch(() => [] as RrData[]),
+        query(host, "A").catch(() => [] as RrData[]),
+      ]);
+      return [...v6, ...v4].flatMap((r) => r.type === "A" || r.type === "AAAA" ? [r.value] : []);
+    },
+    async txt(name) {
+      return (await query(name, "TXT")).flatMap((r) =>
+        r.type === "TXT" ? [r.strings.join("")] : []
+      );
+    },
+    async ptr(ip) {
+      return (await query(reverseName(ip), "PTR")).flatMap((r) =>
+        r.type === "PTR" ? [r.value] : []
+      );
+    },
+  };
+}
+
+/** Deno's resolver with the system configuration (resolv.conf, /etc/hosts). */
+function hostResolver(): DnsResolver {
   const query = async <T>(
     name: string,
     type: "MX" | "A" | "AAAA" | "TXT" | "PTR",
   ): Promise<T[]> => {
     try {
-      return await Deno.resolveDns(name, type as "A", options) as unknown as T[];
+      return await Deno.resolveDns(name, type as "A") as unknown as T[];
     } catch (err) {
       const e = classify(err, `${type} ${name}`);
       if (e.kind === "nxdomain" && type !== "MX") return [];
@@ -67,8 +123,7 @@ export function systemResolver(nameServer = ""): DnsResolver {
       return records.map((chunks) => chunks.join(""));
     },
     async ptr(ip) {
-      const arpa = ip.split(".").reverse().join(".") + ".in-addr.arpa";
-      const names = await query<string>(arpa, "PTR");
+      const names = await query<string>(reverseName(ip), "PTR");
       return names.map((n) => n.replace(/\.$/, ""));
     },
   };

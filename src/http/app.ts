@@ -1,5 +1,6 @@
-// The root Hono app of the public HTTP(S) listener: pages, /new, discovery files, /mxdeliv and the
-// admin sub-app. /metrics lives on its own listener (createMetricsApp).
+// The root Hono app of the HTTPS listener: pages, /new, discovery files, /mxdeliv and the admin
+// sub-app. Plain HTTP only redirects here (httpsRedirectApp); /metrics lives on its own listener
+// (createMetricsApp).
 
 import { Hono } from "hono";
 import type { Context } from "hono";
@@ -26,7 +27,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
     }
   });
 
-  // ACME HTTP-01 (RFC 8555 §8.3): answered on plain HTTP before anything else.
+  // ACME HTTP-01 (RFC 8555 §8.3): port 80 answers it; here too, for a CA that followed a redirect.
   app.get("/.well-known/acme-challenge/:token", (c) => {
     const answer = deps.acmeChallenge?.(c.req.param("token")) ?? null;
     return answer === null ? c.text("Not found", 404) : c.text(answer);
@@ -55,6 +56,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   }
   app.get("/robots.txt", (c) => c.text("User-agent: *\nDisallow: /\n"));
 
+  for (const r of deps.routes ?? []) app.route("/", r);
   if (deps.admin) app.route("/", deps.admin);
   app.notFound(notFound);
   app.onError(createErrorHandler(deps.log));

@@ -77,6 +77,8 @@ export interface HttpDeps {
   acmeChallenge?: (token: string) => string | null;
   /** Admin API and web admin, mounted at the root (they own /api/admin and /admin). */
   admin?: Hono;
+  /** More routes mounted at the root (the iroh relay's /ping, /generate_204, /relay). */
+  routes?: Hono[];
   log?: Logger;
   /** Clock for the per-address rate limit of /new. */
   now?: () => number;

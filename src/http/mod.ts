@@ -26,5 +26,6 @@ export {
 export { clientAddress } from "./client_address.ts";
 export { dcloginUrl, newAccountUrl, quote } from "./dclogin.ts";
 export { TokenBuckets } from "./rate_limit.ts";
+export { httpsRedirectApp } from "./https_redirect.ts";
 export { startHttpServer } from "./server.ts";
-export type { HttpServer, HttpServerOptions, TlsPems } from "./server.ts";
+export type { HttpRequestInfo, HttpServer, HttpServerOptions, TlsPems } from "./server.ts";

@@ -1,5 +1,21 @@
-// Runs a Hono app (or any fetch handler) on Deno.serve, plain or HTTPS, and stops it cleanly.
+// Runs a Hono app (or any fetch handler) over HTTP/1.1, plain or HTTPS, with limits per
+// connection that Deno.serve does not offer: a cap on connections per client address and in all,
+// a deadline for each request head (slowloris: half-sent requests are dropped, not held), and an
+// idle deadline for bodies and kept-alive connections.
+//
+// Built on node:http / node:https (Node's llhttp parser: strict about smuggling, header size
+// limited to 16 KiB with 431) because Deno.serve exposes no accepted connection and no header
+// timeout. The requests and responses are adapted to the fetch API the apps are written for.
+// It serves HTTP/1.1 only (no h2 over ALPN). A connection can be taken over at its first request
+// head (`takeover`): raw protocol upgrades that node:http cannot hand out (iroh's `Upgrade: iroh
+// derp http` comes without `Connection: Upgrade`, so llhttp treats it as a plain request). The
+// listener is therefore a net/tls server that passes each connection on to the HTTP server
+// (`emit("connection")`) unless the takeover claims it.
 
+import http from "node:http";
+import net from "node:net";
+import tls from "node:tls";
+import { Buffer } from "node:buffer";
 import { parseHostPort } from "../net/mod.ts";
 
 export interface TlsPems {
@@ -7,79 +23,405 @@ export interface TlsPems {
   keyPem: string;
 }
 
+/** What a handler learns about the connection (Hono passes it as c.env). */
+export interface HttpRequestInfo {
+  remoteAddr: { hostname: string; port: number; transport: "tcp" };
+}
+
 export interface HttpServerOptions {
   /** "host:port"; port 0 picks a free port. */
   address: string;
   app: {
-    fetch(
-      request: Request,
-      info: Deno.ServeHandlerInfo<Deno.NetAddr>,
-    ): Response | Promise<Response>;
+    fetch(request: Request, info: HttpRequestInfo): Response | Promise<Response>;
   };
   /** PEMs for HTTPS, or a function read at start and at every reload. */
   tls?: TlsPems | (() => TlsPems);
+  /** Open connections per client address; more are closed at once. Default 200. */
+  maxConnectionsPerIp?: number;
+  /** Open connections in all; more are closed at once. Default 20000. */
+  maxConnections?: number;
+  /**
+   * A request head (line and header fields) must arrive within this many ms of the connection
+   * opening (TLS handshake included) or of the previous response ending. Default 10 000.
+   */
+  headerTimeoutMs?: number;
+  /** A connection on which no byte moves for this long is closed (slow bodies). Default 60 000. */
+  idleTimeoutMs?: number;
+  /**
+   * Looks at the first request head of each connection; returning true takes the connection
+   * over (the socket, and the bytes that came after the head). Only asked when set.
+   */
+  takeover?: (head: FirstRequest, socket: net.Socket, rest: Uint8Array) => boolean;
 }
+
+/** The first request head of a connection, for a takeover to decide on. */
+export interface FirstRequest {
+  method: string;
+  /** Path without the query. */
+  path: string;
+  headers: Headers;
+}
+
+/** A first request head longer than this is left to the HTTP server (which answers 431). */
+const MAX_FIRST_HEAD = 16 * 1024;
 
 export interface HttpServer {
   readonly hostname: string;
   readonly port: number;
-  /** Stops accepting, lets running requests finish, then resolves. */
-  close(): Promise<void>;
-  /**
-   * HTTPS: takes up the current certificate. The listener is rebound on the same port (Deno.serve
-   * cannot swap certificates); requests already running finish on the old one.
-   */
+  /** Open connections (for tests and metrics). */
+  readonly connectionCount: number;
+  /** Stops accepting, lets running requests finish (at most graceMs), then resolves. */
+  close(graceMs?: number): Promise<void>;
+  /** HTTPS: new handshakes use the certificate tls() returns now. */
   reload(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+const unmapped = (a: string | undefined) => (a ?? "").replace(/^::ffff:(?=\d+\.)/, "");
+
+interface ConnState {
+  ip: string;
+  /** Pending deadline for the next request head, if armed. */
+  headTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Requests received whose response has not ended. */
+  active: number;
 }
 
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { host, port } = parseHostPort(options.address);
   const pems = () => typeof options.tls === "function" ? options.tls() : options.tls;
-  const handler = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
-    options.app.fetch(req, info);
-  const serve = (p: number) =>
-    new Promise<{ server: Deno.HttpServer<Deno.NetAddr>; addr: Deno.NetAddr }>(
-      (resolve, reject) => {
-        try {
-          const tls = pems();
-          const common = { hostname: host, port: p, onListen: () => {} };
-          const server = tls
-            ? Deno.serve({ ...common, cert: tls.certPem, key: tls.keyPem }, handler)
-            : Deno.serve(common, handler);
-          resolve({ server, addr: server.addr });
-        } catch (err) {
-          reject(
-            new Error(`Cannot listen on ${options.address}: ${(err as Error).message}`, {
-              cause: err,
-            }),
-          );
-        }
-      },
-    );
-  let current = await serve(port);
-  let closing: Promise<void> | null = null;
-  const close = () => closing ??= current.server.shutdown();
-  return {
-    hostname: current.addr.hostname,
-    port: current.addr.port,
-    close,
-    [Symbol.asyncDispose]: close,
-    async reload() {
-      if (!options.tls || closing) return;
-      const old = current;
-      const drained = old.server.shutdown();
-      // The old listener closes at once; bind again as soon as the port is free.
-      for (let i = 0;; i++) {
-        try {
-          current = await serve(old.addr.port);
-          break;
-        } catch (err) {
-          if (i >= 100) throw err;
-          await new Promise((r) => setTimeout(r, 10));
-        }
+  const maxPerIp = options.maxConnectionsPerIp ?? 200;
+  const maxTotal = options.maxConnections ?? 20_000;
+  const headerTimeoutMs = options.headerTimeoutMs ?? 10_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const scheme = options.tls ? "https" : "http";
+
+  const initial = pems();
+  // The HTTP server never listens: the listener hands it each connection (after TLS).
+  const server = http.createServer();
+  // What Node announces in Keep-Alive: the head deadline below is what closes idle connections.
+  server.keepAliveTimeout = headerTimeoutMs;
+  // Deno's node:http closes a connection after each response when its server is not listening
+  // itself (resOnFinish); it is listening as far as keep-alive is concerned while the listener is.
+  Object.defineProperty(server, "listening", { get: () => listener.listening });
+  const listener: net.Server = initial
+    ? tls.createServer({
+      cert: initial.certPem,
+      key: initial.keyPem,
+      minVersion: "TLSv1.2",
+      handshakeTimeout: headerTimeoutMs,
+    })
+    : net.createServer();
+
+  // Connections are known by peer address and port: the raw socket (where limits apply) and the
+  // TLS socket a request arrives on share them.
+  const conns = new Map<string, ConnState>();
+  const sockets = new Set<net.Socket>();
+  const perIp = new Map<string, number>();
+  const keyOf = (s: net.Socket) => `${s.remoteAddress}|${s.remotePort}`;
+  let closing = false;
+
+  const armHeadTimer = (st: ConnState, socket: net.Socket) => {
+    clearTimeout(st.headTimer);
+    st.headTimer = setTimeout(() => socket.destroy(), headerTimeoutMs);
+  };
+
+  listener.on("connection", (socket: net.Socket) => {
+    socket.on("error", () => {}); // a reset peer is normal; the socket closes either way
+    const ip = unmapped(socket.remoteAddress);
+    if (closing || sockets.size >= maxTotal || (perIp.get(ip) ?? 0) >= maxPerIp) {
+      if (scheme === "http") {
+        socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n");
+        socket.resume(); // read (and drop) until the peer's end, so the socket can close
+      } else socket.destroy();
+      return;
+    }
+    const key = keyOf(socket);
+    const st: ConnState = { ip, headTimer: undefined, active: 0 };
+    conns.set(key, st);
+    sockets.add(socket);
+    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
+    armHeadTimer(st, socket);
+    socket.setTimeout(idleTimeoutMs, () => socket.destroy());
+    socket.once("close", () => {
+      clearTimeout(st.headTimer);
+      conns.delete(key);
+      sockets.delete(socket);
+      const n = (perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) perIp.delete(ip);
+      else perIp.set(ip, n);
+    });
+    if (!initial) dispatch(socket);
+  });
+  if (initial) {
+    listener.on("secureConnection", (socket: tls.TLSSocket) => {
+      socket.on("error", () => {});
+      dispatch(socket);
+    });
+    listener.on("tlsClientError", (_err: Error, socket: net.Socket) => socket.destroy());
+  }
+
+  /** To the HTTP server, or to the takeover when it claims the first request head. */
+  const dispatch = (socket: net.Socket) => {
+    const take = options.takeover;
+    if (!take) return void server.emit("connection", socket);
+    let buffered = new Uint8Array(0);
+    const onData = (chunk: Buffer) => {
+      const next = new Uint8Array(buffered.length + chunk.length);
+      next.set(buffered);
+      next.set(chunk, buffered.length);
+      buffered = next;
+      const end = headEnd(buffered);
+      if (end < 0 && buffered.length <= MAX_FIRST_HEAD) return;
+      socket.off("data", onData);
+      socket.pause();
+      const head = end < 0 ? null : firstRequest(buffered.subarray(0, end));
+      if (head && take(head, socket, buffered.subarray(end))) {
+        const st = conns.get(keyOf(socket));
+        if (st) clearTimeout(st.headTimer);
+        socket.setTimeout(0);
+        socket.resume(); // the taker has its listeners on by now
+        return;
       }
-      await drained;
+      socket.unshift(Buffer.from(buffered));
+      server.emit("connection", socket);
+      socket.resume();
+    };
+    socket.on("data", onData);
+  };
+
+  const requestOf = (req: http.IncomingMessage, signal?: AbortSignal): Request | null => {
+    const target = req.url ?? "";
+    if (!target.startsWith("/")) return null; // absolute-form and "*" are for proxies
+    const hostHeader = req.headers.host ?? "";
+    const authority = /^[A-Za-z0-9.:[\]-]{1,300}$/.test(hostHeader) ? hostHeader : options.address;
+    try {
+      const url = new URL(target, `${scheme}://${authority}`);
+      const headers = new Headers();
+      for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+        headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
+      }
+      const method = req.method ?? "GET";
+      const hasBody = method !== "GET" && method !== "HEAD";
+      return new Request(url, {
+        method,
+        headers,
+        body: hasBody ? bodyStream(req) : undefined,
+        signal,
+        // @ts-ignore: required by the fetch spec for stream bodies, not in every lib typing
+        duplex: "half",
+      });
+    } catch {
+      return null; // a URL or header the fetch API refuses
+    }
+  };
+
+  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const st = conns.get(keyOf(req.socket));
+    if (st) {
+      clearTimeout(st.headTimer);
+      st.headTimer = undefined;
+      st.active++;
+    }
+    res.once("close", () => {
+      if (!st) return;
+      st.active--;
+      // Kept alive: the next request head must come within the deadline too.
+      if (st.active === 0 && !req.socket.destroyed) armHeadTimer(st, req.socket);
+      // Closing: the answer is written; end the connection after it (not cut it off).
+      if (closing && st.active === 0) req.socket.end();
+    });
+    handle(req, res).catch(() => res.destroy());
+  });
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const abort = new AbortController();
+    res.once("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const request = requestOf(req, abort.signal);
+    if (!request) {
+      res.writeHead(400, { "content-type": "text/plain", connection: "close" });
+      res.end("Bad Request\n");
+      return;
+    }
+    const info: HttpRequestInfo = {
+      remoteAddr: {
+        hostname: unmapped(req.socket.remoteAddress),
+        port: req.socket.remotePort ?? 0,
+        transport: "tcp",
+      },
+    };
+    let response: Response;
+    try {
+      response = await options.app.fetch(request, info);
+    } catch {
+      response = new Response("Internal Server Error\n", { status: 500 });
+    }
+    await writeResponse(req, res, response);
+  };
+
+  server.on("clientError", (err: Error & { code?: string }, socket: net.Socket) => {
+    // A request llhttp refuses (smuggling attempts, bad syntax, a head over 16 KiB).
+    if (!socket.destroyed && socket.writable) {
+      const status = err.code === "HPE_HEADER_OVERFLOW"
+        ? "431 Request Header Fields Too Large"
+        : "400 Bad Request";
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+    } else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const fail = (err: Error) =>
+      reject(new Error(`Cannot listen on ${options.address}: ${err.message}`, { cause: err }));
+    listener.once("error", fail);
+    listener.listen({ host, port, exclusive: true }, () => {
+      listener.off("error", fail);
+      resolve();
+    });
+  });
+  listener.on("error", () => {}); // after listening, errors belong to single connections
+  const bound = listener.address() as net.AddressInfo;
+
+  let closed: Promise<void> | null = null;
+  const close = (graceMs = 5000) =>
+    closed ??= (async () => {
+      closing = true;
+      const done = new Promise<void>((r) => listener.close(() => r()));
+      // Idle kept-alive connections go now; busy ones when their response ends or the grace ends.
+      for (const s of sockets) {
+        if ((conns.get(keyOf(s))?.active ?? 0) === 0) s.destroy();
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        done,
+        new Promise<void>((r) => (timer = setTimeout(r, graceMs))),
+      ]);
+      clearTimeout(timer);
+      for (const s of sockets) s.destroy();
+      await done;
+    })();
+
+  return {
+    hostname: bound.address,
+    port: bound.port,
+    get connectionCount() {
+      return sockets.size;
+    },
+    close,
+    [Symbol.asyncDispose]: () => close(),
+    reload() {
+      const tls = pems();
+      if (tls && !closing) {
+        (listener as tls.Server).setSecureContext({
+          cert: tls.certPem,
+          key: tls.keyPem,
+          minVersion: "TLSv1.2",
+        });
+      }
+      return Promise.resolve();
     },
   };
+}
+
+/** The request body as a web stream that reads from the socket only as fast as it is consumed. */
+function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      req.on("data", (chunk: Buffer) => {
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if ((controller.desiredSize ?? 0) <= 0) req.pause();
+      });
+      req.once("end", () => controller.close());
+      req.once("error", (err) => controller.error(err));
+      req.once("aborted", () => controller.error(new Error("request aborted by the client")));
+      req.pause();
+    },
+    pull() {
+      req.resume();
+    },
+    cancel() {
+      // The app stopped reading (too large, for instance): the rest is never read, so the
+      // connection cannot carry another request.
+      req.pause();
+      (req as { bodyCancelled?: boolean }).bodyCancelled = true;
+    },
+  });
+}
+
+async function writeResponse(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  response: Response,
+): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of response.headers) if (k !== "set-cookie") headers[k] = v;
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length) headers["set-cookie"] = cookies;
+  if ((req as { bodyCancelled?: boolean }).bodyCancelled || !req.complete) {
+    // The body was not read to its end: answer, then close instead of parsing leftovers.
+    headers.connection = "close";
+  }
+  if (!response.body || req.method === "HEAD") {
+    res.writeHead(response.status, headers);
+    await response.body?.cancel();
+    res.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  try {
+    // A body that comes in one piece (most answers) is sent with its length, not chunked.
+    const first = await reader.read();
+    const second = first.done ? first : await reader.read();
+    if (second.done && !("content-length" in headers)) {
+      headers["content-length"] = String(first.value?.byteLength ?? 0);
+    }
+    res.writeHead(response.status, headers);
+    const pending = [first, second].filter((r) => !r.done).map((r) => r.value!);
+    for (;;) {
+      const { done, value } = pending.length
+        ? { done: false, value: pending.shift()! }
+        : await reader.read();
+      if (done) break;
+      if (res.destroyed) return;
+      if (!res.write(value)) {
+        await new Promise<void>((r) => {
+          res.once("drain", r);
+          res.once("close", r);
+        });
+      }
+    }
+    res.end();
+  } finally {
+    // The client is gone: stop the producer; its own failure to stop is nobody's concern now.
+    if (res.destroyed) await reader.cancel().catch(() => undefined);
+    reader.releaseLock();
+  }
+}
+
+/** Offset just after the blank line ending a request head, or -1. */
+function headEnd(b: Uint8Array): number {
+  for (let i = 3; i < b.length; i++) {
+    if (b[i] === 10 && b[i - 1] === 13 && b[i - 2] === 10 && b[i - 3] === 13) return i + 1;
+  }
+  return -1;
+}
+
+/** Request line and fields of a head; null when it is not a well-formed HTTP/1.x head. */
+function firstRequest(bytes: Uint8Array): FirstRequest | null {
+  const lines = new TextDecoder("latin1").decode(bytes).split("\r\n");
+  const m = /^([A-Z]+) (\/[^ ?#]*)(?:\?[^ ]*)? HTTP\/1\.[01]$/.exec(lines[0]);
+  if (!m) return null;
+  const headers = new Headers();
+  for (const line of lines.slice(1)) {
+    if (line === "") break;
+    const colon = line.indexOf(":");
+    if (colon <= 0 || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(line.slice(0, colon))) return null;
+    try {
+      headers.append(line.slice(0, colon), line.slice(colon + 1).trim());
+    } catch {
+      return null;
+    }
+  }
+  return { method: m[1], path: m[2], headers };
 }

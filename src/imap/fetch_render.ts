@@ -1,6 +1,8 @@
 // FETCH data from a parsed message (pure, no I/O): ENVELOPE (RFC 3501 §7.4.2), BODY and
 // BODYSTRUCTURE, BODY[section] byte slices (§6.4.5) and BINARY content (RFC 3516). Slices come
 // straight from the stored bytes through the MIME parser's offsets and are never re-encoded.
+// ENVELOPE, BODYSTRUCTURE and sectionRange() need no message bytes when the tree carries its raw
+// header blocks (parser output, or a tree decoded from the stored structure blob).
 
 import {
   type Address,
@@ -33,15 +35,28 @@ function firstField(part: MimePart, name: string): HeaderField | undefined {
 }
 
 /**
+ * A field's raw bytes: from the part's kept header block when the tree carries it (a tree read
+ * back from the store has no message bytes at hand), else from the message.
+ */
+function fieldBytes(part: MimePart, f: HeaderField, bytes: Uint8Array | undefined): Uint8Array {
+  if (part.rawHeader && f.end - part.start <= part.rawHeader.length) {
+    return part.rawHeader.subarray(f.start - part.start, f.end - part.start);
+  }
+  if (!bytes) throw new Error("fetch_render: a part without raw header needs the message bytes");
+  return bytes.subarray(f.start, f.end);
+}
+
+/**
  * The field's value as raw bytes: unfolded (CR and LF removed, the folding blank kept) and
  * trimmed. Raw, so 8-bit text reaches the client exactly as stored, encoded words untouched.
  */
-function rawValue(bytes: Uint8Array, f: HeaderField): Uint8Array {
-  let i = bytes.indexOf(COLON, f.start);
-  i = i < 0 || i >= f.end ? f.end : i + 1;
-  const out = new Uint8Array(f.end - i);
+function rawValue(part: MimePart, bytes: Uint8Array | undefined, f: HeaderField): Uint8Array {
+  const raw = fieldBytes(part, f, bytes);
+  let i = raw.indexOf(COLON);
+  i = i < 0 ? raw.length : i + 1;
+  const out = new Uint8Array(raw.length - i);
   let n = 0;
-  for (; i < f.end; i++) if (bytes[i] !== 13 && bytes[i] !== 10) out[n++] = bytes[i];
+  for (; i < raw.length; i++) if (raw[i] !== 13 && raw[i] !== 10) out[n++] = raw[i];
   let s = 0, e = n;
   while (s < e && (out[s] === 32 || out[s] === 9)) s++;
   while (e > s && (out[e - 1] === 32 || out[e - 1] === 9)) e--;
@@ -49,9 +64,9 @@ function rawValue(bytes: Uint8Array, f: HeaderField): Uint8Array {
 }
 
 /** An unstructured envelope member: NIL when the field is absent, else the raw value. */
-function rawString(root: MimePart, bytes: Uint8Array, name: string): Piece {
+function rawString(root: MimePart, bytes: Uint8Array | undefined, name: string): Piece {
   const f = firstField(root, name);
-  return f ? imapStringBytes(rawValue(bytes, f)) : "NIL";
+  return f ? imapStringBytes(rawValue(root, bytes, f)) : "NIL";
 }
 
 function nstring(v: string | undefined): Piece {
@@ -93,7 +108,7 @@ function addresses(root: MimePart, name: string): Address[] | undefined {
   return f ? parseAddressList(f.value) : undefined;
 }
 
-function envelopeInto(out: PieceList, root: MimePart, bytes: Uint8Array) {
+function envelopeInto(out: PieceList, root: MimePart, bytes: Uint8Array | undefined) {
   const from = addresses(root, "from");
   // Sender and Reply-To default to From when absent or empty (RFC 3501 §7.4.2).
   const orFrom = (list: Address[] | undefined) => list && list.length ? list : from;
@@ -115,7 +130,7 @@ function envelopeInto(out: PieceList, root: MimePart, bytes: Uint8Array) {
  * ENVELOPE of a message: (date subject from sender reply-to to cc bcc in-reply-to message-id).
  * Unstructured members are the raw header values (encoded words not decoded); NIL when absent.
  */
-export function renderEnvelope(root: MimePart, bytes: Uint8Array): Piece[] {
+export function renderEnvelope(root: MimePart, bytes?: Uint8Array): Piece[] {
   const out = new PieceList();
   envelopeInto(out, root, bytes);
   return out.pieces;
@@ -163,7 +178,7 @@ function isEncapsulated(part: MimePart): part is MimePart & { message: MimePart 
 /** A multipart without any body part is not allowed by the grammar: stand in an empty text part. */
 const EMPTY_TEXT = '("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0';
 
-function bodyInto(out: PieceList, part: MimePart, bytes: Uint8Array, ext: boolean) {
+function bodyInto(out: PieceList, part: MimePart, bytes: Uint8Array | undefined, ext: boolean) {
   const ct = part.contentType;
   if (ct.type === "multipart") {
     // body-type-mpart: the bodies back to back, then the subtype and extension data.
@@ -213,7 +228,7 @@ function bodyInto(out: PieceList, part: MimePart, bytes: Uint8Array, ext: boolea
  */
 export function renderBodyStructure(
   root: MimePart,
-  bytes: Uint8Array,
+  bytes: Uint8Array | undefined,
   extensible: boolean,
 ): Piece[] {
   const out = new PieceList();
@@ -248,7 +263,7 @@ export function resolvePart(root: MimePart, path: readonly number[]): MimePart |
 }
 
 function headerFields(
-  bytes: Uint8Array,
+  bytes: Uint8Array | undefined,
   msg: MimePart,
   names: readonly string[],
   not: boolean,
@@ -257,7 +272,7 @@ function headerFields(
   const chunks: Uint8Array[] = [];
   for (const f of msg.headers) {
     if (!f.name || wanted.has(f.name.toLowerCase()) === not) continue;
-    const raw = bytes.subarray(f.start, f.end);
+    const raw = fieldBytes(msg, f, bytes);
     chunks.push(raw);
     if (raw.length === 0 || raw[raw.length - 1] !== 10) chunks.push(CRLF); // unterminated last line
   }
@@ -298,6 +313,38 @@ export function sectionBytes(
       return headerFields(bytes, msg, section.fields ?? [], false);
     case "HEADER.FIELDS.NOT":
       return headerFields(bytes, msg, section.fields ?? [], true);
+  }
+}
+
+/**
+ * Where BODY[section] lies in the stored message, for a ranged read instead of a whole body:
+ * a byte range, or the bytes themselves for HEADER.FIELDS (.NOT), built from the tree's kept
+ * header blocks. Null as for sectionBytes. Works on a tree read back from the store.
+ */
+export function sectionRange(
+  root: MimePart,
+  section: Section,
+): { start: number; end: number } | { bytes: Uint8Array } | null {
+  const part = resolvePart(root, section.part);
+  if (!part) return null;
+  const top = section.part.length === 0;
+  switch (section.specifier) {
+    case "":
+      return top ? { start: root.start, end: root.end } : { start: part.bodyStart, end: part.end };
+    case "MIME":
+      return top ? null : { start: part.start, end: part.headerEnd };
+  }
+  const msg = top ? root : isEncapsulated(part) ? part.message : null;
+  if (!msg) return null;
+  switch (section.specifier) {
+    case "HEADER":
+      return { start: msg.start, end: msg.headerEnd };
+    case "TEXT":
+      return { start: msg.bodyStart, end: msg.end };
+    case "HEADER.FIELDS":
+      return { bytes: headerFields(undefined, msg, section.fields ?? [], false) };
+    case "HEADER.FIELDS.NOT":
+      return { bytes: headerFields(undefined, msg, section.fields ?? [], true) };
   }
 }
 

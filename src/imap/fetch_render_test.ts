@@ -228,20 +228,21 @@ Deno.test("BODYSTRUCTURE: multipart without parts still renders a body", () => {
   );
 });
 
-const DC_DIR = new URL("../../../shared/testdata/deltachat-2.57/", import.meta.url);
+// Captured Delta Chat 2.57 messages (tests/fixtures/deltachat/README.md), CRLF as sent.
+const DC_DIR = new URL("../../tests/fixtures/deltachat/", import.meta.url);
 
 Deno.test("Delta Chat PGP/MIME multipart/encrypted: ENVELOPE, BODYSTRUCTURE, sections", () => {
-  const bytes = Deno.readFileSync(new URL("03.eml", DC_DIR));
+  const bytes = Deno.readFileSync(new URL("09-text-alice-to-bob-1.eml", DC_DIR));
   const root = parseMessage(bytes);
-  const boundary = "18ea88084ddbcbdf_753e686e3da6faab_48a243f1c1218bbe";
+  const boundary = "18eda797db478d26_88ec37f72f3d163c_9dd4744556f404a";
   const part1 = str(sectionBytes(bytes, root, sec([1])));
   const part2 = str(sectionBytes(bytes, root, sec([2])))!;
-  assert.equal(part1, "Version: 1\n");
-  assert.match(part2, /^-----BEGIN PGP MESSAGE-----\n[^]*-----END PGP MESSAGE-----\n$/);
-  const lines2 = part2.split("\n").length - 1;
+  assert.equal(part1, "Version: 1\r\n");
+  assert.match(part2, /^-----BEGIN PGP MESSAGE-----\r\n[^]*-----END PGP MESSAGE-----\r\n$/);
+  const lines2 = part2.split("\r\n").length - 1;
   assert.equal(
     text(renderBodyStructure(root, bytes, true)),
-    '(("APPLICATION" "PGP-ENCRYPTED" ("CHARSET" "utf-8") NIL NIL "7BIT" 11 NIL NIL NIL NIL)' +
+    '(("APPLICATION" "PGP-ENCRYPTED" ("CHARSET" "utf-8") NIL NIL "7BIT" 12 NIL NIL NIL NIL)' +
       `("APPLICATION" "OCTET-STREAM" ("CHARSET" "utf-8") NIL NIL "7BIT" ${part2.length} ` +
       'NIL NIL NIL NIL) "ENCRYPTED" ' +
       `("PROTOCOL" "application/pgp-encrypted" "BOUNDARY" "${boundary}") NIL NIL NIL)`,
@@ -249,24 +250,25 @@ Deno.test("Delta Chat PGP/MIME multipart/encrypted: ENVELOPE, BODYSTRUCTURE, sec
   assert.ok(lines2 > 10);
   assert.equal(
     text(renderEnvelope(root, bytes)),
-    '("Sun, 22 Nov 2026 14:33:30 +0000" "[...]" ((NIL NIL "7s28y4bgm" "ref.test")) ' +
-      '((NIL NIL "7s28y4bgm" "ref.test")) ((NIL NIL "7s28y4bgm" "ref.test")) ' +
+    '("Wed, 2 Dec 2026 04:19:50 +0000" "[...]" ((NIL NIL "3gu5ij1ef" "chat.test")) ' +
+      '((NIL NIL "3gu5ij1ef" "chat.test")) ((NIL NIL "3gu5ij1ef" "chat.test")) ' +
       '((NIL NIL "hidden-recipients" NIL)(NIL NIL NIL NIL)) NIL NIL NIL ' +
-      '"<408f9c9e-6d94-4d49-9add-716d8821ebfa@localhost>")',
+      '"<def00c60-0e40-4516-9167-181ec850a065@localhost>")',
   );
   assert.equal(
     str(sectionBytes(bytes, root, sec([], "HEADER.FIELDS", ["CONTENT-TYPE", "CHAT-VERSION"]))),
-    `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; \n` +
-      `\tboundary="${boundary}"\nChat-Version: 1.0\n\r\n`,
+    `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; \r\n` +
+      `\tboundary="${boundary}"\r\nChat-Version: 1.0\r\n\r\n`,
   );
   assert.equal(
     str(sectionBytes(bytes, root, sec([2], "MIME"))),
-    'Content-Type: application/octet-stream; charset="utf-8"\nContent-Transfer-Encoding: 7bit\n\n',
+    'Content-Type: application/octet-stream; charset="utf-8"\r\n' +
+      "Content-Transfer-Encoding: 7bit\r\n\r\n",
   );
 });
 
 Deno.test("Delta Chat messages: every part size matches its BODY[n]", () => {
-  for (const name of ["01.eml", "12.eml"]) {
+  for (const name of ["05-securejoin-alice-bob-2.eml", "21-file-alice-to-bob-1.eml"]) {
     const bytes = Deno.readFileSync(new URL(name, DC_DIR));
     const root = parseMessage(bytes);
     assert.equal(root.contentType.subtype, "encrypted");
@@ -382,4 +384,32 @@ Deno.test("BINARY: decoded leaf content, raw containers, unknown encodings", () 
   assert.equal(binarySection(bytes, root, [9]), null);
   const uu = load(["Content-Transfer-Encoding: x-uuencode", "", "begin 644 a", ""]);
   assert.equal(binarySection(uu.bytes, uu.root, [1]), UNKNOWN_CTE);
+});
+
+Deno.test("ENVELOPE, BODYSTRUCTURE and section ranges come from a stored structure alone", async () => {
+  const { decodeStructure, encodeStructure } = await import("../mime/structure_codec.ts");
+  const { sectionRange } = await import("./fetch_render.ts");
+  const { bytes, root } = NESTED;
+  const stored = decodeStructure(encodeStructure(root));
+  assert.equal(text(renderEnvelope(stored)), text(renderEnvelope(root, bytes)));
+  assert.equal(
+    text(renderBodyStructure(stored, undefined, true)),
+    text(renderBodyStructure(root, bytes, true)),
+  );
+  for (
+    const s of [
+      sec([]),
+      sec([1]),
+      sec([2, 1]),
+      sec([3], "HEADER"),
+      sec([3], "TEXT"),
+      sec([3], "MIME"),
+      sec([], "HEADER.FIELDS", ["subject", "x-folded"]),
+      sec([3], "HEADER.FIELDS.NOT", ["subject"]),
+    ]
+  ) {
+    const r = sectionRange(stored, s);
+    const got = r === null ? null : "bytes" in r ? r.bytes : bytes.subarray(r.start, r.end);
+    assert.deepEqual(str(got), str(sectionBytes(bytes, root, s)), JSON.stringify(s));
+  }
 });

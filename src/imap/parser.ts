@@ -176,11 +176,13 @@ export function parseCommand(raw: RawCommand): Command {
   const c: Cursor = new Cursor(raw);
   const tag = c.readTag();
   if (c.atEnd()) c.fail("Missing command name");
-  c.sp("the command name");
+  // Exactly one space after the tag and after UID (Dovecot refuses more); arguments may be
+  // separated by runs of spaces.
+  c.sp1("the command name");
   let name = c.atom("a command name").toUpperCase();
   let uid = false;
   if (name === "UID") {
-    c.sp("the command after UID");
+    c.sp1("the command after UID");
     name = c.atom("a command name").toUpperCase();
     if (!UID_COMMANDS.has(name)) c.fail(`Unknown command UID ${name}`);
     uid = true;
@@ -236,9 +238,9 @@ function qresyncParams(c: Cursor): QresyncParams {
   const uidValidity = c.nzNumber("the UIDVALIDITY");
   c.sp("the mod-sequence");
   const out: QresyncParams = { uidValidity, modSeq: c.number64("a mod-sequence") };
-  if (c.take(" ") && c.peek() !== "(") {
+  if (c.spaces() && c.peek() !== "(") {
     out.knownUids = c.sequenceSet("the known UIDs");
-    if (!c.take(" ")) {
+    if (!c.spaces()) {
       c.expect(")", `")" to close the QRESYNC parameters`);
       return out;
     }
@@ -370,7 +372,7 @@ function store(c: Cursor, tag: string, uid: boolean): Command {
   if (c.peek() === "(") flags = c.flagList();
   else {
     flags = [c.flag()];
-    while (c.take(" ")) flags.push(c.flag());
+    while (c.spaces() && !c.atEnd()) flags.push(c.flag());
   }
   return {
     tag,

@@ -92,12 +92,27 @@ export class Cursor {
     return `"${word.length > 24 ? word.slice(0, 24) + "…" : word}"`;
   }
 
-  /** Consumes `s` (ASCII, case-insensitive) when it comes next. */
+  /**
+   * Consumes `s` (ASCII, case-insensitive) when it comes next. Lenient where Dovecot is (and
+   * Delta Chat and the reference relay's tests rely on it): spaces after "(" and before ")" are
+   * ignored, so `(/private/devicetoken "1" )` reads as `(/private/devicetoken "1")`.
+   */
   take(s: string): boolean {
     const t = this.#text();
     if (t === null) return false;
-    if (t.slice(this.#p, this.#p + s.length).toUpperCase() !== s.toUpperCase()) return false;
-    this.#p += s.length;
+    let at = this.#p;
+    if (s === ")") { while (t[at] === " ") at++; }
+    if (t.slice(at, at + s.length).toUpperCase() !== s.toUpperCase()) return false;
+    this.#p = at + s.length;
+    if (s === "(") { while (t[this.#p] === " ") this.#p++; }
+    return true;
+  }
+
+  /** One or more spaces (a run of spaces separates arguments, as in Dovecot); consumed. */
+  spaces(): boolean {
+    const t = this.#text();
+    if (t === null || t[this.#p] !== " ") return false;
+    while (t[this.#p] === " ") this.#p++;
     return true;
   }
 
@@ -118,14 +133,24 @@ export class Cursor {
 
   /** Exactly one space; `context` names what should follow, for the error message. */
   sp(context?: string): void {
-    if (this.take(" ")) return;
+    if (this.spaces()) return;
     if (context && (this.atEnd() || this.peek() === ")")) this.fail(`Missing ${context}`);
     this.fail(`Expected a space${context ? ` before ${context}` : ""}, found ${this.found()}`);
   }
 
+  /** Exactly one space (between tag, UID and the command name). */
+  sp1(context?: string): void {
+    const t = this.#text();
+    if (t !== null && t[this.#p] === " " && t[this.#p + 1] !== " ") {
+      this.#p++;
+      return;
+    }
+    this.fail(`Expected one space${context ? ` before ${context}` : ""}, found ${this.found()}`);
+  }
+
   /** The command must be over (trailing spaces are tolerated). */
   end(): void {
-    while (this.take(" "));
+    this.spaces();
     if (!this.atEnd()) this.fail(`Unexpected ${this.found()} after the command's arguments`);
   }
 

@@ -333,7 +333,7 @@ const errors: [string, string | null, RegExp][] = [
   ["a FOO", "a", /^Unknown command FOO$/],
   ["a UID LIST", "a", /^Unknown command UID LIST$/],
   ["a NOOP x", "a", /Unexpected "x" after the command's arguments/],
-  ["a  NOOP", "a", /Expected a command name, found " "/],
+  ["a  NOOP", "a", /Expected one space before the command name, found " "/],
   ["a LOGIN bob", "a", /Missing the password/],
   ['a LOGIN bob "unterminated', "a", /Unterminated quoted string/],
   ['a LOGIN bob "bad\\escape"', "a", /Invalid escape/],
@@ -418,4 +418,54 @@ Deno.test("parseCommand keeps a name that is not modified UTF-7 as written (it t
     assert.equal(cmd.name, "SELECT");
     assert.equal((cmd as { mailbox: string }).mailbox, name);
   }
+});
+
+// Dovecot reads runs of spaces between arguments and spaces after "(" and before ")" as one
+// separator (Delta Chat and the reference relay's tests send `(/private/devicetoken "1" )`);
+// between the tag, UID and the command name it wants exactly one space.
+const lenient: [string, string][] = [
+  [
+    'a SETMETADATA INBOX (/private/devicetoken "1111" )',
+    'a SETMETADATA INBOX (/private/devicetoken "1111")',
+  ],
+  [
+    'a SETMETADATA INBOX ( /private/devicetoken "1" )',
+    'a SETMETADATA INBOX (/private/devicetoken "1")',
+  ],
+  ["a SELECT  INBOX", "a SELECT INBOX"],
+  ["a FETCH 1 ( FLAGS)", "a FETCH 1 (FLAGS)"],
+  ["a FETCH 1 (FLAGS  UID )", "a FETCH 1 (FLAGS UID)"],
+  ["a STORE 1 +FLAGS (\\Seen )", "a STORE 1 +FLAGS (\\Seen)"],
+  ["a STORE 1 +FLAGS \\Seen  \\Draft ", "a STORE 1 +FLAGS \\Seen \\Draft"],
+  ['a LIST "" ( "*" )', 'a LIST "" ("*")'],
+  ["a STATUS INBOX (MESSAGES )", "a STATUS INBOX (MESSAGES)"],
+  ["a SEARCH  ALL", "a SEARCH ALL"],
+  ["a SELECT INBOX (QRESYNC (1 2 1:5 ) )", "a SELECT INBOX (QRESYNC (1 2 1:5))"],
+  ["a GETMETADATA INBOX ( /private/devicetoken )", "a GETMETADATA INBOX (/private/devicetoken)"],
+];
+
+for (const [spaced, strict] of lenient) {
+  Deno.test(`parseCommand reads ${JSON.stringify(spaced)} as Dovecot does`, async () => {
+    assert.deepEqual(await parseWire(spaced), await parseWire(strict));
+  });
+}
+
+Deno.test("parseCommand refuses more than one space after the tag or UID", async () => {
+  for (const wire of ["a  NOOP", "a UID  FETCH 1 FLAGS"]) {
+    await assert.rejects(parseWire(wire), /Expected one space before the command/);
+  }
+});
+
+Deno.test("readCommand takes a command ended by a bare LF", async () => {
+  const raw = await readCommand(
+    new BufferConnection('a01 SETMETADATA INBOX (/private/devicetoken "1111" )\n'),
+    LIMITS,
+  );
+  assert.ok(raw);
+  assert.deepEqual(parseCommand(raw), {
+    tag: "a01",
+    name: "SETMETADATA",
+    mailbox: "INBOX",
+    entries: [{ entry: "/private/devicetoken", value: "1111" }],
+  });
 });

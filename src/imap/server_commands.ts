@@ -6,6 +6,7 @@ import { ConnectionClosedError } from "../net/mod.ts";
 import type { CommandTable, SessionContext } from "./session.ts";
 import type { Command, CommandOf } from "./types.ts";
 import { bad, ImapNo, str } from "./responses.ts";
+import { literal, mailboxPiece } from "./encode.ts";
 
 const ANY = ["notauth", "auth", "selected"] as const;
 const AUTHED = ["auth", "selected"] as const;
@@ -218,10 +219,18 @@ export const serverCommands: CommandTable = {
         return true;
       });
       if (shown.length > 0) {
-        const items = shown.map((v) => `${v.entry} ${str(v.value)}`).join(" ");
-        ctx.out(`* METADATA ${str(c.mailbox)} (${items})\r\n`);
+        // As Dovecot: INBOX bare, every value a literal (NIL when unset).
+        ctx.out(`* METADATA `);
+        ctx.out(mailboxPiece(c.mailbox));
+        ctx.out(" (");
+        shown.forEach((v, i) => {
+          ctx.out(`${i ? " " : ""}${v.entry} `);
+          ctx.out(v.value === null ? "NIL" : literal(v.value));
+        });
+        ctx.out(")\r\n");
       }
-      if (longest > 0) return `[METADATA LONGENTRIES ${longest}] GETMETADATA completed`;
+      if (longest > 0) return `[METADATA LONGENTRIES ${longest}] Getmetadata completed.`;
+      return "Getmetadata completed.";
     },
   },
   SETMETADATA: {
@@ -240,7 +249,7 @@ export const serverCommands: CommandTable = {
         if (problem === "TOOMANY") throw new ImapNo("Too many entries", "METADATA TOOMANY");
         if (problem) throw new ImapNo(`Cannot set ${e.entry}`, problem);
       }
-      return "SETMETADATA completed";
+      return "Setmetadata completed.";
     },
   },
 };

@@ -11,6 +11,7 @@ import type {
   MessageRecord,
   Store,
 } from "../store/types.ts";
+import { spoolBytes } from "../store/message_input.ts";
 
 export interface MailboxServiceOptions {
   store: Store;
@@ -95,13 +96,20 @@ export class MailboxService {
     flags: string[];
     internalDate?: number;
   }): Promise<{ mailboxId: number; uidValidity: number; uid: number; modSeq: number }> {
-    const r = await this.#store.append({
-      ...input,
-      internalDate: input.internalDate ?? this.#now(),
-      defaultQuotaBytes: this.defaultQuotaBytes,
-    });
-    this.#changed(input.accountId, r.mailboxId);
-    return r;
+    const { data, ...rest } = input;
+    const spooled = await spoolBytes(this.#store, data);
+    try {
+      const r = await this.#store.append({
+        ...rest,
+        body: spooled.body,
+        internalDate: input.internalDate ?? this.#now(),
+        defaultQuotaBytes: this.defaultQuotaBytes,
+      });
+      this.#changed(input.accountId, r.mailboxId);
+      return r;
+    } finally {
+      await spooled.discard();
+    }
   }
 
   listMessages(mailboxId: number): Promise<MessageRecord[]> {

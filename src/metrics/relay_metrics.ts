@@ -57,6 +57,19 @@ export interface RelayMetrics {
   };
   readonly pushSent: Counter;
   readonly pushFailed: Counter;
+  /** Iroh relay clients connected now, by upgrade form ("relay", "websocket"). */
+  readonly irohClients: Gauge<"protocol">;
+  /** Iroh relay connections ended, by outcome (client left, timeouts, refused handshakes…). */
+  readonly irohSessions: Counter<"outcome">;
+  /** Packets the iroh relay wrote to their receivers, and their bytes. */
+  readonly irohRelayedPackets: Counter;
+  readonly irohRelayedBytes: Counter;
+  /** Packet bytes clients handed to the iroh relay. */
+  readonly irohReceivedBytes: Counter;
+  /** Frames the iroh relay dropped: no such peer, a receiver's queue full. */
+  readonly irohDropped: Counter<"reason">;
+  /** Frames after which a client had to wait for its rate limit. */
+  readonly irohRateLimited: Counter;
   /** Messages received and delivered in the last 60 s. */
   ratesLastMinute(): { received: number; delivered: number };
   /** Per-minute received/delivered counts, oldest first. */
@@ -153,6 +166,35 @@ export function createRelayMetrics(
       "Push notifications accepted by the notification service",
     ),
     pushFailed: registry.counter("tern_push_failed_total", "Push notifications that failed"),
+    irohClients: registry.gauge("tern_iroh_clients", "Iroh relay clients connected now", [
+      "protocol",
+    ]),
+    irohSessions: registry.counter(
+      "tern_iroh_sessions_total",
+      "Iroh relay connections ended, by outcome",
+      ["outcome"],
+    ),
+    irohRelayedPackets: registry.counter(
+      "tern_iroh_relayed_packets_total",
+      "Packets the iroh relay delivered to their receivers",
+    ),
+    irohRelayedBytes: registry.counter(
+      "tern_iroh_relayed_bytes_total",
+      "Packet bytes the iroh relay delivered to their receivers",
+    ),
+    irohReceivedBytes: registry.counter(
+      "tern_iroh_received_bytes_total",
+      "Packet bytes clients sent to the iroh relay",
+    ),
+    irohDropped: registry.counter(
+      "tern_iroh_dropped_total",
+      "Frames the iroh relay dropped, by reason",
+      ["reason"],
+    ),
+    irohRateLimited: registry.counter(
+      "tern_iroh_rate_limited_total",
+      "Frames after which an iroh relay client waited for its rate limit",
+    ),
     ratesLastMinute: () => ({ received: received.lastMinute(), delivered: delivered.lastMinute() }),
     rateHistory(minutes = 30) {
       const r: MinutePoint[] = received.history(minutes);

@@ -74,6 +74,27 @@ export function parseHeaderBlock(bytes: Uint8Array, start = 0, stop?: StopLine):
   return { fields, headerEnd: bytes.length, complete: false };
 }
 
+/**
+ * Splits a whole header block held in `bytes` (up to its blank line or the end) into at most
+ * `maxFields` fields, with offsets shifted by `base`. `truncated` tells that fields were left out.
+ */
+export function splitFields(
+  bytes: Uint8Array,
+  base: number,
+  maxFields: number,
+): { fields: HeaderField[]; truncated: boolean } {
+  const block = parseHeaderBlock(bytes, 0);
+  const truncated = block.fields.length > maxFields;
+  const fields = truncated ? block.fields.slice(0, maxFields) : block.fields;
+  if (base !== 0) {
+    for (const f of fields) {
+      f.start += base;
+      f.end += base;
+    }
+  }
+  return { fields, truncated };
+}
+
 /** Where the top-level header block ends: just after its blank line, or at the end of the data. */
 export function splitHeader(bytes: Uint8Array): { headerEnd: number; complete: boolean } {
   let pos = 0;

@@ -35,6 +35,11 @@ export interface MimePart {
   /** End of the body, exclusive; the line break before a following boundary is not included. */
   end: number;
   headers: HeaderField[];
+  /**
+   * The raw header block, from `start` on (a copy, at most the parser's header cap): the bytes
+   * the fields' offsets point into, so ENVELOPE and HEADER.FIELDS need no read of the message.
+   */
+  rawHeader?: Uint8Array;
   contentType: ContentType;
   /** Lowercased; "7bit" when absent. */
   contentTransferEncoding: string;

@@ -3,6 +3,7 @@ import { listen, type ListenOptions } from "./listen.ts";
 import { generateSelfSigned, serverTls } from "./tls.ts";
 import { LineTooLongError } from "./connection.ts";
 import type { Connection } from "./connection.ts";
+import { requireTool } from "../../tests/support/tools.ts";
 
 const material = await generateSelfSigned(["localhost", "127.0.0.1"]);
 const tls = serverTls(material);
@@ -129,7 +130,10 @@ Deno.test("listen() limits connections per client address", async () => {
   }
 });
 
-Deno.test("STARTTLS works with openssl s_client", { ignore: !(await hasOpenssl()) }, async () => {
+const openssl = requireTool("openssl");
+Deno.test(openssl.title("STARTTLS works with openssl s_client"), {
+  ignore: openssl.ignore,
+}, async () => {
   const smtpLike = async (conn: Connection) => {
     await conn.write("220 test ESMTP\r\n");
     while (true) {
@@ -181,15 +185,6 @@ Deno.test("STARTTLS works with openssl s_client", { ignore: !(await hasOpenssl()
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-async function hasOpenssl() {
-  try {
-    return (await new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" })
-      .output()).success;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("implicit TLS (deno): limits per address answer over TLS; a silent client blocks no one", async () => {
   const l = await listenTls({

@@ -16,3 +16,5 @@ export {
   serverTls,
 } from "./tls.ts";
 export type { CertificateInfo, ServerTls, TlsMaterial } from "./tls.ts";
+export { resolvingFetch } from "./resolving_fetch.ts";
+export type { Resolve } from "./resolving_fetch.ts";

@@ -1,68 +1,52 @@
-// Which cleartext-or-encrypted shapes a message has (filtermail message.rs): PGP/MIME encryption,
-// the Secure-Join request, the self-sent Autocrypt Setup Message and mailer-daemon reports.
+// The shapes a message may have to pass (filtermail message.rs, outbound.rs, inbound.rs), judged
+// on the structure the streaming reader built plus what the gate's body checkers found.
 
-import {
-  decodeBody,
-  decodeEncodedWords,
-  decodeText,
-  headerValue,
-  type MimePart,
-} from "../mime/mod.ts";
-import { checkArmoredPayload } from "./openpgp_packets.ts";
+import { decodeEncodedWords, type MimePart } from "../mime/mod.ts";
+import { exactField } from "./sender_identity.ts";
 
-function mimeType(p: MimePart): string {
+export function mimeType(p: MimePart): string {
   return `${p.contentType.type}/${p.contentType.subtype}`;
 }
 
+/** A leaf: no subparts, no encapsulated message (mailparse: "not multipart"). */
+export function isLeaf(p: MimePart): boolean {
+  return p.children.length === 0 && p.message === undefined;
+}
+
+/** Charsets in which ASCII text decodes to itself: the ones body checks can trust. */
+const ASCII_CHARSETS = /^(us-ascii|ascii|utf-?8|iso-8859-\d{1,2}|windows-125\d|latin-?1)$/i;
+
+export function asciiCharset(p: MimePart): boolean {
+  const c = p.contentType.params.charset;
+  return c === undefined || ASCII_CHARSETS.test(c.trim());
+}
+
+const WORD = /^=\?(utf-8|us-ascii|iso-8859-1)\?([BbQq])\?([A-Za-z0-9+/=_.-]*)\?=$/i;
+
 /**
- * RFC 3156 PGP/MIME as Delta Chat writes it: multipart/encrypted with exactly two leaf parts,
- * "Version: 1" then the armored payload. Stricter than filtermail, which also passes a
- * multipart/encrypted holding only the first part.
+ * The value of the first field named exactly `name`, as every reader sees it, or undefined when
+ * readers could differ: one line (mailparse turns a fold into a leading or doubled blank), no
+ * trailing blank (mailparse keeps it, tern drops it), and either plain text or one encoded word
+ * in a common charset (mailparse decodes it, so tern does too).
  */
-export function isEncryptedMessage(
-  root: MimePart,
-  bytes: Uint8Array,
-  direction: "outgoing" | "incoming",
-): boolean {
-  if (mimeType(root) !== "multipart/encrypted" || root.children.length !== 2) return false;
-  const [control, payload] = root.children;
-  if (control.contentType.type === "multipart" || payload.contentType.type === "multipart") {
-    return false;
-  }
-  return mimeType(control) === "application/pgp-encrypted" &&
-    decodeText(control, bytes).trim() === "Version: 1" &&
-    mimeType(payload) === "application/octet-stream" &&
-    checkArmoredPayload(decodeBody(payload, bytes), direction);
+export function exactValue(root: MimePart, name: string): string | undefined {
+  const f = exactField(root, name);
+  if (!f || !root.rawHeader) return undefined;
+  const raw = root.rawHeader.subarray(f.start - root.start + name.length + 1, f.end - root.start);
+  let s = 0;
+  let e = raw.length;
+  if (e > s && raw[e - 1] === 10) e--;
+  if (e > s && raw[e - 1] === 13) e--;
+  while (s < e && (raw[s] === 32 || raw[s] === 9)) s++;
+  for (let i = s; i < e; i++) if (raw[i] < 32 || raw[i] > 126) return undefined;
+  if (e > s && (raw[e - 1] === 32 || raw[e - 1] === 9)) return undefined;
+  const text = String.fromCharCode(...raw.subarray(s, Math.min(e, s + 200)));
+  if (!text.includes("=?")) return text;
+  return WORD.test(text) ? decodeEncodedWords(text) : undefined;
 }
 
-const SECURE_JOIN_BODIES = ["secure-join: vc-request", "secure-join: vg-request"];
-
-/** The first Secure-Join step, which may travel in cleartext: one text/plain part naming it. */
-export function isSecureJoinRequest(root: MimePart, bytes: Uint8Array): boolean {
-  const step = headerValue(root, "secure-join");
-  if (step !== "vc-request" && step !== "vg-request") return false;
-  if (root.contentType.type !== "multipart" || root.children.length !== 1) return false;
-  const part = root.children[0];
-  if (part.contentType.type === "multipart" || mimeType(part) !== "text/plain") return false;
-  return SECURE_JOIN_BODIES.includes(decodeText(part, bytes).trim().toLowerCase());
-}
-
-/** An Autocrypt Setup Message the sender mails to themselves (one recipient: the From address). */
-export function isSelfSentAutocryptSetup(
-  root: MimePart,
-  fromAddress: string,
-  recipients: readonly string[],
-): boolean {
-  return recipients.length === 1 && normalizeEnvelopeAddress(recipients[0]) === fromAddress &&
-    decodeEncodedWords(headerValue(root, "subject") ?? "").trim() === "Autocrypt Setup Message" &&
-    mimeType(root) === "multipart/mixed";
-}
-
-/** A delivery report from a mailer daemon: Auto-Submitted set, From mailer-daemon@, multipart/report. */
-export function isMailerDaemonReport(root: MimePart, fromAddress: string): boolean {
-  return (headerValue(root, "auto-submitted") ?? "") !== "" &&
-    fromAddress.startsWith("mailer-daemon@") && mimeType(root) === "multipart/report";
-}
+export const SECURE_JOIN_STEPS = ["vc-request", "vg-request"];
+export const SECURE_JOIN_BODIES = ["secure-join: vc-request", "secure-join: vg-request"];
 
 /** Envelope addresses compare lowercased and without angle brackets. */
 export function normalizeEnvelopeAddress(a: string): string {

@@ -4,8 +4,9 @@
 import { RelayError } from "../errors.ts";
 import type { EventBus } from "../events/mod.ts";
 import type { SettingsStore } from "../store/types.ts";
+import { compactAppVersions, DEFAULT_APP_VERSIONS } from "./app_versions.ts";
 
-type Kind = "boolean" | "enum" | "list" | "string";
+type Kind = "boolean" | "enum" | "list" | "string" | "json";
 
 interface SettingSpec {
   kind: Kind;
@@ -30,6 +31,12 @@ export const SETTINGS = {
   },
   push_enabled: { kind: "boolean", default: "true", doc: "Send push notifications" },
   turn_enabled: { kind: "boolean", default: "true", doc: "Offer TURN credentials to clients" },
+  iroh_enabled: {
+    kind: "boolean",
+    default: "true",
+    doc:
+      "Offer an iroh relay for webxdc realtime apps (the embedded one unless iroh_relay names another); off: none is served or offered",
+  },
   federation_mode: {
     kind: "enum",
     values: ["blocklist", "allowlist"],
@@ -40,12 +47,18 @@ export const SETTINGS = {
   federation_allowlist: {
     kind: "list",
     default: "",
-    doc: "Domains allowed in allowlist mode, comma-separated",
+    doc: "Domains allowed in allowlist mode, separated by commas, spaces or line breaks",
   },
   admin_contact: {
     kind: "string",
     default: "",
-    doc: "Contact address shown as METADATA /shared/admin",
+    doc: "Operator contact on the privacy page; overrides the admin_contact config key there",
+  },
+  app_versions: {
+    kind: "json",
+    default: JSON.stringify(DEFAULT_APP_VERSIONS),
+    doc:
+      "App releases offered to clients as METADATA /shared/vendor/deltachat/appversions (JSON, the reference's schema); empty serves nothing",
   },
 } as const satisfies Record<string, SettingSpec>;
 
@@ -92,6 +105,16 @@ export function validateSetting(key: string, value: string): string {
   if (spec.kind === "list") {
     return v.split(/[,\s]+/).filter(Boolean).map((s) => s.toLowerCase()).join(",");
   }
+  if (spec.kind === "json" && v !== "") {
+    try {
+      return compactAppVersions(v);
+    } catch (err) {
+      throw new RelayError(
+        "invalid_argument",
+        `Invalid value for "${key}": ${(err as Error).message}`,
+      );
+    }
+  }
   return v;
 }
 
@@ -99,10 +122,26 @@ export class SettingsService {
   #store: SettingsStore;
   #bus?: EventBus;
   #values = new Map<SettingKey, string>();
+  #defaults: Partial<Record<SettingKey, string>>;
 
-  constructor(options: { store: SettingsStore; bus?: EventBus }) {
+  constructor(
+    options: {
+      store: SettingsStore;
+      bus?: EventBus;
+      /** Defaults from the static config (e.g. app_versions_file), validated like values. */
+      defaults?: Partial<Record<SettingKey, string>>;
+    },
+  ) {
     this.#store = options.store;
     this.#bus = options.bus;
+    this.#defaults = {};
+    for (const [k, v] of Object.entries(options.defaults ?? {}) as [SettingKey, string][]) {
+      this.#defaults[k] = validateSetting(k, v);
+    }
+  }
+
+  #default(key: SettingKey): string {
+    return this.#defaults[key] ?? SETTINGS[key].default;
   }
 
   /** Loads stored values; call once at start. */
@@ -115,7 +154,7 @@ export class SettingsService {
   }
 
   get(key: SettingKey): string {
-    return this.#values.get(key) ?? SETTINGS[key].default;
+    return this.#values.get(key) ?? this.#default(key);
   }
 
   bool(key: SettingKey): boolean {
@@ -139,7 +178,7 @@ export class SettingsService {
       return {
         key,
         value: this.get(key),
-        default: spec.default,
+        default: this.#default(key),
         doc: spec.doc,
         kind: spec.kind,
         values: spec.values,

@@ -50,6 +50,8 @@ export class SmtpSession {
   #login: string | null = null;
   #mailFrom: string | null = null;
   #recipients: string[] = [];
+  /** The submission sender check of this transaction (undefined until its first RCPT). */
+  #senderVerdict: SmtpReply | null | undefined = undefined;
   #errors = 0;
 
   constructor(conn: Connection, options: SmtpSessionOptions, backend: SmtpBackend) {
@@ -77,9 +79,21 @@ export class SmtpSession {
     await this.#send(reply);
   }
 
+  /** A refused MAIL or RCPT: one debug line (the operator's trail), then the reply. */
+  async #refuse(stage: "mail" | "rcpt", reply: SmtpReply) {
+    this.#opts.log?.debug(`smtp ${stage} refused`, {
+      conn: this.#conn.id,
+      from: this.#mailFrom ?? "",
+      code: reply.code,
+      text: reply.text,
+    });
+    await this.#error(reply);
+  }
+
   #reset() {
     this.#mailFrom = null;
     this.#recipients = [];
+    this.#senderVerdict = undefined;
   }
 
   async run(signal?: AbortSignal): Promise<void> {
@@ -294,48 +308,65 @@ export class SmtpSession {
   }
 
   async #mail(arg: string) {
-    if (!this.#greeted) return await this.#error(BAD_SEQUENCE("Send EHLO first"));
+    if (!this.#greeted) return await this.#refuse("mail", BAD_SEQUENCE("Send EHLO first"));
     if (this.#submission && !this.#conn.isTls) {
-      return await this.#error(r(530, "5.7.0", "Must issue a STARTTLS command first"));
+      return await this.#refuse("mail", r(530, "5.7.0", "Must issue a STARTTLS command first"));
     }
     if (this.#submission && !this.#login) {
-      return await this.#error(r(530, "5.7.0", "Authentication required"));
+      return await this.#refuse("mail", r(530, "5.7.0", "Authentication required"));
     }
-    if (this.#mailFrom !== null) return await this.#error(BAD_SEQUENCE("Sender already specified"));
+    if (this.#mailFrom !== null) {
+      return await this.#refuse("mail", BAD_SEQUENCE("Sender already specified"));
+    }
     const m = /^FROM:\s*(<[^>]*>|\S+)(.*)$/i.exec(arg);
     const path = m ? parsePath(m[1]) : null;
     if (!m || path === null) {
-      return await this.#error(r(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
+      return await this.#refuse("mail", r(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
     }
     const params = parseMailParams(m[2]);
-    if (!params) return await this.#error(r(555, "5.5.4", "Unsupported MAIL parameter"));
+    if (!params) return await this.#refuse("mail", r(555, "5.5.4", "Unsupported MAIL parameter"));
     if (params.size !== undefined && params.size > this.#opts.maxMessageBytes) {
-      return await this.#error(r(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+      return await this.#refuse(
+        "mail",
+        r(552, "5.3.4", "Message size exceeds fixed maximum message size"),
+      );
     }
-    if (this.#login) {
-      const refused = this.#backend.checkSender(this.#login, path);
-      if (refused) {
-        this.#opts.hooks?.onReply?.("mail", refused);
-        return await this.#error(refused);
-      }
-    }
+    // The sender's ownership and send rate are judged at RCPT, as the reference relay's Postfix
+    // delays these refusals (smtpd_delay_reject): clients read the per-recipient result.
     this.#mailFrom = path;
+    this.#senderVerdict = undefined;
     this.#opts.log?.debug("smtp mail", { conn: this.#conn.id, from: path });
     await this.#send(OK);
   }
 
+  /** Submission: the sender check, once per transaction, at its first RCPT. */
+  #checkSender(): SmtpReply | null {
+    if (!this.#login || this.#mailFrom === null) return null;
+    this.#senderVerdict ??= this.#backend.checkSender(this.#login, this.#mailFrom);
+    return this.#senderVerdict;
+  }
+
   async #rcpt(arg: string) {
-    if (this.#mailFrom === null) return await this.#error(BAD_SEQUENCE("Need MAIL before RCPT"));
+    if (this.#mailFrom === null) {
+      return await this.#refuse("rcpt", BAD_SEQUENCE("Need MAIL before RCPT"));
+    }
     const m = /^TO:\s*(<[^>]*>|\S+)\s*$/i.exec(arg);
     const path = m ? parsePath(m[1]) : null;
-    if (!m || !path) return await this.#error(r(501, "5.5.4", "Syntax: RCPT TO:<address>"));
+    if (!m || !path) {
+      return await this.#refuse("rcpt", r(501, "5.5.4", "Syntax: RCPT TO:<address>"));
+    }
     if (this.#recipients.length >= this.#opts.maxRecipients) {
-      return await this.#error(r(452, "4.5.3", "Too many recipients"));
+      return await this.#refuse("rcpt", r(452, "4.5.3", "Too many recipients"));
+    }
+    const senderRefused = this.#checkSender();
+    if (senderRefused) {
+      this.#opts.hooks?.onReply?.("rcpt", senderRefused);
+      return await this.#refuse("rcpt", senderRefused);
     }
     const refused = await this.#backend.checkRecipient(path, this.#opts.mode);
     if (refused) {
       this.#opts.hooks?.onReply?.("rcpt", refused);
-      return await this.#error(refused);
+      return await this.#refuse("rcpt", refused);
     }
     this.#recipients.push(path);
     await this.#send(OK);

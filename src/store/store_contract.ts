@@ -2,6 +2,8 @@
 
 import assert from "node:assert/strict";
 import type { Store } from "./types.ts";
+import { bytesBody } from "./message_input.ts";
+import { isRelayError } from "../errors.ts";
 
 const enc = new TextEncoder();
 
@@ -12,7 +14,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
       try {
         await fn(s);
       } finally {
-        s.close();
+        await s.close();
       }
     });
 
@@ -36,7 +38,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     const b = (await s.createAccount({ address: "b@x", passwordHash: "h", now: 1 })).account;
     const data = enc.encode("Subject: hi\r\n\r\nbody\r\n");
     const out = await s.deliver({
-      data,
+      body: bytesBody(data),
       internalDate: 5,
       targets: [{ accountId: a.id, mailboxName: "INBOX" }, {
         accountId: b.id,
@@ -51,7 +53,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal(ma.uid, 1);
     assert.deepEqual(await s.readBody(ma.bodyId), data);
     const out2 = await s.deliver({
-      data,
+      body: bytesBody(data),
       internalDate: 6,
       targets: [{ accountId: a.id, mailboxName: "INBOX" }],
       defaultQuotaBytes: 1000,
@@ -63,14 +65,14 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const data = new Uint8Array(600);
     const first = await s.deliver({
-      data,
+      body: bytesBody(data),
       internalDate: 1,
       targets: [{ accountId: a.id, mailboxName: "INBOX" }],
       defaultQuotaBytes: 1000,
     });
     assert.equal(first[0].ok, true);
     const second = await s.deliver({
-      data,
+      body: bytesBody(data),
       internalDate: 1,
       targets: [{ accountId: a.id, mailboxName: "INBOX" }],
       defaultQuotaBytes: 1000,
@@ -86,7 +88,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
       await s.append({
         accountId: a.id,
         mailboxName: "INBOX",
-        data: enc.encode(`m${i}\r\n`),
+        body: bytesBody(enc.encode(`m${i}\r\n`)),
         flags: [],
         internalDate: i,
         defaultQuotaBytes: 1e6,
@@ -124,7 +126,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     await s.append({
       accountId: a.id,
       mailboxName: "INBOX",
-      data: enc.encode("x\r\n"),
+      body: bytesBody(enc.encode("x\r\n")),
       flags: ["\\Seen"],
       internalDate: 1,
       defaultQuotaBytes: 1e6,
@@ -138,7 +140,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     const again = await s.append({
       accountId: a.id,
       mailboxName: "INBOX",
-      data: enc.encode("y\r\n"),
+      body: bytesBody(enc.encode("y\r\n")),
       flags: [],
       internalDate: 1,
       defaultQuotaBytes: 1e6,
@@ -153,7 +155,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
       await s.append({
         accountId: a.id,
         mailboxName: "INBOX",
-        data: enc.encode(d),
+        body: bytesBody(enc.encode(d)),
         flags: [],
         internalDate: 1,
         defaultQuotaBytes: 1e6,
@@ -170,7 +172,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     await s.append({
       accountId: a.id,
       mailboxName: "INBOX",
-      data: enc.encode("x\r\n"),
+      body: bytesBody(enc.encode("x\r\n")),
       flags: [],
       internalDate: 1,
       defaultQuotaBytes: 1e6,
@@ -186,7 +188,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     await s.append({
       accountId: a.id,
       mailboxName: "INBOX",
-      data: enc.encode("x\r\n"),
+      body: bytesBody(enc.encode("x\r\n")),
       flags: [],
       internalDate: 1,
       defaultQuotaBytes: 1e6,
@@ -223,7 +225,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
   test("queue keeps per-recipient status and frees its body on delete", async (s) => {
     const id = await s.enqueue({
       sender: "a@x",
-      data: enc.encode("m\r\n"),
+      body: bytesBody(enc.encode("m\r\n")),
       recipients: ["b@y.org", "c@z.org"],
       now: 10,
     });
@@ -257,4 +259,327 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal((await s.duePushJobs(35, 10)).length, 0);
     assert.equal((await s.duePushJobs(40, 10))[0].attempt, 1);
   });
+
+  test("spooled bodies: small and large round-trip, ranged reads, small-body batches", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const small = enc.encode("Subject: s\r\n\r\nsmall\r\n");
+    const large = pattern(300_000);
+    const ids: number[] = [];
+    for (const bytes of [small, large]) {
+      const spool = s.createSpool();
+      // Odd chunk sizes, awaited one by one (back-pressure).
+      for (let off = 0; off < bytes.length; off += 65_537) {
+        await spool.write(bytes.subarray(off, off + 65_537));
+      }
+      assert.equal(spool.size, bytes.length);
+      const body = await spool.finish();
+      assert.equal(body.size, bytes.length);
+      const r = await s.append({
+        accountId: a.id,
+        mailboxName: "INBOX",
+        body,
+        flags: [],
+        internalDate: 1,
+        defaultQuotaBytes: 1e9,
+      });
+      await spool.discard();
+      await spool.discard();
+      ids.push((await s.getMessages(r.mailboxId, [r.uid]))[0].bodyId);
+    }
+    assert.deepEqual(await s.readBody(ids[0]), small);
+    assert.deepEqual(await s.readBody(ids[1]), large);
+    const reader = (await s.openBody(ids[1]))!;
+    try {
+      assert.equal(reader.size, large.length);
+      assert.deepEqual(await reader.read(0, 10), large.subarray(0, 10));
+      assert.deepEqual(await reader.read(131_000, 5_000), large.subarray(131_000, 136_000));
+      assert.deepEqual(await reader.read(299_990, 100), large.subarray(299_990));
+      assert.equal((await reader.read(400_000, 10)).length, 0);
+    } finally {
+      await reader.close();
+    }
+    const batch = await s.readSmallBodies([ids[0], ids[1], 999_999]);
+    assert.deepEqual(batch.get(ids[0])?.bytes, small);
+    assert.equal(batch.has(999_999), false);
+    assert.equal(await s.openBody(999_999), null);
+  });
+
+  test("a discarded spool refuses more writes and can be given up at any point", async (s) => {
+    const spool = s.createSpool();
+    await spool.write(pattern(200_000));
+    await spool.discard();
+    await assert.rejects(spool.write(new Uint8Array(1)), /discarded/);
+    await assert.rejects(spool.finish(), /discarded/);
+  });
+
+  test("one spooled body stored with different heads; freed when its last user goes", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const inbox = (await s.getMailbox(a.id, "INBOX"))!;
+    const header = enc.encode("Subject: secret\r\nReceived: x\r\n\r\n");
+    const original = concat(header, pattern(250_000));
+    const spool = s.createSpool();
+    await spool.write(original);
+    const body = await spool.finish();
+    const storedHead = enc.encode("Subject: secret\r\n\r\n");
+    const queuedHead = enc.encode("Subject: [...]\r\n\r\n");
+    const [o] = await s.deliver({
+      head: storedHead,
+      body,
+      skip: header.length,
+      internalDate: 1,
+      targets: [{ accountId: a.id, mailboxName: "INBOX" }],
+      defaultQuotaBytes: 1e9,
+    });
+    const qid = await s.enqueue({
+      head: queuedHead,
+      body,
+      skip: header.length,
+      sender: "a@x",
+      recipients: ["b@y.org"],
+      now: 1,
+    });
+    await spool.discard();
+    assert.ok(o.ok);
+    const [m] = await s.getMessages(inbox.id, [o.uid]);
+    assert.equal(m.size, storedHead.length + original.length - header.length);
+    assert.equal(await s.usedBytes(a.id), m.size);
+    assert.deepEqual(
+      await s.readBody(m.bodyId),
+      concat(storedHead, original.subarray(header.length)),
+    );
+    const q = (await s.getQueueEntry(qid))!;
+    assert.deepEqual(
+      await s.readBody(q.bodyId),
+      concat(queuedHead, original.subarray(header.length)),
+    );
+    assert.equal(await s.deleteQueueEntry(qid), true);
+    assert.equal(await s.readBody(q.bodyId), null);
+    assert.deepEqual(
+      await s.readBody(m.bodyId),
+      concat(storedHead, original.subarray(header.length)),
+      "the stored copy outlives the queue copy",
+    );
+    await s.removeMessages(inbox.id, [o.uid]);
+    assert.equal(await s.openBody(m.bodyId), null);
+    await assert.rejects(
+      s.deliver({
+        body,
+        skip: body.size + 1,
+        internalDate: 1,
+        targets: [{ accountId: a.id, mailboxName: "INBOX" }],
+        defaultQuotaBytes: 1e9,
+      }),
+      (err: unknown) => isRelayError(err, "invalid_argument"),
+    );
+  });
+
+  test("structure blobs are kept with the body and can be backfilled", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const structure = new Uint8Array([1, 2, 3, 250]);
+    const withIt = await s.append({
+      accountId: a.id,
+      mailboxName: "INBOX",
+      body: bytesBody(enc.encode("x\r\n")),
+      structure,
+      flags: [],
+      internalDate: 1,
+      defaultQuotaBytes: 1e6,
+    });
+    const without = await s.append({
+      accountId: a.id,
+      mailboxName: "INBOX",
+      body: bytesBody(enc.encode("y\r\n")),
+      flags: [],
+      internalDate: 1,
+      defaultQuotaBytes: 1e6,
+    });
+    const [m1, m2] = await s.getMessages(withIt.mailboxId, [withIt.uid, without.uid]);
+    const r1 = (await s.openBody(m1.bodyId))!;
+    assert.deepEqual(r1.structure, structure);
+    await r1.close();
+    assert.deepEqual((await s.readSmallBodies([m1.bodyId])).get(m1.bodyId)?.structure, structure);
+    assert.equal((await s.readSmallBodies([m2.bodyId])).get(m2.bodyId)?.structure, null);
+    await s.setBodyStructure(m2.bodyId, new Uint8Array([9]));
+    const r2 = (await s.openBody(m2.bodyId))!;
+    assert.deepEqual(r2.structure, new Uint8Array([9]));
+    await r2.close();
+  });
+
+  test("counters follow every change of messages and mailboxes", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const inbox = (await s.getMailbox(a.id, "INBOX"))!;
+    const other = await s.createMailbox(a.id, "Other");
+    const check = async () => {
+      let used = 0;
+      for (const mb of await s.listMailboxes(a.id)) {
+        const msgs = await s.listMessages(mb.id, { afterUid: 0, limit: 1000 });
+        const recent = mb.recent;
+        assert.equal(mb.messages, msgs.length, `${mb.name} messages`);
+        assert.equal(mb.unseen, msgs.filter((m) => !m.flags.includes("\\Seen")).length);
+        assert.equal(mb.sizeBytes, msgs.reduce((n, m) => n + m.size, 0), `${mb.name} size`);
+        assert.ok(recent >= 0 && recent <= msgs.length);
+        used += mb.sizeBytes;
+      }
+      assert.equal(await s.usedBytes(a.id), used);
+      assert.equal((await s.getAccountById(a.id))!.usedBytes, used);
+    };
+    for (let i = 0; i < 6; i++) {
+      await s.append({
+        accountId: a.id,
+        mailboxName: "INBOX",
+        body: bytesBody(enc.encode(`message ${i}\r\n`.repeat(i + 1))),
+        flags: i % 2 ? ["\\Seen"] : [],
+        internalDate: i,
+        defaultQuotaBytes: 1e6,
+      });
+    }
+    await check();
+    assert.equal((await s.getMailboxById(inbox.id))!.recent, 6);
+    await s.claimRecent(inbox.id);
+    assert.equal((await s.getMailboxById(inbox.id))!.recent, 0);
+    await s.setFlags(inbox.id, { uids: [1, 2], mode: "add", flags: ["\\Seen"] });
+    await s.setFlags(inbox.id, { uids: [3], mode: "remove", flags: ["\\Seen"] });
+    await check();
+    await s.copyMessages(inbox.id, [1, 2], other.id);
+    await s.moveMessages(inbox.id, [3], other.id);
+    await check();
+    await s.setFlags(inbox.id, { uids: [4], mode: "add", flags: ["\\Deleted"] });
+    await s.expunge(inbox.id);
+    await s.removeMessages(inbox.id, [5]);
+    await check();
+    await s.renameMailbox(a.id, "INBOX", "Old");
+    await check();
+    await s.deleteMailbox(a.id, "Other");
+    await check();
+    assert.equal((await s.getMailbox(a.id, "INBOX"))!.messages, 0);
+  });
+
+  test("listMessages pages in UID order", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    for (let i = 0; i < 5; i++) {
+      await s.append({
+        accountId: a.id,
+        mailboxName: "INBOX",
+        body: bytesBody(enc.encode(`${i}\r\n`)),
+        flags: [],
+        internalDate: i,
+        defaultQuotaBytes: 1e6,
+      });
+    }
+    const inbox = (await s.getMailbox(a.id, "INBOX"))!;
+    const p1 = await s.listMessages(inbox.id, { afterUid: 0, limit: 2 });
+    const p2 = await s.listMessages(inbox.id, { afterUid: p1[1].uid, limit: 2 });
+    const p3 = await s.listMessages(inbox.id, { afterUid: p2[1].uid, limit: 2 });
+    assert.deepEqual([...p1, ...p2, ...p3].map((m) => m.uid), [1, 2, 3, 4, 5]);
+    assert.deepEqual((await s.listMessages(inbox.id)).map((m) => m.uid), [1, 2, 3, 4, 5]);
+  });
+
+  test("old expunge tombstones are forgotten and the horizon says up to where", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const inbox = (await s.getMailbox(a.id, "INBOX"))!;
+    for (let i = 0; i < 3; i++) {
+      await s.append({
+        accountId: a.id,
+        mailboxName: "INBOX",
+        body: bytesBody(enc.encode(`${i}\r\n`)),
+        flags: [],
+        internalDate: i,
+        defaultQuotaBytes: 1e6,
+      });
+    }
+    await s.removeMessages(inbox.id, [1]);
+    const expungedAt = (await s.getMailboxById(inbox.id))!.highestModSeq;
+    assert.equal((await s.getMailboxById(inbox.id))!.expungeHorizonModSeq, 0);
+    assert.equal(await s.purgeTombstones(0, 100), 0, "nothing is that old");
+    assert.equal(await s.purgeTombstones(Date.now() + 60_000, 100), 1);
+    await s.removeMessages(inbox.id, [2]);
+    const mb = (await s.getMailboxById(inbox.id))!;
+    assert.equal(mb.expungeHorizonModSeq, expungedAt);
+    assert.deepEqual((await s.changesSince(inbox.id, 0)).expunged, [2]);
+    const space = await s.reclaimSpace(100);
+    assert.ok(space.freed >= 0 && space.remaining >= 0);
+  });
+
+  test("writes made together commit together; one failing write fails alone", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const appends = Array.from({ length: 40 }, (_, i) =>
+      s.append({
+        accountId: a.id,
+        mailboxName: i === 17 ? "Missing" : "INBOX",
+        body: bytesBody(enc.encode(`${i}\r\n`)),
+        flags: [],
+        internalDate: i,
+        defaultQuotaBytes: 1e6,
+      }));
+    const results = await Promise.allSettled(appends);
+    const failed = results.filter((r) => r.status === "rejected");
+    assert.equal(failed.length, 1);
+    assert.ok(isRelayError((failed[0] as PromiseRejectedResult).reason, "mailbox_not_found"));
+    const uids = results.flatMap((r) => r.status === "fulfilled" ? [r.value.uid] : []);
+    assert.deepEqual(uids, Array.from({ length: 39 }, (_, i) => i + 1));
+    assert.equal((await s.getMailbox(a.id, "INBOX"))!.messages, 39);
+  });
+
+  test("listings that may touch many rows: accounts, inactive accounts, queue, retention", async (s) => {
+    for (const [i, name] of ["b@x", "a@x", "c@y"].entries()) {
+      await s.createAccount({ address: name, passwordHash: "h", now: 10 + i });
+    }
+    const page = await s.listAccounts({ search: "@x", offset: 0, limit: 10 });
+    assert.deepEqual([page.total, page.items.map((a) => a.address)], [2, ["a@x", "b@x"]]);
+    assert.deepEqual((await s.listInactiveAccounts(12, 10)).map((a) => a.address), ["b@x", "a@x"]);
+    await s.enqueue({
+      body: bytesBody(enc.encode("q\r\n")),
+      sender: "a@x",
+      recipients: ["r@z"],
+      now: 1,
+    });
+    assert.equal((await s.listQueue({ offset: 0, limit: 10 })).total, 1);
+    const a = (await s.getAccount("a@x"))!;
+    await s.append({
+      accountId: a.id,
+      mailboxName: "INBOX",
+      body: bytesBody(enc.encode("old\r\n")),
+      flags: [],
+      internalDate: 5,
+      defaultQuotaBytes: 1e6,
+    });
+    const old = await s.listMessagesForRetention({ olderThan: 6, limit: 10 });
+    assert.deepEqual(old.map((m) => [m.accountId, m.internalDate]), [[a.id, 5]]);
+  });
+
+  test("freeUnreferencedBodies() and sweepBodyFiles() keep what is in use", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const spool = s.createSpool();
+    await spool.write(pattern(200_000));
+    const r = await s.append({
+      accountId: a.id,
+      mailboxName: "INBOX",
+      body: await spool.finish(),
+      flags: [],
+      internalDate: 1,
+      defaultQuotaBytes: 1e9,
+    });
+    await spool.discard();
+    assert.equal(await s.freeUnreferencedBodies(), 0);
+    assert.equal(await s.sweepBodyFiles(Date.now() + 60_000), 0);
+    const [m] = await s.getMessages(r.mailboxId, [r.uid]);
+    assert.deepEqual(await s.readBody(m.bodyId), pattern(200_000));
+  });
+}
+
+/** Bytes that differ at every offset (a wrong range shows). */
+function pattern(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 7 + (i >> 8)) & 0xff;
+  return out;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }

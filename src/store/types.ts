@@ -1,5 +1,12 @@
 // The store interface: use-case operations, each atomic, so a PostgreSQL store can implement each
 // as one transaction. Times are Unix milliseconds. Addresses are stored lowercased.
+//
+// Every method is bounded in time or paged: none returns every message of a mailbox at once
+// (listMessages without a page is the one legacy exception, served off the event loop). A
+// write's promise resolves after its commit, so a later read sees it. Message bodies come in
+// through a BodySpool (bounded memory, streamed to a file past a limit) and go out through a
+// BodyReader (ranged reads): no caller needs a whole large body in memory. See
+// /work/notes/store-api.md for which methods run where.
 
 export interface AccountRecord {
   id: number;
@@ -24,10 +31,17 @@ export interface MailboxRecord {
   highestModSeq: number;
   subscribed: boolean;
   specialUse: string | null;
+  /** Counters kept with every change: reading them costs the same for any mailbox size. */
   messages: number;
   unseen: number;
   recent: number;
   sizeBytes: number;
+  /**
+   * Expunges with a modseq up to this one may have been forgotten (tombstones are purged after
+   * a horizon): changes since an older modseq cannot list every expunged UID, and QRESYNC must
+   * answer conservatively (RFC 7162 §3.2.5.2). 0 when nothing was ever purged.
+   */
+  expungeHorizonModSeq: number;
 }
 
 export interface MessageRecord {
@@ -39,6 +53,61 @@ export interface MessageRecord {
   internalDate: number;
   size: number;
   bodyId: number;
+}
+
+/**
+ * A received message body, held by the store until committed: in memory up to a limit, beyond
+ * it in a temporary file. Plain data (it crosses to the store's writer thread); callers only read
+ * `size` and pass it back to deliver/append/enqueue.
+ */
+export interface SpooledBody {
+  readonly size: number;
+  /** The bytes when held in memory. */
+  readonly bytes: Uint8Array | null;
+  /** Store-private name of the spooled file when not in memory. */
+  readonly file: string | null;
+}
+
+/**
+ * Receives one body with bounded memory. `write` resolves when the next chunk may be written
+ * (back-pressure); `finish` makes the body durable enough to be committed and returns it. After
+ * the last deliver/append/enqueue using the body, `discard` frees what no commit kept; it is
+ * also the way to give up (safe to call at any point, and twice).
+ */
+export interface BodySpool {
+  write(chunk: Uint8Array): Promise<void>;
+  readonly size: number;
+  finish(): Promise<SpooledBody>;
+  discard(): Promise<void>;
+}
+
+/**
+ * A message to store: `head` (e.g. a rewritten header block) followed by the body's bytes from
+ * offset `skip` (e.g. after the original header block). Several stores of one spooled body with
+ * different heads share its bytes. `structure` is an opaque blob (BODYSTRUCTURE, ENVELOPE, part
+ * offsets) kept with the body and returned by reads.
+ */
+export interface MessageInput {
+  head?: Uint8Array;
+  body: SpooledBody;
+  skip?: number;
+  structure?: Uint8Array;
+}
+
+/** Ranged access to a stored message (head and body as one byte sequence). */
+export interface BodyReader {
+  readonly size: number;
+  readonly structure: Uint8Array | null;
+  /** Up to `length` bytes from `offset` (fewer only at the end). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Releases the file handle, if any; the reader stays valid while open even when expunged. */
+  close(): Promise<void>;
+}
+
+/** A small stored message read whole (see readSmallBodies). */
+export interface SmallBody {
+  bytes: Uint8Array;
+  structure: Uint8Array | null;
 }
 
 export interface MailboxChanges {
@@ -184,26 +253,46 @@ export interface MailboxStore {
   setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
   listSubscriptions(accountId: number): Promise<string[]>;
 
+  /** Receives a body for deliver/append/enqueue (see BodySpool). */
+  createSpool(): BodySpool;
   /** Stores one body shared by every target; per-target quota is checked against maxBytes. */
-  deliver(input: {
-    data: Uint8Array;
-    internalDate: number;
-    targets: DeliveryTarget[];
-    defaultQuotaBytes: number;
-  }): Promise<DeliveryOutcome[]>;
-  append(input: {
-    accountId: number;
-    mailboxName: string;
-    data: Uint8Array;
-    flags: string[];
-    internalDate: number;
-    defaultQuotaBytes: number;
-  }): Promise<{ mailboxId: number; uidValidity: number; uid: number; modSeq: number }>;
-  /** Every message of the mailbox in UID order (the SELECT snapshot). */
-  listMessages(mailboxId: number): Promise<MessageRecord[]>;
+  deliver(
+    input: MessageInput & {
+      internalDate: number;
+      targets: DeliveryTarget[];
+      defaultQuotaBytes: number;
+    },
+  ): Promise<DeliveryOutcome[]>;
+  append(
+    input: MessageInput & {
+      accountId: number;
+      mailboxName: string;
+      flags: string[];
+      internalDate: number;
+      defaultQuotaBytes: number;
+    },
+  ): Promise<{ mailboxId: number; uidValidity: number; uid: number; modSeq: number }>;
+  /**
+   * Messages in UID order: with a page, up to `limit` after UID `afterUid`; without one, every
+   * message of the mailbox (legacy: served off the event loop, prefer pages).
+   */
+  listMessages(
+    mailboxId: number,
+    page?: { afterUid: number; limit: number },
+  ): Promise<MessageRecord[]>;
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
   changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges>;
+  /** Ranged reader of a stored message; null when the body does not exist. */
+  openBody(bodyId: number): Promise<BodyReader | null>;
+  /**
+   * The whole bytes of those given bodies that are small (stored inline), read in one round
+   * trip up to a byte budget: ids missing from the answer must be read with openBody.
+   */
+  readSmallBodies(bodyIds: number[]): Promise<Map<number, SmallBody>>;
+  /** The whole message in memory (prefer openBody for anything that may be large). */
   readBody(bodyId: number): Promise<Uint8Array | null>;
+  /** Backfills the structure blob of a body stored without one (best effort). */
+  setBodyStructure(bodyId: number, structure: Uint8Array): Promise<void>;
   setFlags(mailboxId: number, update: FlagUpdate): Promise<FlagUpdateResult>;
   copyMessages(mailboxId: number, uids: number[], destinationMailboxId: number): Promise<
     CopyResult
@@ -221,7 +310,7 @@ export interface MailboxStore {
    * them, atomically, so exactly one session sees each message as recent.
    */
   claimRecent(mailboxId: number): Promise<number[]>;
-  /** Bytes used by the account (sum of message sizes over all mailboxes). */
+  /** Bytes used by the account (sum of message sizes over all mailboxes; a kept counter). */
   usedBytes(accountId: number): Promise<number>;
   /** Oldest messages first, for quota trimming and retention. */
   listMessagesForRetention(query: {
@@ -268,7 +357,7 @@ export interface BlocklistStore {
 
 export interface QueueStore {
   /** Stores the body and one recipient row per recipient, all due now. */
-  enqueue(input: { sender: string; data: Uint8Array; recipients: string[]; now: number }): Promise<
+  enqueue(input: MessageInput & { sender: string; recipients: string[]; now: number }): Promise<
     number
   >;
   /** Recipients due at `now`, oldest first, with their entries. */
@@ -309,11 +398,6 @@ export interface QueueStore {
    * counters), atomically. When no recipient is left to deliver the entry and its body go too.
    */
   recordAttempt(input: AttemptRecord): Promise<{ finished: boolean }>;
-  /**
-   * Several attempts' outcomes in one transaction (one commit for all); each is applied on its
-   * own (a failing one fails alone), results in order.
-   */
-  recordAttempts(inputs: AttemptRecord[]): Promise<({ finished: boolean } | { error: string })[]>;
   /** Adds messages received from other relays to their domains' counters, in one transaction. */
   countFederationReceived(counts: { domain: string; count: number }[], now: number): Promise<void>;
 }
@@ -362,6 +446,22 @@ export interface PushStore {
   countPushJobs(): Promise<number>;
 }
 
+/** Giving space back, in bounded steps a maintenance task repeats (none holds the store long). */
+export interface SpaceStore {
+  /** Returns up to `maxPages` free database pages to the file system; how many stay free. */
+  reclaimSpace(maxPages: number): Promise<{ freed: number; remaining: number }>;
+  /**
+   * Forgets up to `limit` expunge tombstones recorded before `before`, raising each mailbox's
+   * expungeHorizonModSeq; returns how many were forgotten.
+   */
+  purgeTombstones(before: number, limit: number): Promise<number>;
+  /**
+   * Deletes body files that no committed body references and that were last linked before
+   * `before` (a grace period for bodies being received or committed); returns how many.
+   */
+  sweepBodyFiles(before: number): Promise<number>;
+}
+
 /** Everything the relay persists. */
 export interface Store
   extends
@@ -373,8 +473,10 @@ export interface Store
     BlocklistStore,
     QueueStore,
     FederationStatsStore,
-    PushStore {
-  /** Consistent online copy of the whole store into a new file. */
+    PushStore,
+    SpaceStore {
+  /** Consistent online copy of the whole store (body files included) into one new file. */
   backup(path: string): Promise<void>;
-  close(): void;
+  /** Waits for writes in flight, then stops the store's threads and closes its files. */
+  close(): Promise<void>;
 }

@@ -1,6 +1,8 @@
 // Scheduled maintenance as the reference relay runs it (chatmail-relay.md §6): expire old mail,
 // large mail and inactive accounts, trim a mailbox past 75 % of its quota down to 70 % (never
-// touching mail younger than 24 h), and free stored bodies nothing references any more.
+// touching mail younger than 24 h), and free stored bodies nothing references any more. Then the
+// store's own upkeep, each in bounded steps: forget old expunge tombstones, delete orphaned body
+// files, give free database pages back to the file system.
 
 import type { MessageRecord, Store } from "../store/types.ts";
 import type { Logger } from "../log/mod.ts";
@@ -8,6 +10,11 @@ import type { Logger } from "../log/mod.ts";
 const DAY = 86_400_000;
 const LARGE_BYTES = 200 * 1024;
 const BATCH = 500;
+/** Spools and unreferenced body files younger than this may still be in use. */
+const FILE_GRACE_MS = DAY;
+/** Free pages given back per step (4 KiB each), and steps per run. */
+const RECLAIM_PAGES = 2048;
+const RECLAIM_STEPS = 512;
 
 export interface MaintenanceOptions {
   store: Store;
@@ -15,6 +22,8 @@ export interface MaintenanceOptions {
     deleteMailsAfterDays: number;
     deleteLargeAfterDays: number;
     deleteInactiveUsersAfterDays: number;
+    /** Tombstones of expunged messages are kept this long (QRESYNC). */
+    forgetExpungedAfterDays?: number;
   };
   defaultQuotaBytes: number;
   /** Reports removed messages so IMAP sessions see the expunges. */
@@ -38,6 +47,12 @@ export const TASKS: readonly TaskInfo[] = [
   },
   { name: "quota-trim", doc: "trim mailboxes over 75 % of quota down to 70 %" },
   { name: "free-bodies", doc: "free stored bodies no message or queue entry references" },
+  {
+    name: "forget-expunged",
+    doc: "forget records of messages expunged more than forget_expunged_after days ago",
+  },
+  { name: "sweep-files", doc: "delete body files and spools a crash left behind (after a day)" },
+  { name: "reclaim-space", doc: "give free database pages back to the file system" },
 ];
 
 export class Maintenance {
@@ -119,6 +134,26 @@ export class Maintenance {
       }
       case "free-bodies":
         return `${await this.#o.store.freeUnreferencedBodies()} bodies freed`;
+      case "forget-expunged": {
+        const before = now - (r.forgetExpungedAfterDays ?? 30) * DAY;
+        let n = 0;
+        for (let got = BATCH; got === BATCH;) {
+          got = await this.#o.store.purgeTombstones(before, BATCH);
+          n += got;
+        }
+        return `${n} expunge records forgotten`;
+      }
+      case "sweep-files":
+        return `${await this.#o.store.sweepBodyFiles(now - FILE_GRACE_MS)} files deleted`;
+      case "reclaim-space": {
+        let pages = 0;
+        for (let i = 0; i < RECLAIM_STEPS; i++) {
+          const step = await this.#o.store.reclaimSpace(RECLAIM_PAGES);
+          pages += step.freed;
+          if (step.remaining === 0 || step.freed === 0) break;
+        }
+        return `${pages} pages given back`;
+      }
       default:
         throw new Error(`Unknown task "${name}"; known: ${TASKS.map((t) => t.name).join(", ")}`);
     }

@@ -1,4 +1,12 @@
-export { isRelayablePeer, startTurnServer } from "./server.ts";
+export { startTurnServer } from "./server.ts";
+export {
+  DENIED_IPV4,
+  DENIED_IPV6,
+  isRelayablePeer,
+  parseRange,
+  PeerPolicy,
+} from "./peer_policy.ts";
+export type { PeerPolicyOptions } from "./peer_policy.ts";
 export type { TurnServer, TurnServerOptions, TurnStats } from "./server.ts";
 export {
   DEFAULT_CREDENTIAL_TTL_SEC,

@@ -10,6 +10,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Logger } from "../log/mod.ts";
 import { silentLogger } from "../log/mod.ts";
 import { turnKeyFor } from "./credentials.ts";
+import { isRelayablePeer } from "./peer_policy.ts";
 import {
   Attr,
   checkFingerprint,
@@ -68,8 +69,9 @@ export interface TurnServerOptions {
   maxAllocationsPerIp?: number;
   /** Inclusive port range for relay sockets; default: ephemeral ports from the OS. */
   allocationPortRange?: [number, number];
-  /** Whether a peer IP may be relayed to; default: anything but loopback, unspecified,
-   *  multicast and broadcast addresses (403 Forbidden). */
+  /** Whether a peer IP may be relayed to (else 403 Forbidden); default: public unicast
+   *  addresses only (peer_policy.ts). The advertised relay address itself is always allowed,
+   *  so two clients of this server can reach each other through it. */
   allowPeer?: (ip: string) => boolean;
   /** How often expired state is swept; default 1000 ms. */
   sweepIntervalMs?: number;
@@ -169,19 +171,6 @@ interface Reservation {
   expiresAt: number;
 }
 
-/** The default peer policy: no loopback, unspecified, multicast or broadcast addresses. */
-export function isRelayablePeer(ip: string): boolean {
-  const n = normalizeIp(ip);
-  if (!n) return false;
-  if (n.family === 4) {
-    const [a, b, c, d] = n.ip.split(".").map(Number);
-    if (a === 0 || a === 127 || a >= 224) return false;
-    return !(a === 255 && b === 255 && c === 255 && d === 255);
-  }
-  const lower = n.ip.toLowerCase();
-  return lower !== "::" && lower !== "::1" && !lower.startsWith("ff");
-}
-
 function socketType(ip: string): "udp4" | "udp6" {
   return ip.includes(":") ? "udp6" : "udp4";
 }
@@ -213,10 +202,11 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
   const realm = options.realm;
   const maxAllocations = options.maxAllocations ?? 1000;
   const maxPerIp = options.maxAllocationsPerIp ?? 100;
-  const allowPeer = options.allowPeer ?? isRelayablePeer;
+  const policy = options.allowPeer ?? isRelayablePeer;
   const nonceLifetime = options.nonceLifetimeSec ?? 3600;
   const advertised = normalizeIp(options.relayAddress ?? options.relayHost);
   if (!advertised) throw new Error(`TURN relay address is not an IP: ${options.relayHost}`);
+  const allowPeer = (ip: string) => normalizeIp(ip)?.ip === advertised.ip || policy(ip);
   if (advertised.ip === "0.0.0.0" || advertised.ip === "::") {
     throw new Error("TURN needs relayAddress when relayHost is a wildcard address");
   }

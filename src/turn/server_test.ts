@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { startTurnServer } from "./server.ts";
+import { PeerPolicy } from "./peer_policy.ts";
 import type { TurnServer, TurnServerOptions } from "./server.ts";
 import { longTermKey, turnCredentials } from "./credentials.ts";
 import {
@@ -9,12 +10,10 @@ import {
   checkIntegrity,
   Class,
   decodeChannelData,
-  decodeErrorCode,
   decodeStun,
   decodeXorAddress,
   encodeChannelData,
   encodeStun,
-  encodeXorAddress,
   getAttr,
   Method,
   readU32,
@@ -22,141 +21,13 @@ import {
   u32,
   utf8,
 } from "./stun.ts";
-import type { DecodedStun, StunAttribute, TransportAddress } from "./stun.ts";
+import type { TransportAddress } from "./stun.ts";
+
+import { Client, Endpoint, errorCode, peerAttr, transport } from "./testdata/turn_client.ts";
+import { requireTool } from "../../tests/support/tools.ts";
 
 const SECRET = "test-secret";
 const REALM = "example.org";
-
-/** A UDP endpoint on loopback that collects what it receives. */
-class Endpoint {
-  #queue: { data: Uint8Array; address: string; port: number }[] = [];
-  #waiters: (() => void)[] = [];
-  private constructor(readonly socket: dgram.Socket, readonly port: number) {
-    socket.on("message", (data, rinfo) => {
-      this.#queue.push({ data: new Uint8Array(data), address: rinfo.address, port: rinfo.port });
-      for (const w of this.#waiters.splice(0)) w();
-    });
-  }
-
-  static open(host = "127.0.0.1"): Promise<Endpoint> {
-    return new Promise((resolve, reject) => {
-      const s = dgram.createSocket("udp4");
-      s.once("error", reject);
-      s.bind(0, host, () => resolve(new Endpoint(s, s.address().port)));
-    });
-  }
-
-  send(bytes: Uint8Array, port: number, host = "127.0.0.1") {
-    this.socket.send(bytes, port, host);
-  }
-
-  /** The next datagram matching `pick`, or null after timeoutMs. */
-  async recv(
-    timeoutMs = 2000,
-    pick: (d: Uint8Array) => boolean = () => true,
-  ): Promise<{ data: Uint8Array; address: string; port: number } | null> {
-    const deadline = Date.now() + timeoutMs;
-    while (true) {
-      const i = this.#queue.findIndex((x) => pick(x.data));
-      if (i >= 0) return this.#queue.splice(i, 1)[0];
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, left);
-        this.#waiters.push(resolve);
-      });
-      clearTimeout(timer);
-    }
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.socket.close(() => resolve()));
-  }
-}
-
-/** A TURN client speaking to the server under test. */
-class Client {
-  key?: Uint8Array;
-  nonce = "";
-  username = "";
-  constructor(readonly ep: Endpoint, readonly serverPort: number) {}
-
-  static async open(server: TurnServer, host = "127.0.0.1"): Promise<Client> {
-    return new Client(await Endpoint.open(host), server.port);
-  }
-
-  /** Sends a request and waits for the response with the same transaction id. */
-  async request(
-    method: number,
-    attributes: StunAttribute[],
-    opts: { auth?: boolean; fingerprint?: boolean; tid?: Uint8Array } = {},
-  ): Promise<DecodedStun> {
-    const tid = opts.tid ?? crypto.getRandomValues(new Uint8Array(12));
-    const attrs = [...attributes];
-    if (opts.auth !== false && this.key) {
-      attrs.push(
-        { type: Attr.Username, value: utf8(this.username) },
-        { type: Attr.Realm, value: utf8(REALM) },
-        { type: Attr.Nonce, value: utf8(this.nonce) },
-      );
-    }
-    const bytes = encodeStun(
-      { method, cls: Class.Request, transactionId: tid, attributes: attrs },
-      {
-        integrityKey: opts.auth !== false ? this.key : undefined,
-        fingerprint: opts.fingerprint,
-      },
-    );
-    const hex = tid.join(",");
-    // Retransmits like a STUN client (RFC 5389 7.2.1), as UDP may drop under load.
-    let got = null;
-    for (let i = 0; i < 5 && !got; i++) {
-      this.ep.send(bytes, this.serverPort);
-      got = await this.ep.recv(500, (d) => {
-        const m = decodeStun(d);
-        return !!m && m.transactionId.join(",") === hex;
-      });
-    }
-    assert.ok(got, `no response to method ${method}`);
-    return decodeStun(got.data)!;
-  }
-
-  /** Allocate with the 401 round trip; returns the success response. */
-  async allocate(
-    creds: { username: string; password: string },
-    extra: StunAttribute[] = [transport(17)],
-  ): Promise<DecodedStun> {
-    const first = await this.request(Method.Allocate, extra, { auth: false });
-    assert.equal(errorCode(first), 401);
-    assert.equal(text(getAttr(first, Attr.Realm)), REALM);
-    this.nonce = text(getAttr(first, Attr.Nonce))!;
-    assert.ok(this.nonce);
-    this.username = creds.username;
-    this.key = longTermKey(creds.username, REALM, creds.password);
-    return await this.request(Method.Allocate, extra);
-  }
-
-  send(bytes: Uint8Array) {
-    this.ep.send(bytes, this.serverPort);
-  }
-
-  close() {
-    return this.ep.close();
-  }
-}
-
-function transport(proto: number): StunAttribute {
-  return { type: Attr.RequestedTransport, value: new Uint8Array([proto, 0, 0, 0]) };
-}
-
-function peerAttr(peer: TransportAddress, tid: Uint8Array): StunAttribute {
-  return { type: Attr.XorPeerAddress, value: encodeXorAddress(peer, tid) };
-}
-
-function errorCode(m: DecodedStun): number | null {
-  return m.cls === Class.Error ? decodeErrorCode(getAttr(m, Attr.ErrorCode))?.code ?? -1 : null;
-}
 
 async function withServer(
   options: Partial<TurnServerOptions>,
@@ -480,26 +351,115 @@ Deno.test("ChannelBind: ChannelData both ways; bad channel numbers and rebinding
   });
 });
 
-Deno.test("peer policy: loopback peers are refused with 403 by default", async () => {
+/** A CreatePermission for one peer: the error code, or null on success. */
+async function permission(c: Client, peer: TransportAddress): Promise<number | null> {
+  const tid = crypto.getRandomValues(new Uint8Array(12));
+  return errorCode(await c.request(Method.CreatePermission, [peerAttr(peer, tid)], { tid }));
+}
+
+async function channelBind(c: Client, ch: number, peer: TransportAddress) {
+  const tid = crypto.getRandomValues(new Uint8Array(12));
+  return errorCode(
+    await c.request(Method.ChannelBind, [
+      { type: Attr.ChannelNumber, value: new Uint8Array([ch >> 8, ch & 0xff, 0, 0]) },
+      peerAttr(peer, tid),
+    ], { tid }),
+  );
+}
+
+Deno.test("peer policy by default: private, loopback, link-local, CGNAT and multicast peers get 403", async () => {
   await withServer({ allowPeer: undefined }, async (server) => {
     const c = await Client.open(server);
     try {
       await c.allocate(turnCredentials(SECRET, Date.now()));
-      const tid = crypto.getRandomValues(new Uint8Array(12));
-      const r = await c.request(Method.CreatePermission, [peerAttr(loopback(9), tid)], { tid });
-      assert.equal(errorCode(r), 403);
-      const tid2 = crypto.getRandomValues(new Uint8Array(12));
-      const ok = await c.request(Method.CreatePermission, [
-        peerAttr({ family: 4, ip: "192.0.2.7", port: 9 }, tid2),
-      ], { tid: tid2 });
-      assert.equal(ok.cls, Class.Success);
-      const tid3 = crypto.getRandomValues(new Uint8Array(12));
-      const v6 = await c.request(Method.CreatePermission, [
-        peerAttr({ family: 6, ip: "2001:db8::1", port: 9 }, tid3),
-      ], { tid: tid3 });
-      assert.equal(errorCode(v6), 443);
+      for (
+        const ip of [
+          "10.1.2.3",
+          "172.16.0.1",
+          "172.31.255.254",
+          "192.168.1.1",
+          "100.64.0.1",
+          "169.254.169.254",
+          "127.0.0.2",
+          "0.0.0.1",
+          "224.0.0.251",
+          "255.255.255.255",
+          "192.0.2.7",
+        ]
+      ) {
+        assert.equal(await permission(c, { family: 4, ip, port: 9 }), 403, ip);
+        assert.equal(await channelBind(c, 0x4000, { family: 4, ip, port: 9 }), 403, ip);
+      }
+      // A public address is fine (a permission sends nothing), and so is the relay's own address
+      // (two clients of this server reach each other through it).
+      assert.equal(await permission(c, { family: 4, ip: "9.9.9.9", port: 9 }), null);
+      assert.equal(await permission(c, { family: 4, ip: "127.0.0.1", port: 9 }), null);
+      assert.equal(server.stats().permissions, 2);
+      assert.equal(server.stats().channels, 0);
     } finally {
       await c.close();
+    }
+  });
+});
+
+Deno.test("peer policy over an IPv6 relay: ULA, link-local, loopback and IPv4-mapped private peers get 403", async () => {
+  await withServer({ allowPeer: undefined, host: "::1", relayHost: "::1" }, async (server) => {
+    const c = await Client.open(server, "::1");
+    try {
+      await c.allocate(turnCredentials(SECRET, Date.now()), [
+        transport(17),
+        { type: Attr.RequestedAddressFamily, value: new Uint8Array([2, 0, 0, 0]) },
+      ]);
+      for (
+        const ip of ["fc00::1", "fd12:3456::1", "fe80::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1"]
+      ) {
+        assert.equal(await permission(c, { family: 6, ip, port: 9 }), 403, ip);
+      }
+      for (const ip of ["ff02::1", "2001:db8::1", "64:ff9b::a00:1", "2002:a00:1::1"]) {
+        assert.equal(await permission(c, { family: 6, ip, port: 9 }), 403, ip);
+      }
+      assert.equal(await permission(c, { family: 6, ip: "2606:4700::1111", port: 9 }), null);
+      assert.equal(await permission(c, { family: 4, ip: "9.9.9.9", port: 9 }), 443);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+Deno.test("peer policy: CreatePermission, ChannelBind and Send reach allowed peers only", async () => {
+  // As a relay configured with turn_allowed_peers = "127.0.0.1" (no other loopback address).
+  const policy = new PeerPolicy({ allow: ["127.0.0.1"] });
+  await withServer({ allowPeer: (ip) => policy.allows(ip) }, async (server) => {
+    const c = await Client.open(server);
+    const allowed = await Endpoint.open("127.0.0.1");
+    const denied = await Endpoint.open("127.0.0.2");
+    try {
+      await c.allocate(turnCredentials(SECRET, Date.now()));
+      const bad = { family: 4 as const, ip: "127.0.0.2", port: denied.port };
+      assert.equal(await permission(c, bad), 403);
+      assert.equal(await channelBind(c, 0x4001, bad), 403);
+      // A permission request naming an allowed and a denied peer fails as a whole.
+      const tid = crypto.getRandomValues(new Uint8Array(12));
+      const both = await c.request(Method.CreatePermission, [
+        peerAttr(loopback(allowed.port), tid),
+        peerAttr(bad, tid),
+      ], { tid });
+      assert.equal(errorCode(both), 403);
+      assert.equal(server.stats().permissions, 0);
+      // Send to the denied peer is dropped; to the allowed one it arrives (and only it).
+      c.send(sendIndication(bad, utf8("to the denied")));
+      assert.equal(await permission(c, loopback(allowed.port)), null);
+      assert.equal(await channelBind(c, 0x4000, loopback(allowed.port)), null);
+      c.send(sendIndication(bad, utf8("to the denied, again")));
+      c.send(sendIndication(loopback(allowed.port), utf8("to the allowed")));
+      assert.equal(text((await allowed.recv())?.data), "to the allowed");
+      c.send(encodeChannelData(0x4000, utf8("over the channel")));
+      assert.equal(text((await allowed.recv())?.data), "over the channel");
+      assert.equal(await denied.recv(200), null, "nothing reached the denied peer");
+    } finally {
+      await c.close();
+      await allowed.close();
+      await denied.close();
     }
   });
 });
@@ -537,6 +497,14 @@ Deno.test("Refresh: lifetimes, 0 deletes, 437 without allocation, 441 for anothe
   });
 });
 
+/** Waits (at most 10 s) until the sweep made `done` true. */
+async function sweptUntil(done: () => boolean) {
+  for (const deadline = Date.now() + 10_000; !done();) {
+    if (Date.now() > deadline) throw new Error("the sweep did not run within 10 s");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 Deno.test("allocations and permissions expire on the clock and are swept", async () => {
   let now = Date.now();
   await withServer({ now: () => now, sweepIntervalMs: 10 }, async (server) => {
@@ -552,12 +520,11 @@ Deno.test("allocations and permissions expire on the clock and are swept", async
       now += 301_000; // permissions last 300 s
       peer.send(utf8("late"), relayed.port);
       assert.equal(await c.ep.recv(200), null);
-      await new Promise((r) => setTimeout(r, 50));
-      assert.equal(server.stats().permissions, 0);
+      // The sweep runs every 10 ms: wait for it to have removed the permission.
+      await sweptUntil(() => server.stats().permissions === 0);
       assert.equal(server.stats().allocations, 1);
       now += 300_000; // the allocation's 600 s are over
-      await new Promise((r) => setTimeout(r, 50));
-      assert.equal(server.stats().allocations, 0);
+      await sweptUntil(() => server.stats().allocations === 0);
     } finally {
       await c.close();
       await peer.close();
@@ -670,15 +637,7 @@ Deno.test("garbage, truncated and oversized datagrams do not disturb the server"
 
 // --- Interop with coturn's command-line clients (Debian package coturn) ---
 
-async function hasTool(name: string): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("sh", { args: ["-c", `command -v ${name}`] }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-}
-const hasCoturn = await hasTool("turnutils_uclient") && await hasTool("turnutils_stunclient");
+const coturn = requireTool("turnutils_uclient", "turnutils_stunclient");
 
 async function run(cmd: string, args: string[], timeoutMs = 60_000) {
   const out = await new Deno.Command(cmd, {
@@ -691,13 +650,17 @@ async function run(cmd: string, args: string[], timeoutMs = 60_000) {
   return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
 }
 
-Deno.test("turnutils_stunclient gets its reflexive address", { ignore: !hasCoturn }, async () => {
-  await withServer({}, async (server) => {
-    const r = await run("turnutils_stunclient", ["-p", String(server.port), "127.0.0.1"]);
-    assert.equal(r.code, 0, r.text);
-    assert.match(r.text, /UDP reflexive addr: 127\.0\.0\.1:\d+/);
-  });
-});
+Deno.test(
+  coturn.title("turnutils_stunclient gets its reflexive address"),
+  { ignore: coturn.ignore },
+  async () => {
+    await withServer({}, async (server) => {
+      const r = await run("turnutils_stunclient", ["-p", String(server.port), "127.0.0.1"]);
+      assert.equal(r.code, 0, r.text);
+      assert.match(r.text, /UDP reflexive addr: 127\.0\.0\.1:\d+/);
+    });
+  },
+);
 
 /** Totals of a turnutils_uclient run: messages sent and received, lost packets. */
 function uclientTotals(out: string) {
@@ -718,8 +681,8 @@ for (
   ] as [string, string[]][]
 ) {
   Deno.test(
-    `turnutils_uclient relays client-to-client through ${mode}`,
-    { ignore: !hasCoturn },
+    coturn.title(`turnutils_uclient relays client-to-client through ${mode}`),
+    { ignore: coturn.ignore },
     async () => {
       await withServer({}, async (server) => {
         const { username, password } = turnCredentials(SECRET, Date.now());
@@ -753,8 +716,8 @@ for (
   );
 }
 
-Deno.test("turnutils_uclient with a wrong password cannot allocate", {
-  ignore: !hasCoturn,
+Deno.test(coturn.title("turnutils_uclient with a wrong password cannot allocate"), {
+  ignore: coturn.ignore,
 }, async () => {
   await withServer({}, async (server) => {
     const { username } = turnCredentials(SECRET, Date.now());

@@ -2,14 +2,8 @@
 // tests: one rpc server process per device, with helpers that wait for events with timeouts.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { createRequire } from "node:module";
-import { dirname } from "node:path";
-import { StdioDeltaChat } from "@deltachat/jsonrpc-client";
-import type { T } from "@deltachat/jsonrpc-client";
-
-const require = createRequire(import.meta.url);
-const BINARY = dirname(require.resolve("@deltachat/stdio-rpc-server-linux-x64/package.json")) +
-  "/deltachat-rpc-server";
+import type { StdioDeltaChat, T } from "@deltachat/jsonrpc-client";
+import { type Core, CORES } from "./deltachat_cores.ts";
 
 export interface Server {
   imapPort: number;
@@ -53,13 +47,25 @@ export class Device {
     });
   }
 
-  static async start(name: string): Promise<Device> {
+  /**
+   * Starts a device on the given core generation (default: 2.57); `netns` runs the core inside
+   * that network namespace (`ip netns exec`, needs root).
+   */
+  static async start(
+    name: string,
+    options: { core?: Core; netns?: string } = {},
+  ): Promise<Device> {
+    const core = options.core ?? CORES["2.57"];
     const dir = await Deno.makeTempDir({ prefix: `dc-${name}-` });
-    const proc = spawn(BINARY, [], {
+    const Client = await core.client();
+    const [cmd, args] = options.netns
+      ? ["ip", ["netns", "exec", options.netns, core.binary]]
+      : [core.binary, [] as string[]];
+    const proc = spawn(cmd, args, {
       env: { ...Deno.env.toObject(), DC_ACCOUNTS_PATH: `${dir}/accounts`, RUST_LOG: "warn" },
       stdio: ["pipe", "pipe", "ignore"],
     });
-    const dc = new StdioDeltaChat(proc.stdin, proc.stdout, true);
+    const dc = new Client(proc.stdin, proc.stdout, true);
     const acc = await dc.rpc.addAccount();
     return new Device(name, proc, dc, acc, dir);
   }
@@ -139,7 +145,7 @@ export class Device {
   async waitForText(text: string, timeoutMs: number): Promise<T.Message> {
     const deadline = Date.now() + timeoutMs;
     while (true) {
-      const found = await this.#findText(text);
+      const found = await this.findText(text);
       if (found) return found;
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`${this.name}: no message "${text}"\n${this.log()}`);
@@ -151,7 +157,8 @@ export class Device {
     }
   }
 
-  async #findText(text: string): Promise<T.Message | null> {
+  /** A message with exactly this text in any chat (the last 200 of each), or null; no waiting. */
+  async findText(text: string): Promise<T.Message | null> {
     const chats = await this.rpc.getChatlistEntries(this.accountId, null, null, null);
     for (const chatId of chats) {
       const ids = await this.rpc.getMessageIds(this.accountId, chatId, false, false);

@@ -125,3 +125,21 @@ export class ImapTestClient {
     }
   }
 }
+
+/**
+ * The value of `entry` in a `* METADATA` response (literals inlined as readResponse does):
+ * the string, or null for NIL; undefined when the entry is not in the response.
+ */
+export function metadataValue(response: string, entry: string): string | null | undefined {
+  const m = new RegExp(`[ (]${entry.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} `).exec(response);
+  if (!m) return undefined;
+  const rest = response.slice(m.index + m[0].length);
+  if (rest.startsWith("NIL")) return null;
+  const lit = /^\{(\d+)\}\r\n/.exec(rest);
+  if (lit) {
+    const bytes = new TextEncoder().encode(rest.slice(lit[0].length));
+    return new TextDecoder().decode(bytes.subarray(0, Number(lit[1])));
+  }
+  const q = /^"((?:[^"\\]|\\.)*)"/.exec(rest);
+  return q ? q[1].replace(/\\(.)/g, "$1") : undefined;
+}

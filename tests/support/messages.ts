@@ -2,6 +2,7 @@
 // (generated with openpgp), Secure-Join requests, bounces, cleartext, and forgeries.
 
 import * as openpgp from "openpgp";
+import { deltaChatCorpus } from "./deltachat_corpus.ts";
 
 let keyPromise: Promise<openpgp.PrivateKey> | null = null;
 
@@ -141,14 +142,11 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The twelve real Delta Chat 2.57 messages, with CRLF line endings. */
-export async function realDeltaChatMessages(): Promise<{ name: string; text: string }[]> {
-  const dir = new URL("../../../shared/testdata/deltachat-2.57/", import.meta.url);
-  const out: { name: string; text: string }[] = [];
-  for (let i = 1; i <= 12; i++) {
-    const name = `${String(i).padStart(2, "0")}.eml`;
-    const text = await Deno.readTextFile(new URL(name, dir));
-    out.push({ name, text: text.replace(/\r?\n/g, "\r\n") });
-  }
-  return out;
+/** The captured Delta Chat 2.57 messages (tests/fixtures/deltachat/) as text, CRLF as sent. */
+export function realDeltaChatMessages(): { name: string; from: string; text: string }[] {
+  return deltaChatCorpus().map((m) => ({
+    name: m.file,
+    from: m.from,
+    text: new TextDecoder().decode(m.bytes),
+  }));
 }

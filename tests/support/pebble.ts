@@ -2,8 +2,12 @@
 // points every name under the given zones at 127.0.0.1, so pebble's HTTP-01 validation reaches
 // the test's challenge server on httpPort.
 
-import * as net from "node:net";
 import { generateSelfSigned } from "../../src/net/mod.ts";
+import { dnsmasqNeed, startDnsmasq } from "./dnsmasq.ts";
+import { freePorts, retryOnAddrInUse } from "./ports.ts";
+import { requireAll, requireTool } from "./tools.ts";
+
+export const pebbleNeed = requireAll(requireTool("pebble"), dnsmasqNeed);
 
 export interface Pebble {
   directoryUrl: string;
@@ -18,14 +22,6 @@ export interface Pebble {
   output(): string;
 }
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
 function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done: Promise<void> } {
   let text = "";
   const dec = new TextDecoder();
@@ -36,13 +32,21 @@ function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done
 }
 
 export async function startPebble(options: { httpPort: number; zones: string[] }): Promise<Pebble> {
+  const dnsmasq = await startDnsmasq(options.zones.map((z) => `--address=/${z}/127.0.0.1`));
+  try {
+    return await retryOnAddrInUse(() => startPebbleOn(dnsmasq, options.httpPort));
+  } catch (err) {
+    await dnsmasq.stop();
+    throw err;
+  }
+}
+
+async function startPebbleOn(
+  dnsmasq: Awaited<ReturnType<typeof startDnsmasq>>,
+  httpPort: number,
+): Promise<Pebble> {
   const dir = await Deno.makeTempDir({ prefix: "tern-pebble-" });
-  const [dnsPort, apiPort, mgmtPort, tlsPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  const [apiPort, mgmtPort, tlsPort] = await freePorts(3);
   const api = await generateSelfSigned(["127.0.0.1", "localhost"]);
   await Deno.writeTextFile(`${dir}/api-cert.pem`, api.certPem);
   await Deno.writeTextFile(`${dir}/api-key.pem`, api.keyPem);
@@ -54,7 +58,7 @@ export async function startPebble(options: { httpPort: number; zones: string[] }
         managementListenAddress: `127.0.0.1:${mgmtPort}`,
         certificate: `${dir}/api-cert.pem`,
         privateKey: `${dir}/api-key.pem`,
-        httpPort: options.httpPort,
+        httpPort,
         tlsPort,
         ocspResponderURL: "",
         externalAccountBindingRequired: false,
@@ -62,29 +66,18 @@ export async function startPebble(options: { httpPort: number; zones: string[] }
     }),
   );
 
-  const dnsmasq = new Deno.Command("dnsmasq", {
-    args: [
-      "--no-daemon",
-      `--port=${dnsPort}`,
-      "--listen-address=127.0.0.1",
-      "--bind-interfaces",
-      "--no-resolv",
-      "--no-hosts",
-      ...options.zones.map((z) => `--address=/${z}/127.0.0.1`),
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const dnsLog = collect(dnsmasq.stderr);
-
   let pebble: Deno.ChildProcess | null = new Deno.Command("pebble", {
-    args: ["-config", `${dir}/pebble.json`, "-dnsserver", `127.0.0.1:${dnsPort}`],
+    args: ["-config", `${dir}/pebble.json`, "-dnsserver", dnsmasq.server],
     env: { PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0" },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   const out = collect(pebble.stdout);
   const err = collect(pebble.stderr);
+  let exited = false;
+  const status = pebble.status.then(() => {
+    exited = true;
+  });
 
   const client = Deno.createHttpClient({ caCerts: [api.caPem!] });
   const stopPebble = async () => {
@@ -92,39 +85,37 @@ export async function startPebble(options: { httpPort: number; zones: string[] }
     try {
       pebble.kill("SIGTERM");
     } catch { /* already gone */ }
-    await pebble.status;
+    await status;
     await Promise.all([out.done, err.done]);
     pebble = null;
   };
   const stop = async () => {
     await stopPebble();
-    try {
-      dnsmasq.kill("SIGTERM");
-    } catch { /* already gone */ }
-    await dnsmasq.status;
-    await dnsLog.done;
+    await dnsmasq.stop();
     client.close();
     await Deno.remove(dir, { recursive: true });
   };
 
   const directoryUrl = `https://127.0.0.1:${apiPort}/dir`;
-  try {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      try {
-        const r = await fetch(directoryUrl, { client });
-        await r.body?.cancel();
-        if (r.ok) break;
-      } catch (e) {
-        if (Date.now() > deadline) throw e;
+  // Pebble is up when its directory answers; if it exits first (a port taken), say why.
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      const r = await fetch(directoryUrl, { client });
+      await r.body?.cancel();
+      if (r.ok) break;
+      throw new Error(`directory answered HTTP ${r.status}`);
+    } catch (e) {
+      if (exited || Date.now() > deadline) {
+        await stopPebble();
+        client.close();
+        await Deno.remove(dir, { recursive: true });
+        throw new Error(`pebble did not start: ${e}\n${out.text()}${err.text()}`);
       }
-      if (Date.now() > deadline) throw new Error("pebble did not start");
-      await new Promise((r) => setTimeout(r, 100));
     }
-  } catch (e) {
-    const printed = out.text() + err.text();
-    await stop();
-    throw new Error(`pebble did not start: ${e}\n${printed}`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([status, new Promise((r) => timer = setTimeout(r, 50))]);
+    clearTimeout(timer);
   }
 
   return {
@@ -137,6 +128,6 @@ export async function startPebble(options: { httpPort: number; zones: string[] }
     },
     stopPebble,
     stop,
-    output: () => out.text() + err.text() + dnsLog.text(),
+    output: () => out.text() + err.text() + dnsmasq.output(),
   };
 }

@@ -11,7 +11,7 @@ export interface TestRelay {
   relay: Relay;
   dir: string;
   /** "host:port" of a listener. */
-  addr(name: "smtp" | "submission" | "submissions" | "imap" | "imaps" | "http"): {
+  addr(name: "smtp" | "submission" | "submissions" | "imap" | "imaps" | "http" | "https"): {
     hostname: string;
     port: number;
   };

@@ -31,6 +31,8 @@ export async function startTern(
   extraToml = "",
   options: {
     ip?: string;
+    /** Mail domain (default: the IP, an IP relay); a name needs no DNS for local mail. */
+    domain?: string;
     listen?: Record<string, string>;
     dir?: string;
     /** Log level (default "debug"; the benchmark uses "off"). */
@@ -42,13 +44,13 @@ export async function startTern(
   const ip = options.ip ?? "127.0.0.1";
   const listeners = ["smtp", "submission", "submissions", "imap", "imaps", "http", "https"];
   const toml = [
-    `domain = "${ip}"`,
+    `domain = "${options.domain ?? ip}"`,
     `data_dir = "${dir}/data"`,
     `log = "${options.log ?? "debug"}"`,
     extraToml,
     "[listen]",
     ...listeners.map((l) => `${l} = "${options.listen?.[l] ?? `${ip}:0`}"`),
-    'metrics = ""',
+    `metrics = "${options.listen?.metrics ?? ""}"`,
   ].join("\n");
   await Deno.writeTextFile(`${dir}/tern.toml`, toml);
   const spawnedAt = performance.now();
@@ -116,4 +118,18 @@ export async function startTern(
       if (!options.dir) await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/** An account from the relay's `/new` (over HTTPS: port 80 only redirects), as the web page does. */
+export interface NewAccount {
+  email: string;
+  password: string;
+  dclogin_url: string;
+}
+
+export async function newAccount(tern: TernProcess): Promise<NewAccount> {
+  using client = Deno.createHttpClient({ caCerts: [tern.caPem] });
+  const r = await fetch(`https://${tern.listen.https}/new`, { method: "POST", client });
+  if (r.status !== 200) throw new Error(`POST /new answered ${r.status}: ${await r.text()}`);
+  return await r.json();
 }

@@ -1,18 +1,8 @@
-// Small helpers the test files share: free ports, running the tern command line.
-
-import * as net from "node:net";
+// Small helpers the test files share: running the tern command line, stopping processes, reads
+// with a deadline. (Ports: ports.ts; tools a test needs: tools.ts.)
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const dec = new TextDecoder();
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 /** Runs `tern ARGS…` (main.ts) as a separate process from the repository root. */
 export async function runTern(

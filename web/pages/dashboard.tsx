@@ -1,8 +1,16 @@
 // Dashboard: live figures polled from /status every few seconds, a chart of messages per minute,
-// open connections and push counters.
+// open connections, push counters and the iroh relay.
 
 import type { Status } from "../api.ts";
-import { Badge, Card, Empty, ErrorBox, formatDuration, Loading } from "../components.tsx";
+import {
+  Badge,
+  Card,
+  Empty,
+  ErrorBox,
+  formatBytes,
+  formatDuration,
+  Loading,
+} from "../components.tsx";
 import { MessagesChart } from "../chart.tsx";
 import { useApi } from "../hooks.ts";
 
@@ -22,6 +30,36 @@ function Stat({ label, value, hint }: { label: string; value: string | number; h
       <div class="stat-label">{label}</div>
       {hint && <div class="stat-hint">{hint}</div>}
     </div>
+  );
+}
+
+/** The relay Delta Chat uses for webxdc realtime apps: what is offered and what it carried. */
+function IrohCard({ iroh }: { iroh: Status["iroh"] }) {
+  const rows: [string, string | number][] = [
+    ["Clients connected", iroh.clients],
+    ["Packets relayed", iroh.relayed_packets],
+    ["Data relayed", formatBytes(iroh.relayed_bytes)],
+    ["Dropped", iroh.dropped],
+  ];
+  return (
+    <Card title="Iroh relay" actions={<span class="muted">webxdc realtime</span>}>
+      <table class="kv" data-card="iroh">
+        <tbody>
+          <tr>
+            <th>Offered</th>
+            <td>
+              {iroh.url ? <code>{iroh.url}</code> : <Badge tone="muted">none</Badge>}
+            </td>
+          </tr>
+          {rows.map(([label, value]) => (
+            <tr key={label}>
+              <th>{label}</th>
+              <td>{value}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Card>
   );
 }
 
@@ -100,6 +138,7 @@ export function Dashboard() {
               </table>
             )}
         </Card>
+        <IrohCard iroh={s.iroh} />
       </div>
       <p class="muted small">tern {s.version} · refreshed every {STATUS_POLL_MS / 1000} s</p>
     </div>

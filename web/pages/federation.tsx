@@ -71,7 +71,10 @@ export function FederationPage() {
           </label>
           <label>
             <span>
-              Allowed domains <span class="muted">(one per line; used in allowlist mode)</span>
+              Allowed domains{" "}
+              <span class="muted">
+                (one per line, or separated by commas or spaces; used in allowlist mode)
+              </span>
             </span>
             <textarea rows={4} value={allow} onInput={(e) => setAllow(e.currentTarget.value)} />
           </label>

@@ -37,6 +37,16 @@ function SettingRow({ s, onSaved }: { s: Setting; onSaved: () => void }) {
               {options.map((o) => <option key={o} value={o}>{o}</option>)}
             </select>
           )
+          : s.kind === "json"
+          ? (
+            <textarea
+              aria-label={s.key}
+              class="mono"
+              rows={4}
+              value={value}
+              onInput={(e) => setValue(e.currentTarget.value)}
+            />
+          )
           : (
             <input
               aria-label={s.key}

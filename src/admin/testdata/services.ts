@@ -4,6 +4,7 @@
 import { openSqliteStore } from "../../store/sqlite/mod.ts";
 import { SettingsService } from "../../settings/mod.ts";
 import { AccountService } from "../../accounts/mod.ts";
+import { LoginThrottle } from "../../auth/mod.ts";
 import { createRelayMetrics } from "../../metrics/mod.ts";
 import type { AdminDeps } from "../backend.ts";
 import { createStatusProvider } from "../status.ts";
@@ -45,12 +46,14 @@ export async function adminServices(
       startedAt: clock.now - 3_723_000,
       metrics,
       store,
+      irohUrl: () => "https://example.org",
       now,
     }),
     certificates: () => [],
     defaultQuotaBytes: DEFAULT_QUOTA,
     metrics,
     now,
+    loginThrottle: new LoginThrottle({ now }),
     sleep: (ms) => {
       sleeps.push(ms);
       return Promise.resolve();

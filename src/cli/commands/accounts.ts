@@ -77,7 +77,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
         );
     }
   } finally {
-    svc.close();
+    await svc.close();
   }
 }
 

@@ -1,10 +1,12 @@
-// tern backup FILE / tern restore FILE: a consistent online snapshot of the database (VACUUM
-// INTO, safe while the relay runs) and its restore into a data directory without a database.
+// tern backup FILE / tern restore FILE: one file holding a consistent online snapshot of the
+// database (VACUUM INTO, safe while the relay runs) and every body file, readable only by its
+// owner (0600); and its restore into a data directory without a database.
 
-import { copyFileSync, existsSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { openServices } from "../../app/services.ts";
 import { databasePath, ensureDataDir } from "../../app/data_dir.ts";
-import { openSqliteStore } from "../../store/sqlite/mod.ts";
+import { openSqliteStore, restoreBodyFiles } from "../../store/sqlite/mod.ts";
 import { configFrom, parse, UsageError } from "../context.ts";
 import type { CliIo } from "../context.ts";
 
@@ -25,9 +27,11 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     }
     const svc = await openServices(config);
     try {
+      // The store writes the snapshot into a new file only the owner can read (password hashes
+      // and tokens are in it).
       await svc.store.backup(file);
     } finally {
-      svc.close();
+      await svc.close();
     }
     io.out(`Backup written to ${file} (${statSync(file).size} bytes).`);
     io.out("Keep a copy of data_dir/dkim.key and data_dir/tls/ too: they are not in the database.");
@@ -44,13 +48,15 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   }
   // Opening checks the file is a tern database with known, untampered migrations.
   try {
-    openSqliteStore(file).close();
+    await openSqliteStore(file, { bodiesDir: null }).close();
   } catch (err) {
     io.err(`restore: ${file} is not a usable tern database: ${(err as Error).message}`);
     return 1;
   }
   ensureDataDir(config.dataDir);
   copyFileSync(file, target);
-  io.out(`Restored ${file} into ${target}.`);
+  chmodSync(target, 0o600);
+  const files = restoreBodyFiles(target, join(config.dataDir, "bodies"));
+  io.out(`Restored ${file} into ${target} (${files} body files).`);
   return 0;
 }

@@ -74,6 +74,6 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     io.out(`Entry ${id} deleted.`);
     return 0;
   } finally {
-    svc.close();
+    await svc.close();
   }
 }

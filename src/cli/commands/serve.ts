@@ -33,9 +33,9 @@ function printDevBanner(relay: Relay, io: CliIo) {
   io.out(link);
   io.out(renderUnicodeCompact(link, { border: 1 }));
   io.out(
-    `Admin token: ${relay.adminToken}   web admin: http://${
-      relay.addresses.http ?? "(http off)"
-    }/admin`,
+    `Admin token: ${relay.adminToken}   web admin: ${
+      relay.addresses.https ? `https://${relay.addresses.https}/admin` : "(https off)"
+    }`,
   );
 }
 

@@ -29,6 +29,6 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     }
     throw new UsageError("settings: expected get [KEY], set KEY VALUE or reset KEY");
   } finally {
-    svc.close();
+    await svc.close();
   }
 }

@@ -31,6 +31,6 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     for (const [task, result] of Object.entries(results)) io.out(`${task}: ${result}`);
     return 0;
   } finally {
-    svc.close();
+    await svc.close();
   }
 }

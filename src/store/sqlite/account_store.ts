@@ -2,7 +2,7 @@
 // blocking, deletion with everything the account owns.
 
 import type { AccountRecord, AccountStore, Page } from "../types.ts";
-import type { Db } from "./db.ts";
+import type { OpEnv, SyncOf } from "./env.ts";
 import { freeBodies } from "./bodies.ts";
 import { nextUidValidity } from "./mail_store.ts";
 
@@ -15,11 +15,10 @@ interface AccountRow {
   blocked: number;
   quota_bytes: number | null;
   enforce_e2ee: number;
-  used: number | null;
+  used_bytes: number;
 }
 
-const SELECT = `SELECT a.*, (SELECT COALESCE(SUM(m.size), 0) FROM messages m
-  JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = a.id) AS used FROM accounts a`;
+const SELECT = "SELECT a.* FROM accounts a";
 
 function toRecord(r: AccountRow): AccountRecord {
   return {
@@ -30,12 +29,12 @@ function toRecord(r: AccountRow): AccountRecord {
     lastLoginAt: r.last_login_at,
     blocked: r.blocked === 1,
     quotaBytes: r.quota_bytes,
-    usedBytes: r.used ?? 0,
+    usedBytes: r.used_bytes,
     enforceE2ee: r.enforce_e2ee === 1,
   };
 }
 
-export function accountStore(db: Db): AccountStore {
+export function accountStore({ db, files }: OpEnv): SyncOf<AccountStore> {
   const byAddress = (address: string) => {
     const r = db.get<AccountRow>(`${SELECT} WHERE a.address = ?`, address.toLowerCase());
     return r ? toRecord(r) : null;
@@ -45,10 +44,10 @@ export function accountStore(db: Db): AccountStore {
     return r ? toRecord(r) : null;
   };
   return {
-    getAccount: (address) => Promise.resolve(byAddress(address)),
-    getAccountById: (id) => Promise.resolve(byId(id)),
+    getAccount: byAddress,
+    getAccountById: byId,
     createAccount({ address, passwordHash, now }) {
-      const result = db.tx(() => {
+      return db.tx(() => {
         const existing = byAddress(address);
         if (existing) return { account: existing, created: false };
         const { lastInsertRowid: id } = db.run(
@@ -65,10 +64,9 @@ export function accountStore(db: Db): AccountStore {
         db.run("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, 'INBOX')", id);
         return { account: byId(id)!, created: true };
       });
-      return Promise.resolve(result);
     },
     deleteAccount(id) {
-      const deleted = db.tx(() => {
+      return db.tx(() => {
         const bodyIds = db.all<{ body_id: number }>(
           `SELECT DISTINCT m.body_id FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
            WHERE b.account_id = ?`,
@@ -76,28 +74,23 @@ export function accountStore(db: Db): AccountStore {
         ).map((r) => r.body_id);
         db.run("DELETE FROM push_jobs WHERE account_id = ?", id);
         const { changes } = db.run("DELETE FROM accounts WHERE id = ?", id);
-        freeBodies(db, bodyIds);
+        freeBodies(db, files, bodyIds);
         return changes > 0;
       });
-      return Promise.resolve(deleted);
     },
     setAccountBlocked(id, blocked) {
       db.run("UPDATE accounts SET blocked = ? WHERE id = ?", blocked ? 1 : 0, id);
-      return Promise.resolve();
     },
     setPasswordHash(id, hash) {
       db.run("UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id);
-      return Promise.resolve();
     },
     setQuota(id, quotaBytes) {
       db.run("UPDATE accounts SET quota_bytes = ? WHERE id = ?", quotaBytes, id);
-      return Promise.resolve();
     },
     recordLogin(id, now) {
       db.run("UPDATE accounts SET last_login_at = ? WHERE id = ?", now, id);
-      return Promise.resolve();
     },
-    listAccounts({ search, offset = 0, limit = 50 }): Promise<Page<AccountRecord>> {
+    listAccounts({ search, offset = 0, limit = 50 }): Page<AccountRecord> {
       const pattern = `%${(search ?? "").toLowerCase().replace(/[\\%_]/g, (c) => "\\" + c)}%`;
       const rows = db.all<AccountRow>(
         `${SELECT} WHERE a.address LIKE ? ESCAPE '\\' ORDER BY a.address LIMIT ? OFFSET ?`,
@@ -109,17 +102,16 @@ export function accountStore(db: Db): AccountStore {
         "SELECT COUNT(*) AS n FROM accounts WHERE address LIKE ? ESCAPE '\\'",
         pattern,
       )!.n;
-      return Promise.resolve({ items: rows.map(toRecord), total });
+      return { items: rows.map(toRecord), total };
     },
-    countAccounts: () =>
-      Promise.resolve(db.get<{ n: number }>("SELECT COUNT(*) AS n FROM accounts")!.n),
+    countAccounts: () => db.get<{ n: number }>("SELECT COUNT(*) AS n FROM accounts")!.n,
     listInactiveAccounts(before, limit) {
       const rows = db.all<AccountRow>(
         `${SELECT} WHERE COALESCE(a.last_login_at, a.created_at) < ? ORDER BY a.id LIMIT ?`,
         before,
         limit,
       );
-      return Promise.resolve(rows.map(toRecord));
+      return rows.map(toRecord);
     },
   };
 }

@@ -1,5 +1,6 @@
-// SQLite connection: pragmas, cached prepared statements, synchronous transactions and
-// versioned migrations with checksums (an edited, already-applied migration stops start-up).
+// SQLite connection: pragmas, cached prepared statements, synchronous transactions (one write
+// transaction, savepoints inside it, or a read snapshot) and versioned migrations with checksums
+// (an edited, already-applied migration stops start-up).
 
 import { DatabaseSync } from "node:sqlite";
 import type { StatementSync } from "node:sqlite";
@@ -15,20 +16,30 @@ export class MigrationError extends Error {
   }
 }
 
+/** Page cache per connection (negative: KiB): bounded whatever the database size. */
+const CACHE_KIB = 8192;
+
 export class Db {
   readonly raw: DatabaseSync;
   readonly path: string;
+  readonly readOnly: boolean;
   #stmts = new Map<string, StatementSync>();
   #inTx = false;
 
-  constructor(path: string) {
+  constructor(path: string, options: { readOnly?: boolean } = {}) {
     this.path = path;
-    this.raw = new DatabaseSync(path);
+    this.readOnly = options.readOnly ?? false;
+    this.raw = new DatabaseSync(path, { readOnly: this.readOnly });
+    this.raw.exec(`PRAGMA cache_size = -${CACHE_KIB}`);
+    this.raw.exec("PRAGMA busy_timeout = 10000");
+    if (this.readOnly) return;
+    // Only takes effect for a database without tables (new ones); older files are converted
+    // once by a VACUUM (see data_steps.ts).
+    this.raw.exec("PRAGMA auto_vacuum = INCREMENTAL");
     this.raw.exec("PRAGMA journal_mode = WAL");
     // FULL: a commit survives power loss, not only a process crash; SMTP says 250 after it.
     this.raw.exec("PRAGMA synchronous = FULL");
     this.raw.exec("PRAGMA foreign_keys = ON");
-    this.raw.exec("PRAGMA busy_timeout = 10000");
   }
 
   stmt(sql: string): StatementSync {
@@ -53,23 +64,57 @@ export class Db {
     return { changes: Number(r.changes), lastInsertRowid: Number(r.lastInsertRowid) };
   }
 
-  /** Runs fn in one write transaction. Never await inside: node:sqlite is synchronous. */
+  get inTransaction(): boolean {
+    return this.#inTx;
+  }
+
+  /**
+   * Runs fn in one write transaction, or inside the enclosing one (a batch). Never await inside:
+   * node:sqlite is synchronous.
+   */
   tx<T>(fn: () => T): T {
     if (this.#inTx) return fn();
-    this.raw.exec("BEGIN IMMEDIATE");
-    this.#inTx = true;
+    this.begin();
     try {
       const r = fn();
-      this.raw.exec("COMMIT");
+      this.commit();
       return r;
     } catch (err) {
-      // SQLite may already have rolled back (a full disk, I/O errors): the original error is
-      // the one that matters.
-      if (this.raw.isTransaction) this.raw.exec("ROLLBACK");
+      this.rollback();
       throw err;
+    }
+  }
+
+  /** Runs fn in one read snapshot (several statements see the same commit). */
+  snapshot<T>(fn: () => T): T {
+    if (this.#inTx) return fn();
+    this.raw.exec("BEGIN");
+    this.#inTx = true;
+    try {
+      return fn();
     } finally {
       this.#inTx = false;
+      if (this.raw.isTransaction) this.raw.exec("COMMIT");
     }
+  }
+
+  begin(): void {
+    this.raw.exec("BEGIN IMMEDIATE");
+    this.#inTx = true;
+  }
+
+  commit(): void {
+    try {
+      this.raw.exec("COMMIT");
+    } finally {
+      this.#inTx = this.raw.isTransaction;
+    }
+  }
+
+  /** Rolls back what is still open; SQLite may already have (a full disk, I/O errors). */
+  rollback(): void {
+    this.#inTx = false;
+    if (this.raw.isTransaction) this.raw.exec("ROLLBACK");
   }
 
   migrate(migrations: readonly Migration[], now = Date.now()): number[] {
@@ -110,6 +155,11 @@ export class Db {
       ran.push(m.version);
     }
     return ran;
+  }
+
+  /** Gives SQLite's spare memory back (after big operations). */
+  shrinkMemory(): void {
+    this.raw.exec("PRAGMA shrink_memory");
   }
 
   close(): void {

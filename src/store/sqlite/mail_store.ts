@@ -11,7 +11,19 @@ import type {
   MessageRecord,
 } from "../types.ts";
 import type { Db } from "./db.ts";
-import { freeBodies, insertBody } from "./bodies.ts";
+import type { OpEnv, SyncOf } from "./env.ts";
+import { freeBodies, insertBody, messageSize, setBodyStructure } from "./bodies.ts";
+
+/**
+ * The store functions of mailboxes and messages that run in the store threads. (Spools and
+ * body readers are built around them in mod.ts.)
+ */
+export type MailOps = SyncOf<
+  Omit<
+    MailboxStore,
+    "createSpool" | "openBody" | "readSmallBodies" | "readBody" | "freeUnreferencedBodies"
+  >
+>;
 
 interface MailboxRow {
   id: number;
@@ -22,6 +34,11 @@ interface MailboxRow {
   highest_modseq: number;
   subscribed: number;
   special_use: string | null;
+  message_count: number;
+  unseen_count: number;
+  recent_count: number;
+  size_bytes: number;
+  expunge_horizon: number;
 }
 
 interface MessageRow {
@@ -78,13 +95,8 @@ function uidChunks(uids: number[], size = 500): number[][] {
   return out;
 }
 
-export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
+export function mailStore({ db, files, now }: OpEnv): MailOps {
   const mailboxRecord = (r: MailboxRow): MailboxRecord => {
-    const c = db.get<{ n: number; unseen: number; recent: number; bytes: number }>(
-      `SELECT COUNT(*) AS n, COALESCE(SUM(seen = 0), 0) AS unseen, COALESCE(SUM(recent), 0) AS recent,
-       COALESCE(SUM(size), 0) AS bytes FROM messages WHERE mailbox_id = ?`,
-      r.id,
-    )!;
     return {
       id: r.id,
       accountId: r.account_id,
@@ -98,10 +110,11 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         r.name,
       ) !== undefined,
       specialUse: r.special_use,
-      messages: c.n,
-      unseen: c.unseen,
-      recent: c.recent,
-      sizeBytes: c.bytes,
+      messages: r.message_count,
+      unseen: r.unseen_count,
+      recent: r.recent_count,
+      sizeBytes: r.size_bytes,
+      expungeHorizonModSeq: r.expunge_horizon,
     };
   };
   const row = (accountId: number, name: string) =>
@@ -117,11 +130,7 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
     return r;
   };
   const used = (accountId: number) =>
-    db.get<{ n: number }>(
-      `SELECT COALESCE(SUM(m.size), 0) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
-       WHERE b.account_id = ?`,
-      accountId,
-    )!.n;
+    db.get<{ n: number }>("SELECT used_bytes AS n FROM accounts WHERE id = ?", accountId)?.n ?? 0;
   const quotaOf = (accountId: number, fallback: number) =>
     db.get<{ q: number | null }>("SELECT quota_bytes AS q FROM accounts WHERE id = ?", accountId)
       ?.q ?? fallback;
@@ -186,13 +195,14 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
     for (const m of msgs) {
       db.run("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", mailboxId, m.uid);
       db.run(
-        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, expunged_at) VALUES (?, ?, ?, ?)",
         mailboxId,
         m.uid,
         modSeq,
+        now(),
       );
     }
-    freeBodies(db, msgs.map((m) => m.bodyId));
+    freeBodies(db, files, msgs.map((m) => m.bodyId));
     return msgs.map((m) => m.uid);
   };
   const copyInto = (mailboxId: number, uids: number[], dest: number): CopyResult => {
@@ -211,19 +221,18 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
 
   return {
     listMailboxes(accountId) {
-      const rows = db.all<MailboxRow>(
+      return db.all<MailboxRow>(
         "SELECT * FROM mailboxes WHERE account_id = ? ORDER BY name",
         accountId,
-      );
-      return Promise.resolve(rows.map(mailboxRecord));
+      ).map(mailboxRecord);
     },
     getMailbox(accountId, name) {
       const r = row(accountId, name);
-      return Promise.resolve(r ? mailboxRecord(r) : null);
+      return r ? mailboxRecord(r) : null;
     },
     getMailboxById(id) {
       const r = rowById(id);
-      return Promise.resolve(r ? mailboxRecord(r) : null);
+      return r ? mailboxRecord(r) : null;
     },
     createMailbox(accountId, name, specialUse = null) {
       const r = db.tx(() => {
@@ -240,7 +249,7 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         );
         return rowById(lastInsertRowid)!;
       });
-      return Promise.resolve(mailboxRecord(r));
+      return mailboxRecord(r);
     },
     deleteMailbox(accountId, name) {
       db.tx(() => {
@@ -252,10 +261,11 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
           "SELECT DISTINCT body_id FROM messages WHERE mailbox_id = ?",
           r.id,
         ).map((x) => x.body_id);
+        // Messages first: their counter triggers still find the mailbox's account.
+        db.run("DELETE FROM messages WHERE mailbox_id = ?", r.id);
         db.run("DELETE FROM mailboxes WHERE id = ?", r.id);
-        freeBodies(db, bodyIds);
+        freeBodies(db, files, bodyIds);
       });
-      return Promise.resolve();
     },
     renameMailbox(accountId, from, to) {
       db.tx(() => {
@@ -290,7 +300,6 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
           );
         }
       });
-      return Promise.resolve();
     },
     setSubscribed(accountId, name, subscribed) {
       if (subscribed) {
@@ -302,18 +311,17 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
       } else {
         db.run("DELETE FROM subscriptions WHERE account_id = ? AND name = ?", accountId, name);
       }
-      return Promise.resolve();
     },
     listSubscriptions(accountId) {
-      return Promise.resolve(
-        db.all<{ name: string }>(
-          "SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name",
-          accountId,
-        ).map((r) => r.name),
-      );
+      return db.all<{ name: string }>(
+        "SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name",
+        accountId,
+      ).map((r) => r.name);
     },
-    deliver({ data, internalDate, targets, defaultQuotaBytes }) {
-      const outcomes = db.tx(() => {
+    deliver(input) {
+      const { internalDate, targets, defaultQuotaBytes } = input;
+      const size = messageSize(input);
+      return db.tx(() => {
         let bodyId = 0;
         const out: DeliveryOutcome[] = [];
         for (const t of targets) {
@@ -322,49 +330,50 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
             out.push({ accountId: t.accountId, ok: false, code: "mailbox_not_found" });
             continue;
           }
-          if (used(t.accountId) + data.length > quotaOf(t.accountId, defaultQuotaBytes)) {
+          if (used(t.accountId) + size > quotaOf(t.accountId, defaultQuotaBytes)) {
             out.push({ accountId: t.accountId, ok: false, code: "quota_exceeded" });
             continue;
           }
-          if (bodyId === 0) bodyId = insertBody(db, data, now());
-          const { uid, modSeq } = insertMessage(
-            mb.id,
-            bodyId,
-            data.length,
-            internalDate,
-            t.flags ?? [],
-          );
+          if (bodyId === 0) bodyId = insertBody(db, files, input, now());
+          const { uid, modSeq } = insertMessage(mb.id, bodyId, size, internalDate, t.flags ?? []);
           out.push({ accountId: t.accountId, ok: true, mailboxId: mb.id, uid, modSeq });
         }
         return out;
       });
-      return Promise.resolve(outcomes);
     },
-    append({ accountId, mailboxName, data, flags, internalDate, defaultQuotaBytes }) {
-      const r = db.tx(() => {
+    append(input) {
+      const { accountId, mailboxName, flags, internalDate, defaultQuotaBytes } = input;
+      const size = messageSize(input);
+      return db.tx(() => {
         const mb = row(accountId, mailboxName);
         if (!mb) {
           throw new RelayError("mailbox_not_found", `Cannot append to "${mailboxName}": not found`);
         }
-        if (used(accountId) + data.length > quotaOf(accountId, defaultQuotaBytes)) {
+        if (used(accountId) + size > quotaOf(accountId, defaultQuotaBytes)) {
           throw new RelayError("quota_exceeded", "Cannot append: quota exceeded");
         }
-        const bodyId = insertBody(db, data, now());
-        const { uid, modSeq } = insertMessage(mb.id, bodyId, data.length, internalDate, flags);
+        const bodyId = insertBody(db, files, input, now());
+        const { uid, modSeq } = insertMessage(mb.id, bodyId, size, internalDate, flags);
         return { mailboxId: mb.id, uidValidity: mb.uid_validity, uid, modSeq };
       });
-      return Promise.resolve(r);
     },
-    listMessages(mailboxId) {
-      const rows = db.all<MessageRow>(
-        `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid`,
-        mailboxId,
-      );
-      return Promise.resolve(rows.map(toMessage));
+    listMessages(mailboxId, page) {
+      const rows = page
+        ? db.all<MessageRow>(
+          `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid LIMIT ?`,
+          mailboxId,
+          page.afterUid,
+          page.limit,
+        )
+        : db.all<MessageRow>(
+          `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid`,
+          mailboxId,
+        );
+      return rows.map(toMessage);
     },
-    getMessages: (mailboxId, uids) => Promise.resolve(messagesByUid(mailboxId, uids)),
+    getMessages: (mailboxId, uids) => messagesByUid(mailboxId, uids),
     changesSince(mailboxId, modSeq) {
-      const r = db.tx(() => {
+      return db.snapshot(() => {
         const mb = mustRow(mailboxId);
         const changed = db.all<MessageRow>(
           `SELECT ${MSG_COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`,
@@ -378,14 +387,10 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         ).map((x) => x.uid);
         return { changed, expunged, highestModSeq: mb.highest_modseq };
       });
-      return Promise.resolve(r);
     },
-    readBody(bodyId) {
-      const r = db.get<{ data: Uint8Array }>("SELECT data FROM bodies WHERE id = ?", bodyId);
-      return Promise.resolve(r ? r.data : null);
-    },
-    setFlags(mailboxId, update): Promise<FlagUpdateResult> {
-      const r = db.tx(() => {
+    setBodyStructure: (bodyId, structure) => setBodyStructure(db, bodyId, structure),
+    setFlags(mailboxId, update): FlagUpdateResult {
+      return db.tx(() => {
         mustRow(mailboxId);
         const msgs = messagesByUid(mailboxId, update.uids);
         const flags = normalizeFlags(update.flags);
@@ -418,20 +423,17 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         }
         return { updated, modified, highestModSeq: mustRow(mailboxId).highest_modseq };
       });
-      return Promise.resolve(r);
     },
-    copyMessages: (mailboxId, uids, dest) =>
-      Promise.resolve(db.tx(() => copyInto(mailboxId, uids, dest))),
+    copyMessages: (mailboxId, uids, dest) => db.tx(() => copyInto(mailboxId, uids, dest)),
     moveMessages(mailboxId, uids, dest) {
-      const r = db.tx(() => {
+      return db.tx(() => {
         const result = copyInto(mailboxId, uids, dest);
         removeUids(mailboxId, result.mapping.map(([s]) => s));
         return result;
       });
-      return Promise.resolve(r);
     },
     expunge(mailboxId, uids) {
-      const r = db.tx(() => {
+      return db.tx(() => {
         mustRow(mailboxId);
         const deleted = db.all<{ uid: number; flags: string }>(
           "SELECT uid, flags FROM messages WHERE mailbox_id = ? AND flags LIKE '%\\Deleted%' ORDER BY uid",
@@ -440,10 +442,9 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         const only = uids ? new Set(uids) : null;
         return removeUids(mailboxId, only ? deleted.filter((u) => only.has(u)) : deleted);
       });
-      return Promise.resolve(r);
     },
-    removeMessages: (mailboxId, uids) => Promise.resolve(db.tx(() => removeUids(mailboxId, uids))),
-    usedBytes: (accountId) => Promise.resolve(used(accountId)),
+    removeMessages: (mailboxId, uids) => db.tx(() => removeUids(mailboxId, uids)),
+    usedBytes: used,
     listMessagesForRetention({ accountId, olderThan, largerThan, limit }) {
       const rows = db.all<MessageRow & { account_id: number }>(
         `SELECT m.mailbox_id, m.uid, m.modseq, m.flags, m.internal_date, m.size, m.body_id, b.account_id
@@ -458,10 +459,10 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
         largerThan ?? null,
         limit,
       );
-      return Promise.resolve(rows.map((r) => ({ ...toMessage(r), accountId: r.account_id })));
+      return rows.map((r) => ({ ...toMessage(r), accountId: r.account_id }));
     },
     claimRecent(mailboxId) {
-      return Promise.resolve(db.tx(() => {
+      return db.tx(() => {
         const uids = db.all<{ uid: number }>(
           "SELECT uid FROM messages WHERE mailbox_id = ? AND recent = 1 ORDER BY uid",
           mailboxId,
@@ -470,14 +471,7 @@ export function mailStore(db: Db, now: () => number = Date.now): MailboxStore {
           db.run("UPDATE messages SET recent = 0 WHERE mailbox_id = ? AND recent = 1", mailboxId);
         }
         return uids;
-      }));
-    },
-    freeUnreferencedBodies() {
-      const { changes } = db.run(
-        `DELETE FROM bodies WHERE NOT EXISTS (SELECT 1 FROM messages WHERE body_id = bodies.id)
-         AND NOT EXISTS (SELECT 1 FROM queue WHERE body_id = bodies.id)`,
-      );
-      return Promise.resolve(changes);
+      });
     },
   };
 }

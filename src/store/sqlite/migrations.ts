@@ -2,6 +2,7 @@
 
 import m0001 from "../../../migrations/0001_init.sql" with { type: "text" };
 import m0002 from "../../../migrations/0002_subscriptions.sql" with { type: "text" };
+import m0003 from "../../../migrations/0003_counters_bodies.sql" with { type: "text" };
 import m0005 from "../../../migrations/0005_queue.sql" with { type: "text" };
 
 export interface Migration {
@@ -13,5 +14,6 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "0001_init.sql", sql: m0001 },
   { version: 2, name: "0002_subscriptions.sql", sql: m0002 },
+  { version: 3, name: "0003_counters_bodies.sql", sql: m0003 },
   { version: 5, name: "0005_queue.sql", sql: m0005 },
 ];

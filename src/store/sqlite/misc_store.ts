@@ -9,15 +9,16 @@ import type {
   SettingsStore,
   TokenStore,
 } from "../types.ts";
-import type { Db } from "./db.ts";
+import type { OpEnv, SyncOf } from "./env.ts";
 
-type Misc =
+type Misc = SyncOf<
   & MetadataStore
   & SettingsStore
   & TokenStore
   & BlocklistStore
   & FederationStatsStore
-  & PushStore;
+  & PushStore
+>;
 
 interface TokenRow {
   token: string;
@@ -37,26 +38,22 @@ const toToken = (r: TokenRow): RegistrationToken => ({
   comment: r.comment,
 });
 
-export function miscStore(db: Db): Misc {
+export function miscStore({ db }: OpEnv): Misc {
   return {
     getMetadata: (accountId, mailbox, key) =>
-      Promise.resolve(
-        db.get<{ value: string }>(
-          "SELECT value FROM metadata WHERE account_id = ? AND mailbox = ? AND key = ?",
-          accountId,
-          mailbox,
-          key.toLowerCase(),
-        )?.value ?? null,
-      ),
+      db.get<{ value: string }>(
+        "SELECT value FROM metadata WHERE account_id = ? AND mailbox = ? AND key = ?",
+        accountId,
+        mailbox,
+        key.toLowerCase(),
+      )?.value ?? null,
     listMetadata: (accountId, mailbox, prefix) =>
-      Promise.resolve(
-        db.all<{ key: string; value: string }>(
-          "SELECT key, value FROM metadata WHERE account_id = ? AND mailbox = ? AND substr(key, 1, ?) = ? ORDER BY key",
-          accountId,
-          mailbox,
-          prefix.length,
-          prefix.toLowerCase(),
-        ),
+      db.all<{ key: string; value: string }>(
+        "SELECT key, value FROM metadata WHERE account_id = ? AND mailbox = ? AND substr(key, 1, ?) = ? ORDER BY key",
+        accountId,
+        mailbox,
+        prefix.length,
+        prefix.toLowerCase(),
       ),
     setMetadata(accountId, mailbox, key, value) {
       if (value === null) {
@@ -76,13 +73,10 @@ export function miscStore(db: Db): Misc {
           value,
         );
       }
-      return Promise.resolve();
     },
 
     getSetting: (key) =>
-      Promise.resolve(
-        db.get<{ value: string }>("SELECT value FROM settings WHERE key = ?", key)?.value ?? null,
-      ),
+      db.get<{ value: string }>("SELECT value FROM settings WHERE key = ?", key)?.value ?? null,
     setSetting(key, value) {
       if (value === null) db.run("DELETE FROM settings WHERE key = ?", key);
       else {
@@ -92,13 +86,12 @@ export function miscStore(db: Db): Misc {
           value,
         );
       }
-      return Promise.resolve();
     },
     listSettings() {
       const rows = db.all<{ key: string; value: string }>(
         "SELECT key, value FROM settings WHERE key NOT LIKE 'internal.%' ORDER BY key",
       );
-      return Promise.resolve(Object.fromEntries(rows.map((r) => [r.key, r.value])));
+      return Object.fromEntries(rows.map((r) => [r.key, r.value]));
     },
 
     createToken(t) {
@@ -111,15 +104,12 @@ export function miscStore(db: Db): Misc {
         t.createdAt,
         t.comment,
       );
-      return Promise.resolve();
     },
     listTokens: () =>
-      Promise.resolve(
-        db.all<TokenRow>("SELECT * FROM registration_tokens ORDER BY created_at").map(toToken),
-      ),
+      db.all<TokenRow>("SELECT * FROM registration_tokens ORDER BY created_at").map(toToken),
     getToken(token) {
       const r = db.get<TokenRow>("SELECT * FROM registration_tokens WHERE token = ?", token);
-      return Promise.resolve(r ? toToken(r) : null);
+      return r ? toToken(r) : null;
     },
     consumeToken(token, now) {
       const { changes } = db.run(
@@ -128,17 +118,15 @@ export function miscStore(db: Db): Misc {
         token,
         now,
       );
-      return Promise.resolve(changes > 0);
+      return changes > 0;
     },
     deleteToken: (token) =>
-      Promise.resolve(db.run("DELETE FROM registration_tokens WHERE token = ?", token).changes > 0),
+      db.run("DELETE FROM registration_tokens WHERE token = ?", token).changes > 0,
 
     listBlocked: () =>
-      Promise.resolve(
-        db.all<{ entry: string; reason: string; created_at: number }>(
-          "SELECT * FROM blocklist ORDER BY entry",
-        ).map((r) => ({ entry: r.entry, reason: r.reason, createdAt: r.created_at })),
-      ),
+      db.all<{ entry: string; reason: string; created_at: number }>(
+        "SELECT * FROM blocklist ORDER BY entry",
+      ).map((r) => ({ entry: r.entry, reason: r.reason, createdAt: r.created_at })),
     addBlocked(entry, reason, now) {
       db.run(
         "INSERT INTO blocklist (entry, reason, created_at) VALUES (?, ?, ?) ON CONFLICT(entry) DO UPDATE SET reason = excluded.reason",
@@ -146,19 +134,14 @@ export function miscStore(db: Db): Misc {
         reason,
         now,
       );
-      return Promise.resolve();
     },
     removeBlocked: (entry) =>
-      Promise.resolve(
-        db.run("DELETE FROM blocklist WHERE entry = ?", entry.toLowerCase()).changes > 0,
-      ),
+      db.run("DELETE FROM blocklist WHERE entry = ?", entry.toLowerCase()).changes > 0,
     isBlocked(address) {
       const a = address.toLowerCase();
       const domain = a.slice(a.lastIndexOf("@") + 1);
-      return Promise.resolve(
-        db.get("SELECT 1 FROM blocklist WHERE entry IN (?, ?, ?)", a, "@" + domain, domain) !==
-          undefined,
-      );
+      return db.get("SELECT 1 FROM blocklist WHERE entry IN (?, ?, ?)", a, "@" + domain, domain) !==
+        undefined;
     },
 
     recordFederation(domain, event, now, error) {
@@ -171,37 +154,32 @@ export function miscStore(db: Db): Misc {
         error ?? null,
         now,
       );
-      return Promise.resolve();
     },
     listFederationStats: () =>
-      Promise.resolve(
-        db.all<
-          {
-            domain: string;
-            sent: number;
-            received: number;
-            failures: number;
-            last_error: string | null;
-            last_at: number;
-          }
-        >("SELECT * FROM federation_stats ORDER BY domain").map((r) => ({
-          domain: r.domain,
-          sent: r.sent,
-          received: r.received,
-          failures: r.failures,
-          lastError: r.last_error,
-          lastAt: r.last_at,
-        })),
-      ),
+      db.all<
+        {
+          domain: string;
+          sent: number;
+          received: number;
+          failures: number;
+          last_error: string | null;
+          last_at: number;
+        }
+      >("SELECT * FROM federation_stats ORDER BY domain").map((r) => ({
+        domain: r.domain,
+        sent: r.sent,
+        received: r.received,
+        failures: r.failures,
+        lastError: r.last_error,
+        lastAt: r.last_at,
+      })),
 
     listPushTokens: (accountId, notBefore) =>
-      Promise.resolve(
-        db.all<{ token: string; updated_at: number }>(
-          "SELECT token, updated_at FROM push_tokens WHERE account_id = ? AND updated_at >= ? ORDER BY rowid",
-          accountId,
-          notBefore,
-        ).map((r) => ({ token: r.token, updatedAt: r.updated_at })),
-      ),
+      db.all<{ token: string; updated_at: number }>(
+        "SELECT token, updated_at FROM push_tokens WHERE account_id = ? AND updated_at >= ? ORDER BY rowid",
+        accountId,
+        notBefore,
+      ).map((r) => ({ token: r.token, updatedAt: r.updated_at })),
     upsertPushToken(accountId, token, now) {
       db.run(
         `INSERT INTO push_tokens (account_id, token, updated_at) VALUES (?, ?, ?)
@@ -210,61 +188,51 @@ export function miscStore(db: Db): Misc {
         token,
         now,
       );
-      return Promise.resolve();
     },
     removePushToken(accountId, token) {
       db.run("DELETE FROM push_tokens WHERE account_id = ? AND token = ?", accountId, token);
-      return Promise.resolve();
     },
     removePushTokens(accountId) {
       db.run("DELETE FROM push_tokens WHERE account_id = ?", accountId);
-      return Promise.resolve();
     },
     expirePushTokens: (before) =>
-      Promise.resolve(db.run("DELETE FROM push_tokens WHERE updated_at < ?", before).changes),
+      db.run("DELETE FROM push_tokens WHERE updated_at < ?", before).changes,
     enqueuePush: ({ accountId, token, now }) =>
-      Promise.resolve(
-        db.run(
-          "INSERT INTO push_jobs (account_id, token, attempt, start_at, next_at) VALUES (?, ?, 0, ?, ?)",
-          accountId,
-          token,
-          now,
-          now,
-        ).lastInsertRowid,
-      ),
+      db.run(
+        "INSERT INTO push_jobs (account_id, token, attempt, start_at, next_at) VALUES (?, ?, 0, ?, ?)",
+        accountId,
+        token,
+        now,
+        now,
+      ).lastInsertRowid,
     duePushJobs: (now, limit) =>
-      Promise.resolve(
-        db.all<
-          {
-            id: number;
-            account_id: number;
-            token: string;
-            attempt: number;
-            start_at: number;
-            next_at: number;
-          }
-        >(
-          "SELECT * FROM push_jobs WHERE next_at <= ? ORDER BY next_at LIMIT ?",
-          now,
-          limit,
-        ).map((r) => ({
-          id: r.id,
-          accountId: r.account_id,
-          token: r.token,
-          attempt: r.attempt,
-          startAt: r.start_at,
-          nextAt: r.next_at,
-        })),
-      ),
+      db.all<
+        {
+          id: number;
+          account_id: number;
+          token: string;
+          attempt: number;
+          start_at: number;
+          next_at: number;
+        }
+      >(
+        "SELECT * FROM push_jobs WHERE next_at <= ? ORDER BY next_at LIMIT ?",
+        now,
+        limit,
+      ).map((r) => ({
+        id: r.id,
+        accountId: r.account_id,
+        token: r.token,
+        attempt: r.attempt,
+        startAt: r.start_at,
+        nextAt: r.next_at,
+      })),
     reschedulePush(id, attempt, nextAt) {
       db.run("UPDATE push_jobs SET attempt = ?, next_at = ? WHERE id = ?", attempt, nextAt, id);
-      return Promise.resolve();
     },
     deletePushJob(id) {
       db.run("DELETE FROM push_jobs WHERE id = ?", id);
-      return Promise.resolve();
     },
-    countPushJobs: () =>
-      Promise.resolve(db.get<{ n: number }>("SELECT COUNT(*) AS n FROM push_jobs")!.n),
+    countPushJobs: () => db.get<{ n: number }>("SELECT COUNT(*) AS n FROM push_jobs")!.n,
   };
 }

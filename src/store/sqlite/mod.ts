@@ -1,59 +1,363 @@
 // SQLite implementation of the store (node:sqlite, WAL). The only module that knows SQL.
+//
+// Two modes with the same store functions (op_kinds.ts says where each runs):
+//  - threaded (startSqliteStore, the server): writes go to a writer thread with group commit
+//    (write_queue.ts); bounded reads run here on a read-only connection; heavy reads in a reader
+//    thread started on demand and stopped when idle;
+//  - in-process (openSqliteStore: ":memory:", tests, short CLI commands): one connection here,
+//    each write its own transaction, run through the same batch code.
 
-import type { Store } from "../types.ts";
+import { dirname, join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import type { BodyReader, SmallBody, Store } from "../types.ts";
 import { Db, MigrationError } from "./db.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import type { Migration } from "./migrations.ts";
-import { accountStore } from "./account_store.ts";
-import { mailStore } from "./mail_store.ts";
-import { miscStore } from "./misc_store.ts";
-import { queueStore } from "./queue_store.ts";
+import { Engine, type OpCall, type OpName } from "./engine.ts";
+import { OP_KINDS, ROUTES } from "./op_kinds.ts";
+import { type BatchRunner, WriteQueue } from "./write_queue.ts";
+import { StoreThread } from "./store_thread.ts";
+import { SqliteSpool } from "./spool.ts";
+import { FileBodyReader, MemoryBodyReader } from "./body_reader.ts";
+import { isBodyFileName, tmpDirOf } from "./body_files.ts";
+import type { BodyRow } from "./bodies.ts";
+import { INLINE_LIMIT } from "./bodies.ts";
+import { restoreBodyFiles } from "./backup.ts";
 
-export { Db, MigrationError, MIGRATIONS };
+export { Db, INLINE_LIMIT, MigrationError, MIGRATIONS, restoreBodyFiles };
 export type { Migration };
 
 export interface SqliteStoreOptions {
   migrations?: readonly Migration[];
   now?: () => number;
+  /** Body files directory; default `bodies` beside the database, none for ":memory:". */
+  bodiesDir?: string | null;
+  /** Space kept in reserve for deletions on a full disk (space_guard.ts); 0 for none. */
+  reserveBytes?: number;
+  /**
+   * Threaded: a database up to this size is read here even by heavy reads (a full scan of it is
+   * quick); default 4 MiB. Tests set 0 to use the reader thread.
+   */
+  tinyBytes?: number;
 }
 
-/** Opens (creating if needed) and migrates the database; ":memory:" for tests. */
-export function openSqliteStore(
+export interface DataProgress {
+  step: "bodies" | "vacuum";
+  done: number;
+  total: number;
+}
+
+export interface SqliteStore extends Store {
+  /** This thread's connection (read-only in threaded mode). */
+  readonly db: Db;
+  readonly bodiesDir: string | null;
+  readonly threaded: boolean;
+  /** Writes and the batches that carried them (group commit). */
+  readonly writeStats: { batches: number; ops: number };
+  /**
+   * The upgrade's data steps (data_steps.ts) in committed slices. vacuum: rebuild a file made
+   * before incremental vacuum "always", only when it is under 256 MiB ("small"), or "never".
+   */
+  migrateData(options?: {
+    onProgress?: (p: DataProgress) => void;
+    vacuum?: "always" | "small" | "never";
+    /** Stops between slices (what is done stays done; the next start resumes). */
+    signal?: AbortSignal;
+  }): Promise<{ bodiesMoved: number; vacuumed: boolean; vacuumPending: boolean }>;
+}
+
+/** Rows per main-thread read of bodies (smallBodies), in bytes. */
+const SMALL_BODIES_BUDGET = 1 << 20;
+/** Inline data read here at most; bigger legacy rows are read in the reader thread. */
+const MAIN_DATA = 1 << 20;
+/** The reader thread stops after this long without work (idle memory stays low). */
+const READER_IDLE_MS = 30_000;
+const SMALL_DB_BYTES = 256 * 1024 * 1024;
+/** Below this size even a full scan stays within the main thread's budget: no reader thread. */
+const TINY_DB_BYTES = 4 * 1024 * 1024;
+
+interface Exec {
+  read(op: OpCall): unknown;
+  write: WriteQueue;
+  heavy(op: OpCall): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+function bodiesDirFor(path: string, options: SqliteStoreOptions): string | null {
+  if (options.bodiesDir !== undefined) return options.bodiesDir;
+  return path === ":memory:" || path.startsWith("file::memory:")
+    ? null
+    : join(dirname(path), "bodies");
+}
+
+/** In-process store: one connection on this thread. Migrates on open. */
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+  const bodiesDir = bodiesDirFor(path, options);
+  const engine = new Engine(
+    path,
+    { bodiesDir, reserveBytes: options.reserveBytes },
+    (db) => db.migrate(options.migrations ?? MIGRATIONS, options.now?.()),
+  );
+  const runner: BatchRunner = {
+    runBatch: (ops) => Promise.resolve(engine.runBatch(ops)),
+    runAlone: (op) => {
+      try {
+        return Promise.resolve(engine.call(op));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+  };
+  const exec: Exec = {
+    read: (op) => engine.call(op),
+    write: new WriteQueue(runner),
+    heavy: (op) => runner.runAlone(op),
+    close: () => Promise.resolve(engine.close()),
+  };
+  return buildStore(engine, exec, bodiesDir, options.now ?? Date.now, false, 0);
+}
+
+/** Threaded store: the writer thread migrates, then this thread reads read-only beside it. */
+export async function startSqliteStore(
   path: string,
   options: SqliteStoreOptions = {},
-): Store & { db: Db } {
-  const db = new Db(path);
+): Promise<SqliteStore> {
+  const bodiesDir = bodiesDirFor(path, options);
+  const now = options.now ?? Date.now;
+  const open = {
+    path,
+    bodiesDir,
+    migrations: options.migrations,
+    reserveBytes: options.reserveBytes,
+  };
+  let writer = await StoreThread.start("writer", { ...open, readOnly: false, now: now() });
+  let reader: StoreThread | null = null;
+  let readerStarting: Promise<StoreThread> | null = null;
+  let readerTimer: ReturnType<typeof setTimeout> | undefined;
+  let readerBusy = 0;
+  let closed = false;
+  // A writer thread that died is replaced for the next batch (the database is intact).
+  const writerThread = async () => {
+    if (!writer.alive && !closed) {
+      writer = await StoreThread.start("writer", { ...open, readOnly: false, now: now() });
+    }
+    return writer;
+  };
+  const runner: BatchRunner = {
+    runBatch: async (ops) =>
+      (await (await writerThread()).request({ t: "batch", ops })) as ReturnType<Engine["runBatch"]>,
+    runAlone: async (op) => (await writerThread()).request({ t: "call", op }),
+  };
+  const readerThread = () => {
+    if (reader?.alive) return Promise.resolve(reader);
+    readerStarting ??= StoreThread.start("reader", { ...open, readOnly: true, now: now() })
+      .then((t) => (reader = t))
+      .finally(() => (readerStarting = null));
+    return readerStarting;
+  };
+  let engine: Engine;
   try {
-    db.migrate(options.migrations ?? MIGRATIONS);
+    engine = new Engine(path, { bodiesDir, readOnly: true });
   } catch (err) {
-    db.close();
+    await writer.close();
     throw err;
   }
-  const parts = {
-    ...accountStore(db),
-    ...mailStore(db, options.now),
-    ...miscStore(db),
-    ...queueStore(db),
-  };
-  // Every operation answers through a promise, also when it fails synchronously.
-  const store: Record<string, unknown> = {};
-  for (const [k, fn] of Object.entries(parts)) {
-    store[k] = (...args: unknown[]) => {
+  const exec: Exec = {
+    read: (op) => engine.call(op),
+    write: new WriteQueue(runner),
+    async heavy(op) {
+      clearTimeout(readerTimer);
+      readerBusy++;
       try {
-        return Promise.resolve((fn as (...a: unknown[]) => unknown)(...args));
+        return await (await readerThread()).request({ t: "call", op });
+      } finally {
+        if (--readerBusy === 0 && !closed) {
+          readerTimer = setTimeout(() => {
+            const r = reader;
+            reader = null;
+            r?.close().catch(() => {});
+          }, READER_IDLE_MS);
+        }
+      }
+    },
+    async close() {
+      closed = true;
+      clearTimeout(readerTimer);
+      await readerStarting?.catch(() => {});
+      await Promise.all([writer.close(), reader?.close()]);
+      engine.close();
+    },
+  };
+  return buildStore(engine, exec, bodiesDir, now, true, options.tinyBytes ?? TINY_DB_BYTES);
+}
+
+function buildStore(
+  engine: Engine,
+  exec: Exec,
+  bodiesDir: string | null,
+  now: () => number,
+  threaded: boolean,
+  tinyBytes: number,
+): SqliteStore {
+  const op = (name: string, args: unknown[]): OpCall => ({ name, args, now: now() });
+  const read = <T>(name: OpName, args: unknown[]): T => exec.read(op(name, args)) as T;
+  const write = <T>(name: OpName, args: unknown[]) =>
+    exec.write.write(op(name, args)) as Promise<T>;
+  const heavy = <T>(name: OpName, args: unknown[]) => exec.heavy(op(name, args)) as Promise<T>;
+  const tiny = () =>
+    engine.db.get<{ n: number }>(
+      "SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()",
+    )!.n <= tinyBytes;
+  const store: Record<string, unknown> = {};
+  for (const [name, kind] of Object.entries(OP_KINDS)) {
+    const route = ROUTES[name as OpName] as ((a: unknown[], e: Engine) => boolean) | undefined;
+    store[name] = (...args: unknown[]) => {
+      try {
+        if (kind === "write") return write(name as OpName, args);
+        if (
+          (kind === "heavy" || (kind === "route" && !route!(args, engine))) && !(threaded && tiny())
+        ) {
+          return heavy(name as OpName, args);
+        }
+        return Promise.resolve(read(name as OpName, args));
       } catch (err) {
         return Promise.reject(err);
       }
     };
   }
-  return Object.assign(store as unknown as Store, {
-    db,
-    backup(path: string) {
-      db.raw.exec(`VACUUM INTO '${path.replaceAll("'", "''")}'`);
-      return Promise.resolve();
+
+  let closing: Promise<void> | null = null;
+  const special: Omit<SqliteStore, keyof typeof OP_KINDS> = {
+    db: engine.db,
+    bodiesDir,
+    threaded,
+    get writeStats() {
+      return exec.write.stats;
     },
+    createSpool: () => new SqliteSpool(bodiesDir, () => exec.write.lowSpace),
+
+    async openBody(bodyId: number): Promise<BodyReader | null> {
+      const row = read<BodyRow | null>("bodyRow", [bodyId, MAIN_DATA]);
+      if (!row) return null;
+      const data = row.data ?? await heavy<Uint8Array | null>("bodyData", [bodyId]);
+      if (!data) return null;
+      if (row.file === null) return new MemoryBodyReader(data, row.structure);
+      if (!bodiesDir) throw new Error("A body file without a bodies directory");
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(join(bodiesDir, row.file), { read: true });
+      } catch (err) {
+        // Freed between the row read and the open: the message was expunged meanwhile.
+        if (err instanceof Deno.errors.NotFound) return null;
+        throw err;
+      }
+      return new FileBodyReader(data, file, row.fileOffset, row.size, row.structure);
+    },
+    readSmallBodies: (ids: number[]) =>
+      Promise.resolve(read<Map<number, SmallBody>>("smallBodies", [ids, SMALL_BODIES_BUDGET])),
+    async readBody(bodyId: number) {
+      const reader = await (store as unknown as Store).openBody(bodyId);
+      if (!reader) return null;
+      try {
+        return await reader.read(0, reader.size);
+      } finally {
+        await reader.close();
+      }
+    },
+
+    async freeUnreferencedBodies() {
+      let freed = 0;
+      for (let after: number | null = 0; after !== null;) {
+        const page: { freed: number; next: number | null } = await write(
+          "freeUnreferencedBodiesPage",
+          [after, 500],
+        );
+        freed += page.freed;
+        after = page.next;
+      }
+      return freed;
+    },
+
+    async sweepBodyFiles(before: number) {
+      if (!bodiesDir || !existsSync(bodiesDir)) return 0;
+      if (read<boolean>("backupPinned", [])) return 0;
+      let removed = 0;
+      for (const dir of [bodiesDir, tmpDirOf(bodiesDir)]) {
+        const spools = dir !== bodiesDir;
+        let names: string[] = [];
+        const flush = async () => {
+          // A body file is an orphan when no row names it; a spool when nobody finished it.
+          const known = spools ? [] : read<string[]>("knownBodyFiles", [names]);
+          for (const n of names) {
+            if (known.includes(n)) continue;
+            await Deno.remove(join(dir, n)).then(() => removed++, () => {});
+          }
+          names = [];
+        };
+        for await (const e of Deno.readDir(dir)) {
+          if (!e.isFile || !isBodyFileName(e.name)) continue;
+          // The change time moves on every write and link: files in use are never old.
+          const info = await Deno.stat(join(dir, e.name)).catch(() => null);
+          if (!info || (info.ctime?.getTime() ?? now()) >= before) continue;
+          names.push(e.name);
+          if (names.length >= 200) await flush();
+        }
+        await flush();
+      }
+      return removed;
+    },
+
+    async backup(path: string) {
+      // The file exists empty and private before the snapshot goes in (VACUUM INTO accepts it).
+      const f = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+      f.close();
+      await Deno.chmod(path, 0o600);
+      await write("setBackupPin", [now() + 6 * 3600_000]);
+      try {
+        await heavy("snapshotInto", [path, bodiesDir]);
+      } catch (err) {
+        await Deno.remove(path).catch(() => {});
+        throw err;
+      } finally {
+        await write("setBackupPin", [null]);
+      }
+    },
+
+    async migrateData(options = {}) {
+      const { onProgress, vacuum = "small", signal } = options;
+      let bodiesMoved = 0;
+      if (bodiesDir && read<boolean>("legacyBodiesPending", [])) {
+        const total = await heavy<{ bodies: number }>("countLegacyBodies", []);
+        for (let after: number | null = 0; after !== null;) {
+          if (signal?.aborted) return { bodiesMoved, vacuumed: false, vacuumPending: false };
+          const r: { moved: number; next: number | null } = await write("moveLegacyBodies", [
+            after,
+            32 << 20,
+          ]);
+          bodiesMoved += r.moved;
+          after = r.next;
+          onProgress?.({ step: "bodies", done: bodiesMoved, total: total.bodies });
+        }
+      }
+      let vacuumed = false;
+      const mode = read<number>("autoVacuumMode", []);
+      const small = engine.db.path === ":memory:" ||
+        (existsSync(engine.db.path) && statSync(engine.db.path).size < SMALL_DB_BYTES);
+      if (signal?.aborted) return { bodiesMoved, vacuumed: false, vacuumPending: mode !== 2 };
+      if (mode !== 2 && (vacuum === "always" || (vacuum === "small" && small))) {
+        onProgress?.({ step: "vacuum", done: 0, total: 1 });
+        await exec.write.alone(op("convertToIncremental", []));
+        onProgress?.({ step: "vacuum", done: 1, total: 1 });
+        vacuumed = true;
+      }
+      return { bodiesMoved, vacuumed, vacuumPending: mode !== 2 && !vacuumed };
+    },
+
     close() {
-      db.close();
+      closing ??= exec.write.drained().then(() => exec.close());
+      return closing;
     },
-  });
+  };
+  Object.defineProperties(store, Object.getOwnPropertyDescriptors(special));
+  return store as unknown as SqliteStore;
 }

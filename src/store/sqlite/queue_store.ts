@@ -10,7 +10,9 @@ import type {
   QueueStore,
 } from "../types.ts";
 import type { Db } from "./db.ts";
-import { freeBodies, insertBody } from "./bodies.ts";
+import type { TxFiles } from "./body_files.ts";
+import type { OpEnv, SyncOf } from "./env.ts";
+import { freeBodies, insertBody, messageSize } from "./bodies.ts";
 
 interface RcptRow {
   id: number;
@@ -40,7 +42,7 @@ export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
 }
 
-export function queueStore(db: Db): QueueStore {
+export function queueStore({ db, files }: OpEnv): SyncOf<QueueStore> {
   const entry = (id: number): QueueEntry | null => {
     const q = db.get<
       { id: number; sender: string; body_id: number; size: number; created_at: number }
@@ -63,14 +65,16 @@ export function queueStore(db: Db): QueueStore {
     };
   };
   return {
-    enqueue({ sender, data, recipients, now }) {
-      const id = db.tx(() => {
-        const bodyId = insertBody(db, data, now);
+    enqueue(input) {
+      const { sender, recipients, now } = input;
+      const size = messageSize(input);
+      return db.tx(() => {
+        const bodyId = insertBody(db, files, input, now);
         const { lastInsertRowid: qid } = db.run(
           "INSERT INTO queue (sender, body_id, size, created_at) VALUES (?, ?, ?, ?)",
           sender,
           bodyId,
-          data.length,
+          size,
           now,
         );
         for (const r of recipients) {
@@ -86,18 +90,15 @@ export function queueStore(db: Db): QueueStore {
         }
         return qid;
       });
-      return Promise.resolve(id);
     },
     dueRecipients: (now, limit) =>
-      Promise.resolve(
-        db.all<RcptRow>(
-          `SELECT * FROM queue_recipients WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?
+      db.all<RcptRow>(
+        `SELECT * FROM queue_recipients WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?
            ORDER BY next_attempt_at, id LIMIT ?`,
-          now,
-          limit,
-        ).map(toRcpt),
-      ),
-    getQueueEntry: (id) => Promise.resolve(entry(id)),
+        now,
+        limit,
+      ).map(toRcpt),
+    getQueueEntry: (id) => entry(id),
     listQueue({ offset = 0, limit = 50, status }) {
       const where = status
         ? "WHERE id IN (SELECT queue_id FROM queue_recipients WHERE status = ?)"
@@ -110,7 +111,7 @@ export function queueStore(db: Db): QueueStore {
         offset,
       );
       const total = db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM queue ${where}`, ...params)!.n;
-      return Promise.resolve({ items: ids.map((r) => entry(r.id)!).filter(Boolean), total });
+      return { items: ids.map((r) => entry(r.id)!).filter(Boolean), total };
     },
     updateRecipient(id, u) {
       db.tx(() => {
@@ -125,7 +126,6 @@ export function queueStore(db: Db): QueueStore {
           id,
         );
       });
-      return Promise.resolve();
     },
     retryQueueEntry(id, now) {
       const { changes } = db.run(
@@ -135,103 +135,86 @@ export function queueStore(db: Db): QueueStore {
         now,
         id,
       );
-      return Promise.resolve(changes > 0);
+      return changes > 0;
     },
     deleteQueueEntry(id) {
-      const ok = db.tx(() => {
+      return db.tx(() => {
         const q = db.get<{ body_id: number }>("SELECT body_id FROM queue WHERE id = ?", id);
         if (!q) return false;
         db.run("DELETE FROM queue WHERE id = ?", id);
-        freeBodies(db, [q.body_id]);
+        freeBodies(db, files, [q.body_id]);
         return true;
       });
-      return Promise.resolve(ok);
     },
     countQueued: () =>
-      Promise.resolve(
-        db.get<{ n: number }>(
-          "SELECT COUNT(*) AS n FROM queue_recipients WHERE status IN ('queued', 'deferred')",
-        )!.n,
-      ),
+      db.get<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM queue_recipients WHERE status IN ('queued', 'deferred')",
+      )!.n,
     pendingRecipientsAfter: (afterId, limit) =>
-      Promise.resolve(
-        db.all<RcptRow>(
-          // "+status": walk the primary key from the cursor, not the status index (and a sort).
-          `SELECT * FROM queue_recipients WHERE id > ? AND +status IN ('queued', 'deferred')
+      db.all<RcptRow>(
+        // "+status": walk the primary key from the cursor, not the status index (and a sort).
+        `SELECT * FROM queue_recipients WHERE id > ? AND +status IN ('queued', 'deferred')
            ORDER BY id LIMIT ?`,
-          afterId,
-          limit,
-        ).map(toRcpt),
-      ),
+        afterId,
+        limit,
+      ).map(toRcpt),
     dueRecipientsFor: (domain, now, limit) =>
-      Promise.resolve(
-        db.all<RcptRow>(
-          `SELECT * FROM queue_recipients WHERE domain = ? AND next_attempt_at <= ?
+      db.all<RcptRow>(
+        `SELECT * FROM queue_recipients WHERE domain = ? AND next_attempt_at <= ?
            AND status IN ('queued', 'deferred') ORDER BY next_attempt_at, id LIMIT ?`,
-          domain,
-          now,
-          limit,
-        ).map(toRcpt),
-      ),
+        domain,
+        now,
+        limit,
+      ).map(toRcpt),
     nextAttemptFor: (domain, after) =>
-      Promise.resolve(
-        db.get<{ t: number }>(
-          `SELECT next_attempt_at AS t FROM queue_recipients WHERE domain = ? AND next_attempt_at > ?
+      db.get<{ t: number }>(
+        `SELECT next_attempt_at AS t FROM queue_recipients WHERE domain = ? AND next_attempt_at > ?
            AND status IN ('queued', 'deferred') ORDER BY next_attempt_at LIMIT 1`,
-          domain,
-          after,
-        )?.t ?? null,
-      ),
+        domain,
+        after,
+      )?.t ?? null,
     releaseDestination: (domain, now) =>
-      Promise.resolve(
-        db.run(
-          `UPDATE queue_recipients SET next_attempt_at = ?, updated_at = ?
+      db.run(
+        `UPDATE queue_recipients SET next_attempt_at = ?, updated_at = ?
            WHERE domain = ? AND status = 'deferred' AND next_attempt_at > ?`,
-          now,
-          now,
-          domain,
-          now,
-        ).changes,
-      ),
+        now,
+        now,
+        domain,
+        now,
+      ).changes,
     queueDestinations: (limit) =>
-      Promise.resolve(
-        db.all<{
-          domain: string;
-          pending: number;
-          deferred: number;
-          oldest_at: number;
-          next_attempt_at: number;
-          last_error: string | null;
-        }>(
-          `SELECT r.domain, COUNT(*) AS pending, SUM(r.status = 'deferred') AS deferred,
+      db.all<{
+        domain: string;
+        pending: number;
+        deferred: number;
+        oldest_at: number;
+        next_attempt_at: number;
+        last_error: string | null;
+      }>(
+        `SELECT r.domain, COUNT(*) AS pending, SUM(r.status = 'deferred') AS deferred,
            MIN(q.created_at) AS oldest_at, MIN(r.next_attempt_at) AS next_attempt_at,
            (SELECT last_error FROM queue_recipients e WHERE e.domain = r.domain
             AND e.status = 'deferred' ORDER BY e.updated_at DESC LIMIT 1) AS last_error
            FROM queue_recipients r JOIN queue q ON q.id = r.queue_id
            WHERE r.status IN ('queued', 'deferred')
            GROUP BY r.domain ORDER BY pending DESC, r.domain LIMIT ?`,
-          limit,
-        ).map((r): QueueDestinationSummary => ({
-          domain: r.domain,
-          pending: r.pending,
-          deferred: r.deferred,
-          oldestAt: r.oldest_at,
-          nextAttemptAt: r.next_attempt_at,
-          lastError: r.last_error,
-        })),
-      ),
+        limit,
+      ).map((r): QueueDestinationSummary => ({
+        domain: r.domain,
+        pending: r.pending,
+        deferred: r.deferred,
+        oldestAt: r.oldest_at,
+        nextAttemptAt: r.next_attempt_at,
+        lastError: r.last_error,
+      })),
     oldestQueueEntryAt: () =>
-      Promise.resolve(
-        db.get<{ t: number | null }>("SELECT MIN(created_at) AS t FROM queue")?.t ?? null,
-      ),
+      db.get<{ t: number | null }>("SELECT MIN(created_at) AS t FROM queue")?.t ?? null,
     queueEntriesBefore: (before, limit) =>
-      Promise.resolve(
-        db.all<{ id: number }>(
-          "SELECT id FROM queue WHERE created_at <= ? ORDER BY created_at, id LIMIT ?",
-          before,
-          limit,
-        ).map((r) => r.id),
-      ),
+      db.all<{ id: number }>(
+        "SELECT id FROM queue WHERE created_at <= ? ORDER BY created_at, id LIMIT ?",
+        before,
+        limit,
+      ).map((r) => r.id),
     countFederationReceived(counts, now) {
       db.tx(() => {
         for (const { domain, count } of counts) {
@@ -245,32 +228,17 @@ export function queueStore(db: Db): QueueStore {
           );
         }
       });
-      return Promise.resolve();
     },
-    recordAttempt: (input) => Promise.resolve({ finished: db.tx(() => applyAttempt(db, input)) }),
-    recordAttempts(inputs) {
-      const results = db.tx(() =>
-        inputs.map((input, k) => {
-          // One SAVEPOINT each: a failing record is rolled back alone, the others commit.
-          db.raw.exec(`SAVEPOINT attempt${k}`);
-          try {
-            const finished = applyAttempt(db, input);
-            db.raw.exec(`RELEASE attempt${k}`);
-            return { finished };
-          } catch (err) {
-            db.raw.exec(`ROLLBACK TO attempt${k}`);
-            db.raw.exec(`RELEASE attempt${k}`);
-            return { error: (err as Error).message };
-          }
-        })
-      );
-      return Promise.resolve(results);
-    },
+    recordAttempt: (input) => ({ finished: db.tx(() => applyAttempt(db, files, input)) }),
   };
 }
 
 /** Applies one attempt's outcome inside the caller's transaction; true when the entry is done. */
-function applyAttempt(db: Db, { queueId, domain, now, updates }: AttemptRecord): boolean {
+function applyAttempt(
+  db: Db,
+  files: TxFiles | null,
+  { queueId, domain, now, updates }: AttemptRecord,
+): boolean {
   let sent = 0;
   let failures = 0;
   let lastError: string | null = null;
@@ -317,6 +285,6 @@ function applyAttempt(db: Db, { queueId, domain, now, updates }: AttemptRecord):
   const q = db.get<{ body_id: number }>("SELECT body_id FROM queue WHERE id = ?", queueId);
   if (!q) return true;
   db.run("DELETE FROM queue WHERE id = ?", queueId);
-  freeBodies(db, [q.body_id]);
+  freeBodies(db, files, [q.body_id]);
   return true;
 }

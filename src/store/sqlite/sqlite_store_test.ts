@@ -1,19 +1,22 @@
 import assert from "node:assert/strict";
 import { runStoreContract } from "../store_contract.ts";
 import { MIGRATIONS, openSqliteStore } from "./mod.ts";
+import { tempStore } from "./testdata/temp_store.ts";
 
-runStoreContract("SqliteStore", () => openSqliteStore(":memory:"));
+runStoreContract("SqliteStore :memory:", () => openSqliteStore(":memory:"));
+runStoreContract("SqliteStore in-process", () => tempStore(false));
+runStoreContract("SqliteStore threaded", () => tempStore(true));
 
 Deno.test("openSqliteStore() migrates a fresh file once and re-opens it", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const s1 = openSqliteStore(`${dir}/t.db`);
     await s1.createAccount({ address: "a@x", passwordHash: "h", now: 1 });
-    s1.close();
+    await s1.close();
     const s2 = openSqliteStore(`${dir}/t.db`);
     assert.ok(await s2.getAccount("a@x"));
     assert.equal(s2.db.all("SELECT * FROM schema_migrations").length, MIGRATIONS.length);
-    s2.close();
+    await s2.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -22,7 +25,7 @@ Deno.test("openSqliteStore() migrates a fresh file once and re-opens it", async 
 Deno.test("openSqliteStore() refuses a database whose applied migration was edited", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    openSqliteStore(`${dir}/t.db`).close();
+    await openSqliteStore(`${dir}/t.db`).close();
     const tampered = MIGRATIONS.map((m, i) => i === 0 ? { ...m, sql: m.sql + "\n-- edited" } : m);
     assert.throws(
       () => openSqliteStore(`${dir}/t.db`, { migrations: tampered }),
@@ -41,7 +44,7 @@ Deno.test("openSqliteStore() refuses a database written by a newer tern", async 
       name: "0999_future.sql",
       sql: "CREATE TABLE f (x)",
     }];
-    openSqliteStore(`${dir}/t.db`, { migrations: extra }).close();
+    await openSqliteStore(`${dir}/t.db`, { migrations: extra }).close();
     assert.throws(() => openSqliteStore(`${dir}/t.db`), /0999_future\.sql, which this version/);
   } finally {
     await Deno.remove(dir, { recursive: true });

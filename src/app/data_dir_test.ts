@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { tightenDataDir } from "./data_dir.ts";
+
+const mode = (p: string) => (Deno.lstatSync(p).mode! & 0o777).toString(8);
+
+Deno.test("tightenDataDir(): 0700 directories, 0600 files; bodies not walked; links left alone", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tern-dd-" });
+  const outside = await Deno.makeTempFile({ prefix: "tern-dd-outside-" });
+  try {
+    await Deno.chmod(dir, 0o755);
+    await Deno.writeTextFile(`${dir}/tern.db`, "x", { mode: 0o644 });
+    await Deno.mkdir(`${dir}/tls`, { mode: 0o755 });
+    await Deno.writeTextFile(`${dir}/tls/key.pem`, "k", { mode: 0o644 });
+    await Deno.mkdir(`${dir}/bodies/ab`, { recursive: true, mode: 0o755 });
+    await Deno.writeTextFile(`${dir}/bodies/ab/1`, "b", { mode: 0o644 });
+    await Deno.chmod(outside, 0o644);
+    await Deno.symlink(outside, `${dir}/link`);
+    const r = tightenDataDir(dir);
+    assert.deepEqual(r.failed, []);
+    assert.equal(mode(dir), "700");
+    assert.equal(mode(`${dir}/tern.db`), "600");
+    assert.equal(mode(`${dir}/tls`), "700");
+    assert.equal(mode(`${dir}/tls/key.pem`), "600");
+    assert.equal(mode(`${dir}/bodies`), "700");
+    assert.equal(mode(`${dir}/bodies/ab`), "755", "not walked: the parent is closed anyway");
+    assert.equal(mode(outside), "644", "a link's target is not ours to change");
+    assert.equal(r.changed.length, 5);
+    assert.deepEqual(tightenDataDir(dir), { changed: [], failed: [] });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(outside);
+  }
+});

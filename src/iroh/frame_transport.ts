@@ -1,0 +1,145 @@
+// The two wire forms of relay frames after the HTTP upgrade: "iroh derp http" (a byte stream of
+// type + u32 length + body) and "websocket" (one binary message per frame). Both read from a
+// buffered connection, so a rate-limited session simply stops reading (TCP back-pressure).
+
+import {
+  encodeRelayFrames,
+  FrameError,
+  MAX_CLIENT_FRAME_BYTES,
+  RELAY_HEADER_BYTES,
+} from "./frames.ts";
+import type { OutFrame } from "./frames.ts";
+import {
+  CloseCode,
+  Opcode,
+  websocketClose,
+  websocketFrame,
+  websocketHeaderBytes,
+  WebSocketReader,
+  writeWebSocketHeader,
+} from "./websocket.ts";
+
+export type RelayProtocol = "relay" | "websocket";
+
+/** What a relay session needs of its connection (src/net Connection fits). */
+export interface RelayConnection {
+  readonly remoteAddress: string;
+  readExact(n: number): Promise<Uint8Array | null>;
+  /** Whatever is buffered, or the next chunk; null at end of stream. */
+  readChunk(): Promise<Uint8Array | null>;
+  write(data: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface WireFrame {
+  type: number;
+  body: Uint8Array;
+  /** Bytes the frame took on the wire (for the rate limit). */
+  wireBytes: number;
+}
+
+export interface FrameTransport {
+  readonly protocol: RelayProtocol;
+  /** The next frame; null at the end of the stream. Throws on malformed or oversized input. */
+  read(): Promise<WireFrame | null>;
+  /** Frames in wire form, in one buffer. */
+  encode(frames: OutFrame[]): Uint8Array;
+  /** Bytes to send before closing (a WebSocket close frame), if the form has any. */
+  goodbye(failed: boolean): Uint8Array | null;
+}
+
+export function frameTransport(protocol: RelayProtocol, conn: RelayConnection): FrameTransport {
+  return protocol === "relay" ? relayTransport(conn) : websocketTransport(conn);
+}
+
+function relayTransport(conn: RelayConnection): FrameTransport {
+  // Frames are cut out of the chunks the connection delivers: a frame that lies within one chunk
+  // is a view of it (no copy; most frames), one that spans chunks is assembled.
+  let chunk: Uint8Array = new Uint8Array(0);
+  let off = 0;
+  const take = async (n: number): Promise<Uint8Array | null> => {
+    if (chunk.length - off >= n) {
+      off += n;
+      return chunk.subarray(off - n, off);
+    }
+    const out = new Uint8Array(n);
+    let got = chunk.length - off;
+    out.set(chunk.subarray(off));
+    chunk = new Uint8Array(0);
+    off = 0;
+    while (got < n) {
+      const c = await conn.readChunk();
+      if (!c) return null;
+      const k = Math.min(n - got, c.length);
+      out.set(c.subarray(0, k), got);
+      got += k;
+      if (k < c.length) {
+        chunk = c;
+        off = k;
+      }
+    }
+    return out;
+  };
+  return {
+    protocol: "relay",
+    async read() {
+      const head = await take(RELAY_HEADER_BYTES);
+      if (!head) return null;
+      const length = new DataView(head.buffer, head.byteOffset, RELAY_HEADER_BYTES).getUint32(1);
+      if (length > MAX_CLIENT_FRAME_BYTES) {
+        throw new FrameError(`Cannot read frame: ${length} bytes is over the limit`);
+      }
+      const type = head[0];
+      const body = length === 0 ? new Uint8Array(0) : await take(length);
+      if (!body) return null;
+      return { type, body, wireBytes: RELAY_HEADER_BYTES + length };
+    },
+    encode: encodeRelayFrames,
+    goodbye: () => null,
+  };
+}
+
+function websocketTransport(conn: RelayConnection): FrameTransport {
+  const reader = new WebSocketReader(conn, 1 + MAX_CLIENT_FRAME_BYTES);
+  return {
+    protocol: "websocket",
+    async read() {
+      while (true) {
+        const event = await reader.next();
+        if (!event) return null;
+        if (event.kind === "close") {
+          // RFC 6455 §5.5.1: answer with a close frame; the session then ends.
+          await conn.write(websocketClose(CloseCode.Normal)).catch(() => {});
+          return null;
+        }
+        if (event.kind === "ping") {
+          await conn.write(websocketFrame(Opcode.Pong, event.data));
+          continue;
+        }
+        if (event.data.length === 0) throw new FrameError("Cannot read frame: empty message");
+        const n = event.data.length;
+        return {
+          type: event.data[0],
+          body: event.data.subarray(1),
+          wireBytes: websocketHeaderBytes(n) + 4 + n,
+        };
+      }
+    },
+    encode(frames) {
+      let n = 0;
+      for (const f of frames) n += websocketHeaderBytes(1 + f.length) + 1 + f.length;
+      const out = new Uint8Array(n);
+      let off = 0;
+      for (const f of frames) {
+        off = writeWebSocketHeader(out, off, Opcode.Binary, 1 + f.length);
+        out[off++] = f.type;
+        for (const p of f.parts) {
+          out.set(p, off);
+          off += p.length;
+        }
+      }
+      return out;
+    },
+    goodbye: (failed) => websocketClose(failed ? CloseCode.ProtocolError : CloseCode.GoingAway),
+  };
+}

@@ -1,0 +1,229 @@
+// The armor half of filtermail's check_armored_payload, on a stream (the decoded body of the
+// application/octet-stream part, pushed as it arrives; state bounded by one 32-byte line head):
+//   - the first line is exactly "-----BEGIN PGP MESSAGE-----";
+//   - a first armor header "Version: …" is refused outgoing and skipped incoming; any other
+//     armor header is base64 junk and fails;
+//   - the last non-empty line is exactly "-----END PGP MESSAGE-----" (tern also wants it on a line
+//     of its own; filtermail would take it glued to the base64);
+//   - everything from the last "=" on is ignored (the CRC24 line), the rest is strict standard
+//     base64 with canonical padding and zero trailing bits, line breaks removed;
+//   - the decoded bytes are walked as OpenPGP packets (PacketWalker).
+// A bare LF counts as CRLF, so a message read back from a file checks as it did in SMTP DATA.
+
+import { PacketWalker } from "./openpgp_packets.ts";
+
+const enc = new TextEncoder();
+const BEGIN = enc.encode("-----BEGIN PGP MESSAGE-----");
+const END = enc.encode("-----END PGP MESSAGE-----");
+const VERSION = enc.encode("Version: ");
+const HEAD = 32;
+
+const B64 = new Int8Array(256).fill(-1);
+for (let i = 0; i < 64; i++) {
+  B64["ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".charCodeAt(i)] = i;
+}
+
+const enum S {
+  /** Base64 data, no "=" yet. */
+  Data,
+  /** A run of "=" (line breaks between them ignored). */
+  Pads,
+  /** After the run: ignored unless another "=" comes, which would put data after padding. */
+  Tail,
+  Failed,
+}
+
+/**
+ * The text between the armor lines, char by char. Everything before the last "=" must be
+ * canonical padded base64: so "=" may only end the data (one or two pads), optionally followed
+ * by one more "=" that starts the ignored CRC line.
+ */
+class ArmorBase64 {
+  state = S.Data;
+  #acc = 0;
+  #n = 0;
+  #dataChars = 0;
+  #pads = 0;
+  #lastValue = 0;
+  readonly walker = new PacketWalker();
+  #out = new Uint8Array(3 * 1024);
+  #o = 0;
+
+  feed(b: Uint8Array, s: number, e: number) {
+    for (let i = s; i < e && this.state !== S.Failed; i++) {
+      const c = b[i];
+      if (c === 13 || c === 10) continue;
+      switch (this.state) {
+        case S.Data: {
+          if (c === 61) {
+            this.state = S.Pads;
+            this.#pads = 1;
+            break;
+          }
+          const v = B64[c];
+          if (v < 0) {
+            this.state = S.Failed;
+            break;
+          }
+          this.#lastValue = v;
+          this.#dataChars++;
+          this.#acc = (this.#acc << 6) | v;
+          if (++this.#n === 4) {
+            this.#emit((this.#acc >> 16) & 0xff, (this.#acc >> 8) & 0xff, this.#acc & 0xff);
+            this.#acc = 0;
+            this.#n = 0;
+          }
+          break;
+        }
+        case S.Pads:
+          if (c === 61) this.#pads++;
+          else this.state = S.Tail;
+          break;
+        case S.Tail:
+          if (c === 61) this.state = S.Failed;
+          break;
+      }
+    }
+    this.#flush();
+  }
+
+  #emit(a: number, b: number, c: number) {
+    if (this.#o + 3 > this.#out.length) this.#flush();
+    this.#out[this.#o++] = a;
+    this.#out[this.#o++] = b;
+    this.#out[this.#o++] = c;
+  }
+
+  #flush() {
+    if (this.#o > 0) this.walker.push(this.#out.subarray(0, this.#o));
+    this.#o = 0;
+  }
+
+  /** The data before the last "=" decoded strictly, and the packets walked to their end. */
+  end(): boolean {
+    if (this.state === S.Failed) return false;
+    // With a run of n "=", the last one is cut off: n - 1 of them pad the data.
+    const pads = this.state === S.Data ? 0 : this.#pads - 1;
+    const rest = this.#dataChars % 4;
+    const ok = (pads === 0 && rest === 0) ||
+      (pads === 1 && rest === 3 && (this.#lastValue & 3) === 0) ||
+      (pads === 2 && rest === 2 && (this.#lastValue & 15) === 0);
+    if (!ok) return false;
+    if (rest === 2) this.walker.push(new Uint8Array([(this.#acc >> 4) & 0xff]));
+    if (rest === 3) {
+      this.walker.push(new Uint8Array([(this.#acc >> 10) & 0xff, (this.#acc >> 2) & 0xff]));
+    }
+    return this.walker.end();
+  }
+}
+
+/** Streaming check of an armored PGP message (the decoded body of the encrypted payload part). */
+export class ArmorChecker {
+  #direction: "outgoing" | "incoming";
+  #b64 = new ArmorBase64();
+  #failed = false;
+  #lineNo = 0;
+  /** The first bytes of the current line (up to HEAD), before they are decided. */
+  #head = new Uint8Array(HEAD + 1);
+  #headLen = 0;
+  /** The current line's head was decided: its bytes stream straight to the decoder. */
+  #streaming = false;
+  /** The current line is the skipped "Version:" header. */
+  #skipping = false;
+  /** An END line was seen; only empty lines followed so far. */
+  #heldEnd = false;
+
+  constructor(direction: "outgoing" | "incoming") {
+    this.#direction = direction;
+  }
+
+  push(b: Uint8Array): void {
+    let i = 0;
+    while (i < b.length && !this.#failed) {
+      const nl = b.indexOf(10, i);
+      const e = nl < 0 ? b.length : nl;
+      this.#piece(b, i, e);
+      if (nl < 0) break;
+      this.#lineEnd();
+      i = nl + 1;
+    }
+  }
+
+  #piece(b: Uint8Array, s: number, e: number) {
+    if (s >= e) return;
+    if (this.#skipping) return;
+    if (this.#streaming) return this.#b64.feed(b, s, e);
+    const take = Math.min(e - s, HEAD + 1 - this.#headLen);
+    this.#head.set(b.subarray(s, s + take), this.#headLen);
+    this.#headLen += take;
+    if (this.#headLen > HEAD) {
+      this.#decide(false);
+      if (this.#streaming) this.#b64.feed(b, s + take, e);
+    }
+  }
+
+  /** Decides what the current line is from its head; `complete` when the line has ended. */
+  #decide(complete: boolean) {
+    let len = this.#headLen;
+    if (complete && len > 0 && this.#head[len - 1] === 13) len--;
+    const head = this.#head.subarray(0, len);
+    if (this.#lineNo === 0) {
+      if (!complete || !equal(head, BEGIN)) this.#failed = true;
+      return;
+    }
+    if (this.#heldEnd && (len > 0 || !complete)) {
+      // Text after the END line: that END line was data after all.
+      this.#b64.feed(END, 0, 1);
+      this.#heldEnd = false;
+    }
+    if (this.#lineNo === 1 && startsWith(head, VERSION)) {
+      if (this.#direction === "outgoing") this.#failed = true;
+      else this.#skipping = true;
+      return;
+    }
+    if (complete && equal(head, END)) {
+      this.#heldEnd = true;
+      return;
+    }
+    this.#b64.feed(this.#head, 0, this.#headLen);
+    this.#streaming = true;
+  }
+
+  #lineEnd() {
+    if (!this.#streaming && !this.#skipping) this.#decide(true);
+    this.#lineNo++;
+    this.#headLen = 0;
+    this.#streaming = false;
+    this.#skipping = false;
+  }
+
+  /** True when the whole payload passed. */
+  end(): boolean {
+    if (this.#failed) return false;
+    if (this.#headLen > 0 || this.#streaming || this.#skipping) this.#lineEnd();
+    if (this.#failed || !this.#heldEnd) return false;
+    return this.#b64.end();
+  }
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function startsWith(a: Uint8Array, p: Uint8Array): boolean {
+  if (a.length < p.length) return false;
+  for (let i = 0; i < p.length; i++) if (a[i] !== p[i]) return false;
+  return true;
+}
+
+/** Whole-payload form of the check (filtermail check_armored_payload). */
+export function checkArmoredPayload(
+  payload: string | Uint8Array,
+  direction: "outgoing" | "incoming",
+): boolean {
+  const c = new ArmorChecker(direction);
+  c.push(typeof payload === "string" ? enc.encode(payload) : payload);
+  return c.end();
+}

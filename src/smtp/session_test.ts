@@ -1,0 +1,635 @@
+// The SMTP session state machine against an in-memory connection and a recording backend: every
+// command, sequence error and limit, with no sockets, TLS or relay behind it.
+
+import assert from "node:assert/strict";
+import {
+  type Connection,
+  ConnectionClosedError,
+  IdleTimeoutError,
+  LineTooLongError,
+} from "../net/mod.ts";
+import type { SmtpBackend, SmtpEnvelope, SmtpReply } from "./backend.ts";
+import { SmtpSession, type SmtpSessionOptions } from "./session.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A connection whose other end is the test: it feeds bytes in and reads the replies out. */
+class MemoryConnection implements Connection {
+  readonly id = "t1";
+  readonly remoteAddress = "192.0.2.7";
+  readonly localPort = 587;
+  isTls: boolean;
+  readonly isCompressed = false;
+  closed = false;
+  idleMs = 0;
+  #in = new Uint8Array(0);
+  #ended = false;
+  #failure: Error | null = null;
+  #inWaiter: (() => void) | null = null;
+  #out = "";
+  #outWaiter: (() => void) | null = null;
+
+  constructor(tls: boolean) {
+    this.isTls = tls;
+  }
+
+  // --- the test's side ---
+  feed(text: string | Uint8Array) {
+    const bytes = typeof text === "string" ? enc.encode(text) : text;
+    const next = new Uint8Array(this.#in.length + bytes.length);
+    next.set(this.#in);
+    next.set(bytes, this.#in.length);
+    this.#in = next;
+    this.#wakeIn();
+  }
+  /** The client goes away. */
+  end() {
+    this.#ended = true;
+    this.#wakeIn();
+  }
+  /** The inactivity limit passes: the pending read fails. */
+  idle() {
+    this.#failure = new IdleTimeoutError();
+    this.#wakeIn();
+  }
+  /** Everything the session wrote and the test has not read yet. */
+  get pending() {
+    return this.#out;
+  }
+  /** The next complete reply (all its lines), waiting for it. */
+  async reply(): Promise<string> {
+    for (;;) {
+      const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(this.#out);
+      if (m) {
+        this.#out = this.#out.slice(m[0].length);
+        return m[0].replace(/\r\n$/, "");
+      }
+      if (this.closed) throw new Error(`closed; unread: ${JSON.stringify(this.#out)}`);
+      await new Promise<void>((r) => (this.#outWaiter = r));
+    }
+  }
+
+  #wakeIn() {
+    const w = this.#inWaiter;
+    this.#inWaiter = null;
+    w?.();
+  }
+  async #waitIn() {
+    if (this.#failure) {
+      const f = this.#failure;
+      this.#failure = null;
+      throw f;
+    }
+    await new Promise<void>((r) => (this.#inWaiter = r));
+    if (this.#failure) {
+      const f = this.#failure;
+      this.#failure = null;
+      throw f;
+    }
+  }
+
+  // --- the session's side (the Connection interface) ---
+  async readLine(maxBytes: number): Promise<Uint8Array | null> {
+    for (;;) {
+      const lf = this.#in.indexOf(10);
+      if (lf >= 0) {
+        const line = this.#in.slice(0, lf > 0 && this.#in[lf - 1] === 13 ? lf - 1 : lf);
+        this.#in = this.#in.slice(lf + 1);
+        if (line.length > maxBytes) throw new LineTooLongError(maxBytes);
+        return line;
+      }
+      if (this.#ended) return null;
+      await this.#waitIn();
+    }
+  }
+  async readExact(n: number): Promise<Uint8Array | null> {
+    while (this.#in.length < n) {
+      if (this.#ended) return null;
+      await this.#waitIn();
+    }
+    const out = this.#in.slice(0, n);
+    this.#in = this.#in.slice(n);
+    return out;
+  }
+  async readChunk(): Promise<Uint8Array | null> {
+    while (this.#in.length === 0) {
+      if (this.#ended) return null;
+      await this.#waitIn();
+    }
+    const out = this.#in;
+    this.#in = new Uint8Array(0);
+    return out;
+  }
+  unread(bytes: Uint8Array): void {
+    const next = new Uint8Array(bytes.length + this.#in.length);
+    next.set(bytes);
+    next.set(this.#in, bytes.length);
+    this.#in = next;
+  }
+  bufferedBytes(): number {
+    return this.#in.length;
+  }
+  write(data: string | Uint8Array): Promise<void> {
+    if (this.closed) return Promise.reject(new ConnectionClosedError());
+    this.#out += typeof data === "string" ? data : dec.decode(data);
+    const w = this.#outWaiter;
+    this.#outWaiter = null;
+    w?.();
+    return Promise.resolve();
+  }
+  async startTls(goAhead: string): Promise<void> {
+    await this.write(goAhead);
+    this.isTls = true;
+  }
+  startCompression(): Promise<void> {
+    return Promise.reject(new Error("not in SMTP"));
+  }
+  setIdleTimeout(ms: number): void {
+    this.idleMs = ms;
+  }
+  close(): Promise<void> {
+    this.closed = true;
+    this.#ended = true;
+    this.#wakeIn();
+    this.#outWaiter?.();
+    return Promise.resolve();
+  }
+}
+
+const reply = (code: number, enhanced: string, text: string): SmtpReply => ({
+  code,
+  enhanced,
+  text,
+});
+
+/** A backend that records every call and answers from settable rules. */
+class RecordingBackend implements SmtpBackend {
+  calls: string[] = [];
+  submitted: { login: string; envelope: SmtpEnvelope; message: string }[] = [];
+  received: { envelope: SmtpEnvelope; message: string }[] = [];
+  passwords: Record<string, string> = { "alice@example.org": "secret-pw" };
+  refuseSender: SmtpReply | null = null;
+  refuseRecipients = new Map<string, SmtpReply>();
+  answer: SmtpReply = reply(250, "2.0.0", "Queued");
+  fail = false;
+
+  authenticate(user: string, password: string, ip: string) {
+    this.calls.push(`auth ${user} ${ip}`);
+    return Promise.resolve(
+      this.passwords[user] === password
+        ? { address: user }
+        : { reply: reply(535, "5.7.8", "Authentication credentials invalid") },
+    );
+  }
+  checkSender(login: string, mailFrom: string) {
+    this.calls.push(`sender ${login} ${mailFrom}`);
+    return this.refuseSender;
+  }
+  checkRecipient(address: string, mode: "inbound" | "submission") {
+    this.calls.push(`rcpt ${address} ${mode}`);
+    return Promise.resolve(this.refuseRecipients.get(address) ?? null);
+  }
+  submit(login: string, envelope: SmtpEnvelope, message: Uint8Array) {
+    if (this.fail) return Promise.reject(new Error("store is gone"));
+    this.submitted.push({ login, envelope, message: dec.decode(message) });
+    return Promise.resolve(this.answer);
+  }
+  receive(envelope: SmtpEnvelope, message: Uint8Array) {
+    this.received.push({ envelope, message: dec.decode(message) });
+    return Promise.resolve(this.answer);
+  }
+}
+
+interface Harness {
+  conn: MemoryConnection;
+  backend: RecordingBackend;
+  /** Sends one line and returns the reply to it. */
+  cmd(line: string): Promise<string>;
+  replies: { stage: string; code: number }[];
+  results: { kind: string; code: number; bytes: number }[];
+  /** The session's run(): resolves when the session ended. */
+  done: Promise<void>;
+  abort: AbortController;
+}
+
+function session(
+  options: Partial<SmtpSessionOptions> & { tls?: boolean } = {},
+): Harness {
+  const conn = new MemoryConnection(options.tls ?? true);
+  const backend = new RecordingBackend();
+  const replies: Harness["replies"] = [];
+  const results: Harness["results"] = [];
+  const abort = new AbortController();
+  const s = new SmtpSession(conn, {
+    mode: "submission",
+    hostname: "mx.example.org",
+    maxMessageBytes: 1000,
+    maxRecipients: 3,
+    startTlsAvailable: !(options.tls ?? true),
+    maxErrors: 10,
+    hooks: {
+      onReply: (stage, r) => replies.push({ stage, code: r.code }),
+      onResult: (kind, code, bytes) => results.push({ kind, code, bytes }),
+    },
+    ...options,
+  }, backend);
+  const done = s.run(abort.signal);
+  return {
+    conn,
+    backend,
+    replies,
+    results,
+    done,
+    abort,
+    async cmd(line) {
+      conn.feed(line + "\r\n");
+      return await conn.reply();
+    },
+  };
+}
+
+const plain = (user: string, pw: string) => btoa(`\0${user}\0${pw}`);
+const b64 = (s: string) => btoa(s);
+
+/** Greeting, EHLO and AUTH PLAIN as alice: a session ready for MAIL. */
+async function loggedIn(options: Parameters<typeof session>[0] = {}) {
+  const h = session(options);
+  assert.equal(await h.conn.reply(), "220 mx.example.org ESMTP");
+  assert.match(await h.cmd("EHLO client.example"), /^250 /m);
+  assert.equal(
+    await h.cmd(`AUTH PLAIN ${plain("alice@example.org", "secret-pw")}`),
+    "235 2.7.0 Authentication successful",
+  );
+  return h;
+}
+
+async function quit(h: Harness) {
+  assert.equal(await h.cmd("QUIT"), "221 2.0.0 Bye");
+  await h.done;
+  assert.equal(h.conn.closed, true);
+}
+
+Deno.test("greeting and EHLO: extensions by listener and TLS state; HELO; EHLO needs a name", async () => {
+  const clear = session({ tls: false });
+  assert.equal(await clear.conn.reply(), "220 mx.example.org ESMTP");
+  assert.equal(await clear.cmd("EHLO"), "501 5.5.4 Syntax: EHLO hostname");
+  assert.equal(
+    await clear.cmd("EHLO client.example"),
+    [
+      "250-mx.example.org",
+      "250-PIPELINING",
+      "250-SIZE 1000",
+      "250-8BITMIME",
+      "250-ENHANCEDSTATUSCODES",
+      "250-SMTPUTF8",
+      "250 STARTTLS",
+    ].join("\r\n"),
+  );
+  // Before TLS: no AUTH offered, and asking for it is refused.
+  assert.equal(
+    await clear.cmd(`AUTH PLAIN ${plain("alice@example.org", "secret-pw")}`),
+    "530 5.7.0 Must issue a STARTTLS command first",
+  );
+  assert.equal(
+    await clear.cmd("MAIL FROM:<alice@example.org>"),
+    "530 5.7.0 Must issue a STARTTLS command first",
+  );
+  await quit(clear);
+
+  const tls = session({ tls: true });
+  await tls.conn.reply();
+  const ehlo = await tls.cmd("EHLO client.example");
+  assert.match(ehlo, /^250 AUTH PLAIN LOGIN$/m);
+  assert.doesNotMatch(ehlo, /STARTTLS/);
+  assert.equal(await tls.cmd("HELO client.example"), "250 mx.example.org");
+  await quit(tls);
+
+  const inbound = session({ mode: "inbound", tls: true });
+  await inbound.conn.reply();
+  assert.doesNotMatch(await inbound.cmd("EHLO relay.example"), /AUTH/);
+  assert.equal(await inbound.cmd("AUTH PLAIN AGFAYg=="), "502 5.5.1 AUTH not available here");
+  await quit(inbound);
+  assert.deepEqual(inbound.backend.calls, []);
+});
+
+Deno.test("STARTTLS: go-ahead, then everything learned before is forgotten; pipelined data refused", async () => {
+  const h = session({ tls: false });
+  await h.conn.reply();
+  await h.cmd("EHLO client.example");
+  assert.equal(await h.cmd("STARTTLS now"), "501 5.5.4 Syntax: STARTTLS");
+  assert.equal(await h.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+  assert.equal(h.conn.isTls, true);
+  // RFC 3207 §4.2: EHLO again before anything else.
+  assert.equal(await h.cmd("AUTH PLAIN AGFAYg=="), "503 5.5.1 Send EHLO first");
+  assert.match(await h.cmd("EHLO client.example"), /^250 AUTH PLAIN LOGIN$/m);
+  assert.equal(await h.cmd("STARTTLS"), "503 5.5.1 TLS already active or not available");
+  await quit(h);
+
+  // A command sent in the same packet as STARTTLS could have been injected before TLS.
+  const injected = session({ tls: false });
+  await injected.conn.reply();
+  await injected.cmd("EHLO client.example");
+  injected.conn.feed("STARTTLS\r\nMAIL FROM:<evil@example.org>\r\n");
+  assert.equal(
+    await injected.conn.reply(),
+    "501 5.5.4 Data after STARTTLS refused, closing connection",
+  );
+  await injected.done;
+  assert.equal(injected.conn.closed, true);
+  assert.equal(injected.conn.isTls, false);
+});
+
+Deno.test("AUTH PLAIN: initial response, continuation, cancel, malformed, wrong, twice", async () => {
+  const h = session();
+  await h.conn.reply();
+  assert.equal(await h.cmd("AUTH PLAIN"), "503 5.5.1 Send EHLO first");
+  await h.cmd("EHLO client.example");
+  // Continuation: an empty 334, then the response; "*" cancels.
+  assert.equal(await h.cmd("AUTH PLAIN"), "334 ");
+  assert.equal(await h.cmd("*"), "501 5.0.0 Authentication cancelled");
+  assert.equal(await h.cmd("AUTH PLAIN !!!notbase64"), "501 5.5.2 Malformed AUTH PLAIN response");
+  assert.equal(
+    await h.cmd(`AUTH PLAIN ${b64("no separators")}`),
+    "501 5.5.2 Malformed AUTH PLAIN response",
+  );
+  assert.equal(await h.cmd("AUTH CRAM-MD5"), "504 5.5.4 Unrecognized authentication mechanism");
+  assert.equal(
+    await h.cmd(`AUTH PLAIN ${plain("alice@example.org", "wrong")}`),
+    "535 5.7.8 Authentication credentials invalid",
+  );
+  assert.equal(await h.cmd("AUTH PLAIN"), "334 ");
+  assert.equal(
+    await h.cmd(plain("alice@example.org", "secret-pw")),
+    "235 2.7.0 Authentication successful",
+  );
+  assert.equal(await h.cmd("AUTH PLAIN AGFAYg=="), "503 5.5.1 Already authenticated");
+  await quit(h);
+  // The backend saw both attempts with the client's address; the metrics hook both answers.
+  assert.deepEqual(h.backend.calls, [
+    "auth alice@example.org 192.0.2.7",
+    "auth alice@example.org 192.0.2.7",
+  ]);
+  assert.deepEqual(h.replies, [{ stage: "auth", code: 535 }, { stage: "auth", code: 235 }]);
+});
+
+Deno.test("AUTH LOGIN: username and password challenges, cancel and bad base64 at each step", async () => {
+  const h = session();
+  await h.conn.reply();
+  await h.cmd("EHLO client.example");
+  assert.equal(await h.cmd("AUTH LOGIN"), `334 ${b64("Username:")}`);
+  assert.equal(await h.cmd("*"), "501 5.0.0 Authentication cancelled");
+  assert.equal(await h.cmd("AUTH LOGIN"), `334 ${b64("Username:")}`);
+  assert.equal(await h.cmd("%%%"), "501 5.5.2 Malformed base64");
+  assert.equal(await h.cmd(`AUTH LOGIN ${b64("alice@example.org")}`), `334 ${b64("Password:")}`);
+  assert.equal(await h.cmd("%%%"), "501 5.5.2 Malformed base64");
+  assert.equal(await h.cmd(`AUTH LOGIN ${b64("alice@example.org")}`), `334 ${b64("Password:")}`);
+  assert.equal(await h.cmd("*"), "501 5.0.0 Authentication cancelled");
+  assert.equal(await h.cmd("AUTH LOGIN"), `334 ${b64("Username:")}`);
+  assert.equal(await h.cmd(b64("alice@example.org")), `334 ${b64("Password:")}`);
+  assert.equal(await h.cmd(b64("secret-pw")), "235 2.7.0 Authentication successful");
+  await quit(h);
+  assert.deepEqual(h.backend.calls, ["auth alice@example.org 192.0.2.7"]);
+});
+
+Deno.test("a client that vanishes inside an AUTH exchange ends the session quietly", async () => {
+  const h = session();
+  await h.conn.reply();
+  await h.cmd("EHLO client.example");
+  assert.equal(await h.cmd("AUTH LOGIN"), `334 ${b64("Username:")}`);
+  h.conn.end();
+  await h.done;
+  assert.equal(h.conn.pending, "");
+  assert.deepEqual(h.backend.calls, []);
+});
+
+Deno.test("MAIL and RCPT: sequence, syntax, parameters, size, sender and recipient checks", async () => {
+  const h = session({ maxErrors: 50 });
+  await h.conn.reply();
+  assert.equal(await h.cmd("MAIL FROM:<alice@example.org>"), "503 5.5.1 Send EHLO first");
+  await h.cmd("EHLO client.example");
+  assert.equal(
+    await h.cmd("MAIL FROM:<alice@example.org>"),
+    "530 5.7.0 Authentication required",
+  );
+  await h.cmd(`AUTH PLAIN ${plain("alice@example.org", "secret-pw")}`);
+  assert.equal(await h.cmd("RCPT TO:<bob@example.org>"), "503 5.5.1 Need MAIL before RCPT");
+  assert.equal(await h.cmd("MAIL alice@example.org"), "501 5.5.4 Syntax: MAIL FROM:<address>");
+  assert.equal(await h.cmd("MAIL FROM:<not an address>"), "501 5.5.4 Syntax: MAIL FROM:<address>");
+  assert.equal(
+    await h.cmd("MAIL FROM:<alice@example.org> FOO=BAR"),
+    "555 5.5.4 Unsupported MAIL parameter",
+  );
+  assert.equal(
+    await h.cmd("MAIL FROM:<alice@example.org> SIZE=1001"),
+    "552 5.3.4 Message size exceeds fixed maximum message size",
+  );
+  // The sender check answers each RCPT (as the reference's Postfix delays it), once per
+  // transaction; MAIL itself is accepted.
+  h.backend.refuseSender = reply(553, "5.7.1", "Sender address not owned");
+  assert.equal(await h.cmd("MAIL FROM:<eve@example.org>"), "250 2.0.0 OK");
+  assert.equal(await h.cmd("RCPT TO:<a@example.org>"), "553 5.7.1 Sender address not owned");
+  assert.equal(await h.cmd("RCPT TO:<b@example.org>"), "553 5.7.1 Sender address not owned");
+  assert.equal(
+    h.backend.calls.filter((c) => c === "sender alice@example.org eve@example.org").length,
+    1,
+    "one sender check per transaction",
+  );
+  assert.equal(await h.cmd("RSET"), "250 2.0.0 OK");
+  h.backend.refuseSender = null;
+  assert.equal(
+    await h.cmd("MAIL FROM:<alice@example.org> SIZE=999 BODY=8BITMIME"),
+    "250 2.0.0 OK",
+  );
+  assert.equal(await h.cmd("MAIL FROM:<alice@example.org>"), "503 5.5.1 Sender already specified");
+  assert.equal(await h.cmd("RCPT bob@example.org"), "501 5.5.4 Syntax: RCPT TO:<address>");
+  assert.equal(await h.cmd("RCPT TO:<>"), "501 5.5.4 Syntax: RCPT TO:<address>");
+  h.backend.refuseRecipients.set("nobody@example.org", reply(550, "5.1.1", "No such user"));
+  assert.equal(await h.cmd("RCPT TO:<nobody@example.org>"), "550 5.1.1 No such user");
+  for (const r of ["a@example.org", "b@example.org", "c@example.org"]) {
+    assert.equal(await h.cmd(`RCPT TO:<${r}>`), "250 2.0.0 OK");
+  }
+  assert.equal(await h.cmd("RCPT TO:<d@example.org>"), "452 4.5.3 Too many recipients");
+  // RSET ends the transaction: RCPT needs a new MAIL.
+  assert.equal(await h.cmd("RSET"), "250 2.0.0 OK");
+  assert.equal(await h.cmd("RCPT TO:<a@example.org>"), "503 5.5.1 Need MAIL before RCPT");
+  await quit(h);
+  assert.deepEqual(h.replies, [
+    { stage: "auth", code: 235 },
+    { stage: "rcpt", code: 553 },
+    { stage: "rcpt", code: 553 },
+    { stage: "rcpt", code: 550 },
+  ]);
+  assert.ok(h.backend.calls.includes("rcpt a@example.org submission"));
+});
+
+Deno.test("DATA: sequence, dot-unstuffing, the envelope to the backend, then a fresh transaction", async () => {
+  const h = await loggedIn();
+  assert.equal(await h.cmd("DATA"), "503 5.5.1 Need MAIL command");
+  await h.cmd("MAIL FROM:<alice@example.org>");
+  assert.equal(await h.cmd("DATA"), "554 5.5.1 No valid recipients");
+  await h.cmd("RCPT TO:<bob@example.org>");
+  assert.equal(await h.cmd("DATA now"), "501 5.5.4 Syntax: DATA");
+  assert.equal(await h.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+  h.conn.feed("Subject: x\r\n\r\n..leading dot\r\nbody\r\n.\r\n");
+  assert.equal(await h.conn.reply(), "250 2.0.0 Queued");
+  assert.deepEqual(h.backend.submitted, [{
+    login: "alice@example.org",
+    envelope: { mailFrom: "alice@example.org", recipients: ["bob@example.org"] },
+    message: "Subject: x\r\n\r\n.leading dot\r\nbody\r\n",
+  }]);
+  assert.equal(await h.cmd("RCPT TO:<bob@example.org>"), "503 5.5.1 Need MAIL before RCPT");
+  // The backend's refusal is the client's answer.
+  h.backend.answer = reply(523, "", "Encryption Needed: Invalid Unencrypted Mail");
+  await h.cmd("MAIL FROM:<alice@example.org>");
+  await h.cmd("RCPT TO:<bob@example.org>");
+  await h.cmd("DATA");
+  h.conn.feed("hello\r\n.\r\n");
+  assert.equal(await h.conn.reply(), "523 Encryption Needed: Invalid Unencrypted Mail");
+  await quit(h);
+  assert.deepEqual(h.results, [
+    { kind: "submission", code: 250, bytes: 34 },
+    { kind: "submission", code: 523, bytes: 7 },
+  ]);
+});
+
+Deno.test("inbound: no AUTH, the null sender, receive() instead of submit()", async () => {
+  const h = session({ mode: "inbound", tls: false, startTlsAvailable: true });
+  await h.conn.reply();
+  await h.cmd("EHLO relay.example");
+  assert.equal(await h.cmd("MAIL FROM:<>"), "250 2.0.0 OK");
+  assert.equal(await h.cmd("RCPT TO:<bob@example.org>"), "250 2.0.0 OK");
+  await h.cmd("DATA");
+  h.conn.feed("bounce\r\n.\r\n");
+  assert.equal(await h.conn.reply(), "250 2.0.0 Queued");
+  await quit(h);
+  assert.deepEqual(h.backend.received, [{
+    envelope: { mailFrom: "", recipients: ["bob@example.org"] },
+    message: "bounce\r\n",
+  }]);
+  assert.deepEqual(h.backend.submitted, []);
+  assert.deepEqual(h.backend.calls, ["rcpt bob@example.org inbound"]);
+});
+
+Deno.test("pipelining: a whole transaction in one write is answered in order", async () => {
+  const h = await loggedIn();
+  h.conn.feed(
+    "MAIL FROM:<alice@example.org>\r\nRCPT TO:<a@example.org>\r\nRCPT TO:<nobody@example.org>\r\n" +
+      "RCPT TO:<b@example.org>\r\nDATA\r\n",
+  );
+  h.backend.refuseRecipients.set("nobody@example.org", reply(550, "5.1.1", "No such user"));
+  const replies = [];
+  for (let i = 0; i < 5; i++) replies.push(await h.conn.reply());
+  assert.deepEqual(replies, [
+    "250 2.0.0 OK",
+    "250 2.0.0 OK",
+    "550 5.1.1 No such user",
+    "250 2.0.0 OK",
+    "354 End data with <CR><LF>.<CR><LF>",
+  ]);
+  h.conn.feed("x\r\n.\r\nNOOP\r\n");
+  assert.equal(await h.conn.reply(), "250 2.0.0 Queued");
+  assert.equal(await h.conn.reply(), "250 2.0.0 OK");
+  assert.deepEqual(h.backend.submitted[0].envelope.recipients, ["a@example.org", "b@example.org"]);
+  await quit(h);
+});
+
+Deno.test("limits: long command lines, long or bare-LF DATA lines, oversized messages", async () => {
+  const h = await loggedIn({ maxMessageBytes: 20_000 });
+  assert.equal(await h.cmd(`NOOP ${"x".repeat(5000)}`), "500 5.5.2 Line too long");
+  assert.equal(await h.cmd("NOOP"), "250 2.0.0 OK");
+  const data = async (body: string) => {
+    await h.cmd("MAIL FROM:<alice@example.org>");
+    await h.cmd("RCPT TO:<bob@example.org>");
+    assert.equal(await h.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+    h.conn.feed(body);
+    return await h.conn.reply();
+  };
+  assert.equal(
+    await data(`${"y".repeat(9000)}\r\n.\r\n`),
+    "500 5.5.6 Invalid DATA: line longer than 8192 bytes",
+  );
+  assert.equal(
+    await data("a bare LF\nthen more\r\n.\r\n"),
+    "500 5.6.11 Invalid DATA: bare CR or LF in message",
+  );
+  const line = `${"z".repeat(7998)}\r\n`;
+  assert.equal(await data(`${line.repeat(3)}.\r\n`), "552 5.3.4 Message exceeds maximum size");
+  // None of them reached the backend; the session still works.
+  assert.deepEqual(h.backend.submitted, []);
+  assert.equal(await data("fine\r\n.\r\n"), "250 2.0.0 Queued");
+  await quit(h);
+});
+
+Deno.test("RSET, NOOP, VRFY, HELP, unknown and unimplemented commands", async () => {
+  const h = session();
+  await h.conn.reply();
+  assert.equal(await h.cmd("noop"), "250 2.0.0 OK");
+  assert.equal(await h.cmd("RSET"), "250 2.0.0 OK");
+  assert.equal(
+    await h.cmd("VRFY bob@example.org"),
+    "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery",
+  );
+  assert.equal(await h.cmd("HELP"), "214 2.0.0 See RFC 5321");
+  assert.equal(await h.cmd("BDAT 10 LAST"), "502 5.5.1 BDAT not implemented");
+  assert.equal(await h.cmd("EXPN staff"), "502 5.5.1 EXPN not implemented");
+  assert.equal(await h.cmd("XYZZY"), "500 5.5.1 Command unrecognized");
+  assert.equal(await h.cmd(""), "500 5.5.1 Command unrecognized");
+  await quit(h);
+});
+
+Deno.test("too many errors close the session with 421", async () => {
+  const h = session({ maxErrors: 3 });
+  await h.conn.reply();
+  for (let i = 0; i < 3; i++) assert.equal(await h.cmd("BAD"), "500 5.5.1 Command unrecognized");
+  assert.equal(await h.cmd("BAD"), "421 4.7.0 mx.example.org Too many errors, closing connection");
+  await h.done;
+  assert.equal(h.conn.closed, true);
+});
+
+Deno.test("idle clients get 421 4.4.2; DATA has its own, longer limit", async () => {
+  const h = await loggedIn({ commandTimeoutMs: 1000, dataTimeoutMs: 5000 });
+  assert.equal(h.conn.idleMs, 1000);
+  await h.cmd("MAIL FROM:<alice@example.org>");
+  await h.cmd("RCPT TO:<bob@example.org>");
+  await h.cmd("DATA");
+  assert.equal(h.conn.idleMs, 5000);
+  h.conn.feed("x\r\n.\r\n");
+  await h.conn.reply();
+  assert.equal(h.conn.idleMs, 1000);
+  h.conn.idle();
+  assert.equal(await h.conn.reply(), "421 4.4.2 mx.example.org Timeout, closing connection");
+  await h.done;
+  assert.equal(h.conn.closed, true);
+});
+
+Deno.test("a client cut off inside DATA stores nothing", async () => {
+  const h = await loggedIn();
+  await h.cmd("MAIL FROM:<alice@example.org>");
+  await h.cmd("RCPT TO:<bob@example.org>");
+  await h.cmd("DATA");
+  h.conn.feed("Subject: half\r\n\r\nthe first half of a mess");
+  h.conn.end();
+  await h.done;
+  assert.deepEqual(h.backend.submitted, []);
+  assert.deepEqual(h.results, []);
+  assert.equal(h.conn.pending, "");
+});
+
+Deno.test("shutdown says 421 4.3.2; a failing backend says 421 4.3.0; both close", async () => {
+  const h = await loggedIn();
+  h.abort.abort();
+  assert.equal(await h.conn.reply(), "421 4.3.2 mx.example.org Service shutting down");
+  await h.done;
+  assert.equal(h.conn.closed, true);
+
+  const f = await loggedIn();
+  f.backend.fail = true;
+  await f.cmd("MAIL FROM:<alice@example.org>");
+  await f.cmd("RCPT TO:<bob@example.org>");
+  await f.cmd("DATA");
+  f.conn.feed("x\r\n.\r\n");
+  assert.equal(await f.conn.reply(), "421 4.3.0 mx.example.org Internal error");
+  await f.done;
+  assert.equal(f.conn.closed, true);
+});

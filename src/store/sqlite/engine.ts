@@ -1,0 +1,205 @@
+// The synchronous store over one connection: every store function by name, and the batch runner
+// the writer uses for group commit. A batch is one write transaction (BEGIN IMMEDIATE … one
+// COMMIT, so one fsync for all); each operation runs inside its own SAVEPOINT, so one that fails
+// is rolled back alone and the others still commit. A failed COMMIT fails them all.
+
+import { Db } from "./db.ts";
+import type { Migration } from "./migrations.ts";
+import { TxFiles } from "./body_files.ts";
+import type { OpEnv } from "./env.ts";
+import { accountStore } from "./account_store.ts";
+import { mailStore } from "./mail_store.ts";
+import { miscStore } from "./misc_store.ts";
+import { queueStore } from "./queue_store.ts";
+import { pinActive, spaceStore } from "./space_store.ts";
+import { dataStepOps } from "./data_steps.ts";
+import { bodyData, bodyRow, smallBodies } from "./bodies.ts";
+import { toWire, type WireError } from "./wire_error.ts";
+import { snapshotInto } from "./backup.ts";
+import { ADDING, isFullError, lowSpaceError, SpaceGuard } from "./space_guard.ts";
+
+export interface EngineOptions {
+  /** Directory of body files (data_dir/bodies); null keeps every body inline. */
+  bodiesDir: string | null;
+  readOnly?: boolean;
+  migrations?: readonly Migration[];
+  /** Size of the space reserve (space_guard.ts); default by file system size, 0 for none. */
+  reserveBytes?: number;
+}
+
+export interface OpCall {
+  name: string;
+  args: unknown[];
+  /** The caller's clock at the call. */
+  now: number;
+}
+
+export type OpResult = { ok: true; value: unknown } | { ok: false; error: WireError };
+
+/** A batch's results, and whether the store is in low-space mode after it (space_guard.ts). */
+export interface BatchOutcome {
+  results: OpResult[];
+  lowSpace: boolean;
+}
+
+type OpFn = (...args: unknown[]) => unknown;
+
+/** Rows changed by one batch past which memory is given back. */
+const BIG_CHANGE = 10_000;
+
+function buildOps(env: OpEnv) {
+  const { db } = env;
+  return {
+    ...accountStore(env),
+    ...mailStore(env),
+    ...miscStore(env),
+    ...queueStore(env),
+    ...spaceStore(env),
+    ...dataStepOps(env),
+    bodyRow: (id: number, maxData: number) => bodyRow(db, id, maxData),
+    bodyData: (id: number) => bodyData(db, id),
+    smallBodies: (ids: number[], budget: number) => smallBodies(db, ids, budget),
+    /** Which of these body file names rows still reference. */
+    knownBodyFiles: (names: string[]) => {
+      const known: string[] = [];
+      for (const n of names) {
+        if (db.get("SELECT 1 AS x FROM body_files WHERE name = ?", n)) known.push(n);
+      }
+      return known;
+    },
+    backupPinned: () => pinActive(env),
+    /** VACUUM INTO `path` plus the body files (runs outside any transaction). */
+    snapshotInto: (path: string, bodiesDir: string | null) => snapshotInto(db.raw, path, bodiesDir),
+    schemaVersions: () =>
+      db.all<{ name: string }>("SELECT name FROM schema_migrations ORDER BY version").map((r) =>
+        r.name
+      ),
+    shrinkMemory: () => db.shrinkMemory(),
+  };
+}
+
+export type EngineOps = ReturnType<typeof buildOps>;
+export type OpName = keyof EngineOps;
+
+export class Engine {
+  readonly db: Db;
+  readonly files: TxFiles | null;
+  readonly guard: SpaceGuard | null;
+  readonly ops: EngineOps;
+  #now = 0;
+
+  constructor(path: string, options: EngineOptions, migrate?: (db: Db) => void) {
+    this.db = new Db(path, { readOnly: options.readOnly });
+    try {
+      migrate?.(this.db);
+      this.files = options.bodiesDir && !options.readOnly ? new TxFiles(options.bodiesDir) : null;
+      this.guard = this.files && options.reserveBytes !== 0
+        ? new SpaceGuard(options.bodiesDir!, options.reserveBytes)
+        : null;
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+    this.ops = buildOps({ db: this.db, files: this.files, now: () => this.#now });
+  }
+
+  #fn(name: string): OpFn {
+    const fn = (this.ops as unknown as Record<string, OpFn>)[name];
+    if (typeof fn !== "function") throw new Error(`Unknown store operation "${name}"`);
+    return fn;
+  }
+
+  /** Runs one operation as is (reads; and writes that manage their own transaction). */
+  call(op: OpCall): unknown {
+    this.#now = op.now;
+    return this.#fn(op.name)(...op.args);
+  }
+
+  /**
+   * Runs the operations as one write transaction (see the file comment). A batch that failed
+   * whole for lack of space runs once more in the space the reserve gave back, without the
+   * writes that add data (space_guard.ts).
+   */
+  runBatch(ops: OpCall[]): BatchOutcome {
+    const guard = this.guard;
+    guard?.recover();
+    let run = this.#runBatch(ops);
+    if (guard && run.full) {
+      const freed = guard.onFull();
+      if (freed && run.whole) run = this.#runBatch(ops);
+    }
+    return { results: run.results, lowSpace: guard?.low ?? false };
+  }
+
+  #runBatch(ops: OpCall[]): { results: OpResult[]; full: boolean; whole: boolean } {
+    const { db, files } = this;
+    const low = this.guard?.low ?? false;
+    let full = false;
+    const failAll = (err: unknown) => {
+      full ||= isFullError(err);
+      return {
+        results: ops.map((): OpResult => ({ ok: false, error: toWire(err) })),
+        full,
+        whole: true,
+      };
+    };
+    const changesBefore = this.#totalChanges();
+    try {
+      db.begin();
+    } catch (err) {
+      db.rollback();
+      return failAll(err);
+    }
+    const results: OpResult[] = [];
+    for (const op of ops) {
+      if (low && ADDING.has(op.name)) {
+        results.push({ ok: false, error: toWire(lowSpaceError()) });
+        continue;
+      }
+      const mark = files?.mark();
+      db.raw.exec("SAVEPOINT op");
+      try {
+        this.#now = op.now;
+        const value = this.#fn(op.name)(...op.args);
+        db.raw.exec("RELEASE op");
+        results.push({ ok: true, value });
+      } catch (err) {
+        if (!db.raw.isTransaction) {
+          // SQLite gave up the whole transaction (a full disk, I/O error): nothing committed.
+          db.rollback();
+          files?.afterRollback();
+          return failAll(err);
+        }
+        db.raw.exec("ROLLBACK TO op");
+        db.raw.exec("RELEASE op");
+        if (mark) files!.undoTo(mark);
+        full ||= isFullError(err);
+        results.push({ ok: false, error: toWire(err) });
+      }
+    }
+    let keep = false;
+    try {
+      if (files) {
+        keep = pinActive({ db, files, now: () => Date.now() });
+        files.beforeCommit();
+      }
+      db.commit();
+    } catch (err) {
+      db.rollback();
+      files?.afterRollback();
+      return failAll(err);
+    }
+    files?.afterCommit(keep);
+    // After a big change (a mass expunge, an account deleted) SQLite's spare memory goes back.
+    if (this.#totalChanges() - changesBefore > BIG_CHANGE) db.shrinkMemory();
+    return { results, full, whole: false };
+  }
+
+  #totalChanges(): number {
+    return this.db.get<{ n: number }>("SELECT total_changes() AS n")!.n;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
