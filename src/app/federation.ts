@@ -7,12 +7,13 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
-import type { Reply } from "../delivery/mod.ts";
+import type { OriginCheck } from "../delivery/mod.ts";
 import {
   type BackoffPolicy,
   type Deadlines,
   DKIM_SELECTOR,
   type DkimKey,
+  DkimStream,
   type DnsResolver,
   generateDkimKey,
   httpsPolicyFetcher,
@@ -21,7 +22,7 @@ import {
   OutboundService,
   type PeerPorts,
   signMessage,
-  verifyAlignedSignature,
+  verifyAlignedHeader,
 } from "../federation/mod.ts";
 import type { SettingsService } from "../settings/mod.ts";
 import type { Store } from "../store/types.ts";
@@ -73,27 +74,41 @@ export class ReceivedCounter {
   }
 }
 
+/**
+ * The origin check of incoming mail, read as the message streams in: the federation policy of
+ * the From domain, then a DKIM signature aligned with it (IP literals exempt). Accepted mail is
+ * counted per domain and tells `onReceived` that the domain's relay is up.
+ */
 export function originCheck(
   allowed: (domain: string) => Promise<boolean>,
   dns: DnsResolver,
   received: ReceivedCounter,
   /** Mail from the domain was accepted: its relay is up (wakes its deferred mail). */
   onReceived: (domain: string) => void = () => {},
-) {
-  return async (message: Uint8Array, fromAddress: string): Promise<Reply | null> => {
-    const domain = fromAddress.slice(fromAddress.lastIndexOf("@") + 1);
-    if (!(await allowed(domain))) {
-      return { code: 554, enhanced: "5.7.1", text: `Mail from ${domain} is not accepted here` };
-    }
-    if (!isIpLiteral(domain)) {
-      const problem = await verifyAlignedSignature(message, domain, dns).catch((err) =>
-        `DKIM check failed: ${(err as Error).message}`
-      );
-      if (problem) return { code: 554, enhanced: "5.7.1", text: problem };
-    }
-    received.add(domain);
-    onReceived(domain.toLowerCase());
-    return null;
+): () => OriginCheck {
+  return () => {
+    const dkim = new DkimStream();
+    return {
+      push: (bytes) => dkim.push(bytes),
+      async end(fromAddress) {
+        const domain = fromAddress.slice(fromAddress.lastIndexOf("@") + 1);
+        if (!(await allowed(domain))) {
+          return { code: 554, enhanced: "5.7.1", text: `Mail from ${domain} is not accepted here` };
+        }
+        if (!isIpLiteral(domain)) {
+          const header = dkim.header();
+          const problem = header
+            ? await verifyAlignedHeader(header, (r) => dkim.bodyHash(r), domain, dns).catch((
+              err,
+            ) => `DKIM check failed: ${(err as Error).message}`)
+            : "No DKIM signature found";
+          if (problem) return { code: 554, enhanced: "5.7.1", text: problem };
+        }
+        received.add(domain);
+        onReceived(domain.toLowerCase());
+        return null;
+      },
+    };
   };
 }
 

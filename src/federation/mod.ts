@@ -14,9 +14,11 @@ export {
   dkimDnsRecord,
   generateDkimKey,
   signMessage,
+  verifyAlignedHeader,
   verifyAlignedSignature,
 } from "./dkim.ts";
-export type { DkimKey } from "./dkim.ts";
+export type { BodyHashes, DkimKey } from "./dkim.ts";
+export { type BodyHash, DkimBodyHasher, DkimStream } from "./dkim_body.ts";
 export { buildBounce } from "./bounce.ts";
 export { OutboundService } from "./outbound.ts";
 export type { DestinationStatus, OutboundOptions } from "./outbound.ts";
