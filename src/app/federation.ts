@@ -13,6 +13,7 @@ import {
   type Deadlines,
   DKIM_SELECTOR,
   type DkimKey,
+  dkimSignatureField,
   DkimStream,
   type DnsResolver,
   generateDkimKey,
@@ -21,7 +22,6 @@ import {
   MtaSts,
   OutboundService,
   type PeerPorts,
-  signMessage,
   verifyAlignedHeader,
 } from "../federation/mod.ts";
 import type { SettingsService } from "../settings/mod.ts";
@@ -145,7 +145,8 @@ export function createOutbound(input: {
     domain: config.mailDomain,
     hostname: config.hostname,
     // IP relays do not sign, as the reference relay (nobody could look the key up).
-    sign: (m) => key ? signMessage(m, config.mailDomain, key) : Promise.resolve(m),
+    sign: (m) =>
+      key ? dkimSignatureField(m, config.mailDomain, key) : Promise.resolve(new Uint8Array(0)),
     async deliverBounce(sender, message) {
       const account = await store.getAccount(sender.toLowerCase());
       if (!account) return;

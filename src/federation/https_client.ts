@@ -5,6 +5,7 @@
 
 import { AttemptBudget, transferMs } from "./deadlines.ts";
 import { Conn, connectTcp, fmt, startTls, TransportError } from "./conn.ts";
+import { bytesMessage, type OutgoingMessage } from "./outgoing_message.ts";
 
 export interface HttpsTarget {
   /** Where to connect. */
@@ -112,14 +113,14 @@ export class HttpsPool {
   }
 
   /**
-   * POSTs `body` to `path`. A kept-alive connection the server closed before answering is
+   * POSTs `body` to `path` (read in pieces while it is sent). A kept-alive connection the server closed before answering is
    * replaced by a fresh one once (it had received no byte of a response, so no answer is lost).
    */
   post(
     t: HttpsTarget,
     path: string,
     headers: [string, string][],
-    body: Uint8Array,
+    body: Uint8Array | OutgoingMessage,
     budget: AttemptBudget,
   ): Promise<HttpsResponse> {
     return this.request(t, "POST", path, headers, body, budget);
@@ -130,11 +131,12 @@ export class HttpsPool {
     method: "GET" | "POST",
     path: string,
     headers: [string, string][],
-    body: Uint8Array,
+    data: Uint8Array | OutgoingMessage,
     budget: AttemptBudget,
   ): Promise<HttpsResponse> {
     const key = HttpsPool.key(t);
-    const head = requestHead(t, method, path, headers, body.length);
+    const body = data instanceof Uint8Array ? bytesMessage(data) : data;
+    const head = requestHead(t, method, path, headers, body.size);
     for (let fresh = false;; fresh = true) {
       const reused = fresh ? null : this.#take(key);
       const conn = reused ?? await this.#open(t, budget);
@@ -196,14 +198,15 @@ function requestHead(
 async function exchange(
   conn: Conn,
   head: Uint8Array,
-  body: Uint8Array,
+  body: OutgoingMessage,
   budget: AttemptBudget,
 ): Promise<{ response: HttpsResponse; keepAlive: boolean }> {
   const d = budget.deadlines;
-  const request = new Uint8Array(head.length + body.length);
-  request.set(head);
-  request.set(body, head.length);
-  await conn.write(request, budget.step(transferMs(d, request.length)).ms, "the request");
+  // The head, then the body piece by piece as it is read, all within one deadline by size.
+  const until = performance.now() + budget.step(transferMs(d, head.length + body.size)).ms;
+  const sendLeft = () => Math.max(1, until - performance.now());
+  await conn.write(head, sendLeft(), "the request");
+  for await (const piece of body.pieces()) await conn.write(piece, sendLeft(), "the request");
   // The head of the answer (skipping 1xx interim responses) within one command deadline.
   const headMs = budget.step(d.commandMs).ms;
   const headEnd = performance.now() + headMs;

@@ -12,6 +12,7 @@ export { postMxdeliv } from "./mxdeliv_client.ts";
 export {
   DKIM_SELECTOR,
   dkimDnsRecord,
+  dkimSignatureField,
   generateDkimKey,
   signMessage,
   verifyAlignedHeader,
@@ -20,6 +21,8 @@ export {
 export type { BodyHashes, DkimKey } from "./dkim.ts";
 export { type BodyHash, DkimBodyHasher, DkimStream } from "./dkim_body.ts";
 export { buildBounce } from "./bounce.ts";
+export { bytesMessage, storedMessage } from "./outgoing_message.ts";
+export type { OutgoingMessage } from "./outgoing_message.ts";
 export { OutboundService } from "./outbound.ts";
 export type { DestinationStatus, OutboundOptions } from "./outbound.ts";
 export type { PeerPorts } from "./transport.ts";

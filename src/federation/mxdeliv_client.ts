@@ -5,6 +5,7 @@
 
 import type { AttemptBudget } from "./deadlines.ts";
 import type { HttpsPool } from "./https_client.ts";
+import type { OutgoingMessage } from "./outgoing_message.ts";
 
 export interface MxdelivAttempt {
   /** Name for the certificate check, SNI and Host header. */
@@ -16,7 +17,7 @@ export interface MxdelivAttempt {
   ca?: string[];
   sender: string;
   recipients: string[];
-  data: Uint8Array;
+  data: Uint8Array | OutgoingMessage;
 }
 
 export type MxdelivResult =

@@ -5,7 +5,13 @@
 // mail is released as soon as it answers again: a delivery to it works, or it sends us mail.
 // Entries expire on a timer, with a bounce to the sender.
 
-import type { QueueEntry, QueueRecipientRecord, RecipientUpdate, Store } from "../store/types.ts";
+import type {
+  BodyReader,
+  QueueEntry,
+  QueueRecipientRecord,
+  RecipientUpdate,
+  Store,
+} from "../store/types.ts";
 import type { Logger } from "../log/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
 import { type DnsResolver } from "./resolver.ts";
@@ -20,14 +26,18 @@ import { type Outcome, type PeerPorts, Transport } from "./transport.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { DestinationQueue, Job } from "./destination_queue.ts";
 import { trustedCas } from "./trust.ts";
+import { type OutgoingMessage, readPrefix, storedMessage } from "./outgoing_message.ts";
 
 export interface OutboundOptions {
   store: Store;
   dns: DnsResolver;
   domain: string;
   hostname: string;
-  /** Signs a message for sending (DKIM), or returns it unchanged. */
-  sign(message: Uint8Array): Promise<Uint8Array>;
+  /**
+   * The header field(s) to put before a message for sending (a DKIM-Signature), read from the
+   * message in pieces; empty bytes for none.
+   */
+  sign(message: OutgoingMessage): Promise<Uint8Array>;
   /** Stores a bounce in a local sender's INBOX. */
   deliverBounce(sender: string, message: Uint8Array): Promise<void>;
   /** Whether a remote domain may receive mail (federation policy). */
@@ -74,6 +84,8 @@ const REFILL_BELOW = 25;
 const PAGE = 500;
 /** Recipients of one domain per transaction (Postfix: default_destination_recipient_limit). */
 const RECIPIENTS_PER_JOB = 50;
+/** Bytes of the original read for a bounce: its header block is all it quotes. */
+const BOUNCE_HEADER_MAX = 256 * 1024;
 /** Immediate retries on a fresh connection after a transport failure, while the peer works. */
 const QUICK_RETRIES = 1;
 const ROUTE_TTL_MS = 60_000;
@@ -487,9 +499,28 @@ export class OutboundService {
     this.#pump();
   }
 
-  /** The body of a queued message (the one place that reads it, for streaming bodies later). */
-  #readMessage(entry: QueueEntry): Promise<Uint8Array | null> {
-    return this.#o.store.readBody(entry.bodyId);
+  /** The stored message of a queue entry, read in ranges (close it), or null when lost. */
+  async #openMessage(
+    entry: QueueEntry,
+  ): Promise<{ reader: BodyReader; message: OutgoingMessage; close(): Promise<void> } | null> {
+    const reader = await this.#o.store.openBody(entry.bodyId);
+    if (!reader) return null;
+    return {
+      reader,
+      message: storedMessage(new Uint8Array(0), reader),
+      close: () => reader.close(),
+    };
+  }
+
+  /** The top of a queued message for a bounce (its header block; never the whole body). */
+  async #bounceOriginal(entry: QueueEntry): Promise<Uint8Array | null> {
+    const opened = await this.#openMessage(entry);
+    if (!opened) return null;
+    try {
+      return await readPrefix(opened.message, BOUNCE_HEADER_MAX);
+    } finally {
+      await opened.close();
+    }
   }
 
   async #hosts(
@@ -539,34 +570,50 @@ export class OutboundService {
     const rows = job.recipients.filter((r) => pendingIds.has(r.id));
     if (!rows.length) return null;
     const recipients = rows.map((r) => r.recipient);
-    const body = await this.#readMessage(entry);
     let outcomes: Outcome[];
     let answered: boolean | null = null;
     const all = (o: Omit<Outcome, "recipient">) => recipients.map((r) => ({ recipient: r, ...o }));
-    if (!body) {
-      outcomes = all({ kind: "failed", detail: "Message body lost", status: "5.3.0" });
-    } else if (!(await this.#o.allowed(dest.domain))) {
-      outcomes = all({
-        kind: "failed",
-        detail: `Delivery to ${dest.domain} is not allowed by this relay's federation policy`,
-        status: "5.7.1",
-      });
-    } else {
-      const r = await this.#hosts(dest.domain);
-      if (!r.ok) {
-        outcomes = all(
-          r.permanent
-            ? { kind: "failed", detail: r.reason, status: "5.1.2" }
-            : { kind: "deferred", detail: r.reason },
-        );
-        if (!r.permanent) answered = false;
+    // The message is read from the store in pieces while it is signed and sent, never whole.
+    const opened = await this.#openMessage(entry);
+    try {
+      if (!opened) {
+        outcomes = all({ kind: "failed", detail: "Message body lost", status: "5.3.0" });
+      } else if (!(await this.#o.allowed(dest.domain))) {
+        outcomes = all({
+          kind: "failed",
+          detail: `Delivery to ${dest.domain} is not allowed by this relay's federation policy`,
+          status: "5.7.1",
+        });
       } else {
-        const signed = await this.#o.sign(body);
-        const t = await this.#transport.deliver(r.hosts, entry.sender, recipients, signed);
-        outcomes = t.outcomes;
-        answered = t.answered;
-        if (!t.answered) this.#routes.delete(dest.domain);
+        const r = await this.#hosts(dest.domain);
+        if (!r.ok) {
+          outcomes = all(
+            r.permanent
+              ? { kind: "failed", detail: r.reason, status: "5.1.2" }
+              : { kind: "deferred", detail: r.reason },
+          );
+          if (!r.permanent) answered = false;
+        } else {
+          const signature = await this.#o.sign(opened.message).catch((err) => err as Error);
+          if (signature instanceof Error) {
+            outcomes = all({
+              kind: "failed",
+              detail: `The message cannot be signed: ${signature.message}`,
+              status: "5.6.0",
+            });
+          } else {
+            const message = signature.length
+              ? storedMessage(signature, opened.reader)
+              : opened.message;
+            const t = await this.#transport.deliver(r.hosts, entry.sender, recipients, message);
+            outcomes = t.outcomes;
+            answered = t.answered;
+            if (!t.answered) this.#routes.delete(dest.domain);
+          }
+        }
       }
+    } finally {
+      await opened?.close();
     }
     const now = this.#now();
     // The peer's health steers the destination: slow start, backoff, release of waiting mail.
@@ -586,7 +633,7 @@ export class OutboundService {
       return { ...job, recipients: rows, fresh: false, retries: job.retries + 1 };
     }
     release();
-    await this.#record(dest, entry, rows, outcomes, body, now);
+    await this.#record(dest, entry, rows, outcomes, now);
     return null;
   }
 
@@ -596,7 +643,6 @@ export class OutboundService {
     entry: QueueEntry,
     rows: QueueRecipientRecord[],
     outcomes: Outcome[],
-    body: Uint8Array | null,
     now: number,
   ): Promise<void> {
     const expired = now - entry.createdAt >= this.#o.lifetimeMs;
@@ -640,17 +686,12 @@ export class OutboundService {
     await this.#o.store.recordAttempt({ queueId: entry.id, domain: dest.domain, now, updates });
     const seq = ++this.#seq;
     if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
-    if (failed.length) await this.#bounce(entry, body, failed, now);
+    if (failed.length) await this.#bounce(entry, failed, now);
   }
 
-  async #bounce(
-    entry: QueueEntry,
-    body: Uint8Array | null,
-    failed: FailedRecipient[],
-    now: number,
-  ) {
+  async #bounce(entry: QueueEntry, failed: FailedRecipient[], now: number) {
     if (!entry.sender) return;
-    const original = body ?? new TextEncoder().encode("\r\n");
+    const original = (await this.#bounceOriginal(entry)) ?? new TextEncoder().encode("\r\n");
     const bounce = buildBounce({
       domain: this.#o.domain,
       hostname: this.#o.hostname,
@@ -706,7 +747,6 @@ export class OutboundService {
           waitingForFlight = true;
         }
         if (!due.length) continue;
-        const body = await this.#readMessage(entry);
         const failed: FailedRecipient[] = [];
         const byDomain = new Map<string, RecipientUpdate[]>();
         for (const r of due) {
@@ -732,7 +772,7 @@ export class OutboundService {
           if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
         }
         this.#o.log?.info("outbound expired", { recipients: due.length });
-        await this.#bounce(entry, body, failed, now);
+        await this.#bounce(entry, failed, now);
         progressed = true;
       }
       if (ids.length < 100 || !progressed) break;

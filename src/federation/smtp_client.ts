@@ -5,6 +5,7 @@
 
 import { AttemptBudget, type Deadlines, DEFAULT_DEADLINES, transferMs } from "./deadlines.ts";
 import { Conn, connectTcp, fmt, startTls, TransportError } from "./conn.ts";
+import { bytesMessage, DotStuffer, type OutgoingMessage } from "./outgoing_message.ts";
 
 export interface SmtpTarget {
   address: string;
@@ -19,7 +20,8 @@ export interface SmtpTarget {
 export interface SmtpMessage {
   sender: string;
   recipients: string[];
-  data: Uint8Array;
+  /** The message, whole or read in pieces (from the store) while it is sent. */
+  data: Uint8Array | OutgoingMessage;
 }
 
 export interface RecipientResult {
@@ -37,22 +39,13 @@ export class SmtpReplyError extends Error {
 
 /** RFC 5321 §4.5.2: a leading "." is doubled; the data ends with CRLF "." CRLF. */
 export function dotStuff(data: Uint8Array): Uint8Array {
-  let dots = data[0] === 0x2e ? 1 : 0;
-  for (let i = 1; i < data.length; i++) if (data[i] === 0x2e && data[i - 1] === 0x0a) dots++;
-  const endsWithCrlf = data.length >= 2 && data[data.length - 2] === 13 &&
-    data[data.length - 1] === 10;
-  const out = new Uint8Array(data.length + dots + (endsWithCrlf ? 0 : 2) + 3);
-  let o = 0;
-  for (let i = 0; i < data.length; i++) {
-    if (data[i] === 0x2e && (i === 0 || data[i - 1] === 0x0a)) out[o++] = 0x2e;
-    out[o++] = data[i];
-  }
-  if (!endsWithCrlf) {
-    out[o++] = 13;
-    out[o++] = 10;
-  }
-  out.set([0x2e, 13, 10], o);
-  return out.subarray(0, o + 3);
+  const stuffer = new DotStuffer();
+  const body = stuffer.push(data);
+  const end = stuffer.end();
+  const out = new Uint8Array(body.length + end.length);
+  out.set(body);
+  out.set(end, body.length);
+  return out;
 }
 
 interface Reply {
@@ -142,9 +135,10 @@ export class SmtpSession {
     const conn = this.#conn;
     const reset = this.transactions > 0;
     this.transactions++;
+    const message = m.data instanceof Uint8Array ? bytesMessage(m.data) : m.data;
     try {
       const all = (r: Reply) => m.recipients.map((recipient) => ({ recipient, ...r }));
-      if (this.#size > 0 && m.data.length > this.#size) {
+      if (this.#size > 0 && message.size > this.#size) {
         return all({ code: 552, text: `552 5.3.4 Message too big for ${this.where}` });
       }
       const needsUtf8 = [m.sender, ...m.recipients].some((x) => /[^\p{ASCII}]/u.test(x));
@@ -152,7 +146,7 @@ export class SmtpSession {
         return all({ code: 553, text: `553 5.6.7 ${this.where} does not support SMTPUTF8` });
       }
       const params = [
-        this.#size > 0 ? ` SIZE=${m.data.length}` : "",
+        this.#size > 0 ? ` SIZE=${message.size}` : "",
         this.#caps.has("8BITMIME") ? " BODY=8BITMIME" : "",
         needsUtf8 ? " SMTPUTF8" : "",
       ].join("");
@@ -220,8 +214,15 @@ export class SmtpSession {
           ok(r.code) ? { ...r, code: refusal.code, text: refusal.text } : r
         );
       }
-      const body = dotStuff(m.data);
-      await conn.write(body, budget.step(transferMs(d, body.length)).ms, "the message");
+      // The message goes piece by piece as it is read; the transfer has one deadline for all of
+      // it (by size), and each write waits for the socket so only one piece is held here.
+      const until = performance.now() + budget.step(transferMs(d, message.size)).ms;
+      const left = () => Math.max(1, until - performance.now());
+      const stuffer = new DotStuffer();
+      for await (const piece of message.pieces()) {
+        await conn.write(stuffer.push(piece), left(), "the message");
+      }
+      await conn.write(stuffer.end(), left(), "the message");
       const final = await readReply(conn, budget.step(transferMs(d, 0)).ms, "end of data");
       if (final.code === 421) this.#closed = true;
       return results.map((r) => ok(r.code) ? { ...r, code: final.code, text: final.text } : r);

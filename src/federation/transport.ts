@@ -10,6 +10,7 @@ import type { HttpsPool } from "./https_client.ts";
 import { postMxdeliv } from "./mxdeliv_client.ts";
 import { type RecipientResult, SmtpReplyError, type SmtpTarget } from "./smtp_client.ts";
 import type { SmtpPool } from "./smtp_pool.ts";
+import type { OutgoingMessage } from "./outgoing_message.ts";
 
 export interface Outcome {
   recipient: string;
@@ -80,7 +81,7 @@ export class Transport {
     hosts: Destination[],
     sender: string,
     recipients: string[],
-    data: Uint8Array,
+    data: OutgoingMessage,
   ): Promise<TransportResult> {
     const budget = new AttemptBudget(this.#o.deadlines, this.#o.signal);
     const notes: string[] = [];
@@ -120,7 +121,7 @@ export class Transport {
     dest: Destination,
     sender: string,
     recipients: string[],
-    data: Uint8Array,
+    data: OutgoingMessage,
     budget: AttemptBudget,
     notes: string[],
   ): Promise<TransportResult | null> {
@@ -196,7 +197,7 @@ export class Transport {
     address: string,
     sender: string,
     recipients: string[],
-    data: Uint8Array,
+    data: OutgoingMessage,
     budget: AttemptBudget,
     notes: string[],
   ): Promise<TransportResult | null> {

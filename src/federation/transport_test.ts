@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Transport } from "./transport.ts";
 import { HttpsPool } from "./https_client.ts";
 import { SmtpPool } from "./smtp_pool.ts";
+import { bytesMessage } from "./outgoing_message.ts";
 import type { Deadlines } from "./deadlines.ts";
 import {
   httpAnswer,
@@ -14,7 +15,7 @@ import {
 
 const cert = await testCertificate();
 const FAST: Deadlines = { connectMs: 1000, tlsMs: 300, commandMs: 300, attemptMs: 3000 };
-const data = new TextEncoder().encode("Subject: x\r\n\r\nbody\r\n");
+const data = bytesMessage(new TextEncoder().encode("Subject: x\r\n\r\nbody\r\n"));
 const host = [{ host: "peer.test", addresses: ["127.0.0.1"], insecureTls: false }];
 
 async function withTransport(
