@@ -23,6 +23,15 @@ async function inboxBodies(t: TestRelay, address: string): Promise<string[]> {
   return out;
 }
 
+/** tern_messages_received_total{via} on a relay's /metrics. */
+async function receivedVia(t: TestRelay, via: string): Promise<number> {
+  const text = await (await fetch(`http://${t.relay.addresses.metrics}/metrics`)).text();
+  const line = text.split("\n").find((l) =>
+    l.startsWith(`tern_messages_received_total{via="${via}"} `)
+  );
+  return line ? Number(line.split(" ").pop()) : 0;
+}
+
 async function waitFor<T>(
   what: string,
   fn: () => Promise<T | null | undefined | false>,
@@ -46,6 +55,7 @@ function listenOn(ip: string, https = true): Record<string, unknown> {
     "listen.imaps": `${ip}:0`,
     "listen.http": `${ip}:0`,
     "listen.https": https ? `${ip}:0` : "",
+    "listen.metrics": `${ip}:0`,
   };
 }
 
@@ -108,6 +118,9 @@ Deno.test("federation: IP-literal relays deliver over HTTPS /mxdeliv", async () 
     );
     const stats = await a.relay.services.store.listFederationStats();
     assert.deepEqual(stats.map((s) => [s.domain, s.sent]), [["[127.0.0.2]", 1]]);
+    // B counts mail that came over /mxdeliv on /metrics as it counts SMTP.
+    assert.equal(await receivedVia(b, "mxdeliv"), 1);
+    assert.equal(await receivedVia(b, "smtp"), 0);
   });
 });
 
@@ -121,6 +134,9 @@ Deno.test("federation: SMTP with STARTTLS when the peer has no /mxdeliv", async 
       return bodies.length ? bodies : null;
     });
     assert.match(got[0], /-----BEGIN PGP MESSAGE-----/);
+    // Counted once the 250 went out, just after the message was stored.
+    await waitFor("B's count of mail over SMTP", async () => await receivedVia(b, "smtp") === 1);
+    assert.equal(await receivedVia(b, "mxdeliv"), 0);
     // And back: bob answers alice.
     await submitEncrypted(b, bob, [alice.address]);
     await waitFor(
