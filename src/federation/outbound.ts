@@ -594,18 +594,23 @@ export class OutboundService {
           );
           if (!r.permanent) answered = false;
         } else {
-          const signature = await this.#o.sign(opened.message).catch((err) => err as Error);
-          if (signature instanceof Error) {
-            outcomes = all({
-              kind: "failed",
-              detail: `The message cannot be signed: ${signature.message}`,
-              status: "5.6.0",
+          // A failure here is ours (the store could not be read, a message we cannot sign),
+          // not the peer's: the recipients wait their backoff and the peer's window is kept.
+          const t = await this.#o.sign(opened.message).then((signature) =>
+            this.#transport.deliver(
+              r.hosts,
+              entry.sender,
+              recipients,
+              signature.length ? storedMessage(signature, opened.reader) : opened.message,
+            )
+          ).catch((err) => err as Error);
+          if (t instanceof Error) {
+            this.#o.log?.error("outbound delivery failed here", {
+              domain: dest.domain,
+              error: String(t),
             });
+            outcomes = all({ kind: "deferred", detail: `Local failure: ${t.message}` });
           } else {
-            const message = signature.length
-              ? storedMessage(signature, opened.reader)
-              : opened.message;
-            const t = await this.#transport.deliver(r.hosts, entry.sender, recipients, message);
             outcomes = t.outcomes;
             answered = t.answered;
             if (!t.answered) this.#routes.delete(dest.domain);

@@ -221,3 +221,31 @@ Deno.test("OutboundService: delivered mail is counted with its latency", async (
     await peer.close();
   }
 });
+
+Deno.test("OutboundService: a message it cannot read or sign waits its backoff, with no attempt on the peer", async () => {
+  const healthy = await httpsPeer({ tls: cert, host: "127.0.0.5", script: ok200 });
+  const ports = { "127.0.0.5": { smtp: 1, https: healthy.port } };
+  try {
+    let signs = 0;
+    const sign = () => {
+      signs++;
+      return Promise.reject(new Error("disk read failed"));
+    };
+    await withOutbound(ports, { sign, backoff: { baseMs: 60_000, capMs: 60_000 } }, async (h) => {
+      const id = await h.send(["u@[127.0.0.5]"]);
+      assert.equal(await h.outbound.runOnce(), 1);
+      // Once, not again and again: the recipient is deferred with the reason, the peer untouched.
+      assert.equal(await h.outbound.runOnce(), 0);
+      assert.equal(signs, 1);
+      assert.equal(healthy.requests.length, 0);
+      const [r] = (await h.store.getQueueEntry(id))!.recipients;
+      assert.equal(r.status, "deferred");
+      assert.match(r.lastError ?? "", /^Local failure: disk read failed/);
+      assert.ok(r.nextAttemptAt >= h.clock.now + 30_000, "backoff with jitter, not at once");
+      const [d] = await h.outbound.destinations();
+      assert.equal(d.state, "open", "the peer is not blamed");
+    });
+  } finally {
+    await healthy.close();
+  }
+});
