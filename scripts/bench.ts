@@ -76,8 +76,8 @@ if (flags.help) {
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
       "                       [--only start,parse,submit,latency,signup,idle,prelogin,fetch,\n" +
       "                               deltachat,gate,iroh,memory,federation]\n" +
-      "federation (two servers each side, 2 000 messages across, with and without a silent\n" +
-      "peer) runs only when --only names it.\n" +
+      "federation (two servers each side, 2 000 messages across, without, with and again without\n" +
+      "a silent peer) runs only when --only names it.\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -937,7 +937,27 @@ async function federationRuns(
     } finally {
       await silent.close();
     }
-    for (const f of [plain, side.r.federationSilent as FederationResult]) {
+    // A control: the plain run once more after the silent peer left. Runs later in a session
+    // are slower on a loaded machine (and the servers hold more mail); this tells that apart
+    // from what the silent peer did.
+    log(`${side.label}: again without the silent peer (control)`);
+    const control = await federationRun(a, b, tpl, { ...run, tag: "c" });
+    side.r.federationControl = control;
+    log(
+      `  accepted ${control.acceptedPerSec.toFixed(0)}/s, landed ${
+        control.landedPerSec.toFixed(0)
+      }/s, p50 ${control.p50Ms.toFixed(0)} ms p99 ${
+        control.p99Ms.toFixed(0)
+      } ms, lost ${control.lost}`,
+    );
+    notes.push(
+      `${side.label} federation control (no silent peer, after it): accepted ${
+        control.acceptedPerSec.toFixed(0)
+      }/s, p50 ${control.p50Ms.toFixed(0)} ms, p99 ${
+        control.p99Ms.toFixed(0)
+      } ms, lost ${control.lost}`,
+    );
+    for (const f of [plain, side.r.federationSilent as FederationResult, control]) {
       if (f.firstError) notes.push(`${side.label} federation: ${f.firstError}`);
     }
     if (side.v === rv) refMeasured = true;
