@@ -72,9 +72,10 @@ export class Scheduler {
     let t: number | null = null;
     const at = (x: number) => (t = t === null ? x : Math.min(t, x));
     for (const d of this.#ring) {
-      if (d.state === "backoff" && (d.ready.length || d.moreInStore || d.nextDueAt !== null)) {
-        at(d.retryAt);
-      }
+      // A running probe ends with a release, which looks again; until then the backoff's end
+      // (already past) must not arm a timer that fires at once, over and over.
+      const waiting = d.ready.length || d.moreInStore || d.nextDueAt !== null;
+      if (d.state === "backoff" && !d.probing && waiting) at(d.retryAt);
       if (d.nextDueAt !== null) at(d.nextDueAt);
     }
     return t;

@@ -108,6 +108,9 @@ Deno.test("Scheduler: a dead peer backs off, probes one at a time, and opens on 
   p = s.pick(1000)!;
   assert.ok(p.probe);
   assert.equal(s.pick(1000), null, "one probe at a time");
+  // While the probe runs, the backoff's end (now past) is no reason to wake: a timer armed for
+  // it would fire at once, again and again, until the probe ends.
+  assert.equal(s.nextWake(), null);
   s.finished(p.dest, p.job, p.probe);
   d.unreachable(1000, "timed out", true);
   assert.equal(d.retryAt, 1000 + 2000, "the wait doubles");
