@@ -44,8 +44,15 @@ import type {
 } from "./bench/scenarios.ts";
 import { startTernBench, waitImapsGreeting } from "./bench/tern.ts";
 import { type ScaleResult, scaleRun } from "./bench/scale.ts";
+import {
+  type FederationResult,
+  federationRun,
+  type FedSide,
+  sendTo,
+  silentHost,
+} from "./bench/federation.ts";
 import type { TernBench } from "./bench/tern.ts";
-import { median, pool, raiseNofile, sleep, treeCpuMs, treeMem } from "./bench/util.ts";
+import { median, pool, raiseNofile, sleep, treeCpuMs, treeMem, userName } from "./bench/util.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const RESULTS = `${HERE}bench_results.json`;
@@ -71,9 +78,11 @@ if (flags.help) {
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
       "                       [--only start,parse,submit,latency,signup,idle,prelogin,fetch,\n" +
-      "                               deltachat,gate,iroh,memory,scale]\n" +
+      "                               deltachat,gate,iroh,memory,scale,federation]\n" +
       "                       [--scale-sizes 1000,10000,50000]\n" +
       "scale (big mailboxes) runs only when named in --only.\n" +
+      "federation (two servers each side, 2 000 messages across, without, with and again without\n" +
+      "a silent peer) runs only when --only names it.\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -96,10 +105,14 @@ const SCENARIOS = [
   "iroh",
   "memory",
   "scale",
+  "federation",
 ];
-// The scale scenario fills 50 000 messages per server: only when asked for.
-const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== "scale");
-const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : DEFAULT_SCENARIOS);
+/** Scenarios a run without --only takes: scale fills 50 000 messages per server, federation
+ * runs two servers each side; both only when asked for. */
+const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== "scale" && s !== "federation");
+const only = new Set(
+  flags.only ? flags.only.split(",").map((x) => x.trim()) : DEFAULT_SCENARIOS,
+);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
     console.error(`--only: unknown scenario "${o}" (known: ${SCENARIOS.join(", ")})`);
@@ -128,6 +141,7 @@ const opts = {
   deltachatMessages: quick ? 4 : 10,
   scaleSizes: (flags["scale-sizes"] ?? (quick ? "500,2000,5000" : "1000,10000,50000"))
     .split(",").map(Number),
+  federationMessages: quick ? 500 : 2000,
   irohRoundTrips: quick ? 500 : 2000,
   memory: {
     appenders: quick ? 10 : 50,
@@ -308,7 +322,108 @@ async function main() {
   const tpl100k = await messageTemplate(100 * 1024);
   log(`messages: ${tpl2k.size} and ${tpl100k.size} bytes (PGP/MIME)`);
 
-  // servers
+  // servers: the standard pair, unless only federation (which starts its own) was asked for
+  const standard = opts.only.some((x) => x !== "federation");
+  const targets: [Target, Values, Raw][] = [];
+  let ref: RefStack | null = null;
+  let refError = "";
+  if (standard) {
+    ({ ref, refError } = await standardServers(targets, tv, rv, raw, notes, tpl2k, tpl100k));
+  }
+  // 8. federation: tern → tern and Postfix → Postfix
+  let refMeasured = ref !== null;
+  if (only.has("federation")) {
+    const f = await federationRuns(tpl2k, tv, rv, raw, notes);
+    refMeasured ||= f.refMeasured;
+    if (!standard) refError = f.refError;
+  }
+
+  for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
+  const labels: Record<string, string> = {
+    signup_s:
+      `sign-up storm: ${opts.signupClients} new clients LOGIN+SELECT+IDLE, ${opts.signupInFlight} in flight (s)`,
+    signup_again_s: `sign-up storm: the same ${opts.signupClients} again, accounts existing (s)`,
+    idle_rss_after_mb: `IDLE: IMAP RSS with ${opts.idleConns} idle (MB)`,
+    idle_pss_after_mb: `IDLE: IMAP PSS with ${opts.idleConns} idle (MB)`,
+    idle_rss_wait_mb: `IDLE: IMAP RSS after ${opts.idleWaitMs / 1000} s more idle (MB)`,
+    idle_kb_per_conn_wait: `IDLE: PSS/conn after ${opts.idleWaitMs / 1000} s more (KiB)`,
+    fetch2k_mb_s: `FETCH ${opts.fetch2kMessages} × 2 KB (MB/s)`,
+    fetch2k_msgs_s: `FETCH ${opts.fetch2kMessages} × 2 KB (msgs/s)`,
+    fetch100k_mb_s: `FETCH ${opts.fetch100kMessages} × 100 KB (MB/s)`,
+    ...scaleLabels(opts.scaleSizes),
+    ...memoryLabels(),
+  };
+  const results = {
+    date: new Date().toISOString(),
+    seconds: Math.round((Date.now() - started) / 1000),
+    mode: quick ? "quick" : "default",
+    options: opts,
+    host: {
+      cpus: navigator.hardwareConcurrency,
+      loadavgAtStart: load,
+      loadavgAtEnd: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
+      deno: Deno.version.deno,
+    },
+    refstack: refMeasured ? "postfix+dovecot (scripts/refstack)" : null,
+    refError: refError || undefined,
+    notes,
+    metrics: METRICS.map((m) => ({ id: m.id, label: labels[m.id] ?? m.label, better: m.better })),
+    tern: tv,
+    ref: refMeasured ? rv : null,
+    raw,
+  };
+  await Deno.writeTextFile(RESULTS, JSON.stringify(results, null, 2) + "\n");
+
+  console.log("");
+  console.log(table(tv, refMeasured ? rv : null, labels));
+  console.log("");
+  if (!refMeasured) console.log(`reference stack not measured: ${refError.split("\n")[0]}`);
+  for (const n of notes) console.log(`note: ${n}`);
+  console.log(`results: ${RESULTS} (${results.seconds} s)`);
+
+  let baseline: { tern: Values; ref?: Values | null; mode?: string } | null = null;
+  try {
+    baseline = JSON.parse(await Deno.readTextFile(BASELINE));
+  } catch {
+    // none yet
+  }
+  if (baseline) {
+    if (baseline.mode && baseline.mode !== results.mode) {
+      console.log(
+        `baseline is a ${baseline.mode} run, this is a ${results.mode} run: compared anyway`,
+      );
+    }
+    const reg = regressions(
+      { tern: tv, ref: refMeasured ? rv : null, options: results.options },
+      baseline as Parameters<typeof regressions>[1],
+    );
+    if (reg.skipped.length) {
+      console.log(
+        `not compared with the baseline (it ran with other options): ${reg.skipped.join(", ")}`,
+      );
+    }
+    if (reg.lines.length) {
+      console.log(`regressions > 20% against ${BASELINE}:`);
+      for (const l of reg.lines) console.log(`  ${l}`);
+    } else console.log(`no tern figure more than 20% worse than ${BASELINE}`);
+  }
+  if (flags["save-baseline"]) {
+    await Deno.writeTextFile(BASELINE, JSON.stringify(results, null, 2) + "\n");
+    console.log(`baseline written: ${BASELINE}`);
+  }
+}
+
+/** The gate bench runs in its own process (with --expose-gc, for clean heap figures). */
+/** The standard pair (one tern, one Postfix + Dovecot) and the scenarios that use it. */
+async function standardServers(
+  targets: [Target, Values, Raw][],
+  tv: Values,
+  rv: Values,
+  raw: { tern: Raw; ref: Raw },
+  notes: string[],
+  tpl2k: MessageTemplate,
+  tpl100k: MessageTemplate,
+): Promise<{ ref: RefStack | null; refError: string }> {
   log("starting tern");
   const tern = await startTernBench();
   cleanups.push(() => tern.stop());
@@ -333,7 +448,7 @@ async function main() {
       log(`reference stack unavailable, measuring tern alone: ${refError.split("\n")[0]}`);
     }
   }
-  const targets: [Target, Values, Raw][] = [[ternTarget(tern), tv, raw.tern]];
+  targets.push([ternTarget(tern), tv, raw.tern]);
   if (ref) targets.push([refTarget(ref), rv, raw.ref]);
 
   await sleep(2000);
@@ -376,82 +491,9 @@ async function main() {
   // 9. big mailboxes
   if (only.has("scale")) await scaleRuns(targets, tpl2k, notes);
 
-  for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
-  const labels: Record<string, string> = {
-    signup_s:
-      `sign-up storm: ${opts.signupClients} new clients LOGIN+SELECT+IDLE, ${opts.signupInFlight} in flight (s)`,
-    signup_again_s: `sign-up storm: the same ${opts.signupClients} again, accounts existing (s)`,
-    idle_rss_after_mb: `IDLE: IMAP RSS with ${opts.idleConns} idle (MB)`,
-    idle_pss_after_mb: `IDLE: IMAP PSS with ${opts.idleConns} idle (MB)`,
-    idle_rss_wait_mb: `IDLE: IMAP RSS after ${opts.idleWaitMs / 1000} s more idle (MB)`,
-    idle_kb_per_conn_wait: `IDLE: PSS/conn after ${opts.idleWaitMs / 1000} s more (KiB)`,
-    fetch2k_mb_s: `FETCH ${opts.fetch2kMessages} × 2 KB (MB/s)`,
-    fetch2k_msgs_s: `FETCH ${opts.fetch2kMessages} × 2 KB (msgs/s)`,
-    fetch100k_mb_s: `FETCH ${opts.fetch100kMessages} × 100 KB (MB/s)`,
-    ...scaleLabels(opts.scaleSizes),
-    ...memoryLabels(),
-  };
-  const results = {
-    date: new Date().toISOString(),
-    seconds: Math.round((Date.now() - started) / 1000),
-    mode: quick ? "quick" : "default",
-    options: opts,
-    host: {
-      cpus: navigator.hardwareConcurrency,
-      loadavgAtStart: load,
-      loadavgAtEnd: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
-      deno: Deno.version.deno,
-    },
-    refstack: ref ? "postfix+dovecot (scripts/refstack)" : null,
-    refError: refError || undefined,
-    notes,
-    metrics: METRICS.map((m) => ({ id: m.id, label: labels[m.id] ?? m.label, better: m.better })),
-    tern: tv,
-    ref: ref ? rv : null,
-    raw,
-  };
-  await Deno.writeTextFile(RESULTS, JSON.stringify(results, null, 2) + "\n");
-
-  console.log("");
-  console.log(table(tv, ref ? rv : null, labels));
-  console.log("");
-  if (!ref) console.log(`reference stack not measured: ${refError.split("\n")[0]}`);
-  for (const n of notes) console.log(`note: ${n}`);
-  console.log(`results: ${RESULTS} (${results.seconds} s)`);
-
-  let baseline: { tern: Values; ref?: Values | null; mode?: string } | null = null;
-  try {
-    baseline = JSON.parse(await Deno.readTextFile(BASELINE));
-  } catch {
-    // none yet
-  }
-  if (baseline) {
-    if (baseline.mode && baseline.mode !== results.mode) {
-      console.log(
-        `baseline is a ${baseline.mode} run, this is a ${results.mode} run: compared anyway`,
-      );
-    }
-    const reg = regressions(
-      { tern: tv, ref: ref ? rv : null, options: results.options },
-      baseline as Parameters<typeof regressions>[1],
-    );
-    if (reg.skipped.length) {
-      console.log(
-        `not compared with the baseline (it ran with other options): ${reg.skipped.join(", ")}`,
-      );
-    }
-    if (reg.lines.length) {
-      console.log(`regressions > 20% against ${BASELINE}:`);
-      for (const l of reg.lines) console.log(`  ${l}`);
-    } else console.log(`no tern figure more than 20% worse than ${BASELINE}`);
-  }
-  if (flags["save-baseline"]) {
-    await Deno.writeTextFile(BASELINE, JSON.stringify(results, null, 2) + "\n");
-    console.log(`baseline written: ${BASELINE}`);
-  }
+  return { ref, refError };
 }
 
-/** The gate bench runs in its own process (with --expose-gc, for clean heap figures). */
 async function gateRuns(): Promise<GateCase[]> {
   log("gate: worst-case messages at the size limit, pushed in 64 KiB pieces");
   const out = await new Deno.Command(Deno.execPath(), {
@@ -802,6 +844,211 @@ async function irohRuns(tern: TernBench, v: Values, r: Raw, notes: string[]) {
     "iroh relay: tern only (the reference stack runs no iroh relay here); 1200-byte packets, " +
       "a 512-packet window acknowledged through the relay; the clients run in the benchmark process",
   );
+}
+
+/** Sides of a federation run: two tern processes, or two Postfix + Dovecot stacks. */
+function ternSide(t: TernBench, ip: string): FedSide {
+  const known = new Set<string>();
+  return {
+    label: `tern ${ip}`,
+    host: ip,
+    submissionsPort: t.port("submissions"),
+    imapsPort: t.port("imaps"),
+    caPem: t.caPem,
+    pass: PASS,
+    cpuMs: () => treeCpuMs([t.pid]),
+    addr: (u) => `${u}@[${ip}]`,
+    async ensureUsers(users) {
+      // accounts are created on first login (JIT)
+      const todo = [...new Set(users)].filter((u) => !known.has(u));
+      await pool(todo, 8, async (u) => {
+        const c = await Imap.connect(t.port("imaps"), t.caPem, 4096, ip);
+        try {
+          await c.login(`${u}@[${ip}]`, PASS);
+          await c.cmd("LOGOUT");
+        } finally {
+          c.close();
+        }
+        known.add(u);
+      });
+    },
+  };
+}
+
+function refSide(r: RefStack): FedSide {
+  const known = new Set<string>();
+  return {
+    label: `postfix ${r.domain}`,
+    host: "127.0.0.1",
+    submissionsPort: r.submissionsPort,
+    imapsPort: r.imapsPort,
+    caPem: r.caPem,
+    pass: PASS,
+    cpuMs: () => treeCpuMs([r.dovecotPid() ?? -1, r.postfixPid() ?? -1]),
+    addr: (u) => `${u}@${r.domain}`,
+    async ensureUsers(users) {
+      const todo = [...new Set(users)].filter((u) => !known.has(u));
+      await r.addUsers(todo.map((u) => ({ user: `${u}@${r.domain}`, pass: PASS })));
+      for (const u of todo) known.add(u);
+    },
+  };
+}
+
+function fedValues(v: Values, prefix: string, f: FederationResult) {
+  v[`${prefix}_accepted_s`] = f.acceptedPerSec;
+  v[`${prefix}_landed_s`] = f.landedPerSec;
+  v[`${prefix}_drain_s`] = f.drainSeconds;
+  v[`${prefix}_p50_ms`] = f.p50Ms;
+  v[`${prefix}_p99_ms`] = f.p99Ms;
+  v[`${prefix}_lost`] = f.lost;
+  v[`${prefix}_cpu_ms`] = f.cpuMsPerMsgFrom + f.cpuMsPerMsgTo;
+}
+
+/**
+ * 2 000 messages from one server to another on loopback, then again while a silent peer (a host
+ * that accepts connections and never answers, 127.0.0.4 ports 25 and 443) holds 20 messages of
+ * the sending side. tern → tern (IP-literal relays on 127.0.0.2 and 127.0.0.3, /mxdeliv on 443)
+ * and Postfix → Postfix (two stacks, the first routing the second's domain to its port 25).
+ */
+async function federationRuns(
+  tpl: MessageTemplate,
+  tv: Values,
+  rv: Values,
+  raw: { tern: Raw; ref: Raw },
+  notes: string[],
+): Promise<{ refMeasured: boolean; refError: string }> {
+  const run = {
+    messages: opts.federationMessages,
+    sessions: 8,
+    recipients: 50,
+    timeoutMs: 120_000,
+  };
+  const sides: {
+    label: string;
+    v: Values;
+    r: Raw;
+    start(): Promise<[FedSide, FedSide, string]>;
+  }[] = [
+    {
+      label: "tern → tern",
+      v: tv,
+      r: raw.tern,
+      async start() {
+        // B takes the standard ports on its own address, as a relay on the internet does.
+        const b = await startTernBench({
+          ip: "127.0.0.3",
+          listen: { smtp: "127.0.0.3:25", https: "127.0.0.3:443" },
+        });
+        cleanups.push(() => b.stop());
+        const a = await startTernBench({ ip: "127.0.0.2" });
+        cleanups.push(() => a.stop());
+        return [ternSide(a, "127.0.0.2"), ternSide(b, "127.0.0.3"), "x@[127.0.0.4]"];
+      },
+    },
+  ];
+  let refError = "";
+  if (flags["no-refstack"]) refError = "--no-refstack given";
+  else {
+    sides.push({
+      label: "postfix → postfix",
+      v: rv,
+      r: raw.ref,
+      async start() {
+        const b = await startRefStack({ domain: "refb.test" });
+        cleanups.push(() => b.stop());
+        const a = await startRefStack({
+          domain: "refa.test",
+          transports: {
+            "refb.test": `smtp:[127.0.0.1]:${b.smtpPort}`,
+            "silent.test": "smtp:[127.0.0.4]:25",
+          },
+        });
+        cleanups.push(() => a.stop());
+        return [refSide(a), refSide(b), "x@silent.test"];
+      },
+    });
+  }
+  let refMeasured = false;
+  for (const side of sides) {
+    let pair: [FedSide, FedSide, string];
+    log(`${side.label}: starting both servers`);
+    try {
+      pair = await side.start();
+    } catch (err) {
+      const why = (err as Error).message.split("\n")[0];
+      if (side.v === rv) refError = why;
+      notes.push(`${side.label}: not measured: ${why}`);
+      continue;
+    }
+    const [a, b, silentAddress] = pair;
+    // Warm-up (not measured): first logins, TLS sessions, JIT of the server code.
+    await federationRun(a, b, tpl, { ...run, messages: 200, tag: "w" });
+    log(
+      `${side.label}: ${run.messages} messages, ${run.sessions} sessions, ${run.recipients} recipients`,
+    );
+    const plain = await federationRun(a, b, tpl, { ...run, tag: "p" });
+    side.r.federation = plain;
+    fedValues(side.v, "fed", plain);
+    log(
+      `  accepted ${plain.acceptedPerSec.toFixed(0)}/s, landed ${
+        plain.landedPerSec.toFixed(0)
+      }/s, ` +
+        `250→EXISTS p50 ${plain.p50Ms.toFixed(0)} ms p99 ${
+          plain.p99Ms.toFixed(0)
+        } ms, lost ${plain.lost}`,
+    );
+    const silent = await silentHost("127.0.0.4", [25, 443]);
+    try {
+      const held = await sendTo(a, tpl, userName("fzs", 0), silentAddress, 20);
+      await sleep(1000);
+      const hanging = silent.open;
+      log(
+        `${side.label}: again with a silent peer holding ${held} messages (${hanging} connections open)`,
+      );
+      const withSilent = await federationRun(a, b, tpl, { ...run, tag: "q" });
+      side.r.federationSilent = {
+        ...withSilent,
+        silentConnections: hanging,
+        silentAtEnd: silent.open,
+      };
+      fedValues(side.v, "fedsilent", withSilent);
+      log(
+        `  accepted ${withSilent.acceptedPerSec.toFixed(0)}/s, landed ${
+          withSilent.landedPerSec.toFixed(0)
+        }/s, p50 ${withSilent.p50Ms.toFixed(0)} ms p99 ${
+          withSilent.p99Ms.toFixed(0)
+        } ms, lost ${withSilent.lost}; silent peer connections now ${silent.open}`,
+      );
+      if (hanging === 0) notes.push(`${side.label}: the silent peer held no connection (check it)`);
+    } finally {
+      await silent.close();
+    }
+    // A control: the plain run once more after the silent peer left. Runs later in a session
+    // are slower on a loaded machine (and the servers hold more mail); this tells that apart
+    // from what the silent peer did.
+    log(`${side.label}: again without the silent peer (control)`);
+    const control = await federationRun(a, b, tpl, { ...run, tag: "c" });
+    side.r.federationControl = control;
+    log(
+      `  accepted ${control.acceptedPerSec.toFixed(0)}/s, landed ${
+        control.landedPerSec.toFixed(0)
+      }/s, p50 ${control.p50Ms.toFixed(0)} ms p99 ${
+        control.p99Ms.toFixed(0)
+      } ms, lost ${control.lost}`,
+    );
+    notes.push(
+      `${side.label} federation control (no silent peer, after it): accepted ${
+        control.acceptedPerSec.toFixed(0)
+      }/s, p50 ${control.p50Ms.toFixed(0)} ms, p99 ${
+        control.p99Ms.toFixed(0)
+      } ms, lost ${control.lost}`,
+    );
+    for (const f of [plain, side.r.federationSilent as FederationResult, control]) {
+      if (f.firstError) notes.push(`${side.label} federation: ${f.firstError}`);
+    }
+    if (side.v === rv) refMeasured = true;
+  }
+  return { refMeasured, refError };
 }
 
 /** Raises fs.inotify.max_user_instances to at least `want` for this run; restored at the end. */

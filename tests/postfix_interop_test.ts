@@ -158,3 +158,99 @@ Deno.test({
     });
   },
 });
+
+/** Files in a Maildir's new/ and cur/. */
+async function maildirFiles(maildir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const sub of ["new", "cur"]) {
+    for (const e of await Array.fromAsync(Deno.readDir(`${maildir}/${sub}`)).catch(() => [])) {
+      out.push(`${maildir}/${sub}/${e.name}`);
+    }
+  }
+  return out;
+}
+
+Deno.test({
+  name: need.title(
+    "tern delivers a burst to Postfix over few pipelined sessions, and a 1.5 MB message streamed from the store",
+  ),
+  ignore: need.ignore,
+  async fn() {
+    const ports = { smtp: 1, https: 1 };
+    const caCerts: string[] = [];
+    await withRelay(async (t) => {
+      const bob = await createAccount(t, "bobby0001");
+      const rs = await startRefStack({
+        transports: { "tern.test": `smtp:[127.0.0.1]:${t.addr("smtp").port}` },
+      });
+      try {
+        ports.smtp = rs.ports.smtp;
+        caCerts.push(rs.caPem);
+        await rs.addUsers([{ address: "alice@ref.test", password: "alicepass123" }]);
+        const c = await SmtpTestClient.connect(t.addr("submissions"), {
+          tls: true,
+          caPem: t.caPem,
+        });
+        await c.reply();
+        await c.cmd("EHLO client.test");
+        await c.login(bob.address, bob.password);
+        const burst = 30;
+        const big = Array.from({ length: 30_000 }, (_, i) => `.l${i} ${"y".repeat(i % 53)}`)
+          .join("\n");
+        const bigMessage = await encryptedMessage(bob.address, "alice@ref.test", big);
+        assert.ok(bigMessage.length > 1_000_000);
+        const small = await encryptedMessage(bob.address, "alice@ref.test");
+        for (let i = 0; i < burst; i++) {
+          const r = await c.sendMail(bob.address, ["alice@ref.test"], i === 0 ? bigMessage : small);
+          assert.equal(r.code, 250, r.text);
+        }
+        c.close();
+        const maildir = rs.maildir("alice@ref.test");
+        const until = Date.now() + 60_000;
+        let files: string[] = [];
+        while (Date.now() < until) {
+          files = await maildirFiles(maildir);
+          if (files.length >= burst) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const log = rs.log().postfix;
+        assert.equal(files.length, burst, `not all delivered; postfix log:\n${log.slice(-3000)}`);
+        // The large one arrived byte for byte (after tern's DKIM-Signature and Postfix's
+        // Received/Return-Path lines).
+        const armor = (m: string) => m.slice(m.indexOf("-----BEGIN PGP MESSAGE-----"));
+        const bodies = await Promise.all(files.map(async (f) => {
+          let raw: Uint8Array = await Deno.readFile(f);
+          if (raw[0] === 0x1f && raw[1] === 0x8b) raw = gunzipSync(raw);
+          return dec.decode(raw);
+        }));
+        const bigOne = bodies.find((b) => b.length > 1_000_000);
+        assert.ok(bigOne, "the large message is there");
+        assert.equal(armor(bigOne.replace(/\r?\n/g, "\r\n")), armor(bigMessage));
+        // Sessions are reused: Postfix saw far fewer connections on port 25 than messages, and
+        // no complaint about the pipelined commands.
+        const connects = log.split("\n").filter((l) =>
+          /postfix\/smtp\/smtpd\[\d+\]: connect from/.test(l)
+        ).length;
+        assert.ok(connects >= 1 && connects <= burst / 3, `${connects} connections for ${burst}`);
+        assert.ok(!/improper command pipelining/.test(log), "Postfix accepted the pipelining");
+        // Postfix answered each 250 before it delivered to the maildir: tern's queue is empty.
+        assert.equal(await t.relay.services.store.countQueued(), 0);
+      } finally {
+        await rs.stop();
+      }
+    }, {
+      overrides: {
+        domain: "tern.test",
+        max_user_send_per_minute: 6000,
+        max_user_send_burst_size: 100,
+      },
+      relay: {
+        dns: fakeDns({
+          mx: { "ref.test": [{ preference: 10, exchange: "ref.test" }] },
+          addresses: { "ref.test": ["127.0.0.1"] },
+        }),
+        federation: { ports, caCerts },
+      },
+    });
+  },
+});

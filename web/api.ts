@@ -117,6 +117,22 @@ export interface QueueEntry {
   }[];
 }
 
+/** One destination domain of the outbound queue (GET /queue/destinations). */
+export interface QueueDestination {
+  domain: string;
+  pending: number;
+  deferred: number;
+  oldest_at: number | null;
+  next_attempt_at: number | null;
+  last_error: string | null;
+  /** "backoff": the peer does not answer and is retried later. */
+  state: "open" | "backoff";
+  /** Deliveries allowed at once now (slow start). */
+  concurrency: number;
+  active: number;
+  retry_at: number | null;
+}
+
 export interface Setting {
   key: string;
   value: string | null;

@@ -22,8 +22,13 @@ export class Imap {
     this.wire = wire;
   }
 
-  static async connect(port: number, caPem: string, bufSize = 4096): Promise<Imap> {
-    const wire = await Wire.connect(port, caPem, bufSize);
+  static async connect(
+    port: number,
+    caPem: string,
+    bufSize = 4096,
+    host = "127.0.0.1",
+  ): Promise<Imap> {
+    const wire = await Wire.connect(port, caPem, bufSize, host);
     const c = new Imap(wire);
     const greeting = await wire.line();
     if (!greeting.startsWith("* OK")) {
@@ -130,8 +135,8 @@ export class Smtp {
     this.wire = wire;
   }
 
-  static async connect(port: number, caPem: string): Promise<Smtp> {
-    const wire = await Wire.connect(port, caPem, 4096);
+  static async connect(port: number, caPem: string, host = "127.0.0.1"): Promise<Smtp> {
+    const wire = await Wire.connect(port, caPem, 4096, host);
     const c = new Smtp(wire);
     const g = await c.reply();
     if (g.code !== 220) {

@@ -2,12 +2,15 @@
 // memory and Dovecot's warnings, on free loopback ports in a state directory of its own.
 
 import { startRefStack as startStack } from "../refstack/refstack.ts";
+import type { RefStackOptions } from "../refstack/refstack.ts";
 import { now, treeMem } from "./util.ts";
 import type { Mem } from "./util.ts";
 
 export interface RefStack {
   dir: string;
   domain: string;
+  /** Port of the inbound MTA (chatmail's 25). */
+  smtpPort: number;
   submissionsPort: number;
   imapsPort: number;
   caPem: string;
@@ -25,14 +28,15 @@ export interface RefStack {
   stop(): Promise<void>;
 }
 
-export async function startRefStack(): Promise<RefStack> {
+export async function startRefStack(options: RefStackOptions = {}): Promise<RefStack> {
   if (Deno.uid() !== 0) throw new Error("the reference stack needs root");
   const t0 = now();
-  const rs = await startStack();
+  const rs = await startStack(options);
   const startMs = now() - t0;
   return {
     dir: rs.dir,
     domain: rs.domain,
+    smtpPort: rs.ports.smtp,
     submissionsPort: rs.ports.submissions,
     imapsPort: rs.ports.imaps,
     caPem: rs.caPem,

@@ -18,14 +18,19 @@ export class Wire {
     this.#buf = new Uint8Array(initial);
   }
 
-  static async connect(port: number, caPem: string, initial?: number): Promise<Wire> {
+  static async connect(
+    port: number,
+    caPem: string,
+    initial?: number,
+    host = "127.0.0.1",
+  ): Promise<Wire> {
     // TCP first, so that Nagle's algorithm can be turned off before TLS starts: otherwise a
     // small write that follows another one waits for the peer's delayed ACK (~40 ms).
-    const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
+    const tcp = await Deno.connect({ hostname: host, port });
     tcp.setNoDelay(true);
     let conn: Deno.TlsConn;
     try {
-      conn = await Deno.startTls(tcp, { hostname: "127.0.0.1", caCerts: [caPem] });
+      conn = await Deno.startTls(tcp, { hostname: host, caCerts: [caPem] });
       await conn.handshake();
     } catch (err) {
       try {

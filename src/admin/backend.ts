@@ -57,6 +57,7 @@ export type AdminStore = Pick<
   | "retryQueueEntry"
   | "deleteQueueEntry"
   | "countQueued"
+  | "queueDestinations"
   | "listFederationStats"
   | "countPushJobs"
   | "countAccounts"
@@ -85,6 +86,29 @@ export interface AdminStatus {
   };
 }
 
+/** One destination of the outbound queue as the scheduler sees it. */
+export interface AdminDestination {
+  domain: string;
+  pending: number;
+  deferred: number;
+  oldestAt: number | null;
+  nextAttemptAt: number | null;
+  lastError: string | null;
+  /** "backoff": the peer does not answer and is retried later. */
+  state: "open" | "backoff";
+  /** Deliveries allowed at once now (slow start). */
+  concurrency: number;
+  active: number;
+  retryAt: number | null;
+}
+
+/** The outbound worker, when it runs in this process. */
+export interface AdminOutbound {
+  destinations(limit?: number): Promise<AdminDestination[]>;
+  /** Makes an entry due now and wakes its destinations; false when there is no such entry. */
+  retryEntry(id: number): Promise<boolean>;
+}
+
 export interface AdminDeps {
   /** The current admin token; "" disables the API. Read on every request (rotation). */
   adminToken(): string;
@@ -98,6 +122,8 @@ export interface AdminDeps {
   defaultQuotaBytes: number;
   /** Push counters come from here when present. */
   metrics?: RelayMetrics;
+  /** The outbound worker: live per-destination state and "retry now" that wakes it. */
+  outbound?: AdminOutbound;
   log?: Logger;
   now?: () => number;
   /** Login throttling shared with IMAP and SMTP AUTH (per client address and per account). */

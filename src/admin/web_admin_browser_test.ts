@@ -8,6 +8,7 @@ import { createHttpApp, startHttpServer } from "../http/mod.ts";
 import { httpServices } from "../http/testdata/services.ts";
 import { createAdminApp } from "./app.ts";
 import { ADMIN_TOKEN, adminServices } from "./testdata/services.ts";
+import type { AdminOutbound } from "./backend.ts";
 import { requireTool, which } from "../../tests/support/tools.ts";
 
 const chromiumNeed = requireTool("chromium");
@@ -56,7 +57,37 @@ Deno.test({
   ignore: chromiumNeed.ignore,
   async fn() {
     const base = Date.now();
-    using a = await adminServices({}, { startAt: base });
+    const outbound: AdminOutbound = {
+      destinations: () =>
+        Promise.resolve([
+          {
+            domain: "down.example",
+            pending: 2,
+            deferred: 2,
+            oldestAt: base - 3_600_000,
+            nextAttemptAt: base + 60_000,
+            lastError: "Connection to 192.0.2.1:25 timed out after 15 s",
+            state: "backoff" as const,
+            concurrency: 1,
+            active: 0,
+            retryAt: base + 60_000,
+          },
+          {
+            domain: "up.example",
+            pending: 1,
+            deferred: 0,
+            oldestAt: base - 2_000,
+            nextAttemptAt: base,
+            lastError: null,
+            state: "open" as const,
+            concurrency: 4,
+            active: 1,
+            retryAt: null,
+          },
+        ]),
+      retryEntry: () => Promise.resolve(false),
+    };
+    using a = await adminServices({ outbound }, { startAt: base });
     using h = await httpServices();
     seedTraffic(a, base);
     await a.accounts.create("alice@example.org", "secret-pass-1");
@@ -115,6 +146,17 @@ Deno.test({
       await row.locator(".badge", { hasText: "blocked" }).waitFor();
       assert.equal((await a.store.getAccount("newuser1@example.org"))?.blocked, true);
       await shot(page, dir, "accounts");
+
+      // The queue per destination: what waits for each peer and whether it answers.
+      await page.click("nav a[href='#/queue']");
+      const dest = page.locator("#destinations-table tr[data-domain='down.example']");
+      await dest.waitFor();
+      assert.match((await dest.textContent())!, /2\s*\(2 deferred\)/);
+      assert.match((await dest.textContent())!, /0 of 1 at once/);
+      await dest.locator(".badge", { hasText: "not answering" }).waitFor();
+      await page.locator("#destinations-table tr[data-domain='up.example']").getByText(
+        "answering",
+      ).waitFor();
 
       // Every other section loads without an error state.
       for (const section of ["registration", "queue", "federation", "settings"]) {

@@ -6,10 +6,14 @@ import { join } from "node:path";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import type { RelayMetrics } from "../metrics/mod.ts";
 import type { OriginCheck } from "../delivery/mod.ts";
 import {
+  type BackoffPolicy,
+  type Deadlines,
   DKIM_SELECTOR,
   type DkimKey,
+  dkimSignatureField,
   DkimStream,
   type DnsResolver,
   generateDkimKey,
@@ -17,7 +21,7 @@ import {
   isIpLiteral,
   MtaSts,
   OutboundService,
-  signMessage,
+  type PeerPorts,
   verifyAlignedHeader,
 } from "../federation/mod.ts";
 import type { SettingsService } from "../settings/mod.ts";
@@ -37,14 +41,50 @@ export function federationAllowed(settings: SettingsService, store: Store) {
 }
 
 /**
+ * Counts mail received per domain in memory and stores the counts about once a second in one
+ * transaction, so a received message costs no commit of its own for a statistic.
+ */
+export class ReceivedCounter {
+  #counts = new Map<string, number>();
+  #timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly store: Pick<Store, "countFederationReceived">,
+    private readonly now: () => number,
+    private readonly log?: Logger,
+    private readonly everyMs = 1000,
+  ) {}
+
+  add(domain: string): void {
+    const d = domain.toLowerCase();
+    this.#counts.set(d, (this.#counts.get(d) ?? 0) + 1);
+    this.#timer ??= setTimeout(() => this.flush(), this.everyMs);
+  }
+
+  /** Stores what was counted so far (the store takes the write at once). */
+  flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#counts.size === 0) return Promise.resolve();
+    const counts = [...this.#counts].map(([domain, count]) => ({ domain, count }));
+    this.#counts.clear();
+    return this.store.countFederationReceived(counts, this.now()).catch((err) =>
+      this.log?.error("federation counters not stored", { error: String(err) })
+    );
+  }
+}
+
+/**
  * The origin check of incoming mail, read as the message streams in: the federation policy of
- * the From domain, then a DKIM signature aligned with it (IP literals exempt).
+ * the From domain, then a DKIM signature aligned with it (IP literals exempt). Accepted mail is
+ * counted per domain and tells `onReceived` that the domain's relay is up.
  */
 export function originCheck(
   allowed: (domain: string) => Promise<boolean>,
   dns: DnsResolver,
-  store: Store,
-  now: () => number,
+  received: ReceivedCounter,
+  /** Mail from the domain was accepted: its relay is up (wakes its deferred mail). */
+  onReceived: (domain: string) => void = () => {},
 ): () => OriginCheck {
   return () => {
     const dkim = new DkimStream();
@@ -64,7 +104,8 @@ export function originCheck(
             : "No DKIM signature found";
           if (problem) return { code: 554, enhanced: "5.7.1", text: problem };
         }
-        await store.recordFederation(domain, "received", now());
+        received.add(domain);
+        onReceived(domain.toLowerCase());
         return null;
       },
     };
@@ -90,8 +131,11 @@ export function createOutbound(input: {
   dns: DnsResolver;
   log: Logger;
   now: () => number;
-  ports?: { smtp: number; https: number };
+  metrics?: RelayMetrics;
+  ports?: PeerPorts | ((address: string) => PeerPorts);
   caCerts?: string[];
+  deadlines?: Partial<Deadlines>;
+  backoff?: BackoffPolicy;
 }): OutboundService {
   const { config, store, bus } = input;
   const key = config.isIpDomain ? null : dkimKey(config);
@@ -101,7 +145,8 @@ export function createOutbound(input: {
     domain: config.mailDomain,
     hostname: config.hostname,
     // IP relays do not sign, as the reference relay (nobody could look the key up).
-    sign: (m) => key ? signMessage(m, config.mailDomain, key) : Promise.resolve(m),
+    sign: (m) =>
+      key ? dkimSignatureField(m, config.mailDomain, key) : Promise.resolve(new Uint8Array(0)),
     async deliverBounce(sender, message) {
       const account = await store.getAccount(sender.toLowerCase());
       if (!account) return;
@@ -129,10 +174,17 @@ export function createOutbound(input: {
     now: input.now,
     ports: input.ports,
     caCerts: input.caCerts,
+    deadlines: input.deadlines,
+    backoff: input.backoff,
+    metrics: input.metrics,
+    maxConcurrency: config.maxDestinationConcurrency,
     mtaSts: new MtaSts(
       input.dns,
       httpsPolicyFetcher(input.dns, {
-        port: () => input.ports?.https ?? 443,
+        port: (address) =>
+          typeof input.ports === "function"
+            ? input.ports(address).https
+            : input.ports?.https ?? 443,
         caCerts: input.caCerts,
       }),
       input.now,

@@ -27,6 +27,8 @@ export interface ProtocolContext {
   handshakeTimeoutMs?: number;
   fetch: typeof fetch;
   now: () => number;
+  /** The relay's metrics (the outbound worker counts into them too). */
+  metrics?: RelayMetrics;
 }
 
 export async function startProtocols(ctx: ProtocolContext): Promise<{
@@ -40,7 +42,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
   const stoppables: Stoppable[] = [];
   const reloaders: (() => Promise<void>)[] = [];
   const addresses: Partial<Record<ListenerName, string>> = {};
-  const metrics = createRelayMetrics({ version: VERSION, now });
+  const metrics = ctx.metrics ?? createRelayMetrics({ version: VERSION, now });
   const iroh = createIroh({
     config,
     settings: services.settings,
@@ -75,6 +77,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       now,
     }),
     certificates: () => [{ name: "tls", certPem: relay.tls.certPem }],
+    outbound: relay.outbound,
     defaultQuotaBytes: config.limits.maxMailboxBytes,
     metrics,
     log,
@@ -110,23 +113,33 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     settings: services.settings,
     consumeRegistrationToken: (t) => services.store.consumeToken(t, now()),
     acmeChallenge,
-    mxdeliv(envelope) {
-      const tx = services.delivery.beginReceive(envelope);
+    async mxdeliv(envelope) {
       const answer = (r: { code: number; enhanced: string; text: string }) => ({
         status: r.code < 400 ? 200 : 400,
         text: r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`,
       });
-      return Promise.resolve({
+      // /mxdeliv has one reply for all recipients: an unknown one refuses the request before
+      // the body is read, so the sender learns it per recipient (it asks again for each)
+      // instead of it being dropped.
+      for (const rcpt of envelope.recipients) {
+        const r = await services.delivery.checkRecipient(rcpt, "inbound");
+        if (r) return answer(r);
+      }
+      const tx = services.delivery.beginReceive(envelope);
+      return {
         write: (chunk: Uint8Array) => tx.write(chunk),
         async end() {
+          let r;
           try {
-            return answer((await tx.end()).reply);
+            r = (await tx.end()).reply;
           } catch (err) {
-            return answer(storageFailure(err, log));
+            r = storageFailure(err, log);
           }
+          if (r.code < 400) metrics.messagesReceived.inc({ via: "mxdeliv" });
+          return answer(r);
         },
         abort: () => tx.abort(),
-      });
+      };
     },
     admin,
     routes: [iroh.routes],

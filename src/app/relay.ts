@@ -11,7 +11,15 @@ import { openServices } from "./services.ts";
 import type { Services } from "./services.ts";
 import { readOrCreateSecret, tightenDataDir } from "./data_dir.ts";
 import { startProtocols } from "./protocols.ts";
-import type { DnsResolver, OutboundService } from "../federation/mod.ts";
+import type {
+  BackoffPolicy,
+  Deadlines,
+  DnsResolver,
+  OutboundService,
+  PeerPorts,
+} from "../federation/mod.ts";
+import { createRelayMetrics } from "../metrics/mod.ts";
+import { VERSION } from "../version.ts";
 import { createOutbound } from "./federation.ts";
 import { PushService } from "../push/mod.ts";
 import type { Maintenance } from "../tasks/mod.ts";
@@ -27,8 +35,16 @@ export interface RelayOptions {
   fetch?: typeof fetch;
   /** DNS for federation; tests inject a local one. */
   dns?: DnsResolver;
-  /** Ports of other relays (tests run peers on unprivileged ports) and CAs to trust. */
-  federation?: { ports?: { smtp: number; https: number }; caCerts?: string[] };
+  /**
+   * Ports of other relays (tests run peers on unprivileged ports, per address), CAs to trust,
+   * and shorter deadlines and backoff for tests.
+   */
+  federation?: {
+    ports?: PeerPorts | ((address: string) => PeerPorts);
+    caCerts?: string[];
+    deadlines?: Partial<Deadlines>;
+    backoff?: BackoffPolicy;
+  };
   /** Leaves the outbound worker stopped (tests drive it by hand). */
   manualQueue?: boolean;
   /** ACME server to trust (tests against pebble). */
@@ -140,6 +156,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     }, 2000);
     stoppables.push({ close: () => Promise.resolve(clearInterval(settingsTimer)) });
 
+    const metrics = createRelayMetrics({ version: VERSION, now: options.now });
     const outbound = createOutbound({
       config,
       store: services.store,
@@ -148,14 +165,23 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       dns: services.dns,
       log,
       now: options.now ?? Date.now,
-      ports: options.federation?.ports,
-      caCerts: options.federation?.caCerts,
+      metrics,
+      ...options.federation,
     });
     if (!options.manualQueue) {
       services.delivery.onQueued = () => outbound.kick();
       outbound.start();
     }
-    stoppables.push({ close: () => outbound.stop() });
+    // Mail from a peer shows it is up: its deferred mail goes now.
+    const offReceived = services.bus.subscribeAll((e) => {
+      if (e.type === "federation.received") outbound.peerAnswered(e.domain);
+    });
+    stoppables.push({
+      close: () => {
+        offReceived();
+        return outbound.stop();
+      },
+    });
 
     const push = new PushService({
       store: services.store,
@@ -223,6 +249,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       handshakeTimeoutMs: options.handshakeTimeoutMs,
       fetch: httpFetch ?? fetch,
       now: options.now ?? Date.now,
+      metrics,
     });
     stoppables.push(...started.stoppables);
     reloadHttps = started.reloadTls;

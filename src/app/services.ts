@@ -12,7 +12,7 @@ import { MailboxService } from "../mailbox/mod.ts";
 import { DeliveryService } from "../delivery/mod.ts";
 import { databasePath, ensureDataDir } from "./data_dir.ts";
 import { type DnsResolver, systemResolver } from "../federation/mod.ts";
-import { federationAllowed, originCheck } from "./federation.ts";
+import { federationAllowed, originCheck, ReceivedCounter } from "./federation.ts";
 
 /** The operator's app versions document, read once at start; a clear error when unusable. */
 function readAppVersionsFile(path: string): string {
@@ -87,6 +87,7 @@ export async function openServices(
       now: options.now,
     });
     const dns = options.dns ?? systemResolver(config.dnsServer);
+    const received = new ReceivedCounter(store, options.now ?? Date.now);
     const delivery = new DeliveryService({
       store,
       bus,
@@ -95,8 +96,8 @@ export async function openServices(
       checkOrigin: originCheck(
         federationAllowed(settings, store),
         dns,
-        store,
-        options.now ?? Date.now,
+        received,
+        (domain) => bus.publish({ type: "federation.received", domain }),
       ),
       limits: {
         maxMessageBytes: config.limits.maxMessageBytes,
@@ -116,7 +117,11 @@ export async function openServices(
       mailboxes,
       delivery,
       dns,
-      close: () => store.close(),
+      async close() {
+        // The counts of the last second first.
+        await received.flush();
+        await store.close();
+      },
     };
   } catch (err) {
     await store.close();

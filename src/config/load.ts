@@ -62,6 +62,8 @@ export interface Config {
     forgetExpungedAfterDays: number;
   };
   queueLifetimeMs: number;
+  /** Deliveries at once to one destination. */
+  maxDestinationConcurrency: number;
   dnsServer: string;
   pushUrl: string;
   /** Iroh relay: null runs the embedded one; "" offers none; else an external relay's URL. */
@@ -118,6 +120,26 @@ export function parseSize(v: unknown): number | null {
   return Math.round(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
 }
 
+const DURATION_UNITS: Record<string, number> = {
+  s: 1000,
+  m: 60_000,
+  h: 3600_000,
+  d: 86400_000,
+  w: 7 * 86400_000,
+};
+
+/** "36h", "90m", "2d", "1h30m", "1h 30m" → milliseconds; null when not a duration. */
+export function parseDuration(v: unknown): number | null {
+  if (typeof v !== "string") return null;
+  const text = v.trim().toLowerCase();
+  if (!/^(\d+(?:\.\d+)?\s*[smhdw]\s*)+$/.test(text)) return null;
+  let ms = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)\s*([smhdw])/g)) {
+    ms += Number(m[1]) * DURATION_UNITS[m[2]];
+  }
+  return Number.isSafeInteger(Math.round(ms)) ? Math.round(ms) : null;
+}
+
 function coerce(f: Field, raw: unknown, source: string, problems: string[]): unknown {
   const bad = (why: string) => {
     problems.push(
@@ -143,6 +165,12 @@ function coerce(f: Field, raw: unknown, source: string, problems: string[]): unk
       const n = parseSize(raw);
       if (n === null) return bad('expected a size like 31457280, "30M" or "1G"');
       if (f.min !== undefined && n < f.min) return bad(`must be at least ${f.min} bytes`);
+      return n;
+    }
+    case "duration": {
+      const n = parseDuration(raw);
+      if (n === null) return bad('expected a duration like "36h", "90m" or "2d"');
+      if (f.min !== undefined && n < f.min) return bad(`must be at least ${f.min / 1000} s`);
       return n;
     }
     case "bool": {
@@ -184,10 +212,14 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   const problems: string[] = [];
   const warnings: string[] = [];
   const values = new Map<string, unknown>();
+  /** Keys given in the file, the environment or flags (not defaults). */
+  const explicit = new Set<string>();
   const listen: Record<string, string> = {
     ...(options.dev ? DEV_LISTEN_DEFAULTS : LISTEN_DEFAULTS),
   };
-  for (const f of FIELDS) values.set(f.key, f.default);
+  for (const f of FIELDS) {
+    values.set(f.key, f.type === "duration" ? parseDuration(f.default) : f.default);
+  }
   if (options.dev) {
     values.set("domain", "127.0.0.1");
     values.set("data_dir", "./data");
@@ -242,6 +274,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       }
       const v = coerce(f, raw, src, problems);
       if (v !== undefined) values.set(key, v);
+      explicit.add(key);
     }
   }
 
@@ -251,6 +284,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     if (raw === undefined) continue;
     const v = coerce(f, raw, `env ${envName(f.key)}`, problems);
     if (v !== undefined) values.set(f.key, v);
+    explicit.add(f.key);
   }
   for (const name of LISTENERS) {
     const raw = env[envName("listen_" + name)];
@@ -268,6 +302,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     }
     const v = coerce(f, raw, "flag", problems);
     if (v !== undefined) values.set(key, v);
+    explicit.add(key);
   }
 
   const get = <T>(k: string) => values.get(k) as T;
@@ -297,6 +332,17 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
+
+  let queueLifetimeMs = get<number>("queue_lifetime");
+  if (explicit.has("queue_lifetime_hours")) {
+    const hours = get<number>("queue_lifetime_hours");
+    if (explicit.has("queue_lifetime")) {
+      warnings.push("queue_lifetime_hours is deprecated and ignored: queue_lifetime is set");
+    } else {
+      queueLifetimeMs = hours * 3600_000;
+      warnings.push(`queue_lifetime_hours is deprecated: use queue_lifetime = "${hours}h"`);
+    }
+  }
 
   const isIpDomain = isIpv4(domain);
   const config: Config = {
@@ -340,7 +386,8 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       deleteInactiveUsersAfterDays: get("delete_inactive_users_after"),
       forgetExpungedAfterDays: get("forget_expunged_after"),
     },
-    queueLifetimeMs: get<number>("queue_lifetime_hours") * 3600_000,
+    queueLifetimeMs,
+    maxDestinationConcurrency: get("max_destination_concurrency"),
     dnsServer: get("dns_server"),
     pushUrl: get("push_url"),
     irohRelay,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig, parseSize } from "./load.ts";
+import { ConfigError, loadConfig, parseDuration, parseSize } from "./load.ts";
 
 Deno.test("loadConfig() applies chatmail defaults", () => {
   const { config, warnings } = loadConfig({ fileText: 'domain = "chat.example.org"' });
@@ -101,4 +101,37 @@ Deno.test("parseSize() understands units", () => {
   assert.equal(parseSize(42), 42);
   assert.equal(parseSize("12 parsecs"), null);
   assert.equal(parseSize(-1), null);
+});
+
+Deno.test("parseDuration() reads units and sums segments", () => {
+  assert.equal(parseDuration("36h"), 36 * 3600_000);
+  assert.equal(parseDuration("90m"), 90 * 60_000);
+  assert.equal(parseDuration("2d"), 2 * 86400_000);
+  assert.equal(parseDuration(" 1h 30m "), 90 * 60_000);
+  assert.equal(parseDuration("1.5h"), 90 * 60_000);
+  assert.equal(parseDuration("45s"), 45_000);
+  for (const bad of ["", "36", "h", "3x", "1h-2m", "-1h", 36]) {
+    assert.equal(parseDuration(bad), null, String(bad));
+  }
+});
+
+Deno.test("queue_lifetime takes durations; queue_lifetime_hours stays a deprecated alias", () => {
+  const at = (fileText: string, env: Record<string, string> = {}) =>
+    loadConfig({ fileText: `domain = "a.org"\n${fileText}`, env });
+  assert.equal(at("").config.queueLifetimeMs, 120 * 3600_000);
+  assert.deepEqual(at("").warnings, []);
+  assert.equal(at('queue_lifetime = "90m"').config.queueLifetimeMs, 90 * 60_000);
+  assert.equal(at("", { TERN_QUEUE_LIFETIME: "36h" }).config.queueLifetimeMs, 36 * 3600_000);
+  const alias = at("queue_lifetime_hours = 3");
+  assert.equal(alias.config.queueLifetimeMs, 3 * 3600_000);
+  assert.match(
+    alias.warnings.join("\n"),
+    /queue_lifetime_hours is deprecated: use queue_lifetime = "3h"/,
+  );
+  const both = at('queue_lifetime = "2h"\nqueue_lifetime_hours = 7');
+  assert.equal(both.config.queueLifetimeMs, 2 * 3600_000);
+  assert.match(both.warnings.join("\n"), /ignored: queue_lifetime is set/);
+  assert.throws(() => at('queue_lifetime = "soon"'), /queue_lifetime .*expected a duration/);
+  assert.throws(() => at("queue_lifetime = 36"), /expected a duration/);
+  assert.throws(() => at('queue_lifetime = "10s"'), /must be at least 60 s/);
 });

@@ -1,7 +1,15 @@
 // The configuration schema: one table of keys with type, default, environment variable and doc.
 // Defaults follow the chatmail relay (chatmail.ini). README config docs are generated from it.
 
-export type FieldType = "string" | "int" | "size" | "bool" | "enum" | "address" | "url";
+export type FieldType =
+  | "string"
+  | "int"
+  | "size"
+  | "duration"
+  | "bool"
+  | "enum"
+  | "address"
+  | "url";
 
 export interface Field {
   key: string;
@@ -9,7 +17,7 @@ export interface Field {
   default: string | number | boolean | null;
   doc: string;
   values?: readonly string[];
-  /** Minimum for int/size. */
+  /** Minimum for int/size (bytes)/duration (milliseconds). */
   min?: number;
 }
 
@@ -228,11 +236,25 @@ export const FIELDS: readonly Field[] = [
     doc: "New accounts per client address and hour; 0: no limit",
   },
   {
+    key: "queue_lifetime",
+    type: "duration",
+    default: "120h",
+    min: 60_000,
+    doc: 'How long outbound mail is retried before it bounces ("36h", "90m", "2d")',
+  },
+  {
     key: "queue_lifetime_hours",
     type: "int",
-    default: 120,
+    default: null,
     min: 1,
-    doc: "Hours an outbound message is retried before it bounces",
+    doc: "Deprecated: queue_lifetime in whole hours (used when queue_lifetime is not set)",
+  },
+  {
+    key: "max_destination_concurrency",
+    type: "int",
+    default: 20,
+    min: 1,
+    doc: "Deliveries at once to one destination domain (slow start up to this)",
   },
   {
     key: "dns_server",

@@ -15,7 +15,9 @@ export type RelayEvent =
   | { type: "mailbox.changed"; accountId: number; mailboxId: number; origin?: string }
   | { type: "mailboxes.changed"; accountId: number }
   | { type: "account.deleted"; accountId: number }
-  | { type: "settings.changed"; key: string };
+  | { type: "settings.changed"; key: string }
+  /** Mail from another relay's domain was accepted (its origin checked): that peer is up. */
+  | { type: "federation.received"; domain: string };
 
 export type RelayEventHandler = (event: RelayEvent) => void;
 

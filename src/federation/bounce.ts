@@ -18,9 +18,12 @@ export function buildBounce(input: {
   original: Uint8Array;
   failed: FailedRecipient[];
   now: number;
+  /** When the relay accepted the message (RFC 3464 §2.2.5 Arrival-Date). */
+  arrivedAt: number;
 }): Uint8Array {
   const boundary = `bounce-${crypto.randomUUID()}`;
-  const date = new Date(input.now).toUTCString().replace("GMT", "+0000");
+  const rfc5322 = (t: number) => new Date(t).toUTCString().replace("GMT", "+0000");
+  const date = rfc5322(input.now);
   const { headerEnd } = splitHeader(input.original);
   const headers = new TextDecoder().decode(input.original.subarray(0, headerEnd)).trimEnd();
   const clean = (s: string) => s.replace(/[\r\n]+/g, " ");
@@ -47,7 +50,7 @@ export function buildBounce(input: {
     "Content-Type: message/delivery-status",
     "",
     `Reporting-MTA: dns; ${input.hostname}`,
-    `Arrival-Date: ${date}`,
+    `Arrival-Date: ${rfc5322(input.arrivedAt)}`,
     "",
     ...input.failed.flatMap((f) => [
       `Final-Recipient: rfc822; ${f.recipient}`,

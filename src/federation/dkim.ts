@@ -7,7 +7,9 @@
 
 import { Buffer } from "node:buffer";
 import { createPrivateKey, createPublicKey, createSign, generateKeyPairSync } from "node:crypto";
-import { hashBody, pickFields, relaxedHeader, splitMessage } from "./dkim_canon.ts";
+import { pickFields, relaxedHeader, splitMessage } from "./dkim_canon.ts";
+import { DkimBodyHasher, MAX_DKIM_HEADER } from "./dkim_body.ts";
+import { bytesMessage, type OutgoingMessage } from "./outgoing_message.ts";
 
 export {
   verifyAlignedHeader,
@@ -77,20 +79,59 @@ function fold(value: string): string {
  * field of SIGNED present is signed, and the names in `oversign` (default From) once more than
  * they occur, so that none can be added without breaking the signature (RFC 6376 §8.15).
  */
-export function signMessage(
+export async function signMessage(
   message: Uint8Array,
   domain: string,
   key: DkimKey,
   options: { oversign?: readonly string[] } = {},
 ): Promise<Uint8Array> {
-  const { fields, body } = splitMessage(message);
+  const header = await dkimSignatureField(bytesMessage(message), domain, key, options);
+  const out = new Uint8Array(header.length + message.length);
+  out.set(header);
+  out.set(message, header.length);
+  return out;
+}
+
+/**
+ * The DKIM-Signature field (with its CRLF) to put before `message`, read once in pieces: the top
+ * header block is kept (at most MAX_DKIM_HEADER bytes), the body only goes through the hash.
+ */
+export async function dkimSignatureField(
+  message: OutgoingMessage,
+  domain: string,
+  key: DkimKey,
+  options: { oversign?: readonly string[] } = {},
+): Promise<Uint8Array> {
+  const hasher = new DkimBodyHasher(false);
+  let head: Uint8Array | null = new Uint8Array(0);
+  let header: Uint8Array | null = null;
+  for await (const piece of message.pieces()) {
+    if (header) {
+      hasher.push(piece);
+      continue;
+    }
+    const grown: Uint8Array = new Uint8Array(head!.length + piece.length);
+    grown.set(head!);
+    grown.set(piece, head!.length);
+    const end = blankLineEnd(grown);
+    if (end >= 0) {
+      header = grown.slice(0, end);
+      hasher.push(grown.subarray(end));
+      head = null;
+    } else if (grown.length > MAX_DKIM_HEADER) {
+      throw new Error(`the header block is longer than ${MAX_DKIM_HEADER} bytes`);
+    } else head = grown;
+  }
+  // A message that ends inside its header has an empty body (as splitMessage reads it).
+  header ??= head!;
+  const { fields } = splitMessage(header);
   const names: string[] = [];
   for (const n of SIGNED) {
     const count = fields.filter((f) => f.name === n).length;
     for (let i = 0; i < count; i++) names.push(n);
   }
   names.push(...(options.oversign ?? ["from"]));
-  const bh = Buffer.from(hashBody(body, false).digest).toString("base64");
+  const bh = Buffer.from(hasher.end().digest).toString("base64");
   const t = Math.floor(Date.now() / 1000);
   const tags = `v=1; a=rsa-sha256; c=relaxed/simple; d=${domain}; s=${key.selector}; t=${t}; ` +
     `h=${names.join(":")}; bh=${bh}; b=`;
@@ -100,9 +141,16 @@ export function signMessage(
   // The fields are Latin-1 text standing for their bytes: hash those bytes, not UTF-8.
   const b = createSign("RSA-SHA256").update(Buffer.from(input, "latin1")).sign(key.privateKeyPem)
     .toString("base64");
-  const header = enc.encode(`DKIM-Signature: ${fold(tags + b)}\r\n`);
-  const out = new Uint8Array(header.length + message.length);
-  out.set(header);
-  out.set(message, header.length);
-  return Promise.resolve(out);
+  return enc.encode(`DKIM-Signature: ${fold(tags + b)}\r\n`);
+}
+
+/** End of the empty line that ends the top header block (as splitMessage reads it), or -1. */
+function blankLineEnd(b: Uint8Array): number {
+  for (let pos = 0; pos < b.length;) {
+    const nl = b.indexOf(10, pos);
+    if (nl < 0) return -1;
+    if (nl === pos || (nl === pos + 1 && b[pos] === 13)) return nl + 1;
+    pos = nl + 1;
+  }
+  return -1;
 }

@@ -2,9 +2,10 @@
 // https://mta-sts.<domain>/.well-known/mta-sts.txt in "enforce" mode is only delivered to MX
 // hosts the policy names (over verified TLS, which tern requires for named domains anyway).
 
-import * as https from "node:https";
-import * as tls from "node:tls";
 import type { DnsResolver } from "./resolver.ts";
+import { HttpsPool } from "./https_client.ts";
+import { AttemptBudget, type Deadlines, DEFAULT_DEADLINES } from "./deadlines.ts";
+import { trustedCas } from "./trust.ts";
 
 export interface MtaStsPolicy {
   mode: "enforce" | "testing" | "none";
@@ -46,42 +47,39 @@ export function mxMatches(host: string, patterns: readonly string[]): boolean {
 
 export type PolicyFetcher = (domain: string) => Promise<string>;
 
-/** GET the policy over verified HTTPS (no redirects, RFC 8461 §3.3). */
+/**
+ * GET the policy over verified HTTPS (no redirects, RFC 8461 §3.3), through the same client and
+ * certificate trust as /mxdeliv, with its deadlines.
+ */
 export function httpsPolicyFetcher(
   dns: DnsResolver,
-  options: { port?: () => number; caCerts?: string[] } = {},
+  options: { port?: (address: string) => number; caCerts?: string[]; deadlines?: Deadlines } = {},
 ): PolicyFetcher {
   return async (domain) => {
     const name = `mta-sts.${domain}`;
     const [address] = await dns.addresses(name);
     if (!address) throw new Error(`${name} has no address`);
-    return await new Promise<string>((resolve, reject) => {
-      const req = https.get({
-        hostname: address,
-        servername: name,
-        headers: { host: name },
-        checkServerIdentity: (_h: string, cert: tls.PeerCertificate) =>
-          tls.checkServerIdentity(name, cert),
-        port: options.port?.() ?? 443,
-        path: "/.well-known/mta-sts.txt",
-        ca: options.caCerts,
-        timeout: 60_000,
-      }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          return reject(new Error(`policy answered HTTP ${res.statusCode}`));
-        }
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => {
-          text += c;
-          if (text.length > 64 * 1024) req.destroy(new Error("policy too large"));
-        });
-        res.on("end", () => resolve(text));
-      });
-      req.on("timeout", () => req.destroy(new Error("timed out")));
-      req.on("error", reject);
-    });
+    const pool = new HttpsPool({ maxIdlePerPeer: 0 });
+    try {
+      const r = await pool.request(
+        {
+          address,
+          port: options.port?.(address) ?? 443,
+          host: name,
+          insecure: false,
+          ca: trustedCas(options.caCerts ?? []),
+        },
+        "GET",
+        "/.well-known/mta-sts.txt",
+        [],
+        new Uint8Array(0),
+        new AttemptBudget(options.deadlines ?? { ...DEFAULT_DEADLINES, attemptMs: 60_000 }),
+      );
+      if (r.status !== 200) throw new Error(`policy answered HTTP ${r.status}`);
+      return r.text;
+    } finally {
+      pool.close();
+    }
   };
 }
 

@@ -1,9 +1,11 @@
 // HTTPS delivery to another chatmail relay (POST /mxdeliv, chatmail-relay.md §5.5): envelope in
-// X-Mail-From / X-Mail-To headers, the message as body. Any 2xx delivers every recipient.
+// X-Mail-From / X-Mail-To headers, the message as body. Any 2xx delivers every recipient. A
+// refusal is an SMTP reply line in the body (filtermail answers 400, or 413 for size); anything
+// else means the peer has no usable /mxdeliv and SMTP is tried instead.
 
-import * as https from "node:https";
-import * as tls from "node:tls";
-import { Buffer } from "node:buffer";
+import type { AttemptBudget } from "./deadlines.ts";
+import type { HttpsPool } from "./https_client.ts";
+import type { OutgoingMessage } from "./outgoing_message.ts";
 
 export interface MxdelivAttempt {
   /** Name for the certificate check, SNI and Host header. */
@@ -12,49 +14,39 @@ export interface MxdelivAttempt {
   address: string;
   port: number;
   insecureTls: boolean;
+  ca?: string[];
   sender: string;
   recipients: string[];
-  data: Uint8Array;
-  timeoutMs?: number;
-  caCerts?: string[];
+  data: Uint8Array | OutgoingMessage;
 }
 
-export function postMxdeliv(a: MxdelivAttempt): Promise<{ status: number; text: string }> {
-  const headers: Record<string, string | string[]> = {
-    "content-type": "message/rfc822",
-    "content-length": String(a.data.length),
-    "x-mail-to": a.recipients,
-  };
-  if (a.sender) headers["x-mail-from"] = a.sender;
-  return new Promise((resolve, reject) => {
-    const hostHeader = a.host.includes(":") ? `[${a.host}]` : a.host;
-    headers.host = a.port === 443 ? hostHeader : `${hostHeader}:${a.port}`;
-    const req = https.request({
-      hostname: a.address,
-      servername: /^[\d.]+$|:/.test(a.host) ? undefined : a.host,
-      checkServerIdentity: (_name, cert) => tls.checkServerIdentity(a.host, cert),
-      port: a.port,
-      method: "POST",
-      path: "/mxdeliv",
-      headers,
-      rejectUnauthorized: !a.insecureTls,
-      ca: a.caCerts,
-      timeout: a.timeoutMs ?? 60_000,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on(
-        "end",
-        () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            text: Buffer.concat(chunks).toString("utf8").trim(),
-          }),
-      );
-      res.on("error", reject);
-    });
-    req.on("timeout", () => req.destroy(new Error("timed out")));
-    req.on("error", reject);
-    req.end(Buffer.from(a.data));
-  });
+export type MxdelivResult =
+  /** 2xx: delivered to every recipient. */
+  | { kind: "accepted"; status: number; text: string }
+  /** The peer's verdict on this message, as an SMTP reply (4xx temporary, 5xx permanent). */
+  | { kind: "refused"; status: number; code: number; text: string }
+  /** No /mxdeliv there (404, 405, a proxy's error page…): a transport failure for HTTPS. */
+  | { kind: "unsupported"; status: number; text: string };
+
+/** Reads a response; transport problems (connect, TLS, deadlines) reject with TransportError. */
+export async function postMxdeliv(
+  pool: HttpsPool,
+  a: MxdelivAttempt,
+  budget: AttemptBudget,
+): Promise<MxdelivResult> {
+  const headers: [string, string][] = [["Content-Type", "message/rfc822"]];
+  if (a.sender) headers.push(["X-Mail-From", a.sender]);
+  for (const r of a.recipients) headers.push(["X-Mail-To", r]);
+  const r = await pool.post(
+    { address: a.address, port: a.port, host: a.host, insecure: a.insecureTls, ca: a.ca },
+    "/mxdeliv",
+    headers,
+    a.data,
+    budget,
+  );
+  const text = r.text.length > 500 ? r.text.slice(0, 500) + "…" : r.text;
+  if (r.status >= 200 && r.status < 300) return { kind: "accepted", status: r.status, text };
+  const reply = /^([45]\d\d)[ -]/.exec(r.text);
+  if (reply) return { kind: "refused", status: r.status, code: Number(reply[1]), text };
+  return { kind: "unsupported", status: r.status, text: text.replace(/\s+/g, " ") };
 }

@@ -1,24 +1,43 @@
-// The outbound queue worker: takes due recipients from the store, groups them per message and
-// destination domain, signs, and delivers over HTTPS /mxdeliv first, then SMTP with STARTTLS,
-// trying every host and address. Each recipient ends delivered, deferred (with every attempt's
-// reason and a backoff) or failed (with a bounce to the sender).
+// The outbound queue worker. New mail and due retries are loaded from the store into a queue per
+// destination (recipient domain); the scheduler starts deliveries in turn over destinations,
+// each within its own slow-start window, so no peer can hold up mail for another. A peer that
+// does not answer is backed off (with jitter) and probed one message at a time; its deferred
+// mail is released as soon as it answers again: a delivery to it works, or it sends us mail.
+// Entries expire on a timer, with a bounce to the sender.
 
-import type { QueueRecipientRecord, Store } from "../store/types.ts";
+import type {
+  BodyReader,
+  QueueEntry,
+  QueueRecipientRecord,
+  RecipientUpdate,
+  Store,
+} from "../store/types.ts";
 import type { Logger } from "../log/mod.ts";
+import type { RelayMetrics } from "../metrics/mod.ts";
 import { type DnsResolver } from "./resolver.ts";
 import { type Destination, isIpLiteral, route } from "./router.ts";
-import { fmt, type RecipientResult, sendSmtp, SmtpClientError } from "./smtp_client.ts";
-import { postMxdeliv } from "./mxdeliv_client.ts";
 import { buildBounce, type FailedRecipient } from "./bounce.ts";
 import { type MtaSts, mxMatches } from "./mta_sts.ts";
+import { backoffMs, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
+import { type Deadlines, DEFAULT_DEADLINES } from "./deadlines.ts";
+import { HttpsPool } from "./https_client.ts";
+import { SmtpPool } from "./smtp_pool.ts";
+import { type Outcome, type PeerPorts, Transport } from "./transport.ts";
+import { Scheduler } from "./scheduler.ts";
+import type { DestinationQueue, Job } from "./destination_queue.ts";
+import { trustedCas } from "./trust.ts";
+import { type OutgoingMessage, readPrefix, storedMessage } from "./outgoing_message.ts";
 
 export interface OutboundOptions {
   store: Store;
   dns: DnsResolver;
   domain: string;
   hostname: string;
-  /** Signs a message for sending (DKIM), or returns it unchanged. */
-  sign(message: Uint8Array): Promise<Uint8Array>;
+  /**
+   * The header field(s) to put before a message for sending (a DKIM-Signature), read from the
+   * message in pieces; empty bytes for none.
+   */
+  sign(message: OutgoingMessage): Promise<Uint8Array>;
   /** Stores a bounce in a local sender's INBOX. */
   deliverBounce(sender: string, message: Uint8Array): Promise<void>;
   /** Whether a remote domain may receive mail (federation policy). */
@@ -26,276 +45,767 @@ export interface OutboundOptions {
   lifetimeMs: number;
   log?: Logger;
   now?: () => number;
-  /** Ports of peers; tests point these at unprivileged listeners. */
-  ports?: { smtp: number; https: number };
+  /** Ports of peers, or ports per peer address; tests point these at unprivileged listeners. */
+  ports?: PeerPorts | ((address: string) => PeerPorts);
+  /** CAs to trust besides Deno's store (and DENO_CERT), for SMTP and /mxdeliv alike. */
   caCerts?: string[];
-  timeoutMs?: number;
+  deadlines?: Partial<Deadlines>;
   /** MTA-STS policies of destination domains (RFC 8461). */
   mtaSts?: MtaSts;
+  /** Deliveries at once per destination (Postfix: default_destination_concurrency_limit 20). */
+  maxConcurrency?: number;
+  initialConcurrency?: number;
+  /** Deliveries at once over all destinations. */
+  maxActive?: number;
+  backoff?: BackoffPolicy;
+  metrics?: RelayMetrics;
+  /** Connection reuse: how long idle sessions wait for more mail. */
+  smtpIdleMs?: number;
+  httpsIdleMs?: number;
 }
 
-/** Backoff after n failed attempts: 1, 5, 15, 30 min, then hourly up to 4 h. */
-export function retryDelayMs(attempts: number): number {
-  const minutes = [1, 5, 15, 30, 60, 120, 240];
-  return minutes[Math.min(attempts - 1, minutes.length - 1)] * 60_000;
+/** What the admin view shows per destination. */
+export interface DestinationStatus {
+  domain: string;
+  pending: number;
+  deferred: number;
+  oldestAt: number | null;
+  nextAttemptAt: number | null;
+  lastError: string | null;
+  state: "open" | "backoff";
+  /** Deliveries allowed at once now (the slow-start window). */
+  concurrency: number;
+  active: number;
+  retryAt: number | null;
 }
 
-const MXDELIV_SKIP_MS = 30 * 60_000;
-
-interface Outcome {
-  recipient: string;
-  kind: "delivered" | "deferred" | "failed";
-  detail: string;
-  status?: string;
-}
+const READY_MAX = 100;
+const REFILL_BELOW = 25;
+const PAGE = 500;
+/** Recipients of one domain per transaction (Postfix: default_destination_recipient_limit). */
+const RECIPIENTS_PER_JOB = 50;
+/** Bytes of the original read for a bounce: its header block is all it quotes. */
+const BOUNCE_HEADER_MAX = 256 * 1024;
+/** Immediate retries on a fresh connection after a transport failure, while the peer works. */
+const QUICK_RETRIES = 1;
+const ROUTE_TTL_MS = 60_000;
+/** A safety tick: timers are armed precisely, this only catches a clock that jumped. */
+const TICK_MS = 30_000;
+/** How often the queue gauges are refreshed. */
+const METRICS_MS = 10_000;
+/** Destinations with a gauge of their own (the busiest ones). */
+const METRICS_DESTINATIONS = 50;
 
 export class OutboundService {
   #o: OutboundOptions;
   #now: () => number;
-  #running: Promise<number> | null = null;
-  #again = false;
-  #timer: ReturnType<typeof setInterval> | null = null;
-  /** Hosts whose /mxdeliv failed recently: SMTP only for a while (as the reference). */
-  #noMxdeliv = new Map<string, number>();
+  #sched: Scheduler;
+  #transport: Transport;
+  #https: HttpsPool;
+  #smtp: SmtpPool;
+  #routes = new Map<string, { until: number; hosts: Destination[] }>();
+  /** Recipient ids whose outcome was stored, with the sequence number of that moment. */
+  #done = new Map<number, number>();
+  #seq = 0;
+  #loaders = 0;
+  /** Highest recipient id seen by the new-mail cursor. */
+  #cursor = 0;
+  #pulling: Promise<void> | null = null;
+  #pullAgain = false;
+  #running = new Set<Promise<void>>();
+  /** Recipients whose delivery was started (runOnce reports the difference). */
+  #attempted = 0;
+  /** Refills and releases in progress. */
+  #chores = new Set<Promise<void>>();
+  #inFlight = new Set<number>();
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #tick: ReturnType<typeof setInterval> | null = null;
+  #gauges: ReturnType<typeof setInterval> | null = null;
+  #started = false;
+  #stopping = false;
+  #nextExpiryAt: number | null = null;
+  #expiring: Promise<void> | null = null;
+
+  #trusted: { count: number; ca: string[] | undefined } | null = null;
+  #abort = new AbortController();
+
+  /** The CAs for outbound TLS (tests add theirs once the peers run: the list may grow). */
+  #trust(): string[] | undefined {
+    const given = this.#o.caCerts ?? [];
+    if (this.#trusted?.count !== given.length) {
+      this.#trusted = { count: given.length, ca: trustedCas(given) };
+    }
+    return this.#trusted.ca;
+  }
 
   constructor(options: OutboundOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
-  }
-
-  start(intervalMs = 5_000) {
-    this.#timer = setInterval(() => this.kick(), intervalMs);
-    this.kick();
-  }
-
-  async stop() {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
-    await this.#running?.catch(() => 0);
-  }
-
-  /** Runs the queue now (coalesced with a run in progress). */
-  kick(): void {
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = this.runOnce().catch((err) => {
-      this.#o.log?.error("outbound queue run failed", { error: String(err) });
-      return 0;
-    }).finally(() => {
-      this.#running = null;
-      if (this.#again) {
-        this.#again = false;
-        this.kick();
-      }
+    const deadlines = { ...DEFAULT_DEADLINES, ...options.deadlines };
+    const maxConcurrency = options.maxConcurrency ?? 20;
+    this.#sched = new Scheduler({
+      maxActive: options.maxActive ?? 100,
+      initialConcurrency: Math.min(options.initialConcurrency ?? 2, maxConcurrency),
+      maxConcurrency,
+      readyMax: READY_MAX,
+      backoff: options.backoff ?? DEFAULT_BACKOFF,
+    });
+    this.#https = new HttpsPool({ idleMs: options.httpsIdleMs, maxIdlePerPeer: maxConcurrency });
+    this.#smtp = new SmtpPool({ idleMs: options.smtpIdleMs, maxIdlePerPeer: maxConcurrency });
+    const ports = options.ports;
+    this.#transport = new Transport({
+      heloName: options.hostname,
+      ports: typeof ports === "function" ? ports : () => ports ?? { smtp: 25, https: 443 },
+      ca: () => this.#trust(),
+      deadlines,
+      https: this.#https,
+      smtp: this.#smtp,
+      now: this.#now,
+      signal: this.#abort.signal,
     });
   }
 
-  /** Delivers what is due; returns how many recipients were attempted. */
-  async runOnce(): Promise<number> {
-    const due = await this.#o.store.dueRecipients(this.#now(), 200);
-    const groups = new Map<string, QueueRecipientRecord[]>();
-    for (const r of due) {
-      const key = `${r.queueId} ${r.domain}`;
-      groups.set(key, [...(groups.get(key) ?? []), r]);
+  /** Loads the queue and starts delivering; later mail arrives through kick(). */
+  start(): void {
+    this.#started = true;
+    this.#tick = setInterval(() => this.#wakeUp(), TICK_MS);
+    if (this.#o.metrics) {
+      this.#gauges = setInterval(() => {
+        this.refreshMetrics().catch((err) =>
+          this.#o.log?.error("queue metrics failed", { error: String(err) })
+        );
+      }, METRICS_MS);
     }
-    await Promise.all([...groups.values()].map((g) => this.#deliverGroup(g)));
-    return due.length;
+    this.kick();
+    this.#refreshExpiry();
   }
 
-  async #deliverGroup(group: QueueRecipientRecord[]) {
+  /** Stops starting deliveries, cuts the ones running (they are retried later) and waits. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#tick) clearInterval(this.#tick);
+    if (this.#gauges) clearInterval(this.#gauges);
+    this.#timer = this.#tick = this.#gauges = null;
+    this.#abort.abort();
+    this.#https.close();
+    const smtpClosed = this.#smtp.close();
+    await this.#pulling?.catch(() => {});
+    await this.#expiring?.catch(() => {});
+    while (this.#running.size || this.#chores.size) {
+      await Promise.allSettled([...this.#running, ...this.#chores]);
+    }
+    await smtpClosed;
+    this.#https.close();
+  }
+
+  /** New mail was queued: look for it now. */
+  kick(): void {
+    if (this.#stopping) return;
+    if (this.#pulling) {
+      this.#pullAgain = true;
+      return;
+    }
+    this.#pulling = this.#pullNew().catch((err) => {
+      this.#o.log?.error("outbound queue load failed", { error: String(err) });
+    }).finally(() => {
+      this.#pulling = null;
+      if (this.#pullAgain) {
+        this.#pullAgain = false;
+        this.kick();
+      } else this.#pump();
+    });
+  }
+
+  /**
+   * The peer of `domain` showed it is up (it sent us mail): if its mail was waiting because it
+   * did not answer, that mail goes now.
+   */
+  peerAnswered(domain: string): void {
+    const d = this.#sched.destinations.get(domain.toLowerCase());
+    if (!d || this.#stopping) return;
+    if (d.wake(this.#now())) {
+      this.#background(this.#release(d, "the peer sent mail"), "release failed");
+    }
+  }
+
+  /** Makes an entry's unfinished recipients due now and their destinations try at once. */
+  async retryEntry(id: number): Promise<boolean> {
+    const entry = await this.#o.store.getQueueEntry(id);
+    if (!entry || !(await this.#o.store.retryQueueEntry(id, this.#now()))) return false;
+    for (const domain of new Set(entry.recipients.map((r) => r.domain))) {
+      const d = this.#sched.get(domain);
+      d.wake(this.#now());
+      d.moreInStore = true;
+      d.nextDueAt = null;
+    }
+    this.#pump();
+    return true;
+  }
+
+  /** Runs store work off the delivery path; the queue moves on when it is done. */
+  #background(p: Promise<unknown>, what: string): void {
+    const run: Promise<void> = p.then(() => {}, (err) => {
+      this.#o.log?.error(what, { error: String(err) });
+    }).finally(() => {
+      this.#chores.delete(run);
+      this.#pump();
+    });
+    this.#chores.add(run);
+  }
+
+  /**
+   * Delivers what is due and waits until nothing more can start now (tests drive the queue with
+   * it); returns how many recipients were attempted.
+   */
+  async runOnce(): Promise<number> {
+    const before = this.#attempted;
+    this.kick();
+    while (this.#pulling) await this.#pulling;
+    this.#markDue(this.#now());
+    await this.#expire();
+    for (;;) {
+      this.#pump();
+      if (this.#running.size === 0 && this.#chores.size === 0 && !this.#pumpable()) break;
+      await Promise.race([...this.#running, ...this.#chores, tick()]);
+    }
+    return this.#attempted - before;
+  }
+
+  #pumpable(): boolean {
+    const now = this.#now();
+    for (const d of this.#sched.destinations.values()) {
+      if (d.startable(now) || (d.moreInStore && !d.refilling && this.#wantsRefill(d, now))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Whether /mxdeliv is skipped for an MX host now (it failed where SMTP worked). */
+  mxdelivSkipped(host: string): boolean {
+    return this.#transport.mxdelivSkipped(host);
+  }
+
+  /** Per destination: what is queued and how it is being delivered. */
+  async destinations(limit = 100): Promise<DestinationStatus[]> {
+    const summary = await this.#o.store.queueDestinations(limit);
+    const seen = new Set<string>();
+    const out: DestinationStatus[] = summary.map((s) => {
+      seen.add(s.domain);
+      const d = this.#sched.destinations.get(s.domain);
+      return {
+        domain: s.domain,
+        pending: s.pending,
+        deferred: s.deferred,
+        oldestAt: s.oldestAt,
+        nextAttemptAt: s.nextAttemptAt,
+        lastError: d?.lastError ?? s.lastError,
+        state: d?.state ?? "open",
+        concurrency: d?.window.limit ?? this.#sched.limits.initialConcurrency,
+        active: d?.active ?? 0,
+        retryAt: d?.state === "backoff" ? d.retryAt : null,
+      };
+    });
+    // Destinations with nothing queued but something to say (down, or still delivering).
+    for (const d of this.#sched.destinations.values()) {
+      if (seen.has(d.domain) || (!d.down && d.active === 0)) continue;
+      out.push({
+        domain: d.domain,
+        pending: 0,
+        deferred: 0,
+        oldestAt: null,
+        nextAttemptAt: null,
+        lastError: d.lastError,
+        state: d.state,
+        concurrency: d.window.limit,
+        active: d.active,
+        retryAt: d.state === "backoff" ? d.retryAt : null,
+      });
+    }
+    return out;
+  }
+
+  /** Sets the queue gauges: the length, and per destination for the busiest ones. */
+  async refreshMetrics(): Promise<void> {
+    const m = this.#o.metrics;
+    if (!m) return;
+    const [total, dests] = await Promise.all([
+      this.#o.store.countQueued(),
+      this.destinations(METRICS_DESTINATIONS),
+    ]);
+    const now = this.#now();
+    const f = m.federation;
+    m.queueLength.set(total);
+    for (const g of [f.queued, f.oldestSeconds, f.concurrency, f.active, f.backoff]) g.reset();
+    for (const d of dests) {
+      const l = { destination: d.domain };
+      f.queued.set(d.pending, l);
+      f.oldestSeconds.set(d.oldestAt === null ? 0 : Math.max(0, (now - d.oldestAt) / 1000), l);
+      f.concurrency.set(d.concurrency, l);
+      f.active.set(d.active, l);
+      f.backoff.set(d.state === "backoff" ? 1 : 0, l);
+    }
+  }
+
+  // ---- loading -------------------------------------------------------------------------------
+
+  /** Reads recipients queued since the last look (all pending ones on start), page by page. */
+  async #pullNew(): Promise<void> {
+    for (;;) {
+      const page = await this.#load(() => this.#o.store.pendingRecipientsAfter(this.#cursor, PAGE));
+      this.#cursor = Math.max(this.#cursor, page.lastId);
+      const now = this.#now();
+      for (const job of jobsOf(page.rows)) {
+        const d = this.#sched.get(job.domain);
+        const at = job.recipients[0].nextAttemptAt;
+        if (at > now) {
+          d.nextDueAt = Math.min(d.nextDueAt ?? Infinity, at);
+          continue;
+        }
+        // Mail waiting in the store goes first (FIFO); only a peer that is backing off takes
+        // one fresh message past it, as its probe.
+        if (!d.moreInStore && d.add(job)) continue;
+        if (d.state === "backoff" && job.fresh && !d.ready.some((j) => j.fresh)) d.add(job, true);
+        d.moreInStore = true;
+      }
+      if (page.count > 0 && this.#nextExpiryAt === null) this.#refreshExpiry();
+      if (page.count < PAGE) return;
+    }
+  }
+
+  /** A store read of pending recipients, without any whose outcome was stored meanwhile. */
+  async #load(
+    query: () => Promise<QueueRecipientRecord[]>,
+  ): Promise<{ rows: QueueRecipientRecord[]; count: number; lastId: number }> {
+    const since = this.#seq;
+    this.#loaders++;
+    try {
+      const rows = await query();
+      return {
+        rows: rows.filter((r) => (this.#done.get(r.id) ?? 0) <= since),
+        count: rows.length,
+        lastId: rows.at(-1)?.id ?? 0,
+      };
+    } finally {
+      if (--this.#loaders === 0) this.#done.clear();
+    }
+  }
+
+  #wantsRefill(d: DestinationQueue, now: number): boolean {
+    if (d.ready.length >= REFILL_BELOW) return false;
+    return d.state === "open" || (now >= d.retryAt && d.ready.length === 0);
+  }
+
+  async #refill(d: DestinationQueue): Promise<void> {
+    d.refilling = true;
+    try {
+      const now = this.#now();
+      const want = READY_MAX - d.ready.length;
+      const limit = want + d.known.size;
+      const r = await this.#load(() => this.#o.store.dueRecipientsFor(d.domain, now, limit));
+      d.moreInStore = r.count >= limit;
+      for (const job of jobsOf(r.rows)) d.add(job);
+      if (!d.moreInStore) {
+        d.nextDueAt = await this.#o.store.nextAttemptFor(d.domain, now);
+      }
+    } finally {
+      d.refilling = false;
+    }
+  }
+
+  // ---- running -------------------------------------------------------------------------------
+
+  /** Starts what may start, refills what runs low, arms the timer. Returns deliveries started. */
+  #pump(): number {
+    if (this.#stopping) return 0;
+    const now = this.#now();
+    let started = 0;
+    for (let p = this.#sched.pick(now); p; p = this.#sched.pick(now)) {
+      const { dest, job, probe } = p;
+      started += job.recipients.length;
+      this.#attempted += job.recipients.length;
+      for (const r of job.recipients) this.#inFlight.add(r.id);
+      // The slot is given back as soon as the peer answered (or did not): storing the outcome
+      // is no load on the peer, and a busy event loop must not hold the window closed.
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        this.#sched.release(dest, probe);
+        this.#pump();
+      };
+      const run: Promise<void> = this.#attempt(dest, job, probe, release).catch((err) => {
+        this.#o.log?.error("outbound delivery failed", { domain: dest.domain, error: String(err) });
+        return null;
+      }).then((again) => {
+        release();
+        // Known until the outcome is stored, so that no refill loads these recipients again.
+        for (const r of job.recipients) this.#inFlight.delete(r.id);
+        dest.forget(job);
+        if (again) dest.add(again, true);
+      }).finally(() => {
+        this.#running.delete(run);
+        this.#pump();
+      });
+      this.#running.add(run);
+    }
+    for (const d of this.#sched.destinations.values()) {
+      if (d.moreInStore && !d.refilling && this.#wantsRefill(d, now)) {
+        this.#background(this.#refill(d), "outbound queue load failed");
+      }
+    }
+    this.#sched.sweep();
+    this.#arm();
+    return started;
+  }
+
+  /** One timer for the earliest backoff end, due retry or expiry. */
+  #arm(): void {
+    if (!this.#started || this.#stopping) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const candidates = [this.#sched.nextWake(), this.#nextExpiryAt].filter((t) => t !== null);
+    if (!candidates.length) return;
+    const at = Math.min(...(candidates as number[]));
+    const delay = Math.max(0, Math.min(at - this.#now(), 2 ** 31 - 1));
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#wakeUp();
+    }, delay);
+  }
+
+  /** Destinations whose deferred mail or backoff is due look into the store again. */
+  #markDue(now: number): void {
+    for (const d of this.#sched.destinations.values()) {
+      if (d.nextDueAt !== null && d.nextDueAt <= now) {
+        d.nextDueAt = null;
+        d.moreInStore = true;
+      }
+      if (d.state === "backoff" && now >= d.retryAt) d.moreInStore = true;
+    }
+  }
+
+  #wakeUp(): void {
+    if (this.#stopping) return;
+    const now = this.#now();
+    this.#markDue(now);
+    if (this.#nextExpiryAt !== null && now >= this.#nextExpiryAt) {
+      this.#expiring ??= this.#expire().finally(() => {
+        this.#expiring = null;
+        this.#pump();
+      });
+    }
+    this.#pump();
+  }
+
+  /** The stored message of a queue entry, read in ranges (close it), or null when lost. */
+  async #openMessage(
+    entry: QueueEntry,
+  ): Promise<{ reader: BodyReader; message: OutgoingMessage; close(): Promise<void> } | null> {
+    const reader = await this.#o.store.openBody(entry.bodyId);
+    if (!reader) return null;
+    return {
+      reader,
+      message: storedMessage(new Uint8Array(0), reader),
+      close: () => reader.close(),
+    };
+  }
+
+  /** The top of a queued message for a bounce (its header block; never the whole body). */
+  async #bounceOriginal(entry: QueueEntry): Promise<Uint8Array | null> {
+    const opened = await this.#openMessage(entry);
+    if (!opened) return null;
+    try {
+      return await readPrefix(opened.message, BOUNCE_HEADER_MAX);
+    } finally {
+      await opened.close();
+    }
+  }
+
+  async #hosts(
+    domain: string,
+  ): Promise<
+    { ok: true; hosts: Destination[] } | { ok: false; permanent: boolean; reason: string }
+  > {
+    const cached = this.#routes.get(domain);
+    if (cached && cached.until > this.#now()) return { ok: true, hosts: cached.hosts };
+    const r = await route(domain, this.#o.dns);
+    if (!r.ok) return r;
+    let hosts = r.destinations;
+    if (this.#o.mtaSts && !isIpLiteral(domain)) {
+      const policy = await this.#o.mtaSts.policy(domain).catch(() => null);
+      if (policy?.mode === "enforce") {
+        hosts = hosts.filter((d) => mxMatches(d.host, policy.mx));
+        if (!hosts.length) {
+          return {
+            ok: false,
+            permanent: false,
+            reason: `MTA-STS policy of ${domain} allows ${policy.mx.join(", ")}, ` +
+              `not ${r.destinations.map((d) => d.host).join(", ")}`,
+          };
+        }
+      }
+    }
+    this.#routes.set(domain, { until: this.#now() + ROUTE_TTL_MS, hosts });
+    return { ok: true, hosts };
+  }
+
+  /** One job; resolves with the job to put back at once (a quick retry), or null. */
+  async #attempt(
+    dest: DestinationQueue,
+    job: Job,
+    probe: boolean,
+    release: () => void,
+  ): Promise<Job | null> {
     const { store } = this.#o;
-    const entry = await store.getQueueEntry(group[0].queueId);
-    if (!entry) return;
-    const body = await store.readBody(entry.bodyId);
-    const domain = group[0].domain;
+    const entry = await store.getQueueEntry(job.queueId);
+    // Dropped by the operator meanwhile, or finished by an expiry.
+    if (!entry) return null;
+    const pendingIds = new Set(
+      entry.recipients.filter((r) => r.status === "queued" || r.status === "deferred").map((r) =>
+        r.id
+      ),
+    );
+    const rows = job.recipients.filter((r) => pendingIds.has(r.id));
+    if (!rows.length) return null;
+    const recipients = rows.map((r) => r.recipient);
     let outcomes: Outcome[];
-    if (!body) {
-      outcomes = group.map((r) => ({
-        recipient: r.recipient,
-        kind: "failed",
-        detail: "Message body lost",
-        status: "5.3.0",
-      }));
-    } else if (!(await this.#o.allowed(domain))) {
-      outcomes = group.map((r) => ({
-        recipient: r.recipient,
-        kind: "failed",
-        detail: `Delivery to ${domain} is not allowed by this relay's federation policy`,
-        status: "5.7.1",
-      }));
-    } else {
-      const signed = await this.#o.sign(body);
-      outcomes = await this.#deliver(domain, entry.sender, group.map((r) => r.recipient), signed);
+    let answered: boolean | null = null;
+    const all = (o: Omit<Outcome, "recipient">) => recipients.map((r) => ({ recipient: r, ...o }));
+    // The message is read from the store in pieces while it is signed and sent, never whole.
+    const opened = await this.#openMessage(entry);
+    try {
+      if (!opened) {
+        outcomes = all({ kind: "failed", detail: "Message body lost", status: "5.3.0" });
+      } else if (!(await this.#o.allowed(dest.domain))) {
+        outcomes = all({
+          kind: "failed",
+          detail: `Delivery to ${dest.domain} is not allowed by this relay's federation policy`,
+          status: "5.7.1",
+        });
+      } else {
+        const r = await this.#hosts(dest.domain);
+        if (!r.ok) {
+          outcomes = all(
+            r.permanent
+              ? { kind: "failed", detail: r.reason, status: "5.1.2" }
+              : { kind: "deferred", detail: r.reason },
+          );
+          if (!r.permanent) answered = false;
+        } else {
+          // A failure here is ours (the store could not be read, a message we cannot sign),
+          // not the peer's: the recipients wait their backoff and the peer's window is kept.
+          const t = await this.#o.sign(opened.message).then((signature) =>
+            this.#transport.deliver(
+              r.hosts,
+              entry.sender,
+              recipients,
+              signature.length ? storedMessage(signature, opened.reader) : opened.message,
+            )
+          ).catch((err) => err as Error);
+          if (t instanceof Error) {
+            this.#o.log?.error("outbound delivery failed here", {
+              domain: dest.domain,
+              error: String(t),
+            });
+            outcomes = all({ kind: "deferred", detail: `Local failure: ${t.message}` });
+          } else {
+            outcomes = t.outcomes;
+            answered = t.answered;
+            if (!t.answered) this.#routes.delete(dest.domain);
+          }
+        }
+      }
+    } finally {
+      await opened?.close();
     }
     const now = this.#now();
+    // The peer's health steers the destination: slow start, backoff, release of waiting mail.
+    // The window is updated before the slot is given back, so the next start sees it.
+    let requeue = false;
+    if (answered === true) {
+      if (dest.answered(now)) {
+        this.#background(this.#release(dest, "a delivery worked"), "release failed");
+      }
+    } else if (answered === false) {
+      const detail = outcomes[0]?.detail ?? "";
+      const state = dest.unreachable(now, detail, probe);
+      requeue = state === "shrunk" && job.retries < QUICK_RETRIES && !this.#stopping;
+    }
+    if (requeue) {
+      // The peer works for others: once more at once (a new connection), not in minutes.
+      return { ...job, recipients: rows, fresh: false, retries: job.retries + 1 };
+    }
+    release();
+    await this.#record(dest, entry, rows, outcomes, now);
+    return null;
+  }
+
+  /** Stores the outcomes, bounces what failed, counts. */
+  async #record(
+    dest: DestinationQueue,
+    entry: QueueEntry,
+    rows: QueueRecipientRecord[],
+    outcomes: Outcome[],
+    now: number,
+  ): Promise<void> {
+    const expired = now - entry.createdAt >= this.#o.lifetimeMs;
+    const updates: RecipientUpdate[] = [];
     const failed: FailedRecipient[] = [];
-    for (const r of group) {
-      const o = outcomes.find((x) => x.recipient === r.recipient)!;
+    const m = this.#o.metrics;
+    for (const r of rows) {
+      const o = outcomes.find((x) => x.recipient === r.recipient) ??
+        { recipient: r.recipient, kind: "deferred", detail: "no result" } as Outcome;
       const attempts = r.attempts + 1;
-      const expired = now - entry.createdAt >= this.#o.lifetimeMs;
       if (o.kind === "delivered") {
-        await store.updateRecipient(r.id, { status: "delivered", attempts, lastError: null, now });
-        await store.recordFederation(domain, "sent", now);
+        updates.push({ id: r.id, status: "delivered", attempts, lastError: null });
+        m?.deliveries.inc({ target: "remote", outcome: "delivered" });
+        m?.deliveryLatency.observe(Math.max(0, now - entry.createdAt) / 1000, { target: "remote" });
       } else if (o.kind === "failed" || expired) {
         const reason = o.kind === "failed"
           ? o.detail
           : `Gave up after ${attempts} attempts: ${o.detail}`;
-        await store.updateRecipient(r.id, { status: "failed", attempts, lastError: reason, now });
-        await store.recordFederation(domain, "failure", now, reason);
-        failed.push({
-          recipient: r.recipient,
-          status: o.status ?? (expired ? "4.4.7" : "5.0.0"),
-          reason,
-        });
+        updates.push({ id: r.id, status: "failed", attempts, lastError: reason });
+        failed.push({ recipient: r.recipient, status: o.status ?? "4.4.7", reason });
+        m?.deliveries.inc({ target: "remote", outcome: "failed" });
       } else {
-        await store.updateRecipient(r.id, {
+        // A peer that did not answer is tried again when its backoff ends (or when it answers);
+        // a recipient it deferred waits its own backoff.
+        const next = dest.state === "backoff"
+          ? Math.max(dest.retryAt, now + 1)
+          : now + backoffMs(attempts, this.#o.backoff ?? DEFAULT_BACKOFF);
+        updates.push({
+          id: r.id,
           status: "deferred",
           attempts,
+          nextAttemptAt: next,
           lastError: o.detail,
-          nextAttemptAt: now + retryDelayMs(attempts),
-          now,
         });
-        await store.recordFederation(domain, "failure", now, o.detail);
+        dest.nextDueAt = Math.min(dest.nextDueAt ?? Infinity, next);
+        m?.deliveries.inc({ target: "remote", outcome: "deferred" });
       }
-      this.#o.log?.info("outbound delivery", { domain, outcome: o.kind, attempts });
+      this.#o.log?.info("outbound delivery", { domain: dest.domain, outcome: o.kind, attempts });
     }
-    if (failed.length && entry.sender && body) {
-      const bounce = buildBounce({
-        domain: this.#o.domain,
-        hostname: this.#o.hostname,
-        sender: entry.sender,
-        original: body,
-        failed,
-        now,
-      });
-      await this.#o.deliverBounce(entry.sender, bounce).catch((err) =>
-        this.#o.log?.error("bounce delivery failed", { error: String(err) })
-      );
-    }
-    const fresh = await store.getQueueEntry(entry.id);
-    if (fresh && fresh.recipients.every((r) => r.status === "delivered" || r.status === "failed")) {
-      await store.deleteQueueEntry(entry.id);
-    }
+    // The store groups concurrent writes into one commit (group commit).
+    await this.#o.store.recordAttempt({ queueId: entry.id, domain: dest.domain, now, updates });
+    const seq = ++this.#seq;
+    if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
+    if (failed.length) await this.#bounce(entry, failed, now);
   }
 
-  async #deliver(
-    domain: string,
-    sender: string,
-    recipients: string[],
-    data: Uint8Array,
-  ): Promise<Outcome[]> {
-    const r = await route(domain, this.#o.dns);
-    if (!r.ok) {
-      return recipients.map((recipient) => ({
-        recipient,
-        kind: r.permanent ? "failed" : "deferred",
-        detail: r.reason,
-        status: r.permanent ? "5.1.2" : undefined,
-      }));
+  async #bounce(entry: QueueEntry, failed: FailedRecipient[], now: number) {
+    if (!entry.sender) return;
+    const original = (await this.#bounceOriginal(entry)) ?? new TextEncoder().encode("\r\n");
+    const bounce = buildBounce({
+      domain: this.#o.domain,
+      hostname: this.#o.hostname,
+      sender: entry.sender,
+      original,
+      failed,
+      now,
+      arrivedAt: entry.createdAt,
+    });
+    await this.#o.deliverBounce(entry.sender, bounce).catch((err) =>
+      this.#o.log?.error("bounce delivery failed", { error: String(err) })
+    );
+  }
+
+  /** The destination's deferred mail is due now: its peer answers again. */
+  async #release(d: DestinationQueue, why: string): Promise<void> {
+    const n = await this.#o.store.releaseDestination(d.domain, this.#now());
+    if (n > 0) {
+      this.#o.log?.info("deferred mail released", { domain: d.domain, recipients: n, why });
     }
-    let destinations = r.destinations;
-    if (this.#o.mtaSts && !isIpLiteral(domain)) {
-      const policy = await this.#o.mtaSts.policy(domain).catch(() => null);
-      if (policy?.mode === "enforce") {
-        destinations = destinations.filter((d) => mxMatches(d.host, policy.mx));
-        if (!destinations.length) {
-          const detail = `MTA-STS policy of ${domain} allows ${policy.mx.join(", ")}, ` +
-            `not ${r.destinations.map((d) => d.host).join(", ")}`;
-          return recipients.map((recipient) => ({ recipient, kind: "deferred", detail }));
+    d.nextDueAt = null;
+    d.moreInStore = true;
+    this.#pump();
+  }
+
+  // ---- expiry --------------------------------------------------------------------------------
+
+  #refreshExpiry(): void {
+    this.#o.store.oldestQueueEntryAt().then((t) => {
+      this.#nextExpiryAt = t === null ? null : t + this.#o.lifetimeMs;
+      this.#arm();
+    }).catch((err) => this.#o.log?.error("queue expiry check failed", { error: String(err) }));
+  }
+
+  /** Fails and bounces every recipient of entries older than the lifetime (not in flight). */
+  async #expire(): Promise<void> {
+    const { store } = this.#o;
+    const now = this.#now();
+    let waitingForFlight = false;
+    for (;;) {
+      const ids = await store.queueEntriesBefore(now - this.#o.lifetimeMs, 100);
+      let progressed = false;
+      for (const id of ids) {
+        const entry = await store.getQueueEntry(id);
+        if (!entry) continue;
+        const due = entry.recipients.filter((r) =>
+          (r.status === "queued" || r.status === "deferred") && !this.#inFlight.has(r.id)
+        );
+        if (
+          due.length <
+            entry.recipients.filter((r) => r.status === "queued" || r.status === "deferred").length
+        ) {
+          waitingForFlight = true;
         }
-      }
-    }
-    const attempts: string[] = [];
-    for (const dest of destinations) {
-      const viaHttps = await this.#tryMxdeliv(dest, sender, recipients, data, attempts);
-      if (viaHttps) return viaHttps;
-      for (const address of dest.addresses) {
-        const port = this.#o.ports?.smtp ?? 25;
-        try {
-          const results = await sendSmtp({
-            address,
-            port,
-            servername: dest.host,
-            insecureTls: dest.insecureTls,
-            heloName: this.#o.hostname,
-            sender,
-            recipients,
-            data,
-            timeoutMs: this.#o.timeoutMs,
-            caCerts: this.#o.caCerts,
-          });
-          return results.map((x) => this.#fromReply(x, dest.host));
-        } catch (err) {
-          const e = err as SmtpClientError;
-          if (e.code >= 500) {
-            return recipients.map((recipient) => ({
-              recipient,
-              kind: "failed",
-              detail: e.message,
-              status: "5.0.0",
-            }));
+        if (!due.length) continue;
+        const failed: FailedRecipient[] = [];
+        const byDomain = new Map<string, RecipientUpdate[]>();
+        for (const r of due) {
+          const reason = `Gave up after ${r.attempts} attempt${r.attempts === 1 ? "" : "s"}: ${
+            r.lastError ?? "not delivered in time"
+          }`;
+          failed.push({ recipient: r.recipient, status: "4.4.7", reason });
+          const list = byDomain.get(r.domain) ?? [];
+          list.push({ id: r.id, status: "failed", attempts: r.attempts, lastError: reason });
+          byDomain.set(r.domain, list);
+          // Forget it in memory too.
+          const d = this.#sched.destinations.get(r.domain);
+          if (d) {
+            for (const j of d.ready) j.recipients = j.recipients.filter((x) => x.id !== r.id);
+            d.ready.splice(0, d.ready.length, ...d.ready.filter((j) => j.recipients.length));
+            d.known.delete(r.id);
           }
-          attempts.push(
-            e.message.includes(fmt(address, port))
-              ? e.message
-              : `${fmt(address, port)}: ${e.message}`,
-          );
+          this.#o.metrics?.deliveries.inc({ target: "remote", outcome: "failed" });
         }
+        for (const [domain, updates] of byDomain) {
+          await store.recordAttempt({ queueId: id, domain, now, updates });
+          const seq = ++this.#seq;
+          if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
+        }
+        this.#o.log?.info("outbound expired", { recipients: due.length });
+        await this.#bounce(entry, failed, now);
+        progressed = true;
       }
+      if (ids.length < 100 || !progressed) break;
     }
-    return recipients.map((recipient) => ({
-      recipient,
-      kind: "deferred",
-      detail: attempts.join("; "),
-    }));
+    const oldest = await store.oldestQueueEntryAt();
+    this.#nextExpiryAt = oldest === null
+      ? null
+      : Math.max(oldest + this.#o.lifetimeMs, waitingForFlight ? now + 5_000 : 0);
+    this.#arm();
   }
+}
 
-  async #tryMxdeliv(
-    dest: Destination,
-    sender: string,
-    recipients: string[],
-    data: Uint8Array,
-    attempts: string[],
-  ): Promise<Outcome[] | null> {
-    const skipUntil = this.#noMxdeliv.get(dest.host) ?? 0;
-    if (skipUntil > this.#now()) return null;
-    const port = this.#o.ports?.https ?? 443;
-    try {
-      const r = await postMxdeliv({
-        host: dest.host,
-        address: dest.addresses[0],
-        port,
-        insecureTls: dest.insecureTls,
-        sender,
-        recipients,
-        data,
-        timeoutMs: this.#o.timeoutMs,
-        caCerts: this.#o.caCerts,
-      });
-      if (r.status >= 200 && r.status < 300) {
-        return recipients.map((recipient) => ({
-          recipient,
-          kind: "delivered",
-          detail: `${r.text} (HTTPS ${dest.host})`,
-        }));
-      }
-      attempts.push(`https://${fmt(dest.host, port)}/mxdeliv answered ${r.status} ${r.text}`);
-    } catch (err) {
-      attempts.push(`https://${fmt(dest.host, port)}/mxdeliv: ${(err as Error).message}`);
-    }
-    this.#noMxdeliv.set(dest.host, this.#now() + MXDELIV_SKIP_MS);
-    return null;
-  }
+const tick = () => new Promise<void>((r) => setTimeout(r, 0));
 
-  #fromReply(x: RecipientResult, host: string): Outcome {
-    const detail = `${x.text} (from ${host})`;
-    if (x.code >= 200 && x.code < 300) return { recipient: x.recipient, kind: "delivered", detail };
-    if (x.code >= 500) {
-      const enhanced = /^\d{3}[ -](\d\.\d{1,3}\.\d{1,3})/.exec(x.text)?.[1];
-      return { recipient: x.recipient, kind: "failed", detail, status: enhanced ?? "5.0.0" };
+/** Rows in order → one job per entry and domain (consecutive rows), at most 50 recipients. */
+function jobsOf(rows: QueueRecipientRecord[]): Job[] {
+  const byKey = new Map<string, Job>();
+  const jobs: Job[] = [];
+  for (const r of rows) {
+    const key = `${r.queueId} ${r.domain}`;
+    let j = byKey.get(key);
+    if (!j || j.recipients.length >= RECIPIENTS_PER_JOB) {
+      j = { queueId: r.queueId, domain: r.domain, recipients: [], fresh: true, retries: 0 };
+      byKey.set(key, j);
+      jobs.push(j);
     }
-    return { recipient: x.recipient, kind: "deferred", detail };
+    j.recipients.push(r);
+    if (r.attempts > 0) j.fresh = false;
   }
+  return jobs;
 }

@@ -1,22 +1,27 @@
-// Outbound SMTP to another mail server (RFC 5321): EHLO, mandatory STARTTLS (RFC 3207),
-// MAIL/RCPT/DATA with dot-stuffing, per-recipient results. Certificates are verified unless the
-// route says otherwise (IP literals, "_" domains).
+// Outbound SMTP to another mail server (RFC 5321): EHLO, mandatory STARTTLS (RFC 3207), then
+// any number of transactions on one session. With PIPELINING (RFC 2920) a transaction costs one
+// round trip before the data: RSET (on a reused session), MAIL, every RCPT and DATA go in one
+// write. Certificates are verified unless the route says otherwise (IP literals, "_" domains).
 
-import * as net from "node:net";
-import * as tls from "node:tls";
+import { AttemptBudget, type Deadlines, DEFAULT_DEADLINES, transferMs } from "./deadlines.ts";
+import { Conn, connectTcp, fmt, startTls, TransportError } from "./conn.ts";
+import { bytesMessage, DotStuffer, type OutgoingMessage } from "./outgoing_message.ts";
 
-export interface SmtpAttempt {
+export interface SmtpTarget {
   address: string;
   port: number;
   /** Name to verify the certificate against (and SNI). */
   servername: string;
-  insecureTls: boolean;
+  insecure: boolean;
+  ca?: string[];
   heloName: string;
+}
+
+export interface SmtpMessage {
   sender: string;
   recipients: string[];
-  data: Uint8Array;
-  timeoutMs?: number;
-  caCerts?: string[];
+  /** The message, whole or read in pieces (from the store) while it is sent. */
+  data: Uint8Array | OutgoingMessage;
 }
 
 export interface RecipientResult {
@@ -25,199 +30,293 @@ export interface RecipientResult {
   text: string;
 }
 
-export class SmtpClientError extends Error {
-  /** Reply code when the server refused; 0 for connection/TLS/timeouts. */
-  constructor(message: string, readonly code = 0) {
+/** The server answered a session step (greeting, EHLO, STARTTLS) with a refusal. */
+export class SmtpReplyError extends Error {
+  constructor(message: string, readonly code: number) {
     super(message);
-  }
-}
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-class Lines {
-  #socket: net.Socket;
-  #buf = "";
-  #waiters: (() => void)[] = [];
-  #error: Error | null = null;
-
-  constructor(socket: net.Socket) {
-    this.#socket = socket;
-    this.#attach(socket);
-  }
-
-  #attach(s: net.Socket) {
-    s.on("data", (d: Uint8Array) => {
-      this.#buf += dec.decode(d);
-      this.#wake();
-    });
-    s.on("error", (e) => {
-      this.#error = e;
-      this.#wake();
-    });
-    s.on("close", () => {
-      this.#error ??= new Error("Connection closed");
-      this.#wake();
-    });
-  }
-
-  replace(s: net.Socket) {
-    this.#socket = s;
-    this.#buf = "";
-    this.#attach(s);
-  }
-
-  #wake() {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const f of w) f();
-  }
-
-  async reply(): Promise<{ code: number; text: string }> {
-    const lines: string[] = [];
-    while (true) {
-      const i = this.#buf.indexOf("\n");
-      if (i < 0) {
-        if (this.#error) throw new SmtpClientError(this.#error.message);
-        await new Promise<void>((r) => this.#waiters.push(r));
-        continue;
-      }
-      const line = this.#buf.slice(0, i).replace(/\r$/, "");
-      this.#buf = this.#buf.slice(i + 1);
-      lines.push(line);
-      if (line[3] !== "-") {
-        return { code: Number(line.slice(0, 3)) || 0, text: lines.join("\n") };
-      }
-    }
-  }
-
-  write(data: string | Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.#socket.write(
-        typeof data === "string" ? enc.encode(data) : data,
-        (e) => e ? reject(new SmtpClientError(e.message)) : resolve(),
-      )
-    );
   }
 }
 
 /** RFC 5321 §4.5.2: a leading "." is doubled; the data ends with CRLF "." CRLF. */
 export function dotStuff(data: Uint8Array): Uint8Array {
-  let dots = data[0] === 0x2e ? 1 : 0;
-  for (let i = 1; i < data.length; i++) if (data[i] === 0x2e && data[i - 1] === 0x0a) dots++;
-  const endsWithCrlf = data.length >= 2 && data[data.length - 2] === 13 &&
-    data[data.length - 1] === 10;
-  const out = new Uint8Array(data.length + dots + (endsWithCrlf ? 0 : 2) + 3);
-  let o = 0;
-  for (let i = 0; i < data.length; i++) {
-    if (data[i] === 0x2e && (i === 0 || data[i - 1] === 0x0a)) out[o++] = 0x2e;
-    out[o++] = data[i];
-  }
-  if (!endsWithCrlf) {
-    out[o++] = 13;
-    out[o++] = 10;
-  }
-  out.set([0x2e, 13, 10], o);
-  return out.subarray(0, o + 3);
+  const stuffer = new DotStuffer();
+  const body = stuffer.push(data);
+  const end = stuffer.end();
+  const out = new Uint8Array(body.length + end.length);
+  out.set(body);
+  out.set(end, body.length);
+  return out;
 }
 
-function connect(address: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: address, port });
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new SmtpClientError(`Connection to ${fmt(address, port)} timed out`));
-    }, timeoutMs);
-    s.once("connect", () => {
-      clearTimeout(timer);
-      resolve(s);
-    });
-    s.once("error", (e) => {
-      clearTimeout(timer);
-      reject(new SmtpClientError(`Connection to ${fmt(address, port)} failed: ${e.message}`));
-    });
-  });
+interface Reply {
+  code: number;
+  text: string;
 }
 
-export function fmt(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+const ok = (code: number) => code >= 200 && code < 300;
+
+/** One SMTP session after STARTTLS and the second EHLO, ready for transactions. */
+export class SmtpSession {
+  #conn: Conn;
+  #caps: Set<string>;
+  #size: number;
+  #closed = false;
+  /** Transactions started on this session. */
+  transactions = 0;
+  readonly openedAt = performance.now();
+
+  private constructor(conn: Conn, ehlo: string) {
+    this.#conn = conn;
+    const { caps, size } = capabilities(ehlo);
+    this.#caps = caps;
+    this.#size = size;
+  }
+
+  get where(): string {
+    return this.#conn.where;
+  }
+
+  get pipelining(): boolean {
+    return this.#caps.has("PIPELINING");
+  }
+
+  /** Open and not left in an unknown state by a failure. */
+  get usable(): boolean {
+    return !this.#closed && !this.#conn.broken;
+  }
+
+  static async open(t: SmtpTarget, budget: AttemptBudget): Promise<SmtpSession> {
+    const d = budget.deadlines;
+    const where = fmt(t.address, t.port);
+    const socket = await connectTcp(t.address, t.port, budget.step(d.connectMs).ms, budget.signal);
+    const conn = new Conn(socket, where, budget.signal);
+    try {
+      const expect = async (step: string, want: (c: number) => boolean) => {
+        const r = await readReply(conn, budget.step(d.commandMs).ms, step);
+        if (!want(r.code)) {
+          throw new SmtpReplyError(`${where} answered ${step} with: ${r.text}`, r.code);
+        }
+        return r;
+      };
+      await expect("the greeting", (c) => c === 220);
+      await conn.write(`EHLO ${t.heloName}\r\n`, budget.step(d.commandMs).ms, "EHLO");
+      const first = await expect("EHLO", (c) => c === 250);
+      if (!capabilities(first.text).caps.has("STARTTLS")) {
+        throw new TransportError(`${where} does not offer STARTTLS`, "tls");
+      }
+      await conn.write("STARTTLS\r\n", budget.step(d.commandMs).ms, "STARTTLS");
+      await expect("STARTTLS", (c) => c === 220);
+      const tlsSocket = await startTls(
+        conn.release(),
+        { servername: t.servername, insecure: t.insecure, ca: t.ca },
+        where,
+        budget.step(d.tlsMs).ms,
+        budget.signal,
+      );
+      conn.adopt(tlsSocket);
+      // RFC 3207 §4.2: everything learnt before TLS is forgotten; EHLO again.
+      await conn.write(`EHLO ${t.heloName}\r\n`, budget.step(d.commandMs).ms, "EHLO");
+      const second = await expect("EHLO after STARTTLS", (c) => c === 250);
+      return new SmtpSession(conn, second.text);
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+  }
+
+  /**
+   * One transaction. Resolves with each recipient's result (a refusal of MAIL or of the data is
+   * every accepted recipient's result); rejects with TransportError when the session broke, which
+   * leaves it unusable. A reused session starts with RSET.
+   */
+  async send(m: SmtpMessage, budget: AttemptBudget): Promise<RecipientResult[]> {
+    if (!this.usable) throw new TransportError(`${this.where}: session is closed`, "closed");
+    const d = budget.deadlines;
+    const conn = this.#conn;
+    const reset = this.transactions > 0;
+    this.transactions++;
+    const message = m.data instanceof Uint8Array ? bytesMessage(m.data) : m.data;
+    try {
+      const all = (r: Reply) => m.recipients.map((recipient) => ({ recipient, ...r }));
+      if (this.#size > 0 && message.size > this.#size) {
+        return all({ code: 552, text: `552 5.3.4 Message too big for ${this.where}` });
+      }
+      const needsUtf8 = [m.sender, ...m.recipients].some((x) => /[^\p{ASCII}]/u.test(x));
+      if (needsUtf8 && !this.#caps.has("SMTPUTF8")) {
+        return all({ code: 553, text: `553 5.6.7 ${this.where} does not support SMTPUTF8` });
+      }
+      const params = [
+        this.#size > 0 ? ` SIZE=${message.size}` : "",
+        this.#caps.has("8BITMIME") ? " BODY=8BITMIME" : "",
+        needsUtf8 ? " SMTPUTF8" : "",
+      ].join("");
+      const commands = [
+        ...(reset ? ["RSET"] : []),
+        `MAIL FROM:<${m.sender}>${params}`,
+        ...m.recipients.map((r) => `RCPT TO:<${r}>`),
+        "DATA",
+      ];
+      for (const c of commands) {
+        if (/[\r\n]/.test(c)) {
+          throw new TransportError("Refusing a command with a line break", "protocol");
+        }
+      }
+      const step = () => budget.step(d.commandMs).ms;
+      const replies: Reply[] = [];
+      if (this.pipelining) {
+        // RFC 2920 §3.1: DATA ends the group; the replies come back in order.
+        await conn.write(commands.map((c) => c + "\r\n").join(""), step(), "the commands");
+        for (const c of commands) replies.push(await readReply(conn, step(), c.split(/[ :]/)[0]));
+      } else {
+        const one = async (c: string) => {
+          const verb = c.split(/[ :]/)[0];
+          await conn.write(c + "\r\n", step(), verb);
+          const r = await readReply(conn, step(), verb);
+          replies.push(r);
+          return r;
+        };
+        const [first, ...rest] = commands;
+        if (!reset || ok((await one(first)).code)) {
+          const mail = await one(reset ? rest[0] : first);
+          if (ok(mail.code)) {
+            let accepted = false;
+            for (const r of m.recipients) {
+              accepted = ok((await one(`RCPT TO:<${r}>`)).code) || accepted;
+            }
+            if (accepted) await one("DATA");
+          }
+        }
+      }
+      if (reset && !ok(replies[0].code)) {
+        this.#closed = true;
+        throw new TransportError(`${this.where} refused RSET: ${replies[0].text}`, "protocol");
+      }
+      const base = reset ? 1 : 0;
+      const mail = replies[base];
+      if (replies.some((r) => r.code === 421)) this.#closed = true;
+      if (!ok(mail.code)) {
+        await this.#endData(replies[base + 1 + m.recipients.length], step);
+        return all(mail);
+      }
+      const results = m.recipients.map((recipient, i) => {
+        const r = replies[base + 1 + i] ?? { code: 503, text: "503 5.5.1 not sent" };
+        return { recipient, code: r.code, text: r.text };
+      });
+      const accepted = results.some((r) => ok(r.code));
+      const data = replies[base + 1 + m.recipients.length];
+      if (!accepted) {
+        await this.#endData(data, step);
+        return results;
+      }
+      if (!data || data.code !== 354) {
+        const refusal = data ?? { code: 451, text: "451 4.3.0 DATA was not answered" };
+        return results.map((r) =>
+          ok(r.code) ? { ...r, code: refusal.code, text: refusal.text } : r
+        );
+      }
+      // The message goes piece by piece as it is read; the transfer has one deadline for all of
+      // it (by size), and each write waits for the socket so only one piece is held here.
+      const until = performance.now() + budget.step(transferMs(d, message.size)).ms;
+      const left = () => Math.max(1, until - performance.now());
+      const stuffer = new DotStuffer();
+      for await (const piece of message.pieces()) {
+        await conn.write(stuffer.push(piece), left(), "the message");
+      }
+      await conn.write(stuffer.end(), left(), "the message");
+      const final = await readReply(conn, budget.step(transferMs(d, 0)).ms, "end of data");
+      if (final.code === 421) this.#closed = true;
+      return results.map((r) => ok(r.code) ? { ...r, code: final.code, text: final.text } : r);
+    } catch (err) {
+      this.#closed = true;
+      conn.destroy();
+      throw err;
+    }
+  }
+
+  /** A 354 nobody wanted (all RCPTs refused, RFC 2920 §3.1): send an empty message, ignore it. */
+  async #endData(data: Reply | undefined, step: () => number) {
+    if (data?.code !== 354) return;
+    await this.#conn.write(".\r\n", step(), "the empty message");
+    await readReply(this.#conn, step(), "end of data");
+  }
+
+  /** QUIT, waiting briefly for the goodbye, then closes. */
+  async quit(ms = 2000): Promise<void> {
+    if (this.#closed || this.#conn.broken) return this.#conn.destroy();
+    this.#closed = true;
+    try {
+      await this.#conn.write("QUIT\r\n", ms, "QUIT");
+      await readReply(this.#conn, ms, "QUIT");
+    } catch {
+      // The session is over either way; a peer that does not say goodbye changes nothing.
+    } finally {
+      this.#conn.destroy();
+    }
+  }
+
+  /** Closes without QUIT. */
+  destroy() {
+    this.#closed = true;
+    this.#conn.destroy();
+  }
+}
+
+/** A multi-line reply (RFC 5321 §4.2.1): "250-…" lines, then "250 …". */
+async function readReply(conn: Conn, ms: number, step: string): Promise<Reply> {
+  const end = performance.now() + ms;
+  const lines: string[] = [];
+  for (;;) {
+    const line = await conn.readLine(Math.max(1, end - performance.now()), `reply to ${step}`);
+    const m = /^(\d{3})([ -]|$)/.exec(line);
+    if (!m || (lines.length && !line.startsWith(lines[0].slice(0, 3)))) {
+      conn.destroy();
+      throw new TransportError(
+        `${conn.where} sent a malformed reply to ${step}: ${line.slice(0, 80)}`,
+        "protocol",
+      );
+    }
+    lines.push(line);
+    if (m[2] !== "-") return { code: Number(m[1]), text: lines.join("\n") };
+    if (lines.length > 100) {
+      conn.destroy();
+      throw new TransportError(`${conn.where} sent an endless reply to ${step}`, "protocol");
+    }
+  }
+}
+
+function capabilities(ehlo: string): { caps: Set<string>; size: number } {
+  const caps = new Set<string>();
+  let size = 0;
+  for (const line of ehlo.split("\n").slice(1)) {
+    const [word, arg] = line.slice(4).trim().split(/\s+/);
+    if (!word) continue;
+    caps.add(word.toUpperCase());
+    if (word.toUpperCase() === "SIZE" && /^\d+$/.test(arg ?? "")) size = Number(arg);
+  }
+  return { caps, size };
 }
 
 /**
- * One SMTP transaction with one server. Resolves with each recipient's result when the server
- * answered (accepted or refused); rejects with SmtpClientError when it could not talk to it.
+ * One message on a new session, then QUIT (for one-off checks such as `tern doctor`). Rejects
+ * with TransportError or SmtpReplyError when the server could not be talked to.
  */
-export async function sendSmtp(a: SmtpAttempt): Promise<RecipientResult[]> {
-  const timeoutMs = a.timeoutMs ?? 60_000;
-  let socket = await connect(a.address, a.port, timeoutMs);
-  socket.setTimeout(timeoutMs, () => socket.destroy(new Error("timed out")));
-  const io = new Lines(socket);
-  const where = fmt(a.address, a.port);
-  const expect = async (ok: (code: number) => boolean, step: string) => {
-    const r = await io.reply();
-    if (!ok(r.code)) throw new SmtpClientError(`${where} answered ${step} with: ${r.text}`, r.code);
-    return r;
-  };
+export async function sendSmtp(
+  a: Omit<SmtpTarget, "insecure" | "ca"> & SmtpMessage & {
+    insecureTls: boolean;
+    timeoutMs?: number;
+    caCerts?: string[];
+  },
+): Promise<RecipientResult[]> {
+  const ms = a.timeoutMs ?? DEFAULT_DEADLINES.commandMs;
+  const deadlines: Deadlines = { connectMs: ms, tlsMs: ms, commandMs: ms, attemptMs: 3 * ms };
+  const budget = new AttemptBudget(deadlines);
+  const session = await SmtpSession.open(
+    { ...a, insecure: a.insecureTls, ca: a.caCerts },
+    budget,
+  );
   try {
-    await expect((c) => c === 220, "the greeting");
-    await io.write(`EHLO ${a.heloName}\r\n`);
-    let ehlo = await expect((c) => c === 250, "EHLO");
-    if (!/^250[ -]STARTTLS\b/im.test(ehlo.text)) {
-      throw new SmtpClientError(`${where} does not offer STARTTLS`);
-    }
-    await io.write("STARTTLS\r\n");
-    await expect((c) => c === 220, "STARTTLS");
-    socket.removeAllListeners("data");
-    socket.removeAllListeners("error");
-    socket.removeAllListeners("close");
-    socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const t = tls.connect({
-        socket,
-        servername: net.isIP(a.servername) ? undefined : a.servername,
-        rejectUnauthorized: !a.insecureTls,
-        ca: a.caCerts,
-        minVersion: "TLSv1.2",
-      });
-      t.once("secureConnect", () => resolve(t));
-      t.once("error", (e) => reject(new SmtpClientError(`TLS with ${where} failed: ${e.message}`)));
-    });
-    if (!a.insecureTls) {
-      const t = socket as tls.TLSSocket;
-      const problem = tls.checkServerIdentity(a.servername, t.getPeerCertificate());
-      if (problem) throw new SmtpClientError(`TLS with ${where}: ${problem.message}`);
-    }
-    io.replace(socket);
-    await io.write(`EHLO ${a.heloName}\r\n`);
-    ehlo = await expect((c) => c === 250, "EHLO");
-    const utf8 = /^250[ -]SMTPUTF8\b/im.test(ehlo.text);
-    const needsUtf8 = [a.sender, ...a.recipients].some((x) => /[^\p{ASCII}]/u.test(x));
-    await io.write(
-      `MAIL FROM:<${a.sender}> SIZE=${a.data.length}${
-        /^250[ -]8BITMIME\b/im.test(ehlo.text) ? " BODY=8BITMIME" : ""
-      }${needsUtf8 && utf8 ? " SMTPUTF8" : ""}\r\n`,
-    );
-    await expect((c) => c === 250, "MAIL FROM");
-    const results: RecipientResult[] = [];
-    for (const r of a.recipients) {
-      await io.write(`RCPT TO:<${r}>\r\n`);
-      const reply = await io.reply();
-      results.push({ recipient: r, code: reply.code, text: reply.text });
-    }
-    if (!results.some((r) => r.code === 250 || r.code === 251)) {
-      await io.write("QUIT\r\n").catch(() => {});
-      return results;
-    }
-    await io.write("DATA\r\n");
-    await expect((c) => c === 354, "DATA");
-    await io.write(dotStuff(a.data));
-    const final = await io.reply();
-    await io.write("QUIT\r\n").catch(() => {});
-    return results.map((r) =>
-      r.code === 250 || r.code === 251
-        ? { recipient: r.recipient, code: final.code, text: final.text }
-        : r
-    );
+    return await session.send(a, budget);
   } finally {
-    socket.destroy();
+    await session.quit(Math.min(ms, 2000));
   }
 }

@@ -152,6 +152,12 @@ export class Gauge<L extends string = never> extends Metric<L, { v: number }> {
     this.state(labels).v -= n;
   }
 
+  /** Forgets every label set (a gauge per destination shows the current ones only). */
+  reset(): void {
+    this.series.clear();
+    if (this.labelNames.length === 0) this.state();
+  }
+
   get(labels?: LabelValues<L>): number {
     return this.state(labels).v;
   }

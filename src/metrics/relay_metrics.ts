@@ -52,6 +52,14 @@ export interface RelayMetrics {
   readonly deliveries: Counter<"target" | "outcome">;
   readonly deliveryLatency: Histogram<"target">;
   readonly queueLength: Gauge;
+  /** Per destination domain of the outbound queue (the busiest ones). */
+  readonly federation: {
+    readonly queued: Gauge<"destination">;
+    readonly oldestSeconds: Gauge<"destination">;
+    readonly concurrency: Gauge<"destination">;
+    readonly active: Gauge<"destination">;
+    readonly backoff: Gauge<"destination">;
+  };
   readonly pushSent: Counter;
   readonly pushFailed: Counter;
   /** Iroh relay clients connected now, by upgrade form ("relay", "websocket"). */
@@ -148,6 +156,33 @@ export function createRelayMetrics(
       ["target"],
     ),
     queueLength: registry.gauge("tern_queue_length", "Outbound recipients waiting in the queue"),
+    federation: {
+      queued: registry.gauge(
+        "tern_federation_queued",
+        "Outbound recipients waiting per destination domain",
+        ["destination"],
+      ),
+      oldestSeconds: registry.gauge(
+        "tern_federation_oldest_seconds",
+        "Age of the oldest message waiting per destination domain",
+        ["destination"],
+      ),
+      concurrency: registry.gauge(
+        "tern_federation_concurrency",
+        "Deliveries allowed at once per destination domain (slow-start window)",
+        ["destination"],
+      ),
+      active: registry.gauge(
+        "tern_federation_active",
+        "Deliveries running per destination domain",
+        ["destination"],
+      ),
+      backoff: registry.gauge(
+        "tern_federation_backoff",
+        "1 while a destination domain does not answer and is retried later",
+        ["destination"],
+      ),
+    },
     pushSent: registry.counter(
       "tern_push_sent_total",
       "Push notifications accepted by the notification service",

@@ -283,6 +283,39 @@ export interface QueueEntry {
   recipients: QueueRecipientRecord[];
 }
 
+/** One destination (recipient domain) of the outbound queue. */
+export interface QueueDestinationSummary {
+  domain: string;
+  /** Recipients still to deliver (queued or deferred). */
+  pending: number;
+  /** Of these, recipients that failed at least once. */
+  deferred: number;
+  /** When the oldest of their entries was accepted. */
+  oldestAt: number;
+  /** The earliest next attempt. */
+  nextAttemptAt: number;
+  /** The most recent error of a deferred recipient. */
+  lastError: string | null;
+}
+
+/** The outcome of one attempt for one recipient. */
+export interface RecipientUpdate {
+  id: number;
+  status: QueueRecipientRecord["status"];
+  attempts: number;
+  /** Deferred: when to try again. */
+  nextAttemptAt?: number;
+  lastError: string | null;
+}
+
+/** The outcome of one attempt for recipients of one queue entry at one destination. */
+export interface AttemptRecord {
+  queueId: number;
+  domain: string;
+  now: number;
+  updates: RecipientUpdate[];
+}
+
 export interface RegistrationToken {
   token: string;
   maxUses: number;
@@ -453,6 +486,28 @@ export interface QueueStore {
   retryQueueEntry(id: number, now: number): Promise<boolean>;
   deleteQueueEntry(id: number): Promise<boolean>;
   countQueued(): Promise<number>;
+
+  /** Recipients still to deliver with an id above `afterId`, by id: what arrived since a look. */
+  pendingRecipientsAfter(afterId: number, limit: number): Promise<QueueRecipientRecord[]>;
+  /** One destination's recipients due at `now`, earliest first. */
+  dueRecipientsFor(domain: string, now: number, limit: number): Promise<QueueRecipientRecord[]>;
+  /** When the destination's next recipient is due after `after`; null when none waits. */
+  nextAttemptFor(domain: string, after: number): Promise<number | null>;
+  /** Makes the destination's deferred recipients due now (its peer answers again); how many. */
+  releaseDestination(domain: string, now: number): Promise<number>;
+  /** Destinations with recipients to deliver, most recipients first. */
+  queueDestinations(limit: number): Promise<QueueDestinationSummary[]>;
+  /** When the oldest entry still in the queue was accepted; null when the queue is empty. */
+  oldestQueueEntryAt(): Promise<number | null>;
+  /** Entries accepted at or before `before`, oldest first. */
+  queueEntriesBefore(before: number, limit: number): Promise<number[]>;
+  /**
+   * Stores one attempt's outcome for recipients of one entry (and the destination's federation
+   * counters), atomically. When no recipient is left to deliver the entry and its body go too.
+   */
+  recordAttempt(input: AttemptRecord): Promise<{ finished: boolean }>;
+  /** Adds messages received from other relays to their domains' counters, in one transaction. */
+  countFederationReceived(counts: { domain: string; count: number }[], now: number): Promise<void>;
 }
 
 export interface FederationStatsStore {

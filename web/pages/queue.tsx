@@ -1,8 +1,8 @@
-// Outbound queue: messages waiting for remote delivery with per-recipient status; retry now or
-// drop an entry.
+// Outbound queue: per destination (what waits, since when, why, how many deliveries at once),
+// then messages waiting for remote delivery with per-recipient status; retry now or drop one.
 
 import { useState } from "preact/hooks";
-import type { Page, QueueEntry } from "../api.ts";
+import type { Page, QueueDestination, QueueEntry } from "../api.ts";
 import {
   Badge,
   Card,
@@ -10,6 +10,7 @@ import {
   Empty,
   ErrorBox,
   formatBytes,
+  formatDuration,
   formatTime,
   Loading,
 } from "../components.tsx";
@@ -107,6 +108,59 @@ function Entry({ e, onChanged }: { e: QueueEntry; onChanged: () => void }) {
   );
 }
 
+function Destinations() {
+  const list = useApi<{ destinations: QueueDestination[] }>("/queue/destinations", 10_000);
+  return (
+    <Card title="Destinations">
+      {list.loading
+        ? <Loading />
+        : !list.data
+        ? <ErrorBox message={list.error ?? "No data"} onRetry={list.reload} />
+        : list.data.destinations.length === 0
+        ? <Empty>No mail is waiting for another relay.</Empty>
+        : (
+          <table class="table responsive" id="destinations-table">
+            <thead>
+              <tr>
+                <th>Destination</th>
+                <th>Queued</th>
+                <th>Oldest</th>
+                <th>Delivering</th>
+                <th>State</th>
+                <th>Last error</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.data.destinations.map((d) => (
+                <tr key={d.domain} data-domain={d.domain}>
+                  <td data-label="Destination" class="mono">{d.domain}</td>
+                  <td data-label="Queued">
+                    {d.pending}
+                    {d.deferred > 0 && (
+                      <span class="muted small">{` (${d.deferred} deferred)`}</span>
+                    )}
+                  </td>
+                  <td data-label="Oldest">
+                    {d.oldest_at
+                      ? formatDuration(Math.max(0, Math.round((Date.now() - d.oldest_at) / 1000)))
+                      : "–"}
+                  </td>
+                  <td data-label="Delivering">{d.active} of {d.concurrency} at once</td>
+                  <td data-label="State">
+                    {d.state === "backoff"
+                      ? <Badge tone="bad">not answering, retry {formatTime(d.retry_at)}</Badge>
+                      : <Badge tone="ok">answering</Badge>}
+                  </td>
+                  <td data-label="Last error" class="small">{d.last_error ?? "–"}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+    </Card>
+  );
+}
+
 export function QueuePage() {
   const [status, setStatus] = useState("");
   const list = useApi<Page<QueueEntry>>(
@@ -115,6 +169,7 @@ export function QueuePage() {
   );
   return (
     <div class="page" data-page="queue">
+      <Destinations />
       <Card
         title="Outbound queue"
         actions={

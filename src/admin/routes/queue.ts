@@ -1,10 +1,10 @@
 // /queue: outbound messages waiting for delivery, each with per-recipient status; retry now or
-// drop an entry.
+// drop an entry; and the queue per destination (what waits, since when, why, how many at once).
 
 import { Hono } from "hono";
 import { RelayError } from "../../errors.ts";
 import type { QueueEntry } from "../../store/types.ts";
-import type { AdminDeps } from "../backend.ts";
+import type { AdminDeps, AdminDestination } from "../backend.ts";
 import { badRequest, idParam, numberParam } from "../params.ts";
 
 const STATUSES = ["queued", "deferred", "delivered", "failed"];
@@ -44,6 +44,33 @@ export function queueRoutes(deps: AdminDeps): Hono {
     return c.json({ items: page.items.map(queueEntryJson), total: page.total, offset, limit });
   });
 
+  app.get("/queue/destinations", async (c) => {
+    const limit = numberParam(c.req.query("limit"), "limit", { min: 1, max: 1000, fallback: 100 })!;
+    const list: AdminDestination[] = deps.outbound
+      ? await deps.outbound.destinations(limit)
+      : (await store.queueDestinations(limit)).map((d) => ({
+        ...d,
+        state: "open" as const,
+        concurrency: 0,
+        active: 0,
+        retryAt: null,
+      }));
+    return c.json({
+      destinations: list.map((d) => ({
+        domain: d.domain,
+        pending: d.pending,
+        deferred: d.deferred,
+        oldest_at: d.oldestAt,
+        next_attempt_at: d.nextAttemptAt,
+        last_error: d.lastError,
+        state: d.state,
+        concurrency: d.concurrency,
+        active: d.active,
+        retry_at: d.retryAt,
+      })),
+    });
+  });
+
   app.get("/queue/:id", async (c) => {
     const id = idParam(c);
     const e = await store.getQueueEntry(id);
@@ -53,7 +80,10 @@ export function queueRoutes(deps: AdminDeps): Hono {
 
   app.post("/queue/:id/retry", async (c) => {
     const id = idParam(c);
-    if (!(await store.retryQueueEntry(id, now()))) throw notFound(id);
+    const retried = deps.outbound
+      ? await deps.outbound.retryEntry(id)
+      : await store.retryQueueEntry(id, now());
+    if (!retried) throw notFound(id);
     return c.json({ retried: id });
   });
 

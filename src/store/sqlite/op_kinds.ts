@@ -93,6 +93,16 @@ export const OP_KINDS = {
   retryQueueEntry: "write",
   deleteQueueEntry: "write",
   countQueued: "read",
+  // The scheduler's reads are bounded (indexed, LIMIT); the summary groups every waiting row.
+  pendingRecipientsAfter: "read",
+  dueRecipientsFor: "read",
+  nextAttemptFor: "read",
+  releaseDestination: "write",
+  queueDestinations: "heavy",
+  oldestQueueEntryAt: "read",
+  queueEntriesBefore: "read",
+  recordAttempt: "write",
+  countFederationReceived: "write",
   // space
   reclaimSpace: "write",
   purgeTombstones: "write",

@@ -1,7 +1,16 @@
 // The outbound queue in SQLite: one entry per submission (shared body), one row per recipient
-// with its own status, attempts and next attempt time.
+// with its own status, attempts and next attempt time. The delivery scheduler reads it per
+// destination (recipient domain) through the (domain, next_attempt_at) index.
 
-import type { QueueEntry, QueueRecipientRecord, QueueStore } from "../types.ts";
+import type {
+  AttemptRecord,
+  QueueDestinationSummary,
+  QueueEntry,
+  QueueRecipientRecord,
+  QueueStore,
+} from "../types.ts";
+import type { Db } from "./db.ts";
+import type { TxFiles } from "./body_files.ts";
 import type { OpEnv, SyncOf } from "./env.ts";
 import { freeBodies, insertBody, messageSize } from "./bodies.ts";
 
@@ -141,5 +150,141 @@ export function queueStore({ db, files }: OpEnv): SyncOf<QueueStore> {
       db.get<{ n: number }>(
         "SELECT COUNT(*) AS n FROM queue_recipients WHERE status IN ('queued', 'deferred')",
       )!.n,
+    pendingRecipientsAfter: (afterId, limit) =>
+      db.all<RcptRow>(
+        // "+status": walk the primary key from the cursor, not the status index (and a sort).
+        `SELECT * FROM queue_recipients WHERE id > ? AND +status IN ('queued', 'deferred')
+           ORDER BY id LIMIT ?`,
+        afterId,
+        limit,
+      ).map(toRcpt),
+    dueRecipientsFor: (domain, now, limit) =>
+      db.all<RcptRow>(
+        `SELECT * FROM queue_recipients WHERE domain = ? AND next_attempt_at <= ?
+           AND status IN ('queued', 'deferred') ORDER BY next_attempt_at, id LIMIT ?`,
+        domain,
+        now,
+        limit,
+      ).map(toRcpt),
+    nextAttemptFor: (domain, after) =>
+      db.get<{ t: number }>(
+        `SELECT next_attempt_at AS t FROM queue_recipients WHERE domain = ? AND next_attempt_at > ?
+           AND status IN ('queued', 'deferred') ORDER BY next_attempt_at LIMIT 1`,
+        domain,
+        after,
+      )?.t ?? null,
+    releaseDestination: (domain, now) =>
+      db.run(
+        `UPDATE queue_recipients SET next_attempt_at = ?, updated_at = ?
+           WHERE domain = ? AND status = 'deferred' AND next_attempt_at > ?`,
+        now,
+        now,
+        domain,
+        now,
+      ).changes,
+    queueDestinations: (limit) =>
+      db.all<{
+        domain: string;
+        pending: number;
+        deferred: number;
+        oldest_at: number;
+        next_attempt_at: number;
+        last_error: string | null;
+      }>(
+        `SELECT r.domain, COUNT(*) AS pending, SUM(r.status = 'deferred') AS deferred,
+           MIN(q.created_at) AS oldest_at, MIN(r.next_attempt_at) AS next_attempt_at,
+           (SELECT last_error FROM queue_recipients e WHERE e.domain = r.domain
+            AND e.status = 'deferred' ORDER BY e.updated_at DESC LIMIT 1) AS last_error
+           FROM queue_recipients r JOIN queue q ON q.id = r.queue_id
+           WHERE r.status IN ('queued', 'deferred')
+           GROUP BY r.domain ORDER BY pending DESC, r.domain LIMIT ?`,
+        limit,
+      ).map((r): QueueDestinationSummary => ({
+        domain: r.domain,
+        pending: r.pending,
+        deferred: r.deferred,
+        oldestAt: r.oldest_at,
+        nextAttemptAt: r.next_attempt_at,
+        lastError: r.last_error,
+      })),
+    oldestQueueEntryAt: () =>
+      db.get<{ t: number | null }>("SELECT MIN(created_at) AS t FROM queue")?.t ?? null,
+    queueEntriesBefore: (before, limit) =>
+      db.all<{ id: number }>(
+        "SELECT id FROM queue WHERE created_at <= ? ORDER BY created_at, id LIMIT ?",
+        before,
+        limit,
+      ).map((r) => r.id),
+    countFederationReceived(counts, now) {
+      db.tx(() => {
+        for (const { domain, count } of counts) {
+          db.run(
+            `INSERT INTO federation_stats (domain, received, last_at) VALUES (?, ?, ?)
+             ON CONFLICT(domain) DO UPDATE SET received = received + excluded.received,
+             last_at = excluded.last_at`,
+            domain.toLowerCase(),
+            count,
+            now,
+          );
+        }
+      });
+    },
+    recordAttempt: (input) => ({ finished: db.tx(() => applyAttempt(db, files, input)) }),
   };
+}
+
+/** Applies one attempt's outcome inside the caller's transaction; true when the entry is done. */
+function applyAttempt(
+  db: Db,
+  files: TxFiles | null,
+  { queueId, domain, now, updates }: AttemptRecord,
+): boolean {
+  let sent = 0;
+  let failures = 0;
+  let lastError: string | null = null;
+  for (const u of updates) {
+    const { changes } = db.run(
+      `UPDATE queue_recipients SET status = ?, attempts = ?,
+         next_attempt_at = COALESCE(?, next_attempt_at), last_error = ?, updated_at = ?
+         WHERE id = ? AND queue_id = ?`,
+      u.status,
+      u.attempts,
+      u.nextAttemptAt ?? null,
+      u.lastError,
+      now,
+      u.id,
+      queueId,
+    );
+    // A recipient the operator dropped meanwhile counts for nothing.
+    if (changes === 0) continue;
+    if (u.status === "delivered") sent++;
+    else {
+      failures++;
+      lastError = u.lastError ?? lastError;
+    }
+  }
+  if (sent + failures > 0) {
+    db.run(
+      `INSERT INTO federation_stats (domain, sent, failures, last_error, last_at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET sent = sent + excluded.sent,
+         failures = failures + excluded.failures,
+         last_error = COALESCE(excluded.last_error, last_error), last_at = excluded.last_at`,
+      domain.toLowerCase(),
+      sent,
+      failures,
+      lastError,
+      now,
+    );
+  }
+  const left = db.get<{ n: number }>(
+    `SELECT COUNT(*) AS n FROM queue_recipients
+       WHERE queue_id = ? AND status IN ('queued', 'deferred')`,
+    queueId,
+  )!.n;
+  if (left > 0) return false;
+  const q = db.get<{ body_id: number }>("SELECT body_id FROM queue WHERE id = ?", queueId);
+  if (!q) return true;
+  db.run("DELETE FROM queue WHERE id = ?", queueId);
+  freeBodies(db, files, [q.body_id]);
+  return true;
 }

@@ -1,0 +1,251 @@
+import assert from "node:assert/strict";
+import { type OutboundOptions, OutboundService } from "./outbound.ts";
+import { openSqliteStore } from "../store/sqlite/mod.ts";
+import { createRelayMetrics } from "../metrics/mod.ts";
+import type { PeerPorts } from "./transport.ts";
+import { httpAnswer, httpsPeer, silentPeer, testCertificate } from "./testdata/fake_peers.ts";
+import { bytesBody } from "../store/message_input.ts";
+
+const cert = await testCertificate(["127.0.0.1", "127.0.0.4", "127.0.0.5", "127.0.0.6"]);
+const enc = new TextEncoder();
+const NO_DNS = {
+  mx: () => Promise.resolve([]),
+  addresses: () => Promise.resolve([]),
+  txt: () => Promise.resolve([]),
+};
+
+async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 10_000) {
+  const end = performance.now() + ms;
+  while (!(await ok())) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+interface Harness {
+  outbound: OutboundService;
+  store: ReturnType<typeof openSqliteStore>;
+  bounces: { sender: string; text: string }[];
+  clock: { now: number };
+  send(to: string[]): Promise<number>;
+}
+
+async function withOutbound(
+  ports: Record<string, PeerPorts>,
+  options: Partial<OutboundOptions>,
+  fn: (h: Harness) => Promise<void>,
+) {
+  const store = openSqliteStore(":memory:");
+  const clock = { now: Date.UTC(2026, 10, 23, 8) };
+  const bounces: Harness["bounces"] = [];
+  const outbound = new OutboundService({
+    store,
+    dns: NO_DNS,
+    domain: "[127.0.0.1]",
+    hostname: "127.0.0.1",
+    sign: () => Promise.resolve(new Uint8Array(0)),
+    deliverBounce(sender, message) {
+      bounces.push({ sender, text: new TextDecoder().decode(message) });
+      return Promise.resolve();
+    },
+    allowed: () => Promise.resolve(true),
+    lifetimeMs: 3600_000,
+    now: () => clock.now,
+    ports: (address) => ports[address] ?? { smtp: 1, https: 1 },
+    caCerts: [cert.caPem!],
+    deadlines: { connectMs: 2000, tlsMs: 20_000, commandMs: 20_000, attemptMs: 60_000 },
+    backoff: { baseMs: 3600_000, capMs: 3600_000 },
+    ...options,
+  });
+  let n = 0;
+  const send = (to: string[]) =>
+    store.enqueue({
+      sender: "alice@[127.0.0.1]",
+      body: bytesBody(enc.encode(`Subject: ${++n}\r\nMessage-ID: <m${n}@a>\r\n\r\nbody\r\n`)),
+      recipients: to,
+      now: clock.now,
+    });
+  try {
+    await fn({ outbound, store, bounces, clock, send });
+  } finally {
+    await outbound.stop();
+    await store.close();
+  }
+}
+
+const ok200 = () => ({ raw: httpAnswer(200, "250 OK") });
+
+Deno.test("OutboundService: a silent peer does not hold up mail for a healthy one", async () => {
+  const silent = await silentPeer("127.0.0.4");
+  const healthy = await httpsPeer({ tls: cert, host: "127.0.0.5", script: ok200 });
+  const ports = {
+    "127.0.0.4": { smtp: silent.port, https: silent.port },
+    "127.0.0.5": { smtp: 1, https: healthy.port },
+  };
+  try {
+    const metrics = createRelayMetrics();
+    await withOutbound(ports, { metrics }, async (h) => {
+      h.outbound.start();
+      await h.send(["x@[127.0.0.4]"]);
+      h.outbound.kick();
+      await waitFor("the silent peer's connection", () => silent.accepted > 0);
+      for (let i = 0; i < 5; i++) {
+        await h.send([`u${i}@[127.0.0.5]`]);
+        h.outbound.kick();
+      }
+      await waitFor("five messages at the healthy peer", () => healthy.requests.length === 5);
+      // They arrived while the silent peer's attempt was still hanging.
+      assert.equal(silent.open, 1);
+      await waitFor("their outcomes", async () => (await h.store.countQueued()) === 1);
+      const [d] = await h.outbound.destinations();
+      assert.deepEqual([d.domain, d.pending, d.active], ["[127.0.0.4]", 1, 1]);
+      await h.outbound.refreshMetrics();
+      const text = metrics.render();
+      assert.match(text, /^tern_queue_length 1$/m);
+      assert.match(text, /^tern_federation_queued\{destination="\[127\.0\.0\.4\]"\} 1$/m);
+      assert.match(text, /^tern_federation_active\{destination="\[127\.0\.0\.4\]"\} 1$/m);
+      assert.match(text, /^tern_federation_concurrency\{destination="\[127\.0\.0\.4\]"\} 2$/m);
+      assert.doesNotMatch(text, /tern_federation_queued\{destination="\[127\.0\.0\.5\]"/);
+    });
+    // Stopping cut the hanging attempt.
+    await waitFor("the silent connection to close", () => silent.open === 0);
+  } finally {
+    await silent.close();
+    await healthy.close();
+  }
+});
+
+Deno.test("OutboundService: connections are reused and the window caps them", async () => {
+  const peer = await httpsPeer({ tls: cert, host: "127.0.0.5", script: ok200 });
+  try {
+    await withOutbound({ "127.0.0.5": { smtp: 1, https: peer.port } }, {
+      maxConcurrency: 3,
+    }, async (h) => {
+      for (let i = 0; i < 30; i++) await h.send([`u${i}@[127.0.0.5]`]);
+      assert.equal(await h.outbound.runOnce(), 30);
+      assert.equal(peer.requests.length, 30);
+      assert.ok(peer.connections <= 3, `${peer.connections} connections`);
+      assert.equal(await h.store.countQueued(), 0);
+      const [stats] = await h.store.listFederationStats();
+      assert.equal(stats.sent, 30);
+    });
+  } finally {
+    await peer.close();
+  }
+});
+
+Deno.test("OutboundService: deferred mail goes as soon as its peer sends mail again", async () => {
+  let peer: Awaited<ReturnType<typeof httpsPeer>> | null = null;
+  const ports: Record<string, PeerPorts> = { "127.0.0.6": { smtp: 1, https: 1 } };
+  try {
+    await withOutbound(ports, {}, async (h) => {
+      await h.send(["a@[127.0.0.6]"]);
+      await h.send(["b@[127.0.0.6]"]);
+      // Down: nothing listens on 127.0.0.6.
+      assert.ok(await h.outbound.runOnce() >= 2);
+      const [d] = await h.outbound.destinations();
+      assert.equal(d.state, "backoff");
+      assert.equal(d.pending, 2);
+      // Back, but the clock has not moved: nothing is due, the backoff is an hour.
+      peer = await httpsPeer({ tls: cert, host: "127.0.0.6", script: ok200 });
+      ports["127.0.0.6"] = { smtp: 1, https: peer.port };
+      assert.equal(await h.outbound.runOnce(), 0);
+      // The peer sends us mail: its deferred mail goes now.
+      h.outbound.peerAnswered("[127.0.0.6]");
+      assert.equal(await h.outbound.runOnce(), 2);
+      assert.equal(peer.requests.length, 2);
+      assert.equal(await h.store.countQueued(), 0);
+    });
+  } finally {
+    await (peer as Awaited<ReturnType<typeof httpsPeer>> | null)?.close();
+  }
+});
+
+Deno.test("OutboundService: new mail probes a backed-off peer and its success releases the rest", async () => {
+  let peer: Awaited<ReturnType<typeof httpsPeer>> | null = null;
+  const ports: Record<string, PeerPorts> = {};
+  try {
+    await withOutbound(ports, {}, async (h) => {
+      await h.send(["a@[127.0.0.6]"]);
+      await h.outbound.runOnce();
+      assert.equal((await h.outbound.destinations())[0].state, "backoff");
+      peer = await httpsPeer({ tls: cert, host: "127.0.0.6", script: ok200 });
+      ports["127.0.0.6"] = { smtp: 1, https: peer.port };
+      await h.send(["b@[127.0.0.6]"]);
+      await h.outbound.runOnce();
+      assert.equal(await h.store.countQueued(), 0);
+      assert.deepEqual(
+        peer.requests.map((r) => r.headers.find(([k]) => k === "x-mail-to")![1]),
+        ["b@[127.0.0.6]", "a@[127.0.0.6]"],
+        "the new message probed, then the deferred one followed",
+      );
+    });
+  } finally {
+    await (peer as Awaited<ReturnType<typeof httpsPeer>> | null)?.close();
+  }
+});
+
+Deno.test("OutboundService: an entry expires on a timer with a bounce, not at a next attempt", async () => {
+  const metrics = createRelayMetrics();
+  await withOutbound({}, { lifetimeMs: 300, now: Date.now, metrics }, async (h) => {
+    const accepted = Date.now();
+    await h.store.enqueue({
+      sender: "alice@[127.0.0.1]",
+      body: bytesBody(enc.encode("Subject: x\r\n\r\nbody\r\n")),
+      recipients: ["a@[127.0.0.6]"],
+      now: accepted,
+    });
+    h.outbound.start();
+    await waitFor("the bounce", () => h.bounces.length === 1, 5000);
+    // One attempt (and its immediate retry) only: the backoff is an hour.
+    const text = h.bounces[0].text;
+    assert.match(text, /Status: 4\.4\.7/);
+    assert.match(text, /Diagnostic-Code: smtp; Gave up after 1 attempt: /);
+    assert.equal(await h.store.countQueued(), 0);
+    assert.equal(metrics.deliveries.get({ target: "remote", outcome: "failed" }), 1);
+  });
+});
+
+Deno.test("OutboundService: delivered mail is counted with its latency", async () => {
+  const peer = await httpsPeer({ tls: cert, host: "127.0.0.5", script: ok200 });
+  const metrics = createRelayMetrics();
+  try {
+    await withOutbound({ "127.0.0.5": { smtp: 1, https: peer.port } }, { metrics }, async (h) => {
+      await h.send(["a@[127.0.0.5]", "b@[127.0.0.5]"]);
+      await h.outbound.runOnce();
+      assert.equal(peer.requests.length, 1, "two recipients, one request");
+      assert.equal(metrics.deliveries.get({ target: "remote", outcome: "delivered" }), 2);
+      assert.match(metrics.render(), /tern_delivery_latency_seconds_count\{target="remote"\} 2/);
+    });
+  } finally {
+    await peer.close();
+  }
+});
+
+Deno.test("OutboundService: a message it cannot read or sign waits its backoff, with no attempt on the peer", async () => {
+  const healthy = await httpsPeer({ tls: cert, host: "127.0.0.5", script: ok200 });
+  const ports = { "127.0.0.5": { smtp: 1, https: healthy.port } };
+  try {
+    let signs = 0;
+    const sign = () => {
+      signs++;
+      return Promise.reject(new Error("disk read failed"));
+    };
+    await withOutbound(ports, { sign, backoff: { baseMs: 60_000, capMs: 60_000 } }, async (h) => {
+      const id = await h.send(["u@[127.0.0.5]"]);
+      assert.equal(await h.outbound.runOnce(), 1);
+      // Once, not again and again: the recipient is deferred with the reason, the peer untouched.
+      assert.equal(await h.outbound.runOnce(), 0);
+      assert.equal(signs, 1);
+      assert.equal(healthy.requests.length, 0);
+      const [r] = (await h.store.getQueueEntry(id))!.recipients;
+      assert.equal(r.status, "deferred");
+      assert.match(r.lastError ?? "", /^Local failure: disk read failed/);
+      assert.ok(r.nextAttemptAt >= h.clock.now + 30_000, "backoff with jitter, not at once");
+      const [d] = await h.outbound.destinations();
+      assert.equal(d.state, "open", "the peer is not blamed");
+    });
+  } finally {
+    await healthy.close();
+  }
+});
