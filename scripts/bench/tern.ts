@@ -23,11 +23,12 @@ export type TernBench = TernProcess;
 
 /** A tern process with logging off and the limits raised (tests/support/tern_process.ts). */
 export function startTernBench(
-  options: { dir?: string; extraToml?: string } = {},
+  options: { dir?: string; extraToml?: string; runtimeArgs?: string[] } = {},
 ): Promise<TernBench> {
   return startTern([BENCH_TOML, options.extraToml ?? ""].join("\n"), {
     dir: options.dir,
     log: "off",
+    runtimeArgs: options.runtimeArgs,
   });
 }
 

@@ -194,3 +194,36 @@ export function selfCpuMs(): number {
   const t = cpuTimes(Deno.pid);
   return t ? t[0] + t[1] : 0;
 }
+
+/** The machine, for the results and the chart's footer. */
+export function hostInfo(): { cpuModel: string; cpus: number; memGb: number; kernel: string } {
+  const read = (p: string) => {
+    try {
+      return Deno.readTextFileSync(p);
+    } catch {
+      return "";
+    }
+  };
+  const cpuModel = /^model name\s*:\s*(.+)$/m.exec(read("/proc/cpuinfo"))?.[1].trim() ?? "?";
+  const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(read("/proc/meminfo"))?.[1] ?? 0);
+  return {
+    cpuModel,
+    cpus: navigator.hardwareConcurrency,
+    memGb: Math.round(memKb / 1024 / 1024),
+    kernel: read("/proc/sys/kernel/osrelease").trim(),
+  };
+}
+
+/** The first line a command prints (its version), or "" when it cannot run. */
+export async function versionOf(cmd: string, args: string[]): Promise<string> {
+  try {
+    const r = await run(cmd, args);
+    return (r.stdout || r.stderr).trim().split("\n")[0];
+  } catch {
+    return "";
+  }
+}
+
+export function loadavg(): string {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+}
