@@ -17,6 +17,7 @@ const BEGIN = enc.encode("-----BEGIN PGP MESSAGE-----");
 const END = enc.encode("-----END PGP MESSAGE-----");
 const VERSION = enc.encode("Version: ");
 const HEAD = 32;
+const DASH = 45;
 
 const B64 = new Int8Array(256).fill(-1);
 for (let i = 0; i < 64; i++) {
@@ -50,48 +51,57 @@ class ArmorBase64 {
   #o = 0;
 
   feed(b: Uint8Array, s: number, e: number) {
-    for (let i = s; i < e && this.state !== S.Failed; i++) {
+    // The state lives in locals for the loop (this runs for every byte of the payload).
+    let state = this.state;
+    if (state === S.Failed) return;
+    let acc = this.#acc, n = this.#n, dataChars = this.#dataChars, pads = this.#pads;
+    let lastValue = this.#lastValue;
+    const out = this.#out;
+    let o = this.#o;
+    for (let i = s; i < e; i++) {
       const c = b[i];
       if (c === 13 || c === 10) continue;
-      switch (this.state) {
-        case S.Data: {
-          if (c === 61) {
-            this.state = S.Pads;
-            this.#pads = 1;
-            break;
+      if (state === S.Data) {
+        const v = B64[c];
+        if (v >= 0) {
+          lastValue = v;
+          dataChars++;
+          acc = (acc << 6) | v;
+          if (++n === 4) {
+            if (o + 3 > out.length) {
+              this.walker.push(out.subarray(0, o));
+              o = 0;
+            }
+            out[o] = (acc >> 16) & 0xff;
+            out[o + 1] = (acc >> 8) & 0xff;
+            out[o + 2] = acc & 0xff;
+            o += 3;
+            acc = 0;
+            n = 0;
           }
-          const v = B64[c];
-          if (v < 0) {
-            this.state = S.Failed;
-            break;
-          }
-          this.#lastValue = v;
-          this.#dataChars++;
-          this.#acc = (this.#acc << 6) | v;
-          if (++this.#n === 4) {
-            this.#emit((this.#acc >> 16) & 0xff, (this.#acc >> 8) & 0xff, this.#acc & 0xff);
-            this.#acc = 0;
-            this.#n = 0;
-          }
+        } else if (c === 61) {
+          state = S.Pads;
+          pads = 1;
+        } else {
+          state = S.Failed;
           break;
         }
-        case S.Pads:
-          if (c === 61) this.#pads++;
-          else this.state = S.Tail;
-          break;
-        case S.Tail:
-          if (c === 61) this.state = S.Failed;
-          break;
+      } else if (state === S.Pads) {
+        if (c === 61) pads++;
+        else state = S.Tail;
+      } else if (c === 61) { // S.Tail: another "=" would put data after padding
+        state = S.Failed;
+        break;
       }
     }
+    this.state = state;
+    this.#acc = acc;
+    this.#n = n;
+    this.#dataChars = dataChars;
+    this.#pads = pads;
+    this.#lastValue = lastValue;
+    this.#o = o;
     this.#flush();
-  }
-
-  #emit(a: number, b: number, c: number) {
-    if (this.#o + 3 > this.#out.length) this.#flush();
-    this.#out[this.#o++] = a;
-    this.#out[this.#o++] = b;
-    this.#out[this.#o++] = c;
   }
 
   #flush() {
@@ -140,6 +150,22 @@ export class ArmorChecker {
   push(b: Uint8Array): void {
     let i = 0;
     while (i < b.length && !this.#failed) {
+      // After the first two lines and before any END line, whole lines that do not start with
+      // "-" are base64 data or the CRC line however their head reads: they go to the decoder in
+      // one piece, as #piece/#decide would pass them line by line.
+      if (
+        this.#lineNo >= 2 && this.#headLen === 0 && !this.#streaming && !this.#skipping &&
+        !this.#heldEnd && b[i] !== DASH
+      ) {
+        const dash = b.indexOf(DASH, i);
+        const lastLf = b.lastIndexOf(10, (dash < 0 ? b.length : dash) - 1);
+        if (lastLf >= i) {
+          this.#b64.feed(b, i, lastLf + 1);
+          this.#lineNo++; // past the first two lines, only "not 0 or 1" matters
+          i = lastLf + 1;
+          continue;
+        }
+      }
       const nl = b.indexOf(10, i);
       const e = nl < 0 ? b.length : nl;
       this.#piece(b, i, e);
@@ -154,7 +180,8 @@ export class ArmorChecker {
     if (this.#skipping) return;
     if (this.#streaming) return this.#b64.feed(b, s, e);
     const take = Math.min(e - s, HEAD + 1 - this.#headLen);
-    this.#head.set(b.subarray(s, s + take), this.#headLen);
+    const head = this.#head;
+    for (let k = 0; k < take; k++) head[this.#headLen + k] = b[s + k];
     this.#headLen += take;
     if (this.#headLen > HEAD) {
       this.#decide(false);
