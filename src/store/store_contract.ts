@@ -61,6 +61,23 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.ok(out2[0].ok && out2[0].uid === 2 && out2[0].modSeq > ma.modSeq);
   });
 
+  test("deliver() to the same mailbox twice in one call stores two messages", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const out = await s.deliver({
+      body: bytesBody(enc.encode("Subject: twice\r\n\r\nbody\r\n")),
+      internalDate: 5,
+      targets: [{ accountId: a.id, mailboxName: "INBOX" }, {
+        accountId: a.id,
+        mailboxName: "INBOX",
+      }],
+      defaultQuotaBytes: 1000,
+    });
+    assert.deepEqual(out.map((o) => o.ok && o.uid), [1, 2]);
+    const box = (await s.listMailboxes(a.id))[0];
+    assert.equal(box.messages, 2);
+    assert.equal(box.uidNext, 3);
+  });
+
   test("deliver() refuses a recipient over quota and stores nothing for it", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const data = new Uint8Array(600);
