@@ -122,6 +122,7 @@ const { values: flags } = parseArgs({
     duration: { type: "string" },
     "idle-wait": { type: "string" },
     rounds: { type: "string" },
+    sizes: { type: "string" },
     only: { type: "string" },
     "raise-inotify": { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
@@ -132,9 +133,11 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--rounds N]\n" +
+      "                       [--sizes 2k,100k]\n" +
       "                       [--raise-inotify] [--cpu-prof DIR] [--only a,b,…]\n" +
       `scenarios: ${NAMES.join(", ")}\n` +
       "--rounds: submission and sign-up rounds (default 3, --quick 1); figures are medians.\n" +
+      "--sizes: the submission sizes to run (default both; one is handy with --cpu-prof).\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.\n" +
@@ -549,7 +552,10 @@ function medianOf<T>(rounds: T[], key: keyof T): number {
  * reference, so both see the same machine load. Figures are medians over the rounds.
  */
 async function submissionRuns(b: Bench) {
-  const sizes = [["2k", 2048, "ra"], ["100k", 100 * 1024, "rb"]] as const;
+  const wanted = new Set((flags.sizes ?? "2k,100k").split(",").map((x) => x.trim()));
+  const sizes = ([["2k", 2048, "ra"], ["100k", 100 * 1024, "rb"]] as const).filter(([s]) =>
+    wanted.has(s)
+  );
   for (let round = 1; round <= opts.rounds; round++) {
     for (const [size, bytes, prefix] of sizes) {
       const tpl = await b.template(bytes);
