@@ -23,6 +23,7 @@ import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { type SignupResult, signupStorm } from "./bench/signup.ts";
 import { irohBench, type IrohResult } from "./bench/iroh.ts";
 import { Imap } from "./bench/clients.ts";
+import { memoryBench } from "./bench/memory.ts";
 import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
 import type { MessageTemplate } from "./bench/messages.ts";
@@ -38,6 +39,7 @@ import {
   fetchThroughput,
   idleScale,
   PASS,
+  preloginFlood,
   submission,
 } from "./bench/scenarios.ts";
 import type {
@@ -104,9 +106,12 @@ const SCENARIOS: Scenario[] = [
   { name: "latency", servers: true, run: latencyRuns },
   { name: "signup", servers: true, run: signupRuns },
   { name: "idle", servers: true, run: idleRuns },
+  { name: "prelogin", servers: true, run: preloginRuns },
   { name: "fetch", servers: true, run: fetchRuns },
   { name: "deltachat", servers: true, run: deltachatRuns },
   { name: "iroh", servers: true, run: irohRuns },
+  // memory bounds under large transfers and hanging DATA; the gate's worst cases at the limit
+  { name: "memory", servers: true, run: memoryRuns },
 ];
 const NAMES = SCENARIOS.map((s) => s.name);
 
@@ -169,6 +174,8 @@ const opts = {
   // Issue 21's figure: 10 000 idle TLS IMAP connections.
   idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 10_000)),
   idlePerUser: 8,
+  preloginConns: 200,
+  preloginBytes: 1 << 20,
   // Dovecot moves IDLE sessions to its imap-hibernate process after 30 s idle.
   idleWaitMs: Number(flags["idle-wait"] ?? (quick ? 0 : 35)) * 1000,
   fetch2kMessages: quick ? 500 : 2000,
@@ -179,6 +186,15 @@ const opts = {
   idleMemAfterMs: 2000,
   deltachatMessages: quick ? 4 : 10,
   irohRoundTrips: quick ? 500 : 2000,
+  memory: {
+    appenders: quick ? 10 : 50,
+    fetchers: quick ? 10 : 50,
+    fetchersPerUser: 5,
+    messageBytes: quick ? 10_000_000 : 30_000_000,
+    dataConnections: 20,
+    dataBytes: 5 * 1024 * 1024,
+    worstBytes: quick ? 10_000_000 : 30_000_000,
+  },
   only: NAMES.filter((x) => only.has(x)),
 };
 
@@ -545,6 +561,73 @@ async function coldStart(b: Bench) {
 /** Median of each field over the rounds. */
 function medianOf<T>(rounds: T[], key: keyof T): number {
   return median(rounds.map((r) => r[key] as number).filter((x) => !Number.isNaN(x)));
+}
+
+/** Pre-login connections that send oversized commands (memory held before login). */
+async function preloginRuns(b: Bench) {
+  for (const [t, v, r] of b.targets) {
+    log(`${t.label}: ${opts.preloginConns} pre-login connections with oversized commands`);
+    const p = await preloginFlood(t, {
+      conns: opts.preloginConns,
+      bytes: opts.preloginBytes,
+      log,
+    });
+    r.prelogin = p;
+    v.prelogin_rss_growth_mb = mb(p.peak.rssKb - p.before.rssKb);
+    v.prelogin_rss_after_mb = mb(p.after.rssKb);
+  }
+}
+
+/** The memory metrics' labels with the sizes of this run (smaller with --quick). */
+function memoryLabels(): Record<string, string> {
+  const m = opts.memory;
+  const load = `${m.appenders} APPEND + ${m.fetchers} FETCH of ${m.messageBytes / 1e6} MB`;
+  return {
+    mem_af_growth_mb: `memory: RSS growth, ${load} (MB, goal ≤ 300 at 50+50 × 30 MB)`,
+    mem_af_pss_growth_mb: `memory: PSS growth, ${load} (MB)`,
+    mem_af_seconds: `memory: ${load}, time (s)`,
+  };
+}
+
+async function memoryRuns(b: Bench) {
+  Object.assign(b.labels, memoryLabels());
+  for (const [t, v, r] of b.targets) {
+    const m = await memoryBench(t, opts.memory, log);
+    r.memory = m;
+    const af = m.appendFetch, ud = m.unterminated, wc = m.worstCase;
+    v.mem_af_growth_mb = af.growthMb;
+    v.mem_af_pss_growth_mb = af.pssGrowthMb;
+    v.mem_af_seconds = af.seconds;
+    v.mem_af_noop_p99_ms = af.noopP99Ms;
+    v.mem_data_growth_mb = ud.heldGrowthMb;
+    v.mem_data_pss_growth_mb = ud.heldPssGrowthMb;
+    v.mem_data_second_growth_mb = ud.secondGrowthMb;
+    v.mem_worst_noop_max_ms = wc.noopMaxMs;
+    v.mem_worst_noop_p99_ms = wc.noopP99Ms;
+    log(
+      `  APPEND+FETCH: RSS ${af.baseRssMb} MB → ${af.connectedRssMb} connected → peak ` +
+        `${af.peakRssMb} (+${af.growthMb}, PSS +${af.pssGrowthMb}) → ${af.afterRssMb} after; ` +
+        `${af.appended} appended, ${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ` +
+        `${af.seconds.toFixed(1)} s; NOOP p99 ${af.noopP99Ms.toFixed(1)} ms max ` +
+        `${af.noopMaxMs.toFixed(1)} ms (${af.noops})` +
+        (af.errors.length ? `; errors: ${af.errors.join("; ")}` : ""),
+    );
+    log(
+      `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} → held ${ud.heldRssMb} ` +
+        `(+${ud.heldGrowthMb}, PSS +${ud.heldPssGrowthMb}); the same again: +${ud.secondGrowthMb}; ` +
+        `${ud.afterRssMb} after they left` +
+        (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
+    );
+    for (const c of wc.cases) {
+      log(`  ${c.name} (${c.bytes} B): ${c.seconds.toFixed(1)} s, ${c.reply}`);
+    }
+    log(
+      `  NOOP during those: p50 ${wc.noopP50Ms.toFixed(1)} ms, p99 ${
+        wc.noopP99Ms.toFixed(1)
+      } ms, ` +
+        `max ${wc.noopMaxMs.toFixed(1)} ms (${wc.noops})`,
+    );
+  }
 }
 
 /**

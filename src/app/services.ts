@@ -2,6 +2,7 @@
 // Used by the server and by every CLI command, so both share the same logic.
 
 import type { Config } from "../config/mod.ts";
+import type { Logger } from "../log/mod.ts";
 import { openSqliteStore, type SqliteStore, startSqliteStore } from "../store/sqlite/mod.ts";
 import { EventBus } from "../events/mod.ts";
 import { SettingsService } from "../settings/mod.ts";
@@ -45,6 +46,7 @@ export async function openServices(
     loginThrottle?: LoginThrottle;
     /** The server: store threads with group commit (CLI commands use one connection). */
     threaded?: boolean;
+    log?: Logger;
   } = {},
 ): Promise<Services> {
   ensureDataDir(config.dataDir);
@@ -70,6 +72,7 @@ export async function openServices(
       domain: config.mailDomain,
       now: options.now,
       throttle: loginThrottle,
+      log: options.log,
       limits: {
         usernameMinLength: config.limits.usernameMinLength,
         usernameMaxLength: config.limits.usernameMaxLength,
