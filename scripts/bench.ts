@@ -23,7 +23,7 @@ import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { type SignupResult, signupStorm } from "./bench/signup.ts";
 import { irohBench, type IrohResult } from "./bench/iroh.ts";
 import { Imap } from "./bench/clients.ts";
-import { memoryBench } from "./bench/memory.ts";
+import { MEMORY_PARTS, memoryBench, type MemoryPart } from "./bench/memory.ts";
 import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
 import type { MessageTemplate } from "./bench/messages.ts";
@@ -128,6 +128,7 @@ const { values: flags } = parseArgs({
     "idle-wait": { type: "string" },
     rounds: { type: "string" },
     sizes: { type: "string" },
+    "memory-parts": { type: "string" },
     only: { type: "string" },
     "raise-inotify": { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
@@ -138,11 +139,12 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--rounds N]\n" +
-      "                       [--sizes 2k,100k]\n" +
+      "                       [--sizes 2k,100k] [--memory-parts data,worst,transfer]\n" +
       "                       [--raise-inotify] [--cpu-prof DIR] [--only a,b,…]\n" +
       `scenarios: ${NAMES.join(", ")}\n` +
       "--rounds: submission and sign-up rounds (default 3, --quick 1); figures are medians.\n" +
       "--sizes: the submission sizes to run (default both; one is handy with --cpu-prof).\n" +
+      `--memory-parts: the memory scenario's parts to run (default ${MEMORY_PARTS.join(",")}).\n` +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.\n" +
@@ -159,6 +161,16 @@ for (const o of only) {
     console.error(`--only: unknown scenario "${o}" (known: ${NAMES.join(", ")})`);
     Deno.exit(2);
   }
+}
+function memoryParts(): MemoryPart[] {
+  const parts = (flags["memory-parts"] ?? MEMORY_PARTS.join(",")).split(",").map((x) => x.trim());
+  for (const p of parts) {
+    if (!(MEMORY_PARTS as readonly string[]).includes(p)) {
+      console.error(`--memory-parts: unknown part "${p}" (known: ${MEMORY_PARTS.join(", ")})`);
+      Deno.exit(2);
+    }
+  }
+  return parts as MemoryPart[];
 }
 const opts = {
   quick,
@@ -194,6 +206,7 @@ const opts = {
     dataConnections: 20,
     dataBytes: 5 * 1024 * 1024,
     worstBytes: quick ? 10_000_000 : 30_000_000,
+    parts: memoryParts(),
   },
   only: NAMES.filter((x) => only.has(x)),
 };
@@ -595,38 +608,43 @@ async function memoryRuns(b: Bench) {
     const m = await memoryBench(t, opts.memory, log);
     r.memory = m;
     const af = m.appendFetch, ud = m.unterminated, wc = m.worstCase;
-    v.mem_af_growth_mb = af.growthMb;
-    v.mem_af_pss_growth_mb = af.pssGrowthMb;
-    v.mem_af_seconds = af.seconds;
-    v.mem_af_noop_p99_ms = af.noopP99Ms;
-    v.mem_data_growth_mb = ud.heldGrowthMb;
-    v.mem_data_pss_growth_mb = ud.heldPssGrowthMb;
-    v.mem_data_second_growth_mb = ud.secondGrowthMb;
-    v.mem_worst_noop_max_ms = wc.noopMaxMs;
-    v.mem_worst_noop_p99_ms = wc.noopP99Ms;
-    log(
-      `  APPEND+FETCH: RSS ${af.baseRssMb} MB → ${af.connectedRssMb} connected → peak ` +
-        `${af.peakRssMb} (+${af.growthMb}, PSS +${af.pssGrowthMb}) → ${af.afterRssMb} after; ` +
-        `${af.appended} appended, ${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ` +
-        `${af.seconds.toFixed(1)} s; NOOP p99 ${af.noopP99Ms.toFixed(1)} ms max ` +
-        `${af.noopMaxMs.toFixed(1)} ms (${af.noops})` +
-        (af.errors.length ? `; errors: ${af.errors.join("; ")}` : ""),
-    );
-    log(
-      `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} → held ${ud.heldRssMb} ` +
-        `(+${ud.heldGrowthMb}, PSS +${ud.heldPssGrowthMb}); the same again: +${ud.secondGrowthMb}; ` +
-        `${ud.afterRssMb} after they left` +
-        (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
-    );
-    for (const c of wc.cases) {
-      log(`  ${c.name} (${c.bytes} B): ${c.seconds.toFixed(1)} s, ${c.reply}`);
+    if (af) {
+      v.mem_af_growth_mb = af.growthMb;
+      v.mem_af_pss_growth_mb = af.pssGrowthMb;
+      v.mem_af_seconds = af.seconds;
+      v.mem_af_noop_p99_ms = af.noopP99Ms;
+      log(
+        `  APPEND+FETCH: RSS ${af.baseRssMb} MB → ${af.connectedRssMb} connected → peak ` +
+          `${af.peakRssMb} (+${af.growthMb}, PSS +${af.pssGrowthMb}) → ${af.afterRssMb} after; ` +
+          `${af.appended} appended, ${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ` +
+          `${af.seconds.toFixed(1)} s; NOOP p99 ${af.noopP99Ms.toFixed(1)} ms max ` +
+          `${af.noopMaxMs.toFixed(1)} ms (${af.noops})` +
+          (af.errors.length ? `; errors: ${af.errors.join("; ")}` : ""),
+      );
     }
-    log(
-      `  NOOP during those: p50 ${wc.noopP50Ms.toFixed(1)} ms, p99 ${
-        wc.noopP99Ms.toFixed(1)
-      } ms, ` +
-        `max ${wc.noopMaxMs.toFixed(1)} ms (${wc.noops})`,
-    );
+    if (ud) {
+      v.mem_data_growth_mb = ud.heldGrowthMb;
+      v.mem_data_pss_growth_mb = ud.heldPssGrowthMb;
+      v.mem_data_second_growth_mb = ud.secondGrowthMb;
+      log(
+        `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} → held ` +
+          `${ud.heldRssMb} (+${ud.heldGrowthMb}, PSS +${ud.heldPssGrowthMb}); the same again: ` +
+          `+${ud.secondGrowthMb}; ${ud.afterRssMb} after they left` +
+          (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
+      );
+    }
+    if (wc) {
+      v.mem_worst_noop_max_ms = wc.noopMaxMs;
+      v.mem_worst_noop_p99_ms = wc.noopP99Ms;
+      for (const c of wc.cases) {
+        log(`  ${c.name} (${c.bytes} B): ${c.seconds.toFixed(1)} s, ${c.reply}`);
+      }
+      log(
+        `  NOOP during those: p50 ${wc.noopP50Ms.toFixed(1)} ms, p99 ${
+          wc.noopP99Ms.toFixed(1)
+        } ms, max ${wc.noopMaxMs.toFixed(1)} ms (${wc.noops})`,
+      );
+    }
   }
 }
 

@@ -25,10 +25,16 @@ export interface MemoryOptions {
   dataBytes: number;
   /** Size of the gate's worst-case messages. */
   worstBytes: number;
+  /** The parts to run (default all): hanging DATA, the worst cases, APPEND + FETCH. */
+  parts?: MemoryPart[];
 }
 
+export const MEMORY_PARTS = ["data", "worst", "transfer"] as const;
+export type MemoryPart = typeof MEMORY_PARTS[number];
+
+/** Each part's figures; a part left out of the run is absent. */
 export interface MemoryResult {
-  appendFetch: {
+  appendFetch?: {
     appenders: number;
     fetchers: number;
     messageBytes: number;
@@ -51,7 +57,7 @@ export interface MemoryResult {
     noopP99Ms: number;
     noopMaxMs: number;
   };
-  unterminated: {
+  unterminated?: {
     connections: number;
     bytesEach: number;
     baseRssMb: number;
@@ -70,7 +76,7 @@ export interface MemoryResult {
     afterRssMb: number;
     errors: string[];
   };
-  worstCase: {
+  worstCase?: {
     cases: { name: string; bytes: number; reply: string; seconds: number }[];
     noops: number;
     noopP50Ms: number;
@@ -178,7 +184,7 @@ async function appendFetch(
   t: Target,
   o: MemoryOptions,
   log: (m: string) => void,
-): Promise<MemoryResult["appendFetch"]> {
+): Promise<NonNullable<MemoryResult["appendFetch"]>> {
   const appenders = Array.from({ length: o.appenders }, (_, i) => userName("ma", i));
   const owners = Array.from(
     { length: Math.ceil(o.fetchers / o.fetchersPerUser) },
@@ -268,7 +274,7 @@ async function unterminated(
   t: Target,
   o: MemoryOptions,
   log: (m: string) => void,
-): Promise<MemoryResult["unterminated"]> {
+): Promise<NonNullable<MemoryResult["unterminated"]>> {
   const senders = Array.from({ length: o.dataConnections }, (_, i) => userName("mu", i));
   const rcpt = userName("mr", 0);
   await t.ensureUsers([...senders, rcpt]);
@@ -325,14 +331,14 @@ async function worstCase(
   t: Target,
   o: MemoryOptions,
   log: (m: string) => void,
-): Promise<MemoryResult["worstCase"]> {
+): Promise<NonNullable<MemoryResult["worstCase"]>> {
   const sender = userName("mw", 0), rcpt = userName("mw", 1), bystander = userName("mn", 1);
   await t.ensureUsers([sender, rcpt, bystander]);
   const by = await login(t, bystander);
   await by.select();
   const smtp = await Smtp.connect(t.smtpPort, t.caPem);
   await smtp.login(t.addr(sender), PASS);
-  const cases: MemoryResult["worstCase"]["cases"] = [];
+  const cases: NonNullable<MemoryResult["worstCase"]>["cases"] = [];
   const probe = noopProbe(by);
   const NAMES = ["empty parts", "nested multiparts", "boundary-prefix lines"];
   try {
@@ -368,11 +374,19 @@ export async function memoryBench(
 ): Promise<MemoryResult> {
   // Hanging DATA first, on a process that has not grown yet: what it holds is then not hidden
   // by memory the allocator is still giving back after the large transfers.
-  log(`${t.label}: unterminated DATA`);
-  const ud = await unterminated(t, o, log);
-  log(`${t.label}: the MIME reader's worst cases, another user's NOOP meanwhile`);
-  const wc = await worstCase(t, o, log);
-  log(`${t.label}: memory while ${o.appenders} APPEND and ${o.fetchers} FETCH`);
-  const af = await appendFetch(t, o, log);
-  return { appendFetch: af, unterminated: ud, worstCase: wc };
+  const parts = new Set<MemoryPart>(o.parts ?? MEMORY_PARTS);
+  const r: MemoryResult = {};
+  if (parts.has("data")) {
+    log(`${t.label}: unterminated DATA`);
+    r.unterminated = await unterminated(t, o, log);
+  }
+  if (parts.has("worst")) {
+    log(`${t.label}: the MIME reader's worst cases, another user's NOOP meanwhile`);
+    r.worstCase = await worstCase(t, o, log);
+  }
+  if (parts.has("transfer")) {
+    log(`${t.label}: memory while ${o.appenders} APPEND and ${o.fetchers} FETCH`);
+    r.appendFetch = await appendFetch(t, o, log);
+  }
+  return r;
 }
