@@ -321,6 +321,34 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal(await s.openBody(999_999), null);
   });
 
+  test("a spool's caller may reuse its buffer once each write settled", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    // Below the inline limit (kept in memory) and far past it (written through to a file).
+    for (const total of [40_000, 400_000]) {
+      const expected = pattern(total);
+      const buf = new Uint8Array(16_384);
+      const spool = s.createSpool();
+      for (let off = 0; off < total; off += buf.length) {
+        const piece = expected.subarray(off, off + buf.length);
+        buf.set(piece);
+        await spool.write(buf.subarray(0, piece.length));
+        buf.fill(0x21); // what a reused socket buffer would hold next
+      }
+      const body = await spool.finish();
+      const r = await s.append({
+        accountId: a.id,
+        mailboxName: "INBOX",
+        body,
+        flags: [],
+        internalDate: 1,
+        defaultQuotaBytes: 1e9,
+      });
+      await spool.discard();
+      const id = (await s.getMessages(r.mailboxId, [r.uid]))[0].bodyId;
+      assert.deepEqual(await s.readBody(id), expected, `${total} bytes`);
+    }
+  });
+
   test("a discarded spool refuses more writes and can be given up at any point", async (s) => {
     const spool = s.createSpool();
     await spool.write(pattern(200_000));
