@@ -312,6 +312,14 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
       assert.deepEqual(await reader.read(131_000, 5_000), large.subarray(131_000, 136_000));
       assert.deepEqual(await reader.read(299_990, 100), large.subarray(299_990));
       assert.equal((await reader.read(400_000, 10)).length, 0);
+      // Ranges in order (each starting where the last ended), asked for at once, then backwards.
+      const pieces = await Promise.all(
+        [0, 70_000, 140_000, 210_000, 280_000].map((o) => reader.read(o, 70_000)),
+      );
+      assert.deepEqual(concat(...pieces), large);
+      assert.deepEqual(await reader.read(150_000, 10), large.subarray(150_000, 150_010));
+      assert.deepEqual(await reader.read(100, 10), large.subarray(100, 110));
+      assert.deepEqual(await reader.read(110, 10), large.subarray(110, 120));
     } finally {
       await reader.close();
     }
