@@ -10,6 +10,7 @@ import { Imap, Smtp } from "./clients.ts";
 import type { Target } from "./scenarios.ts";
 import { PASS } from "./scenarios.ts";
 import { worstCases } from "./gate.ts";
+import { startNoopProbe } from "./noop_probe.ts";
 import { now, percentile, pool, sleep, userName } from "./util.ts";
 
 const enc = new TextEncoder();
@@ -159,25 +160,14 @@ async function append(c: Imap, message: Uint8Array): Promise<string> {
   return r.ok ? "" : r.status;
 }
 
-/** A bystander's NOOP round trips until `stop()`. */
-function noopProbe(c: Imap) {
-  const times: number[] = [];
-  let running = true;
-  const done = (async () => {
-    while (running) {
-      const t0 = now();
-      await c.cmd("NOOP", false);
-      times.push(now() - t0);
-      await sleep(5);
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await done;
-      return times;
-    },
-  };
+/** A bystander's NOOP round trips until `stop()`, from a thread of its own (noop_probe.ts). */
+function noopProbe(t: Target, user: string) {
+  return startNoopProbe({
+    imapPort: t.imapPort,
+    caPem: t.caPem,
+    address: t.addr(user),
+    password: PASS,
+  });
 }
 
 async function appendFetch(
@@ -216,12 +206,10 @@ async function appendFetch(
       return c;
     },
   );
-  const by = await login(t, bystander);
-  await by.select();
+  const probe = await noopProbe(t, bystander);
   const connected = await settled(t);
   log(`  ${o.appenders} APPEND and ${o.fetchers} FETCH of ${o.messageBytes} bytes at once`);
   const s = sampler(t);
-  const probe = noopProbe(by);
   let appended = 0, fetchedBytes = 0;
   const t0 = now();
   await Promise.all([
@@ -247,7 +235,7 @@ async function appendFetch(
   const seconds = (now() - t0) / 1000;
   const noops = await probe.stop();
   const peak = await s.stop();
-  for (const c of [...aSessions, ...fSessions, by]) c.close();
+  for (const c of [...aSessions, ...fSessions]) c.close();
   await sleep(3000);
   const after = await settled(t);
   return {
@@ -334,12 +322,10 @@ async function worstCase(
 ): Promise<NonNullable<MemoryResult["worstCase"]>> {
   const sender = userName("mw", 0), rcpt = userName("mw", 1), bystander = userName("mn", 1);
   await t.ensureUsers([sender, rcpt, bystander]);
-  const by = await login(t, bystander);
-  await by.select();
   const smtp = await Smtp.connect(t.smtpPort, t.caPem);
   await smtp.login(t.addr(sender), PASS);
   const cases: NonNullable<MemoryResult["worstCase"]>["cases"] = [];
-  const probe = noopProbe(by);
+  const probe = await noopProbe(t, bystander);
   const NAMES = ["empty parts", "nested multiparts", "boundary-prefix lines"];
   try {
     for (const c of worstCases(o.worstBytes).filter((c) => NAMES.includes(c.name))) {
@@ -357,7 +343,6 @@ async function worstCase(
     await smtp.quit();
   }
   const noops = await probe.stop();
-  by.close();
   return {
     cases,
     noops: noops.length,

@@ -1,5 +1,6 @@
 // The measurements, each run the same way against any Target (tern or the reference stack).
 
+import { startNoopProbe } from "./noop_probe.ts";
 import { Imap, Smtp } from "./clients.ts";
 import { appendMessage, headFor } from "./messages.ts";
 import type { MessageTemplate } from "./messages.ts";
@@ -107,8 +108,13 @@ export async function submission(
   await t.ensureUsers([...senders, ...rcpts, bystanderUser]);
   const pollers = await Promise.all(rcpts.map((r) => imapSession(t, r)));
   const sessions = await Promise.all(senders.map((s) => smtpSession(t, s)));
-  const bystander = await imapSession(t, bystanderUser);
-  await bystander.select();
+  // Another user's session while everyone submits: how long does a NOOP wait? (Its own thread.)
+  const bystander = await startNoopProbe({
+    imapPort: t.imapPort,
+    caPem: t.caPem,
+    address: t.addr(bystanderUser),
+    password: PASS,
+  });
   try {
     const base = sum(await Promise.all(pollers.map((p) => p.messages())));
     const lat: number[] = [];
@@ -141,16 +147,7 @@ export async function submission(
       tSendEnd = now();
       clientCpuEnd = selfCpuMs();
     });
-    // Another user's session while everyone submits: how long does a NOOP wait?
-    const noop: number[] = [];
-    const noops = (async () => {
-      while (!sendDone) {
-        const ts = now();
-        await bystander.cmd("NOOP", false);
-        noop.push(now() - ts);
-        await sleep(5);
-      }
-    })();
+    const noops = sending.then(() => bystander.stop());
     let delivered = 0, tDelivered = NaN, tLastPoll = t0;
     while (true) {
       const counts = await Promise.all(pollers.map((p) => p.messages()));
@@ -165,7 +162,7 @@ export async function submission(
     }
     const serverCpu = t.cpuMs() - cpu0;
     await sending;
-    await noops;
+    const noop = await noops;
     const sendSeconds = (tSendEnd - t0) / 1000;
     const deliverSeconds = ((Number.isNaN(tDelivered) ? tLastPoll : tDelivered) - t0) / 1000;
     return {
@@ -193,7 +190,7 @@ export async function submission(
   } finally {
     await Promise.all(sessions.map((s) => s.quit()));
     for (const p of pollers) p.close();
-    bystander.close();
+    await bystander.stop().catch(() => {}); // stopped already, or the result is not wanted
   }
 }
 
