@@ -60,6 +60,7 @@ import {
   sleep,
   treeCpuMs,
   treeMem,
+  treeSyscalls,
   versionOf,
 } from "./bench/util.ts";
 
@@ -266,6 +267,7 @@ function ternTarget(t: TernBench): Target {
     imapMem: () => treeMem([t.pid]),
     totalMem: () => treeMem([t.pid]),
     cpuMs: () => treeCpuMs([t.pid]),
+    syscalls: () => treeSyscalls([t.pid]),
   };
 }
 
@@ -286,6 +288,7 @@ function refTarget(r: RefStack): Target {
     imapMem: () => r.dovecotMem(),
     totalMem: () => r.totalMem(),
     cpuMs: () => treeCpuMs([r.dovecotPid() ?? -1, r.postfixPid() ?? -1]),
+    syscalls: () => treeSyscalls([r.dovecotPid() ?? -1, r.postfixPid() ?? -1]),
   };
 }
 
@@ -687,7 +690,9 @@ async function submissionRuns(b: Bench) {
               s.p50Ms.toFixed(1)
             } ms p99 ${s.p99Ms.toFixed(1)} ms, server CPU ${
               s.serverCpuMsPerMsg.toFixed(2)
-            } ms/msg, ` +
+            } ms/msg, syscalls/msg ${s.serverReadsPerMsg.toFixed(1)} read ${
+              s.serverWritesPerMsg.toFixed(1)
+            } write, ` +
             `NOOP p99 ${s.noopP99Ms.toFixed(1)} ms max ${
               s.noopMaxMs.toFixed(1)
             } ms (${s.noops}), ` +

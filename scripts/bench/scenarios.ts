@@ -27,6 +27,8 @@ export interface Target {
   totalMem(): Mem;
   /** CPU time (ms) all server processes used so far. */
   cpuMs(): number;
+  /** System calls of the server processes so far (treeSyscalls). */
+  syscalls(): { reads: number; writes: number };
 }
 
 export type Log = (msg: string) => void;
@@ -88,6 +90,9 @@ export interface SubmissionResult {
   drainSeconds: number;
   /** Server CPU time per delivered message, from the first MAIL until all were delivered. */
   serverCpuMsPerMsg: number;
+  /** The server's read and write system calls per delivered message (live processes only). */
+  serverReadsPerMsg: number;
+  serverWritesPerMsg: number;
   /** CPU the benchmark client itself used while sending, % of one core. */
   clientCpuPct: number;
   /** NOOP round trips of a bystander IMAP session while the others submit (ms). */
@@ -120,7 +125,7 @@ export async function submission(
     const lat: number[] = [];
     let accepted = 0, rejected = 0, firstError = "";
     let sendDone = false, tSendEnd = 0, clientCpuEnd = 0;
-    const cpu0 = t.cpuMs(), clientCpu0 = selfCpuMs();
+    const cpu0 = t.cpuMs(), sys0 = t.syscalls(), clientCpu0 = selfCpuMs();
     const t0 = now();
     const tEnd = t0 + opts.durationMs;
     const sending = Promise.all(sessions.map(async (c, i) => {
@@ -161,6 +166,7 @@ export async function submission(
       await sleep(sendDone ? 50 : 200);
     }
     const serverCpu = t.cpuMs() - cpu0;
+    const sys1 = t.syscalls();
     await sending;
     const noop = await noops;
     const sendSeconds = (tSendEnd - t0) / 1000;
@@ -181,6 +187,8 @@ export async function submission(
       deliveredPerSec: delivered / deliverSeconds,
       drainSeconds: Math.max(0, deliverSeconds - sendSeconds),
       serverCpuMsPerMsg: serverCpu / delivered,
+      serverReadsPerMsg: (sys1.reads - sys0.reads) / delivered,
+      serverWritesPerMsg: (sys1.writes - sys0.writes) / delivered,
       clientCpuPct: ((clientCpuEnd - clientCpu0) / (tSendEnd - t0)) * 100,
       noops: noop.length,
       noopP50Ms: percentile(noop, 50),

@@ -189,6 +189,26 @@ export function treeCpuMs(roots: number[]): number {
   return total;
 }
 
+/**
+ * System calls made so far by the live processes of the tree (/proc/PID/io syscr + syscw; the
+ * counts of processes that already ended are lost). Unlike CPU time, not inflated by a loaded
+ * machine: a repeatable measure of per-message I/O work.
+ */
+export function treeSyscalls(roots: number[]): { reads: number; writes: number } {
+  let reads = 0, writes = 0;
+  for (const pid of processTree(roots)) {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(`/proc/${pid}/io`);
+    } catch {
+      continue; // ended meanwhile, or not ours to read
+    }
+    reads += Number(/^syscr:\s*(\d+)/m.exec(text)?.[1] ?? 0);
+    writes += Number(/^syscw:\s*(\d+)/m.exec(text)?.[1] ?? 0);
+  }
+  return { reads, writes };
+}
+
 /** CPU time (ms) this benchmark process used itself (without its children). */
 export function selfCpuMs(): number {
   const t = cpuTimes(Deno.pid);
