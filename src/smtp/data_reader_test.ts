@@ -93,3 +93,23 @@ Deno.test("readData: a chunk that begins mid-line is handed on as a view of itse
   assert.ok(copied <= (chunks.length - 1) * 80, `${copied} bytes copied`);
   assert.equal(viewed + copied, 4000);
 });
+
+Deno.test("readData: a stray CR or bare LF is seen wherever the input is split", async () => {
+  const cases: [string, boolean][] = [
+    ["a\r\nb\r\n", false],
+    ["a\rb\r\nc\r\n", true],
+    ["a\r\nb\r\r\n", true],
+    ["a\r\nb\nc\r\n", true],
+    ["\r\r\n", true],
+    ["x".repeat(30) + "\r\n" + "y".repeat(30) + "\rz\r\n", true],
+  ];
+  for (const [body, bad] of cases) {
+    const wire = body + ".\r\n";
+    for (let a = 0; a <= wire.length; a++) {
+      for (const b of [a + 1, a + 5, wire.length]) {
+        const r = await run(wire, [a, b]);
+        assert.equal(r.result?.badLineEnding, bad, `${JSON.stringify(body)} cut at ${a}, ${b}`);
+      }
+    }
+  }
+});
