@@ -14,7 +14,7 @@
 // at an enclosing boundary or at the end. Everything where other readers could differ is reported
 // (see ambiguity.ts) rather than guessed.
 
-import { countLf, CR, LF } from "./bytes.ts";
+import { CR, LF } from "./bytes.ts";
 import { type Ambiguity, type AmbiguityCode, checkHeaderBlock } from "./ambiguity.ts";
 import { splitFields } from "./headers.ts";
 import {
@@ -284,9 +284,13 @@ export class MimeStreamParser {
     const limit = d < 0 ? b.length : d;
     const lastLf = b.lastIndexOf(LF, limit - 1);
     if (lastLf < s) return s;
-    const lfs = countLf(b, s, lastLf + 1);
-    // Where the run's last line starts (fromIndex -1 would mean "from the end": guarded).
-    const lineStart = lastLf > s ? Math.max(s, b.lastIndexOf(LF, lastLf - 1) + 1) : s;
+    let lfs = 0, lineStart = s;
+    for (let p = s; p <= lastLf;) {
+      const q = b.indexOf(LF, p);
+      lfs++;
+      lineStart = p;
+      p = q + 1;
+    }
     let ce = lastLf;
     if (ce > lineStart && b[ce - 1] === CR) ce--;
     const sink = f.sink;
