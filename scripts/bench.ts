@@ -1,17 +1,23 @@
 // Benchmark: the same load against tern and the reference stack (Postfix + Dovecot,
-// scripts/refstack) in one run; prints both side by side and the ratio.
+// scripts/refstack) in one run; prints both side by side with the ratio, then issue 21's goals
+// (figure, both values, ratio, goal, met?) and draws the chart.
 //
-//   scripts/deno task bench                  # default run (< 6 min)
-//   scripts/deno task bench --quick          # short durations, 500 idle connections (< 2 min)
-//   scripts/deno task bench --idle-conns 10000   # the full IDLE figure
-//   scripts/deno task bench --save-baseline  # also write scripts/bench_baseline.json
+//   scripts/deno task bench                  # default run (about 15 min; medians of 3 rounds)
+//   scripts/deno task bench --quick          # short durations, one round, 500 idle connections
+//   scripts/deno task bench --idle-conns 2000    # fewer idle connections than the default 10 000
+//   scripts/deno task bench --save-baseline  # also write scripts/bench_baseline.{json,svg}
 //   scripts/deno task bench --no-refstack    # tern alone
+//   scripts/deno task bench --cpu-prof DIR   # tern runs with --cpu-prof; profiles land in DIR
 //   scripts/deno task bench --only scale     # big mailboxes (1 000 / 10 000 / 50 000 messages)
+//   scripts/deno task bench --only federation  # tern → tern beside Postfix → Postfix
 //
-// Results go to scripts/bench_results.json; tern figures more than 20% worse than
-// scripts/bench_baseline.json are listed at the end. Needs root for the reference stack; without it
-// (or when it cannot start) tern is measured alone. Every process and directory the run creates is
-// removed at the end, also on Ctrl-C.
+// Results go to scripts/bench_results.json and scripts/bench_chart.svg; tern figures more than 20%
+// worse than scripts/bench_baseline.json are listed at the end. Needs root for the reference
+// stack; without it (or when it cannot start) tern is measured alone. Every process and
+// directory the run creates is removed at the end, also on Ctrl-C.
+//
+// Scenarios are rows of SCENARIOS below (name, whether it needs the servers, the function): add
+// one there.
 
 import { parseArgs } from "node:util";
 import { parseMessage } from "../src/mime/mod.ts";
@@ -19,7 +25,7 @@ import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { type SignupResult, signupStorm } from "./bench/signup.ts";
 import { irohBench, type IrohResult } from "./bench/iroh.ts";
 import { Imap } from "./bench/clients.ts";
-import { memoryBench } from "./bench/memory.ts";
+import { MEMORY_PARTS, memoryBench, type MemoryPart } from "./bench/memory.ts";
 import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
 import type { MessageTemplate } from "./bench/messages.ts";
@@ -27,6 +33,9 @@ import { startRefStack } from "./bench/refstack.ts";
 import type { RefStack } from "./bench/refstack.ts";
 import { METRICS, regressions, scaleLabels, table } from "./bench/report.ts";
 import type { Values } from "./bench/report.ts";
+import { evaluateGoals, goalSummary, goalTable } from "./bench/goals.ts";
+import { chartSvg } from "./bench/chart.ts";
+import { summarizeProfiles } from "./bench/profile.ts";
 import {
   deliveryLatency,
   fetchThroughput,
@@ -52,11 +61,81 @@ import {
   silentHost,
 } from "./bench/federation.ts";
 import type { TernBench } from "./bench/tern.ts";
-import { median, pool, raiseNofile, sleep, treeCpuMs, treeMem, userName } from "./bench/util.ts";
+import {
+  hostInfo,
+  loadavg,
+  median,
+  pool,
+  raiseNofile,
+  sleep,
+  treeCpuMs,
+  treeMem,
+  treeSyscalls,
+  userName,
+  versionOf,
+} from "./bench/util.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const RESULTS = `${HERE}bench_results.json`;
+const CHART = `${HERE}bench_chart.svg`;
 const BASELINE = `${HERE}bench_baseline.json`;
+const BASELINE_CHART = `${HERE}bench_baseline.svg`;
+
+// ---- the scenarios ---------------------------------------------------------------------------
+
+/** What a scenario gets: the run's options, both servers (when it needs them) and the tables. */
+interface Bench {
+  opts: typeof opts;
+  quick: boolean;
+  notes: string[];
+  /** Figures by metric id (report.ts METRICS), tern's and the reference's. */
+  tv: Values;
+  rv: Values;
+  raw: { tern: Raw; ref: Raw };
+  /** Labels that depend on the run's options (shown instead of METRICS' labels). */
+  labels: Record<string, string>;
+  /** The running servers (scenarios with `servers: false` run before they start: null). */
+  tern: TernBench | null;
+  ref: RefStack | null;
+  /** The reference's figures were measured by a scenario with servers of its own. */
+  refFigures?: boolean;
+  /** tern first, then the reference stack when it runs. */
+  targets: Targets;
+  /** A PGP/MIME message template of about `bytes` (made once per size). */
+  template(bytes: number): Promise<MessageTemplate>;
+}
+
+interface Scenario {
+  name: string;
+  /** False: runs before the servers start (in this process or one of its own). */
+  servers: boolean;
+  run(b: Bench): Promise<void>;
+}
+
+const SCENARIOS: Scenario[] = [
+  { name: "gate", servers: false, run: gateRuns },
+  { name: "start", servers: false, run: coldStart },
+  { name: "parse", servers: false, run: parseSpeed },
+  { name: "submit", servers: true, run: submissionRuns },
+  { name: "latency", servers: true, run: latencyRuns },
+  { name: "signup", servers: true, run: signupRuns },
+  { name: "idle", servers: true, run: idleRuns },
+  { name: "prelogin", servers: true, run: preloginRuns },
+  { name: "fetch", servers: true, run: fetchRuns },
+  { name: "deltachat", servers: true, run: deltachatRuns },
+  { name: "iroh", servers: true, run: irohRuns },
+  // memory bounds under large transfers and hanging DATA; the gate's worst cases at the limit
+  { name: "memory", servers: true, run: memoryRuns },
+  // big mailboxes (only when named in --only: 50 000 messages per server)
+  { name: "scale", servers: true, run: scaleRuns },
+  // tern → tern and Postfix → Postfix, each with servers of its own (only when named)
+  { name: "federation", servers: false, run: federationScenario },
+];
+/** Scenarios a run without --only leaves out: they take long and start servers of their own. */
+const ON_REQUEST = new Set(["scale", "federation"]);
+const NAMES = SCENARIOS.map((s) => s.name);
+
+// ---- options ----------------------------------------------------------------------------------
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -67,68 +146,71 @@ const { values: flags } = parseArgs({
     "idle-conns": { type: "string" },
     duration: { type: "string" },
     "idle-wait": { type: "string" },
+    rounds: { type: "string" },
+    sizes: { type: "string" },
+    "memory-parts": { type: "string" },
     only: { type: "string" },
     "scale-sizes": { type: "string" },
     "raise-inotify": { type: "boolean", default: false },
+    "cpu-prof": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
-      "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,parse,submit,latency,signup,idle,prelogin,fetch,\n" +
-      "                               deltachat,gate,iroh,memory,scale,federation]\n" +
+      "                       [--duration SECONDS] [--idle-wait SECONDS] [--rounds N]\n" +
+      "                       [--sizes 2k,100k] [--memory-parts data,worst,transfer]\n" +
+      "                       [--raise-inotify] [--cpu-prof DIR] [--only a,b,…]\n" +
       "                       [--scale-sizes 1000,10000,50000]\n" +
-      "scale (big mailboxes) runs only when named in --only.\n" +
-      "federation (two servers each side, 2 000 messages across, without, with and again without\n" +
-      "a silent peer) runs only when --only names it.\n" +
+      `scenarios: ${NAMES.join(", ")}\n` +
+      "scale (big mailboxes) and federation (two servers each side, 2 000 messages across,\n" +
+      "without, with and again without a silent peer) run only when --only names them.\n" +
+      "--rounds: submission and sign-up rounds (default 3, --quick 1); figures are medians.\n" +
+      "--sizes: the submission sizes to run (default both; one is handy with --cpu-prof).\n" +
+      `--memory-parts: the memory scenario's parts to run (default ${MEMORY_PARTS.join(",")}).\n` +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
-      "hibernated.",
+      "hibernated.\n" +
+      "--cpu-prof DIR: tern (main thread and store threads) writes V8 CPU profiles into DIR when\n" +
+      "it stops; the run prints where the time went.",
   );
   Deno.exit(0);
 }
 
 const quick = flags.quick!;
-const SCENARIOS = [
-  "start",
-  "parse",
-  "submit",
-  "latency",
-  "signup",
-  "idle",
-  "prelogin",
-  "fetch",
-  "deltachat",
-  "gate",
-  "iroh",
-  "memory",
-  "scale",
-  "federation",
-];
-/** Scenarios a run without --only takes: scale fills 50 000 messages per server, federation
- * runs two servers each side; both only when asked for. */
-const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== "scale" && s !== "federation");
 const only = new Set(
-  flags.only ? flags.only.split(",").map((x) => x.trim()) : DEFAULT_SCENARIOS,
+  flags.only ? flags.only.split(",").map((x) => x.trim()) : NAMES.filter((n) => !ON_REQUEST.has(n)),
 );
 for (const o of only) {
-  if (!SCENARIOS.includes(o)) {
-    console.error(`--only: unknown scenario "${o}" (known: ${SCENARIOS.join(", ")})`);
+  if (!NAMES.includes(o)) {
+    console.error(`--only: unknown scenario "${o}" (known: ${NAMES.join(", ")})`);
     Deno.exit(2);
   }
+}
+function memoryParts(): MemoryPart[] {
+  const parts = (flags["memory-parts"] ?? MEMORY_PARTS.join(",")).split(",").map((x) => x.trim());
+  for (const p of parts) {
+    if (!(MEMORY_PARTS as readonly string[]).includes(p)) {
+      console.error(`--memory-parts: unknown part "${p}" (known: ${MEMORY_PARTS.join(", ")})`);
+      Deno.exit(2);
+    }
+  }
+  return parts as MemoryPart[];
 }
 const opts = {
   quick,
   sessions: 8,
   durationMs: Number(flags.duration ?? (quick ? 3 : 10)) * 1000,
   drainTimeoutMs: quick ? 15_000 : 30_000,
+  /** Submission and sign-up rounds; their figures are medians over the rounds. */
+  rounds: Number(flags.rounds ?? (quick ? 1 : 3)),
   latencyRecipients: 50,
   // Issue 21's sign-up storm: 1000 new clients, 50 in flight.
   signupClients: quick ? 300 : 1000,
   signupInFlight: 50,
-  idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 2000)),
+  // Issue 21's figure: 10 000 idle TLS IMAP connections.
+  idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 10_000)),
   idlePerUser: 8,
   preloginConns: 200,
   preloginBytes: 1 << 20,
@@ -138,10 +220,12 @@ const opts = {
   fetch100kMessages: quick ? 100 : 500,
   fetchRuns: 5,
   restarts: quick ? 1 : 3,
-  deltachatMessages: quick ? 4 : 10,
   scaleSizes: (flags["scale-sizes"] ?? (quick ? "500,2000,5000" : "1000,10000,50000"))
     .split(",").map(Number),
   federationMessages: quick ? 500 : 2000,
+  /** Idle memory is read this long after the server greeted. */
+  idleMemAfterMs: 2000,
+  deltachatMessages: quick ? 4 : 10,
   irohRoundTrips: quick ? 500 : 2000,
   memory: {
     appenders: quick ? 10 : 50,
@@ -151,8 +235,9 @@ const opts = {
     dataConnections: 20,
     dataBytes: 5 * 1024 * 1024,
     worstBytes: quick ? 10_000_000 : 30_000_000,
+    parts: memoryParts(),
   },
-  only: SCENARIOS.filter((x) => only.has(x)),
+  only: NAMES.filter((x) => only.has(x)),
 };
 
 const log = (msg: string) =>
@@ -210,6 +295,7 @@ function ternTarget(t: TernBench): Target {
     imapMem: () => treeMem([t.pid]),
     totalMem: () => treeMem([t.pid]),
     cpuMs: () => treeCpuMs([t.pid]),
+    syscalls: () => treeSyscalls([t.pid]),
     // Everything in the data directory: the database (with WAL) and any body files.
     storageBytes: () => dirBytes(t.dataDir),
     async maintain() {
@@ -262,17 +348,24 @@ function refTarget(r: RefStack): Target {
     imapMem: () => r.dovecotMem(),
     totalMem: () => r.totalMem(),
     cpuMs: () => treeCpuMs([r.dovecotPid() ?? -1, r.postfixPid() ?? -1]),
+    syscalls: () => treeSyscalls([r.dovecotPid() ?? -1, r.postfixPid() ?? -1]),
     // The user's Maildir (gzip-compressed messages, as chatmail stores them) with its indexes.
     storageBytes: (user) => dirBytes(`${r.dir}/mail/${user}@${r.domain}`),
   };
 }
 
+/** The tern process the scenarios measure, with --cpu-prof when asked. */
+function startTern(): Promise<TernBench> {
+  const prof = flags["cpu-prof"];
+  return startTernBench({ runtimeArgs: prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [] });
+}
+
 // ---- the run ---------------------------------------------------------------------------------------
 interface Raw {
-  submission2k?: SubmissionResult;
-  submission100k?: SubmissionResult;
+  submission2k?: SubmissionResult[];
+  submission100k?: SubmissionResult[];
   latency?: LatencyResult;
-  signup?: SignupResult;
+  signup?: SignupResult[];
   idle?: IdleResult;
   fetch2k?: FetchResult;
   fetch100k?: FetchResult;
@@ -282,6 +375,8 @@ interface Raw {
   [k: string]: unknown;
 }
 
+type Targets = [Target, Values, Raw][];
+
 async function main() {
   const started = Date.now();
   const notes: string[] = [];
@@ -290,55 +385,80 @@ async function main() {
     notes.push(`open-file limit ${nofile}: idle connections capped`);
     opts.idleConns = Math.max(100, nofile - 1024);
   }
-  const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  if (flags["cpu-prof"]) await Deno.mkdir(flags["cpu-prof"], { recursive: true });
+  const host = hostInfo();
+  const loadAtStart = loadavg();
   log(
     `${quick ? "quick" : "default"} run: ${opts.durationMs / 1000} s per submission size, ` +
-      `${opts.idleConns} idle connections; ${navigator.hardwareConcurrency} CPUs, load ${load}`,
+      `${opts.rounds} round(s), ${opts.idleConns} idle connections; ${host.cpus} CPUs ` +
+      `(${host.cpuModel}), ${host.memGb} GB, load ${loadAtStart}`,
   );
 
-  const tv: Values = {}, rv: Values = {};
-  const raw: { tern: Raw; ref: Raw } = { tern: {}, ref: {} };
+  const templates = new Map<number, Promise<MessageTemplate>>();
+  const b: Bench = {
+    opts,
+    quick,
+    notes,
+    tv: {},
+    rv: {},
+    raw: { tern: {}, ref: {} },
+    labels: {},
+    tern: null,
+    ref: null,
+    targets: [],
+    template(bytes) {
+      let t = templates.get(bytes);
+      if (!t) templates.set(bytes, t = messageTemplate(bytes));
+      return t;
+    },
+  };
 
-  // 7. the gate's cost on worst-case messages (in-process, no server needed)
-  if (only.has("gate")) {
-    raw.tern.gate = await gateRuns();
-    if (only.size === 1) {
-      await Deno.writeTextFile(
-        RESULTS,
-        JSON.stringify({ date: new Date().toISOString(), gate: raw.tern.gate }, null, 2) + "\n",
-      );
-      console.log(`results: ${RESULTS}`);
-      return;
-    }
-  }
+  // Scenarios that run alone come first (cold start before anything else loads the machine).
+  for (const s of SCENARIOS) if (!s.servers && only.has(s.name)) await s.run(b);
 
-  // 5. cold start (before anything else runs)
-  if (only.has("start")) await coldStart(tv, raw.tern);
-  // MIME parsing speed (tern only; moved here from a time limit in parse_message_test.ts)
-  if (only.has("parse")) parseSpeed(tv);
-
-  // templates
-  const tpl2k = await messageTemplate(2048);
-  const tpl100k = await messageTemplate(100 * 1024);
-  log(`messages: ${tpl2k.size} and ${tpl100k.size} bytes (PGP/MIME)`);
-
-  // servers: the standard pair, unless only federation (which starts its own) was asked for
-  const standard = opts.only.some((x) => x !== "federation");
-  const targets: [Target, Values, Raw][] = [];
-  let ref: RefStack | null = null;
   let refError = "";
-  if (standard) {
-    ({ ref, refError } = await standardServers(targets, tv, rv, raw, notes, tpl2k, tpl100k));
-  }
-  // 8. federation: tern → tern and Postfix → Postfix
-  let refMeasured = ref !== null;
-  if (only.has("federation")) {
-    const f = await federationRuns(tpl2k, tv, rv, raw, notes);
-    refMeasured ||= f.refMeasured;
-    if (!standard) refError = f.refError;
+  const withServers = SCENARIOS.filter((s) => s.servers && only.has(s.name));
+  if (withServers.length) {
+    log("starting tern");
+    const tern = b.tern = await startTern();
+    cleanups.push(() => tern.stop());
+    if (flags["no-refstack"]) refError = "--no-refstack given";
+    else {
+      if (flags["raise-inotify"]) await raiseInotify(opts.idleConns * 2 + 1024, notes);
+      log("starting the reference stack (Postfix + Dovecot)");
+      try {
+        const ref = b.ref = await startRefStack();
+        cleanups.push(() => ref.stop());
+        if (only.has("start")) {
+          b.rv.start_fresh_ms = ref.startMs;
+          notes.push(
+            "refstack start = Postfix and Dovecot started until all five listeners greeted " +
+              "(over TLS on the implicit-TLS ports)",
+          );
+        }
+      } catch (err) {
+        refError = (err as Error).message;
+        log(`reference stack unavailable, measuring tern alone: ${refError.split("\n")[0]}`);
+      }
+    }
+    b.targets.push([ternTarget(tern), b.tv, b.raw.tern]);
+    if (b.ref) b.targets.push([refTarget(b.ref), b.rv, b.raw.ref]);
+
+    await sleep(opts.idleMemAfterMs);
+    for (const [t, v] of b.targets) {
+      const m = t.totalMem();
+      // tern's idle figure comes from the cold-start runs (median of the restarts) when they ran
+      v.idle_rss_mb ??= mb(m.rssKb);
+      v.idle_pss_mb ??= mb(m.pssKb);
+    }
+    for (const s of withServers) await s.run(b);
+    for (const [t, v] of b.targets) v.final_rss_mb = mb(t.totalMem().rssKb);
   }
 
-  for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
+  const ref = b.ref;
+  const { tv, rv } = b;
+  /** The reference's figures, when any scenario measured them. */
+  const refValues = ref || b.refFigures ? rv : null;
   const labels: Record<string, string> = {
     signup_s:
       `sign-up storm: ${opts.signupClients} new clients LOGIN+SELECT+IDLE, ${opts.signupInFlight} in flight (s)`,
@@ -350,36 +470,65 @@ async function main() {
     fetch2k_mb_s: `FETCH ${opts.fetch2kMessages} × 2 KB (MB/s)`,
     fetch2k_msgs_s: `FETCH ${opts.fetch2kMessages} × 2 KB (msgs/s)`,
     fetch100k_mb_s: `FETCH ${opts.fetch100kMessages} × 100 KB (MB/s)`,
-    ...scaleLabels(opts.scaleSizes),
-    ...memoryLabels(),
+    ...b.labels,
   };
+  const goals = evaluateGoals(tv, refValues, opts);
+  const loadAtEnd = loadavg();
+  const refVersions = ref
+    ? `Postfix ${(await versionOf("postconf", ["-d", "mail_version"])).replace(/^.*= /, "")}, ` +
+      `Dovecot ${(await versionOf("dovecot", ["--version"])).split(" ")[0]}`
+    : null;
   const results = {
     date: new Date().toISOString(),
     seconds: Math.round((Date.now() - started) / 1000),
     mode: quick ? "quick" : "default",
     options: opts,
     host: {
-      cpus: navigator.hardwareConcurrency,
-      loadavgAtStart: load,
-      loadavgAtEnd: Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" "),
+      ...host,
+      loadavgAtStart: loadAtStart,
+      loadavgAtEnd: loadAtEnd,
       deno: Deno.version.deno,
     },
-    refstack: refMeasured ? "postfix+dovecot (scripts/refstack)" : null,
+    refstack: ref ? `postfix+dovecot (scripts/refstack; ${refVersions})` : null,
     refError: refError || undefined,
     notes,
     metrics: METRICS.map((m) => ({ id: m.id, label: labels[m.id] ?? m.label, better: m.better })),
+    goals,
     tern: tv,
-    ref: refMeasured ? rv : null,
-    raw,
+    ref: refValues,
+    raw: b.raw,
   };
   await Deno.writeTextFile(RESULTS, JSON.stringify(results, null, 2) + "\n");
+  const svg = chartSvg({
+    tern: tv,
+    ref: refValues,
+    goals,
+    labels: { idle_rss_after_mb: `RSS with ${opts.idleConns} idle IMAP connections (MB)` },
+    footer: [
+      `${results.date.slice(0, 16).replace("T", " ")} UTC · ${host.cpus} × ${host.cpuModel}, ` +
+      `${host.memGb} GB RAM, Linux ${host.kernel} · load average ${loadAtStart} at the start, ` +
+      `${loadAtEnd} at the end (other work was running on the machine)`,
+      `tern on Deno ${Deno.version.deno}` + (refVersions ? ` · ${refVersions}` : "") +
+      ` · ${results.mode} run: ${opts.rounds} round(s) of ${opts.durationMs / 1000} s per ` +
+      `submission size (medians), ${opts.signupClients} sign-ups, ${opts.idleConns} idle ` +
+      "connections · scripts/deno task bench",
+    ],
+  });
+  await Deno.writeTextFile(CHART, svg);
 
+  if (!withServers.length && only.has("gate") && only.size === 1) {
+    console.log(`results: ${RESULTS}`);
+    return;
+  }
   console.log("");
-  console.log(table(tv, refMeasured ? rv : null, labels));
+  console.log(table(tv, refValues, labels));
   console.log("");
-  if (!refMeasured) console.log(`reference stack not measured: ${refError.split("\n")[0]}`);
+  console.log(goalTable(goals));
+  console.log(goalSummary(goals));
+  console.log("");
+  if (!ref) console.log(`reference stack not measured: ${refError.split("\n")[0]}`);
   for (const n of notes) console.log(`note: ${n}`);
-  console.log(`results: ${RESULTS} (${results.seconds} s)`);
+  console.log(`results: ${RESULTS}, chart: ${CHART} (${results.seconds} s)`);
 
   let baseline: { tern: Values; ref?: Values | null; mode?: string } | null = null;
   try {
@@ -394,7 +543,7 @@ async function main() {
       );
     }
     const reg = regressions(
-      { tern: tv, ref: refMeasured ? rv : null, options: results.options },
+      { tern: tv, ref: refValues, options: results.options },
       baseline as Parameters<typeof regressions>[1],
     );
     if (reg.skipped.length) {
@@ -409,92 +558,13 @@ async function main() {
   }
   if (flags["save-baseline"]) {
     await Deno.writeTextFile(BASELINE, JSON.stringify(results, null, 2) + "\n");
-    console.log(`baseline written: ${BASELINE}`);
+    await Deno.writeTextFile(BASELINE_CHART, svg);
+    console.log(`baseline written: ${BASELINE}, ${BASELINE_CHART}`);
   }
 }
 
 /** The gate bench runs in its own process (with --expose-gc, for clean heap figures). */
-/** The standard pair (one tern, one Postfix + Dovecot) and the scenarios that use it. */
-async function standardServers(
-  targets: [Target, Values, Raw][],
-  tv: Values,
-  rv: Values,
-  raw: { tern: Raw; ref: Raw },
-  notes: string[],
-  tpl2k: MessageTemplate,
-  tpl100k: MessageTemplate,
-): Promise<{ ref: RefStack | null; refError: string }> {
-  log("starting tern");
-  const tern = await startTernBench();
-  cleanups.push(() => tern.stop());
-  let ref: RefStack | null = null;
-  let refError = "";
-  if (flags["no-refstack"]) refError = "--no-refstack given";
-  else {
-    if (flags["raise-inotify"]) await raiseInotify(opts.idleConns * 2 + 1024, notes);
-    log("starting the reference stack (Postfix + Dovecot)");
-    try {
-      ref = await startRefStack();
-      cleanups.push(() => ref!.stop());
-      if (only.has("start")) {
-        rv.start_fresh_ms = ref.startMs;
-        notes.push(
-          "refstack start = Postfix and Dovecot started until all five listeners greeted " +
-            "(over TLS on the implicit-TLS ports)",
-        );
-      }
-    } catch (err) {
-      refError = (err as Error).message;
-      log(`reference stack unavailable, measuring tern alone: ${refError.split("\n")[0]}`);
-    }
-  }
-  targets.push([ternTarget(tern), tv, raw.tern]);
-  if (ref) targets.push([refTarget(ref), rv, raw.ref]);
-
-  await sleep(2000);
-  for (const [t, v] of targets) {
-    const m = t.totalMem();
-    v.idle_rss_mb = mb(m.rssKb);
-    v.idle_pss_mb = mb(m.pssKb);
-  }
-
-  // 1. submission throughput
-  if (only.has("submit")) await submissionRuns(targets, tpl2k, tpl100k, notes);
-  // 2. delivery latency
-  if (only.has("latency")) await latencyRuns(targets, tpl2k, notes);
-  // 2b. sign-up storm
-  if (only.has("signup")) await signupRuns(targets, notes);
-  // 3. idle scale
-  if (only.has("idle")) await idleRuns(targets, tpl2k, ref, notes);
-  // 3b. pre-login connections with oversized commands
-  if (only.has("prelogin")) {
-    for (const [t, v, r] of targets) {
-      log(`${t.label}: ${opts.preloginConns} pre-login connections with oversized commands`);
-      const p = await preloginFlood(t, {
-        conns: opts.preloginConns,
-        bytes: opts.preloginBytes,
-        log,
-      });
-      r.prelogin = p;
-      v.prelogin_rss_growth_mb = mb(p.peak.rssKb - p.before.rssKb);
-      v.prelogin_rss_after_mb = mb(p.after.rssKb);
-    }
-  }
-  // 4. FETCH throughput
-  if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
-  // 6. the real Delta Chat core
-  if (only.has("deltachat")) await deltachatRuns(targets, notes);
-  // 7. the embedded iroh relay (tern only)
-  if (only.has("iroh")) await irohRuns(tern, tv, raw.tern, notes);
-  // 8. memory bounds under large transfers and hanging DATA; the gate's worst cases
-  if (only.has("memory")) await memoryRuns(targets);
-  // 9. big mailboxes
-  if (only.has("scale")) await scaleRuns(targets, tpl2k, notes);
-
-  return { ref, refError };
-}
-
-async function gateRuns(): Promise<GateCase[]> {
+async function gateRuns(b: Bench) {
   log("gate: worst-case messages at the size limit, pushed in 64 KiB pieces");
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--v8-flags=--expose-gc", `${HERE}bench/gate.ts`, "--json"],
@@ -504,11 +574,11 @@ async function gateRuns(): Promise<GateCase[]> {
   if (!out.success) throw new Error("gate bench failed");
   const rows: GateCase[] = JSON.parse(new TextDecoder().decode(out.stdout));
   console.log(gateTable(rows));
-  return rows;
+  b.raw.tern.gate = rows;
 }
 
 /** Median of five parses of a 25 MiB base64 single part (after one warm-up). */
-function parseSpeed(tv: Values) {
+function parseSpeed(b: Bench): Promise<void> {
   log("MIME parse of a 25 MiB message");
   const line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
   const body = line.repeat(Math.ceil((25 * 1024 * 1024) / line.length));
@@ -522,10 +592,16 @@ function parseSpeed(tv: Values) {
     parseMessage(bytes);
     times.push(performance.now() - t0);
   }
-  tv.parse_25mib_ms = median(times);
+  b.tv.parse_25mib_ms = median(times);
+  return Promise.resolve();
 }
 
-async function coldStart(tv: Values, raw: Raw) {
+/**
+ * Cold start into a fresh data directory, then restarts on it. Each time: ms until the IMAP
+ * greeting, and the process's memory `idleMemAfterMs` later (the idle figure: median of the
+ * restarts, which are what a running relay goes through).
+ */
+async function coldStart(b: Bench) {
   log("tern cold start");
   const coldDir = await Deno.makeTempDir({ prefix: "tern-bench-cold-" });
   cleanups.push(() => Deno.remove(coldDir, { recursive: true }).catch(() => {}));
@@ -533,7 +609,14 @@ async function coldStart(tv: Values, raw: Raw) {
     const s = await startTernBench({ dir: coldDir });
     try {
       const greet = await waitImapsGreeting(s.port("imaps"), s.caPem);
-      return { ready: s.readyMs, greeting: greet - s.spawnedAt };
+      await sleep(opts.idleMemAfterMs);
+      const m = treeMem([s.pid]);
+      return {
+        ready: s.readyMs,
+        greeting: greet - s.spawnedAt,
+        rssMb: mb(m.rssKb),
+        pssMb: mb(m.pssKb),
+      };
     } finally {
       await s.stop();
     }
@@ -541,12 +624,40 @@ async function coldStart(tv: Values, raw: Raw) {
   const fresh = await startOnce();
   const restarts = [];
   for (let i = 0; i < opts.restarts; i++) restarts.push(await startOnce());
-  tv.start_fresh_ms = fresh.greeting;
-  tv.start_restart_ms = median(restarts.map((r) => r.greeting));
-  raw.coldStart = { fresh, restarts };
+  b.tv.start_fresh_ms = fresh.greeting;
+  b.tv.start_restart_ms = median(restarts.map((r) => r.greeting));
+  b.tv.idle_rss_mb = median(restarts.map((r) => r.rssMb));
+  b.tv.idle_pss_mb = median(restarts.map((r) => r.pssMb));
+  b.tv.idle_rss_fresh_mb = fresh.rssMb;
+  b.raw.tern.coldStart = { fresh, restarts };
+  log(
+    `  greeting after ${fresh.greeting.toFixed(0)} ms (fresh), ` +
+      `${b.tv.start_restart_ms.toFixed(0)} ms (restart); idle RSS ${fresh.rssMb.toFixed(1)} MB ` +
+      `(fresh), ${b.tv.idle_rss_mb.toFixed(1)} MB (restarts: ${
+        restarts.map((r) => r.rssMb.toFixed(1)).join(", ")
+      })`,
+  );
 }
 
-type Targets = [Target, Values, Raw][];
+/** Median of each field over the rounds. */
+function medianOf<T>(rounds: T[], key: keyof T): number {
+  return median(rounds.map((r) => r[key] as number).filter((x) => !Number.isNaN(x)));
+}
+
+/** Pre-login connections that send oversized commands (memory held before login). */
+async function preloginRuns(b: Bench) {
+  for (const [t, v, r] of b.targets) {
+    log(`${t.label}: ${opts.preloginConns} pre-login connections with oversized commands`);
+    const p = await preloginFlood(t, {
+      conns: opts.preloginConns,
+      bytes: opts.preloginBytes,
+      log,
+    });
+    r.prelogin = p;
+    v.prelogin_rss_growth_mb = mb(p.peak.rssKb - p.before.rssKb);
+    v.prelogin_rss_after_mb = mb(p.after.rssKb);
+  }
+}
 
 /** The memory metrics' labels with the sizes of this run (smaller with --quick). */
 function memoryLabels(): Record<string, string> {
@@ -559,99 +670,127 @@ function memoryLabels(): Record<string, string> {
   };
 }
 
-async function memoryRuns(targets: Targets) {
-  for (const [t, v, r] of targets) {
+async function memoryRuns(b: Bench) {
+  Object.assign(b.labels, memoryLabels());
+  for (const [t, v, r] of b.targets) {
     const m = await memoryBench(t, opts.memory, log);
     r.memory = m;
     const af = m.appendFetch, ud = m.unterminated, wc = m.worstCase;
-    v.mem_af_growth_mb = af.growthMb;
-    v.mem_af_pss_growth_mb = af.pssGrowthMb;
-    v.mem_af_seconds = af.seconds;
-    v.mem_af_noop_p99_ms = af.noopP99Ms;
-    v.mem_data_growth_mb = ud.heldGrowthMb;
-    v.mem_data_pss_growth_mb = ud.heldPssGrowthMb;
-    v.mem_data_second_growth_mb = ud.secondGrowthMb;
-    v.mem_worst_noop_max_ms = wc.noopMaxMs;
-    v.mem_worst_noop_p99_ms = wc.noopP99Ms;
-    log(
-      `  APPEND+FETCH: RSS ${af.baseRssMb} MB → ${af.connectedRssMb} connected → peak ` +
-        `${af.peakRssMb} (+${af.growthMb}, PSS +${af.pssGrowthMb}) → ${af.afterRssMb} after; ` +
-        `${af.appended} appended, ${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ` +
-        `${af.seconds.toFixed(1)} s; NOOP p99 ${af.noopP99Ms.toFixed(1)} ms max ` +
-        `${af.noopMaxMs.toFixed(1)} ms (${af.noops})` +
-        (af.errors.length ? `; errors: ${af.errors.join("; ")}` : ""),
-    );
-    log(
-      `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} → held ${ud.heldRssMb} ` +
-        `(+${ud.heldGrowthMb}, PSS +${ud.heldPssGrowthMb}); the same again: +${ud.secondGrowthMb}; ` +
-        `${ud.afterRssMb} after they left` +
-        (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
-    );
-    for (const c of wc.cases) {
-      log(`  ${c.name} (${c.bytes} B): ${c.seconds.toFixed(1)} s, ${c.reply}`);
+    if (af) {
+      v.mem_af_growth_mb = af.growthMb;
+      v.mem_af_pss_growth_mb = af.pssGrowthMb;
+      v.mem_af_seconds = af.seconds;
+      v.mem_af_noop_p99_ms = af.noopP99Ms;
+      log(
+        `  APPEND+FETCH: RSS ${af.baseRssMb} MB → ${af.connectedRssMb} connected → peak ` +
+          `${af.peakRssMb} (+${af.growthMb}, PSS +${af.pssGrowthMb}) → ${af.afterRssMb} after; ` +
+          `${af.appended} appended, ${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ` +
+          `${af.seconds.toFixed(1)} s; NOOP p99 ${af.noopP99Ms.toFixed(1)} ms max ` +
+          `${af.noopMaxMs.toFixed(1)} ms (${af.noops})` +
+          (af.errors.length ? `; errors: ${af.errors.join("; ")}` : ""),
+      );
     }
-    log(
-      `  NOOP during those: p50 ${wc.noopP50Ms.toFixed(1)} ms, p99 ${
-        wc.noopP99Ms.toFixed(1)
-      } ms, ` +
-        `max ${wc.noopMaxMs.toFixed(1)} ms (${wc.noops})`,
-    );
+    if (ud) {
+      v.mem_data_growth_mb = ud.heldGrowthMb;
+      v.mem_data_pss_growth_mb = ud.heldPssGrowthMb;
+      v.mem_data_second_growth_mb = ud.secondGrowthMb;
+      log(
+        `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} → held ` +
+          `${ud.heldRssMb} (+${ud.heldGrowthMb}, PSS +${ud.heldPssGrowthMb}); the same again: ` +
+          `+${ud.secondGrowthMb}; ${ud.afterRssMb} after they left` +
+          (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
+      );
+    }
+    if (wc) {
+      v.mem_worst_noop_max_ms = wc.noopMaxMs;
+      v.mem_worst_noop_p99_ms = wc.noopP99Ms;
+      for (const c of wc.cases) {
+        log(`  ${c.name} (${c.bytes} B): ${c.seconds.toFixed(1)} s, ${c.reply}`);
+      }
+      log(
+        `  NOOP during those: p50 ${wc.noopP50Ms.toFixed(1)} ms, p99 ${
+          wc.noopP99Ms.toFixed(1)
+        } ms, max ${wc.noopMaxMs.toFixed(1)} ms (${wc.noops})`,
+      );
+    }
   }
 }
 
-async function submissionRuns(
-  targets: Targets,
-  tpl2k: MessageTemplate,
-  tpl100k: MessageTemplate,
-  notes: string[],
-) {
-  for (const [size, tpl, prefix] of [["2k", tpl2k, "ra"], ["100k", tpl100k, "rb"]] as const) {
-    for (const [t, v, r] of targets) {
-      log(
-        `${t.label}: submission ${size}, ${opts.sessions} sessions × ${opts.durationMs / 1000} s`,
-      );
-      const s = await submission(t, tpl, {
-        sessions: opts.sessions,
-        durationMs: opts.durationMs,
-        drainTimeoutMs: opts.drainTimeoutMs,
-        rcptPrefix: prefix,
-      });
-      r[`submission${size}`] = s;
-      v[`sub${size}_accepted_s`] = s.acceptedPerSec;
-      v[`sub${size}_p50_ms`] = s.p50Ms;
-      v[`sub${size}_p99_ms`] = s.p99Ms;
-      v[`sub${size}_delivered_s`] = s.deliveredPerSec;
-      v[`sub${size}_drain_s`] = s.drainSeconds;
-      v[`sub${size}_cpu_ms`] = s.serverCpuMsPerMsg;
-      v[`sub${size}_noop_p99_ms`] = s.noopP99Ms;
-      if (s.clientCpuPct > 85) {
-        notes.push(
-          `${t.label} ${size}: the benchmark client used ${s.clientCpuPct.toFixed(0)}% of a core ` +
-            "while sending and may have limited the rate",
+/**
+ * Submission throughput, `rounds` times; each round runs every size on tern then on the
+ * reference, so both see the same machine load. Figures are medians over the rounds.
+ */
+async function submissionRuns(b: Bench) {
+  const wanted = new Set((flags.sizes ?? "2k,100k").split(",").map((x) => x.trim()));
+  const sizes = ([["2k", 2048, "ra"], ["100k", 100 * 1024, "rb"]] as const).filter(([s]) =>
+    wanted.has(s)
+  );
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (const [size, bytes, prefix] of sizes) {
+      const tpl = await b.template(bytes);
+      for (const [t, , r] of b.targets) {
+        log(
+          `${t.label}: submission ${size}, ${opts.sessions} sessions × ${
+            opts.durationMs / 1000
+          } s` +
+            (opts.rounds > 1 ? ` (round ${round}/${opts.rounds})` : ""),
         );
+        const s = await submission(t, tpl, {
+          sessions: opts.sessions,
+          durationMs: opts.durationMs,
+          drainTimeoutMs: opts.drainTimeoutMs,
+          rcptPrefix: prefix,
+        });
+        ((r[`submission${size}`] ??= []) as SubmissionResult[]).push(s);
+        if (s.clientCpuPct > 85) {
+          b.notes.push(
+            `${t.label} ${size} round ${round}: the benchmark client used ${
+              s.clientCpuPct.toFixed(0)
+            }% of a core while sending and may have limited the rate`,
+          );
+        }
+        log(
+          `  ${s.accepted} accepted (${s.acceptedPerSec.toFixed(0)}/s), ${s.rejected} rejected, ` +
+            `${s.delivered} delivered (${s.deliveredPerSec.toFixed(0)}/s), p50 ${
+              s.p50Ms.toFixed(1)
+            } ms p99 ${s.p99Ms.toFixed(1)} ms, server CPU ${
+              s.serverCpuMsPerMsg.toFixed(2)
+            } ms/msg, syscalls/msg ${s.serverReadsPerMsg.toFixed(1)} read ${
+              s.serverWritesPerMsg.toFixed(1)
+            } write, ` +
+            `NOOP p99 ${s.noopP99Ms.toFixed(1)} ms max ${
+              s.noopMaxMs.toFixed(1)
+            } ms (${s.noops}), ` +
+            `client CPU ${s.clientCpuPct.toFixed(0)}%${
+              s.firstError ? `; error: ${s.firstError}` : ""
+            }`,
+        );
+        if (s.delivered < s.accepted) {
+          b.notes.push(
+            `${t.label} ${size} round ${round}: only ${s.delivered} of ${s.accepted} accepted delivered`,
+          );
+        }
+        if (s.firstError) b.notes.push(`${t.label} ${size}: ${s.firstError}`);
       }
-      log(
-        `  ${s.accepted} accepted (${s.acceptedPerSec.toFixed(0)}/s), ${s.rejected} rejected, ` +
-          `${s.delivered} delivered (${s.deliveredPerSec.toFixed(0)}/s), p50 ${
-            s.p50Ms.toFixed(1)
-          } ms p99 ${s.p99Ms.toFixed(1)} ms, server CPU ${
-            s.serverCpuMsPerMsg.toFixed(2)
-          } ms/msg, ` +
-          `NOOP p99 ${s.noopP99Ms.toFixed(1)} ms max ${s.noopMaxMs.toFixed(1)} ms (${s.noops}), ` +
-          `client CPU ${s.clientCpuPct.toFixed(0)}%${
-            s.firstError ? `; error: ${s.firstError}` : ""
-          }`,
-      );
-      if (s.delivered < s.accepted) {
-        notes.push(`${t.label} ${size}: only ${s.delivered} of ${s.accepted} accepted delivered`);
-      }
-      if (s.firstError) notes.push(`${t.label} ${size}: ${s.firstError}`);
+    }
+  }
+  for (const [size] of sizes) {
+    for (const [, v, r] of b.targets) {
+      const rounds = r[`submission${size}`] as SubmissionResult[];
+      v[`sub${size}_accepted_s`] = medianOf(rounds, "acceptedPerSec");
+      v[`sub${size}_p50_ms`] = medianOf(rounds, "p50Ms");
+      v[`sub${size}_p99_ms`] = medianOf(rounds, "p99Ms");
+      v[`sub${size}_delivered_s`] = medianOf(rounds, "deliveredPerSec");
+      v[`sub${size}_drain_s`] = medianOf(rounds, "drainSeconds");
+      v[`sub${size}_cpu_ms`] = medianOf(rounds, "serverCpuMsPerMsg");
+      v[`sub${size}_noop_p99_ms`] = medianOf(rounds, "noopP99Ms");
     }
   }
 }
 
-async function latencyRuns(targets: Targets, tpl2k: MessageTemplate, notes: string[]) {
-  for (const [t, v, r] of targets) {
+async function latencyRuns(b: Bench) {
+  const tpl2k = await b.template(2048);
+  for (const [t, v, r] of b.targets) {
     log(`${t.label}: delivery latency to ${opts.latencyRecipients} IDLE sessions`);
     const l = await deliveryLatency(t, tpl2k, {
       recipients: opts.latencyRecipients,
@@ -663,39 +802,47 @@ async function latencyRuns(targets: Targets, tpl2k: MessageTemplate, notes: stri
     v.deliv_lost = l.lost;
     v.deliv_dot_p50_ms = l.dotP50Ms;
     log(`  p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, lost ${l.lost}`);
-    if (l.firstError) notes.push(`${t.label} latency: ${l.firstError}`);
+    if (l.firstError) b.notes.push(`${t.label} latency: ${l.firstError}`);
   }
 }
 
-async function signupRuns(targets: Targets, notes: string[]) {
-  for (const [t, v, r] of targets) {
-    log(
-      `${t.label}: sign-up storm, ${opts.signupClients} new clients, ${opts.signupInFlight} in flight` +
-        (t.key === "ref" ? " (accounts created beforehand: Dovecot has no JIT)" : ""),
-    );
-    const s = await signupStorm(t, {
-      clients: opts.signupClients,
-      inFlight: opts.signupInFlight,
-      prefix: "su",
-      log: (m) => log(`  ${m}`),
-    });
-    r.signup = s;
-    v.signup_s = s.seconds;
-    v.signup_again_s = s.againSeconds;
-    v.signup_probe_p99_ms = s.probe.p99Ms;
-    v.signup_probe_max_ms = s.probe.maxMs;
-    v.signup_cpu_ms = s.cpuMs / s.clients;
-    if (s.failed) notes.push(`${t.label} sign-up: ${s.failed} clients failed: ${s.firstError}`);
+/** The sign-up storm, `rounds` times with new users each round; figures are medians. */
+async function signupRuns(b: Bench) {
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (const [t, , r] of b.targets) {
+      log(
+        `${t.label}: sign-up storm, ${opts.signupClients} new clients, ${opts.signupInFlight} in flight` +
+          (opts.rounds > 1 ? ` (round ${round}/${opts.rounds})` : "") +
+          (t.key === "ref" ? " (accounts created beforehand: Dovecot has no JIT)" : ""),
+      );
+      const s = await signupStorm(t, {
+        clients: opts.signupClients,
+        inFlight: opts.signupInFlight,
+        // new accounts each round: "s" + a letter per round (user names are 9 characters)
+        prefix: `s${String.fromCharCode(0x60 + round)}`,
+        log: (m) => log(`  ${m}`),
+      });
+      ((r.signup ??= []) as SignupResult[]).push(s);
+      if (s.failed) {
+        b.notes.push(
+          `${t.label} sign-up round ${round}: ${s.failed} clients failed: ${s.firstError}`,
+        );
+      }
+    }
+  }
+  for (const [, v, r] of b.targets) {
+    const rounds = r.signup as SignupResult[];
+    v.signup_s = medianOf(rounds, "seconds");
+    v.signup_again_s = medianOf(rounds, "againSeconds");
+    v.signup_probe_p99_ms = median(rounds.map((s) => s.probe.p99Ms));
+    v.signup_probe_max_ms = median(rounds.map((s) => s.probe.maxMs));
+    v.signup_cpu_ms = median(rounds.map((s) => s.cpuMs / s.clients));
   }
 }
 
-async function idleRuns(
-  targets: Targets,
-  tpl2k: MessageTemplate,
-  ref: RefStack | null,
-  notes: string[],
-) {
-  for (const [t, v, r] of targets) {
+async function idleRuns(b: Bench) {
+  const tpl2k = await b.template(2048);
+  for (const [t, v, r] of b.targets) {
     log(`${t.label}: ${opts.idleConns} idle IMAP connections`);
     const i = await idleScale(t, tpl2k, {
       conns: opts.idleConns,
@@ -720,18 +867,18 @@ async function idleRuns(
           i.wakeMs.toFixed(1)
         } ms (${i.woken}/${i.wakeTargets} woken)`,
     );
-    if (i.failed) notes.push(`${t.label} idle: ${i.failed} connections failed: ${i.firstError}`);
+    if (i.failed) b.notes.push(`${t.label} idle: ${i.failed} connections failed: ${i.firstError}`);
     if (i.afterWait) {
       log(
         `  after ${opts.idleWaitMs / 1000} s more: RSS ${mb(i.afterWait.rssKb).toFixed(1)} MB ` +
           `(${i.afterWait.processes} processes)`,
       );
     }
-    if (t.key === "ref" && ref) {
-      const warnings = ref.dovecotWarnings();
-      for (const w of warnings.slice(0, 5)) notes.push(`dovecot.log: ${w}`);
+    if (t.key === "ref" && b.ref) {
+      const warnings = b.ref.dovecotWarnings();
+      for (const w of warnings.slice(0, 5)) b.notes.push(`dovecot.log: ${w}`);
       if (warnings.some((w) => w.includes("Inotify instance limit"))) {
-        notes.push(
+        b.notes.push(
           "Dovecot ran out of inotify instances (one per imap process; fs.inotify." +
             "max_user_instances is per user): those sessions poll for changes every 30 s instead " +
             "of being told at once, and are not hibernated; --raise-inotify lifts the limit for a run",
@@ -739,7 +886,7 @@ async function idleRuns(
       }
     }
     if (i.woken < i.wakeTargets) {
-      notes.push(
+      b.notes.push(
         `${t.label} idle: only ${i.woken}/${i.wakeTargets} connections of the woken user saw ` +
           "EXISTS within 10 s",
       );
@@ -747,14 +894,15 @@ async function idleRuns(
   }
 }
 
-async function fetchRuns(targets: Targets, tpl2k: MessageTemplate, tpl100k: MessageTemplate) {
+async function fetchRuns(b: Bench) {
   for (
-    const [size, tpl, n, user] of [
-      ["2k", tpl2k, opts.fetch2kMessages, "fa0000000"],
-      ["100k", tpl100k, opts.fetch100kMessages, "fb0000000"],
+    const [size, bytes, n, user] of [
+      ["2k", 2048, opts.fetch2kMessages, "fa0000000"],
+      ["100k", 100 * 1024, opts.fetch100kMessages, "fb0000000"],
     ] as const
   ) {
-    for (const [t, v, r] of targets) {
+    const tpl = await b.template(bytes);
+    for (const [t, v, r] of b.targets) {
       log(`${t.label}: APPEND ${n} × ${size} then FETCH 1:* (BODY.PEEK[])`);
       const f = await fetchThroughput(t, tpl, { messages: n, user, runs: opts.fetchRuns });
       r[`fetch${size}`] = f;
@@ -770,8 +918,8 @@ async function fetchRuns(targets: Targets, tpl2k: MessageTemplate, tpl100k: Mess
   }
 }
 
-async function deltachatRuns(targets: Targets, notes: string[]) {
-  for (const [t, v, r] of targets) {
+async function deltachatRuns(b: Bench) {
+  for (const [t, v, r] of b.targets) {
     log(`${t.label}: Delta Chat core, Secure-Join then ${opts.deltachatMessages} messages A → B`);
     const d = await deltachatLatency(t, {
       messages: opts.deltachatMessages,
@@ -782,12 +930,37 @@ async function deltachatRuns(targets: Targets, notes: string[]) {
     v.dc_p50_ms = d.p50Ms;
     v.dc_p90_ms = d.p90Ms;
     log(`  send → receive p50 ${d.p50Ms.toFixed(0)} ms, p90 ${d.p90Ms.toFixed(0)} ms`);
-    if (d.firstError) notes.push(`${t.label} deltachat: ${d.firstError}`);
+    if (d.firstError) b.notes.push(`${t.label} deltachat: ${d.firstError}`);
   }
 }
 
-async function scaleRuns(targets: Targets, tpl2k: MessageTemplate, notes: string[]) {
-  for (const [t, v, r] of targets) {
+async function irohRuns(b: Bench) {
+  log("tern: iroh relay, two clients: throughput (HTTP, HTTPS) and round trips");
+  const res = await irohBench(b.tern!, {
+    durationMs: opts.durationMs,
+    roundTrips: opts.irohRoundTrips,
+    log: (m) => log(`  ${m}`),
+  });
+  const v = b.tv;
+  b.raw.tern.iroh = res;
+  v.iroh_http_mb_s = res.http.mbPerSec;
+  v.iroh_https_mb_s = res.https.mbPerSec;
+  v.iroh_http_cpu_ms_mb = res.http.cpuMsPerMb;
+  v.iroh_https_cpu_ms_mb = res.https.cpuMsPerMb;
+  v.iroh_rtt_p50_ms = res.rttP50Ms;
+  v.iroh_rtt_p99_ms = res.rttP99Ms;
+  v.iroh_added_ms = res.addedLatencyMs;
+  b.notes.push(
+    "iroh relay: tern only (the reference stack runs no iroh relay here); 1200-byte packets, " +
+      "a 512-packet window acknowledged through the relay; the clients run in the benchmark process",
+  );
+}
+
+/** Raises fs.inotify.max_user_instances to at least `want` for this run; restored at the end. */
+async function scaleRuns(b: Bench) {
+  const tpl2k = await b.template(2048);
+  Object.assign(b.labels, scaleLabels(opts.scaleSizes));
+  for (const [t, v, r] of b.targets) {
     log(`${t.label}: big mailbox, ${opts.scaleSizes.join(" / ")} messages`);
     const s = await scaleRun(t, tpl2k, {
       sizes: opts.scaleSizes,
@@ -800,7 +973,7 @@ async function scaleRuns(targets: Targets, tpl2k: MessageTemplate, notes: string
       log: (m) => log(`  ${m}`),
     });
     r.scale = s;
-    if (s.firstError) notes.push(`${t.label} scale: ${s.firstError}`);
+    if (s.firstError) b.notes.push(`${t.label} scale: ${s.firstError}`);
     v.scale_append_empty_s = s.appendEmptyPerSec;
     s.stages.forEach((st, i) => {
       const k = i + 1;
@@ -825,28 +998,6 @@ async function scaleRuns(targets: Targets, tpl2k: MessageTemplate, notes: string
   }
 }
 
-async function irohRuns(tern: TernBench, v: Values, r: Raw, notes: string[]) {
-  log("tern: iroh relay, two clients: throughput (HTTP, HTTPS) and round trips");
-  const res = await irohBench(tern, {
-    durationMs: opts.durationMs,
-    roundTrips: opts.irohRoundTrips,
-    log: (m) => log(`  ${m}`),
-  });
-  r.iroh = res;
-  v.iroh_http_mb_s = res.http.mbPerSec;
-  v.iroh_https_mb_s = res.https.mbPerSec;
-  v.iroh_http_cpu_ms_mb = res.http.cpuMsPerMb;
-  v.iroh_https_cpu_ms_mb = res.https.cpuMsPerMb;
-  v.iroh_rtt_p50_ms = res.rttP50Ms;
-  v.iroh_rtt_p99_ms = res.rttP99Ms;
-  v.iroh_added_ms = res.addedLatencyMs;
-  notes.push(
-    "iroh relay: tern only (the reference stack runs no iroh relay here); 1200-byte packets, " +
-      "a 512-packet window acknowledged through the relay; the clients run in the benchmark process",
-  );
-}
-
-/** Sides of a federation run: two tern processes, or two Postfix + Dovecot stacks. */
 function ternSide(t: TernBench, ip: string): FedSide {
   const known = new Set<string>();
   return {
@@ -1052,6 +1203,13 @@ async function federationRuns(
 }
 
 /** Raises fs.inotify.max_user_instances to at least `want` for this run; restored at the end. */
+/** The federation scenario: servers of its own on each side. */
+async function federationScenario(b: Bench) {
+  const f = await federationRuns(await b.template(2048), b.tv, b.rv, b.raw, b.notes);
+  if (f.refMeasured) b.refFigures = true;
+  else if (f.refError) b.notes.push(`federation: reference not measured: ${f.refError}`);
+}
+
 async function raiseInotify(want: number, notes: string[]) {
   const file = "/proc/sys/fs/inotify/max_user_instances";
   try {
@@ -1075,5 +1233,12 @@ try {
 } finally {
   log("cleaning up");
   await cleanup();
+  if (flags["cpu-prof"] && !interrupted) {
+    try {
+      console.log(await summarizeProfiles(flags["cpu-prof"]));
+    } catch (err) {
+      console.error(`cpu profiles: ${(err as Error).message}`);
+    }
+  }
 }
 Deno.exit(code);

@@ -10,6 +10,7 @@ import { Imap, Smtp } from "./clients.ts";
 import type { Target } from "./scenarios.ts";
 import { PASS } from "./scenarios.ts";
 import { worstCases } from "./gate.ts";
+import { startNoopProbe } from "./noop_probe.ts";
 import { now, percentile, pool, sleep, userName } from "./util.ts";
 
 const enc = new TextEncoder();
@@ -25,10 +26,16 @@ export interface MemoryOptions {
   dataBytes: number;
   /** Size of the gate's worst-case messages. */
   worstBytes: number;
+  /** The parts to run (default all): hanging DATA, the worst cases, APPEND + FETCH. */
+  parts?: MemoryPart[];
 }
 
+export const MEMORY_PARTS = ["data", "worst", "transfer"] as const;
+export type MemoryPart = typeof MEMORY_PARTS[number];
+
+/** Each part's figures; a part left out of the run is absent. */
 export interface MemoryResult {
-  appendFetch: {
+  appendFetch?: {
     appenders: number;
     fetchers: number;
     messageBytes: number;
@@ -51,7 +58,7 @@ export interface MemoryResult {
     noopP99Ms: number;
     noopMaxMs: number;
   };
-  unterminated: {
+  unterminated?: {
     connections: number;
     bytesEach: number;
     baseRssMb: number;
@@ -70,7 +77,7 @@ export interface MemoryResult {
     afterRssMb: number;
     errors: string[];
   };
-  worstCase: {
+  worstCase?: {
     cases: { name: string; bytes: number; reply: string; seconds: number }[];
     noops: number;
     noopP50Ms: number;
@@ -153,32 +160,21 @@ async function append(c: Imap, message: Uint8Array): Promise<string> {
   return r.ok ? "" : r.status;
 }
 
-/** A bystander's NOOP round trips until `stop()`. */
-function noopProbe(c: Imap) {
-  const times: number[] = [];
-  let running = true;
-  const done = (async () => {
-    while (running) {
-      const t0 = now();
-      await c.cmd("NOOP", false);
-      times.push(now() - t0);
-      await sleep(5);
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await done;
-      return times;
-    },
-  };
+/** A bystander's NOOP round trips until `stop()`, from a thread of its own (noop_probe.ts). */
+function noopProbe(t: Target, user: string) {
+  return startNoopProbe({
+    imapPort: t.imapPort,
+    caPem: t.caPem,
+    address: t.addr(user),
+    password: PASS,
+  });
 }
 
 async function appendFetch(
   t: Target,
   o: MemoryOptions,
   log: (m: string) => void,
-): Promise<MemoryResult["appendFetch"]> {
+): Promise<NonNullable<MemoryResult["appendFetch"]>> {
   const appenders = Array.from({ length: o.appenders }, (_, i) => userName("ma", i));
   const owners = Array.from(
     { length: Math.ceil(o.fetchers / o.fetchersPerUser) },
@@ -210,12 +206,10 @@ async function appendFetch(
       return c;
     },
   );
-  const by = await login(t, bystander);
-  await by.select();
+  const probe = await noopProbe(t, bystander);
   const connected = await settled(t);
   log(`  ${o.appenders} APPEND and ${o.fetchers} FETCH of ${o.messageBytes} bytes at once`);
   const s = sampler(t);
-  const probe = noopProbe(by);
   let appended = 0, fetchedBytes = 0;
   const t0 = now();
   await Promise.all([
@@ -241,7 +235,7 @@ async function appendFetch(
   const seconds = (now() - t0) / 1000;
   const noops = await probe.stop();
   const peak = await s.stop();
-  for (const c of [...aSessions, ...fSessions, by]) c.close();
+  for (const c of [...aSessions, ...fSessions]) c.close();
   await sleep(3000);
   const after = await settled(t);
   return {
@@ -268,7 +262,7 @@ async function unterminated(
   t: Target,
   o: MemoryOptions,
   log: (m: string) => void,
-): Promise<MemoryResult["unterminated"]> {
+): Promise<NonNullable<MemoryResult["unterminated"]>> {
   const senders = Array.from({ length: o.dataConnections }, (_, i) => userName("mu", i));
   const rcpt = userName("mr", 0);
   await t.ensureUsers([...senders, rcpt]);
@@ -325,15 +319,13 @@ async function worstCase(
   t: Target,
   o: MemoryOptions,
   log: (m: string) => void,
-): Promise<MemoryResult["worstCase"]> {
+): Promise<NonNullable<MemoryResult["worstCase"]>> {
   const sender = userName("mw", 0), rcpt = userName("mw", 1), bystander = userName("mn", 1);
   await t.ensureUsers([sender, rcpt, bystander]);
-  const by = await login(t, bystander);
-  await by.select();
   const smtp = await Smtp.connect(t.smtpPort, t.caPem);
   await smtp.login(t.addr(sender), PASS);
-  const cases: MemoryResult["worstCase"]["cases"] = [];
-  const probe = noopProbe(by);
+  const cases: NonNullable<MemoryResult["worstCase"]>["cases"] = [];
+  const probe = await noopProbe(t, bystander);
   const NAMES = ["empty parts", "nested multiparts", "boundary-prefix lines"];
   try {
     for (const c of worstCases(o.worstBytes).filter((c) => NAMES.includes(c.name))) {
@@ -351,7 +343,6 @@ async function worstCase(
     await smtp.quit();
   }
   const noops = await probe.stop();
-  by.close();
   return {
     cases,
     noops: noops.length,
@@ -368,11 +359,19 @@ export async function memoryBench(
 ): Promise<MemoryResult> {
   // Hanging DATA first, on a process that has not grown yet: what it holds is then not hidden
   // by memory the allocator is still giving back after the large transfers.
-  log(`${t.label}: unterminated DATA`);
-  const ud = await unterminated(t, o, log);
-  log(`${t.label}: the MIME reader's worst cases, another user's NOOP meanwhile`);
-  const wc = await worstCase(t, o, log);
-  log(`${t.label}: memory while ${o.appenders} APPEND and ${o.fetchers} FETCH`);
-  const af = await appendFetch(t, o, log);
-  return { appendFetch: af, unterminated: ud, worstCase: wc };
+  const parts = new Set<MemoryPart>(o.parts ?? MEMORY_PARTS);
+  const r: MemoryResult = {};
+  if (parts.has("data")) {
+    log(`${t.label}: unterminated DATA`);
+    r.unterminated = await unterminated(t, o, log);
+  }
+  if (parts.has("worst")) {
+    log(`${t.label}: the MIME reader's worst cases, another user's NOOP meanwhile`);
+    r.worstCase = await worstCase(t, o, log);
+  }
+  if (parts.has("transfer")) {
+    log(`${t.label}: memory while ${o.appenders} APPEND and ${o.fetchers} FETCH`);
+    r.appendFetch = await appendFetch(t, o, log);
+  }
+  return r;
 }

@@ -35,6 +35,13 @@ export const METRICS: MetricDef[] = [
   },
   { id: "idle_rss_mb", label: "idle memory, RSS (MB)", better: "lower", digits: 1, floor: 5 },
   { id: "idle_pss_mb", label: "idle memory, PSS (MB)", better: "lower", digits: 1, floor: 5 },
+  {
+    id: "idle_rss_fresh_mb",
+    label: "idle memory after a first start, RSS (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
   { id: "sub2k_accepted_s", label: "submit 2 KB: accepted msgs/s", better: "higher", digits: 0 },
   {
     id: "sub2k_p50_ms",

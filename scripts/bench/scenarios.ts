@@ -1,5 +1,6 @@
 // The measurements, each run the same way against any Target (tern or the reference stack).
 
+import { startNoopProbe } from "./noop_probe.ts";
 import { Imap, Smtp } from "./clients.ts";
 import { appendMessage, headFor } from "./messages.ts";
 import type { MessageTemplate } from "./messages.ts";
@@ -26,6 +27,8 @@ export interface Target {
   totalMem(): Mem;
   /** CPU time (ms) all server processes used so far. */
   cpuMs(): number;
+  /** System calls of the server processes so far (treeSyscalls). */
+  syscalls(): { reads: number; writes: number };
   /** Bytes stored for a user's mail (tern: its whole data directory). */
   storageBytes?(user: string): number;
   /**
@@ -94,6 +97,9 @@ export interface SubmissionResult {
   drainSeconds: number;
   /** Server CPU time per delivered message, from the first MAIL until all were delivered. */
   serverCpuMsPerMsg: number;
+  /** The server's read and write system calls per delivered message (live processes only). */
+  serverReadsPerMsg: number;
+  serverWritesPerMsg: number;
   /** CPU the benchmark client itself used while sending, % of one core. */
   clientCpuPct: number;
   /** NOOP round trips of a bystander IMAP session while the others submit (ms). */
@@ -114,14 +120,19 @@ export async function submission(
   await t.ensureUsers([...senders, ...rcpts, bystanderUser]);
   const pollers = await Promise.all(rcpts.map((r) => imapSession(t, r)));
   const sessions = await Promise.all(senders.map((s) => smtpSession(t, s)));
-  const bystander = await imapSession(t, bystanderUser);
-  await bystander.select();
+  // Another user's session while everyone submits: how long does a NOOP wait? (Its own thread.)
+  const bystander = await startNoopProbe({
+    imapPort: t.imapPort,
+    caPem: t.caPem,
+    address: t.addr(bystanderUser),
+    password: PASS,
+  });
   try {
     const base = sum(await Promise.all(pollers.map((p) => p.messages())));
     const lat: number[] = [];
     let accepted = 0, rejected = 0, firstError = "";
     let sendDone = false, tSendEnd = 0, clientCpuEnd = 0;
-    const cpu0 = t.cpuMs(), clientCpu0 = selfCpuMs();
+    const cpu0 = t.cpuMs(), sys0 = t.syscalls(), clientCpu0 = selfCpuMs();
     const t0 = now();
     const tEnd = t0 + opts.durationMs;
     const sending = Promise.all(sessions.map(async (c, i) => {
@@ -148,16 +159,7 @@ export async function submission(
       tSendEnd = now();
       clientCpuEnd = selfCpuMs();
     });
-    // Another user's session while everyone submits: how long does a NOOP wait?
-    const noop: number[] = [];
-    const noops = (async () => {
-      while (!sendDone) {
-        const ts = now();
-        await bystander.cmd("NOOP", false);
-        noop.push(now() - ts);
-        await sleep(5);
-      }
-    })();
+    const noops = sending.then(() => bystander.stop());
     let delivered = 0, tDelivered = NaN, tLastPoll = t0;
     while (true) {
       const counts = await Promise.all(pollers.map((p) => p.messages()));
@@ -171,8 +173,9 @@ export async function submission(
       await sleep(sendDone ? 50 : 200);
     }
     const serverCpu = t.cpuMs() - cpu0;
+    const sys1 = t.syscalls();
     await sending;
-    await noops;
+    const noop = await noops;
     const sendSeconds = (tSendEnd - t0) / 1000;
     const deliverSeconds = ((Number.isNaN(tDelivered) ? tLastPoll : tDelivered) - t0) / 1000;
     return {
@@ -191,6 +194,8 @@ export async function submission(
       deliveredPerSec: delivered / deliverSeconds,
       drainSeconds: Math.max(0, deliverSeconds - sendSeconds),
       serverCpuMsPerMsg: serverCpu / delivered,
+      serverReadsPerMsg: (sys1.reads - sys0.reads) / delivered,
+      serverWritesPerMsg: (sys1.writes - sys0.writes) / delivered,
       clientCpuPct: ((clientCpuEnd - clientCpu0) / (tSendEnd - t0)) * 100,
       noops: noop.length,
       noopP50Ms: percentile(noop, 50),
@@ -200,7 +205,7 @@ export async function submission(
   } finally {
     await Promise.all(sessions.map((s) => s.quit()));
     for (const p of pollers) p.close();
-    bystander.close();
+    await bystander.stop().catch(() => {}); // stopped already, or the result is not wanted
   }
 }
 

@@ -23,13 +23,20 @@ export type TernBench = TernProcess;
 
 /** A tern process with logging off and the limits raised (tests/support/tern_process.ts). */
 export function startTernBench(
-  options: { dir?: string; extraToml?: string; ip?: string; listen?: Record<string, string> } = {},
+  options: {
+    dir?: string;
+    extraToml?: string;
+    ip?: string;
+    listen?: Record<string, string>;
+    runtimeArgs?: string[];
+  } = {},
 ): Promise<TernBench> {
   return startTern([BENCH_TOML, options.extraToml ?? ""].join("\n"), {
     dir: options.dir,
     log: "off",
     ip: options.ip,
     listen: options.listen,
+    runtimeArgs: options.runtimeArgs,
   });
 }
 

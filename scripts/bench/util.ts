@@ -189,8 +189,61 @@ export function treeCpuMs(roots: number[]): number {
   return total;
 }
 
+/**
+ * System calls made so far by the live processes of the tree (/proc/PID/io syscr + syscw; the
+ * counts of processes that already ended are lost). Unlike CPU time, not inflated by a loaded
+ * machine: a repeatable measure of per-message I/O work.
+ */
+export function treeSyscalls(roots: number[]): { reads: number; writes: number } {
+  let reads = 0, writes = 0;
+  for (const pid of processTree(roots)) {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(`/proc/${pid}/io`);
+    } catch {
+      continue; // ended meanwhile, or not ours to read
+    }
+    reads += Number(/^syscr:\s*(\d+)/m.exec(text)?.[1] ?? 0);
+    writes += Number(/^syscw:\s*(\d+)/m.exec(text)?.[1] ?? 0);
+  }
+  return { reads, writes };
+}
+
 /** CPU time (ms) this benchmark process used itself (without its children). */
 export function selfCpuMs(): number {
   const t = cpuTimes(Deno.pid);
   return t ? t[0] + t[1] : 0;
+}
+
+/** The machine, for the results and the chart's footer. */
+export function hostInfo(): { cpuModel: string; cpus: number; memGb: number; kernel: string } {
+  const read = (p: string) => {
+    try {
+      return Deno.readTextFileSync(p);
+    } catch {
+      return "";
+    }
+  };
+  const cpuModel = /^model name\s*:\s*(.+)$/m.exec(read("/proc/cpuinfo"))?.[1].trim() ?? "?";
+  const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(read("/proc/meminfo"))?.[1] ?? 0);
+  return {
+    cpuModel,
+    cpus: navigator.hardwareConcurrency,
+    memGb: Math.round(memKb / 1024 / 1024),
+    kernel: read("/proc/sys/kernel/osrelease").trim(),
+  };
+}
+
+/** The first line a command prints (its version), or "" when it cannot run. */
+export async function versionOf(cmd: string, args: string[]): Promise<string> {
+  try {
+    const r = await run(cmd, args);
+    return (r.stdout || r.stderr).trim().split("\n")[0];
+  } catch {
+    return "";
+  }
+}
+
+export function loadavg(): string {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 }

@@ -4,7 +4,7 @@
 // failed attempt keeps the current certificate (or the self-signed fallback) and is retried later
 // with exponential backoff. The HTTP listener answers challenges through challengeResponse().
 
-import * as acme from "acme-client";
+import type * as Acme from "acme-client";
 import { createPublicKey, X509Certificate } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +15,13 @@ import { type Resolve, resolvingFetch } from "../net/mod.ts";
 export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
 export const LETS_ENCRYPT_STAGING_DIRECTORY =
   "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/**
+ * acme-client (with axios and node-forge: about 4 MB of heap once loaded) is loaded at the first
+ * certificate request, so a relay without ACME, or with a valid certificate, never holds it.
+ */
+let acmeLib: Promise<typeof Acme> | null = null;
+const loadAcme = () => acmeLib ??= import("acme-client");
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -83,7 +90,7 @@ interface CurrentCertificate {
 }
 
 type AxiosConfig = Parameters<
-  NonNullable<Parameters<typeof acme.axios.interceptors.request.use>[0]>
+  NonNullable<Parameters<typeof Acme.axios.interceptors.request.use>[0]>
 >[0];
 type AxiosAdapter = Extract<NonNullable<AxiosConfig["adapter"]>, (...args: never[]) => unknown>;
 
@@ -92,7 +99,7 @@ interface OrderOutcome {
   valid: string[];
   /** Names that failed, with the reason. */
   failed: Map<string, string>;
-  order: acme.Order;
+  order: Acme.Order;
 }
 
 /** Names to request for a relay: domain, mta-sts.domain, www.domain (+ a distinct hostname). */
@@ -275,7 +282,8 @@ export class AcmeManager {
     const renewing = !!current && coversAll && sameCa;
     this.networkError = null;
     try {
-      const client = await this.client();
+      const acme = await loadAcme();
+      const client = await this.client(acme);
       const first = await this.order(client, this.domains);
       let outcome = first;
       let note: string | null = null;
@@ -344,7 +352,7 @@ export class AcmeManager {
   }
 
   /** An ACME client with the account registered (or found again by its key). */
-  private async client(): Promise<acme.Client> {
+  private async client(acme: typeof Acme): Promise<Acme.Client> {
     mkdirSync(this.options.dir, { recursive: true, mode: 0o700 });
     let accountKey: string;
     if (existsSync(this.accountKeyPath)) {
@@ -354,7 +362,7 @@ export class AcmeManager {
       writePrivate(this.accountKeyPath, accountKey);
     }
     this.release?.();
-    this.scopeRequests();
+    this.scopeRequests(acme);
     // Status polling is done here (abortable), not with the client's backoff.
     const client = new acme.Client({ directoryUrl: this.options.directoryUrl, accountKey });
     await client.createAccount({
@@ -369,7 +377,7 @@ export class AcmeManager {
    * go through Deno's fetch with this manager's TLS trust, timeout and retry budget while an
    * attempt runs; network errors are remembered because the library reports them badly.
    */
-  private scopeRequests() {
+  private scopeRequests(acme: typeof Acme) {
     const origin = new URL(this.options.directoryUrl).origin;
     const httpClient = Deno.createHttpClient({ caCerts: this.options.caCerts ?? [] });
     const send: (url: URL, init: RequestInit) => Promise<Response> = this.options.resolve
@@ -444,7 +452,7 @@ export class AcmeManager {
   }
 
   /** Places an order and answers every authorization's HTTP-01 challenge. */
-  private async order(client: acme.Client, names: string[]): Promise<OrderOutcome> {
+  private async order(client: Acme.Client, names: string[]): Promise<OrderOutcome> {
     const order = await client.createOrder({
       identifiers: names.map((value) => ({ type: "dns", value })),
     });
@@ -526,7 +534,7 @@ export class AcmeManager {
 
 class PollTimeout extends Error {}
 
-function authorizationError(authz: acme.Authorization): string {
+function authorizationError(authz: Acme.Authorization): string {
   for (const c of authz.challenges) {
     const e = c.error as { detail?: string; type?: string } | undefined;
     if (e) return e.detail ?? e.type ?? JSON.stringify(e);

@@ -43,7 +43,8 @@ export class MessageIntake {
   async write(chunk: Uint8Array): Promise<void> {
     if (this.#discarded) return;
     this.#size += chunk.length;
-    // The spool copies the chunk at once, so the readers may go on with the caller's view.
+    // The spool reads the chunk until `stored` settles (awaited below, before the caller may
+    // reuse its view); the readers take their slices now.
     const stored = this.#failure ? null : this.#spool.write(chunk).catch((err) => {
       this.#failure ??= err instanceof Error ? err : new Error(String(err));
     });

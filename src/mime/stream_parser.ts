@@ -186,6 +186,16 @@ export class MimeStreamParser {
     let i = 0;
     const n = chunk.length;
     while (i < n) {
+      if (!this.#long && this.#carryLen === 0 && chunk[i] !== DASH) {
+        const top = this.#frames[this.#frames.length - 1];
+        if (top.phase === Phase.Leaf) {
+          const after = this.#leafRun(top, chunk, i);
+          if (after > i) {
+            i = after;
+            continue;
+          }
+        }
+      }
       const nl = chunk.indexOf(LF, i);
       const stop = nl < 0 ? n : nl + 1;
       if (this.#long) {
@@ -260,6 +270,39 @@ export class MimeStreamParser {
     if (hasLf) this.#lf++;
     this.#prevContentEnd = abs + (ce - s);
     this.#prevNonEmpty = ce > s;
+  }
+
+  /**
+   * Complete lines of a leaf's body from `s` (a line start) up to the next line that starts with
+   * "-" (which might be a delimiter): they need nothing but counting and passing on, so they go
+   * to the sink in one write, exactly the bytes #bodyLine would pass line by line. Returns where
+   * the run ended (`s` when there is no complete line to take).
+   */
+  #leafRun(f: Frame, b: Uint8Array, s: number): number {
+    let d = b.indexOf(DASH, s);
+    while (d > s && b[d - 1] !== LF) d = b.indexOf(DASH, d + 1);
+    const limit = d < 0 ? b.length : d;
+    const lastLf = b.lastIndexOf(LF, limit - 1);
+    if (lastLf < s) return s;
+    let lfs = 0, lineStart = s;
+    for (let p = s; p <= lastLf;) {
+      const q = b.indexOf(LF, p);
+      lfs++;
+      lineStart = p;
+      p = q + 1;
+    }
+    let ce = lastLf;
+    if (ce > lineStart && b[ce - 1] === CR) ce--;
+    const sink = f.sink;
+    if (sink) {
+      if (f.pendingBreak) sink.write(f.pendingBreak);
+      if (ce > s) sink.write(b.subarray(s, ce));
+      f.pendingBreak = lastLf - ce === 1 ? CRLF : JUST_LF;
+    }
+    this.#lf += lfs;
+    this.#prevContentEnd = this.#offset + ce;
+    this.#prevNonEmpty = ce > lineStart;
+    return lastLf + 1;
   }
 
   /** A line longer than LINE_CAP: passed through in pieces; it is never a delimiter. */

@@ -41,6 +41,9 @@ const PIECES = [
   " folded\r\n",
   "\r\n--a\r\n",
   "\n--b--\n",
+  "a-b",
+  "-",
+  "-x\r\n",
   "y".repeat(9000),
   "z\r".repeat(5000),
 ];

@@ -5,8 +5,9 @@ import tls from "node:tls";
 import { X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
+import { generateSelfSigned } from "./self_signed.ts";
+
+export { generateSelfSigned };
 
 export interface TlsMaterial {
   certPem: string;
@@ -23,75 +24,6 @@ export interface CertificateInfo {
   validFrom: Date;
   validTo: Date;
   selfSigned: boolean;
-}
-
-const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-
-function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = btoa(String.fromCharCode(...new Uint8Array(der)));
-  return `-----BEGIN ${label}-----\n${b64.match(/.{1,64}/g)!.join("\n")}\n-----END ${label}-----\n`;
-}
-
-function isIp(name: string): boolean {
-  return /^\d+\.\d+\.\d+\.\d+$/.test(name) || name.includes(":");
-}
-
-/** Creates a CA and a leaf certificate for the given names (DNS names or IP addresses). */
-export async function generateSelfSigned(names: string[], days = 36500): Promise<TlsMaterial> {
-  x509.cryptoProvider.set(crypto);
-  const unique = [...new Set(names.map((n) => n.replace(/^\[|\]$/g, "")).filter(Boolean))];
-  const notBefore = new Date(Date.now() - 3600_000);
-  const notAfter = new Date(Date.now() + days * 86400_000);
-  const caKeys = await crypto.subtle.generateKey(ALG, true, ["sign", "verify"]) as CryptoKeyPair;
-  const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerial(),
-    name: `CN=tern local CA ${unique[0] ?? "localhost"}`,
-    notBefore,
-    notAfter,
-    keys: caKeys,
-    signingAlgorithm: ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        true,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
-    ],
-  });
-  const leafKeys = await crypto.subtle.generateKey(ALG, true, ["sign", "verify"]) as CryptoKeyPair;
-  const leaf = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerial(),
-    subject: `CN=${unique[0] ?? "localhost"}`,
-    issuer: ca.subject,
-    notBefore,
-    notAfter,
-    publicKey: leafKeys.publicKey,
-    signingKey: caKeys.privateKey,
-    signingAlgorithm: ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(
-        unique.map((n) => ({ type: isIp(n) ? "ip" as const : "dns" as const, value: n })),
-      ),
-      await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
-    ],
-  });
-  const keyDer = await crypto.subtle.exportKey("pkcs8", leafKeys.privateKey);
-  return {
-    certPem: leaf.toString("pem") + "\n" + ca.toString("pem") + "\n",
-    keyPem: toPem(keyDer, "PRIVATE KEY"),
-    caPem: ca.toString("pem") + "\n",
-    selfSigned: true,
-  };
-}
-
-function randomSerial(): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[0] &= 0x7f;
-  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 /**

@@ -5,7 +5,8 @@
 //
 // The message is never held here: the unstuffed bytes of each chunk read go to the sink, and the
 // next chunk is read only once the sink took them (back-pressure). At most one line of
-// `maxLineBytes` is carried between chunks.
+// `maxLineBytes` is carried between chunks; the line that completes it goes to the sink on its
+// own, the rest of the chunk as views of the chunk (copied only where a stuffed dot splits it).
 
 export interface DataSource {
   readChunk(): Promise<Uint8Array | null>;
@@ -91,25 +92,37 @@ export async function readData(
     const chunk = await source.readChunk();
     if (chunk === null) return null;
     buf = chunk;
+    /** The chunk's bytes after the line that completes the carried one. */
+    let rest: Uint8Array | null = null;
     if (carry) {
-      buf = new Uint8Array(carry.length + chunk.length);
-      buf.set(carry);
-      buf.set(chunk, carry.length);
+      // Only the line the carry begins is joined (and handed on alone): joining the whole chunk
+      // would copy every byte of a big message once more, as nearly every read ends mid-line.
+      const lf = chunk.indexOf(LF);
+      const cut = lf < 0 ? chunk.length : lf + 1;
+      buf = concat([carry, chunk.subarray(0, cut)]);
+      if (cut < chunk.length) rest = chunk.subarray(cut);
       carry = null;
     }
     let pos = 0;
-    while (pos < buf.length) {
+    while (true) {
+      if (pos >= buf.length) {
+        if (!rest) break;
+        await flush();
+        buf = rest;
+        rest = null;
+        pos = 0;
+      }
       const lf = buf.indexOf(LF, pos);
       if (lf < 0) {
-        const rest = buf.subarray(pos);
-        if (rest.length > limits.maxLineBytes) {
+        const partial = buf.subarray(pos);
+        if (partial.length > limits.maxLineBytes) {
           // Keep only the last byte (a possible CR before the coming LF).
           longLine = true;
           overflowing = true;
           emit(pos, buf.length - 1);
           carry = buf.slice(buf.length - 1);
         } else {
-          carry = rest.slice();
+          carry = partial.slice();
         }
         break;
       }
@@ -127,6 +140,8 @@ export async function readData(
         prevCrlf && crlf && !overflowing && contentEnd - pos === 1 && buf[pos] === DOT
       ) {
         await flush();
+        // A copy: a view would keep the whole socket chunk behind it alive.
+        if (rest) source.unread(rest.slice());
         if (lf + 1 < buf.length) source.unread(buf.slice(lf + 1));
         return { size, tooLarge, badLineEnding, longLine };
       }

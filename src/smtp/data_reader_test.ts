@@ -48,7 +48,8 @@ Deno.test("readData: the unstuffed message is the same however the input is spli
       assert.equal(r.text, want, `cut at ${a}, ${b}`);
       assert.equal(r.result?.size, want.length);
       assert.equal(r.rest, "NOOP\r\n", "what follows the end is left for the next command");
-      assert.ok(r.writes <= 3, "at most one write per chunk read");
+      // One write per chunk read, and one more for the line that completes a carried one.
+      assert.ok(r.writes <= 5, "at most two writes per chunk read");
     }
   }
 });
@@ -63,4 +64,52 @@ Deno.test("readData: over the limit, one overflow and nothing more written; the 
   assert.equal(r.rest, "QUIT\r\n");
   // Cut off before the end: null, whatever was written.
   assert.equal((await run(line.repeat(3), [50])).result, null);
+});
+
+Deno.test("readData: a chunk that begins mid-line is handed on as a view of itself after that line", async () => {
+  // Lines of 80 bytes read in chunks of 1000: every chunk but the first begins mid-line.
+  const wire = enc.encode(("y".repeat(78) + "\r\n").repeat(50) + ".\r\n");
+  const chunks: Uint8Array[] = [];
+  for (let at = 0; at < wire.length; at += 1000) chunks.push(wire.slice(at, at + 1000));
+  const reads = [...chunks];
+  const buffers = new Set(chunks.map((c) => c.buffer));
+  let viewed = 0, copied = 0, text = "";
+  const result = await readData(
+    { readChunk: () => Promise.resolve(reads.shift() ?? null), unread: () => {} },
+    { maxBytes: 1e6, maxLineBytes: 1000 },
+    {
+      write: (b) => {
+        text += dec.decode(b);
+        if (buffers.has(b.buffer as ArrayBuffer)) viewed += b.length;
+        else copied += b.length;
+        return Promise.resolve();
+      },
+      overflow: () => Promise.resolve(),
+    },
+  );
+  assert.equal(text, dec.decode(wire.subarray(0, wire.length - 3)));
+  assert.equal(result?.size, 4000);
+  // Only the lines that straddle two chunks were joined (one per chunk boundary, ≤ 80 bytes).
+  assert.ok(copied <= (chunks.length - 1) * 80, `${copied} bytes copied`);
+  assert.equal(viewed + copied, 4000);
+});
+
+Deno.test("readData: a stray CR or bare LF is seen wherever the input is split", async () => {
+  const cases: [string, boolean][] = [
+    ["a\r\nb\r\n", false],
+    ["a\rb\r\nc\r\n", true],
+    ["a\r\nb\r\r\n", true],
+    ["a\r\nb\nc\r\n", true],
+    ["\r\r\n", true],
+    ["x".repeat(30) + "\r\n" + "y".repeat(30) + "\rz\r\n", true],
+  ];
+  for (const [body, bad] of cases) {
+    const wire = body + ".\r\n";
+    for (let a = 0; a <= wire.length; a++) {
+      for (const b of [a + 1, a + 5, wire.length]) {
+        const r = await run(wire, [a, b]);
+        assert.equal(r.result?.badLineEnding, bad, `${JSON.stringify(body)} cut at ${a}, ${b}`);
+      }
+    }
+  }
 });

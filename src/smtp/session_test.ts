@@ -140,8 +140,11 @@ class MemoryConnection implements Connection {
   bufferedBytes(): number {
     return this.#in.length;
   }
+  /** Calls of write() (a pipelined group's replies should come in one). */
+  writes = 0;
   write(data: string | Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new ConnectionClosedError());
+    this.writes++;
     this.#out += typeof data === "string" ? data : dec.decode(data);
     const w = this.#outWaiter;
     this.#outWaiter = null;
@@ -544,6 +547,7 @@ Deno.test("inbound: no AUTH, the null sender, receive() instead of submit()", as
 
 Deno.test("pipelining: a whole transaction in one write is answered in order", async () => {
   const h = await loggedIn();
+  const writes0 = h.conn.writes;
   h.conn.feed(
     "MAIL FROM:<alice@example.org>\r\nRCPT TO:<a@example.org>\r\nRCPT TO:<nobody@example.org>\r\n" +
       "RCPT TO:<b@example.org>\r\nDATA\r\n",
@@ -558,8 +562,17 @@ Deno.test("pipelining: a whole transaction in one write is answered in order", a
     "250 2.0.0 OK",
     "354 End data with <CR><LF>.<CR><LF>",
   ]);
+  // Held while more commands were buffered; a refusal goes out at once, with what was held.
+  assert.equal(h.conn.writes - writes0, 2, "250 250 550 in one write, then 250 354");
   h.conn.feed("x\r\n.\r\nNOOP\r\n");
   assert.equal(await h.conn.reply(), "250 2.0.0 Queued");
+  assert.equal(await h.conn.reply(), "250 2.0.0 OK");
+  assert.equal(h.conn.writes - writes0, 3, "the message's 250 waited for the NOOP's");
+  // Not pipelined: each reply at once.
+  h.conn.feed("MAIL FROM:<alice@example.org>\r\n");
+  assert.equal(await h.conn.reply(), "250 2.0.0 OK");
+  assert.equal(h.conn.writes - writes0, 4);
+  h.conn.feed("RSET\r\n");
   assert.equal(await h.conn.reply(), "250 2.0.0 OK");
   assert.deepEqual(h.backend.submitted[0].envelope.recipients, ["a@example.org", "b@example.org"]);
   await quit(h);

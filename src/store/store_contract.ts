@@ -61,6 +61,23 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.ok(out2[0].ok && out2[0].uid === 2 && out2[0].modSeq > ma.modSeq);
   });
 
+  test("deliver() to the same mailbox twice in one call stores two messages", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const out = await s.deliver({
+      body: bytesBody(enc.encode("Subject: twice\r\n\r\nbody\r\n")),
+      internalDate: 5,
+      targets: [{ accountId: a.id, mailboxName: "INBOX" }, {
+        accountId: a.id,
+        mailboxName: "INBOX",
+      }],
+      defaultQuotaBytes: 1000,
+    });
+    assert.deepEqual(out.map((o) => o.ok && o.uid), [1, 2]);
+    const box = (await s.listMailboxes(a.id))[0];
+    assert.equal(box.messages, 2);
+    assert.equal(box.uidNext, 3);
+  });
+
   test("deliver() refuses a recipient over quota and stores nothing for it", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const data = new Uint8Array(600);
@@ -295,6 +312,14 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
       assert.deepEqual(await reader.read(131_000, 5_000), large.subarray(131_000, 136_000));
       assert.deepEqual(await reader.read(299_990, 100), large.subarray(299_990));
       assert.equal((await reader.read(400_000, 10)).length, 0);
+      // Ranges in order (each starting where the last ended), asked for at once, then backwards.
+      const pieces = await Promise.all(
+        [0, 70_000, 140_000, 210_000, 280_000].map((o) => reader.read(o, 70_000)),
+      );
+      assert.deepEqual(concat(...pieces), large);
+      assert.deepEqual(await reader.read(150_000, 10), large.subarray(150_000, 150_010));
+      assert.deepEqual(await reader.read(100, 10), large.subarray(100, 110));
+      assert.deepEqual(await reader.read(110, 10), large.subarray(110, 120));
     } finally {
       await reader.close();
     }
@@ -302,6 +327,34 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.deepEqual(batch.get(ids[0])?.bytes, small);
     assert.equal(batch.has(999_999), false);
     assert.equal(await s.openBody(999_999), null);
+  });
+
+  test("a spool's caller may reuse its buffer once each write settled", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    // Below the inline limit (kept in memory) and far past it (written through to a file).
+    for (const total of [40_000, 400_000]) {
+      const expected = pattern(total);
+      const buf = new Uint8Array(16_384);
+      const spool = s.createSpool();
+      for (let off = 0; off < total; off += buf.length) {
+        const piece = expected.subarray(off, off + buf.length);
+        buf.set(piece);
+        await spool.write(buf.subarray(0, piece.length));
+        buf.fill(0x21); // what a reused socket buffer would hold next
+      }
+      const body = await spool.finish();
+      const r = await s.append({
+        accountId: a.id,
+        mailboxName: "INBOX",
+        body,
+        flags: [],
+        internalDate: 1,
+        defaultQuotaBytes: 1e9,
+      });
+      await spool.discard();
+      const id = (await s.getMessages(r.mailboxId, [r.uid]))[0].bodyId;
+      assert.deepEqual(await s.readBody(id), expected, `${total} bytes`);
+    }
   });
 
   test("a discarded spool refuses more writes and can be given up at any point", async (s) => {

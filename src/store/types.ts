@@ -177,7 +177,9 @@ export interface SpooledBody {
 
 /**
  * Receives one body with bounded memory. `write` resolves when the next chunk may be written
- * (back-pressure); `finish` makes the body durable enough to be committed and returns it. After
+ * (back-pressure); the spool reads `chunk` until then, not after (it copies what it keeps), so
+ * the caller must leave those bytes unchanged until the promise settles and may reuse them
+ * afterwards; `finish` makes the body durable enough to be committed and returns it. After
  * the last deliver/append/enqueue using the body, `discard` frees what no commit kept; it is
  * also the way to give up (safe to call at any point, and twice).
  */

@@ -39,6 +39,8 @@ export async function startTern(
     dir?: string;
     /** Log level (default "debug"; the benchmark uses "off"). */
     log?: string;
+    /** Flags for `deno run` before main.ts (the benchmark's --cpu-prof). */
+    runtimeArgs?: string[];
   } = {},
 ): Promise<TernProcess> {
   // A given dir is reused (restarts); it is then the caller's to remove.
@@ -57,7 +59,16 @@ export async function startTern(
   await Deno.writeTextFile(`${dir}/tern.toml`, toml);
   const spawnedAt = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", "serve", "--config", `${dir}/tern.toml`, "--no-banner"],
+    args: [
+      "run",
+      "-A",
+      ...(options.runtimeArgs ?? []),
+      "main.ts",
+      "serve",
+      "--config",
+      `${dir}/tern.toml`,
+      "--no-banner",
+    ],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
     stdin: "null",

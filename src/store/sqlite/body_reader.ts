@@ -34,6 +34,12 @@ export class FileBodyReader implements BodyReader {
   #fileOffset: number;
   /** Reads share one file position: one at a time. */
   #tail: Promise<unknown> = Promise.resolve();
+  /**
+   * Where the file position is (-1: unknown). A FETCH reads its ranges in order, so most reads
+   * start where the last ended and need no seek (a seek is an op of its own: 4 % of the main
+   * thread while 50 sessions FETCH 30 MB each).
+   */
+  #filePos = -1;
   #closed = false;
 
   constructor(
@@ -68,11 +74,22 @@ export class FileBodyReader implements BodyReader {
       pos += part.length;
     }
     if (pos < end) {
-      await this.#file.seek(this.#fileOffset + pos - this.#head.length, Deno.SeekMode.Start);
-      while (pos < end) {
-        const n = await this.#file.read(out.subarray(pos - start));
-        if (n === null) throw new Error("The body file is shorter than its record");
-        pos += n;
+      const at = this.#fileOffset + pos - this.#head.length;
+      try {
+        if (at !== this.#filePos) {
+          this.#filePos = -1;
+          await this.#file.seek(at, Deno.SeekMode.Start);
+          this.#filePos = at;
+        }
+        while (pos < end) {
+          const n = await this.#file.read(out.subarray(pos - start));
+          if (n === null) throw new Error("The body file is shorter than its record");
+          pos += n;
+          this.#filePos += n;
+        }
+      } catch (err) {
+        this.#filePos = -1;
+        throw err;
       }
     }
     return out;

@@ -104,16 +104,24 @@ export class Db {
   }
 
   begin(): void {
-    this.raw.exec("BEGIN IMMEDIATE");
+    this.stmt("BEGIN IMMEDIATE").run();
     this.#inTx = true;
   }
 
   commit(): void {
     try {
-      this.raw.exec("COMMIT");
+      this.stmt("COMMIT").run();
     } finally {
       this.#inTx = this.raw.isTransaction;
     }
+  }
+
+  /**
+   * Transaction control that runs per operation (savepoints) or per batch, as prepared
+   * statements: exec() would parse the SQL text every time.
+   */
+  control(sql: "SAVEPOINT op" | "RELEASE op" | "ROLLBACK TO op"): void {
+    this.stmt(sql).run();
   }
 
   /** Rolls back what is still open; SQLite may already have (a full disk, I/O errors). */

@@ -159,11 +159,11 @@ export class Engine {
         continue;
       }
       const mark = files?.mark();
-      db.raw.exec("SAVEPOINT op");
+      db.control("SAVEPOINT op");
       try {
         this.#now = op.now;
         const value = this.#fn(op.name)(...op.args);
-        db.raw.exec("RELEASE op");
+        db.control("RELEASE op");
         results.push({ ok: true, value });
       } catch (err) {
         if (!db.raw.isTransaction) {
@@ -172,8 +172,8 @@ export class Engine {
           files?.afterRollback();
           return failAll(err);
         }
-        db.raw.exec("ROLLBACK TO op");
-        db.raw.exec("RELEASE op");
+        db.control("ROLLBACK TO op");
+        db.control("RELEASE op");
         if (mark) files!.undoTo(mark);
         full ||= isFullError(err);
         results.push({ ok: false, error: toWire(err) });

@@ -134,9 +134,14 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
   };
   const used = (accountId: number) =>
     db.get<{ n: number }>("SELECT used_bytes AS n FROM accounts WHERE id = ?", accountId)?.n ?? 0;
-  const quotaOf = (accountId: number, fallback: number) =>
-    db.get<{ q: number | null }>("SELECT quota_bytes AS q FROM accounts WHERE id = ?", accountId)
-      ?.q ?? fallback;
+  /** Whether `size` more bytes fit the account's quota (one read for use and quota). */
+  const fits = (accountId: number, size: number, fallback: number) => {
+    const a = db.get<{ used: number; quota: number | null }>(
+      "SELECT used_bytes AS used, quota_bytes AS quota FROM accounts WHERE id = ?",
+      accountId,
+    );
+    return (a?.used ?? 0) + size <= (a?.quota ?? fallback);
+  };
   const bumpModSeq = (mailboxId: number) => {
     db.run("UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?", mailboxId);
     return db.get<{ m: number }>(
@@ -145,14 +150,16 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
     )!
       .m;
   };
+  /** `current`: the mailbox's row as read in this transaction, when nothing changed it since. */
   const insertMessage = (
     mailboxId: number,
     bodyId: number,
     size: number,
     internalDate: number,
     flags: string[],
+    current?: MailboxRow,
   ) => {
-    const mb = mustRow(mailboxId);
+    const mb = current ?? mustRow(mailboxId);
     const uid = mb.uid_next;
     const modSeq = mb.highest_modseq + 1;
     db.run(
@@ -332,18 +339,28 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
       return db.tx(() => {
         let bodyId = 0;
         const out: DeliveryOutcome[] = [];
+        const filled = new Set<number>();
         for (const t of targets) {
           const mb = row(t.accountId, t.mailboxName);
           if (!mb) {
             out.push({ accountId: t.accountId, ok: false, code: "mailbox_not_found" });
             continue;
           }
-          if (used(t.accountId) + size > quotaOf(t.accountId, defaultQuotaBytes)) {
+          if (!fits(t.accountId, size, defaultQuotaBytes)) {
             out.push({ accountId: t.accountId, ok: false, code: "quota_exceeded" });
             continue;
           }
           if (bodyId === 0) bodyId = insertBody(db, files, input, now());
-          const { uid, modSeq } = insertMessage(mb.id, bodyId, size, internalDate, t.flags ?? []);
+          // `mb` is current unless an earlier target of this delivery was the same mailbox.
+          const { uid, modSeq } = insertMessage(
+            mb.id,
+            bodyId,
+            size,
+            internalDate,
+            t.flags ?? [],
+            filled.has(mb.id) ? undefined : mb,
+          );
+          filled.add(mb.id);
           out.push({ accountId: t.accountId, ok: true, mailboxId: mb.id, uid, modSeq });
         }
         return out;
@@ -357,11 +374,11 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
         if (!mb) {
           throw new RelayError("mailbox_not_found", `Cannot append to "${mailboxName}": not found`);
         }
-        if (used(accountId) + size > quotaOf(accountId, defaultQuotaBytes)) {
+        if (!fits(accountId, size, defaultQuotaBytes)) {
           throw new RelayError("quota_exceeded", "Cannot append: quota exceeded");
         }
         const bodyId = insertBody(db, files, input, now());
-        const { uid, modSeq } = insertMessage(mb.id, bodyId, size, internalDate, flags);
+        const { uid, modSeq } = insertMessage(mb.id, bodyId, size, internalDate, flags, mb);
         return { mailboxId: mb.id, uidValidity: mb.uid_validity, uid, modSeq };
       });
     },

@@ -1,6 +1,9 @@
 // Receiving a body with bounded memory: chunks are kept in memory up to the inline limit; the
 // first chunk beyond it moves everything to data_dir/bodies/tmp/NAME and the rest streams there,
-// each write resolving when the file took it (back-pressure). finish() fsyncs the file's data;
+// each write resolving when the file took it (back-pressure). A chunk is only read until its
+// write settles (BodySpool), so only what stays in memory is copied: a large body goes from the
+// caller's buffer to the file without a copy of its own (20 hanging 5 MiB DATA transactions
+// held ~110 MB of RSS with a copy of every chunk). finish() fsyncs the file's data;
 // the commit that stores it links the file into bodies/ (body_files.ts). discard() removes the
 // temporary name: a committed body keeps its own link.
 
@@ -45,9 +48,8 @@ export class SqliteSpool implements BodySpool {
 
   write(chunk: Uint8Array): Promise<void> {
     if (this.#state !== "open") return Promise.reject(new Error(`The spool is ${this.#state}`));
-    const copy = chunk.slice();
-    this.#size += copy.length;
-    const next = this.#tail.then(() => this.#store(copy));
+    this.#size += chunk.length;
+    const next = this.#tail.then(() => this.#store(chunk));
     this.#tail = next.catch(() => {});
     return next;
   }
@@ -55,7 +57,8 @@ export class SqliteSpool implements BodySpool {
   async #store(chunk: Uint8Array): Promise<void> {
     if (!this.#file) {
       if (this.#dir === null || this.#kept + chunk.length <= INLINE_LIMIT) {
-        this.#chunks.push(chunk);
+        // Kept past this write: the caller may reuse its buffer once the promise settles.
+        this.#chunks.push(chunk.slice());
         this.#kept += chunk.length;
         return;
       }
