@@ -192,3 +192,23 @@ Deno.test("admin API over HTTPS: token guessing is throttled; the admin's known 
     assert.equal(await call(t.relay.adminToken, "127.0.0.5"), 200);
   }, { overrides: HTTPS, relay: { loginThrottle: { freeFailures: 3, maxWaitMs: 0 } } });
 });
+
+Deno.test("HTTPS: a client that ends its side mid-body is dropped at once, not at the idle timeout", async () => {
+  await withRelay(async (t) => {
+    const cuts = Array.from({ length: 20 }, (_, i) => {
+      const path = i % 2 ? "/mxdeliv" : "/new";
+      const c = exchange({
+        port: port(t, "https"),
+        tls: { caPem: t.caPem },
+        send:
+          `POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\n` +
+          `Content-Length: 100000\r\n\r\n${"x".repeat(1000)}`,
+      });
+      // FIN (after TLS close_notify) once the partial request is out.
+      c.connected.then(() => setTimeout(() => c.socket.end(), 100));
+      return c;
+    });
+    // The idle timeout is 60 s: every connection must be closed long before that.
+    await within(15_000, "half-closed requests", Promise.all(cuts.map((c) => c.received)));
+  }, { overrides: HTTPS });
+});

@@ -232,6 +232,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       // Closing: the answer is written; end the connection after it (not cut it off).
       if (closing && st.active === 0) req.socket.end();
     });
+    // A client that ends its side before its request body is complete will never complete it:
+    // the connection is dropped at once (which fails the body's stream), not left half-closed
+    // until the idle timeout.
+    const onEnd = () => {
+      if (!req.complete) req.socket.destroy();
+    };
+    req.socket.once("end", onEnd);
+    res.once("close", () => req.socket.off("end", onEnd));
     handle(req, res).catch(() => res.destroy());
   });
 
