@@ -234,6 +234,11 @@ CREATE TABLE login_failures (
   next_at bigint NOT NULL
 );
 CREATE INDEX login_failures_since ON login_failures (since);
+-- The wait a key's failures cost (auth/login_throttle.ts): none for the free ones, then doubling.
+CREATE FUNCTION login_delay(failures bigint, free bigint, base bigint, max_delay bigint)
+  RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN failures < free THEN 0
+    ELSE LEAST(max_delay, (base * power(2, LEAST(failures - free, 16)))::bigint) END $$;
 CREATE TABLE login_trust (
   pair text PRIMARY KEY,
   until bigint NOT NULL

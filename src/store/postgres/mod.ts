@@ -24,9 +24,13 @@ import { spaceOps } from "./space_ops.ts";
 import { bodyRow, INLINE_LIMIT, smallBodies } from "./bodies.ts";
 import { BlobBodyReader } from "./body_reader.ts";
 import { PgSpool } from "./spool.ts";
+import { PgSharedState } from "./shared_state.ts";
+import { type ChannelReceiver, PgEventChannel } from "./event_channel.ts";
 
 export { PG_MIGRATIONS, PgMigrationError } from "./migrations.ts";
 export { redactUrl } from "./connection.ts";
+export type { LoginThrottleParams, PgSharedState } from "./shared_state.ts";
+export type { ChannelReceiver, PgEventChannel } from "./event_channel.ts";
 
 const OPS = { ...accountOps, ...mailOps, ...miscOps, ...queueOps, ...spaceOps };
 type Ops = typeof OPS;
@@ -51,6 +55,14 @@ export interface PostgresStore extends Store, MethodsOf<Pick<Ops, "claimPushJobs
   /** The database as shown to people (no password). */
   readonly where: string;
   readonly writeStats: { batches: number; ops: number; retries: number };
+  /** Decisions instances share: send rate, login throttle, creations, task runs. */
+  readonly shared: PgSharedState;
+  /** A LISTEN/NOTIFY bridge for the event bus (start() it; the store's close() closes it). */
+  eventChannel(options: {
+    instance: string;
+    receiver: ChannelReceiver;
+    onError?: (err: unknown) => void;
+  }): PgEventChannel;
 }
 
 /** Connects, migrates (one instance at a time) and returns the store. */
@@ -120,12 +132,20 @@ function buildStore(sql: Sql, bulk: Sql, where: string, now: () => number): Post
   }
 
   let closing: Promise<void> | null = null;
+  const shared = new PgSharedState(bulk);
+  const channels: PgEventChannel[] = [];
   const special: Omit<PostgresStore, keyof Ops> = {
     kind: "postgres",
     sql,
     where,
     get writeStats() {
       return writes.stats;
+    },
+    shared,
+    eventChannel(options) {
+      const channel = new PgEventChannel({ sql, notify: bulk, ...options });
+      channels.push(channel);
+      return channel;
     },
     createSpool: () => new PgSpool(bulk, now),
     async openBody(bodyId: number): Promise<BodyReader | null> {
@@ -175,6 +195,8 @@ function buildStore(sql: Sql, bulk: Sql, where: string, now: () => number): Post
     },
     close() {
       closing ??= writes.drained().then(async () => {
+        await Promise.all(channels.map((c) => c.close()));
+        await shared.settled();
         await Promise.all([sql.end({ timeout: 5 }), bulk.end({ timeout: 5 })]);
       });
       return closing;
