@@ -8,4 +8,5 @@ export type {
   Reply,
 } from "./service.ts";
 export { SendRateLimiter } from "./rate_limit.ts";
+export type { RateDecision, SendRate } from "./rate_limit.ts";
 export { cleanStoredHeaders, cleanSubmittedHeaders } from "./header_cleanup.ts";

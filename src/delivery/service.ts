@@ -8,7 +8,7 @@ import type { AccountRecord, DeliveryOutcome, Store } from "../store/types.ts";
 import { rewrittenAs, spoolBytes, type Spooled } from "../store/message_input.ts";
 import type { Logger } from "../log/mod.ts";
 import { cleanStoredHeaders, cleanSubmittedHeaders } from "./header_cleanup.ts";
-import { SendRateLimiter } from "./rate_limit.ts";
+import { type RateDecision, type SendRate, SendRateLimiter } from "./rate_limit.ts";
 
 /** An SMTP reply: code, enhanced status code (may be ""), text. */
 export interface Reply {
@@ -48,6 +48,8 @@ export interface DeliveryServiceOptions {
   now?: () => number;
   /** Clock for the send rate (monotonic); defaults to performance.now. */
   monotonicNow?: () => number;
+  /** The send rate kept elsewhere (several instances); default: in this process's memory. */
+  sendRate?: SendRate;
   /**
    * Checks where incoming mail comes from (federation policy, DKIM alignment): the refusal
    * reason, or null to accept.
@@ -95,7 +97,7 @@ export class DeliveryService {
   #accounts: DeliveryAccounts;
   #log?: Logger;
   #now: () => number;
-  #rate: SendRateLimiter;
+  #rate: SendRate;
   #checkOrigin?: DeliveryServiceOptions["checkOrigin"];
   /** Called after remote recipients were queued (wakes the outbound worker). */
   onQueued: () => void = () => {};
@@ -108,7 +110,7 @@ export class DeliveryService {
     this.#log = options.log;
     this.#now = options.now ?? Date.now;
     this.#checkOrigin = options.checkOrigin;
-    this.#rate = new SendRateLimiter({
+    this.#rate = options.sendRate ?? new SendRateLimiter({
       perMinute: options.limits.sendPerMinute,
       burst: options.limits.sendBurst,
       now: options.monotonicNow,
@@ -116,7 +118,7 @@ export class DeliveryService {
   }
 
   /** Submission MAIL FROM: the sender must be the logged-in address, within its send rate. */
-  checkSubmissionSender(login: string, mailFrom: string): Reply | null {
+  checkSubmissionSender(login: string, mailFrom: string): Reply | null | Promise<Reply | null> {
     if (mailFrom.toLowerCase() !== login.toLowerCase()) {
       // Postfix's reject_sender_login_mismatch text, answered to each RCPT.
       return reply(
@@ -125,12 +127,14 @@ export class DeliveryService {
         `<${mailFrom}>: Sender address rejected: not owned by user ${login}`,
       );
     }
-    const r = this.#rate.take(login.toLowerCase());
-    if (!r.allowed) {
+    const verdict = (r: RateDecision) => {
+      if (r.allowed) return null;
       const wait = Math.ceil(r.retryAfterMs / 1000);
       return reply(450, "", `4.7.1: Too much mail from ${mailFrom}, try again in ${wait} s`);
-    }
-    return null;
+    };
+    // The in-memory rate answers at once: no promise on the single-instance path.
+    const r = this.#rate.take(login.toLowerCase());
+    return r instanceof Promise ? r.then(verdict) : verdict(r);
   }
 
   /**

@@ -20,7 +20,7 @@ export interface SmtpBackend {
     { address: string } | { reply: SmtpReply }
   >;
   /** Submission MAIL FROM check for the logged-in address (ownership, send rate). */
-  checkSender(login: string, mailFrom: string): SmtpReply | null;
+  checkSender(login: string, mailFrom: string): SmtpReply | null | Promise<SmtpReply | null>;
   checkRecipient(address: string, mode: "inbound" | "submission"): Promise<SmtpReply | null>;
   /** Accepts (durably) or refuses a complete message. */
   submit(login: string, envelope: SmtpEnvelope, message: Uint8Array): Promise<SmtpReply>;
