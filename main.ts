@@ -7,8 +7,13 @@
 (globalThis as { ternEntry?: string }).ternEntry = import.meta.url;
 
 if (self.name.startsWith("tern-store-")) {
+  // Requests can arrive while the import below is still loading (on a first run under
+  // `deno test` it type-checks for a minute): a message with no handler yet would be lost and
+  // its caller wait forever, so they are kept until the thread takes them over.
+  const early: MessageEvent[] = [];
+  self.onmessage = (e: MessageEvent) => early.push(e);
   const { runStoreThread } = await import("./src/store/sqlite/worker.ts");
-  runStoreThread();
+  runStoreThread(early);
 } else if (import.meta.main) {
   const { runCli } = await import("./src/cli/main.ts");
   Deno.exit(await runCli(Deno.args));

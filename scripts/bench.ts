@@ -18,6 +18,7 @@ import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { type SignupResult, signupStorm } from "./bench/signup.ts";
 import { irohBench, type IrohResult } from "./bench/iroh.ts";
 import { Imap } from "./bench/clients.ts";
+import { memoryBench } from "./bench/memory.ts";
 import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
 import type { MessageTemplate } from "./bench/messages.ts";
@@ -30,6 +31,7 @@ import {
   fetchThroughput,
   idleScale,
   PASS,
+  preloginFlood,
   submission,
 } from "./bench/scenarios.ts";
 import type {
@@ -65,7 +67,8 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
-      "                       [--only start,parse,submit,latency,signup,idle,fetch,deltachat,gate,iroh]\n" +
+      "                       [--only start,parse,submit,latency,signup,idle,prelogin,fetch,\n" +
+      "                               deltachat,gate,iroh,memory]\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -81,10 +84,12 @@ const SCENARIOS = [
   "latency",
   "signup",
   "idle",
+  "prelogin",
   "fetch",
   "deltachat",
   "gate",
   "iroh",
+  "memory",
 ];
 const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
 for (const o of only) {
@@ -104,6 +109,8 @@ const opts = {
   signupInFlight: 50,
   idleConns: Number(flags["idle-conns"] ?? (quick ? 500 : 2000)),
   idlePerUser: 8,
+  preloginConns: 200,
+  preloginBytes: 1 << 20,
   // Dovecot moves IDLE sessions to its imap-hibernate process after 30 s idle.
   idleWaitMs: Number(flags["idle-wait"] ?? (quick ? 0 : 35)) * 1000,
   fetch2kMessages: quick ? 500 : 2000,
@@ -112,6 +119,15 @@ const opts = {
   restarts: quick ? 1 : 3,
   deltachatMessages: quick ? 4 : 10,
   irohRoundTrips: quick ? 500 : 2000,
+  memory: {
+    appenders: quick ? 10 : 50,
+    fetchers: quick ? 10 : 50,
+    fetchersPerUser: 5,
+    messageBytes: quick ? 10_000_000 : 30_000_000,
+    dataConnections: 20,
+    dataBytes: 5 * 1024 * 1024,
+    worstBytes: quick ? 10_000_000 : 30_000_000,
+  },
   only: SCENARIOS.filter((x) => only.has(x)),
 };
 
@@ -290,12 +306,28 @@ async function main() {
   if (only.has("signup")) await signupRuns(targets, notes);
   // 3. idle scale
   if (only.has("idle")) await idleRuns(targets, tpl2k, ref, notes);
+  // 3b. pre-login connections with oversized commands
+  if (only.has("prelogin")) {
+    for (const [t, v, r] of targets) {
+      log(`${t.label}: ${opts.preloginConns} pre-login connections with oversized commands`);
+      const p = await preloginFlood(t, {
+        conns: opts.preloginConns,
+        bytes: opts.preloginBytes,
+        log,
+      });
+      r.prelogin = p;
+      v.prelogin_rss_growth_mb = mb(p.peak.rssKb - p.before.rssKb);
+      v.prelogin_rss_after_mb = mb(p.after.rssKb);
+    }
+  }
   // 4. FETCH throughput
   if (only.has("fetch")) await fetchRuns(targets, tpl2k, tpl100k);
   // 6. the real Delta Chat core
   if (only.has("deltachat")) await deltachatRuns(targets, notes);
   // 7. the embedded iroh relay (tern only)
   if (only.has("iroh")) await irohRuns(tern, tv, raw.tern, notes);
+  // 8. memory bounds under large transfers and hanging DATA; the gate's worst cases
+  if (only.has("memory")) await memoryRuns(targets);
 
   for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
   const labels: Record<string, string> = {
@@ -309,6 +341,7 @@ async function main() {
     fetch2k_mb_s: `FETCH ${opts.fetch2kMessages} × 2 KB (MB/s)`,
     fetch2k_msgs_s: `FETCH ${opts.fetch2kMessages} × 2 KB (msgs/s)`,
     fetch100k_mb_s: `FETCH ${opts.fetch100kMessages} × 100 KB (MB/s)`,
+    ...memoryLabels(),
   };
   const results = {
     date: new Date().toISOString(),
@@ -424,6 +457,57 @@ async function coldStart(tv: Values, raw: Raw) {
 }
 
 type Targets = [Target, Values, Raw][];
+
+/** The memory metrics' labels with the sizes of this run (smaller with --quick). */
+function memoryLabels(): Record<string, string> {
+  const m = opts.memory;
+  const load = `${m.appenders} APPEND + ${m.fetchers} FETCH of ${m.messageBytes / 1e6} MB`;
+  return {
+    mem_af_growth_mb: `memory: RSS growth, ${load} (MB, goal ≤ 300 at 50+50 × 30 MB)`,
+    mem_af_pss_growth_mb: `memory: PSS growth, ${load} (MB)`,
+    mem_af_seconds: `memory: ${load}, time (s)`,
+  };
+}
+
+async function memoryRuns(targets: Targets) {
+  for (const [t, v, r] of targets) {
+    const m = await memoryBench(t, opts.memory, log);
+    r.memory = m;
+    const af = m.appendFetch, ud = m.unterminated, wc = m.worstCase;
+    v.mem_af_growth_mb = af.growthMb;
+    v.mem_af_pss_growth_mb = af.pssGrowthMb;
+    v.mem_af_seconds = af.seconds;
+    v.mem_af_noop_p99_ms = af.noopP99Ms;
+    v.mem_data_growth_mb = ud.heldGrowthMb;
+    v.mem_data_pss_growth_mb = ud.heldPssGrowthMb;
+    v.mem_data_second_growth_mb = ud.secondGrowthMb;
+    v.mem_worst_noop_max_ms = wc.noopMaxMs;
+    v.mem_worst_noop_p99_ms = wc.noopP99Ms;
+    log(
+      `  APPEND+FETCH: RSS ${af.baseRssMb} MB → ${af.connectedRssMb} connected → peak ` +
+        `${af.peakRssMb} (+${af.growthMb}, PSS +${af.pssGrowthMb}) → ${af.afterRssMb} after; ` +
+        `${af.appended} appended, ${(af.fetchedBytes / 1e6).toFixed(0)} MB fetched in ` +
+        `${af.seconds.toFixed(1)} s; NOOP p99 ${af.noopP99Ms.toFixed(1)} ms max ` +
+        `${af.noopMaxMs.toFixed(1)} ms (${af.noops})` +
+        (af.errors.length ? `; errors: ${af.errors.join("; ")}` : ""),
+    );
+    log(
+      `  unterminated DATA: RSS ${ud.baseRssMb} MB → peak ${ud.peakRssMb} → held ${ud.heldRssMb} ` +
+        `(+${ud.heldGrowthMb}, PSS +${ud.heldPssGrowthMb}); the same again: +${ud.secondGrowthMb}; ` +
+        `${ud.afterRssMb} after they left` +
+        (ud.errors.length ? `; errors: ${ud.errors.join("; ")}` : ""),
+    );
+    for (const c of wc.cases) {
+      log(`  ${c.name} (${c.bytes} B): ${c.seconds.toFixed(1)} s, ${c.reply}`);
+    }
+    log(
+      `  NOOP during those: p50 ${wc.noopP50Ms.toFixed(1)} ms, p99 ${
+        wc.noopP99Ms.toFixed(1)
+      } ms, ` +
+        `max ${wc.noopMaxMs.toFixed(1)} ms (${wc.noops})`,
+    );
+  }
+}
 
 async function submissionRuns(
   targets: Targets,

@@ -32,3 +32,15 @@ export class RelayError extends Error {
 export function isRelayError(e: unknown, code?: ErrorCode): e is RelayError {
   return e instanceof RelayError && (code === undefined || e.code === code);
 }
+
+/**
+ * A storage failure that means the disk is full or the data directory read-only (SQLite's
+ * SQLITE_FULL/SQLITE_READONLY, ENOSPC, EDQUOT, EROFS): temporary for the client, who retries.
+ */
+export function isStorageFull(err: unknown): boolean {
+  const text = err instanceof Error
+    ? `${err.message} ${(err as { code?: string }).code ?? ""}`
+    : String(err);
+  return /disk is full|database or disk is full|SQLITE_FULL|ENOSPC|EDQUOT|EROFS|readonly|read-only|No space left/i
+    .test(text);
+}

@@ -214,6 +214,9 @@ Deno.test("tern dns prints the records to publish, with the DKIM key", async () 
       /^opendkim\._domainkey\.example\.org\.\s+TXT\s+"v=DKIM1;k=rsa;p=[A-Za-z0-9+/=]+;s=email;t=s"$/m,
     );
     assert.match(r.stdout, /_mta-sts\.example\.org\./);
+    // The listeners are dual-stack: a public IPv6 address gets its AAAA record.
+    const v6 = await tern(["dns", "--ip", "192.0.2.10", "--ipv6", "2a01:4f8::25", ...cfg]);
+    assert.match(v6.stdout, /^example\.org\.\s+AAAA\s+2a01:4f8::25$/m);
     // The key is stable across runs.
     const again = await tern(["dns", ...cfg]);
     assert.equal(

@@ -1,5 +1,6 @@
-// A full disk refuses mail with a temporary 452 and corrupts nothing; when space returns, mail
-// flows again. Runs on a small tmpfs (needs root, as in CI).
+// A full disk refuses mail with a temporary 452 and corrupts nothing; users can still log in,
+// read and delete (nothing a login needs writes); when space returns, mail flows again. Runs on a
+// small tmpfs (needs root, as in CI).
 
 import assert from "node:assert/strict";
 import { createAccount, withRelay } from "./support/relay.ts";
@@ -7,6 +8,7 @@ import { SmtpTestClient } from "./support/smtp_client.ts";
 import { armoredPayload, pgpMime } from "./support/messages.ts";
 import { DatabaseSync } from "node:sqlite";
 import { requireAll, requireRoot, requireTool } from "./support/tools.ts";
+import { WireClient } from "./support/wire_client.ts";
 
 // Mounting a tmpfs needs root.
 const need = requireAll(requireRoot(), requireTool("mount", "umount"));
@@ -95,6 +97,82 @@ Deno.test({
       await sh("umount", [mnt]);
       await Deno.remove(mnt, { recursive: true });
       await Deno.remove(conf);
+    }
+  },
+});
+
+/** An IMAP session of `user` over 993. */
+async function imap(port: number, caPem: string, user: { address: string; password: string }) {
+  const c = await WireClient.connect(port, { tlsCa: caPem });
+  await c.line();
+  const r = await c.cmd("l", `LOGIN ${user.address} ${user.password}`);
+  assert.match(r.status, /^OK/, `login on a full disk: ${r.status}`);
+  return c;
+}
+
+Deno.test({
+  name: need.title(
+    "disk full: IMAP login, reading, EXPUNGE and retention go on; APPEND fails at once; recovery",
+  ),
+  ignore: need.ignore,
+  async fn() {
+    const mnt = await Deno.makeTempDir({ prefix: "tern-full-" });
+    const mounted = await sh("mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt]);
+    assert.equal(mounted.code, 0, mounted.err);
+    let clock = Date.now();
+    try {
+      await withRelay(async (t) => {
+        const a = await createAccount(t, "alice0001");
+        const port = t.addr("imaps").port;
+        const setup = await imap(port, t.caPem, a);
+        const message = "From: <alice0001@x.test>\r\nSubject: x\r\n\r\n" + "y".repeat(100_000) +
+          "\r\n";
+        for (let i = 0; i < 4; i++) {
+          await setup.write(`a${i} APPEND INBOX {${message.length}+}\r\n${message}\r\n`);
+          assert.match((await setup.response(`a${i}`)).status, /^OK/);
+        }
+        setup.close();
+        // Nothing left on the disk.
+        await sh("dd", ["if=/dev/zero", `of=${mnt}/filler`, "bs=64k", "count=200"]);
+
+        // A new session logs in (the login time stamp is best-effort) and reads.
+        const c = await imap(port, t.caPem, a);
+        assert.match((await c.cmd("s", "SELECT INBOX")).status, /^OK/);
+        const read = await c.cmd("f", "FETCH 1 BODY.PEEK[]");
+        assert.match(read.status, /^OK/);
+        assert.ok(read.untagged[0].includes(`BODY[] <${message.length} bytes>`), read.untagged[0]);
+        // A write fails at once, with Dovecot's code for a server-side failure.
+        await c.write(`w APPEND INBOX {${message.length}+}\r\n${message}\r\n`);
+        assert.match((await c.response("w")).status, /^NO \[SERVERBUG\] /);
+        // Deleting goes on: that is how space is freed.
+        assert.match((await c.cmd("d", "STORE 1 +FLAGS.SILENT (\\Deleted)")).status, /^OK/);
+        const expunged = await c.cmd("e", "EXPUNGE");
+        assert.match(expunged.status, /^OK/);
+        assert.deepEqual(expunged.untagged, ["* 1 EXPUNGE"]);
+        // Retention too: three weeks later every message is old enough to go.
+        clock += 21 * 86400_000;
+        assert.match(await t.relay.maintenance.run("expire-mail"), /^3 messages deleted/);
+
+        // Space returns: writes work again, in the same session, once the store has noticed
+        // (it looks again every few seconds).
+        await Deno.remove(`${mnt}/filler`);
+        const deadline = Date.now() + 30_000;
+        let status = "";
+        for (let i = 0; !status.startsWith("OK") && Date.now() < deadline; i++) {
+          if (i > 0) await new Promise((r) => setTimeout(r, 250));
+          await c.write(`r${i} APPEND INBOX {${message.length}+}\r\n${message}\r\n`);
+          status = (await c.response(`r${i}`)).status;
+          if (!status.startsWith("OK")) assert.match(status, /^NO \[SERVERBUG\] /);
+        }
+        assert.match(status, /^OK/, "APPEND works again within 30 s of space returning");
+        c.close();
+      }, {
+        overrides: { data_dir: `${mnt}/data` },
+        relay: { now: () => clock },
+      });
+    } finally {
+      await sh("umount", [mnt]);
+      await Deno.remove(mnt, { recursive: true });
     }
   },
 });

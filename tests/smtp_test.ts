@@ -37,9 +37,12 @@ async function submission(t: TestRelay, user?: { address: string; password: stri
   return c;
 }
 
+/** Port 25 as another relay uses it: EHLO, STARTTLS (required before MAIL), EHLO again. */
 async function inbound(t: TestRelay) {
   const c = await SmtpTestClient.connect(t.addr("smtp"));
   assert.equal((await c.reply()).code, 220);
+  assert.equal((await c.cmd("EHLO mx.remote.test")).code, 250);
+  await c.startTls(t.caPem);
   assert.equal((await c.cmd("EHLO mx.remote.test")).code, 250);
   return c;
 }
@@ -84,9 +87,10 @@ Deno.test("SMTP greeting and EHLO advertise the right extensions per listener", 
     assert.ok(!after.text.includes("STARTTLS"));
     plain.close();
 
+    // Port 25 offers STARTTLS (and after it, no more), never AUTH.
     const mx = await inbound(t);
     const mxEhlo = await mx.cmd("EHLO mx.remote.test");
-    assert.ok(mxEhlo.text.includes("STARTTLS"));
+    assert.ok(!mxEhlo.text.includes("STARTTLS"));
     assert.ok(!mxEhlo.text.includes("AUTH"));
     assert.equal((await mx.cmd("AUTH PLAIN AGIx")).code, 502);
     assert.equal((await mx.cmd("VRFY someone")).code, 252);
@@ -342,6 +346,32 @@ Deno.test("SMTP encryption policy: the corpus through submission and inbound", a
       }),
     },
   });
+});
+
+Deno.test("SMTP inbound: MAIL before STARTTLS is refused as the reference's Postfix does", async () => {
+  await withRelay(async (t) => {
+    const c = await SmtpTestClient.connect(t.addr("smtp"));
+    assert.equal((await c.reply()).code, 220);
+    const ehlo = await c.cmd("EHLO mx.remote.test");
+    assert.ok(ehlo.lines.some((l) => l.endsWith("STARTTLS")), ehlo.text);
+    assert.equal(
+      (await c.cmd("MAIL FROM:<a@remote.example>")).text,
+      "530 5.7.0 Must issue a STARTTLS command first",
+    );
+    // After STARTTLS the same transaction goes on.
+    await c.startTls(t.caPem);
+    assert.equal((await c.cmd("EHLO mx.remote.test")).code, 250);
+    assert.equal((await c.cmd("MAIL FROM:<a@remote.example>")).code, 250);
+    c.close();
+  });
+  // smtp_require_starttls = false accepts plaintext relays.
+  await withRelay(async (t) => {
+    const c = await SmtpTestClient.connect(t.addr("smtp"));
+    await c.reply();
+    await c.cmd("EHLO mx.remote.test");
+    assert.equal((await c.cmd("MAIL FROM:<a@remote.example>")).code, 250);
+    c.close();
+  }, { overrides: { smtp_require_starttls: false } });
 });
 
 Deno.test("SMTP inbound: never an open relay, unknown users refused, null sender accepted", async () => {

@@ -5,7 +5,8 @@
 // the growth of heap + external memory over the message's own bytes (peak while reading, and
 // what stays with the verdict and the structure). The whole-buffer checkIncoming() is timed too.
 //
-//   scripts/deno run -A --v8-flags=--expose-gc scripts/bench/gate.ts [--size BYTES] [--json]
+//   scripts/deno run -A --v8-flags=--expose-gc scripts/bench/gate.ts [--size BYTES] [--piece BYTES]
+//                                                                    [--json]
 
 import { parseArgs } from "node:util";
 import { checkIncoming, createGate } from "../../src/policy/mod.ts";
@@ -25,7 +26,8 @@ export interface GateCase {
 }
 
 const enc = new TextEncoder();
-const PIECE = 64 * 1024;
+/** Piece size pushed at once (64 KiB: a socket read; the delivery path feeds 16 KiB slices). */
+let PIECE = 64 * 1024;
 
 function repeatTo(head: string, unit: string, tail: string, size: number): Uint8Array {
   const h = enc.encode(head), u = enc.encode(unit), t = enc.encode(tail);
@@ -165,8 +167,13 @@ export function gateTable(rows: GateCase[]): string {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { size: { type: "string" }, json: { type: "boolean", default: false } },
+    options: {
+      size: { type: "string" },
+      piece: { type: "string" },
+      json: { type: "boolean", default: false },
+    },
   });
+  if (values.piece) PIECE = Number(values.piece);
   const rows = await gateBench(Number(values.size ?? 31_457_280));
   console.log(values.json ? JSON.stringify(rows) : gateTable(rows));
 }

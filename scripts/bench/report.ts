@@ -170,6 +170,19 @@ export const METRICS: MetricDef[] = [
     digits: 2,
     floor: 0.5,
   },
+  {
+    id: "prelogin_rss_growth_mb",
+    label: "pre-login: RSS growth, 200 conns × 1 MB commands (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "prelogin_rss_after_mb",
+    label: "pre-login: RSS after they are cut off (MB)",
+    better: "lower",
+    digits: 1,
+  },
   { id: "idle_conns", label: "IDLE: connections established", better: "higher", digits: 0 },
   {
     id: "idle_establish_s",
@@ -313,6 +326,69 @@ export const METRICS: MetricDef[] = [
     floor: 0.1,
   },
   {
+    id: "mem_af_growth_mb",
+    label: "memory: RSS growth, 50 APPEND + 50 FETCH of 30 MB (MB, goal ≤ 300)",
+    better: "lower",
+    digits: 0,
+    floor: 20,
+  },
+  {
+    id: "mem_af_pss_growth_mb",
+    label: "memory: PSS growth, 50 APPEND + 50 FETCH of 30 MB (MB)",
+    better: "lower",
+    digits: 0,
+    floor: 20,
+  },
+  {
+    id: "mem_af_seconds",
+    label: "memory: 50 APPEND + 50 FETCH of 30 MB, time (s)",
+    better: "lower",
+    digits: 1,
+    floor: 2,
+  },
+  {
+    id: "mem_af_noop_p99_ms",
+    label: "memory: another user's NOOP p99 meanwhile (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "mem_data_growth_mb",
+    label: "memory: RSS held by 20 × 5 MiB unterminated DATA (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "mem_data_second_growth_mb",
+    label: "memory: RSS growth, the same 20 × 5 MiB again (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "mem_data_pss_growth_mb",
+    label: "memory: PSS held by 20 × 5 MiB unterminated DATA (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "mem_worst_noop_max_ms",
+    label: "gate worst cases at the size limit: another user's NOOP max (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "mem_worst_noop_p99_ms",
+    label: "gate worst cases at the size limit: another user's NOOP p99 (ms)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
     id: "final_rss_mb",
     label: "memory after the run, RSS (MB)",
     better: "lower",
@@ -379,7 +455,9 @@ function dependsOn(id: string): string[] | "all" {
   }
   if (id.startsWith("start_")) return ["restarts"];
   if (id.startsWith("signup_")) return ["signupClients", "signupInFlight"];
+  if (id.startsWith("prelogin_")) return ["preloginConns", "preloginBytes"];
   if (id.startsWith("iroh_")) return ["durationMs", "irohRoundTrips"];
+  if (id.startsWith("mem_")) return ["memory"];
   return [];
 }
 

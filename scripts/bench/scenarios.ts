@@ -369,6 +369,69 @@ export async function idleScale(
   }
 }
 
+// ---- 3b. connections that never log in and send oversized commands ------------------------------
+
+export interface PreloginResult {
+  conns: number;
+  /** Bytes each connection tried to send before (or instead of) being cut off. */
+  bytesPerConn: number;
+  before: Mem;
+  /** Highest IMAP memory sampled while the commands were arriving. */
+  peak: Mem;
+  after: Mem;
+  /** Connections the server closed before all their bytes were sent. */
+  cutOff: number;
+}
+
+/**
+ * `conns` TLS connections to the IMAP port, each sending a 1 MB LOGIN (a literal far over any
+ * pre-login limit, then the line goes on), all at once; memory is sampled every 50 ms. A server
+ * that holds what arrives before login grows by conns × 1 MB.
+ */
+export async function preloginFlood(
+  t: Target,
+  opts: { conns: number; bytes: number; log: Log },
+): Promise<PreloginResult> {
+  const before = t.imapMem();
+  const wires = await pool(range(opts.conns), 32, async () => {
+    const c = await Imap.connect(t.imapPort, t.caPem, 4096);
+    return c;
+  });
+  let peak = t.imapMem();
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const m = t.imapMem();
+      if (m.rssKb > peak.rssKb) peak = m;
+      await sleep(50);
+    }
+  })();
+  const chunk = new Uint8Array(64 * 1024).fill(0x61);
+  let cutOff = 0;
+  await Promise.all(wires.map(async (c) => {
+    try {
+      await c.wire.write(`a LOGIN {${opts.bytes}+}\r\n`);
+      for (let sent = 0; sent < opts.bytes; sent += chunk.length) await c.wire.write(chunk);
+      await c.wire.write(" x\r\n");
+    } catch {
+      cutOff++;
+    } finally {
+      c.close();
+    }
+  }));
+  await sleep(1000);
+  sampling = false;
+  await sampler;
+  const after = t.imapMem();
+  opts.log(
+    `${opts.conns} pre-login connections × ${opts.bytes} bytes: RSS ${mb(before.rssKb)} → peak ` +
+      `${mb(peak.rssKb)} → ${mb(after.rssKb)} MB; ${cutOff} cut off`,
+  );
+  return { conns: opts.conns, bytesPerConn: opts.bytes, before, peak, after, cutOff };
+}
+
+const mb = (kb: number) => (kb / 1024).toFixed(1);
+
 // ---- 4. FETCH throughput --------------------------------------------------------------------------
 
 export interface FetchResult {

@@ -198,7 +198,11 @@ export class AccountService {
     // per account and day, not one per login, and no finer record of when people log in.
     const now = this.#now();
     if (account.lastLoginAt === null || utcDay(account.lastLoginAt) !== utcDay(now)) {
-      await this.#store.recordLogin(account.id, now);
+      // Best-effort: a login must not need a write (a full disk would lock everyone out, and
+      // nobody could delete mail to free space). The day only feeds inactive-account expiry.
+      await this.#store.recordLogin(account.id, now).catch((err) =>
+        this.#log?.debug("login day not recorded", { error: String(err) })
+      );
     }
     if (this.#hasher.needsRehash(account.passwordHash)) {
       account = await this.#rehash(account, password);

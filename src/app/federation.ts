@@ -6,10 +6,11 @@ import { join } from "node:path";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import type { Reply } from "../delivery/mod.ts";
+import type { OriginCheck } from "../delivery/mod.ts";
 import {
   DKIM_SELECTOR,
   type DkimKey,
+  DkimStream,
   type DnsResolver,
   generateDkimKey,
   httpsPolicyFetcher,
@@ -17,7 +18,7 @@ import {
   MtaSts,
   OutboundService,
   signMessage,
-  verifyAlignedSignature,
+  verifyAlignedHeader,
 } from "../federation/mod.ts";
 import type { SettingsService } from "../settings/mod.ts";
 import type { Store } from "../store/types.ts";
@@ -35,25 +36,38 @@ export function federationAllowed(settings: SettingsService, store: Store) {
   };
 }
 
+/**
+ * The origin check of incoming mail, read as the message streams in: the federation policy of
+ * the From domain, then a DKIM signature aligned with it (IP literals exempt).
+ */
 export function originCheck(
   allowed: (domain: string) => Promise<boolean>,
   dns: DnsResolver,
   store: Store,
   now: () => number,
-) {
-  return async (message: Uint8Array, fromAddress: string): Promise<Reply | null> => {
-    const domain = fromAddress.slice(fromAddress.lastIndexOf("@") + 1);
-    if (!(await allowed(domain))) {
-      return { code: 554, enhanced: "5.7.1", text: `Mail from ${domain} is not accepted here` };
-    }
-    if (!isIpLiteral(domain)) {
-      const problem = await verifyAlignedSignature(message, domain, dns).catch((err) =>
-        `DKIM check failed: ${(err as Error).message}`
-      );
-      if (problem) return { code: 554, enhanced: "5.7.1", text: problem };
-    }
-    await store.recordFederation(domain, "received", now());
-    return null;
+): () => OriginCheck {
+  return () => {
+    const dkim = new DkimStream();
+    return {
+      push: (bytes) => dkim.push(bytes),
+      async end(fromAddress) {
+        const domain = fromAddress.slice(fromAddress.lastIndexOf("@") + 1);
+        if (!(await allowed(domain))) {
+          return { code: 554, enhanced: "5.7.1", text: `Mail from ${domain} is not accepted here` };
+        }
+        if (!isIpLiteral(domain)) {
+          const header = dkim.header();
+          const problem = header
+            ? await verifyAlignedHeader(header, (r) => dkim.bodyHash(r), domain, dns).catch((
+              err,
+            ) => `DKIM check failed: ${(err as Error).message}`)
+            : "No DKIM signature found";
+          if (problem) return { code: 554, enhanced: "5.7.1", text: problem };
+        }
+        await store.recordFederation(domain, "received", now());
+        return null;
+      },
+    };
   };
 }
 

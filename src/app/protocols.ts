@@ -1,7 +1,7 @@
 // Starts the configured listeners over the relay's services: SMTP first (so the HTTP edge can
 // advertise the ports actually bound), then HTTP(S) and metrics.
 
-import type { ServerTls } from "../net/mod.ts";
+import { formatHostPort, type Listener, type ServerTls } from "../net/mod.ts";
 import type { ListenerName } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { createHttpApp, createMetricsApp, httpsRedirectApp, startHttpServer } from "../http/mod.ts";
@@ -11,7 +11,7 @@ import type { RelayMetrics } from "../metrics/mod.ts";
 import { VERSION } from "../version.ts";
 import type { Relay, Stoppable } from "./relay.ts";
 import { startSmtpServer } from "../smtp/mod.ts";
-import { smtpBackend } from "./smtp_backend.ts";
+import { smtpBackend, storageFailure } from "./smtp_backend.ts";
 import { startImapServer } from "../imap/mod.ts";
 import { imapBackend } from "./imap_backend.ts";
 import { MetadataService } from "../discovery/mod.ts";
@@ -31,7 +31,7 @@ export interface ProtocolContext {
 
 export async function startProtocols(ctx: ProtocolContext): Promise<{
   stoppables: Stoppable[];
-  /** Takes up a new certificate where a listener cannot read it per handshake (HTTPS, 465, 993). */
+  /** Takes up a new certificate where a listener cannot read it per handshake (HTTPS). */
   reloadTls: () => Promise<void>;
   addresses: Partial<Record<ListenerName, string>>;
 }> {
@@ -73,12 +73,15 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     addresses: () => addresses,
     tls: () => relay.tls,
   });
+  const mail: Listener[] = [];
   try {
-    await startMailListeners(ctx, metrics, iroh, stoppables, addresses, reloaders);
+    await startMailListeners(ctx, metrics, iroh, stoppables, addresses, mail);
   } catch (err) {
+    await Promise.all(mail.map((l) => l.close(0)));
     for (const s of stoppables.reverse()) await s.close();
     throw err;
   }
+
   const portOf = (n: ListenerName) =>
     Number((addresses[n] ?? config.listen[n]).split(":").pop() ?? 0);
   const admin = createAdminApp({
@@ -131,10 +134,23 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     settings: services.settings,
     consumeRegistrationToken: (t) => services.store.consumeToken(t, now()),
     acmeChallenge,
-    async mxdeliv(envelope, body) {
-      const r = (await services.delivery.receive(envelope, body)).reply;
-      const text = r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
-      return { status: r.code < 400 ? 200 : 400, text };
+    mxdeliv(envelope) {
+      const tx = services.delivery.beginReceive(envelope);
+      const answer = (r: { code: number; enhanced: string; text: string }) => ({
+        status: r.code < 400 ? 200 : 400,
+        text: r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`,
+      });
+      return Promise.resolve({
+        write: (chunk: Uint8Array) => tx.write(chunk),
+        async end() {
+          try {
+            return answer((await tx.end()).reply);
+          } catch (err) {
+            return answer(storageFailure(err, log));
+          }
+        },
+        abort: () => tx.abort(),
+      });
     },
     admin,
     routes: [iroh.routes],
@@ -159,7 +175,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     });
     stoppables.push(s);
     if (tls) reloaders.push(() => s.reload());
-    addresses[name] = `${s.hostname}:${s.port}`;
+    addresses[name] = formatHostPort(s.hostname, s.port);
     // Links and redirects name the port actually bound (port 0 in tests picks one).
     if (name === "https") httpConfig.ports.https = s.port;
   };
@@ -175,9 +191,16 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     plain.all("*", (c) => redirect.fetch(c.req.raw, c.env));
     await http("http", plain, false, iroh.upgrade(() => iroh.overPlainHttp()));
     await http("metrics", createMetricsApp({ metricsText: () => metrics.render() }), false);
+    // Shutdown (stoppables close in reverse): every mail listener stops accepting at once, then
+    // their sessions drain together within the grace (a listener closed after another's grace
+    // would keep answering meanwhile); before the HTTP listeners.
+    stoppables.push({
+      close: () => Promise.all(mail.map((l) => l.close(config.shutdownGraceMs))).then(() => {}),
+    });
     // Stopped first: relay clients hear that tern restarts before the listeners close.
     stoppables.push({ close: () => Promise.resolve(iroh.close()) });
   } catch (err) {
+    await Promise.all(mail.map((l) => l.close(0)));
     for (const s of stoppables.reverse()) await s.close();
     throw err;
   }
@@ -196,7 +219,7 @@ async function startMailListeners(
   iroh: Iroh,
   stoppables: Stoppable[],
   addresses: Partial<Record<ListenerName, string>>,
-  reloaders: (() => Promise<void>)[],
+  mail: Listener[],
 ) {
   const { relay, log } = ctx;
   const { config, services } = relay;
@@ -213,6 +236,10 @@ async function startMailListeners(
       mode,
       implicitTls,
       tls: ctx.tls,
+      minTlsVersion: mode === "inbound"
+        ? config.tlsPolicy.smtpMinVersion
+        : config.tlsPolicy.clientMinVersion,
+      requireTls: mode === "inbound" && config.tlsPolicy.smtpRequireStarttls,
       hostname: config.hostname,
       maxMessageBytes: config.limits.maxMessageBytes,
       maxRecipients: config.limits.maxRecipients,
@@ -227,6 +254,7 @@ async function startMailListeners(
           metrics.smtpConnections.inc({ listener: name });
         },
         onDisconnect: () => metrics.smtpConnections.inc({ listener: name }, -1),
+        onEnd: (reason) => metrics.connectionEnds.inc({ listener: name, reason }),
         onReply(stage, reply) {
           metrics.smtpResults.inc({
             listener: name,
@@ -241,9 +269,8 @@ async function startMailListeners(
         },
       },
     });
-    stoppables.push({ close: () => listener.close() });
-    reloaders.push(() => listener.reloadTls());
-    addresses[name] = `${listener.host}:${listener.port}`;
+    mail.push(listener);
+    addresses[name] = listener.address;
   }
   // TURN starts in the background: finding the public address may wait on DNS, and calls are
   // not needed for the relay to be up.
@@ -276,6 +303,7 @@ async function startMailListeners(
       address: config.listen[name],
       implicitTls,
       tls: ctx.tls,
+      minTlsVersion: config.tlsPolicy.clientMinVersion,
       config: {
         hostname: config.hostname,
         maxMessageBytes: config.limits.maxMessageBytes,
@@ -292,11 +320,11 @@ async function startMailListeners(
           metrics.imapConnections.inc({ listener: name });
         },
         onDisconnect: () => metrics.imapConnections.inc({ listener: name }, -1),
+        onEnd: (reason) => metrics.connectionEnds.inc({ listener: name, reason }),
       },
     });
-    stoppables.push({ close: () => listener.close() });
-    reloaders.push(() => listener.reloadTls());
-    addresses[name] = `${listener.host}:${listener.port}`;
+    mail.push(listener);
+    addresses[name] = listener.address;
   }
 }
 

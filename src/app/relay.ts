@@ -71,6 +71,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     dns: options.dns,
     loginThrottle: options.loginThrottle,
     threaded: true,
+    log,
   });
   const stoppables: Stoppable[] = [];
   const stopAll = async () => {
@@ -115,7 +116,10 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     // A generated certificate also names the addresses the relay listens on.
     for (const a of Object.values(config.listen)) {
       const host = a ? a.slice(0, a.lastIndexOf(":")).replace(/^\[|\]$/g, "") : "";
-      if (/^[\d.]+$/.test(host) && host !== "0.0.0.0" && !tlsNames.includes(host)) {
+      const specific = /^[\d.]+$/.test(host)
+        ? host !== "0.0.0.0"
+        : host.includes(":") && host !== "::";
+      if (specific && !tlsNames.includes(host)) {
         tlsNames.push(host);
       }
     }

@@ -2,6 +2,7 @@
 // Used by the server and by every CLI command, so both share the same logic.
 
 import type { Config } from "../config/mod.ts";
+import type { Logger } from "../log/mod.ts";
 import { openSqliteStore, type SqliteStore, startSqliteStore } from "../store/sqlite/mod.ts";
 import { type PostgresStore, startPostgresStore } from "../store/postgres/mod.ts";
 import type { Store } from "../store/types.ts";
@@ -56,6 +57,7 @@ export async function openServices(
     loginThrottle?: LoginThrottleOptions;
     /** The server: store threads with group commit (CLI commands use one connection). */
     threaded?: boolean;
+    log?: Logger;
   } = {},
 ): Promise<Services> {
   ensureDataDir(config.dataDir);
@@ -98,6 +100,7 @@ export async function openServices(
       now: options.now,
       throttle: loginThrottle,
       creations: postgres ? new SharedCreationRate(postgres) : undefined,
+      log: options.log,
       limits: {
         usernameMinLength: config.limits.usernameMinLength,
         usernameMaxLength: config.limits.usernameMaxLength,

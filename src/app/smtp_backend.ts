@@ -1,7 +1,7 @@
 // Adapts the account and delivery services to the SMTP edge's narrow backend interface, mapping
 // domain errors to the reference relay's SMTP replies.
 
-import { isRelayError } from "../errors.ts";
+import { isRelayError, isStorageFull } from "../errors.ts";
 import type { SmtpBackend, SmtpReply } from "../smtp/mod.ts";
 import type { Services } from "./services.ts";
 import type { Logger } from "../log/mod.ts";
@@ -38,21 +38,28 @@ export function smtpBackend(services: Services, log: Logger, metrics?: RelayMetr
     },
     checkSender: (login, mailFrom) => delivery.checkSubmissionSender(login, mailFrom),
     checkRecipient: (address, mode) => delivery.checkRecipient(address, mode),
-    async submit(login, envelope, message) {
-      const started = performance.now();
-      try {
-        return record(started, await delivery.submit(login, envelope, message));
-      } catch (err) {
-        return storageFailure(err, log);
-      }
-    },
-    async receive(envelope, message) {
-      const started = performance.now();
-      try {
-        return record(started, await delivery.receive(envelope, message));
-      } catch (err) {
-        return storageFailure(err, log);
-      }
+    beginData(envelope, login) {
+      const tx = login
+        ? delivery.beginSubmission(login, envelope)
+        : delivery.beginReceive(envelope);
+      return {
+        write: (chunk) => tx.write(chunk),
+        async end() {
+          const started = performance.now();
+          try {
+            return record(started, await tx.end());
+          } catch (err) {
+            return storageFailure(err, log);
+          }
+        },
+        async abort() {
+          try {
+            await tx.abort();
+          } catch (err) {
+            log.debug("smtp data: freeing an aborted message failed", { error: String(err) });
+          }
+        },
+      };
     },
   };
 }
@@ -61,11 +68,9 @@ export function smtpBackend(services: Services, log: Logger, metrics?: RelayMetr
  * Nothing was stored (each delivery is one transaction): a temporary reply makes the sender try
  * again later, and the session stays usable.
  */
-function storageFailure(err: unknown, log: Logger): SmtpReply {
+export function storageFailure(err: unknown, log: Logger): SmtpReply {
   const message = (err as Error)?.message ?? String(err);
-  if (
-    /disk is full|database or disk is full|SQLITE_FULL|ENOSPC|readonly|read-only/i.test(message)
-  ) {
+  if (isStorageFull(err)) {
     log.error("storage full or read-only: mail refused for now", { error: message });
     return { code: 452, enhanced: "4.3.1", text: "Insufficient system storage, try again later" };
   }

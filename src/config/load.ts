@@ -29,6 +29,16 @@ export interface Config {
   listen: Record<ListenerName, string>;
   tlsCert: string;
   tlsKey: string;
+  /** TLS policy of the mail listeners. */
+  tlsPolicy: {
+    /** Port 25 refuses MAIL before STARTTLS. */
+    smtpRequireStarttls: boolean;
+    smtpMinVersion: "TLSv1.2" | "TLSv1.3";
+    /** 465, 587, 143, 993. */
+    clientMinVersion: "TLSv1.2" | "TLSv1.3";
+  };
+  /** SIGTERM: time sessions get to finish before they are dropped. */
+  shutdownGraceMs: number;
   acmeEmail: string;
   acmeDirectory: string;
   limits: {
@@ -315,6 +325,12 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     listen: listen as Record<ListenerName, string>,
     tlsCert: get("tls_cert"),
     tlsKey: get("tls_key"),
+    tlsPolicy: {
+      smtpRequireStarttls: get("smtp_require_starttls"),
+      smtpMinVersion: `TLSv${get<string>("smtp_tls_min_version")}` as "TLSv1.2" | "TLSv1.3",
+      clientMinVersion: `TLSv${get<string>("client_tls_min_version")}` as "TLSv1.2" | "TLSv1.3",
+    },
+    shutdownGraceMs: get<number>("shutdown_grace_seconds") * 1000,
     acmeEmail: get("acme_email"),
     acmeDirectory: get("acme_directory"),
     limits: {

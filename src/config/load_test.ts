@@ -14,7 +14,16 @@ Deno.test("loadConfig() applies chatmail defaults", () => {
   assert.equal(config.retention.deleteMailsAfterDays, 20);
   assert.equal(config.retention.deleteLargeAfterDays, 7);
   assert.equal(config.retention.deleteInactiveUsersAfterDays, 90);
-  assert.equal(config.listen.submission, "0.0.0.0:587");
+  // Dual-stack listeners, as Dovecot's `listen = *, ::` and Postfix's `inet_protocols = all`.
+  assert.equal(config.listen.submission, "[::]:587");
+  assert.equal(config.listen.smtp, "[::]:25");
+  // The reference relay's TLS policy: STARTTLS required on 25 (TLS ≥ 1.2), TLS 1.3 for clients.
+  assert.deepEqual(config.tlsPolicy, {
+    smtpRequireStarttls: true,
+    smtpMinVersion: "TLSv1.2",
+    clientMinVersion: "TLSv1.3",
+  });
+  assert.equal(config.shutdownGraceMs, 10_000);
   assert.equal(config.irohRelay, null, "unset: the embedded relay");
   assert.ok(Object.isFrozen(config.limits));
 });

@@ -27,15 +27,15 @@ export const LISTENERS = [
 ] as const;
 export type ListenerName = (typeof LISTENERS)[number];
 
-/** Production listen defaults ("" = disabled). */
+/** Production listen defaults ("" = disabled): dual-stack, every IPv6 and IPv4 address. */
 export const LISTEN_DEFAULTS: Record<ListenerName, string> = {
-  smtp: "0.0.0.0:25",
-  submission: "0.0.0.0:587",
-  submissions: "0.0.0.0:465",
-  imap: "0.0.0.0:143",
-  imaps: "0.0.0.0:993",
-  http: "0.0.0.0:80",
-  https: "0.0.0.0:443",
+  smtp: "[::]:25",
+  submission: "[::]:587",
+  submissions: "[::]:465",
+  imap: "[::]:143",
+  imaps: "[::]:993",
+  http: "[::]:80",
+  https: "[::]:443",
   metrics: "",
 };
 
@@ -100,6 +100,27 @@ export const FIELDS: readonly Field[] = [
     doc: "PEM certificate chain; empty: a local CA and certificate are generated",
   },
   { key: "tls_key", type: "string", default: "", doc: "PEM private key for tls_cert" },
+  {
+    key: "smtp_require_starttls",
+    type: "bool",
+    default: true,
+    doc:
+      "Port 25: MAIL only after STARTTLS, as the reference relay (Postfix security level encrypt)",
+  },
+  {
+    key: "smtp_tls_min_version",
+    type: "enum",
+    values: ["1.2", "1.3"],
+    default: "1.2",
+    doc: "Oldest TLS version on port 25 (STARTTLS from other relays)",
+  },
+  {
+    key: "client_tls_min_version",
+    type: "enum",
+    values: ["1.2", "1.3"],
+    default: "1.3",
+    doc: "Oldest TLS version on the client ports 465, 587, 143 and 993",
+  },
   { key: "acme_email", type: "string", default: "", doc: "Contact e-mail for ACME certificates" },
   {
     key: "acme_directory",
@@ -191,7 +212,7 @@ export const FIELDS: readonly Field[] = [
     type: "int",
     default: 200,
     min: 1,
-    doc: "Concurrent connections per client address and listener",
+    doc: "Concurrent connections per client address (IPv6: per /64) and listener",
   },
   {
     key: "max_connections",
@@ -199,6 +220,13 @@ export const FIELDS: readonly Field[] = [
     default: 20000,
     min: 1,
     doc: "Concurrent connections per listener",
+  },
+  {
+    key: "shutdown_grace_seconds",
+    type: "int",
+    default: 10,
+    min: 0,
+    doc: "On SIGTERM: how long open sessions may finish their command before they are dropped",
   },
   {
     key: "http_header_timeout",

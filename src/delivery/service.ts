@@ -2,12 +2,13 @@
 // Each step answers with the reply the reference relay gives (SMTP reply lines are the language
 // relays speak to each other, over HTTP too), so every edge reports the same verdicts.
 
-import { checkIncoming, checkOutgoing, type GateResult } from "../policy/mod.ts";
+import { createGate, type GateResult } from "../policy/mod.ts";
+import { encodeStructure, type MimePart, withTopHeader } from "../mime/mod.ts";
 import type { EventBus } from "../events/mod.ts";
-import type { AccountRecord, DeliveryOutcome, Store } from "../store/types.ts";
-import { rewrittenAs, spoolBytes, type Spooled } from "../store/message_input.ts";
+import type { AccountRecord, DeliveryOutcome, SpooledBody, Store } from "../store/types.ts";
 import type { Logger } from "../log/mod.ts";
 import { cleanStoredHeaders, cleanSubmittedHeaders } from "./header_cleanup.ts";
+import { type IntakeReader, MessageIntake } from "./message_intake.ts";
 import { type RateDecision, type SendRate, SendRateLimiter } from "./rate_limit.ts";
 
 /** An SMTP reply: code, enhanced status code (may be ""), text. */
@@ -25,6 +26,8 @@ export const reply = (code: number, enhanced: string, text: string): Reply => ({
 
 export const OK = reply(250, "2.0.0", "OK");
 export const NOT_ENCRYPTED = reply(523, "", "Encryption Needed: Invalid Unencrypted Mail");
+/** A top header block longer than the MIME reader keeps (the gate refuses those first). */
+export const HEADER_TOO_LARGE = reply(552, "5.3.4", "Message header exceeds the size limit");
 
 export interface DeliveryAccounts {
   localAddress(address: string): string | null;
@@ -50,11 +53,27 @@ export interface DeliveryServiceOptions {
   monotonicNow?: () => number;
   /** The send rate kept elsewhere (several instances); default: in this process's memory. */
   sendRate?: SendRate;
-  /**
-   * Checks where incoming mail comes from (federation policy, DKIM alignment): the refusal
-   * reason, or null to accept.
-   */
-  checkOrigin?: (message: Uint8Array, fromAddress: string) => Promise<Reply | null>;
+  /** Starts checking where one incoming message comes from (federation policy, DKIM). */
+  checkOrigin?: () => OriginCheck;
+}
+
+/**
+ * Reads an incoming message as it streams (e.g. DKIM body hashes), then judges where it comes
+ * from: the refusal, or null to accept.
+ */
+export interface OriginCheck extends IntakeReader {
+  end(fromAddress: string): Promise<Reply | null>;
+}
+
+/**
+ * One message being received: write() its bytes as they arrive (resolves when more may come;
+ * never rejects), then end() (the report; the message is stored when it passes) or abort()
+ * (nothing is kept). end() throws on storage failures (full disk), after freeing the spool.
+ */
+export interface MessageTransaction {
+  write(chunk: Uint8Array): Promise<void>;
+  end(): Promise<DeliveryReport>;
+  abort(): Promise<void>;
 }
 
 export interface Envelope {
@@ -154,31 +173,43 @@ export class DeliveryService {
     return null;
   }
 
-  /** A message from a logged-in user (ports 465/587). */
-  async submit(login: string, envelope: Envelope, message: Uint8Array): Promise<DeliveryReport> {
-    const verdict = checkOutgoing({ ...envelope, message });
-    const refused = this.#refusal(verdict, envelope.mailFrom);
-    if (refused) {
-      this.#log?.info("submission refused", { reason: verdict.accept ? "" : verdict.reason });
-      return { reply: refused, delivered: 0, queued: 0 };
-    }
-    const cleaned = cleanSubmittedHeaders(message);
-    const local: string[] = [];
-    const remote: string[] = [];
-    for (const r of unique(envelope.recipients)) {
-      (this.#accounts.localAddress(r) ? local : remote).push(r);
-    }
-    // One spool of the message as received; each stored copy is its own head over it.
-    const spooled = await spoolBytes(this.#store, message);
-    try {
-      const outcome = await this.#deliverLocal(login, local, cleaned, message, spooled);
+  /**
+   * A message from a logged-in user (ports 465/587), taken in as it arrives: the gate reads it
+   * and the store spools it on the way; end() gives the verdict and, when it passes, stores it.
+   */
+  beginSubmission(login: string, envelope: Envelope): MessageTransaction {
+    const gate = createGate({ direction: "outgoing", ...envelope });
+    const intake = new MessageIntake(this.#store.createSpool(), [gate]);
+    return transaction(intake, async () => {
+      const verdict = gate.end();
+      const refused = this.#refusal(verdict, envelope.mailFrom);
+      if (refused) {
+        this.#log?.info("submission refused", { reason: verdict.accept ? "" : verdict.reason });
+        return { reply: refused, delivered: 0, queued: 0 };
+      }
+      const tree = gate.structure();
+      const header = topHeader(tree);
+      if (!header) return { reply: HEADER_TOO_LARGE, delivered: 0, queued: 0 };
+      const cleaned = cleanSubmittedHeaders(header);
+      const local: string[] = [];
+      const remote: string[] = [];
+      for (const r of unique(envelope.recipients)) {
+        (this.#accounts.localAddress(r) ? local : remote).push(r);
+      }
+      // One spool of the message as received; each stored copy is its own head over it.
+      const body = await intake.finish();
+      const outcome = await this.#deliverLocal(login, local, cleanStoredHeaders(cleaned), {
+        tree,
+        body,
+      });
       if (outcome.fullReply && remote.length === 0) {
         return { reply: outcome.fullReply, delivered: 0, queued: 0 };
       }
       if (remote.length > 0) {
         await this.#store.enqueue({
-          ...rewrittenAs(message, cleaned),
-          body: spooled.body,
+          head: cleaned,
+          skip: tree.headerEnd,
+          body,
           sender: envelope.mailFrom,
           recipients: remote,
           now: this.#now(),
@@ -186,33 +217,48 @@ export class DeliveryService {
         this.onQueued();
       }
       return { reply: OK, delivered: outcome.delivered, queued: remote.length };
-    } finally {
-      await spooled.discard();
-    }
+    });
   }
 
-  /** A message from another relay (port 25 or /mxdeliv): local recipients only. */
-  async receive(envelope: Envelope, message: Uint8Array): Promise<DeliveryReport> {
-    const verdict = checkIncoming({ ...envelope, message });
-    const refused = this.#refusal(verdict, envelope.mailFrom);
-    if (refused) return { reply: refused, delivered: 0, queued: 0 };
-    if (this.#checkOrigin && verdict.fromAddress) {
-      const origin = await this.#checkOrigin(message, verdict.fromAddress);
-      if (origin) return { reply: origin, delivered: 0, queued: 0 };
-    }
-    const local = unique(envelope.recipients).filter((r) => this.#accounts.localAddress(r));
-    const spooled = await spoolBytes(this.#store, message);
-    let outcome: { delivered: number; fullReply?: Reply };
-    try {
-      outcome = await this.#deliverLocal("", local, message, message, spooled);
-    } finally {
-      await spooled.discard();
-    }
-    if (outcome.fullReply) return { reply: outcome.fullReply, delivered: 0, queued: 0 };
-    if (outcome.delivered === 0) {
-      return { reply: reply(550, "5.1.1", "No such recipient"), delivered: 0, queued: 0 };
-    }
-    return { reply: OK, delivered: outcome.delivered, queued: 0 };
+  /** A message from another relay (port 25 or /mxdeliv), taken in as it arrives: local only. */
+  beginReceive(envelope: Envelope): MessageTransaction {
+    const gate = createGate({ direction: "incoming", ...envelope });
+    const origin = this.#checkOrigin?.();
+    const intake = new MessageIntake(this.#store.createSpool(), origin ? [gate, origin] : [gate]);
+    return transaction(intake, async () => {
+      const verdict = gate.end();
+      const refused = this.#refusal(verdict, envelope.mailFrom);
+      if (refused) return { reply: refused, delivered: 0, queued: 0 };
+      if (origin && verdict.fromAddress) {
+        const problem = await origin.end(verdict.fromAddress);
+        if (problem) return { reply: problem, delivered: 0, queued: 0 };
+      }
+      const tree = gate.structure();
+      const header = topHeader(tree);
+      if (!header) return { reply: HEADER_TOO_LARGE, delivered: 0, queued: 0 };
+      const local = unique(envelope.recipients).filter((r) => this.#accounts.localAddress(r));
+      const outcome = local.length === 0 ? { delivered: 0 } : await this.#deliverLocal(
+        "",
+        local,
+        cleanStoredHeaders(header),
+        { tree, body: await intake.finish() },
+      );
+      if (outcome.fullReply) return { reply: outcome.fullReply, delivered: 0, queued: 0 };
+      if (outcome.delivered === 0) {
+        return { reply: reply(550, "5.1.1", "No such recipient"), delivered: 0, queued: 0 };
+      }
+      return { reply: OK, delivered: outcome.delivered, queued: 0 };
+    });
+  }
+
+  /** A whole message from a logged-in user (for callers that hold it, and tests). */
+  submit(login: string, envelope: Envelope, message: Uint8Array): Promise<DeliveryReport> {
+    return whole(this.beginSubmission(login, envelope), message);
+  }
+
+  /** A whole message from another relay (for callers that hold it, and tests). */
+  receive(envelope: Envelope, message: Uint8Array): Promise<DeliveryReport> {
+    return whole(this.beginReceive(envelope), message);
   }
 
   #refusal(v: GateResult, mailFrom: string): Reply | null {
@@ -231,14 +277,15 @@ export class DeliveryService {
 
   /**
    * One shared body for every local recipient, committed before the caller answers 250; then a
-   * bus event per recipient so IDLE sessions and push wake at once.
+   * bus event per recipient so IDLE sessions and push wake at once. The stored copy is `head`
+   * (the rewritten header block) over the received bytes after their header; its structure is
+   * the one the gate read, with that head on top.
    */
   async #deliverLocal(
     sender: string,
     recipients: string[],
-    message: Uint8Array,
-    original: Uint8Array,
-    spooled: Spooled,
+    head: Uint8Array,
+    message: { tree: MimePart; body: SpooledBody },
   ): Promise<{ delivered: number; fullReply?: Reply }> {
     if (recipients.length === 0) return { delivered: 0 };
     const accounts: AccountRecord[] = [];
@@ -247,10 +294,12 @@ export class DeliveryService {
       if (a && !a.blocked) accounts.push(a);
     }
     if (accounts.length === 0) return { delivered: 0 };
-    const stored = cleanStoredHeaders(message);
+    const { tree, body } = message;
     const outcomes = await this.#store.deliver({
-      ...rewrittenAs(original, stored),
-      body: spooled.body,
+      head,
+      skip: tree.headerEnd,
+      body,
+      structure: encodeStructure(withTopHeader(tree, head)),
       internalDate: this.#now(),
       targets: accounts.map((a) => ({ accountId: a.id, mailboxName: "INBOX" })),
       defaultQuotaBytes: this.limits.defaultQuotaBytes,
@@ -290,6 +339,43 @@ export class DeliveryService {
       fromSelf: sender !== "" && sender.toLowerCase() === account.address,
     });
   }
+}
+
+/** The transaction over an intake: `finish` runs at end(); the spool is freed either way. */
+function transaction(
+  intake: MessageIntake,
+  finish: () => Promise<DeliveryReport>,
+): MessageTransaction {
+  let settled = false;
+  return {
+    write: (chunk) => intake.write(chunk),
+    async end() {
+      if (settled) throw new Error("The message transaction already ended");
+      settled = true;
+      try {
+        return await finish();
+      } finally {
+        await intake.discard();
+      }
+    },
+    async abort() {
+      settled = true;
+      await intake.discard();
+    },
+  };
+}
+
+/** Runs a transaction over a message held in memory. */
+async function whole(tx: MessageTransaction, message: Uint8Array): Promise<DeliveryReport> {
+  const piece = 1 << 20;
+  for (let i = 0; i < message.length; i += piece) await tx.write(message.subarray(i, i + piece));
+  return await tx.end();
+}
+
+/** The received top header block (up to its blank line), or null when longer than was kept. */
+function topHeader(tree: MimePart): Uint8Array | null {
+  const raw = tree.rawHeader;
+  return raw && raw.length === tree.headerEnd - tree.start ? raw : null;
 }
 
 function unique(addresses: string[]): string[] {

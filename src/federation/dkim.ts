@@ -9,8 +9,12 @@ import { Buffer } from "node:buffer";
 import { createPrivateKey, createPublicKey, createSign, generateKeyPairSync } from "node:crypto";
 import { hashBody, pickFields, relaxedHeader, splitMessage } from "./dkim_canon.ts";
 
-export { verifyAlignedSignature, verifyDkimSignatures } from "./dkim_verify.ts";
-export type { DkimResult } from "./dkim_verify.ts";
+export {
+  verifyAlignedHeader,
+  verifyAlignedSignature,
+  verifyDkimSignatures,
+} from "./dkim_verify.ts";
+export type { BodyHashes, DkimResult } from "./dkim_verify.ts";
 
 export const DKIM_SELECTOR = "opendkim";
 

@@ -99,13 +99,27 @@ function keyFromRecord(
   }
 }
 
+/**
+ * The body hash under a canonicalization (relaxed or simple), computed at most once per message:
+ * from the body in memory, or as the body streamed in (DkimStream); null when not computed.
+ */
+export type BodyHashes = (relaxed: boolean) => { digest: Uint8Array; length: number } | null;
+
 interface Context {
   fields: RawField[];
-  body: Uint8Array;
+  bodies: BodyHashes;
   dns: DnsResolver;
   now: number;
-  /** Body hashes by canonicalization, computed at most once per message. */
-  bodies: Map<string, { digest: Uint8Array; length: number }>;
+}
+
+/** Body hashes of a body in memory, each computed on first use. */
+function hashesOf(body: Uint8Array): BodyHashes {
+  const done = new Map<boolean, { digest: Uint8Array; length: number }>();
+  return (relaxed) => {
+    let h = done.get(relaxed);
+    if (!h) done.set(relaxed, h = hashBody(body, relaxed));
+    return h;
+  };
 }
 
 async function verifyOne(field: RawField, ctx: Context): Promise<DkimResult> {
@@ -147,8 +161,8 @@ async function verifyOne(field: RawField, ctx: Context): Promise<DkimResult> {
   }
 
   const bodyKey = bc;
-  let body = ctx.bodies.get(bodyKey);
-  if (!body) ctx.bodies.set(bodyKey, body = hashBody(ctx.body, bc === "relaxed"));
+  const body = ctx.bodies(bodyKey === "relaxed");
+  if (!body) return fail("body not hashed");
   const l = tags.get("l");
   if (l !== undefined) {
     if (!/^\d{1,76}$/.test(l)) return fail("malformed l=");
@@ -185,15 +199,18 @@ async function verifyOne(field: RawField, ctx: Context): Promise<DkimResult> {
 }
 
 /** Every DKIM-Signature of the message, verified, top first. */
-export async function verifyDkimSignatures(
+export function verifyDkimSignatures(
   message: Uint8Array,
   dns: DnsResolver,
   now: number = Date.now(),
 ): Promise<DkimResult[]> {
   const { fields, body } = splitMessage(message);
-  const ctx: Context = { fields, body, dns, now, bodies: new Map() };
+  return verifyFields({ fields, bodies: hashesOf(body), dns, now });
+}
+
+async function verifyFields(ctx: Context): Promise<DkimResult[]> {
   const results: DkimResult[] = [];
-  for (const f of fields) {
+  for (const f of ctx.fields) {
     if (f.name !== "dkim-signature") continue;
     results.push(
       await verifyOne(f, ctx).catch((err) => ({
@@ -206,6 +223,12 @@ export async function verifyDkimSignatures(
   return results;
 }
 
+function aligned(results: DkimResult[], fromDomain: string): string | null {
+  if (!results.length) return "No DKIM signature found";
+  const want = lowerDomain(fromDomain);
+  return results.some((r) => r.ok && r.domain === want) ? null : "No valid DKIM signature found";
+}
+
 /** Null when a passing signature's d= equals the From domain; else the reason. */
 export async function verifyAlignedSignature(
   message: Uint8Array,
@@ -213,8 +236,20 @@ export async function verifyAlignedSignature(
   dns: DnsResolver,
   now?: number,
 ): Promise<string | null> {
-  const results = await verifyDkimSignatures(message, dns, now);
-  if (!results.length) return "No DKIM signature found";
-  const want = lowerDomain(fromDomain);
-  return results.some((r) => r.ok && r.domain === want) ? null : "No valid DKIM signature found";
+  return aligned(await verifyDkimSignatures(message, dns, now), fromDomain);
+}
+
+/**
+ * verifyAlignedSignature for a message that streamed in: its top header block (up to the blank
+ * line) and the hashes of its body (DkimStream), so the body is never held.
+ */
+export async function verifyAlignedHeader(
+  header: Uint8Array,
+  bodies: BodyHashes,
+  fromDomain: string,
+  dns: DnsResolver,
+  now: number = Date.now(),
+): Promise<string | null> {
+  const { fields } = splitMessage(header);
+  return aligned(await verifyFields({ fields, bodies, dns, now }), fromDomain);
 }

@@ -9,9 +9,11 @@ export {
   dkimDnsRecord,
   generateDkimKey,
   signMessage,
+  verifyAlignedHeader,
   verifyAlignedSignature,
 } from "./dkim.ts";
-export type { DkimKey } from "./dkim.ts";
+export type { BodyHashes, DkimKey } from "./dkim.ts";
+export { type BodyHash, DkimBodyHasher, DkimStream } from "./dkim_body.ts";
 export { buildBounce } from "./bounce.ts";
 export { OutboundService, retryDelayMs } from "./outbound.ts";
 export type { OutboundOptions } from "./outbound.ts";

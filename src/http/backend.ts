@@ -54,11 +54,27 @@ export interface MxdelivEnvelope {
   recipients: string[];
 }
 
-/** Inbound federation delivery; answers an HTTP status with an SMTP-style reply line as text. */
+/** The answer to a /mxdeliv request: an HTTP status with an SMTP-style reply line as text. */
+export interface MxdelivAnswer {
+  status: number;
+  text: string;
+}
+
+/**
+ * One message arriving over /mxdeliv, streamed as the request body is read: write() each piece
+ * (resolves when more may come; never rejects), then end() (the answer; 200 only once stored) or
+ * abort() (too large, or the peer went away: nothing is kept). Exactly one of the two is called.
+ */
+export interface MxdelivDelivery {
+  write(chunk: Uint8Array): Promise<void>;
+  end(): Promise<MxdelivAnswer>;
+  abort(): Promise<void>;
+}
+
+/** Inbound federation delivery: starts taking in a message, or answers at once. */
 export type MxdelivHandler = (
   envelope: MxdelivEnvelope,
-  body: Uint8Array,
-) => Promise<{ status: number; text: string }>;
+) => Promise<MxdelivDelivery | MxdelivAnswer>;
 
 export interface RateLimit {
   perSecond: number;

@@ -10,6 +10,8 @@ export type {
   HttpSettingKey,
   HttpSettings,
   MetricsAppDeps,
+  MxdelivAnswer,
+  MxdelivDelivery,
   MxdelivEnvelope,
   MxdelivHandler,
   RateLimit,

@@ -1,10 +1,11 @@
 // POST /mxdeliv: inbound delivery from other chatmail relays over HTTPS. The envelope comes in
-// X-Mail-From / X-Mail-To headers, the raw message is the body (filtermail http_server).
+// X-Mail-From / X-Mail-To headers, the raw message is the body (filtermail http_server). The
+// body streams into the delivery as it is read, never whole in memory, cut off at the size cap.
 
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { MxdelivHandler } from "./backend.ts";
+import type { MxdelivDelivery, MxdelivHandler } from "./backend.ts";
 import { jsonError, methodNotAllowed } from "./errors.ts";
 
 export const REPLY_TOO_LARGE = "552 Message exceeds maximum size";
@@ -20,34 +21,35 @@ export function parseRecipients(header: string | null): string[] {
   return header.split(",").map(stripBrackets).filter(Boolean);
 }
 
-/** Reads at most `max` bytes; null when the body is larger. */
-export async function readBodyLimited(req: Request, max: number): Promise<Uint8Array | null> {
-  const declared = Number(req.headers.get("content-length"));
-  if (Number.isFinite(declared) && declared > max) {
-    await req.body?.cancel();
-    return null;
-  }
-  if (!req.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
+/**
+ * Streams the request body into the delivery, at most `max` bytes. Over the cap, or when the
+ * peer goes away mid-body (a normal end, not a failure), the delivery is aborted.
+ */
+export async function streamBody(
+  req: Request,
+  max: number,
+  delivery: MxdelivDelivery,
+): Promise<"complete" | "too_large" | "gone"> {
+  if (!req.body) return "complete";
   let size = 0;
   const reader = req.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > max) {
-      await reader.cancel();
-      return null;
+    let piece: ReadableStreamReadResult<Uint8Array>;
+    try {
+      piece = await reader.read();
+    } catch {
+      await delivery.abort();
+      return "gone";
     }
-    chunks.push(value);
+    if (piece.done) return "complete";
+    size += piece.value.length;
+    if (size > max) {
+      await delivery.abort();
+      await reader.cancel();
+      return "too_large";
+    }
+    await delivery.write(piece.value);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 export function mxdelivRoutes(
@@ -58,10 +60,24 @@ export function mxdelivRoutes(
     if (!options.handler) return jsonError(c, 503, "federation delivery is not available");
     const recipients = parseRecipients(c.req.header("x-mail-to") ?? null);
     const mailFrom = stripBrackets(c.req.header("x-mail-from") ?? "");
-    const body = await readBodyLimited(c.req.raw, options.maxMessageBytes);
-    if (body === null) return c.text(REPLY_TOO_LARGE, 413);
-    if (recipients.length === 0) return c.text("501 5.5.4 Missing X-Mail-To header", 400);
-    const r = await options.handler({ mailFrom, recipients }, body);
+    const declared = Number(c.req.header("content-length"));
+    if (Number.isFinite(declared) && declared > options.maxMessageBytes) {
+      await c.req.raw.body?.cancel();
+      return c.text(REPLY_TOO_LARGE, 413);
+    }
+    if (recipients.length === 0) {
+      await c.req.raw.body?.cancel();
+      return c.text("501 5.5.4 Missing X-Mail-To header", 400);
+    }
+    const started = await options.handler({ mailFrom, recipients });
+    if (!("write" in started)) {
+      await c.req.raw.body?.cancel();
+      return c.text(started.text, started.status as ContentfulStatusCode);
+    }
+    const read = await streamBody(c.req.raw, options.maxMessageBytes, started);
+    if (read === "too_large") return c.text(REPLY_TOO_LARGE, 413);
+    if (read === "gone") return c.text("421 4.4.2 The request body was cut off", 400);
+    const r = await started.end();
     return c.text(r.text, r.status as ContentfulStatusCode);
   });
   app.all("/mxdeliv", (c) => methodNotAllowed(c, "POST"));

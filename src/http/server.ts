@@ -16,7 +16,7 @@ import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { parseHostPort } from "../net/mod.ts";
+import { bindServer, limitKey, parseHostPort } from "../net/mod.ts";
 
 export interface TlsPems {
   certPem: string;
@@ -128,7 +128,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
   listener.on("connection", (socket: net.Socket) => {
     socket.on("error", () => {}); // a reset peer is normal; the socket closes either way
-    const ip = unmapped(socket.remoteAddress);
+    // Per client address, an IPv6 client by its /64 (as the mail listeners count).
+    const ip = limitKey(socket.remoteAddress ?? "");
     if (closing || sockets.size >= maxTotal || (perIp.get(ip) ?? 0) >= maxPerIp) {
       if (scheme === "http") {
         socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n");
@@ -271,14 +272,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     } else socket.destroy();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    const fail = (err: Error) =>
-      reject(new Error(`Cannot listen on ${options.address}: ${err.message}`, { cause: err }));
-    listener.once("error", fail);
-    listener.listen({ host, port, exclusive: true }, () => {
-      listener.off("error", fail);
-      resolve();
-    });
+  // "::" (dual-stack) falls back to IPv4 alone on a host without IPv6, as the mail listeners do.
+  await bindServer(listener, host, port, { exclusive: true }).catch((err: Error) => {
+    throw new Error(`Cannot listen on ${options.address}: ${err.message}`, { cause: err });
   });
   listener.on("error", () => {}); // after listening, errors belong to single connections
   const bound = listener.address() as net.AddressInfo;

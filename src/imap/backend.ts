@@ -24,6 +24,30 @@ export type ImapChange = { kind: "mailbox"; mailboxId: number } | { kind: "list"
   kind: "gone";
 };
 
+/** A stored message read in ranges (the store's BodyReader). */
+export interface StoredBody {
+  readonly size: number;
+  /** The structure blob stored with it (src/mime/structure_codec.ts), or null. */
+  readonly structure: Uint8Array | null;
+  /** Up to `length` bytes from `offset` (fewer only at the end). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** A small stored message read whole. */
+export interface SmallBody {
+  bytes: Uint8Array;
+  structure: Uint8Array | null;
+}
+
+/** A message being received for APPEND, written as its literal arrives. */
+export interface AppendUpload {
+  /** The next bytes; resolves when more may come. Never rejects: failures show at append(). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Gives up: nothing is kept. Idempotent, and harmless after append(). */
+  discard(): Promise<void>;
+}
+
 export interface ImapMailboxes {
   listMailboxes(accountId: number): Promise<MailboxRecord[]>;
   getMailbox(accountId: number, name: string): Promise<MailboxRecord | null>;
@@ -37,10 +61,13 @@ export interface ImapMailboxes {
   renameMailbox(accountId: number, from: string, to: string): Promise<void>;
   setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
   listSubscriptions(accountId: number): Promise<string[]>;
+  /** Starts receiving an APPEND message: spooled (bounded memory) as its literal arrives. */
+  startAppend(): AppendUpload;
+  /** Stores a received message; the upload is freed whatever happens. */
   append(input: {
     accountId: number;
     mailboxName: string;
-    data: Uint8Array;
+    upload: AppendUpload;
     flags: string[];
     internalDate?: number;
   }): Promise<{ mailboxId: number; uidValidity: number; uid: number; modSeq: number }>;
@@ -48,6 +75,12 @@ export interface ImapMailboxes {
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
   changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges>;
   readBody(bodyId: number): Promise<Uint8Array | null>;
+  /** Ranged reads of a stored message (its structure blob too); null when it is gone. */
+  openBody(bodyId: number): Promise<StoredBody | null>;
+  /** The small (inline) ones among these bodies, whole, in one round trip (~1 MiB at most). */
+  readSmallBodies(bodyIds: number[]): Promise<Map<number, SmallBody>>;
+  /** Keeps the structure blob of a body stored without one (best effort). */
+  setBodyStructure(bodyId: number, structure: Uint8Array): Promise<void>;
   /** UIDs marked \Recent, now cleared for everybody else. */
   claimRecent(mailboxId: number): Promise<number[]>;
   setFlags(accountId: number, mailboxId: number, update: FlagUpdate): Promise<FlagUpdateResult>;

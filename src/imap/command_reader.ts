@@ -2,6 +2,9 @@
 // §4.3, §7.5; LITERAL+ RFC 7888; literal8 RFC 3516). A literal over the limit is never held in
 // memory: a synchronizing one is refused before the client sends it, a non-synchronizing one is
 // read and dropped in chunks so the next command starts where the client thinks it does.
+// APPEND's message literal can be streamed instead of held: given a sink, its bytes go there
+// chunk by chunk as they arrive (each taken before the next is read), and the command carries an
+// empty literal in its place.
 
 import { ConnectionClosedError, LineTooLongError } from "../net/connection.ts";
 
@@ -11,13 +14,35 @@ export interface CommandConnection {
   readLine(maxBytes: number): Promise<Uint8Array | null>;
   /** Exactly n bytes; null when the stream ends first. */
   readExact(n: number): Promise<Uint8Array | null>;
+  /** Whatever is buffered, or the next chunk; null at end of stream. */
+  readChunk(): Promise<Uint8Array | null>;
+  /** Puts bytes back in front of the read buffer. */
+  unread(bytes: Uint8Array): void;
+  /** Exactly n bytes handed to onChunk as they arrive; false when the stream ends first. */
+  readExactChunks(
+    n: number,
+    onChunk: (chunk: Uint8Array) => void | Promise<void>,
+  ): Promise<boolean>;
   write(data: string | Uint8Array): Promise<void>;
+}
+
+/** Takes a streamed literal's bytes in order; resolves when it may be given more. */
+export interface LiteralSink {
+  write(chunk: Uint8Array): Promise<void>;
 }
 
 /** Text segments (UTF-8 decoded, literal markers and line end removed) alternating with literals. */
 export interface RawCommand {
   segments: (string | Uint8Array)[];
+  /** The sink APPEND's message literal was streamed into (its segment is then empty). */
+  streamed?: LiteralSink;
 }
+
+/**
+ * Offers a sink for APPEND's message literal of `size` bytes (`binary`: a literal8), or
+ * undefined to read it into memory as any other literal.
+ */
+export type AppendSink = (size: number, binary: boolean) => LiteralSink | undefined;
 
 export interface ReadLimits {
   maxLineBytes: number;
@@ -26,6 +51,11 @@ export interface ReadLimits {
   maxAppendLiteralBytes: number;
   /** All lines and literals of one command; default: the larger literal limit plus 64 lines. */
   maxCommandBytes?: number;
+  /**
+   * Skip a refused non-synchronizing literal (and the rest of its command) so the next command
+   * can be read (default). Before login nothing is skipped: the session ends instead.
+   */
+  skipRefused?: boolean;
 }
 
 /** A literal (or the command as a whole) over its limit; answer `<tag> NO [TOOBIG]`. */
@@ -38,6 +68,11 @@ export class LiteralTooLargeError extends Error {
     readonly limit: number,
     /** True when the client announced `{n}` and now waits for our answer instead of sending. */
     readonly synchronizing: boolean,
+    /**
+     * A non-synchronizing literal too large even to skip (over twice the limit): the stream is
+     * out of sync and the connection must end.
+     */
+    readonly fatal = false,
   ) {
     super(`Literal of ${size} bytes exceeds the limit of ${limit} bytes`);
     this.name = "LiteralTooLargeError";
@@ -45,7 +80,8 @@ export class LiteralTooLargeError extends Error {
 }
 
 export const CONTINUE_LITERAL = "+ Ready for literal data\r\n";
-const DRAIN_CHUNK = 64 * 1024;
+/** A refused non-synchronizing literal larger than this is not skipped: the connection ends. */
+const DRAIN_MAX = 64 * 1024 * 1024;
 // `{n}`, `{n+}` and literal8 `~{n}` at the very end of a line (RFC 9051 §9 "literal").
 const LITERAL_MARKER = /~?\{([0-9]{1,20})(\+?)\}$/;
 // Tag: ASTRING-CHARs except "+" (RFC 9051 §9 "tag"), followed by SP.
@@ -66,13 +102,20 @@ function stripLineEnd(line: Uint8Array): Uint8Array {
 interface Marker {
   size: number;
   sync: boolean;
+  /** literal8 (`~{n}`). */
+  binary: boolean;
   text: string;
 }
 
 function splitMarker(line: string): Marker | null {
   const m = LITERAL_MARKER.exec(line);
   if (!m) return null;
-  return { size: Number(m[1]), sync: m[2] !== "+", text: line.slice(0, m.index) };
+  return {
+    size: Number(m[1]),
+    sync: m[2] !== "+",
+    binary: m[0].startsWith("~"),
+    text: line.slice(0, m.index),
+  };
 }
 
 /** The tag of a command line, when it has one; used to answer errors found before parsing. */
@@ -95,10 +138,14 @@ function isAppend(firstLine: string): boolean {
 export async function readCommand(
   conn: CommandConnection,
   limits: ReadLimits,
+  appendSink?: AppendSink,
+  /** Called once the first line of a command has arrived. */
+  onStart?: () => void,
 ): Promise<RawCommand | null> {
   const maxTotal = limits.maxCommandBytes ??
     Math.max(limits.maxLiteralBytes, limits.maxAppendLiteralBytes) + 64 * limits.maxLineBytes;
   const segments: (string | Uint8Array)[] = [];
+  let streamed: LiteralSink | undefined;
   let total = 0;
   let first: string | null = null;
   while (true) {
@@ -112,11 +159,12 @@ export async function readCommand(
     if (first === null && body.length === 0) continue;
     total += body.length + 2;
     const line = decoder.decode(body);
+    if (first === null) onStart?.();
     first ??= line;
     const marker = splitMarker(line);
     if (!marker) {
       segments.push(line);
-      return { segments };
+      return streamed ? { segments, streamed } : { segments };
     }
     segments.push(marker.text);
     const limit = isAppend(first) ? limits.maxAppendLiteralBytes : limits.maxLiteralBytes;
@@ -128,11 +176,29 @@ export async function readCommand(
         overTotal ? maxTotal : limit,
         marker.sync,
       );
-      // A synchronizing literal is not sent until we say so: the tagged answer refuses it.
-      if (!marker.sync) await drainCommand(conn, marker.size, limits.maxLineBytes);
+      // A synchronizing literal is not sent until we say so: the tagged answer refuses it. A
+      // non-synchronizing one is skipped to stay in sync, unless it is absurdly large.
+      if (!marker.sync && limits.skipRefused !== false) {
+        if (marker.size > Math.max(2 * maxTotal, DRAIN_MAX)) {
+          throw new LiteralTooLargeError(err.tag, err.size, err.limit, false, true);
+        }
+        await drainCommand(conn, marker.size, limits.maxLineBytes);
+      }
       throw err;
     }
+    // APPEND's message is its literal after the mailbox name (which may itself be the first
+    // literal: "tag APPEND {5}").
+    const sink = appendSink && isAppend(first) &&
+        !(segments.length === 1 && marker.text.trim().split(/\s+/).length < 3)
+      ? appendSink(marker.size, marker.binary)
+      : undefined;
     if (marker.sync) await conn.write(CONTINUE_LITERAL);
+    if (sink) {
+      await streamLiteral(conn, marker.size, sink);
+      segments.push(new Uint8Array(0));
+      streamed = sink;
+      continue;
+    }
     const data = await conn.readExact(marker.size);
     if (data === null) {
       throw new ConnectionClosedError("Connection closed in the middle of a literal");
@@ -142,15 +208,25 @@ export async function readCommand(
   }
 }
 
-/** Reads and drops n bytes without holding more than one chunk. */
-async function discard(conn: CommandConnection, n: number): Promise<void> {
+/** Passes n bytes to the sink as they arrive, one chunk at a time. */
+async function streamLiteral(conn: CommandConnection, n: number, sink: LiteralSink) {
   let left = n;
   while (left > 0) {
-    const step = Math.min(left, DRAIN_CHUNK);
-    if ((await conn.readExact(step)) === null) {
+    const chunk = await conn.readChunk();
+    if (chunk === null) {
       throw new ConnectionClosedError("Connection closed in the middle of a literal");
     }
-    left -= step;
+    if (chunk.length > left) conn.unread(chunk.subarray(left));
+    const piece = chunk.length > left ? chunk.subarray(0, left) : chunk;
+    left -= piece.length;
+    await sink.write(piece);
+  }
+}
+
+/** Reads and drops n bytes without holding more than one chunk. */
+async function discard(conn: CommandConnection, n: number): Promise<void> {
+  if (!(await conn.readExactChunks(n, () => {}))) {
+    throw new ConnectionClosedError("Connection closed in the middle of a literal");
   }
 }
 

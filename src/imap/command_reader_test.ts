@@ -185,3 +185,79 @@ Deno.test("readCommand over a real SocketConnection stays in sync after draining
     await new Promise((resolve) => server.close(resolve));
   }
 });
+
+/** A sink recording each piece it was given, and the arguments it was offered with. */
+function recordingSink() {
+  const offers: { size: number; binary: boolean }[] = [];
+  const pieces: Uint8Array[] = [];
+  const offer = (size: number, binary: boolean) => {
+    offers.push({ size, binary });
+    return {
+      write(chunk: Uint8Array) {
+        pieces.push(chunk.slice());
+        return Promise.resolve();
+      },
+    };
+  };
+  const text = () => new TextDecoder().decode(concat(pieces));
+  return { offers, pieces, offer, text };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+Deno.test("readCommand: APPEND's message literal streams into the sink in chunks, never whole", async () => {
+  const message = "Subject: hi\r\n\r\n" + "0123456789".repeat(250);
+  const conn = new BufferConnection(
+    `a1 APPEND INBOX (\\Seen) {${message.length}}\r\n${message}\r\na2 NOOP\r\n`,
+  );
+  conn.chunkSize = 700;
+  const sink = recordingSink();
+  const raw = await readCommand(conn, { ...LIMITS, maxAppendLiteralBytes: 10_000 }, sink.offer);
+  assert.deepEqual(sink.offers, [{ size: message.length, binary: false }]);
+  assert.equal(sink.text(), message);
+  assert.ok(sink.pieces.length >= 4 && sink.pieces.every((p) => p.length <= 700));
+  assert.deepEqual(raw!.segments, ["a1 APPEND INBOX (\\Seen) ", new Uint8Array(0), ""]);
+  assert.ok(raw!.streamed);
+  assert.deepEqual(conn.writes, [CONTINUE_LITERAL]);
+  // The rest of the last chunk was put back: the next command is intact.
+  assert.deepEqual(await readCommand(conn, LIMITS, sink.offer), { segments: ["a2 NOOP"] });
+  assert.equal(sink.offers.length, 1, "NOOP has no literal to stream");
+});
+
+Deno.test("readCommand: a literal mailbox name is read, the message after it streams; literal8 says so", async () => {
+  const conn = new BufferConnection("a1 APPEND {5+}\r\nINBOX UTF8 (~{7+}\r\nab\0cdef)\r\n");
+  const sink = recordingSink();
+  const raw = await readCommand(conn, LIMITS, sink.offer);
+  assert.deepEqual(sink.offers, [{ size: 7, binary: true }]);
+  assert.equal(sink.text(), "ab\0cdef");
+  assert.deepEqual(raw!.segments, ["a1 APPEND ", b("INBOX"), " UTF8 (", new Uint8Array(0), ")"]);
+  const login = new BufferConnection("a1 LOGIN {3+}\r\nbob {4+}\r\npass\r\n");
+  assert.deepEqual(await readCommand(login, LIMITS, sink.offer), {
+    segments: ["a1 LOGIN ", b("bob"), " ", b("pass"), ""],
+  });
+  assert.equal(sink.offers.length, 1, "only APPEND's message is offered");
+  // Declining the offer reads the literal as before.
+  const held = await readCommand(
+    new BufferConnection("a1 APPEND INBOX {3+}\r\nabc\r\n"),
+    LIMITS,
+    () => undefined,
+  );
+  assert.deepEqual(held, { segments: ["a1 APPEND INBOX ", b("abc"), ""] });
+});
+
+Deno.test("readCommand: a streamed literal cut off by the peer ends in ConnectionClosedError", async () => {
+  const sink = recordingSink();
+  await assert.rejects(
+    readCommand(new BufferConnection("a1 APPEND INBOX {900+}\r\nonly this"), LIMITS, sink.offer),
+    ConnectionClosedError,
+  );
+  assert.equal(sink.text(), "only this");
+});

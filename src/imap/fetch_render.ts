@@ -360,6 +360,28 @@ export const UNKNOWN_CTE = "UNKNOWN-CTE";
 const IDENTITY_CTE = new Set(["7bit", "8bit", "binary"]);
 
 /**
+ * Where BINARY[part] lies in the stored message (RFC 3516 §4.2), for a ranged read: the part's
+ * body, and the transfer encoding to remove from it (null: none). The empty path is the whole
+ * message. Null when the part does not exist; UNKNOWN_CTE for an encoding that cannot be undone.
+ */
+export function binaryRange(
+  root: MimePart,
+  part: readonly number[],
+): { start: number; end: number; decode: string | null } | null | typeof UNKNOWN_CTE {
+  if (part.length === 0) return { start: root.start, end: root.end, decode: null };
+  const p = resolvePart(root, part);
+  if (!p) return null;
+  const cte = p.contentTransferEncoding;
+  if (IDENTITY_CTE.has(cte) || p.children.length > 0 || isEncapsulated(p)) {
+    return { start: p.bodyStart, end: p.end, decode: null };
+  }
+  if (cte === "base64" || cte === "quoted-printable") {
+    return { start: p.bodyStart, end: p.end, decode: cte };
+  }
+  return UNKNOWN_CTE;
+}
+
+/**
  * BINARY[part] (RFC 3516 §4.2): the part's content with its Content-Transfer-Encoding removed.
  * The empty path is the whole message as stored; multipart and message parts are returned as
  * they are (they carry no encoding of their own). Null when the part does not exist.

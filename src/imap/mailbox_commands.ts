@@ -2,12 +2,13 @@
 // SUBSCRIBE, UNSUBSCRIBE, LIST/LSUB (with LIST-EXTENDED, SPECIAL-USE, LIST-STATUS), STATUS,
 // APPEND (UIDPLUS), CLOSE, UNSELECT.
 
+import { isStorageFull } from "../errors.ts";
 import type { MailboxRecord, MessageRecord } from "../store/types.ts";
 import type { CommandTable, SessionContext } from "./session.ts";
 import type { Command, CommandOf, StatusItem } from "./types.ts";
 import { bad, ImapNo, mailboxName } from "./responses.ts";
 import { SelectedMailbox, SYSTEM_FLAGS } from "./selected.ts";
-import { binaryPartsToBase64 } from "./binary_append.ts";
+import { BinaryToBase64 } from "./binary_append.ts";
 import { contains, formatSet } from "./sequence_set.ts";
 
 const AUTHED = ["auth", "selected"] as const;
@@ -66,7 +67,17 @@ async function select(ctx: SessionContext, cmd: Of<"SELECT" | "EXAMINE">) {
   );
   ctx.out(`* ${messages.length} EXISTS\r\n`);
   // This session takes \Recent for what arrived since the last SELECT (EXAMINE only counts).
-  if (!readOnly) sel.recent = new Set(await ctx.backend.mailboxes.claimRecent(mb.id));
+  // Best-effort, as Dovecot's index updates: on a full disk the mailbox still opens (that is
+  // how users delete mail to free space), with no message \Recent.
+  if (!readOnly) {
+    sel.recent = new Set(
+      await ctx.backend.mailboxes.claimRecent(mb.id).catch((err) => {
+        if (!isStorageFull(err)) throw err;
+        ctx.log?.debug("recent not claimed: storage full", { error: String(err) });
+        return [];
+      }),
+    );
+  }
   ctx.out(`* ${readOnly ? mb.recent : sel.recent.size} RECENT\r\n`);
   const firstUnseen = messages.findIndex((m) => !m.flags.includes("\\Seen"));
   if (firstUnseen >= 0) ctx.out(`* OK [UNSEEN ${firstUnseen + 1}] First unseen\r\n`);
@@ -319,17 +330,25 @@ export const mailboxCommands: CommandTable = {
     states: [...AUTHED],
     async run(ctx, cmd) {
       const c = cmd as Of<"APPEND">;
-      if (c.message.length > ctx.config.maxMessageBytes) {
-        throw new ImapNo("Message too large", "TOOBIG");
-      }
+      // The literal streamed into an upload as it arrived (the reader refused one over the
+      // APPENDLIMIT before reading it); the session frees the upload after this command.
+      if (!c.upload) throw new ImapNo("The message was not received", "SERVERBUG");
+      let upload = c.upload;
       const accountId = ctx.user!.accountId;
       if (!(await ctx.backend.mailboxes.getMailbox(accountId, c.mailbox))) {
         throw new ImapNo("No such mailbox", "TRYCREATE");
       }
+      if (upload instanceof BinaryToBase64) {
+        await upload.end();
+        if (upload.failed) {
+          throw new ImapNo("A binary part's header is too long to convert", "UNKNOWN-CTE");
+        }
+        upload = upload.target;
+      }
       const r = await ctx.backend.mailboxes.append({
         accountId,
         mailboxName: c.mailbox,
-        data: binaryPartsToBase64(c.message),
+        upload,
         flags: c.flags.filter((f) => f.toLowerCase() !== "\\recent"),
         internalDate: c.date,
       });

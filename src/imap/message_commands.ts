@@ -6,17 +6,10 @@ import { type MimePart, parseMessage } from "../mime/mod.ts";
 import type { MessageRecord } from "../store/types.ts";
 import type { CommandTable, SessionContext } from "./session.ts";
 import type { Command, CommandOf, FetchItem } from "./types.ts";
-import { bad, imapDate, ImapNo, type Piece } from "./responses.ts";
+import { bad, ImapNo } from "./responses.ts";
 import type { SelectedMailbox } from "./selected.ts";
 import { contains, formatSet } from "./sequence_set.ts";
-import {
-  binarySection,
-  partialSlice,
-  renderBodyStructure,
-  renderEnvelope,
-  sectionBytes,
-  UNKNOWN_CTE,
-} from "./fetch_render.ts";
+import { FetchBodies, type FetchPiece, renderFetchItem, writeFetch } from "./fetch_message.ts";
 import { matchesSearch, needsContent } from "./search_eval.ts";
 
 type Of<N extends Command["name"]> = CommandOf<N>;
@@ -44,10 +37,6 @@ function setsSeen(items: FetchItem[]): boolean {
     i.kind === "RFC822" || i.kind === "RFC822.TEXT" ||
     ((i.kind === "BODY[]" || i.kind === "BINARY") && !i.peek)
   );
-}
-
-function literal(bytes: Uint8Array): Piece[] {
-  return [`{${bytes.length}}\r\n`, bytes];
 }
 
 async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
@@ -96,94 +85,36 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
     }
   }
   uids = [];
-  const withBody = needsBody(items);
-  for (const rec of records) {
+  // Bodies are opened one message at a time (small ones read in batches) and streamed.
+  const bodies = needsBody(items) ? new FetchBodies(ctx.backend.mailboxes, ctx.log) : null;
+  // Output of small messages is queued; waiting for the socket after every 96 KiB of it (a small
+  // body is at most 128 KiB, so the session's queue stays under its 256 KiB self-flush) keeps a
+  // client that reads slowly from making the session hold the whole result.
+  let unflushed = 0;
+  for (const [i, rec] of records.entries()) {
     const seq = sel.seqOf(rec.uid);
     if (seq === 0) continue;
-    let bytes: Uint8Array | null = null;
-    let root: MimePart | null = null;
-    if (withBody) {
-      bytes = await ctx.backend.mailboxes.readBody(rec.bodyId);
-      if (!bytes) continue;
-    }
-    const parsed = () => (root ??= parseMessage(bytes!));
-    const parts: Piece[] = [];
-    for (const item of items) {
-      if (parts.length) parts.push(" ");
-      parts.push(...renderItem(item, rec, bytes, parsed, sel.flagsOf(rec.uid, rec.flags)));
-    }
-    if (items.some((i) => i.kind === "FLAGS")) {
-      for (const l of sel.announce(rec.flags)) ctx.out(l + "\r\n");
-    }
-    ctx.out(`* ${seq} FETCH (`);
-    for (const p of parts) ctx.out(p);
-    ctx.out(")\r\n");
-  }
-}
-
-function renderItem(
-  item: FetchItem,
-  rec: MessageRecord,
-  bytes: Uint8Array | null,
-  root: () => MimePart,
-  flags: readonly string[],
-): Piece[] {
-  switch (item.kind) {
-    case "FLAGS":
-      return [`FLAGS (${flags.join(" ")})`];
-    case "UID":
-      return [`UID ${rec.uid}`];
-    case "INTERNALDATE":
-      return [`INTERNALDATE "${imapDate(rec.internalDate)}"`];
-    case "RFC822.SIZE":
-      return [`RFC822.SIZE ${rec.size}`];
-    case "MODSEQ":
-      return [`MODSEQ (${rec.modSeq})`];
-    case "ENVELOPE":
-      return ["ENVELOPE ", ...renderEnvelope(root(), bytes!)];
-    case "BODYSTRUCTURE":
-      return ["BODYSTRUCTURE ", ...renderBodyStructure(root(), bytes!, true)];
-    case "BODY":
-      return ["BODY ", ...renderBodyStructure(root(), bytes!, false)];
-    case "RFC822":
-      return ["RFC822 ", ...literal(bytes!)];
-    case "RFC822.HEADER":
-      return [
-        "RFC822.HEADER ",
-        ...literal(
-          sectionBytes(bytes!, root(), { part: [], specifier: "HEADER" }) ?? new Uint8Array(),
-        ),
-      ];
-    case "RFC822.TEXT":
-      return [
-        "RFC822.TEXT ",
-        ...literal(
-          sectionBytes(bytes!, root(), { part: [], specifier: "TEXT" }) ?? new Uint8Array(),
-        ),
-      ];
-    case "BODY[]": {
-      // BODY[] is the stored message itself: no need to parse it.
-      const whole = item.section.part.length === 0 && item.section.specifier === "";
-      let data = whole ? bytes! : sectionBytes(bytes!, root(), item.section) ?? new Uint8Array();
-      if (item.partial) data = partialSlice(data, item.partial.offset, item.partial.length);
-      return [`${item.label} `, ...literal(data)];
-    }
-    case "BINARY": {
-      const data = binarySection(bytes!, root(), item.part);
-      if (data === UNKNOWN_CTE) {
-        throw new ImapNo("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE");
+    const src = bodies ? await bodies.open(records, i) : null;
+    if (bodies && !src) continue;
+    try {
+      const parts: FetchPiece[] = [];
+      for (const item of items) {
+        if (parts.length) parts.push(" ");
+        parts.push(...await renderFetchItem(item, rec, src, sel.flagsOf(rec.uid, rec.flags)));
       }
-      let out = data ?? new Uint8Array();
-      if (item.partial) out = partialSlice(out, item.partial.offset, item.partial.length);
-      // RFC 3516: binary content is sent as literal8.
-      return [`${item.label} ~{${out.length}}\r\n`, out];
-    }
-    case "BINARY.SIZE": {
-      const data = binarySection(bytes!, root(), item.part);
-      if (data === UNKNOWN_CTE) {
-        throw new ImapNo("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE");
+      if (items.some((i) => i.kind === "FLAGS")) {
+        for (const l of sel.announce(rec.flags)) ctx.out(l + "\r\n");
       }
-      return [`${item.label} ${data ? data.length : 0}`];
+      ctx.out(`* ${seq} FETCH (`);
+      await writeFetch(ctx, parts, src);
+      ctx.out(")\r\n");
+    } finally {
+      await src?.close();
+    }
+    unflushed += src?.size ?? 0;
+    if (unflushed >= 96 * 1024) {
+      unflushed = 0;
+      await ctx.flush();
     }
   }
 }

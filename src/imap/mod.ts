@@ -2,6 +2,7 @@ export { startImapServer } from "./server.ts";
 export type { ImapServerOptions } from "./server.ts";
 export { ImapSession } from "./session.ts";
 export type {
+  AppendUpload,
   ImapAuthResult,
   ImapBackend,
   ImapChange,
@@ -9,4 +10,6 @@ export type {
   ImapMetadata,
   ImapServerConfig,
   ImapUser,
+  SmallBody,
+  StoredBody,
 } from "./backend.ts";

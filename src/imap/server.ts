@@ -1,6 +1,12 @@
 // IMAP listeners: "imaps" (993, implicit TLS) and "imap" (143, STARTTLS, LOGINDISABLED before).
 
-import { listen, type Listener, type ServerTls } from "../net/mod.ts";
+import {
+  type EndReason,
+  listen,
+  type Listener,
+  type ServerTls,
+  type TlsVersion,
+} from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { ImapBackend, ImapServerConfig } from "./backend.ts";
 import { ImapSession } from "./session.ts";
@@ -9,14 +15,21 @@ export interface ImapServerOptions {
   address: string;
   implicitTls: boolean;
   tls?: () => ServerTls;
+  /** Oldest TLS version accepted (default TLS 1.2). */
+  minTlsVersion?: TlsVersion;
   config: Omit<ImapServerConfig, "startTlsAvailable">;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
-  /** Implicit TLS: how long a client may take to complete its handshake (default 30 s). */
+  /** How long a client may take to complete a TLS handshake (default 30 s). */
   handshakeTimeoutMs?: number;
   backend: ImapBackend;
   log?: Logger;
-  hooks?: { onConnection?(): void; onDisconnect?(): void };
+  hooks?: {
+    onConnection?(): void;
+    onDisconnect?(): void;
+    /** Every accepted connection ends once, with why (metrics). */
+    onEnd?(reason: EndReason): void;
+  };
 }
 
 export function startImapServer(options: ImapServerOptions): Promise<Listener> {
@@ -24,6 +37,7 @@ export function startImapServer(options: ImapServerOptions): Promise<Listener> {
     address: options.address,
     mode: options.implicitTls ? "tls" : "plain",
     tls: options.tls,
+    minTlsVersion: options.minTlsVersion,
     maxConnections: options.maxConnections,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
     handshakeTimeoutMs: options.handshakeTimeoutMs,
@@ -35,7 +49,7 @@ export function startImapServer(options: ImapServerOptions): Promise<Listener> {
           ...options.config,
           startTlsAvailable: !conn.isTls && options.tls !== undefined,
         };
-        await new ImapSession(conn, options.backend, config, options.log).run(signal);
+        return await new ImapSession(conn, options.backend, config, options.log).run(signal);
       } finally {
         options.hooks?.onDisconnect?.();
       }
@@ -43,5 +57,6 @@ export function startImapServer(options: ImapServerOptions): Promise<Listener> {
     onError(err) {
       options.log?.error("imap connection failed", { error: String(err) });
     },
+    onEnd: options.hooks?.onEnd,
   });
 }

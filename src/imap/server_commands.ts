@@ -262,11 +262,11 @@ async function idleUntilDone(
   ctx: SessionContext,
   done: Promise<Uint8Array | null>,
 ): Promise<string> {
+  // One reaction on the pending read for the whole IDLE (racing `done` itself anew after each
+  // wake-up would add one every time).
+  const line = done.then((l) => ({ line: l }));
   while (true) {
-    const woke = await Promise.race([
-      done.then((line) => ({ line })),
-      ctx.changed().then(() => null),
-    ]);
+    const woke = await Promise.race([line, ctx.changed().then(() => null)]);
     if (woke === null) {
       await ctx.sync(true);
       await ctx.flush();

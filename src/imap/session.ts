@@ -5,14 +5,16 @@
 import {
   type Connection,
   ConnectionClosedError,
+  type EndReason,
   IdleTimeoutError,
   LineTooLongError,
 } from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { isRelayError } from "../errors.ts";
-import type { ImapBackend, ImapServerConfig, ImapUser } from "./backend.ts";
+import { isRelayError, isStorageFull } from "../errors.ts";
+import type { AppendUpload, ImapBackend, ImapServerConfig, ImapUser } from "./backend.ts";
 import type { Command } from "./types.ts";
-import { LiteralTooLargeError, readCommand } from "./command_reader.ts";
+import { type AppendSink, LiteralTooLargeError, readCommand } from "./command_reader.ts";
+import { BinaryToBase64 } from "./binary_append.ts";
 import { ImapSyntaxError, parseCommand } from "./parser.ts";
 import { SelectedMailbox } from "./selected.ts";
 import { ImapNo, type Piece } from "./responses.ts";
@@ -33,7 +35,10 @@ export interface SessionContext {
   enabled: Set<string>;
   /** Queues an untagged response (or a piece of one). */
   out(piece: Piece): void;
+  /** Writes what is queued; resolves when the socket took it (back-pressure). */
   flush(): Promise<void>;
+  /** flush() once enough is queued to be worth a write; loops producing output await it. */
+  maybeFlush(): Promise<void>;
   login(user: ImapUser): void;
   /** Untagged updates for the selected mailbox (EXISTS, EXPUNGE/VANISHED, FETCH FLAGS). */
   sync(allowExpunge: boolean): Promise<void>;
@@ -53,9 +58,24 @@ export type CommandTable = Partial<
 
 const TABLE: CommandTable = { ...serverCommands, ...mailboxCommands, ...messageCommands };
 
+/** After login: command lines and literals (APPEND's message has its own limit). */
 const MAX_LINE = 64 * 1024;
 const MAX_LITERAL = 64 * 1024;
+/**
+ * Before login a command needs a few short arguments: lines, literals and whole commands are
+ * held to a few KiB (Dovecot's imap-login: 8 KiB lines, about 2 KiB of arguments), and less is
+ * read ahead, so hundreds of connections that never log in hold little memory.
+ */
+const PREAUTH_LIMITS = {
+  maxLineBytes: 8 * 1024,
+  maxLiteralBytes: 4 * 1024,
+  maxCommandBytes: 16 * 1024,
+};
+const PREAUTH_READ_AHEAD = 16 * 1024;
 const MAX_UNAUTH_ERRORS = 10;
+/** Queued output written in one go (one TLS record stream, one system call). */
+const FLUSH_BYTES = 256 * 1024;
+const INPUT_FULL = "* BYE Input buffer full, aborting\r\n";
 const enc = new TextEncoder();
 
 export class ImapSession implements SessionContext {
@@ -74,6 +94,10 @@ export class ImapSession implements SessionContext {
   #watch = new AbortController();
   #gone = false;
   #errors = 0;
+  /** Shutdown asked; the session ends after the command in progress. */
+  #stopping = false;
+  /** Between commands or in IDLE: a shutdown may end the session at once. */
+  #interruptible = true;
 
   constructor(conn: Connection, backend: ImapBackend, config: ImapServerConfig, log?: Logger) {
     this.conn = conn;
@@ -85,7 +109,10 @@ export class ImapSession implements SessionContext {
   out(piece: Piece) {
     this.#pieces.push(piece);
     this.#pending += piece.length;
-    if (this.#pending > 256 * 1024) void this.flush();
+  }
+
+  maybeFlush(): Promise<void> {
+    return this.#pending >= FLUSH_BYTES ? this.flush() : Promise.resolve();
   }
 
   async flush(): Promise<void> {
@@ -121,6 +148,7 @@ export class ImapSession implements SessionContext {
       w?.();
     }, this.#watch.signal);
     this.conn.setIdleTimeout(this.config.idleTimeoutMs ?? 31 * 60_000);
+    this.conn.setReadAhead();
   }
 
   changed(): Promise<void> {
@@ -194,48 +222,137 @@ export class ImapSession implements SessionContext {
     return caps.join(" ");
   }
 
-  async run(signal?: AbortSignal): Promise<void> {
+  /**
+   * Runs the session to its end and says why it ended. A client that goes away is a normal end:
+   * nothing is logged and nothing more is written to it.
+   */
+  async run(signal?: AbortSignal): Promise<EndReason> {
+    // Shutdown: between commands (or in IDLE) the session ends at once; a command in progress
+    // (an APPEND being stored) finishes and is answered first.
     const onAbort = () => {
-      this.conn.write("* BYE Server shutting down\r\n").catch(() => {}).finally(() =>
-        this.conn.close().catch(() => {})
-      );
+      this.#stopping = true;
+      if (this.#interruptible) {
+        this.#bye("* BYE Server shutting down\r\n").catch((e) =>
+          this.log?.debug("imap shutdown notice not sent", { error: String(e) })
+        );
+      }
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     this.conn.setIdleTimeout(this.config.loginTimeoutMs ?? 120_000);
+    this.conn.setReadAhead(PREAUTH_READ_AHEAD);
     try {
       await this.conn.write(
         `* OK [CAPABILITY ${this.capabilities()}] ${this.config.hostname} ready\r\n`,
       );
-      while (!this.conn.closed) {
-        if (!(await this.#next())) break;
+      while (!this.conn.closed && !this.#stopping) {
+        const end = await this.#next();
+        if (end) return end;
       }
+      if (this.#stopping) {
+        await this.#bye("* BYE Server shutting down\r\n");
+        return "shutdown";
+      }
+      return "gone";
     } catch (e) {
+      if (this.#stopping) return "shutdown";
       if (e instanceof IdleTimeoutError) {
-        await this.conn.write("* BYE Autologout; idle for too long\r\n").catch(() => {});
-      } else if (!(e instanceof ConnectionClosedError) && !this.conn.closed) {
-        this.log?.error("imap session failed", { error: String(e) });
-        await this.conn.write("* BYE Internal error\r\n").catch(() => {});
+        await this.#bye("* BYE Autologout; idle for too long\r\n");
+        return "idle";
       }
+      if (e instanceof ConnectionClosedError || this.conn.closed) return "gone";
+      this.log?.error("imap session failed", { error: String(e) });
+      await this.#bye("* BYE Internal error\r\n");
+      return "error";
     } finally {
       signal?.removeEventListener("abort", onAbort);
       this.#watch.abort();
-      await this.conn.close().catch(() => {});
+      await this.conn.close();
     }
   }
 
-  /** Reads and runs one command; false ends the session. */
-  async #next(): Promise<boolean> {
-    let cmd: Command;
+  /**
+   * A last untagged BYE, when the client is still there to read it, then the end. `abort`: the
+   * client is flooding us; nothing more is read from it, not even while the BYE goes out.
+   */
+  async #bye(text: string, abort = false) {
+    if (this.conn.closed) return;
     try {
-      const raw = await readCommand(this.conn, {
-        maxLineBytes: MAX_LINE,
-        maxLiteralBytes: MAX_LITERAL,
-        maxAppendLiteralBytes: this.config.maxMessageBytes,
-      });
-      if (raw === null) return false;
-      cmd = parseCommand(raw);
+      await this.flush();
+      await this.conn.write(text);
     } catch (e) {
+      if (!(e instanceof ConnectionClosedError)) throw e;
+    }
+    if (abort) this.conn.abort();
+    else await this.conn.close();
+  }
+
+  #limits() {
+    if (this.state === "notauth") {
+      return {
+        ...PREAUTH_LIMITS,
+        maxAppendLiteralBytes: PREAUTH_LIMITS.maxLiteralBytes,
+        skipRefused: false,
+      };
+    }
+    return {
+      maxLineBytes: MAX_LINE,
+      maxLiteralBytes: MAX_LITERAL,
+      maxAppendLiteralBytes: this.config.maxMessageBytes,
+    };
+  }
+
+  /** Reads and runs one command; an end reason ends the session. */
+  async #next(): Promise<EndReason | null> {
+    // APPEND's message streams into an upload as its literal arrives (once logged in); whatever
+    // happens to the command, the upload is freed at its end (append() keeps what it stored).
+    let upload: AppendUpload | null = null;
+    const offer: AppendSink | undefined = this.state === "notauth"
+      ? undefined
+      : (_size, binary) => {
+        if (upload) return undefined;
+        const u = this.backend.mailboxes.startAppend();
+        upload = binary ? new BinaryToBase64(u) : u;
+        return upload;
+      };
+    try {
+      return await this.#command(offer, () => upload);
+    } finally {
+      await (upload as AppendUpload | null)?.discard();
+    }
+  }
+
+  async #command(
+    offer: AppendSink | undefined,
+    upload: () => AppendUpload | null,
+  ): Promise<EndReason | null> {
+    let cmd: Command;
+    this.#interruptible = true;
+    try {
+      const raw = await readCommand(this.conn, this.#limits(), offer, () => {
+        this.#interruptible = false;
+      });
+      if (raw === null) return "gone";
+      cmd = parseCommand(raw);
+      const streamed = upload();
+      if (streamed && cmd.name === "APPEND") cmd.upload = streamed;
+    } catch (e) {
+      if (
+        this.state === "notauth" &&
+        (e instanceof LiteralTooLargeError || e instanceof LineTooLongError)
+      ) {
+        // Before login nothing is drained: the client is cut off, as Dovecot's imap-login does.
+        await this.#bye(INPUT_FULL, true);
+        return "protocol";
+      }
+      if (e instanceof LineTooLongError && e.fatal) {
+        await this.#bye("* BYE [TOOBIG] Command line too long\r\n");
+        return "protocol";
+      }
       if (e instanceof LiteralTooLargeError) {
+        if (e.fatal) {
+          await this.#bye(`* BYE [TOOBIG] Literal too large\r\n`);
+          return "protocol";
+        }
         await this.conn.write(`${e.tag ?? "*"} NO [TOOBIG] Literal too large\r\n`);
         return await this.#countError();
       }
@@ -249,6 +366,7 @@ export class ImapSession implements SessionContext {
       }
       throw e;
     }
+    this.#interruptible = cmd.name === "IDLE";
     this.log?.debug("imap command", {
       conn: this.conn.id,
       user: this.user?.address ?? "",
@@ -258,7 +376,7 @@ export class ImapSession implements SessionContext {
     const entry = TABLE[cmd.name];
     if (!entry) {
       await this.conn.write(`${cmd.tag} BAD Command not supported\r\n`);
-      return true;
+      return null;
     }
     if (!entry.states.includes(this.state)) {
       const why = this.state === "notauth"
@@ -267,7 +385,7 @@ export class ImapSession implements SessionContext {
         ? "Select a mailbox first"
         : "Not allowed now";
       await this.conn.write(`${cmd.tag} BAD ${why}\r\n`);
-      return true;
+      return null;
     }
     let tagged: string;
     try {
@@ -275,9 +393,9 @@ export class ImapSession implements SessionContext {
       if (cmd.name === "LOGOUT") {
         this.out(`${cmd.tag} OK ${text ?? "Logout completed"}\r\n`);
         await this.flush();
-        return false;
+        return "quit";
       }
-      if (cmd.name === "COMPRESS" || cmd.name === "STARTTLS") return true;
+      if (cmd.name === "COMPRESS" || cmd.name === "STARTTLS") return null;
       const unilateral = cmd.name === "FETCH" || cmd.name === "STORE" || cmd.name === "SEARCH";
       await this.sync(!(unilateral && !("uid" in cmd && cmd.uid)));
       tagged = `${cmd.tag} OK ${text ?? `${cmd.name} completed`}\r\n`;
@@ -288,8 +406,23 @@ export class ImapSession implements SessionContext {
         }${e.message}\r\n`;
       } else if (isRelayError(e)) {
         tagged = `${cmd.tag} NO ${relayCode(e.code)}${e.message}\r\n`;
-      } else if (e instanceof ConnectionClosedError || e instanceof IdleTimeoutError) {
+      } else if (e instanceof LineTooLongError) {
+        // A continuation line (AUTHENTICATE's response) over its limit.
+        if (this.state === "notauth" || e.fatal) {
+          await this.#bye(INPUT_FULL, true);
+          return "protocol";
+        }
+        tagged = `${cmd.tag} BAD [TOOBIG] Line too long\r\n`;
+      } else if (
+        e instanceof ConnectionClosedError || e instanceof IdleTimeoutError || this.conn.closed
+      ) {
         throw e;
+      } else if (isStorageFull(e)) {
+        // As Dovecot on ENOSPC (a temporary server failure, not the account's quota): the
+        // client keeps the message and tries again; reading and deleting go on meanwhile.
+        this.log?.error("storage full or read-only", { command: cmd.name, error: String(e) });
+        tagged =
+          `${cmd.tag} NO [SERVERBUG] Not enough disk space on the server, try again later\r\n`;
       } else {
         this.log?.error("imap command failed", { command: cmd.name, error: String(e) });
         tagged = `${cmd.tag} NO [SERVERBUG] Internal error\r\n`;
@@ -297,16 +430,16 @@ export class ImapSession implements SessionContext {
     }
     this.out(tagged);
     await this.flush();
-    return true;
+    return null;
   }
 
-  async #countError(): Promise<boolean> {
+  async #countError(): Promise<EndReason | null> {
     this.#errors++;
     if (this.state === "notauth" && this.#errors > MAX_UNAUTH_ERRORS) {
-      await this.conn.write("* BYE Too many errors\r\n");
-      return false;
+      await this.#bye("* BYE Too many errors\r\n");
+      return "protocol";
     }
-    return true;
+    return null;
   }
 }
 

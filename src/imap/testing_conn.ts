@@ -12,6 +12,8 @@ export class BufferConnection implements CommandConnection {
   #pos = 0;
   writes: string[] = [];
   largestRead = 0;
+  /** Largest piece readExactChunks hands out. */
+  chunkBytes = 64 * 1024;
 
   /** `keepLineEnd` false mimics net's SocketConnection, which strips CRLF. */
   constructor(input: string | Uint8Array, readonly keepLineEnd = true) {
@@ -46,6 +48,40 @@ export class BufferConnection implements CommandConnection {
     this.#pos += n;
     this.largestRead = Math.max(this.largestRead, n);
     return Promise.resolve(out);
+  }
+
+  /** Up to `chunkSize` bytes at a time, like a socket handing over what arrived. */
+  chunkSize = 1000;
+
+  readChunk(): Promise<Uint8Array | null> {
+    if (this.#pos >= this.#data.length) return Promise.resolve(null);
+    const out = this.#data.slice(this.#pos, this.#pos + this.chunkSize);
+    this.#pos += out.length;
+    this.largestRead = Math.max(this.largestRead, out.length);
+    return Promise.resolve(out);
+  }
+
+  unread(bytes: Uint8Array): void {
+    // Only what was just read can be put back: it is still in the buffer before #pos.
+    this.#pos -= bytes.length;
+  }
+
+  /** Hands the bytes out in pieces of at most `chunkBytes`, as a socket would. */
+  async readExactChunks(
+    n: number,
+    onChunk: (chunk: Uint8Array) => void | Promise<void>,
+  ): Promise<boolean> {
+    let left = n;
+    while (left > 0) {
+      if (this.#pos >= this.#data.length) return false;
+      const step = Math.min(left, this.chunkBytes, this.#data.length - this.#pos);
+      const piece = this.#data.slice(this.#pos, this.#pos + step);
+      this.#pos += step;
+      left -= step;
+      this.largestRead = Math.max(this.largestRead, step);
+      await onChunk(piece);
+    }
+    return true;
   }
 
   write(data: string | Uint8Array): Promise<void> {

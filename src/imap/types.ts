@@ -1,6 +1,8 @@
 // The IMAP command vocabulary shared by the parser, the FETCH/SEARCH renderers and the session
 // (RFC 3501/9051 plus the extensions tern serves). Parsing produces these; nothing here does I/O.
 
+import type { AppendUpload } from "./backend.ts";
+
 /** One range of a sequence set; `null` stands for "*" (the largest number in use). */
 export interface SeqRange {
   from: number | null;
@@ -125,7 +127,10 @@ export type Command =
       flags: string[];
       /** ms since epoch, when given. */
       date?: number;
+      /** The literal as read; empty when it was streamed into `upload`. */
       message: Uint8Array;
+      /** Where the message literal was streamed (set by the session, not the parser). */
+      upload?: AppendUpload;
     }
     | { name: "EXPUNGE" }
     | { name: "UID EXPUNGE"; set: SequenceSet }

@@ -3,15 +3,33 @@
 
 import type { EventBus, RelayEventHandler } from "../events/mod.ts";
 import type {
+  BodyReader,
   CopyResult,
   FlagUpdate,
   FlagUpdateResult,
   MailboxChanges,
   MailboxRecord,
   MessageRecord,
+  SmallBody,
   Store,
 } from "../store/types.ts";
-import { spoolBytes } from "../store/message_input.ts";
+import { encodeStructure, MimeStreamParser } from "../mime/mod.ts";
+import { MessageIntake } from "../delivery/message_intake.ts";
+
+/** A message being received for APPEND (see MailboxService.startAppend). */
+export class MessageUpload {
+  constructor(readonly intake: MessageIntake, readonly parser: MimeStreamParser) {}
+
+  /** The next bytes; resolves when more may come. Never rejects. */
+  write(chunk: Uint8Array): Promise<void> {
+    return this.intake.write(chunk);
+  }
+
+  /** Frees the spool (idempotent). */
+  discard(): Promise<void> {
+    return this.intake.discard();
+  }
+}
 
 export interface MailboxServiceOptions {
   store: Store;
@@ -89,26 +107,56 @@ export class MailboxService {
     return this.#store.listSubscriptions(accountId);
   }
 
-  async append(input: {
-    accountId: number;
-    mailboxName: string;
-    data: Uint8Array;
-    flags: string[];
-    internalDate?: number;
-  }): Promise<{ mailboxId: number; uidValidity: number; uid: number; modSeq: number }> {
-    const { data, ...rest } = input;
-    const spooled = await spoolBytes(this.#store, data);
+  /**
+   * Starts receiving a message for APPEND: spooled as it arrives (bounded memory) and read once
+   * by the MIME reader, whose structure is stored with it.
+   */
+  startAppend(): MessageUpload {
+    const parser = new MimeStreamParser();
+    return new MessageUpload(new MessageIntake(this.#store.createSpool(), [parser]), parser);
+  }
+
+  /**
+   * Stores a message received with startAppend() (the upload is freed whatever happens), or
+   * one held in memory (`data`: admin tools, tests).
+   */
+  async append(
+    input:
+      & {
+        accountId: number;
+        mailboxName: string;
+        flags: string[];
+        internalDate?: number;
+      }
+      & ({ upload: MessageUpload | { write(chunk: Uint8Array): Promise<void> } } | {
+        data: Uint8Array;
+      }),
+  ): Promise<{ mailboxId: number; uidValidity: number; uid: number; modSeq: number }> {
+    const { accountId, mailboxName, flags } = input;
+    let upload = "upload" in input ? input.upload : null;
+    if (!upload) {
+      const data = (input as { data: Uint8Array }).data;
+      const u = upload = this.startAppend();
+      for (let i = 0; i < data.length; i += 1 << 20) await u.write(data.subarray(i, i + (1 << 20)));
+    }
+    if (!(upload instanceof MessageUpload)) {
+      throw new Error("append() takes an upload made by this service's startAppend()");
+    }
     try {
+      const structure = encodeStructure(upload.parser.end());
       const r = await this.#store.append({
-        ...rest,
-        body: spooled.body,
+        accountId,
+        mailboxName,
+        flags,
+        body: await upload.intake.finish(),
+        structure,
         internalDate: input.internalDate ?? this.#now(),
         defaultQuotaBytes: this.defaultQuotaBytes,
       });
-      this.#changed(input.accountId, r.mailboxId);
+      this.#changed(accountId, r.mailboxId);
       return r;
     } finally {
-      await spooled.discard();
+      await upload.discard();
     }
   }
 
@@ -126,6 +174,18 @@ export class MailboxService {
 
   readBody(bodyId: number): Promise<Uint8Array | null> {
     return this.#store.readBody(bodyId);
+  }
+
+  openBody(bodyId: number): Promise<BodyReader | null> {
+    return this.#store.openBody(bodyId);
+  }
+
+  readSmallBodies(bodyIds: number[]): Promise<Map<number, SmallBody>> {
+    return this.#store.readSmallBodies(bodyIds);
+  }
+
+  setBodyStructure(bodyId: number, structure: Uint8Array): Promise<void> {
+    return this.#store.setBodyStructure(bodyId, structure);
   }
 
   claimRecent(mailboxId: number): Promise<number[]> {

@@ -41,6 +41,11 @@ export interface RelayMetrics {
   readonly imapSessions: Counter<"listener">;
   readonly imapConnections: Gauge<"listener">;
   readonly imapIdleSessions: Gauge;
+  /**
+   * Mail connections ended, by listener and why: "quit", "gone" (the client went away without
+   * QUIT/LOGOUT: a normal end for phones), "idle", "limit", "tls", "protocol", "shutdown", "error".
+   */
+  readonly connectionEnds: Counter<"listener" | "reason">;
   /** Messages accepted for delivery, by how they arrived ("smtp", "submission", "mxdeliv"). */
   readonly messagesReceived: Counter<"via">;
   /** Per-recipient delivery attempts: target "local"/"remote", outcome as DeliveryOutcome. */
@@ -105,6 +110,11 @@ export function createRelayMetrics(
       "listener",
     ]),
     imapIdleSessions: registry.gauge("tern_imap_idle_sessions", "IMAP sessions in IDLE now"),
+    connectionEnds: registry.counter(
+      "tern_connection_ends_total",
+      "Mail connections ended, by listener and reason",
+      ["listener", "reason"],
+    ),
     messagesReceived: registry.counter(
       "tern_messages_received_total",
       "Messages accepted for delivery by arrival path",

@@ -14,6 +14,7 @@ export {
 export type { Ambiguity, AmbiguityCode } from "./ambiguity.ts";
 export { decodeStructure, encodeStructure, withTopHeader } from "./structure_codec.ts";
 export { type StreamDecoder, streamDecoder } from "./transfer_stream.ts";
+export { type PieceDecoder, tolerantDecoder } from "./tolerant_stream.ts";
 export {
   type HeaderBlock,
   headerValue,

@@ -1,23 +1,30 @@
-// A line-protocol connection: buffered reads (lines, exact byte counts, raw chunks), back-pressured
-// writes and a COMPRESS=DEFLATE layer over a byte transport. Two transports: a node:net/node:tls
-// socket (plain listeners, with server-side STARTTLS) and a Deno TLS connection (implicit-TLS
-// listeners; about half the memory per idle connection, see deno_connection.ts).
+// A line-protocol connection over one node:net socket, wrapped in TLS at accept (implicit TLS) or
+// later (STARTTLS) by node:tls: buffered reads (lines, exact byte counts, chunks) with
+// back-pressure, writes whose every failure is one ConnectionClosedError, and COMPRESS=DEFLATE.
+// The one transport of every mail listener: no FFI, no /proc, the same on every platform.
 
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { SecureContext } from "node:tls";
-import zlib from "node:zlib";
+import { DeflateWriter, InflateReader } from "./compression.ts";
+import { normalizeAddress } from "./ip.ts";
 
+/**
+ * A line over its limit. The connection has dropped it up to its line feed, so the next read
+ * starts at the next line; `fatal` means it went on so long (no line feed within DISCARD_LIMIT)
+ * that the caller should close the connection instead.
+ */
 export class LineTooLongError extends Error {
-  constructor(readonly limitBytes: number) {
+  constructor(readonly limitBytes: number, readonly fatal = false) {
     super(`Cannot read line: longer than ${limitBytes} bytes`);
     this.name = "LineTooLongError";
   }
 }
 
+/** The peer went away (or the connection was closed here): a normal end, not a failure. */
 export class ConnectionClosedError extends Error {
-  constructor(message = "Connection closed") {
-    super(message);
+  constructor(message = "Connection closed", options?: { cause?: unknown }) {
+    super(message, options);
     this.name = "ConnectionClosedError";
   }
 }
@@ -26,6 +33,14 @@ export class IdleTimeoutError extends Error {
   constructor() {
     super("Connection idle timeout");
     this.name = "IdleTimeoutError";
+  }
+}
+
+/** A TLS handshake that failed or did not finish in time (the connection is dropped). */
+export class TlsHandshakeError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TlsHandshakeError";
   }
 }
 
@@ -38,14 +53,27 @@ export interface Connection {
   readonly isCompressed: boolean;
   /** The next line without its line ending; null at end of stream. */
   readLine(maxBytes: number): Promise<Uint8Array | null>;
-  /** Exactly n bytes; null when the stream ends first. */
+  /** Exactly n bytes in one array (n bytes of memory); null when the stream ends first. */
   readExact(n: number): Promise<Uint8Array | null>;
+  /**
+   * Exactly n bytes handed to onChunk in order, as they arrive (each piece at most what one read
+   * brought); the next piece is read once onChunk's promise resolves. False when the stream ends
+   * first.
+   */
+  readExactChunks(
+    n: number,
+    onChunk: (chunk: Uint8Array) => void | Promise<void>,
+  ): Promise<boolean>;
   /** Whatever is buffered, or the next chunk; null at end of stream. */
   readChunk(): Promise<Uint8Array | null>;
   /** Puts bytes back in front of the read buffer. */
   unread(bytes: Uint8Array): void;
   /** Number of bytes read from the socket but not consumed yet. */
   bufferedBytes(): number;
+  /**
+   * Resolves when the bytes were handed to the socket and it can take more (back-pressure);
+   * rejects with ConnectionClosedError, whatever the cause, when they cannot be sent.
+   */
   write(data: string | Uint8Array): Promise<void>;
   /** Writes the go-ahead line, then performs the server side of a TLS handshake. */
   startTls(goAhead: string): Promise<void>;
@@ -53,50 +81,90 @@ export interface Connection {
   startCompression(goAhead: string): Promise<void>;
   /** Inactivity limit; a pending read then fails with IdleTimeoutError. 0 disables. */
   setIdleTimeout(ms: number): void;
+  /**
+   * How much may be read ahead of the session before the socket is paused (default 1 MiB);
+   * small before login, so idle or hostile clients hold little memory.
+   */
+  setReadAhead(bytes?: number): void;
   close(): Promise<void>;
+  /**
+   * Ends the connection after what was written so far, reading nothing more (a flooding client):
+   * no graceful wait for the peer.
+   */
+  abort(): void;
   readonly closed: boolean;
 }
 
+/** Default read-ahead: above it the socket is paused until the session consumes. */
 const HIGH_WATER = 1 << 20;
+/** An overlong line is dropped up to its line feed, but not beyond this many bytes. */
+const DISCARD_LIMIT = 1 << 20;
+/** close(): how long pending output and the peer's close may take before the socket is dropped. */
+const END_GRACE_MS = 2000;
+const DEFAULT_HANDSHAKE_MS = 30_000;
 const encoder = new TextEncoder();
 let nextId = 1;
 
 export interface ConnectionOptions {
+  /** The certificate and TLS policy for a handshake; read at each one. */
   secureContext?: () => SecureContext;
+  /** How long a client may take to complete a TLS handshake (default 30 s). */
+  handshakeTimeoutMs?: number;
+  /** Implicit TLS: nothing is read before acceptTls() has completed the handshake. */
+  implicitTls?: boolean;
 }
 
-/** The buffering and framing shared by every transport; subclasses move the bytes. */
-export abstract class BufferedConnection implements Connection {
+export class SocketConnection implements Connection {
   readonly id: string;
-  abstract readonly remoteAddress: string;
-  abstract readonly localPort: number;
-  abstract readonly isTls: boolean;
+  readonly remoteAddress: string;
+  readonly localPort: number;
+  #raw: Socket;
+  #tls: TLSSocket | null = null;
+  #options: ConnectionOptions;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
+  #readAhead = HIGH_WATER;
+  /** Bytes a pending readExact needs buffered at once (it may exceed HIGH_WATER). */
+  #wanted = 0;
   #ended = false;
   #error: Error | null = null;
   #waiter: (() => void) | null = null;
-  #paused = false;
-  #inflate: zlib.InflateRaw | null = null;
-  #deflate: zlib.DeflateRaw | null = null;
+  #socketPaused = false;
+  #inflateBehind = false;
+  #inflate: InflateReader | null = null;
+  #deflate: DeflateWriter | null = null;
   #idleMs = 0;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  /** Writes waiting for the socket to drain (made on the first one: most never wait). */
+  #pendingWrites: Set<(e: Error) => void> | null = null;
+  #onData = (chunk: Uint8Array) => this.#received(chunk);
+  #onEnd = () => this.#finish(null);
+  #onError = (e: Error) => this.#finish(e);
+  #onClose = () => {
+    this.#closed = true;
+    this.#finish(null);
+    this.#failWrites();
+  };
 
-  constructor() {
+  constructor(socket: Socket, options: ConnectionOptions = {}) {
     this.id = (nextId++).toString(36);
+    this.#raw = socket;
+    this.#options = options;
+    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? "");
+    this.localPort = socket.localPort ?? 0;
+    // Always an error listener: an unhandled 'error' event would end the process.
+    socket.on("error", this.#onError);
+    socket.on("close", this.#onClose);
+    if (!options.implicitTls) {
+      socket.on("data", this.#onData);
+      socket.on("end", this.#onEnd);
+    }
   }
 
-  /** Writes bytes to the transport; resolves when it can take more. */
-  protected abstract transportWrite(bytes: Uint8Array): Promise<void>;
-  protected abstract pauseTransport(): void;
-  protected abstract resumeTransport(): void;
-  /** Ends the transport gracefully (bounded in time). */
-  protected abstract endTransport(): Promise<void>;
-  protected abstract destroyTransport(): void;
-  /** True once the transport cannot be written any more. */
-  protected abstract get transportGone(): boolean;
-  abstract startTls(goAhead: string): Promise<void>;
+  get isTls(): boolean {
+    return this.#tls !== null;
+  }
 
   get isCompressed(): boolean {
     return this.#deflate !== null;
@@ -106,15 +174,19 @@ export abstract class BufferedConnection implements Connection {
     return this.#closed;
   }
 
-  protected markClosed(): void {
-    this.#closed = true;
+  #current(): Socket {
+    return this.#tls ?? this.#raw;
   }
 
-  /** Bytes read from the transport. */
-  protected received(chunk: Uint8Array) {
-    this.touch();
+  // ---- input -------------------------------------------------------------------------------
+
+  #received(chunk: Uint8Array) {
+    this.#touch();
     if (this.#inflate) {
-      this.#inflate.write(chunk);
+      if (!this.#inflate.write(chunk)) {
+        this.#inflateBehind = true;
+        this.#flow();
+      }
       return;
     }
     this.#append(chunk);
@@ -124,15 +196,39 @@ export abstract class BufferedConnection implements Connection {
     if (chunk.length === 0) return;
     this.#chunks.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.#buffered += chunk.length;
-    if (this.#buffered > HIGH_WATER && !this.#paused) {
-      this.#paused = true;
-      this.pauseTransport();
-    }
+    this.#flow();
     this.#wake();
   }
 
+  /**
+   * Back-pressure: the buffer holds at most HIGH_WATER (or what a pending readExact needs);
+   * with compression, inflate stops at that point and the socket stops while inflate is behind.
+   */
+  #flow() {
+    const full = this.#buffered >= Math.max(this.#readAhead, this.#wanted);
+    let pauseSocket = full;
+    if (this.#inflate) {
+      if (full) this.#inflate.pause();
+      else this.#inflate.resume();
+      pauseSocket = this.#inflateBehind;
+    }
+    if (pauseSocket === this.#socketPaused || this.#current().destroyed) return;
+    this.#socketPaused = pauseSocket;
+    if (pauseSocket) this.#current().pause();
+    else this.#current().resume();
+    // Deno 2.9: pausing a TLSSocket only stops its 'data' events; TLS goes on reading the TCP
+    // socket and buffers everything (50 MB sent to a paused socket: +100 MB RSS). Stopping the
+    // TCP handle's reads is what holds the sender back.
+    if (this.#tls) {
+      const tcp = (this.#raw as unknown as { _handle?: { readStop(): void; readStart(): void } })
+        ._handle;
+      if (pauseSocket) tcp?.readStop();
+      else tcp?.readStart();
+    }
+  }
+
   /** End of the input (err set when it failed). */
-  protected finish(err: Error | null) {
+  #finish(err: Error | null) {
     if (err && !this.#error) this.#error = err;
     this.#ended = true;
     clearTimeout(this.#idleTimer);
@@ -145,7 +241,7 @@ export abstract class BufferedConnection implements Connection {
     w?.();
   }
 
-  protected touch() {
+  #touch() {
     if (this.#idleMs <= 0 || this.#closed) return;
     clearTimeout(this.#idleTimer);
     this.#idleTimer = setTimeout(() => {
@@ -159,40 +255,43 @@ export abstract class BufferedConnection implements Connection {
     this.#idleMs = ms;
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
-    this.touch();
+    this.#touch();
   }
 
-  #maybeResume() {
-    if (this.#paused && this.#buffered < HIGH_WATER / 2) {
-      this.#paused = false;
-      this.resumeTransport();
-    }
+  setReadAhead(bytes = HIGH_WATER): void {
+    this.#readAhead = bytes;
+    this.#flow();
   }
 
   async #wait(): Promise<void> {
-    this.#maybeResume();
-    if (this.#ended) {
-      if (this.#error instanceof IdleTimeoutError) throw this.#error;
-      return;
-    }
-    await new Promise<void>((resolve) => (this.#waiter = resolve));
+    this.#flow();
+    if (!this.#ended) await new Promise<void>((resolve) => (this.#waiter = resolve));
     if (this.#error instanceof IdleTimeoutError) throw this.#error;
   }
 
-  #take(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.#chunks[0];
-      const need = n - off;
-      if (c.length <= need) {
-        out.set(c, off);
-        off += c.length;
-        this.#chunks.shift();
-      } else {
-        out.set(c.subarray(0, need), off);
-        this.#chunks[0] = c.subarray(need);
-        off += need;
+  /** The next n buffered bytes: a view when they lie in one chunk, unless `copy`. */
+  #take(n: number, copy = false): Uint8Array {
+    const first = this.#chunks[0];
+    let out: Uint8Array;
+    if (first.length >= n) {
+      out = copy ? first.slice(0, n) : first.subarray(0, n);
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+    } else {
+      out = new Uint8Array(n);
+      let off = 0;
+      while (off < n) {
+        const c = this.#chunks[0];
+        const need = n - off;
+        if (c.length <= need) {
+          out.set(c, off);
+          off += c.length;
+          this.#chunks.shift();
+        } else {
+          out.set(c.subarray(0, need), off);
+          this.#chunks[0] = c.subarray(need);
+          off += need;
+        }
       }
     }
     this.#buffered -= n;
@@ -211,12 +310,12 @@ export abstract class BufferedConnection implements Connection {
   }
 
   async readLine(maxBytes: number): Promise<Uint8Array | null> {
-    let discarding = false;
+    let discarded = -1; // ≥ 0 while dropping an overlong line
     while (true) {
-      const i = this.#indexOfLf(discarding ? Infinity : maxBytes + 2);
+      const i = this.#indexOfLf(discarded >= 0 ? Infinity : maxBytes + 2);
       if (i >= 0) {
         const raw = this.#take(i + 1);
-        if (discarding) throw new LineTooLongError(maxBytes);
+        if (discarded >= 0) throw new LineTooLongError(maxBytes);
         let end = raw.length - 1;
         if (end > 0 && raw[end - 1] === 13) end--;
         if (end > maxBytes) throw new LineTooLongError(maxBytes);
@@ -224,23 +323,25 @@ export abstract class BufferedConnection implements Connection {
       }
       if (this.#buffered > maxBytes + 2) {
         // Too long: drop it up to its line feed (which may already be buffered; the next
-        // command must stay intact), or drop everything and keep discarding.
+        // command must stay intact), but a line that goes on and on (a decompression bomb, a
+        // stream of junk) ends the connection.
         const end = this.#indexOfLf(Infinity);
         if (end >= 0) {
           this.#take(end + 1);
           throw new LineTooLongError(maxBytes);
         }
+        discarded = Math.max(discarded, 0) + this.#buffered;
         this.#take(this.#buffered);
-        discarding = true;
+        if (discarded > DISCARD_LIMIT) throw new LineTooLongError(maxBytes, true);
       }
       if (this.#ended && this.#chunks.length === 0) {
-        if (discarding) throw new LineTooLongError(maxBytes);
+        if (discarded >= 0) throw new LineTooLongError(maxBytes);
         return null;
       }
       if (this.#ended) {
         // A final line without a line ending.
         const rest = this.#take(this.#buffered);
-        if (discarding || rest.length > maxBytes) throw new LineTooLongError(maxBytes);
+        if (discarded >= 0 || rest.length > maxBytes) throw new LineTooLongError(maxBytes);
         return rest;
       }
       await this.#wait();
@@ -248,11 +349,38 @@ export abstract class BufferedConnection implements Connection {
   }
 
   async readExact(n: number): Promise<Uint8Array | null> {
-    while (this.#buffered < n) {
-      if (this.#ended) return null;
-      await this.#wait();
+    try {
+      while (this.#buffered < n) {
+        if (this.#ended) return null;
+        this.#wanted = n;
+        await this.#wait();
+      }
+    } finally {
+      this.#wanted = 0;
     }
-    return this.#take(n);
+    // A copy: a view would keep the whole socket chunk behind it alive.
+    const out = this.#take(n, true);
+    this.#flow();
+    return out;
+  }
+
+  async readExactChunks(
+    n: number,
+    onChunk: (chunk: Uint8Array) => void | Promise<void>,
+  ): Promise<boolean> {
+    let left = n;
+    while (left > 0) {
+      if (this.#buffered === 0) {
+        if (this.#ended) return false;
+        await this.#wait();
+        continue;
+      }
+      const piece = this.#take(Math.min(left, this.#chunks[0].length));
+      left -= piece.length;
+      this.#flow();
+      await onChunk(piece);
+    }
+    return true;
   }
 
   async readChunk(): Promise<Uint8Array | null> {
@@ -262,7 +390,7 @@ export abstract class BufferedConnection implements Connection {
     }
     const c = this.#chunks.shift()!;
     this.#buffered -= c.length;
-    this.#maybeResume();
+    this.#flow();
     return c;
   }
 
@@ -276,179 +404,168 @@ export abstract class BufferedConnection implements Connection {
     return this.#buffered;
   }
 
+  // ---- output ------------------------------------------------------------------------------
+
   write(data: string | Uint8Array): Promise<void> {
-    if (this.#closed || this.transportGone) {
+    if (this.#closed || this.#current().destroyed) {
       return Promise.reject(new ConnectionClosedError());
     }
-    this.touch();
+    this.#touch();
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    if (this.#deflate) {
-      const d = this.#deflate;
-      return new Promise((resolve, reject) => {
-        d.write(bytes, (err) => err ? reject(err) : undefined);
-        d.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve());
+    if (this.#deflate) return this.#deflate.write(bytes);
+    return this.#send(bytes);
+  }
+
+  /** One write to the socket; resolves at once, or once the socket drained when it is full. */
+  #send(bytes: Uint8Array): Promise<void> {
+    const s = this.#current();
+    if (s.destroyed || !s.writable) return Promise.reject(new ConnectionClosedError());
+    return new Promise((resolve, reject) => {
+      const fail = (e: Error) => reject(e);
+      let full = false;
+      let called = false;
+      const accepted = s.write(bytes, (err) => {
+        called = true;
+        this.#pendingWrites?.delete(fail);
+        if (err) reject(closedBy(err));
+        else if (full) resolve();
       });
+      if (accepted || called) return resolve();
+      full = true;
+      (this.#pendingWrites ??= new Set()).add(fail);
+    });
+  }
+
+  #failWrites() {
+    if (!this.#pendingWrites) return;
+    const e = new ConnectionClosedError();
+    for (const fail of this.#pendingWrites) fail(e);
+    this.#pendingWrites = null;
+  }
+
+  // ---- TLS and compression -----------------------------------------------------------------
+
+  async startTls(goAhead: string): Promise<void> {
+    if (this.#tls) throw new Error("Cannot start TLS: already active");
+    const raw = this.#raw;
+    raw.removeListener("data", this.#onData);
+    raw.removeListener("end", this.#onEnd);
+    // Deno 2.9: pause before writing the go-ahead, or the ClientHello can be lost.
+    raw.pause();
+    await this.#send(encoder.encode(goAhead));
+    await this.#handshake();
+  }
+
+  /** Implicit TLS: the server side of the handshake, with a deadline; then reading starts. */
+  acceptTls(): Promise<void> {
+    if (this.#tls) return Promise.reject(new Error("Cannot start TLS: already active"));
+    this.#raw.pause();
+    return this.#handshake();
+  }
+
+  async #handshake(): Promise<void> {
+    const context = this.#options.secureContext?.();
+    if (!context) throw new Error("Cannot start TLS: no certificate configured");
+    const t = new TLSSocket(this.#raw, { isServer: true, secureContext: context });
+    this.#tls = t;
+    t.on("error", this.#onError);
+    t.on("close", this.#onClose);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const ms = this.#options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_MS;
+        timer = setTimeout(() => reject(new TlsHandshakeError("TLS handshake timed out")), ms);
+        t.once("secure", () => resolve());
+        t.once("error", (e: Error) => reject(new TlsHandshakeError(e.message, { cause: e })));
+        t.once(
+          "close",
+          () => reject(new ConnectionClosedError("Connection closed during TLS handshake")),
+        );
+      });
+    } catch (err) {
+      this.destroy();
+      throw err;
+    } finally {
+      clearTimeout(timer);
     }
-    return this.transportWrite(bytes);
+    this.#socketPaused = false;
+    t.on("data", this.#onData);
+    t.on("end", this.#onEnd);
+    this.#touch();
   }
 
   async startCompression(goAhead: string): Promise<void> {
-    await this.transportWrite(encoder.encode(goAhead));
-    const inflate = zlib.createInflateRaw();
-    inflate.on("data", (c: Uint8Array) => this.#append(c));
-    inflate.on("error", (e: Error) => this.finish(e));
+    await this.#send(encoder.encode(goAhead));
+    const inflate = new InflateReader(
+      (c) => this.#append(c),
+      (e) => this.#finish(e),
+      () => {
+        this.#inflateBehind = false;
+        this.#flow();
+      },
+    );
     const pending = this.#chunks.splice(0);
     this.#buffered = 0;
     this.#inflate = inflate;
-    for (const c of pending) inflate.write(c);
-    const deflate = zlib.createDeflateRaw({ level: 6 });
-    deflate.on("data", (c: Uint8Array) => {
-      this.transportWrite(c).catch(() => {});
-    });
-    this.#deflate = deflate;
+    for (const c of pending) {
+      if (!inflate.write(c)) this.#inflateBehind = true;
+    }
+    this.#flow();
+    this.#deflate = new DeflateWriter((bytes) => this.#send(bytes));
   }
 
+  // ---- end ---------------------------------------------------------------------------------
+
+  /**
+   * Sends what is pending and ends the connection; a peer that does not read or close within
+   * END_GRACE_MS is dropped, so it cannot hold the slot.
+   */
   async close(): Promise<void> {
     clearTimeout(this.#idleTimer);
-    if (this.#closed || this.transportGone) {
+    if (this.#closed || this.#current().destroyed) {
       this.#closed = true;
       return;
     }
-    const d = this.#deflate;
-    if (d) await new Promise<void>((resolve) => d.flush(zlib.constants.Z_SYNC_FLUSH, resolve));
-    await this.endTransport();
-    this.#closed = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, END_GRACE_MS)));
+    try {
+      if (this.#deflate) await Promise.race([this.#deflate.settled(), late]);
+      const s = this.#current();
+      const gone = new Promise<void>((resolve) => s.once("close", () => resolve()));
+      s.end();
+      await Promise.race([gone, late]);
+    } finally {
+      clearTimeout(timer);
+      this.destroy();
+    }
   }
 
-  /** Drops the connection at once (shutdown, abuse). */
+  abort(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#idleTimer);
+    this.#readAhead = 0;
+    this.#flow();
+    const s = this.#current();
+    // FIN after the pending output; then the socket is dropped, whatever the peer does.
+    s.end(() => this.destroy());
+    const timer = setTimeout(() => this.destroy(), END_GRACE_MS);
+    s.once("close", () => clearTimeout(timer));
+  }
+
+  /** Drops the connection at once (shutdown, abuse, failed handshake). */
   destroy(): void {
     clearTimeout(this.#idleTimer);
     this.#inflate?.destroy();
     this.#deflate?.destroy();
-    this.destroyTransport();
+    this.#tls?.destroy();
+    this.#raw.destroy();
     this.#closed = true;
-    this.finish(null);
+    this.#finish(null);
+    this.#failWrites();
   }
 }
 
-/** A node:net socket, possibly wrapped in TLS (implicitly or by STARTTLS). */
-export class SocketConnection extends BufferedConnection {
-  readonly remoteAddress: string;
-  readonly localPort: number;
-  #socket: Socket;
-  #tlsSocket: TLSSocket | null = null;
-  #options: ConnectionOptions;
-  #onData = (chunk: Uint8Array) => this.received(chunk);
-  #onEnd = () => this.finish(null);
-  #onError = (e: Error) => this.finish(e);
-
-  constructor(socket: Socket, options: ConnectionOptions = {}) {
-    super();
-    this.#socket = socket;
-    this.#options = options;
-    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? "");
-    this.localPort = socket.localPort ?? 0;
-    if (socket instanceof TLSSocket) this.#tlsSocket = socket;
-    this.#attach(socket);
-    socket.on("close", () => {
-      this.markClosed();
-      this.finish(null);
-    });
-  }
-
-  get isTls(): boolean {
-    return this.#tlsSocket !== null;
-  }
-
-  #current(): Socket {
-    return this.#tlsSocket ?? this.#socket;
-  }
-
-  #attach(s: Socket) {
-    s.on("data", this.#onData);
-    s.on("end", this.#onEnd);
-    s.on("error", this.#onError);
-  }
-
-  #detach(s: Socket) {
-    s.removeListener("data", this.#onData);
-    s.removeListener("end", this.#onEnd);
-  }
-
-  protected get transportGone(): boolean {
-    return this.#current().destroyed;
-  }
-
-  protected pauseTransport(): void {
-    this.#current().pause();
-  }
-
-  protected resumeTransport(): void {
-    this.#current().resume();
-  }
-
-  protected transportWrite(bytes: Uint8Array): Promise<void> {
-    const s = this.#current();
-    return new Promise((resolve, reject) => {
-      const ok = s.write(bytes, (err) => {
-        if (err) reject(err);
-        else if (!ok) resolve();
-      });
-      if (ok) resolve();
-    });
-  }
-
-  async startTls(goAhead: string): Promise<void> {
-    const ctx = this.#options.secureContext?.();
-    if (!ctx) throw new Error("Cannot start TLS: no certificate configured");
-    if (this.#tlsSocket) throw new Error("Cannot start TLS: already active");
-    const raw = this.#socket;
-    this.#detach(raw);
-    // Deno 2.9: pause before writing the go-ahead, or the ClientHello can be lost.
-    raw.pause();
-    await new Promise<void>((resolve, reject) =>
-      raw.write(encoder.encode(goAhead), (e) => (e ? reject(e) : resolve()))
-    );
-    const t = new TLSSocket(raw, { isServer: true, secureContext: ctx });
-    this.#tlsSocket = t;
-    await new Promise<void>((resolve, reject) => {
-      const fail = (e: Error) => reject(e);
-      t.once("secure", () => {
-        t.removeListener("error", fail);
-        resolve();
-      });
-      t.once("error", fail);
-      t.once(
-        "close",
-        () => reject(new ConnectionClosedError("Connection closed during TLS handshake")),
-      );
-    });
-    this.#attach(t);
-    this.touch();
-  }
-
-  protected endTransport(): Promise<void> {
-    const s = this.#current();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        s.destroy();
-        resolve();
-      }, 2000);
-      s.once("close", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      s.end();
-      if (this.#tlsSocket) this.#socket.end();
-    });
-  }
-
-  protected destroyTransport(): void {
-    this.#current().destroy();
-    this.#socket.destroy();
-  }
-}
-
-export function normalizeAddress(a: string): string {
-  return a.startsWith("::ffff:") ? a.slice(7) : a;
+function closedBy(err: Error): ConnectionClosedError {
+  const code = (err as { code?: string }).code;
+  return new ConnectionClosedError(`Connection lost${code ? ` (${code})` : ""}`, { cause: err });
 }

@@ -1,45 +1,70 @@
-// TCP listeners for the line protocols: plain (node:net, with optional STARTTLS) or implicit TLS
-// (Deno TLS), with per-IP and total connection limits and a graceful, bounded shutdown.
+// TCP listeners for the line protocols, plain (with optional STARTTLS) or implicit TLS, all on
+// node:net with node:tls: per-address and total connection limits counted from the TCP accept (so
+// clients that never finish a TLS handshake count too, and are dropped at the deadline), and a
+// shutdown that stops accepting at once and gives sessions a bounded time to finish.
 
 import net from "node:net";
-import nodeTls from "node:tls";
-import { BufferedConnection, normalizeAddress, SocketConnection } from "./connection.ts";
+import { ConnectionClosedError, SocketConnection } from "./connection.ts";
+import { limitKey } from "./ip.ts";
 import type { Connection } from "./connection.ts";
-import { DenoTlsConnection } from "./deno_connection.ts";
-import type { ServerTls } from "./tls.ts";
-import { setListenerNoDelay } from "./linux_socket.ts";
+import type { ServerTls, TlsVersion } from "./tls.ts";
+
+/** A client over a limit gets this long to finish its handshake and read the refusal. */
+const REFUSE_HANDSHAKE_MS = 5000;
+const MAX_REFUSING = 100;
 
 export type ListenMode = "plain" | "tls";
 
+/**
+ * Why a connection ended, for metrics: the client said goodbye (quit), went away without it
+ * (gone), was idle too long (idle), was over a connection limit (limit), failed or never finished
+ * its TLS handshake (tls), broke the protocol too often (protocol), the relay stopped (shutdown),
+ * or a server error (error).
+ */
+export type EndReason =
+  | "quit"
+  | "gone"
+  | "idle"
+  | "limit"
+  | "tls"
+  | "protocol"
+  | "shutdown"
+  | "error";
+
 export interface ListenOptions {
-  /** "host:port"; port 0 picks a free one. */
+  /** "host:port" or "[v6]:port"; port 0 picks a free one. */
   address: string;
   mode: ListenMode;
-  /** Current certificate: read for every STARTTLS, and by reloadTls() for implicit TLS. */
+  /** The current certificate, read at every handshake (a reload needs no restart). */
   tls?: () => ServerTls;
+  /** Oldest TLS version a client may use (default TLS 1.2). */
+  minTlsVersion?: TlsVersion;
   maxConnections?: number;
+  /** Per client address: an IPv4 address, or an IPv6 /64 (one host's usual allocation). */
   maxConnectionsPerIp?: number;
-  /**
-   * Implicit TLS on Deno TLS (the default; lighter per connection) or node:tls (used anyway where
-   * TCP_NODELAY cannot be set on a Deno listener).
-   */
-  implicitTlsWith?: "deno" | "node";
-  /** Implicit TLS: a client that has not completed its handshake by then is dropped. */
+  /** A client that has not completed its TLS handshake by then is dropped (default 30 s). */
   handshakeTimeoutMs?: number;
   /** Answer sent before closing a connection over a limit (e.g. "421 4.7.0 Too many connections\r\n"). */
   overLimitReply?: string;
-  /** Runs one session; the signal aborts on shutdown. */
-  onConnection(conn: Connection, signal: AbortSignal): Promise<void>;
+  /** Runs one session; the signal aborts on shutdown. Returns why it ended. */
+  onConnection(conn: Connection, signal: AbortSignal): Promise<EndReason | void>;
+  /** A session that failed with an error other than the peer going away. */
   onError?(err: unknown, conn: Connection): void;
+  /** Every connection accepted ends here once, with its reason. */
+  onEnd?(reason: EndReason): void;
 }
 
 export interface Listener {
+  /** The bound host ("::" for dual-stack) and port. */
   readonly host: string;
   readonly port: number;
+  /** "host:port", with the host in brackets when it is IPv6. */
+  readonly address: string;
   readonly connectionCount: number;
-  /** Takes up the certificate tls() now returns (implicit TLS; STARTTLS reads it each time). */
-  reloadTls(): Promise<void>;
-  /** Stops accepting, asks sessions to finish, and drops those still open after graceMs. */
+  /**
+   * Stops accepting at once, asks sessions to finish (the signal), and drops those still open
+   * after graceMs.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -48,247 +73,152 @@ export function parseHostPort(address: string): { host: string; port: number } {
   if (!m) throw new Error(`Cannot parse listen address "${address}": expected "host:port"`);
   const port = Number(m[3]);
   if (port > 65535) throw new Error(`Cannot parse listen address "${address}": port out of range`);
-  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
+  return { host: m[1] ?? (m[2] || "::"), port };
+}
+
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 export async function listen(options: ListenOptions): Promise<Listener> {
   const { host, port } = parseHostPort(options.address);
-  const perIp = new Map<string, number>();
-  const open = new Set<BufferedConnection>();
-  const sessions = new Set<Promise<void>>();
+  const tls = options.tls;
+  if (options.mode === "tls" && !tls) {
+    throw new Error(`Cannot listen on "${options.address}": TLS needs a certificate`);
+  }
+  const minVersion = options.minTlsVersion ?? "TLSv1.2";
+  const perKey = new Map<string, number>();
+  const open = new Set<SocketConnection>();
+  /** Resolves close()'s wait once the last session has ended. */
+  let allEnded: (() => void) | null = null;
   const abort = new AbortController();
   const maxTotal = options.maxConnections ?? 10000;
-  const maxPerIp = options.maxConnectionsPerIp ?? 200;
+  const maxPerKey = options.maxConnectionsPerIp ?? 200;
+  const connOptions = {
+    secureContext: tls && (() => tls().context(minVersion)),
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    implicitTls: options.mode === "tls",
+  };
 
-  const overLimit = (ip: string) =>
-    abort.signal.aborted || open.size >= maxTotal || (perIp.get(ip) ?? 0) >= maxPerIp;
-
-  const serve = (conn: BufferedConnection, ready?: () => Promise<void>) => {
-    const ip = conn.remoteAddress;
-    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
-    open.add(conn);
-    const session = (async () => {
-      try {
-        try {
-          await ready?.();
-        } catch (err) {
-          conn.destroy(); // no handshake: nothing to end gracefully
-          throw err;
-        }
-        await options.onConnection(conn, abort.signal);
-      } catch (err) {
-        options.onError?.(err, conn);
-      } finally {
-        await conn.close().catch(() => conn.destroy());
-        open.delete(conn);
-        const n = (perIp.get(ip) ?? 1) - 1;
-        if (n <= 0) perIp.delete(ip);
-        else perIp.set(ip, n);
-      }
-    })();
-    sessions.add(session);
-    session.finally(() => sessions.delete(session));
+  const count = (key: string, d: number) => {
+    const n = (perKey.get(key) ?? 0) + d;
+    if (n <= 0) perKey.delete(key);
+    else perKey.set(key, n);
   };
 
   const onSocket = (socket: net.Socket) => {
-    if (overLimit(normalizeAddress(socket.remoteAddress ?? ""))) {
-      socket.on("error", () => {});
-      if (options.overLimitReply) socket.end(options.overLimitReply);
-      else socket.destroy();
-      return;
-    }
+    const key = limitKey(socket.remoteAddress ?? "");
     socket.setNoDelay(true);
-    const tls = options.tls;
-    serve(new SocketConnection(socket, { secureContext: tls && (() => tls().context) }));
-  };
-  const onDenoTls = (tcp: Deno.TlsConn) => {
-    const conn = new DenoTlsConnection(tcp);
-    if (overLimit(conn.remoteAddress)) {
-      refuse(conn, options.overLimitReply);
+    if (abort.signal.aborted || open.size >= maxTotal || (perKey.get(key) ?? 0) >= maxPerKey) {
+      refuse(socket, { ...connOptions, handshakeTimeoutMs: REFUSE_HANDSHAKE_MS });
+      options.onEnd?.("limit");
       return;
     }
-    serve(conn, () => conn.handshake(options.handshakeTimeoutMs ?? 30_000));
+    const conn = new SocketConnection(socket, connOptions);
+    count(key, 1);
+    open.add(conn);
+    (async () => {
+      let reason: EndReason = "gone";
+      try {
+        try {
+          if (options.mode === "tls") await conn.acceptTls();
+        } catch {
+          // Failed, timed out, or the client left half-way: counted, never logged.
+          reason = "tls";
+          return;
+        }
+        reason = (await options.onConnection(conn, abort.signal)) ?? "quit";
+      } catch (err) {
+        if (err instanceof ConnectionClosedError) reason = "gone";
+        else {
+          reason = "error";
+          options.onError?.(err, conn);
+        }
+      } finally {
+        await conn.close();
+        open.delete(conn);
+        count(key, -1);
+        options.onEnd?.(reason);
+        if (open.size === 0) allEnded?.();
+      }
+    })();
   };
-  let server: NativeListener | null = null;
-  if (options.mode === "tls") {
-    const getTls = options.tls;
-    if (!getTls) throw new Error(`Cannot listen on "${options.address}": TLS needs a certificate`);
-    if (options.implicitTlsWith !== "node") {
-      server = await listenDenoTls(host, port, getTls, onDenoTls);
-    }
-    // Without TCP_NODELAY, node:tls (heavier per connection, but it sets the option per socket).
-    server ??= await listenNode(host, port, onSocket, getTls);
-  } else {
-    server = await listenNode(host, port, onSocket);
-  }
+
+  /** Over a limit: the reply (after the handshake, for implicit TLS; all bounded), then close. */
+  const refuse = (socket: net.Socket, opts: typeof connOptions) => {
+    const conn = new SocketConnection(socket, opts);
+    // Refusals in progress are bounded too: beyond that, drop without a word.
+    if (refusing >= MAX_REFUSING || !options.overLimitReply) return conn.destroy();
+    refusing++;
+    (async () => {
+      if (options.mode === "tls") await conn.acceptTls();
+      await conn.write(options.overLimitReply!);
+    })().catch(() => {
+      // The client went away or never finished its handshake: nothing more to say.
+    }).finally(async () => {
+      await conn.close();
+      refusing--;
+    });
+  };
+  let refusing = 0;
+
+  const server = net.createServer(onSocket);
+  // Accept errors (EMFILE and the like) are the kernel's to retry; the listener stays.
+  server.on("error", () => {});
+  const boundHost = await bindServer(server, host, port);
+  const boundPort = (server.address() as net.AddressInfo).port;
 
   return {
-    host,
-    port: server.port,
+    host: boundHost,
+    port: boundPort,
+    address: formatHostPort(boundHost, boundPort),
     get connectionCount() {
       return open.size;
     },
-    reloadTls: () => server.reloadTls(),
     async close(graceMs = 5000) {
-      const closed = server.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       abort.abort();
-      if (sessions.size > 0) {
+      if (open.size > 0) {
+        const ended = new Promise<void>((resolve) => (allEnded = resolve));
         let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          Promise.allSettled([...sessions]),
-          new Promise((r) => (timer = setTimeout(r, graceMs))),
-        ]);
+        await Promise.race([ended, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
         clearTimeout(timer);
         for (const c of open) c.destroy();
-        await Promise.allSettled([...sessions]);
+        // Dropped sessions end at their next read or write; one stuck elsewhere does not hold
+        // the shutdown.
+        await Promise.race([ended, new Promise((r) => (timer = setTimeout(r, 1000)))]);
+        clearTimeout(timer);
       }
       await closed;
     },
   };
 }
 
-/** Over a limit: the reply (after the handshake, bounded in time), then close. */
-function refuse(conn: DenoTlsConnection, reply?: string) {
-  (async () => {
-    try {
-      if (reply) {
-        await conn.handshake(5000);
-        await conn.write(reply);
-      }
-    } catch {
-      // the client went away
-    } finally {
-      conn.destroy();
-    }
-  })();
-}
-
-interface NativeListener {
-  port: number;
-  close(): Promise<void>;
-  reloadTls(): Promise<void>;
-}
-
-/** node:net, or node:tls when getTls is given (its certificate is read at every handshake). */
-async function listenNode(
-  host: string,
-  port: number,
-  onSocket: (s: net.Socket) => void,
-  getTls?: () => ServerTls,
-): Promise<NativeListener> {
-  let server: net.Server;
-  if (getTls) {
-    server = nodeTls.createServer({
-      SNICallback: (_name, cb) => cb(null, getTls().context),
-      secureContext: getTls().context,
-    } as nodeTls.TlsOptions, onSocket);
-    server.on("tlsClientError", () => {});
-  } else {
-    server = net.createServer(onSocket);
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host, port, backlog: 4096 }, () => {
-      server.removeListener("error", reject);
-      resolve();
-    });
-  });
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-    reloadTls: () => Promise.resolve(),
-  };
-}
-
 /**
- * Deno's TLS listener holds one certificate: a reload replaces the listener (same port; open
- * connections stay). Connections arriving in the instant between the two are refused by the
- * kernel and retried by the client. Null when TCP_NODELAY cannot be set (see linux_socket.ts).
+ * Starts `server` listening; "::" (dual-stack, the default) falls back to "0.0.0.0" on a host
+ * without IPv6 (a kernel booted with ipv6.disable=1). Returns the host actually bound.
  */
-// deno-lint-ignore require-await
-async function listenDenoTls(
+export async function bindServer(
+  server: net.Server,
   host: string,
   port: number,
-  getTls: () => ServerTls,
-  onConn: (c: Deno.TlsConn) => void,
-): Promise<NativeListener | null> {
-  let current = getTls();
-  const bind = (p: number, t: ServerTls) =>
-    Deno.listenTls({ hostname: host, port: p, cert: t.certPem, key: t.keyPem });
-  let listener = bind(port, current);
-  const boundPort = (listener.addr as Deno.NetAddr).port;
-  if (!setListenerNoDelay(boundPort)) {
-    listener.close();
-    return null;
+  options: { exclusive?: boolean } = {},
+): Promise<string> {
+  const attempt = (h: string) =>
+    new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: h, port, backlog: 4096, ...options }, () => {
+        server.removeListener("error", reject);
+        resolve();
+      });
+    });
+  try {
+    await attempt(host);
+    return host;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (host !== "::" || (code !== "EAFNOSUPPORT" && code !== "EADDRNOTAVAIL")) throw err;
+    await attempt("0.0.0.0");
+    return "0.0.0.0";
   }
-  let closing = false;
-  const loops = new Map<Deno.TlsListener, Promise<void>>();
-  const acceptLoop = (l: Deno.TlsListener) => {
-    const loop = (async () => {
-      while (true) {
-        let c: Deno.TlsConn;
-        try {
-          c = await l.accept();
-        } catch (err) {
-          if (l !== listener || closing || err instanceof Deno.errors.BadResource) return;
-          // EMFILE and the like: wait a little rather than spin.
-          await new Promise((r) => setTimeout(r, 100));
-          continue;
-        }
-        onConn(c);
-      }
-    })();
-    loops.set(l, loop);
-    loop.finally(() => loops.delete(l));
-  };
-  // The port is free only once the old listener's pending accept has been cancelled.
-  const rebind = async (t: ServerTls) => {
-    for (let attempt = 0;; attempt++) {
-      try {
-        return bind(boundPort, t);
-      } catch (err) {
-        if (!(err instanceof Deno.errors.AddrInUse) || attempt >= 40) throw err;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    }
-  };
-  let reloading: Promise<void> = Promise.resolve();
-  const reload = async () => {
-    const next = getTls();
-    if (closing || next === current) return;
-    const old = listener;
-    old.close();
-    await loops.get(old);
-    try {
-      listener = await rebind(next);
-      current = next;
-      setListenerNoDelay(boundPort);
-    } catch (err) {
-      // Keep serving the certificate that worked.
-      listener = await rebind(current);
-      setListenerNoDelay(boundPort);
-      throw err;
-    } finally {
-      acceptLoop(listener);
-    }
-  };
-  acceptLoop(listener);
-  return {
-    port: boundPort,
-    reloadTls() {
-      const r = reloading.then(reload);
-      reloading = r.catch(() => {});
-      return r;
-    },
-    async close() {
-      closing = true;
-      await reloading;
-      try {
-        listener.close();
-      } catch {
-        // already closed
-      }
-      await Promise.allSettled([...loops.values()]);
-    },
-  };
 }

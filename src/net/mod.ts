@@ -3,11 +3,12 @@ export {
   IdleTimeoutError,
   LineTooLongError,
   SocketConnection,
+  TlsHandshakeError,
 } from "./connection.ts";
-export { DenoTlsConnection } from "./deno_connection.ts";
 export type { Connection } from "./connection.ts";
-export { listen, parseHostPort } from "./listen.ts";
-export type { Listener, ListenMode, ListenOptions } from "./listen.ts";
+export { bindServer, formatHostPort, listen, parseHostPort } from "./listen.ts";
+export { ipv6Groups, isPublicIpv6, limitKey, normalizeAddress } from "./ip.ts";
+export type { EndReason, Listener, ListenMode, ListenOptions } from "./listen.ts";
 export {
   createSecureContext,
   describeCertificate,
@@ -15,6 +16,7 @@ export {
   loadTlsMaterial,
   serverTls,
 } from "./tls.ts";
-export type { CertificateInfo, ServerTls, TlsMaterial } from "./tls.ts";
+export type { CertificateInfo, ServerTls, TlsMaterial, TlsVersion } from "./tls.ts";
 export { resolvingFetch } from "./resolving_fetch.ts";
 export type { Resolve } from "./resolving_fetch.ts";
+export { BUSY_MS, loopTurn } from "./loop_turn.ts";

@@ -137,19 +137,34 @@ export async function loadTlsMaterial(options: {
   return m;
 }
 
-/** A certificate in the two forms the listeners take: PEM (Deno TLS) and a node:tls context. */
+/** TLS versions a listener may require at least (TLS 1.0 and 1.1 are never offered). */
+export type TlsVersion = "TLSv1.2" | "TLSv1.3";
+
+/** A certificate as PEM (HTTPS) and as node:tls contexts, one per minimum TLS version. */
 export interface ServerTls {
   certPem: string;
   keyPem: string;
-  context: tls.SecureContext;
+  context(minVersion: TlsVersion): tls.SecureContext;
 }
 
-export function createSecureContext(m: TlsMaterial): tls.SecureContext {
-  return tls.createSecureContext({ cert: m.certPem, key: m.keyPem, minVersion: "TLSv1.2" });
+export function createSecureContext(
+  m: TlsMaterial,
+  minVersion: TlsVersion = "TLSv1.2",
+): tls.SecureContext {
+  return tls.createSecureContext({ cert: m.certPem, key: m.keyPem, minVersion });
 }
 
 export function serverTls(m: TlsMaterial): ServerTls {
-  return { certPem: m.certPem, keyPem: m.keyPem, context: createSecureContext(m) };
+  const contexts = new Map<TlsVersion, tls.SecureContext>();
+  return {
+    certPem: m.certPem,
+    keyPem: m.keyPem,
+    context(minVersion) {
+      let c = contexts.get(minVersion);
+      if (!c) contexts.set(minVersion, c = createSecureContext(m, minVersion));
+      return c;
+    },
+  };
 }
 
 export function describeCertificate(certPem: string): CertificateInfo {

@@ -1,4 +1,4 @@
-// What an SMTP session needs from the relay: four narrow calls. The app wires them to the account
+// What an SMTP session needs from the relay: a few narrow calls. The app wires them to the account
 // and delivery services; tests can wire anything.
 
 export interface SmtpReply {
@@ -14,6 +14,19 @@ export interface SmtpEnvelope {
   recipients: string[];
 }
 
+/**
+ * One message on its way in, from DATA's first byte (maddy's Delivery): the session writes the
+ * dot-unstuffed bytes as they arrive, then ends it (the reply; 250 only once the message is
+ * stored) or aborts it (the client left, the message is too large or malformed: nothing stays).
+ * Exactly one of end() and abort() is called.
+ */
+export interface SmtpDataTransaction {
+  /** The next bytes; resolves when more may be written (back-pressure). Never rejects. */
+  write(chunk: Uint8Array): Promise<void>;
+  end(): Promise<SmtpReply>;
+  abort(): Promise<void>;
+}
+
 export interface SmtpBackend {
   /** The account address on success, else the reply to send (535, 454…). */
   authenticate(user: string, password: string, ip: string): Promise<
@@ -22,9 +35,8 @@ export interface SmtpBackend {
   /** Submission MAIL FROM check for the logged-in address (ownership, send rate). */
   checkSender(login: string, mailFrom: string): SmtpReply | null | Promise<SmtpReply | null>;
   checkRecipient(address: string, mode: "inbound" | "submission"): Promise<SmtpReply | null>;
-  /** Accepts (durably) or refuses a complete message. */
-  submit(login: string, envelope: SmtpEnvelope, message: Uint8Array): Promise<SmtpReply>;
-  receive(envelope: SmtpEnvelope, message: Uint8Array): Promise<SmtpReply>;
+  /** Starts receiving a message: a submission when `login` is set, else inbound mail. */
+  beginData(envelope: SmtpEnvelope, login: string | null): SmtpDataTransaction;
 }
 
 export interface SmtpSessionHooks {

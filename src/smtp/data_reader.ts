@@ -1,17 +1,27 @@
-// Reads the DATA phase (RFC 5321 §4.1.1.4, §4.5.2): dot-unstuffing, a size cap that stops buffering
-// without stopping the read, and strict line endings. Only <CRLF>.<CRLF> ends the data, and a
-// message with a bare CR or LF is refused afterwards, so no other end marker can smuggle a second
-// message past the relay.
+// Reads the DATA phase (RFC 5321 §4.1.1.4, §4.5.2): dot-unstuffing, a size cap that stops passing
+// bytes on without stopping the read, and strict line endings. Only <CRLF>.<CRLF> ends the data,
+// and a message with a bare CR or LF is refused afterwards, so no other end marker can smuggle a
+// second message past the relay.
+//
+// The message is never held here: the unstuffed bytes of each chunk read go to the sink, and the
+// next chunk is read only once the sink took them (back-pressure). At most one line of
+// `maxLineBytes` is carried between chunks.
 
 export interface DataSource {
   readChunk(): Promise<Uint8Array | null>;
   unread(bytes: Uint8Array): void;
 }
 
+/** Where the unstuffed message goes, in order. */
+export interface DataSink {
+  /** The next bytes (a view that is only valid until the promise settles). */
+  write(bytes: Uint8Array): Promise<void>;
+  /** The message went over `maxBytes`: nothing more is written (the read goes on to the end). */
+  overflow(): Promise<void>;
+}
+
 export interface DataResult {
-  /** The unstuffed message; empty when it was too large. */
-  message: Uint8Array;
-  /** Bytes seen after unstuffing, including what was not kept. */
+  /** Bytes seen after unstuffing, including what was not passed on. */
   size: number;
   tooLarge: boolean;
   /** A line ended in LF without CR, or a CR appeared without LF. */
@@ -27,8 +37,8 @@ const DOT = 46;
 export async function readData(
   source: DataSource,
   limits: { maxBytes: number; maxLineBytes: number },
+  sink: DataSink,
 ): Promise<DataResult | null> {
-  const parts: Uint8Array[] = [];
   let size = 0;
   let tooLarge = false;
   let badLineEnding = false;
@@ -37,22 +47,50 @@ export async function readData(
   let carry: Uint8Array | null = null;
   /** The current line already overflowed the line limit and was dropped. */
   let overflowing = false;
+  // What the current chunk passes on: runs of `buf`, merged when they touch.
+  let runs: Uint8Array[] = [];
+  let runStart = -1;
+  let runEnd = -1;
+  let buf: Uint8Array = new Uint8Array(0);
 
-  const emit = (bytes: Uint8Array) => {
-    size += bytes.length;
+  const emit = (start: number, end: number) => {
+    size += end - start;
     if (tooLarge) return;
     if (size > limits.maxBytes) {
       tooLarge = true;
-      parts.length = 0;
+      runs = [];
+      runStart = -1;
       return;
     }
-    parts.push(bytes);
+    if (start === runEnd) runEnd = end;
+    else {
+      if (runStart >= 0) runs.push(buf.subarray(runStart, runEnd));
+      runStart = start;
+      runEnd = end;
+    }
   };
+
+  /** Hands what this chunk passes on to the sink (one write, copied only when dots split it). */
+  const flush = async () => {
+    if (runStart >= 0) runs.push(buf.subarray(runStart, runEnd));
+    runStart = runEnd = -1;
+    const out = runs.length === 1 ? runs[0] : concat(runs);
+    runs = [];
+    if (tooLarge) {
+      if (!overflowSaid) {
+        overflowSaid = true;
+        await sink.overflow();
+      }
+      return;
+    }
+    if (out.length > 0) await sink.write(out);
+  };
+  let overflowSaid = false;
 
   while (true) {
     const chunk = await source.readChunk();
     if (chunk === null) return null;
-    let buf = chunk;
+    buf = chunk;
     if (carry) {
       buf = new Uint8Array(carry.length + chunk.length);
       buf.set(carry);
@@ -68,8 +106,8 @@ export async function readData(
           // Keep only the last byte (a possible CR before the coming LF).
           longLine = true;
           overflowing = true;
-          emit(rest.subarray(0, rest.length - 1));
-          carry = rest.slice(rest.length - 1);
+          emit(pos, buf.length - 1);
+          carry = buf.slice(buf.length - 1);
         } else {
           carry = rest.slice();
         }
@@ -78,32 +116,33 @@ export async function readData(
       const crlf = lf > pos && buf[lf - 1] === CR;
       const contentEnd = crlf ? lf - 1 : lf;
       if (!crlf) badLineEnding = true;
-      const cr = buf.indexOf(CR, pos);
-      if (cr >= 0 && cr < contentEnd) badLineEnding = true;
+      else if (!badLineEnding) {
+        // Bounded: the line's own CR stops the search. Once a bad ending was seen there is
+        // nothing more to find (a search over the whole chunk per line would be quadratic).
+        const cr = buf.indexOf(CR, pos);
+        if (cr < contentEnd) badLineEnding = true;
+      }
       if (contentEnd - pos > limits.maxLineBytes) longLine = true;
       if (
         prevCrlf && crlf && !overflowing && contentEnd - pos === 1 && buf[pos] === DOT
       ) {
+        await flush();
         if (lf + 1 < buf.length) source.unread(buf.slice(lf + 1));
-        return {
-          message: concat(parts, tooLarge ? 0 : size),
-          size,
-          tooLarge,
-          badLineEnding,
-          longLine,
-        };
+        return { size, tooLarge, badLineEnding, longLine };
       }
       const stuffed = !overflowing && buf[pos] === DOT;
-      emit(buf.subarray(stuffed ? pos + 1 : pos, lf + 1));
+      emit(stuffed ? pos + 1 : pos, lf + 1);
       prevCrlf = crlf;
       overflowing = false;
       pos = lf + 1;
     }
+    await flush();
   }
 }
 
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
+function concat(parts: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
   const out = new Uint8Array(size);
   let at = 0;
   for (const p of parts) {

@@ -1,7 +1,13 @@
-// SMTP listeners: "inbound" (25, STARTTLS offered, no AUTH) and "submission" (587 STARTTLS /
-// 465 implicit TLS, AUTH required). Each accepted connection runs one SmtpSession.
+// SMTP listeners: "inbound" (25, STARTTLS required before MAIL, no AUTH) and "submission" (587
+// STARTTLS / 465 implicit TLS, AUTH required). Each accepted connection runs one SmtpSession.
 
-import { listen, type Listener, type ServerTls } from "../net/mod.ts";
+import {
+  type EndReason,
+  listen,
+  type Listener,
+  type ServerTls,
+  type TlsVersion,
+} from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { SmtpBackend, SmtpSessionHooks } from "./backend.ts";
 import { SmtpSession } from "./session.ts";
@@ -11,18 +17,27 @@ export interface SmtpServerOptions {
   mode: "submission" | "inbound";
   implicitTls: boolean;
   tls?: () => ServerTls;
+  /** Oldest TLS version accepted (default TLS 1.2). */
+  minTlsVersion?: TlsVersion;
+  /** Refuse MAIL before STARTTLS (inbound). */
+  requireTls?: boolean;
   hostname: string;
   maxMessageBytes: number;
   maxRecipients: number;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
-  /** Implicit TLS: how long a client may take to complete its handshake (default 30 s). */
+  /** How long a client may take to complete a TLS handshake (default 30 s). */
   handshakeTimeoutMs?: number;
   commandTimeoutMs?: number;
   dataTimeoutMs?: number;
   backend: SmtpBackend;
   log?: Logger;
-  hooks?: SmtpSessionHooks & { onConnection?(): void; onDisconnect?(): void };
+  hooks?: SmtpSessionHooks & {
+    onConnection?(): void;
+    onDisconnect?(): void;
+    /** Every accepted connection ends once, with why (metrics). */
+    onEnd?(reason: EndReason): void;
+  };
 }
 
 export function startSmtpServer(options: SmtpServerOptions): Promise<Listener> {
@@ -30,6 +45,7 @@ export function startSmtpServer(options: SmtpServerOptions): Promise<Listener> {
     address: options.address,
     mode: options.implicitTls ? "tls" : "plain",
     tls: options.tls,
+    minTlsVersion: options.minTlsVersion,
     maxConnections: options.maxConnections,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
     handshakeTimeoutMs: options.handshakeTimeoutMs,
@@ -37,12 +53,13 @@ export function startSmtpServer(options: SmtpServerOptions): Promise<Listener> {
     async onConnection(conn, signal) {
       options.hooks?.onConnection?.();
       try {
-        await new SmtpSession(conn, {
+        return await new SmtpSession(conn, {
           mode: options.mode,
           hostname: options.hostname,
           maxMessageBytes: options.maxMessageBytes,
           maxRecipients: options.maxRecipients,
           startTlsAvailable: !conn.isTls && options.tls !== undefined,
+          requireTls: options.requireTls,
           commandTimeoutMs: options.commandTimeoutMs,
           dataTimeoutMs: options.dataTimeoutMs,
           log: options.log,
@@ -55,5 +72,6 @@ export function startSmtpServer(options: SmtpServerOptions): Promise<Listener> {
     onError(err) {
       options.log?.error("smtp connection failed", { error: String(err) });
     },
+    onEnd: options.hooks?.onEnd,
   });
 }

@@ -1,10 +1,11 @@
 // One SMTP session (RFC 5321) on an accepted connection: submission (465/587, AUTH required) or
 // inbound (25, no AUTH). Commands are read one line at a time, so pipelined commands are answered
-// in order (RFC 2920); the message itself goes to the backend only after the end-of-data line.
+// in order (RFC 2920); the message streams to the backend as DATA arrives (bounded memory).
 
 import {
   type Connection,
   ConnectionClosedError,
+  type EndReason,
   IdleTimeoutError,
   LineTooLongError,
 } from "../net/mod.ts";
@@ -22,6 +23,11 @@ export interface SmtpSessionOptions {
   maxRecipients: number;
   /** STARTTLS can be offered (a certificate is configured and the connection is not TLS yet). */
   startTlsAvailable: boolean;
+  /**
+   * MAIL is refused until STARTTLS (inbound port 25, as the reference relay's Postfix with
+   * smtpd_tls_security_level=encrypt). Submission always requires TLS before AUTH.
+   */
+  requireTls?: boolean;
   commandTimeoutMs?: number;
   dataTimeoutMs?: number;
   maxErrors?: number;
@@ -29,8 +35,13 @@ export interface SmtpSessionOptions {
   hooks?: SmtpSessionHooks;
 }
 
-const MAX_COMMAND_LINE = 4096;
+/** Command lines before login (and on port 25): Postfix's line_length_limit. */
+const MAX_COMMAND_LINE = 2048;
+/** After login (submission). */
+const MAX_AUTHED_COMMAND_LINE = 4096;
 const MAX_DATA_LINE = 8192;
+/** Read ahead of the session while it is not authenticated and not in DATA. */
+const PREAUTH_READ_AHEAD = 16 * 1024;
 const dec = new TextDecoder("utf-8", { fatal: false });
 
 const line = (r: SmtpReply) =>
@@ -53,6 +64,12 @@ export class SmtpSession {
   /** The submission sender check of this transaction (undefined until its first RCPT). */
   #senderVerdict: SmtpReply | null | undefined = undefined;
   #errors = 0;
+  /** Shutdown asked: the session ends after the command in progress, with 421. */
+  #stopping = false;
+  /** Waiting for a command with nothing buffered: a shutdown may answer 421 at once. */
+  #idle = false;
+  /** Why #command ended the session, when not by QUIT. */
+  #end: EndReason | null = null;
 
   constructor(conn: Connection, options: SmtpSessionOptions, backend: SmtpBackend) {
     this.#conn = conn;
@@ -96,44 +113,83 @@ export class SmtpSession {
     this.#senderVerdict = undefined;
   }
 
-  async run(signal?: AbortSignal): Promise<void> {
+  /**
+   * Runs the session to its end and says why it ended. A client that goes away is a normal end:
+   * nothing is logged and nothing more is written to it.
+   */
+  async run(signal?: AbortSignal): Promise<EndReason> {
     const conn = this.#conn;
+    const shuttingDown = `421 4.3.2 ${this.#opts.hostname} Service shutting down\r\n`;
+    // Shutdown: a session waiting for a command is told at once; one inside a command (DATA being
+    // stored) finishes it and answers it first, so mail that is stored is always answered 250.
     const onAbort = () => {
-      conn.write(`421 4.3.2 ${this.#opts.hostname} Service shutting down\r\n`).catch(() => {})
-        .finally(() => conn.close().catch(() => {}));
+      this.#stopping = true;
+      if (this.#idle) {
+        this.#last(shuttingDown).catch((e) =>
+          this.#opts.log?.debug("smtp shutdown notice not sent", { error: String(e) })
+        );
+      }
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
+    conn.setReadAhead(PREAUTH_READ_AHEAD);
     try {
       await this.#send(`220 ${this.#opts.hostname} ESMTP`);
       while (!conn.closed) {
+        if (this.#stopping) {
+          await this.#last(shuttingDown);
+          return "shutdown";
+        }
         let raw: Uint8Array | null;
+        this.#idle = conn.bufferedBytes() === 0;
         try {
-          raw = await conn.readLine(MAX_COMMAND_LINE);
+          raw = await conn.readLine(this.#login ? MAX_AUTHED_COMMAND_LINE : MAX_COMMAND_LINE);
         } catch (e) {
           if (e instanceof LineTooLongError) {
+            this.#idle = false;
+            if (e.fatal) {
+              await this.#last(
+                `500 5.5.2 ${this.#opts.hostname} Line too long, closing connection\r\n`,
+              );
+              return "protocol";
+            }
             await this.#error(r(500, "5.5.2", "Line too long"));
             continue;
           }
           throw e;
+        } finally {
+          this.#idle = false;
         }
-        if (raw === null) return;
-        if (!(await this.#command(dec.decode(raw)))) return;
+        if (raw === null) return this.#stopping ? "shutdown" : "gone";
+        if (!(await this.#command(dec.decode(raw)))) return this.#end ?? "quit";
       }
+      return this.#stopping ? "shutdown" : "gone";
     } catch (e) {
+      if (this.#stopping) return "shutdown";
       if (e instanceof IdleTimeoutError) {
-        await conn.write(`421 4.4.2 ${this.#opts.hostname} Timeout, closing connection\r\n`)
-          .catch(() => {});
-        return;
+        await this.#last(`421 4.4.2 ${this.#opts.hostname} Timeout, closing connection\r\n`);
+        return "idle";
       }
-      if (e instanceof CloseSession || e instanceof ConnectionClosedError) return;
-      if (conn.closed) return;
+      if (e instanceof CloseSession) return "protocol";
+      if (e instanceof ConnectionClosedError || conn.closed) return "gone";
       this.#opts.log?.error("smtp session failed", { error: String(e) });
-      await conn.write(`421 4.3.0 ${this.#opts.hostname} Internal error\r\n`).catch(() => {});
+      await this.#last(`421 4.3.0 ${this.#opts.hostname} Internal error\r\n`);
+      return "error";
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      await conn.close().catch(() => {});
+      await conn.close();
     }
+  }
+
+  /** A last reply, when the client is still there to read it, then the end. */
+  async #last(text: string) {
+    if (this.#conn.closed) return;
+    try {
+      await this.#conn.write(text);
+    } catch (e) {
+      if (!(e instanceof ConnectionClosedError)) throw e;
+    }
+    await this.#conn.close();
   }
 
   /** Handles one command line; false ends the session. */
@@ -230,12 +286,14 @@ export class SmtpSession {
     if (this.#conn.bufferedBytes() > 0) {
       // RFC 3207 §4.2: anything pipelined after STARTTLS is an injection attempt.
       await this.#send(r(501, "5.5.4", "Data after STARTTLS refused, closing connection"));
+      this.#end = "protocol";
       return false;
     }
     try {
       await this.#conn.startTls("220 2.0.0 Ready to start TLS\r\n");
     } catch (e) {
-      this.#opts.log?.info("smtp starttls failed", { error: String(e) });
+      this.#opts.log?.debug("smtp starttls failed", { error: String(e) });
+      this.#end = "tls";
       return false;
     }
     // RFC 3207 §4.2: forget everything learned before TLS.
@@ -289,6 +347,7 @@ export class SmtpSession {
       return await this.#error(result.reply);
     }
     this.#login = result.address;
+    this.#conn.setReadAhead();
     const ok = r(235, "2.7.0", "Authentication successful");
     this.#opts.hooks?.onReply?.("auth", ok);
     await this.#send(ok);
@@ -297,7 +356,15 @@ export class SmtpSession {
   /** Sends a 334 challenge; null (after replying) when the client cancels with "*". */
   async #challenge(text: string): Promise<string | null> {
     await this.#send(`334 ${text}`);
-    const raw = await this.#conn.readLine(MAX_COMMAND_LINE);
+    let raw: Uint8Array | null;
+    try {
+      raw = await this.#conn.readLine(MAX_COMMAND_LINE);
+    } catch (e) {
+      if (!(e instanceof LineTooLongError)) throw e;
+      await this.#error(r(500, "5.5.2", "Line too long"));
+      if (e.fatal) throw new CloseSession();
+      return null;
+    }
     if (raw === null) throw new ConnectionClosedError();
     const answer = dec.decode(raw).trim();
     if (answer === "*") {
@@ -309,7 +376,7 @@ export class SmtpSession {
 
   async #mail(arg: string) {
     if (!this.#greeted) return await this.#refuse("mail", BAD_SEQUENCE("Send EHLO first"));
-    if (this.#submission && !this.#conn.isTls) {
+    if ((this.#submission || this.#opts.requireTls) && !this.#conn.isTls) {
       return await this.#refuse("mail", r(530, "5.7.0", "Must issue a STARTTLS command first"));
     }
     if (this.#submission && !this.#login) {
@@ -379,15 +446,35 @@ export class SmtpSession {
       return await this.#error(r(554, "5.5.1", "No valid recipients"));
     }
     await this.#send("354 End data with <CR><LF>.<CR><LF>");
-    this.#conn.setIdleTimeout(this.#opts.dataTimeoutMs ?? 600_000);
-    const data = await readData(this.#conn, {
-      maxBytes: this.#opts.maxMessageBytes,
-      maxLineBytes: MAX_DATA_LINE,
-    });
-    this.#conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
-    if (data === null) throw new ConnectionClosedError();
     const envelope = { mailFrom: this.#mailFrom, recipients: this.#recipients };
     this.#reset();
+    // The message streams into the backend as it arrives; a message that goes over the size
+    // limit, is malformed or is cut off is aborted, so nothing of it stays.
+    const tx = this.#backend.beginData(envelope, this.#login);
+    let aborted = false;
+    const abort = async () => {
+      if (aborted) return;
+      aborted = true;
+      await tx.abort();
+    };
+    this.#conn.setIdleTimeout(this.#opts.dataTimeoutMs ?? 600_000);
+    this.#conn.setReadAhead();
+    let data;
+    try {
+      data = await readData(this.#conn, {
+        maxBytes: this.#opts.maxMessageBytes,
+        maxLineBytes: MAX_DATA_LINE,
+      }, { write: (chunk) => tx.write(chunk), overflow: abort });
+    } catch (e) {
+      await abort();
+      throw e;
+    }
+    if (!this.#login) this.#conn.setReadAhead(PREAUTH_READ_AHEAD);
+    this.#conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
+    if (data === null) {
+      await abort();
+      throw new ConnectionClosedError();
+    }
     let reply: SmtpReply;
     if (data.tooLarge) {
       reply = r(552, "5.3.4", "Message exceeds maximum size");
@@ -395,11 +482,11 @@ export class SmtpSession {
       reply = r(500, "5.6.11", "Invalid DATA: bare CR or LF in message");
     } else if (data.longLine) {
       reply = r(500, "5.5.6", `Invalid DATA: line longer than ${MAX_DATA_LINE} bytes`);
-    } else if (this.#login) {
-      reply = await this.#backend.submit(this.#login, envelope, data.message);
     } else {
-      reply = await this.#backend.receive(envelope, data.message);
+      aborted = true;
+      reply = await tx.end();
     }
+    await abort();
     this.#opts.hooks?.onResult?.(this.#opts.mode, reply.code, data.size);
     this.#opts.hooks?.onReply?.("data", reply);
     this.#opts.log?.debug("smtp data", {

@@ -5,10 +5,11 @@ import assert from "node:assert/strict";
 import {
   type Connection,
   ConnectionClosedError,
+  type EndReason,
   IdleTimeoutError,
   LineTooLongError,
 } from "../net/mod.ts";
-import type { SmtpBackend, SmtpEnvelope, SmtpReply } from "./backend.ts";
+import type { SmtpBackend, SmtpDataTransaction, SmtpEnvelope, SmtpReply } from "./backend.ts";
 import { SmtpSession, type SmtpSessionOptions } from "./session.ts";
 
 const enc = new TextEncoder();
@@ -112,6 +113,15 @@ class MemoryConnection implements Connection {
     this.#in = this.#in.slice(n);
     return out;
   }
+  async readExactChunks(
+    n: number,
+    onChunk: (chunk: Uint8Array) => void | Promise<void>,
+  ): Promise<boolean> {
+    const all = await this.readExact(n);
+    if (all === null) return false;
+    await onChunk(all);
+    return true;
+  }
   async readChunk(): Promise<Uint8Array | null> {
     while (this.#in.length === 0) {
       if (this.#ended) return null;
@@ -147,6 +157,13 @@ class MemoryConnection implements Connection {
   }
   setIdleTimeout(ms: number): void {
     this.idleMs = ms;
+  }
+  readAhead = 0;
+  setReadAhead(bytes = 1 << 20): void {
+    this.readAhead = bytes;
+  }
+  abort(): void {
+    void this.close();
   }
   close(): Promise<void> {
     this.closed = true;
@@ -190,14 +207,28 @@ class RecordingBackend implements SmtpBackend {
     this.calls.push(`rcpt ${address} ${mode}`);
     return Promise.resolve(this.refuseRecipients.get(address) ?? null);
   }
-  submit(login: string, envelope: SmtpEnvelope, message: Uint8Array) {
-    if (this.fail) return Promise.reject(new Error("store is gone"));
-    this.submitted.push({ login, envelope, message: dec.decode(message) });
-    return Promise.resolve(this.answer);
-  }
-  receive(envelope: SmtpEnvelope, message: Uint8Array) {
-    this.received.push({ envelope, message: dec.decode(message) });
-    return Promise.resolve(this.answer);
+  /** Transactions given up (too large, malformed, cut off): nothing of them may be kept. */
+  aborted = 0;
+  beginData(envelope: SmtpEnvelope, login: string | null): SmtpDataTransaction {
+    const chunks: string[] = [];
+    const text = new TextDecoder();
+    return {
+      write: (chunk) => {
+        chunks.push(text.decode(chunk, { stream: true }));
+        return Promise.resolve();
+      },
+      end: () => {
+        if (this.fail) return Promise.reject(new Error("store is gone"));
+        const message = chunks.join("") + text.decode();
+        if (login) this.submitted.push({ login, envelope, message });
+        else this.received.push({ envelope, message });
+        return Promise.resolve(this.answer);
+      },
+      abort: () => {
+        this.aborted++;
+        return Promise.resolve();
+      },
+    };
   }
 }
 
@@ -209,7 +240,7 @@ interface Harness {
   replies: { stage: string; code: number }[];
   results: { kind: string; code: number; bytes: number }[];
   /** The session's run(): resolves when the session ended. */
-  done: Promise<void>;
+  done: Promise<EndReason>;
   abort: AbortController;
 }
 
@@ -555,8 +586,9 @@ Deno.test("limits: long command lines, long or bare-LF DATA lines, oversized mes
   );
   const line = `${"z".repeat(7998)}\r\n`;
   assert.equal(await data(`${line.repeat(3)}.\r\n`), "552 5.3.4 Message exceeds maximum size");
-  // None of them reached the backend; the session still works.
+  // None of them reached the backend (each was aborted); the session still works.
   assert.deepEqual(h.backend.submitted, []);
+  assert.equal(h.backend.aborted, 3);
   assert.equal(await data("fine\r\n.\r\n"), "250 2.0.0 Queued");
   await quit(h);
 });
@@ -612,6 +644,7 @@ Deno.test("a client cut off inside DATA stores nothing", async () => {
   h.conn.end();
   await h.done;
   assert.deepEqual(h.backend.submitted, []);
+  assert.equal(h.backend.aborted, 1);
   assert.deepEqual(h.results, []);
   assert.equal(h.conn.pending, "");
 });
@@ -620,7 +653,7 @@ Deno.test("shutdown says 421 4.3.2; a failing backend says 421 4.3.0; both close
   const h = await loggedIn();
   h.abort.abort();
   assert.equal(await h.conn.reply(), "421 4.3.2 mx.example.org Service shutting down");
-  await h.done;
+  assert.equal(await h.done, "shutdown");
   assert.equal(h.conn.closed, true);
 
   const f = await loggedIn();
@@ -632,4 +665,35 @@ Deno.test("shutdown says 421 4.3.2; a failing backend says 421 4.3.0; both close
   assert.equal(await f.conn.reply(), "421 4.3.0 mx.example.org Internal error");
   await f.done;
   assert.equal(f.conn.closed, true);
+});
+
+Deno.test("shutdown during DATA: the message is stored and answered 250, then 421", async () => {
+  const h = await loggedIn();
+  await h.cmd("MAIL FROM:<alice@example.org>");
+  await h.cmd("RCPT TO:<bob@example.org>");
+  assert.match(await h.cmd("DATA"), /^354 /);
+  h.conn.feed("Subject: x\r\n\r\nhalf of it");
+  // The relay stops while the message is on its way: nothing is said yet.
+  h.abort.abort();
+  assert.equal(h.conn.pending, "");
+  h.conn.feed(" and the rest\r\n.\r\n");
+  assert.match(await h.conn.reply(), /^250 /);
+  assert.equal(await h.conn.reply(), "421 4.3.2 mx.example.org Service shutting down");
+  assert.equal(await h.done, "shutdown");
+  assert.equal(h.backend.submitted.length, 1);
+});
+
+Deno.test("on port 25 (requireTls), MAIL before STARTTLS is refused with 530 5.7.0", async () => {
+  const h = session({ tls: false, mode: "inbound", requireTls: true });
+  await h.conn.reply();
+  assert.match(await h.cmd("EHLO mx.example.net"), /STARTTLS/);
+  assert.equal(
+    await h.cmd("MAIL FROM:<a@example.net>"),
+    "530 5.7.0 Must issue a STARTTLS command first",
+  );
+  assert.match(await h.cmd("STARTTLS"), /^220 /);
+  await h.cmd("EHLO mx.example.net");
+  assert.match(await h.cmd("MAIL FROM:<a@example.net>"), /^250 /);
+  h.conn.end();
+  assert.equal(await h.done, "gone");
 });

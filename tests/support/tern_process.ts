@@ -25,6 +25,8 @@ export interface TernProcess {
   /** SIGKILL, as a crash. */
   kill(): void;
   pid: number;
+  /** Settles when the process has exited. */
+  status: Promise<Deno.CommandStatus>;
 }
 
 export async function startTern(
@@ -96,6 +98,7 @@ export async function startTern(
   return {
     kill: () => child.kill("SIGKILL"),
     pid: child.pid,
+    status: child.status,
     domain: r.domain,
     dir,
     dataDir: `${dir}/data`,

@@ -1,14 +1,17 @@
-// tern dns: the DNS records an operator publishes for the relay's domain.
+// tern dns: the DNS records an operator publishes for the relay's domain. The AAAA record is
+// printed when the host has a public IPv6 address (or --ipv6 names one): the listeners are
+// dual-stack, and a relay without it refuses no IPv6 client but cannot be found by them.
 
 import { configFrom, parse } from "../context.ts";
 import type { CliIo } from "../context.ts";
 import { dkimKey } from "../../app/federation.ts";
 import { dkimDnsRecord } from "../../federation/mod.ts";
+import { isPublicIpv6 } from "../../net/mod.ts";
 
-export const usage = "tern dns [--ip ADDRESS]";
+export const usage = "tern dns [--ip IPV4] [--ipv6 IPV6]";
 
 export function run(args: string[], io: CliIo): Promise<number> {
-  const { values } = parse(args, { ip: { type: "string" } });
+  const { values } = parse(args, { ip: { type: "string" }, ipv6: { type: "string" } });
   const config = configFrom(values, io);
   if (config.isIpDomain) {
     io.out(`${config.mailDomain} is an IP relay: no DNS records are needed (and none are signed).`);
@@ -16,10 +19,12 @@ export function run(args: string[], io: CliIo): Promise<number> {
   }
   const d = config.domain;
   const ip = (values.ip as string | undefined) ?? "<server IPv4>";
+  const ipv6 = (values.ipv6 as string | undefined) ?? publicIpv6();
   const key = dkimKey(config);
   const stamp = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 12);
   const lines = [
     `${d}.\t\t\tA\t${ip}`,
+    ...(ipv6 ? [`${d}.\t\t\tAAAA\t${ipv6}`] : []),
     `${d}.\t\t\tMX\t10 ${d}.`,
     `${d}.\t\t\tTXT\t"v=spf1 a ~all"`,
     `_dmarc.${d}.\t\tTXT\t"v=DMARC1;p=reject;adkim=s;aspf=s"`,
@@ -34,4 +39,16 @@ export function run(args: string[], io: CliIo): Promise<number> {
   ];
   for (const l of lines) io.out(l);
   return Promise.resolve(0);
+}
+
+/** The first public IPv6 address of this host's interfaces, if it has one. */
+function publicIpv6(): string | undefined {
+  try {
+    return Deno.networkInterfaces().find((i) => i.family === "IPv6" && isPublicIpv6(i.address))
+      ?.address;
+  } catch (err) {
+    // Without --allow-sys the interfaces cannot be listed: no AAAA unless --ipv6 is given.
+    if (err instanceof Deno.errors.NotCapable) return undefined;
+    throw err;
+  }
 }

@@ -1,19 +1,27 @@
 // tern serve: runs the relay until SIGTERM/SIGINT; SIGHUP rereads the config (naming changes that
 // need a restart) and reloads certificates. Prints a
-// machine-readable ready line ("tern ready {json}") once every listener is bound.
+// machine-readable ready line ("tern ready {json}") once every listener is bound. An error that
+// escapes every handler is reported and the relay keeps serving (process_guard.ts).
 
 import { renderUnicodeCompact } from "uqr";
 import { startRelay } from "../../app/relay.ts";
+import { describeEscaped, installProcessGuard } from "../../app/process_guard.ts";
 import { dcloginUrl } from "../../http/mod.ts";
 import type { Relay } from "../../app/relay.ts";
 import { configFrom, parse } from "../context.ts";
 import type { CliIo } from "../context.ts";
+
+/** After the sessions' grace: time for the rest of the relay (queues, database) to stop. */
+const STOP_MARGIN_MS = 5000;
 
 export const usage = "tern serve [--config FILE] [--dev] [--data-dir DIR] [--domain D]";
 
 export async function run(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { "no-banner": { type: "boolean" } });
   const config = configFrom(values, io);
+  installProcessGuard((kind, err) =>
+    io.err(`tern: ${kind}, the relay keeps serving: ${describeEscaped(err)}`)
+  );
   const relay = await startRelay(config);
   io.out(
     `tern ready ${
@@ -80,10 +88,16 @@ function waitForSignals(
       stopping = true;
       io.err(`tern: ${sig} received, stopping`);
       for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+      // Listeners stop at once and sessions get the grace; should anything else hang (a request
+      // that never ends), the process still ends shortly after the grace.
+      const deadline = setTimeout(() => {
+        io.err("tern: stop took too long, exiting");
+        resolve(1);
+      }, relay.config.shutdownGraceMs + STOP_MARGIN_MS);
       relay.close().then(() => resolve(0), (err) => {
         io.err(`tern: stop failed: ${err}`);
         resolve(1);
-      });
+      }).finally(() => clearTimeout(deadline));
     };
     const hup = () => {
       // The config file is read again and checked; certificates are taken up at once, other

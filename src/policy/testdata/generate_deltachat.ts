@@ -17,10 +17,24 @@ const captured: { login: string; envelope: Envelope; message: Uint8Array }[] = [
 
 await withRelay(async (t) => {
   const delivery = t.relay.services.delivery;
-  const submit = delivery.submit.bind(delivery);
-  delivery.submit = (login, envelope, message) => {
-    captured.push({ login, envelope: structuredClone(envelope), message: message.slice() });
-    return submit(login, envelope, message);
+  const begin = delivery.beginSubmission.bind(delivery);
+  delivery.beginSubmission = (login, envelope) => {
+    const tx = begin(login, envelope);
+    const chunks: Uint8Array[] = [];
+    return {
+      write: (chunk) => {
+        chunks.push(chunk.slice());
+        return tx.write(chunk);
+      },
+      end: () => {
+        const message = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+        let at = 0;
+        for (const c of chunks) message.set(c, (at += c.length) - c.length);
+        captured.push({ login, envelope: structuredClone(envelope), message });
+        return tx.end();
+      },
+      abort: () => tx.abort(),
+    };
   };
   const server = { imapPort: t.addr("imaps").port, smtpPort: t.addr("submissions").port };
   const devices: Device[] = [];

@@ -32,7 +32,8 @@ interface WorkerScope {
   close(): void;
 }
 
-export function runStoreThread(): void {
+/** Serves requests; `early` holds those that arrived before this module was loaded. */
+export function runStoreThread(early: MessageEvent[] = []): void {
   const scope = self as unknown as WorkerScope;
   let engine: Engine | null = null;
   const reply = (m: FromThread, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
@@ -68,4 +69,5 @@ export function runStoreThread(): void {
       reply({ t: "error", id: m.id, error: toWire(err) });
     }
   };
+  for (const e of early) scope.onmessage(e as MessageEvent<ToThread>);
 }

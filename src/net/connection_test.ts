@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import net from "node:net";
+import zlib from "node:zlib";
+import { randomBytes } from "node:crypto";
+import { ConnectionClosedError, LineTooLongError, SocketConnection } from "./connection.ts";
+import { DeflateWriter } from "./compression.ts";
+
+/** A SocketConnection on the server side of a loopback pair, and the client socket. */
+async function pair(): Promise<
+  { conn: SocketConnection; client: net.Socket; done(): Promise<void> }
+> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
+  const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
+  client.on("error", () => {});
+  const conn = new SocketConnection(await accepted);
+  return {
+    conn,
+    client,
+    async done() {
+      conn.destroy();
+      client.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+function pattern(n: number, seed = 0): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 7 + seed) % 251;
+  return out;
+}
+
+Deno.test("a write to a connection the peer reset rejects with ConnectionClosedError", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    const gone = new Promise((r) => client.once("close", r));
+    client.resetAndDestroy();
+    await gone;
+    const chunk = new Uint8Array(64 * 1024);
+    let error: unknown = null;
+    for (let i = 0; i < 1000 && !error; i++) {
+      await conn.write(chunk).catch((e) => (error = e));
+    }
+    assert.ok(error instanceof ConnectionClosedError, String(error));
+    // And every later write, at once.
+    await assert.rejects(conn.write("x"), ConnectionClosedError);
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("readExact takes more than the read-ahead (an APPEND literal over 1 MiB)", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    const data = pattern(3 << 20);
+    client.write(data);
+    const got = await conn.readExact(data.length);
+    assert.ok(got && got.length === data.length && got.every((b, i) => b === data[i]));
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("readExactChunks hands a large literal out in order without holding it whole", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    const data = pattern(6 << 20, 3);
+    client.write(data);
+    let at = 0;
+    let largestBuffer = 0;
+    const whole = await conn.readExactChunks(data.length, async (c) => {
+      for (let i = 0; i < c.length; i++) assert.equal(c[i], data[at + i]);
+      at += c.length;
+      largestBuffer = Math.max(largestBuffer, conn.bufferedBytes());
+      // A slow consumer (a disk): the socket is paused rather than buffered without end.
+      await new Promise((r) => setTimeout(r, 0));
+    });
+    assert.equal(whole, true);
+    assert.equal(at, data.length);
+    assert.ok(largestBuffer <= (1 << 20) + 256 * 1024, `buffered at most ${largestBuffer}`);
+    // The stream ends before the count: false.
+    client.end(new Uint8Array(10));
+    assert.equal(await conn.readExactChunks(11, () => {}), false);
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("an overlong line is dropped to its line feed, and one that never ends is fatal", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    client.write("x".repeat(200_000) + "\r\nnext\r\n");
+    await assert.rejects(conn.readLine(1000), (e) => e instanceof LineTooLongError && !e.fatal);
+    assert.equal(new TextDecoder().decode((await conn.readLine(1000))!), "next");
+    client.write(new Uint8Array(3 << 20).fill(120));
+    await assert.rejects(conn.readLine(1000), (e) => e instanceof LineTooLongError && e.fatal);
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("COMPRESS output waits for the socket: one piece in flight, in order, inflatable", async () => {
+  const sent: Uint8Array[] = [];
+  const waiting: (() => void)[] = [];
+  const writer = new DeflateWriter((bytes) => {
+    sent.push(bytes);
+    return new Promise((r) => waiting.push(r));
+  });
+  // 1 MiB of random bytes deflates in four 256 KiB pieces; then a short line.
+  const data = new Uint8Array(randomBytes(1 << 20));
+  let finished = 0;
+  const writes = [
+    writer.write(data).then(() => finished++),
+    writer.write(new TextEncoder().encode("tail\r\n")).then(() => finished++),
+  ];
+  for (let piece = 0; piece < 5; piece++) {
+    while (waiting.length === 0) await new Promise((r) => setTimeout(r, 0));
+    // However much is queued, the next piece is made only when the sink took the last one.
+    assert.equal(waiting.length, 1, `piece ${piece}`);
+    assert.equal(finished, piece < 4 ? 0 : 1, `piece ${piece}`);
+    waiting.shift()!();
+  }
+  await Promise.all(writes);
+  const total = new Uint8Array(sent.reduce((n, s) => n + s.length, 0));
+  let off = 0;
+  for (const s of sent) {
+    total.set(s, off);
+    off += s.length;
+  }
+  const plain = zlib.inflateRawSync(total, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  assert.equal(plain.length, data.length + 6);
+  assert.ok(plain.subarray(0, data.length).every((b: number, i: number) => b === data[i]));
+  writer.destroy();
+});
