@@ -65,6 +65,8 @@ export interface Config {
     forgetExpungedAfterDays: number;
   };
   queueLifetimeMs: number;
+  /** How long an outbound attempt holds its recipients (several instances: see outbound.ts). */
+  queueClaimMs: number;
   dnsServer: string;
   pushUrl: string;
   /** Iroh relay: null runs the embedded one; "" offers none; else an external relay's URL. */
@@ -356,6 +358,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       forgetExpungedAfterDays: get("forget_expunged_after"),
     },
     queueLifetimeMs: get<number>("queue_lifetime_hours") * 3600_000,
+    queueClaimMs: get<number>("queue_claim_seconds") * 1000,
     dnsServer: get("dns_server"),
     pushUrl: get("push_url"),
     irohRelay,

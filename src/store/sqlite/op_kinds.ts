@@ -78,6 +78,7 @@ export const OP_KINDS = {
   // queue
   enqueue: "write",
   dueRecipients: "read",
+  claimRecipients: "write",
   getQueueEntry: "read",
   listQueue: "heavy",
   updateRecipient: "write",
