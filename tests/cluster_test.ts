@@ -1,15 +1,23 @@
 // Two tern instances (127.0.0.1 and 127.0.0.2) sharing one PostgreSQL database (store =
 // "postgres"), as README "Growing beyond one machine" describes: accounts made through one are
 // served by the other, and a message accepted on A wakes an IDLE session on B at once (the event
-// buses are bridged with LISTEN/NOTIFY).
+// buses are bridged with LISTEN/NOTIFY); kill -9 of A under a submission load loses no accepted
+// message and duplicates none, B keeps serving, and the outbound attempt A was making when it died
+// is made again by B once A's claim runs out.
 
 import assert from "node:assert/strict";
 import { runTern } from "./support/util.ts";
 import { startTern, type TernProcess } from "./support/tern_process.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
-import { encryptedMessage } from "./support/messages.ts";
+import { armoredPayload, encryptedMessage, pgpMime } from "./support/messages.ts";
 import { postgresNeed, startPostgres } from "./support/postgres.ts";
+import { requireAll, requireRoot } from "./support/tools.ts";
+import { createHash } from "node:crypto";
+
+const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+/** What follows the header block: header cleanup leaves it as sent. */
+const textOf = (message: string) => message.slice(message.indexOf("\r\n\r\n") + 4);
 
 const LIMITS = "max_user_send_per_minute = 1000000\nmax_user_send_burst_size = 1000000";
 
@@ -116,6 +124,217 @@ Deno.test({
         client.close();
       }
     } finally {
+      for (const r of relays) await r.stop();
+      await pg.stop();
+    }
+  },
+});
+
+/** A TCP listener that accepts and never answers: an outbound attempt to it hangs. */
+function hangingListener(hostname: string, port: number) {
+  const listener = Deno.listen({ hostname, port });
+  const conns: Deno.Conn[] = [];
+  let first!: () => void;
+  const accepted = new Promise<void>((r) => (first = r));
+  const loop = (async () => {
+    try {
+      for await (const c of listener) {
+        conns.push(c);
+        first();
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return {
+    accepted,
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // the peer went first
+        }
+      }
+      await loop;
+    },
+  };
+}
+
+const killNeed = requireAll(postgresNeed, requireRoot());
+
+Deno.test({
+  name: killNeed.title(
+    "kill -9 of one instance under submissions: every 250 stored once, the other serves on and retries its outbound attempt",
+  ),
+  ignore: killNeed.ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const pg = await startPostgres();
+    const relays: TernProcess[] = [];
+    // The other relay's address: at first something that accepts and never answers (A's attempt
+    // hangs there when A dies), then a real tern relay on the standard ports.
+    // A loopback address of its own (the standard ports may be taken on the common ones).
+    const other = `127.${100 + Math.floor(Math.random() * 100)}.${
+      Math.floor(Math.random() * 250)
+    }.${2 + Math.floor(Math.random() * 250)}`;
+    const hang = hangingListener(other, 443);
+    let hangClosed = false;
+    try {
+      const url = await pg.createDatabase("cluster_kill");
+      // A's claim on what it attempts lasts 15 s; B retries it after that.
+      const claim = "queue_claim_seconds = 15";
+      const a = await instance(url, "127.0.0.1", claim);
+      relays.push(a);
+      const b = await instance(url, "127.0.0.2", claim);
+      relays.push(b);
+      const alice = { address: "alice0001@[127.0.0.1]", password: "password-123456" };
+      const bob = { address: "bobby0001@[127.0.0.1]", password: "password-123456" };
+      for (const u of [alice, bob]) {
+        const r = await runTern([
+          "accounts",
+          "create",
+          u.address,
+          u.password,
+          "--config",
+          `${a.dir}/tern.toml`,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const armored = await armoredPayload("cluster crash test");
+      // Past the inline limit: stored in chunks.
+      const large = await armoredPayload("x".repeat(150_000));
+      const carol = `carol0001@[${other}]`;
+      const outbound = pgpMime(alice.address, carol, armored);
+      assert.equal((await submit(a, "127.0.0.1", alice, carol, outbound)).code, 250);
+      // A claimed it and is attempting it.
+      await hang.accepted;
+      const connect = async () => {
+        const c = await SmtpTestClient.connect(
+          { hostname: "127.0.0.1", port: a.port("submissions") },
+          { tls: true, caPem: a.caPem },
+        );
+        await c.reply();
+        await c.cmd("EHLO x.test");
+        await c.login(alice.address, alice.password);
+        return c;
+      };
+      const accepted = new Map<string, string>();
+      let stop = false;
+      const workers = Array.from({ length: 8 }, async (_, w) => {
+        const c = await connect();
+        for (let i = 0; !stop; i++) {
+          const msg = pgpMime(alice.address, bob.address, (i + w) % 5 === 0 ? large : armored);
+          const id = /^Message-ID: <([^>]+)>/m.exec(msg)![1];
+          try {
+            const r = await c.sendMail(alice.address, [bob.address], msg);
+            if (r.code === 250) accepted.set(id, sha(textOf(msg)));
+          } catch {
+            break; // the instance is gone
+          }
+        }
+        c.close();
+      });
+      const deadline = Date.now() + 60_000;
+      while (accepted.size < 20 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      a.kill();
+      stop = true;
+      await Promise.all(workers);
+      await a.stop();
+      assert.ok(accepted.size >= 20, `only ${accepted.size} messages accepted in 60 s`);
+      // The other relay comes up where A's attempt hung.
+      await hang.close();
+      hangClosed = true;
+      const c = await startTern("", {
+        ip: other,
+        listen: { smtp: `${other}:25`, https: `${other}:443` },
+      });
+      relays.push(c);
+      const rc = await runTern([
+        "accounts",
+        "create",
+        carol,
+        "password-123456",
+        "--config",
+        `${c.dir}/tern.toml`,
+      ]);
+      assert.equal(rc.code, 0, rc.stderr);
+
+      // B serves every accepted message, once, whole.
+      const { client } = await ImapTestClient.connect(
+        { hostname: "127.0.0.2", port: b.port("imaps") },
+        { tls: true, caPem: b.caPem },
+      );
+      try {
+        assert.ok((await client.login(bob.address, bob.password)).ok);
+        await client.cmd("SELECT INBOX");
+        const f = await client.cmd("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])");
+        const ids = f.untagged.map((l) => /Message-ID: <([^>]+)>/i.exec(l)?.[1]).filter(Boolean);
+        const counts = new Map<string, number>();
+        for (const id of ids) counts.set(id!, (counts.get(id!) ?? 0) + 1);
+        for (const id of accepted.keys()) {
+          assert.equal(counts.get(id), 1, `message ${id} after the crash`);
+        }
+        assert.ok([...counts.values()].every((n) => n === 1), "no duplicates");
+        for (let seq = 1; seq <= ids.length; seq++) {
+          const id = ids[seq - 1]!;
+          if (!accepted.has(id)) continue;
+          const t = await client.cmd(`FETCH ${seq} (BODY.PEEK[TEXT])`);
+          const line = t.untagged.find((l) => l.includes("BODY[TEXT]"))!;
+          const text = line.slice(line.indexOf("}\r\n") + 3, line.lastIndexOf(")"));
+          assert.equal(sha(text), accepted.get(id), `body of ${id}`);
+        }
+        // B takes new mail.
+        const r = await submit(
+          b,
+          "127.0.0.2",
+          alice,
+          bob.address,
+          await encryptedMessage(alice.address, bob.address, "after"),
+        );
+        assert.equal(r.code, 250, r.text);
+        console.log(
+          `cluster crash: ${accepted.size} accepted on A before kill -9, all on B once and whole (${ids.length} stored)`,
+        );
+      } finally {
+        client.close();
+      }
+
+      // A's outbound attempt died with it; B makes it once A's claim has run out.
+      const started = performance.now();
+      const { client: cc } = await ImapTestClient.connect(
+        { hostname: other, port: c.port("imaps") },
+        { tls: true, caPem: c.caPem },
+      );
+      try {
+        assert.ok((await cc.login(carol, "password-123456")).ok);
+        const sel = await cc.cmd("SELECT INBOX");
+        if (sel.untagged.includes("* 0 EXISTS")) {
+          // Waits for the delivery (each read gives up after 30 s).
+          const tag = cc.nextTag();
+          await cc.send(`${tag} IDLE\r\n`);
+          assert.match(await cc.readResponse(), /^\+ /);
+          let line = "";
+          while (!/^\* \d+ EXISTS$/.test(line)) line = await cc.readResponse();
+          await cc.send("DONE\r\n");
+          assert.ok((await cc.collect(tag)).ok);
+        }
+        const f = await cc.cmd("FETCH 1 (BODY.PEEK[TEXT])");
+        assert.ok(f.untagged.join("\n").includes(textOf(outbound).slice(0, 200)));
+        console.log(
+          `cluster crash: A's outbound message delivered by B ${
+            Math.round((performance.now() - started) / 1000)
+          } s after A died (claim 15 s)`,
+        );
+      } finally {
+        cc.close();
+      }
+    } finally {
+      if (!hangClosed) await hang.close();
       for (const r of relays) await r.stop();
       await pg.stop();
     }
