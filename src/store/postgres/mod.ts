@@ -29,6 +29,8 @@ import { type ChannelReceiver, PgEventChannel } from "./event_channel.ts";
 
 export { PG_MIGRATIONS, PgMigrationError } from "./migrations.ts";
 export { redactUrl } from "./connection.ts";
+export { ImportError, importSqlite } from "./import_sqlite.ts";
+export type { ImportProgress, ImportReport } from "./import_sqlite.ts";
 export type { LoginThrottleParams, PgSharedState } from "./shared_state.ts";
 export type { ChannelReceiver, PgEventChannel } from "./event_channel.ts";
 
