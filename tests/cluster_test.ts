@@ -340,3 +340,97 @@ Deno.test({
     }
   },
 });
+
+/**
+ * UIDVALIDITY, and each message's UID, flags and bytes (digest) in a mailbox, as a client sees
+ * them (\Recent aside: the first session took it).
+ */
+async function snapshot(relay: TernProcess, user: { address: string; password: string }) {
+  const { client } = await ImapTestClient.connect(
+    { hostname: "127.0.0.1", port: relay.port("imaps") },
+    { tls: true, caPem: relay.caPem },
+  );
+  try {
+    assert.ok((await client.login(user.address, user.password)).ok);
+    const sel = await client.cmd("SELECT INBOX");
+    const validity = sel.untagged.find((l) => l.includes("UIDVALIDITY"));
+    const f = await client.cmd("UID FETCH 1:* (UID FLAGS BODY.PEEK[])");
+    return {
+      validity,
+      messages: f.untagged.map((
+        l,
+      ) => [
+        /UID (\d+)/.exec(l)?.[1],
+        /FLAGS \(([^)]*)\)/.exec(l)?.[1].replace("\\Recent", "").trim(),
+        sha(l.slice(l.indexOf("}\r\n"))),
+      ]),
+    };
+  } finally {
+    client.close();
+  }
+}
+
+Deno.test({
+  name: postgresNeed.title(
+    "migrate-store: an SQLite relay copied into PostgreSQL serves the same UIDs and bytes",
+  ),
+  ignore: postgresNeed.ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const pg = await startPostgres();
+    const dir = await Deno.makeTempDir({ prefix: "tern-migrate-store-" });
+    let relay: TernProcess | null = null;
+    try {
+      relay = await startTern(LIMITS, { dir });
+      const config = `${dir}/tern.toml`;
+      const alice = { address: "alice0001@[127.0.0.1]", password: "password-123456" };
+      const bob = { address: "bobby0001@[127.0.0.1]", password: "password-123456" };
+      for (const u of [alice, bob]) {
+        const r = await runTern(["accounts", "create", u.address, u.password, "--config", config]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const large = await armoredPayload("y".repeat(200_000));
+      for (let i = 0; i < 6; i++) {
+        const msg = i === 3
+          ? pgpMime(alice.address, bob.address, large)
+          : await encryptedMessage(alice.address, bob.address, `before ${i}`);
+        assert.equal((await submit(relay, "127.0.0.1", alice, bob.address, msg)).code, 250);
+      }
+      const before = await snapshot(relay, bob);
+      assert.equal(before.messages.length, 6);
+      await relay.stop();
+      relay = null;
+
+      const url = await pg.createDatabase("migrated");
+      const r = await runTern(["migrate-store", "--to", url, "--config", config]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /copied \d+\/\d+ rows/);
+      assert.match(
+        r.stdout,
+        /done: \d+ rows copied and counted, counters match, \d+ bodies identical/,
+      );
+      assert.ok(!r.stdout.includes("tern-test-password"), "the password is not shown");
+
+      relay = await startTern(`store = "postgres"\ndatabase_url = "${url}"\n${LIMITS}`, { dir });
+      const after = await snapshot(relay, bob);
+      assert.deepEqual(after, before);
+      // It carries on: the next message gets the next UID.
+      const next = await encryptedMessage(alice.address, bob.address, "after");
+      assert.equal((await submit(relay, "127.0.0.1", alice, bob.address, next)).code, 250);
+      const later = await snapshot(relay, bob);
+      assert.equal(later.messages.at(-1)![0], "7");
+      // `tern migrate` on this configuration looks at PostgreSQL's schema.
+      const m = await runTern(["migrate", "--config", config]);
+      assert.equal(m.code, 0, m.stderr);
+      assert.match(
+        m.stdout,
+        /schema up to date: 1\/1 migration\(s\) applied \(0001_init\.sql\) in postgres:\/\/tern:\*\*\*@/,
+      );
+    } finally {
+      await relay?.stop();
+      await Deno.remove(dir, { recursive: true });
+      await pg.stop();
+    }
+  },
+});
