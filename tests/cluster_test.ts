@@ -13,6 +13,7 @@ import { ImapTestClient } from "./support/imap_client.ts";
 import { armoredPayload, encryptedMessage, pgpMime } from "./support/messages.ts";
 import { postgresNeed, startPostgres } from "./support/postgres.ts";
 import { requireAll, requireRoot } from "./support/tools.ts";
+import { Device, secureJoin } from "./support/deltachat.ts";
 import { createHash } from "node:crypto";
 
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -430,6 +431,92 @@ Deno.test({
     } finally {
       await relay?.stop();
       await Deno.remove(dir, { recursive: true });
+      await pg.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: postgresNeed.title(
+    "Delta Chat across two instances: one account's devices on A and on B, a third user on A",
+  ),
+  ignore: postgresNeed.ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const pg = await startPostgres();
+    const relays: TernProcess[] = [];
+    const devices: Device[] = [];
+    const timeout = 60_000;
+    try {
+      const url = await pg.createDatabase("cluster_dc");
+      relays.push(await instance(url, "127.0.0.1"));
+      relays.push(await instance(url, "127.0.0.2"));
+      const [a, b] = relays;
+      const alice = { address: "alice0001@[127.0.0.1]", password: "password-123456" };
+      const carol = { address: "carol0001@[127.0.0.1]", password: "password-123456" };
+      for (const u of [alice, carol]) {
+        const r = await runTern([
+          "accounts",
+          "create",
+          u.address,
+          u.password,
+          "--config",
+          `${a.dir}/tern.toml`,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const on = (relay: TernProcess, host: string) => ({
+        host,
+        imapPort: relay.port("imaps"),
+        smtpPort: relay.port("submissions"),
+      });
+      const alice1 = await Device.start("alice1");
+      const carolDev = await Device.start("carol");
+      devices.push(alice1, carolDev);
+      await alice1.configure(on(a, "127.0.0.1"), alice.address, alice.password);
+      await carolDev.configure(on(a, "127.0.0.1"), carol.address, carol.password);
+      const chats = await secureJoin(alice1, carolDev, timeout);
+
+      // The second device: a backup of the first, then pointed at instance B.
+      const dir = await Deno.makeTempDir({ prefix: "tern-cluster-backup-" });
+      try {
+        await alice1.rpc.stopIo(alice1.accountId);
+        await alice1.rpc.exportBackup(alice1.accountId, dir, null);
+        await alice1.startIo();
+        const [backup] = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`);
+        const alice2 = await Device.start("alice2");
+        devices.push(alice2);
+        await alice2.rpc.importBackup(alice2.accountId, backup, null);
+        await alice2.configure(on(b, "127.0.0.2"), alice.address, alice.password);
+        const t = await alice2.rpc.listTransports(alice2.accountId);
+        assert.deepEqual(t.map((x) => x.imapServer), ["127.0.0.2"], "device two uses B");
+
+        await carolDev.rpc.miscSendTextMessage(carolDev.accountId, chats.joinerChat, "to both");
+        await alice1.waitForText("to both", timeout);
+        await alice2.waitForText("to both", timeout);
+
+        const alice2Chat = (await alice2.findText("to both"))!.chatId;
+        await alice2.rpc.miscSendTextMessage(alice2.accountId, alice2Chat, "from device two");
+        await carolDev.waitForText("from device two", timeout);
+        const copy1 = await alice1.waitForText("from device two", timeout);
+        assert.equal(copy1.fromId, 1, "device one shows it as its own outgoing message");
+
+        await alice1.rpc.miscSendTextMessage(
+          alice1.accountId,
+          chats.inviterChat,
+          "from device one",
+        );
+        await carolDev.waitForText("from device one", timeout);
+        const copy2 = await alice2.waitForText("from device one", timeout);
+        assert.equal(copy2.fromId, 1, "device two shows it as its own outgoing message");
+        assert.ok(copy2.showPadlock);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    } finally {
+      for (const d of devices) await d.stop();
+      for (const r of relays) await r.stop();
       await pg.stop();
     }
   },
