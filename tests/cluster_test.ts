@@ -60,7 +60,7 @@ async function submit(
 
 Deno.test({
   name: postgresNeed.title(
-    "two instances on one PostgreSQL: mail accepted on A wakes an IDLE session on B",
+    "two instances on one PostgreSQL: mail accepted on A wakes an IDLE session on B; the dashboard lists both",
   ),
   ignore: postgresNeed.ignore,
   sanitizeOps: false,
@@ -115,6 +115,19 @@ Deno.test({
         // What B serves is what A stored.
         const f = await client.cmd("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (FROM)])");
         assert.equal(f.untagged.filter((l) => l.includes(alice.address)).length, 5);
+        // A's admin dashboard shows both instances (each announces its figures).
+        const token = (await Deno.readTextFile(`${a.dataDir}/admin_token`)).trim();
+        using http = Deno.createHttpClient({ caCerts: [a.caPem] });
+        const res = await fetch(`https://${a.listen.https}/api/admin/status`, {
+          headers: { authorization: `Bearer ${token}` },
+          client: http,
+        });
+        assert.equal(res.status, 200);
+        const status = await res.json();
+        assert.deepEqual(
+          status.instances.map((i: { host: string }) => i.host).sort(),
+          ["127.0.0.1", "127.0.0.2"],
+        );
         latencies.sort((x, y) => x - y);
         console.log(
           `cluster: 250 on A -> EXISTS on B: median ${latencies[2].toFixed(1)} ms, max ${
