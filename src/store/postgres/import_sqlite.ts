@@ -99,6 +99,10 @@ export async function importSqlite(options: {
     throw new ImportError(`Cannot open ${options.sqlitePath}: ${(err as Error).message}`);
   }
   try {
+    // One read transaction for the whole run: what it copies and what it verifies is one
+    // snapshot, even if something wrote meanwhile (the relay should be stopped: such writes are
+    // not copied).
+    db.exec("BEGIN");
     checkSource(db);
     await sql`CREATE TABLE IF NOT EXISTS tern_import (
       tbl text PRIMARY KEY, last_key text, rows bigint NOT NULL DEFAULT 0)`;
@@ -153,6 +157,7 @@ export async function importSqlite(options: {
     await sql`DROP TABLE tern_import`;
     return { rows: totals, bodiesVerified: verified, resumed };
   } finally {
+    db.exec("ROLLBACK");
     db.close();
   }
 }
