@@ -61,7 +61,7 @@ async function submit(
 
 Deno.test({
   name: postgresNeed.title(
-    "two instances on one PostgreSQL: mail accepted on A wakes an IDLE session on B; the dashboard lists both",
+    "two instances on one PostgreSQL: mail accepted on A wakes an IDLE session on B; the dashboard lists both; maintenance runs once",
   ),
   ignore: postgresNeed.ignore,
   sanitizeOps: false,
@@ -129,11 +129,18 @@ Deno.test({
           status.instances.map((i: { host: string }) => i.host).sort(),
           ["127.0.0.1", "127.0.0.2"],
         );
+        // Each maintenance task ran once, on one of the two instances (both started them).
+        const ran = [a, b].flatMap((r) =>
+          r.stderr().split("\n").filter((l) => l.includes('"maintenance task ran"'))
+            .map((l) => JSON.parse(l).task as string)
+        );
+        assert.ok(ran.length > 0, "no maintenance task ran");
+        assert.deepEqual(ran.toSorted(), [...new Set(ran)].sort(), "a task ran twice");
         latencies.sort((x, y) => x - y);
         console.log(
           `cluster: 250 on A -> EXISTS on B: median ${latencies[2].toFixed(1)} ms, max ${
             latencies[4].toFixed(1)
-          } ms (5 messages, the 250 read by the client first)`,
+          } ms (5 messages, the 250 read by the client first); ${ran.length} maintenance tasks ran once each`,
         );
       } finally {
         client.close();

@@ -94,6 +94,7 @@ export class Maintenance {
     for (const t of TASKS) {
       if (this.#o.claim && !(await this.#o.claim(t.name, periodMs))) continue;
       out[t.name] = await this.run(t.name);
+      this.#o.log?.info("maintenance task ran", { task: t.name, result: out[t.name] });
     }
     return out;
   }
