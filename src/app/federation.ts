@@ -125,6 +125,7 @@ export function createOutbound(input: {
     },
     allowed: federationAllowed(input.settings, store),
     lifetimeMs: config.queueLifetimeMs,
+    claimMs: config.queueClaimMs,
     log: input.log,
     now: input.now,
     ports: input.ports,

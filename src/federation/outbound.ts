@@ -12,6 +12,9 @@ import { postMxdeliv } from "./mxdeliv_client.ts";
 import { buildBounce, type FailedRecipient } from "./bounce.ts";
 import { type MtaSts, mxMatches } from "./mta_sts.ts";
 
+/** Default claim on due recipients: past the SMTP client's timeouts over every destination. */
+export const CLAIM_MS = 10 * 60_000;
+
 export interface OutboundOptions {
   store: Store;
   dns: DnsResolver;
@@ -24,6 +27,11 @@ export interface OutboundOptions {
   /** Whether a remote domain may receive mail (federation policy). */
   allowed(domain: string): Promise<boolean>;
   lifetimeMs: number;
+  /**
+   * How long an attempt holds its recipients before another instance may take them (default
+   * CLAIM_MS); longer than any attempt lasts, or a slow attempt may be repeated elsewhere.
+   */
+  claimMs?: number;
   log?: Logger;
   now?: () => number;
   /** Ports of peers; tests point these at unprivileged listeners. */
@@ -94,7 +102,9 @@ export class OutboundService {
 
   /** Delivers what is due; returns how many recipients were attempted. */
   async runOnce(): Promise<number> {
-    const due = await this.#o.store.dueRecipients(this.#now(), 200);
+    // Claimed for a lease: with several instances on one store each recipient is attempted by
+    // one of them, and by another once the lease has run out if that one died meanwhile.
+    const due = await this.#o.store.claimRecipients(this.#now(), 200, this.#o.claimMs ?? CLAIM_MS);
     const groups = new Map<string, QueueRecipientRecord[]>();
     for (const r of due) {
       const key = `${r.queueId} ${r.domain}`;
