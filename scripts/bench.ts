@@ -6,6 +6,7 @@
 //   scripts/deno task bench --idle-conns 10000   # the full IDLE figure
 //   scripts/deno task bench --save-baseline  # also write scripts/bench_baseline.json
 //   scripts/deno task bench --no-refstack    # tern alone
+//   scripts/deno task bench --only scale     # big mailboxes (1 000 / 10 000 / 50 000 messages)
 //
 // Results go to scripts/bench_results.json; tern figures more than 20% worse than
 // scripts/bench_baseline.json are listed at the end. Needs root for the reference stack; without it
@@ -24,7 +25,7 @@ import { messageTemplate } from "./bench/messages.ts";
 import type { MessageTemplate } from "./bench/messages.ts";
 import { startRefStack } from "./bench/refstack.ts";
 import type { RefStack } from "./bench/refstack.ts";
-import { METRICS, regressions, table } from "./bench/report.ts";
+import { METRICS, regressions, scaleLabels, table } from "./bench/report.ts";
 import type { Values } from "./bench/report.ts";
 import {
   deliveryLatency,
@@ -42,6 +43,7 @@ import type {
   Target,
 } from "./bench/scenarios.ts";
 import { startTernBench, waitImapsGreeting } from "./bench/tern.ts";
+import { type ScaleResult, scaleRun } from "./bench/scale.ts";
 import type { TernBench } from "./bench/tern.ts";
 import { median, pool, raiseNofile, sleep, treeCpuMs, treeMem } from "./bench/util.ts";
 
@@ -59,6 +61,7 @@ const { values: flags } = parseArgs({
     duration: { type: "string" },
     "idle-wait": { type: "string" },
     only: { type: "string" },
+    "scale-sizes": { type: "string" },
     "raise-inotify": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -68,7 +71,9 @@ if (flags.help) {
     "usage: deno task bench [--quick] [--save-baseline] [--no-refstack] [--idle-conns N]\n" +
       "                       [--duration SECONDS] [--idle-wait SECONDS] [--raise-inotify]\n" +
       "                       [--only start,parse,submit,latency,signup,idle,prelogin,fetch,\n" +
-      "                               deltachat,gate,iroh,memory]\n" +
+      "                               deltachat,gate,iroh,memory,scale]\n" +
+      "                       [--scale-sizes 1000,10000,50000]\n" +
+      "scale (big mailboxes) runs only when named in --only.\n" +
       "--raise-inotify lifts fs.inotify.max_user_instances for the run (restored afterwards):\n" +
       "with the default 128, Dovecot sessions beyond the 128th fall back to polling and are not\n" +
       "hibernated.",
@@ -90,8 +95,11 @@ const SCENARIOS = [
   "gate",
   "iroh",
   "memory",
+  "scale",
 ];
-const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : SCENARIOS);
+// The scale scenario fills 50 000 messages per server: only when asked for.
+const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== "scale");
+const only = new Set(flags.only ? flags.only.split(",").map((x) => x.trim()) : DEFAULT_SCENARIOS);
 for (const o of only) {
   if (!SCENARIOS.includes(o)) {
     console.error(`--only: unknown scenario "${o}" (known: ${SCENARIOS.join(", ")})`);
@@ -118,6 +126,8 @@ const opts = {
   fetchRuns: 5,
   restarts: quick ? 1 : 3,
   deltachatMessages: quick ? 4 : 10,
+  scaleSizes: (flags["scale-sizes"] ?? (quick ? "500,2000,5000" : "1000,10000,50000"))
+    .split(",").map(Number),
   irohRoundTrips: quick ? 500 : 2000,
   memory: {
     appenders: quick ? 10 : 50,
@@ -186,7 +196,39 @@ function ternTarget(t: TernBench): Target {
     imapMem: () => treeMem([t.pid]),
     totalMem: () => treeMem([t.pid]),
     cpuMs: () => treeCpuMs([t.pid]),
+    // Everything in the data directory: the database (with WAL) and any body files.
+    storageBytes: () => dirBytes(t.dataDir),
+    async maintain() {
+      // As the hourly schedule would, from a second process beside the running server.
+      for (const task of ["free-bodies", "reclaim-space"]) {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", "main.ts", "tasks", "run", task, "--config", `${t.dir}/tern.toml`],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const text = new TextDecoder().decode(out.stdout).trim();
+        if (!out.success) {
+          throw new Error(`tern tasks run ${task}: ${new TextDecoder().decode(out.stderr)}`);
+        }
+        log(`  tern: ${text}`);
+      }
+    },
   };
+}
+
+/** Bytes of the files under `path`, recursively (0 when it does not exist). */
+function dirBytes(path: string): number {
+  let total = 0;
+  try {
+    for (const e of Deno.readDirSync(path)) {
+      const p = `${path}/${e.name}`;
+      if (e.isDirectory) total += dirBytes(p);
+      else if (e.isFile) total += Deno.statSync(p).size;
+    }
+  } catch {
+    // gone or unreadable
+  }
+  return total;
 }
 
 function refTarget(r: RefStack): Target {
@@ -206,6 +248,8 @@ function refTarget(r: RefStack): Target {
     imapMem: () => r.dovecotMem(),
     totalMem: () => r.totalMem(),
     cpuMs: () => treeCpuMs([r.dovecotPid() ?? -1, r.postfixPid() ?? -1]),
+    // The user's Maildir (gzip-compressed messages, as chatmail stores them) with its indexes.
+    storageBytes: (user) => dirBytes(`${r.dir}/mail/${user}@${r.domain}`),
   };
 }
 
@@ -219,6 +263,7 @@ interface Raw {
   fetch2k?: FetchResult;
   fetch100k?: FetchResult;
   deltachat?: DeltaChatResult;
+  scale?: ScaleResult;
   iroh?: IrohResult;
   [k: string]: unknown;
 }
@@ -328,6 +373,8 @@ async function main() {
   if (only.has("iroh")) await irohRuns(tern, tv, raw.tern, notes);
   // 8. memory bounds under large transfers and hanging DATA; the gate's worst cases
   if (only.has("memory")) await memoryRuns(targets);
+  // 9. big mailboxes
+  if (only.has("scale")) await scaleRuns(targets, tpl2k, notes);
 
   for (const [t, v] of targets) v.final_rss_mb = mb(t.totalMem().rssKb);
   const labels: Record<string, string> = {
@@ -341,6 +388,7 @@ async function main() {
     fetch2k_mb_s: `FETCH ${opts.fetch2kMessages} × 2 KB (MB/s)`,
     fetch2k_msgs_s: `FETCH ${opts.fetch2kMessages} × 2 KB (msgs/s)`,
     fetch100k_mb_s: `FETCH ${opts.fetch100kMessages} × 100 KB (MB/s)`,
+    ...scaleLabels(opts.scaleSizes),
     ...memoryLabels(),
   };
   const results = {
@@ -693,6 +741,45 @@ async function deltachatRuns(targets: Targets, notes: string[]) {
     v.dc_p90_ms = d.p90Ms;
     log(`  send → receive p50 ${d.p50Ms.toFixed(0)} ms, p90 ${d.p90Ms.toFixed(0)} ms`);
     if (d.firstError) notes.push(`${t.label} deltachat: ${d.firstError}`);
+  }
+}
+
+async function scaleRuns(targets: Targets, tpl2k: MessageTemplate, notes: string[]) {
+  for (const [t, v, r] of targets) {
+    log(`${t.label}: big mailbox, ${opts.scaleSizes.join(" / ")} messages`);
+    const s = await scaleRun(t, tpl2k, {
+      sizes: opts.scaleSizes,
+      rateWindow: Math.min(1000, opts.scaleSizes[0]),
+      repeats: quick ? 3 : 5,
+      bigUser: "scale0001",
+      bystander: "scaleby01",
+      storageBytes: (user) => t.storageBytes?.(user) ?? NaN,
+      maintain: t.maintain && (() => t.maintain!()),
+      log: (m) => log(`  ${m}`),
+    });
+    r.scale = s;
+    if (s.firstError) notes.push(`${t.label} scale: ${s.firstError}`);
+    v.scale_append_empty_s = s.appendEmptyPerSec;
+    s.stages.forEach((st, i) => {
+      const k = i + 1;
+      v[`scale_append_${k}_s`] = st.appendPerSec;
+      v[`scale_select_${k}_ms`] = st.selectMs;
+      v[`scale_unseen_${k}_ms`] = st.searchUnseenMs;
+      v[`scale_text_${k}_ms`] = st.searchTextMs;
+      v[`scale_resync_${k}_ms`] = st.changedSinceMs;
+      v[`scale_fetchflags_${k}_ms`] = st.fetchFlagsMs;
+      v[`scale_noop_p99_${k}_ms`] = Math.max(...st.noop.map((n) => n.p99Ms));
+      v[`scale_noop_worst_${k}_ms`] = Math.max(...st.noop.map((n) => n.worstMs));
+    });
+    v.scale_expunge_noop_worst_ms = s.expunge.length
+      ? Math.max(...s.expunge.map((e) => e.worstMs))
+      : NaN;
+    v.scale_expunge_s = s.expunge.length ? s.expunge.reduce((a, e) => a + e.ms, 0) / 1000 : NaN;
+    v.scale_bytes_per_msg_before = s.storageBeforeBytes / s.liveBefore;
+    v.scale_bytes_per_msg_after = s.storageAfterBytes / Math.max(1, s.liveAfter);
+    v.scale_storage_before_mb = s.storageBeforeBytes / 1e6;
+    v.scale_storage_after_mb = s.storageAfterBytes / 1e6;
+    v.scale_rss_after_mb = s.rssAfterMb;
   }
 }
 

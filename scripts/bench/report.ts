@@ -278,6 +278,7 @@ export const METRICS: MetricDef[] = [
     digits: 0,
     floor: 10,
   },
+  ...scaleMetrics(),
   {
     id: "iroh_http_mb_s",
     label: "iroh relay over HTTP: A → B (MB/s)",
@@ -397,6 +398,141 @@ export const METRICS: MetricDef[] = [
   },
 ];
 
+/** The scale scenario's metrics; stage k is the k-th mailbox size (labels: scaleLabels). */
+function scaleMetrics(): MetricDef[] {
+  const out: MetricDef[] = [
+    {
+      id: "scale_append_empty_s",
+      label: "big mailbox: APPEND into empty (msgs/s)",
+      better: "higher",
+      digits: 0,
+    },
+  ];
+  for (let k = 1; k <= 3; k++) {
+    out.push(
+      {
+        id: `scale_append_${k}_s`,
+        label: `big mailbox ${k}: APPEND (msgs/s)`,
+        better: "higher",
+        digits: 0,
+      },
+      {
+        id: `scale_select_${k}_ms`,
+        label: `big mailbox ${k}: SELECT (ms)`,
+        better: "lower",
+        digits: 1,
+        floor: 2,
+      },
+      {
+        id: `scale_unseen_${k}_ms`,
+        label: `big mailbox ${k}: UID SEARCH UNSEEN (ms)`,
+        better: "lower",
+        digits: 1,
+        floor: 2,
+      },
+      {
+        id: `scale_text_${k}_ms`,
+        label: `big mailbox ${k}: SEARCH TEXT (ms)`,
+        better: "lower",
+        digits: 0,
+        floor: 10,
+      },
+      {
+        id: `scale_resync_${k}_ms`,
+        label: `big mailbox ${k}: CHANGEDSINCE, 10 changes (ms)`,
+        better: "lower",
+        digits: 1,
+        floor: 1,
+      },
+      {
+        id: `scale_fetchflags_${k}_ms`,
+        label: `big mailbox ${k}: UID FETCH 1:* (FLAGS) (ms)`,
+        better: "lower",
+        digits: 0,
+        floor: 10,
+      },
+      {
+        id: `scale_noop_p99_${k}_ms`,
+        label: `big mailbox ${k}: other user's NOOP p99 (ms)`,
+        better: "lower",
+        digits: 1,
+        floor: 5,
+      },
+      {
+        id: `scale_noop_worst_${k}_ms`,
+        label: `big mailbox ${k}: other user's NOOP worst (ms)`,
+        better: "lower",
+        digits: 1,
+        floor: 5,
+      },
+    );
+  }
+  out.push(
+    {
+      id: "scale_expunge_s",
+      label: "big mailbox: STORE+EXPUNGE 90% (s)",
+      better: "lower",
+      digits: 2,
+      floor: 0.2,
+    },
+    {
+      id: "scale_expunge_noop_worst_ms",
+      label: "big mailbox: other user's NOOP worst during it (ms)",
+      better: "lower",
+      digits: 1,
+      floor: 5,
+    },
+    {
+      id: "scale_storage_before_mb",
+      label: "big mailbox: storage before expunge (MB)",
+      better: "lower",
+      digits: 1,
+      floor: 1,
+    },
+    {
+      id: "scale_storage_after_mb",
+      label: "big mailbox: storage after expunge (MB)",
+      better: "lower",
+      digits: 1,
+      floor: 1,
+    },
+    {
+      id: "scale_bytes_per_msg_before",
+      label: "big mailbox: bytes per live message before",
+      better: "lower",
+      digits: 0,
+      floor: 50,
+    },
+    {
+      id: "scale_bytes_per_msg_after",
+      label: "big mailbox: bytes per live message after",
+      better: "lower",
+      digits: 0,
+      floor: 50,
+    },
+    {
+      id: "scale_rss_after_mb",
+      label: "big mailbox: IMAP RSS after expunge (MB)",
+      better: "lower",
+      digits: 1,
+      floor: 5,
+    },
+  );
+  return out;
+}
+
+/** Labels naming the mailbox size of each scale stage. */
+export function scaleLabels(sizes: number[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const def of scaleMetrics()) {
+    const m = /^scale_\w+?_(\d)_/.exec(def.id);
+    if (!m) continue;
+    const size = sizes[Number(m[1]) - 1];
+    if (size !== undefined) out[def.id] = def.label.replace(/big mailbox \d/, `${size} msgs`);
+  }
+  return out;
+}
+
 function fmt(v: number | null | undefined, digits: number): string {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
   return v.toFixed(digits);
@@ -454,6 +590,7 @@ function dependsOn(id: string): string[] | "all" {
     return ["idleConns", "idlePerUser"];
   }
   if (id.startsWith("start_")) return ["restarts"];
+  if (id.startsWith("scale_")) return ["scaleSizes"];
   if (id.startsWith("signup_")) return ["signupClients", "signupInFlight"];
   if (id.startsWith("prelogin_")) return ["preloginConns", "preloginBytes"];
   if (id.startsWith("iroh_")) return ["durationMs", "irohRoundTrips"];

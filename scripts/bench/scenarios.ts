@@ -26,6 +26,13 @@ export interface Target {
   totalMem(): Mem;
   /** CPU time (ms) all server processes used so far. */
   cpuMs(): number;
+  /** Bytes stored for a user's mail (tern: its whole data directory). */
+  storageBytes?(user: string): number;
+  /**
+   * Runs the maintenance an operator's server runs on its own schedule (tern: the hourly
+   * free-bodies and reclaim-space tasks), so storage is measured as it settles.
+   */
+  maintain?(): Promise<void>;
 }
 
 export type Log = (msg: string) => void;

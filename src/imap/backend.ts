@@ -5,7 +5,7 @@ import type {
   CopyResult,
   FlagUpdate,
   FlagUpdateResult,
-  MailboxChanges,
+  MailboxQueries,
   MailboxRecord,
   MessageRecord,
 } from "../store/types.ts";
@@ -48,7 +48,8 @@ export interface AppendUpload {
   discard(): Promise<void>;
 }
 
-export interface ImapMailboxes {
+/** Reads that stay bounded on mailboxes of any size (the store's MailboxQueries). */
+export interface ImapMailboxes extends MailboxQueries {
   listMailboxes(accountId: number): Promise<MailboxRecord[]>;
   getMailbox(accountId: number, name: string): Promise<MailboxRecord | null>;
   getMailboxById(mailboxId: number): Promise<MailboxRecord | null>;
@@ -71,9 +72,8 @@ export interface ImapMailboxes {
     flags: string[];
     internalDate?: number;
   }): Promise<{ mailboxId: number; uidValidity: number; uid: number; modSeq: number }>;
-  listMessages(mailboxId: number): Promise<MessageRecord[]>;
+  /** At most a few thousand UIDs per call. */
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
-  changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges>;
   readBody(bodyId: number): Promise<Uint8Array | null>;
   /** Ranged reads of a stored message (its structure blob too); null when it is gone. */
   openBody(bodyId: number): Promise<StoredBody | null>;
@@ -81,8 +81,8 @@ export interface ImapMailboxes {
   readSmallBodies(bodyIds: number[]): Promise<Map<number, SmallBody>>;
   /** Keeps the structure blob of a body stored without one (best effort). */
   setBodyStructure(bodyId: number, structure: Uint8Array): Promise<void>;
-  /** UIDs marked \Recent, now cleared for everybody else. */
-  claimRecent(mailboxId: number): Promise<number[]>;
+  /** The UID range marked \Recent, now cleared for everybody else (null: none). */
+  claimRecent(mailboxId: number): Promise<[number, number] | null>;
   setFlags(accountId: number, mailboxId: number, update: FlagUpdate): Promise<FlagUpdateResult>;
   copyMessages(
     accountId: number,

@@ -171,7 +171,12 @@ function decodeBase64Run(run: string): string {
       throw new MailboxNameError("Mailbox name has an unpaired UTF-16 surrogate");
     }
   }
-  return String.fromCharCode(...units);
+  // In slices: spreading an unbounded array into arguments overflows the stack (~150 000).
+  let out = "";
+  for (let i = 0; i < units.length; i += 8192) {
+    out += String.fromCharCode.apply(null, units.slice(i, i + 8192));
+  }
+  return out;
 }
 
 /** A mailbox name for a response: mUTF-7, then atom/quoted/literal as needed. */

@@ -3,13 +3,16 @@
 // APPEND (UIDPLUS), CLOSE, UNSELECT.
 
 import { isStorageFull } from "../errors.ts";
-import type { MailboxRecord, MessageRecord } from "../store/types.ts";
+import type { MailboxRecord } from "../store/types.ts";
 import type { CommandTable, SessionContext } from "./session.ts";
 import type { Command, CommandOf, StatusItem } from "./types.ts";
 import { bad, ImapNo, mailboxName } from "./responses.ts";
-import { SelectedMailbox, SYSTEM_FLAGS } from "./selected.ts";
+import { SelectedMailbox } from "./selected.ts";
 import { BinaryToBase64 } from "./binary_append.ts";
-import { contains, formatSet } from "./sequence_set.ts";
+import { setIntervals } from "./sequence_set.ts";
+import { expungeDeleted } from "./message_commands.ts";
+import { changedTargets } from "./scan.ts";
+import { UidSet, UidSetBuilder } from "./uid_set.ts";
 
 const AUTHED = ["auth", "selected"] as const;
 const DELIMITER = ".";
@@ -25,6 +28,11 @@ const SPECIAL_USES = new Set([
 
 type Of<N extends Command["name"]> = CommandOf<N>;
 
+/** Expunges and changes per store read during a QRESYNC resync. */
+const QRESYNC_PAGE = 1000;
+/** Messages counted per store step (STATUS DELETED). */
+const COUNT_WINDOW = 8000;
+
 function checkName(name: string): string {
   const n = name.endsWith(DELIMITER) ? name.slice(0, -1) : name;
   if (n === "" || n.length > 255 || n.split(DELIMITER).some((p) => p === "")) {
@@ -36,15 +44,14 @@ function checkName(name: string): string {
 async function closeSelected(ctx: SessionContext, expunge: boolean) {
   const sel = ctx.selected;
   if (!sel) return;
+  if (expunge && !sel.readOnly) await expungeDeleted(ctx, sel.uids);
   ctx.selected = null;
   ctx.state = "auth";
-  if (expunge && !sel.readOnly) {
-    await ctx.backend.mailboxes.expunge(ctx.user!.accountId, sel.mailbox.id);
-  }
 }
 
 async function select(ctx: SessionContext, cmd: Of<"SELECT" | "EXAMINE">) {
   const accountId = ctx.user!.accountId;
+  const mailboxes = ctx.backend.mailboxes;
   if (ctx.selected) {
     await closeSelected(ctx, false);
     // RFC 7162 §3.2.11: tell a QRESYNC client that the old mailbox is closed.
@@ -52,40 +59,32 @@ async function select(ctx: SessionContext, cmd: Of<"SELECT" | "EXAMINE">) {
   }
   if (cmd.qresync && !ctx.enabled.has("QRESYNC")) throw bad("QRESYNC is not enabled");
   if (cmd.condstore) ctx.enabled.add("CONDSTORE");
-  const mb = await ctx.backend.mailboxes.getMailbox(accountId, cmd.mailbox);
+  const mb = await mailboxes.getMailbox(accountId, cmd.mailbox);
   if (!mb) throw new ImapNo("No such mailbox", "NONEXISTENT");
-  const messages = await ctx.backend.mailboxes.listMessages(mb.id);
   const readOnly = cmd.name === "EXAMINE";
-  const sel = new SelectedMailbox(mb, readOnly, messages.map((m) => m.uid), mb.highestModSeq);
-  for (const m of messages) for (const f of m.flags) if (!f.startsWith("\\")) sel.keywords.add(f);
-  const flags = [SYSTEM_FLAGS, ...sel.keywords].join(" ");
-  ctx.out(`* FLAGS (${flags})\r\n`);
-  ctx.out(
-    readOnly
-      ? "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n"
-      : `* OK [PERMANENTFLAGS (${flags} \\*)] Flags permitted\r\n`,
-  );
-  ctx.out(`* ${messages.length} EXISTS\r\n`);
+  // The UIDs below UIDNEXT in pages, counts from the mailbox row, keywords from their table:
+  // nothing here reads the messages themselves.
+  const sel = await SelectedMailbox.open(mailboxes, mb, readOnly, ctx);
+  for (const l of sel.flagLines()) ctx.out(l + "\r\n");
+  ctx.out(`* ${sel.exists} EXISTS\r\n`);
   // This session takes \Recent for what arrived since the last SELECT (EXAMINE only counts).
   // Best-effort, as Dovecot's index updates: on a full disk the mailbox still opens (that is
   // how users delete mail to free space), with no message \Recent.
   if (!readOnly) {
-    sel.recent = new Set(
-      await ctx.backend.mailboxes.claimRecent(mb.id).catch((err) => {
-        if (!isStorageFull(err)) throw err;
-        ctx.log?.debug("recent not claimed: storage full", { error: String(err) });
-        return [];
-      }),
-    );
+    await sel.claimRecent(mailboxes).catch((err) => {
+      if (!isStorageFull(err)) throw err;
+      ctx.log?.debug("recent not claimed: storage full", { error: String(err) });
+    });
   }
-  ctx.out(`* ${readOnly ? mb.recent : sel.recent.size} RECENT\r\n`);
-  const firstUnseen = messages.findIndex((m) => !m.flags.includes("\\Seen"));
-  if (firstUnseen >= 0) ctx.out(`* OK [UNSEEN ${firstUnseen + 1}] First unseen\r\n`);
+  ctx.out(`* ${readOnly ? mb.recent : sel.recentCount()} RECENT\r\n`);
+  const unseen = await mailboxes.firstUnseenUid(mb.id, mb.uidNext);
+  const firstUnseen = unseen === null ? 0 : sel.seqOf(unseen);
+  if (firstUnseen) ctx.out(`* OK [UNSEEN ${firstUnseen}] First unseen\r\n`);
   ctx.out(`* OK [UIDVALIDITY ${mb.uidValidity}] UIDs valid\r\n`);
   ctx.out(`* OK [UIDNEXT ${mb.uidNext}] Predicted next UID\r\n`);
   ctx.out(`* OK [HIGHESTMODSEQ ${mb.highestModSeq}] Highest\r\n`);
   if (cmd.qresync && cmd.qresync.uidValidity === mb.uidValidity) {
-    await qresyncReport(ctx, sel, messages, cmd.qresync);
+    await qresyncReport(ctx, sel, cmd.qresync);
   }
   ctx.selected = sel;
   ctx.state = "selected";
@@ -93,26 +92,85 @@ async function select(ctx: SessionContext, cmd: Of<"SELECT" | "EXAMINE">) {
   return `[${readOnly ? "READ-ONLY" : "READ-WRITE"}] ${cmd.name} completed`;
 }
 
-/** RFC 7162 §3.2.5.1: what changed since the client's MODSEQ, as VANISHED (EARLIER) and FETCH. */
+/**
+ * RFC 7162 §3.2.5.1: what changed since the client's MODSEQ, as VANISHED (EARLIER) and FETCH,
+ * read through the modseq indexes (cost follows the changes). When the tombstones that far back
+ * are gone, every UID below UIDNEXT the mailbox does not have is reported (§3.2.5.2 allows it).
+ */
 async function qresyncReport(
   ctx: SessionContext,
   sel: SelectedMailbox,
-  messages: MessageRecord[],
   q: NonNullable<Of<"SELECT">["qresync"]>,
 ) {
-  const changes = await ctx.backend.mailboxes.changesSince(sel.mailbox.id, q.modSeq);
-  const maxUid = Math.max(sel.mailbox.uidNext - 1, 1);
-  let vanished = changes.expunged;
-  if (q.knownUids && "ranges" in q.knownUids) {
-    const known = q.knownUids;
-    vanished = vanished.filter((u) => contains(known, u, maxUid));
+  const mailboxes = ctx.backend.mailboxes;
+  const mb = sel.mailbox;
+  const top = Math.max(mb.uidNext - 1, 1);
+  const known = q.knownUids && "ranges" in q.knownUids
+    ? UidSet.fromIntervals(setIntervals(q.knownUids, top))
+    : UidSet.range(1, top);
+  const state = await mailboxes.mailboxState(mb.id);
+  let vanished: UidSet;
+  if ((state?.expungeHorizonModSeq ?? 0) > q.modSeq) {
+    vanished = known.within([[1, mb.uidNext - 1]]).difference(sel.uids);
+  } else {
+    const gone = new UidSetBuilder();
+    let after: { modSeq: number; uid: number } | undefined;
+    while (true) {
+      const page = await mailboxes.expungedMessages(mb.id, {
+        sinceModSeq: q.modSeq,
+        upToModSeq: sel.modSeq,
+        after,
+        limit: QRESYNC_PAGE,
+      });
+      for (const e of page) gone.add(e.uid);
+      if (page.length < QRESYNC_PAGE) break;
+      const last = page[page.length - 1];
+      after = { modSeq: last.modSeq, uid: last.uid };
+      await ctx.breathe();
+    }
+    vanished = gone.build().intersect(known);
   }
-  if (vanished.length) ctx.out(`* VANISHED (EARLIER) ${formatSet(vanished)}\r\n`);
-  const present = new Map(messages.map((m, i) => [m.uid, i + 1]));
-  for (const m of changes.changed) {
-    const seq = present.get(m.uid);
-    if (!seq) continue;
-    ctx.out(`* ${seq} FETCH (UID ${m.uid} FLAGS (${m.flags.join(" ")}) MODSEQ (${m.modSeq}))\r\n`);
+  if (vanished.size) {
+    ctx.out("* VANISHED (EARLIER) ");
+    for (const piece of vanished.formatPieces()) {
+      ctx.out(piece);
+      await ctx.breathe();
+    }
+    ctx.out("\r\n");
+  }
+  for await (
+    const rows of changedTargets(mailboxes, mb.id, sel.uids, q.modSeq, ctx, QRESYNC_PAGE)
+  ) {
+    for (const m of rows) {
+      const seq = sel.seqOf(m.uid);
+      if (!seq) continue;
+      for (const l of sel.announce(m.flags)) ctx.out(l + "\r\n");
+      ctx.out(
+        `* ${seq} FETCH (UID ${m.uid} FLAGS (${
+          sel.flagsOf(m.uid, m.flags).join(" ")
+        }) MODSEQ (${m.modSeq}))\r\n`,
+      );
+    }
+    await ctx.breathe();
+  }
+}
+
+/** Messages flagged \Deleted (STATUS DELETED, RFC 9051 §6.3.11), counted a window at a time. */
+async function countDeleted(ctx: SessionContext, mailboxId: number): Promise<number> {
+  let n = 0;
+  let from = 0;
+  while (true) {
+    const r = await ctx.backend.mailboxes.scanMessages(mailboxId, {
+      from,
+      direction: "asc",
+      window: COUNT_WINDOW,
+      filter: { kind: "flag", flag: "\\Deleted", set: true },
+      countOnly: true,
+    });
+    n += r.count;
+    if (r.done) return n;
+    from = r.next;
+    await ctx.breathe();
   }
 }
 
@@ -158,8 +216,7 @@ async function statusItems(
         parts.push(`SIZE ${mb.sizeBytes}`);
         break;
       case "DELETED":
-        deleted ??= (await ctx.backend.mailboxes.listMessages(mb.id))
-          .filter((m) => m.flags.includes("\\Deleted")).length;
+        deleted ??= await countDeleted(ctx, mb.id);
         parts.push(`DELETED ${deleted}`);
         break;
     }

@@ -1,6 +1,7 @@
 // SEARCH evaluation (RFC 3501 §6.4.4, with CONDSTORE MODSEQ, RFC 5032 WITHIN and RFC 5182 "$")
 // on one message. The message content is loaded lazily and at most once, and keys that need it
-// are evaluated last, so a search on flags, UIDs, dates or sizes never reads a body.
+// are evaluated last, so a search on flags, UIDs, dates or sizes never reads a body. Strings
+// match under i;unicode-casemap (RFC 5051, as Dovecot applies it: casemap.ts).
 
 import {
   decodeEncodedWords,
@@ -8,8 +9,10 @@ import {
   flattenAddresses,
   type MimePart,
   parseAddressList,
+  parseMessage,
 } from "../mime/mod.ts";
 import type { SearchKey, SequenceSet } from "./types.ts";
+import { unicodeCasemap } from "./casemap.ts";
 
 export interface SearchContext {
   seq: number;
@@ -27,11 +30,73 @@ export interface SearchContext {
   /** Current time, ms since the epoch (for OLDER/YOUNGER). */
   now: number;
   /** Called only for keys that need content, at most once per matchesSearch call. */
-  message(): { bytes: Uint8Array; root: MimePart };
+  message(): SearchMessage;
+}
+
+/**
+ * What content keys read of a message: its part tree (top-level header fields included) and a
+ * test on the decoded text of its text/* leaf parts. A large stored message answers `bodyHas`
+ * from a pass that streamed its text parts (search_text.ts) and never holds its body.
+ */
+export interface SearchMessage {
+  root: MimePart;
+  /**
+   * Whether the decoded text of some text/* leaf part (encapsulated messages included), mapped
+   * with unicodeCasemap, contains `needle` (already mapped).
+   */
+  bodyHas(needle: string): boolean;
+}
+
+/** The text/* leaf parts of a message, encapsulated messages included, in order. */
+export function textParts(root: MimePart): MimePart[] {
+  const out: MimePart[] = [];
+  const walk = (p: MimePart) => {
+    if (p.children.length > 0) p.children.forEach(walk);
+    else if (p.message) walk(p.message);
+    else if (p.contentType.type === "text") out.push(p);
+  };
+  walk(root);
+  return out;
+}
+
+/** A SearchMessage on a message held whole (small messages, tests). */
+export function wholeMessage(
+  bytes: Uint8Array,
+  root: MimePart = parseMessage(bytes),
+): SearchMessage {
+  let texts: string[] | undefined;
+  return {
+    root,
+    bodyHas(needle) {
+      texts ??= textParts(root).map((p) => unicodeCasemap(decodeText(p, bytes)));
+      return texts.some((t) => t.includes(needle));
+    },
+  };
+}
+
+/** The needles (mapped with unicodeCasemap) of the BODY and TEXT keys: what bodyHas is asked. */
+export function bodyNeedles(key: SearchKey, into = new Set<string>()): Set<string> {
+  switch (key.kind) {
+    case "BODY":
+    case "TEXT":
+      into.add(unicodeCasemap(key.value));
+      break;
+    case "NOT":
+      bodyNeedles(key.key, into);
+      break;
+    case "OR":
+      bodyNeedles(key.left, into);
+      bodyNeedles(key.right, into);
+      break;
+    case "AND":
+      for (const k of key.keys) bodyNeedles(k, into);
+      break;
+  }
+  return into;
 }
 
 /** The saved search result ("$", RFC 5182) as UIDs; absent means there is none (empty). */
-export type SavedResult = ReadonlySet<number> | readonly number[];
+export type SavedResult = readonly number[] | { has(uid: number): boolean };
 
 const DAY = 86_400_000;
 
@@ -70,7 +135,7 @@ export function inSequenceSet(
     if (!saved) return false;
     return Array.isArray(saved)
       ? (saved as readonly number[]).includes(uid)
-      : (saved as ReadonlySet<number>).has(uid);
+      : (saved as { has(uid: number): boolean }).has(uid);
   }
   for (const r of set.ranges) {
     const a = r.from ?? max, b = r.to ?? max;
@@ -118,19 +183,18 @@ function compareDay(day: number, op: "BEFORE" | "ON" | "SINCE", date: number): b
 
 const ADDRESS_FIELDS = new Set(["from", "to", "cc", "bcc", "sender", "reply-to"]);
 
-/** Per-evaluation cache of the loaded message and its derived, lowercased texts. */
+/** Per-evaluation cache of the loaded message and its derived, case-mapped header texts. */
 class Content {
-  private msg?: { bytes: Uint8Array; root: MimePart };
+  private msg?: SearchMessage;
   private headerText?: { name: string; value: string }[];
-  private bodyText?: string[];
 
   constructor(private readonly ctx: SearchContext) {}
 
-  get message() {
+  get message(): SearchMessage {
     return this.msg ??= this.ctx.message();
   }
 
-  /** Top-level header fields with encoded words decoded, values lowercased. */
+  /** Top-level header fields with encoded words decoded, names lowercased, values case-mapped. */
   get headers(): { name: string; value: string }[] {
     return this.headerText ??= this.message.root.headers
       .filter((f) => f.name !== "")
@@ -144,22 +208,8 @@ class Content {
             .map((m) => `${m.name ? decodeEncodedWords(m.name) + " " : ""}${m.local}@${m.domain}`);
           value = `${value}\n${parsed.join("\n")}`;
         }
-        return { name, value: value.toLowerCase() };
+        return { name, value: unicodeCasemap(value) };
       });
-  }
-
-  /** Decoded text of every text/* leaf part, encapsulated messages included, lowercased. */
-  get body(): string[] {
-    if (this.bodyText) return this.bodyText;
-    const { bytes, root } = this.message;
-    const out: string[] = [];
-    const walk = (p: MimePart) => {
-      if (p.children.length > 0) p.children.forEach(walk);
-      else if (p.message) walk(p.message);
-      else if (p.contentType.type === "text") out.push(decodeText(p, bytes).toLowerCase());
-    };
-    walk(root);
-    return this.bodyText = out;
   }
 }
 
@@ -183,17 +233,16 @@ function evaluate(key: SearchKey, ctx: SearchContext, c: Content, saved?: SavedR
       // Substring, case-insensitive, on the decoded value; an empty string matches every
       // message that has the field at all.
       const name = key.field.toLowerCase();
-      const needle = key.value.toLowerCase();
+      const needle = unicodeCasemap(key.value);
       return c.headers.some((f) => f.name === name && f.value.includes(needle));
     }
     case "BODY": {
-      const needle = key.value.toLowerCase();
-      return c.body.some((t) => t.includes(needle));
+      return c.message.bodyHas(unicodeCasemap(key.value));
     }
     case "TEXT": {
-      const needle = key.value.toLowerCase();
-      return c.headers.some((f) => `${f.name}: ${f.value}`.includes(needle)) ||
-        c.body.some((t) => t.includes(needle));
+      const needle = unicodeCasemap(key.value);
+      return c.headers.some((f) => `${unicodeCasemap(f.name)}: ${f.value}`.includes(needle)) ||
+        c.message.bodyHas(needle);
     }
     case "DATE": {
       if (!key.sent) return compareDay(Math.floor(ctx.internalDate / DAY) * DAY, key.op, key.date);
@@ -234,4 +283,89 @@ function evaluate(key: SearchKey, ctx: SearchContext, c: Content, saved?: SavedR
  */
 export function matchesSearch(key: SearchKey, ctx: SearchContext, saved?: SavedResult): boolean {
   return evaluate(key, ctx, new Content(ctx), saved);
+}
+
+/**
+ * What is known about a message another session expunged and this one was not told about yet
+ * (its tombstone): null fields are unknown, and so is its content and its last modseq.
+ */
+export interface KnownContext {
+  seq: number;
+  uid: number;
+  flags: readonly string[] | null;
+  internalDate: number | null;
+  size: number | null;
+  /** Known for stored messages; a tombstone's is that of the expunge, not of the message. */
+  modSeq?: number;
+  recent: boolean;
+  maxSeq: number;
+  maxUid: number;
+  now: number;
+}
+
+/**
+ * The key on what is known (three-valued: undefined when the answer needs what is not known,
+ * such as the content). For a stored message, undefined means: read it and use matchesSearch.
+ * For an expunged one, SEARCH includes it when true and says [EXPUNGEISSUED] when undefined,
+ * as Dovecot does.
+ */
+export function matchesKnown(
+  key: SearchKey,
+  k: KnownContext,
+  saved?: SavedResult,
+): boolean | undefined {
+  switch (key.kind) {
+    case "ALL":
+      return true;
+    case "SEQ":
+      return inSequenceSet(key.set, k.seq, k.maxSeq, k.uid, saved);
+    case "UID":
+      return inSequenceSet(key.set, k.uid, k.maxUid, k.uid, saved);
+    case "RECENT":
+      return k.recent;
+    case "OLD":
+      return !k.recent;
+    case "FLAG":
+      return k.flags === null ? undefined : hasFlag(k.flags, key.flag) !== key.negate;
+    case "NEW":
+      if (!k.recent) return false;
+      return k.flags === null ? undefined : !hasFlag(k.flags, "\\Seen");
+    case "SIZE":
+      if (k.size === null) return undefined;
+      return key.op === "LARGER" ? k.size > key.size : k.size < key.size;
+    case "DATE":
+      if (key.sent || k.internalDate === null) return undefined;
+      return compareDay(Math.floor(k.internalDate / DAY) * DAY, key.op, key.date);
+    case "AGE": {
+      if (k.internalDate === null) return undefined;
+      const age = (k.now - k.internalDate) / 1000;
+      return key.op === "OLDER" ? age >= key.seconds : age < key.seconds;
+    }
+    case "MODSEQ":
+      return k.modSeq === undefined ? undefined : k.modSeq >= key.modSeq;
+    case "HEADER":
+    case "BODY":
+    case "TEXT":
+      return undefined;
+    case "NOT": {
+      const v = matchesKnown(key.key, k, saved);
+      return v === undefined ? undefined : !v;
+    }
+    case "OR": {
+      const a = matchesKnown(key.left, k, saved);
+      if (a === true) return true;
+      const b = matchesKnown(key.right, k, saved);
+      if (b === true) return true;
+      return a === undefined || b === undefined ? undefined : false;
+    }
+    case "AND": {
+      let unknown = false;
+      for (const sub of key.keys) {
+        const v = matchesKnown(sub, k, saved);
+        if (v === false) return false;
+        if (v === undefined) unknown = true;
+      }
+      return unknown ? undefined : true;
+    }
+  }
 }

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { parseMessage } from "../mime/mod.ts";
 import {
   inSequenceSet,
   matchesSearch,
   needsContent,
   type SearchContext,
   sentDay,
+  wholeMessage,
 } from "./search_eval.ts";
 import type { SearchKey, SequenceSet } from "./types.ts";
 
@@ -55,7 +55,7 @@ function context(over: Partial<SearchContext> = {}) {
     now: JAN15 + 2 * DAY,
     message() {
       counter.loads++;
-      return { bytes, root: parseMessage(bytes) };
+      return wholeMessage(bytes);
     },
     ...over,
   };
@@ -153,7 +153,7 @@ Deno.test("BODY in a single-part base64 message", () => {
     "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
       btoa("Gr\xfc\xdfe aus Berlin") + "\r\n",
   );
-  const ctx = context({ message: () => ({ bytes, root: parseMessage(bytes) }) }).ctx;
+  const ctx = context({ message: () => wholeMessage(bytes) }).ctx;
   assert.equal(matchesSearch({ kind: "BODY", value: "GRÜSSE" }, ctx), false);
   assert.equal(matchesSearch({ kind: "BODY", value: "grüße aus" }, ctx), true);
 });
@@ -180,7 +180,7 @@ Deno.test("dates: SENT* use the Date header's own day, disregarding time and zon
   assert.equal(sentDay("Thu, 1 Feb 1996 00:00:00 +0000"), Date.UTC(1996, 1, 1));
   assert.equal(sentDay("garbage"), undefined);
   const noDate = new TextEncoder().encode("Subject: x\r\n\r\nbody");
-  const ctx = context({ message: () => ({ bytes: noDate, root: parseMessage(noDate) }) }).ctx;
+  const ctx = context({ message: () => wholeMessage(noDate) }).ctx;
   assert.equal(matchesSearch(date("SINCE", 0, true), ctx), false);
 });
 

@@ -1,102 +1,142 @@
 // The selected mailbox as this session sees it: sequence numbers are positions in `uids`, and
 // they change only when this session reports EXPUNGE/VANISHED (RFC 9051 §7.5.1). Changes
-// committed elsewhere are found by MODSEQ (changesSince), so none is missed between commands,
-// between SELECT and IDLE, or while a command that may not report expunges is running.
+// committed elsewhere are found by MODSEQ, so none is missed between commands, between SELECT
+// and IDLE, or while a command that may not report expunges is running.
+//
+// Nothing here is proportional to the mailbox unless the answer is: the UIDs are a UidSet (runs
+// in typed arrays), loaded and resynced in bounded pages, and a resync reads only what changed.
 
-import type { MailboxRecord } from "../store/types.ts";
+import type { MailboxRecord, MailboxState } from "../store/types.ts";
 import type { ImapMailboxes } from "./backend.ts";
 import type { SequenceSet } from "./types.ts";
-import { contains, formatSet } from "./sequence_set.ts";
+import { setIntervals } from "./sequence_set.ts";
+import { UidSet, UidSetBuilder } from "./uid_set.ts";
 
 export const SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+/** UIDs per page when loading or resyncing the sequence map. */
+const UID_PAGE = 8192;
+/** Changes per page when resyncing. */
+const CHANGE_PAGE = 1000;
+/** Messages a FETCH may mark as shown; beyond, the next sync may repeat their flags (harmless). */
+const SHOWN_MAX = 10_000;
+/** Untagged lines written between two chances for other sessions to run. */
+const LINES_PER_STEP = 1000;
+
+/** Where a long-running step writes, and how it lets other sessions run in between. */
+export interface Emitter {
+  out(piece: string): void;
+  /** Flushes large output (waiting for the socket) and yields when the slice is used up. */
+  breathe(): Promise<void>;
+}
+
+export interface SyncOptions {
+  allowExpunge: boolean;
+  qresync: boolean;
+  condstore: boolean;
+}
 
 export class SelectedMailbox {
   readonly mailbox: MailboxRecord;
   readonly readOnly: boolean;
-  /** UIDs in sequence order (ascending). */
-  uids: number[];
+  /** This session's message sequence numbers: message n is the n-th UID of the set. */
+  uids: UidSet;
   /** Highest MODSEQ whose changes this session has taken into account. */
   modSeq: number;
   /** Expunged elsewhere but not reported yet (FETCH/STORE/SEARCH may not report them). */
-  #pendingExpunge = new Set<number>();
-  /** MODSEQ of flag changes this session made and already reported, per UID. */
-  #ownChanges = new Map<number, number>();
+  pendingExpunge = UidSet.empty();
+  /** Modseqs of flag changes this session made and reported itself (not echoed again). */
+  #ownModSeqs = new Set<number>();
+  /** Flags a FETCH just showed, by UID (with their modseq): not reported again by the sync. */
+  #shown = new Map<number, number>();
   /** Result of the last SEARCH ... RETURN (SAVE) (RFC 5182), as UIDs. */
-  saved: number[] = [];
-  /** Keywords announced to the client in FLAGS (RFC 9051 §7.3.5). */
-  keywords = new Set<string>();
-  /** UIDs that are \Recent in this session (it claimed them first, RFC 3501 §2.3.2). */
-  recent = new Set<number>();
+  saved = UidSet.empty();
+  /** Keywords announced to the client in FLAGS (RFC 9051 §7.3.5), in order of definition. */
+  keywords: string[] = [];
+  #keywordSet = new Set<string>();
+  /**
+   * UIDs that are \Recent in this session (it claimed them first, RFC 3501 §2.3.2): the ranges
+   * claimed, which may reach past the messages shown yet.
+   */
+  recent = UidSet.empty();
 
-  /** A message's flags as this session reports them (\Recent added where it applies). */
-  flagsOf(uid: number, flags: readonly string[]): string[] {
-    return this.recent.has(uid) ? ["\\Recent", ...flags] : [...flags];
-  }
-
-  constructor(mailbox: MailboxRecord, readOnly: boolean, uids: number[], modSeq: number) {
+  constructor(mailbox: MailboxRecord, readOnly: boolean, uids: UidSet, modSeq: number) {
     this.mailbox = mailbox;
     this.readOnly = readOnly;
     this.uids = uids;
     this.modSeq = modSeq;
   }
 
+  /**
+   * The mailbox as of `mb` (one row read: its UIDNEXT and HIGHESTMODSEQ agree): every UID below
+   * UIDNEXT, read in pages, and the keywords defined so far.
+   */
+  static async open(
+    mailboxes: ImapMailboxes,
+    mb: MailboxRecord,
+    readOnly: boolean,
+    emit: Emitter,
+  ): Promise<SelectedMailbox> {
+    const uids = UidSet.empty();
+    await addUidsAfter(mailboxes, mb.id, uids, 0, mb.uidNext, emit);
+    const sel = new SelectedMailbox(mb, readOnly, uids, mb.highestModSeq);
+    sel.addKeywords(await mailboxes.listKeywords(mb.id));
+    return sel;
+  }
+
   get exists(): number {
-    return this.uids.length;
+    return this.uids.size;
   }
 
   seqOf(uid: number): number {
-    let lo = 0;
-    let hi = this.uids.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const v = this.uids[mid];
-      if (v === uid) return mid + 1;
-      if (v < uid) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return 0;
+    return this.uids.seqOf(uid);
   }
 
-  /** The UIDs a sequence set (or UID set) names, ascending, limited to this view. */
-  resolve(set: SequenceSet, byUid: boolean): number[] {
-    if ("saved" in set) return this.saved.filter((u) => this.seqOf(u) > 0);
-    if (this.uids.length === 0) return [];
-    if (byUid) {
-      const max = this.uids[this.uids.length - 1];
-      return this.uids.filter((u) => contains(set, u, max));
-    }
-    const max = this.uids.length;
-    const out: number[] = [];
-    for (const r of set.ranges) {
-      let a = r.from ?? max;
-      let b = r.to ?? max;
-      if (a > b) [a, b] = [b, a];
-      for (let s = Math.max(1, a); s <= Math.min(b, max); s++) out.push(this.uids[s - 1]);
-    }
-    return [...new Set(out)].sort((x, y) => x - y);
+  /** Takes \Recent for what arrived since it was last taken (RFC 3501 §2.3.2). */
+  async claimRecent(mailboxes: ImapMailboxes): Promise<void> {
+    const claimed = await mailboxes.claimRecent(this.mailbox.id);
+    if (claimed) this.recent = this.recent.union(UidSet.range(claimed[0], claimed[1]));
+  }
+
+  /** Messages shown that are \Recent in this session. */
+  recentCount(): number {
+    return this.recent.intersect(this.uids).size;
+  }
+
+  /** A message's flags as this session reports them (\Recent added where it applies). */
+  flagsOf(uid: number, flags: readonly string[]): string[] {
+    return this.recent.has(uid) ? ["\\Recent", ...flags] : [...flags];
+  }
+
+  /** The UIDs a sequence set (or UID set) names, limited to this view. */
+  resolve(set: SequenceSet, byUid: boolean): UidSet {
+    if ("saved" in set) return this.saved.intersect(this.uids);
+    if (this.uids.size === 0) return UidSet.empty();
+    if (byUid) return this.uids.within(setIntervals(set, this.uids.max));
+    return this.uids.atPositions(setIntervals(set, this.uids.size));
   }
 
   /** Sequence numbers used in a command must exist (RFC 9051 §6.4.5: "BAD" otherwise). */
   invalidSeqs(set: SequenceSet): boolean {
     if ("saved" in set) return false;
-    return set.ranges.some((r) =>
-      (r.from !== null && r.from > this.uids.length) || (r.to !== null && r.to > this.uids.length)
-    );
+    const n = this.uids.size;
+    return set.ranges.some((r) => (r.from !== null && r.from > n) || (r.to !== null && r.to > n));
   }
 
-  /**
-   * Keywords the client has not been told about yet: when any, the `* FLAGS` and
-   * PERMANENTFLAGS lines to send before a FETCH that shows them.
-   */
-  announce(flags: readonly string[]): string[] {
+  addKeywords(keywords: Iterable<string>): boolean {
     let fresh = false;
-    for (const f of flags) {
-      if (!f.startsWith("\\") && !this.keywords.has(f)) {
-        this.keywords.add(f);
-        fresh = true;
-      }
+    for (const k of keywords) {
+      const key = k.toLowerCase();
+      if (k.startsWith("\\") || this.#keywordSet.has(key)) continue;
+      this.#keywordSet.add(key);
+      this.keywords.push(k);
+      fresh = true;
     }
-    if (!fresh) return [];
+    return fresh;
+  }
+
+  /** The FLAGS and PERMANENTFLAGS lines (without CRLF). */
+  flagLines(): string[] {
     const all = [SYSTEM_FLAGS, ...this.keywords].join(" ");
     return [
       `* FLAGS (${all})`,
@@ -106,71 +146,170 @@ export class SelectedMailbox {
     ];
   }
 
-  noteOwnChange(uid: number, modSeq: number) {
-    this.#ownChanges.set(uid, modSeq);
+  /**
+   * Keywords the client has not been told about yet: when any, the `* FLAGS` and
+   * PERMANENTFLAGS lines to send before a FETCH that shows them.
+   */
+  announce(flags: readonly string[]): string[] {
+    return this.addKeywords(flags) ? this.flagLines() : [];
+  }
+
+  noteOwnChange(modSeq: number) {
+    this.#ownModSeqs.add(modSeq);
+  }
+
+  /** A FETCH showed this message's flags as of modSeq (kept for up to SHOWN_MAX messages). */
+  noteShown(uid: number, modSeq: number) {
+    if (this.#shown.size < SHOWN_MAX) this.#shown.set(uid, modSeq);
+  }
+
+  /** Collects expunges committed since this session's modseq, without reporting them. */
+  async notePendingExpunges(mailboxes: ImapMailboxes, emit: Emitter): Promise<void> {
+    const mb = await mailboxes.mailboxState(this.mailbox.id);
+    if (!mb || mb.highestModSeq <= this.modSeq) return;
+    this.pendingExpunge = this.pendingExpunge.union(
+      await this.#expungedSince(mailboxes, mb, emit),
+    );
+  }
+
+  /** UIDs of this view expunged after this.modSeq, up to mb's modseq. */
+  async #expungedSince(
+    mailboxes: ImapMailboxes,
+    mb: MailboxState,
+    emit: Emitter,
+  ): Promise<UidSet> {
+    if (mb.expungeHorizonModSeq > this.modSeq) {
+      // Tombstones this session would need are gone: compare the view with the mailbox.
+      const present = UidSet.empty();
+      await addUidsAfter(mailboxes, this.mailbox.id, present, 0, this.uids.max + 1, emit);
+      return this.uids.difference(present);
+    }
+    const gone = new UidSetBuilder();
+    let after: { modSeq: number; uid: number } | undefined;
+    while (true) {
+      const page = await mailboxes.expungedMessages(this.mailbox.id, {
+        sinceModSeq: this.modSeq,
+        upToModSeq: mb.highestModSeq,
+        after,
+        maxUid: this.uids.max,
+        limit: CHANGE_PAGE,
+      });
+      for (const e of page) gone.add(e.uid);
+      if (page.length < CHANGE_PAGE) break;
+      const last = page[page.length - 1];
+      after = { modSeq: last.modSeq, uid: last.uid };
+      await emit.breathe();
+    }
+    return gone.build().intersect(this.uids);
   }
 
   /**
-   * Untagged responses for everything committed since the last sync. With `allowExpunge` false
-   * (during FETCH, STORE, SEARCH) expunges are kept for later.
+   * Untagged responses for everything committed since the last sync, written to `emit` as they
+   * are found. With `allowExpunge` false (during FETCH, STORE, SEARCH) expunges are kept for
+   * later. Cost follows the number of changes, not the size of the mailbox.
    */
-  async sync(
-    mailboxes: ImapMailboxes,
-    options: { allowExpunge: boolean; qresync: boolean; condstore: boolean },
-  ): Promise<string[]> {
-    const out: string[] = [];
-    const changes = await mailboxes.changesSince(this.mailbox.id, this.modSeq);
-    for (const uid of changes.expunged) this.#pendingExpunge.add(uid);
-    if (options.allowExpunge && this.#pendingExpunge.size > 0) {
-      const gone = [...this.#pendingExpunge].filter((u) => this.seqOf(u) > 0).sort((a, b) => a - b);
-      this.#pendingExpunge.clear();
-      if (options.qresync) {
-        if (gone.length) out.push(`* VANISHED ${formatSet(gone)}`);
-        const set = new Set(gone);
-        this.uids = this.uids.filter((u) => !set.has(u));
-      } else {
-        // Highest first, so each reported number is still valid when the client applies it.
-        for (const uid of gone.reverse()) {
-          const seq = this.seqOf(uid);
-          out.push(`* ${seq} EXPUNGE`);
-          this.uids.splice(seq - 1, 1);
-        }
-      }
-      for (const uid of gone) {
-        this.#ownChanges.delete(uid);
-        this.recent.delete(uid);
-      }
-    }
-    const last = this.uids.length ? this.uids[this.uids.length - 1] : 0;
-    let added = false;
-    const flagLines: string[] = [];
-    for (const m of changes.changed) {
-      if (this.#pendingExpunge.has(m.uid)) continue;
-      if (m.uid > last) {
-        this.uids.push(m.uid);
-        added = true;
-        continue;
-      }
-      const seq = this.seqOf(m.uid);
-      if (seq === 0) continue;
-      if (this.#ownChanges.get(m.uid) === m.modSeq) continue;
-      const modseq = options.condstore ? ` MODSEQ (${m.modSeq})` : "";
-      flagLines.push(...this.announce(m.flags));
-      flagLines.push(
-        `* ${seq} FETCH (UID ${m.uid} FLAGS (${this.flagsOf(m.uid, m.flags).join(" ")})${modseq})`,
+  async sync(mailboxes: ImapMailboxes, emit: Emitter, options: SyncOptions): Promise<number> {
+    const mb = await mailboxes.mailboxState(this.mailbox.id);
+    if (!mb) return 0;
+    let lines = 0;
+    const line = async (text: string) => {
+      emit.out(text + "\r\n");
+      if (++lines % LINES_PER_STEP === 0) await emit.breathe();
+    };
+    const top = mb.highestModSeq;
+    if (top > this.modSeq) {
+      this.pendingExpunge = this.pendingExpunge.union(
+        await this.#expungedSince(mailboxes, mb, emit),
       );
     }
-    if (added) {
-      this.uids.sort((a, b) => a - b);
-      out.push(`* ${this.uids.length} EXISTS`);
-      if (!this.readOnly) {
-        for (const uid of await mailboxes.claimRecent(this.mailbox.id)) this.recent.add(uid);
-        out.push(`* ${this.recent.size} RECENT`);
+    if (options.allowExpunge && this.pendingExpunge.size > 0) {
+      const gone = this.pendingExpunge.intersect(this.uids);
+      this.pendingExpunge = UidSet.empty();
+      if (options.qresync) {
+        if (gone.size) {
+          emit.out("* VANISHED ");
+          for (const piece of gone.formatPieces()) {
+            emit.out(piece);
+            await emit.breathe();
+          }
+          await line("");
+        }
+      } else {
+        // Highest first, so each reported number is still valid when the client applies it.
+        for (const uid of gone.valuesDescending()) await line(`* ${this.uids.seqOf(uid)} EXPUNGE`);
+      }
+      this.uids = this.uids.difference(gone);
+      this.recent = this.recent.difference(gone);
+    }
+    const last = this.uids.max;
+    if (top > this.modSeq) {
+      // Flag changes of messages this session knows.
+      let after: { modSeq: number; uid: number } | undefined;
+      while (true) {
+        const page = await mailboxes.changedMessages(this.mailbox.id, {
+          sinceModSeq: this.modSeq,
+          upToModSeq: top,
+          after,
+          maxUid: last,
+          limit: CHANGE_PAGE,
+        });
+        for (const m of page) {
+          if (this.#ownModSeqs.has(m.modSeq) || this.pendingExpunge.has(m.uid)) continue;
+          if (this.#shown.get(m.uid) === m.modSeq) continue;
+          const seq = this.uids.seqOf(m.uid);
+          if (seq === 0) continue;
+          for (const l of this.announce(m.flags)) await line(l);
+          const modseq = options.condstore ? ` MODSEQ (${m.modSeq})` : "";
+          await line(
+            `* ${seq} FETCH (UID ${m.uid} FLAGS (${
+              this.flagsOf(m.uid, m.flags).join(" ")
+            })${modseq})`,
+          );
+        }
+        if (page.length < CHANGE_PAGE) break;
+        const end = page[page.length - 1];
+        after = { modSeq: end.modSeq, uid: end.uid };
+        await emit.breathe();
       }
     }
-    out.push(...flagLines);
-    this.modSeq = Math.max(this.modSeq, changes.highestModSeq);
-    this.#ownChanges.clear();
-    return out;
+    // New messages: every UID above the last one known (by UID, not by modseq, so a message
+    // changed again while this runs is not missed).
+    const before = this.uids.size;
+    if (top > this.modSeq) {
+      await addUidsAfter(mailboxes, this.mailbox.id, this.uids, last, undefined, emit);
+    }
+    if (this.uids.size > before) {
+      await line(`* ${this.uids.size} EXISTS`);
+      if (!this.readOnly) {
+        await this.claimRecent(mailboxes);
+        await line(`* ${this.recentCount()} RECENT`);
+      }
+    }
+    if (top > this.modSeq) this.modSeq = top;
+    this.#ownModSeqs.clear();
+    this.#shown.clear();
+    return lines;
+  }
+}
+
+/** Appends to `into` every UID in (after, below), page by page. */
+async function addUidsAfter(
+  mailboxes: ImapMailboxes,
+  mailboxId: number,
+  into: UidSet,
+  after: number,
+  below: number | undefined,
+  emit: Emitter,
+): Promise<void> {
+  while (true) {
+    const page = await mailboxes.listUids(mailboxId, {
+      afterUid: after,
+      belowUid: below,
+      limit: UID_PAGE,
+    });
+    for (let i = 0; i + 1 < page.runs.length; i += 2) into.addRun(page.runs[i], page.runs[i + 1]);
+    if (page.done) return;
+    after = page.lastUid;
+    await emit.breathe();
   }
 }

@@ -8,6 +8,7 @@ import type {
   FlagUpdate,
   FlagUpdateResult,
   MailboxChanges,
+  MailboxQueries,
   MailboxRecord,
   MessageRecord,
   SmallBody,
@@ -188,9 +189,24 @@ export class MailboxService {
     return this.#store.setBodyStructure(bodyId, structure);
   }
 
-  claimRecent(mailboxId: number): Promise<number[]> {
+  claimRecent(mailboxId: number): Promise<[number, number] | null> {
     return this.#store.claimRecent(mailboxId);
   }
+
+  // Bounded reads for sessions on big mailboxes (MailboxQueries): straight from the store.
+  mailboxState: MailboxQueries["mailboxState"] = (mailboxId) => this.#store.mailboxState(mailboxId);
+  listUids: MailboxQueries["listUids"] = (mailboxId, q) => this.#store.listUids(mailboxId, q);
+  firstUnseenUid: MailboxQueries["firstUnseenUid"] = (mailboxId, belowUid) =>
+    this.#store.firstUnseenUid(mailboxId, belowUid);
+  listKeywords: MailboxQueries["listKeywords"] = (mailboxId) => this.#store.listKeywords(mailboxId);
+  scanMessages: MailboxQueries["scanMessages"] = (mailboxId, q) =>
+    this.#store.scanMessages(mailboxId, q);
+  changedMessages: MailboxQueries["changedMessages"] = (mailboxId, q) =>
+    this.#store.changedMessages(mailboxId, q);
+  expungedMessages: MailboxQueries["expungedMessages"] = (mailboxId, q) =>
+    this.#store.expungedMessages(mailboxId, q);
+  expungedInRange: MailboxQueries["expungedInRange"] = (mailboxId, from, to, limit) =>
+    this.#store.expungedInRange(mailboxId, from, to, limit);
 
   async setFlags(
     accountId: number,

@@ -56,6 +56,113 @@ export interface MessageRecord {
 }
 
 /**
+ * A condition on a mailbox's messages that the store evaluates (IMAP SEARCH keys that need no
+ * message content). Comparisons are on INTERNALDATE (ms), RFC822.SIZE and MODSEQ; flags match
+ * without regard to case.
+ */
+export type MessageFilter =
+  | { kind: "true" }
+  | { kind: "false" }
+  /** Inclusive UID ranges. */
+  | { kind: "uids"; ranges: readonly (readonly [number, number])[] }
+  | { kind: "flag"; flag: string; set: boolean }
+  | {
+    kind: "compare";
+    field: "internalDate" | "size" | "modSeq";
+    op: "<" | "<=" | ">" | ">=";
+    value: number;
+  }
+  | { kind: "not"; filter: MessageFilter }
+  | { kind: "and" | "or"; filters: MessageFilter[] };
+
+/** One bounded step of a scan over a mailbox in UID order. */
+export interface ScanQuery {
+  /** Start after this UID ("asc") or below it ("desc"). */
+  from: number;
+  direction: "asc" | "desc";
+  /** Never look beyond this UID (inclusive; e.g. the highest UID a session knows). */
+  maxUid?: number;
+  /** At most this many messages are looked at (matching or not). */
+  window: number;
+  filter?: MessageFilter;
+  /** Only count the matches. */
+  countOnly?: boolean;
+  /** Only the UIDs and modseqs of the matches (ScanResult.uids/modSeqs; rows stay empty). */
+  uidsOnly?: boolean;
+}
+
+export interface ScanResult {
+  /** Matching messages in scan order (empty with countOnly or uidsOnly). */
+  rows: MessageRecord[];
+  /** With uidsOnly: the matches' UIDs and modseqs, in scan order. */
+  uids?: number[];
+  modSeqs?: number[];
+  count: number;
+  /** Where the next step starts (ScanQuery.from). */
+  next: number;
+  /** Nothing is left beyond `next`. */
+  done: boolean;
+}
+
+/** A page of changes in (modseq, uid) order; `after` is the last one of the previous page. */
+export interface ChangesQuery {
+  sinceModSeq: number;
+  upToModSeq: number;
+  after?: { modSeq: number; uid: number };
+  /** Only messages with a UID up to this. */
+  maxUid?: number;
+  limit: number;
+}
+
+/** An expunged message as it was, where the tombstone keeps it (older ones do not). */
+export interface ExpungedRecord {
+  uid: number;
+  modSeq: number;
+  flags: string[] | null;
+  size: number | null;
+  internalDate: number | null;
+}
+
+export interface MailboxState {
+  uidNext: number;
+  highestModSeq: number;
+  /** As MailboxRecord.expungeHorizonModSeq. */
+  expungeHorizonModSeq: number;
+}
+
+/**
+ * Reads for IMAP sessions on mailboxes of any size. Each call is bounded in time: it looks at
+ * no more rows than its limit (or window), so it may run on the main thread.
+ */
+export interface MailboxQueries {
+  /**
+   * The UIDs after `afterUid` (and below `belowUid`), at most `limit`, as flat runs
+   * [lo, hi, lo, hi, …]. `done` when no UID is left in the range.
+   */
+  listUids(mailboxId: number, q: { afterUid: number; belowUid?: number; limit: number }): Promise<
+    { runs: number[]; count: number; lastUid: number; done: boolean }
+  >;
+  /** What a session's resync starts from: one row, no counting. Null when the mailbox is gone. */
+  mailboxState(mailboxId: number): Promise<MailboxState | null>;
+  /** The lowest UID without \Seen (below `belowUid` when given), or null. */
+  firstUnseenUid(mailboxId: number, belowUid?: number): Promise<number | null>;
+  /** Every keyword ever defined in the mailbox, in the order of first use. */
+  listKeywords(mailboxId: number): Promise<string[]>;
+  scanMessages(mailboxId: number, q: ScanQuery): Promise<ScanResult>;
+  /** Messages whose modseq is in (sinceModSeq, upToModSeq]. */
+  changedMessages(mailboxId: number, q: ChangesQuery): Promise<MessageRecord[]>;
+  /** Expunges whose modseq is in (sinceModSeq, upToModSeq]. */
+  expungedMessages(mailboxId: number, q: ChangesQuery): Promise<ExpungedRecord[]>;
+  /** Tombstones with UIDs in [fromUid, toUid], ascending, at most `limit`. */
+  expungedInRange(
+    mailboxId: number,
+    fromUid: number,
+    toUid: number,
+    limit: number,
+  ): Promise<ExpungedRecord[]>;
+}
+
+/**
  * A received message body, held by the store until committed: in memory up to a limit, beyond
  * it in a temporary file. Plain data (it crosses to the store's writer thread); callers only read
  * `size` and pass it back to deliver/append/enqueue.
@@ -273,10 +380,11 @@ export interface MailboxStore {
   /** Removes the given messages regardless of flags (retention, quota trimming, admin). */
   removeMessages(mailboxId: number, uids: number[]): Promise<number[]>;
   /**
-   * Takes the \Recent flag (RFC 3501 §2.3.2): returns the UIDs still marked recent and clears
-   * them, atomically, so exactly one session sees each message as recent.
+   * Takes the \Recent flag (RFC 3501 §2.3.2): returns the UID range still recent and clears it,
+   * atomically, so exactly one session sees each message as recent. The range may include
+   * UIDs expunged since; null when nothing is recent.
    */
-  claimRecent(mailboxId: number): Promise<number[]>;
+  claimRecent(mailboxId: number): Promise<[number, number] | null>;
   /** Bytes used by the account (sum of message sizes over all mailboxes; a kept counter). */
   usedBytes(accountId: number): Promise<number>;
   /** Oldest messages first, for quota trimming and retention. */
@@ -433,6 +541,7 @@ export interface Store
   extends
     AccountStore,
     MailboxStore,
+    MailboxQueries,
     MetadataStore,
     SettingsStore,
     TokenStore,

@@ -177,21 +177,25 @@ export function smallBodies(
 ): Map<number, { bytes: Uint8Array; structure: Uint8Array | null }> {
   const out = new Map<number, { bytes: Uint8Array; structure: Uint8Array | null }>();
   let used = 0;
-  for (const id of ids) {
-    const r = db.get<{ size: number; file_id: number | null }>(
-      "SELECT size, file_id FROM bodies WHERE id = ?",
-      id,
-    );
-    if (!r || r.file_id !== null || r.size > INLINE_LIMIT) continue;
-    if (used + r.size > budget && out.size > 0) break;
-    const d = db.get<{ data: Uint8Array; structure: Uint8Array | null }>(
-      "SELECT data, structure FROM bodies WHERE id = ?",
-      id,
-    );
-    if (!d) continue;
-    out.set(id, { bytes: d.data, structure: d.structure });
-    used += r.size;
-  }
+  // One read transaction for the batch: a statement outside one opens and closes its own
+  // (measured: most of the cost of reading 50 small bodies).
+  db.snapshot(() => {
+    for (const id of ids) {
+      const r = db.get<{ size: number; file_id: number | null }>(
+        "SELECT size, file_id FROM bodies WHERE id = ?",
+        id,
+      );
+      if (!r || r.file_id !== null || r.size > INLINE_LIMIT) continue;
+      if (used + r.size > budget && out.size > 0) break;
+      const d = db.get<{ data: Uint8Array; structure: Uint8Array | null }>(
+        "SELECT data, structure FROM bodies WHERE id = ?",
+        id,
+      );
+      if (!d) continue;
+      out.set(id, { bytes: d.data, structure: d.structure });
+      used += r.size;
+    }
+  });
   return out;
 }
 

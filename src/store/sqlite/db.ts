@@ -18,6 +18,8 @@ export class MigrationError extends Error {
 
 /** Page cache per connection (negative: KiB): bounded whatever the database size. */
 const CACHE_KIB = 8192;
+/** Size the WAL file is truncated to after a checkpoint (journal_size_limit). */
+const WAL_LIMIT_BYTES = 8 * 1024 * 1024;
 
 export class Db {
   readonly raw: DatabaseSync;
@@ -37,6 +39,9 @@ export class Db {
     // once by a VACUUM (see data_steps.ts).
     this.raw.exec("PRAGMA auto_vacuum = INCREMENTAL");
     this.raw.exec("PRAGMA journal_mode = WAL");
+    // The WAL file grows to the largest transaction (a mass EXPUNGE); once checkpointed it is cut
+    // back to this, so the space is given back to the file system (issue 22).
+    this.raw.exec(`PRAGMA journal_size_limit = ${WAL_LIMIT_BYTES}`);
     // FULL: a commit survives power loss, not only a process crash; SMTP says 250 after it.
     this.raw.exec("PRAGMA synchronous = FULL");
     this.raw.exec("PRAGMA foreign_keys = ON");

@@ -9,6 +9,7 @@ import { TxFiles } from "./body_files.ts";
 import type { OpEnv } from "./env.ts";
 import { accountStore } from "./account_store.ts";
 import { mailStore } from "./mail_store.ts";
+import { mailQueries } from "./mail_queries.ts";
 import { miscStore } from "./misc_store.ts";
 import { queueStore } from "./queue_store.ts";
 import { pinActive, spaceStore } from "./space_store.ts";
@@ -52,6 +53,7 @@ function buildOps(env: OpEnv) {
   return {
     ...accountStore(env),
     ...mailStore(env),
+    ...mailQueries(env),
     ...miscStore(env),
     ...queueStore(env),
     ...spaceStore(env),

@@ -13,6 +13,7 @@ import type {
 import type { Db } from "./db.ts";
 import type { OpEnv, SyncOf } from "./env.ts";
 import { freeBodies, insertBody, messageSize, setBodyStructure } from "./bodies.ts";
+import { mailboxKeywords } from "./keywords.ts";
 
 /**
  * The store functions of mailboxes and messages that run in the store threads. (Spools and
@@ -34,6 +35,7 @@ interface MailboxRow {
   highest_modseq: number;
   subscribed: number;
   special_use: string | null;
+  first_recent_uid: number;
   message_count: number;
   unseen_count: number;
   recent_count: number;
@@ -84,7 +86,8 @@ export function normalizeFlags(flags: string[]): string[] {
   for (const f of flags) {
     if (!f) continue;
     const canon = f.startsWith("\\") ? "\\" + f[1].toUpperCase() + f.slice(2).toLowerCase() : f;
-    out.set(canon.toLowerCase(), canon);
+    // The first spelling of a keyword stays (a message's own, before one being added).
+    if (!out.has(canon.toLowerCase())) out.set(canon.toLowerCase(), canon);
   }
   return [...out.values()].sort();
 }
@@ -158,7 +161,7 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
       modSeq,
       mailboxId,
     );
-    const f = normalizeFlags(flags);
+    const f = normalizeFlags(mailboxKeywords(db, mailboxId, flags, true));
     db.run(
       `INSERT INTO messages (mailbox_id, uid, modseq, body_id, size, internal_date, flags, seen)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -183,7 +186,7 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
         mailboxId,
         ...chunk,
       );
-      out.push(...rows.map(toMessage));
+      for (const r of rows) out.push(toMessage(r));
     }
     return out.sort((a, b) => a.uid - b.uid);
   };
@@ -194,11 +197,16 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
     const modSeq = bumpModSeq(mailboxId);
     for (const m of msgs) {
       db.run("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", mailboxId, m.uid);
+      // The tombstone keeps what SEARCH needs for sessions not told yet (migration 0004).
       db.run(
-        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, expunged_at) VALUES (?, ?, ?, ?)",
+        `INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, flags, size, internal_date, expunged_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
         mailboxId,
         m.uid,
         modSeq,
+        m.flags.join(" "),
+        m.size,
+        m.internalDate,
         now(),
       );
     }
@@ -393,7 +401,9 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
       return db.tx(() => {
         mustRow(mailboxId);
         const msgs = messagesByUid(mailboxId, update.uids);
-        const flags = normalizeFlags(update.flags);
+        const flags = normalizeFlags(
+          mailboxKeywords(db, mailboxId, update.flags, update.mode !== "remove" && msgs.length > 0),
+        );
         const updated: MessageRecord[] = [];
         const modified: number[] = [];
         let modSeq = 0;
@@ -435,12 +445,16 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
     expunge(mailboxId, uids) {
       return db.tx(() => {
         mustRow(mailboxId);
-        const deleted = db.all<{ uid: number; flags: string }>(
-          "SELECT uid, flags FROM messages WHERE mailbox_id = ? AND flags LIKE '%\\Deleted%' ORDER BY uid",
-          mailboxId,
-        ).filter((m) => m.flags.split(" ").includes("\\Deleted")).map((m) => m.uid);
-        const only = uids ? new Set(uids) : null;
-        return removeUids(mailboxId, only ? deleted.filter((u) => only.has(u)) : deleted);
+        // With UIDs: look at those only; without: the messages_deleted index (migration 0004)
+        // finds the flagged ones. Either way the cost follows the messages expunged.
+        const candidates = uids
+          ? messagesByUid(mailboxId, uids)
+          : db.all<{ uid: number; flags: string }>(
+            "SELECT uid, flags FROM messages WHERE mailbox_id = ? AND instr(flags, '\\Deleted') > 0 ORDER BY uid",
+            mailboxId,
+          ).map((m) => ({ uid: m.uid, flags: m.flags.split(" ") }));
+        const deleted = candidates.filter((m) => m.flags.includes("\\Deleted")).map((m) => m.uid);
+        return removeUids(mailboxId, deleted);
       });
     },
     removeMessages: (mailboxId, uids) => db.tx(() => removeUids(mailboxId, uids)),
@@ -462,15 +476,16 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
       return rows.map((r) => ({ ...toMessage(r), accountId: r.account_id }));
     },
     claimRecent(mailboxId) {
-      return db.tx(() => {
-        const uids = db.all<{ uid: number }>(
-          "SELECT uid FROM messages WHERE mailbox_id = ? AND recent = 1 ORDER BY uid",
+      // \Recent is the UID range from first_recent_uid up (migration 0004): claiming it moves
+      // the boundary, one row written whatever the number of messages.
+      return db.tx((): [number, number] | null => {
+        const r = mustRow(mailboxId);
+        if (r.first_recent_uid >= r.uid_next) return null;
+        db.run(
+          "UPDATE mailboxes SET first_recent_uid = uid_next, recent_count = 0 WHERE id = ?",
           mailboxId,
-        ).map((r) => r.uid);
-        if (uids.length) {
-          db.run("UPDATE messages SET recent = 0 WHERE mailbox_id = ? AND recent = 1", mailboxId);
-        }
-        return uids;
+        );
+        return [r.first_recent_uid, r.uid_next - 1];
       });
     },
   };

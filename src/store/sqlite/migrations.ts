@@ -3,6 +3,7 @@
 import m0001 from "../../../migrations/0001_init.sql" with { type: "text" };
 import m0002 from "../../../migrations/0002_subscriptions.sql" with { type: "text" };
 import m0003 from "../../../migrations/0003_counters_bodies.sql" with { type: "text" };
+import m0004 from "../../../migrations/0004_imap_scale.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -14,4 +15,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "0001_init.sql", sql: m0001 },
   { version: 2, name: "0002_subscriptions.sql", sql: m0002 },
   { version: 3, name: "0003_counters_bodies.sql", sql: m0003 },
+  { version: 4, name: "0004_imap_scale.sql", sql: m0004 },
 ];

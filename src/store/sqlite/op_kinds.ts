@@ -46,6 +46,16 @@ export const OP_KINDS = {
   claimRecent: "write",
   usedBytes: "read",
   listMessagesForRetention: "heavy",
+  // bounded reads for IMAP on mailboxes of any size (mail_queries.ts: each walks at most its
+  // limit or window of index entries)
+  listUids: "read",
+  mailboxState: "read",
+  firstUnseenUid: "read",
+  listKeywords: "read",
+  scanMessages: "read",
+  changedMessages: "read",
+  expungedMessages: "read",
+  expungedInRange: "read",
   // metadata, settings, tokens, blocklist, federation, push
   getMetadata: "read",
   listMetadata: "read",

@@ -34,7 +34,9 @@ export function spaceStore(env: OpEnv): SpaceOps {
       const mode = db.get<{ auto_vacuum: number }>("PRAGMA auto_vacuum")!.auto_vacuum;
       // 2 = INCREMENTAL; older files are converted by `tern migrate` (data_steps.ts).
       if (mode === 2 && before > 0) {
-        db.raw.exec(`PRAGMA incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`);
+        // Stepped to the end: the pragma frees one page per step, and exec() stops after the
+        // first (measured on Deno 2.9's node:sqlite: one page per call whatever the argument).
+        db.raw.prepare(`PRAGMA incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`).all();
       }
       const remaining = freePages();
       return { freed: before - remaining, remaining: mode === 2 ? remaining : 0 };
