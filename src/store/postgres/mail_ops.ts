@@ -22,6 +22,7 @@ import type { Q } from "./connection.ts";
 import { key, type KeyContext, read, write } from "./op.ts";
 import { freeBodies, insertBody } from "./bodies.ts";
 import { nextUidValidity } from "./shared_sql.ts";
+import { mailboxKeywords } from "./keywords.ts";
 
 interface MailboxRow {
   id: number;
@@ -119,7 +120,7 @@ async function insertMessage(
   flags: string[],
   quota: { defaultBytes: number } | null,
 ): Promise<{ uid: number; modSeq: number } | null> {
-  const f = normalizeFlags(flags);
+  const f = normalizeFlags(await mailboxKeywords(q, mailboxId, flags, true));
   const rows = await q<{ uid: number; modseq: number }[]>`
     WITH room AS (
       SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account_id
@@ -137,24 +138,68 @@ async function insertMessage(
   return rows.length ? { uid: rows[0].uid, modSeq: rows[0].modseq } : null;
 }
 
-/** Removes messages by UID with one modseq for all, records tombstones, frees bodies. */
+/**
+ * Removes messages by UID with one modseq for all, records tombstones (keeping what SEARCH
+ * needs for sessions not told yet: flags, size, INTERNALDATE), frees bodies.
+ */
 async function removeUids(q: Q, mailboxId: number, uids: number[], now: number) {
   if (uids.length === 0) return [];
   const gone = await q<{ uid: number; body_id: number }[]>`
     WITH del AS (
       DELETE FROM messages WHERE mailbox_id = ${mailboxId} AND uid = ANY(${uids}::bigint[])
-      RETURNING uid, body_id),
+      RETURNING uid, body_id, flags, size, internal_date),
     bump AS (
       UPDATE mailboxes SET highest_modseq = highest_modseq + 1
       WHERE id = ${mailboxId} AND EXISTS (SELECT 1 FROM del) RETURNING highest_modseq),
     tomb AS (
-      INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at)
-      SELECT ${mailboxId}, del.uid, bump.highest_modseq, ${now} FROM del, bump
+      INSERT INTO expunged (mailbox_id, uid, modseq, flags, size, internal_date, expunged_at)
+      SELECT ${mailboxId}, del.uid, bump.highest_modseq, del.flags, del.size, del.internal_date,
+        ${now} FROM del, bump
       ON CONFLICT (mailbox_id, uid) DO UPDATE
-        SET modseq = excluded.modseq, expunged_at = excluded.expunged_at)
+        SET modseq = excluded.modseq, flags = excluded.flags, size = excluded.size,
+          internal_date = excluded.internal_date, expunged_at = excluded.expunged_at)
     SELECT uid, body_id FROM del ORDER BY uid`;
   await freeBodies(q, gone.map((g) => g.body_id), now);
   return gone.map((g) => g.uid);
+}
+
+/**
+ * Defines the keywords of the messages to copy in `dest` (in the order of their first use, as
+ * copying one message at a time would) and returns the messages whose flags read differently
+ * there (a keyword `dest` spells otherwise): usually none, so the copy stays set-based.
+ */
+async function destinationKeywords(
+  q: Q,
+  mailboxId: number,
+  uids: number[],
+  dest: number,
+): Promise<{ uids: number[]; flags: string[] }> {
+  // Every spelling present (older messages may differ in case), each at its first use.
+  const words = (await q<{ w: string }[]>`
+    SELECT w FROM (
+      SELECT DISTINCT ON (f.w) f.w, m.uid, f.n
+      FROM messages m, unnest(string_to_array(m.flags, ' ')) WITH ORDINALITY AS f(w, n)
+      WHERE m.mailbox_id = ${mailboxId} AND m.uid = ANY(${uids}::bigint[]) AND m.flags <> ''
+        AND f.w <> '' AND left(f.w, 1) <> E'\\\\'
+      ORDER BY f.w, m.uid, f.n) AS first_use
+    ORDER BY uid, n`).map((r) => r.w);
+  const spelled = await mailboxKeywords(q, dest, words, true);
+  const respell = new Map<string, string>();
+  words.forEach((w, i) => {
+    if (spelled[i] !== w) respell.set(w, spelled[i]);
+  });
+  const out = { uids: [] as number[], flags: [] as string[] };
+  if (respell.size === 0) return out;
+  const rows = await q<{ uid: number; flags: string }[]>`
+    SELECT uid, flags FROM messages
+    WHERE mailbox_id = ${mailboxId} AND uid = ANY(${uids}::bigint[]) AND flags <> ''`;
+  for (const r of rows) {
+    const next = normalizeFlags(r.flags.split(" ").map((f) => respell.get(f) ?? f)).join(" ");
+    if (next === r.flags) continue;
+    out.uids.push(r.uid);
+    out.flags.push(next);
+  }
+  return out;
 }
 
 /** Copies messages (in UID order) to the end of `dest`, each with its own UID and modseq. */
@@ -172,11 +217,14 @@ async function copyInto(
   if (uids.length === 0) {
     return { uidValidity: dst.uid_validity, mapping: [], destinationMailboxId: dest };
   }
+  const respelled = await destinationKeywords(q, mailboxId, uids, dest);
   const rows = await q<{ s: number; d: number }[]>`
     WITH src AS (
-      SELECT uid, body_id, size, internal_date, flags, seen,
-        row_number() OVER (ORDER BY uid) AS n
-      FROM messages WHERE mailbox_id = ${mailboxId} AND uid = ANY(${uids}::bigint[])),
+      SELECT m.uid, m.body_id, m.size, m.internal_date, COALESCE(o.flags, m.flags) AS flags,
+        m.seen, row_number() OVER (ORDER BY m.uid) AS n
+      FROM messages m LEFT JOIN unnest(${respelled.uids}::bigint[], ${respelled.flags}::text[])
+        AS o(uid, flags) ON o.uid = m.uid
+      WHERE m.mailbox_id = ${mailboxId} AND m.uid = ANY(${uids}::bigint[])),
     cnt AS (SELECT count(*) AS c FROM src),
     up AS (
       UPDATE mailboxes SET uid_next = uid_next + (SELECT c FROM cnt),
@@ -412,7 +460,14 @@ export const mailOps = {
     async (q, _e, mailboxId: number, update: FlagUpdate): Promise<FlagUpdateResult> => {
       await mustMailbox(q, mailboxId);
       const msgs = await messagesByUid(q, mailboxId, update.uids);
-      const flags = normalizeFlags(update.flags);
+      const flags = normalizeFlags(
+        await mailboxKeywords(
+          q,
+          mailboxId,
+          update.flags,
+          update.mode !== "remove" && msgs.length > 0,
+        ),
+      );
       const changed: { m: MessageRecord; next: string[] }[] = [];
       const modified: number[] = [];
       for (const m of msgs) {
@@ -476,17 +531,20 @@ export const mailOps = {
   expunge: write(
     async (q, env, mailboxId: number, uids?: number[]) => {
       await mustMailbox(q, mailboxId);
-      const deleted = (await q<{ uid: number; flags: string }[]>`
-      SELECT uid, flags FROM messages
-      WHERE mailbox_id = ${mailboxId} AND flags LIKE '%\\Deleted%' ORDER BY uid`)
-        .filter((m) => m.flags.split(" ").includes("\\Deleted")).map((m) => m.uid);
-      const only = uids ? new Set(uids) : null;
-      return removeUids(
-        q,
-        mailboxId,
-        only ? deleted.filter((u) => only.has(u)) : deleted,
-        env.now(),
-      );
+      // With UIDs: those only (the (mailbox_id, uid) key); without: the partial index
+      // messages_deleted (the same expression as its predicate). Either way the cost follows
+      // the messages expunged, not the mailbox.
+      const candidates = uids
+        ? await q<{ uid: number; flags: string }[]>`
+          SELECT uid, flags FROM messages
+          WHERE mailbox_id = ${mailboxId} AND uid = ANY(${uids}::bigint[])
+            AND strpos(flags, E'\\\\Deleted') > 0`
+        : await q<{ uid: number; flags: string }[]>`
+          SELECT uid, flags FROM messages
+          WHERE mailbox_id = ${mailboxId} AND strpos(flags, E'\\\\Deleted') > 0`;
+      const deleted = candidates.filter((m) => m.flags.split(" ").includes("\\Deleted"))
+        .map((m) => m.uid).sort((a, b) => a - b);
+      return removeUids(q, mailboxId, deleted, env.now());
     },
     accountOfMailbox,
   ),
@@ -495,11 +553,18 @@ export const mailOps = {
     accountOfMailbox,
   ),
   claimRecent: write(
-    async (q, _e, mailboxId: number) => {
-      const rows = await q<{ uid: number }[]>`
-      UPDATE messages SET recent = false WHERE mailbox_id = ${mailboxId} AND recent
-      RETURNING uid`;
-      return rows.map((r) => r.uid).sort((a, b) => a - b);
+    async (q, _e, mailboxId: number): Promise<[number, number] | null> => {
+      // \Recent is the UID range from first_recent_uid up (migration 0002): claiming it moves
+      // the boundary, one row written whatever the number of messages.
+      const [r] = await q<{ first: number; next: number }[]>`
+        WITH old AS (
+          SELECT id, first_recent_uid FROM mailboxes WHERE id = ${mailboxId} FOR UPDATE),
+        claim AS (
+          UPDATE mailboxes m SET first_recent_uid = m.uid_next, recent_count = 0 FROM old
+          WHERE m.id = old.id AND old.first_recent_uid < m.uid_next RETURNING m.uid_next)
+        SELECT old.first_recent_uid AS first, (SELECT uid_next FROM claim) AS next FROM old`;
+      if (!r) throw new RelayError("mailbox_not_found", `Cannot find mailbox ${mailboxId}`);
+      return r.next === null ? null : [r.first, r.next - 1];
     },
     accountOfMailbox,
   ),

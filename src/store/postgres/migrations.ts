@@ -5,6 +5,7 @@
 // one migrate while the others wait, then find nothing left to do.
 
 import m0001 from "../../../migrations/postgres/0001_init.sql" with { type: "text" };
+import m0002 from "../../../migrations/postgres/0002_imap_scale.sql" with { type: "text" };
 import { createHash } from "node:crypto";
 import type { Sql } from "./connection.ts";
 
@@ -16,6 +17,7 @@ export interface Migration {
 
 export const PG_MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "0001_init.sql", sql: m0001 },
+  { version: 2, name: "0002_imap_scale.sql", sql: m0002 },
 ];
 
 export class PgMigrationError extends Error {

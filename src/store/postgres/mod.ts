@@ -18,6 +18,7 @@ import { WriteBatcher } from "./write_batch.ts";
 import type { KeyContext, MethodsOf, OpDef } from "./op.ts";
 import { accountOps } from "./account_ops.ts";
 import { mailOps } from "./mail_ops.ts";
+import { queryOps } from "./mail_queries.ts";
 import { miscOps } from "./misc_ops.ts";
 import { queueOps } from "./queue_ops.ts";
 import { spaceOps } from "./space_ops.ts";
@@ -34,7 +35,7 @@ export type { ImportProgress, ImportReport } from "./import_sqlite.ts";
 export type { LoginThrottleParams, PgSharedState } from "./shared_state.ts";
 export type { ChannelReceiver, PgEventChannel } from "./event_channel.ts";
 
-const OPS = { ...accountOps, ...mailOps, ...miscOps, ...queueOps, ...spaceOps };
+const OPS = { ...accountOps, ...mailOps, ...queryOps, ...miscOps, ...queueOps, ...spaceOps };
 type Ops = typeof OPS;
 
 /** Bytes of small bodies one readSmallBodies call returns at most. */

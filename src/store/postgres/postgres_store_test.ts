@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { runStoreContract } from "../store_contract.ts";
+import { runQueriesContract } from "../queries_contract.ts";
 import { type PostgresStore, startPostgresStore } from "./mod.ts";
 import { PG_MIGRATIONS } from "./migrations.ts";
 import { postgresNeed, startPostgres } from "../../../tests/support/postgres.ts";
@@ -28,6 +29,7 @@ if (postgresNeed.ignore) {
   pgTest("PostgresStore contract", () => Promise.resolve());
 } else {
   runStoreContract("PostgresStore", freshStore);
+  runQueriesContract("PostgresStore queries", freshStore);
 }
 
 pgTest("startPostgresStore() migrates a fresh database once and re-opens it", async () => {
