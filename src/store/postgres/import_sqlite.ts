@@ -29,6 +29,7 @@ const TABLES: TableSpec[] = [
   { name: "accounts", key: ["id"] },
   { name: "mailboxes", key: ["id"] },
   { name: "subscriptions", key: ["account_id", "name"] },
+  { name: "mailbox_keywords", key: ["id"] },
   { name: "body_files", key: ["id"] },
   { name: "bodies", key: ["id"] },
   { name: "messages", key: ["id"] },
@@ -51,6 +52,7 @@ const COUNTERS: Record<string, string[]> = {
 
 /** Tables whose identity sequence must move past the copied ids. */
 const IDENTITY = ["accounts", "mailboxes", "blobs", "bodies", "messages", "queue"].concat([
+  "mailbox_keywords",
   "queue_recipients",
   "push_tokens",
   "push_jobs",

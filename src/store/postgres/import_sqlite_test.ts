@@ -1,6 +1,7 @@
 // migrate-store's copy (import_sqlite.ts): an SQLite store with inline and file-backed bodies,
-// flags, tombstones, metadata, queue and push state arrives in PostgreSQL with the same ids, UIDs,
-// modseqs and bytes; an interrupted copy resumes; a non-empty target is refused.
+// flags, keywords, \Recent, tombstones, metadata, queue and push state arrives in PostgreSQL with
+// the same ids, UIDs, modseqs and bytes; an interrupted copy resumes; a non-empty target is
+// refused.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -41,8 +42,10 @@ async function populate(s: SqliteStore) {
   await spooled.discard();
   const inbox = (await s.getMailbox(a.id, "INBOX"))!;
   await s.setFlags(inbox.id, { uids: [1, 2, 3], mode: "add", flags: ["\\Seen", "$Custom"] });
-  await s.setFlags(inbox.id, { uids: [4], mode: "add", flags: ["\\Deleted"] });
+  await s.setFlags(inbox.id, { uids: [4], mode: "add", flags: ["\\Deleted", "$Gone"] });
   await s.expunge(inbox.id);
+  // \Recent claimed up to here: the boundary is copied, later messages stay recent.
+  await s.claimRecent(inbox.id);
   await s.setMetadata(a.id, "", "/private/comment", "hello");
   await s.enqueue({
     sender: "a@x",
@@ -60,6 +63,10 @@ async function view(s: Store, address: string) {
   const out: unknown[] = [acc.id, acc.usedBytes];
   for (const m of await s.listMailboxes(acc.id)) {
     out.push([m.id, m.name, m.uidValidity, m.uidNext, m.highestModSeq, m.messages, m.unseen]);
+    // What the scale queries answer from: keywords (also ones no message carries any more),
+    // \Recent, tombstones with what the message was.
+    out.push(m.recent, await s.listKeywords(m.id), await s.mailboxState(m.id));
+    out.push(await s.expungedInRange(m.id, 1, 1000, 1000));
     for (const r of await s.listMessages(m.id)) {
       const body = await s.readBody(r.bodyId);
       out.push([
@@ -139,6 +146,10 @@ Deno.test({
           defaultQuotaBytes: 1 << 30,
         });
         assert.ok(o.ok && o.uid === 25, JSON.stringify(o));
+        assert.deepEqual(await pg.claimRecent(o.mailboxId), [25, 25]);
+        // A keyword new to the mailbox gets a keyword id past the copied ones.
+        await pg.setFlags(o.mailboxId, { uids: [25], mode: "add", flags: ["$New"] });
+        assert.deepEqual(await pg.listKeywords(o.mailboxId), ["$Custom", "$Gone", "$New"]);
 
         // Copying into a database that already holds accounts is refused.
         await assert.rejects(
