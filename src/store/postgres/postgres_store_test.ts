@@ -166,6 +166,127 @@ pgTest("writes of two instances to the same accounts in opposite orders all comm
   }
 });
 
+pgTest(
+  "migration 0002 records existing keywords, \\Recent and tombstones, then serves them",
+  async () => {
+    const url = await freshUrl();
+    // A database as the release before 0002 left it.
+    const old = await startPostgresStore(url, {
+      migrations: PG_MIGRATIONS.filter((m) => m.version < 2),
+    });
+    await old.sql.unsafe(`
+    INSERT INTO accounts (id, address, password_hash, created_at) VALUES (1, 'a@x', 'h', 1);
+    INSERT INTO mailboxes (id, account_id, name, uid_validity, uid_next, highest_modseq)
+      VALUES (1, 1, 'INBOX', 7, 6, 9), (2, 1, 'Other', 8, 1, 1);
+    INSERT INTO bodies (id, size, data, created_at) VALUES (1, 1, '\\x41', 1);
+    INSERT INTO messages (mailbox_id, uid, modseq, body_id, size, internal_date, flags, seen, recent)
+      VALUES (1, 1, 2, 1, 1, 1, '$Zed \\Seen', true, false),
+             (1, 2, 3, 1, 1, 1, '$alpha $zed', false, false),
+             (1, 4, 4, 1, 1, 1, '', false, true),
+             (1, 5, 5, 1, 1, 1, '\\Flagged $Alpha', false, true);
+    INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at) VALUES (1, 3, 9, 1);
+  `).simple();
+    await old.close();
+    const s = await startPostgresStore(url);
+    try {
+      assert.deepEqual(await s.listKeywords(1), ["$Zed", "$alpha"]);
+      assert.deepEqual(await s.listKeywords(2), []);
+      const inbox = (await s.getMailboxById(1))!;
+      assert.deepEqual([inbox.messages, inbox.unseen, inbox.recent], [4, 3, 2]);
+      assert.deepEqual(await s.claimRecent(1), [4, 5]);
+      assert.equal(await s.claimRecent(2), null);
+      assert.equal((await s.getMailboxById(1))!.recent, 0);
+      assert.equal(await s.firstUnseenUid(1), 2);
+      // Tombstones from before keep only their UID and modseq.
+      assert.deepEqual(await s.expungedInRange(1, 1, 10, 10), [
+        { uid: 3, modSeq: 9, flags: null, size: null, internalDate: null },
+      ]);
+      // New writes go on from there: a known keyword keeps its spelling, counters move.
+      await s.setFlags(1, { uids: [4], mode: "add", flags: ["$ALPHA", "$new"] });
+      assert.deepEqual((await s.getMessages(1, [4]))[0].flags, ["$alpha", "$new"]);
+      assert.deepEqual(await s.listKeywords(1), ["$Zed", "$alpha", "$new"]);
+      await s.setFlags(1, { uids: [5], mode: "add", flags: ["\\Deleted"] });
+      assert.deepEqual(await s.expunge(1), [5]);
+      assert.deepEqual((await s.expungedInRange(1, 5, 5, 1))[0].flags, [
+        "$Alpha",
+        "\\Deleted",
+        "\\Flagged",
+      ]);
+    } finally {
+      await s.close();
+    }
+  },
+);
+
+pgTest(
+  "the bounded queries walk their indexes in order (no scan of the mailbox, no sort)",
+  async () => {
+    const s = await freshStore();
+    const db = await s.sql.reserve();
+    try {
+      // Plans must not depend on table sizes here: with sequential and bitmap scans priced out,
+      // the planner still picks them when no index can serve the query.
+      await db`SET enable_seqscan = off`;
+      await db`SET enable_bitmapscan = off`;
+      const plan = async (text: string) =>
+        (await db.unsafe<{ "QUERY PLAN": string }[]>(`EXPLAIN ${text}`))
+          .map((r) => r["QUERY PLAN"]).join("\n");
+      const uses = async (text: string, index: string, ordered = true) => {
+        const p = await plan(text);
+        assert.match(p, new RegExp(`Index (Only )?Scan.* using ${index} `), p);
+        assert.doesNotMatch(p, /Seq Scan|Bitmap/, p);
+        if (ordered) assert.doesNotMatch(p, /Sort/, p);
+        return p;
+      };
+      await uses(
+        "SELECT uid FROM messages WHERE mailbox_id = 1 AND NOT seen AND uid < 9 ORDER BY uid LIMIT 1",
+        "messages_unseen",
+      );
+      const changes = await uses(
+        `SELECT uid FROM messages WHERE mailbox_id = 1 AND (modseq, uid) > (5, 7)
+       AND modseq <= 90 AND uid <= 100 ORDER BY modseq, uid LIMIT 5`,
+        "messages_modseq",
+      );
+      // The keyset bound is where the index walk starts, not a filter over earlier rows.
+      assert.match(changes, /Index Cond: .*ROW\(modseq, uid\) > ROW\(5, 7\)/, changes);
+      await uses(
+        `SELECT uid FROM expunged WHERE mailbox_id = 1 AND (modseq, uid) > (5, -1)
+       AND modseq <= 90 AND uid <= 100 ORDER BY modseq, uid LIMIT 5`,
+        "expunged_modseq",
+      );
+      await uses(
+        "SELECT uid FROM expunged WHERE mailbox_id = 1 AND uid BETWEEN 3 AND 9 ORDER BY uid LIMIT 5",
+        "expunged_pkey",
+      );
+      await uses(
+        "SELECT uid, flags FROM messages WHERE mailbox_id = 1 AND strpos(flags, E'\\\\Deleted') > 0",
+        "messages_deleted",
+        false,
+      );
+      await uses(
+        "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = 1 ORDER BY id LIMIT 10000",
+        "mailbox_keywords_order",
+      );
+      await uses(
+        "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = 1 AND lower(keyword) = ANY('{a,b}')",
+        "mailbox_keywords_word",
+        false,
+      );
+      // A scan step's window and listUids' page: a range of the (mailbox_id, uid) key.
+      for (const [cmp, order] of [[">", "ASC"], ["<", "DESC"]]) {
+        await uses(
+          `SELECT uid, modseq FROM messages WHERE mailbox_id = 1 AND uid ${cmp} 50 AND uid <= 90
+         ORDER BY uid ${order} LIMIT 10000`,
+          "messages_mailbox_id_uid_key",
+        );
+      }
+    } finally {
+      db.release();
+      await s.close();
+    }
+  },
+);
+
 Deno.test({
   name: postgresNeed.title("stops the PostgreSQL server of this file"),
   ignore: postgresNeed.ignore,
