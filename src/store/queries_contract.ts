@@ -237,6 +237,17 @@ export function runQueriesContract(name: string, makeStore: () => Store | Promis
     const { inbox, append } = await mailbox(s);
     for (let i = 1; i <= 7; i++) await append(i);
     const base = (await s.getMailboxById(inbox.id))!.highestModSeq;
+    // Changes after a modseq exclude the messages of that modseq (the last append's here).
+    const newest = await s.changedMessages(inbox.id, {
+      sinceModSeq: base - 1,
+      upToModSeq: base,
+      limit: 10,
+    });
+    assert.deepEqual(newest.map((m) => m.uid), [7]);
+    assert.deepEqual(
+      await s.changedMessages(inbox.id, { sinceModSeq: base, upToModSeq: base + 5, limit: 10 }),
+      [],
+    );
     // One STORE gives five messages the same modseq: pages must split it by UID.
     await s.setFlags(inbox.id, { uids: [1, 2, 3, 4, 5], mode: "add", flags: ["\\Seen"] });
     await s.setFlags(inbox.id, { uids: [2], mode: "add", flags: ["\\Flagged"] });

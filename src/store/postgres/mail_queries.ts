@@ -177,8 +177,8 @@ async function scanMessages(q: Q, mailboxId: number, s: ScanQuery): Promise<Scan
 function changeBounds(c: ChangesQuery) {
   const after = c.after
     ? { modSeq: int(Math.max(c.after.modSeq, c.sinceModSeq)), uid: int(c.after.uid) }
-    // Below any UID: the row comparison then means modseq > sinceModSeq.
-    : { modSeq: int(c.sinceModSeq), uid: -1 };
+    // Above any UID: the row comparison then means modseq > sinceModSeq.
+    : { modSeq: int(c.sinceModSeq), uid: ABOVE_ANY_UID };
   return {
     after,
     upTo: int(c.upToModSeq),

@@ -250,7 +250,7 @@ pgTest(
       // The keyset bound is where the index walk starts, not a filter over earlier rows.
       assert.match(changes, /Index Cond: .*ROW\(modseq, uid\) > ROW\(5, 7\)/, changes);
       await uses(
-        `SELECT uid FROM expunged WHERE mailbox_id = 1 AND (modseq, uid) > (5, -1)
+        `SELECT uid FROM expunged WHERE mailbox_id = 1 AND (modseq, uid) > (5, 4294967296)
        AND modseq <= 90 AND uid <= 100 ORDER BY modseq, uid LIMIT 5`,
         "expunged_modseq",
       );
