@@ -79,6 +79,21 @@ export const FIELDS: readonly Field[] = [
     doc: "Directory for the database, keys and certificates",
   },
   {
+    key: "store",
+    type: "enum",
+    values: ["sqlite", "postgres"],
+    default: "sqlite",
+    doc:
+      "Where the relay keeps its data: sqlite (one file in data_dir) or postgres (database_url; several instances may share it)",
+  },
+  {
+    key: "database_url",
+    type: "string",
+    default: "",
+    doc:
+      'PostgreSQL connection URL for store = "postgres" ("postgres://user:password@host:5432/tern", "?sslmode=require" for TLS)',
+  },
+  {
     key: "log",
     type: "enum",
     values: ["off", "info", "debug"],
@@ -255,6 +270,14 @@ export const FIELDS: readonly Field[] = [
     default: 20,
     min: 1,
     doc: "Deliveries at once to one destination domain (slow start up to this)",
+  },
+  {
+    key: "queue_claim_seconds",
+    type: "int",
+    default: 600,
+    min: 5,
+    doc:
+      "Seconds an instance holds the queued recipients it attempts; another instance sharing the store retries them after this if it died (keep above the longest delivery attempt)",
   },
   {
     key: "dns_server",

@@ -472,6 +472,13 @@ export interface QueueStore {
   >;
   /** Recipients due at `now`, oldest first, with their entries. */
   dueRecipients(now: number, limit: number): Promise<QueueRecipientRecord[]>;
+  /**
+   * Takes up to `limit` due recipients for `leaseMs`: they are due for no one else until then,
+   * so each is attempted by one instance at a time (PostgreSQL: `FOR UPDATE SKIP LOCKED`), and
+   * by another once the lease runs out if the first died. The attempt's outcome
+   * (updateRecipient) replaces the lease.
+   */
+  claimRecipients(now: number, limit: number, leaseMs: number): Promise<QueueRecipientRecord[]>;
   getQueueEntry(id: number): Promise<QueueEntry | null>;
   listQueue(query: { offset?: number; limit?: number; status?: string }): Promise<Page<QueueEntry>>;
   updateRecipient(
@@ -542,6 +549,20 @@ export interface PushStore {
   expirePushTokens(before: number): Promise<number>;
   enqueuePush(job: { accountId: number; token: string; now: number }): Promise<number>;
   duePushJobs(now: number, limit: number): Promise<
+    {
+      id: number;
+      accountId: number;
+      token: string;
+      attempt: number;
+      startAt: number;
+      nextAt: number;
+    }[]
+  >;
+  /**
+   * Takes up to `limit` due jobs for `leaseMs`: they are due for no one else until then (several
+   * instances send each job once; a job whose sender died is due again after the lease).
+   */
+  claimPushJobs(now: number, limit: number, leaseMs: number): Promise<
     {
       id: number;
       accountId: number;
