@@ -6,6 +6,7 @@
 
 import m0001 from "../../../migrations/postgres/0001_init.sql" with { type: "text" };
 import m0002 from "../../../migrations/postgres/0002_imap_scale.sql" with { type: "text" };
+import m0003 from "../../../migrations/postgres/0003_queue.sql" with { type: "text" };
 import { createHash } from "node:crypto";
 import type { Sql } from "./connection.ts";
 
@@ -18,6 +19,7 @@ export interface Migration {
 export const PG_MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "0001_init.sql", sql: m0001 },
   { version: 2, name: "0002_imap_scale.sql", sql: m0002 },
+  { version: 3, name: "0003_queue.sql", sql: m0003 },
 ];
 
 export class PgMigrationError extends Error {

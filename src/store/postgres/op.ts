@@ -66,6 +66,8 @@ export const key = {
   token: (t: string) => `tok:${t}`,
   blocked: (e: string) => `blk:${e.toLowerCase()}`,
   federation: (d: string) => `fed:${d.toLowerCase()}`,
+  /** A destination's queue rows (its recipients' domain). */
+  destination: (d: string) => `dst:${d.toLowerCase()}`,
   pushJob: (id: number) => `pj:${id}`,
   body: (id: number) => `b:${id}`,
   queue: (id: number) => `q:${id}`,

@@ -1,7 +1,13 @@
 // The outbound queue in PostgreSQL: one entry per submission (shared body), one row per
 // recipient with its own status, attempts and next attempt time.
 
-import type { MessageInput, QueueEntry, QueueRecipientRecord } from "../types.ts";
+import type {
+  AttemptRecord,
+  MessageInput,
+  QueueDestinationSummary,
+  QueueEntry,
+  QueueRecipientRecord,
+} from "../types.ts";
 import { messageSize } from "../sqlite/bodies.ts";
 import type { Q } from "./connection.ts";
 import { freeBodies, insertBody } from "./bodies.ts";
@@ -33,6 +39,45 @@ const toRcpt = (r: RcptRow): QueueRecipientRecord => ({
 
 function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
+}
+
+/** One attempt's outcome inside the batch's transaction; true when the entry is done. */
+async function applyAttempt(
+  q: Q,
+  { queueId, domain, now, updates }: AttemptRecord,
+): Promise<boolean> {
+  let sent = 0;
+  let failures = 0;
+  let lastError: string | null = null;
+  for (const u of updates) {
+    const r = await q`UPDATE queue_recipients SET status = ${u.status}, attempts = ${u.attempts},
+        next_attempt_at = COALESCE(${u.nextAttemptAt ?? null}::bigint, next_attempt_at),
+        last_error = ${u.lastError}, updated_at = ${now}
+      WHERE id = ${u.id} AND queue_id = ${queueId}`;
+    // A recipient the operator dropped meanwhile counts for nothing.
+    if (r.count === 0) continue;
+    if (u.status === "delivered") sent++;
+    else {
+      failures++;
+      lastError = u.lastError ?? lastError;
+    }
+  }
+  if (sent + failures > 0) {
+    await q`INSERT INTO federation_stats (domain, sent, failures, last_error, last_at)
+      VALUES (${domain.toLowerCase()}, ${sent}, ${failures}, ${lastError}, ${now})
+      ON CONFLICT (domain) DO UPDATE SET sent = federation_stats.sent + excluded.sent,
+        failures = federation_stats.failures + excluded.failures,
+        last_error = COALESCE(excluded.last_error, federation_stats.last_error),
+        last_at = excluded.last_at`;
+  }
+  const [left] = await q<{ n: number }[]>`
+    SELECT count(*) AS n FROM queue_recipients
+    WHERE queue_id = ${queueId} AND status IN ('queued', 'deferred')`;
+  if (left.n > 0) return false;
+  const [e] = await q<{ body_id: number }[]>`
+    DELETE FROM queue WHERE id = ${queueId} RETURNING body_id`;
+  if (e) await freeBodies(q, [e.body_id], now);
+  return true;
 }
 
 async function entries(q: Q, ids: number[]): Promise<QueueEntry[]> {
@@ -156,4 +201,89 @@ export const queueOps = {
       SELECT count(*) AS n FROM queue_recipients WHERE status IN ('queued', 'deferred')`;
     return r.n;
   }),
+  pendingRecipientsAfter: read(async (q, _e, afterId: number, limit: number) =>
+    (await q<RcptRow[]>`
+      SELECT * FROM queue_recipients
+      WHERE id > ${afterId} AND status IN ('queued', 'deferred')
+      ORDER BY id LIMIT ${limit}`).map(toRcpt)
+  ),
+  dueRecipientsFor: read(async (q, _e, domain: string, now: number, limit: number) =>
+    (await q<RcptRow[]>`
+      SELECT * FROM queue_recipients
+      WHERE domain = ${domain} AND next_attempt_at <= ${now}
+        AND status IN ('queued', 'deferred')
+      ORDER BY next_attempt_at, id LIMIT ${limit}`).map(toRcpt)
+  ),
+  nextAttemptFor: read(async (q, _e, domain: string, after: number) => {
+    const [r] = await q<{ t: number }[]>`
+      SELECT next_attempt_at AS t FROM queue_recipients
+      WHERE domain = ${domain} AND next_attempt_at > ${after}
+        AND status IN ('queued', 'deferred')
+      ORDER BY next_attempt_at LIMIT 1`;
+    return r?.t ?? null;
+  }),
+  releaseDestination: write(
+    async (q, _e, domain: string, now: number) =>
+      (await q`UPDATE queue_recipients SET next_attempt_at = ${now}, updated_at = ${now}
+        WHERE domain = ${domain} AND status = 'deferred' AND next_attempt_at > ${now}`).count,
+    (_c, [domain]) => [key.destination(domain)],
+  ),
+  queueDestinations: read(async (q, _e, limit: number) =>
+    (await q<
+      {
+        domain: string;
+        pending: number;
+        deferred: number;
+        oldest_at: number;
+        next_attempt_at: number;
+        last_error: string | null;
+      }[]
+    >`
+      SELECT r.domain, count(*) AS pending, count(*) FILTER (WHERE r.status = 'deferred') AS deferred,
+        min(q.created_at) AS oldest_at, min(r.next_attempt_at) AS next_attempt_at,
+        (SELECT last_error FROM queue_recipients e WHERE e.domain = r.domain
+          AND e.status = 'deferred' ORDER BY e.updated_at DESC, e.id DESC LIMIT 1) AS last_error
+      FROM queue_recipients r JOIN queue q ON q.id = r.queue_id
+      WHERE r.status IN ('queued', 'deferred')
+      GROUP BY r.domain ORDER BY pending DESC, r.domain LIMIT ${limit}`).map((
+      r,
+    ): QueueDestinationSummary => ({
+      domain: r.domain,
+      pending: r.pending,
+      deferred: r.deferred,
+      oldestAt: r.oldest_at,
+      nextAttemptAt: r.next_attempt_at,
+      lastError: r.last_error,
+    }))
+  ),
+  oldestQueueEntryAt: read(async (q) => {
+    const [r] = await q<{ t: number | null }[]>`SELECT min(created_at) AS t FROM queue`;
+    return r?.t ?? null;
+  }),
+  queueEntriesBefore: read(async (q, _e, before: number, limit: number) =>
+    (await q<{ id: number }[]>`
+      SELECT id FROM queue WHERE created_at <= ${before}
+      ORDER BY created_at, id LIMIT ${limit}`).map((r) => r.id)
+  ),
+  recordAttempt: write(
+    async (q, _e, input: AttemptRecord) => ({ finished: await applyAttempt(q, input) }),
+    (_c, [input]) => [
+      key.queue(input.queueId),
+      key.destination(input.domain),
+      key.federation(input.domain),
+    ],
+  ),
+  countFederationReceived: write(
+    async (q, _e, counts: { domain: string; count: number }[], now: number) => {
+      if (counts.length === 0) return;
+      await q`INSERT INTO federation_stats (domain, received, last_at)
+        SELECT d, sum(n), ${now} FROM unnest(
+          ${counts.map((c) => c.domain.toLowerCase())}::text[],
+          ${counts.map((c) => c.count)}::bigint[]) AS u(d, n)
+        GROUP BY d
+        ON CONFLICT (domain) DO UPDATE SET received = federation_stats.received + excluded.received,
+          last_at = excluded.last_at`;
+    },
+    (_c, [counts]) => counts.map((c) => key.federation(c.domain)),
+  ),
 };
