@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { runStoreContract } from "../store_contract.ts";
 import { runQueriesContract } from "../queries_contract.ts";
+import { runQueueContract } from "../queue_contract.ts";
 import { type PostgresStore, startPostgresStore } from "./mod.ts";
 import { PG_MIGRATIONS } from "./migrations.ts";
 import { postgresNeed, startPostgres } from "../../../tests/support/postgres.ts";
@@ -30,6 +31,7 @@ if (postgresNeed.ignore) {
 } else {
   runStoreContract("PostgresStore", freshStore);
   runQueriesContract("PostgresStore queries", freshStore);
+  runQueueContract("PostgresStore", freshStore);
 }
 
 pgTest("startPostgresStore() migrates a fresh database once and re-opens it", async () => {
