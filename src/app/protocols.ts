@@ -101,7 +101,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       now,
     }),
     certificates: () => [{ name: "tls", certPem: relay.tls.certPem }],
-    outbound: relay.outbound,
+    outbound: relay.outboundLeader ?? relay.outbound,
     defaultQuotaBytes: config.limits.maxMailboxBytes,
     metrics,
     log,

@@ -21,6 +21,7 @@ import type {
 import { createRelayMetrics } from "../metrics/mod.ts";
 import { VERSION } from "../version.ts";
 import { createOutbound } from "./federation.ts";
+import { OutboundLeader } from "./outbound_leader.ts";
 import { PushService } from "../push/mod.ts";
 import type { Maintenance } from "../tasks/mod.ts";
 import { createMaintenance } from "./maintenance.ts";
@@ -63,7 +64,14 @@ export interface Relay {
   readonly tls: TlsMaterial;
   readonly adminToken: string;
   readonly startedAt: number;
+  /**
+   * The outbound worker. Several instances on PostgreSQL: a worker never started (it answers
+   * the destinations summary); `outboundLeader` runs the real one while this instance holds the
+   * lock.
+   */
   readonly outbound: OutboundService;
+  /** Several instances on PostgreSQL: who runs the outbound worker; else null. */
+  readonly outboundLeader: OutboundLeader | null;
   readonly push: PushService;
   readonly maintenance: Maintenance;
   /** Several instances on one PostgreSQL store: the bridge and the others' figures; else null. */
@@ -172,18 +180,36 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     stoppables.push({ close: () => Promise.resolve(clearInterval(settingsTimer)) });
 
     const metrics = createRelayMetrics({ version: VERSION, now: options.now });
-    const outbound = createOutbound({
-      config,
-      store: services.store,
-      bus: services.bus,
-      settings: services.settings,
-      dns: services.dns,
-      log,
-      now: options.now ?? Date.now,
-      metrics,
-      ...options.federation,
-    });
-    if (!options.manualQueue) {
+    const newOutbound = () =>
+      createOutbound({
+        config,
+        store: services.store,
+        bus: services.bus,
+        settings: services.settings,
+        dns: services.dns,
+        log,
+        now: options.now ?? Date.now,
+        metrics,
+        ...options.federation,
+      });
+    const outbound = newOutbound();
+    // Several instances: the one holding the outbound lock runs the worker (outbound_leader.ts).
+    const outboundLeader = cluster && !options.manualQueue
+      ? new OutboundLeader({
+        lock: services.postgres!.leaderLock("outbound"),
+        create: newOutbound,
+        idle: outbound,
+        store: services.store,
+        bus: services.bus,
+        log,
+        now: options.now,
+      })
+      : null;
+    if (outboundLeader) {
+      services.delivery.onQueued = () => outboundLeader.queued();
+      stoppables.push(outboundLeader);
+      await outboundLeader.start();
+    } else if (!options.manualQueue) {
       services.delivery.onQueued = () => outbound.kick();
       outbound.start();
     }
@@ -260,6 +286,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       adminToken,
       startedAt: Date.now(),
       outbound,
+      outboundLeader,
       push,
       maintenance,
       cluster,

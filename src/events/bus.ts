@@ -25,6 +25,10 @@ export type RelayEvent =
     | { type: "settings.changed"; key: string }
     /** Mail from another relay's domain was accepted (its origin checked): that peer is up. */
     | { type: "federation.received"; domain: string }
+    /** Mail for other relays was queued: the instance running the outbound worker loads it. */
+    | { type: "outbound.queued" }
+    /** An operator made a queue entry due now: the outbound worker wakes its destinations. */
+    | { type: "outbound.retry"; queueId: number }
   )
   & {
     /** Published by another instance (arrived over the bridge). */

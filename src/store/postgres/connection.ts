@@ -30,6 +30,11 @@ export interface ConnectOptions {
   name?: string;
   /** Commits without waiting for the WAL flush (spooled chunks: see spool.ts). */
   asyncCommit?: boolean;
+  /**
+   * Keeps each connection open until closed (no idle timeout, no maximum lifetime): what a
+   * session holds, such as a session-level advisory lock, lasts as long as the process.
+   */
+  lasting?: boolean;
 }
 
 export function connect(url: string, options: ConnectOptions = {}): Sql {
@@ -38,7 +43,8 @@ export function connect(url: string, options: ConnectOptions = {}): Sql {
     types: { int8: INT8 } as unknown as Record<string, postgres.PostgresType>,
     // Undefined parameters are NULL (optional fields of the store's inputs).
     transform: { undefined: null },
-    idle_timeout: 60,
+    idle_timeout: options.lasting ? 0 : 60,
+    ...(options.lasting ? { max_lifetime: 0 } : {}),
     connect_timeout: 10,
     connection: {
       application_name: options.name ?? "tern",

@@ -27,6 +27,7 @@ import { BlobBodyReader } from "./body_reader.ts";
 import { PgSpool } from "./spool.ts";
 import { PgSharedState } from "./shared_state.ts";
 import { type ChannelReceiver, PgEventChannel } from "./event_channel.ts";
+import { LEADER_JOBS, PgLeaderLock } from "./leader_lock.ts";
 
 export { PG_MIGRATIONS, PgMigrationError } from "./migrations.ts";
 export { redactUrl } from "./connection.ts";
@@ -34,6 +35,7 @@ export { ImportError, importSqlite } from "./import_sqlite.ts";
 export type { ImportProgress, ImportReport } from "./import_sqlite.ts";
 export type { LoginThrottleParams, PgSharedState } from "./shared_state.ts";
 export type { ChannelReceiver, PgEventChannel } from "./event_channel.ts";
+export type { PgLeaderLock } from "./leader_lock.ts";
 
 const OPS = { ...accountOps, ...mailOps, ...queryOps, ...miscOps, ...queueOps, ...spaceOps };
 type Ops = typeof OPS;
@@ -66,6 +68,8 @@ export interface PostgresStore extends Store, MethodsOf<Pick<Ops, "claimPushJobs
     receiver: ChannelReceiver;
     onError?: (err: unknown) => void;
   }): PgEventChannel;
+  /** A session-level lock on a connection of its own: one instance at a time does `job`. */
+  leaderLock(job: keyof typeof LEADER_JOBS): PgLeaderLock;
 }
 
 /** Connects, migrates (one instance at a time) and returns the store. */
@@ -84,7 +88,13 @@ export async function startPostgresStore(
     await Promise.all([sql.end({ timeout: 1 }), bulk.end({ timeout: 1 })]);
     throw connectError(err, where);
   }
-  return buildStore(sql, bulk, where, options.now ?? Date.now);
+  return buildStore(
+    sql,
+    bulk,
+    where,
+    options.now ?? Date.now,
+    (job) => new PgLeaderLock(url, job, name),
+  );
 }
 
 /** A connection failure says which database could not be reached, without its password. */
@@ -100,7 +110,13 @@ function connectError(err: unknown, where: string): unknown {
   return err;
 }
 
-function buildStore(sql: Sql, bulk: Sql, where: string, now: () => number): PostgresStore {
+function buildStore(
+  sql: Sql,
+  bulk: Sql,
+  where: string,
+  now: () => number,
+  newLock: (job: keyof typeof LEADER_JOBS) => PgLeaderLock,
+): PostgresStore {
   const writes = new WriteBatcher(sql);
   const accounts = new Map<number, number>();
   const ctx: KeyContext = {
@@ -137,6 +153,7 @@ function buildStore(sql: Sql, bulk: Sql, where: string, now: () => number): Post
   let closing: Promise<void> | null = null;
   const shared = new PgSharedState(bulk);
   const channels: PgEventChannel[] = [];
+  const locks: PgLeaderLock[] = [];
   const special: Omit<PostgresStore, keyof Ops> = {
     kind: "postgres",
     sql,
@@ -149,6 +166,11 @@ function buildStore(sql: Sql, bulk: Sql, where: string, now: () => number): Post
       const channel = new PgEventChannel({ sql, notify: bulk, ...options });
       channels.push(channel);
       return channel;
+    },
+    leaderLock(job) {
+      const lock = newLock(job);
+      locks.push(lock);
+      return lock;
     },
     createSpool: () => new PgSpool(bulk, now),
     async openBody(bodyId: number): Promise<BodyReader | null> {
@@ -199,6 +221,7 @@ function buildStore(sql: Sql, bulk: Sql, where: string, now: () => number): Post
     close() {
       closing ??= writes.drained().then(async () => {
         await Promise.all(channels.map((c) => c.close()));
+        await Promise.all(locks.map((l) => l.close()));
         await shared.settled();
         await Promise.all([sql.end({ timeout: 5 }), bulk.end({ timeout: 5 })]);
       });

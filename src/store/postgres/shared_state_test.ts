@@ -158,6 +158,40 @@ async function waitFor(done: () => boolean, why: () => string, ms = 15_000): Pro
   }
 }
 
+pgTest(
+  "the outbound lock is held by one instance and passes on when its session ends",
+  async (a, b) => {
+    const la = a.leaderLock("outbound");
+    const lb = b.leaderLock("outbound");
+    assert.equal(await la.acquire(), true);
+    assert.equal(await lb.acquire(), false, "taken");
+    assert.equal(await la.acquire(), true, "still held, checked");
+    assert.equal(await lb.acquire(), false);
+    // The holder's session ends as when its process dies (kill -9) or its connection drops.
+    const killed = await server!.psql(
+      `SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory'
+       AND classid = ${0x7465726e} AND objid = 1 AND objsubid = 2 AND granted`,
+    );
+    assert.match(killed, /1/);
+    await eventually(() => lb.acquire(), "b never took the lock");
+    // The old holder's driver reconnects to a session that holds nothing: it sees it lost it.
+    const still = await la.acquire().catch(() => false);
+    assert.equal(still, false, "a knows it lost the lock");
+    assert.equal(await la.acquire(), false, "and cannot take it back while b holds it");
+    await lb.close();
+    await eventually(() => la.acquire(), "a never took the lock back");
+  },
+);
+
+/** Tries until `attempt` says yes (an error counts as no), for at most `ms`. */
+async function eventually(attempt: () => Promise<boolean>, why: string, ms = 10_000) {
+  const until = Date.now() + ms;
+  while (!(await attempt().catch(() => false))) {
+    if (Date.now() > until) throw new Error(`timed out: ${why}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 Deno.test({
   name: postgresNeed.title("stops the PostgreSQL server of this file"),
   ignore: postgresNeed.ignore,
