@@ -67,8 +67,6 @@ export interface Config {
   queueLifetimeMs: number;
   /** Deliveries at once to one destination. */
   maxDestinationConcurrency: number;
-  /** How long an outbound attempt holds its recipients (several instances: see outbound.ts). */
-  queueClaimMs: number;
   dnsServer: string;
   pushUrl: string;
   /** Iroh relay: null runs the embedded one; "" offers none; else an external relay's URL. */
@@ -405,7 +403,6 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     },
     queueLifetimeMs,
     maxDestinationConcurrency: get("max_destination_concurrency"),
-    queueClaimMs: get<number>("queue_claim_seconds") * 1000,
     dnsServer: get("dns_server"),
     pushUrl: get("push_url"),
     irohRelay,

@@ -272,14 +272,6 @@ export const FIELDS: readonly Field[] = [
     doc: "Deliveries at once to one destination domain (slow start up to this)",
   },
   {
-    key: "queue_claim_seconds",
-    type: "int",
-    default: 600,
-    min: 5,
-    doc:
-      "Seconds an instance holds the queued recipients it attempts; another instance sharing the store retries them after this if it died (keep above the longest delivery attempt)",
-  },
-  {
     key: "dns_server",
     type: "address",
     default: "",

@@ -266,43 +266,6 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal(await s.readBody(e.bodyId), null);
   });
 
-  test("queued recipients are claimed by one caller at a time, for a lease", async (s) => {
-    const id = await s.enqueue({
-      sender: "a@x",
-      body: bytesBody(enc.encode("m\r\n")),
-      recipients: ["b@y.org", "c@z.org", "d@w.org"],
-      now: 10,
-    });
-    // Two instances asking at once: every due recipient goes to exactly one of them.
-    const [one, two] = await Promise.all([
-      s.claimRecipients(10, 2, 1000),
-      s.claimRecipients(10, 2, 1000),
-    ]);
-    const claimed = [...one, ...two].map((r) => r.recipient).sort();
-    assert.deepEqual(claimed, ["b@y.org", "c@z.org", "d@w.org"]);
-    assert.deepEqual(await s.claimRecipients(500, 10, 1000), [], "all leased");
-    assert.equal((await s.dueRecipients(500, 10)).length, 0);
-    // The attempt's outcome replaces the lease; an abandoned claim is due again after it.
-    const b = [...one, ...two].find((r) => r.recipient === "b@y.org")!;
-    await s.updateRecipient(b.id, { status: "delivered", attempts: 1, now: 20 });
-    const c = [...one, ...two].find((r) => r.recipient === "c@z.org")!;
-    await s.updateRecipient(c.id, {
-      status: "deferred",
-      attempts: 1,
-      nextAttemptAt: 2000,
-      lastError: "timeout",
-      now: 20,
-    });
-    const again = await s.claimRecipients(1010, 10, 1000);
-    assert.deepEqual(again.map((r) => [r.recipient, r.status, r.attempts]), [
-      ["d@w.org", "queued", 0],
-    ]);
-    assert.deepEqual((await s.claimRecipients(2000, 10, 1000)).map((r) => r.recipient), [
-      "c@z.org",
-    ]);
-    assert.equal((await s.getQueueEntry(id))!.recipients.length, 3);
-  });
-
   test("push tokens and jobs persist", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     await s.upsertPushToken(a.id, "tok1", 10);

@@ -472,13 +472,6 @@ export interface QueueStore {
   >;
   /** Recipients due at `now`, oldest first, with their entries. */
   dueRecipients(now: number, limit: number): Promise<QueueRecipientRecord[]>;
-  /**
-   * Takes up to `limit` due recipients for `leaseMs`: they are due for no one else until then,
-   * so each is attempted by one instance at a time (PostgreSQL: `FOR UPDATE SKIP LOCKED`), and
-   * by another once the lease runs out if the first died. The attempt's outcome
-   * (updateRecipient) replaces the lease.
-   */
-  claimRecipients(now: number, limit: number, leaseMs: number): Promise<QueueRecipientRecord[]>;
   getQueueEntry(id: number): Promise<QueueEntry | null>;
   listQueue(query: { offset?: number; limit?: number; status?: string }): Promise<Page<QueueEntry>>;
   updateRecipient(

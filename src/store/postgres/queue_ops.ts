@@ -130,18 +130,6 @@ export const queueOps = {
       WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ${now}
       ORDER BY next_attempt_at, id LIMIT ${limit}`).map(toRcpt)
   ),
-  claimRecipients: write(
-    async (q, _e, now: number, limit: number, leaseMs: number) =>
-      (await q<RcptRow[]>`
-        WITH due AS (
-          SELECT id FROM queue_recipients
-          WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ${now}
-          ORDER BY next_attempt_at, id LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED)
-        UPDATE queue_recipients r SET next_attempt_at = ${now + leaseMs} FROM due
-        WHERE r.id = due.id RETURNING r.*`).map(toRcpt).sort((a, b) => a.id - b.id),
-    () => [],
-  ),
   getQueueEntry: read(async (q, _e, id: number) => (await entries(q, [id]))[0] ?? null),
   listQueue: read(
     async (q, _e, query: { offset?: number; limit?: number; status?: string }) => {

@@ -88,7 +88,6 @@ export const OP_KINDS = {
   // queue
   enqueue: "write",
   dueRecipients: "read",
-  claimRecipients: "write",
   getQueueEntry: "read",
   listQueue: "heavy",
   updateRecipient: "write",

@@ -98,24 +98,6 @@ export function queueStore({ db, files }: OpEnv): SyncOf<QueueStore> {
         now,
         limit,
       ).map(toRcpt),
-    claimRecipients(now, limit, leaseMs) {
-      return db.tx(() => {
-        const rows = db.all<RcptRow>(
-          `SELECT * FROM queue_recipients WHERE status IN ('queued', 'deferred')
-             AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`,
-          now,
-          limit,
-        );
-        for (const r of rows) {
-          db.run(
-            "UPDATE queue_recipients SET next_attempt_at = ? WHERE id = ?",
-            now + leaseMs,
-            r.id,
-          );
-        }
-        return rows.map(toRcpt);
-      });
-    },
     getQueueEntry: (id) => entry(id),
     listQueue({ offset = 0, limit = 50, status }) {
       const where = status
