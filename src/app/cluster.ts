@@ -2,7 +2,8 @@
 // services keep in memory when alone is kept in the database instead (login throttle, send rate,
 // just-in-time creations, which instance runs a scheduled task), the event buses are bridged
 // (LISTEN/NOTIFY: mail accepted on one instance wakes IDLE sessions on the others), and every
-// instance announces its live figures so any admin dashboard shows all of them.
+// instance announces its live figures so any admin dashboard shows all of them. One instance at a
+// time runs the outbound worker (outbound_leader.ts).
 
 import type { Admission, LoginGate, LoginThrottleOptions } from "../auth/mod.ts";
 import { throttleParams } from "../auth/mod.ts";
