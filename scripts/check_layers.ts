@@ -74,6 +74,9 @@ for await (const file of walk("src")) {
     if (target.startsWith("src/store/sqlite/") && lf < 4) {
       problems.push(`${file}: only app/cli may use the SQLite store directly: ${spec}`);
     }
+    if (target.startsWith("src/store/postgres/") && lf < 4) {
+      problems.push(`${file}: only app/cli may use the PostgreSQL store directly: ${spec}`);
+    }
     if (lf === 3 && lt === 2) {
       problems.push(
         `${file}: protocol edge ${from} must reach services through its backend interface, not ${to}: ${spec}`,

@@ -18,7 +18,7 @@ async function session(t: TestRelay, user: { address: string; password: string }
 
 /** Forgets the tombstones of `uids` (as the purge does) and sets the horizon past them. */
 function purge(t: TestRelay, uids: number[], horizon: number) {
-  const db = new Db(t.relay.services.store.db.path);
+  const db = new Db(t.relay.services.sqlite!.db.path);
   try {
     for (const u of uids) db.run("DELETE FROM expunged WHERE uid = ?", u);
   } finally {

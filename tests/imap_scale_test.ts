@@ -98,7 +98,7 @@ Deno.test({
       const store = t.relay.services.store;
       const account = (await store.getAccount(user.address))!;
       const inbox = (await store.getMailbox(account.id, "INBOX"))!;
-      const db = new Db(store.db.path);
+      const db = new Db(t.relay.services.sqlite!.db.path);
       const t0 = performance.now();
       try {
         bulkFill(db, inbox.id, N, (i) => {

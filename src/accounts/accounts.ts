@@ -6,7 +6,7 @@ import type { AccountRecord, Store } from "../store/types.ts";
 import type { SettingsService } from "../settings/mod.ts";
 import type { EventBus } from "../events/mod.ts";
 import { LoginThrottle, scryptHasher } from "../auth/mod.ts";
-import type { PasswordHasher } from "../auth/mod.ts";
+import type { LoginGate, PasswordHasher } from "../auth/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { createHash, randomBytes } from "node:crypto";
 
@@ -26,7 +26,12 @@ export interface AccountServiceOptions {
   domain: string;
   limits: AccountLimits;
   now?: () => number;
-  throttle?: LoginThrottle;
+  throttle?: LoginGate;
+  /**
+   * Counts a just-in-time creation from a client address when fewer than `max` happened within
+   * the hour (kept elsewhere when several instances share a store); default: in memory.
+   */
+  creations?: CreationRate;
   /** Waits before throttled attempts; injectable so tests need not sleep. */
   sleep?: (ms: number) => Promise<void>;
   /** Password hashing; tests inject a counting one. */
@@ -41,6 +46,35 @@ const VERIFIED_CACHE_MAX = 50_000;
 
 const utcDay = (ms: number) => Math.floor(ms / 86_400_000);
 
+/** Where just-in-time creations per client address are counted. */
+export interface CreationRate {
+  /** Counts one creation from `ip` at `now` when fewer than `max` came in the hour before. */
+  take(ip: string, max: number, now: number): boolean | Promise<boolean>;
+}
+
+/** Creations counted in this process's memory (one instance). */
+export class MemoryCreationRate implements CreationRate {
+  #creations = new Map<string, number[]>();
+
+  take(ip: string, max: number, now: number): boolean {
+    const recent = (this.#creations.get(ip) ?? []).filter((t) => now - t < 3600_000);
+    if (recent.length >= max) {
+      this.#creations.set(ip, recent);
+      return false;
+    }
+    recent.push(now);
+    this.#creations.set(ip, recent);
+    if (this.#creations.size > 100_000) this.#sweep(now);
+    return true;
+  }
+
+  #sweep(now: number) {
+    for (const [ip, times] of this.#creations) {
+      if (times.every((t) => now - t >= 3600_000)) this.#creations.delete(ip);
+    }
+  }
+}
+
 export class AccountService {
   readonly domain: string;
   readonly limits: AccountLimits;
@@ -48,7 +82,7 @@ export class AccountService {
   #settings: SettingsService;
   #bus?: EventBus;
   #now: () => number;
-  #throttle: LoginThrottle;
+  #throttle: LoginGate;
   #sleep: (ms: number) => Promise<void>;
   #hasher: PasswordHasher;
   #log?: Logger;
@@ -57,7 +91,7 @@ export class AccountService {
   #inflight = new Map<string, Promise<AccountRecord>>();
   /** Digests of (address, password, hash) already verified: repeated logins skip scrypt. */
   #verified = new Set<string>();
-  #creations = new Map<string, number[]>();
+  #creations: CreationRate;
 
   constructor(options: AccountServiceOptions) {
     this.#store = options.store;
@@ -67,6 +101,7 @@ export class AccountService {
     this.limits = options.limits;
     this.#now = options.now ?? Date.now;
     this.#throttle = options.throttle ?? new LoginThrottle({ now: this.#now });
+    this.#creations = options.creations ?? new MemoryCreationRate();
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.#hasher = options.hasher ?? scryptHasher;
     this.#dummyHash = this.#hasher.dummyHash();
@@ -124,7 +159,7 @@ export class AccountService {
   ): Promise<AccountRecord> {
     const ip = ctx.ip ?? "";
     const name = this.localAddress(address) ?? address.trim().toLowerCase();
-    const gate = this.#throttle.admit(ip, name);
+    const gate = await this.#throttle.admit(ip, name);
     if ("refused" in gate) {
       throw new RelayError(
         "rate_limited",
@@ -135,12 +170,12 @@ export class AccountService {
     const work = { done: false };
     try {
       const account = await this.#authenticate(address, password, ip, work);
-      this.#throttle.recordSuccess(ip, name);
+      await this.#throttle.recordSuccess(ip, name);
       return account;
     } catch (err) {
       if (!work.done) await this.#hasher.verify(password, this.#dummyHash);
       // Too many creations from the address is no password failure; everything else counts.
-      if (!isRelayError(err, "rate_limited")) this.#throttle.recordFailure(ip, name);
+      if (!isRelayError(err, "rate_limited")) await this.#throttle.recordFailure(ip, name);
       throw err;
     }
   }
@@ -249,7 +284,7 @@ export class AccountService {
     if (await this.#store.isBlocked(address)) {
       throw new RelayError("auth_failed", "Authentication failed");
     }
-    this.#checkCreationRate(ip);
+    await this.#checkCreationRate(ip);
     work.done = true;
     const passwordHash = await this.#hasher.hash(password);
     const { account, created } = await this.#store.createAccount({
@@ -262,16 +297,12 @@ export class AccountService {
     return account;
   }
 
-  #checkCreationRate(ip: string) {
+  async #checkCreationRate(ip: string) {
     const max = this.limits.maxCreationsPerIpPerHour;
     if (max <= 0 || !ip) return;
-    const now = this.#now();
-    const recent = (this.#creations.get(ip) ?? []).filter((t) => now - t < 3600_000);
-    if (recent.length >= max) {
+    if (!(await this.#creations.take(ip, max, this.#now()))) {
       throw new RelayError("rate_limited", "Too many new accounts from this address");
     }
-    recent.push(now);
-    this.#creations.set(ip, recent);
   }
 
   /** Fresh random credentials of the configured lengths (not stored: the first login creates). */

@@ -76,6 +76,20 @@ export interface AdminStatus {
   messages_per_minute: { in: number; out: number };
   /** Messages per calendar minute, oldest first (may be empty). */
   history: { minute: number; in: number; out: number }[];
+  /**
+   * Several instances on one store: each one's figures (this one first). connections,
+   * idle_sessions, messages_per_minute and history above are then the sums over them.
+   */
+  instances?: {
+    id: string;
+    host: string;
+    started_at: number;
+    connections: Record<string, number>;
+    idle_sessions: number;
+    messages_per_minute: { in: number; out: number };
+    /** Milliseconds since its figures arrived (0 for this instance). */
+    age_ms: number;
+  }[];
   /** The iroh relay offered to clients (url null: none) and the embedded relay's counters. */
   iroh: {
     url: string | null;
@@ -134,7 +148,10 @@ export interface AdminDeps {
 
 /** What the admin API needs of the relay's login throttle (auth's LoginThrottle). */
 export interface AdminLoginThrottle {
-  admit(ip: string, account: string): { wait: number } | { refused: true; retryAfterMs: number };
-  recordFailure(ip: string, account: string): void;
-  recordSuccess(ip: string, account: string): void;
+  admit(ip: string, account: string):
+    | { wait: number }
+    | { refused: true; retryAfterMs: number }
+    | Promise<{ wait: number } | { refused: true; retryAfterMs: number }>;
+  recordFailure(ip: string, account: string): void | Promise<void>;
+  recordSuccess(ip: string, account: string): void | Promise<void>;
 }

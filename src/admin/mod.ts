@@ -12,7 +12,7 @@ export type {
   AdminStore,
 } from "./backend.ts";
 export { createStatusProvider } from "./status.ts";
-export type { StatusSources } from "./status.ts";
+export type { InstanceFigures, StatusSources } from "./status.ts";
 export {
   createRegistrationToken,
   randomToken,

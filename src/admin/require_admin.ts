@@ -33,7 +33,7 @@ export function requireAdmin(options: RequireAdminOptions): MiddlewareHandler {
     const expected = options.token();
     if (expected === "") return jsonError(c, 403, "admin API is disabled");
     const ip = clientAddress(c);
-    const gate = throttle.admit(ip, ADMIN_THROTTLE_KEY);
+    const gate = await throttle.admit(ip, ADMIN_THROTTLE_KEY);
     if ("refused" in gate) {
       c.header("retry-after", String(Math.max(1, Math.ceil(gate.retryAfterMs / 1000))));
       return jsonError(c, 429, "too many failed logins; try again later");
@@ -41,10 +41,10 @@ export function requireAdmin(options: RequireAdminOptions): MiddlewareHandler {
     if (gate.wait > 0) await sleep(gate.wait);
     const m = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
     if (m && tokensMatch(m[1], expected)) {
-      throttle.recordSuccess(ip, ADMIN_THROTTLE_KEY);
+      await throttle.recordSuccess(ip, ADMIN_THROTTLE_KEY);
       return await next();
     }
-    throttle.recordFailure(ip, ADMIN_THROTTLE_KEY);
+    await throttle.recordFailure(ip, ADMIN_THROTTLE_KEY);
     c.header("www-authenticate", 'Bearer realm="tern admin"');
     return jsonError(c, 401, m ? "invalid admin token" : "missing admin token");
   };

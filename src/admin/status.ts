@@ -5,6 +5,18 @@ import type { RelayMetrics } from "../metrics/mod.ts";
 import type { Store } from "../store/types.ts";
 import type { AdminStatus } from "./backend.ts";
 
+/** One instance's live figures (app/cluster.ts gathers them). */
+export interface InstanceFigures {
+  id: string;
+  host: string;
+  startedAt: number;
+  connections: Record<string, number>;
+  idleSessions: number;
+  messagesPerMinute: { in: number; out: number };
+  history: { minute: number; in: number; out: number }[];
+  seenAt: number;
+}
+
 export interface StatusSources {
   version: string;
   startedAt: number;
@@ -12,6 +24,8 @@ export interface StatusSources {
   store: Pick<Store, "countAccounts" | "countQueued">;
   /** The iroh relay URL offered in METADATA now, or null. */
   irohUrl?: () => string | null;
+  /** Several instances on one store: every instance's figures, this one first. */
+  instances?: () => InstanceFigures[];
   now?: () => number;
   historyMinutes?: number;
 }
@@ -30,20 +44,60 @@ export function createStatusProvider(sources: StatusSources): () => Promise<Admi
     ]);
     const rates = metrics.ratesLastMinute();
     const t = now();
+    let history = metrics.rateHistory(sources.historyMinutes ?? 30).map((p) => ({
+      minute: p.minute,
+      in: p.received,
+      out: p.delivered,
+    }));
+    let idle = metrics.imapIdleSessions.get();
+    let perMinute = { in: rates.received, out: rates.delivered };
+    const instances = sources.instances?.();
+    if (instances && instances.length) {
+      // Figures of the whole relay: the sums over its instances.
+      const byMinute = new Map<number, { minute: number; in: number; out: number }>();
+      for (const key of Object.keys(connections)) connections[key] = 0;
+      idle = 0;
+      perMinute = { in: 0, out: 0 };
+      for (const i of instances) {
+        for (const [k, v] of Object.entries(i.connections)) {
+          connections[k] = (connections[k] ?? 0) + v;
+        }
+        idle += i.idleSessions;
+        perMinute.in += i.messagesPerMinute.in;
+        perMinute.out += i.messagesPerMinute.out;
+        for (const p of i.history) {
+          const m = byMinute.get(p.minute) ?? { minute: p.minute, in: 0, out: 0 };
+          m.in += p.in;
+          m.out += p.out;
+          byMinute.set(p.minute, m);
+        }
+      }
+      history = [...byMinute.values()].sort((a, b) => a.minute - b.minute)
+        .slice(-(sources.historyMinutes ?? 30));
+    }
     return {
       version: sources.version,
       started_at: sources.startedAt,
       uptime_seconds: Math.max(0, Math.floor((t - sources.startedAt) / 1000)),
       accounts,
       connections,
-      idle_sessions: metrics.imapIdleSessions.get(),
+      idle_sessions: idle,
       queue_length: queued,
-      messages_per_minute: { in: rates.received, out: rates.delivered },
-      history: metrics.rateHistory(sources.historyMinutes ?? 30).map((p) => ({
-        minute: p.minute,
-        in: p.received,
-        out: p.delivered,
-      })),
+      messages_per_minute: perMinute,
+      history,
+      ...(instances
+        ? {
+          instances: instances.map((i) => ({
+            id: i.id,
+            host: i.host,
+            started_at: i.startedAt,
+            connections: i.connections,
+            idle_sessions: i.idleSessions,
+            messages_per_minute: i.messagesPerMinute,
+            age_ms: Math.max(0, Date.now() - i.seenAt),
+          })),
+        }
+        : {}),
       iroh: {
         url: sources.irohUrl?.() ?? null,
         clients: metrics.irohClients.values().reduce((n, v) => n + v.value, 0),

@@ -6,7 +6,11 @@ import type { Services } from "./services.ts";
 
 export function createMaintenance(
   services: Services,
-  options: { now?: () => number; log?: Logger } = {},
+  options: {
+    now?: () => number;
+    log?: Logger;
+    claim?: (task: string, periodMs: number) => Promise<boolean>;
+  } = {},
 ) {
   const { config, store, bus } = services;
   return new Maintenance({
@@ -16,6 +20,7 @@ export function createMaintenance(
     onRemoved: (accountId, mailboxId) =>
       bus.publish({ type: "mailbox.changed", accountId, mailboxId }),
     onAccountDeleted: (accountId) => bus.publish({ type: "account.deleted", accountId }),
+    claim: options.claim,
     now: options.now,
     log: options.log,
   });

@@ -43,6 +43,29 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
   const reloaders: (() => Promise<void>)[] = [];
   const addresses: Partial<Record<ListenerName, string>> = {};
   const metrics = ctx.metrics ?? createRelayMetrics({ version: VERSION, now });
+  const connections = () => {
+    const out: Record<string, number> = {};
+    for (const g of [metrics.smtpConnections, metrics.imapConnections]) {
+      for (const { labels, value } of g.values()) out[labels.listener] = value;
+    }
+    return out;
+  };
+  // Other instances on the same store show this one's figures on their dashboards too.
+  relay.cluster?.setFigures(() => {
+    const rates = metrics.ratesLastMinute();
+    return {
+      host: config.hostname,
+      startedAt: relay.startedAt,
+      connections: connections(),
+      idleSessions: metrics.imapIdleSessions.get(),
+      messagesPerMinute: { in: rates.received, out: rates.delivered },
+      history: metrics.rateHistory(30).map((p) => ({
+        minute: p.minute,
+        in: p.received,
+        out: p.delivered,
+      })),
+    };
+  });
   const iroh = createIroh({
     config,
     settings: services.settings,
@@ -74,10 +97,11 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
       metrics,
       store: services.store,
       irohUrl: () => iroh.url(),
+      instances: relay.cluster ? () => relay.cluster!.instances() : undefined,
       now,
     }),
     certificates: () => [{ name: "tls", certPem: relay.tls.certPem }],
-    outbound: relay.outbound,
+    outbound: relay.outboundLeader ?? relay.outbound,
     defaultQuotaBytes: config.limits.maxMailboxBytes,
     metrics,
     log,

@@ -21,12 +21,13 @@ import type {
 import { createRelayMetrics } from "../metrics/mod.ts";
 import { VERSION } from "../version.ts";
 import { createOutbound } from "./federation.ts";
+import { OutboundLeader } from "./outbound_leader.ts";
 import { PushService } from "../push/mod.ts";
 import type { Maintenance } from "../tasks/mod.ts";
 import { createMaintenance } from "./maintenance.ts";
 import { acmeDomains, AcmeManager } from "../acme/mod.ts";
-import { LoginThrottle } from "../auth/mod.ts";
 import type { LoginThrottleOptions } from "../auth/mod.ts";
+import { Cluster } from "./cluster.ts";
 
 export interface RelayOptions {
   log?: Logger;
@@ -63,9 +64,18 @@ export interface Relay {
   readonly tls: TlsMaterial;
   readonly adminToken: string;
   readonly startedAt: number;
+  /**
+   * The outbound worker. Several instances on PostgreSQL: a worker never started (it answers
+   * the destinations summary); `outboundLeader` runs the real one while this instance holds the
+   * lock.
+   */
   readonly outbound: OutboundService;
+  /** Several instances on PostgreSQL: who runs the outbound worker; else null. */
+  readonly outboundLeader: OutboundLeader | null;
   readonly push: PushService;
   readonly maintenance: Maintenance;
+  /** Several instances on one PostgreSQL store: the bridge and the others' figures; else null. */
+  readonly cluster: Cluster | null;
   /** Certificates from ACME, when acme_email is set for a named domain without tls_cert. */
   readonly acme: AcmeManager | null;
   /** Re-reads certificates (SIGHUP, ACME renewal); new handshakes use them at once. */
@@ -83,8 +93,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
   const services = await openServices(config, {
     now: options.now,
     dns: options.dns,
-    loginThrottle: options.loginThrottle &&
-      new LoginThrottle({ now: options.now, ...options.loginThrottle }),
+    loginThrottle: options.loginThrottle,
     threaded: true,
     log,
   });
@@ -104,6 +113,20 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     (resolveHost ? resolvingFetch(resolveHost) as typeof fetch : undefined);
   try {
     stoppables.push(upgradeData(services, log));
+    // Instances on one PostgreSQL store hear each other's events from here on.
+    const cluster = services.postgres ? new Cluster(services.postgres, services.bus, log) : null;
+    if (cluster) {
+      await cluster.start();
+      stoppables.push(cluster);
+      // A setting changed on another instance applies here at once (the timer below catches
+      // changes made by the CLI).
+      const offSettings = services.bus.subscribeAll((e) => {
+        if (e.type === "settings.changed" && e.remote) {
+          services.settings.load().catch((err) => log.error("settings reload failed", { err }));
+        }
+      });
+      stoppables.push({ close: () => Promise.resolve(offSettings()) });
+    }
     const tlsNames: string[] = config.isIpDomain
       ? [config.hostname, config.domain, "localhost", "127.0.0.1"]
       : [
@@ -157,18 +180,36 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     stoppables.push({ close: () => Promise.resolve(clearInterval(settingsTimer)) });
 
     const metrics = createRelayMetrics({ version: VERSION, now: options.now });
-    const outbound = createOutbound({
-      config,
-      store: services.store,
-      bus: services.bus,
-      settings: services.settings,
-      dns: services.dns,
-      log,
-      now: options.now ?? Date.now,
-      metrics,
-      ...options.federation,
-    });
-    if (!options.manualQueue) {
+    const newOutbound = () =>
+      createOutbound({
+        config,
+        store: services.store,
+        bus: services.bus,
+        settings: services.settings,
+        dns: services.dns,
+        log,
+        now: options.now ?? Date.now,
+        metrics,
+        ...options.federation,
+      });
+    const outbound = newOutbound();
+    // Several instances: the one holding the outbound lock runs the worker (outbound_leader.ts).
+    const outboundLeader = cluster && !options.manualQueue
+      ? new OutboundLeader({
+        lock: services.postgres!.leaderLock("outbound"),
+        create: newOutbound,
+        idle: outbound,
+        store: services.store,
+        bus: services.bus,
+        log,
+        now: options.now,
+      })
+      : null;
+    if (outboundLeader) {
+      services.delivery.onQueued = () => outboundLeader.queued();
+      stoppables.push(outboundLeader);
+      await outboundLeader.start();
+    } else if (!options.manualQueue) {
       services.delivery.onQueued = () => outbound.kick();
       outbound.start();
     }
@@ -191,9 +232,23 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       now: options.now,
       log,
     });
-    const maintenance = createMaintenance(services, { now: options.now, log });
+    const maintenance = createMaintenance(services, {
+      now: options.now,
+      log,
+      // Each scheduled task runs on one instance per period.
+      claim: cluster
+        ? (task, periodMs) =>
+          services.postgres!.shared.claimTask(
+            task,
+            cluster.instance,
+            (options.now ?? Date.now)(),
+            periodMs,
+          )
+        : undefined,
+    });
     const offDelivered = services.bus.subscribeAll((e) => {
-      if (e.type !== "mail.delivered") return;
+      // The instance that stored the message notifies and trims, once.
+      if (e.type !== "mail.delivered" || e.remote) return;
       // Mail the recipient sent itself (bcc-self, other devices) wakes no phone, as the reference.
       if (!e.fromSelf) {
         push.notify(e.accountId).catch((err) => log.error("push queueing failed", { err }));
@@ -231,8 +286,10 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       adminToken,
       startedAt: Date.now(),
       outbound,
+      outboundLeader,
       push,
       maintenance,
+      cluster,
       acme,
       async reloadTls() {
         tls = await loadTls();
@@ -272,9 +329,11 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
  * writes, progress in the log, stopped (and resumed at the next start) on shutdown.
  */
 function upgradeData(services: Services, log: Logger): Stoppable {
+  // PostgreSQL databases are made by `tern migrate-store`, in their final form: no data steps.
+  if (!services.sqlite) return { close: () => Promise.resolve() };
   const stop = new AbortController();
   let shown = -1;
-  const done = services.store.migrateData({
+  const done = services.sqlite.migrateData({
     vacuum: "small",
     signal: stop.signal,
     onProgress(p) {

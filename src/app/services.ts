@@ -4,15 +4,18 @@
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { openSqliteStore, type SqliteStore, startSqliteStore } from "../store/sqlite/mod.ts";
+import { type PostgresStore, startPostgresStore } from "../store/postgres/mod.ts";
+import type { Store } from "../store/types.ts";
 import { EventBus } from "../events/mod.ts";
 import { SettingsService } from "../settings/mod.ts";
 import { AccountService } from "../accounts/mod.ts";
-import { LoginThrottle } from "../auth/mod.ts";
+import { type LoginGate, LoginThrottle, type LoginThrottleOptions } from "../auth/mod.ts";
 import { MailboxService } from "../mailbox/mod.ts";
 import { DeliveryService } from "../delivery/mod.ts";
 import { databasePath, ensureDataDir } from "./data_dir.ts";
 import { type DnsResolver, systemResolver } from "../federation/mod.ts";
 import { federationAllowed, originCheck, ReceivedCounter } from "./federation.ts";
+import { SharedCreationRate, SharedLoginGate, SharedSendRate } from "./cluster.ts";
 
 /** The operator's app versions document, read once at start; a clear error when unusable. */
 function readAppVersionsFile(path: string): string {
@@ -25,12 +28,19 @@ function readAppVersionsFile(path: string): string {
 
 export interface Services {
   config: Config;
-  store: SqliteStore;
+  store: Store;
+  /** The SQLite store (data steps of an upgrade, backups); null with PostgreSQL. */
+  sqlite: SqliteStore | null;
+  /** The PostgreSQL store (state shared by instances); null with SQLite. */
+  postgres: PostgresStore | null;
   bus: EventBus;
   settings: SettingsService;
   accounts: AccountService;
-  /** One throttle for IMAP, SMTP AUTH and the admin token (per client address and account). */
-  loginThrottle: LoginThrottle;
+  /**
+   * One throttle for IMAP, SMTP AUTH and the admin token (per client address and account): in
+   * memory, or in the PostgreSQL store (shared by every instance).
+   */
+  loginThrottle: LoginGate;
   mailboxes: MailboxService;
   delivery: DeliveryService;
   dns: DnsResolver;
@@ -43,17 +53,30 @@ export async function openServices(
   options: {
     now?: () => number;
     dns?: DnsResolver;
-    loginThrottle?: LoginThrottle;
+    /** Login throttle rules (tests set small limits). */
+    loginThrottle?: LoginThrottleOptions;
     /** The server: store threads with group commit (CLI commands use one connection). */
     threaded?: boolean;
     log?: Logger;
   } = {},
 ): Promise<Services> {
   ensureDataDir(config.dataDir);
-  const path = databasePath(config.dataDir);
-  const store = options.threaded
-    ? await startSqliteStore(path, { now: options.now })
-    : openSqliteStore(path, { now: options.now });
+  let sqlite: SqliteStore | null = null;
+  let postgres: PostgresStore | null = null;
+  if (config.store === "postgres") {
+    // The server's pool serves reads and group commits; a CLI command needs a few connections.
+    postgres = await startPostgresStore(config.databaseUrl, {
+      now: options.now,
+      poolSize: options.threaded ? 10 : 2,
+      name: `tern ${Deno.hostname()} ${Deno.pid}`,
+    });
+  } else {
+    const path = databasePath(config.dataDir);
+    sqlite = options.threaded
+      ? await startSqliteStore(path, { now: options.now })
+      : openSqliteStore(path, { now: options.now });
+  }
+  const store: Store = (postgres ?? sqlite)!;
   try {
     const bus = new EventBus();
     const settings = new SettingsService({
@@ -64,7 +87,11 @@ export async function openServices(
         : {},
     });
     await settings.load();
-    const loginThrottle = options.loginThrottle ?? new LoginThrottle({ now: options.now });
+    // Several instances on PostgreSQL decide limits together; one SQLite process in memory.
+    const throttleOptions = { now: options.now, ...options.loginThrottle };
+    const loginThrottle = postgres
+      ? new SharedLoginGate(postgres, throttleOptions)
+      : new LoginThrottle(throttleOptions);
     const accounts = new AccountService({
       store,
       settings,
@@ -72,6 +99,7 @@ export async function openServices(
       domain: config.mailDomain,
       now: options.now,
       throttle: loginThrottle,
+      creations: postgres ? new SharedCreationRate(postgres) : undefined,
       log: options.log,
       limits: {
         usernameMinLength: config.limits.usernameMinLength,
@@ -93,6 +121,12 @@ export async function openServices(
       bus,
       accounts,
       now: options.now,
+      sendRate: postgres
+        ? new SharedSendRate(postgres, {
+          perMinute: config.limits.sendPerMinute,
+          burst: config.limits.sendBurst,
+        })
+        : undefined,
       checkOrigin: originCheck(
         federationAllowed(settings, store),
         dns,
@@ -110,6 +144,8 @@ export async function openServices(
     return {
       config,
       store,
+      sqlite,
+      postgres,
       bus,
       settings,
       accounts,

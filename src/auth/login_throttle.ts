@@ -28,6 +28,41 @@ export interface LoginThrottleOptions {
 
 export type Admission = { wait: number } | { refused: true; retryAfterMs: number };
 
+/**
+ * The throttle as the login paths use it. LoginThrottle keeps its state in this process's
+ * memory; instances sharing a PostgreSQL store keep it there (answers then come as promises).
+ */
+export interface LoginGate {
+  /**
+   * Call before checking a password: how long to wait first, or that the attempt is refused.
+   * An admitted attempt takes its slot; report its outcome with recordFailure/recordSuccess.
+   */
+  admit(ip: string, account: string): Admission | Promise<Admission>;
+  recordFailure(ip: string, account: string): void | Promise<void>;
+  recordSuccess(ip: string, account: string): void | Promise<void>;
+}
+
+/** The rules' parameters with their defaults filled in (shared by every implementation). */
+export interface ThrottleParams {
+  freeFailures: number;
+  windowMs: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  maxWaitMs: number;
+  trustMs: number;
+}
+
+export function throttleParams(options: LoginThrottleOptions = {}): ThrottleParams {
+  return {
+    freeFailures: options.freeFailures ?? 5,
+    windowMs: options.windowMs ?? 10 * 60_000,
+    baseDelayMs: BASE_DELAY_MS,
+    maxDelayMs: options.maxDelayMs ?? 5000,
+    maxWaitMs: options.maxWaitMs ?? 30_000,
+    trustMs: options.trustMs ?? 30 * 24 * 3600_000,
+  };
+}
+
 interface KeyState {
   failures: number;
   since: number;
@@ -37,7 +72,7 @@ interface KeyState {
 
 const BASE_DELAY_MS = 250;
 
-export class LoginThrottle {
+export class LoginThrottle implements LoginGate {
   #keys = new Map<string, KeyState>();
   #trusted = new Map<string, number>();
   #free: number;
@@ -49,19 +84,16 @@ export class LoginThrottle {
   #now: () => number;
 
   constructor(options: LoginThrottleOptions = {}) {
-    this.#free = options.freeFailures ?? 5;
-    this.#windowMs = options.windowMs ?? 10 * 60_000;
-    this.#maxDelayMs = options.maxDelayMs ?? 5000;
-    this.#maxWaitMs = options.maxWaitMs ?? 30_000;
-    this.#trustMs = options.trustMs ?? 30 * 24 * 3600_000;
+    const p = throttleParams(options);
+    this.#free = p.freeFailures;
+    this.#windowMs = p.windowMs;
+    this.#maxDelayMs = p.maxDelayMs;
+    this.#maxWaitMs = p.maxWaitMs;
+    this.#trustMs = p.trustMs;
     this.#maxKeys = options.maxKeys ?? 100_000;
     this.#now = options.now ?? Date.now;
   }
 
-  /**
-   * Call before checking a password: how long to wait first, or that the attempt is refused.
-   * An admitted attempt takes its slot; report its outcome with recordFailure/recordSuccess.
-   */
   admit(ip: string, account: string): Admission {
     const now = this.#now();
     if (this.#isTrusted(ip, account, now)) return { wait: 0 };

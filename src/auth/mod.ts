@@ -8,5 +8,10 @@ export {
   verifyPassword,
 } from "./passwords.ts";
 export type { PasswordHasher } from "./passwords.ts";
-export { LoginThrottle } from "./login_throttle.ts";
-export type { Admission, LoginThrottleOptions } from "./login_throttle.ts";
+export { LoginThrottle, throttleParams } from "./login_throttle.ts";
+export type {
+  Admission,
+  LoginGate,
+  LoginThrottleOptions,
+  ThrottleParams,
+} from "./login_throttle.ts";

@@ -8,6 +8,7 @@ import type { CliIo } from "./context.ts";
 import * as accounts from "./commands/accounts.ts";
 import * as adminToken from "./commands/admin_token.ts";
 import * as migrate from "./commands/migrate.ts";
+import * as migrateStore from "./commands/migrate_store.ts";
 import * as serve from "./commands/serve.ts";
 import * as settings from "./commands/settings.ts";
 import * as version from "./commands/version.ts";
@@ -44,6 +45,7 @@ const COMMANDS: Record<string, Command> = {
   },
   restore: { usage: "", run: (a: string[], io: CliIo) => backup.run(["restore", ...a], io) },
   migrate,
+  "migrate-store": migrateStore,
 };
 
 export function usageText(): string {

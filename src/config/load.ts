@@ -20,6 +20,9 @@ export interface Config {
   isIpDomain: boolean;
   hostname: string;
   dataDir: string;
+  /** sqlite: data_dir/tern.db; postgres: the database at databaseUrl (shared by instances). */
+  store: "sqlite" | "postgres";
+  databaseUrl: string;
   log: "off" | "info" | "debug";
   dev: boolean;
   /** "host:port" per listener; "" disables it. */
@@ -319,6 +322,16 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   if (irohRelay && !/^https?:\/\/[^\s/?#]+(\/[^\s]*)?$/i.test(irohRelay)) {
     problems.push(`iroh_relay: expected an http(s) URL or "", got ${JSON.stringify(irohRelay)}`);
   }
+  const databaseUrl = get<string>("database_url").trim();
+  if (get<string>("store") === "postgres") {
+    if (!databaseUrl) {
+      problems.push(
+        'database_url: required with store = "postgres" (postgres://user:password@host/db)',
+      );
+    } else if (!/^postgres(ql)?:\/\/[^\s]+$/i.test(databaseUrl) || !URL.canParse(databaseUrl)) {
+      problems.push('database_url: expected a URL like "postgres://user:password@host:5432/tern"');
+    }
+  }
   if (get<number>("username_min_length") > get<number>("username_max_length")) {
     problems.push("username_min_length: must not exceed username_max_length");
   }
@@ -351,6 +364,8 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     isIpDomain,
     hostname: get<string | null>("hostname") || domain,
     dataDir: get<string>("data_dir"),
+    store: get<Config["store"]>("store"),
+    databaseUrl,
     log: get<Config["log"]>("log"),
     dev: options.dev ?? false,
     listen: listen as Record<ListenerName, string>,

@@ -79,6 +79,21 @@ export const FIELDS: readonly Field[] = [
     doc: "Directory for the database, keys and certificates",
   },
   {
+    key: "store",
+    type: "enum",
+    values: ["sqlite", "postgres"],
+    default: "sqlite",
+    doc:
+      "Where the relay keeps its data: sqlite (one file in data_dir) or postgres (database_url; several instances may share it)",
+  },
+  {
+    key: "database_url",
+    type: "string",
+    default: "",
+    doc:
+      'PostgreSQL connection URL for store = "postgres" ("postgres://user:password@host:5432/tern", "?sslmode=require" for TLS)',
+  },
+  {
     key: "log",
     type: "enum",
     values: ["off", "info", "debug"],

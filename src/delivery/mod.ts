@@ -11,4 +11,5 @@ export type {
 } from "./service.ts";
 export { type IntakeReader, MessageIntake, SLICE } from "./message_intake.ts";
 export { SendRateLimiter } from "./rate_limit.ts";
+export type { RateDecision, SendRate } from "./rate_limit.ts";
 export { cleanStoredHeaders, cleanSubmittedHeaders } from "./header_cleanup.ts";

@@ -7,7 +7,16 @@ export interface RateDecision {
   retryAfterMs: number;
 }
 
-export class SendRateLimiter {
+/**
+ * Where the send rate is kept: this process's memory (SendRateLimiter), or a store several
+ * instances share (answering asynchronously).
+ */
+export interface SendRate {
+  /** Counts one message for `key` when allowed. */
+  take(key: string): RateDecision | Promise<RateDecision>;
+}
+
+export class SendRateLimiter implements SendRate {
   #intervalMs: number;
   #toleranceMs: number;
   #now: () => number;

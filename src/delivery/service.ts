@@ -9,7 +9,7 @@ import type { AccountRecord, DeliveryOutcome, SpooledBody, Store } from "../stor
 import type { Logger } from "../log/mod.ts";
 import { cleanStoredHeaders, cleanSubmittedHeaders } from "./header_cleanup.ts";
 import { type IntakeReader, MessageIntake } from "./message_intake.ts";
-import { SendRateLimiter } from "./rate_limit.ts";
+import { type RateDecision, type SendRate, SendRateLimiter } from "./rate_limit.ts";
 
 /** An SMTP reply: code, enhanced status code (may be ""), text. */
 export interface Reply {
@@ -51,6 +51,8 @@ export interface DeliveryServiceOptions {
   now?: () => number;
   /** Clock for the send rate (monotonic); defaults to performance.now. */
   monotonicNow?: () => number;
+  /** The send rate kept elsewhere (several instances); default: in this process's memory. */
+  sendRate?: SendRate;
   /** Starts checking where one incoming message comes from (federation policy, DKIM). */
   checkOrigin?: () => OriginCheck;
 }
@@ -114,7 +116,7 @@ export class DeliveryService {
   #accounts: DeliveryAccounts;
   #log?: Logger;
   #now: () => number;
-  #rate: SendRateLimiter;
+  #rate: SendRate;
   #checkOrigin?: DeliveryServiceOptions["checkOrigin"];
   /** Called after remote recipients were queued (wakes the outbound worker). */
   onQueued: () => void = () => {};
@@ -127,7 +129,7 @@ export class DeliveryService {
     this.#log = options.log;
     this.#now = options.now ?? Date.now;
     this.#checkOrigin = options.checkOrigin;
-    this.#rate = new SendRateLimiter({
+    this.#rate = options.sendRate ?? new SendRateLimiter({
       perMinute: options.limits.sendPerMinute,
       burst: options.limits.sendBurst,
       now: options.monotonicNow,
@@ -135,7 +137,7 @@ export class DeliveryService {
   }
 
   /** Submission MAIL FROM: the sender must be the logged-in address, within its send rate. */
-  checkSubmissionSender(login: string, mailFrom: string): Reply | null {
+  checkSubmissionSender(login: string, mailFrom: string): Reply | null | Promise<Reply | null> {
     if (mailFrom.toLowerCase() !== login.toLowerCase()) {
       // Postfix's reject_sender_login_mismatch text, answered to each RCPT.
       return reply(
@@ -144,12 +146,14 @@ export class DeliveryService {
         `<${mailFrom}>: Sender address rejected: not owned by user ${login}`,
       );
     }
-    const r = this.#rate.take(login.toLowerCase());
-    if (!r.allowed) {
+    const verdict = (r: RateDecision) => {
+      if (r.allowed) return null;
       const wait = Math.ceil(r.retryAfterMs / 1000);
       return reply(450, "", `4.7.1: Too much mail from ${mailFrom}, try again in ${wait} s`);
-    }
-    return null;
+    };
+    // The in-memory rate answers at once: no promise on the single-instance path.
+    const r = this.#rate.take(login.toLowerCase());
+    return r instanceof Promise ? r.then(verdict) : verdict(r);
   }
 
   /**

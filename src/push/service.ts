@@ -11,6 +11,8 @@ const DEADLINE_MS = 5 * 3600_000;
 const MAX_TRIES = 5;
 /** A token with a job waiting is not queued again: one wake-up covers many messages. */
 const REQUEST_TIMEOUT_MS = 60_000;
+/** A claimed job is due again for anyone after this long (its request has timed out by then). */
+const LEASE_MS = REQUEST_TIMEOUT_MS + 30_000;
 
 export interface PushOptions {
   store: PushStore;
@@ -87,9 +89,12 @@ export class PushService {
     });
   }
 
-  /** Sends every due job once. */
+  /**
+   * Sends every due job once. Jobs are claimed for a lease first: with several instances on one
+   * store each job is sent by one of them (and by another if that one dies before finishing).
+   */
   async runOnce(): Promise<void> {
-    const jobs = await this.#o.store.duePushJobs(this.#now(), 100);
+    const jobs = await this.#o.store.claimPushJobs(this.#now(), 100, LEASE_MS);
     await Promise.all(jobs.map((j) => this.#send(j)));
   }
 

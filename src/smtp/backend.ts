@@ -33,7 +33,7 @@ export interface SmtpBackend {
     { address: string } | { reply: SmtpReply }
   >;
   /** Submission MAIL FROM check for the logged-in address (ownership, send rate). */
-  checkSender(login: string, mailFrom: string): SmtpReply | null;
+  checkSender(login: string, mailFrom: string): SmtpReply | null | Promise<SmtpReply | null>;
   checkRecipient(address: string, mode: "inbound" | "submission"): Promise<SmtpReply | null>;
   /** Starts receiving a message: a submission when `login` is set, else inbound mail. */
   beginData(envelope: SmtpEnvelope, login: string | null): SmtpDataTransaction;

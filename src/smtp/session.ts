@@ -428,9 +428,9 @@ export class SmtpSession {
   }
 
   /** Submission: the sender check, once per transaction, at its first RCPT. */
-  #checkSender(): SmtpReply | null {
+  async #checkSender(): Promise<SmtpReply | null> {
     if (!this.#login || this.#mailFrom === null) return null;
-    this.#senderVerdict ??= this.#backend.checkSender(this.#login, this.#mailFrom);
+    this.#senderVerdict ??= await this.#backend.checkSender(this.#login, this.#mailFrom);
     return this.#senderVerdict;
   }
 
@@ -446,7 +446,7 @@ export class SmtpSession {
     if (this.#recipients.length >= this.#opts.maxRecipients) {
       return await this.#refuse("rcpt", r(452, "4.5.3", "Too many recipients"));
     }
-    const senderRefused = this.#checkSender();
+    const senderRefused = await this.#checkSender();
     if (senderRefused) {
       this.#opts.hooks?.onReply?.("rcpt", senderRefused);
       return await this.#refuse("rcpt", senderRefused);

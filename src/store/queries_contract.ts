@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { MessageFilter, MessageRecord, Store } from "./types.ts";
 import { bytesBody } from "./message_input.ts";
+import { isRelayError } from "../errors.ts";
 
 const enc = new TextEncoder();
 
@@ -131,6 +132,61 @@ export function runQueriesContract(name: string, makeStore: () => Store | Promis
     assert.deepEqual(await s.listKeywords(other.id), ["$Copied"]);
   });
 
+  test("a mailbox defines at most 1 000 keywords; beyond, the write fails whole", async (s) => {
+    const { inbox, append } = await mailbox(s);
+    await append(1);
+    const many = Array.from({ length: 999 }, (_, i) => `k${i}`);
+    await s.setFlags(inbox.id, { uids: [1], mode: "add", flags: many });
+    // The 1 000th is new; K5 is k5 (the first spelling stays, one flag on the message).
+    await s.setFlags(inbox.id, { uids: [1], mode: "add", flags: ["K5", "last"] });
+    const [m] = await s.getMessages(inbox.id, [1]);
+    assert.equal(m.flags.length, 1000);
+    assert.ok(m.flags.includes("k5") && !m.flags.includes("K5"));
+    const full = (err: unknown) => isRelayError(err, "invalid_argument");
+    await assert.rejects(
+      s.setFlags(inbox.id, { uids: [1], mode: "add", flags: ["\\Seen", "one-more"] }),
+      full,
+    );
+    await assert.rejects(append(2, ["another"]), full);
+    assert.equal((await s.getMessages(inbox.id, [1]))[0].modSeq, m.modSeq, "nothing changed");
+    assert.equal((await s.getMailboxById(inbox.id))!.messages, 1);
+    const words = await s.listKeywords(inbox.id);
+    assert.equal(words.length, 1000);
+    assert.deepEqual(words.slice(-2), ["k998", "last"]);
+    // Known keywords (in any case) and system flags still go on messages.
+    const { uid } = await append(3, ["K1", "\\Flagged"]);
+    assert.equal(uid, 2, "the refused append took no UID");
+    assert.deepEqual((await s.getMessages(inbox.id, [uid]))[0].flags, ["\\Flagged", "k1"]);
+  });
+
+  test("copies and moves take the destination's spelling of a keyword", async (s) => {
+    const { account, inbox, append } = await mailbox(s);
+    await append(1, ["$Foo", "\\Seen", "$bar"]);
+    await append(2, ["$zed"]);
+    const other = await s.createMailbox(account.id, "Other");
+    await s.append({
+      accountId: account.id,
+      mailboxName: "Other",
+      body: bytesBody(enc.encode("Subject: o\r\n\r\n")),
+      flags: ["$FOO"],
+      internalDate: 1,
+      defaultQuotaBytes: 1e9,
+    });
+    const copied = await s.copyMessages(inbox.id, [1, 2], other.id);
+    const moved = await s.moveMessages(inbox.id, [1], other.id);
+    const got = await s.getMessages(
+      other.id,
+      [...copied.mapping, ...moved.mapping].map((x) => x[1]),
+    );
+    assert.deepEqual(got.map((m) => m.flags), [
+      ["$FOO", "$bar", "\\Seen"],
+      ["$zed"],
+      ["$FOO", "$bar", "\\Seen"],
+    ]);
+    assert.equal((await s.getMailboxById(other.id))!.unseen, 2);
+    assert.deepEqual(await s.listKeywords(other.id), ["$FOO", "$bar", "$zed"]);
+  });
+
   test("scanMessages() walks windows both ways, filters and counts", async (s) => {
     const { inbox, append } = await mailbox(s);
     for (let i = 1; i <= 9; i++) await append(i, i % 3 === 0 ? ["\\Flagged"] : []);
@@ -181,6 +237,17 @@ export function runQueriesContract(name: string, makeStore: () => Store | Promis
     const { inbox, append } = await mailbox(s);
     for (let i = 1; i <= 7; i++) await append(i);
     const base = (await s.getMailboxById(inbox.id))!.highestModSeq;
+    // Changes after a modseq exclude the messages of that modseq (the last append's here).
+    const newest = await s.changedMessages(inbox.id, {
+      sinceModSeq: base - 1,
+      upToModSeq: base,
+      limit: 10,
+    });
+    assert.deepEqual(newest.map((m) => m.uid), [7]);
+    assert.deepEqual(
+      await s.changedMessages(inbox.id, { sinceModSeq: base, upToModSeq: base + 5, limit: 10 }),
+      [],
+    );
     // One STORE gives five messages the same modseq: pages must split it by UID.
     await s.setFlags(inbox.id, { uids: [1, 2, 3, 4, 5], mode: "add", flags: ["\\Seen"] });
     await s.setFlags(inbox.id, { uids: [2], mode: "add", flags: ["\\Flagged"] });

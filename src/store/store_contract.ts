@@ -277,6 +277,21 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal((await s.duePushJobs(40, 10))[0].attempt, 1);
   });
 
+  test("push jobs are claimed by one caller at a time, for a lease", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const j1 = await s.enqueuePush({ accountId: a.id, token: "tok1", now: 100 });
+    const j2 = await s.enqueuePush({ accountId: a.id, token: "tok2", now: 200 });
+    const [first, second] = await Promise.all([
+      s.claimPushJobs(150, 10, 1000),
+      s.claimPushJobs(150, 10, 1000),
+    ]);
+    assert.deepEqual([...first, ...second].map((j) => j.id), [j1], "only the due job, once");
+    assert.deepEqual((await s.claimPushJobs(250, 10, 1000)).map((j) => j.id), [j2]);
+    assert.deepEqual(await s.claimPushJobs(1100, 10, 1000), [], "both leased");
+    const again = await s.claimPushJobs(1150, 10, 1000);
+    assert.deepEqual(again.map((j) => [j.id, j.token, j.attempt]), [[j1, "tok1", 0]]);
+  });
+
   test("spooled bodies: small and large round-trip, ranged reads, small-body batches", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const small = enc.encode("Subject: s\r\n\r\nsmall\r\n");

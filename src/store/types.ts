@@ -551,6 +551,20 @@ export interface PushStore {
       nextAt: number;
     }[]
   >;
+  /**
+   * Takes up to `limit` due jobs for `leaseMs`: they are due for no one else until then (several
+   * instances send each job once; a job whose sender died is due again after the lease).
+   */
+  claimPushJobs(now: number, limit: number, leaseMs: number): Promise<
+    {
+      id: number;
+      accountId: number;
+      token: string;
+      attempt: number;
+      startAt: number;
+      nextAt: number;
+    }[]
+  >;
   reschedulePush(id: number, attempt: number, nextAt: number): Promise<void>;
   deletePushJob(id: number): Promise<void>;
   countPushJobs(): Promise<number>;

@@ -29,6 +29,11 @@ export interface MaintenanceOptions {
   /** Reports removed messages so IMAP sessions see the expunges. */
   onRemoved?(accountId: number, mailboxId: number): void;
   onAccountDeleted?(accountId: number): void;
+  /**
+   * Several instances on one store: claims a task's scheduled run for `periodMs`; false when
+   * another instance took it. Without it every scheduled run runs every task (one instance).
+   */
+  claim?(task: string, periodMs: number): Promise<boolean>;
   now?: () => number;
   log?: Logger;
 }
@@ -66,17 +71,32 @@ export class Maintenance {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Runs every task now, then every `intervalMs` (default hourly). */
+  /**
+   * Runs every task now, then every `intervalMs` (default hourly). With a claim (several
+   * instances) each instance looks every few minutes and runs the tasks no other instance ran
+   * within the interval: each task runs once per interval, wherever.
+   */
   start(intervalMs = 3600_000) {
     const tick = () => {
       if (!this.#running) {
-        this.#running = this.runAll().catch((err) =>
+        this.#running = this.runScheduled(intervalMs).catch((err) =>
           this.#o.log?.error("maintenance failed", { error: String(err) })
         ).finally(() => (this.#running = null));
       }
     };
-    this.#timer = setInterval(tick, intervalMs);
+    this.#timer = setInterval(tick, this.#o.claim ? Math.min(intervalMs, 5 * 60_000) : intervalMs);
     tick();
+  }
+
+  /** The tasks this instance may run now (all of them without a claim); what each did. */
+  async runScheduled(periodMs: number): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const t of TASKS) {
+      if (this.#o.claim && !(await this.#o.claim(t.name, periodMs))) continue;
+      out[t.name] = await this.run(t.name);
+      this.#o.log?.info("maintenance task ran", { task: t.name, result: out[t.name] });
+    }
+    return out;
   }
 
   async stop() {

@@ -28,7 +28,12 @@ export class ImapTestClient {
     options: { tls?: boolean; caPem?: string } = {},
   ): Promise<{ client: ImapTestClient; greeting: string }> {
     const conn = options.tls
-      ? await Deno.connectTls({ port: addr.port, hostname: "127.0.0.1", caCerts: [options.caPem!] })
+      ? await Deno.connectTls({
+        port: addr.port,
+        // A loopback address of its own (a second instance on 127.0.0.2), else IPv4 loopback.
+        hostname: /^127\./.test(addr.hostname) ? addr.hostname : "127.0.0.1",
+        caCerts: [options.caPem!],
+      })
       : await Deno.connect(addr);
     const client = new ImapTestClient(conn);
     const greeting = await client.readResponse();

@@ -1,9 +1,11 @@
 // tern migrate: applies pending database migrations, then the data steps of an upgrade (large
 // bodies out of the database into files, a rebuild for incremental vacuum) with progress, and
-// reports the schema version. Interrupting it is safe: the next run (or `serve`) resumes.
+// reports the schema version. Interrupting it is safe: the next run (or `serve`) resumes. With
+// store = "postgres" it applies the PostgreSQL migrations.
 
 import { databasePath, ensureDataDir } from "../../app/data_dir.ts";
 import { MIGRATIONS, openSqliteStore } from "../../store/sqlite/mod.ts";
+import { PG_MIGRATIONS, startPostgresStore } from "../../store/postgres/mod.ts";
 import { configFrom, parse } from "../context.ts";
 import type { CliIo } from "../context.ts";
 
@@ -12,6 +14,22 @@ export const usage = "tern migrate";
 export async function run(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, {});
   const config = configFrom(values, io);
+  if (config.store === "postgres") {
+    // Connecting applies pending migrations (one instance at a time); no data steps there.
+    const pg = await startPostgresStore(config.databaseUrl, { name: "tern migrate", poolSize: 1 });
+    try {
+      const rows = await pg.sql<{ name: string }[]>`
+        SELECT name FROM schema_migrations ORDER BY version`;
+      io.out(
+        `schema up to date: ${rows.length}/${PG_MIGRATIONS.length} migration(s) applied (${
+          rows.at(-1)?.name
+        }) in ${pg.where}`,
+      );
+    } finally {
+      await pg.close();
+    }
+    return 0;
+  }
   ensureDataDir(config.dataDir);
   const store = openSqliteStore(databasePath(config.dataDir));
   try {

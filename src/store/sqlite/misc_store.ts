@@ -227,6 +227,34 @@ export function miscStore({ db }: OpEnv): Misc {
         startAt: r.start_at,
         nextAt: r.next_at,
       })),
+    claimPushJobs(now, limit, leaseMs) {
+      return db.tx(() => {
+        const rows = db.all<
+          {
+            id: number;
+            account_id: number;
+            token: string;
+            attempt: number;
+            start_at: number;
+          }
+        >(
+          "SELECT id, account_id, token, attempt, start_at FROM push_jobs WHERE next_at <= ? ORDER BY next_at LIMIT ?",
+          now,
+          limit,
+        );
+        for (const r of rows) {
+          db.run("UPDATE push_jobs SET next_at = ? WHERE id = ?", now + leaseMs, r.id);
+        }
+        return rows.map((r) => ({
+          id: r.id,
+          accountId: r.account_id,
+          token: r.token,
+          attempt: r.attempt,
+          startAt: r.start_at,
+          nextAt: now,
+        }));
+      });
+    },
     reschedulePush(id, attempt, nextAt) {
       db.run("UPDATE push_jobs SET attempt = ?, next_at = ? WHERE id = ?", attempt, nextAt, id);
     },

@@ -81,6 +81,7 @@ export const OP_KINDS = {
   expirePushTokens: "write",
   enqueuePush: "write",
   duePushJobs: "read",
+  claimPushJobs: "write",
   reschedulePush: "write",
   deletePushJob: "write",
   countPushJobs: "read",

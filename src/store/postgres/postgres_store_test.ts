@@ -1,0 +1,300 @@
+// The store contract against a real PostgreSQL (its own server, tests/support/postgres.ts), and
+// what only the PostgreSQL store does: migrations checked like SQLite's, blobs across instances.
+
+import assert from "node:assert/strict";
+import { runStoreContract } from "../store_contract.ts";
+import { runQueriesContract } from "../queries_contract.ts";
+import { runQueueContract } from "../queue_contract.ts";
+import { type PostgresStore, startPostgresStore } from "./mod.ts";
+import { PG_MIGRATIONS } from "./migrations.ts";
+import { postgresNeed, startPostgres } from "../../../tests/support/postgres.ts";
+import { bytesBody } from "../message_input.ts";
+
+// One server for the whole file (started as it loads, stopped by the last test); a fresh
+// database per store.
+const server = postgresNeed.ignore ? null : await startPostgres();
+let databases = 0;
+
+async function freshUrl(): Promise<string> {
+  return await server!.createDatabase(`t${++databases}`);
+}
+
+async function freshStore(): Promise<PostgresStore> {
+  return await startPostgresStore(await freshUrl());
+}
+
+const pgTest = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: postgresNeed.title(name), ignore: postgresNeed.ignore, fn });
+
+if (postgresNeed.ignore) {
+  pgTest("PostgresStore contract", () => Promise.resolve());
+} else {
+  runStoreContract("PostgresStore", freshStore);
+  runQueriesContract("PostgresStore queries", freshStore);
+  runQueueContract("PostgresStore", freshStore);
+}
+
+pgTest("startPostgresStore() migrates a fresh database once and re-opens it", async () => {
+  const url = await freshUrl();
+  const s1 = await startPostgresStore(url);
+  await s1.createAccount({ address: "a@x", passwordHash: "h", now: 1 });
+  await s1.close();
+  const s2 = await startPostgresStore(url);
+  try {
+    assert.ok(await s2.getAccount("a@x"));
+    const rows = await s2.sql`SELECT name FROM schema_migrations ORDER BY version`;
+    assert.deepEqual(rows.map((r) => r.name), PG_MIGRATIONS.map((m) => m.name));
+  } finally {
+    await s2.close();
+  }
+});
+
+pgTest("startPostgresStore() refuses a database whose applied migration was edited", async () => {
+  const url = await freshUrl();
+  await (await startPostgresStore(url)).close();
+  const tampered = PG_MIGRATIONS.map((m, i) => i === 0 ? { ...m, sql: m.sql + "\n-- edited" } : m);
+  await assert.rejects(
+    startPostgresStore(url, { migrations: tampered }),
+    /migration 0001_init\.sql was changed after it was applied/,
+  );
+});
+
+pgTest("startPostgresStore() refuses a database written by a newer tern", async () => {
+  const url = await freshUrl();
+  const extra = [...PG_MIGRATIONS, {
+    version: 999,
+    name: "0999_future.sql",
+    sql: "CREATE TABLE f (x int)",
+  }];
+  await (await startPostgresStore(url, { migrations: extra })).close();
+  await assert.rejects(startPostgresStore(url), /0999_future\.sql, which this version/);
+});
+
+pgTest(
+  "startPostgresStore() says which database it cannot reach, without the password",
+  async () => {
+    const url = server!.url("postgres").replace(/:(\d+)\//, ":1/");
+    await assert.rejects(startPostgresStore(url), (err: Error) => {
+      assert.match(
+        err.message,
+        /Cannot connect to PostgreSQL at postgres:\/\/tern:\*\*\*@127\.0\.0\.1:1\//,
+      );
+      assert.doesNotMatch(err.message, /tern-test-password/);
+      return true;
+    });
+  },
+);
+
+pgTest("two instances start at once on a fresh database: one migrates, both serve", async () => {
+  const url = await freshUrl();
+  const [a, b] = await Promise.all([startPostgresStore(url), startPostgresStore(url)]);
+  try {
+    const acc = (await a.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    assert.equal((await b.getAccount("a@x"))?.id, acc.id);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+pgTest("a large body spooled on one instance is read whole and in ranges on another", async () => {
+  const url = await freshUrl();
+  const [a, b] = await Promise.all([startPostgresStore(url), startPostgresStore(url)]);
+  try {
+    const acc = (await a.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const big = new Uint8Array(3_000_000).map((_, i) => (i * 31 + (i >> 9)) & 0xff);
+    const spool = a.createSpool();
+    for (let off = 0; off < big.length; off += 100_003) {
+      await spool.write(big.subarray(off, off + 100_003));
+    }
+    const r = await a.append({
+      accountId: acc.id,
+      mailboxName: "INBOX",
+      body: await spool.finish(),
+      flags: [],
+      internalDate: 1,
+      defaultQuotaBytes: 1e9,
+    });
+    await spool.discard();
+    const [m] = await b.getMessages(r.mailboxId, [r.uid]);
+    const reader = (await b.openBody(m.bodyId))!;
+    try {
+      assert.equal(reader.size, big.length);
+      assert.deepEqual(await reader.read(262_000, 300_000), big.subarray(262_000, 562_000));
+      // The reader keeps working after the message is expunged on the other instance.
+      await a.removeMessages(r.mailboxId, [r.uid]);
+      assert.equal(await b.openBody(m.bodyId), null);
+      assert.deepEqual(await reader.read(2_999_000, 5_000), big.subarray(2_999_000));
+    } finally {
+      await reader.close();
+    }
+    // Past the grace period the sweep deletes the blob's chunks.
+    assert.equal(await b.sweepBodyFiles(Date.now() + 3600_000), 0, "freed moments ago: kept");
+    const [{ n }] = await a.sql<{ n: number }[]>`SELECT count(*) AS n FROM blob_chunks`;
+    assert.ok(n > 0);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+pgTest("writes of two instances to the same accounts in opposite orders all commit", async () => {
+  const url = await freshUrl();
+  const [a, b] = await Promise.all([startPostgresStore(url), startPostgresStore(url)]);
+  try {
+    const ids: number[] = [];
+    for (const name of ["x@y", "z@y"]) {
+      ids.push((await a.createAccount({ address: name, passwordHash: "h", now: 1 })).account.id);
+    }
+    const deliver = (s: PostgresStore, order: number[], i: number) =>
+      s.deliver({
+        body: bytesBody(new TextEncoder().encode(`m${i}\r\n`)),
+        internalDate: i,
+        targets: order.map((accountId) => ({ accountId, mailboxName: "INBOX" })),
+        defaultQuotaBytes: 1e9,
+      });
+    const all = [];
+    for (let i = 0; i < 60; i++) {
+      all.push(deliver(a, ids, i), deliver(b, [...ids].reverse(), i));
+    }
+    const out = (await Promise.all(all)).flat();
+    assert.ok(out.every((o) => o.ok));
+    for (const id of ids) {
+      const inbox = (await a.getMailbox(id, "INBOX"))!;
+      assert.equal(inbox.messages, 120);
+      const uids = (await a.listMessages(inbox.id)).map((m) => m.uid);
+      assert.deepEqual(uids, Array.from({ length: 120 }, (_, i) => i + 1));
+    }
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+pgTest(
+  "migration 0002 records existing keywords, \\Recent and tombstones, then serves them",
+  async () => {
+    const url = await freshUrl();
+    // A database as the release before 0002 left it.
+    const old = await startPostgresStore(url, {
+      migrations: PG_MIGRATIONS.filter((m) => m.version < 2),
+    });
+    await old.sql.unsafe(`
+    INSERT INTO accounts (id, address, password_hash, created_at) VALUES (1, 'a@x', 'h', 1);
+    INSERT INTO mailboxes (id, account_id, name, uid_validity, uid_next, highest_modseq)
+      VALUES (1, 1, 'INBOX', 7, 6, 9), (2, 1, 'Other', 8, 1, 1);
+    INSERT INTO bodies (id, size, data, created_at) VALUES (1, 1, '\\x41', 1);
+    INSERT INTO messages (mailbox_id, uid, modseq, body_id, size, internal_date, flags, seen, recent)
+      VALUES (1, 1, 2, 1, 1, 1, '$Zed \\Seen', true, false),
+             (1, 2, 3, 1, 1, 1, '$alpha $zed', false, false),
+             (1, 4, 4, 1, 1, 1, '', false, true),
+             (1, 5, 5, 1, 1, 1, '\\Flagged $Alpha', false, true);
+    INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at) VALUES (1, 3, 9, 1);
+  `).simple();
+    await old.close();
+    const s = await startPostgresStore(url);
+    try {
+      assert.deepEqual(await s.listKeywords(1), ["$Zed", "$alpha"]);
+      assert.deepEqual(await s.listKeywords(2), []);
+      const inbox = (await s.getMailboxById(1))!;
+      assert.deepEqual([inbox.messages, inbox.unseen, inbox.recent], [4, 3, 2]);
+      assert.deepEqual(await s.claimRecent(1), [4, 5]);
+      assert.equal(await s.claimRecent(2), null);
+      assert.equal((await s.getMailboxById(1))!.recent, 0);
+      assert.equal(await s.firstUnseenUid(1), 2);
+      // Tombstones from before keep only their UID and modseq.
+      assert.deepEqual(await s.expungedInRange(1, 1, 10, 10), [
+        { uid: 3, modSeq: 9, flags: null, size: null, internalDate: null },
+      ]);
+      // New writes go on from there: a known keyword keeps its spelling, counters move.
+      await s.setFlags(1, { uids: [4], mode: "add", flags: ["$ALPHA", "$new"] });
+      assert.deepEqual((await s.getMessages(1, [4]))[0].flags, ["$alpha", "$new"]);
+      assert.deepEqual(await s.listKeywords(1), ["$Zed", "$alpha", "$new"]);
+      await s.setFlags(1, { uids: [5], mode: "add", flags: ["\\Deleted"] });
+      assert.deepEqual(await s.expunge(1), [5]);
+      assert.deepEqual((await s.expungedInRange(1, 5, 5, 1))[0].flags, [
+        "$Alpha",
+        "\\Deleted",
+        "\\Flagged",
+      ]);
+    } finally {
+      await s.close();
+    }
+  },
+);
+
+pgTest(
+  "the bounded queries walk their indexes in order (no scan of the mailbox, no sort)",
+  async () => {
+    const s = await freshStore();
+    const db = await s.sql.reserve();
+    try {
+      // Plans must not depend on table sizes here: with sequential and bitmap scans priced out,
+      // the planner still picks them when no index can serve the query.
+      await db`SET enable_seqscan = off`;
+      await db`SET enable_bitmapscan = off`;
+      const plan = async (text: string) =>
+        (await db.unsafe<{ "QUERY PLAN": string }[]>(`EXPLAIN ${text}`))
+          .map((r) => r["QUERY PLAN"]).join("\n");
+      const uses = async (text: string, index: string, ordered = true) => {
+        const p = await plan(text);
+        assert.match(p, new RegExp(`Index (Only )?Scan.* using ${index} `), p);
+        assert.doesNotMatch(p, /Seq Scan|Bitmap/, p);
+        if (ordered) assert.doesNotMatch(p, /Sort/, p);
+        return p;
+      };
+      await uses(
+        "SELECT uid FROM messages WHERE mailbox_id = 1 AND NOT seen AND uid < 9 ORDER BY uid LIMIT 1",
+        "messages_unseen",
+      );
+      const changes = await uses(
+        `SELECT uid FROM messages WHERE mailbox_id = 1 AND (modseq, uid) > (5, 7)
+       AND modseq <= 90 AND uid <= 100 ORDER BY modseq, uid LIMIT 5`,
+        "messages_modseq",
+      );
+      // The keyset bound is where the index walk starts, not a filter over earlier rows.
+      assert.match(changes, /Index Cond: .*ROW\(modseq, uid\) > ROW\(5, 7\)/, changes);
+      await uses(
+        `SELECT uid FROM expunged WHERE mailbox_id = 1 AND (modseq, uid) > (5, 4294967296)
+       AND modseq <= 90 AND uid <= 100 ORDER BY modseq, uid LIMIT 5`,
+        "expunged_modseq",
+      );
+      await uses(
+        "SELECT uid FROM expunged WHERE mailbox_id = 1 AND uid BETWEEN 3 AND 9 ORDER BY uid LIMIT 5",
+        "expunged_pkey",
+      );
+      await uses(
+        "SELECT uid, flags FROM messages WHERE mailbox_id = 1 AND strpos(flags, E'\\\\Deleted') > 0",
+        "messages_deleted",
+        false,
+      );
+      await uses(
+        "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = 1 ORDER BY id LIMIT 10000",
+        "mailbox_keywords_order",
+      );
+      await uses(
+        "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = 1 AND lower(keyword) = ANY('{a,b}')",
+        "mailbox_keywords_word",
+        false,
+      );
+      // A scan step's window and listUids' page: a range of the (mailbox_id, uid) key.
+      for (const [cmp, order] of [[">", "ASC"], ["<", "DESC"]]) {
+        await uses(
+          `SELECT uid, modseq FROM messages WHERE mailbox_id = 1 AND uid ${cmp} 50 AND uid <= 90
+         ORDER BY uid ${order} LIMIT 10000`,
+          "messages_mailbox_id_uid_key",
+        );
+      }
+    } finally {
+      db.release();
+      await s.close();
+    }
+  },
+);
+
+Deno.test({
+  name: postgresNeed.title("stops the PostgreSQL server of this file"),
+  ignore: postgresNeed.ignore,
+  // The server was started as the file loaded, outside any test: stopping it ends its process
+  // and pipes here, which the sanitizers would count against this test.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () => server!.stop(),
+});

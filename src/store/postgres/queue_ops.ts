@@ -1,0 +1,277 @@
+// The outbound queue in PostgreSQL: one entry per submission (shared body), one row per
+// recipient with its own status, attempts and next attempt time.
+
+import type {
+  AttemptRecord,
+  MessageInput,
+  QueueDestinationSummary,
+  QueueEntry,
+  QueueRecipientRecord,
+} from "../types.ts";
+import { messageSize } from "../sqlite/bodies.ts";
+import type { Q } from "./connection.ts";
+import { freeBodies, insertBody } from "./bodies.ts";
+import { key, read, write } from "./op.ts";
+
+interface RcptRow {
+  id: number;
+  queue_id: number;
+  recipient: string;
+  domain: string;
+  status: QueueRecipientRecord["status"];
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  updated_at: number;
+}
+
+const toRcpt = (r: RcptRow): QueueRecipientRecord => ({
+  id: r.id,
+  queueId: r.queue_id,
+  recipient: r.recipient,
+  domain: r.domain,
+  status: r.status,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  lastError: r.last_error,
+  updatedAt: r.updated_at,
+});
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
+}
+
+/** One attempt's outcome inside the batch's transaction; true when the entry is done. */
+async function applyAttempt(
+  q: Q,
+  { queueId, domain, now, updates }: AttemptRecord,
+): Promise<boolean> {
+  let sent = 0;
+  let failures = 0;
+  let lastError: string | null = null;
+  for (const u of updates) {
+    const r = await q`UPDATE queue_recipients SET status = ${u.status}, attempts = ${u.attempts},
+        next_attempt_at = COALESCE(${u.nextAttemptAt ?? null}::bigint, next_attempt_at),
+        last_error = ${u.lastError}, updated_at = ${now}
+      WHERE id = ${u.id} AND queue_id = ${queueId}`;
+    // A recipient the operator dropped meanwhile counts for nothing.
+    if (r.count === 0) continue;
+    if (u.status === "delivered") sent++;
+    else {
+      failures++;
+      lastError = u.lastError ?? lastError;
+    }
+  }
+  if (sent + failures > 0) {
+    await q`INSERT INTO federation_stats (domain, sent, failures, last_error, last_at)
+      VALUES (${domain.toLowerCase()}, ${sent}, ${failures}, ${lastError}, ${now})
+      ON CONFLICT (domain) DO UPDATE SET sent = federation_stats.sent + excluded.sent,
+        failures = federation_stats.failures + excluded.failures,
+        last_error = COALESCE(excluded.last_error, federation_stats.last_error),
+        last_at = excluded.last_at`;
+  }
+  const [left] = await q<{ n: number }[]>`
+    SELECT count(*) AS n FROM queue_recipients
+    WHERE queue_id = ${queueId} AND status IN ('queued', 'deferred')`;
+  if (left.n > 0) return false;
+  const [e] = await q<{ body_id: number }[]>`
+    DELETE FROM queue WHERE id = ${queueId} RETURNING body_id`;
+  if (e) await freeBodies(q, [e.body_id], now);
+  return true;
+}
+
+async function entries(q: Q, ids: number[]): Promise<QueueEntry[]> {
+  if (ids.length === 0) return [];
+  const heads = await q<
+    { id: number; sender: string; body_id: number; size: number; created_at: number }[]
+  >`SELECT * FROM queue WHERE id = ANY(${ids}::bigint[])`;
+  const rcpts = await q<RcptRow[]>`
+    SELECT * FROM queue_recipients WHERE queue_id = ANY(${ids}::bigint[]) ORDER BY id`;
+  const byId = new Map(heads.map((h) => [h.id, h]));
+  return ids.flatMap((id) => {
+    const h = byId.get(id);
+    return h
+      ? [{
+        id: h.id,
+        sender: h.sender,
+        bodyId: h.body_id,
+        size: h.size,
+        createdAt: h.created_at,
+        recipients: rcpts.filter((r) => r.queue_id === id).map(toRcpt),
+      }]
+      : [];
+  });
+}
+
+type EnqueueInput = MessageInput & { sender: string; recipients: string[]; now: number };
+
+export const queueOps = {
+  enqueue: write(
+    async (q, _e, input: EnqueueInput) => {
+      messageSize(input);
+      const bodyId = await insertBody(q, input, input.now);
+      const [e] = await q<{ id: number }[]>`
+      WITH e AS (INSERT INTO queue (sender, body_id, size, created_at)
+        VALUES (${input.sender}, ${bodyId}, ${messageSize(input)}, ${input.now}) RETURNING id),
+      r AS (INSERT INTO queue_recipients
+          (queue_id, recipient, domain, status, next_attempt_at, updated_at)
+        SELECT e.id, u.rcpt, u.domain, 'queued', ${input.now}, ${input.now}
+        FROM e, unnest(${input.recipients}::text[], ${
+        input.recipients.map(domainOf)
+      }::text[]) WITH ORDINALITY AS u(rcpt, domain, ord) ORDER BY u.ord)
+      SELECT id FROM e`;
+      return e.id;
+    },
+    () => [],
+  ),
+  dueRecipients: read(async (q, _e, now: number, limit: number) =>
+    (await q<RcptRow[]>`
+      SELECT * FROM queue_recipients
+      WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ${now}
+      ORDER BY next_attempt_at, id LIMIT ${limit}`).map(toRcpt)
+  ),
+  getQueueEntry: read(async (q, _e, id: number) => (await entries(q, [id]))[0] ?? null),
+  listQueue: read(
+    async (q, _e, query: { offset?: number; limit?: number; status?: string }) => {
+      const status = query.status ?? null;
+      const ids = (await q<{ id: number }[]>`
+        SELECT id FROM queue WHERE (${status}::text IS NULL OR id IN (
+          SELECT queue_id FROM queue_recipients WHERE status = ${status}::text))
+        ORDER BY id DESC LIMIT ${query.limit ?? 50} OFFSET ${query.offset ?? 0}`)
+        .map((r) => r.id);
+      const [t] = await q<{ n: number }[]>`
+        SELECT count(*) AS n FROM queue WHERE (${status}::text IS NULL OR id IN (
+          SELECT queue_id FROM queue_recipients WHERE status = ${status}::text))`;
+      return { items: await entries(q, ids), total: t.n };
+    },
+  ),
+  updateRecipient: write(
+    async (
+      q,
+      _e,
+      id: number,
+      u: {
+        status: QueueRecipientRecord["status"];
+        attempts?: number;
+        nextAttemptAt?: number;
+        lastError?: string | null;
+        now: number;
+      },
+    ) => {
+      await q`UPDATE queue_recipients SET status = ${u.status},
+        attempts = COALESCE(${u.attempts ?? null}::bigint, attempts),
+        next_attempt_at = COALESCE(${u.nextAttemptAt ?? null}::bigint, next_attempt_at),
+        last_error = ${u.lastError ?? null}, updated_at = ${u.now} WHERE id = ${id}`;
+    },
+    (_c, [id]) => [key.recipient(id)],
+  ),
+  retryQueueEntry: write(
+    async (q, _e, id: number, now: number) => {
+      const r = await q`UPDATE queue_recipients SET status = 'queued', next_attempt_at = ${now},
+        updated_at = ${now} WHERE queue_id = ${id} AND status IN ('queued', 'deferred', 'failed')`;
+      return r.count > 0;
+    },
+    (_c, [id]) => [key.queue(id)],
+  ),
+  deleteQueueEntry: write(
+    async (q, env, id: number) => {
+      const [e] = await q<
+        { body_id: number }[]
+      >`DELETE FROM queue WHERE id = ${id} RETURNING body_id`;
+      if (!e) return false;
+      await freeBodies(q, [e.body_id], env.now());
+      return true;
+    },
+    (_c, [id]) => [key.queue(id)],
+  ),
+  countQueued: read(async (q) => {
+    const [r] = await q<{ n: number }[]>`
+      SELECT count(*) AS n FROM queue_recipients WHERE status IN ('queued', 'deferred')`;
+    return r.n;
+  }),
+  pendingRecipientsAfter: read(async (q, _e, afterId: number, limit: number) =>
+    (await q<RcptRow[]>`
+      SELECT * FROM queue_recipients
+      WHERE id > ${afterId} AND status IN ('queued', 'deferred')
+      ORDER BY id LIMIT ${limit}`).map(toRcpt)
+  ),
+  dueRecipientsFor: read(async (q, _e, domain: string, now: number, limit: number) =>
+    (await q<RcptRow[]>`
+      SELECT * FROM queue_recipients
+      WHERE domain = ${domain} AND next_attempt_at <= ${now}
+        AND status IN ('queued', 'deferred')
+      ORDER BY next_attempt_at, id LIMIT ${limit}`).map(toRcpt)
+  ),
+  nextAttemptFor: read(async (q, _e, domain: string, after: number) => {
+    const [r] = await q<{ t: number }[]>`
+      SELECT next_attempt_at AS t FROM queue_recipients
+      WHERE domain = ${domain} AND next_attempt_at > ${after}
+        AND status IN ('queued', 'deferred')
+      ORDER BY next_attempt_at LIMIT 1`;
+    return r?.t ?? null;
+  }),
+  releaseDestination: write(
+    async (q, _e, domain: string, now: number) =>
+      (await q`UPDATE queue_recipients SET next_attempt_at = ${now}, updated_at = ${now}
+        WHERE domain = ${domain} AND status = 'deferred' AND next_attempt_at > ${now}`).count,
+    (_c, [domain]) => [key.destination(domain)],
+  ),
+  queueDestinations: read(async (q, _e, limit: number) =>
+    (await q<
+      {
+        domain: string;
+        pending: number;
+        deferred: number;
+        oldest_at: number;
+        next_attempt_at: number;
+        last_error: string | null;
+      }[]
+    >`
+      SELECT r.domain, count(*) AS pending, count(*) FILTER (WHERE r.status = 'deferred') AS deferred,
+        min(q.created_at) AS oldest_at, min(r.next_attempt_at) AS next_attempt_at,
+        (SELECT last_error FROM queue_recipients e WHERE e.domain = r.domain
+          AND e.status = 'deferred' ORDER BY e.updated_at DESC, e.id DESC LIMIT 1) AS last_error
+      FROM queue_recipients r JOIN queue q ON q.id = r.queue_id
+      WHERE r.status IN ('queued', 'deferred')
+      GROUP BY r.domain ORDER BY pending DESC, r.domain LIMIT ${limit}`).map((
+      r,
+    ): QueueDestinationSummary => ({
+      domain: r.domain,
+      pending: r.pending,
+      deferred: r.deferred,
+      oldestAt: r.oldest_at,
+      nextAttemptAt: r.next_attempt_at,
+      lastError: r.last_error,
+    }))
+  ),
+  oldestQueueEntryAt: read(async (q) => {
+    const [r] = await q<{ t: number | null }[]>`SELECT min(created_at) AS t FROM queue`;
+    return r?.t ?? null;
+  }),
+  queueEntriesBefore: read(async (q, _e, before: number, limit: number) =>
+    (await q<{ id: number }[]>`
+      SELECT id FROM queue WHERE created_at <= ${before}
+      ORDER BY created_at, id LIMIT ${limit}`).map((r) => r.id)
+  ),
+  recordAttempt: write(
+    async (q, _e, input: AttemptRecord) => ({ finished: await applyAttempt(q, input) }),
+    (_c, [input]) => [
+      key.queue(input.queueId),
+      key.destination(input.domain),
+      key.federation(input.domain),
+    ],
+  ),
+  countFederationReceived: write(
+    async (q, _e, counts: { domain: string; count: number }[], now: number) => {
+      if (counts.length === 0) return;
+      await q`INSERT INTO federation_stats (domain, received, last_at)
+        SELECT d, sum(n), ${now} FROM unnest(
+          ${counts.map((c) => c.domain.toLowerCase())}::text[],
+          ${counts.map((c) => c.count)}::bigint[]) AS u(d, n)
+        GROUP BY d
+        ON CONFLICT (domain) DO UPDATE SET received = federation_stats.received + excluded.received,
+          last_at = excluded.last_at`;
+    },
+    (_c, [counts]) => counts.map((c) => key.federation(c.domain)),
+  ),
+};
