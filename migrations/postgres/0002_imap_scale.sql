@@ -1,6 +1,15 @@
 -- tern schema for PostgreSQL, v2: what SQLite's 0004_imap_scale.sql adds, so IMAP answers
 -- without reading every message of a mailbox (store/postgres/mail_queries.ts).
 
+-- Those queries pass UID sets as multiranges (PostgreSQL 14): an older server is refused here,
+-- at start-up, rather than at a client's first SEARCH.
+DO $$ BEGIN
+  IF current_setting('server_version_num')::int < 140000 THEN
+    RAISE EXCEPTION 'tern needs PostgreSQL 14 or newer; this server is %',
+      current_setting('server_version');
+  END IF;
+END $$;
+
 -- Every keyword ever defined in a mailbox, in the order it was first used: FLAGS and
 -- PERMANENTFLAGS list them all, also after the last message carrying one is gone (as Dovecot
 -- does). Keywords match without regard to case (RFC 9051 §2.3.2); the first spelling stays.
