@@ -175,8 +175,9 @@ interface CertSpec {
 
 async function certificate(spec: CertSpec): Promise<Uint8Array> {
   const serial = crypto.getRandomValues(new Uint8Array(16));
-  serial[0] &= 0x7f;
-  serial[0] |= 0x01; // positive and 16 bytes long, never a leading zero to strip
+  // Positive, and the first byte 0x40–0x7f: 16 bytes and 32 hex digits, no leading zero to strip
+  // (a first byte below 0x10 was printed with 31 digits).
+  serial[0] = (serial[0] & 0x3f) | 0x40;
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", spec.publicKey));
   const tbs = seq(
     explicit(0, uint(Uint8Array.of(2))), // v3
