@@ -24,7 +24,6 @@ import { parseMessage } from "../src/mime/mod.ts";
 import { deltachatLatency, type DeltaChatResult } from "./bench/deltachat.ts";
 import { type SignupResult, signupStorm } from "./bench/signup.ts";
 import { irohBench, type IrohResult } from "./bench/iroh.ts";
-import { Imap } from "./bench/clients.ts";
 import { MEMORY_PARTS, memoryBench, type MemoryPart } from "./bench/memory.ts";
 import { type GateCase, gateTable } from "./bench/gate.ts";
 import { messageTemplate } from "./bench/messages.ts";
@@ -51,7 +50,7 @@ import type {
   SubmissionResult,
   Target,
 } from "./bench/scenarios.ts";
-import { startTernBench, waitImapsGreeting } from "./bench/tern.ts";
+import { jitUsers, startTernBench, waitImapsGreeting } from "./bench/tern.ts";
 import { type ScaleResult, scaleRun } from "./bench/scale.ts";
 import {
   type FederationResult,
@@ -65,7 +64,6 @@ import {
   hostInfo,
   loadavg,
   median,
-  pool,
   raiseNofile,
   sleep,
   treeCpuMs,
@@ -270,7 +268,6 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 
 // ---- targets -------------------------------------------------------------------------------------
 function ternTarget(t: TernBench): Target {
-  const known = new Set<string>();
   return {
     key: "tern",
     label: "tern",
@@ -278,20 +275,8 @@ function ternTarget(t: TernBench): Target {
     imapPort: t.port("imaps"),
     caPem: t.caPem,
     addr: (u) => `${u}@[127.0.0.1]`,
-    async ensureUsers(users) {
-      // accounts are created on first login (JIT); later logins hit tern's verified-password cache
-      const todo = [...new Set(users)].filter((u) => !known.has(u));
-      await pool(todo, 8, async (u) => {
-        const c = await Imap.connect(t.port("imaps"), t.caPem);
-        try {
-          await c.login(`${u}@[127.0.0.1]`, PASS);
-          await c.cmd("LOGOUT");
-        } finally {
-          c.close();
-        }
-        known.add(u);
-      });
-    },
+    // accounts are created on first login (JIT); later logins hit tern's verified-password cache
+    ensureUsers: jitUsers(t.port("imaps"), t.caPem),
     imapMem: () => treeMem([t.pid]),
     totalMem: () => treeMem([t.pid]),
     cpuMs: () => treeCpuMs([t.pid]),
@@ -999,7 +984,6 @@ async function scaleRuns(b: Bench) {
 }
 
 function ternSide(t: TernBench, ip: string): FedSide {
-  const known = new Set<string>();
   return {
     label: `tern ${ip}`,
     host: ip,
@@ -1009,20 +993,7 @@ function ternSide(t: TernBench, ip: string): FedSide {
     pass: PASS,
     cpuMs: () => treeCpuMs([t.pid]),
     addr: (u) => `${u}@[${ip}]`,
-    async ensureUsers(users) {
-      // accounts are created on first login (JIT)
-      const todo = [...new Set(users)].filter((u) => !known.has(u));
-      await pool(todo, 8, async (u) => {
-        const c = await Imap.connect(t.port("imaps"), t.caPem, 4096, ip);
-        try {
-          await c.login(`${u}@[${ip}]`, PASS);
-          await c.cmd("LOGOUT");
-        } finally {
-          c.close();
-        }
-        known.add(u);
-      });
-    },
+    ensureUsers: jitUsers(t.port("imaps"), t.caPem, ip),
   };
 }
 

@@ -14,11 +14,9 @@ import { parseArgs } from "node:util";
 import { startPostgres } from "../tests/support/postgres.ts";
 import { deliveryLatency, submission } from "./bench/scenarios.ts";
 import type { LatencyResult, SubmissionResult, Target } from "./bench/scenarios.ts";
-import { Imap } from "./bench/clients.ts";
-import { PASS } from "./bench/scenarios.ts";
 import { messageTemplate } from "./bench/messages.ts";
-import { startTernBench, type TernBench } from "./bench/tern.ts";
-import { pool, treeCpuMs, treeMem, treeSyscalls } from "./bench/util.ts";
+import { jitUsers, startTernBench, type TernBench } from "./bench/tern.ts";
+import { treeCpuMs, treeMem, treeSyscalls } from "./bench/util.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -33,7 +31,6 @@ const sessions = Number(flags.sessions);
 
 /** A target that submits on `smtp` and reads on `imap` (two instances of one relay, or one). */
 function target(label: string, smtp: TernBench, imap: TernBench): Target {
-  const known = new Set<string>();
   const pids = [...new Set([smtp.pid, imap.pid])];
   return {
     key: "tern",
@@ -42,19 +39,7 @@ function target(label: string, smtp: TernBench, imap: TernBench): Target {
     imapPort: imap.port("imaps"),
     caPem: imap.caPem,
     addr: (u) => `${u}@[127.0.0.1]`,
-    async ensureUsers(users) {
-      const todo = [...new Set(users)].filter((u) => !known.has(u));
-      await pool(todo, 8, async (u) => {
-        const c = await Imap.connect(imap.port("imaps"), imap.caPem);
-        try {
-          await c.login(`${u}@[127.0.0.1]`, PASS);
-          await c.cmd("LOGOUT");
-        } finally {
-          c.close();
-        }
-        known.add(u);
-      });
-    },
+    ensureUsers: jitUsers(imap.port("imaps"), imap.caPem),
     imapMem: () => treeMem([imap.pid]),
     totalMem: () => treeMem(pids),
     cpuMs: () => treeCpuMs(pids),

@@ -2,7 +2,9 @@
 // off and the limits raised.
 
 import { startTern, type TernProcess } from "../../tests/support/tern_process.ts";
-import { now, sleep } from "./util.ts";
+import { now, pool, sleep } from "./util.ts";
+import { Imap } from "./clients.ts";
+import { PASS } from "./scenarios.ts";
 
 const dec = new TextDecoder();
 
@@ -59,4 +61,29 @@ export async function waitImapsGreeting(port: number, caPem: string, timeoutMs =
     await sleep(5);
   }
   throw new Error("no IMAP greeting");
+}
+
+/**
+ * A target's ensureUsers for tern: accounts are created on first login (just-in-time), so each
+ * new user logs in once over IMAPS on `ip`; later calls skip users already made.
+ */
+export function jitUsers(
+  imapsPort: number,
+  caPem: string,
+  ip = "127.0.0.1",
+): (users: string[]) => Promise<void> {
+  const known = new Set<string>();
+  return async (users) => {
+    const todo = [...new Set(users)].filter((u) => !known.has(u));
+    await pool(todo, 8, async (u) => {
+      const c = await Imap.connect(imapsPort, caPem, 4096, ip);
+      try {
+        await c.login(`${u}@[${ip}]`, PASS);
+        await c.cmd("LOGOUT");
+      } finally {
+        c.close();
+      }
+      known.add(u);
+    });
+  };
 }
