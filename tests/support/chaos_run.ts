@@ -105,28 +105,26 @@ export async function settleSockets(pid: number, target: number, ms = 30_000): P
   return n;
 }
 
-/** The smallest RSS over a few samples a second apart (what stays, not a passing peak). */
-async function settledRss(pid: number, samples = 5): Promise<number> {
-  let least = Infinity;
-  for (let i = 0; i < samples; i++) {
-    await new Promise((r) => setTimeout(r, 1000));
-    least = Math.min(least, rssBytes(pid));
-  }
-  return least;
-}
-
-/** The smallest JavaScript heap in use over a few samples (from /metrics), or null. */
-async function settledHeap(tern: TernProcess, samples = 5): Promise<number | null> {
+/**
+ * The smallest RSS and JavaScript heap in use (from /metrics; null without a metrics listener)
+ * over a few samples a second apart: what stays, not a passing peak.
+ */
+async function settledMemory(
+  tern: TernProcess,
+  samples = 5,
+): Promise<{ rss: number; heap: number | null }> {
   const at = tern.listen.metrics;
-  if (!at) return null;
-  let least = Infinity;
+  let rss = Infinity;
+  let heap = Infinity;
   for (let i = 0; i < samples; i++) {
     await new Promise((r) => setTimeout(r, 1000));
+    rss = Math.min(rss, rssBytes(tern.pid));
+    if (!at) continue;
     const text = await (await fetch(`http://${at}/metrics`)).text();
     const m = /^tern_js_heap_used_bytes (\d+(?:\.\d+)?(?:e\+?\d+)?)$/m.exec(text);
-    if (m) least = Math.min(least, Number(m[1]));
+    if (m) heap = Math.min(heap, Number(m[1]));
   }
-  return Number.isFinite(least) ? least : null;
+  return { rss, heap: Number.isFinite(heap) ? heap : null };
 }
 
 /** Every accepted message once, none cut before its end, none twice. */
@@ -260,8 +258,8 @@ export async function chaosRun(
   if (report.died) return report;
   report.sockets.base = await settleSockets(pid, Object.keys(tern.listen).length);
   const before = new Set(tcpSockets(pid).map((s) => `${s.local} ${s.remote}`));
-  report.rss.base = await settledRss(pid, 3);
-  const heapBase = await settledHeap(tern, 3);
+  const memBefore = await settledMemory(tern, 3);
+  report.rss.base = memBefore.rss;
   report.fds.base = fdCount(pid);
   const stderrBefore = tern.stderr().length;
 
@@ -298,9 +296,11 @@ export async function chaosRun(
     const cycles = report.result.byAddress.get(ip) ?? report.warmup.byAddress.get(ip) ?? [];
     report.leftover.push(`${s.state} ${s.local} <- ${s.remote}: ${cycles.join("; ") || "?"}`);
   }
-  report.rss.after = await settledRss(pid);
-  const heapAfter = await settledHeap(tern);
-  if (heapBase !== null && heapAfter !== null) report.heap = { base: heapBase, after: heapAfter };
+  const after = await settledMemory(tern);
+  report.rss.after = after.rss;
+  if (memBefore.heap !== null && after.heap !== null) {
+    report.heap = { base: memBefore.heap, after: after.heap };
+  }
   report.fds.after = fdCount(pid);
   const { problems, present } = await checkLedger(tern, target, ledger);
   report.ledger = {
