@@ -113,6 +113,11 @@ export class TxFiles {
     if (this.#created.length) fsyncDir(this.dir);
   }
 
+  /** Whether the open transaction frees files (afterCommit would unlink them). */
+  get dooming(): boolean {
+    return this.#doomed.length > 0;
+  }
+
   /** After COMMIT: freed files go, unless a backup pinned them (`keep`). */
   afterCommit(keep: boolean): void {
     const doomed = this.#doomed;

@@ -26,6 +26,11 @@ export interface EngineOptions {
   migrations?: readonly Migration[];
   /** Size of the space reserve (space_guard.ts); default by file system size, 0 for none. */
   reserveBytes?: number;
+  /**
+   * COMMIT does not wait for the disk; the caller calls syncWal() before it reports any result
+   * (the writer thread, so that the next batch runs while the disk syncs the last one).
+   */
+  deferSync?: boolean;
 }
 
 export interface OpCall {
@@ -88,10 +93,13 @@ export class Engine {
   readonly files: TxFiles | null;
   readonly guard: SpaceGuard | null;
   readonly ops: EngineOps;
+  /** Commits wait for syncWal() (see EngineOptions.deferSync). */
+  readonly deferSync: boolean;
   #now = 0;
 
   constructor(path: string, options: EngineOptions, migrate?: (db: Db) => void) {
-    this.db = new Db(path, { readOnly: options.readOnly });
+    this.deferSync = (options.deferSync ?? false) && !options.readOnly && isFilePath(path);
+    this.db = new Db(path, { readOnly: options.readOnly, deferSync: this.deferSync });
     try {
       migrate?.(this.db);
       this.files = options.bodiesDir && !options.readOnly ? new TxFiles(options.bodiesDir) : null;
@@ -191,10 +199,53 @@ export class Engine {
       files?.afterRollback();
       return failAll(err);
     }
+    // A freed body file goes only once the commit that frees it is durable: a power cut
+    // before the WAL sync would bring back rows that point at it. When that sync fails the
+    // files stay (the unreferenced-file sweep finds them later).
+    if (this.deferSync && files?.dooming && !keep) keep = !this.#syncWalNow();
     files?.afterCommit(keep);
     // After a big change (a mass expunge, an account deleted) SQLite's spare memory goes back.
     if (this.#totalChanges() - changesBefore > BIG_CHANGE) db.shrinkMemory();
     return { results, full, whole: false };
+  }
+
+  /**
+   * Makes every commit so far durable (deferSync): one fdatasync of the WAL, on a blocking-pool
+   * thread, so this thread may run the next batch meanwhile. SQLite never syncs less than this
+   * for a checkpoint, and a WAL that is not there holds nothing to sync.
+   */
+  async syncWal(): Promise<void> {
+    if (!this.deferSync) return;
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(`${this.db.path}-wal`, { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    try {
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+  }
+
+  /** syncWal() on this thread; false when it failed. */
+  #syncWalNow(): boolean {
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(`${this.db.path}-wal`, { read: true });
+    } catch (err) {
+      return err instanceof Deno.errors.NotFound;
+    }
+    try {
+      file.syncDataSync();
+      return true;
+    } catch {
+      return false; // the caller keeps the files; the batch's own sync reports the error
+    } finally {
+      file.close();
+    }
   }
 
   #totalChanges(): number {
@@ -204,4 +255,9 @@ export class Engine {
   close(): void {
     this.db.close();
   }
+}
+
+/** A database on disk (not ":memory:" nor a URI), whose WAL is the file beside it. */
+function isFilePath(path: string): boolean {
+  return path !== "" && path !== ":memory:" && !path.startsWith("file:");
 }

@@ -2,6 +2,12 @@
 // connection (the writer migrates the schema first), then runs what the main thread sends:
 // batches (writer: one transaction each), single calls (reader; writer for steps that must run
 // outside a transaction), and close.
+//
+// The writer's commits do not wait for the disk (Engine deferSync); its answers do. Answers wait
+// in `unsynced` for one fdatasync of the WAL that covers them all, which runs on a blocking-pool
+// thread while this thread goes on with the next batch: the disk's sync and the next batch's
+// work overlap, and one sync serves every batch committed before it began. Nothing is answered
+// before the sync that makes it durable, so "250 after the commit is on disk" still holds.
 
 import { Engine, type OpCall } from "./engine.ts";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
@@ -36,7 +42,34 @@ interface WorkerScope {
 export function runStoreThread(early: MessageEvent[] = []): void {
   const scope = self as unknown as WorkerScope;
   let engine: Engine | null = null;
-  const reply = (m: FromThread, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
+  const post = (m: FromThread, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
+  /** Answers waiting for the WAL sync that covers them (deferSync only). */
+  let unsynced: { m: FromThread; transfer: Transferable[] }[] = [];
+  /** The sync round under way, if any. */
+  let syncing: Promise<void> | null = null;
+  const syncRounds = async () => {
+    while (unsynced.length) {
+      const round = unsynced;
+      unsynced = [];
+      let failure: unknown = null;
+      try {
+        await engine?.syncWal();
+      } catch (err) {
+        failure = err;
+      }
+      // A failed sync fails what it covered: nothing of it may be reported as stored.
+      for (const { m, transfer } of round) {
+        if (failure && m.t === "ok") post({ t: "error", id: m.id, error: toWire(failure) });
+        else post(m, transfer);
+      }
+    }
+    syncing = null;
+  };
+  const reply = (m: FromThread, transfer: Transferable[] = []) => {
+    if (!engine?.deferSync) return post(m, transfer);
+    unsynced.push({ m, transfer });
+    syncing ??= syncRounds();
+  };
   scope.onmessage = (e) => {
     const m = e.data;
     try {
@@ -44,7 +77,12 @@ export function runStoreThread(early: MessageEvent[] = []): void {
         case "open":
           engine = new Engine(
             m.path,
-            { bodiesDir: m.bodiesDir, readOnly: m.readOnly, reserveBytes: m.reserveBytes },
+            {
+              bodiesDir: m.bodiesDir,
+              readOnly: m.readOnly,
+              reserveBytes: m.reserveBytes,
+              deferSync: true,
+            },
             m.readOnly ? undefined : (db) => db.migrate(m.migrations ?? MIGRATIONS, m.now),
           );
           return reply({ t: "ok", id: m.id });
@@ -60,10 +98,13 @@ export function runStoreThread(early: MessageEvent[] = []): void {
           return reply({ t: "ok", id: m.id, value }, transfer);
         }
         case "close":
-          engine?.close();
-          engine = null;
-          reply({ t: "ok", id: m.id });
-          return scope.close();
+          // The answers still waiting for their sync go out first (closing checkpoints anyway).
+          return void (syncing ?? Promise.resolve()).then(() => {
+            engine?.close();
+            engine = null;
+            post({ t: "ok", id: m.id });
+            scope.close();
+          });
       }
     } catch (err) {
       reply({ t: "error", id: m.id, error: toWire(err) });

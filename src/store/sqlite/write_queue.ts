@@ -1,7 +1,9 @@
-// Group commit on the main thread's side: at most one batch is with the writer at a time; writes
-// made meanwhile wait and leave together as the next batch, so one COMMIT (one fsync) serves
-// every write that was ready. Each write's promise settles with its own result after that
-// COMMIT: a caller that answers "250" after it has durable mail.
+// Group commit on the main thread's side: at most IN_FLIGHT batches are with the writer at a
+// time; writes made meanwhile wait and leave together as the next batch, so one COMMIT serves
+// every write that was ready. Two in flight: the writer runs one batch while the disk syncs the
+// one before (worker.ts), and one WAL sync covers both when they meet. Each write's promise
+// settles with its own result once its COMMIT is on disk: a caller that answers "250" after it
+// has durable mail.
 
 import type { BatchOutcome, OpCall } from "./engine.ts";
 import { fromWire } from "./wire_error.ts";
@@ -16,6 +18,9 @@ export interface BatchRunner {
 /** Bounds one batch's work (and so the wait of the writes behind it). */
 const MAX_BATCH = 256;
 
+/** Batches with the writer at once (the writer runs them in order). */
+const IN_FLIGHT = 2;
+
 interface Item {
   op: OpCall;
   alone: boolean;
@@ -26,7 +31,8 @@ interface Item {
 export class WriteQueue {
   #runner: BatchRunner;
   #queue: Item[] = [];
-  #busy = false;
+  /** Batches with the runner; IN_FLIGHT while an operation runs alone. */
+  #inFlight = 0;
   #scheduled = false;
   #idle: (() => void)[] = [];
   /** Batches sent and operations they carried (the benchmark reports ops per commit). */
@@ -62,22 +68,27 @@ export class WriteQueue {
 
   /** Resolves once every write made so far has settled. */
   drained(): Promise<void> {
-    if (!this.#busy && this.#queue.length === 0) return Promise.resolve();
+    if (this.#inFlight === 0 && this.#queue.length === 0) return Promise.resolve();
     return new Promise((r) => this.#idle.push(r));
   }
 
   #pump(): void {
-    if (this.#busy) return;
+    if (this.#inFlight >= IN_FLIGHT) return;
     if (this.#queue.length === 0) {
-      for (const r of this.#idle.splice(0)) r();
+      const idle = this.#inFlight === 0 ? this.#idle.splice(0) : [];
+      for (const r of idle) r();
       return;
     }
-    this.#busy = true;
     let run: Promise<void>;
+    let took: number;
     if (this.#queue[0].alone) {
+      // Alone means alone: it waits for the batches before it, and none goes while it runs.
+      if (this.#inFlight > 0) return;
       const item = this.#queue.shift()!;
+      took = IN_FLIGHT;
       run = this.#runner.runAlone(item.op).then(item.resolve, item.reject);
     } else {
+      took = 1;
       let n = 0;
       while (n < this.#queue.length && n < MAX_BATCH && !this.#queue[n].alone) n++;
       const items = this.#queue.splice(0, n);
@@ -94,9 +105,12 @@ export class WriteQueue {
         (err) => items.forEach((i) => i.reject(err)),
       );
     }
+    this.#inFlight += took;
     run.finally(() => {
-      this.#busy = false;
+      this.#inFlight -= took;
       this.#pump();
     });
+    // A second batch may go at once when writes are still waiting.
+    if (this.#inFlight < IN_FLIGHT && this.#queue.length > 0) this.#pump();
   }
 }
