@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import zlib from "node:zlib";
 import { randomBytes } from "node:crypto";
-import { ConnectionClosedError, LineTooLongError, SocketConnection } from "./connection.ts";
+import {
+  ConnectionClosedError,
+  IdleTimeoutError,
+  LineTooLongError,
+  SocketConnection,
+} from "./connection.ts";
 import { DeflateWriter } from "./compression.ts";
 
 /** A SocketConnection on the server side of a loopback pair, and the client socket. */
@@ -133,4 +138,24 @@ Deno.test("COMPRESS output waits for the socket: one piece in flight, in order, 
   assert.equal(plain.length, data.length + 6);
   assert.ok(plain.subarray(0, data.length).every((b: number, i: number) => b === data[i]));
   writer.destroy();
+});
+
+Deno.test("input keeps a connection alive past its idle limit; silence ends it with IdleTimeoutError", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    conn.setIdleTimeout(1000);
+    // Input for three times the limit, a piece each 100 ms: every piece starts the clock again.
+    const t0 = performance.now();
+    for (let i = 0; i < 24; i++) {
+      client.write("x");
+      const got = await conn.readChunk();
+      assert.equal(got?.length, 1);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(performance.now() - t0 > 2400);
+    // Then nothing: the read ends with the idle error.
+    await assert.rejects(conn.readChunk(), IdleTimeoutError);
+  } finally {
+    await done();
+  }
 });
