@@ -29,9 +29,13 @@ export class Db {
   #inTx = false;
 
   /**
-   * `deferSync`: COMMIT writes the WAL without waiting for the disk (synchronous = NORMAL) and the
-   * caller makes it durable with syncWal() before telling anyone (the writer thread, worker.ts).
+   * COMMIT writes the WAL without waiting for the disk (synchronous = NORMAL); the caller makes
+   * it durable by syncing the WAL file before telling anyone (Engine.syncWal, the writer thread).
+   * Only when asked and the database really is in WAL mode (not ":memory:", not a file system
+   * that refused WAL): in a rollback journal NORMAL would lose the last commit to a power cut.
    */
+  readonly deferSync: boolean = false;
+
   constructor(path: string, options: { readOnly?: boolean; deferSync?: boolean } = {}) {
     this.path = path;
     this.readOnly = options.readOnly ?? false;
@@ -42,7 +46,9 @@ export class Db {
     // Only takes effect for a database without tables (new ones); older files are converted
     // once by a VACUUM (see data_steps.ts).
     this.raw.exec("PRAGMA auto_vacuum = INCREMENTAL");
-    this.raw.exec("PRAGMA journal_mode = WAL");
+    const mode = this.raw.prepare("PRAGMA journal_mode = WAL").get() as { journal_mode: string };
+    this.deferSync = (options.deferSync ?? false) && mode.journal_mode.toLowerCase() === "wal" &&
+      !path.startsWith("file:"); // a URI's WAL is not simply the path + "-wal"
     // The WAL file grows to the largest transaction (a mass EXPUNGE); once checkpointed it is cut
     // back to this, so the space is given back to the file system (issue 22).
     this.raw.exec(`PRAGMA journal_size_limit = ${WAL_LIMIT_BYTES}`);
@@ -50,7 +56,7 @@ export class Db {
     // NORMAL when the caller syncs the WAL itself after COMMIT: on Linux (powersafe overwrite,
     // SQLite's default) FULL is exactly NORMAL plus one sync of the WAL after the commit frame,
     // so a commit followed by syncWal() is as durable as a FULL commit.
-    this.raw.exec(`PRAGMA synchronous = ${options.deferSync ? "NORMAL" : "FULL"}`);
+    this.raw.exec(`PRAGMA synchronous = ${this.deferSync ? "NORMAL" : "FULL"}`);
     this.raw.exec("PRAGMA foreign_keys = ON");
   }
 

@@ -98,8 +98,8 @@ export class Engine {
   #now = 0;
 
   constructor(path: string, options: EngineOptions, migrate?: (db: Db) => void) {
-    this.deferSync = (options.deferSync ?? false) && !options.readOnly && isFilePath(path);
-    this.db = new Db(path, { readOnly: options.readOnly, deferSync: this.deferSync });
+    this.db = new Db(path, { readOnly: options.readOnly, deferSync: options.deferSync });
+    this.deferSync = this.db.deferSync;
     try {
       migrate?.(this.db);
       this.files = options.bodiesDir && !options.readOnly ? new TxFiles(options.bodiesDir) : null;
@@ -255,9 +255,4 @@ export class Engine {
   close(): void {
     this.db.close();
   }
-}
-
-/** A database on disk (not ":memory:" nor a URI), whose WAL is the file beside it. */
-function isFilePath(path: string): boolean {
-  return path !== "" && path !== ":memory:" && !path.startsWith("file:");
 }
