@@ -15,9 +15,9 @@ async function run(args: string[]): Promise<{ ok: boolean; stderr: string }> {
   return { ok: out.success, stderr: new TextDecoder().decode(out.stderr) };
 }
 
-await Deno.mkdir("dist", { recursive: true });
-if (bundleOnly) {
-  const r = await run(["bundle", "--platform=deno", "--frozen", "-o", "dist/tern.js", "main.ts"]);
+/** `deno bundle` of `entry` into `out`; exits with the reason when it fails. */
+async function bundle(entry: string, out: string) {
+  const r = await run(["bundle", "--platform=deno", "--frozen", "-o", out, entry]);
   if (!r.ok) {
     console.error(
       `compile: bundle failed: ${
@@ -26,6 +26,22 @@ if (bundleOnly) {
     );
     Deno.exit(1);
   }
+}
+
+await Deno.mkdir("dist", { recursive: true });
+if (bundleOnly) {
+  // The store threads get a bundle of their own, embedded as text at the top of dist/tern.js
+  // (src/store/sqlite/thread_main.ts says why; store_thread.ts starts threads from it).
+  const threadOut = "dist/.store_thread.js";
+  await bundle("src/store/sqlite/thread_main.ts", threadOut);
+  const threadSource = await Deno.readTextFile(threadOut);
+  await Deno.remove(threadOut);
+  await bundle("main.ts", "dist/tern.js");
+  const main = await Deno.readTextFile("dist/tern.js");
+  await Deno.writeTextFile(
+    "dist/tern.js",
+    `globalThis.ternStoreThreadSource = ${JSON.stringify(threadSource)};\n${main}`,
+  );
   console.log(
     "compile: wrote dist/tern.js (run it with: deno run -A --no-config dist/tern.js serve …)",
   );
