@@ -2,6 +2,8 @@
 // denort; see README "Building"), or with --bundle-only one JS file, dist/tern.js, that runs with
 // `deno run --no-config`. Fails with a one-line reason instead of a stack trace.
 
+import { V8_FLAGS } from "../src/cli/runtime_env.ts";
+
 const bundleOnly = Deno.args.includes("--bundle-only");
 const target = Deno.args.find((a) => a.startsWith("--target="))?.slice(9);
 
@@ -50,6 +52,7 @@ if (bundleOnly) {
     "compile",
     "--frozen",
     "-A",
+    `--v8-flags=${V8_FLAGS.join(",")}`,
     ...(target ? ["--target", target] : []),
     "-o",
     "dist/tern",
