@@ -1,8 +1,9 @@
 // tern: a chatmail relay for Delta Chat. See README.md; `tern help` lists the commands.
 //
-// This module is also the entry of the store's threads (Web Workers started from this file's
-// URL, which is the bundle itself in dist/tern.js): they are told apart by their name before
-// anything else is loaded, so a thread loads only the store.
+// This module is also the entry of the store's threads when run from the sources or `deno
+// compile` (Web Workers started from this file's URL; the bundle, dist/tern.js, starts them from
+// an embedded bundle of src/store/sqlite/thread_main.ts instead): they are told apart by their
+// name before anything else is loaded, so a thread loads only the store.
 
 (globalThis as { ternEntry?: string }).ternEntry = import.meta.url;
 

@@ -2,6 +2,8 @@
 // denort; see README "Building"), or with --bundle-only one JS file, dist/tern.js, that runs with
 // `deno run --no-config`. Fails with a one-line reason instead of a stack trace.
 
+import { V8_FLAGS } from "../src/cli/runtime_env.ts";
+
 const bundleOnly = Deno.args.includes("--bundle-only");
 const target = Deno.args.find((a) => a.startsWith("--target="))?.slice(9);
 
@@ -15,9 +17,9 @@ async function run(args: string[]): Promise<{ ok: boolean; stderr: string }> {
   return { ok: out.success, stderr: new TextDecoder().decode(out.stderr) };
 }
 
-await Deno.mkdir("dist", { recursive: true });
-if (bundleOnly) {
-  const r = await run(["bundle", "--platform=deno", "--frozen", "-o", "dist/tern.js", "main.ts"]);
+/** `deno bundle` of `entry` into `out`; exits with the reason when it fails. */
+async function bundle(entry: string, out: string) {
+  const r = await run(["bundle", "--platform=deno", "--frozen", "-o", out, entry]);
   if (!r.ok) {
     console.error(
       `compile: bundle failed: ${
@@ -26,6 +28,22 @@ if (bundleOnly) {
     );
     Deno.exit(1);
   }
+}
+
+await Deno.mkdir("dist", { recursive: true });
+if (bundleOnly) {
+  // The store threads get a bundle of their own, embedded as text at the top of dist/tern.js
+  // (src/store/sqlite/thread_main.ts says why; store_thread.ts starts threads from it).
+  const threadOut = "dist/.store_thread.js";
+  await bundle("src/store/sqlite/thread_main.ts", threadOut);
+  const threadSource = await Deno.readTextFile(threadOut);
+  await Deno.remove(threadOut);
+  await bundle("main.ts", "dist/tern.js");
+  const main = await Deno.readTextFile("dist/tern.js");
+  await Deno.writeTextFile(
+    "dist/tern.js",
+    `globalThis.ternStoreThreadSource = ${JSON.stringify(threadSource)};\n${main}`,
+  );
   console.log(
     "compile: wrote dist/tern.js (run it with: deno run -A --no-config dist/tern.js serve …)",
   );
@@ -34,6 +52,7 @@ if (bundleOnly) {
     "compile",
     "--frozen",
     "-A",
+    `--v8-flags=${V8_FLAGS.join(",")}`,
     ...(target ? ["--target", target] : []),
     "-o",
     "dist/tern",

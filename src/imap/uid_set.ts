@@ -8,6 +8,9 @@
 export type Runs = readonly (readonly [number, number])[];
 
 const MAX_UID = 4294967295;
+/** The storage of every set made empty: it is never written (addRun grows first), so it can be
+ * shared, and an idle session's empty sets (pending expunges, \Recent, saved) cost no buffers. */
+const NONE = new Uint32Array(0);
 
 export class UidSet {
   #lo: Uint32Array;
@@ -17,9 +20,9 @@ export class UidSet {
   /** #before[i] = members in runs before i; rebuilt lazily after a change. */
   #before: Float64Array | null = null;
 
-  private constructor(capacity = 4) {
-    this.#lo = new Uint32Array(capacity);
-    this.#hi = new Uint32Array(capacity);
+  private constructor(capacity = 0) {
+    this.#lo = capacity ? new Uint32Array(capacity) : NONE;
+    this.#hi = capacity ? new Uint32Array(capacity) : NONE;
   }
 
   static empty(): UidSet {

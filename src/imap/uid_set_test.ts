@@ -111,3 +111,19 @@ Deno.test("UidSet refuses runs out of order or out of range", () => {
   assert.deepEqual(UidSet.range(1, 10).someRunsWithin(4, 6, 1, true), [[4, 6]]);
   assert.deepEqual(odd.someRunsWithin(10, 20, 3, true), []);
 });
+
+Deno.test("empty UidSets share no storage: runs added to one leave every other empty", () => {
+  const a = UidSet.empty(), b = UidSet.empty(), c = UidSet.range(5, 4);
+  for (let i = 0; i < 9; i++) a.addRun(10 * i + 1, 10 * i + 3);
+  assert.equal(a.size, 27);
+  assert.equal(a.runCount, 9);
+  assert.deepEqual([...a.runs()].slice(0, 2), [[1, 3], [11, 13]]);
+  for (const s of [b, c, UidSet.empty()]) {
+    assert.equal(s.size, 0);
+    assert.deepEqual([...s.runs()], []);
+    assert.equal(s.has(1), false);
+  }
+  b.addRun(7, 7);
+  assert.deepEqual([...b.values()], [7]);
+  assert.equal(a.has(7), false);
+});

@@ -490,22 +490,28 @@ export class SocketConnection implements Connection {
     t.on("error", this.#onError);
     t.on("close", this.#onClose);
     let timer: ReturnType<typeof setTimeout> | undefined;
+    // The handshake's own listeners go once it is settled: left on an idle connection they
+    // would keep this promise and its closures for the connection's life.
+    let onSecure = () => {}, onError = (_e: Error) => {}, onClose = () => {};
     try {
       await new Promise<void>((resolve, reject) => {
         const ms = this.#options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_MS;
         timer = setTimeout(() => reject(new TlsHandshakeError("TLS handshake timed out")), ms);
-        t.once("secure", () => resolve());
-        t.once("error", (e: Error) => reject(new TlsHandshakeError(e.message, { cause: e })));
-        t.once(
-          "close",
-          () => reject(new ConnectionClosedError("Connection closed during TLS handshake")),
-        );
+        onSecure = () => resolve();
+        onError = (e: Error) => reject(new TlsHandshakeError(e.message, { cause: e }));
+        onClose = () => reject(new ConnectionClosedError("Connection closed during TLS handshake"));
+        t.once("secure", onSecure);
+        t.once("error", onError);
+        t.once("close", onClose);
       });
     } catch (err) {
       this.destroy();
       throw err;
     } finally {
       clearTimeout(timer);
+      t.off("secure", onSecure);
+      t.off("error", onError);
+      t.off("close", onClose);
     }
     this.#socketPaused = false;
     t.on("data", this.#onData);

@@ -2,6 +2,7 @@
 // for end-to-end tests with real clients, and (with logging off) for the benchmark and soak.
 
 import { terminate } from "./util.ts";
+import { RUNTIME_ENV } from "../../src/cli/runtime_env.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -70,7 +71,9 @@ export async function startTern(
       "--no-banner",
     ],
     cwd: ROOT,
-    env: { NO_COLOR: "1" },
+    // The environment the systemd unit gives tern (tern install), so tests and the benchmark
+    // run what is shipped.
+    env: { NO_COLOR: "1", ...RUNTIME_ENV },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -5,7 +5,6 @@
 
 import { databasePath, ensureDataDir } from "../../app/data_dir.ts";
 import { MIGRATIONS, openSqliteStore } from "../../store/sqlite/mod.ts";
-import { PG_MIGRATIONS, startPostgresStore } from "../../store/postgres/mod.ts";
 import { configFrom, parse } from "../context.ts";
 import type { CliIo } from "../context.ts";
 
@@ -15,6 +14,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, {});
   const config = configFrom(values, io);
   if (config.store === "postgres") {
+    // Loaded here, not at start: every command (serve too) would carry the PostgreSQL client.
+    const { PG_MIGRATIONS, startPostgresStore } = await import("../../store/postgres/mod.ts");
     // Connecting applies pending migrations (one instance at a time); no data steps there.
     const pg = await startPostgresStore(config.databaseUrl, { name: "tern migrate", poolSize: 1 });
     try {

@@ -7,7 +7,6 @@
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { databasePath } from "../../app/data_dir.ts";
-import { ImportError, importSqlite, startPostgresStore } from "../../store/postgres/mod.ts";
 import type { ImportProgress } from "../../store/postgres/mod.ts";
 import { configFrom, parse, UsageError } from "../context.ts";
 import type { CliIo } from "../context.ts";
@@ -30,6 +29,10 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     io.err(`migrate-store: no SQLite store at ${path}`);
     return 1;
   }
+  // Loaded here, not at start: every command (serve too) would carry the PostgreSQL client.
+  const { ImportError, importSqlite, startPostgresStore } = await import(
+    "../../store/postgres/mod.ts"
+  );
   const store = await startPostgresStore(to, { name: "tern migrate-store", poolSize: 2 });
   io.out(`copying ${path} into ${store.where}`);
   const stop = new AbortController();

@@ -1,17 +1,31 @@
 // The main thread's handle on one store thread (writer or reader): requests with ids, answers
-// as promises, errors rebuilt (wire_error.ts). Threads start from the program's entry module,
-// which dispatches on the worker's name before anything else (main.ts); from `deno test` that
-// entry is main.ts beside src/, from the bundle it is the bundle itself.
+// as promises, errors rebuilt (wire_error.ts). From the sources (and `deno test`) threads start
+// from the program's entry module, which dispatches on the worker's name before anything else
+// (main.ts); the one-file bundle carries the store thread's own small bundle as text and starts
+// them from that (thread_main.ts says why).
 
 import type { FromThread, ToThread } from "./worker.ts";
 import { fromWire } from "./wire_error.ts";
 
 export const THREAD_PREFIX = "tern-store-";
 
-/** The program's entry URL, recorded by main.ts; main.ts itself when not started through it. */
+/** Set by scripts/compile.ts at the top of dist/tern.js: the bundled thread_main.ts. */
+const BUNDLED_SOURCE = "ternStoreThreadSource";
+let bundledUrl: string | undefined;
+
+/**
+ * Where store threads start: the embedded thread bundle (as a blob: URL, made once and kept
+ * for the life of the process) when running from dist/tern.js; otherwise the program's entry
+ * URL recorded by main.ts, or main.ts itself when not started through it.
+ */
 export function entryUrl(): string {
-  const recorded = (globalThis as { ternEntry?: string }).ternEntry;
-  return recorded ?? new URL("../../../main.ts", import.meta.url).href;
+  const g = globalThis as { ternEntry?: string; [BUNDLED_SOURCE]?: string };
+  const bundled = g[BUNDLED_SOURCE];
+  if (typeof bundled === "string") {
+    bundledUrl ??= URL.createObjectURL(new Blob([bundled], { type: "text/javascript" }));
+    return bundledUrl;
+  }
+  return g.ternEntry ?? new URL("../../../main.ts", import.meta.url).href;
 }
 
 type Request = ToThread extends infer M ? M extends { id: number } ? Omit<M, "id"> : never
