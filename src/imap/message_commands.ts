@@ -27,6 +27,8 @@ const SEEN = "\\Seen";
 const META_WINDOW = 500;
 /** Messages per store step when FETCH reads bodies. */
 const BODY_WINDOW = 50;
+/** Messages per store step when only their UIDs come back (the store's filter decides). */
+const ID_WINDOW = 2000;
 /** UIDs per store write of a STORE or EXPUNGE: each is one short transaction. */
 const WRITE_CHUNK = 500;
 /** Expunges and changes per page when reporting VANISHED (EARLIER). */
@@ -342,8 +344,9 @@ export async function expungeDeleted(ctx: SessionContext, within: UidSet): Promi
   };
   for await (
     const rows of scanTargets(ctx.backend.mailboxes, mailboxId, within, ctx, {
-      window: META_WINDOW,
+      window: ID_WINDOW,
       filter: { kind: "flag", flag: "\\Deleted", set: true },
+      uidsOnly: true,
     })
   ) {
     for (const m of rows) {
