@@ -207,7 +207,6 @@ async function binaryContent(src: FetchSource, part: readonly number[]) {
   return { ...r, length };
 }
 
-/** The response data of one FETCH item; ranges of the body are left to writeFetch. */
 /** The FETCH items answered from the message's record alone (no content read). */
 export const META_ITEMS: ReadonlySet<string> = new Set([
   "FLAGS",
@@ -239,6 +238,7 @@ export function renderMetaItem(kind: string, rec: MessageRecord, flags: string):
   }
 }
 
+/** The response data of one FETCH item; ranges of the body are left to writeFetch. */
 export async function renderFetchItem(
   item: FetchItem,
   rec: MessageRecord,
