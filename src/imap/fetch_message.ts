@@ -207,6 +207,37 @@ async function binaryContent(src: FetchSource, part: readonly number[]) {
   return { ...r, length };
 }
 
+/** The FETCH items answered from the message's record alone (no content read). */
+export const META_ITEMS: ReadonlySet<string> = new Set([
+  "FLAGS",
+  "UID",
+  "INTERNALDATE",
+  "RFC822.SIZE",
+  "MODSEQ",
+]);
+
+/**
+ * One item of META_ITEMS, synchronously: a FETCH of flags over a whole mailbox renders each
+ * message as one string, with no promise or array per item. `flags` is the flag list as shown
+ * (space-separated, \Recent included where it applies).
+ */
+export function renderMetaItem(kind: string, rec: MessageRecord, flags: string): string {
+  switch (kind) {
+    case "FLAGS":
+      return `FLAGS (${flags})`;
+    case "UID":
+      return `UID ${rec.uid}`;
+    case "INTERNALDATE":
+      return `INTERNALDATE "${imapDate(rec.internalDate)}"`;
+    case "RFC822.SIZE":
+      return `RFC822.SIZE ${rec.size}`;
+    case "MODSEQ":
+      return `MODSEQ (${rec.modSeq})`;
+    default:
+      throw new Error(`renderMetaItem: ${kind} needs the message's content`);
+  }
+}
+
 /** The response data of one FETCH item; ranges of the body are left to writeFetch. */
 export async function renderFetchItem(
   item: FetchItem,
@@ -216,15 +247,11 @@ export async function renderFetchItem(
 ): Promise<FetchPiece[]> {
   switch (item.kind) {
     case "FLAGS":
-      return [`FLAGS (${flags.join(" ")})`];
     case "UID":
-      return [`UID ${rec.uid}`];
     case "INTERNALDATE":
-      return [`INTERNALDATE "${imapDate(rec.internalDate)}"`];
     case "RFC822.SIZE":
-      return [`RFC822.SIZE ${rec.size}`];
     case "MODSEQ":
-      return [`MODSEQ (${rec.modSeq})`];
+      return [renderMetaItem(item.kind, rec, flags.join(" "))];
     case "ENVELOPE":
       return ["ENVELOPE ", ...renderEnvelope(await src!.tree(), src!.bytes ?? undefined)];
     case "BODYSTRUCTURE":

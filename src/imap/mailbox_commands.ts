@@ -147,7 +147,7 @@ async function qresyncReport(
       for (const l of sel.announce(m.flags)) ctx.out(l + "\r\n");
       ctx.out(
         `* ${seq} FETCH (UID ${m.uid} FLAGS (${
-          sel.flagsOf(m.uid, m.flags).join(" ")
+          sel.flagText(m.uid, m.flags)
         }) MODSEQ (${m.modSeq}))\r\n`,
       );
     }

@@ -8,7 +8,14 @@ import type { Command, CommandOf, FetchItem } from "./types.ts";
 import { bad, ImapNo } from "./responses.ts";
 import type { SelectedMailbox } from "./selected.ts";
 import { formatSet, setIntervals } from "./sequence_set.ts";
-import { FetchBodies, type FetchPiece, renderFetchItem, writeFetch } from "./fetch_message.ts";
+import {
+  FetchBodies,
+  type FetchPiece,
+  META_ITEMS,
+  renderFetchItem,
+  renderMetaItem,
+  writeFetch,
+} from "./fetch_message.ts";
 import { search } from "./search_run.ts";
 import { changedTargets, scanTargets } from "./scan.ts";
 import { UidSet, UidSetBuilder } from "./uid_set.ts";
@@ -20,6 +27,8 @@ const SEEN = "\\Seen";
 const META_WINDOW = 500;
 /** Messages per store step when FETCH reads bodies. */
 const BODY_WINDOW = 50;
+/** Messages per store step when only their UIDs come back (the store's filter decides). */
+const ID_WINDOW = 2000;
 /** UIDs per store write of a STORE or EXPUNGE: each is one short transaction. */
 const WRITE_CHUNK = 500;
 /** Expunges and changes per page when reporting VANISHED (EARLIER). */
@@ -49,9 +58,7 @@ function* chunks(set: UidSet, size: number): Generator<number[]> {
 }
 
 function needsBody(items: FetchItem[]): boolean {
-  return items.some((i) =>
-    !["FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"].includes(i.kind)
-  );
+  return items.some((i) => !META_ITEMS.has(i.kind));
 }
 
 function setsSeen(items: FetchItem[]): boolean {
@@ -156,13 +163,18 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
         nowSeen = new Set(updated.keys());
       }
     }
+    if (!withBody) {
+      // (Only a body read marks \Seen, so nothing here changed flags.)
+      await fetchMeta(ctx, records, items, showsFlags);
+      continue;
+    }
     // Bodies are opened one message at a time (small ones read in batches) and streamed.
-    const bodies = withBody ? new FetchBodies(mailboxes, ctx.log) : null;
+    const bodies = new FetchBodies(mailboxes, ctx.log);
     for (const [i, rec] of records.entries()) {
       const seq = sel.seqOf(rec.uid);
       if (seq === 0) continue;
-      const src = bodies ? await bodies.open(records, i) : null;
-      if (bodies && !src) continue;
+      const src = await bodies.open(records, i);
+      if (!src) continue;
       try {
         const shown = nowSeen?.has(rec.uid) && !showsFlags
           ? [...items, { kind: "FLAGS" } as FetchItem]
@@ -187,15 +199,50 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
           ctx.out(")\r\n");
         }
       } finally {
-        await src?.close();
+        await src.close();
       }
-      unflushed += src?.size ?? 0;
+      unflushed += src.size;
       if (unflushed >= 96 * 1024) {
         unflushed = 0;
         await ctx.flush();
       }
-      if (withBody) await ctx.breathe();
+      await ctx.breathe();
     }
+  }
+}
+
+/** Records rendered between two looks at the clock: a few hundred microseconds of work. */
+const META_STEP = 64;
+
+/**
+ * The FETCH lines of records that need no content (flags, UIDs, sizes, dates, modseqs): each
+ * line one string built synchronously, and the session breathes every META_STEP records, so a
+ * FETCH 1:* (FLAGS) of a big mailbox holds the event loop for one slice at most.
+ */
+async function fetchMeta(
+  ctx: SessionContext,
+  records: MessageRecord[],
+  items: FetchItem[],
+  showsFlags: boolean,
+) {
+  const sel = selected(ctx);
+  const kinds = items.map((i) => i.kind);
+  for (let i = 0; i < records.length; i++) {
+    const rec = records[i];
+    const seq = sel.seqOf(rec.uid);
+    if (seq === 0) continue;
+    const flags = showsFlags ? sel.flagText(rec.uid, rec.flags) : "";
+    let line = `* ${seq} FETCH (`;
+    for (let k = 0; k < kinds.length; k++) {
+      if (k) line += " ";
+      line += renderMetaItem(kinds[k], rec, flags);
+    }
+    if (showsFlags) {
+      for (const l of sel.announce(rec.flags)) ctx.out(l + "\r\n");
+      sel.noteShown(rec.uid, rec.modSeq);
+    }
+    ctx.out(line + ")\r\n");
+    if (i % META_STEP === META_STEP - 1) await ctx.breathe();
   }
 }
 
@@ -239,9 +286,7 @@ async function store(ctx: SessionContext, cmd: Of<"STORE">) {
         ctx.out(
           cmd.silent
             ? `* ${seq} FETCH (${uid}MODSEQ (${m.modSeq}))\r\n`
-            : `* ${seq} FETCH (${uid}FLAGS (${
-              sel.flagsOf(m.uid, m.flags).join(" ")
-            })${modseq})\r\n`,
+            : `* ${seq} FETCH (${uid}FLAGS (${sel.flagText(m.uid, m.flags)})${modseq})\r\n`,
         );
       }
     }
@@ -299,8 +344,9 @@ export async function expungeDeleted(ctx: SessionContext, within: UidSet): Promi
   };
   for await (
     const rows of scanTargets(ctx.backend.mailboxes, mailboxId, within, ctx, {
-      window: META_WINDOW,
+      window: ID_WINDOW,
       filter: { kind: "flag", flag: "\\Deleted", set: true },
+      uidsOnly: true,
     })
   ) {
     for (const m of rows) {

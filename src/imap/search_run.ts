@@ -237,7 +237,9 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
       sel.saved,
     );
   };
-  const scan = async function* (direction: "asc" | "desc") {
+  // The matches in scan order, a store window at a time (a generator step per window, not per
+  // match: UID SEARCH UNSEEN on a big mailbox yields thousands).
+  const scan = async function* (direction: "asc" | "desc"): AsyncGenerator<Match[]> {
     for await (
       const rows of scanTargets(mailboxes, sel.mailbox.id, sel.uids, ctx, {
         window: p.exact ? ID_WINDOW : WINDOW,
@@ -247,13 +249,14 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
       })
     ) {
       if (p.exact) {
-        for (const m of rows) yield { uid: m.uid, modSeq: m.modSeq };
+        yield rows;
         continue;
       }
       // Flags, dates and sizes decide first; bodies are opened only for the rest.
       const verdicts = rows.map((m) => matchesKnown(cmd.key, known(m), sel.saved));
       const unsure = rows.filter((_, i) => verdicts[i] === undefined);
       const bodies = unsure.length ? new FetchBodies(mailboxes, ctx.log) : null;
+      const found: Match[] = [];
       let u = 0;
       for (const [i, m] of rows.entries()) {
         let ok = verdicts[i];
@@ -267,9 +270,13 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
           }
           await ctx.breathe();
         }
-        if (ok) yield { uid: m.uid, modSeq: m.modSeq };
+        if (ok) found.push(m);
       }
+      if (found.length) yield found;
     }
+  };
+  const firstOf = async (direction: "asc" | "desc"): Promise<Match | undefined> => {
+    for await (const batch of scan(direction)) if (batch.length) return batch[0];
   };
   const id = (uid: number) => (cmd.uid ? uid : sel.seqOf(uid));
   const done = () => (expungeIssued ? "[EXPUNGEISSUED] SEARCH completed" : undefined);
@@ -280,18 +287,12 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
     let min: Match | undefined;
     let max: Match | undefined;
     if (wantMin) {
-      for await (const m of scan("asc")) {
-        min = m;
-        break;
-      }
+      min = await firstOf("asc");
       const pm = pendingMatches[0];
       if (pm && (!min || pm.uid < min.uid)) min = pm;
     }
     if (wantMax) {
-      for await (const m of scan("desc")) {
-        max = m;
-        break;
-      }
+      max = await firstOf("desc");
       const pm = pendingMatches[pendingMatches.length - 1];
       if (pm && (!max || pm.uid > max.uid)) max = pm;
     }
@@ -321,23 +322,31 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
   const keepSaved = opts?.includes("SAVE") ?? false;
   if (plain) ctx.out("* SEARCH");
   let pi = 0;
+  // A plain SEARCH's numbers, one string per store window.
+  let text = "";
   const take = (m: Match) => {
     count++;
     if (m.modSeq > highest) highest = m.modSeq;
     first ??= m;
     last = m;
     const n = id(m.uid);
-    if (plain) ctx.out(` ${n}`);
+    if (plain) text += ` ${n}`;
     if (keepIds) ids.addRun(n, n);
     if (keepSaved) saved.addRun(m.uid, m.uid);
   };
-  for await (const m of scan("asc")) {
-    while (pi < pendingMatches.length && pendingMatches[pi].uid < m.uid) take(pendingMatches[pi++]);
-    take(m);
+  for await (const batch of scan("asc")) {
+    for (const m of batch) {
+      while (pi < pendingMatches.length && pendingMatches[pi].uid < m.uid) {
+        take(pendingMatches[pi++]);
+      }
+      take(m);
+    }
+    if (text) ctx.out(text);
+    text = "";
   }
   while (pi < pendingMatches.length) take(pendingMatches[pi++]);
   if (plain) {
-    ctx.out(`${modseqs && count ? ` (MODSEQ ${highest})` : ""}\r\n`);
+    ctx.out(`${text}${modseqs && count ? ` (MODSEQ ${highest})` : ""}\r\n`);
     return done();
   }
   if (keepSaved) {

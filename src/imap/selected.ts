@@ -108,6 +108,13 @@ export class SelectedMailbox {
     return this.recent.has(uid) ? ["\\Recent", ...flags] : [...flags];
   }
 
+  /** flagsOf as the space-separated text of a FLAGS list. */
+  flagText(uid: number, flags: readonly string[]): string {
+    const text = flags.join(" ");
+    if (!this.recent.has(uid)) return text;
+    return text ? "\\Recent " + text : "\\Recent";
+  }
+
   /** The UIDs a sequence set (or UID set) names, limited to this view. */
   resolve(set: SequenceSet, byUid: boolean): UidSet {
     if ("saved" in set) return this.saved.intersect(this.uids);
@@ -126,8 +133,9 @@ export class SelectedMailbox {
   addKeywords(keywords: Iterable<string>): boolean {
     let fresh = false;
     for (const k of keywords) {
+      if (k.startsWith("\\")) continue;
       const key = k.toLowerCase();
-      if (k.startsWith("\\") || this.#keywordSet.has(key)) continue;
+      if (this.#keywordSet.has(key)) continue;
       this.#keywordSet.add(key);
       this.keywords.push(k);
       fresh = true;
@@ -261,9 +269,7 @@ export class SelectedMailbox {
           for (const l of this.announce(m.flags)) await line(l);
           const modseq = options.condstore ? ` MODSEQ (${m.modSeq})` : "";
           await line(
-            `* ${seq} FETCH (UID ${m.uid} FLAGS (${
-              this.flagsOf(m.uid, m.flags).join(" ")
-            })${modseq})`,
+            `* ${seq} FETCH (UID ${m.uid} FLAGS (${this.flagText(m.uid, m.flags)})${modseq})`,
           );
         }
         if (page.length < CHANGE_PAGE) break;

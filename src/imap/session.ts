@@ -8,6 +8,7 @@ import {
   type EndReason,
   IdleTimeoutError,
   LineTooLongError,
+  loopTurn,
 } from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { isRelayError, isStorageFull } from "../errors.ts";
@@ -79,20 +80,10 @@ const PREAUTH_LIMITS = {
 };
 const PREAUTH_READ_AHEAD = 16 * 1024;
 const MAX_UNAUTH_ERRORS = 10;
-/** Longest stretch a command keeps the event loop before breathe() yields it. */
-const SLICE_MS = 8;
 /** Queued output written in one go (one TLS record stream, one system call). */
 const FLUSH_BYTES = 256 * 1024;
 const INPUT_FULL = "* BYE Input buffer full, aborting\r\n";
 const enc = new TextEncoder();
-
-/**
- * Lets timers and I/O of other sessions run. setTimeout, not setImmediate or a resolved
- * promise: measured on Deno 2.9, only a timer turn lets the event loop poll sockets.
- */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
 
 export class ImapSession implements SessionContext {
   readonly conn: Connection;
@@ -110,7 +101,6 @@ export class ImapSession implements SessionContext {
   #watch = new AbortController();
   #gone = false;
   #errors = 0;
-  #sliceStart = performance.now();
   /** Shutdown asked; the session ends after the command in progress. */
   #stopping = false;
   /** Between commands or in IDLE: a shutdown may end the session at once. */
@@ -152,10 +142,10 @@ export class ImapSession implements SessionContext {
 
   async breathe(): Promise<void> {
     if (this.#pending >= FLUSH_BYTES) await this.flush();
-    if (performance.now() - this.#sliceStart >= SLICE_MS) {
-      await yieldToEventLoop();
-      this.#sliceStart = performance.now();
-    }
+    // The event loop's budget is shared by every session and job (net's loopTurn): a command
+    // yields once the loop has gone BUSY_MS without looking at its sockets, whoever used them,
+    // so several heavy commands at once still leave other users' NOOPs a turn every few ms.
+    await loopTurn();
   }
 
   login(user: ImapUser) {
@@ -357,7 +347,6 @@ export class ImapSession implements SessionContext {
       });
       if (raw === null) return "gone";
       cmd = parseCommand(raw);
-      this.#sliceStart = performance.now();
       const streamed = upload();
       if (streamed && cmd.name === "APPEND") cmd.upload = streamed;
     } catch (e) {

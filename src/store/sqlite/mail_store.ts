@@ -197,28 +197,64 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
     }
     return out.sort((a, b) => a.uid - b.uid);
   };
+  /**
+   * Deletes messages a chunk at a time, each chunk in set-based statements: its tombstones in
+   * one INSERT … SELECT, the counters moved once (migration 0006 dropped the per-row delete
+   * trigger, which made a mass expunge run two UPDATEs per message), then one DELETE.
+   */
   const removeUids = (mailboxId: number, uids: number[]) => {
-    if (uids.length === 0) return [];
-    const msgs = messagesByUid(mailboxId, uids);
-    if (msgs.length === 0) return [];
-    const modSeq = bumpModSeq(mailboxId);
-    for (const m of msgs) {
-      db.run("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", mailboxId, m.uid);
+    const removed: number[] = [];
+    const bodyIds: number[] = [];
+    let modSeq = 0;
+    for (const chunk of uidChunks(uids)) {
+      const inList = `mailbox_id = ? AND uid IN (${chunk.map(() => "?").join(",")})`;
+      const rows = db.all<{ uid: number; body_id: number }>(
+        `SELECT uid, body_id FROM messages WHERE ${inList}`,
+        mailboxId,
+        ...chunk,
+      );
+      if (rows.length === 0) continue;
+      if (modSeq === 0) modSeq = bumpModSeq(mailboxId);
       // The tombstone keeps what SEARCH needs for sessions not told yet (migration 0004).
       db.run(
         `INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, flags, size, internal_date, expunged_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        mailboxId,
-        m.uid,
+         SELECT mailbox_id, uid, ?, flags, size, internal_date, ? FROM messages WHERE ${inList}`,
         modSeq,
-        m.flags.join(" "),
-        m.size,
-        m.internalDate,
         now(),
+        mailboxId,
+        ...chunk,
       );
+      const gone = db.get<{ n: number; unseen: number; recent: number; bytes: number }>(
+        `SELECT COUNT(*) AS n, COALESCE(SUM(seen = 0), 0) AS unseen,
+         COALESCE(SUM(uid >= (SELECT first_recent_uid FROM mailboxes WHERE id = ?)), 0) AS recent,
+         COALESCE(SUM(size), 0) AS bytes FROM messages WHERE ${inList}`,
+        mailboxId,
+        mailboxId,
+        ...chunk,
+      )!;
+      db.run(
+        `UPDATE mailboxes SET message_count = message_count - ?, unseen_count = unseen_count - ?,
+         recent_count = recent_count - ?, size_bytes = size_bytes - ? WHERE id = ?`,
+        gone.n,
+        gone.unseen,
+        gone.recent,
+        gone.bytes,
+        mailboxId,
+      );
+      db.run(
+        `UPDATE accounts SET used_bytes = used_bytes - ?
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = ?)`,
+        gone.bytes,
+        mailboxId,
+      );
+      db.run(`DELETE FROM messages WHERE ${inList}`, mailboxId, ...chunk);
+      for (const r of rows) {
+        removed.push(r.uid);
+        bodyIds.push(r.body_id);
+      }
     }
-    freeBodies(db, files, msgs.map((m) => m.bodyId));
-    return msgs.map((m) => m.uid);
+    freeBodies(db, files, bodyIds);
+    return removed.sort((a, b) => a - b);
   };
   const copyInto = (mailboxId: number, uids: number[], dest: number): CopyResult => {
     const src = mustRow(mailboxId);
@@ -276,7 +312,14 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
           "SELECT DISTINCT body_id FROM messages WHERE mailbox_id = ?",
           r.id,
         ).map((x) => x.body_id);
-        // Messages first: their counter triggers still find the mailbox's account.
+        // The account's usage drops by the mailbox's messages (no per-row trigger since
+        // migration 0006); the mailbox's own counters go with its row.
+        db.run(
+          `UPDATE accounts SET used_bytes = used_bytes -
+           (SELECT COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id = ?) WHERE id = ?`,
+          r.id,
+          r.account_id,
+        );
         db.run("DELETE FROM messages WHERE mailbox_id = ?", r.id);
         db.run("DELETE FROM mailboxes WHERE id = ?", r.id);
         freeBodies(db, files, bodyIds);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runStoreContract } from "../store_contract.ts";
-import { MIGRATIONS, openSqliteStore } from "./mod.ts";
+import { bytesBody } from "../message_input.ts";
+import { MIGRATIONS, openSqliteStore, type SqliteStore } from "./mod.ts";
 import { tempStore } from "./testdata/temp_store.ts";
 
 runStoreContract("SqliteStore :memory:", () => openSqliteStore(":memory:"));
@@ -46,6 +47,90 @@ Deno.test("openSqliteStore() refuses a database written by a newer tern", async 
     }];
     await openSqliteStore(`${dir}/t.db`, { migrations: extra }).close();
     assert.throws(() => openSqliteStore(`${dir}/t.db`), /0999_future\.sql, which this version/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a mass expunge keeps the counters right on a database upgraded from schema v5", async () => {
+  const dir = await Deno.makeTempDir();
+  const enc = new TextEncoder();
+  const append = (s: SqliteStore, accountId: number, mailboxName: string, i: number) =>
+    s.append({
+      accountId,
+      mailboxName,
+      body: bytesBody(enc.encode(`m${i}${"x".repeat(i % 97)}\r\n`)),
+      flags: i % 3 === 0 ? [] : ["\\Seen"],
+      internalDate: i,
+      defaultQuotaBytes: 1e9,
+    });
+  // What the counters must say: recomputed from the rows.
+  const expected = (s: SqliteStore, mailboxId: number) =>
+    s.db.get<{ n: number; unseen: number; recent: number; bytes: number }>(
+      `SELECT COUNT(*) AS n, COALESCE(SUM(seen = 0), 0) AS unseen,
+       COALESCE(SUM(uid >= (SELECT first_recent_uid FROM mailboxes WHERE id = ?)), 0) AS recent,
+       COALESCE(SUM(size), 0) AS bytes FROM messages WHERE mailbox_id = ?`,
+      mailboxId,
+      mailboxId,
+    )!;
+  const check = async (s: SqliteStore, accountId: number, mailboxId: number) => {
+    const mb = (await s.getMailboxById(mailboxId))!;
+    const want = { ...expected(s, mailboxId) };
+    assert.deepEqual(
+      { n: mb.messages, unseen: mb.unseen, recent: mb.recent, bytes: mb.sizeBytes },
+      want,
+    );
+    const all = s.db.get<{ b: number }>(
+      `SELECT COALESCE(SUM(size), 0) AS b FROM messages
+       WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?)`,
+      accountId,
+    )!.b;
+    assert.equal(await s.usedBytes(accountId), all);
+  };
+  try {
+    // Filled by the schema before 0006 (its per-row delete trigger still in place).
+    const old = openSqliteStore(`${dir}/t.db`, { migrations: MIGRATIONS.slice(0, 5) });
+    const a = (await old.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    await old.createMailbox(a.id, "Archive");
+    for (let i = 0; i < 1200; i++) await append(old, a.id, "INBOX", i);
+    for (let i = 0; i < 40; i++) await append(old, a.id, "Archive", i);
+    await old.close();
+
+    const s = openSqliteStore(`${dir}/t.db`);
+    assert.equal(s.db.all("SELECT * FROM schema_migrations").length, MIGRATIONS.length);
+    const inbox = (await s.getMailbox(a.id, "INBOX"))!;
+    await check(s, a.id, inbox.id);
+    // Half of them claimed as \Recent, then more arrive: recent_count counts only the new.
+    await s.claimRecent(inbox.id);
+    for (let i = 1200; i < 1500; i++) await append(s, a.id, "INBOX", i);
+    await check(s, a.id, inbox.id);
+    // 90 % flagged \Deleted, over both sides of the \Recent boundary, then expunged at once
+    // (more than one chunk of the set-based delete).
+    const doomed = [];
+    for (let uid = 1; uid <= 1500; uid++) if (uid % 10 !== 0) doomed.push(uid);
+    await s.setFlags(inbox.id, { uids: doomed, mode: "add", flags: ["\\Deleted"] });
+    const base = (await s.getMailboxById(inbox.id))!.highestModSeq;
+    assert.deepEqual(await s.expunge(inbox.id), doomed);
+    await check(s, a.id, inbox.id);
+    assert.equal((await s.getMailboxById(inbox.id))!.messages, 150);
+    // One modseq for the expunge; every UID has its tombstone with the message's flags.
+    const ch = await s.changesSince(inbox.id, base);
+    assert.deepEqual(ch.expunged, doomed);
+    assert.equal(
+      s.db.get<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM expunged WHERE mailbox_id = ? AND flags LIKE '%\\Deleted%'",
+        inbox.id,
+      )!.n,
+      doomed.length,
+    );
+    // UIDs named explicitly, some of them gone already or never flagged.
+    await s.setFlags(inbox.id, { uids: [10, 20], mode: "add", flags: ["\\Deleted"] });
+    assert.deepEqual(await s.expunge(inbox.id, [1, 10, 20, 30]), [10, 20]);
+    await check(s, a.id, inbox.id);
+    // Deleting a mailbox gives its bytes back to the account.
+    await s.deleteMailbox(a.id, "Archive");
+    await check(s, a.id, inbox.id);
+    await s.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
