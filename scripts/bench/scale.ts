@@ -2,13 +2,15 @@
 // 50 000 by default), the same messages on both servers. At each size: the APPEND rate there,
 // SELECT, UID SEARCH UNSEEN, SEARCH TEXT (no match: every message is read), a resync after 10
 // flag changes (UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)), UID FETCH 1:* (FLAGS); at the largest
-// size a mass STORE + EXPUNGE of 90% of the mailbox. Another user's session sends NOOP after NOOP
-// during every heavy command: its p99 and worst latency say whether one user stalls others.
+// size a mass STORE + EXPUNGE of 90% of the mailbox. Another user's session, on a thread of its
+// own, sends a NOOP every 5 ms during every heavy command: its p99 and worst latency say whether
+// one user stalls others.
 // Storage per live message is taken before and after the mass expunge.
 
 import { Imap } from "./clients.ts";
 import { appendMessage } from "./messages.ts";
 import type { MessageTemplate } from "./messages.ts";
+import { type NoopProbeTarget, startNoopProbe } from "./noop_probe.ts";
 import { PASS, type Target } from "./scenarios.ts";
 import { median, now, percentile } from "./util.ts";
 
@@ -103,27 +105,25 @@ async function appendMany(c: Imap, t: Target, tpl: MessageTemplate, from: number
   return count / ((now() - t0) / 1000);
 }
 
-/** Runs `fn` while the bystander sends NOOPs, one after the other. */
-async function bystanding(by: Imap, command: string, fn: () => Promise<unknown>) {
-  const lat: number[] = [];
-  let stop = false;
-  const pinger = (async () => {
-    while (!stop) {
-      const t0 = now();
-      await ok(by, "NOOP");
-      lat.push(now() - t0);
-    }
-  })();
+/**
+ * Runs `fn` while another user sends NOOPs from a thread of its own (noop_probe.ts): a bystander
+ * on this loop would also wait while this process reads the heavy command's answer (50 000 FETCH
+ * lines), and report the client's delay as the server's.
+ */
+async function bystanding(by: NoopProbeTarget, command: string, fn: () => Promise<unknown>) {
+  const probe = await startNoopProbe(by);
   const t0 = now();
+  let ms = NaN;
+  let lat: number[] = [];
   try {
     await fn();
+    ms = now() - t0;
   } finally {
-    stop = true;
-    await pinger;
+    lat = await probe.stop();
   }
   return {
     command,
-    ms: now() - t0,
+    ms,
     noops: lat.length,
     p99Ms: percentile(lat, 99),
     worstMs: lat.length ? lat.reduce((m, x) => Math.max(m, x), 0) : NaN,
@@ -152,7 +152,12 @@ export async function scaleRun(
   // longer than a server lets a session sit idle (Dovecot logs it out after 30 minutes).
   let reader: Imap | null = null;
   let writer: Imap | null = null;
-  let by: Imap | null = null;
+  const by: NoopProbeTarget = {
+    imapPort: t.imapPort,
+    caPem: t.caPem,
+    address: t.addr(opts.bystander),
+    password: PASS,
+  };
   const close = async (c: Imap | null) => {
     if (!c) return;
     try {
@@ -163,13 +168,11 @@ export async function scaleRun(
     c.close();
   };
   const reopen = async () => {
-    for (const c of [reader, writer, by]) await close(c);
+    for (const c of [reader, writer]) await close(c);
     reader = await session(t, opts.bigUser);
     writer = await session(t, opts.bigUser);
-    by = await session(t, opts.bystander, 4096);
-    await ok(by, "SELECT INBOX");
     await ok(writer, "SELECT INBOX");
-    return { reader, writer, by };
+    return { reader, writer };
   };
   const result: ScaleResult = {
     appendEmptyPerSec: NaN,
@@ -183,7 +186,7 @@ export async function scaleRun(
   };
   try {
     let have = 0;
-    let sessions = { reader: filler, writer: filler, by: filler };
+    let sessions = { reader: filler, writer: filler };
     for (const size of opts.sizes) {
       if (have === 0) {
         have = Math.min(opts.rateWindow, size);
@@ -204,7 +207,7 @@ export async function scaleRun(
       have = size;
       opts.log(`${t.label}: ${size} messages, APPEND ${rate.toFixed(0)}/s at that size`);
       sessions = await reopen();
-      const { reader, writer, by } = sessions;
+      const { reader, writer } = sessions;
 
       const stage: ScaleStage = {
         size,
@@ -267,7 +270,7 @@ export async function scaleRun(
       );
     }
     // Mass STORE + EXPUNGE of 90% of the mailbox, then storage per live message.
-    const { writer, by } = sessions;
+    const { writer } = sessions;
     result.liveBefore = have;
     result.storageBeforeBytes = opts.storageBytes(opts.bigUser);
     const cut = Math.floor(have * 0.9);
@@ -300,7 +303,7 @@ export async function scaleRun(
     result.firstError = (err as Error).message;
     opts.log(`${t.label}: scale run failed: ${result.firstError}`);
   } finally {
-    for (const c of [filler, reader, writer, by]) await close(c);
+    for (const c of [filler, reader, writer]) await close(c);
   }
   return result;
 }
