@@ -11,8 +11,8 @@ import { SelectedMailbox } from "./selected.ts";
 import { BinaryToBase64 } from "./binary_append.ts";
 import { setIntervals } from "./sequence_set.ts";
 import { expungeDeleted } from "./message_commands.ts";
-import { changedTargets } from "./scan.ts";
-import { UidSet, UidSetBuilder } from "./uid_set.ts";
+import { changedTargets, expungedUids, writeVanishedEarlier } from "./scan.ts";
+import { UidSet } from "./uid_set.ts";
 
 const AUTHED = ["auth", "selected"] as const;
 const DELIMITER = ".";
@@ -113,31 +113,13 @@ async function qresyncReport(
   if ((state?.expungeHorizonModSeq ?? 0) > q.modSeq) {
     vanished = known.within([[1, mb.uidNext - 1]]).difference(sel.uids);
   } else {
-    const gone = new UidSetBuilder();
-    let after: { modSeq: number; uid: number } | undefined;
-    while (true) {
-      const page = await mailboxes.expungedMessages(mb.id, {
-        sinceModSeq: q.modSeq,
-        upToModSeq: sel.modSeq,
-        after,
-        limit: QRESYNC_PAGE,
-      });
-      for (const e of page) gone.add(e.uid);
-      if (page.length < QRESYNC_PAGE) break;
-      const last = page[page.length - 1];
-      after = { modSeq: last.modSeq, uid: last.uid };
-      await ctx.breathe();
-    }
-    vanished = gone.build().intersect(known);
+    const gone = await expungedUids(mailboxes, mb.id, {
+      sinceModSeq: q.modSeq,
+      upToModSeq: sel.modSeq,
+    }, ctx);
+    vanished = gone.intersect(known);
   }
-  if (vanished.size) {
-    ctx.out("* VANISHED (EARLIER) ");
-    for (const piece of vanished.formatPieces()) {
-      ctx.out(piece);
-      await ctx.breathe();
-    }
-    ctx.out("\r\n");
-  }
+  await writeVanishedEarlier(ctx, vanished);
   for await (
     const rows of changedTargets(mailboxes, mb.id, sel.uids, q.modSeq, ctx, QRESYNC_PAGE)
   ) {

@@ -17,7 +17,7 @@ import {
   writeFetch,
 } from "./fetch_message.ts";
 import { search } from "./search_run.ts";
-import { changedTargets, scanTargets } from "./scan.ts";
+import { changedTargets, expungedUids, scanTargets, writeVanishedEarlier } from "./scan.ts";
 import { UidSet, UidSetBuilder } from "./uid_set.ts";
 
 type Of<N extends Command["name"]> = CommandOf<N>;
@@ -31,8 +31,6 @@ const BODY_WINDOW = 50;
 const ID_WINDOW = 2000;
 /** UIDs per store write of a STORE or EXPUNGE: each is one short transaction. */
 const WRITE_CHUNK = 500;
-/** Expunges and changes per page when reporting VANISHED (EARLIER). */
-const VANISHED_PAGE = 1000;
 
 function selected(ctx: SessionContext): SelectedMailbox {
   return ctx.selected!;
@@ -86,30 +84,13 @@ async function vanishedEarlier(ctx: SessionContext, set: Of<"FETCH">["set"], sin
     const shown = sel.uids.difference(sel.pendingExpunge);
     gone = range.within([[1, Math.max(sel.uids.max, 1)]]).difference(shown);
   } else {
-    const found = new UidSetBuilder();
-    let after: { modSeq: number; uid: number } | undefined;
-    while (true) {
-      const page = await mailboxes.expungedMessages(sel.mailbox.id, {
-        sinceModSeq: since,
-        upToModSeq: mb.highestModSeq,
-        after,
-        limit: VANISHED_PAGE,
-      });
-      for (const e of page) found.add(e.uid);
-      if (page.length < VANISHED_PAGE) break;
-      const last = page[page.length - 1];
-      after = { modSeq: last.modSeq, uid: last.uid };
-      await ctx.breathe();
-    }
-    gone = found.build().intersect(range);
+    const found = await expungedUids(mailboxes, sel.mailbox.id, {
+      sinceModSeq: since,
+      upToModSeq: mb.highestModSeq,
+    }, ctx);
+    gone = found.intersect(range);
   }
-  if (gone.size === 0) return;
-  ctx.out("* VANISHED (EARLIER) ");
-  for (const piece of gone.formatPieces()) {
-    ctx.out(piece);
-    await ctx.breathe();
-  }
-  ctx.out("\r\n");
+  await writeVanishedEarlier(ctx, gone);
 }
 
 async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {

@@ -2,15 +2,17 @@
 // window of the mailbox, then the command writes what it found and breathes, so a command on
 // 250 000 messages never holds the event loop for more than a slice.
 
-import type { MessageFilter, MessageRecord } from "../store/types.ts";
+import type { ChangesQuery, MessageFilter, MessageRecord } from "../store/types.ts";
 import type { ImapMailboxes } from "./backend.ts";
 import type { Emitter } from "./selected.ts";
-import type { UidSet } from "./uid_set.ts";
+import { type UidSet, UidSetBuilder } from "./uid_set.ts";
 
 /** UID ranges a single store step may carry in its filter. */
 const MAX_RANGES = 64;
 /** Changes read through the modseq index before a CHANGEDSINCE falls back to a scan. */
 const CHANGES_FIRST_PAGE = 1000;
+/** Tombstones per store step when collecting expunged UIDs. */
+const EXPUNGED_PAGE = 1000;
 
 export interface ScanOptions {
   /** Messages looked at per store step. */
@@ -101,4 +103,42 @@ export async function* changedTargets(
     window,
     filter: { kind: "compare", field: "modSeq", op: ">", value: since },
   });
+}
+
+/**
+ * The UIDs expunged in (sinceModSeq, upToModSeq] (up to maxUid), read from the tombstones a page
+ * at a time with a breath between pages. The caller checks first that the tombstones reach back
+ * that far (the mailbox's expunge horizon).
+ */
+export async function expungedUids(
+  mailboxes: ImapMailboxes,
+  mailboxId: number,
+  range: Omit<ChangesQuery, "after" | "limit">,
+  emit: Emitter,
+): Promise<UidSet> {
+  const gone = new UidSetBuilder();
+  let after: ChangesQuery["after"];
+  while (true) {
+    const page = await mailboxes.expungedMessages(mailboxId, {
+      ...range,
+      after,
+      limit: EXPUNGED_PAGE,
+    });
+    for (const e of page) gone.add(e.uid);
+    if (page.length < EXPUNGED_PAGE) return gone.build();
+    const last = page[page.length - 1];
+    after = { modSeq: last.modSeq, uid: last.uid };
+    await emit.breathe();
+  }
+}
+
+/** `* VANISHED (EARLIER) …` for `uids` (RFC 7162 §3.2.6), a piece at a time; nothing if empty. */
+export async function writeVanishedEarlier(emit: Emitter, uids: UidSet): Promise<void> {
+  if (uids.size === 0) return;
+  emit.out("* VANISHED (EARLIER) ");
+  for (const piece of uids.formatPieces()) {
+    emit.out(piece);
+    await emit.breathe();
+  }
+  emit.out("\r\n");
 }

@@ -10,7 +10,8 @@ import type { MailboxRecord, MailboxState } from "../store/types.ts";
 import type { ImapMailboxes } from "./backend.ts";
 import type { SequenceSet } from "./types.ts";
 import { setIntervals } from "./sequence_set.ts";
-import { UidSet, UidSetBuilder } from "./uid_set.ts";
+import { expungedUids } from "./scan.ts";
+import { UidSet } from "./uid_set.ts";
 
 export const SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
@@ -192,23 +193,12 @@ export class SelectedMailbox {
       await addUidsAfter(mailboxes, this.mailbox.id, present, 0, this.uids.max + 1, emit);
       return this.uids.difference(present);
     }
-    const gone = new UidSetBuilder();
-    let after: { modSeq: number; uid: number } | undefined;
-    while (true) {
-      const page = await mailboxes.expungedMessages(this.mailbox.id, {
-        sinceModSeq: this.modSeq,
-        upToModSeq: mb.highestModSeq,
-        after,
-        maxUid: this.uids.max,
-        limit: CHANGE_PAGE,
-      });
-      for (const e of page) gone.add(e.uid);
-      if (page.length < CHANGE_PAGE) break;
-      const last = page[page.length - 1];
-      after = { modSeq: last.modSeq, uid: last.uid };
-      await emit.breathe();
-    }
-    return gone.build().intersect(this.uids);
+    const gone = await expungedUids(mailboxes, this.mailbox.id, {
+      sinceModSeq: this.modSeq,
+      upToModSeq: mb.highestModSeq,
+      maxUid: this.uids.max,
+    }, emit);
+    return gone.intersect(this.uids);
   }
 
   /**
