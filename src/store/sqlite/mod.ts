@@ -2,8 +2,9 @@
 //
 // Two modes with the same store functions (op_kinds.ts says where each runs):
 //  - threaded (startSqliteStore, the server): writes go to a writer thread with group commit
-//    (write_queue.ts); bounded reads run here on a read-only connection; heavy reads in a reader
-//    thread started on demand and stopped when idle;
+//    (write_queue.ts), started at the first write and stopped when idle (writes with nothing to
+//    do are answered here: op_kinds.ts NOOPS); bounded reads run here on a read-only connection;
+//    heavy reads in a reader thread started on demand and stopped when idle;
 //  - in-process (openSqliteStore: ":memory:", tests, short CLI commands): one connection here,
 //    each write its own transaction, run through the same batch code.
 
