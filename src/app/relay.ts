@@ -25,7 +25,7 @@ import { OutboundLeader } from "./outbound_leader.ts";
 import { PushService } from "../push/mod.ts";
 import type { Maintenance } from "../tasks/mod.ts";
 import { createMaintenance } from "./maintenance.ts";
-import { acmeDomains, AcmeManager } from "../acme/mod.ts";
+import type { AcmeManager } from "../acme/mod.ts";
 import type { LoginThrottleOptions } from "../auth/mod.ts";
 import { Cluster } from "./cluster.ts";
 
@@ -147,9 +147,13 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
         tlsNames.push(host);
       }
     }
-    const acmeNames = acmeDomains(config.domain, config.hostname);
-    const acme = !config.tlsCert && !config.tlsKey && config.acmeEmail && acmeNames.length
-      ? new AcmeManager({
+    // The ACME modules load only for a relay that uses ACME (idle memory of the others).
+    const acmeLib = !config.tlsCert && !config.tlsKey && config.acmeEmail
+      ? await import("../acme/mod.ts")
+      : null;
+    const acmeNames = acmeLib?.acmeDomains(config.domain, config.hostname) ?? [];
+    const acme = acmeLib && acmeNames.length
+      ? new acmeLib.AcmeManager({
         directoryUrl: config.acmeDirectory,
         email: config.acmeEmail,
         domains: acmeNames,

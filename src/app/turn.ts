@@ -1,12 +1,13 @@
 // The embedded TURN server (UDP, chatmail-relay.md §7) and the credentials Delta Chat gets from
 // METADATA /shared/vendor/deltachat/turn. Failing to start TURN never stops the relay: calls
-// then fall back to what clients do without it, and the METADATA key answers NIL.
+// then fall back to what clients do without it, and the METADATA key answers NIL. The TURN
+// modules load only when it starts: a relay with turn_port = 0 does not hold their code.
 
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { DnsResolver } from "../federation/mod.ts";
 import type { SettingsService } from "../settings/mod.ts";
-import { PeerPolicy, startTurnServer, turnMetadataValue, type TurnServer } from "../turn/mod.ts";
+import type { TurnServer } from "../turn/mod.ts";
 import { readOrCreateSecret } from "./data_dir.ts";
 
 export interface Turn {
@@ -44,6 +45,7 @@ export async function startTurn(input: {
   }
   const loopback = relayHost.startsWith("127.");
   let server: TurnServer;
+  const { PeerPolicy, startTurnServer, turnMetadataValue } = await import("../turn/mod.ts");
   try {
     // Public peers only, unless the operator allows more (dev mode allows loopback).
     const policy = new PeerPolicy({ allow: config.turnAllowedPeers, deny: config.turnDeniedPeers });

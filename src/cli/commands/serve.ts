@@ -9,6 +9,7 @@ import { describeEscaped, installProcessGuard } from "../../app/process_guard.ts
 import { dcloginUrl } from "../../http/mod.ts";
 import type { Relay } from "../../app/relay.ts";
 import { configFrom, parse } from "../context.ts";
+import { releaseStartupGarbage } from "../runtime_env.ts";
 import type { CliIo } from "../context.ts";
 
 /** After the sessions' grace: time for the rest of the relay (queues, database) to stop. */
@@ -23,6 +24,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     io.err(`tern: ${kind}, the relay keeps serving: ${describeEscaped(err)}`)
   );
   const relay = await startRelay(config);
+  releaseStartupGarbage();
   io.out(
     `tern ready ${
       JSON.stringify({ domain: config.mailDomain, listen: relay.addresses, pid: Deno.pid })

@@ -2,8 +2,9 @@
 //
 // Two modes with the same store functions (op_kinds.ts says where each runs):
 //  - threaded (startSqliteStore, the server): writes go to a writer thread with group commit
-//    (write_queue.ts); bounded reads run here on a read-only connection; heavy reads in a reader
-//    thread started on demand and stopped when idle;
+//    (write_queue.ts), started at the first write and stopped when idle (writes with nothing to
+//    do are answered here: op_kinds.ts NOOPS); bounded reads run here on a read-only connection;
+//    heavy reads in a reader thread started on demand and stopped when idle;
 //  - in-process (openSqliteStore: ":memory:", tests, short CLI commands): one connection here,
 //    each write its own transaction, run through the same batch code.
 
@@ -14,7 +15,7 @@ import { Db, MigrationError } from "./db.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import type { Migration } from "./migrations.ts";
 import { Engine, type OpCall, type OpName } from "./engine.ts";
-import { OP_KINDS, ROUTES } from "./op_kinds.ts";
+import { NOOPS, OP_KINDS, ROUTES } from "./op_kinds.ts";
 import { type BatchRunner, WriteQueue } from "./write_queue.ts";
 import { StoreThread } from "./store_thread.ts";
 import { SqliteSpool } from "./spool.ts";
@@ -39,6 +40,8 @@ export interface SqliteStoreOptions {
    * quick); default 4 MiB. Tests set 0 to use the reader thread.
    */
   tinyBytes?: number;
+  /** Threaded: the writer thread stops after this long without writes (WRITER_IDLE_MS). */
+  writerIdleMs?: number;
 }
 
 export interface DataProgress {
@@ -52,6 +55,8 @@ export interface SqliteStore extends Store {
   readonly db: Db;
   readonly bodiesDir: string | null;
   readonly threaded: boolean;
+  /** Threaded: which store threads run now (in-process: both false). */
+  readonly threads: { writer: boolean; reader: boolean };
   /** Writes and the batches that carried them (group commit). */
   readonly writeStats: { batches: number; ops: number };
   /**
@@ -72,11 +77,17 @@ const SMALL_BODIES_BUDGET = 1 << 20;
 const MAIN_DATA = 1 << 20;
 /** The reader thread stops after this long without work (idle memory stays low). */
 const READER_IDLE_MS = 30_000;
+/**
+ * The writer thread stops after this long without writes. Starting it again costs the first
+ * write after a pause a few tens of ms (a new isolate and connection); a relay in use keeps it.
+ */
+const WRITER_IDLE_MS = 30_000;
 const SMALL_DB_BYTES = 256 * 1024 * 1024;
 /** Below this size even a full scan stays within the main thread's budget: no reader thread. */
 const TINY_DB_BYTES = 4 * 1024 * 1024;
 
 interface Exec {
+  threads?(): { writer: boolean; reader: boolean };
   read(op: OpCall): unknown;
   write: WriteQueue;
   heavy(op: OpCall): Promise<unknown>;
@@ -117,7 +128,10 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   return buildStore(engine, exec, bodiesDir, options.now ?? Date.now, false, 0);
 }
 
-/** Threaded store: the writer thread migrates, then this thread reads read-only beside it. */
+/**
+ * Threaded store: a writer thread migrates and exits, then this thread reads read-only beside
+ * it; the writer thread proper starts at the first write and stops when idle.
+ */
 export async function startSqliteStore(
   path: string,
   options: SqliteStoreOptions = {},
@@ -130,23 +144,55 @@ export async function startSqliteStore(
     migrations: options.migrations,
     reserveBytes: options.reserveBytes,
   };
-  let writer = await StoreThread.start("writer", { ...open, readOnly: false, now: now() });
+  // The thread's open migrates (and does the writer's start-up work) before anything reads.
+  // It then leaves at once: an idle relay holds no writer isolate (about 15 MB).
+  let writer: StoreThread | null = null;
+  let writerClosing: Promise<void> = StoreThread.start("writer", {
+    ...open,
+    readOnly: false,
+    now: now(),
+  }).then((t) => t.close());
+  await writerClosing;
+  let writerStarting: Promise<StoreThread> | null = null;
+  let writerTimer: ReturnType<typeof setTimeout> | undefined;
+  let writerBusy = 0;
   let reader: StoreThread | null = null;
   let readerStarting: Promise<StoreThread> | null = null;
   let readerTimer: ReturnType<typeof setTimeout> | undefined;
   let readerBusy = 0;
   let closed = false;
-  // A writer thread that died is replaced for the next batch (the database is intact).
-  const writerThread = async () => {
-    if (!writer.alive && !closed) {
-      writer = await StoreThread.start("writer", { ...open, readOnly: false, now: now() });
+  // Started on demand, and again after it died (the database is intact). Writes made while it
+  // starts wait in the write queue; a new writer opens only once the old one has closed (one
+  // writer connection at a time).
+  const writerThread = () => {
+    if (writer?.alive) return Promise.resolve(writer);
+    if (closed) return Promise.reject(new Error("store closed"));
+    writerStarting ??= writerClosing
+      .then(() => StoreThread.start("writer", { ...open, readOnly: false, now: now() }))
+      .then((t) => (writer = t))
+      .finally(() => (writerStarting = null));
+    return writerStarting;
+  };
+  const retireWriter = () => {
+    const w = writer;
+    writer = null;
+    if (w) writerClosing = w.close().catch(() => {});
+  };
+  const onWriter = async (send: (t: StoreThread) => Promise<unknown>) => {
+    clearTimeout(writerTimer);
+    writerBusy++;
+    try {
+      return await send(await writerThread());
+    } finally {
+      if (--writerBusy === 0 && !closed) {
+        writerTimer = setTimeout(retireWriter, options.writerIdleMs ?? WRITER_IDLE_MS);
+      }
     }
-    return writer;
   };
   const runner: BatchRunner = {
-    runBatch: async (ops) =>
-      (await (await writerThread()).request({ t: "batch", ops })) as ReturnType<Engine["runBatch"]>,
-    runAlone: async (op) => (await writerThread()).request({ t: "call", op }),
+    runBatch: (ops) =>
+      onWriter((t) => t.request({ t: "batch", ops })) as Promise<ReturnType<Engine["runBatch"]>>,
+    runAlone: (op) => onWriter((t) => t.request({ t: "call", op })),
   };
   const readerThread = () => {
     if (reader?.alive) return Promise.resolve(reader);
@@ -159,10 +205,11 @@ export async function startSqliteStore(
   try {
     engine = new Engine(path, { bodiesDir, readOnly: true });
   } catch (err) {
-    await writer.close();
+    closed = true;
     throw err;
   }
   const exec: Exec = {
+    threads: () => ({ writer: !!writer?.alive, reader: !!reader?.alive }),
     read: (op) => engine.call(op),
     write: new WriteQueue(runner),
     async heavy(op) {
@@ -183,8 +230,9 @@ export async function startSqliteStore(
     async close() {
       closed = true;
       clearTimeout(readerTimer);
-      await readerStarting?.catch(() => {});
-      await Promise.all([writer.close(), reader?.close()]);
+      clearTimeout(writerTimer);
+      await Promise.all([writerStarting?.catch(() => {}), readerStarting?.catch(() => {})]);
+      await Promise.all([writerClosing, writer?.close(), reader?.close()]);
       engine.close();
     },
   };
@@ -201,8 +249,23 @@ function buildStore(
 ): SqliteStore {
   const op = (name: string, args: unknown[]): OpCall => ({ name, args, now: now() });
   const read = <T>(name: OpName, args: unknown[]): T => exec.read(op(name, args)) as T;
-  const write = <T>(name: OpName, args: unknown[]) =>
-    exec.write.write(op(name, args)) as Promise<T>;
+  // Writes of this process not yet settled (NOOPS may only answer when there are none).
+  let pendingWrites = 0;
+  const write = async <T>(name: OpName, args: unknown[]): Promise<T> => {
+    if (pendingWrites === 0) {
+      const noop = (NOOPS[name] as ((a: unknown[], e: Engine) => unknown) | undefined)?.(
+        args,
+        engine,
+      );
+      if (noop !== undefined) return noop as T;
+    }
+    pendingWrites++;
+    try {
+      return await exec.write.write(op(name, args)) as T;
+    } finally {
+      pendingWrites--;
+    }
+  };
   const heavy = <T>(name: OpName, args: unknown[]) => exec.heavy(op(name, args)) as Promise<T>;
   const tiny = () =>
     engine.db.get<{ n: number }>(
@@ -231,6 +294,9 @@ function buildStore(
     db: engine.db,
     bodiesDir,
     threaded,
+    get threads() {
+      return exec.threads?.() ?? { writer: false, reader: false };
+    },
     get writeStats() {
       return exec.write.stats;
     },
@@ -346,7 +412,12 @@ function buildStore(
       if (signal?.aborted) return { bodiesMoved, vacuumed: false, vacuumPending: mode !== 2 };
       if (mode !== 2 && (vacuum === "always" || (vacuum === "small" && small))) {
         onProgress?.({ step: "vacuum", done: 0, total: 1 });
-        await exec.write.alone(op("convertToIncremental", []));
+        pendingWrites++;
+        try {
+          await exec.write.alone(op("convertToIncremental", []));
+        } finally {
+          pendingWrites--;
+        }
         onProgress?.({ step: "vacuum", done: 1, total: 1 });
         vacuumed = true;
       }

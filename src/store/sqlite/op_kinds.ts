@@ -134,3 +134,31 @@ export const ROUTES: {
       MAIN_ROWS + 1,
     )!.n <= MAIN_ROWS,
 };
+
+type Result<N extends OpName> = ReturnType<Engine["ops"][N]>;
+
+/**
+ * Writes that the main thread's read-only connection can tell would change nothing: it answers
+ * them with that result and the writer thread is not woken. An idle relay's periodic work (the
+ * push poll every 2 s, the maintenance tasks at start) then leaves the writer stopped (mod.ts
+ * stops it when idle). Asked only when no write of this process is pending, so the read sees
+ * everything written before the call. Each returns the no-op result, or undefined to write.
+ */
+export const NOOPS: {
+  [N in OpName]?: (args: Args<N>, engine: Engine) => Result<N> | undefined;
+} = {
+  claimPushJobs: ([now], engine) =>
+    engine.db.get("SELECT 1 FROM push_jobs WHERE next_at <= ? LIMIT 1", now) ? undefined : [],
+  purgeTombstones: ([before], engine) =>
+    engine.db.get("SELECT 1 FROM expunged WHERE expunged_at < ? LIMIT 1", before) ? undefined : 0,
+  freeUnreferencedBodiesPage: ([afterId], engine) =>
+    engine.db.get("SELECT 1 FROM bodies WHERE id > ? LIMIT 1", afterId)
+      ? undefined
+      : { freed: 0, next: null },
+  // Only an incremental-vacuum file (auto_vacuum 2) with free pages has something to give back.
+  reclaimSpace: (_args, engine) =>
+    engine.db.get<{ auto_vacuum: number }>("PRAGMA auto_vacuum")!.auto_vacuum === 2 &&
+      engine.db.get<{ freelist_count: number }>("PRAGMA freelist_count")!.freelist_count > 0
+      ? undefined
+      : { freed: 0, remaining: 0 },
+};
