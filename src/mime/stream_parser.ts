@@ -14,6 +14,7 @@
 // at an enclosing boundary or at the end. Everything where other readers could differ is reported
 // (see ambiguity.ts) rather than guessed.
 
+import { BYTE_TEXT_MIN, byteText } from "./byte_text.ts";
 import { CR, LF } from "./bytes.ts";
 import { type Ambiguity, type AmbiguityCode, checkHeaderBlock } from "./ambiguity.ts";
 import { splitFields } from "./headers.ts";
@@ -185,18 +186,20 @@ export class MimeStreamParser {
     if (this.#ended) throw new Error("MimeStreamParser: push after end");
     let i = 0;
     const n = chunk.length;
+    /** The chunk for the line searches when it is long (byteText), or null. */
+    const text = n >= BYTE_TEXT_MIN ? byteText(chunk) : null;
     while (i < n) {
       if (!this.#long && this.#carryLen === 0 && chunk[i] !== DASH) {
         const top = this.#frames[this.#frames.length - 1];
         if (top.phase === Phase.Leaf) {
-          const after = this.#leafRun(top, chunk, i);
+          const after = this.#leafRun(top, chunk, i, text);
           if (after > i) {
             i = after;
             continue;
           }
         }
       }
-      const nl = chunk.indexOf(LF, i);
+      const nl = text !== null ? text.indexOf("\n", i) : chunk.indexOf(LF, i);
       const stop = nl < 0 ? n : nl + 1;
       if (this.#long) {
         this.#longPiece(chunk, i, stop, this.#offset + i, nl >= 0);
@@ -278,18 +281,32 @@ export class MimeStreamParser {
    * to the sink in one write, exactly the bytes #bodyLine would pass line by line. Returns where
    * the run ended (`s` when there is no complete line to take).
    */
-  #leafRun(f: Frame, b: Uint8Array, s: number): number {
-    let d = b.indexOf(DASH, s);
-    while (d > s && b[d - 1] !== LF) d = b.indexOf(DASH, d + 1);
-    const limit = d < 0 ? b.length : d;
-    const lastLf = b.lastIndexOf(LF, limit - 1);
-    if (lastLf < s) return s;
+  #leafRun(f: Frame, b: Uint8Array, s: number, text: string | null): number {
+    let lastLf: number;
     let lfs = 0, lineStart = s;
-    for (let p = s; p <= lastLf;) {
-      const q = b.indexOf(LF, p);
-      lfs++;
-      lineStart = p;
-      p = q + 1;
+    if (text !== null) {
+      // "\n-" finds the first line after s that starts with "-" (s itself does not).
+      const d = text.indexOf("\n-", s);
+      lastLf = d < 0 ? text.lastIndexOf("\n") : d;
+      if (lastLf < s) return s;
+      for (let p = s; p <= lastLf;) {
+        const q = text.indexOf("\n", p);
+        lfs++;
+        lineStart = p;
+        p = q + 1;
+      }
+    } else {
+      let d = b.indexOf(DASH, s);
+      while (d > s && b[d - 1] !== LF) d = b.indexOf(DASH, d + 1);
+      const limit = d < 0 ? b.length : d;
+      lastLf = b.lastIndexOf(LF, limit - 1);
+      if (lastLf < s) return s;
+      for (let p = s; p <= lastLf;) {
+        const q = b.indexOf(LF, p);
+        lfs++;
+        lineStart = p;
+        p = q + 1;
+      }
     }
     let ce = lastLf;
     if (ce > lineStart && b[ce - 1] === CR) ce--;

@@ -10,6 +10,7 @@
 //   - the decoded bytes are walked as OpenPGP packets (PacketWalker).
 // A bare LF counts as CRLF, so a message read back from a file checks as it did in SMTP DATA.
 
+import { BYTE_TEXT_MIN, byteText } from "../mime/mod.ts";
 import { PacketWalker } from "./openpgp_packets.ts";
 
 const enc = new TextEncoder();
@@ -33,6 +34,9 @@ interface Base64Target {
     options: { lastChunkHandling: "stop-before-partial" },
   ): { read: number; written: number };
 }
+
+/** The blanks the built-in decoder would skip but the armor refuses (CR and LF are allowed). */
+const BLANK = /[ \t\f]/;
 
 const B64 = new Int8Array(256).fill(-1);
 for (let i = 0; i < 64; i++) {
@@ -66,8 +70,9 @@ class ArmorBase64 {
   #o = 0;
   #scratch = new Uint8Array(0);
 
-  feed(b: Uint8Array, s: number, e: number) {
-    if (this.state === S.Data && e - s >= NATIVE_MIN) s = this.#native(b, s, e);
+  /** Chars [s, e) of `b`; `text` is `b` as byteText gives it, when the caller has it. */
+  feed(b: Uint8Array, s: number, e: number, text: string | null = null) {
+    if (this.state === S.Data && e - s >= NATIVE_MIN) s = this.#native(b, s, e, text);
     this.#loop(b, s, e);
   }
 
@@ -76,7 +81,7 @@ class ArmorBase64 {
    * except blanks (which it skips: they are looked for first), and decodes only whole 4-char
    * groups. Returns where the byte loop goes on (a partial group, the first "=", or the end).
    */
-  #native(b: Uint8Array, s: number, e: number): number {
+  #native(b: Uint8Array, s: number, e: number, text: string | null): number {
     // First the byte loop completes a group begun in an earlier piece (at most three chars).
     let i = s;
     for (let want = (4 - this.#n) % 4; want > 0 && i < e; i++) {
@@ -84,16 +89,25 @@ class ArmorBase64 {
     }
     this.#loop(b, s, i);
     if (this.state !== S.Data) return i;
-    const eq = b.indexOf(61, i);
+    // The searches go over text when there is one (see byteText: the same chars at the same
+    // places, and a non-ASCII byte, U+FFFD there, is refused by the decoder either way).
+    const eq = text !== null ? text.indexOf("=", i) : b.indexOf(61, i);
     const end = eq < 0 || eq > e ? e : eq;
     if (end - i < NATIVE_MIN) return i;
-    const run = b.subarray(i, end);
-    if (run.indexOf(32) >= 0 || run.indexOf(9) >= 0 || run.indexOf(12) >= 0) return i;
-    const need = Math.ceil(run.length / 4) * 3;
+    let chars: string;
+    if (text !== null) {
+      chars = text.slice(i, end);
+      if (BLANK.test(chars)) return i;
+    } else {
+      const run = b.subarray(i, end);
+      if (run.indexOf(32) >= 0 || run.indexOf(9) >= 0 || run.indexOf(12) >= 0) return i;
+      chars = ASCII.decode(run);
+    }
+    const need = Math.ceil((end - i) / 4) * 3;
     if (this.#scratch.length < need) this.#scratch = new Uint8Array(need);
     let r: { read: number; written: number };
     try {
-      r = (this.#scratch as unknown as Base64Target).setFromBase64(ASCII.decode(run), {
+      r = (this.#scratch as unknown as Base64Target).setFromBase64(chars, {
         lastChunkHandling: "stop-before-partial",
       });
     } catch {
@@ -204,6 +218,8 @@ export class ArmorChecker {
   }
 
   push(b: Uint8Array): void {
+    /** `b` for the searches over long pushes (byteText), or null. */
+    const text = b.length >= BYTE_TEXT_MIN ? byteText(b) : null;
     let i = 0;
     while (i < b.length && !this.#failed) {
       // After the first two lines and before any END line, whole lines that do not start with
@@ -213,16 +229,17 @@ export class ArmorChecker {
         this.#lineNo >= 2 && this.#headLen === 0 && !this.#streaming && !this.#skipping &&
         !this.#heldEnd && b[i] !== DASH
       ) {
-        const dash = b.indexOf(DASH, i);
-        const lastLf = b.lastIndexOf(10, (dash < 0 ? b.length : dash) - 1);
+        const dash = text !== null ? text.indexOf("-", i) : b.indexOf(DASH, i);
+        const before = (dash < 0 ? b.length : dash) - 1;
+        const lastLf = text !== null ? text.lastIndexOf("\n", before) : b.lastIndexOf(10, before);
         if (lastLf >= i) {
-          this.#b64.feed(b, i, lastLf + 1);
+          this.#b64.feed(b, i, lastLf + 1, text);
           this.#lineNo++; // past the first two lines, only "not 0 or 1" matters
           i = lastLf + 1;
           continue;
         }
       }
-      const nl = b.indexOf(10, i);
+      const nl = text !== null ? text.indexOf("\n", i) : b.indexOf(10, i);
       const e = nl < 0 ? b.length : nl;
       this.#piece(b, i, e);
       if (nl < 0) break;

@@ -84,6 +84,12 @@ Deno.test("ArmorChecker: any split gives the same verdict, for whole and spoiled
         whole,
         `seed ${seed} ${direction}: random pieces`,
       );
+      // Pieces of 512 bytes and more are searched as text (byteText): mid-line cuts there too.
+      assert.equal(
+        verdict(text, direction, () => 512 + Math.floor(r() * 1500)),
+        whole,
+        `seed ${seed} ${direction}: long pieces`,
+      );
     }
   }
   assert.ok(passed > 100 && passed < 1100, `${passed} of 1200 readings passed`);

@@ -8,6 +8,8 @@
 // `maxLineBytes` is carried between chunks; the line that completes it goes to the sink on its
 // own, the rest of the chunk as views of the chunk (copied only where a stuffed dot splits it).
 
+import { BYTE_TEXT_MIN, byteText } from "../mime/mod.ts";
+
 export interface DataSource {
   readChunk(): Promise<Uint8Array | null>;
   unread(bytes: Uint8Array): void;
@@ -53,6 +55,8 @@ export async function readData(
   let runStart = -1;
   let runEnd = -1;
   let buf: Uint8Array = new Uint8Array(0);
+  /** `buf` as text for the line searches (byteText), when `buf` is long enough for it to pay. */
+  let text: string | null = null;
 
   const emit = (start: number, end: number) => {
     size += end - start;
@@ -92,6 +96,7 @@ export async function readData(
     const chunk = await source.readChunk();
     if (chunk === null) return null;
     buf = chunk;
+    text = null;
     /** The chunk's bytes after the line that completes the carried one. */
     let rest: Uint8Array | null = null;
     if (carry) {
@@ -102,17 +107,18 @@ export async function readData(
       buf = concat([carry, chunk.subarray(0, cut)]);
       if (cut < chunk.length) rest = chunk.subarray(cut);
       carry = null;
-    }
+    } else if (buf.length >= BYTE_TEXT_MIN) text = byteText(buf);
     let pos = 0;
     while (true) {
       if (pos >= buf.length) {
         if (!rest) break;
         await flush();
         buf = rest;
+        text = buf.length >= BYTE_TEXT_MIN ? byteText(buf) : null;
         rest = null;
         pos = 0;
       }
-      const lf = buf.indexOf(LF, pos);
+      const lf = text !== null ? text.indexOf("\n", pos) : buf.indexOf(LF, pos);
       if (lf < 0) {
         const partial = buf.subarray(pos);
         if (partial.length > limits.maxLineBytes) {
@@ -132,7 +138,7 @@ export async function readData(
       else if (!badLineEnding) {
         // Bounded: the line's own CR stops the search. Once a bad ending was seen there is
         // nothing more to find (a search over the whole chunk per line would be quadratic).
-        const cr = buf.indexOf(CR, pos);
+        const cr = text !== null ? text.indexOf("\r", pos) : buf.indexOf(CR, pos);
         if (cr < contentEnd) badLineEnding = true;
       }
       if (contentEnd - pos > limits.maxLineBytes) longLine = true;

@@ -14,7 +14,7 @@ async function run(wire: string, cuts: number[], maxBytes = 1000) {
     at = Math.max(at, c);
   }
   let rest = "";
-  const writes: string[] = [];
+  const writes: Uint8Array[] = [];
   let overflows = 0;
   const result = await readData(
     {
@@ -25,7 +25,7 @@ async function run(wire: string, cuts: number[], maxBytes = 1000) {
     {
       write: (b) => {
         assert.equal(overflows, 0, "nothing is written after the overflow");
-        writes.push(dec.decode(b));
+        writes.push(b.slice()); // decoded together: a write may end inside a character
         return Promise.resolve();
       },
       overflow: () => {
@@ -36,7 +36,8 @@ async function run(wire: string, cuts: number[], maxBytes = 1000) {
   );
   // What the reader put back, then what it never read.
   rest += queue.map((b) => dec.decode(b)).join("");
-  return { text: writes.join(""), writes: writes.length, result, rest, overflows };
+  const text = dec.decode(new Uint8Array(writes.flatMap((w) => [...w])));
+  return { text, writes: writes.length, result, rest, overflows };
 }
 
 Deno.test("readData: the unstuffed message is the same however the input is split", async () => {
@@ -112,4 +113,51 @@ Deno.test("readData: a stray CR or bare LF is seen wherever the input is split",
       }
     }
   }
+});
+
+Deno.test("readData: chunks long enough to be scanned as text read as byte-sized pieces do", async () => {
+  // Chunks of 512 bytes or more are searched as text (when every byte maps to one character);
+  // shorter ones byte by byte. Both must see the same dots, line endings and long lines.
+  const line = (n: number, c: string) => c.repeat(n) + "\r\n";
+  const bodies = [
+    line(70, "A").repeat(12) + ".hidden\r\n" + line(70, "B").repeat(12),
+    line(70, "A").repeat(10) + "..\r\n" + "x\ny\r\n" + line(70, "C").repeat(10),
+    line(70, "A").repeat(10) + "a\rb\r\n" + line(150, "L") + line(70, "D").repeat(10),
+    line(60, "é").repeat(8) + ".é\r\n" + line(70, "E").repeat(8),
+    "\uFEFF" + line(70, "F").repeat(12) + ".\r\r\n" + line(70, "G").repeat(4),
+  ];
+  for (const body of bodies) {
+    const wire = body + ".\r\n" + "QUIT\r\n";
+    const length = enc.encode(wire).length;
+    const small: number[] = [];
+    for (let c = 7; c < length; c += 7) small.push(c);
+    const expected = await run(wire, small, 1_000_000);
+    assert.ok(expected.result);
+    for (let a = 0; a <= length; a++) {
+      const r = await run(wire, [a], 1_000_000);
+      assert.deepEqual(
+        [r.text, r.result, r.rest],
+        [expected.text, expected.result, expected.rest],
+        `${JSON.stringify(body.slice(0, 20))} cut at ${a}`,
+      );
+    }
+  }
+});
+
+Deno.test("readData: the end line is found in text-scanned chunks wherever it is split", async () => {
+  const body = "Subject: x\r\n\r\n" + ("y".repeat(76) + "\r\n").repeat(20);
+  const wire = body + ".\r\nMAIL FROM:<a@b>\r\n";
+  const length = enc.encode(wire).length;
+  for (let a = 0; a <= length; a++) {
+    for (const b of [a + 1, a + 2, a + 3, a + 600]) {
+      const r = await run(wire, [a, b], 1_000_000);
+      assert.equal(r.text, body, `cut at ${a}, ${b}`);
+      assert.equal(r.rest, "MAIL FROM:<a@b>\r\n", `cut at ${a}, ${b}`);
+      assert.equal(r.result?.badLineEnding, false);
+      assert.equal(r.result?.size, body.length);
+    }
+  }
+  // The client vanishes one byte short of the end line: no result.
+  const cut = await run(body + ".\r", [], 1_000_000);
+  assert.equal(cut.result, null);
 });
