@@ -43,6 +43,18 @@ for (let i = 0; i < 64; i++) {
   B64["ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".charCodeAt(i)] = i;
 }
 
+/**
+ * Decoded bytes on their way to the packet walker, shared by every checker: each feed empties
+ * them before it returns (#flush), and the walker reads bytes as they are pushed without keeping
+ * them, so no state lives here between calls (one thread, no await inside a feed). Allocating
+ * them per message cost more than decoding a 2 KB payload.
+ */
+const out = new Uint8Array(3 * 1024);
+/** The built-in decoder's output; grows to the longest run decoded at once, up to SCRATCH_MAX. */
+let scratch = new Uint8Array(4 * 1024);
+/** Longer runs (a whole payload pushed at once) get a buffer of their own, not kept after. */
+const SCRATCH_MAX = 256 * 1024;
+
 const enum S {
   /** Base64 data, no "=" yet. */
   Data,
@@ -66,9 +78,7 @@ class ArmorBase64 {
   #pads = 0;
   #lastValue = 0;
   readonly walker = new PacketWalker();
-  #out = new Uint8Array(3 * 1024);
   #o = 0;
-  #scratch = new Uint8Array(0);
 
   /** Chars [s, e) of `b`; `text` is `b` as byteText gives it, when the caller has it. */
   feed(b: Uint8Array, s: number, e: number, text: string | null = null) {
@@ -104,10 +114,13 @@ class ArmorBase64 {
       chars = ASCII.decode(run);
     }
     const need = Math.ceil((end - i) / 4) * 3;
-    if (this.#scratch.length < need) this.#scratch = new Uint8Array(need);
+    if (scratch.length < need && need <= SCRATCH_MAX) {
+      scratch = new Uint8Array(Math.min(SCRATCH_MAX, Math.max(need, scratch.length * 2)));
+    }
+    const into = need <= scratch.length ? scratch : new Uint8Array(need);
     let r: { read: number; written: number };
     try {
-      r = (this.#scratch as unknown as Base64Target).setFromBase64(chars, {
+      r = (into as unknown as Base64Target).setFromBase64(chars, {
         lastChunkHandling: "stop-before-partial",
       });
     } catch {
@@ -115,7 +128,7 @@ class ArmorBase64 {
       return e;
     }
     this.#flush();
-    if (r.written > 0) this.walker.push(this.#scratch.subarray(0, r.written));
+    if (r.written > 0) this.walker.push(into.subarray(0, r.written));
     this.#dataChars += (r.written / 3) * 4;
     return i + r.read;
   }
@@ -126,7 +139,6 @@ class ArmorBase64 {
     if (state === S.Failed) return;
     let acc = this.#acc, n = this.#n, dataChars = this.#dataChars, pads = this.#pads;
     let lastValue = this.#lastValue;
-    const out = this.#out;
     let o = this.#o;
     for (let i = s; i < e; i++) {
       const c = b[i];
@@ -175,7 +187,7 @@ class ArmorBase64 {
   }
 
   #flush() {
-    if (this.#o > 0) this.walker.push(this.#out.subarray(0, this.#o));
+    if (this.#o > 0) this.walker.push(out.subarray(0, this.#o));
     this.#o = 0;
   }
 
