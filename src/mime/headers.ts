@@ -1,6 +1,7 @@
 // Header blocks on raw bytes: field splitting with exact offsets, lookups, and byte-exact rewriting
 // that leaves the body and every untouched field as they were (RFC 5322 §2.2).
 
+import { BYTE_TEXT_MIN, byteText } from "./byte_text.ts";
 import { concatBytes, CR, decodeHeaderText, isWsp, LF, lineContentEnd, nextLine } from "./bytes.ts";
 import type { HeaderField, MimePart } from "./types.ts";
 
@@ -17,9 +18,25 @@ export type StopLine = (pos: number, contentEnd: number) => boolean;
 
 const COLON = 58;
 
-function makeField(bytes: Uint8Array, start: number, end: number): HeaderField {
-  const firstEnd = lineContentEnd(bytes, start, nextLine(bytes, start));
-  const colon = bytes.indexOf(COLON, start);
+/** The text of [s, e): a slice of `text` when that holds only ASCII there (see byteText). */
+function fieldText(bytes: Uint8Array, text: string | null, s: number, e: number): string {
+  if (text !== null) {
+    const t = text.slice(s, e);
+    if (!t.includes("\uFFFD")) return t; // ASCII only: what decodeHeaderText gives
+  }
+  return decodeHeaderText(bytes, s, e);
+}
+
+/** `text`: `bytes` as byteText gives it, or null (then the bytes are searched). */
+function makeField(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  text: string | null,
+): HeaderField {
+  const nl = text !== null ? text.indexOf("\n", start) : bytes.indexOf(LF, start);
+  const firstEnd = lineContentEnd(bytes, start, nl < 0 ? bytes.length : nl + 1);
+  const colon = text !== null ? text.indexOf(":", start) : bytes.indexOf(COLON, start);
   let nameEnd = colon >= 0 && colon < firstEnd ? colon : -1;
   let valid = nameEnd > start;
   if (valid) {
@@ -34,10 +51,10 @@ function makeField(bytes: Uint8Array, start: number, end: number): HeaderField {
     valid &&= nameEnd > start;
   }
   const valueStart = valid ? colon + 1 : start;
-  let value = decodeHeaderText(bytes, valueStart, end);
+  let value = fieldText(bytes, text, valueStart, end);
   if (value.includes("\n") || value.includes("\r")) value = value.replace(/[\r\n]+/g, "");
   return {
-    name: valid ? decodeHeaderText(bytes, start, nameEnd) : "",
+    name: valid ? fieldText(bytes, text, start, nameEnd) : "",
     value: value.trim(),
     start,
     end,
@@ -49,12 +66,15 @@ export function parseHeaderBlock(bytes: Uint8Array, start = 0, stop?: StopLine):
   const fields: HeaderField[] = [];
   let fieldStart = -1;
   let pos = start;
+  // Searched as text when long enough (every caller passes a header block, which is bounded).
+  const text = bytes.length - start >= BYTE_TEXT_MIN ? byteText(bytes) : null;
   const flush = (end: number) => {
-    if (fieldStart >= 0) fields.push(makeField(bytes, fieldStart, end));
+    if (fieldStart >= 0) fields.push(makeField(bytes, fieldStart, end, text));
     fieldStart = -1;
   };
   while (pos < bytes.length) {
-    const next = nextLine(bytes, pos);
+    const nl = text !== null ? text.indexOf("\n", pos) : bytes.indexOf(LF, pos);
+    const next = nl < 0 ? bytes.length : nl + 1;
     const contentEnd = lineContentEnd(bytes, pos, next);
     if (contentEnd === pos) {
       flush(pos);
