@@ -118,6 +118,27 @@ export async function readData(
         rest = null;
         pos = 0;
       }
+      if (text !== null && !overflowing) {
+        // Ordinary lines (CRLF, no CR inside, not starting with ".", within the line limit)
+        // only extend what is passed on: a tight loop takes them; the first other line, or a
+        // line not complete in `buf`, goes the general way below.
+        let p = pos;
+        while (true) {
+          const nl = text.indexOf("\n", p);
+          if (
+            nl <= p || text.charCodeAt(nl - 1) !== CR || text.charCodeAt(p) === DOT ||
+            nl - 1 - p > limits.maxLineBytes ||
+            (!badLineEnding && text.indexOf("\r", p) < nl - 1)
+          ) break;
+          p = nl + 1;
+        }
+        if (p > pos) {
+          emit(pos, p);
+          prevCrlf = true;
+          pos = p;
+          continue;
+        }
+      }
       const lf = text !== null ? text.indexOf("\n", pos) : buf.indexOf(LF, pos);
       if (lf < 0) {
         const partial = buf.subarray(pos);
