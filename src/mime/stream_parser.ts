@@ -102,7 +102,7 @@ interface Frame {
   lfAtStart: number;
   lfAtBody: number;
   // Header
-  hdr: Uint8Array;
+  /** Bytes of this frame's header block in the parser's #hdr (only the top frame reads one). */
   hdrLen: number;
   hdrSkipped: boolean;
   meta?: PartMeta;
@@ -495,6 +495,12 @@ export class MimeStreamParser {
   }
 
   #opaque?: Frame;
+  /**
+   * The header block being read, reused from part to part: only the top frame is ever in its
+   * header (a part starts only once its parent's header was read, and a delimiter that cuts a
+   * header short finishes that part first), and #readHeader copies the block out.
+   */
+  #hdr = new Uint8Array(1024);
 
   // ---- frames ----------------------------------------------------------------------------------
 
@@ -518,7 +524,6 @@ export class MimeStreamParser {
       phase: recorded ? Phase.Header : Phase.Opaque,
       lfAtStart,
       lfAtBody: lfAtStart,
-      hdr: recorded ? new Uint8Array(256) : new Uint8Array(0),
       hdrLen: 0,
       hdrSkipped: false,
       mpState: MpState.Preamble,
@@ -541,18 +546,18 @@ export class MimeStreamParser {
     }
     if (e <= s) return;
     const need = f.hdrLen + (e - s);
-    if (need > f.hdr.length) {
-      const grown = new Uint8Array(Math.min(max, Math.max(need, f.hdr.length * 2)));
-      grown.set(f.hdr.subarray(0, f.hdrLen));
-      f.hdr = grown;
+    if (need > this.#hdr.length) {
+      const grown = new Uint8Array(Math.min(max, Math.max(need, this.#hdr.length * 2)));
+      grown.set(this.#hdr.subarray(0, f.hdrLen));
+      this.#hdr = grown;
     }
-    f.hdr.set(b.subarray(s, e), f.hdrLen);
+    this.#hdr.set(b.subarray(s, e), f.hdrLen);
     f.hdrLen = need;
   }
 
   /** Parses the buffered header block and fills the part's metadata. */
   #readHeader(f: Frame) {
-    const raw = f.hdr.subarray(0, f.hdrLen);
+    const raw = this.#hdr.subarray(0, f.hdrLen);
     const { fields, truncated } = splitFields(raw, f.part.start, Math.max(0, this.#fieldsLeft));
     this.#fieldsLeft -= fields.length;
     if (truncated) this.#limit(f, "fields", "more header fields than the field cap");
@@ -562,7 +567,7 @@ export class MimeStreamParser {
     });
     f.meta = describePart(fields, f.fallback);
     f.part.rawHeader = raw.slice();
-    f.hdr = new Uint8Array(0);
+    f.hdrLen = 0;
     Object.assign(f.part, f.meta);
   }
 
