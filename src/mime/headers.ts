@@ -1,7 +1,7 @@
 // Header blocks on raw bytes: field splitting with exact offsets, lookups, and byte-exact rewriting
 // that leaves the body and every untouched field as they were (RFC 5322 §2.2).
 
-import { BYTE_TEXT_MIN, byteText } from "./byte_text.ts";
+import { byteText } from "./byte_text.ts";
 import { concatBytes, CR, decodeHeaderText, isWsp, LF, lineContentEnd, nextLine } from "./bytes.ts";
 import type { HeaderField, MimePart } from "./types.ts";
 
@@ -17,6 +17,8 @@ export interface HeaderBlock {
 export type StopLine = (pos: number, contentEnd: number) => boolean;
 
 const COLON = 58;
+/** Blocks from this size on are read through byteText (shorter: one field or two). */
+const HEADER_TEXT_MIN = 64;
 
 /** The text of [s, e): a slice of `text` when that holds only ASCII there (see byteText). */
 function fieldText(bytes: Uint8Array, text: string | null, s: number, e: number): string {
@@ -51,7 +53,13 @@ function makeField(
     valid &&= nameEnd > start;
   }
   const valueStart = valid ? colon + 1 : start;
-  let value = fieldText(bytes, text, valueStart, end);
+  // The field's own line break is left out before decoding: line breaks are removed anyway, and
+  // most values then have none left to remove.
+  let valueEnd = end;
+  while (valueEnd > valueStart && (bytes[valueEnd - 1] === LF || bytes[valueEnd - 1] === CR)) {
+    valueEnd--;
+  }
+  let value = fieldText(bytes, text, valueStart, valueEnd);
   if (value.includes("\n") || value.includes("\r")) value = value.replace(/[\r\n]+/g, "");
   return {
     name: valid ? fieldText(bytes, text, start, nameEnd) : "",
@@ -67,7 +75,8 @@ export function parseHeaderBlock(bytes: Uint8Array, start = 0, stop?: StopLine):
   let fieldStart = -1;
   let pos = start;
   // Searched as text when long enough (every caller passes a header block, which is bounded).
-  const text = bytes.length - start >= BYTE_TEXT_MIN ? byteText(bytes) : null;
+  // One decode of the block costs less than decoding its names and values one by one.
+  const text = bytes.length - start >= HEADER_TEXT_MIN ? byteText(bytes) : null;
   const flush = (end: number) => {
     if (fieldStart >= 0) fields.push(makeField(bytes, fieldStart, end, text));
     fieldStart = -1;
