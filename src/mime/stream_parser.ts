@@ -50,7 +50,11 @@ export const DEFAULT_MIME_LIMITS: MimeLimits = {
 
 /** Receives the raw (still transfer-encoded) body of one leaf part, in order. */
 export interface LeafBodySink {
-  write(bytes: Uint8Array): void;
+  /**
+   * The next bytes of the body. `text`, when given, is `bytes` as byteText gives it (the parser
+   * had it already): a sink that searches the bytes as text need not decode them again.
+   */
+  write(bytes: Uint8Array, text?: string): void;
   end(): void;
 }
 
@@ -313,7 +317,10 @@ export class MimeStreamParser {
     const sink = f.sink;
     if (sink) {
       if (f.pendingBreak) sink.write(f.pendingBreak);
-      if (ce > s) sink.write(b.subarray(s, ce));
+      if (ce > s) {
+        if (text !== null) sink.write(b.subarray(s, ce), text.slice(s, ce));
+        else sink.write(b.subarray(s, ce));
+      }
       f.pendingBreak = lastLf - ce === 1 ? CRLF : JUST_LF;
     }
     this.#lf += lfs;

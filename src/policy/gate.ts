@@ -118,8 +118,11 @@ class PayloadCheck implements LeafBodySink {
     this.#decoder = streamDecoder(cte);
     this.#armor = new ArmorChecker(direction);
   }
-  write(b: Uint8Array) {
-    if (this.#decoder) this.#armor.push(this.#decoder.push(b));
+  write(b: Uint8Array, text?: string) {
+    if (!this.#decoder) return;
+    const out = this.#decoder.push(b);
+    // An identity encoding (7bit, 8bit, binary) hands the same bytes on: the text still fits.
+    this.#armor.push(out, out === b ? text : undefined);
   }
   end() {
     if (!this.#decoder) return void (this.#ok = false);
@@ -134,7 +137,7 @@ class PayloadCheck implements LeafBodySink {
 function tee(sinks: LeafBodySink[]): LeafBodySink | undefined {
   if (sinks.length <= 1) return sinks[0];
   return {
-    write: (b) => sinks.forEach((s) => s.write(b)),
+    write: (b, text) => sinks.forEach((s) => s.write(b, text)),
     end: () => sinks.forEach((s) => s.end()),
   };
 }
