@@ -75,7 +75,8 @@ export interface OriginCheck extends IntakeReader {
  * (nothing is kept). end() throws on storage failures (full disk), after freeing the spool.
  */
 export interface MessageTransaction {
-  write(chunk: Uint8Array): Promise<void>;
+  /** `text`: `chunk` as mime's byteText gives it, when the caller has it (see MessageIntake). */
+  write(chunk: Uint8Array, text?: string): Promise<void>;
   end(): Promise<DeliveryReport>;
   abort(): Promise<void>;
 }
@@ -349,7 +350,7 @@ function transaction(
 ): MessageTransaction {
   let settled = false;
   return {
-    write: (chunk) => intake.write(chunk),
+    write: (chunk, text) => intake.write(chunk, text),
     async end() {
       if (settled) throw new Error("The message transaction already ended");
       settled = true;

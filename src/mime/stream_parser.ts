@@ -186,12 +186,13 @@ export class MimeStreamParser {
     return this.#offset;
   }
 
-  push(chunk: Uint8Array): void {
+  /** The next bytes; `given`: `chunk` as byteText gives it, when the caller has it. */
+  push(chunk: Uint8Array, given?: string): void {
     if (this.#ended) throw new Error("MimeStreamParser: push after end");
     let i = 0;
     const n = chunk.length;
     /** The chunk for the line searches when it is long (byteText), or null. */
-    const text = n >= BYTE_TEXT_MIN ? byteText(chunk) : null;
+    const text = given ?? (n >= BYTE_TEXT_MIN ? byteText(chunk) : null);
     while (i < n) {
       if (!this.#long && this.#carryLen === 0 && chunk[i] !== DASH) {
         const top = this.#frames[this.#frames.length - 1];

@@ -69,8 +69,8 @@ export interface GateOptions {
 }
 
 export interface Gate {
-  /** The next bytes of the (dot-unstuffed) message. */
-  push(chunk: Uint8Array): void;
+  /** The next bytes of the (dot-unstuffed) message; `text`: them as byteText gives them, if known. */
+  push(chunk: Uint8Array, text?: string): void;
   /** The verdict, once the whole message was pushed. */
   end(): GateResult;
   /** The part tree (available after end()): what IMAP renders, computed once. */
@@ -168,7 +168,7 @@ export function createGate(options: GateOptions): Gate {
   let result: GateResult | undefined;
 
   return {
-    push: (chunk) => parser.push(chunk),
+    push: (chunk, text) => parser.push(chunk, text),
     get size() {
       return parser.size;
     },

@@ -17,8 +17,11 @@ export interface DataSource {
 
 /** Where the unstuffed message goes, in order. */
 export interface DataSink {
-  /** The next bytes (a view that is only valid until the promise settles). */
-  write(bytes: Uint8Array): Promise<void>;
+  /**
+   * The next bytes (a view that is only valid until the promise settles); `text`, when given, is
+   * `bytes` as byteText gives it (the reader had it), for readers that search them as text.
+   */
+  write(bytes: Uint8Array, text?: string): Promise<void>;
   /** The message went over `maxBytes`: nothing more is written (the read goes on to the end). */
   overflow(): Promise<void>;
 }
@@ -77,9 +80,17 @@ export async function readData(
 
   /** Hands what this chunk passes on to the sink (one write, copied only when dots split it). */
   const flush = async () => {
-    if (runStart >= 0) runs.push(buf.subarray(runStart, runEnd));
+    let out: Uint8Array;
+    let outText: string | undefined;
+    if (runs.length === 0 && runStart >= 0) {
+      // One run of `buf`: its text is a slice of the text of `buf`, when there is one.
+      out = buf.subarray(runStart, runEnd);
+      if (text !== null) outText = text.slice(runStart, runEnd);
+    } else {
+      if (runStart >= 0) runs.push(buf.subarray(runStart, runEnd));
+      out = runs.length === 1 ? runs[0] : concat(runs);
+    }
     runStart = runEnd = -1;
-    const out = runs.length === 1 ? runs[0] : concat(runs);
     runs = [];
     if (tooLarge) {
       if (!overflowSaid) {
@@ -88,7 +99,7 @@ export async function readData(
       }
       return;
     }
-    if (out.length > 0) await sink.write(out);
+    if (out.length > 0) await sink.write(out, outText);
   };
   let overflowSaid = false;
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { readData } from "./data_reader.ts";
+import { byteText } from "../mime/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -16,6 +17,7 @@ async function run(wire: string, cuts: number[], maxBytes = 1000) {
   let rest = "";
   const writes: Uint8Array[] = [];
   let overflows = 0;
+  let texts = 0;
   const result = await readData(
     {
       readChunk: () => Promise.resolve(queue.shift() ?? null),
@@ -23,8 +25,12 @@ async function run(wire: string, cuts: number[], maxBytes = 1000) {
     },
     { maxBytes, maxLineBytes: 100 },
     {
-      write: (b) => {
+      write: (b, text) => {
         assert.equal(overflows, 0, "nothing is written after the overflow");
+        if (text !== undefined) {
+          assert.equal(text, byteText(b), "the text handed on is that of the bytes");
+          texts++;
+        }
         writes.push(b.slice()); // decoded together: a write may end inside a character
         return Promise.resolve();
       },
@@ -37,7 +43,7 @@ async function run(wire: string, cuts: number[], maxBytes = 1000) {
   // What the reader put back, then what it never read.
   rest += queue.map((b) => dec.decode(b)).join("");
   const text = dec.decode(new Uint8Array(writes.flatMap((w) => [...w])));
-  return { text, writes: writes.length, result, rest, overflows };
+  return { text, texts, writes: writes.length, result, rest, overflows };
 }
 
 Deno.test("readData: the unstuffed message is the same however the input is split", async () => {
@@ -135,9 +141,11 @@ Deno.test("readData: chunks long enough to be scanned as text read as byte-sized
     for (const maxBytes of [1_000_000, 1500]) {
       const expected = await run(wire, small, maxBytes);
       assert.ok(expected.result);
+      let texts = 0;
       assert.equal(expected.result.tooLarge, maxBytes < length);
       for (let a = 0; a <= length; a++) {
         const r = await run(wire, [a], maxBytes);
+        texts += r.texts;
         // Over the limit, how much went out before the overflow depends on the chunks (the
         // transaction is aborted then): only the result and what follows must agree.
         const sent = (x: typeof r) => x.result?.tooLarge ? "" : x.text;
@@ -146,6 +154,9 @@ Deno.test("readData: chunks long enough to be scanned as text read as byte-sized
           [sent(expected), expected.result, expected.rest, expected.overflows],
           `${JSON.stringify(body.slice(0, 20))} cut at ${a}, limit ${maxBytes}`,
         );
+      }
+      if (maxBytes > length && !/[é\uFEFF]/.test(body)) {
+        assert.ok(texts > 0, `some writes carry text: ${JSON.stringify(body.slice(0, 30))}`);
       }
     }
   }
