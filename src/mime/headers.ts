@@ -167,6 +167,8 @@ export interface NewHeaderField {
 }
 
 const encoder = new TextEncoder();
+const CRLF_BYTES = encoder.encode("\r\n");
+const LF_BYTES = encoder.encode("\n");
 
 function serializeField(f: NewHeaderField, eol: string): Uint8Array {
   // Keep folding the caller wrote; any other line break would inject a field, so it becomes a space.
@@ -199,23 +201,24 @@ export function rewriteHeaders(
     : firstBreak < 0
     ? "\r\n"
     : "\n";
+  const eolBytes = eol === "\n" ? LF_BYTES : CRLF_BYTES;
   const originals = new Set<object>(block.fields);
   const out: Uint8Array[] = [];
   let endsWithBreak = true;
   for (const f of edit(block.fields)) {
     if (originals.has(f)) {
       const o = f as HeaderField;
-      if (!endsWithBreak) out.push(encoder.encode(eol));
+      if (!endsWithBreak) out.push(eolBytes);
       out.push(bytes.subarray(o.start, o.end));
       endsWithBreak = o.end > o.start && bytes[o.end - 1] === LF;
     } else {
-      if (!endsWithBreak) out.push(encoder.encode(eol));
+      if (!endsWithBreak) out.push(eolBytes);
       out.push(serializeField(f, eol));
       endsWithBreak = true;
     }
   }
   const rest = bytes.subarray(fieldsEnd);
-  if (!endsWithBreak && rest.length > 0) out.push(encoder.encode(eol));
+  if (!endsWithBreak && rest.length > 0) out.push(eolBytes);
   out.push(rest);
   return concatBytes(out);
 }

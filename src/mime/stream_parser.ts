@@ -134,6 +134,7 @@ interface Stop {
 
 const CRLF = new Uint8Array([CR, LF]);
 const JUST_LF = new Uint8Array([LF]);
+const NO_BYTES = new Uint8Array(0);
 
 function emptyPart(start: number): MimePart {
   return {
@@ -165,7 +166,7 @@ export class MimeStreamParser {
   #fieldsLeft: number;
   #limitSaid = new Set<string>();
   // Line carried between chunks (at most LINE_CAP bytes), or a long line being passed through.
-  #carry = new Uint8Array(256);
+  #carry = NO_BYTES; // allocated when a line first spans two pushes (typed arrays cost µs each)
   #carryLen = 0;
   #carryStart = 0;
   #long = false;
@@ -248,7 +249,7 @@ export class MimeStreamParser {
   #carryAppend(src: Uint8Array, s: number, e: number) {
     const need = this.#carryLen + (e - s);
     if (need > this.#carry.length) {
-      const grown = new Uint8Array(Math.min(LINE_CAP, Math.max(need, this.#carry.length * 2)));
+      const grown = new Uint8Array(Math.min(LINE_CAP, Math.max(need, this.#carry.length * 2, 256)));
       grown.set(this.#carry.subarray(0, this.#carryLen));
       this.#carry = grown;
     }

@@ -38,6 +38,7 @@ export interface DataResult {
 const CR = 13;
 const LF = 10;
 const DOT = 46;
+const NO_BYTES = new Uint8Array(0);
 
 /** Null when the connection ends before the end-of-data line. */
 export async function readData(
@@ -57,7 +58,7 @@ export async function readData(
   let runs: Uint8Array[] = [];
   let runStart = -1;
   let runEnd = -1;
-  let buf: Uint8Array = new Uint8Array(0);
+  let buf: Uint8Array = NO_BYTES;
   /** `buf` as text for the line searches (byteText), when `buf` is long enough for it to pay. */
   let text: string | null = null;
 
