@@ -43,7 +43,7 @@ export function smtpBackend(services: Services, log: Logger, metrics?: RelayMetr
         ? delivery.beginSubmission(login, envelope)
         : delivery.beginReceive(envelope);
       return {
-        write: (chunk) => tx.write(chunk),
+        write: (chunk, text) => tx.write(chunk, text),
         async end() {
           const started = performance.now();
           try {

@@ -13,7 +13,8 @@ import type { BodySpool, SpooledBody } from "../store/types.ts";
 
 /** Reads the message's bytes in order; push() must not throw. */
 export interface IntakeReader {
-  push(bytes: Uint8Array): void;
+  /** `text`, when given, is `bytes` as mime's byteText gives it (no need to decode them again). */
+  push(bytes: Uint8Array, text?: string): void;
 }
 
 /** Largest piece a reader is given at once. */
@@ -40,7 +41,7 @@ export class MessageIntake {
    * The next bytes (the view may be reused once the promise settles); resolves when the spool
    * took them. Never rejects: a spool failure (disk full) is kept and reported by finish().
    */
-  async write(chunk: Uint8Array): Promise<void> {
+  async write(chunk: Uint8Array, text?: string): Promise<void> {
     if (this.#discarded) return;
     this.#size += chunk.length;
     // The spool reads the chunk until `stored` settles (awaited below, before the caller may
@@ -50,7 +51,8 @@ export class MessageIntake {
     });
     for (let i = 0; i < chunk.length; i += SLICE) {
       const slice = chunk.subarray(i, i + SLICE);
-      for (const r of this.#readers) r.push(slice);
+      const sliceText = text?.slice(i, i + SLICE);
+      for (const r of this.#readers) r.push(slice, sliceText);
       await loopTurn();
     }
     await stored;

@@ -7,7 +7,11 @@ import { encodeStructure, type MimePart, withTopHeader } from "../mime/mod.ts";
 import type { EventBus } from "../events/mod.ts";
 import type { AccountRecord, DeliveryOutcome, SpooledBody, Store } from "../store/types.ts";
 import type { Logger } from "../log/mod.ts";
-import { cleanStoredHeaders, cleanSubmittedHeaders } from "./header_cleanup.ts";
+import {
+  cleanStoredHeaders,
+  cleanSubmittedForStorage,
+  cleanSubmittedHeaders,
+} from "./header_cleanup.ts";
 import { type IntakeReader, MessageIntake } from "./message_intake.ts";
 import { type RateDecision, type SendRate, SendRateLimiter } from "./rate_limit.ts";
 
@@ -71,7 +75,8 @@ export interface OriginCheck extends IntakeReader {
  * (nothing is kept). end() throws on storage failures (full disk), after freeing the spool.
  */
 export interface MessageTransaction {
-  write(chunk: Uint8Array): Promise<void>;
+  /** `text`: `chunk` as mime's byteText gives it, when the caller has it (see MessageIntake). */
+  write(chunk: Uint8Array, text?: string): Promise<void>;
   end(): Promise<DeliveryReport>;
   abort(): Promise<void>;
 }
@@ -190,7 +195,6 @@ export class DeliveryService {
       const tree = gate.structure();
       const header = topHeader(tree);
       if (!header) return { reply: HEADER_TOO_LARGE, delivered: 0, queued: 0 };
-      const cleaned = cleanSubmittedHeaders(header);
       const local: string[] = [];
       const remote: string[] = [];
       for (const r of unique(envelope.recipients)) {
@@ -198,16 +202,14 @@ export class DeliveryService {
       }
       // One spool of the message as received; each stored copy is its own head over it.
       const body = await intake.finish();
-      const outcome = await this.#deliverLocal(login, local, cleanStoredHeaders(cleaned), {
-        tree,
-        body,
-      });
+      const stored = local.length > 0 ? cleanSubmittedForStorage(header) : header;
+      const outcome = await this.#deliverLocal(login, local, stored, { tree, body });
       if (outcome.fullReply && remote.length === 0) {
         return { reply: outcome.fullReply, delivered: 0, queued: 0 };
       }
       if (remote.length > 0) {
         await this.#store.enqueue({
-          head: cleaned,
+          head: cleanSubmittedHeaders(header),
           skip: tree.headerEnd,
           body,
           sender: envelope.mailFrom,
@@ -348,7 +350,7 @@ function transaction(
 ): MessageTransaction {
   let settled = false;
   return {
-    write: (chunk) => intake.write(chunk),
+    write: (chunk, text) => intake.write(chunk, text),
     async end() {
       if (settled) throw new Error("The message transaction already ended");
       settled = true;

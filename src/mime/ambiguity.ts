@@ -8,6 +8,7 @@
 // ignored), its first piece lowercased is the MIME type, and a later parameter of the same name
 // replaces an earlier one.
 
+import { byteText } from "./byte_text.ts";
 import { CR, LF } from "./bytes.ts";
 import type { HeaderField } from "./types.ts";
 
@@ -110,7 +111,11 @@ export function checkHeaderBlock(
   if (raw.length > 0 && (raw[0] === 32 || raw[0] === 9)) {
     report(raw[0] === 32 ? "leading-blank" : "field-name", "the header begins with a blank");
   }
-  for (let i = raw.indexOf(CR); i >= 0; i = raw.indexOf(CR, i + 1)) {
+  // Every CR is looked at (one per line): searched as text (byteText) unless the block is a
+  // line or two, where one decode would cost more than the searches it saves.
+  const text = raw.length >= 64 ? byteText(raw) : null;
+  const nextCr = (from: number) => text !== null ? text.indexOf("\r", from) : raw.indexOf(CR, from);
+  for (let i = nextCr(0); i >= 0; i = nextCr(i + 1)) {
     if (raw[i + 1] !== LF) {
       report("bare-cr", "a CR without LF in the header");
       break;

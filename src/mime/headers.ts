@@ -1,6 +1,7 @@
 // Header blocks on raw bytes: field splitting with exact offsets, lookups, and byte-exact rewriting
 // that leaves the body and every untouched field as they were (RFC 5322 §2.2).
 
+import { byteText } from "./byte_text.ts";
 import { concatBytes, CR, decodeHeaderText, isWsp, LF, lineContentEnd, nextLine } from "./bytes.ts";
 import type { HeaderField, MimePart } from "./types.ts";
 
@@ -16,10 +17,28 @@ export interface HeaderBlock {
 export type StopLine = (pos: number, contentEnd: number) => boolean;
 
 const COLON = 58;
+/** Blocks from this size on are read through byteText (shorter: one field or two). */
+const HEADER_TEXT_MIN = 64;
 
-function makeField(bytes: Uint8Array, start: number, end: number): HeaderField {
-  const firstEnd = lineContentEnd(bytes, start, nextLine(bytes, start));
-  const colon = bytes.indexOf(COLON, start);
+/** The text of [s, e): a slice of `text` when that holds only ASCII there (see byteText). */
+function fieldText(bytes: Uint8Array, text: string | null, s: number, e: number): string {
+  if (text !== null) {
+    const t = text.slice(s, e);
+    if (!t.includes("\uFFFD")) return t; // ASCII only: what decodeHeaderText gives
+  }
+  return decodeHeaderText(bytes, s, e);
+}
+
+/** `text`: `bytes` as byteText gives it, or null (then the bytes are searched). */
+function makeField(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  text: string | null,
+): HeaderField {
+  const nl = text !== null ? text.indexOf("\n", start) : bytes.indexOf(LF, start);
+  const firstEnd = lineContentEnd(bytes, start, nl < 0 ? bytes.length : nl + 1);
+  const colon = text !== null ? text.indexOf(":", start) : bytes.indexOf(COLON, start);
   let nameEnd = colon >= 0 && colon < firstEnd ? colon : -1;
   let valid = nameEnd > start;
   if (valid) {
@@ -34,10 +53,16 @@ function makeField(bytes: Uint8Array, start: number, end: number): HeaderField {
     valid &&= nameEnd > start;
   }
   const valueStart = valid ? colon + 1 : start;
-  let value = decodeHeaderText(bytes, valueStart, end);
+  // The field's own line break is left out before decoding: line breaks are removed anyway, and
+  // most values then have none left to remove.
+  let valueEnd = end;
+  while (valueEnd > valueStart && (bytes[valueEnd - 1] === LF || bytes[valueEnd - 1] === CR)) {
+    valueEnd--;
+  }
+  let value = fieldText(bytes, text, valueStart, valueEnd);
   if (value.includes("\n") || value.includes("\r")) value = value.replace(/[\r\n]+/g, "");
   return {
-    name: valid ? decodeHeaderText(bytes, start, nameEnd) : "",
+    name: valid ? fieldText(bytes, text, start, nameEnd) : "",
     value: value.trim(),
     start,
     end,
@@ -49,12 +74,16 @@ export function parseHeaderBlock(bytes: Uint8Array, start = 0, stop?: StopLine):
   const fields: HeaderField[] = [];
   let fieldStart = -1;
   let pos = start;
+  // Searched as text when long enough (every caller passes a header block, which is bounded).
+  // One decode of the block costs less than decoding its names and values one by one.
+  const text = bytes.length - start >= HEADER_TEXT_MIN ? byteText(bytes) : null;
   const flush = (end: number) => {
-    if (fieldStart >= 0) fields.push(makeField(bytes, fieldStart, end));
+    if (fieldStart >= 0) fields.push(makeField(bytes, fieldStart, end, text));
     fieldStart = -1;
   };
   while (pos < bytes.length) {
-    const next = nextLine(bytes, pos);
+    const nl = text !== null ? text.indexOf("\n", pos) : bytes.indexOf(LF, pos);
+    const next = nl < 0 ? bytes.length : nl + 1;
     const contentEnd = lineContentEnd(bytes, pos, next);
     if (contentEnd === pos) {
       flush(pos);
@@ -138,6 +167,8 @@ export interface NewHeaderField {
 }
 
 const encoder = new TextEncoder();
+const CRLF_BYTES = encoder.encode("\r\n");
+const LF_BYTES = encoder.encode("\n");
 
 function serializeField(f: NewHeaderField, eol: string): Uint8Array {
   // Keep folding the caller wrote; any other line break would inject a field, so it becomes a space.
@@ -170,23 +201,24 @@ export function rewriteHeaders(
     : firstBreak < 0
     ? "\r\n"
     : "\n";
+  const eolBytes = eol === "\n" ? LF_BYTES : CRLF_BYTES;
   const originals = new Set<object>(block.fields);
   const out: Uint8Array[] = [];
   let endsWithBreak = true;
   for (const f of edit(block.fields)) {
     if (originals.has(f)) {
       const o = f as HeaderField;
-      if (!endsWithBreak) out.push(encoder.encode(eol));
+      if (!endsWithBreak) out.push(eolBytes);
       out.push(bytes.subarray(o.start, o.end));
       endsWithBreak = o.end > o.start && bytes[o.end - 1] === LF;
     } else {
-      if (!endsWithBreak) out.push(encoder.encode(eol));
+      if (!endsWithBreak) out.push(eolBytes);
       out.push(serializeField(f, eol));
       endsWithBreak = true;
     }
   }
   const rest = bytes.subarray(fieldsEnd);
-  if (!endsWithBreak && rest.length > 0) out.push(encoder.encode(eol));
+  if (!endsWithBreak && rest.length > 0) out.push(eolBytes);
   out.push(rest);
   return concatBytes(out);
 }

@@ -14,6 +14,7 @@
 // at an enclosing boundary or at the end. Everything where other readers could differ is reported
 // (see ambiguity.ts) rather than guessed.
 
+import { BYTE_TEXT_MIN, byteText } from "./byte_text.ts";
 import { CR, LF } from "./bytes.ts";
 import { type Ambiguity, type AmbiguityCode, checkHeaderBlock } from "./ambiguity.ts";
 import { splitFields } from "./headers.ts";
@@ -49,7 +50,11 @@ export const DEFAULT_MIME_LIMITS: MimeLimits = {
 
 /** Receives the raw (still transfer-encoded) body of one leaf part, in order. */
 export interface LeafBodySink {
-  write(bytes: Uint8Array): void;
+  /**
+   * The next bytes of the body. `text`, when given, is `bytes` as byteText gives it (the parser
+   * had it already): a sink that searches the bytes as text need not decode them again.
+   */
+  write(bytes: Uint8Array, text?: string): void;
   end(): void;
 }
 
@@ -101,7 +106,7 @@ interface Frame {
   lfAtStart: number;
   lfAtBody: number;
   // Header
-  hdr: Uint8Array;
+  /** Bytes of this frame's header block in the parser's #hdr (only the top frame reads one). */
   hdrLen: number;
   hdrSkipped: boolean;
   meta?: PartMeta;
@@ -129,6 +134,7 @@ interface Stop {
 
 const CRLF = new Uint8Array([CR, LF]);
 const JUST_LF = new Uint8Array([LF]);
+const NO_BYTES = new Uint8Array(0);
 
 function emptyPart(start: number): MimePart {
   return {
@@ -160,7 +166,7 @@ export class MimeStreamParser {
   #fieldsLeft: number;
   #limitSaid = new Set<string>();
   // Line carried between chunks (at most LINE_CAP bytes), or a long line being passed through.
-  #carry = new Uint8Array(256);
+  #carry = NO_BYTES; // allocated when a line first spans two pushes (typed arrays cost µs each)
   #carryLen = 0;
   #carryStart = 0;
   #long = false;
@@ -181,22 +187,25 @@ export class MimeStreamParser {
     return this.#offset;
   }
 
-  push(chunk: Uint8Array): void {
+  /** The next bytes; `given`: `chunk` as byteText gives it, when the caller has it. */
+  push(chunk: Uint8Array, given?: string): void {
     if (this.#ended) throw new Error("MimeStreamParser: push after end");
     let i = 0;
     const n = chunk.length;
+    /** The chunk for the line searches when it is long (byteText), or null. */
+    const text = given ?? (n >= BYTE_TEXT_MIN ? byteText(chunk) : null);
     while (i < n) {
       if (!this.#long && this.#carryLen === 0 && chunk[i] !== DASH) {
         const top = this.#frames[this.#frames.length - 1];
         if (top.phase === Phase.Leaf) {
-          const after = this.#leafRun(top, chunk, i);
+          const after = this.#leafRun(top, chunk, i, text);
           if (after > i) {
             i = after;
             continue;
           }
         }
       }
-      const nl = chunk.indexOf(LF, i);
+      const nl = text !== null ? text.indexOf("\n", i) : chunk.indexOf(LF, i);
       const stop = nl < 0 ? n : nl + 1;
       if (this.#long) {
         this.#longPiece(chunk, i, stop, this.#offset + i, nl >= 0);
@@ -240,7 +249,7 @@ export class MimeStreamParser {
   #carryAppend(src: Uint8Array, s: number, e: number) {
     const need = this.#carryLen + (e - s);
     if (need > this.#carry.length) {
-      const grown = new Uint8Array(Math.min(LINE_CAP, Math.max(need, this.#carry.length * 2)));
+      const grown = new Uint8Array(Math.min(LINE_CAP, Math.max(need, this.#carry.length * 2, 256)));
       grown.set(this.#carry.subarray(0, this.#carryLen));
       this.#carry = grown;
     }
@@ -278,25 +287,42 @@ export class MimeStreamParser {
    * to the sink in one write, exactly the bytes #bodyLine would pass line by line. Returns where
    * the run ended (`s` when there is no complete line to take).
    */
-  #leafRun(f: Frame, b: Uint8Array, s: number): number {
-    let d = b.indexOf(DASH, s);
-    while (d > s && b[d - 1] !== LF) d = b.indexOf(DASH, d + 1);
-    const limit = d < 0 ? b.length : d;
-    const lastLf = b.lastIndexOf(LF, limit - 1);
-    if (lastLf < s) return s;
+  #leafRun(f: Frame, b: Uint8Array, s: number, text: string | null): number {
+    let lastLf: number;
     let lfs = 0, lineStart = s;
-    for (let p = s; p <= lastLf;) {
-      const q = b.indexOf(LF, p);
-      lfs++;
-      lineStart = p;
-      p = q + 1;
+    if (text !== null) {
+      // "\n-" finds the first line after s that starts with "-" (s itself does not).
+      const d = text.indexOf("\n-", s);
+      lastLf = d < 0 ? text.lastIndexOf("\n") : d;
+      if (lastLf < s) return s;
+      for (let p = s; p <= lastLf;) {
+        const q = text.indexOf("\n", p);
+        lfs++;
+        lineStart = p;
+        p = q + 1;
+      }
+    } else {
+      let d = b.indexOf(DASH, s);
+      while (d > s && b[d - 1] !== LF) d = b.indexOf(DASH, d + 1);
+      const limit = d < 0 ? b.length : d;
+      lastLf = b.lastIndexOf(LF, limit - 1);
+      if (lastLf < s) return s;
+      for (let p = s; p <= lastLf;) {
+        const q = b.indexOf(LF, p);
+        lfs++;
+        lineStart = p;
+        p = q + 1;
+      }
     }
     let ce = lastLf;
     if (ce > lineStart && b[ce - 1] === CR) ce--;
     const sink = f.sink;
     if (sink) {
       if (f.pendingBreak) sink.write(f.pendingBreak);
-      if (ce > s) sink.write(b.subarray(s, ce));
+      if (ce > s) {
+        if (text !== null) sink.write(b.subarray(s, ce), text.slice(s, ce));
+        else sink.write(b.subarray(s, ce));
+      }
       f.pendingBreak = lastLf - ce === 1 ? CRLF : JUST_LF;
     }
     this.#lf += lfs;
@@ -478,6 +504,12 @@ export class MimeStreamParser {
   }
 
   #opaque?: Frame;
+  /**
+   * The header block being read, reused from part to part: only the top frame is ever in its
+   * header (a part starts only once its parent's header was read, and a delimiter that cuts a
+   * header short finishes that part first), and #readHeader copies the block out.
+   */
+  #hdr = new Uint8Array(1024);
 
   // ---- frames ----------------------------------------------------------------------------------
 
@@ -501,7 +533,6 @@ export class MimeStreamParser {
       phase: recorded ? Phase.Header : Phase.Opaque,
       lfAtStart,
       lfAtBody: lfAtStart,
-      hdr: recorded ? new Uint8Array(256) : new Uint8Array(0),
       hdrLen: 0,
       hdrSkipped: false,
       mpState: MpState.Preamble,
@@ -524,18 +555,18 @@ export class MimeStreamParser {
     }
     if (e <= s) return;
     const need = f.hdrLen + (e - s);
-    if (need > f.hdr.length) {
-      const grown = new Uint8Array(Math.min(max, Math.max(need, f.hdr.length * 2)));
-      grown.set(f.hdr.subarray(0, f.hdrLen));
-      f.hdr = grown;
+    if (need > this.#hdr.length) {
+      const grown = new Uint8Array(Math.min(max, Math.max(need, this.#hdr.length * 2)));
+      grown.set(this.#hdr.subarray(0, f.hdrLen));
+      this.#hdr = grown;
     }
-    f.hdr.set(b.subarray(s, e), f.hdrLen);
+    this.#hdr.set(b.subarray(s, e), f.hdrLen);
     f.hdrLen = need;
   }
 
   /** Parses the buffered header block and fills the part's metadata. */
   #readHeader(f: Frame) {
-    const raw = f.hdr.subarray(0, f.hdrLen);
+    const raw = this.#hdr.subarray(0, f.hdrLen);
     const { fields, truncated } = splitFields(raw, f.part.start, Math.max(0, this.#fieldsLeft));
     this.#fieldsLeft -= fields.length;
     if (truncated) this.#limit(f, "fields", "more header fields than the field cap");
@@ -545,7 +576,7 @@ export class MimeStreamParser {
     });
     f.meta = describePart(fields, f.fallback);
     f.part.rawHeader = raw.slice();
-    f.hdr = new Uint8Array(0);
+    f.hdrLen = 0;
     Object.assign(f.part, f.meta);
   }
 

@@ -46,6 +46,7 @@ const PIECES = [
   "-x\r\n",
   "y".repeat(9000),
   "z\r".repeat(5000),
+  "\u00e9\r\n", // long pushes without it are searched as text (byteText), with it byte by byte
 ];
 
 /** The tree without the raw header copies, keys sorted: comparable as JSON. */
@@ -104,7 +105,8 @@ Deno.test("MimeStreamParser: any chunking gives the same tree, ambiguities and l
     for (const rd of [whole, small, big]) {
       for (const { part, chunks } of rd.sinks) {
         const want = dec.decode(bytes.subarray(part.bodyStart, part.end));
-        assert.equal(chunks.map((c) => dec.decode(c)).join(""), want, `seed ${seed}: leaf body`);
+        const got = dec.decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+        assert.equal(got, want, `seed ${seed}: leaf body`);
       }
     }
   }

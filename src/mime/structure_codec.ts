@@ -14,9 +14,13 @@ import type { ContentType, MimePart } from "./types.ts";
 
 const MAGIC = [0x54, 0x4d, 0x53, 1]; // "TMS" version 1
 
+/** encodeStructure's working buffer, kept between calls up to SCRATCH_MAX bytes. */
+let scratch: Uint8Array = new Uint8Array(1024);
+const SCRATCH_MAX = 64 * 1024;
+
 class Writer {
-  buf = new Uint8Array(256);
   n = 0;
+  constructor(public buf: Uint8Array) {}
   #room(k: number) {
     if (this.n + k <= this.buf.length) return;
     const grown = new Uint8Array(Math.max(this.n + k, this.buf.length * 2));
@@ -84,9 +88,11 @@ function write(w: Writer, p: MimePart) {
 
 /** The tree as a blob. Parts must carry their raw header (parser output always does). */
 export function encodeStructure(root: MimePart): Uint8Array {
-  const w = new Writer();
+  const w = new Writer(scratch);
   for (const b of MAGIC) w.byte(b);
   write(w, root);
+  // Writing is synchronous: one buffer serves every call, and only the result is allocated.
+  if (w.buf.length <= SCRATCH_MAX) scratch = w.buf;
   return w.buf.slice(0, w.n);
 }
 

@@ -10,6 +10,7 @@
 //   - the decoded bytes are walked as OpenPGP packets (PacketWalker).
 // A bare LF counts as CRLF, so a message read back from a file checks as it did in SMTP DATA.
 
+import { BYTE_TEXT_MIN, byteText } from "../mime/mod.ts";
 import { PacketWalker } from "./openpgp_packets.ts";
 
 const enc = new TextEncoder();
@@ -34,10 +35,28 @@ interface Base64Target {
   ): { read: number; written: number };
 }
 
+/** True when `c` occurs in text[from, end) (the blanks the built-in decoder would skip). */
+function before(text: string, c: string, from: number, end: number): boolean {
+  const at = text.indexOf(c, from);
+  return at >= 0 && at < end;
+}
+
 const B64 = new Int8Array(256).fill(-1);
 for (let i = 0; i < 64; i++) {
   B64["ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".charCodeAt(i)] = i;
 }
+
+/**
+ * Decoded bytes on their way to the packet walker, shared by every checker: each feed empties
+ * them before it returns (#flush), and the walker reads bytes as they are pushed without keeping
+ * them, so no state lives here between calls (one thread, no await inside a feed). Allocating
+ * them per message cost more than decoding a 2 KB payload.
+ */
+const out = new Uint8Array(3 * 1024);
+/** The built-in decoder's output; grows to the longest run decoded at once, up to SCRATCH_MAX. */
+let scratch = new Uint8Array(4 * 1024);
+/** Longer runs (a whole payload pushed at once) get a buffer of their own, not kept after. */
+const SCRATCH_MAX = 256 * 1024;
 
 const enum S {
   /** Base64 data, no "=" yet. */
@@ -62,12 +81,11 @@ class ArmorBase64 {
   #pads = 0;
   #lastValue = 0;
   readonly walker = new PacketWalker();
-  #out = new Uint8Array(3 * 1024);
   #o = 0;
-  #scratch = new Uint8Array(0);
 
-  feed(b: Uint8Array, s: number, e: number) {
-    if (this.state === S.Data && e - s >= NATIVE_MIN) s = this.#native(b, s, e);
+  /** Chars [s, e) of `b`; `text` is `b` as byteText gives it, when the caller has it. */
+  feed(b: Uint8Array, s: number, e: number, text: string | null = null) {
+    if (this.state === S.Data && e - s >= NATIVE_MIN) s = this.#native(b, s, e, text);
     this.#loop(b, s, e);
   }
 
@@ -76,7 +94,7 @@ class ArmorBase64 {
    * except blanks (which it skips: they are looked for first), and decodes only whole 4-char
    * groups. Returns where the byte loop goes on (a partial group, the first "=", or the end).
    */
-  #native(b: Uint8Array, s: number, e: number): number {
+  #native(b: Uint8Array, s: number, e: number, text: string | null): number {
     // First the byte loop completes a group begun in an earlier piece (at most three chars).
     let i = s;
     for (let want = (4 - this.#n) % 4; want > 0 && i < e; i++) {
@@ -84,16 +102,31 @@ class ArmorBase64 {
     }
     this.#loop(b, s, i);
     if (this.state !== S.Data) return i;
-    const eq = b.indexOf(61, i);
+    // The searches go over text when there is one (see byteText: the same chars at the same
+    // places, and a non-ASCII byte, U+FFFD there, is refused by the decoder either way).
+    const eq = text !== null ? text.indexOf("=", i) : b.indexOf(61, i);
     const end = eq < 0 || eq > e ? e : eq;
     if (end - i < NATIVE_MIN) return i;
-    const run = b.subarray(i, end);
-    if (run.indexOf(32) >= 0 || run.indexOf(9) >= 0 || run.indexOf(12) >= 0) return i;
-    const need = Math.ceil(run.length / 4) * 3;
-    if (this.#scratch.length < need) this.#scratch = new Uint8Array(need);
+    let chars: string;
+    if (text !== null) {
+      // Three memchr-speed searches cost less than one regex test over the run.
+      if (before(text, " ", i, end) || before(text, "\t", i, end) || before(text, "\f", i, end)) {
+        return i;
+      }
+      chars = text.slice(i, end);
+    } else {
+      const run = b.subarray(i, end);
+      if (run.indexOf(32) >= 0 || run.indexOf(9) >= 0 || run.indexOf(12) >= 0) return i;
+      chars = ASCII.decode(run);
+    }
+    const need = Math.ceil((end - i) / 4) * 3;
+    if (scratch.length < need && need <= SCRATCH_MAX) {
+      scratch = new Uint8Array(Math.min(SCRATCH_MAX, Math.max(need, scratch.length * 2)));
+    }
+    const into = need <= scratch.length ? scratch : new Uint8Array(need);
     let r: { read: number; written: number };
     try {
-      r = (this.#scratch as unknown as Base64Target).setFromBase64(ASCII.decode(run), {
+      r = (into as unknown as Base64Target).setFromBase64(chars, {
         lastChunkHandling: "stop-before-partial",
       });
     } catch {
@@ -101,7 +134,7 @@ class ArmorBase64 {
       return e;
     }
     this.#flush();
-    if (r.written > 0) this.walker.push(this.#scratch.subarray(0, r.written));
+    if (r.written > 0) this.walker.push(into.subarray(0, r.written));
     this.#dataChars += (r.written / 3) * 4;
     return i + r.read;
   }
@@ -112,7 +145,6 @@ class ArmorBase64 {
     if (state === S.Failed) return;
     let acc = this.#acc, n = this.#n, dataChars = this.#dataChars, pads = this.#pads;
     let lastValue = this.#lastValue;
-    const out = this.#out;
     let o = this.#o;
     for (let i = s; i < e; i++) {
       const c = b[i];
@@ -161,7 +193,7 @@ class ArmorBase64 {
   }
 
   #flush() {
-    if (this.#o > 0) this.walker.push(this.#out.subarray(0, this.#o));
+    if (this.#o > 0) this.walker.push(out.subarray(0, this.#o));
     this.#o = 0;
   }
 
@@ -203,7 +235,10 @@ export class ArmorChecker {
     this.#direction = direction;
   }
 
-  push(b: Uint8Array): void {
+  /** The next bytes; `given`: `b` as byteText gives it, when the caller has it. */
+  push(b: Uint8Array, given?: string): void {
+    /** `b` for the searches over long pushes (byteText), or null. */
+    const text = given ?? (b.length >= BYTE_TEXT_MIN ? byteText(b) : null);
     let i = 0;
     while (i < b.length && !this.#failed) {
       // After the first two lines and before any END line, whole lines that do not start with
@@ -213,16 +248,17 @@ export class ArmorChecker {
         this.#lineNo >= 2 && this.#headLen === 0 && !this.#streaming && !this.#skipping &&
         !this.#heldEnd && b[i] !== DASH
       ) {
-        const dash = b.indexOf(DASH, i);
-        const lastLf = b.lastIndexOf(10, (dash < 0 ? b.length : dash) - 1);
+        const dash = text !== null ? text.indexOf("-", i) : b.indexOf(DASH, i);
+        const before = (dash < 0 ? b.length : dash) - 1;
+        const lastLf = text !== null ? text.lastIndexOf("\n", before) : b.lastIndexOf(10, before);
         if (lastLf >= i) {
-          this.#b64.feed(b, i, lastLf + 1);
+          this.#b64.feed(b, i, lastLf + 1, text);
           this.#lineNo++; // past the first two lines, only "not 0 or 1" matters
           i = lastLf + 1;
           continue;
         }
       }
-      const nl = b.indexOf(10, i);
+      const nl = text !== null ? text.indexOf("\n", i) : b.indexOf(10, i);
       const e = nl < 0 ? b.length : nl;
       this.#piece(b, i, e);
       if (nl < 0) break;

@@ -84,7 +84,53 @@ Deno.test("ArmorChecker: any split gives the same verdict, for whole and spoiled
         whole,
         `seed ${seed} ${direction}: random pieces`,
       );
+      // Pieces of 512 bytes and more are searched as text (byteText): mid-line cuts there too.
+      assert.equal(
+        verdict(text, direction, () => 512 + Math.floor(r() * 1500)),
+        whole,
+        `seed ${seed} ${direction}: long pieces`,
+      );
     }
   }
   assert.ok(passed > 100 && passed < 1100, `${passed} of 1200 readings passed`);
 });
+
+Deno.test("ArmorChecker: a payload larger than the shared decode buffer, whole or in socket reads", () => {
+  const r = rng(7);
+  const text = armor(packets(8_000, r), "\r\n").join(""); // two-octet length: at most 8383
+  // A SEIPD of 300 000 bytes (five-octet length): about 400 KB of armor.
+  const big = new Uint8Array(300_000);
+  for (let i = 0; i < big.length; i++) big[i] = Math.floor(r() * 256);
+  const head = [0xc1, 12, ...big.subarray(0, 12), 0xd2, 0xff, ...u32(big.length)];
+  const packetBytes = new Uint8Array(head.length + big.length);
+  packetBytes.set(head);
+  packetBytes.set(big, head.length);
+  let binary = "";
+  for (let i = 0; i < packetBytes.length; i += 8192) {
+    binary += String.fromCharCode(...packetBytes.subarray(i, i + 8192));
+  }
+  const b64 = btoa(binary);
+  const lines = ["-----BEGIN PGP MESSAGE-----", ""];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
+  lines.push("=njUN", "-----END PGP MESSAGE-----", "");
+  const many = lines.join("\r\n");
+  assert.ok(many.length > 400_000);
+  for (const payload of [text, many]) {
+    const bytes = enc.encode(payload);
+    for (const piece of [bytes.length, 65536, 16384]) {
+      const c = new ArmorChecker("outgoing");
+      for (let i = 0; i < bytes.length; i += piece) c.push(bytes.subarray(i, i + piece));
+      assert.equal(c.end(), true, `${bytes.length} bytes in pieces of ${piece}`);
+    }
+    // One changed char in the middle is still found in the long runs.
+    const spoiled = bytes.slice();
+    spoiled[spoiled.length >> 1] = 0x2e; // "."
+    const c = new ArmorChecker("outgoing");
+    c.push(spoiled);
+    assert.equal(c.end(), false);
+  }
+});
+
+function u32(n: number): number[] {
+  return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+}

@@ -69,8 +69,8 @@ export interface GateOptions {
 }
 
 export interface Gate {
-  /** The next bytes of the (dot-unstuffed) message. */
-  push(chunk: Uint8Array): void;
+  /** The next bytes of the (dot-unstuffed) message; `text`: them as byteText gives them, if known. */
+  push(chunk: Uint8Array, text?: string): void;
   /** The verdict, once the whole message was pushed. */
   end(): GateResult;
   /** The part tree (available after end()): what IMAP renders, computed once. */
@@ -118,8 +118,11 @@ class PayloadCheck implements LeafBodySink {
     this.#decoder = streamDecoder(cte);
     this.#armor = new ArmorChecker(direction);
   }
-  write(b: Uint8Array) {
-    if (this.#decoder) this.#armor.push(this.#decoder.push(b));
+  write(b: Uint8Array, text?: string) {
+    if (!this.#decoder) return;
+    const out = this.#decoder.push(b);
+    // An identity encoding (7bit, 8bit, binary) hands the same bytes on: the text still fits.
+    this.#armor.push(out, out === b ? text : undefined);
   }
   end() {
     if (!this.#decoder) return void (this.#ok = false);
@@ -134,7 +137,7 @@ class PayloadCheck implements LeafBodySink {
 function tee(sinks: LeafBodySink[]): LeafBodySink | undefined {
   if (sinks.length <= 1) return sinks[0];
   return {
-    write: (b) => sinks.forEach((s) => s.write(b)),
+    write: (b, text) => sinks.forEach((s) => s.write(b, text)),
     end: () => sinks.forEach((s) => s.end()),
   };
 }
@@ -165,7 +168,7 @@ export function createGate(options: GateOptions): Gate {
   let result: GateResult | undefined;
 
   return {
-    push: (chunk) => parser.push(chunk),
+    push: (chunk, text) => parser.push(chunk, text),
     get size() {
       return parser.size;
     },

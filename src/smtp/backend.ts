@@ -21,8 +21,11 @@ export interface SmtpEnvelope {
  * Exactly one of end() and abort() is called.
  */
 export interface SmtpDataTransaction {
-  /** The next bytes; resolves when more may be written (back-pressure). Never rejects. */
-  write(chunk: Uint8Array): Promise<void>;
+  /**
+   * The next bytes; resolves when more may be written (back-pressure). Never rejects. `text`:
+   * the bytes as mime's byteText gives them, when the session had it (readers reuse it).
+   */
+  write(chunk: Uint8Array, text?: string): Promise<void>;
   end(): Promise<SmtpReply>;
   abort(): Promise<void>;
 }

@@ -8,6 +8,8 @@
 // `maxLineBytes` is carried between chunks; the line that completes it goes to the sink on its
 // own, the rest of the chunk as views of the chunk (copied only where a stuffed dot splits it).
 
+import { BYTE_TEXT_MIN, byteText } from "../mime/mod.ts";
+
 export interface DataSource {
   readChunk(): Promise<Uint8Array | null>;
   unread(bytes: Uint8Array): void;
@@ -15,8 +17,11 @@ export interface DataSource {
 
 /** Where the unstuffed message goes, in order. */
 export interface DataSink {
-  /** The next bytes (a view that is only valid until the promise settles). */
-  write(bytes: Uint8Array): Promise<void>;
+  /**
+   * The next bytes (a view that is only valid until the promise settles); `text`, when given, is
+   * `bytes` as byteText gives it (the reader had it), for readers that search them as text.
+   */
+  write(bytes: Uint8Array, text?: string): Promise<void>;
   /** The message went over `maxBytes`: nothing more is written (the read goes on to the end). */
   overflow(): Promise<void>;
 }
@@ -33,6 +38,7 @@ export interface DataResult {
 const CR = 13;
 const LF = 10;
 const DOT = 46;
+const NO_BYTES = new Uint8Array(0);
 
 /** Null when the connection ends before the end-of-data line. */
 export async function readData(
@@ -52,7 +58,9 @@ export async function readData(
   let runs: Uint8Array[] = [];
   let runStart = -1;
   let runEnd = -1;
-  let buf: Uint8Array = new Uint8Array(0);
+  let buf: Uint8Array = NO_BYTES;
+  /** `buf` as text for the line searches (byteText), when `buf` is long enough for it to pay. */
+  let text: string | null = null;
 
   const emit = (start: number, end: number) => {
     size += end - start;
@@ -73,9 +81,17 @@ export async function readData(
 
   /** Hands what this chunk passes on to the sink (one write, copied only when dots split it). */
   const flush = async () => {
-    if (runStart >= 0) runs.push(buf.subarray(runStart, runEnd));
+    let out: Uint8Array;
+    let outText: string | undefined;
+    if (runs.length === 0 && runStart >= 0) {
+      // One run of `buf`: its text is a slice of the text of `buf`, when there is one.
+      out = buf.subarray(runStart, runEnd);
+      if (text !== null) outText = text.slice(runStart, runEnd);
+    } else {
+      if (runStart >= 0) runs.push(buf.subarray(runStart, runEnd));
+      out = runs.length === 1 ? runs[0] : concat(runs);
+    }
     runStart = runEnd = -1;
-    const out = runs.length === 1 ? runs[0] : concat(runs);
     runs = [];
     if (tooLarge) {
       if (!overflowSaid) {
@@ -84,7 +100,7 @@ export async function readData(
       }
       return;
     }
-    if (out.length > 0) await sink.write(out);
+    if (out.length > 0) await sink.write(out, outText);
   };
   let overflowSaid = false;
 
@@ -92,6 +108,7 @@ export async function readData(
     const chunk = await source.readChunk();
     if (chunk === null) return null;
     buf = chunk;
+    text = null;
     /** The chunk's bytes after the line that completes the carried one. */
     let rest: Uint8Array | null = null;
     if (carry) {
@@ -102,17 +119,39 @@ export async function readData(
       buf = concat([carry, chunk.subarray(0, cut)]);
       if (cut < chunk.length) rest = chunk.subarray(cut);
       carry = null;
-    }
+    } else if (buf.length >= BYTE_TEXT_MIN) text = byteText(buf);
     let pos = 0;
     while (true) {
       if (pos >= buf.length) {
         if (!rest) break;
         await flush();
         buf = rest;
+        text = buf.length >= BYTE_TEXT_MIN ? byteText(buf) : null;
         rest = null;
         pos = 0;
       }
-      const lf = buf.indexOf(LF, pos);
+      if (text !== null && !overflowing) {
+        // Ordinary lines (CRLF, no CR inside, not starting with ".", within the line limit)
+        // only extend what is passed on: a tight loop takes them; the first other line, or a
+        // line not complete in `buf`, goes the general way below.
+        let p = pos;
+        while (true) {
+          const nl = text.indexOf("\n", p);
+          if (
+            nl <= p || text.charCodeAt(nl - 1) !== CR || text.charCodeAt(p) === DOT ||
+            nl - 1 - p > limits.maxLineBytes ||
+            (!badLineEnding && text.indexOf("\r", p) < nl - 1)
+          ) break;
+          p = nl + 1;
+        }
+        if (p > pos) {
+          emit(pos, p);
+          prevCrlf = true;
+          pos = p;
+          continue;
+        }
+      }
+      const lf = text !== null ? text.indexOf("\n", pos) : buf.indexOf(LF, pos);
       if (lf < 0) {
         const partial = buf.subarray(pos);
         if (partial.length > limits.maxLineBytes) {
@@ -132,7 +171,7 @@ export async function readData(
       else if (!badLineEnding) {
         // Bounded: the line's own CR stops the search. Once a bad ending was seen there is
         // nothing more to find (a search over the whole chunk per line would be quadratic).
-        const cr = buf.indexOf(CR, pos);
+        const cr = text !== null ? text.indexOf("\r", pos) : buf.indexOf(CR, pos);
         if (cr < contentEnd) badLineEnding = true;
       }
       if (contentEnd - pos > limits.maxLineBytes) longLine = true;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { readData } from "./data_reader.ts";
+import { byteText } from "../mime/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -14,8 +15,9 @@ async function run(wire: string, cuts: number[], maxBytes = 1000) {
     at = Math.max(at, c);
   }
   let rest = "";
-  const writes: string[] = [];
+  const writes: Uint8Array[] = [];
   let overflows = 0;
+  let texts = 0;
   const result = await readData(
     {
       readChunk: () => Promise.resolve(queue.shift() ?? null),
@@ -23,9 +25,13 @@ async function run(wire: string, cuts: number[], maxBytes = 1000) {
     },
     { maxBytes, maxLineBytes: 100 },
     {
-      write: (b) => {
+      write: (b, text) => {
         assert.equal(overflows, 0, "nothing is written after the overflow");
-        writes.push(dec.decode(b));
+        if (text !== undefined) {
+          assert.equal(text, byteText(b), "the text handed on is that of the bytes");
+          texts++;
+        }
+        writes.push(b.slice()); // decoded together: a write may end inside a character
         return Promise.resolve();
       },
       overflow: () => {
@@ -36,7 +42,8 @@ async function run(wire: string, cuts: number[], maxBytes = 1000) {
   );
   // What the reader put back, then what it never read.
   rest += queue.map((b) => dec.decode(b)).join("");
-  return { text: writes.join(""), writes: writes.length, result, rest, overflows };
+  const text = dec.decode(new Uint8Array(writes.flatMap((w) => [...w])));
+  return { text, texts, writes: writes.length, result, rest, overflows };
 }
 
 Deno.test("readData: the unstuffed message is the same however the input is split", async () => {
@@ -112,4 +119,63 @@ Deno.test("readData: a stray CR or bare LF is seen wherever the input is split",
       }
     }
   }
+});
+
+Deno.test("readData: chunks long enough to be scanned as text read as byte-sized pieces do", async () => {
+  // Chunks of 512 bytes or more are searched as text (when every byte maps to one character);
+  // shorter ones byte by byte. Both must see the same dots, line endings and long lines.
+  const line = (n: number, c: string) => c.repeat(n) + "\r\n";
+  const bodies = [
+    line(70, "A").repeat(12) + ".hidden\r\n" + line(70, "B").repeat(12),
+    line(70, "A").repeat(10) + "..\r\n" + "x\ny\r\n" + line(70, "C").repeat(10),
+    line(70, "A").repeat(10) + "a\rb\r\n" + line(150, "L") + line(70, "D").repeat(10),
+    line(60, "é").repeat(8) + ".é\r\n" + line(70, "E").repeat(8),
+    "\uFEFF" + line(70, "F").repeat(12) + ".\r\r\n" + line(70, "G").repeat(4),
+  ];
+  for (const body of bodies) {
+    const wire = body + ".\r\n" + "QUIT\r\n";
+    const length = enc.encode(wire).length;
+    const small: number[] = [];
+    for (let c = 7; c < length; c += 7) small.push(c);
+    // A size limit the message stays under, and one it crosses mid-chunk.
+    for (const maxBytes of [1_000_000, 1500]) {
+      const expected = await run(wire, small, maxBytes);
+      assert.ok(expected.result);
+      let texts = 0;
+      assert.equal(expected.result.tooLarge, maxBytes < length);
+      for (let a = 0; a <= length; a++) {
+        const r = await run(wire, [a], maxBytes);
+        texts += r.texts;
+        // Over the limit, how much went out before the overflow depends on the chunks (the
+        // transaction is aborted then): only the result and what follows must agree.
+        const sent = (x: typeof r) => x.result?.tooLarge ? "" : x.text;
+        assert.deepEqual(
+          [sent(r), r.result, r.rest, r.overflows],
+          [sent(expected), expected.result, expected.rest, expected.overflows],
+          `${JSON.stringify(body.slice(0, 20))} cut at ${a}, limit ${maxBytes}`,
+        );
+      }
+      if (maxBytes > length && !/[é\uFEFF]/.test(body)) {
+        assert.ok(texts > 0, `some writes carry text: ${JSON.stringify(body.slice(0, 30))}`);
+      }
+    }
+  }
+});
+
+Deno.test("readData: the end line is found in text-scanned chunks wherever it is split", async () => {
+  const body = "Subject: x\r\n\r\n" + ("y".repeat(76) + "\r\n").repeat(20);
+  const wire = body + ".\r\nMAIL FROM:<a@b>\r\n";
+  const length = enc.encode(wire).length;
+  for (let a = 0; a <= length; a++) {
+    for (const b of [a + 1, a + 2, a + 3, a + 600]) {
+      const r = await run(wire, [a, b], 1_000_000);
+      assert.equal(r.text, body, `cut at ${a}, ${b}`);
+      assert.equal(r.rest, "MAIL FROM:<a@b>\r\n", `cut at ${a}, ${b}`);
+      assert.equal(r.result?.badLineEnding, false);
+      assert.equal(r.result?.size, body.length);
+    }
+  }
+  // The client vanishes one byte short of the end line: no result.
+  const cut = await run(body + ".\r", [], 1_000_000);
+  assert.equal(cut.result, null);
 });

@@ -485,7 +485,7 @@ export class SmtpSession {
       data = await readData(this.#conn, {
         maxBytes: this.#opts.maxMessageBytes,
         maxLineBytes: MAX_DATA_LINE,
-      }, { write: (chunk) => tx.write(chunk), overflow: abort });
+      }, { write: (chunk, text) => tx.write(chunk, text), overflow: abort });
     } catch (e) {
       await abort();
       throw e;
