@@ -234,7 +234,7 @@ function buildStore(
     get writeStats() {
       return exec.write.stats;
     },
-    createSpool: () => new SqliteSpool(bodiesDir, () => exec.write.lowSpace),
+    createSpool: () => new SqliteSpool(bodiesDir, () => exec.write.lowSpace, threaded),
 
     async openBody(bodyId: number): Promise<BodyReader | null> {
       const row = read<BodyRow | null>("bodyRow", [bodyId, MAIN_DATA]);
