@@ -31,6 +31,8 @@ export interface EngineOptions {
    * (the writer thread, so that the next batch runs while the disk syncs the last one).
    */
   deferSync?: boolean;
+  /** The WAL frames at which a commit checkpoints (checkpointer.ts); SQLite's default if unset. */
+  walAutocheckpoint?: number;
 }
 
 export interface OpCall {
@@ -82,6 +84,11 @@ function buildOps(env: OpEnv) {
         r.name
       ),
     shrinkMemory: () => db.shrinkMemory(),
+    /** One PASSIVE checkpoint: copies what no reader still needs, never waits (checkpointer.ts). */
+    walCheckpoint: () =>
+      db.get<{ busy: number; log: number; checkpointed: number }>(
+        "PRAGMA wal_checkpoint(PASSIVE)",
+      )!,
   };
 }
 
@@ -99,7 +106,11 @@ export class Engine {
   #wal: Deno.FsFile | null = null;
 
   constructor(path: string, options: EngineOptions, migrate?: (db: Db) => void) {
-    this.db = new Db(path, { readOnly: options.readOnly, deferSync: options.deferSync });
+    this.db = new Db(path, {
+      readOnly: options.readOnly,
+      deferSync: options.deferSync,
+      walAutocheckpoint: options.walAutocheckpoint,
+    });
     this.deferSync = this.db.deferSync;
     try {
       migrate?.(this.db);

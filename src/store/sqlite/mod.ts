@@ -17,6 +17,7 @@ import { Engine, type OpCall, type OpName } from "./engine.ts";
 import { OP_KINDS, ROUTES } from "./op_kinds.ts";
 import { type BatchRunner, WriteQueue } from "./write_queue.ts";
 import { StoreThread } from "./store_thread.ts";
+import { Checkpointer, WRITER_AUTOCHECKPOINT } from "./checkpointer.ts";
 import { SqliteSpool } from "./spool.ts";
 import { FileBodyReader, MemoryBodyReader } from "./body_reader.ts";
 import { isBodyFileName, tmpDirOf } from "./body_files.ts";
@@ -54,6 +55,8 @@ export interface SqliteStore extends Store {
   readonly threaded: boolean;
   /** Writes and the batches that carried them (group commit). */
   readonly writeStats: { batches: number; ops: number };
+  /** Checkpoint rounds off the writer's path (threaded only; checkpointer.ts). */
+  readonly checkpointStats: { rounds: number; failures: number; lastError: string | null } | null;
   /**
    * The upgrade's data steps (data_steps.ts) in committed slices. vacuum: rebuild a file made
    * before incremental vacuum "always", only when it is under 256 MiB ("small"), or "never".
@@ -130,7 +133,13 @@ export async function startSqliteStore(
     migrations: options.migrations,
     reserveBytes: options.reserveBytes,
   };
-  let writer = await StoreThread.start("writer", { ...open, readOnly: false, now: now() });
+  const writerOpen = () => ({
+    ...open,
+    readOnly: false,
+    now: now(),
+    walAutocheckpoint: WRITER_AUTOCHECKPOINT,
+  });
+  let writer = await StoreThread.start("writer", writerOpen());
   let reader: StoreThread | null = null;
   let readerStarting: Promise<StoreThread> | null = null;
   let readerTimer: ReturnType<typeof setTimeout> | undefined;
@@ -139,14 +148,24 @@ export async function startSqliteStore(
   // A writer thread that died is replaced for the next batch (the database is intact).
   const writerThread = async () => {
     if (!writer.alive && !closed) {
-      writer = await StoreThread.start("writer", { ...open, readOnly: false, now: now() });
+      writer = await StoreThread.start("writer", writerOpen());
     }
     return writer;
   };
+  const checkpointer = new Checkpointer(() =>
+    StoreThread.start("checkpoint", { ...open, readOnly: false, checkpoint: true, now: now() })
+  );
   const runner: BatchRunner = {
-    runBatch: async (ops) =>
-      (await (await writerThread()).request({ t: "batch", ops })) as ReturnType<Engine["runBatch"]>,
-    runAlone: async (op) => (await writerThread()).request({ t: "call", op }),
+    async runBatch(ops) {
+      const outcome = await (await writerThread()).request({ t: "batch", ops });
+      checkpointer.poke();
+      return outcome as ReturnType<Engine["runBatch"]>;
+    },
+    async runAlone(op) {
+      const value = await (await writerThread()).request({ t: "call", op });
+      checkpointer.poke();
+      return value;
+    },
   };
   const readerThread = () => {
     if (reader?.alive) return Promise.resolve(reader);
@@ -184,11 +203,20 @@ export async function startSqliteStore(
       closed = true;
       clearTimeout(readerTimer);
       await readerStarting?.catch(() => {});
+      await checkpointer.close();
       await Promise.all([writer.close(), reader?.close()]);
       engine.close();
     },
   };
-  return buildStore(engine, exec, bodiesDir, now, true, options.tinyBytes ?? TINY_DB_BYTES);
+  return buildStore(
+    engine,
+    exec,
+    bodiesDir,
+    now,
+    true,
+    options.tinyBytes ?? TINY_DB_BYTES,
+    checkpointer.stats,
+  );
 }
 
 function buildStore(
@@ -198,6 +226,7 @@ function buildStore(
   now: () => number,
   threaded: boolean,
   tinyBytes: number,
+  checkpointStats: SqliteStore["checkpointStats"] = null,
 ): SqliteStore {
   const op = (name: string, args: unknown[]): OpCall => ({ name, args, now: now() });
   const read = <T>(name: OpName, args: unknown[]): T => exec.read(op(name, args)) as T;
@@ -234,6 +263,7 @@ function buildStore(
     get writeStats() {
       return exec.write.stats;
     },
+    checkpointStats,
     createSpool: () => new SqliteSpool(bodiesDir, () => exec.write.lowSpace, threaded),
 
     async openBody(bodyId: number): Promise<BodyReader | null> {

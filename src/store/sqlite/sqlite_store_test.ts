@@ -174,3 +174,36 @@ Deno.test("threaded store: a finished spool's bytes are shared with the writer, 
     await s.close();
   }
 });
+
+Deno.test("threaded store: a checkpoint thread copies the WAL into the database file while the writer goes on", async () => {
+  const s = await tempStore(true);
+  try {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const message = new Uint8Array(100_000).map((_, i) => 32 + (i % 90));
+    const before = (await Deno.stat(s.db.path)).size;
+    // ~500 WAL frames: below the writer's own checkpoint threshold (and SQLite's default).
+    for (let i = 0; i < 20; i++) {
+      const [o] = await s.deliver({
+        body: bytesBody(message),
+        internalDate: i,
+        targets: [{ accountId: a.id, mailboxName: "INBOX" }],
+        defaultQuotaBytes: 1e9,
+      });
+      assert.ok(o.ok);
+    }
+    const deadline = Date.now() + 20_000;
+    // The round's answer comes after the file has grown.
+    while (
+      (await Deno.stat(s.db.path)).size < before + 20 * 100_000 || s.checkpointStats!.rounds === 0
+    ) {
+      assert.ok(Date.now() < deadline, `the database file stayed at ${before} bytes`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(s.checkpointStats!.failures, 0);
+    const mb = (await s.getMailbox(a.id, "INBOX"))!;
+    const last = (await s.listMessages(mb.id)).at(-1)!;
+    assert.deepEqual(await s.readBody(last.bodyId), message);
+  } finally {
+    await s.close();
+  }
+});
