@@ -18,8 +18,13 @@
 
 import type { StoreThread } from "./store_thread.ts";
 
-/** WAL frames at which the writer checkpoints itself (SQLite's default: 1000). */
-export const WRITER_AUTOCHECKPOINT = 4000;
+/**
+ * WAL frames at which the writer checkpoints itself (SQLite's default: 1000). Frames of 4 KiB
+ * pages take 4120 bytes: 1800 stay within the WAL's size limit (db.ts, 8 MiB), so a WAL that
+ * starts over is never cut back and grown again (measured: the cut alone held the writer
+ * ~40 ms, and a growing file's syncs must also write its new size).
+ */
+export const WRITER_AUTOCHECKPOINT = 1800;
 
 /** Least time between two checkpoint rounds: each costs two syncs, whatever it copies. */
 const INTERVAL_MS = 100;

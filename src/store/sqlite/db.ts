@@ -18,7 +18,10 @@ export class MigrationError extends Error {
 
 /** Page cache per connection (negative: KiB): bounded whatever the database size. */
 const CACHE_KIB = 8192;
-/** Size the WAL file is truncated to after a checkpoint (journal_size_limit). */
+/**
+ * Size the WAL file is truncated to after a checkpoint (journal_size_limit). The writer's own
+ * checkpoint threshold keeps a WAL in steady use below it (checkpointer.ts).
+ */
 const WAL_LIMIT_BYTES = 8 * 1024 * 1024;
 
 export class Db {
