@@ -18,7 +18,10 @@ export class MigrationError extends Error {
 
 /** Page cache per connection (negative: KiB): bounded whatever the database size. */
 const CACHE_KIB = 8192;
-/** Size the WAL file is truncated to after a checkpoint (journal_size_limit). */
+/**
+ * Size the WAL file is truncated to after a checkpoint (journal_size_limit). The writer's own
+ * checkpoint threshold keeps a WAL in steady use below it (checkpointer.ts).
+ */
 const WAL_LIMIT_BYTES = 8 * 1024 * 1024;
 
 export class Db {
@@ -36,7 +39,10 @@ export class Db {
    */
   readonly deferSync: boolean = false;
 
-  constructor(path: string, options: { readOnly?: boolean; deferSync?: boolean } = {}) {
+  constructor(
+    path: string,
+    options: { readOnly?: boolean; deferSync?: boolean; walAutocheckpoint?: number } = {},
+  ) {
     this.path = path;
     this.readOnly = options.readOnly ?? false;
     this.raw = new DatabaseSync(path, { readOnly: this.readOnly });
@@ -52,6 +58,10 @@ export class Db {
     // The WAL file grows to the largest transaction (a mass EXPUNGE); once checkpointed it is cut
     // back to this, so the space is given back to the file system (issue 22).
     this.raw.exec(`PRAGMA journal_size_limit = ${WAL_LIMIT_BYTES}`);
+    // A connection whose WAL another one checkpoints (checkpointer.ts) checkpoints itself later.
+    if (options.walAutocheckpoint !== undefined) {
+      this.raw.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(options.walAutocheckpoint)}`);
+    }
     // FULL: a commit survives power loss, not only a process crash; SMTP says 250 after it.
     // NORMAL when the caller syncs the WAL itself after COMMIT: on Linux (powersafe overwrite,
     // SQLite's default) FULL is exactly NORMAL plus one sync of the WAL after the commit frame,

@@ -31,6 +31,8 @@ export interface EngineOptions {
    * (the writer thread, so that the next batch runs while the disk syncs the last one).
    */
   deferSync?: boolean;
+  /** The WAL frames at which a commit checkpoints (checkpointer.ts); SQLite's default if unset. */
+  walAutocheckpoint?: number;
 }
 
 export interface OpCall {
@@ -82,6 +84,11 @@ function buildOps(env: OpEnv) {
         r.name
       ),
     shrinkMemory: () => db.shrinkMemory(),
+    /** One PASSIVE checkpoint: copies what no reader still needs, never waits (checkpointer.ts). */
+    walCheckpoint: () =>
+      db.get<{ busy: number; log: number; checkpointed: number }>(
+        "PRAGMA wal_checkpoint(PASSIVE)",
+      )!,
   };
 }
 
@@ -96,9 +103,14 @@ export class Engine {
   /** Commits wait for syncWal() (see EngineOptions.deferSync). */
   readonly deferSync: boolean;
   #now = 0;
+  #wal: Deno.FsFile | null = null;
 
   constructor(path: string, options: EngineOptions, migrate?: (db: Db) => void) {
-    this.db = new Db(path, { readOnly: options.readOnly, deferSync: options.deferSync });
+    this.db = new Db(path, {
+      readOnly: options.readOnly,
+      deferSync: options.deferSync,
+      walAutocheckpoint: options.walAutocheckpoint,
+    });
     this.deferSync = this.db.deferSync;
     try {
       migrate?.(this.db);
@@ -216,36 +228,35 @@ export class Engine {
    */
   async syncWal(): Promise<void> {
     if (!this.deferSync) return;
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(`${this.db.path}-wal`, { read: true });
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return;
-      throw err;
-    }
-    try {
-      await file.syncData();
-    } finally {
-      file.close();
-    }
+    await this.#walFile()?.syncData();
   }
 
   /** syncWal() on this thread; false when it failed. */
   #syncWalNow(): boolean {
-    let file: Deno.FsFile;
     try {
-      file = Deno.openSync(`${this.db.path}-wal`, { read: true });
-    } catch (err) {
-      return err instanceof Deno.errors.NotFound;
-    }
-    try {
-      file.syncDataSync();
+      this.#walFile()?.syncDataSync();
       return true;
     } catch {
       return false; // the caller keeps the files; the batch's own sync reports the error
-    } finally {
-      file.close();
     }
+  }
+
+  /**
+   * The WAL, opened once (an open per sync cost more than the sync's own call). It stays the
+   * same file while this connection is open: SQLite deletes it only when the last connection
+   * closes, and in WAL mode every open connection holds a shared lock on the database file that
+   * tells the closing one it is not the last; a checkpoint restarts or truncates it in place.
+   * Until the first commit of this run there may be none: null then.
+   */
+  #walFile(): Deno.FsFile | null {
+    if (this.#wal) return this.#wal;
+    try {
+      this.#wal = Deno.openSync(`${this.db.path}-wal`, { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    }
+    return this.#wal;
   }
 
   #totalChanges(): number {
@@ -253,6 +264,8 @@ export class Engine {
   }
 
   close(): void {
+    this.#wal?.close();
+    this.#wal = null;
     this.db.close();
   }
 }

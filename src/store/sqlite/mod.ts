@@ -18,6 +18,7 @@ import { Engine, type OpCall, type OpName } from "./engine.ts";
 import { NOOPS, OP_KINDS, ROUTES } from "./op_kinds.ts";
 import { type BatchRunner, WriteQueue } from "./write_queue.ts";
 import { StoreThread } from "./store_thread.ts";
+import { Checkpointer, WRITER_AUTOCHECKPOINT } from "./checkpointer.ts";
 import { SqliteSpool } from "./spool.ts";
 import { FileBodyReader, MemoryBodyReader } from "./body_reader.ts";
 import { isBodyFileName, tmpDirOf } from "./body_files.ts";
@@ -59,6 +60,8 @@ export interface SqliteStore extends Store {
   readonly threads: { writer: boolean; reader: boolean };
   /** Writes and the batches that carried them (group commit). */
   readonly writeStats: { batches: number; ops: number };
+  /** Checkpoint rounds off the writer's path (threaded only; checkpointer.ts). */
+  readonly checkpointStats: { rounds: number; failures: number; lastError: string | null } | null;
   /**
    * The upgrade's data steps (data_steps.ts) in committed slices. vacuum: rebuild a file made
    * before incremental vacuum "always", only when it is under 256 MiB ("small"), or "never".
@@ -144,6 +147,12 @@ export async function startSqliteStore(
     migrations: options.migrations,
     reserveBytes: options.reserveBytes,
   };
+  const writerOpen = () => ({
+    ...open,
+    readOnly: false,
+    now: now(),
+    walAutocheckpoint: WRITER_AUTOCHECKPOINT,
+  });
   // The thread's open migrates (and does the writer's start-up work) before anything reads.
   // It then leaves at once: an idle relay holds no writer isolate (about 15 MB).
   let writer: StoreThread | null = null;
@@ -168,7 +177,7 @@ export async function startSqliteStore(
     if (writer?.alive) return Promise.resolve(writer);
     if (closed) return Promise.reject(new Error("store closed"));
     writerStarting ??= writerClosing
-      .then(() => StoreThread.start("writer", { ...open, readOnly: false, now: now() }))
+      .then(() => StoreThread.start("writer", writerOpen()))
       .then((t) => (writer = t))
       .finally(() => (writerStarting = null));
     return writerStarting;
@@ -189,10 +198,20 @@ export async function startSqliteStore(
       }
     }
   };
+  const checkpointer = new Checkpointer(() =>
+    StoreThread.start("checkpoint", { ...open, readOnly: false, checkpoint: true, now: now() })
+  );
   const runner: BatchRunner = {
-    runBatch: (ops) =>
-      onWriter((t) => t.request({ t: "batch", ops })) as Promise<ReturnType<Engine["runBatch"]>>,
-    runAlone: (op) => onWriter((t) => t.request({ t: "call", op })),
+    async runBatch(ops) {
+      const outcome = await onWriter((t) => t.request({ t: "batch", ops }));
+      checkpointer.poke();
+      return outcome as ReturnType<Engine["runBatch"]>;
+    },
+    async runAlone(op) {
+      const value = await onWriter((t) => t.request({ t: "call", op }));
+      checkpointer.poke();
+      return value;
+    },
   };
   const readerThread = () => {
     if (reader?.alive) return Promise.resolve(reader);
@@ -232,11 +251,20 @@ export async function startSqliteStore(
       clearTimeout(readerTimer);
       clearTimeout(writerTimer);
       await Promise.all([writerStarting?.catch(() => {}), readerStarting?.catch(() => {})]);
+      await checkpointer.close();
       await Promise.all([writerClosing, writer?.close(), reader?.close()]);
       engine.close();
     },
   };
-  return buildStore(engine, exec, bodiesDir, now, true, options.tinyBytes ?? TINY_DB_BYTES);
+  return buildStore(
+    engine,
+    exec,
+    bodiesDir,
+    now,
+    true,
+    options.tinyBytes ?? TINY_DB_BYTES,
+    checkpointer.stats,
+  );
 }
 
 function buildStore(
@@ -246,6 +274,7 @@ function buildStore(
   now: () => number,
   threaded: boolean,
   tinyBytes: number,
+  checkpointStats: SqliteStore["checkpointStats"] = null,
 ): SqliteStore {
   const op = (name: string, args: unknown[]): OpCall => ({ name, args, now: now() });
   const read = <T>(name: OpName, args: unknown[]): T => exec.read(op(name, args)) as T;
@@ -300,7 +329,8 @@ function buildStore(
     get writeStats() {
       return exec.write.stats;
     },
-    createSpool: () => new SqliteSpool(bodiesDir, () => exec.write.lowSpace),
+    checkpointStats,
+    createSpool: () => new SqliteSpool(bodiesDir, () => exec.write.lowSpace, threaded),
 
     async openBody(bodyId: number): Promise<BodyReader | null> {
       const row = read<BodyRow | null>("bodyRow", [bodyId, MAIN_DATA]);

@@ -36,10 +36,13 @@ export class SqliteSpool implements BodySpool {
 
   /** True while the store is short of space: nothing more goes to the disk. */
   #lowSpace: () => boolean;
+  /** finish() gives bytes in shared memory (see there). */
+  #shared: boolean;
 
-  constructor(dir: string | null, lowSpace: () => boolean = () => false) {
+  constructor(dir: string | null, lowSpace: () => boolean = () => false, shared = false) {
     this.#dir = dir;
     this.#lowSpace = lowSpace;
+    this.#shared = shared;
   }
 
   get size(): number {
@@ -108,7 +111,13 @@ export class SqliteSpool implements BodySpool {
       }
       return { size: this.#size, bytes: null, file: this.#name };
     }
-    const bytes = new Uint8Array(this.#size);
+    // Shared (the threaded store): the writer thread reads these bytes where they are, where a
+    // plain buffer would be copied into the message to it and again out of it. Nothing writes
+    // them once finished, so both threads reading them is safe; a transfer instead would take
+    // them from a caller that stores the same body twice (local copies, then the queue).
+    const bytes: Uint8Array = this.#shared
+      ? new Uint8Array(new SharedArrayBuffer(this.#size))
+      : new Uint8Array(this.#size);
     let off = 0;
     for (const c of this.#chunks) {
       bytes.set(c, off);

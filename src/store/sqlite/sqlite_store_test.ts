@@ -135,3 +135,75 @@ Deno.test("a mass expunge keeps the counters right on a database upgraded from s
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("threaded store: a finished spool's bytes are shared with the writer, stored whole and kept for the next use", async () => {
+  const s = await tempStore(true);
+  try {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const b = (await s.createAccount({ address: "b@x", passwordHash: "h", now: 1 })).account;
+    const message = new Uint8Array(100_000).map((_, i) => 32 + (i % 90));
+    const spool = s.createSpool();
+    await spool.write(message);
+    const body = await spool.finish();
+    // Shared, not transferred: the caller may store the same body again.
+    assert.ok(body.bytes!.buffer instanceof SharedArrayBuffer);
+    const head = new TextEncoder().encode("X-Head: 1\r\n");
+    const first = await s.deliver({
+      head,
+      skip: 10,
+      body,
+      internalDate: 1,
+      targets: [{ accountId: a.id, mailboxName: "INBOX" }],
+      defaultQuotaBytes: 1e9,
+    });
+    const second = await s.deliver({
+      body,
+      internalDate: 1,
+      targets: [{ accountId: b.id, mailboxName: "INBOX" }],
+      defaultQuotaBytes: 1e9,
+    });
+    await spool.discard();
+    assert.ok(first[0].ok && second[0].ok);
+    const stored = async (accountId: number) => {
+      const [m] = await s.listMessages((await s.getMailbox(accountId, "INBOX"))!.id);
+      return await s.readBody(m.bodyId);
+    };
+    assert.deepEqual(await stored(a.id), new Uint8Array([...head, ...message.subarray(10)]));
+    assert.deepEqual(await stored(b.id), message);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("threaded store: a checkpoint thread copies the WAL into the database file while the writer goes on", async () => {
+  const s = await tempStore(true);
+  try {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const message = new Uint8Array(100_000).map((_, i) => 32 + (i % 90));
+    const before = (await Deno.stat(s.db.path)).size;
+    // ~500 WAL frames: below the writer's own checkpoint threshold (and SQLite's default).
+    for (let i = 0; i < 20; i++) {
+      const [o] = await s.deliver({
+        body: bytesBody(message),
+        internalDate: i,
+        targets: [{ accountId: a.id, mailboxName: "INBOX" }],
+        defaultQuotaBytes: 1e9,
+      });
+      assert.ok(o.ok);
+    }
+    const deadline = Date.now() + 20_000;
+    // The round's answer comes after the file has grown.
+    while (
+      (await Deno.stat(s.db.path)).size < before + 20 * 100_000 || s.checkpointStats!.rounds === 0
+    ) {
+      assert.ok(Date.now() < deadline, `the database file stayed at ${before} bytes`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(s.checkpointStats!.failures, 0);
+    const mb = (await s.getMailbox(a.id, "INBOX"))!;
+    const last = (await s.listMessages(mb.id)).at(-1)!;
+    assert.deepEqual(await s.readBody(last.bodyId), message);
+  } finally {
+    await s.close();
+  }
+});

@@ -23,6 +23,10 @@ export type ToThread =
     migrations?: readonly Migration[];
     reserveBytes?: number;
     now: number;
+    /** The writer: its WAL frames before it checkpoints itself (checkpointer.ts). */
+    walAutocheckpoint?: number;
+    /** A connection that only checkpoints: no migrations, no body files, nothing to sync. */
+    checkpoint?: boolean;
   }
   | { t: "batch"; id: number; ops: OpCall[] }
   | { t: "call"; id: number; op: OpCall }
@@ -74,18 +78,21 @@ export function runStoreThread(early: MessageEvent[] = []): void {
     const m = e.data;
     try {
       switch (m.t) {
-        case "open":
+        case "open": {
+          const writer = !m.readOnly && !m.checkpoint;
           engine = new Engine(
             m.path,
             {
-              bodiesDir: m.bodiesDir,
+              bodiesDir: m.checkpoint ? null : m.bodiesDir,
               readOnly: m.readOnly,
               reserveBytes: m.reserveBytes,
-              deferSync: true,
+              deferSync: !m.checkpoint,
+              walAutocheckpoint: writer ? m.walAutocheckpoint : undefined,
             },
-            m.readOnly ? undefined : (db) => db.migrate(m.migrations ?? MIGRATIONS, m.now),
+            writer ? (db) => db.migrate(m.migrations ?? MIGRATIONS, m.now) : undefined,
           );
           return reply({ t: "ok", id: m.id });
+        }
         case "batch":
           return reply({ t: "ok", id: m.id, value: engine!.runBatch(m.ops) });
         case "call": {

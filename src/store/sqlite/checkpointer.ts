@@ -1,0 +1,145 @@
+// WAL checkpoints off the writer's path. SQLite's automatic checkpoint runs inside the COMMIT
+// that crosses its threshold: that commit copies the WAL's pages into the database file and
+// waits for the database file's fsync, and every write queued behind it waits too (measured with
+// 100 KB bodies: one batch in five took ~40 ms instead of ~6, half the writer's time). Here a
+// thread of its own, on its own connection, runs PASSIVE checkpoints while writes go on: they
+// take no write lock, so the writer is never held up. Rounds follow each other while they find
+// much to copy and are spaced otherwise; the thread starts with the first write and stops when
+// writes stop.
+//
+// Durability does not depend on it: a checkpoint syncs the WAL before it copies and the database
+// file after, and SQLite starts the WAL over only once every frame is in the synced database.
+// Under steady writes a concurrent checkpoint never finds the WAL fully copied when the writer
+// begins (a batch committed during the round), so the WAL would not start over; the writer
+// therefore keeps its own automatic checkpoint at a higher threshold (WRITER_AUTOCHECKPOINT).
+// That one copies only the frames written since this thread's last round, and the WAL starts
+// over. Without this thread (it failed, or has not started yet) the threshold still bounds the
+// WAL.
+
+import type { StoreThread } from "./store_thread.ts";
+
+/**
+ * WAL frames at which the writer checkpoints itself (SQLite's default: 1000). Frames of 4 KiB
+ * pages take 4120 bytes: 1800 stay within the WAL's size limit (db.ts, 8 MiB), so a WAL that
+ * starts over is never cut back and grown again (measured: the cut alone held the writer
+ * ~40 ms, and a growing file's syncs must also write its new size).
+ */
+export const WRITER_AUTOCHECKPOINT = 1800;
+
+/** Least time between two checkpoint rounds: each costs two syncs, whatever it copies. */
+const INTERVAL_MS = 100;
+/** A round that copied this many frames is followed by the next at once. */
+const BUSY_FRAMES = 128;
+/** The thread stops after this long without writes (idle memory stays low). */
+const IDLE_MS = 30_000;
+
+export interface CheckpointResult {
+  /** 1 when another checkpoint was running (the writer's own): this one did nothing. */
+  busy: number;
+  /** Frames in the WAL, and how many of them are in the database file now. */
+  log: number;
+  checkpointed: number;
+}
+
+export class Checkpointer {
+  #start: () => Promise<StoreThread>;
+  #thread: StoreThread | null = null;
+  #starting: Promise<StoreThread> | null = null;
+  /** A write committed since the last round began. */
+  #due = false;
+  #round: Promise<void> | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the next round may start. */
+  #nextAt = 0;
+  /** Frames in the WAL at the last round. */
+  #lastLog = 0;
+  #closed = false;
+  /** Rounds run, and the last failure (the writer's own checkpoint covers for failed rounds). */
+  readonly stats: { rounds: number; failures: number; lastError: string | null } = {
+    rounds: 0,
+    failures: 0,
+    lastError: null,
+  };
+
+  constructor(start: () => Promise<StoreThread>) {
+    this.#start = start;
+  }
+
+  /** A write committed: a round runs soon (at most one per INTERVAL_MS). */
+  poke(): void {
+    if (this.#closed) return;
+    this.#due = true;
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (!this.#due || this.#round || this.#timer !== undefined || this.#closed) return;
+    const wait = Math.max(0, this.#nextAt - performance.now());
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#round = this.#run().finally(() => {
+        this.#round = null;
+        this.#schedule();
+      });
+    }, wait);
+  }
+
+  async #run(): Promise<void> {
+    this.#due = false;
+    clearTimeout(this.#idleTimer);
+    let copied = 0;
+    try {
+      const thread = await this.#ensureThread();
+      const r = (await thread.request({
+        t: "call",
+        op: { name: "walCheckpoint", args: [], now: Date.now() },
+      })) as CheckpointResult;
+      this.stats.rounds++;
+      if (!r.busy) {
+        // Frames added since the last round (all of them when the WAL started over meanwhile).
+        copied = r.log >= this.#lastLog ? r.log - this.#lastLog : r.log;
+        this.#lastLog = r.log;
+      }
+    } catch (err) {
+      // Nothing is lost: the WAL keeps the frames, and the writer's own checkpoint bounds it.
+      this.#failed(err);
+    }
+    // Under heavy writes rounds follow each other, so that what is left for the writer's own
+    // checkpoint (the frames since the last round) stays small; otherwise they are spaced.
+    this.#nextAt = performance.now() + (copied >= BUSY_FRAMES ? 0 : INTERVAL_MS);
+    if (!this.#closed) {
+      this.#idleTimer = setTimeout(() => this.#stopThread().catch(this.#failed), IDLE_MS);
+    }
+  }
+
+  #failed = (err: unknown): void => {
+    this.stats.failures++;
+    this.stats.lastError = (err as Error)?.message ?? String(err);
+  };
+
+  #ensureThread(): Promise<StoreThread> {
+    if (this.#thread?.alive) return Promise.resolve(this.#thread);
+    this.#starting ??= this.#start()
+      .then((t) => (this.#thread = t))
+      .finally(() => (this.#starting = null));
+    return this.#starting;
+  }
+
+  async #stopThread(): Promise<void> {
+    const t = this.#thread;
+    this.#thread = null;
+    await t?.close();
+  }
+
+  /** Waits for the round under way, then stops the thread. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    clearTimeout(this.#idleTimer);
+    await this.#round;
+    await this.#starting?.catch(() => null);
+    await this.#stopThread();
+  }
+}
