@@ -190,31 +190,27 @@ export async function startSqliteStore(
     writer = null;
     if (w) writerClosing = w.close().catch(() => {});
   };
+  const checkpointer = new Checkpointer(() =>
+    StoreThread.start("checkpoint", { ...open, readOnly: false, checkpoint: true, now: now() })
+  );
+  /** One request to the writer; what it committed is the checkpointer's to copy. */
   const onWriter = async (send: (t: StoreThread) => Promise<unknown>) => {
     clearTimeout(writerTimer);
     writerBusy++;
     try {
-      return await send(await writerThread());
+      const value = await send(await writerThread());
+      checkpointer.poke();
+      return value;
     } finally {
       if (--writerBusy === 0 && !closed) {
         writerTimer = setTimeout(retireWriter, options.writerIdleMs ?? WRITER_IDLE_MS);
       }
     }
   };
-  const checkpointer = new Checkpointer(() =>
-    StoreThread.start("checkpoint", { ...open, readOnly: false, checkpoint: true, now: now() })
-  );
   const runner: BatchRunner = {
-    async runBatch(ops) {
-      const outcome = await onWriter((t) => t.request({ t: "batch", ops }));
-      checkpointer.poke();
-      return outcome as ReturnType<Engine["runBatch"]>;
-    },
-    async runAlone(op) {
-      const value = await onWriter((t) => t.request({ t: "call", op }));
-      checkpointer.poke();
-      return value;
-    },
+    runBatch: (ops) =>
+      onWriter((t) => t.request({ t: "batch", ops })) as Promise<ReturnType<Engine["runBatch"]>>,
+    runAlone: (op) => onWriter((t) => t.request({ t: "call", op })),
   };
   const readerThread = () => {
     if (reader?.alive) return Promise.resolve(reader);
@@ -283,6 +279,14 @@ function buildStore(
   const read = <T>(name: OpName, args: unknown[]): T => exec.read(op(name, args)) as T;
   // Writes of this process not yet settled (NOOPS may only answer when there are none).
   let pendingWrites = 0;
+  const pending = async <T>(run: () => Promise<T>): Promise<T> => {
+    pendingWrites++;
+    try {
+      return await run();
+    } finally {
+      pendingWrites--;
+    }
+  };
   const write = async <T>(name: OpName, args: unknown[]): Promise<T> => {
     if (pendingWrites === 0) {
       const noop = (NOOPS[name] as ((a: unknown[], e: Engine) => unknown) | undefined)?.(
@@ -291,12 +295,7 @@ function buildStore(
       );
       if (noop !== undefined) return noop as T;
     }
-    pendingWrites++;
-    try {
-      return await exec.write.write(op(name, args)) as T;
-    } finally {
-      pendingWrites--;
-    }
+    return pending(() => exec.write.write(op(name, args)) as Promise<T>);
   };
   const heavy = <T>(name: OpName, args: unknown[]) => exec.heavy(op(name, args)) as Promise<T>;
   const tiny = () =>
@@ -445,12 +444,7 @@ function buildStore(
       if (signal?.aborted) return { bodiesMoved, vacuumed: false, vacuumPending: mode !== 2 };
       if (mode !== 2 && (vacuum === "always" || (vacuum === "small" && small))) {
         onProgress?.({ step: "vacuum", done: 0, total: 1 });
-        pendingWrites++;
-        try {
-          await exec.write.alone(op("convertToIncremental", []));
-        } finally {
-          pendingWrites--;
-        }
+        await pending(() => exec.write.alone(op("convertToIncremental", [])));
         onProgress?.({ step: "vacuum", done: 1, total: 1 });
         vacuumed = true;
       }
