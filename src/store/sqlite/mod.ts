@@ -295,7 +295,7 @@ function buildStore(
       );
       if (noop !== undefined) return noop as T;
     }
-    return pending(() => exec.write.write(op(name, args)) as Promise<T>);
+    return await pending(() => exec.write.write(op(name, args)) as Promise<T>);
   };
   const heavy = <T>(name: OpName, args: unknown[]) => exec.heavy(op(name, args)) as Promise<T>;
   const tiny = () =>
