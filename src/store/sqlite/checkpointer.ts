@@ -20,6 +20,7 @@
 // WAL.
 
 import type { StoreThread } from "./store_thread.ts";
+import { OnDemandThread } from "./on_demand_thread.ts";
 
 /**
  * WAL frames at which the writer checkpoints itself (SQLite's default: 1000). Frames of 4 KiB
@@ -48,14 +49,12 @@ export interface CheckpointResult {
 }
 
 export class Checkpointer {
-  #start: () => Promise<StoreThread>;
-  #thread: StoreThread | null = null;
-  #starting: Promise<StoreThread> | null = null;
+  /** Started by fast writes, retired after IDLE_MS without a round. */
+  #thread: OnDemandThread<StoreThread>;
   /** A write committed since the last round began. */
   #due = false;
   #round: Promise<void> | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** When the next round may start. */
   #nextAt = 0;
   /** Frames in the WAL at the last round. */
@@ -72,7 +71,10 @@ export class Checkpointer {
   };
 
   constructor(start: () => Promise<StoreThread>) {
-    this.#start = start;
+    this.#thread = new OnDemandThread("checkpoint", start, {
+      idleMs: IDLE_MS,
+      onRetireError: (err) => this.#failed(err),
+    });
   }
 
   /**
@@ -82,7 +84,7 @@ export class Checkpointer {
   poke(): void {
     if (this.#closed) return;
     this.#due = true;
-    if (!this.#thread?.alive && !this.#starting && !this.#fastWrites()) return;
+    if (!this.#thread.active && !this.#fastWrites()) return;
     this.#schedule();
   }
 
@@ -109,14 +111,11 @@ export class Checkpointer {
 
   async #run(): Promise<void> {
     this.#due = false;
-    clearTimeout(this.#idleTimer);
     let copied = 0;
     try {
-      const thread = await this.#ensureThread();
-      const r = (await thread.request({
-        t: "call",
-        op: { name: "walCheckpoint", args: [], now: Date.now() },
-      })) as CheckpointResult;
+      const r = (await this.#thread.use((t) =>
+        t.request({ t: "call", op: { name: "walCheckpoint", args: [], now: Date.now() } })
+      )) as CheckpointResult;
       this.stats.rounds++;
       if (!r.busy) {
         // Frames added since the last round (all of them when the WAL started over meanwhile).
@@ -130,9 +129,6 @@ export class Checkpointer {
     // Under heavy writes rounds follow each other, so that what is left for the writer's own
     // checkpoint (the frames since the last round) stays small; otherwise they are spaced.
     this.#nextAt = performance.now() + (copied >= BUSY_FRAMES ? 0 : INTERVAL_MS);
-    if (!this.#closed) {
-      this.#idleTimer = setTimeout(() => this.#stopThread().catch(this.#failed), IDLE_MS);
-    }
   }
 
   #failed = (err: unknown): void => {
@@ -140,28 +136,12 @@ export class Checkpointer {
     this.stats.lastError = (err as Error)?.message ?? String(err);
   };
 
-  #ensureThread(): Promise<StoreThread> {
-    if (this.#thread?.alive) return Promise.resolve(this.#thread);
-    this.#starting ??= this.#start()
-      .then((t) => (this.#thread = t))
-      .finally(() => (this.#starting = null));
-    return this.#starting;
-  }
-
-  async #stopThread(): Promise<void> {
-    const t = this.#thread;
-    this.#thread = null;
-    await t?.close();
-  }
-
   /** Waits for the round under way, then stops the thread. */
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    clearTimeout(this.#idleTimer);
     await this.#round;
-    await this.#starting?.catch(() => null);
-    await this.#stopThread();
+    await this.#thread.close();
   }
 }

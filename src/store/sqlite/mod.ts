@@ -19,6 +19,7 @@ import { NOOPS, OP_KINDS, ROUTES } from "./op_kinds.ts";
 import { type BatchRunner, WriteQueue } from "./write_queue.ts";
 import { StoreThread } from "./store_thread.ts";
 import { Checkpointer, WRITER_AUTOCHECKPOINT } from "./checkpointer.ts";
+import { OnDemandThread } from "./on_demand_thread.ts";
 import { SqliteSpool } from "./spool.ts";
 import { FileBodyReader, MemoryBodyReader } from "./body_reader.ts";
 import { isBodyFileName, tmpDirOf } from "./body_files.ts";
@@ -150,108 +151,63 @@ export async function startSqliteStore(
     migrations: options.migrations,
     reserveBytes: options.reserveBytes,
   };
-  const writerOpen = () => ({
-    ...open,
-    readOnly: false,
-    now: now(),
-    walAutocheckpoint: WRITER_AUTOCHECKPOINT,
-  });
+  /**
+   * Each thread's open. The migrating thread is the writer's open without its checkpoint
+   * threshold (it writes no mail, and leaves at once).
+   */
+  const openFor = (role: "migrate" | "writer" | "reader" | "checkpoint") => {
+    const base = { ...open, readOnly: role === "reader", now: now() };
+    if (role === "writer") return { ...base, walAutocheckpoint: WRITER_AUTOCHECKPOINT };
+    if (role === "checkpoint") return { ...base, checkpoint: true };
+    return base;
+  };
   // The thread's open migrates (and does the writer's start-up work) before anything reads.
   // It then leaves at once: an idle relay holds no writer isolate (about 15 MB).
-  let writer: StoreThread | null = null;
-  let writerClosing: Promise<void> = StoreThread.start("writer", {
-    ...open,
-    readOnly: false,
-    now: now(),
-  }).then((t) => t.close());
-  await writerClosing;
-  let writerStarting: Promise<StoreThread> | null = null;
-  let writerTimer: ReturnType<typeof setTimeout> | undefined;
-  let writerBusy = 0;
-  let reader: StoreThread | null = null;
-  let readerStarting: Promise<StoreThread> | null = null;
-  let readerTimer: ReturnType<typeof setTimeout> | undefined;
-  let readerBusy = 0;
-  let closed = false;
+  await StoreThread.start("writer", openFor("migrate")).then((t) => t.close());
   // Started on demand, and again after it died (the database is intact). Writes made while it
   // starts wait in the write queue; a new writer opens only once the old one has closed (one
   // writer connection at a time).
-  const writerThread = () => {
-    if (writer?.alive) return Promise.resolve(writer);
-    if (closed) return Promise.reject(new Error("store closed"));
-    writerStarting ??= writerClosing
-      .then(() => StoreThread.start("writer", writerOpen()))
-      .then((t) => (writer = t))
-      .finally(() => (writerStarting = null));
-    return writerStarting;
-  };
-  const retireWriter = () => {
-    const w = writer;
-    writer = null;
-    if (w) writerClosing = w.close().catch(() => {});
-  };
+  const writer = new OnDemandThread(
+    "writer",
+    () => StoreThread.start("writer", openFor("writer")),
+    {
+      idleMs: options.writerIdleMs ?? WRITER_IDLE_MS,
+      oneAtATime: true,
+    },
+  );
+  const reader = new OnDemandThread(
+    "reader",
+    () => StoreThread.start("reader", openFor("reader")),
+    {
+      idleMs: READER_IDLE_MS,
+    },
+  );
   const checkpointer = new Checkpointer(() =>
-    StoreThread.start("checkpoint", { ...open, readOnly: false, checkpoint: true, now: now() })
+    StoreThread.start("checkpoint", openFor("checkpoint"))
   );
   /** One request to the writer; what it committed is the checkpointer's to copy. */
-  const onWriter = async (send: (t: StoreThread) => Promise<unknown>) => {
-    clearTimeout(writerTimer);
-    writerBusy++;
-    try {
-      const value = await send(await writerThread());
+  const onWriter = (send: (t: StoreThread) => Promise<unknown>) =>
+    writer.use(async (t) => {
+      const value = await send(t);
       checkpointer.poke();
       return value;
-    } finally {
-      if (--writerBusy === 0 && !closed) {
-        writerTimer = setTimeout(retireWriter, options.writerIdleMs ?? WRITER_IDLE_MS);
-      }
-    }
-  };
+    });
   const runner: BatchRunner = {
     runBatch: (ops) =>
       onWriter((t) => t.request({ t: "batch", ops })) as Promise<ReturnType<Engine["runBatch"]>>,
     runAlone: (op) => onWriter((t) => t.request({ t: "call", op })),
   };
-  const readerThread = () => {
-    if (reader?.alive) return Promise.resolve(reader);
-    readerStarting ??= StoreThread.start("reader", { ...open, readOnly: true, now: now() })
-      .then((t) => (reader = t))
-      .finally(() => (readerStarting = null));
-    return readerStarting;
-  };
-  let engine: Engine;
-  try {
-    engine = new Engine(path, { bodiesDir, readOnly: true });
-  } catch (err) {
-    closed = true;
-    throw err;
-  }
+  const engine = new Engine(path, { bodiesDir, readOnly: true });
   const exec: Exec = {
-    threads: () => ({ writer: !!writer?.alive, reader: !!reader?.alive }),
+    threads: () => ({ writer: writer.running, reader: reader.running }),
     read: (op) => engine.call(op),
     write: new WriteQueue(runner),
-    async heavy(op) {
-      clearTimeout(readerTimer);
-      readerBusy++;
-      try {
-        return await (await readerThread()).request({ t: "call", op });
-      } finally {
-        if (--readerBusy === 0 && !closed) {
-          readerTimer = setTimeout(() => {
-            const r = reader;
-            reader = null;
-            r?.close().catch(() => {});
-          }, READER_IDLE_MS);
-        }
-      }
-    },
+    heavy: (op) => reader.use((t) => t.request({ t: "call", op })),
     async close() {
-      closed = true;
-      clearTimeout(readerTimer);
-      clearTimeout(writerTimer);
-      await Promise.all([writerStarting?.catch(() => {}), readerStarting?.catch(() => {})]);
+      // Each refuses new work at once; the checkpointer's round, if any, ends first.
+      const threads = Promise.all([writer.close(), reader.close()]);
       await checkpointer.close();
-      await Promise.all([writerClosing, writer?.close(), reader?.close()]);
+      await threads;
       engine.close();
     },
   };
