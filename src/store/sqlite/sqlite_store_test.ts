@@ -230,3 +230,17 @@ Deno.test("threaded store: a checkpoint thread copies the WAL into the database 
     await s.close();
   }
 });
+
+Deno.test("threaded store: a heavy read that comes while the store closes is refused and starts no reader thread", async () => {
+  const s = await tempStore(true);
+  await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 });
+  assert.equal(s.threads.writer, true);
+  const closing = s.close();
+  // The writer's close is on its way to the thread (its answer is an event, not a microtask):
+  // the read connection is still open, and the close has begun.
+  for (let i = 0; i < 50 && s.threads.writer; i++) await Promise.resolve();
+  const late = s.listAccounts({});
+  await assert.rejects(late, /store closed: no reader thread after close\(\)/);
+  await closing;
+  assert.deepEqual(s.threads, { writer: false, reader: false });
+});
