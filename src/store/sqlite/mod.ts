@@ -4,7 +4,8 @@
 //  - threaded (startSqliteStore, the server): writes go to a writer thread with group commit
 //    (write_queue.ts), started at the first write and stopped when idle (writes with nothing to
 //    do are answered here: op_kinds.ts NOOPS); bounded reads run here on a read-only connection;
-//    heavy reads in a reader thread started on demand and stopped when idle;
+//    heavy reads in a reader thread started on demand and stopped when idle (both, and the
+//    checkpoint thread, are on_demand_thread.ts);
 //  - in-process (openSqliteStore: ":memory:", tests, short CLI commands): one connection here,
 //    each write its own transaction, run through the same batch code.
 
@@ -164,24 +165,16 @@ export async function startSqliteStore(
   // The thread's open migrates (and does the writer's start-up work) before anything reads.
   // It then leaves at once: an idle relay holds no writer isolate (about 15 MB).
   await StoreThread.start("writer", openFor("migrate")).then((t) => t.close());
+  const start = (role: "writer" | "reader") => () => StoreThread.start(role, openFor(role));
   // Started on demand, and again after it died (the database is intact). Writes made while it
   // starts wait in the write queue; a new writer opens only once the old one has closed (one
   // writer connection at a time).
-  const writer = new OnDemandThread(
-    "writer",
-    () => StoreThread.start("writer", openFor("writer")),
-    {
-      idleMs: options.writerIdleMs ?? WRITER_IDLE_MS,
-      oneAtATime: true,
-    },
-  );
-  const reader = new OnDemandThread(
-    "reader",
-    () => StoreThread.start("reader", openFor("reader")),
-    {
-      idleMs: READER_IDLE_MS,
-    },
-  );
+  const writer = new OnDemandThread("writer", start("writer"), {
+    idleMs: options.writerIdleMs ?? WRITER_IDLE_MS,
+    oneAtATime: true,
+  });
+  // Heavy reads (op_kinds.ts); readers may overlap, so a new one need not wait for a retired one.
+  const reader = new OnDemandThread("reader", start("reader"), { idleMs: READER_IDLE_MS });
   const checkpointer = new Checkpointer(() =>
     StoreThread.start("checkpoint", openFor("checkpoint"))
   );
@@ -204,10 +197,8 @@ export async function startSqliteStore(
     write: new WriteQueue(runner),
     heavy: (op) => reader.use((t) => t.request({ t: "call", op })),
     async close() {
-      // Each refuses new work at once; the checkpointer's round, if any, ends first.
-      const threads = Promise.all([writer.close(), reader.close()]);
-      await checkpointer.close();
-      await threads;
+      // Each refuses new work at once, lets what is under way finish, then stops its thread.
+      await Promise.all([writer.close(), reader.close(), checkpointer.close()]);
       engine.close();
     },
   };

@@ -1,7 +1,7 @@
 // A store thread started on first use and retired after it has been idle a while: the writer and
 // the reader for heavy reads (mod.ts), the checkpoint thread (checkpointer.ts). An idle relay
-// then holds none of their isolates (about 15 MB each), and one in use pays a start only after
-// a pause.
+// then holds none of their isolates (the writer's is about 15 MB), and one in use pays a start
+// only after a pause.
 //
 // Invariants:
 //  - A thread is retired only when no use is under way: a use disarms the idle timer when it
@@ -12,8 +12,9 @@
 //  - A thread that died (`alive` false: out of memory, a bug) is replaced at the next use.
 //  - close() refuses uses that begin after it (they fail with "store closed"), lets the uses
 //    under way finish on their thread (starting it if they were waiting for it), then closes the
-//    thread. Work is never cut off: the callers of close() (the store's) drain their writes first
-//    anyway, and a thread's close request is answered after the requests before it.
+//    thread. Waiting rather than failing them: a request already posted is answered before the
+//    thread's close anyway (worker.ts), and failing the rest would turn a clean shutdown into
+//    errors for callers (the store drains its writes before it closes, so the writer has none).
 
 /** What OnDemandThread needs of a thread (StoreThread). */
 export interface Retirable {
