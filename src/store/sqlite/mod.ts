@@ -197,8 +197,9 @@ export async function startSqliteStore(
     write: new WriteQueue(runner),
     heavy: (op) => reader.use((t) => t.request({ t: "call", op })),
     async close() {
-      // Each refuses new work at once, lets what is under way finish, then stops its thread.
-      await Promise.all([writer.close(), reader.close(), checkpointer.close()]);
+      // As before OnDemandThread: the checkpointer's round ends first, then the other two stop.
+      await checkpointer.close();
+      await Promise.all([writer.close(), reader.close()]);
       engine.close();
     },
   };

@@ -10,11 +10,12 @@
 //    begins while a thread is being retired starts a new one; with `oneAtATime` (the writer: one
 //    write connection at a time) the new one starts only once the retired one has closed.
 //  - A thread that died (`alive` false: out of memory, a bug) is replaced at the next use.
-//  - close() refuses uses that begin after it (they fail with "store closed"), lets the uses
-//    under way finish on their thread (starting it if they were waiting for it), then closes the
-//    thread. Waiting rather than failing them: a request already posted is answered before the
-//    thread's close anyway (worker.ts), and failing the rest would turn a clean shutdown into
-//    errors for callers (the store drains its writes before it closes, so the writer has none).
+//  - close() refuses uses that begin after it (they fail with "store closed"), waits for a start
+//    under way, then closes the thread at once. It does not wait for the uses under way: their
+//    requests are posted before the close request and a StoreThread answers in order (worker.ts);
+//    anything still unanswered fails with "store <name> thread closed" (store_thread.ts), so a
+//    request that never settles cannot hold the shutdown. The store drains its writes before it
+//    closes, so the writer has none then.
 
 /** What OnDemandThread needs of a thread (StoreThread). */
 export interface Retirable {
@@ -58,8 +59,6 @@ export class OnDemandThread<T extends Retirable> {
   #busy = 0;
   #timer: unknown;
   #closing: Promise<void> | null = null;
-  /** close() waiting for the uses under way. */
-  #settled: (() => void) | null = null;
 
   constructor(name: string, start: () => Promise<T>, options: OnDemandOptions) {
     this.name = name;
@@ -93,9 +92,8 @@ export class OnDemandThread<T extends Retirable> {
     try {
       return await fn(await this.#ensure());
     } finally {
-      if (--this.#busy === 0) {
-        if (this.#closing) this.#settled?.();
-        else this.#timer = this.#set(() => this.#retire(), this.#idleMs);
+      if (--this.#busy === 0 && !this.#closing) {
+        this.#timer = this.#set(() => this.#retire(), this.#idleMs);
       }
     }
   }
@@ -125,15 +123,19 @@ export class OnDemandThread<T extends Retirable> {
     });
   }
 
-  /** Refuses new uses, waits for those under way, then closes the thread. Idempotent. */
+  /**
+   * Refuses new uses, waits for a start under way (the uses waiting for it post their requests
+   * first), then closes the thread. Idempotent.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#clear(this.#timer);
       this.#timer = undefined;
-      if (this.#busy > 0) await new Promise<void>((r) => (this.#settled = r));
+      await this.#starting?.catch(() => null);
+      // Only a oneAtATime thread's retire is waited for (the next start waits for it too).
+      if (this.#oneAtATime) await this.#retiring;
       const t = this.#thread;
       this.#thread = null;
-      await this.#retiring;
       await t?.close();
     })();
     return this.#closing;
