@@ -249,6 +249,9 @@ const accountOfMailbox = async (ctx: KeyContext, [id]: [number, ...unknown[]]) =
   key.account(await ctx.accountOf(id)),
 ];
 
+/** The accounts a deliver() batch locked (its keys), for the run to lock what it finds besides. */
+const deliverLocks = new WeakMap<DeliverInput, Set<number>>();
+
 type DeliverInput = MessageInput & {
   internalDate: number;
   targets: DeliveryTarget[];
@@ -356,15 +359,22 @@ export const mailOps = {
       const size = messageSize(input);
       const addresses = input.targets.flatMap((t) => t.address === undefined ? [] : [t.address]);
       const ids = input.targets.flatMap((t) => t.address === undefined ? [t.accountId] : []);
-      // The accounts as this transaction sees them: one deleted or blocked since the caller
-      // looked gets nothing.
-      const accounts = await q<{ id: number; address: string; blocked: boolean }[]>`
-        SELECT id, address, blocked FROM accounts
-        WHERE address = ANY(${addresses.map((a) => a.toLowerCase())}::text[])
-          OR id = ANY(${ids}::bigint[])`;
-      // The batch locked the accounts those addresses had when it was formed; one deleted and
-      // created again since is locked here (re-taking a held lock is free; a deadlock reruns).
-      if (addresses.length > 0) await lockKeys(q, accounts.map((a) => key.account(a.id)));
+      // The accounts as this transaction sees them (one deleted or blocked since the caller
+      // looked gets nothing), with their target mailboxes.
+      const rows = await q<
+        { id: number; address: string; blocked: boolean; mailbox: number | null; name: string }[]
+      >`
+        SELECT a.id, a.address, a.blocked, m.id AS mailbox, m.name FROM accounts a
+        LEFT JOIN mailboxes m ON m.account_id = a.id
+          AND m.name = ANY(${input.targets.map((t) => t.mailboxName)}::text[])
+        WHERE a.address = ANY(${addresses.map((a) => a.toLowerCase())}::text[])
+          OR a.id = ANY(${ids}::bigint[])`;
+      const accounts = [...new Map(rows.map((r) => [r.id, r])).values()];
+      // The batch locked the accounts the addresses had when it was formed (deliverLocks); one
+      // deleted and created again since is locked here (a deadlock this may cause reruns).
+      const locked = deliverLocks.get(input);
+      const unlocked = accounts.filter((a) => !locked?.has(a.id));
+      if (unlocked.length > 0) await lockKeys(q, unlocked.map((a) => key.account(a.id)));
       const byId = new Map(accounts.map((a) => [a.id, a]));
       const byAddress = new Map(accounts.map((a) => [a.address, a]));
       const accountOf = (t: DeliveryTarget) =>
@@ -387,11 +397,9 @@ export const mailOps = {
       // The body goes in first (one statement); every target then takes a UID in one statement
       // each. A body nobody took is removed again.
       const bodyId = await insertBody(q, input, env.now());
-      const mailboxes = await q<{ id: number; account_id: number; name: string }[]>`
-        SELECT id, account_id, name FROM mailboxes
-        WHERE account_id = ANY(${accounts.map((a) => a.id)}::bigint[])
-          AND name = ANY(${input.targets.map((t) => t.mailboxName)}::text[])`;
-      const found = new Map(mailboxes.map((m) => [`${m.account_id} ${m.name}`, m.id]));
+      const found = new Map(
+        rows.filter((r) => r.mailbox !== null).map((r) => [`${r.id} ${r.name}`, r.mailbox!]),
+      );
       // Sequentially: two targets of one account must see each other's size against the quota.
       const stored: number[] = [];
       for (const t of input.targets) {
@@ -454,12 +462,16 @@ export const mailOps = {
       }
       return out;
     },
-    async (ctx, [input]) => [
-      ...input.targets.flatMap((t) => t.address === undefined ? [key.account(t.accountId)] : []),
-      ...(await ctx.accountsOf(
-        input.targets.flatMap((t) => t.address === undefined ? [] : [t.address.toLowerCase()]),
-      )).map((id) => key.account(id)),
-    ],
+    async (ctx, [input]) => {
+      const ids = [
+        ...input.targets.flatMap((t) => t.address === undefined ? [t.accountId] : []),
+        ...await ctx.accountsOf(
+          input.targets.flatMap((t) => t.address === undefined ? [] : [t.address.toLowerCase()]),
+        ),
+      ];
+      deliverLocks.set(input, new Set(ids));
+      return ids.map((id) => key.account(id));
+    },
   ),
   append: write(
     async (q, env, input: AppendInput) => {
