@@ -171,6 +171,10 @@ export class DeliveryService {
     if (!local) {
       return mode === "inbound" ? reply(550, "5.7.1", "Relay access denied") : null;
     }
+    // Read every time, not cached: `tern accounts block|delete` writes the database from
+    // another process, and other instances on PostgreSQL write it too; a cache here could not
+    // learn of those at once (SQLite's data_version moves with every commit of this process's
+    // own writer thread as well), and the reply must say "unknown" right after them.
     const account = await this.#accounts.getAccount(local);
     if (!account || account.blocked) {
       return reply(550, "5.1.1", `<${address}>: Recipient address rejected: User unknown`);
