@@ -52,6 +52,7 @@ Deno.test("push: one POST per token on new mail, none for the sender's own copy"
     await withRelay(async (t) => {
       const a = await createAccount(t, "alice0001");
       const b = await createAccount(t, "bobby0001");
+      const c = await createAccount(t, "carol0001");
       await setToken(t, b, "token-b1");
       assert.equal(
         metadataValue(await setToken(t, b, "token-b2"), "/private/devicetoken"),
@@ -61,13 +62,16 @@ Deno.test("push: one POST per token on new mail, none for the sender's own copy"
       const store = t.relay.services.store;
       const aliceId = (await store.getAccount(a.address))!.id;
       const bobId = (await store.getAccount(b.address))!.id;
+      const carolId = (await store.getAccount(c.address))!.id;
       // Which accounts the relay asks the push service to notify (observed, not replaced).
       const push = t.relay.push;
       const notify = push.notify.bind(push);
       const notified: number[] = [];
-      push.notify = (id) => {
+      const seen = new Map<number, boolean | undefined>();
+      push.notify = (id, known) => {
         notified.push(id);
-        return notify(id);
+        seen.set(id, known?.hasPushTokens);
+        return notify(id, known);
       };
       // This subscriber comes after the relay's own (handlers run in order, synchronously):
       // once it saw a delivery, the relay has decided about pushing for it.
@@ -77,9 +81,14 @@ Deno.test("push: one POST per token on new mail, none for the sender's own copy"
       });
       try {
         const started = performance.now();
-        await submitEncrypted(t, a, [b.address, a.address]);
-        await until("both copies", () => delivered.includes(aliceId) && delivered.includes(bobId));
-        assert.deepEqual(notified, [bobId], "alice's own copy asks for no push");
+        await submitEncrypted(t, a, [b.address, a.address, c.address]);
+        await until(
+          "three copies",
+          () => [aliceId, bobId, carolId].every((id) => delivered.includes(id)),
+        );
+        assert.deepEqual(notified, [bobId, carolId], "alice's own copy asks for no push");
+        // The delivery saw bob's tokens and carol's lack of any: carol costs no token read.
+        assert.deepEqual([seen.get(bobId), seen.get(carolId)], [true, false]);
         await until("both of bob's tokens", () => svc.bodies.length >= 2);
         const ms = performance.now() - started;
         await until("the jobs to finish", async () => (await store.countPushJobs()) === 0);

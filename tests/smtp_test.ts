@@ -11,6 +11,7 @@ import {
   signMessage,
 } from "../src/federation/mod.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
+import type { RelayEvent } from "../src/events/mod.ts";
 import {
   armorPackets,
   bounceMessage,
@@ -385,6 +386,116 @@ Deno.test("SMTP inbound: never an open relay, unknown users refused, null sender
     assert.equal((await c.cmd(`RCPT TO:<nosuchuser@${t.domain}>`)).code, 550);
     assert.equal((await c.cmd(`RCPT TO:<${b.address}>`)).code, 250);
     c.close();
+  });
+});
+
+Deno.test("SMTP: an account blocked or deleted between RCPT and the end of DATA gets nothing", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    const c = await createAccount(t, "carol0001");
+    const d = await createAccount(t, "dave00001");
+    const accounts = t.relay.services.accounts;
+    /** MAIL, RCPT… (all accepted), then `between`, then DATA: the final reply. */
+    const send = async (
+      s: SmtpTestClient,
+      from: string,
+      to: string[],
+      message: string | Uint8Array,
+      between: () => Promise<unknown>,
+    ) => {
+      assert.equal((await s.cmd(`MAIL FROM:<${from}>`)).code, 250);
+      for (const r of to) {
+        const x = await s.cmd(`RCPT TO:<${r}>`);
+        assert.equal(x.code, 250, `${r}: ${x.text}`);
+      }
+      await between();
+      assert.equal((await s.cmd("DATA")).code, 354);
+      await s.send(typeof message === "string" ? message.replaceAll("\r\n.", "\r\n..") : message);
+      await s.send("\r\n.\r\n");
+      return await s.reply();
+    };
+
+    // Submission: bob is blocked and carol deleted after RCPT; dave still gets his copy.
+    const events: RelayEvent[] = [];
+    const off = t.relay.services.bus.subscribeAll((e) => events.push(e));
+    const sub = await submission(t, a);
+    const message = await encryptedMessage(a.address, b.address);
+    const r = await send(sub, a.address, [b.address, c.address, d.address], message, async () => {
+      await accounts.setBlocked(b.address, true);
+      await accounts.delete(c.address);
+    });
+    assert.equal(r.code, 250, r.text);
+    assert.equal((await inbox(t, b.address)).length, 0);
+    assert.equal(await t.relay.services.store.getAccount(c.address), null);
+    assert.equal((await inbox(t, d.address)).length, 1);
+    // The event carries the account as the delivery left it.
+    off();
+    const dave = (await t.relay.services.store.getAccount(d.address))!;
+    assert.deepEqual(
+      events.filter((e) => e.type === "mail.delivered").map((e) =>
+        e.type === "mail.delivered" &&
+        [e.accountId, e.address, e.usedBytes, e.quotaBytes, e.hasPushTokens]
+      ),
+      [[dave.id, d.address, dave.usedBytes, null, false]],
+    );
+    assert.ok(dave.usedBytes > 0);
+    // Only gone recipients: accepted and stored nowhere, as a submission to them always was.
+    await accounts.setBlocked(b.address, false);
+    const none = await send(
+      sub,
+      a.address,
+      [b.address],
+      message,
+      () => accounts.setBlocked(b.address, true),
+    );
+    assert.equal(none.code, 250, none.text);
+    assert.equal((await inbox(t, b.address)).length, 0);
+    // And at RCPT now, right after the admin's change, they are unknown.
+    assert.equal((await sub.cmd("RSET")).code, 250);
+    assert.equal((await sub.cmd(`MAIL FROM:<${a.address}>`)).code, 250);
+    for (const gone of [b.address, c.address]) {
+      const rcpt = await sub.cmd(`RCPT TO:<${gone}>`);
+      assert.equal(rcpt.code, 550);
+      assert.match(rcpt.text, /5\.1\.1 .*User unknown/);
+    }
+    sub.close();
+
+    // Inbound: the only recipient blocked after RCPT: nothing stored, 550 5.1.1 at the end.
+    await accounts.setBlocked(b.address, false);
+    const bounce = await signMessage(
+      new TextEncoder().encode(bounceMessage("chat.test", d.address)),
+      "chat.test",
+      { selector: DKIM_SELECTOR, privateKeyPem: REF_KEY },
+    );
+    const mx = await inbound(t);
+    const refused = await send(
+      mx,
+      "",
+      [d.address],
+      bounce,
+      () => accounts.setBlocked(d.address, true),
+    );
+    assert.equal(refused.text, "550 5.1.1 No such recipient");
+    assert.equal((await inbox(t, d.address)).length, 1);
+    // Two recipients, one deleted meanwhile: the other gets it.
+    await accounts.setBlocked(d.address, false);
+    const both = await send(
+      mx,
+      "",
+      [b.address, d.address],
+      bounce,
+      () => accounts.delete(d.address),
+    );
+    assert.equal(both.code, 250, both.text);
+    assert.equal((await inbox(t, b.address)).length, 1);
+    mx.close();
+  }, {
+    relay: {
+      dns: fakeDns({
+        txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] },
+      }),
+    },
   });
 });
 

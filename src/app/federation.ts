@@ -7,7 +7,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
-import type { OriginCheck } from "../delivery/mod.ts";
+import { deliveredEvent, type OriginCheck } from "../delivery/mod.ts";
 import {
   type BackoffPolicy,
   type Deadlines,
@@ -148,25 +148,15 @@ export function createOutbound(input: {
     sign: (m) =>
       key ? dkimSignatureField(m, config.mailDomain, key) : Promise.resolve(new Uint8Array(0)),
     async deliverBounce(sender, message) {
-      const account = await store.getAccount(sender.toLowerCase());
-      if (!account) return;
       const spooled = await spoolBytes(store, message);
+      // The store resolves the sender: one deleted or blocked since it sent gets nothing.
       const [o] = await store.deliver({
         body: spooled.body,
         internalDate: input.now(),
-        targets: [{ accountId: account.id, mailboxName: "INBOX" }],
+        targets: [{ address: sender.toLowerCase(), mailboxName: "INBOX" }],
         defaultQuotaBytes: config.limits.maxMailboxBytes,
       }).finally(() => spooled.discard());
-      if (o.ok) {
-        bus.publish({
-          type: "mail.delivered",
-          accountId: account.id,
-          address: account.address,
-          mailboxId: o.mailboxId,
-          uid: o.uid,
-          fromSelf: false,
-        });
-      }
+      if (o.ok) bus.publish(deliveredEvent(o, false));
     },
     allowed: federationAllowed(input.settings, store),
     lifetimeMs: config.queueLifetimeMs,

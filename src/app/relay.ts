@@ -254,10 +254,12 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       // The instance that stored the message notifies and trims, once.
       if (e.type !== "mail.delivered" || e.remote) return;
       // Mail the recipient sent itself (bcc-self, other devices) wakes no phone, as the reference.
+      // The event carries what the delivery's transaction saw: an account without push tokens
+      // or well under its quota costs no read here.
       if (!e.fromSelf) {
-        push.notify(e.accountId).catch((err) => log.error("push queueing failed", { err }));
+        push.notify(e.accountId, e).catch((err) => log.error("push queueing failed", { err }));
       }
-      maintenance.trimQuota(e.accountId).catch((err) => log.error("quota trim failed", { err }));
+      maintenance.trimQuota(e.accountId, e).catch((err) => log.error("quota trim failed", { err }));
     });
     if (!options.manualQueue) {
       push.start();

@@ -1,4 +1,12 @@
-export { DeliveryService, domainOf, isValidAddress, NOT_ENCRYPTED, OK, reply } from "./service.ts";
+export {
+  deliveredEvent,
+  DeliveryService,
+  domainOf,
+  isValidAddress,
+  NOT_ENCRYPTED,
+  OK,
+  reply,
+} from "./service.ts";
 export type {
   DeliveryAccounts,
   DeliveryLimits,

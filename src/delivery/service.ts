@@ -4,7 +4,7 @@
 
 import { createGate, type GateResult } from "../policy/mod.ts";
 import { encodeStructure, type MimePart, withTopHeader } from "../mime/mod.ts";
-import type { EventBus } from "../events/mod.ts";
+import type { EventBus, RelayEvent } from "../events/mod.ts";
 import type { AccountRecord, DeliveryOutcome, SpooledBody, Store } from "../store/types.ts";
 import type { Logger } from "../log/mod.ts";
 import {
@@ -171,6 +171,10 @@ export class DeliveryService {
     if (!local) {
       return mode === "inbound" ? reply(550, "5.7.1", "Relay access denied") : null;
     }
+    // Read every time, not cached: `tern accounts block|delete` writes the database from
+    // another process, and other instances on PostgreSQL write it too; a cache here could not
+    // learn of those at once (SQLite's data_version moves with every commit of this process's
+    // own writer thread as well), and the reply must say "unknown" right after them.
     const account = await this.#accounts.getAccount(local);
     if (!account || account.blocked) {
       return reply(550, "5.1.1", `<${address}>: Recipient address rejected: User unknown`);
@@ -281,7 +285,8 @@ export class DeliveryService {
    * One shared body for every local recipient, committed before the caller answers 250; then a
    * bus event per recipient so IDLE sessions and push wake at once. The stored copy is `head`
    * (the rewritten header block) over the received bytes after their header; its structure is
-   * the one the gate read, with that head on top.
+   * the one the gate read, with that head on top. The store resolves the recipients in its
+   * write transaction: an account deleted or blocked since RCPT gets nothing.
    */
   async #deliverLocal(
     sender: string,
@@ -290,12 +295,6 @@ export class DeliveryService {
     message: { tree: MimePart; body: SpooledBody },
   ): Promise<{ delivered: number; fullReply?: Reply }> {
     if (recipients.length === 0) return { delivered: 0 };
-    const accounts: AccountRecord[] = [];
-    for (const r of recipients) {
-      const a = await this.#accounts.getAccount(r.toLowerCase());
-      if (a && !a.blocked) accounts.push(a);
-    }
-    if (accounts.length === 0) return { delivered: 0 };
     const { tree, body } = message;
     const outcomes = await this.#store.deliver({
       head,
@@ -303,18 +302,17 @@ export class DeliveryService {
       body,
       structure: encodeStructure(withTopHeader(tree, head)),
       internalDate: this.#now(),
-      targets: accounts.map((a) => ({ accountId: a.id, mailboxName: "INBOX" })),
+      targets: recipients.map((r) => ({ address: r.toLowerCase(), mailboxName: "INBOX" })),
       defaultQuotaBytes: this.limits.defaultQuotaBytes,
     });
     let delivered = 0;
     const full: string[] = [];
     for (const o of outcomes) {
-      const account = accounts.find((a) => a.id === o.accountId)!;
       if (o.ok) {
         delivered++;
-        this.#published(account, o, sender);
-      } else {
-        full.push(account.address);
+        this.#published(o, sender);
+      } else if (o.code !== "no_account") {
+        full.push(o.address ?? "");
         this.#log?.info("local delivery failed", { code: o.code });
       }
     }
@@ -327,20 +325,27 @@ export class DeliveryService {
     return { delivered };
   }
 
-  #published(
-    account: AccountRecord,
-    o: Extract<DeliveryOutcome, { ok: true }>,
-    sender: string,
-  ) {
-    this.#bus.publish({
-      type: "mail.delivered",
-      accountId: account.id,
-      address: account.address,
-      mailboxId: o.mailboxId,
-      uid: o.uid,
-      fromSelf: sender !== "" && sender.toLowerCase() === account.address,
-    });
+  #published(o: Extract<DeliveryOutcome, { ok: true }>, sender: string) {
+    this.#bus.publish(deliveredEvent(o, sender !== "" && sender.toLowerCase() === o.address));
   }
+}
+
+/** The bus event of one stored copy, with what its follow-ups need (see DeliveryOutcome). */
+export function deliveredEvent(
+  o: Extract<DeliveryOutcome, { ok: true }>,
+  fromSelf: boolean,
+): RelayEvent {
+  return {
+    type: "mail.delivered",
+    accountId: o.accountId,
+    address: o.address,
+    mailboxId: o.mailboxId,
+    uid: o.uid,
+    fromSelf,
+    usedBytes: o.usedBytes,
+    quotaBytes: o.quotaBytes,
+    hasPushTokens: o.hasPushTokens,
+  };
 }
 
 /** The transaction over an intake: `finish` runs at end(); the spool is freed either way. */

@@ -17,6 +17,13 @@ export type RelayEvent =
       uid: number;
       /** The message was sent by the recipient itself (bcc-self, multi-device): no push. */
       fromSelf: boolean;
+      /**
+       * The account as the delivery's transaction left it, so its follow-ups need no read:
+       * bytes used after it, quota (null: the default), whether it has any push token.
+       */
+      usedBytes: number;
+      quotaBytes: number | null;
+      hasPushTokens: boolean;
     }
     /** Anything else that changed a mailbox's contents or flags (APPEND, STORE, EXPUNGE, MOVE…). */
     | { type: "mailbox.changed"; accountId: number; mailboxId: number; origin?: string }

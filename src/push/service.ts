@@ -56,9 +56,13 @@ export class PushService {
     await this.#running;
   }
 
-  /** A message was stored for the account: queue one notification per device token. */
-  async notify(accountId: number): Promise<void> {
-    if (!this.#o.enabled() || !this.#o.url()) return;
+  /**
+   * A message was stored for the account: queue one notification per device token. `seen`:
+   * whether the account had any token when the message was stored (the delivery reads it in
+   * its transaction); without one there is nothing to read.
+   */
+  async notify(accountId: number, seen?: { hasPushTokens: boolean }): Promise<void> {
+    if (!this.#o.enabled() || !this.#o.url() || seen?.hasPushTokens === false) return;
     const now = this.#now();
     const tokens = await this.#o.store.listPushTokens(accountId, now - TOKEN_LIFETIME_MS);
     let queued = false;

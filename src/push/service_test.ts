@@ -2,6 +2,7 @@
 // what the test says, with a real (in-memory) SQLite store and a clock the test moves.
 
 import assert from "node:assert/strict";
+import { bytesBody } from "../store/message_input.ts";
 import { openSqliteStore } from "../store/sqlite/mod.ts";
 import { PushService, retryDelaySeconds, TOKEN_LIFETIME_MS } from "./service.ts";
 
@@ -68,6 +69,53 @@ Deno.test("one POST per live token, the token as the body; 200 ends the job", as
   assert.equal(await t.store.countPushJobs(), 0);
   // The next message queues them again.
   await t.push.notify(t.id);
+  assert.equal(await t.store.countPushJobs(), 2);
+});
+
+Deno.test("notify after a delivery: no token row, no read; with tokens, one job each", async () => {
+  await using t = await setup();
+  let reads = 0;
+  const counted = new Proxy(t.store, {
+    get(target, name, receiver) {
+      if (name === "listPushTokens") reads++;
+      return Reflect.get(target, name, receiver);
+    },
+  });
+  const push = new PushService({
+    store: counted,
+    url: () => "http://127.0.0.1:9/",
+    enabled: () => true,
+    now: t.now,
+  });
+  const deliver = async () => {
+    const [o] = await t.store.deliver({
+      body: bytesBody(new TextEncoder().encode("Subject: x\r\n\r\nbody\r\n")),
+      internalDate: t.now(),
+      targets: [{ address: "bob@example.org", mailboxName: "INBOX" }],
+      defaultQuotaBytes: 1_000_000,
+    });
+    assert.ok(o.ok);
+    return o;
+  };
+  const bare = await deliver();
+  assert.equal(bare.hasPushTokens, false);
+  await push.notify(t.id, bare);
+  assert.equal(reads, 0);
+  assert.equal(await t.store.countPushJobs(), 0);
+  await t.store.upsertPushToken(t.id, "token-1", t.now());
+  await t.store.upsertPushToken(t.id, "token-2", t.now());
+  const withTokens = await deliver();
+  assert.equal(withTokens.hasPushTokens, true);
+  await push.notify(t.id, withTokens);
+  assert.equal(reads, 1);
+  assert.equal(await t.store.countPushJobs(), 2);
+  // A stale token still has its row: read, but nothing is queued for it.
+  await t.store.removePushTokens(t.id);
+  await t.store.upsertPushToken(t.id, "stale", t.now() - TOKEN_LIFETIME_MS - 1);
+  const stale = await deliver();
+  assert.equal(stale.hasPushTokens, true);
+  await push.notify(t.id, stale);
+  assert.equal(reads, 2);
   assert.equal(await t.store.countPushJobs(), 2);
 });
 

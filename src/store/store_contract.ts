@@ -94,8 +94,88 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
       targets: [{ accountId: a.id, mailboxName: "INBOX" }],
       defaultQuotaBytes: 1000,
     });
-    assert.deepEqual(second[0], { accountId: a.id, ok: false, code: "quota_exceeded" });
+    assert.deepEqual(second[0], {
+      accountId: a.id,
+      address: "a@x",
+      ok: false,
+      code: "quota_exceeded",
+    });
     assert.equal(await s.usedBytes(a.id), 600);
+  });
+
+  test("deliver() resolves targets by address and reports use, quota and push tokens", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const b = (await s.createAccount({ address: "b@x", passwordHash: "h", now: 1 })).account;
+    await s.setQuota(b.id, 5000);
+    await s.upsertPushToken(b.id, "tok", 1);
+    const out = await s.deliver({
+      body: bytesBody(new Uint8Array(300)),
+      internalDate: 1,
+      targets: [
+        { address: "A@X", mailboxName: "INBOX" },
+        { address: "b@x", mailboxName: "INBOX" },
+        { accountId: b.id, mailboxName: "INBOX" },
+      ],
+      defaultQuotaBytes: 1000,
+    });
+    const [oa, ob, ob2] = out;
+    assert.ok(oa.ok && ob.ok && ob2.ok);
+    assert.deepEqual(
+      [oa.accountId, oa.address, oa.usedBytes, oa.quotaBytes, oa.hasPushTokens],
+      [a.id, "a@x", await s.usedBytes(a.id), null, false],
+    );
+    assert.equal(await s.usedBytes(a.id), 300);
+    // Both copies for b counted: the figures are those after the whole delivery.
+    for (const o of [ob, ob2]) {
+      assert.deepEqual(
+        [o.accountId, o.address, o.usedBytes, o.quotaBytes, o.hasPushTokens],
+        [b.id, "b@x", 600, 5000, true],
+      );
+    }
+    assert.equal(await s.usedBytes(b.id), 600);
+    assert.equal((await s.getAccountById(b.id))!.usedBytes, 600);
+  });
+
+  test("deliver() stores nothing for unknown, deleted or blocked accounts", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const b = (await s.createAccount({ address: "b@x", passwordHash: "h", now: 1 })).account;
+    const c = (await s.createAccount({ address: "c@x", passwordHash: "h", now: 1 })).account;
+    await s.setAccountBlocked(b.id, true);
+    await s.deleteAccount(c.id);
+    const deliver = (targets: Parameters<Store["deliver"]>[0]["targets"]) =>
+      s.deliver({
+        body: bytesBody(enc.encode("Subject: x\r\n\r\nbody\r\n")),
+        internalDate: 1,
+        targets,
+        defaultQuotaBytes: 1000,
+      });
+    const none = await deliver([
+      { address: "b@x", mailboxName: "INBOX" },
+      { accountId: b.id, mailboxName: "INBOX" },
+      { address: "c@x", mailboxName: "INBOX" },
+      { accountId: c.id, mailboxName: "INBOX" },
+      { address: "nobody@x", mailboxName: "INBOX" },
+    ]);
+    assert.deepEqual(none, [
+      { ok: false, accountId: b.id, address: "b@x", code: "no_account" },
+      { ok: false, accountId: b.id, address: "b@x", code: "no_account" },
+      { ok: false, accountId: null, address: "c@x", code: "no_account" },
+      { ok: false, accountId: c.id, address: null, code: "no_account" },
+      { ok: false, accountId: null, address: "nobody@x", code: "no_account" },
+    ]);
+    assert.equal((await s.listMailboxes(b.id))[0].messages, 0);
+    assert.equal(await s.usedBytes(b.id), 0);
+    // Mixed: the usable account gets its copy, the others still nothing.
+    const mixed = await deliver([
+      { address: "b@x", mailboxName: "INBOX" },
+      { address: "a@x", mailboxName: "INBOX" },
+    ]);
+    assert.deepEqual(mixed.map((o) => o.ok), [false, true]);
+    assert.equal((await s.listMailboxes(a.id))[0].messages, 1);
+    assert.equal((await s.listMailboxes(b.id))[0].messages, 0);
+    // Unblocked, it receives again.
+    await s.setAccountBlocked(b.id, false);
+    assert.equal((await deliver([{ address: "b@x", mailboxName: "INBOX" }]))[0].ok, true);
   });
 
   test("setFlags(), expunge() and changesSince() track modseqs", async (s) => {

@@ -227,15 +227,41 @@ export interface MailboxChanges {
   highestModSeq: number;
 }
 
-export interface DeliveryTarget {
-  accountId: number;
-  mailboxName: string;
-  flags?: string[];
-}
+/**
+ * Where deliver() stores a copy: an account named by id or by address. The store resolves it in
+ * its write transaction, so an account deleted or blocked up to the commit gets nothing.
+ */
+export type DeliveryTarget =
+  & ({ accountId: number; address?: undefined } | { address: string; accountId?: undefined })
+  & { mailboxName: string; flags?: string[] };
 
+/**
+ * One per target, in target order. A stored copy carries what the follow-ups of a delivery
+ * need, read in the same transaction (so they need no read of their own): the account's used
+ * bytes after this delivery, its quota (null: the default) and whether it has any push token
+ * row (expired ones included: notifying still filters by age).
+ */
 export type DeliveryOutcome =
-  | { accountId: number; ok: true; mailboxId: number; uid: number; modSeq: number }
-  | { accountId: number; ok: false; code: "quota_exceeded" | "mailbox_not_found" };
+  | {
+    ok: true;
+    accountId: number;
+    address: string;
+    mailboxId: number;
+    uid: number;
+    modSeq: number;
+    usedBytes: number;
+    quotaBytes: number | null;
+    hasPushTokens: boolean;
+  }
+  | {
+    ok: false;
+    /** null when the target named an address that has no account. */
+    accountId: number | null;
+    /** null when the target named an id that has no account. */
+    address: string | null;
+    /** no_account: none by that id or address, or it is blocked. */
+    code: "quota_exceeded" | "mailbox_not_found" | "no_account";
+  };
 
 export interface FlagUpdate {
   uids: number[];
@@ -364,7 +390,10 @@ export interface MailboxStore {
 
   /** Receives a body for deliver/append/enqueue (see BodySpool). */
   createSpool(): BodySpool;
-  /** Stores one body shared by every target; per-target quota is checked against maxBytes. */
+  /**
+   * Stores one body shared by every target; each target's quota is checked (its own, else
+   * `defaultQuotaBytes`). Targets without a usable account (deleted, blocked) get nothing.
+   */
   deliver(
     input: MessageInput & {
       internalDate: number;

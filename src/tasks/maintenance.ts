@@ -182,9 +182,15 @@ export class Maintenance {
   /**
    * Past 75 % of its quota a mailbox loses its oldest messages until it is at 70 %; messages
    * younger than 24 h are never deleted (trimming stops at the first one). Returns how many.
+   * `seen`: the account's use and quota as a delivery just committed them; under the threshold
+   * there nothing is read (each delivery reports the use after it, APPENDs included).
    */
-  async trimQuota(accountId: number): Promise<number> {
+  async trimQuota(
+    accountId: number,
+    seen?: { usedBytes: number; quotaBytes: number | null },
+  ): Promise<number> {
     const { store } = this.#o;
+    if (seen && seen.usedBytes <= (seen.quotaBytes ?? this.#o.defaultQuotaBytes) * 0.75) return 0;
     const account = await store.getAccountById(accountId);
     if (!account) return 0;
     const limit = account.quotaBytes ?? this.#o.defaultQuotaBytes;

@@ -131,6 +131,58 @@ Deno.test("quota-trim: past 75 % the oldest go until 70 %; mail younger than 24 
   assert.equal(await t.m.trimQuota(9999), 0, "an unknown account is no error");
 });
 
+Deno.test("quota-trim after a delivery: under 75 % as the delivery saw it, no read; past it, trims", async () => {
+  await using t = setup({ quotaBytes: 10_000 });
+  let reads = 0;
+  const counted = new Proxy(t.store, {
+    get(target, name, receiver) {
+      if (name === "getAccountById") reads++;
+      return Reflect.get(target, name, receiver);
+    },
+  });
+  const m = new Maintenance({
+    store: counted,
+    retention: {
+      deleteMailsAfterDays: 20,
+      deleteLargeAfterDays: 7,
+      deleteInactiveUsersAfterDays: 90,
+    },
+    defaultQuotaBytes: 10_000,
+    now: () => T0,
+  });
+  const a = await t.account("alice@example.org");
+  for (const age of [9, 8, 7]) await t.message(a.id, 2_500, age);
+  const deliver = async () => {
+    const [o] = await t.store.deliver({
+      body: bytesBody(new TextEncoder().encode("Subject: x\r\n\r\n".padEnd(100, "x"))),
+      internalDate: T0,
+      targets: [{ address: "alice@example.org", mailboxName: "INBOX" }],
+      defaultQuotaBytes: 10_000,
+    });
+    assert.ok(o.ok);
+    return o;
+  };
+  // 7 600 of 10 000 after this delivery: past 75 %, so the account is read and trimmed.
+  const over = await deliver();
+  assert.equal(over.usedBytes, 7_600);
+  assert.equal(await t.store.usedBytes(a.id), over.usedBytes);
+  assert.equal(await m.trimQuota(a.id, over), 1);
+  assert.equal(reads, 1);
+  assert.equal(await t.store.usedBytes(a.id), 5_100);
+  // 5 200 after the next: well under, nothing read, nothing removed.
+  const under = await deliver();
+  assert.deepEqual([under.usedBytes, under.quotaBytes], [5_200, null]);
+  assert.equal(await m.trimQuota(a.id, under), 0);
+  assert.equal(reads, 1);
+  // The account's own quota counts, as the delivery read it.
+  await t.store.setQuota(a.id, 6_000);
+  const own = await deliver();
+  assert.deepEqual([own.usedBytes, own.quotaBytes], [5_300, 6_000]);
+  assert.equal(await m.trimQuota(a.id, own), 1);
+  assert.equal(reads, 2);
+  assert.equal(await t.store.usedBytes(a.id), 2_800);
+});
+
 Deno.test("expired messages leave no readable body; unknown tasks are named", async () => {
   await using t = setup();
   const a = await t.account("alice@example.org");

@@ -21,7 +21,7 @@ import { messageSize } from "../sqlite/bodies.ts";
 import type { Q } from "./connection.ts";
 import { key, type KeyContext, read, write } from "./op.ts";
 import { freeBodies, insertBody } from "./bodies.ts";
-import { nextUidValidity } from "./shared_sql.ts";
+import { lockKeys, nextUidValidity } from "./shared_sql.ts";
 import { mailboxKeywords } from "./keywords.ts";
 
 interface MailboxRow {
@@ -249,6 +249,9 @@ const accountOfMailbox = async (ctx: KeyContext, [id]: [number, ...unknown[]]) =
   key.account(await ctx.accountOf(id)),
 ];
 
+/** The accounts a deliver() batch locked (its keys), for the run to lock what it finds besides. */
+const deliverLocks = new WeakMap<DeliverInput, Set<number>>();
+
 type DeliverInput = MessageInput & {
   internalDate: number;
   targets: DeliveryTarget[];
@@ -354,22 +357,61 @@ export const mailOps = {
   deliver: write(
     async (q, env, input: DeliverInput) => {
       const size = messageSize(input);
+      const addresses = input.targets.flatMap((t) => t.address === undefined ? [] : [t.address]);
+      const ids = input.targets.flatMap((t) => t.address === undefined ? [t.accountId] : []);
+      // The accounts as this transaction sees them (one deleted or blocked since the caller
+      // looked gets nothing), with their target mailboxes.
+      const rows = await q<
+        { id: number; address: string; blocked: boolean; mailbox: number | null; name: string }[]
+      >`
+        SELECT a.id, a.address, a.blocked, m.id AS mailbox, m.name FROM accounts a
+        LEFT JOIN mailboxes m ON m.account_id = a.id
+          AND m.name = ANY(${input.targets.map((t) => t.mailboxName)}::text[])
+        WHERE a.address = ANY(${addresses.map((a) => a.toLowerCase())}::text[])
+          OR a.id = ANY(${ids}::bigint[])`;
+      const accounts = [...new Map(rows.map((r) => [r.id, r])).values()];
+      // The batch locked the accounts the addresses had when it was formed (deliverLocks); one
+      // deleted and created again since is locked here (a deadlock this may cause reruns).
+      const locked = deliverLocks.get(input);
+      const unlocked = accounts.filter((a) => !locked?.has(a.id));
+      if (unlocked.length > 0) await lockKeys(q, unlocked.map((a) => key.account(a.id)));
+      const byId = new Map(accounts.map((a) => [a.id, a]));
+      const byAddress = new Map(accounts.map((a) => [a.address, a]));
+      const accountOf = (t: DeliveryTarget) =>
+        t.address === undefined ? byId.get(t.accountId) : byAddress.get(t.address.toLowerCase());
+      const usable = (t: DeliveryTarget) => {
+        const a = accountOf(t);
+        return a && !a.blocked ? a : null;
+      };
+      const missing = (t: DeliveryTarget): DeliveryOutcome => {
+        const a = accountOf(t);
+        return {
+          ok: false,
+          accountId: a?.id ?? t.accountId ?? null,
+          address: a?.address ?? t.address?.toLowerCase() ?? null,
+          code: "no_account",
+        };
+      };
       const out: DeliveryOutcome[] = [];
+      if (!input.targets.some(usable)) return input.targets.map(missing);
       // The body goes in first (one statement); every target then takes a UID in one statement
-      // each, all sent at once. A body nobody took is removed again.
+      // each. A body nobody took is removed again.
       const bodyId = await insertBody(q, input, env.now());
-      const mailboxes = await q<{ id: number; account_id: number; name: string }[]>`
-        SELECT id, account_id, name FROM mailboxes
-        WHERE (account_id, name) IN (SELECT * FROM unnest(
-          ${input.targets.map((t) => t.accountId)}::bigint[],
-          ${input.targets.map((t) => t.mailboxName)}::text[]))`;
-      const found = new Map(mailboxes.map((m) => [`${m.account_id} ${m.name}`, m.id]));
+      const found = new Map(
+        rows.filter((r) => r.mailbox !== null).map((r) => [`${r.id} ${r.name}`, r.mailbox!]),
+      );
       // Sequentially: two targets of one account must see each other's size against the quota.
-      let taken = 0;
+      const stored: number[] = [];
       for (const t of input.targets) {
-        const mailboxId = found.get(`${t.accountId} ${t.mailboxName}`);
+        const a = usable(t);
+        if (!a) {
+          out.push(missing(t));
+          continue;
+        }
+        const accountId = a.id;
+        const mailboxId = found.get(`${accountId} ${t.mailboxName}`);
         if (mailboxId === undefined) {
-          out.push({ accountId: t.accountId, ok: false, code: "mailbox_not_found" });
+          out.push({ ok: false, accountId, address: a.address, code: "mailbox_not_found" });
           continue;
         }
         const r = await insertMessage(
@@ -382,16 +424,54 @@ export const mailOps = {
           { defaultBytes: input.defaultQuotaBytes },
         );
         if (!r) {
-          out.push({ accountId: t.accountId, ok: false, code: "quota_exceeded" });
+          out.push({ ok: false, accountId, address: a.address, code: "quota_exceeded" });
           continue;
         }
-        taken++;
-        out.push({ accountId: t.accountId, ok: true, mailboxId, uid: r.uid, modSeq: r.modSeq });
+        stored.push(out.length);
+        out.push({
+          ok: true,
+          accountId,
+          address: a.address,
+          mailboxId,
+          uid: r.uid,
+          modSeq: r.modSeq,
+          usedBytes: 0,
+          quotaBytes: null,
+          hasPushTokens: false,
+        });
       }
-      if (taken === 0) await freeBodies(q, [bodyId], env.now());
+      if (stored.length === 0) await freeBodies(q, [bodyId], env.now());
+      else {
+        // What the follow-ups need, after every insert (quota trimming, push).
+        const rows = await q<
+          { id: number; used_bytes: number; quota_bytes: number | null; push: boolean }[]
+        >`
+          SELECT id, used_bytes, quota_bytes,
+            EXISTS (SELECT 1 FROM push_tokens p WHERE p.account_id = a.id) AS push
+          FROM accounts a
+          WHERE id = ANY(${stored.map((i) => out[i].accountId!)}::bigint[])`;
+        const f = new Map(rows.map((r) => [r.id, r]));
+        for (const i of stored) {
+          const r = f.get(out[i].accountId!)!;
+          Object.assign(out[i], {
+            usedBytes: r.used_bytes,
+            quotaBytes: r.quota_bytes,
+            hasPushTokens: r.push,
+          });
+        }
+      }
       return out;
     },
-    (_c, [input]) => input.targets.map((t) => key.account(t.accountId)),
+    async (ctx, [input]) => {
+      const ids = [
+        ...input.targets.flatMap((t) => t.address === undefined ? [t.accountId] : []),
+        ...await ctx.accountsOf(
+          input.targets.flatMap((t) => t.address === undefined ? [] : [t.address.toLowerCase()]),
+        ),
+      ];
+      deliverLocks.set(input, new Set(ids));
+      return ids.map((id) => key.account(id));
+    },
   ),
   append: write(
     async (q, env, input: AppendInput) => {

@@ -131,6 +131,12 @@ function buildStore(
       accounts.set(mailboxId, r.a);
       return r.a;
     },
+    async accountsOf(addresses) {
+      if (addresses.length === 0) return [];
+      const rows = await sql<{ id: number }[]>`
+        SELECT id FROM accounts WHERE address = ANY(${addresses}::text[])`;
+      return rows.map((r) => r.id);
+    },
   };
   const call = (name: string, def: OpDef, args: unknown[]): Promise<unknown> => {
     const at = now();

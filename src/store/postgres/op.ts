@@ -11,6 +11,11 @@ import type { OpEnv } from "./write_batch.ts";
 export interface KeyContext {
   /** The account owning a mailbox (ids are never reused: cached). */
   accountOf(mailboxId: number): Promise<number>;
+  /**
+   * The accounts of those addresses as they are now (not cached: an address may be deleted and
+   * taken again by a new account); missing ones are left out.
+   */
+  accountsOf(addresses: string[]): Promise<number[]>;
 }
 
 type Run<A extends unknown[], R> = (q: Q, env: OpEnv, ...args: A) => Promise<R>;

@@ -5,6 +5,7 @@ import { RelayError } from "../../errors.ts";
 import type {
   CopyResult,
   DeliveryOutcome,
+  DeliveryTarget,
   FlagUpdateResult,
   MailboxRecord,
   MailboxStore,
@@ -134,6 +135,24 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
   };
   const used = (accountId: number) =>
     db.get<{ n: number }>("SELECT used_bytes AS n FROM accounts WHERE id = ?", accountId)?.n ?? 0;
+  /** A delivery target's account, by id or address, as this transaction sees it. */
+  const targetAccount = (t: DeliveryTarget) =>
+    db.get<{ id: number; address: string; blocked: number }>(
+      t.address === undefined
+        ? "SELECT id, address, blocked FROM accounts WHERE id = ?"
+        : "SELECT id, address, blocked FROM accounts WHERE address = ?",
+      t.address === undefined ? t.accountId : t.address.toLowerCase(),
+    );
+  /** What a delivered message's follow-ups (quota trimming, push) need about its account. */
+  const followUps = (accountId: number) => {
+    const r = db.get<{ used: number; quota: number | null; push: number }>(
+      `SELECT used_bytes AS used, quota_bytes AS quota,
+         EXISTS (SELECT 1 FROM push_tokens WHERE account_id = accounts.id) AS push
+       FROM accounts WHERE id = ?`,
+      accountId,
+    )!;
+    return { usedBytes: r.used, quotaBytes: r.quota, hasPushTokens: r.push === 1 };
+  };
   /** Whether `size` more bytes fit the account's quota (one read for use and quota). */
   const fits = (accountId: number, size: number, fallback: number) => {
     const a = db.get<{ used: number; quota: number | null }>(
@@ -383,14 +402,27 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
         let bodyId = 0;
         const out: DeliveryOutcome[] = [];
         const filled = new Set<number>();
+        const stored: { index: number; accountId: number }[] = [];
         for (const t of targets) {
-          const mb = row(t.accountId, t.mailboxName);
-          if (!mb) {
-            out.push({ accountId: t.accountId, ok: false, code: "mailbox_not_found" });
+          const a = targetAccount(t);
+          if (!a || a.blocked) {
+            out.push({
+              ok: false,
+              accountId: a?.id ?? t.accountId ?? null,
+              address: a?.address ?? t.address?.toLowerCase() ?? null,
+              code: "no_account",
+            });
             continue;
           }
-          if (!fits(t.accountId, size, defaultQuotaBytes)) {
-            out.push({ accountId: t.accountId, ok: false, code: "quota_exceeded" });
+          const fail = (code: "quota_exceeded" | "mailbox_not_found") =>
+            out.push({ ok: false, accountId: a.id, address: a.address, code });
+          const mb = row(a.id, t.mailboxName);
+          if (!mb) {
+            fail("mailbox_not_found");
+            continue;
+          }
+          if (!fits(a.id, size, defaultQuotaBytes)) {
+            fail("quota_exceeded");
             continue;
           }
           if (bodyId === 0) bodyId = insertBody(db, files, input, now());
@@ -404,7 +436,23 @@ export function mailStore({ db, files, now }: OpEnv): MailOps {
             filled.has(mb.id) ? undefined : mb,
           );
           filled.add(mb.id);
-          out.push({ accountId: t.accountId, ok: true, mailboxId: mb.id, uid, modSeq });
+          stored.push({ index: out.length, accountId: a.id });
+          out.push({
+            ok: true,
+            accountId: a.id,
+            address: a.address,
+            mailboxId: mb.id,
+            uid,
+            modSeq,
+            usedBytes: 0,
+            quotaBytes: null,
+            hasPushTokens: false,
+          });
+        }
+        // After every insert: a second copy for one account counts in both outcomes.
+        for (const { index, accountId } of stored) {
+          const f = followUps(accountId);
+          Object.assign(out[index], f);
         }
         return out;
       });
