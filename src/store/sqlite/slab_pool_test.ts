@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
 import { POOL_BYTES, SLAB_MIN, SlabPool } from "./slab_pool.ts";
 
-Deno.test("slab sizes: powers of two from SLAB_MIN, each boundary on the smaller side", () => {
-  assert.equal(SlabPool.sizeFor(0), SLAB_MIN);
-  assert.equal(SlabPool.sizeFor(1), SLAB_MIN);
-  assert.equal(SlabPool.sizeFor(SLAB_MIN), SLAB_MIN);
-  assert.equal(SlabPool.sizeFor(SLAB_MIN + 1), 2 * SLAB_MIN);
-  assert.equal(SlabPool.sizeFor(4 * SLAB_MIN), 4 * SLAB_MIN);
-  assert.equal(SlabPool.sizeFor(4 * SLAB_MIN + 1), 8 * SLAB_MIN);
+Deno.test("slab sizes: SLAB_MIN, then the largest kept, then doubling; each boundary on the smaller side", () => {
+  const pool = new SlabPool(false, 8 * SLAB_MIN);
+  assert.equal(pool.sizeFor(0), SLAB_MIN);
+  assert.equal(pool.sizeFor(1), SLAB_MIN);
+  assert.equal(pool.sizeFor(SLAB_MIN), SLAB_MIN);
+  assert.equal(pool.sizeFor(SLAB_MIN + 1), 8 * SLAB_MIN);
+  assert.equal(pool.sizeFor(8 * SLAB_MIN), 8 * SLAB_MIN);
+  assert.equal(pool.sizeFor(8 * SLAB_MIN + 1), 16 * SLAB_MIN);
+  assert.equal(pool.sizeFor(32 * SLAB_MIN + 1), 64 * SLAB_MIN);
 });
 
 Deno.test("a slab given back is the next one taken of its size; shared slabs are shared", () => {
