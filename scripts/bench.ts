@@ -63,6 +63,7 @@ import type { TernBench } from "./bench/tern.ts";
 import {
   hostInfo,
   loadavg,
+  mainThreadCpuMs,
   median,
   raiseNofile,
   sleep,
@@ -280,6 +281,7 @@ function ternTarget(t: TernBench): Target {
     imapMem: () => treeMem([t.pid]),
     totalMem: () => treeMem([t.pid]),
     cpuMs: () => treeCpuMs([t.pid]),
+    mainThreadCpuMs: () => mainThreadCpuMs(t.pid),
     syscalls: () => treeSyscalls([t.pid]),
     // Everything in the data directory: the database (with WAL) and any body files.
     storageBytes: () => dirBytes(t.dataDir),
@@ -738,9 +740,11 @@ async function submissionRuns(b: Bench) {
           `  ${s.accepted} accepted (${s.acceptedPerSec.toFixed(0)}/s), ${s.rejected} rejected, ` +
             `${s.delivered} delivered (${s.deliveredPerSec.toFixed(0)}/s), p50 ${
               s.p50Ms.toFixed(1)
-            } ms p99 ${s.p99Ms.toFixed(1)} ms, server CPU ${
-              s.serverCpuMsPerMsg.toFixed(2)
-            } ms/msg, syscalls/msg ${s.serverReadsPerMsg.toFixed(1)} read ${
+            } ms p99 ${s.p99Ms.toFixed(1)} ms, server CPU ${s.serverCpuMsPerMsg.toFixed(2)} ms/msg${
+              Number.isNaN(s.mainThreadCpuMsPerMsg)
+                ? ""
+                : ` (main thread ${s.mainThreadCpuMsPerMsg.toFixed(2)})`
+            }, syscalls/msg ${s.serverReadsPerMsg.toFixed(1)} read ${
               s.serverWritesPerMsg.toFixed(1)
             } write, ` +
             `NOOP p99 ${s.noopP99Ms.toFixed(1)} ms max ${

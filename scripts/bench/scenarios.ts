@@ -27,6 +27,12 @@ export interface Target {
   totalMem(): Mem;
   /** CPU time (ms) all server processes used so far. */
   cpuMs(): number;
+  /**
+   * CPU time (ms) of the server's main thread alone, where it has one that bounds it (tern: the
+   * sessions, TLS and the gate run there). Unlike a wall-clock profile's busy time it does not
+   * count the time the thread waited for a core on a loaded machine.
+   */
+  mainThreadCpuMs?(): number;
   /** System calls of the server processes so far (treeSyscalls). */
   syscalls(): { reads: number; writes: number };
   /** Bytes stored for a user's mail (tern: its whole data directory). */
@@ -97,6 +103,8 @@ export interface SubmissionResult {
   drainSeconds: number;
   /** Server CPU time per delivered message, from the first MAIL until all were delivered. */
   serverCpuMsPerMsg: number;
+  /** The main thread's share of it (NaN when the target has no such figure). */
+  mainThreadCpuMsPerMsg: number;
   /** The server's read and write system calls per delivered message (live processes only). */
   serverReadsPerMsg: number;
   serverWritesPerMsg: number;
@@ -133,6 +141,7 @@ export async function submission(
     let accepted = 0, rejected = 0, firstError = "";
     let sendDone = false, tSendEnd = 0, clientCpuEnd = 0;
     const cpu0 = t.cpuMs(), sys0 = t.syscalls(), clientCpu0 = selfCpuMs();
+    const main0 = t.mainThreadCpuMs?.() ?? NaN;
     const t0 = now();
     const tEnd = t0 + opts.durationMs;
     const sending = Promise.all(sessions.map(async (c, i) => {
@@ -173,6 +182,7 @@ export async function submission(
       await sleep(sendDone ? 50 : 200);
     }
     const serverCpu = t.cpuMs() - cpu0;
+    const mainCpu = (t.mainThreadCpuMs?.() ?? NaN) - main0;
     const sys1 = t.syscalls();
     await sending;
     const noop = await noops;
@@ -194,6 +204,7 @@ export async function submission(
       deliveredPerSec: delivered / deliverSeconds,
       drainSeconds: Math.max(0, deliverSeconds - sendSeconds),
       serverCpuMsPerMsg: serverCpu / delivered,
+      mainThreadCpuMsPerMsg: mainCpu / delivered,
       serverReadsPerMsg: (sys1.reads - sys0.reads) / delivered,
       serverWritesPerMsg: (sys1.writes - sys0.writes) / delivered,
       clientCpuPct: ((clientCpuEnd - clientCpu0) / (tSendEnd - t0)) * 100,

@@ -176,6 +176,17 @@ function cpuTimes(pid: number): number[] | null {
   }
 }
 
+/** CPU time (ms) used by one process's main thread (its thread id is the process id). */
+export function mainThreadCpuMs(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / clkTck;
+  } catch {
+    return NaN; // ended meanwhile
+  }
+}
+
 /**
  * CPU time (ms) used by the process trees under `roots`: every live process's own time plus the
  * time of children it has reaped, so short-lived workers are counted once they exit.

@@ -181,7 +181,8 @@ export interface SpooledBody {
  * the caller must leave those bytes unchanged until the promise settles and may reuse them
  * afterwards; `finish` makes the body durable enough to be committed and returns it. After
  * the last deliver/append/enqueue using the body, `discard` frees what no commit kept; it is
- * also the way to give up (safe to call at any point, and twice).
+ * also the way to give up (safe to call at any point, and twice). The finished body's bytes are
+ * not to be read after `discard` (the SQLite store gives their memory to the next body).
  */
 export interface BodySpool {
   write(chunk: Uint8Array): Promise<void>;

@@ -21,7 +21,8 @@ import { type BatchRunner, WriteQueue } from "./write_queue.ts";
 import { StoreThread } from "./store_thread.ts";
 import { Checkpointer, WRITER_AUTOCHECKPOINT } from "./checkpointer.ts";
 import { OnDemandThread } from "./on_demand_thread.ts";
-import { SqliteSpool } from "./spool.ts";
+import { leaseBody, SqliteSpool } from "./spool.ts";
+import { SlabPool } from "./slab_pool.ts";
 import { FileBodyReader, MemoryBodyReader } from "./body_reader.ts";
 import { isBodyFileName, tmpDirOf } from "./body_files.ts";
 import type { BodyRow } from "./bodies.ts";
@@ -243,7 +244,13 @@ function buildStore(
       );
       if (noop !== undefined) return noop as T;
     }
-    return await pending(() => exec.write.write(op(name, args)) as Promise<T>);
+    // A body in a slab stays out of reuse until the call that reads it settled (spool.ts).
+    const release = leaseBody(args);
+    try {
+      return await pending(() => exec.write.write(op(name, args)) as Promise<T>);
+    } finally {
+      release?.();
+    }
   };
   const heavy = <T>(name: OpName, args: unknown[]) => exec.heavy(op(name, args)) as Promise<T>;
   const tiny = () =>
@@ -268,6 +275,8 @@ function buildStore(
     };
   }
 
+  // Shared in the threaded store: the writer thread reads a body's slab where it is.
+  const slabs = new SlabPool(threaded, INLINE_LIMIT);
   let closing: Promise<void> | null = null;
   const special: Omit<SqliteStore, keyof typeof OP_KINDS> = {
     db: engine.db,
@@ -280,7 +289,7 @@ function buildStore(
       return exec.write.stats;
     },
     checkpointStats,
-    createSpool: () => new SqliteSpool(bodiesDir, () => exec.write.lowSpace, threaded),
+    createSpool: () => new SqliteSpool(bodiesDir, slabs, () => exec.write.lowSpace),
 
     async openBody(bodyId: number): Promise<BodyReader | null> {
       const row = read<BodyRow | null>("bodyRow", [bodyId, MAIN_DATA]);
