@@ -12,6 +12,10 @@
 import { Engine, type OpCall } from "./engine.ts";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
 import { toWire } from "./wire_error.ts";
+import { idleCollector } from "./idle_collector.ts";
+
+/** A store thread idle this long after work runs one memory-reducing collection. */
+const IDLE_COLLECT_MS = 2_000;
 
 export type ToThread =
   | {
@@ -74,8 +78,10 @@ export function runStoreThread(early: MessageEvent[] = []): void {
     unsynced.push({ m, transfer });
     syncing ??= syncRounds();
   };
+  const collector = idleCollector(IDLE_COLLECT_MS);
   scope.onmessage = (e) => {
     const m = e.data;
+    collector.touch();
     try {
       switch (m.t) {
         case "open": {
@@ -106,6 +112,7 @@ export function runStoreThread(early: MessageEvent[] = []): void {
         }
         case "close":
           // The answers still waiting for their sync go out first (closing checkpoints anyway).
+          collector.stop();
           return void (syncing ?? Promise.resolve()).then(() => {
             engine?.close();
             engine = null;
