@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { scryptSync } from "node:crypto";
-import { ScryptPool } from "./password_pool.ts";
+import { ScryptPool, WORKER_NICE } from "./password_pool.ts";
 
 const job = (password: string) => ({
   password,
@@ -58,4 +58,30 @@ Deno.test("ScryptPool: close() fails waiting and running jobs and stops the work
   pool.close();
   for (const j of jobs) await assert.rejects(j, /closed|stopped/);
   assert.deepEqual(pool.stats().workers, 0);
+});
+
+/** The nice value of thread `tid` of this process (field 19 of its stat line). */
+function niceOf(tid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/self/task/${tid}/stat`);
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+}
+
+Deno.test({
+  name: "ScryptPool: each worker runs at a lower priority than the event loop, which keeps its own",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const pool = new ScryptPool(2, { idleMs: 60_000 });
+    try {
+      await Promise.all(["a", "b", "c"].map((p) => pool.run(job(p))));
+      await until(() => pool.priority.threads.size === pool.stats().workers, "threads reported");
+      assert.equal(pool.priority.failure, null);
+      assert.ok(pool.priority.threads.size >= 1);
+      for (const tid of pool.priority.threads) assert.equal(niceOf(tid), WORKER_NICE);
+      const self = Number(Deno.readLinkSync("/proc/thread-self").split("/").pop());
+      assert.equal(niceOf(self), 0);
+    } finally {
+      pool.close();
+    }
+    assert.equal(pool.priority.threads.size, 0);
+  },
 });

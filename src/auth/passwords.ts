@@ -162,6 +162,8 @@ export function passwordWork(): {
   hashes: number;
   verifications: number;
   inThread: string | null;
+  /** Why a worker could not lower its thread's priority (password_pool.ts), if one could not. */
+  priorityFailure: string | null;
 } {
   const s = pool.stats();
   return {
@@ -173,5 +175,6 @@ export function passwordWork(): {
     inWorkers: s.done,
     ...counts,
     inThread: pool.broken,
+    priorityFailure: pool.priority.failure,
   };
 }
