@@ -8,7 +8,7 @@
 // `maxLineBytes` is carried between chunks; the line that completes it goes to the sink on its
 // own, the rest of the chunk as views of the chunk (copied only where a stuffed dot splits it).
 
-import { BYTE_TEXT_MIN, byteText } from "../mime/mod.ts";
+import { BYTE_TEXT_MIN, byteText, countChar } from "../mime/mod.ts";
 
 export interface DataSource {
   readChunk(): Promise<Uint8Array | null>;
@@ -131,20 +131,26 @@ export async function readData(
         pos = 0;
       }
       if (text !== null && !overflowing) {
-        // Ordinary lines (CRLF, no CR inside, not starting with ".", within the line limit)
-        // only extend what is passed on: a tight loop takes them; the first other line, or a
-        // line not complete in `buf`, goes the general way below.
+        // Ordinary lines (CRLF, not starting with ".", within the line limit) only extend what
+        // is passed on: a tight loop takes them; the first other line, or a line not complete
+        // in `buf`, goes the general way below.
         let p = pos;
+        let lines = 0;
         while (true) {
           const nl = text.indexOf("\n", p);
           if (
             nl <= p || text.charCodeAt(nl - 1) !== CR || text.charCodeAt(p) === DOT ||
-            nl - 1 - p > limits.maxLineBytes ||
-            (!badLineEnding && text.indexOf("\r", p) < nl - 1)
+            nl - 1 - p > limits.maxLineBytes
           ) break;
+          lines++;
           p = nl + 1;
         }
         if (p > pos) {
+          // Each of these lines ends in CRLF: one CR per line, any more is a stray CR inside
+          // one (counted once for the run, not searched for per line). Such a line reads like
+          // any other otherwise (its length, its dot and its end were checked), so the run
+          // stays one piece.
+          if (!badLineEnding && countChar(text, "\r", pos, p) !== lines) badLineEnding = true;
           emit(pos, p);
           prevCrlf = true;
           pos = p;
