@@ -160,7 +160,10 @@ export async function readData(
       const lf = text !== null ? text.indexOf("\n", pos) : buf.indexOf(LF, pos);
       if (lf < 0) {
         const partial = buf.subarray(pos);
-        if (partial.length > limits.maxLineBytes) {
+        // A CR that ends the chunk may be the line's own CR (its LF comes next): it does not
+        // count against the line limit yet, or a line exactly at the limit would be refused.
+        const content = partial.length - (partial[partial.length - 1] === CR ? 1 : 0);
+        if (content > limits.maxLineBytes) {
           // Keep only the last byte (a possible CR before the coming LF).
           longLine = true;
           overflowing = true;
