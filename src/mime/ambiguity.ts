@@ -170,6 +170,20 @@ function preview(s: string): string {
 const latin1 = new TextDecoder("latin1");
 
 /**
+ * Bytes [s, e) as the Latin-1 decoder gives them. A short ASCII range (every Content-Type and
+ * Content-Transfer-Encoding a mailer writes) maps byte to char the same way without the
+ * decoder, whose call costs more than such a value takes to copy.
+ */
+function latin1Text(raw: Uint8Array, s: number, e: number): string {
+  if (e - s <= 1024) {
+    let i = s;
+    while (i < e && raw[i] < 0x80) i++;
+    if (i === e) return String.fromCharCode.apply(null, raw.subarray(s, e) as unknown as number[]);
+  }
+  return latin1.decode(raw.subarray(s, e));
+}
+
+/**
  * Content-Type in the one form every reader splits alike: `type/subtype` of tokens, then
  * `; name=value` with a token or a plain quoted string (no backslash, ";", CR, LF or encoded
  * word), no comments, no RFC 2231 `*` names, no parameter twice, a boundary within RFC 2046.
@@ -181,7 +195,7 @@ function checkContentType(raw: Uint8Array, s: number, e: number, report: Report)
       return report("content-type", "Content-Type holds control or 8-bit bytes", "content-type");
     }
   }
-  const v = latin1.decode(raw.subarray(s, e));
+  const v = latin1Text(raw, s, e);
   let i = 0;
   const blanks = (allowFold: boolean) => {
     for (;;) {
@@ -246,7 +260,7 @@ function checkTransferEncoding(raw: Uint8Array, s: number, e: number, report: Re
   let end = e;
   if (end > i && raw[end - 1] === LF) end--;
   if (end > i && raw[end - 1] === CR) end--;
-  const value = latin1.decode(raw.subarray(i, Math.min(end, i + 64))).toLowerCase();
+  const value = latin1Text(raw, i, Math.max(i, Math.min(end, i + 64))).toLowerCase();
   if (!TRANSFER_ENCODINGS.has(value)) {
     report(
       "transfer-encoding",
