@@ -291,8 +291,15 @@ export class MimeStreamParser {
     let lastLf: number;
     let lfs = 0, lineStart = s;
     if (text !== null) {
-      // "\n-" finds the first line after s that starts with "-" (s itself does not).
-      const d = text.indexOf("\n-", s);
+      // The LF before the first line after s that starts with "-" (s itself does not). A dash
+      // is searched alone first: one memchr, and in base64 (no "-" in its alphabet) the only
+      // search; a two-char search stops at every LF. A dash inside a line falls back to it.
+      const dash = text.indexOf("-", s + 1);
+      const d = dash < 0
+        ? -1
+        : text.charCodeAt(dash - 1) === LF
+        ? dash - 1
+        : text.indexOf("\n-", dash);
       lastLf = d < 0 ? text.lastIndexOf("\n") : d;
       if (lastLf < s) return s;
       // Counted in one native call, not found one by one (a call per line costs twice as much).
