@@ -39,6 +39,8 @@ const CR = 13;
 const LF = 10;
 const DOT = 46;
 const NO_BYTES = new Uint8Array(0);
+/** Equally long lines worth confirming with a count (it costs about what a few searches do). */
+const GUESS_MIN = 8;
 
 /** Null when the connection ends before the end-of-data line. */
 export async function readData(
@@ -103,6 +105,8 @@ export async function readData(
     if (out.length > 0) await sink.write(out, outText);
   };
   let overflowSaid = false;
+  /** Whether runs of equally long lines are still guessed (off for good after a wrong guess). */
+  let guessLines = true;
 
   while (true) {
     const chunk = await source.readChunk();
@@ -136,6 +140,8 @@ export async function readData(
         // in `buf`, goes the general way below.
         let p = pos;
         let lines = 0;
+        /** Where the line that the loop looks at begins. */
+        let start = p;
         while (true) {
           const nl = text.indexOf("\n", p);
           if (
@@ -144,6 +150,28 @@ export async function readData(
           ) break;
           lines++;
           p = nl + 1;
+          if (guessLines) {
+            // The lines that follow may be as long as this one (base64 bodies: all but the last
+            // of a part): their ends, CRLF, and their first bytes are looked at where they
+            // would be, and one count of the LFs over them confirms that no line ends between.
+            // Lines that pass are exactly the lines the search above would pass.
+            const len = p - start;
+            let q = p, k = 0;
+            while (
+              q + len <= text.length && text.charCodeAt(q + len - 1) === LF &&
+              text.charCodeAt(q + len - 2) === CR && text.charCodeAt(q) !== DOT
+            ) {
+              q += len;
+              k++;
+            }
+            if (k >= GUESS_MIN) {
+              if (countChar(text, "\n", p, q) === k) {
+                lines += k;
+                p = q;
+              } else guessLines = false; // shorter lines line up: searched line by line now
+            }
+          }
+          start = p;
         }
         if (p > pos) {
           // Each of these lines ends in CRLF: one CR per line, any more is a stray CR inside

@@ -193,6 +193,14 @@ Deno.test("readData: runs of ordinary lines are checked as a whole as line by li
     run64 + "..stuffed\r\n" + run64 + ".\r\r\n" + run64 + "..\r\n" + run64,
     run64 + line(100, "E") + "\r" + run64, // the CR of one line's CRLF, then a stray CR
     run64 + line(101, "F").repeat(3) + run64,
+    // Runs of equally long lines are taken by where their line ends must be; two shorter lines
+    // that end where one such line would, a line with a bare LF or a stray CR in the same 78
+    // bytes, or a stuffed dot must read as line by line.
+    run64 + run64 + line(36, "G") + line(38, "H") + run64 + run64,
+    run64 + run64 + "I".repeat(37) + "\n" + line(38, "J") + run64 + run64,
+    run64 + run64 + "K".repeat(37) + "\r" + line(38, "L") + run64 + run64,
+    run64 + run64 + "." + line(75, "M") + run64 + run64,
+    run64 + run64 + line(76, "N") + line(2, "O") + run64 + run64,
   ];
   for (const body of bodies) {
     const wire = body + ".\r\n" + "RSET\r\n";
