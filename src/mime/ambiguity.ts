@@ -139,9 +139,10 @@ export function checkHeaderBlock(
       if (seen.has(name)) report("duplicate-field", `a second ${f.name} field`, name);
       seen.add(name);
     }
-    if (name === "content-type") checkContentType(raw, s + f.name.length + 1, f.end - base, report);
-    else if (name === "content-transfer-encoding") {
-      checkTransferEncoding(raw, s + f.name.length + 1, f.end - base, report);
+    if (name === "content-type") {
+      checkContentType(raw, text, s + f.name.length + 1, f.end - base, report);
+    } else if (name === "content-transfer-encoding") {
+      checkTransferEncoding(raw, text, s + f.name.length + 1, f.end - base, report);
     }
   }
 }
@@ -170,18 +171,41 @@ function preview(s: string): string {
 const latin1 = new TextDecoder("latin1");
 
 /**
+ * Bytes [s, e) as the Latin-1 decoder gives them. An ASCII range (every Content-Type and
+ * Content-Transfer-Encoding a mailer writes) is the same chars in `text`, the block as byteText
+ * gave it (a slice, no decoder call), or copied char by char when it is short.
+ */
+function latin1Text(raw: Uint8Array, text: string | null, s: number, e: number): string {
+  let i = s;
+  while (i < e && raw[i] < 0x80) i++;
+  if (i === e) {
+    if (text !== null) return text.slice(s, e);
+    if (e - s <= 256) {
+      return String.fromCharCode.apply(null, raw.subarray(s, e) as unknown as number[]);
+    }
+  }
+  return latin1.decode(raw.subarray(s, e));
+}
+
+/**
  * Content-Type in the one form every reader splits alike: `type/subtype` of tokens, then
  * `; name=value` with a token or a plain quoted string (no backslash, ";", CR, LF or encoded
  * word), no comments, no RFC 2231 `*` names, no parameter twice, a boundary within RFC 2046.
  */
-function checkContentType(raw: Uint8Array, s: number, e: number, report: Report): void {
+function checkContentType(
+  raw: Uint8Array,
+  text: string | null,
+  s: number,
+  e: number,
+  report: Report,
+): void {
   for (let i = s; i < e; i++) {
     const c = raw[i];
     if (c >= 127 || (c < 32 && c !== 9 && c !== CR && c !== LF)) {
       return report("content-type", "Content-Type holds control or 8-bit bytes", "content-type");
     }
   }
-  const v = latin1.decode(raw.subarray(s, e));
+  const v = latin1Text(raw, text, s, e);
   let i = 0;
   const blanks = (allowFold: boolean) => {
     for (;;) {
@@ -240,13 +264,19 @@ function checkContentType(raw: Uint8Array, s: number, e: number, report: Report)
 }
 
 /** Exactly one of the five encodings, unfolded, without trailing blanks or comments. */
-function checkTransferEncoding(raw: Uint8Array, s: number, e: number, report: Report): void {
+function checkTransferEncoding(
+  raw: Uint8Array,
+  text: string | null,
+  s: number,
+  e: number,
+  report: Report,
+): void {
   let i = s;
   while (i < e && (raw[i] === 32 || raw[i] === 9)) i++;
   let end = e;
   if (end > i && raw[end - 1] === LF) end--;
   if (end > i && raw[end - 1] === CR) end--;
-  const value = latin1.decode(raw.subarray(i, Math.min(end, i + 64))).toLowerCase();
+  const value = latin1Text(raw, text, i, Math.max(i, Math.min(end, i + 64))).toLowerCase();
   if (!TRANSFER_ENCODINGS.has(value)) {
     report(
       "transfer-encoding",

@@ -19,3 +19,18 @@ export function byteText(bytes: Uint8Array): string | null {
   const text = UTF8.decode(bytes);
   return text.length === bytes.length ? text : null;
 }
+
+const LF_ALL = /\n/g;
+const CR_ALL = /\r/g;
+
+/**
+ * How many times `char` (LF or CR) occurs in text[start, end). A global match of a one-char
+ * pattern runs natively in one call (V8's atom search), where a search per occurrence costs a
+ * call per line: about half the time on base64 lines, for a small array of references to one
+ * string.
+ */
+export function countChar(text: string, char: "\n" | "\r", start: number, end: number): number {
+  if (end <= start) return 0;
+  const range = start === 0 && end === text.length ? text : text.slice(start, end);
+  return range.match(char === "\n" ? LF_ALL : CR_ALL)?.length ?? 0;
+}

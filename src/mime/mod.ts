@@ -34,7 +34,7 @@ export {
   parseAddressList,
 } from "./address.ts";
 export { decodeEncodedWords } from "./encoded_words.ts";
-export { BYTE_TEXT_MIN, byteText } from "./byte_text.ts";
+export { BYTE_TEXT_MIN, byteText, countChar } from "./byte_text.ts";
 export {
   decodeBase64,
   decodeBody,

@@ -185,3 +185,32 @@ Deno.test("MimeStreamParser caps parts and keeps memory bounded", () => {
   assert.deepEqual(p.ambiguities.map((a) => a.code), ["limit"]);
   assert.equal(dec.decode(root.rawHeader), "Content-Type: multipart/mixed; boundary=b\r\n\r\n");
 });
+
+Deno.test("MimeStreamParser: header buffers passed on after end() leave every reading intact", () => {
+  const msg = (n: number) =>
+    enc.encode(
+      `From: a${n} <a@b>\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n` +
+        `Content-Type: text/plain\r\nX-N: ${"n".repeat(n)}\r\n\r\nbody ${n}\r\n--z--\r\n`,
+    );
+  const alone = (b: Uint8Array) => {
+    const p = new MimeStreamParser();
+    p.push(b);
+    return p.end();
+  };
+  const want = [1, 700, 3000].map((n) => JSON.stringify(canon(alone(msg(n)))));
+  const raws = [1, 700, 3000].map((n) => dec.decode(alone(msg(n)).children[0].rawHeader));
+  // Interleaved parsers, ended in turn: one's buffer goes to the next while others still read.
+  const bytes = [1, 700, 3000].map(msg);
+  const parsers = bytes.map(() => new MimeStreamParser());
+  for (let at = 0; at < 4000; at += 13) {
+    parsers.forEach((p, i) => (i > 0 || at <= 26) && p.push(bytes[i].subarray(at, at + 13)));
+    if (at === 26) parsers[0].end();
+  }
+  const roots = parsers.map((p) => p.end());
+  const again = alone(msg(5)); // takes a returned buffer
+  assert.equal(again.children[0].headers.find((h) => h.name === "X-N")?.value, "nnnnn");
+  roots.forEach((r, i) => {
+    if (i > 0) assert.equal(JSON.stringify(canon(r)), want[i], `parser ${i}`);
+    assert.equal(dec.decode(r.children[0]?.rawHeader ?? new Uint8Array()), i > 0 ? raws[i] : "");
+  });
+});

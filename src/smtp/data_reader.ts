@@ -8,7 +8,7 @@
 // `maxLineBytes` is carried between chunks; the line that completes it goes to the sink on its
 // own, the rest of the chunk as views of the chunk (copied only where a stuffed dot splits it).
 
-import { BYTE_TEXT_MIN, byteText } from "../mime/mod.ts";
+import { BYTE_TEXT_MIN, byteText, countChar } from "../mime/mod.ts";
 
 export interface DataSource {
   readChunk(): Promise<Uint8Array | null>;
@@ -39,6 +39,8 @@ const CR = 13;
 const LF = 10;
 const DOT = 46;
 const NO_BYTES = new Uint8Array(0);
+/** Equally long lines worth confirming with a count (it costs about what a few searches do). */
+const GUESS_MIN = 8;
 
 /** Null when the connection ends before the end-of-data line. */
 export async function readData(
@@ -103,6 +105,8 @@ export async function readData(
     if (out.length > 0) await sink.write(out, outText);
   };
   let overflowSaid = false;
+  /** Whether runs of equally long lines are still guessed (off for good after a wrong guess). */
+  let guessLines = true;
 
   while (true) {
     const chunk = await source.readChunk();
@@ -131,20 +135,50 @@ export async function readData(
         pos = 0;
       }
       if (text !== null && !overflowing) {
-        // Ordinary lines (CRLF, no CR inside, not starting with ".", within the line limit)
-        // only extend what is passed on: a tight loop takes them; the first other line, or a
-        // line not complete in `buf`, goes the general way below.
+        // Ordinary lines (CRLF, not starting with ".", within the line limit) only extend what
+        // is passed on: a tight loop takes them; the first other line, or a line not complete
+        // in `buf`, goes the general way below.
         let p = pos;
+        let lines = 0;
+        /** Where the line that the loop looks at begins. */
+        let start = p;
         while (true) {
           const nl = text.indexOf("\n", p);
           if (
             nl <= p || text.charCodeAt(nl - 1) !== CR || text.charCodeAt(p) === DOT ||
-            nl - 1 - p > limits.maxLineBytes ||
-            (!badLineEnding && text.indexOf("\r", p) < nl - 1)
+            nl - 1 - p > limits.maxLineBytes
           ) break;
+          lines++;
           p = nl + 1;
+          if (guessLines) {
+            // The lines that follow may be as long as this one (base64 bodies: all but the last
+            // of a part): their ends, CRLF, and their first bytes are looked at where they
+            // would be, and one count of the LFs over them confirms that no line ends between.
+            // Lines that pass are exactly the lines the search above would pass.
+            const len = p - start;
+            let q = p, k = 0;
+            while (
+              q + len <= text.length && text.charCodeAt(q + len - 1) === LF &&
+              text.charCodeAt(q + len - 2) === CR && text.charCodeAt(q) !== DOT
+            ) {
+              q += len;
+              k++;
+            }
+            if (k >= GUESS_MIN) {
+              if (countChar(text, "\n", p, q) === k) {
+                lines += k;
+                p = q;
+              } else guessLines = false; // shorter lines line up: searched line by line now
+            }
+          }
+          start = p;
         }
         if (p > pos) {
+          // Each of these lines ends in CRLF: one CR per line, any more is a stray CR inside
+          // one (counted once for the run, not searched for per line). Such a line reads like
+          // any other otherwise (its length, its dot and its end were checked), so the run
+          // stays one piece.
+          if (!badLineEnding && countChar(text, "\r", pos, p) !== lines) badLineEnding = true;
           emit(pos, p);
           prevCrlf = true;
           pos = p;
@@ -154,7 +188,10 @@ export async function readData(
       const lf = text !== null ? text.indexOf("\n", pos) : buf.indexOf(LF, pos);
       if (lf < 0) {
         const partial = buf.subarray(pos);
-        if (partial.length > limits.maxLineBytes) {
+        // A CR that ends the chunk may be the line's own CR (its LF comes next): it does not
+        // count against the line limit yet, or a line exactly at the limit would be refused.
+        const content = partial.length - (partial[partial.length - 1] === CR ? 1 : 0);
+        if (content > limits.maxLineBytes) {
           // Keep only the last byte (a possible CR before the coming LF).
           longLine = true;
           overflowing = true;

@@ -179,3 +179,58 @@ Deno.test("readData: the end line is found in text-scanned chunks wherever it is
   const cut = await run(body + ".\r", [], 1_000_000);
   assert.equal(cut.result, null);
 });
+
+Deno.test("readData: runs of ordinary lines are checked as a whole as line by line, cut anywhere", async () => {
+  // Runs of ordinary lines are taken at once (a stray CR found by counting CRs over the run):
+  // the result must be what byte-sized pieces (line by line) give, wherever a chunk ends:
+  // in a CRLF, before a stuffed dot, on a line exactly at the line limit (100) or one over.
+  const line = (n: number, c: string) => c.repeat(n) + "\r\n";
+  const run64 = line(76, "Q").repeat(8);
+  const bodies = [
+    run64 + line(100, "A") + run64 + line(101, "B") + run64,
+    run64 + line(50, "C") + "mid\rline\r\n" + run64 + line(60, "D") + "\r\r\n" + run64,
+    run64 + "lone\nLF\r\n" + run64 + "x\ry\r\n" + run64,
+    run64 + "..stuffed\r\n" + run64 + ".\r\r\n" + run64 + "..\r\n" + run64,
+    run64 + line(100, "E") + "\r" + run64, // the CR of one line's CRLF, then a stray CR
+    run64 + line(101, "F").repeat(3) + run64,
+    // Runs of equally long lines are taken by where their line ends must be; two shorter lines
+    // that end where one such line would, a line with a bare LF or a stray CR in the same 78
+    // bytes, or a stuffed dot must read as line by line.
+    run64 + run64 + line(36, "G") + line(38, "H") + run64 + run64,
+    run64 + run64 + "I".repeat(37) + "\n" + line(38, "J") + run64 + run64,
+    run64 + run64 + "K".repeat(37) + "\r" + line(38, "L") + run64 + run64,
+    run64 + run64 + "." + line(75, "M") + run64 + run64,
+    run64 + run64 + line(76, "N") + line(2, "O") + run64 + run64,
+  ];
+  for (const body of bodies) {
+    const wire = body + ".\r\n" + "RSET\r\n";
+    const length = enc.encode(wire).length;
+    const small: number[] = [];
+    for (let c = 3; c < length; c += 3) small.push(c);
+    const expected = await run(wire, small, 1_000_000);
+    assert.ok(expected.result);
+    for (let a = 1; a < length; a++) {
+      for (const b of [a + 513, length - 2]) {
+        const r = await run(wire, [a, b], 1_000_000);
+        assert.deepEqual(
+          [r.text, r.result, r.rest],
+          [expected.text, expected.result, expected.rest],
+          `${JSON.stringify(body.slice(600, 640))} cut at ${a}, ${b}`,
+        );
+      }
+    }
+  }
+});
+
+Deno.test("readData: a client that vanishes anywhere before the end line gives no result", async () => {
+  const body = ("R".repeat(76) + "\r\n").repeat(30) + "..x\r\n" +
+    ("S".repeat(76) + "\r\n").repeat(10);
+  const wire = body + ".\r\n";
+  for (let cut = 0; cut < wire.length; cut++) {
+    // Two chunks then the end of the stream, one byte short of the end line at most.
+    const r = await run(wire.slice(0, cut), [Math.floor(cut / 2)], 1_000_000);
+    assert.equal(r.result, null, `vanished after ${cut} bytes`);
+  }
+  const whole = await run(wire, [wire.length >> 1], 1_000_000);
+  assert.equal(whole.result?.size, body.length - 1);
+});
