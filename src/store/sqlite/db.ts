@@ -52,14 +52,15 @@ export class Db {
     this.raw = new DatabaseSync(path, { readOnly: this.readOnly });
     this.raw.exec(`PRAGMA cache_size = -${CACHE_KIB}`);
     this.raw.exec("PRAGMA busy_timeout = 10000");
-    // Pages stay SQLite's default 4 KiB. Larger pages for new databases were measured (issue 21,
-    // scripts/bench_store.ts and `deno task bench --only submit`, alternating runs, medians):
-    // 16 KiB cut the system calls per 100 KB delivery from ~90 to ~50 but not the writer's CPU
-    // (0.58 vs 0.57 ms/msg) nor end-to-end throughput (accepted/s x1.00, server CPU x1.03), and
-    // 2 KB deliveries lost (accepted/s x0.83, server CPU x1.23; 8 KiB: x0.83, x1.20): each
-    // commit rewrites a few B-tree leaves per message (per-mailbox index entries), which grow
-    // with the page, and a savepoint's journal then passes SQLite's 64 KiB in-memory limit and
-    // goes to a temporary file. Bytes written per 2 KB message: 30 KB at 4 KiB, 72 KB at 16 KiB.
+    // Pages stay SQLite's default 4 KiB. Larger pages for new databases were measured (issue 21;
+    // scripts/bench_store.ts, 9 alternating runs, and `deno task bench --only submit`, 6 pairs;
+    // medians): 16 KiB cut the system calls per 100 KB delivery from ~90 to ~50 but not the
+    // writer thread's CPU (0.60 vs 0.56 ms/msg) nor end-to-end throughput (accepted/s x1.00,
+    // server CPU x1.03), and 2 KB deliveries lost (writer CPU 0.29 vs 0.20 ms/msg; end to end
+    // accepted/s x0.83, server CPU x1.23; 8 KiB: x0.83, x1.20). Each commit rewrites a few
+    // B-tree leaves per message (per-mailbox index entries), which grow with the page, and a
+    // savepoint's journal then passes SQLite's 64 KiB in-memory limit and goes to a temporary
+    // file: 30 KB reach the disk per 2 KB message at 4 KiB, 67 KB at 16 KiB.
     this.pageSize = this.#pageSize();
     if (this.readOnly) return;
     // Only takes effect for a database without tables (new ones); older files are converted
