@@ -14,7 +14,7 @@
 // file after, and SQLite starts the WAL over only once every frame is in the synced database.
 // Under steady writes a concurrent checkpoint never finds the WAL fully copied when the writer
 // begins (a batch committed during the round), so the WAL would not start over; the writer
-// therefore keeps its own automatic checkpoint at a higher threshold (WRITER_AUTOCHECKPOINT).
+// therefore keeps its own automatic checkpoint at a higher threshold (WRITER_CHECKPOINT_BYTES).
 // That one copies only the frames written since this thread's last round, and the WAL starts
 // over. Without this thread (it failed, or has not started yet) the threshold still bounds the
 // WAL.
@@ -23,17 +23,18 @@ import type { StoreThread } from "./store_thread.ts";
 import { OnDemandThread } from "./on_demand_thread.ts";
 
 /**
- * WAL frames at which the writer checkpoints itself (SQLite's default: 1000). Frames of 4 KiB
- * pages take 4120 bytes: 1800 stay within the WAL's size limit (db.ts, 8 MiB), so a WAL that
- * starts over is never cut back and grown again (measured: the cut alone held the writer
- * ~40 ms, and a growing file's syncs must also write its new size).
+ * WAL size at which the writer checkpoints itself (SQLite's default: 1000 frames). It stays
+ * within the WAL's size limit (db.ts, 8 MiB), so a WAL that starts over is never cut back and
+ * grown again (measured: the cut alone held the writer ~40 ms, and a growing file's syncs must
+ * also write its new size). SQLite counts it in frames of one page each: 1800 frames of 4 KiB
+ * pages (4120 bytes with their header); Db converts it for the database's page size.
  */
-export const WRITER_AUTOCHECKPOINT = 1800;
+export const WRITER_CHECKPOINT_BYTES = 1800 * 4120;
 
 /** Least time between two checkpoint rounds: each costs two syncs, whatever it copies. */
 const INTERVAL_MS = 100;
-/** A round that copied this many frames is followed by the next at once. */
-const BUSY_FRAMES = 128;
+/** A round that copied this many bytes of pages (128 of 4 KiB) is followed by the next at once. */
+const BUSY_BYTES = 128 * 4096;
 /** The thread stops after this long without writes (idle memory stays low). */
 const IDLE_MS = 30_000;
 /** Commits within START_WINDOW_MS that start the thread when it is not running. */
@@ -46,6 +47,8 @@ export interface CheckpointResult {
   /** Frames in the WAL, and how many of them are in the database file now. */
   log: number;
   checkpointed: number;
+  /** The database's page size (one per frame). */
+  pageSize: number;
 }
 
 export class Checkpointer {
@@ -111,7 +114,7 @@ export class Checkpointer {
 
   async #run(): Promise<void> {
     this.#due = false;
-    let copied = 0;
+    let copiedBytes = 0;
     try {
       const r = (await this.#thread.use((t) =>
         t.request({ t: "call", op: { name: "walCheckpoint", args: [], now: Date.now() } })
@@ -119,7 +122,7 @@ export class Checkpointer {
       this.stats.rounds++;
       if (!r.busy) {
         // Frames added since the last round (all of them when the WAL started over meanwhile).
-        copied = r.log >= this.#lastLog ? r.log - this.#lastLog : r.log;
+        copiedBytes = (r.log >= this.#lastLog ? r.log - this.#lastLog : r.log) * r.pageSize;
         this.#lastLog = r.log;
       }
     } catch (err) {
@@ -128,7 +131,7 @@ export class Checkpointer {
     }
     // Under heavy writes rounds follow each other, so that what is left for the writer's own
     // checkpoint (the frames since the last round) stays small; otherwise they are spaced.
-    this.#nextAt = performance.now() + (copied >= BUSY_FRAMES ? 0 : INTERVAL_MS);
+    this.#nextAt = performance.now() + (copiedBytes >= BUSY_BYTES ? 0 : INTERVAL_MS);
   }
 
   #failed = (err: unknown): void => {

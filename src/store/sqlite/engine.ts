@@ -31,8 +31,11 @@ export interface EngineOptions {
    * (the writer thread, so that the next batch runs while the disk syncs the last one).
    */
   deferSync?: boolean;
-  /** The WAL frames at which a commit checkpoints (checkpointer.ts); SQLite's default if unset. */
-  walAutocheckpoint?: number;
+  /**
+   * The WAL size (bytes of frames) at which a commit checkpoints (checkpointer.ts); SQLite's
+   * default (1000 frames) if unset.
+   */
+  walAutocheckpointBytes?: number;
 }
 
 export interface OpCall {
@@ -85,10 +88,12 @@ function buildOps(env: OpEnv) {
       ),
     shrinkMemory: () => db.shrinkMemory(),
     /** One PASSIVE checkpoint: copies what no reader still needs, never waits (checkpointer.ts). */
-    walCheckpoint: () =>
-      db.get<{ busy: number; log: number; checkpointed: number }>(
+    walCheckpoint: () => ({
+      ...db.get<{ busy: number; log: number; checkpointed: number }>(
         "PRAGMA wal_checkpoint(PASSIVE)",
       )!,
+      pageSize: db.pageSize,
+    }),
   };
 }
 
@@ -109,7 +114,7 @@ export class Engine {
     this.db = new Db(path, {
       readOnly: options.readOnly,
       deferSync: options.deferSync,
-      walAutocheckpoint: options.walAutocheckpoint,
+      walAutocheckpointBytes: options.walAutocheckpointBytes,
     });
     this.deferSync = this.db.deferSync;
     try {

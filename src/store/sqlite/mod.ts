@@ -19,7 +19,7 @@ import { Engine, type OpCall, type OpName } from "./engine.ts";
 import { NOOPS, OP_KINDS, ROUTES } from "./op_kinds.ts";
 import { type BatchRunner, WriteQueue } from "./write_queue.ts";
 import { StoreThread } from "./store_thread.ts";
-import { Checkpointer, WRITER_AUTOCHECKPOINT } from "./checkpointer.ts";
+import { Checkpointer, WRITER_CHECKPOINT_BYTES } from "./checkpointer.ts";
 import { OnDemandThread } from "./on_demand_thread.ts";
 import { leaseBody, SqliteSpool } from "./spool.ts";
 import { SlabPool } from "./slab_pool.ts";
@@ -159,7 +159,7 @@ export async function startSqliteStore(
    */
   const openFor = (role: "migrate" | "writer" | "reader" | "checkpoint") => {
     const base = { ...open, readOnly: role === "reader", now: now() };
-    if (role === "writer") return { ...base, walAutocheckpoint: WRITER_AUTOCHECKPOINT };
+    if (role === "writer") return { ...base, walAutocheckpointBytes: WRITER_CHECKPOINT_BYTES };
     if (role === "checkpoint") return { ...base, checkpoint: true };
     return base;
   };

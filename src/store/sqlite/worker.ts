@@ -27,8 +27,8 @@ export type ToThread =
     migrations?: readonly Migration[];
     reserveBytes?: number;
     now: number;
-    /** The writer: its WAL frames before it checkpoints itself (checkpointer.ts). */
-    walAutocheckpoint?: number;
+    /** The writer: its WAL's size (bytes) before it checkpoints itself (checkpointer.ts). */
+    walAutocheckpointBytes?: number;
     /** A connection that only checkpoints: no migrations, no body files, nothing to sync. */
     checkpoint?: boolean;
   }
@@ -93,7 +93,7 @@ export function runStoreThread(early: MessageEvent[] = []): void {
               readOnly: m.readOnly,
               reserveBytes: m.reserveBytes,
               deferSync: !m.checkpoint,
-              walAutocheckpoint: writer ? m.walAutocheckpoint : undefined,
+              walAutocheckpointBytes: writer ? m.walAutocheckpointBytes : undefined,
             },
             writer ? (db) => db.migrate(m.migrations ?? MIGRATIONS, m.now) : undefined,
           );
