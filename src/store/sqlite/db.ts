@@ -61,8 +61,10 @@ export class Db {
     // B-tree leaves per message (per-mailbox index entries), which grow with the page, and a
     // savepoint's journal then passes SQLite's 64 KiB in-memory limit and goes to a temporary
     // file: 30 KB reach the disk per 2 KB message at 4 KiB, 67 KB at 16 KiB.
-    this.pageSize = this.#pageSize();
-    if (this.readOnly) return;
+    if (this.readOnly) {
+      this.pageSize = this.#pageSize();
+      return;
+    }
     // Only takes effect for a database without tables (new ones); older files are converted
     // once by a VACUUM (see data_steps.ts).
     this.raw.exec("PRAGMA auto_vacuum = INCREMENTAL");
