@@ -56,7 +56,11 @@ export const TASKS: readonly TaskInfo[] = [
     name: "forget-expunged",
     doc: "forget records of messages expunged more than forget_expunged_after days ago",
   },
-  { name: "sweep-files", doc: "delete body files and spools a crash left behind (after a day)" },
+  {
+    name: "sweep-files",
+    doc:
+      "compact body segments more than half deleted; delete body files and spools a crash left behind (after a day)",
+  },
   { name: "reclaim-space", doc: "give free database pages back to the file system" },
 ];
 

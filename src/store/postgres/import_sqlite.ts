@@ -252,10 +252,13 @@ async function copyFile(tx: Tx, dir: string, r: Row) {
   const buf = new Uint8Array(CHUNK);
   let seq = 0;
   let total = 0;
-  while (true) {
+  // A segment (several bodies in one file) may go on past its recorded size with bytes that no
+  // body points at (a write that was rolled back): only the recorded size is copied.
+  while (total < size) {
     let n = 0;
-    while (n < CHUNK) {
-      const got = await file.read(buf.subarray(n));
+    const want = Math.min(CHUNK, size - total);
+    while (n < want) {
+      const got = await file.read(buf.subarray(n, want));
       if (got === null) break;
       n += got;
     }
@@ -263,7 +266,7 @@ async function copyFile(tx: Tx, dir: string, r: Row) {
     await tx`INSERT INTO blob_chunks (blob_id, seq, data)
       VALUES (${id}, ${seq++}, decode(${toBase64(buf.subarray(0, n))}, 'base64'))`;
     total += n;
-    if (n < CHUNK) break;
+    if (n < want) break;
   }
   if (total !== size) {
     throw new ImportError(`Body file ${r.name} holds ${total} bytes, the database says ${size}`);
@@ -314,16 +317,22 @@ async function verify(
   // Every body, byte for byte (as a digest), read the way each store serves it.
   const ids = db.prepare("SELECT id FROM bodies ORDER BY id").all() as Row[];
   const body = db.prepare(
-    "SELECT b.data, b.file_offset, f.name FROM bodies b LEFT JOIN body_files f ON f.id = b.file_id WHERE b.id = ?",
+    "SELECT b.data, b.size, b.file_offset, f.name FROM bodies b LEFT JOIN body_files f ON f.id = b.file_id WHERE b.id = ?",
   );
   let done = 0;
   for (const { id } of ids) {
     options.signal?.throwIfAborted();
-    const r = body.get(Number(id)) as { data: Uint8Array; file_offset: number; name: string };
+    const r = body.get(Number(id)) as {
+      data: Uint8Array;
+      size: number;
+      file_offset: number;
+      name: string;
+    };
     const mine = createHash("sha256").update(r.data);
     if (r.name) {
       const bytes = await Deno.readFile(join(options.bodiesDir, r.name));
-      mine.update(bytes.subarray(Number(r.file_offset)));
+      const from = Number(r.file_offset);
+      mine.update(bytes.subarray(from, from + Number(r.size) - r.data.length));
     }
     const theirs = await options.store.readBody(Number(id));
     if (!theirs || createHash("sha256").update(theirs).digest("hex") !== mine.digest("hex")) {

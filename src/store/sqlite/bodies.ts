@@ -5,7 +5,10 @@
 import { RelayError } from "../../errors.ts";
 import type { MessageInput } from "../types.ts";
 import type { Db } from "./db.ts";
+import { closeSync, openSync, readSync } from "node:fs";
+import { join } from "node:path";
 import type { TxFiles } from "./body_files.ts";
+import { SEGMENT_MIN } from "./segments.ts";
 
 /** Bodies up to this size are kept in the database: one WAL fsync covers body and metadata. */
 export const INLINE_LIMIT = 128 * 1024;
@@ -37,6 +40,19 @@ export function insertBody(
       throw new RelayError("invalid_argument", "Spooled body size does not match its bytes");
     }
     const tail = body.bytes.subarray(skip);
+    if (files && size >= SEGMENT_MIN) {
+      // The whole message goes to the current segment; the row keeps no head of its own.
+      const at = files.segments.append(db, files, head.length ? [head, tail] : [tail], now);
+      return db.run(
+        `INSERT INTO bodies (size, data, created_at, structure, file_id, file_offset)
+         VALUES (?, x'', ?, ?, ?, ?)`,
+        size,
+        now,
+        structure,
+        at.fileId,
+        at.offset,
+      ).lastInsertRowid;
+    }
     let data = tail;
     if (head.length) {
       data = new Uint8Array(size);
@@ -82,8 +98,9 @@ function bodyFileId(db: Db, files: TxFiles, name: string, size: number, now: num
 export function freeBodies(db: Db, files: TxFiles | null, ids: Iterable<number>): number {
   let freed = 0;
   for (const id of new Set(ids)) {
-    const row = db.get<{ file_id: number | null }>(
-      `SELECT file_id FROM bodies WHERE id = ? AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = ?)
+    const row = db.get<{ file_id: number | null; in_file: number }>(
+      `SELECT file_id, size - length(data) AS in_file FROM bodies WHERE id = ?
+       AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = ?)
        AND NOT EXISTS (SELECT 1 FROM queue WHERE body_id = ?)`,
       id,
       id,
@@ -92,12 +109,14 @@ export function freeBodies(db: Db, files: TxFiles | null, ids: Iterable<number>)
     if (!row) continue;
     db.run("DELETE FROM bodies WHERE id = ?", id);
     freed++;
-    if (row.file_id !== null) freeFile(db, files, row.file_id);
+    if (row.file_id !== null) freeFile(db, files, row.file_id, row.in_file);
   }
   return freed;
 }
 
-function freeFile(db: Db, files: TxFiles | null, fileId: number): void {
+function freeFile(db: Db, files: TxFiles | null, fileId: number, inFile: number): void {
+  // A segment counts the bytes still stored in it (segments.ts compacts it when few are left).
+  db.run("UPDATE body_files SET live = live - ? WHERE id = ? AND live IS NOT NULL", inFile, fileId);
   if (db.get("SELECT 1 AS x FROM bodies WHERE file_id = ?", fileId)) return;
   const f = db.get<{ name: string }>("SELECT name FROM body_files WHERE id = ?", fileId);
   if (!f) return;
@@ -167,13 +186,15 @@ export function bodyData(db: Db, id: number): Uint8Array | null {
 }
 
 /**
- * Whole inline bodies among `ids`, up to `budget` bytes in all (at least one when any fits the
+ * Whole bodies among `ids` that are inline or in a segment (segments.ts; read from its file here,
+ * as SQLite reads an inline one), up to `budget` bytes in all (at least one when any fits the
  * inline limit): the rest must be read another way.
  */
 export function smallBodies(
   db: Db,
   ids: number[],
   budget: number,
+  bodiesDir: string | null = null,
 ): Map<number, { bytes: Uint8Array; structure: Uint8Array | null }> {
   const out = new Map<number, { bytes: Uint8Array; structure: Uint8Array | null }>();
   let used = 0;
@@ -181,22 +202,62 @@ export function smallBodies(
   // (measured: most of the cost of reading 50 small bodies).
   db.snapshot(() => {
     for (const id of ids) {
-      const r = db.get<{ size: number; file_id: number | null }>(
-        "SELECT size, file_id FROM bodies WHERE id = ?",
+      const r = db.get<{ size: number; file_id: number | null; segment: number | null }>(
+        `SELECT b.size, b.file_id, f.live AS segment
+         FROM bodies b LEFT JOIN body_files f ON f.id = b.file_id WHERE b.id = ?`,
         id,
       );
-      if (!r || r.file_id !== null || r.size > INLINE_LIMIT) continue;
+      if (!r || r.size > INLINE_LIMIT) continue;
+      if (r.file_id !== null && (r.segment === null || !bodiesDir)) continue;
       if (used + r.size > budget && out.size > 0) break;
-      const d = db.get<{ data: Uint8Array; structure: Uint8Array | null }>(
-        "SELECT data, structure FROM bodies WHERE id = ?",
+      const d = db.get<
+        { data: Uint8Array; structure: Uint8Array | null; file_offset: number; name: string | null }
+      >(
+        `SELECT b.data, b.structure, b.file_offset, f.name
+         FROM bodies b LEFT JOIN body_files f ON f.id = b.file_id WHERE b.id = ?`,
         id,
       );
       if (!d) continue;
-      out.set(id, { bytes: d.data, structure: d.structure });
+      let bytes = d.data;
+      if (d.name !== null) {
+        const whole = readSegmentBody(bodiesDir!, d.name, d.data, d.file_offset, r.size);
+        if (!whole) continue; // gone (compacted or freed meanwhile): the caller opens it instead
+        bytes = whole;
+      }
+      out.set(id, { bytes, structure: d.structure });
       used += r.size;
     }
   });
   return out;
+}
+
+/** A segment body's head (its row's data) and the rest from its file; null if the file is gone. */
+export function readSegmentBody(
+  dir: string,
+  name: string,
+  head: Uint8Array,
+  offset: number,
+  size: number,
+): Uint8Array | null {
+  let fd: number;
+  try {
+    fd = openSync(join(dir, name), "r");
+  } catch (err) {
+    if ((err as { code?: string }).code === "ENOENT") return null;
+    throw err;
+  }
+  try {
+    const out = new Uint8Array(size);
+    out.set(head);
+    for (let at = head.length; at < size;) {
+      const n = readSync(fd, out, at, size - at, offset + at - head.length);
+      if (n === 0) throw new Error("A body segment is shorter than its bodies");
+      at += n;
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function setBodyStructure(db: Db, id: number, structure: Uint8Array): void {

@@ -7,6 +7,7 @@
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { RelayError } from "../../errors.ts";
+import { Segments } from "./segments.ts";
 
 /** Spool and body file names: 32 lowercase hex digits (random). */
 const NAME = /^[0-9a-f]{32}$/;
@@ -56,6 +57,8 @@ function unlinkQuietly(path: string): void {
  */
 export class TxFiles {
   readonly dir: string;
+  /** The writer's body segments (segments.ts), synced before each commit. */
+  readonly segments = new Segments();
   #created: string[] = [];
   #doomed: string[] = [];
   constructor(dir: string) {
@@ -88,6 +91,11 @@ export class TxFiles {
     this.#created.push(name);
   }
 
+  /** A file this transaction created in place (a new segment): unlinked if it rolls back. */
+  created(name: string): void {
+    this.#created.push(name);
+  }
+
   /** Removes the temporary (spool) name of an adopted file. */
   dropSpool(name: string): void {
     unlinkQuietly(this.spoolPath(name));
@@ -96,6 +104,7 @@ export class TxFiles {
   /** The file goes when this transaction commits. */
   doom(name: string): void {
     this.#doomed.push(name);
+    this.segments.forget(name);
   }
 
   mark(): [number, number] {
@@ -104,12 +113,16 @@ export class TxFiles {
 
   /** One operation of the batch rolled back to its savepoint. */
   undoTo([created, doomed]: [number, number]): void {
-    for (const name of this.#created.splice(created)) unlinkQuietly(this.path(name));
+    for (const name of this.#created.splice(created)) {
+      this.segments.forget(name);
+      unlinkQuietly(this.path(name));
+    }
     this.#doomed.length = doomed;
   }
 
-  /** Before COMMIT: the new directory entries are durable. */
+  /** Before COMMIT: what was appended to segments and the new directory entries are durable. */
   beforeCommit(): void {
+    this.segments.beforeCommit();
     if (this.#created.length) fsyncDir(this.dir);
   }
 
@@ -130,5 +143,11 @@ export class TxFiles {
 
   afterRollback(): void {
     this.undoTo([0, 0]);
+    this.segments.afterRollback();
+  }
+
+  /** The connection closes: the current segment's descriptor goes. */
+  close(): void {
+    this.segments.close();
   }
 }

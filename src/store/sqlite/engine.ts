@@ -58,7 +58,7 @@ type OpFn = (...args: unknown[]) => unknown;
 /** Rows changed by one batch past which memory is given back. */
 const BIG_CHANGE = 10_000;
 
-function buildOps(env: OpEnv) {
+function buildOps(env: OpEnv, bodiesDir: string | null) {
   const { db } = env;
   return {
     ...accountStore(env),
@@ -70,7 +70,7 @@ function buildOps(env: OpEnv) {
     ...dataStepOps(env),
     bodyRow: (id: number, maxData: number) => bodyRow(db, id, maxData),
     bodyData: (id: number) => bodyData(db, id),
-    smallBodies: (ids: number[], budget: number) => smallBodies(db, ids, budget),
+    smallBodies: (ids: number[], budget: number) => smallBodies(db, ids, budget, bodiesDir),
     /** Which of these body file names rows still reference. */
     knownBodyFiles: (names: string[]) => {
       const known: string[] = [];
@@ -80,6 +80,14 @@ function buildOps(env: OpEnv) {
       return known;
     },
     backupPinned: () => pinActive(env),
+    /**
+     * One compaction step of the body segments (segments.ts) created before `createdBefore`;
+     * null when none needs it (or this store keeps no body files).
+     */
+    compactBodySegment: (createdBefore: number) =>
+      env.files
+        ? db.tx(() => env.files!.segments.compactOne(db, env.files!, createdBefore, env.now()))
+        : null,
     /** VACUUM INTO `path` plus the body files (runs outside any transaction). */
     snapshotInto: (path: string, bodiesDir: string | null) => snapshotInto(db.raw, path, bodiesDir),
     schemaVersions: () =>
@@ -127,7 +135,10 @@ export class Engine {
       this.db.close();
       throw err;
     }
-    this.ops = buildOps({ db: this.db, files: this.files, now: () => this.#now });
+    this.ops = buildOps(
+      { db: this.db, files: this.files, now: () => this.#now },
+      options.bodiesDir,
+    );
   }
 
   #fn(name: string): OpFn {
@@ -271,6 +282,7 @@ export class Engine {
   close(): void {
     this.#wal?.close();
     this.#wal = null;
+    this.files?.close();
     this.db.close();
   }
 }

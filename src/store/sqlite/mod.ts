@@ -25,8 +25,9 @@ import { leaseBody, SqliteSpool } from "./spool.ts";
 import { SlabPool } from "./slab_pool.ts";
 import { FileBodyReader, MemoryBodyReader } from "./body_reader.ts";
 import { isBodyFileName, tmpDirOf } from "./body_files.ts";
+import { COMPACT_MIN_AGE_MS } from "./segments.ts";
 import type { BodyRow } from "./bodies.ts";
-import { INLINE_LIMIT } from "./bodies.ts";
+import { INLINE_LIMIT, readSegmentBody } from "./bodies.ts";
 import { restoreBodyFiles } from "./backup.ts";
 
 export { Db, INLINE_LIMIT, MigrationError, MIGRATIONS, restoreBodyFiles };
@@ -83,6 +84,8 @@ const SMALL_BODIES_BUDGET = 1 << 20;
 const MAIN_DATA = 1 << 20;
 /** The reader thread stops after this long without work (idle memory stays low). */
 const READER_IDLE_MS = 30_000;
+/** Segments compacted per sweep (each one write of at most half a segment's bytes). */
+const COMPACT_STEPS = 64;
 /**
  * The writer thread stops after this long without writes. Starting it again costs the first
  * write after the pause a new isolate and connection: 30–40 ms on a quiet machine, a few hundred
@@ -292,21 +295,33 @@ function buildStore(
     createSpool: () => new SqliteSpool(bodiesDir, slabs, () => exec.write.lowSpace),
 
     async openBody(bodyId: number): Promise<BodyReader | null> {
-      const row = read<BodyRow | null>("bodyRow", [bodyId, MAIN_DATA]);
-      if (!row) return null;
-      const data = row.data ?? await heavy<Uint8Array | null>("bodyData", [bodyId]);
-      if (!data) return null;
-      if (row.file === null) return new MemoryBodyReader(data, row.structure);
-      if (!bodiesDir) throw new Error("A body file without a bodies directory");
-      let file: Deno.FsFile;
-      try {
-        file = await Deno.open(join(bodiesDir, row.file), { read: true });
-      } catch (err) {
-        // Freed between the row read and the open: the message was expunged meanwhile.
-        if (err instanceof Deno.errors.NotFound) return null;
-        throw err;
+      let lastFile: string | null = null;
+      while (true) {
+        const row = read<BodyRow | null>("bodyRow", [bodyId, MAIN_DATA]);
+        if (!row) return null;
+        const data = row.data ?? await heavy<Uint8Array | null>("bodyData", [bodyId]);
+        if (!data) return null;
+        if (row.file === null) return new MemoryBodyReader(data, row.structure);
+        if (!bodiesDir) throw new Error("A body file without a bodies directory");
+        // The same file gone twice: the body was freed (its message expunged meanwhile).
+        if (row.file === lastFile) return null;
+        if (row.size <= INLINE_LIMIT) {
+          // A segment body is read whole at once, as an inline one is (no file stays open).
+          const bytes = readSegmentBody(bodiesDir, row.file, data, row.fileOffset, row.size);
+          if (bytes) return new MemoryBodyReader(bytes, row.structure);
+          lastFile = row.file;
+          continue;
+        }
+        try {
+          const file = await Deno.open(join(bodiesDir, row.file), { read: true });
+          return new FileBodyReader(data, file, row.fileOffset, row.size, row.structure);
+        } catch (err) {
+          if (!(err instanceof Deno.errors.NotFound)) throw err;
+          // Freed between the row read and the open: the message was expunged meanwhile, or its
+          // segment was compacted (the row now names another file; read it again).
+          lastFile = row.file;
+        }
       }
-      return new FileBodyReader(data, file, row.fileOffset, row.size, row.structure);
     },
     readSmallBodies: (ids: number[]) =>
       Promise.resolve(read<Map<number, SmallBody>>("smallBodies", [ids, SMALL_BODIES_BUDGET])),
@@ -337,6 +352,15 @@ function buildStore(
       if (!bodiesDir || !existsSync(bodiesDir)) return 0;
       if (read<boolean>("backupPinned", [])) return 0;
       let removed = 0;
+      // Mostly deleted body segments first (segments.ts), one per write, at most COMPACT_STEPS.
+      for (let i = 0; i < COMPACT_STEPS; i++) {
+        const step = await write<{ moved: number; freed: number } | null>(
+          "compactBodySegment",
+          [now() - COMPACT_MIN_AGE_MS],
+        );
+        if (!step) break;
+        removed++;
+      }
       for (const dir of [bodiesDir, tmpDirOf(bodiesDir)]) {
         const spools = dir !== bodiesDir;
         let names: string[] = [];

@@ -7,6 +7,7 @@
 // name then exists in both modes. A Store method not listed here is built in mod.ts.
 
 import type { Engine, OpName } from "./engine.ts";
+import { COMPACT_BELOW } from "./segments.ts";
 
 export type OpKind = "read" | "write" | "heavy" | "route";
 
@@ -155,6 +156,15 @@ export const NOOPS: {
     engine.db.get("SELECT 1 FROM bodies WHERE id > ? LIMIT 1", afterId)
       ? undefined
       : { freed: 0, next: null },
+  compactBodySegment: ([createdBefore], engine) =>
+    engine.db.get(
+        `SELECT 1 FROM body_files WHERE live IS NOT NULL AND created_at < ? AND live < size * ?
+       LIMIT 1`,
+        createdBefore,
+        COMPACT_BELOW,
+      )
+      ? undefined
+      : null,
   // Only an incremental-vacuum file (auto_vacuum 2) with free pages has something to give back.
   reclaimSpace: (_args, engine) =>
     engine.db.get<{ auto_vacuum: number }>("PRAGMA auto_vacuum")!.auto_vacuum === 2 &&
