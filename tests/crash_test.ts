@@ -1,5 +1,5 @@
 // Crash safety: SIGKILL the relay in the middle of a submission load (8 sessions, small messages
-// stored inline and large ones stored as files, group commit); after a restart on the same data
+// stored inline, medium ones appended to a body segment, large ones stored as files, group commit); after a restart on the same data
 // directory every message that got 250 is in the INBOX exactly once with its body intact, and
 // queued mail for other relays is still queued.
 
@@ -10,6 +10,7 @@ import { SmtpTestClient } from "./support/smtp_client.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
 import { armoredPayload, pgpMime } from "./support/messages.ts";
 import { createHash } from "node:crypto";
+import { DatabaseSync } from "node:sqlite";
 
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
 /** What follows the header block: header cleanup leaves it as sent. */
@@ -38,6 +39,9 @@ Deno.test({
       const armored = await armoredPayload("crash test");
       // Past the inline limit: stored as a body file, fsynced before its commit.
       const large = await armoredPayload("x".repeat(150_000));
+      // Between SEGMENT_MIN and the inline limit: appended to a body segment, synced before its
+      // commit.
+      const medium = await armoredPayload("y".repeat(60_000));
       const accepted = new Map<string, string>();
       const connect = async () => {
         const c = await SmtpTestClient.connect(
@@ -65,7 +69,9 @@ Deno.test({
       const workers = Array.from({ length: 8 }, async (_, w) => {
         const c = await connect();
         for (let i = 0; !stop; i++) {
-          const msg = pgpMime(alice.address, bob.address, (i + w) % 5 === 0 ? large : armored);
+          const kind = (i + w) % 5;
+          const payload = kind === 0 ? large : kind === 2 ? medium : armored;
+          const msg = pgpMime(alice.address, bob.address, payload);
           const id = /^Message-ID: <([^>]+)>/m.exec(msg)![1];
           try {
             const r = await c.sendMail(alice.address, [bob.address], msg);
@@ -113,6 +119,24 @@ Deno.test({
           assert.equal(sha(text), accepted.get(id), `body of ${id}`);
         }
         client.close();
+        // The medium ones went to a body segment, and no body points past its file's end.
+        const db = new DatabaseSync(`${dir}/data/tern.db`, { readOnly: true });
+        try {
+          const rows = db.prepare(
+            `SELECT f.name, f.live, b.file_offset + b.size - length(b.data) AS body_end
+             FROM bodies b JOIN body_files f ON f.id = b.file_id`,
+          ).all() as { name: string; live: number | null; body_end: number }[];
+          assert.ok(rows.some((r) => r.live !== null), "a body segment holds the medium messages");
+          for (const r of rows) {
+            const { size } = await Deno.stat(`${dir}/data/bodies/${r.name}`);
+            assert.ok(
+              r.body_end <= size,
+              `a body ends at ${r.body_end} in a file of ${size} bytes`,
+            );
+          }
+        } finally {
+          db.close();
+        }
         console.log(
           `crash: ${accepted.size} accepted before kill -9, all present once and whole (${ids.length} stored)`,
         );
