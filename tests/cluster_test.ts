@@ -425,9 +425,13 @@ Deno.test({
         assert.equal(r.code, 0, r.stderr);
       }
       const large = await armoredPayload("y".repeat(200_000));
+      // Two bodies in one body segment (from 32 KiB to the inline limit): copied by their offsets.
+      const medium = await armoredPayload("z".repeat(60_000));
       for (let i = 0; i < 6; i++) {
         const msg = i === 3
           ? pgpMime(alice.address, bob.address, large)
+          : i === 1 || i === 4
+          ? pgpMime(alice.address, bob.address, medium)
           : await encryptedMessage(alice.address, bob.address, `before ${i}`);
         assert.equal((await submit(relay, "127.0.0.1", alice, bob.address, msg)).code, 250);
       }

@@ -3,25 +3,26 @@
 // such byte reached the disk twice (the WAL, then the checkpoint into the database file), one
 // system call per 4 KiB page each time; in a segment it is written once, in one call per body, and
 // one sync of the segment per commit covers every body of the batch (issue 21, measured with 100 KB
-// deliveries: `deno task bench --only submit --sizes 100k`, 4 alternating pairs, accepted 528 ->
-// 667 msgs/s and server CPU 2.1 -> 1.7 ms per message, medians).
+// submissions: `deno task bench --only submit --sizes 100k --rounds 1 --no-refstack`, 6
+// alternating pairs, medians: accepted 524 -> 620 msgs/s, server CPU 2.16 -> 1.84 ms/msg).
 //
-// Only the writer appends, to its current segment, and syncs it before the COMMIT whose rows point
-// into it, so a committed row never points at bytes that are not on the disk. What a failed or
-// rolled-back write leaves in a segment is never pointed at: garbage that goes with the segment.
-// A segment is a body file like any other (body_files.ts: created in the transaction that first
-// uses it, unlinked after the commit that frees its last body). body_files.size is its length as
-// far as committed rows may point; body_files.live the bytes of its bodies still stored. A segment
-// past SEGMENT_MAX is left for a new one; a writer that starts begins a new one.
+// Only the writer appends, to its current segments, and syncs them before the COMMIT whose rows
+// point into them, so a committed row never points at bytes that are not on the disk. What a
+// failed or rolled-back write leaves in a segment is never pointed at: garbage that goes with the
+// segment. A segment is a body file like any other (body_files.ts: created in the transaction that
+// first uses it, unlinked after the commit that frees its last body). body_files.size is its
+// length as far as committed rows may point; body_files.live the bytes of its bodies still stored.
+// A segment past SEGMENT_MAX is left for a new one; a writer that starts begins new ones.
 //
-// Compaction: chat messages are mostly fetched and deleted within minutes, but one body kept
-// (a device that is offline for days) would keep the whole segment's file. A segment older than
+// Compaction: chat messages are mostly fetched and deleted within minutes, but one body kept (a
+// device that is offline for days) would keep the whole segment's file. A segment older than
 // COMPACT_MIN_AGE_MS whose live bytes fell below COMPACT_BELOW of its size has its live bodies
-// written again at the end of the current segment (synced before the commit that moves their
-// rows, like any append), after which it has no body and goes like any freed file: after the
-// commit is durable, never while a backup copies files. A reader that opened the old file keeps
-// reading it; one that read the old row and opens after the unlink reads the row again
-// (mod.ts openBody).
+// written again, at the end of a segment that takes only moved bodies: those are likely to live
+// long, and kept out of the stream of new bodies they are not copied again at every compaction.
+// The copies are synced before the commit that moves their rows, like any append; the old file
+// then has no body and goes like any freed file: after that commit is durable, never while a
+// backup copies files. A reader that opened the old file keeps reading it; one that read the old
+// row and opens after the unlink reads the row again (mod.ts openBody).
 
 import { closeSync, fdatasyncSync, openSync, readSync, writeSync } from "node:fs";
 import type { Db } from "./db.ts";
@@ -40,6 +41,10 @@ export const COMPACT_BELOW = 0.5;
  */
 export const COMPACT_MIN_AGE_MS = 10 * 60_000;
 
+/** Lanes (Segments.#cur): new bodies, and bodies moved by compaction. */
+const NEW = 0;
+const MOVED = 1;
+
 interface Current {
   id: number;
   name: string;
@@ -57,27 +62,32 @@ export interface SegmentPlace {
 export class Segments {
   /** Length past which a segment is closed (tests set a small one). */
   max = SEGMENT_MAX;
-  #cur: Current | null = null;
+  /**
+   * The segments being appended to, by lane: new bodies, and bodies moved by compaction. A body
+   * that outlived its segment is likely to live long: kept apart from the stream of new ones, it
+   * is not copied again each time the segment it was moved to is mostly deleted in its turn.
+   */
+  #cur: [Current | null, Current | null] = [null, null];
   /** Descriptors with bytes of the open transaction that are not synced yet. */
   #unsynced = new Set<number>();
   /** Descriptors no longer appended to, closed when the transaction ends. */
   #retired: number[] = [];
 
-  /** The current segment's body_files id, or null. */
+  /** The body_files id of the segment new bodies go to, or null. */
   get currentId(): number | null {
-    return this.#cur?.id ?? null;
+    return this.#cur[NEW]?.id ?? null;
   }
 
   /**
-   * Appends `parts` (one body) to the current segment, starting one when there is none or it is
-   * full, and records the new length and live bytes in its row.
+   * Appends `parts` (one body) to the lane's current segment, starting one when there is none or
+   * it is full, and records the new length and live bytes in its row.
    */
-  append(db: Db, files: TxFiles, parts: Uint8Array[], now: number): SegmentPlace {
-    if (this.#cur && this.#cur.end >= this.max) this.#retire();
-    let cur = this.#cur;
+  append(db: Db, files: TxFiles, parts: Uint8Array[], now: number, lane = NEW): SegmentPlace {
+    if ((this.#cur[lane]?.end ?? 0) >= this.max) this.#retire(lane);
+    let cur = this.#cur[lane];
     if (!cur) {
       try {
-        cur = this.#start(db, files, now);
+        cur = this.#start(db, files, now, lane);
       } catch (err) {
         throw readsLikeSqlite(err);
       }
@@ -94,7 +104,7 @@ export class Segments {
       // What reached the file is garbage no row will point at; the next body starts a new
       // segment (this one's length is no longer known). Earlier bodies of the transaction in it
       // are still synced before the commit.
-      this.#retire();
+      this.#retire(lane);
       throw readsLikeSqlite(err);
     }
     cur.end = offset + total;
@@ -107,7 +117,7 @@ export class Segments {
     return { fileId: cur.id, offset };
   }
 
-  #start(db: Db, files: TxFiles, now: number): Current {
+  #start(db: Db, files: TxFiles, now: number, lane: number): Current {
     const name = newBodyFileName();
     const fd = openSync(files.path(name), "wx", 0o600);
     // From here the file is the transaction's: a rollback unlinks it (TxFiles.undoTo calls
@@ -119,29 +129,34 @@ export class Segments {
         name,
         now,
       ).lastInsertRowid;
-      this.#cur = { id, name, fd, end: 0 };
-      return this.#cur;
+      const cur = { id, name, fd, end: 0 };
+      this.#cur[lane] = cur;
+      return cur;
     } catch (err) {
       this.#retired.push(fd);
       throw err;
     }
   }
 
-  /** The current segment takes no more bodies (what it holds is still synced at the commit). */
-  #retire(): void {
-    if (!this.#cur) return;
-    this.#retired.push(this.#cur.fd);
-    this.#cur = null;
+  /** The lane's segment takes no more bodies (what it holds is still synced at the commit). */
+  #retire(lane: number): void {
+    const cur = this.#cur[lane];
+    if (!cur) return;
+    this.#retired.push(cur.fd);
+    this.#cur[lane] = null;
   }
 
   /**
-   * The file `name` is unlinked (a rollback) or doomed (its last body is freed): when it is the
+   * The file `name` is unlinked (a rollback) or doomed (its last body is freed): when it is a
    * current segment, nothing more goes into it and its unsynced bytes need no sync.
    */
   forget(name: string): void {
-    if (this.#cur?.name !== name) return;
-    this.#unsynced.delete(this.#cur.fd);
-    this.#retire();
+    for (const lane of [NEW, MOVED]) {
+      const cur = this.#cur[lane];
+      if (cur?.name !== name) continue;
+      this.#unsynced.delete(cur.fd);
+      this.#retire(lane);
+    }
   }
 
   /** Before COMMIT: every byte the transaction appended is on the disk. */
@@ -158,7 +173,8 @@ export class Segments {
   }
 
   close(): void {
-    this.#retire();
+    this.#retire(NEW);
+    this.#retire(MOVED);
     this.#unsynced.clear();
     this.#closeRetired();
   }
@@ -175,8 +191,8 @@ export class Segments {
 
   /**
    * One compaction step: the segment with the smallest share of live bytes among those created
-   * before `createdBefore` with less than COMPACT_BELOW of their size live (never the current
-   * one) has its bodies appended to the current segment and their rows moved; the old file then
+   * before `createdBefore` with less than COMPACT_BELOW of their size live (never a current one)
+   * has its bodies appended to the segment of moved bodies and their rows moved; the old file then
    * has no body and is doomed. Returns the bytes moved and the file's length, or null when no
    * segment qualifies. Runs inside the caller's write transaction.
    */
@@ -188,9 +204,10 @@ export class Segments {
   ): { moved: number; freed: number } | null {
     const seg = db.get<{ id: number; name: string; size: number }>(
       `SELECT id, name, size FROM body_files
-       WHERE live IS NOT NULL AND id <> ? AND created_at < ? AND live < size * ?
+       WHERE live IS NOT NULL AND id NOT IN (?, ?) AND created_at < ? AND live < size * ?
        ORDER BY live * 1.0 / max(size, 1) LIMIT 1`,
-      this.currentId ?? -1,
+      this.#cur[NEW]?.id ?? -1,
+      this.#cur[MOVED]?.id ?? -1,
       createdBefore,
       COMPACT_BELOW,
     );
@@ -206,7 +223,7 @@ export class Segments {
         for (const b of bodies) {
           const bytes = new Uint8Array(b.size - b.head);
           readAllAt(fd, bytes, b.file_offset);
-          const place = this.append(db, files, [bytes], now);
+          const place = this.append(db, files, [bytes], now, MOVED);
           db.run(
             "UPDATE bodies SET file_id = ?, file_offset = ? WHERE id = ?",
             place.fileId,
