@@ -5,7 +5,7 @@ set -e
 cd "$(dirname "$0")/.."
 # postgresql: the PostgreSQL store tests start servers of their own (initdb in a temporary
 # directory, a loopback port); the cluster Debian sets up is not used.
-PKGS="openssl swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dovecot-imapd dovecot-lmtpd isync getmail6 coturn dnsmasq chromium python3 pebble postgresql"
+PKGS="openssl strace swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dovecot-imapd dovecot-lmtpd isync getmail6 coturn dnsmasq chromium python3 pebble postgresql"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -104,7 +104,7 @@ export class TxFiles {
   /** The file goes when this transaction commits. */
   doom(name: string): void {
     this.#doomed.push(name);
-    this.segments.forget(name);
+    this.segments.forget(name, false);
   }
 
   mark(): [number, number] {
@@ -114,7 +114,7 @@ export class TxFiles {
   /** One operation of the batch rolled back to its savepoint. */
   undoTo([created, doomed]: [number, number]): void {
     for (const name of this.#created.splice(created)) {
-      this.segments.forget(name);
+      this.segments.forget(name, true);
       unlinkQuietly(this.path(name));
     }
     this.#doomed.length = doomed;

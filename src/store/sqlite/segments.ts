@@ -147,14 +147,16 @@ export class Segments {
   }
 
   /**
-   * The file `name` is unlinked (a rollback) or doomed (its last body is freed): when it is a
-   * current segment, nothing more goes into it and its unsynced bytes need no sync.
+   * The file `name` is unlinked (`unlinked`: its transaction or operation rolled back) or doomed
+   * (its last body is freed): when it is a current segment, nothing more goes into it. Its
+   * unsynced bytes need no sync only when it is gone: a doomed file comes back if the operation
+   * that freed its bodies fails after all, with rows pointing at what this transaction appended.
    */
-  forget(name: string): void {
+  forget(name: string, unlinked: boolean): void {
     for (const lane of [NEW, MOVED]) {
       const cur = this.#cur[lane];
       if (cur?.name !== name) continue;
-      this.#unsynced.delete(cur.fd);
+      if (unlinked) this.#unsynced.delete(cur.fd);
       this.#retire(lane);
     }
   }
