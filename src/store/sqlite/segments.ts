@@ -1,5 +1,6 @@
-// Body segments: bodies from SEGMENT_MIN bytes up to the inline limit are appended to a body file
-// shared with other bodies (a segment) instead of going into the database. In the database each
+// Body segments: bodies of SEGMENT_MIN bytes or more that reach the writer in memory (a spooled
+// body past the inline limit is already a file of its own) are appended to a body file shared
+// with other bodies (a segment) instead of going into the database. In the database each
 // such byte reached the disk twice (the WAL, then the checkpoint into the database file), one
 // system call per 4 KiB page each time; in a segment it is written once, in one call per body, and
 // one sync of the segment per commit covers every body of the batch (issue 21, measured with 100 KB
@@ -29,7 +30,7 @@ import type { Db } from "./db.ts";
 import { newBodyFileName, type TxFiles } from "./body_files.ts";
 import { isFullError } from "./space_guard.ts";
 
-/** Bodies of at least this many bytes (and at most the inline limit) go to a segment. */
+/** In-memory bodies of at least this many bytes go to a segment. */
 export const SEGMENT_MIN = 32 * 1024;
 /** A segment this long is closed; the next body starts a new one. */
 export const SEGMENT_MAX = 16 * 1024 * 1024;
