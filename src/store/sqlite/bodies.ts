@@ -5,10 +5,10 @@
 import { RelayError } from "../../errors.ts";
 import type { MessageInput } from "../types.ts";
 import type { Db } from "./db.ts";
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import type { TxFiles } from "./body_files.ts";
-import { SEGMENT_MIN } from "./segments.ts";
+import { readAllAt, SEGMENT_MIN } from "./segments.ts";
 
 /** Bodies up to this size are kept in the database: one WAL fsync covers body and metadata. */
 export const INLINE_LIMIT = 128 * 1024;
@@ -249,11 +249,7 @@ export function readSegmentBody(
   try {
     const out = new Uint8Array(size);
     out.set(head);
-    for (let at = head.length; at < size;) {
-      const n = readSync(fd, out, at, size - at, offset + at - head.length);
-      if (n === 0) throw new Error("A body segment is shorter than its bodies");
-      at += n;
-    }
+    readAllAt(fd, out.subarray(head.length), offset);
     return out;
   } finally {
     closeSync(fd);

@@ -260,7 +260,8 @@ function writeAllAt(fd: number, bytes: Uint8Array, position: number): void {
   }
 }
 
-function readAllAt(fd: number, into: Uint8Array, position: number): void {
+/** Fills `into` from the file at `position`; a file that ends first is an error. */
+export function readAllAt(fd: number, into: Uint8Array, position: number): void {
   let done = 0;
   while (done < into.length) {
     const n = readSync(fd, into, done, into.length - done, position + done);
