@@ -187,6 +187,47 @@ Deno.test("clients that vanish mid-command are a normal end: counted, never logg
   assert.deepEqual(failures, []);
 });
 
+Deno.test("a command line the network cut off is not run: no JIT account with half a password, no DELETE of a shorter name", async () => {
+  await withRelay(async (t) => {
+    const metrics = `http://${t.relay.addresses.metrics}/metrics`;
+    const ends = async () => {
+      const text = await (await fetch(metrics)).text();
+      let n = 0;
+      for (
+        const m of text.matchAll(/tern_connection_ends_total\{listener="imaps",[^}]*\} (\d+)/g)
+      ) {
+        n += Number(m[1]);
+      }
+      return n;
+    };
+    /** Sends the start of a command line, then the connection is gone; waits for its end. */
+    const cutOff = async (c: WireClient, text: string) => {
+      const before = await ends();
+      await c.write(text);
+      c.close();
+      const deadline = Date.now() + 30_000;
+      while ((await ends()) === before && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(await ends(), before + 1, "the session ended");
+    };
+    const user = { address: `someone01@${t.domain}`, password: "password-123456" };
+    // The phone's network goes away three bytes before the end of its LOGIN line.
+    const first = await WireClient.connect(t.addr("imaps").port, { tlsCa: t.caPem });
+    assert.match(await first.line(), /^\* OK /);
+    await cutOff(first, `l LOGIN ${user.address} ${user.password}`.slice(0, -3));
+    assert.equal(await t.relay.services.store.getAccount(user.address), null, "no account made");
+    const c = await imapLogin(t, user);
+    assert.match((await c.cmd("c", "CREATE Archive")).status, /^OK/);
+    assert.match((await c.cmd("c", "CREATE Archive-2026")).status, /^OK/);
+    const cut = await imapLogin(t, user);
+    await cutOff(cut, "d DELETE Archive-2026".slice(0, -5));
+    const list = await c.cmd("s", 'LIST "" *');
+    assert.match(list.untagged.join("\n"), /"Archive"/);
+    c.close();
+  }, { overrides: { "listen.metrics": "127.0.0.1:0" } });
+});
+
 const openssl = requireTool("openssl");
 
 /** Whether openssl s_client completes a handshake with the given version flag. */

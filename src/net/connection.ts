@@ -51,7 +51,10 @@ export interface Connection {
   readonly localPort: number;
   readonly isTls: boolean;
   readonly isCompressed: boolean;
-  /** The next line without its line ending; null at end of stream. */
+  /**
+   * The next line without its line ending; null at end of stream. A line the stream ends in
+   * (no line end) throws ConnectionClosedError.
+   */
   readLine(maxBytes: number): Promise<Uint8Array | null>;
   /** Exactly n bytes in one array (n bytes of memory); null when the stream ends first. */
   readExact(n: number): Promise<Uint8Array | null>;
@@ -358,10 +361,11 @@ export class SocketConnection implements Connection {
         return null;
       }
       if (this.#ended) {
-        // A final line without a line ending.
-        const rest = this.#take(this.#buffered);
-        if (discarded >= 0 || rest.length > maxBytes) throw new LineTooLongError(maxBytes);
-        return rest;
+        // A last line without its line end was cut off (a phone's network went away inside
+        // it): what arrived is not the command the client sent, and must not be run as one.
+        this.#take(this.#buffered);
+        if (discarded >= 0) throw new LineTooLongError(maxBytes);
+        throw new ConnectionClosedError("Connection closed in the middle of a line");
       }
       await this.#wait();
     }

@@ -106,6 +106,20 @@ Deno.test("an overlong line is dropped to its line feed, and one that never ends
   }
 });
 
+Deno.test("a line the stream ends in the middle of is no line: the read fails as a lost connection", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    // A phone's network goes away inside "L LOGIN user password": what did arrive must not be
+    // taken for the whole command (a JIT login would create the account with half a password).
+    client.write("a NOOP\r\nL LOGIN someone longpass");
+    client.end();
+    assert.equal(new TextDecoder().decode((await conn.readLine(1000))!), "a NOOP");
+    await assert.rejects(conn.readLine(1000), ConnectionClosedError);
+  } finally {
+    await done();
+  }
+});
+
 Deno.test("COMPRESS output waits for the socket: one piece in flight, in order, inflatable", async () => {
   const sent: Uint8Array[] = [];
   const waiting: (() => void)[] = [];
