@@ -196,6 +196,32 @@ Deno.test("IMAP mailboxes: CREATE, LIST patterns, RENAME, DELETE, SUBSCRIBE, STA
   });
 });
 
+Deno.test("IMAP a mailbox deleted while another session has it selected ends that session with BYE, as Dovecot", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const a = await session(t, user);
+    assert.ok((await a.cmd("CREATE DeltaChat")).ok);
+    const b = await session(t, user);
+    const c = await session(t, user);
+    for (const s of [b, c]) assert.ok((await s.cmd("SELECT DeltaChat")).ok);
+    const idle = c.nextTag();
+    await c.send(`${idle} IDLE\r\n`);
+    assert.match(await c.readResponse(), /^\+ /);
+    assert.ok((await a.cmd("DELETE DeltaChat")).ok);
+    // Another device deleted the folder: the sessions on it learn so and end (they went on
+    // answering OK about messages that were gone, and IDLE waited on a folder that was no more).
+    const bye = "* BYE Selected mailbox was deleted, have to disconnect.";
+    const tag = b.nextTag();
+    await b.send(`${tag} NOOP\r\n`);
+    assert.equal(await b.readResponse(), bye);
+    await assert.rejects(b.readResponse(), /connection closed by server/);
+    assert.equal(await c.readResponse(), bye);
+    await assert.rejects(c.readResponse(), /connection closed by server/);
+    assert.ok((await a.cmd("NOOP")).ok);
+    for (const s of [a, b, c]) s.close();
+  });
+});
+
 Deno.test("IMAP FETCH: flags, envelope, bodystructure, sections, partial, \\Seen", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");

@@ -204,11 +204,16 @@ export class SelectedMailbox {
   /**
    * Untagged responses for everything committed since the last sync, written to `emit` as they
    * are found. With `allowExpunge` false (during FETCH, STORE, SEARCH) expunges are kept for
-   * later. Cost follows the number of changes, not the size of the mailbox.
+   * later. Cost follows the number of changes, not the size of the mailbox. Null when the
+   * mailbox is gone (another session deleted it).
    */
-  async sync(mailboxes: ImapMailboxes, emit: Emitter, options: SyncOptions): Promise<number> {
+  async sync(
+    mailboxes: ImapMailboxes,
+    emit: Emitter,
+    options: SyncOptions,
+  ): Promise<number | null> {
     const mb = await mailboxes.mailboxState(this.mailbox.id);
-    if (!mb) return 0;
+    if (!mb) return null;
     let lines = 0;
     const line = async (text: string) => {
       emit.out(text + "\r\n");

@@ -191,6 +191,13 @@ export class ImapSession implements SessionContext {
       qresync: this.enabled.has("QRESYNC"),
       condstore: this.condstore(),
     });
+    if (lines === null) {
+      // Another session deleted the selected mailbox: as Dovecot, the session ends (its view
+      // of messages that are gone cannot be brought up to date, and IDLE would wait forever).
+      this.out("* BYE Selected mailbox was deleted, have to disconnect.\r\n");
+      await this.flush();
+      throw new ConnectionClosedError("selected mailbox deleted");
+    }
     // Expunges kept for later must be looked at again.
     if (!allowExpunge) this.changeSignal.dirty = true;
     if (lines) {
