@@ -1,6 +1,6 @@
 // Abuse: a connection flood from one address is bounded while another address keeps working;
 // password guessing slows down; /mxdeliv never relays; IMAP line bombs are refused and the
-// session stays usable.
+// session stays usable; a LIST pattern made to backtrack does not stop the relay.
 
 import assert from "node:assert/strict";
 import * as net from "node:net";
@@ -8,6 +8,7 @@ import * as tls from "node:tls";
 import { createAccount, withRelay } from "./support/relay.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
 import { passwordWork } from "../src/auth/mod.ts";
+import { startTern } from "./support/tern_process.ts";
 
 function firstLine(
   port: number,
@@ -184,6 +185,39 @@ Deno.test("IMAP line and literal bombs are refused and the session stays usable"
     assert.ok((await client.cmd("NOOP")).ok);
     client.close();
   });
+});
+
+Deno.test("a LIST pattern made to backtrack (*a*a…*b) does not stop the relay for everyone", async () => {
+  // A relay process of its own: were the pattern a backtracking regular expression, the event
+  // loop would be stuck for hours, and an in-process relay would stop this test with it.
+  const tern = await startTern();
+  const connect = async () => {
+    const { client } = await ImapTestClient.connect(
+      { hostname: "127.0.0.1", port: tern.port("imaps") },
+      { tls: true, caPem: tern.caPem },
+    );
+    return client;
+  };
+  try {
+    const user = `alice0001@[127.0.0.1]`;
+    const a = await connect();
+    assert.ok((await a.login(user, "password-123456")).ok);
+    assert.ok((await a.cmd(`CREATE ${"a".repeat(60)}`)).ok);
+    const tag = a.nextTag();
+    await a.send(`${tag} LIST "" "${"*a".repeat(30)}b"\r\n`);
+    // Meanwhile another client is greeted, logs in and is answered (within readWithin's 30 s).
+    const b = await connect();
+    assert.ok((await b.login(user, "password-123456")).ok);
+    assert.ok((await b.cmd("NOOP")).ok);
+    const list = await a.collect(tag);
+    assert.ok(list.ok, list.status);
+    assert.deepEqual(list.untagged, []);
+    const all = await a.cmd(`LIST "" "*a*%a"`);
+    assert.equal(all.untagged.length, 1, all.untagged.join("\n"));
+    for (const c of [a, b]) c.close();
+  } finally {
+    await tern.stop();
+  }
 });
 
 Deno.test("slow clients (slowloris) are bounded per address; others are served at once", async () => {

@@ -156,15 +156,53 @@ async function countDeleted(ctx: SessionContext, mailboxId: number): Promise<num
   }
 }
 
-/** RFC 3501 §6.3.8 wildcards: "*" matches anything, "%" anything but the delimiter. */
-function patternRegex(pattern: string): RegExp {
-  let re = "";
-  for (const ch of pattern) {
-    if (ch === "*") re += ".*";
-    else if (ch === "%") re += "[^.]*";
-    else re += ch.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/**
+ * RFC 3501 §6.3.8 wildcards: "*" matches anything, "%" anything but the delimiter; a pattern
+ * that starts with INBOX matches regardless of case. Matched position by position (the set of
+ * name positions each pattern prefix can reach), so time is at most pattern × name: a pattern
+ * such as "*a*a*a…*b" made a regular expression backtrack for hours, stopping the event loop.
+ */
+function patternMatcher(pattern: string): (name: string) => boolean {
+  const fold = pattern.toUpperCase().startsWith("INBOX");
+  // Wildcards in a row match what the widest of them matches ("*%" as "*"); then the pattern
+  // is at most twice as long as its literal characters, which a name must all have.
+  const pat: string[] = [];
+  let literals = 0;
+  for (const ch of fold ? pattern.toUpperCase() : pattern) {
+    const last = pat[pat.length - 1];
+    if ((ch === "*" || ch === "%") && (last === "*" || last === "%")) {
+      if (ch === "*") pat[pat.length - 1] = "*";
+      continue;
+    }
+    if (ch !== "*" && ch !== "%") literals++;
+    pat.push(ch);
   }
-  return new RegExp(`^${re}$`, pattern.toUpperCase().startsWith("INBOX") ? "i" : "");
+  return (name) => {
+    const s = [...(fold ? name.toUpperCase() : name)];
+    if (literals > s.length) return false;
+    let reach = new Uint8Array(s.length + 1);
+    reach[0] = 1;
+    for (const ch of pat) {
+      const next = new Uint8Array(s.length + 1);
+      let any = false;
+      if (ch === "*" || ch === "%") {
+        // From any reached position on, as far as the name goes ("%": up to a delimiter).
+        let on = false;
+        for (let j = 0; j <= s.length; j++) {
+          if (on && ch === "%" && s[j - 1] === DELIMITER) on = false;
+          if (reach[j]) on = true;
+          if (on) next[j] = 1, any = true;
+        }
+      } else {
+        for (let j = 0; j < s.length; j++) {
+          if (reach[j] && s[j] === ch) next[j + 1] = 1, any = true;
+        }
+      }
+      if (!any) return false;
+      reach = next;
+    }
+    return reach[s.length] === 1;
+  };
 }
 
 async function statusItems(
@@ -237,8 +275,8 @@ async function list(ctx: SessionContext, cmd: Of<"LIST" | "LSUB">) {
   const returnSubscribed = cmd.returnOptions.includes("SUBSCRIBED") ||
     cmd.select.includes("SUBSCRIBED");
   const returnChildren = cmd.returnOptions.includes("CHILDREN") || !cmd.returnOptions.length;
-  const res = cmd.patterns.map((p) => patternRegex(cmd.reference + p));
-  const matches = (n: string) => res.some((re) => re.test(n));
+  const patterns = cmd.patterns.map((p) => patternMatcher(cmd.reference + p));
+  const matches = (n: string) => patterns.some((match) => match(n));
   const mailboxes = new Map(all.map((m) => [m.name, m]));
   const existing = [...mailboxes.keys()];
   const parentsOf = (n: string) => {
@@ -256,6 +294,7 @@ async function list(ctx: SessionContext, cmd: Of<"LIST" | "LSUB">) {
   const sorted = (xs: Iterable<string>) =>
     [...new Set(xs)].sort((a, b) => (a === "INBOX" ? -1 : b === "INBOX" ? 1 : a < b ? -1 : 1));
   for (const name of sorted(base)) {
+    await ctx.breathe();
     const mb = mailboxes.get(name);
     if (specialOnly && !mb?.specialUse) continue;
     if (matches(name)) {
