@@ -517,6 +517,28 @@ Deno.test("SMTP send rate: a burst of 10, then 450 4.7.1", async () => {
   });
 });
 
+Deno.test("SMTP send rate: one message to more recipients than the burst takes one send", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    // A group of 12: one message, twelve RCPTs (the reference's filtermail judges the rate at
+    // MAIL FROM, once per message); the 11th RCPT was refused with 450 4.7.1.
+    const group = [];
+    for (let i = 0; i < 12; i++) {
+      group.push(await createAccount(t, `member${String(i).padStart(3, "0")}`));
+    }
+    const c = await submission(t, a);
+    const msg = await encryptedMessage(a.address, group[0].address);
+    const r = await c.sendMail(a.address, group.map((m) => m.address), msg);
+    assert.equal(r.code, 250, r.text);
+    for (let i = 0; i < 9; i++) {
+      assert.equal((await c.sendMail(a.address, [a.address], msg)).code, 250, `message ${i + 2}`);
+    }
+    assert.equal((await c.cmd(`MAIL FROM:<${a.address}>`)).code, 250);
+    assert.equal((await c.cmd(`RCPT TO:<${a.address}>`)).code, 450, "the 11th message");
+    c.close();
+  });
+});
+
 Deno.test("SMTP defence: smuggling, bare LF, long lines, too many errors", async () => {
   await withRelay(async (t) => {
     const a = await createAccount(t, "alice0001");

@@ -430,7 +430,11 @@ export class SmtpSession {
   /** Submission: the sender check, once per transaction, at its first RCPT. */
   async #checkSender(): Promise<SmtpReply | null> {
     if (!this.#login || this.#mailFrom === null) return null;
-    this.#senderVerdict ??= await this.#backend.checkSender(this.#login, this.#mailFrom);
+    // Null is a verdict too (the sender passed, and took one send from its rate): `??=` would
+    // ask again at every RCPT.
+    if (this.#senderVerdict === undefined) {
+      this.#senderVerdict = await this.#backend.checkSender(this.#login, this.#mailFrom);
+    }
     return this.#senderVerdict;
   }
 

@@ -484,6 +484,13 @@ Deno.test("MAIL and RCPT: sequence, syntax, parameters, size, sender and recipie
     assert.equal(await h.cmd(`RCPT TO:<${r}>`), "250 2.0.0 OK");
   }
   assert.equal(await h.cmd("RCPT TO:<d@example.org>"), "452 4.5.3 Too many recipients");
+  // A sender check that passes (it takes one from the send rate) is made once as well: a
+  // message to more recipients than the burst went over the rate at its eleventh RCPT.
+  assert.equal(
+    h.backend.calls.filter((c) => c === "sender alice@example.org alice@example.org").length,
+    1,
+    "one sender check per transaction when it passes",
+  );
   // RSET ends the transaction: RCPT needs a new MAIL.
   assert.equal(await h.cmd("RSET"), "250 2.0.0 OK");
   assert.equal(await h.cmd("RCPT TO:<a@example.org>"), "503 5.5.1 Need MAIL before RCPT");
