@@ -80,7 +80,7 @@ export function filterSql(
           params.push(lo, hi);
         }
       }
-      return parts.length ? `(${parts.join(" OR ")})` : "0";
+      return parts.length ? balanced(parts, "OR") : "0";
     }
     case "flag": {
       // \Seen has its own column (and the messages_unseen index).
@@ -98,9 +98,19 @@ export function filterSql(
     case "or": {
       if (f.filters.length === 0) return f.kind === "and" ? "1" : "0";
       const parts = f.filters.map((x) => filterSql(x, params, window));
-      return `(${parts.join(f.kind === "and" ? " AND " : " OR ")})`;
+      return balanced(parts, f.kind === "and" ? "AND" : "OR");
     }
   }
+}
+
+/**
+ * Terms joined by one operator as a balanced tree: SQLite refuses an expression deeper than
+ * 1 000, and a plain chain of a SEARCH's thousand keys (or a UID set's ranges) is that deep.
+ */
+function balanced(parts: string[], op: "AND" | "OR"): string {
+  if (parts.length === 1) return `(${parts[0]})`;
+  const half = parts.length >> 1;
+  return `(${balanced(parts.slice(0, half), op)} ${op} ${balanced(parts.slice(half), op)})`;
 }
 
 /**
