@@ -316,6 +316,30 @@ Deno.test("IMAP STORE, SEARCH, COPY, MOVE, EXPUNGE with UIDPLUS and CONDSTORE", 
   });
 });
 
+Deno.test("IMAP SEARCH of thousands of keys is answered; a command that fails mid-answer still gets its tagged reply on a line of its own", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    for (let i = 0; i < 3; i++) await append(t, user.address, `Subject: ${i}\r\n\r\nx\r\n`);
+    const s = await session(t, user);
+    assert.ok((await s.cmd("SELECT INBOX")).ok);
+    // SQLite refused an expression over 1 000 deep: a chain of 1 500 keys was an internal error.
+    const many = await s.cmd(`SEARCH ${Array(1500).fill("OR SEEN UNSEEN").join(" ")}`);
+    assert.ok(many.ok, many.status);
+    assert.deepEqual(many.untagged, ["* SEARCH 1 2 3"]);
+    // 42 000 keys (lines joined by literals) are more SQL parameters than SQLite takes: the
+    // command fails after "* SEARCH" went out. Its NO came glued to that line ("* SEARCHT3 NO
+    // …"), so the client never saw it and waited for ever.
+    const tag = s.nextTag();
+    const line = Array(7000).fill("LARGER 1").join(" ");
+    await s.send(`${tag} SEARCH${` ${line} BODY {1+}\r\nx`.repeat(6)}\r\n`);
+    let reply: string;
+    do reply = await s.readResponse(); while (!reply.includes(`${tag} `));
+    assert.match(reply, new RegExp(`^${tag} (OK|NO) `));
+    assert.ok((await s.cmd("NOOP")).ok);
+    s.close();
+  });
+});
+
 Deno.test("IMAP APPEND: synchronizing and LITERAL+ literals, 8-bit clean, APPENDUID", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");

@@ -97,6 +97,8 @@ export class ImapSession implements SessionContext {
   readonly changeSignal = { dirty: false };
   #pieces: Piece[] = [];
   #pending = 0;
+  /** What was written last ended inside a line (a response still being written). */
+  #midLine = false;
   #wake: (() => void) | null = null;
   #watch = new AbortController();
   #gone = false;
@@ -124,6 +126,10 @@ export class ImapSession implements SessionContext {
 
   async flush(): Promise<void> {
     if (this.#pieces.length === 0) return;
+    const last = this.#pieces[this.#pieces.length - 1];
+    this.#midLine = typeof last === "string"
+      ? last.length > 0 && !last.endsWith("\n")
+      : last.length > 0 && last[last.length - 1] !== 10;
     const pieces = this.#pieces;
     this.#pieces = [];
     this.#pending = 0;
@@ -448,6 +454,10 @@ export class ImapSession implements SessionContext {
         this.log?.error("imap command failed", { command: cmd.name, error: String(e) });
         tagged = `${cmd.tag} NO [SERVERBUG] Internal error\r\n`;
       }
+      // A command that failed while writing a response ("* SEARCH 1 2…") leaves it unended:
+      // the tagged reply must start a line of its own, or the client never sees it.
+      await this.flush();
+      if (this.#midLine) this.out("\r\n");
     }
     this.out(tagged);
     await this.flush();
