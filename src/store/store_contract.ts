@@ -314,7 +314,13 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     });
     assert.equal(await s.consumeToken("t1", 2), true);
     assert.equal(await s.consumeToken("t1", 2), false);
-    await s.addBlocked("@spam.example", "spam", 1);
+    assert.equal(await s.addBlocked("@spam.example", "spam", 1), true);
+    assert.equal(await s.addBlocked("@SPAM.example", "other", 2), false, "there already");
+    assert.deepEqual(await s.listBlocked(), [{
+      entry: "@spam.example",
+      reason: "spam",
+      createdAt: 1,
+    }]);
     assert.equal(await s.isBlocked("x@spam.example"), true);
     assert.equal(await s.isBlocked("x@ok.example"), false);
   });

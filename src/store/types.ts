@@ -490,7 +490,8 @@ export interface TokenStore {
 export interface BlocklistStore {
   /** Blocked addresses or domains (entries "@domain"). */
   listBlocked(): Promise<{ entry: string; reason: string; createdAt: number }[]>;
-  addBlocked(entry: string, reason: string, now: number): Promise<void>;
+  /** Adds an entry; false (and nothing changed) when it is there already. */
+  addBlocked(entry: string, reason: string, now: number): Promise<boolean>;
   removeBlocked(entry: string): Promise<boolean>;
   isBlocked(address: string): Promise<boolean>;
 }

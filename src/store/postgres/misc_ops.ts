@@ -128,9 +128,10 @@ export const miscOps = {
   ),
   addBlocked: write(
     async (q, _e, entry: string, reason: string, now: number) => {
-      await q`INSERT INTO blocklist (entry, reason, created_at)
+      const r = await q`INSERT INTO blocklist (entry, reason, created_at)
         VALUES (${entry.toLowerCase()}, ${reason}, ${now})
-        ON CONFLICT (entry) DO UPDATE SET reason = excluded.reason`;
+        ON CONFLICT (entry) DO NOTHING`;
+      return r.count > 0;
     },
     (_c, [entry]) => [key.blocked(entry)],
   ),

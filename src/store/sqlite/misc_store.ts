@@ -127,14 +127,13 @@ export function miscStore({ db }: OpEnv): Misc {
       db.all<{ entry: string; reason: string; created_at: number }>(
         "SELECT * FROM blocklist ORDER BY entry",
       ).map((r) => ({ entry: r.entry, reason: r.reason, createdAt: r.created_at })),
-    addBlocked(entry, reason, now) {
+    addBlocked: (entry, reason, now) =>
       db.run(
-        "INSERT INTO blocklist (entry, reason, created_at) VALUES (?, ?, ?) ON CONFLICT(entry) DO UPDATE SET reason = excluded.reason",
+        "INSERT INTO blocklist (entry, reason, created_at) VALUES (?, ?, ?) ON CONFLICT(entry) DO NOTHING",
         entry.toLowerCase(),
         reason,
         now,
-      );
-    },
+      ).changes > 0,
     removeBlocked: (entry) =>
       db.run("DELETE FROM blocklist WHERE entry = ?", entry.toLowerCase()).changes > 0,
     isBlocked(address) {
