@@ -65,6 +65,14 @@ export interface FirstRequest {
 /** A first request head longer than this is left to the HTTP server (which answers 431). */
 const MAX_FIRST_HEAD = 16 * 1024;
 
+/**
+ * Requests one connection may have in hand (received, response not ended). Pipelined requests
+ * arrive faster than they are answered, and answers wait for the ones before them: a client that
+ * sends thousands in one write and reads nothing would have them all handled and held in memory.
+ * One more closes the connection.
+ */
+export const MAX_REQUESTS_IN_FLIGHT = 8;
+
 export interface HttpServer {
   readonly hostname: string;
   readonly port: number;
@@ -217,8 +225,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
   };
 
+  // The latest request of each connection: only it can still be receiving its body.
+  const latest = new WeakMap<net.Socket, http.IncomingMessage>();
+
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const st = conns.get(keyOf(req.socket));
+    if (st && st.active >= MAX_REQUESTS_IN_FLIGHT) {
+      req.socket.destroy();
+      return;
+    }
     if (st) {
       clearTimeout(st.headTimer);
       st.headTimer = undefined;
@@ -234,12 +249,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
     // A client that ends its side before its request body is complete will never complete it:
     // the connection is dropped at once (which fails the body's stream), not left half-closed
-    // until the idle timeout.
-    const onEnd = () => {
-      if (!req.complete) req.socket.destroy();
-    };
-    req.socket.once("end", onEnd);
-    res.once("close", () => req.socket.off("end", onEnd));
+    // until the idle timeout. One listener per connection, however many requests it carries.
+    const socket = req.socket;
+    if (!latest.has(socket)) {
+      socket.once("end", () => {
+        if (!latest.get(socket)?.complete) socket.destroy();
+      });
+    }
+    latest.set(socket, req);
     handle(req, res).catch(() => res.destroy());
   });
 

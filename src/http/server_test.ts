@@ -6,7 +6,7 @@ import { generateSelfSigned } from "../net/mod.ts";
 import { createRelayMetrics } from "../metrics/mod.ts";
 import { clientAddress } from "./client_address.ts";
 import { createMetricsApp } from "./app.ts";
-import { startHttpServer } from "./server.ts";
+import { MAX_REQUESTS_IN_FLIGHT, startHttpServer } from "./server.ts";
 
 function echoApp() {
   const app = new Hono();
@@ -166,6 +166,35 @@ Deno.test("startHttpServer(): malformed requests get 400 or 431 and the connecti
     assert.match(text, new RegExp(`^HTTP/1\\.1 ${status} `), `${what}: ${text.slice(0, 80)}`);
     if (what === "bad host") assert.match(text, /http:\/\/127\.0\.0\.1:\d+\/url/);
   }
+});
+
+Deno.test("startHttpServer(): a flood of pipelined requests closes the connection; a few are answered in order", async () => {
+  const app = echoApp();
+  let held = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  app.get("/hold", async (c) => {
+    held++;
+    await gate;
+    return c.text("held");
+  });
+  await using server = await startHttpServer({ address: "127.0.0.1:0", app });
+  // Thousands of requests in one write, none of the answers read.
+  const flood = rawExchange(server.port, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5000));
+  await within(10_000, "flooding connection closed", flood.received);
+  assert.ok(held <= MAX_REQUESTS_IN_FLIGHT, `${held} requests handled at once`);
+  const res = await fetch(`http://127.0.0.1:${server.port}/who`);
+  assert.equal(await res.text(), "127.0.0.1", "other clients are served meanwhile");
+  release();
+
+  const few = rawExchange(
+    server.port,
+    "GET /who HTTP/1.1\r\nHost: x\r\n\r\n".repeat(MAX_REQUESTS_IN_FLIGHT - 1) +
+      "GET /url HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+  );
+  const text = await within(10_000, "pipelined requests", few.received);
+  assert.equal(text.match(/HTTP\/1\.1 200 /g)?.length, MAX_REQUESTS_IN_FLIGHT, text);
+  assert.match(text, /127\.0\.0\.1HTTP[^]*http:\/\/x\/url$/, "in order");
 });
 
 Deno.test("startHttpServer(): half-sent request heads and idle kept-alive connections are dropped", async () => {
