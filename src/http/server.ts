@@ -231,6 +231,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const st = conns.get(keyOf(req.socket));
     if (st && st.active >= MAX_REQUESTS_IN_FLIGHT) {
+      // Paused first: a TLS socket destroyed while flowing still hands the parser what it has
+      // buffered (a flood parsed to its end, every request an object, after the close).
+      req.socket.pause();
       req.socket.destroy();
       return;
     }
