@@ -70,7 +70,13 @@ export class PushService {
       const key = `${accountId} ${token}`;
       if (this.#pending.has(key)) continue;
       this.#pending.add(key);
-      await this.#o.store.enqueuePush({ accountId, token, now });
+      try {
+        await this.#o.store.enqueuePush({ accountId, token, now });
+      } catch (err) {
+        // No job waits: the next message must queue one (or this device is never woken again).
+        this.#pending.delete(key);
+        throw err;
+      }
       queued = true;
     }
     // Stopped (or never started): the job waits in the store for the next start.

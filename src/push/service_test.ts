@@ -128,6 +128,19 @@ Deno.test("a token with a job waiting is not queued twice: one wake-up covers ma
   assert.equal(t.posts.length, 1);
 });
 
+Deno.test("a job the store failed to queue does not keep the token from the next message", async () => {
+  await using t = await setup();
+  await t.store.upsertPushToken(t.id, "token-1", t.now());
+  const enqueue = t.store.enqueuePush;
+  t.store.enqueuePush = () => Promise.reject(new Error("database or disk is full"));
+  await assert.rejects(t.push.notify(t.id), /disk is full/);
+  t.store.enqueuePush = enqueue;
+  await t.push.notify(t.id);
+  assert.equal(await t.store.countPushJobs(), 1);
+  await t.push.runOnce();
+  assert.deepEqual(t.posts.map((p) => p.body), ["token-1"]);
+});
+
 Deno.test("410 Gone forgets the token", async () => {
   await using t = await setup();
   await t.store.upsertPushToken(t.id, "gone", t.now());
