@@ -41,6 +41,7 @@ async function setup() {
     setStatus: (s: number) => (status = s),
     advance: (ms: number) => (now += ms),
     now: () => now,
+    url: () => url,
     setUrl: (u: string) => (url = u),
     disable: () => (enabled = false),
     async [Symbol.asyncDispose]() {
@@ -139,6 +140,24 @@ Deno.test("a job the store failed to queue does not keep the token from the next
   assert.equal(await t.store.countPushJobs(), 1);
   await t.push.runOnce();
   assert.deepEqual(t.posts.map((p) => p.body), ["token-1"]);
+});
+
+Deno.test("instances on one store: a job another instance sent does not keep the token from the next message", async () => {
+  await using t = await setup();
+  const other = new PushService({
+    store: t.store,
+    url: () => t.url(),
+    enabled: () => true,
+    now: () => t.now(),
+  });
+  await t.store.upsertPushToken(t.id, "token-1", t.now());
+  await t.push.notify(t.id); // a message stored here ...
+  await other.runOnce(); // ... whose job the other instance claimed and sent
+  assert.equal(t.posts.length, 1);
+  await t.push.notify(t.id); // the next message stored here
+  assert.equal(await t.store.countPushJobs(), 1);
+  await t.push.runOnce();
+  assert.deepEqual(t.posts.map((p) => p.body), ["token-1", "token-1"]);
 });
 
 Deno.test("410 Gone forgets the token", async () => {

@@ -358,6 +358,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     await s.upsertPushToken(a.id, "tok2", 20);
     assert.deepEqual((await s.listPushTokens(a.id, 15)).map((t) => t.token), ["tok2"]);
     const j = await s.enqueuePush({ accountId: a.id, token: "tok1", now: 30 });
+    assert.equal(await s.enqueuePush({ accountId: a.id, token: "tok1", now: 31 }), j, "one job");
     await s.reschedulePush(j, 1, 40);
     assert.equal((await s.duePushJobs(35, 10)).length, 0);
     assert.equal((await s.duePushJobs(40, 10))[0].attempt, 1);

@@ -571,6 +571,10 @@ export interface PushStore {
   removePushToken(accountId: number, token: string): Promise<void>;
   removePushTokens(accountId: number): Promise<void>;
   expirePushTokens(before: number): Promise<number>;
+  /**
+   * Queues a job for the token, due now; a token with a job already (waiting, retrying or being
+   * sent, by any instance) gets no second one: one wake-up covers many messages. The job's id.
+   */
   enqueuePush(job: { accountId: number; token: string; now: number }): Promise<number>;
   duePushJobs(now: number, limit: number): Promise<
     {

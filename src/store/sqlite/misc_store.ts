@@ -197,13 +197,21 @@ export function miscStore({ db }: OpEnv): Misc {
     expirePushTokens: (before) =>
       db.run("DELETE FROM push_tokens WHERE updated_at < ?", before).changes,
     enqueuePush: ({ accountId, token, now }) =>
-      db.run(
-        "INSERT INTO push_jobs (account_id, token, attempt, start_at, next_at) VALUES (?, ?, 0, ?, ?)",
-        accountId,
-        token,
-        now,
-        now,
-      ).lastInsertRowid,
+      db.tx(() => {
+        const waiting = db.get<{ id: number }>(
+          "SELECT id FROM push_jobs WHERE account_id = ? AND token = ? LIMIT 1",
+          accountId,
+          token,
+        );
+        if (waiting) return waiting.id;
+        return db.run(
+          "INSERT INTO push_jobs (account_id, token, attempt, start_at, next_at) VALUES (?, ?, 0, ?, ?)",
+          accountId,
+          token,
+          now,
+          now,
+        ).lastInsertRowid;
+      }),
     duePushJobs: (now, limit) =>
       db.all<
         {
