@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { createAdminApp } from "./app.ts";
-import { adminServices, client, DEFAULT_QUOTA } from "./testdata/services.ts";
+import {
+  ADMIN_TOKEN,
+  adminServices,
+  client,
+  DEFAULT_QUOTA,
+  fromAddress,
+} from "./testdata/services.ts";
 import { isRelayError } from "../errors.ts";
+import { createLogger } from "../log/mod.ts";
 
 Deno.test("POST /accounts creates accounts from generated or given credentials", async () => {
   using t = await adminServices();
@@ -132,4 +139,30 @@ Deno.test("account actions: show, block, unblock, change password, delete, 404s"
     assert.equal(res.status, 404, `${method} ${path}`);
     assert.deepEqual(await res.json(), { error: "No account eve@example.org" });
   }
+});
+
+Deno.test("a request body the client cuts off is a 400, not a logged 500, and changes nothing", async () => {
+  const lines: string[] = [];
+  using t = await adminServices({ log: createLogger("info", { write: (l) => lines.push(l) }) });
+  const app = createAdminApp(t.deps);
+  const cut = () =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"email": "cut", "password": "secret-'));
+      },
+      pull(controller) {
+        controller.error(new Error("request aborted by the client"));
+      },
+    });
+  const res = await app.request("/api/admin/accounts", {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: cut(),
+    // @ts-ignore: required by the fetch spec for stream bodies
+    duplex: "half",
+  }, fromAddress());
+  assert.equal(res.status, 400);
+  assert.deepEqual(await res.json(), { error: "request body was cut off" });
+  assert.deepEqual(lines, []);
+  assert.equal(await t.accounts.getAccount("cut@example.org"), null);
 });

@@ -74,6 +74,22 @@ Deno.test("blocklist: add, refuse duplicates and bad entries, list, remove by pa
   assert.deepEqual(await t.store.listBlocked(), []);
 });
 
+Deno.test("blocklist: one entry added by concurrent requests is one 201 (its reason kept), the others 409", async () => {
+  using t = await adminServices();
+  const call = client(createAdminApp(t.deps));
+  const answers = await Promise.all(
+    ["first", "second", "third"].map((reason) =>
+      call("POST", "/blocklist", { entry: "@raced.example", reason })
+    ),
+  );
+  assert.deepEqual(answers.map((r) => r.status).sort(), [201, 409, 409]);
+  const created = await answers.find((r) => r.status === 201)!.json();
+  for (const r of answers.filter((r) => r.status === 409)) await r.body?.cancel();
+  assert.deepEqual(await t.store.listBlocked(), [
+    { entry: "@raced.example", reason: created.reason, createdAt: created.created_at },
+  ]);
+});
+
 Deno.test("federation: policy and per-domain stats; PUT validates before writing", async () => {
   using t = await adminServices();
   const call = client(createAdminApp(t.deps));

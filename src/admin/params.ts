@@ -20,7 +20,14 @@ export async function readJson(c: Context): Promise<Record<string, unknown>> {
   let size = 0;
   const reader = c.req.raw.body?.getReader();
   while (reader) {
-    const { done, value } = await reader.read();
+    let piece: ReadableStreamReadResult<Uint8Array>;
+    try {
+      piece = await reader.read();
+    } catch (err) {
+      // The client went away mid-body: its mistake, not the relay's (no 500, nothing logged).
+      throw new HTTPException(400, { message: "request body was cut off", cause: err });
+    }
+    const { done, value } = piece;
     if (done) break;
     size += value.length;
     if (size > MAX_BODY_BYTES) {

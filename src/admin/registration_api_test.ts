@@ -91,6 +91,20 @@ Deno.test("tokens: invalid options answer 400, a duplicate chosen token 409", as
   assert.equal((await t.store.listTokens()).length, 1);
 });
 
+Deno.test("tokens: the same chosen token created at once is one 201, the others 409", async () => {
+  using t = await adminServices();
+  const call = client(createAdminApp(t.deps));
+  const answers = await Promise.all(
+    Array.from({ length: 4 }, () => call("POST", "/tokens", { token: "raced-token" })),
+  );
+  const statuses = answers.map((r) => r.status).sort();
+  assert.deepEqual(statuses, [201, 409, 409, 409]);
+  for (const r of answers.filter((r) => r.status === 409)) {
+    assert.deepEqual(await r.json(), { error: 'Token "raced-token" already exists' });
+  }
+  assert.equal((await t.store.listTokens()).length, 1);
+});
+
 Deno.test("randomToken() draws from [a-z0-9] with the requested length", () => {
   const seen = new Set<string>();
   for (let i = 0; i < 200; i++) {

@@ -59,9 +59,8 @@ export async function createRegistrationToken(
       "Cannot create token: use 6 to 100 characters from A-Z, a-z, 0-9, '_' and '-'",
     );
   }
-  if (await store.getToken(token)) {
-    throw new RelayError("conflict", `Token "${token}" already exists`);
-  }
+  const exists = () => new RelayError("conflict", `Token "${token}" already exists`);
+  if (await store.getToken(token)) throw exists();
   const t: RegistrationToken = {
     token,
     maxUses,
@@ -72,7 +71,13 @@ export async function createRegistrationToken(
     createdAt: now,
     comment: input.comment ?? "",
   };
-  await store.createToken(t);
+  try {
+    await store.createToken(t);
+  } catch (err) {
+    // Created meanwhile by a concurrent request (the store's unique key refused this one).
+    if (await store.getToken(token)) throw exists();
+    throw err;
+  }
   return t;
 }
 

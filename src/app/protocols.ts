@@ -123,6 +123,7 @@ export async function startProtocols(ctx: ProtocolContext): Promise<{
     adminContact: config.adminContact,
     limits: {
       maxMessageBytes: config.limits.maxMessageBytes,
+      maxRecipients: config.limits.maxRecipients,
       maxMailboxBytes: config.limits.maxMailboxBytes,
       sendPerMinute: config.limits.sendPerMinute,
       deleteMailsAfterDays: config.retention.deleteMailsAfterDays,

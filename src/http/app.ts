@@ -36,7 +36,11 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.route("/", discoveryRoutes(deps.config));
   app.route(
     "/",
-    mxdelivRoutes({ handler: deps.mxdeliv, maxMessageBytes: deps.config.limits.maxMessageBytes }),
+    mxdelivRoutes({
+      handler: deps.mxdeliv,
+      maxMessageBytes: deps.config.limits.maxMessageBytes,
+      maxRecipients: deps.config.limits.maxRecipients,
+    }),
   );
 
   const page = (render: () => string) => (c: Context) => {

@@ -27,6 +27,8 @@ export interface HttpConfig {
   adminContact: string;
   limits: {
     maxMessageBytes: number;
+    /** Recipients of one message (max_recipients); /mxdeliv refuses more. */
+    maxRecipients: number;
     maxMailboxBytes: number;
     sendPerMinute: number;
     deleteMailsAfterDays: number;

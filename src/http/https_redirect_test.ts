@@ -12,6 +12,7 @@ function config(over: Partial<HttpDeps["config"]> = {}): HttpDeps["config"] {
     adminContact: "",
     limits: {
       maxMessageBytes: 1,
+      maxRecipients: 1,
       maxMailboxBytes: 1,
       sendPerMinute: 1,
       deleteMailsAfterDays: 1,

@@ -53,7 +53,7 @@ export async function streamBody(
 }
 
 export function mxdelivRoutes(
-  options: { handler?: MxdelivHandler; maxMessageBytes: number },
+  options: { handler?: MxdelivHandler; maxMessageBytes: number; maxRecipients: number },
 ): Hono {
   const app = new Hono();
   app.post("/mxdeliv", async (c: Context) => {
@@ -68,6 +68,11 @@ export function mxdelivRoutes(
     if (recipients.length === 0) {
       await c.req.raw.body?.cancel();
       return c.text("501 5.5.4 Missing X-Mail-To header", 400);
+    }
+    // As SMTP answers the RCPT past max_recipients (and the reference's reinjection does).
+    if (recipients.length > options.maxRecipients) {
+      await c.req.raw.body?.cancel();
+      return c.text("452 4.5.3 Too many recipients", 400);
     }
     const started = await options.handler({ mailFrom, recipients });
     if (!("write" in started)) {

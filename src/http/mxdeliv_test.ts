@@ -180,3 +180,24 @@ Deno.test("/mxdeliv: 503 without a handler, 400 without recipients, 405 for othe
   await res.body?.cancel();
   assert.equal(r.calls.length, 0);
 });
+
+Deno.test("POST /mxdeliv refuses more recipients than max_recipients before the handler, as SMTP does", async () => {
+  using t = await httpServices({ ...TRUSTED, limits: { ...TRUSTED.limits, maxRecipients: 3 } });
+  const r = recorder();
+  const app = createHttpApp({ ...t.deps, mxdeliv: r.handler });
+  const post = (to: string[]) =>
+    app.request("/mxdeliv", {
+      method: "POST",
+      headers: { "x-mail-from": "a@remote.example", "x-mail-to": to.join(", ") },
+      body: "Subject: x\r\n\r\nhi\r\n",
+    });
+  const four = ["b@example.org", "c@example.org", "d@example.org", "e@example.org"];
+  let res = await post(four);
+  assert.equal(res.status, 400);
+  assert.equal(await res.text(), "452 4.5.3 Too many recipients");
+  assert.equal(r.calls.length, 0);
+  res = await post(four.slice(0, 3));
+  assert.equal(res.status, 200);
+  await res.body?.cancel();
+  assert.deepEqual(r.calls.map((c) => c.envelope.recipients.length), [3]);
+});

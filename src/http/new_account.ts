@@ -22,7 +22,7 @@ export function pythonJson(obj: Record<string, string>): string {
 }
 
 function answer(
-  status: 200 | 400 | 403 | 429,
+  status: 200 | 400 | 403 | 413 | 429,
   obj: Record<string, string>,
   headers: Record<string, string> = {},
 ) {
@@ -33,6 +33,32 @@ function answer(
 }
 
 const MAX_TOKEN_LENGTH = 200;
+/** A form or JSON body carrying a token is far smaller; a larger one is not read on. */
+export const MAX_NEW_BODY_BYTES = 16 * 1024;
+
+class BodyTooLarge extends Error {}
+
+/** The request body, at most MAX_NEW_BODY_BYTES (whatever Content-Length claims or omits). */
+async function readSmallBody(c: Context): Promise<Uint8Array<ArrayBuffer>> {
+  if (Number(c.req.header("content-length") ?? 0) > MAX_NEW_BODY_BYTES) {
+    await c.req.raw.body?.cancel();
+    throw new BodyTooLarge();
+  }
+  const reader = c.req.raw.body?.getReader();
+  if (!reader) return new Uint8Array(0);
+  const bytes = new Uint8Array(MAX_NEW_BODY_BYTES);
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return bytes.subarray(0, size);
+    if (size + value.length > MAX_NEW_BODY_BYTES) {
+      await reader.cancel();
+      throw new BodyTooLarge();
+    }
+    bytes.set(value, size);
+    size += value.length;
+  }
+}
 
 /** The registration token from ?token=, a JSON body or a form body; null when absent. */
 async function readToken(c: Context): Promise<string | null | Error> {
@@ -40,9 +66,14 @@ async function readToken(c: Context): Promise<string | null | Error> {
   if (q) return q;
   if (c.req.method !== "POST") return null;
   const type = c.req.header("content-type") ?? "";
+  const json = type.includes("application/json");
+  const form = type.includes("application/x-www-form-urlencoded") ||
+    type.includes("multipart/form-data");
+  if (!json && !form) return null;
   try {
-    if (type.includes("application/json")) {
-      const text = await c.req.text();
+    const bytes = await readSmallBody(c);
+    if (json) {
+      const text = new TextDecoder().decode(bytes);
       if (!text.trim()) return null;
       const body = JSON.parse(text) as unknown;
       const t = body && typeof body === "object"
@@ -50,16 +81,12 @@ async function readToken(c: Context): Promise<string | null | Error> {
         : undefined;
       return typeof t === "string" && t ? t : null;
     }
-    if (
-      type.includes("application/x-www-form-urlencoded") || type.includes("multipart/form-data")
-    ) {
-      const t = (await c.req.formData()).get("token");
-      return typeof t === "string" && t ? t : null;
-    }
-  } catch {
-    return new Error("invalid request body");
+    const t = (await new Response(bytes, { headers: { "content-type": type } }).formData())
+      .get("token");
+    return typeof t === "string" && t ? t : null;
+  } catch (err) {
+    return err instanceof BodyTooLarge ? err : new Error("invalid request body");
   }
-  return null;
 }
 
 export function newAccountRoutes(deps: HttpDeps): Hono {
@@ -86,6 +113,7 @@ export function newAccountRoutes(deps: HttpDeps): Hono {
     let token: string | null = null;
     if (mode === "token") {
       const t = await readToken(c);
+      if (t instanceof BodyTooLarge) return answer(413, { error: "request body too large" });
       if (t instanceof Error) return answer(400, { error: t.message });
       if (!t) return answer(403, { error: "registration token required" });
       if (t.length > MAX_TOKEN_LENGTH || !(await deps.consumeRegistrationToken(t))) {

@@ -107,6 +107,51 @@ Deno.test("POST /new in token mode consumes a token and reserves the address", a
   assert.equal(res.status, 400);
 });
 
+Deno.test("POST /new in token mode reads at most 16 KiB of body, whatever its type or length", async () => {
+  using t = await httpServices();
+  const app = createHttpApp(t.deps);
+  await t.settings.set("registration", "token");
+  // A JSON or form body of 64 MiB, made as it is read; nothing limits the client otherwise.
+  const endless = () => {
+    const stats = { pulled: 0 };
+    const piece = new Uint8Array(64 * 1024).fill(0x61);
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"token": "'));
+      },
+      pull(controller) {
+        if (stats.pulled >= 64 * 1024 * 1024) return controller.close();
+        stats.pulled += piece.length;
+        controller.enqueue(piece);
+      },
+    });
+    return { body, stats };
+  };
+  for (
+    const type of ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"]
+  ) {
+    t.clock.now += 10_000; // a fresh rate-limit bucket for each request
+    const { body, stats } = endless();
+    const res = await app.request("/new", {
+      method: "POST",
+      headers: { "content-type": type },
+      body,
+      // @ts-ignore: required by the fetch spec for stream bodies
+      duplex: "half",
+    }, fromAddress("198.51.100.9"));
+    assert.equal(res.status, 413, type);
+    assert.deepEqual(await res.json(), { error: "request body too large" });
+    assert.ok(stats.pulled < 1024 * 1024, `${type}: read ${stats.pulled} bytes`);
+  }
+  t.clock.now += 10_000;
+  const declared = await app.request("/new", {
+    method: "POST",
+    headers: { "content-type": "application/json", "content-length": String(100 << 20) },
+    body: "{}",
+  }, fromAddress("198.51.100.9"));
+  assert.equal(declared.status, 413, "a Content-Length over the cap is refused before reading");
+});
+
 Deno.test("POST /new is rate limited per client address (burst 5, 2 per second)", async () => {
   using t = await httpServices();
   const app = createHttpApp(t.deps);

@@ -65,6 +65,14 @@ export interface FirstRequest {
 /** A first request head longer than this is left to the HTTP server (which answers 431). */
 const MAX_FIRST_HEAD = 16 * 1024;
 
+/**
+ * Requests one connection may have in hand (received, response not ended). Pipelined requests
+ * arrive faster than they are answered, and answers wait for the ones before them: a client that
+ * sends thousands in one write and reads nothing would have them all handled and held in memory.
+ * One more closes the connection.
+ */
+export const MAX_REQUESTS_IN_FLIGHT = 8;
+
 export interface HttpServer {
   readonly hostname: string;
   readonly port: number;
@@ -85,6 +93,25 @@ interface ConnState {
   headTimer: ReturnType<typeof setTimeout> | undefined;
   /** Requests received whose response has not ended. */
   active: number;
+  /** The TCP socket (under TLS, the one the TLS socket reads from). */
+  raw: net.Socket;
+  /** Whether reading the TCP socket is stopped (holdTcp). */
+  held: boolean;
+}
+
+type TcpHandle = { readStop(): void; readStart(): void };
+
+/**
+ * Stops or restarts reading the TCP socket itself. Deno 2.9: pausing a TLSSocket only stops its
+ * 'data' events; TLS goes on reading the TCP socket and buffers all a client sends (the mail
+ * listeners do the same in src/net/connection.ts). Plain TCP sockets stop with pause().
+ */
+function holdTcp(st: ConnState, stop: boolean) {
+  if (st.held === stop || st.raw.destroyed) return;
+  st.held = stop;
+  const handle = (st.raw as unknown as { _handle?: TcpHandle })._handle;
+  if (stop) handle?.readStop();
+  else handle?.readStart();
 }
 
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
@@ -138,7 +165,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return;
     }
     const key = keyOf(socket);
-    const st: ConnState = { ip, headTimer: undefined, active: 0 };
+    const st: ConnState = { ip, headTimer: undefined, active: 0, raw: socket, held: false };
     conns.set(key, st);
     sockets.add(socket);
     perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
@@ -191,7 +218,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     socket.on("data", onData);
   };
 
-  const requestOf = (req: http.IncomingMessage, signal?: AbortSignal): Request | null => {
+  const requestOf = (
+    req: http.IncomingMessage,
+    signal: AbortSignal,
+    hold: (stop: boolean) => void,
+  ): Request | null => {
     const target = req.url ?? "";
     if (!target.startsWith("/")) return null; // absolute-form and "*" are for proxies
     const hostHeader = req.headers.host ?? "";
@@ -207,7 +238,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return new Request(url, {
         method,
         headers,
-        body: hasBody ? bodyStream(req) : undefined,
+        body: hasBody ? bodyStream(req, hold) : undefined,
         signal,
         // @ts-ignore: required by the fetch spec for stream bodies, not in every lib typing
         duplex: "half",
@@ -217,8 +248,18 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
   };
 
+  // The latest request of each connection: only it can still be receiving its body.
+  const latest = new WeakMap<net.Socket, http.IncomingMessage>();
+
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const st = conns.get(keyOf(req.socket));
+    if (st && st.active >= MAX_REQUESTS_IN_FLIGHT) {
+      // Paused first: a TLS socket destroyed while flowing still hands the parser what it has
+      // buffered (a flood parsed to its end, every request an object, after the close).
+      req.socket.pause();
+      req.socket.destroy();
+      return;
+    }
     if (st) {
       clearTimeout(st.headTimer);
       st.headTimer = undefined;
@@ -234,12 +275,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
     // A client that ends its side before its request body is complete will never complete it:
     // the connection is dropped at once (which fails the body's stream), not left half-closed
-    // until the idle timeout.
-    const onEnd = () => {
-      if (!req.complete) req.socket.destroy();
-    };
-    req.socket.once("end", onEnd);
-    res.once("close", () => req.socket.off("end", onEnd));
+    // until the idle timeout. One listener per connection, however many requests it carries.
+    const socket = req.socket;
+    if (!latest.has(socket)) {
+      socket.once("end", () => {
+        if (!latest.get(socket)?.complete) socket.destroy();
+      });
+    }
+    latest.set(socket, req);
     handle(req, res).catch(() => res.destroy());
   });
 
@@ -248,7 +291,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     res.once("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    const request = requestOf(req, abort.signal);
+    // HTTPS: while the body waits for its reader, the TCP socket is not read either.
+    const st = initial ? conns.get(keyOf(req.socket)) : undefined;
+    const hold = (stop: boolean) => {
+      if (st) holdTcp(st, stop && !req.complete);
+    };
+    // The request is over: the next one on the connection must be read.
+    res.once("close", () => hold(false));
+    const request = requestOf(req, abort.signal, hold);
     if (!request) {
       res.writeHead(400, { "content-type": "text/plain", connection: "close" });
       res.end("Bad Request\n");
@@ -328,8 +378,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
 }
 
-/** The request body as a web stream that reads from the socket only as fast as it is consumed. */
-function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
+/**
+ * The request body as a web stream that reads from the socket only as fast as it is consumed;
+ * `hold` is told when reading stops and starts again.
+ */
+function bodyStream(
+  req: http.IncomingMessage,
+  hold: (stop: boolean) => void,
+): ReadableStream<Uint8Array> {
   // Once the stream has ended, failed or been cancelled, the request's late events (data still
   // buffered after "aborted", an "end" after an error) are dropped: the controller refuses them.
   let settled = false;
@@ -343,7 +399,10 @@ function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
       req.on("data", (chunk: Buffer) => {
         if (settled) return;
         controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((controller.desiredSize ?? 0) <= 0) req.pause();
+        if ((controller.desiredSize ?? 0) <= 0) {
+          req.pause();
+          hold(true);
+        }
       });
       req.once("end", () => {
         if (settled) return;
@@ -353,8 +412,10 @@ function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
       req.once("error", fail);
       req.once("aborted", () => fail(new Error("request aborted by the client")));
       req.pause();
+      hold(true);
     },
     pull() {
+      hold(false);
       req.resume();
     },
     cancel() {

@@ -9,7 +9,6 @@ import type { Logger } from "../log/mod.ts";
 export const TOKEN_LIFETIME_MS = 90 * 24 * 3600_000;
 const DEADLINE_MS = 5 * 3600_000;
 const MAX_TRIES = 5;
-/** A token with a job waiting is not queued again: one wake-up covers many messages. */
 const REQUEST_TIMEOUT_MS = 60_000;
 /** A claimed job is due again for anyone after this long (its request has timed out by then). */
 const LEASE_MS = REQUEST_TIMEOUT_MS + 30_000;
@@ -36,8 +35,6 @@ export class PushService {
   #running: Promise<void> | null = null;
   #again = false;
   #timer: ReturnType<typeof setInterval> | null = null;
-  /** Tokens with a job waiting (in memory; a restart may send one extra notification). */
-  #pending = new Set<string>();
 
   constructor(options: PushOptions) {
     this.#o = options;
@@ -65,16 +62,11 @@ export class PushService {
     if (!this.#o.enabled() || !this.#o.url() || seen?.hasPushTokens === false) return;
     const now = this.#now();
     const tokens = await this.#o.store.listPushTokens(accountId, now - TOKEN_LIFETIME_MS);
-    let queued = false;
-    for (const { token } of tokens) {
-      const key = `${accountId} ${token}`;
-      if (this.#pending.has(key)) continue;
-      this.#pending.add(key);
-      await this.#o.store.enqueuePush({ accountId, token, now });
-      queued = true;
-    }
+    // A token with a job already gets no second one (the store knows, whichever instance
+    // queued or sends it): one wake-up covers many messages.
+    for (const { token } of tokens) await this.#o.store.enqueuePush({ accountId, token, now });
     // Stopped (or never started): the job waits in the store for the next start.
-    if (queued && this.#timer) this.kick();
+    if (tokens.length > 0 && this.#timer) this.kick();
   }
 
   kick(): void {
@@ -106,7 +98,6 @@ export class PushService {
     job: { id: number; accountId: number; token: string; attempt: number; startAt: number },
   ) {
     const { store } = this.#o;
-    const key = `${job.accountId} ${job.token}`;
     let status = 0;
     try {
       const res = await this.#fetch(this.#o.url(), {
@@ -122,7 +113,6 @@ export class PushService {
     if (status === 200 || status === 410) {
       if (status === 410) await store.removePushToken(job.accountId, job.token);
       await store.deletePushJob(job.id);
-      this.#pending.delete(key);
       this.#o.onResult?.(status === 200);
       return;
     }
@@ -132,7 +122,6 @@ export class PushService {
     if (attempt >= MAX_TRIES || nextAt > job.startAt + DEADLINE_MS) {
       this.#o.log?.info("push notification dropped after retries", { attempts: attempt });
       await store.deletePushJob(job.id);
-      this.#pending.delete(key);
       return;
     }
     await store.reschedulePush(job.id, attempt, nextAt);

@@ -41,6 +41,7 @@ async function setup() {
     setStatus: (s: number) => (status = s),
     advance: (ms: number) => (now += ms),
     now: () => now,
+    url: () => url,
     setUrl: (u: string) => (url = u),
     disable: () => (enabled = false),
     async [Symbol.asyncDispose]() {
@@ -126,6 +127,37 @@ Deno.test("a token with a job waiting is not queued twice: one wake-up covers ma
   assert.equal(await t.store.countPushJobs(), 1);
   await t.push.runOnce();
   assert.equal(t.posts.length, 1);
+});
+
+Deno.test("a job the store failed to queue does not keep the token from the next message", async () => {
+  await using t = await setup();
+  await t.store.upsertPushToken(t.id, "token-1", t.now());
+  const enqueue = t.store.enqueuePush;
+  t.store.enqueuePush = () => Promise.reject(new Error("database or disk is full"));
+  await assert.rejects(t.push.notify(t.id), /disk is full/);
+  t.store.enqueuePush = enqueue;
+  await t.push.notify(t.id);
+  assert.equal(await t.store.countPushJobs(), 1);
+  await t.push.runOnce();
+  assert.deepEqual(t.posts.map((p) => p.body), ["token-1"]);
+});
+
+Deno.test("instances on one store: a job another instance sent does not keep the token from the next message", async () => {
+  await using t = await setup();
+  const other = new PushService({
+    store: t.store,
+    url: () => t.url(),
+    enabled: () => true,
+    now: () => t.now(),
+  });
+  await t.store.upsertPushToken(t.id, "token-1", t.now());
+  await t.push.notify(t.id); // a message stored here ...
+  await other.runOnce(); // ... whose job the other instance claimed and sent
+  assert.equal(t.posts.length, 1);
+  await t.push.notify(t.id); // the next message stored here
+  assert.equal(await t.store.countPushJobs(), 1);
+  await t.push.runOnce();
+  assert.deepEqual(t.posts.map((p) => p.body), ["token-1", "token-1"]);
 });
 
 Deno.test("410 Gone forgets the token", async () => {

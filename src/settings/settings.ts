@@ -64,6 +64,9 @@ export const SETTINGS = {
 
 export type SettingKey = keyof typeof SETTINGS;
 
+/** One domain of federation_allowlist (as PUT /federation checks it): a name or [address]. */
+const ALLOWLIST_DOMAIN = /^(\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9])?)$/i;
+
 export function isSettingKey(key: string): key is SettingKey {
   return Object.hasOwn(SETTINGS, key);
 }
@@ -103,7 +106,15 @@ export function validateSetting(key: string, value: string): string {
     );
   }
   if (spec.kind === "list") {
-    return v.split(/[,\s]+/).filter(Boolean).map((s) => s.toLowerCase()).join(",");
+    const domains = v.split(/[,\s]+/).filter(Boolean).map((s) => s.toLowerCase());
+    const bad = domains.find((d) => !ALLOWLIST_DOMAIN.test(d));
+    if (bad !== undefined) {
+      throw new RelayError(
+        "invalid_argument",
+        `Invalid value for "${key}": not a domain: ${JSON.stringify(bad)}`,
+      );
+    }
+    return domains.join(",");
   }
   if (spec.kind === "json" && v !== "") {
     try {

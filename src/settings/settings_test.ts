@@ -69,6 +69,18 @@ Deno.test("federation_allowlist takes what its documentation says: commas, space
     "a.example,b.example,c.example,d.example",
   );
   assert.equal(validateSetting("federation_allowlist", " \n, "), "");
+  // What PUT /federation refuses, the settings (PUT /settings/federation_allowlist, the CLI) too.
+  for (const bad of ["../x", "c\u0000", "*.example.org", "https://example.org", "a@b.example"]) {
+    assert.throws(
+      () => validateSetting("federation_allowlist", `ok.example, ${bad}`),
+      invalid(/Invalid value for "federation_allowlist": not a domain/),
+      bad,
+    );
+  }
+  assert.equal(
+    validateSetting("federation_allowlist", "[192.0.2.1] _x.example"),
+    "[192.0.2.1],_x.example",
+  );
 });
 
 Deno.test("set() validates, stores, announces and returns the value; a reload sees it", async () => {

@@ -314,7 +314,13 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     });
     assert.equal(await s.consumeToken("t1", 2), true);
     assert.equal(await s.consumeToken("t1", 2), false);
-    await s.addBlocked("@spam.example", "spam", 1);
+    assert.equal(await s.addBlocked("@spam.example", "spam", 1), true);
+    assert.equal(await s.addBlocked("@SPAM.example", "other", 2), false, "there already");
+    assert.deepEqual(await s.listBlocked(), [{
+      entry: "@spam.example",
+      reason: "spam",
+      createdAt: 1,
+    }]);
     assert.equal(await s.isBlocked("x@spam.example"), true);
     assert.equal(await s.isBlocked("x@ok.example"), false);
   });
@@ -352,6 +358,7 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     await s.upsertPushToken(a.id, "tok2", 20);
     assert.deepEqual((await s.listPushTokens(a.id, 15)).map((t) => t.token), ["tok2"]);
     const j = await s.enqueuePush({ accountId: a.id, token: "tok1", now: 30 });
+    assert.equal(await s.enqueuePush({ accountId: a.id, token: "tok1", now: 31 }), j, "one job");
     await s.reschedulePush(j, 1, 40);
     assert.equal((await s.duePushJobs(35, 10)).length, 0);
     assert.equal((await s.duePushJobs(40, 10))[0].attempt, 1);

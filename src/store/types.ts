@@ -490,7 +490,8 @@ export interface TokenStore {
 export interface BlocklistStore {
   /** Blocked addresses or domains (entries "@domain"). */
   listBlocked(): Promise<{ entry: string; reason: string; createdAt: number }[]>;
-  addBlocked(entry: string, reason: string, now: number): Promise<void>;
+  /** Adds an entry; false (and nothing changed) when it is there already. */
+  addBlocked(entry: string, reason: string, now: number): Promise<boolean>;
   removeBlocked(entry: string): Promise<boolean>;
   isBlocked(address: string): Promise<boolean>;
 }
@@ -570,6 +571,10 @@ export interface PushStore {
   removePushToken(accountId: number, token: string): Promise<void>;
   removePushTokens(accountId: number): Promise<void>;
   expirePushTokens(before: number): Promise<number>;
+  /**
+   * Queues a job for the token, due now; a token with a job already (waiting, retrying or being
+   * sent, by any instance) gets no second one: one wake-up covers many messages. The job's id.
+   */
   enqueuePush(job: { accountId: number; token: string; now: number }): Promise<number>;
   duePushJobs(now: number, limit: number): Promise<
     {

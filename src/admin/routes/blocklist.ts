@@ -35,11 +35,11 @@ export function blocklistRoutes(deps: AdminDeps): Hono {
     const body = await readJson(c);
     const entry = normalizeBlockEntry(requiredString(body, "entry", 320));
     const reason = optionalString(body, "reason", 200) ?? "blocked by admin";
-    if ((await store.listBlocked()).some((b) => b.entry === entry)) {
+    const at = now();
+    // One check-and-insert in the store: of concurrent requests for one entry, one adds it.
+    if (!(await store.addBlocked(entry, reason, at))) {
       throw new RelayError("conflict", `"${entry}" is already blocked`);
     }
-    const at = now();
-    await store.addBlocked(entry, reason, at);
     return c.json({ entry, reason, created_at: at }, 201);
   });
 

@@ -15,6 +15,7 @@ export const TRUSTED: HttpConfig = {
   adminContact: "",
   limits: {
     maxMessageBytes: 30 * 1024 * 1024,
+    maxRecipients: 1000,
     maxMailboxBytes: 500 * 1024 * 1024,
     sendPerMinute: 60,
     deleteMailsAfterDays: 20,

@@ -128,9 +128,10 @@ export const miscOps = {
   ),
   addBlocked: write(
     async (q, _e, entry: string, reason: string, now: number) => {
-      await q`INSERT INTO blocklist (entry, reason, created_at)
+      const r = await q`INSERT INTO blocklist (entry, reason, created_at)
         VALUES (${entry.toLowerCase()}, ${reason}, ${now})
-        ON CONFLICT (entry) DO UPDATE SET reason = excluded.reason`;
+        ON CONFLICT (entry) DO NOTHING`;
+      return r.count > 0;
     },
     (_c, [entry]) => [key.blocked(entry)],
   ),
@@ -224,9 +225,16 @@ export const miscOps = {
   enqueuePush: write(
     async (q, _e, job: { accountId: number; token: string; now: number }) => {
       const [r] = await q<{ id: number }[]>`
-        INSERT INTO push_jobs (account_id, token, attempt, start_at, next_at)
-        VALUES (${job.accountId}, ${job.token}, 0, ${job.now}, ${job.now}) RETURNING id`;
-      return r.id;
+        WITH waiting AS (
+          SELECT id FROM push_jobs WHERE account_id = ${job.accountId} AND token = ${job.token}
+          LIMIT 1
+        ), added AS (
+          INSERT INTO push_jobs (account_id, token, attempt, start_at, next_at)
+          SELECT ${job.accountId}, ${job.token}, 0, ${job.now}, ${job.now}
+          WHERE NOT EXISTS (SELECT 1 FROM waiting) RETURNING id
+        )
+        SELECT id FROM added UNION ALL SELECT id FROM waiting`;
+      return Number(r.id);
     },
     () => [],
   ),

@@ -127,14 +127,13 @@ export function miscStore({ db }: OpEnv): Misc {
       db.all<{ entry: string; reason: string; created_at: number }>(
         "SELECT * FROM blocklist ORDER BY entry",
       ).map((r) => ({ entry: r.entry, reason: r.reason, createdAt: r.created_at })),
-    addBlocked(entry, reason, now) {
+    addBlocked: (entry, reason, now) =>
       db.run(
-        "INSERT INTO blocklist (entry, reason, created_at) VALUES (?, ?, ?) ON CONFLICT(entry) DO UPDATE SET reason = excluded.reason",
+        "INSERT INTO blocklist (entry, reason, created_at) VALUES (?, ?, ?) ON CONFLICT(entry) DO NOTHING",
         entry.toLowerCase(),
         reason,
         now,
-      );
-    },
+      ).changes > 0,
     removeBlocked: (entry) =>
       db.run("DELETE FROM blocklist WHERE entry = ?", entry.toLowerCase()).changes > 0,
     isBlocked(address) {
@@ -198,13 +197,21 @@ export function miscStore({ db }: OpEnv): Misc {
     expirePushTokens: (before) =>
       db.run("DELETE FROM push_tokens WHERE updated_at < ?", before).changes,
     enqueuePush: ({ accountId, token, now }) =>
-      db.run(
-        "INSERT INTO push_jobs (account_id, token, attempt, start_at, next_at) VALUES (?, ?, 0, ?, ?)",
-        accountId,
-        token,
-        now,
-        now,
-      ).lastInsertRowid,
+      db.tx(() => {
+        const waiting = db.get<{ id: number }>(
+          "SELECT id FROM push_jobs WHERE account_id = ? AND token = ? LIMIT 1",
+          accountId,
+          token,
+        );
+        if (waiting) return waiting.id;
+        return db.run(
+          "INSERT INTO push_jobs (account_id, token, attempt, start_at, next_at) VALUES (?, ?, 0, ?, ?)",
+          accountId,
+          token,
+          now,
+          now,
+        ).lastInsertRowid;
+      }),
     duePushJobs: (now, limit) =>
       db.all<
         {
