@@ -437,6 +437,11 @@ export class OutboundService {
       };
       const run: Promise<void> = this.#attempt(dest, job, probe, release).catch((err) => {
         this.#o.log?.error("outbound delivery failed", { domain: dest.domain, error: String(err) });
+        // The store failed (reading the entry, or storing the outcome): the recipients are
+        // still pending there but gone from memory. The destination looks for them again after
+        // a backoff, instead of leaving them until a restart or their expiry.
+        const at = this.#now() + backoffMs(1, this.#o.backoff ?? DEFAULT_BACKOFF);
+        dest.nextDueAt = Math.min(dest.nextDueAt ?? Infinity, at);
         return null;
       }).then((again) => {
         release();

@@ -249,3 +249,26 @@ Deno.test("OutboundService: a message it cannot read or sign waits its backoff, 
     await healthy.close();
   }
 });
+
+Deno.test("OutboundService: a store failure before the attempt does not strand the message: it is tried again", async () => {
+  const peer = await httpsPeer({ tls: cert, host: "127.0.0.5", script: ok200 });
+  try {
+    const backoff = { baseMs: 60_000, capMs: 60_000 };
+    await withOutbound({ "127.0.0.5": { smtp: 1, https: peer.port } }, { backoff }, async (h) => {
+      const openBody = h.store.openBody.bind(h.store);
+      let failures = 1;
+      h.store.openBody = (id) =>
+        failures-- > 0 ? Promise.reject(new Error("disk I/O error")) : openBody(id);
+      await h.send(["u@[127.0.0.5]"]);
+      assert.equal(await h.outbound.runOnce(), 1, "the first attempt");
+      assert.equal(peer.requests.length, 0);
+      // Still queued in the store; after a backoff (not a restart, not its expiry) it goes.
+      h.clock.now += 2 * 60_000;
+      assert.equal(await h.outbound.runOnce(), 1, "the attempt after the store failure");
+      assert.equal(peer.requests.length, 1);
+      assert.equal(await h.store.countQueued(), 0);
+    });
+  } finally {
+    await peer.close();
+  }
+});
