@@ -409,6 +409,12 @@ export class OutboundService {
       if (!d.moreInStore) {
         d.nextDueAt = await this.#o.store.nextAttemptFor(d.domain, now);
       }
+    } catch (err) {
+      // The store is asked again after a backoff: at once, a failing read loops without end.
+      d.moreInStore = false;
+      const at = this.#now() + backoffMs(1, this.#o.backoff ?? DEFAULT_BACKOFF);
+      d.nextDueAt = Math.min(d.nextDueAt ?? Infinity, at);
+      throw err;
     } finally {
       d.refilling = false;
     }

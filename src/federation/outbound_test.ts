@@ -272,3 +272,24 @@ Deno.test("OutboundService: a store failure before the attempt does not strand t
     await peer.close();
   }
 });
+
+Deno.test("OutboundService: a queue read that fails is asked again after a backoff, not in a tight loop", async () => {
+  const backoff = { baseMs: 60_000, capMs: 60_000 };
+  await withOutbound({}, { backoff }, async (h) => {
+    await h.send(["u@[127.0.0.9]"]);
+    assert.ok(await h.outbound.runOnce() >= 1);
+    const due = h.store.dueRecipientsFor.bind(h.store);
+    let reads = 0;
+    h.store.dueRecipientsFor = () => {
+      // Past 1000 reads it is a loop: the store works again, so the test ends either way.
+      if (++reads >= 1000) h.store.dueRecipientsFor = due;
+      return Promise.reject(new Error("database is locked"));
+    };
+    h.clock.now += 2 * 60_000;
+    await h.outbound.runOnce();
+    assert.ok(reads <= 2, `${reads} reads of a failing store`);
+    h.store.dueRecipientsFor = due;
+    h.clock.now += 2 * 60_000;
+    assert.equal(await h.outbound.runOnce(), 1, "once the store works, the mail goes on");
+  });
+});
