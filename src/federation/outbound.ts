@@ -91,6 +91,8 @@ const QUICK_RETRIES = 1;
 const ROUTE_TTL_MS = 60_000;
 /** A safety tick: timers are armed precisely, this only catches a clock that jumped. */
 const TICK_MS = 30_000;
+/** After an expiry the store could not write (a full disk), the next try. */
+const EXPIRY_RETRY_MS = 60_000;
 /** How often the queue gauges are refreshed. */
 const METRICS_MS = 10_000;
 /** Destinations with a gauge of their own (the busiest ones). */
@@ -502,7 +504,11 @@ export class OutboundService {
     const now = this.#now();
     this.#markDue(now);
     if (this.#nextExpiryAt !== null && now >= this.#nextExpiryAt) {
-      this.#expiring ??= this.#expire().finally(() => {
+      this.#expiring ??= this.#expire().catch((err) => {
+        this.#o.log?.error("queue expiry failed", { error: String(err) });
+        // Again in a while: the timer for a time already past would fire again at once.
+        this.#nextExpiryAt = this.#now() + EXPIRY_RETRY_MS;
+      }).finally(() => {
         this.#expiring = null;
         this.#pump();
       });

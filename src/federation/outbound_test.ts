@@ -293,3 +293,26 @@ Deno.test("OutboundService: a queue read that fails is asked again after a backo
     assert.equal(await h.outbound.runOnce(), 1, "once the store works, the mail goes on");
   });
 });
+
+Deno.test("OutboundService: an expiry the store cannot write (disk full) is tried again later, not at once over and over", async () => {
+  await withOutbound({}, { lifetimeMs: 100, now: Date.now }, async (h) => {
+    await h.store.enqueue({
+      sender: "alice@[127.0.0.1]",
+      body: bytesBody(enc.encode("Subject: x\r\n\r\nbody\r\n")),
+      recipients: ["a@[127.0.0.9]"],
+      now: Date.now(),
+    });
+    await h.outbound.runOnce();
+    const record = h.store.recordAttempt.bind(h.store);
+    let writes = 0;
+    h.store.recordAttempt = () => {
+      writes++;
+      return Promise.reject(new Error("database or disk is full"));
+    };
+    h.outbound.start();
+    await new Promise((r) => setTimeout(r, 600));
+    assert.ok(writes >= 1, "the expiry was tried");
+    assert.ok(writes <= 3, `${writes} expiry writes in 0.5 s`);
+    h.store.recordAttempt = record;
+  });
+});
