@@ -176,3 +176,23 @@ Deno.test("Transport: the next MX host is tried when the first does not answer",
     await web.close();
   }
 });
+
+Deno.test("Transport: /mxdeliv goes to the host's next address when one cannot be reached", async () => {
+  const web = await httpsPeer({ tls: cert, script: () => ({ raw: httpAnswer(200, "250 OK") }) });
+  try {
+    await withTransport({ https: web.port, smtp: 1 }, async (t) => {
+      // An IPv6 address without a route, say: 127.0.0.9 refuses connections. The second works.
+      const hosts = [{
+        host: "peer.test",
+        addresses: ["127.0.0.9", "127.0.0.1"],
+        insecureTls: false,
+      }];
+      const r = await t.deliver(hosts, "a@a.test", ["b@peer.test"], data);
+      assert.equal(r.via, "https", JSON.stringify(r));
+      assert.equal(r.outcomes[0].kind, "delivered");
+      assert.equal(web.requests.length, 1);
+    });
+  } finally {
+    await web.close();
+  }
+});
