@@ -93,7 +93,7 @@ export function connectTcp(
     });
   }, () => {
     socket?.destroy();
-    return new TransportError(`Connection to ${where} timed out after ${seconds(ms)}`, "timeout");
+    return new TransportError(`Connection to ${where} timed out after ${seconds(ms)}`, "connect");
   }, signal);
 }
 

@@ -6,7 +6,8 @@ import * as dgram from "node:dgram";
 import * as net from "node:net";
 import { Buffer } from "node:buffer";
 import { decodeAnswer, encodeQuery, parseDnsServer, queryDns, RR } from "./dns_client.ts";
-import { DnsError, systemResolver } from "./resolver.ts";
+import { DnsError, hostResolver, systemResolver } from "./resolver.ts";
+import { route } from "./router.ts";
 
 type Rr = { type: number; rdata: (qnameAt: number) => number[] };
 
@@ -27,6 +28,12 @@ function answer(query: Uint8Array, rcode: number, rrs: Rr[], flags = 0): Uint8Ar
   head[3] = 0x80 | rcode | (flags & 0xff); // RA
   head[6] = rrs.length >> 8;
   head[7] = rrs.length & 0xff;
+  // No authority or additional records (the question's EDNS OPT record is not echoed).
+  head[8] =
+    head[9] =
+    head[10] =
+    head[11] =
+      0;
   const body: number[] = [];
   for (const rr of rrs) {
     const rdata = rr.rdata(12);
@@ -171,6 +178,28 @@ Deno.test("NXDOMAIN and NODATA: an MX lookup tells them apart, others give []", 
     );
     assert.deepEqual(await dns.addresses("missing.test"), []);
     assert.deepEqual(await dns.txt("missing.test"), []);
+  });
+});
+
+Deno.test("without dns_server (Deno's resolver): no MX is the implicit MX, SERVFAIL is not NXDOMAIN", async () => {
+  // Deno.resolveDns throws NotFound for NXDOMAIN, NODATA and SERVFAIL alike (Deno 2.9.6).
+  await withServer((q, raw) => {
+    if (q.name === "nomx.test" && q.type === RR.A) return answer(raw, 0, [a("127.0.0.7")]);
+    if (q.name === "nomx.test") return answer(raw, 0, []);
+    if (q.name.startsWith("broken.")) return answer(raw, 2, []);
+    return answer(raw, 3, []);
+  }, async (server) => {
+    const { ip, port } = parseDnsServer(server);
+    const dns = hostResolver({ nameServer: { ipAddr: ip, port } });
+    // RFC 5321 §5.1: a domain without MX records receives mail at its own address.
+    assert.deepEqual(await route("nomx.test", dns), {
+      ok: true,
+      destinations: [{ host: "nomx.test", addresses: ["127.0.0.7"], insecureTls: false }],
+    });
+    // A failing DNS server is a reason to try again, not a bounce.
+    const broken = await route("broken.test", dns);
+    assert.equal(broken.ok, false);
+    assert.equal(!broken.ok && broken.permanent, false, JSON.stringify(broken));
   });
 });
 

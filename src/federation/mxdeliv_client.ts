@@ -46,7 +46,10 @@ export async function postMxdeliv(
   );
   const text = r.text.length > 500 ? r.text.slice(0, 500) + "…" : r.text;
   if (r.status >= 200 && r.status < 300) return { kind: "accepted", status: r.status, text };
-  const reply = /^([45]\d\d)[ -]/.exec(r.text);
+  // filtermail (and tern) refuse with 400, or 413 for the size, and an SMTP reply as the body.
+  // Other statuses are the web server's own ("404 page not found" from Go's net/http, "500
+  // Internal Server Error"): no verdict on the mail, whatever their text looks like.
+  const reply = r.status === 400 || r.status === 413 ? /^([45]\d\d)[ -]/.exec(r.text) : null;
   if (reply) return { kind: "refused", status: r.status, code: Number(reply[1]), text };
   return { kind: "unsupported", status: r.status, text: text.replace(/\s+/g, " ") };
 }

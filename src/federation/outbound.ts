@@ -91,6 +91,8 @@ const QUICK_RETRIES = 1;
 const ROUTE_TTL_MS = 60_000;
 /** A safety tick: timers are armed precisely, this only catches a clock that jumped. */
 const TICK_MS = 30_000;
+/** After an expiry the store could not write (a full disk), the next try. */
+const EXPIRY_RETRY_MS = 60_000;
 /** How often the queue gauges are refreshed. */
 const METRICS_MS = 10_000;
 /** Destinations with a gauge of their own (the busiest ones). */
@@ -409,6 +411,12 @@ export class OutboundService {
       if (!d.moreInStore) {
         d.nextDueAt = await this.#o.store.nextAttemptFor(d.domain, now);
       }
+    } catch (err) {
+      // The store is asked again after a backoff: at once, a failing read loops without end.
+      d.moreInStore = false;
+      const at = this.#now() + backoffMs(1, this.#o.backoff ?? DEFAULT_BACKOFF);
+      d.nextDueAt = Math.min(d.nextDueAt ?? Infinity, at);
+      throw err;
     } finally {
       d.refilling = false;
     }
@@ -437,6 +445,11 @@ export class OutboundService {
       };
       const run: Promise<void> = this.#attempt(dest, job, probe, release).catch((err) => {
         this.#o.log?.error("outbound delivery failed", { domain: dest.domain, error: String(err) });
+        // The store failed (reading the entry, or storing the outcome): the recipients are
+        // still pending there but gone from memory. The destination looks for them again after
+        // a backoff, instead of leaving them until a restart or their expiry.
+        const at = this.#now() + backoffMs(1, this.#o.backoff ?? DEFAULT_BACKOFF);
+        dest.nextDueAt = Math.min(dest.nextDueAt ?? Infinity, at);
         return null;
       }).then((again) => {
         release();
@@ -491,7 +504,11 @@ export class OutboundService {
     const now = this.#now();
     this.#markDue(now);
     if (this.#nextExpiryAt !== null && now >= this.#nextExpiryAt) {
-      this.#expiring ??= this.#expire().finally(() => {
+      this.#expiring ??= this.#expire().catch((err) => {
+        this.#o.log?.error("queue expiry failed", { error: String(err) });
+        // Again in a while: the timer for a time already past would fire again at once.
+        this.#nextExpiryAt = this.#now() + EXPIRY_RETRY_MS;
+      }).finally(() => {
         this.#expiring = null;
         this.#pump();
       });

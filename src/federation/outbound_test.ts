@@ -249,3 +249,70 @@ Deno.test("OutboundService: a message it cannot read or sign waits its backoff, 
     await healthy.close();
   }
 });
+
+Deno.test("OutboundService: a store failure before the attempt does not strand the message: it is tried again", async () => {
+  const peer = await httpsPeer({ tls: cert, host: "127.0.0.5", script: ok200 });
+  try {
+    const backoff = { baseMs: 60_000, capMs: 60_000 };
+    await withOutbound({ "127.0.0.5": { smtp: 1, https: peer.port } }, { backoff }, async (h) => {
+      const openBody = h.store.openBody.bind(h.store);
+      let failures = 1;
+      h.store.openBody = (id) =>
+        failures-- > 0 ? Promise.reject(new Error("disk I/O error")) : openBody(id);
+      await h.send(["u@[127.0.0.5]"]);
+      assert.equal(await h.outbound.runOnce(), 1, "the first attempt");
+      assert.equal(peer.requests.length, 0);
+      // Still queued in the store; after a backoff (not a restart, not its expiry) it goes.
+      h.clock.now += 2 * 60_000;
+      assert.equal(await h.outbound.runOnce(), 1, "the attempt after the store failure");
+      assert.equal(peer.requests.length, 1);
+      assert.equal(await h.store.countQueued(), 0);
+    });
+  } finally {
+    await peer.close();
+  }
+});
+
+Deno.test("OutboundService: a queue read that fails is asked again after a backoff, not in a tight loop", async () => {
+  const backoff = { baseMs: 60_000, capMs: 60_000 };
+  await withOutbound({}, { backoff }, async (h) => {
+    await h.send(["u@[127.0.0.9]"]);
+    assert.ok(await h.outbound.runOnce() >= 1);
+    const due = h.store.dueRecipientsFor.bind(h.store);
+    let reads = 0;
+    h.store.dueRecipientsFor = () => {
+      // Past 1000 reads it is a loop: the store works again, so the test ends either way.
+      if (++reads >= 1000) h.store.dueRecipientsFor = due;
+      return Promise.reject(new Error("database is locked"));
+    };
+    h.clock.now += 2 * 60_000;
+    await h.outbound.runOnce();
+    assert.ok(reads <= 2, `${reads} reads of a failing store`);
+    h.store.dueRecipientsFor = due;
+    h.clock.now += 2 * 60_000;
+    assert.equal(await h.outbound.runOnce(), 1, "once the store works, the mail goes on");
+  });
+});
+
+Deno.test("OutboundService: an expiry the store cannot write (disk full) is tried again later, not at once over and over", async () => {
+  await withOutbound({}, { lifetimeMs: 100, now: Date.now }, async (h) => {
+    await h.store.enqueue({
+      sender: "alice@[127.0.0.1]",
+      body: bytesBody(enc.encode("Subject: x\r\n\r\nbody\r\n")),
+      recipients: ["a@[127.0.0.9]"],
+      now: Date.now(),
+    });
+    await h.outbound.runOnce();
+    const record = h.store.recordAttempt.bind(h.store);
+    let writes = 0;
+    h.store.recordAttempt = () => {
+      writes++;
+      return Promise.reject(new Error("database or disk is full"));
+    };
+    h.outbound.start();
+    await new Promise((r) => setTimeout(r, 600));
+    assert.ok(writes >= 1, "the expiry was tried");
+    assert.ok(writes <= 3, `${writes} expiry writes in 0.5 s`);
+    h.store.recordAttempt = record;
+  });
+});

@@ -89,35 +89,55 @@ export function serverResolver(server: DnsServer): DnsResolver {
   };
 }
 
-/** Deno's resolver with the system configuration (resolv.conf, /etc/hosts). */
-function hostResolver(): DnsResolver {
+/**
+ * Deno's resolver with the system configuration (resolv.conf, /etc/hosts); tests give it a name
+ * server in `options`.
+ */
+export function hostResolver(options?: Deno.ResolveDnsOptions): DnsResolver {
   const query = async <T>(
     name: string,
     type: "MX" | "A" | "AAAA" | "TXT" | "PTR",
   ): Promise<T[]> => {
     try {
-      return await Deno.resolveDns(name, type as "A") as unknown as T[];
+      return await Deno.resolveDns(name, type as "A", options) as unknown as T[];
     } catch (err) {
       const e = classify(err, `${type} ${name}`);
       if (e.kind === "nxdomain" && type !== "MX") return [];
       throw e;
     }
   };
+  const addresses = async (host: string) => {
+    const [v6, v4] = await Promise.all([
+      query<string>(host, "AAAA").catch(() => [] as string[]),
+      query<string>(host, "A").catch(() => [] as string[]),
+    ]);
+    return [...v6, ...v4];
+  };
   return {
     async mx(domain) {
-      const records = await query<{ preference: number; exchange: string }>(domain, "MX");
+      let records;
+      try {
+        records = await query<{ preference: number; exchange: string }>(domain, "MX");
+      } catch (err) {
+        // Deno.resolveDns throws NotFound alike for NXDOMAIN, for NODATA (a domain without MX
+        // records: RFC 5321 §5.1's implicit MX) and for SERVFAIL (measured in Deno 2.9.6). A
+        // domain with an address has no MX; without one, a failed lookup is never taken for
+        // a domain that does not exist (that would bounce mail at once): it is tried again.
+        if (!(err instanceof DnsError) || err.kind !== "nxdomain") throw err;
+        if ((await addresses(domain)).length) {
+          throw new DnsError(`MX ${domain}: no records`, "nodata");
+        }
+        throw new DnsError(
+          `MX ${domain}: not found (no such domain, or the lookup failed)`,
+          "temporary",
+        );
+      }
       return records.map((r) => ({
         preference: r.preference,
         exchange: r.exchange.replace(/\.$/, ""),
       }));
     },
-    async addresses(host) {
-      const [v6, v4] = await Promise.all([
-        query<string>(host, "AAAA").catch(() => [] as string[]),
-        query<string>(host, "A").catch(() => [] as string[]),
-      ]);
-      return [...v6, ...v4];
-    },
+    addresses,
     async txt(name) {
       const records = await query<string[]>(name, "TXT");
       return records.map((chunks) => chunks.join(""));

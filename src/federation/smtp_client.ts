@@ -209,7 +209,13 @@ export class SmtpSession {
         return results;
       }
       if (!data || data.code !== 354) {
-        const refusal = data ?? { code: 451, text: "451 4.3.0 DATA was not answered" };
+        let refusal = data ?? { code: 451, text: "451 4.3.0 DATA was not answered" };
+        if (refusal.code < 400) {
+          // A success that never asked for the message is no delivery: a broken peer, whose
+          // session is in a state nobody knows.
+          this.#closed = true;
+          refusal = { code: 451, text: `451 4.5.0 DATA was answered with: ${refusal.text}` };
+        }
         return results.map((r) =>
           ok(r.code) ? { ...r, code: refusal.code, text: refusal.text } : r
         );

@@ -118,6 +118,24 @@ Deno.test("SmtpSession: no data is sent when every recipient is refused", async 
   }
 });
 
+for (const pipelining of [true, false]) {
+  Deno.test(`SmtpSession: a DATA answered 250 instead of 354 is not a delivery (PIPELINING ${pipelining ? "on" : "off"})`, async () => {
+    // A broken peer: it never asked for the message, so nothing was delivered.
+    const peer = await smtpPeer({ tls: cert, pipelining, dataCommand: () => "250 2.0.0 OK" });
+    try {
+      const session = await SmtpSession.open(target(peer.port), new AttemptBudget(FAST));
+      const r = await session.send(message(1), new AttemptBudget(FAST));
+      assert.equal(peer.mails.length, 0);
+      assert.deepEqual(r.map((x) => x.code), [451, 451, 451]);
+      assert.match(r[0].text, /DATA was answered with: 250 2\.0\.0 OK/);
+      assert.equal(session.usable, false, "a session in an unknown state is not reused");
+      session.destroy();
+    } finally {
+      await peer.close();
+    }
+  });
+}
+
 Deno.test("SmtpSession: a message over the peer's SIZE is refused without sending it", async () => {
   const peer = await smtpPeer({ tls: cert, size: 10 });
   try {

@@ -88,8 +88,15 @@ export class Transport {
     for (const dest of hosts) {
       let httpsFailed = false;
       if (!this.mxdelivSkipped(dest.host)) {
-        const r = await this.#https(dest, sender, recipients, data, budget, notes);
-        if (r) return r;
+        // The host's addresses in turn while one cannot be connected to (an IPv6 address
+        // without a route): nothing was sent to it.
+        for (const address of dest.addresses) {
+          if (budget.remaining() <= 0) break;
+          const r = await this.#https(dest, address, sender, recipients, data, budget, notes);
+          if (r === "unreachable") continue;
+          if (r) return r;
+          break;
+        }
         httpsFailed = true;
       }
       for (const address of dest.addresses) {
@@ -119,13 +126,13 @@ export class Transport {
 
   async #https(
     dest: Destination,
+    address: string,
     sender: string,
     recipients: string[],
     data: OutgoingMessage,
     budget: AttemptBudget,
     notes: string[],
-  ): Promise<TransportResult | null> {
-    const address = dest.addresses[0];
+  ): Promise<TransportResult | "unreachable" | null> {
     const port = this.#o.ports(address).https;
     const where = `https://${fmt(dest.host, port)}/mxdeliv`;
     const post = (to: string[]) =>
@@ -188,6 +195,7 @@ export class Transport {
         ? err.message.slice(origin.length)
         : err.message;
       notes.push(`${where}: ${message}`);
+      if (err.kind === "connect") return "unreachable";
     }
     return null;
   }

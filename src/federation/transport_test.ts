@@ -176,3 +176,46 @@ Deno.test("Transport: the next MX host is tried when the first does not answer",
     await web.close();
   }
 });
+
+Deno.test("Transport: /mxdeliv goes to the host's next address when one cannot be reached", async () => {
+  const web = await httpsPeer({ tls: cert, script: () => ({ raw: httpAnswer(200, "250 OK") }) });
+  try {
+    await withTransport({ https: web.port, smtp: 1 }, async (t) => {
+      // An IPv6 address without a route, say: 127.0.0.9 refuses connections. The second works.
+      const hosts = [{
+        host: "peer.test",
+        addresses: ["127.0.0.9", "127.0.0.1"],
+        insecureTls: false,
+      }];
+      const r = await t.deliver(hosts, "a@a.test", ["b@peer.test"], data);
+      assert.equal(r.via, "https", JSON.stringify(r));
+      assert.equal(r.outcomes[0].kind, "delivered");
+      assert.equal(web.requests.length, 1);
+    });
+  } finally {
+    await web.close();
+  }
+});
+
+Deno.test("Transport: a web server's own error page is no verdict on the mail: SMTP is tried", async () => {
+  // Go's net/http answers "404 page not found", many servers "500 Internal Server Error" in
+  // plain text: they look like SMTP replies, but a refusal comes as 400 or 413 (filtermail).
+  for (const page of [[404, "404 page not found"], [500, "500 Internal Server Error"]] as const) {
+    const web = await httpsPeer({
+      tls: cert,
+      script: () => ({ raw: httpAnswer(page[0], page[1]) }),
+    });
+    const mail = await smtpPeer({ tls: cert });
+    try {
+      await withTransport({ https: web.port, smtp: mail.port }, async (t) => {
+        const r = await t.deliver(host, "a@a.test", ["b@peer.test"], data);
+        assert.equal(r.via, "smtp", `${page[0]}: ${JSON.stringify(r)}`);
+        assert.deepEqual(r.outcomes.map((o) => o.kind), ["delivered"]);
+        assert.equal(mail.mails.length, 1);
+      });
+    } finally {
+      await web.close();
+      await mail.close();
+    }
+  }
+});

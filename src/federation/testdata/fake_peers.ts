@@ -91,6 +91,8 @@ export interface SmtpPeerOptions {
   rcpt?: (address: string) => string;
   /** Reply after the data (default "250 2.0.0 Queued"). */
   data?: () => string;
+  /** Reply to the DATA command (default "354 Go ahead"); the data is only read after a 354. */
+  dataCommand?: () => string;
   /** Reply to MAIL FROM (default "250 2.1.0 OK"). */
   mail?: () => string;
   host?: string;
@@ -170,7 +172,9 @@ export async function smtpPeer(o: SmtpPeerOptions) {
           say("554 5.5.1 No valid recipients");
           continue;
         }
-        say("354 Go ahead");
+        const go = o.dataCommand?.() ?? "354 Go ahead";
+        say(go);
+        if (!go.startsWith("354")) continue;
         // The CRLF before the final "." may be the one that ended DATA (an empty message).
         io.buf = "\r\n" + io.buf;
         const data = await io.until("\r\n.\r\n");
