@@ -478,10 +478,15 @@ async function writeResponse(
   }
 }
 
-/** Offset just after the blank line ending a request head, or -1. */
+/**
+ * Offset just after the blank line ending a request head, or -1. A line ended by a bare LF ends
+ * it too: such a head is no takeover's (firstRequest refuses it) and the HTTP server answers 400
+ * at once, instead of the connection waiting out the head deadline for a CRLF CRLF.
+ */
 function headEnd(b: Uint8Array): number {
-  for (let i = 3; i < b.length; i++) {
-    if (b[i] === 10 && b[i - 1] === 13 && b[i - 2] === 10 && b[i - 3] === 13) return i + 1;
+  for (let i = 1; i < b.length; i++) {
+    if (b[i] !== 10) continue;
+    if (b[i - 1] === 10 || (i >= 2 && b[i - 1] === 13 && b[i - 2] === 10)) return i + 1;
   }
   return -1;
 }

@@ -367,6 +367,9 @@ Deno.test("startHttpServer(): a takeover gets a connection by its first request 
   );
   const answer = await within(10_000, "plain requests", plain.received);
   assert.equal(answer.match(/HTTP\/1\.1 \d{3} /g)?.length, 2, answer);
+  // Lines ended by a bare LF: refused at once, as without a takeover (not held to the deadline).
+  const bare = rawExchange(server.port, "GET /who HTTP/1.1\nHost: x\n\n");
+  assert.match(await within(5_000, "bare LF head", bare.received), /^HTTP\/1\.1 400 /);
 });
 
 Deno.test("createMetricsApp() serves the registry as Prometheus text", async () => {
