@@ -291,10 +291,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     res.once("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    // HTTPS: while the body waits for its reader, the TCP socket is not read either.
+    // HTTPS: while the body waits for its reader, the TCP socket is not read either. Only the
+    // latest request of the connection decides (an earlier pipelined one, ending, must not
+    // restart reading under a body that waits).
     const st = initial ? conns.get(keyOf(req.socket)) : undefined;
     const hold = (stop: boolean) => {
-      if (st) holdTcp(st, stop && !req.complete);
+      if (st && latest.get(req.socket) === req) holdTcp(st, stop && !req.complete);
     };
     // The request is over: the next one on the connection must be read.
     res.once("close", () => hold(false));
