@@ -25,6 +25,8 @@ export interface HttpsResponse {
 
 /** Answers larger than this are not replies but a misbehaving peer. */
 const MAX_BODY = 64 * 1024;
+/** The same for the answer's head (status lines and fields, interim 1xx answers included). */
+const MAX_HEAD = 64 * 1024;
 
 interface Idle {
   conn: Conn;
@@ -214,15 +216,26 @@ async function exchange(
   let status = 0;
   let version = "";
   const fields = new Map<string, string>();
+  // Every line counts against MAX_HEAD: a peer streaming header fields (or 100 Continues) until
+  // the deadline would otherwise fill memory with them.
+  let headBytes = 0;
+  const headLine = async (what: string) => {
+    const line = await conn.readLine(left(), what);
+    headBytes += line.length + 2;
+    if (headBytes > MAX_HEAD) {
+      throw new TransportError(`${conn.where} sent a head over ${MAX_HEAD} bytes`, "protocol");
+    }
+    return line;
+  };
   do {
-    const line = await conn.readLine(left(), "HTTP response");
+    const line = await headLine("HTTP response");
     const m = /^HTTP\/(1\.[01]) (\d{3})(?: |$)/.exec(line);
     if (!m) throw new TransportError(`${conn.where} answered with no HTTP status line`, "protocol");
     version = m[1];
     status = Number(m[2]);
     fields.clear();
     for (;;) {
-      const h = await conn.readLine(left(), "HTTP response header");
+      const h = await headLine("HTTP response header");
       if (h === "") break;
       const i = h.indexOf(":");
       if (i <= 0) throw new TransportError(`${conn.where} sent a malformed header`, "protocol");

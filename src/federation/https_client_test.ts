@@ -119,6 +119,29 @@ Deno.test("HttpsPool reads chunked answers and skips 100 Continue", async () => 
   }
 });
 
+Deno.test("HttpsPool refuses an answer head over 64 KiB (fields or interim answers without end)", async () => {
+  const field = (i: number) => `x-filler-${i}: ${"a".repeat(1000)}\r\n`;
+  for (
+    const raw of [
+      "HTTP/1.1 200 OK\r\n" + Array.from({ length: 5000 }, (_, i) => field(i)).join("") +
+      "content-length: 6\r\n\r\n250 OK",
+      "HTTP/1.1 100 Continue\r\n\r\n".repeat(5000) + httpAnswer(200, "250 OK"),
+    ]
+  ) {
+    const peer = await httpsPeer({ tls: cert, script: () => ({ raw }) });
+    const pool = new HttpsPool();
+    try {
+      await assert.rejects(
+        pool.post(target(peer.port), "/mxdeliv", [], enc.encode("x"), new AttemptBudget(FAST)),
+        (e) => e instanceof TransportError && /sent a head over 65536 bytes/.test(e.message),
+      );
+    } finally {
+      pool.close();
+      await peer.close();
+    }
+  }
+});
+
 Deno.test("HttpsPool gives up on a silent peer at the TLS deadline", async () => {
   const peer = await silentPeer();
   const pool = new HttpsPool();

@@ -291,10 +291,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     res.once("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    // HTTPS: while the body waits for its reader, the TCP socket is not read either.
+    // HTTPS: while the body waits for its reader, the TCP socket is not read either. Only the
+    // latest request of the connection decides (an earlier pipelined one, ending, must not
+    // restart reading under a body that waits).
     const st = initial ? conns.get(keyOf(req.socket)) : undefined;
     const hold = (stop: boolean) => {
-      if (st) holdTcp(st, stop && !req.complete);
+      if (st && latest.get(req.socket) === req) holdTcp(st, stop && !req.complete);
     };
     // The request is over: the next one on the connection must be read.
     res.once("close", () => hold(false));
@@ -478,10 +480,15 @@ async function writeResponse(
   }
 }
 
-/** Offset just after the blank line ending a request head, or -1. */
+/**
+ * Offset just after the blank line ending a request head, or -1. A line ended by a bare LF ends
+ * it too: such a head is no takeover's (firstRequest refuses it) and the HTTP server answers 400
+ * at once, instead of the connection waiting out the head deadline for a CRLF CRLF.
+ */
 function headEnd(b: Uint8Array): number {
-  for (let i = 3; i < b.length; i++) {
-    if (b[i] === 10 && b[i - 1] === 13 && b[i - 2] === 10 && b[i - 3] === 13) return i + 1;
+  for (let i = 1; i < b.length; i++) {
+    if (b[i] !== 10) continue;
+    if (b[i - 1] === 10 || (i >= 2 && b[i - 1] === 13 && b[i - 2] === 10)) return i + 1;
   }
   return -1;
 }

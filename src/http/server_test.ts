@@ -199,48 +199,62 @@ Deno.test("startHttpServer(): a flood of pipelined requests closes the connectio
 
 Deno.test("startHttpServer(): HTTPS does not read a body ahead of the app (a waiting request holds its sender back)", async () => {
   const cert = await generateSelfSigned(["localhost", "127.0.0.1"]);
-  const app = new Hono();
-  let entered!: () => void;
-  const inApp = new Promise<void>((r) => (entered = r));
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  app.post("/wait", async (c) => {
-    entered();
-    await gate; // as the admin API waits out its login throttle before reading the body
-    return c.text(`${(await c.req.arrayBuffer()).byteLength}`);
-  });
-  await using server = await startHttpServer({ address: "127.0.0.1:0", app, tls: cert });
-  const total = 64 * 1024 * 1024;
-  const socket = tls.connect({ host: "127.0.0.1", port: server.port, rejectUnauthorized: false });
-  socket.on("error", () => {});
-  let answer = "";
-  socket.on("data", (d: Uint8Array) => (answer += new TextDecoder().decode(d)));
-  const closed = new Promise((r) => socket.on("close", r));
-  await new Promise((r) => socket.once("secureConnect", r));
-  socket.write(
-    `POST /wait HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`,
-  );
-  let flushed = 0;
-  let reached!: () => void;
-  const half = new Promise<void>((r) => (reached = r));
-  const piece = new Uint8Array(1024 * 1024);
-  const pump = () => {
-    while (flushed < total) {
-      flushed += piece.length;
-      if (flushed >= total / 2) reached();
-      if (!socket.write(piece)) return void socket.once("drain", pump);
-    }
-  };
-  pump();
-  await inApp;
-  // Nothing reads the body now: the sender must stall after what the kernel and TLS buffer.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([half, new Promise((r) => (timer = setTimeout(r, 3000)))]);
-  clearTimeout(timer);
-  assert.ok(flushed < total / 2, `${flushed} bytes taken in while the app was not reading`);
-  release();
-  await within(30_000, "the body after the app reads it", closed);
-  assert.match(answer, new RegExp(`^HTTP/1\\.1 200 [^]*\r\n\r\n${total}$`));
+  // Alone, and behind a pipelined request whose answer ends while the body waits.
+  for (const before of ["", "GET /who HTTP/1.1\r\nHost: x\r\n\r\n"]) {
+    const app = echoApp();
+    let entered!: () => void;
+    const inApp = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    app.post("/wait", async (c) => {
+      entered();
+      await gate; // as the admin API waits out its login throttle before reading the body
+      return c.text(`${(await c.req.arrayBuffer()).byteLength}`);
+    });
+    await using server = await startHttpServer({ address: "127.0.0.1:0", app, tls: cert });
+    const total = 64 * 1024 * 1024;
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port: server.port,
+      rejectUnauthorized: false,
+    });
+    socket.on("error", () => {});
+    let answer = "";
+    let answered!: () => void;
+    const first = new Promise<void>((r) => (answered = r));
+    socket.on("data", (d: Uint8Array) => {
+      answer += new TextDecoder().decode(d);
+      if (answer.includes("127.0.0.1")) answered();
+    });
+    const closed = new Promise((r) => socket.on("close", r));
+    await new Promise((r) => socket.once("secureConnect", r));
+    socket.write(
+      before +
+        `POST /wait HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`,
+    );
+    let flushed = 0;
+    let reached!: () => void;
+    const half = new Promise<void>((r) => (reached = r));
+    const piece = new Uint8Array(1024 * 1024);
+    const pump = () => {
+      while (flushed < total) {
+        flushed += piece.length;
+        if (flushed >= total / 2) reached();
+        if (!socket.write(piece)) return void socket.once("drain", pump);
+      }
+    };
+    pump();
+    await inApp;
+    if (before) await within(10_000, "the pipelined answer", first);
+    // Nothing reads the body now: the sender must stall after what the kernel and TLS buffer.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([half, new Promise((r) => (timer = setTimeout(r, 3000)))]);
+    clearTimeout(timer);
+    assert.ok(flushed < total / 2, `${before ? "pipelined: " : ""}${flushed} bytes taken in`);
+    release();
+    await within(30_000, "the body after the app reads it", closed);
+    assert.match(answer, new RegExp(`^HTTP/1\\.1 200 [^]*\r\n\r\n${total}$`));
+  }
 });
 
 Deno.test("startHttpServer(): half-sent request heads and idle kept-alive connections are dropped", async () => {
@@ -367,6 +381,9 @@ Deno.test("startHttpServer(): a takeover gets a connection by its first request 
   );
   const answer = await within(10_000, "plain requests", plain.received);
   assert.equal(answer.match(/HTTP\/1\.1 \d{3} /g)?.length, 2, answer);
+  // Lines ended by a bare LF: refused at once, as without a takeover (not held to the deadline).
+  const bare = rawExchange(server.port, "GET /who HTTP/1.1\nHost: x\n\n");
+  assert.match(await within(5_000, "bare LF head", bare.received), /^HTTP\/1\.1 400 /);
 });
 
 Deno.test("createMetricsApp() serves the registry as Prometheus text", async () => {
