@@ -10,6 +10,7 @@ import { dkimSign } from "mailauth/lib/dkim/sign.js";
 import { createAccount, fakeDns, withRelay } from "./support/relay.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
 import { encryptedMessage } from "./support/messages.ts";
+import { DnsError, type DnsResolver } from "../src/federation/mod.ts";
 
 const RSA = generateKeyPairSync("rsa", { modulusLength: 2048 });
 const ED = generateKeyPairSync("ed25519");
@@ -79,4 +80,40 @@ Deno.test("port 25: aligned rsa-sha256 and ed25519-sha256 signatures pass; a par
     const unsigned = await deliver(message);
     assert.match(unsigned.text, /^554 5\.7\.1 No DKIM signature found/);
   }, { relay: { dns: DNS } });
+});
+
+Deno.test("port 25: a DKIM key the DNS cannot be asked for now is a temporary refusal, not a bounce", async () => {
+  let dnsDown = true;
+  const dns: DnsResolver = {
+    ...DNS,
+    txt: (name) =>
+      dnsDown
+        ? Promise.reject(new DnsError(`TXT ${name}: server answered SERVFAIL`, "temporary"))
+        : DNS.txt(name),
+  };
+  await withRelay(async (t) => {
+    const bob = await createAccount(t, "bob000001");
+    const message = await signed(
+      await encryptedMessage("alice@remote.example", bob.address),
+      { selector: "rsa", privateKey: pem(RSA.privateKey) },
+    );
+    const deliver = async () => {
+      const c = await SmtpTestClient.connect(t.addr("smtp"));
+      try {
+        await c.reply();
+        await c.cmd("EHLO mx.remote.example");
+        await c.startTls(t.caPem);
+        await c.cmd("EHLO mx.remote.example");
+        return await c.sendMail("alice@remote.example", [bob.address], message);
+      } finally {
+        c.close();
+      }
+    };
+    const down = await deliver();
+    assert.equal(down.code, 451, down.text);
+    assert.match(down.text, /^451 4\.4\.3 /);
+    dnsDown = false;
+    const up = await deliver();
+    assert.equal(up.code, 250, up.text);
+  }, { relay: { dns } });
 });

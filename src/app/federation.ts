@@ -100,9 +100,11 @@ export function originCheck(
           const problem = header
             ? await verifyAlignedHeader(header, (r) => dkim.bodyHash(r), domain, dns).catch((
               err,
-            ) => `DKIM check failed: ${(err as Error).message}`)
-            : "No DKIM signature found";
-          if (problem) return { code: 554, enhanced: "5.7.1", text: problem };
+            ) => ({ reason: `DKIM check failed: ${(err as Error).message}`, temporary: false }))
+            : { reason: "No DKIM signature found", temporary: false };
+          // A key the DNS cannot give now: the sender tries again (RFC 6376 §6.1.2), no bounce.
+          if (problem?.temporary) return { code: 451, enhanced: "4.4.3", text: problem.reason };
+          if (problem) return { code: 554, enhanced: "5.7.1", text: problem.reason };
         }
         received.add(domain);
         onReceived(domain.toLowerCase());

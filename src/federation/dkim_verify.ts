@@ -27,6 +27,8 @@ export interface DkimResult {
   ok: boolean;
   /** Why it failed ("" when it passed). */
   reason: string;
+  /** The key could not be looked up now (DNS trouble): a later try may pass. */
+  temporary?: boolean;
 }
 
 const ALGORITHMS = { "rsa-sha256": "rsa", "ed25519-sha256": "ed25519" } as const;
@@ -175,7 +177,12 @@ async function verifyOne(field: RawField, ctx: Context): Promise<DkimResult> {
   if (!signature) return fail("malformed b=");
 
   const selector = tags.get("s")!;
-  const records = await ctx.dns.txt(`${selector}._domainkey.${domain}`);
+  let records: string[];
+  try {
+    records = await ctx.dns.txt(`${selector}._domainkey.${domain}`);
+  } catch (err) {
+    return { ...fail(`key lookup failed: ${(err as Error).message}`), temporary: true };
+  }
   const record = records.map(parseTagList).find((r) => r?.has("p"));
   if (!record) return fail("no key record");
   const key = keyFromRecord(record, algorithm as Algorithm, identityDomain, domain);
@@ -223,10 +230,20 @@ async function verifyFields(ctx: Context): Promise<DkimResult[]> {
   return results;
 }
 
-function aligned(results: DkimResult[], fromDomain: string): string | null {
-  if (!results.length) return "No DKIM signature found";
+/** Why no signature passed, and whether that may change (an aligned key not looked up). */
+export interface DkimVerdict {
+  reason: string;
+  temporary: boolean;
+}
+
+function aligned(results: DkimResult[], fromDomain: string): DkimVerdict | null {
+  if (!results.length) return { reason: "No DKIM signature found", temporary: false };
   const want = lowerDomain(fromDomain);
-  return results.some((r) => r.ok && r.domain === want) ? null : "No valid DKIM signature found";
+  if (results.some((r) => r.ok && r.domain === want)) return null;
+  const later = results.find((r) => r.temporary && r.domain === want);
+  return later
+    ? { reason: `DKIM key not available now, try again later (${later.reason})`, temporary: true }
+    : { reason: "No valid DKIM signature found", temporary: false };
 }
 
 /** Null when a passing signature's d= equals the From domain; else the reason. */
@@ -236,7 +253,7 @@ export async function verifyAlignedSignature(
   dns: DnsResolver,
   now?: number,
 ): Promise<string | null> {
-  return aligned(await verifyDkimSignatures(message, dns, now), fromDomain);
+  return aligned(await verifyDkimSignatures(message, dns, now), fromDomain)?.reason ?? null;
 }
 
 /**
@@ -249,7 +266,7 @@ export async function verifyAlignedHeader(
   fromDomain: string,
   dns: DnsResolver,
   now: number = Date.now(),
-): Promise<string | null> {
+): Promise<DkimVerdict | null> {
   const { fields } = splitMessage(header);
   return aligned(await verifyFields({ fields, bodies, dns, now }), fromDomain);
 }

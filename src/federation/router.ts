@@ -23,6 +23,12 @@ export function literalAddress(domain: string): string {
   return domain.slice(1, -1).replace(/^IPv6:/i, "");
 }
 
+/**
+ * MX hosts looked up, by preference (Postfix tries 5 addresses): each lookup may wait a DNS
+ * timeout, and a domain with thousands of MX records must not hold a delivery for hours.
+ */
+const MAX_MX_HOSTS = 10;
+
 export async function route(domain: string, dns: DnsResolver): Promise<Route> {
   if (isIpLiteral(domain)) {
     const ip = literalAddress(domain);
@@ -39,7 +45,7 @@ export async function route(domain: string, dns: DnsResolver): Promise<Route> {
         reason: `Domain ${domain} does not accept mail (null MX)`,
       };
     }
-    hosts = mx.length ? mx.map((m) => m.exchange) : [domain];
+    hosts = mx.length ? mx.slice(0, MAX_MX_HOSTS).map((m) => m.exchange) : [domain];
   } catch (err) {
     if (err instanceof DnsError && err.kind === "nxdomain") {
       return { ok: false, permanent: true, reason: `Domain ${domain} does not exist` };
@@ -53,15 +59,14 @@ export async function route(domain: string, dns: DnsResolver): Promise<Route> {
   }
   const destinations: Destination[] = [];
   const problems: string[] = [];
-  for (const host of hosts) {
-    try {
-      const addresses = await dns.addresses(host);
-      if (addresses.length) destinations.push({ host, addresses, insecureTls });
-      else problems.push(`${host} has no address`);
-    } catch (err) {
-      problems.push(`${host}: ${(err as Error).message}`);
-    }
-  }
+  // At once, not one after another: a host whose lookup times out does not delay the others.
+  const found = await Promise.allSettled(hosts.map((host) => dns.addresses(host)));
+  hosts.forEach((host, i) => {
+    const f = found[i];
+    if (f.status === "rejected") problems.push(`${host}: ${(f.reason as Error)?.message}`);
+    else if (f.value.length) destinations.push({ host, addresses: f.value, insecureTls });
+    else problems.push(`${host} has no address`);
+  });
   if (!destinations.length) {
     return {
       ok: false,

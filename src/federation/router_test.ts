@@ -96,3 +96,20 @@ Deno.test('route() accepts any certificate for "_" domains, as the reference rel
   const r = await route("_b.test", dns({ addresses: { "_b.test": ["192.0.2.5"] } }));
   assert.ok(r.ok && r.destinations[0].insecureTls);
 });
+
+Deno.test("route() looks up a bounded number of MX hosts: a domain with thousands cannot hold a delivery", async () => {
+  // Each lookup may take a DNS timeout (3 tries of 2 s): thousands of them, one after another,
+  // would hold the delivery (and the relay's shutdown) for hours.
+  const mx = Array.from({ length: 3000 }, (_, i) => ({ preference: i, exchange: `mx${i}.b.test` }));
+  let lookups = 0;
+  const r = await route("b.test", {
+    mx: () => Promise.resolve(mx),
+    addresses: (h) => {
+      lookups++;
+      return h === "mx0.b.test" ? Promise.resolve(["192.0.2.1"]) : Promise.resolve([]);
+    },
+    txt: () => Promise.resolve([]),
+  });
+  assert.ok(r.ok && r.destinations[0].host === "mx0.b.test");
+  assert.ok(lookups <= 10, `${lookups} address lookups`);
+});

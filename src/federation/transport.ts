@@ -4,8 +4,8 @@
 // is what the scheduler's slow start and backoff follow.
 
 import type { Destination } from "./router.ts";
-import { AttemptBudget, type Deadlines } from "./deadlines.ts";
-import { fmt, TransportError } from "./conn.ts";
+import { AttemptBudget, type Deadlines, transferMs } from "./deadlines.ts";
+import { fmt, seconds, TransportError } from "./conn.ts";
 import type { HttpsPool } from "./https_client.ts";
 import { postMxdeliv } from "./mxdeliv_client.ts";
 import { type RecipientResult, SmtpReplyError, type SmtpTarget } from "./smtp_client.ts";
@@ -83,7 +83,11 @@ export class Transport {
     recipients: string[],
     data: OutgoingMessage,
   ): Promise<TransportResult> {
-    const budget = new AttemptBudget(this.#o.deadlines, this.#o.signal);
+    // The base budget, and the time the message's size may take to send once (a slow link):
+    // a fixed budget would cut every large message off on a link below its size's pace.
+    const d = this.#o.deadlines;
+    const attemptMs = d.attemptMs + transferMs(d, data.size) - d.commandMs;
+    const budget = new AttemptBudget({ ...d, attemptMs }, this.#o.signal);
     const notes: string[] = [];
     for (const dest of hosts) {
       let httpsFailed = false;
@@ -113,7 +117,7 @@ export class Transport {
       // SMTP failed too: the host is down, not just without /mxdeliv; HTTPS is tried again next.
       this.#noMxdeliv.delete(dest.host);
       if (budget.remaining() <= 0) {
-        notes.push(`attempt ended after ${this.#o.deadlines.attemptMs / 1000} s`);
+        notes.push(`attempt ended after ${seconds(attemptMs)}`);
         break;
       }
     }

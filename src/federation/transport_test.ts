@@ -219,3 +219,39 @@ Deno.test("Transport: a web server's own error page is no verdict on the mail: S
     }
   }
 });
+
+Deno.test("Transport: a large message over a slow link gets the time its size needs, beyond the attempt's base budget", async () => {
+  // 6 MB at 2.5 MB/s: over two seconds, though far faster than the 64 KB/s a transfer may take.
+  const web = await httpsPeer({
+    tls: cert,
+    readRate: 500_000,
+    script: () => ({ raw: httpAnswer(200, "250 OK") }),
+  });
+  const https = new HttpsPool();
+  const smtp = new SmtpPool();
+  const t = new Transport({
+    heloName: "a.test",
+    ports: () => ({ https: web.port, smtp: 1 }),
+    ca: () => [cert.caPem!],
+    deadlines: { connectMs: 1000, tlsMs: 1000, commandMs: 5000, attemptMs: 1500 },
+    https,
+    smtp,
+    now: () => 0,
+  });
+  try {
+    const big = bytesMessage(new Uint8Array(6_000_000).fill(0x61));
+    const t0 = performance.now();
+    const r = await t.deliver(host, "a@a.test", ["b@peer.test"], big);
+    const took = performance.now() - t0;
+    assert.ok(
+      took > 1500,
+      `the transfer took ${took} ms: longer than the base budget ${JSON.stringify(r)}`,
+    );
+    assert.equal(r.via, "https", JSON.stringify(r));
+    assert.equal(r.outcomes[0].kind, "delivered");
+  } finally {
+    https.close();
+    await smtp.close();
+    await web.close();
+  }
+});

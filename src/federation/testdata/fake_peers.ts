@@ -223,14 +223,30 @@ export type HttpScript = (
   conn: { index: number; requests: number },
 ) => { raw: string; close?: boolean; dripMs?: number } | "drop";
 
-/** A raw HTTP/1.1 server over TLS; the script writes the whole response bytes. */
-export async function httpsPeer(o: { tls: TlsMaterial; script: HttpScript; host?: string }) {
+/**
+ * A raw HTTP/1.1 server over TLS; the script writes the whole response bytes. `readRate`: a
+ * slow link, reading at most that many bytes a second.
+ */
+export async function httpsPeer(
+  o: { tls: TlsMaterial; script: HttpScript; host?: string; readRate?: number },
+) {
   const requests: HttpRequest[] = [];
   let connections = 0;
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const server = tls.createServer({ cert: o.tls.certPem, key: o.tls.keyPem }, (s) => {
     const conn = { index: connections++, requests: 0 };
     s.on("error", () => s.destroy());
+    const rate = o.readRate;
+    if (rate) {
+      s.on("data", (d: Uint8Array) => {
+        s.pause();
+        const t = setTimeout(() => {
+          timers.delete(t);
+          s.resume();
+        }, (d.length / rate) * 1000);
+        timers.add(t);
+      });
+    }
     const io = new LineSocket(s);
     (async () => {
       for (;;) {
