@@ -45,7 +45,8 @@ export function mxMatches(host: string, patterns: readonly string[]): boolean {
   });
 }
 
-export type PolicyFetcher = (domain: string) => Promise<string>;
+/** `signal`: the fetch ends at once when it aborts (the relay is stopping). */
+export type PolicyFetcher = (domain: string, signal?: AbortSignal) => Promise<string>;
 
 /**
  * GET the policy over verified HTTPS (no redirects, RFC 8461 §3.3), through the same client and
@@ -55,7 +56,7 @@ export function httpsPolicyFetcher(
   dns: DnsResolver,
   options: { port?: (address: string) => number; caCerts?: string[]; deadlines?: Deadlines } = {},
 ): PolicyFetcher {
-  return async (domain) => {
+  return async (domain, signal) => {
     const name = `mta-sts.${domain}`;
     const [address] = await dns.addresses(name);
     if (!address) throw new Error(`${name} has no address`);
@@ -73,7 +74,7 @@ export function httpsPolicyFetcher(
         "/.well-known/mta-sts.txt",
         [],
         new Uint8Array(0),
-        new AttemptBudget(options.deadlines ?? { ...DEFAULT_DEADLINES, attemptMs: 60_000 }),
+        new AttemptBudget(options.deadlines ?? { ...DEFAULT_DEADLINES, attemptMs: 60_000 }, signal),
       );
       if (r.status !== 200) throw new Error(`policy answered HTTP ${r.status}`);
       return r.text;
@@ -99,7 +100,7 @@ export class MtaSts {
   ) {}
 
   /** The domain's policy, or null when it publishes none (or it cannot be had: no MTA-STS). */
-  async policy(domain: string): Promise<MtaStsPolicy | null> {
+  async policy(domain: string, signal?: AbortSignal): Promise<MtaStsPolicy | null> {
     const d = domain.toLowerCase();
     const cached = this.#cache.get(d);
     const txt = (await this.dns.txt(`_mta-sts.${d}`).catch(() => [] as string[]))
@@ -108,7 +109,7 @@ export class MtaSts {
     if (cached && cached.until > this.now() && (!id || id === cached.id)) return cached.policy;
     if (!txt) return cached && cached.until > this.now() ? cached.policy : null;
     try {
-      const policy = parsePolicy(await this.fetchPolicy(d));
+      const policy = parsePolicy(await this.fetchPolicy(d, signal));
       if (!policy) return cached?.policy ?? null;
       this.#cache.set(d, { id, policy, until: this.now() + policy.maxAgeSeconds * 1000 });
       return policy;

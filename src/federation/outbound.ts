@@ -551,7 +551,7 @@ export class OutboundService {
     if (!r.ok) return r;
     let hosts = r.destinations;
     if (this.#o.mtaSts && !isIpLiteral(domain)) {
-      const policy = await this.#o.mtaSts.policy(domain).catch(() => null);
+      const policy = await this.#o.mtaSts.policy(domain, this.#abort.signal).catch(() => null);
       if (policy?.mode === "enforce") {
         hosts = hosts.filter((d) => mxMatches(d.host, policy.mx));
         if (!hosts.length) {

@@ -5,6 +5,7 @@ import { createRelayMetrics } from "../metrics/mod.ts";
 import type { PeerPorts } from "./transport.ts";
 import { httpAnswer, httpsPeer, silentPeer, testCertificate } from "./testdata/fake_peers.ts";
 import { bytesBody } from "../store/message_input.ts";
+import { httpsPolicyFetcher, MtaSts } from "./mta_sts.ts";
 
 const cert = await testCertificate(["127.0.0.1", "127.0.0.4", "127.0.0.5", "127.0.0.6"]);
 const enc = new TextEncoder();
@@ -315,4 +316,29 @@ Deno.test("OutboundService: an expiry the store cannot write (disk full) is trie
     assert.ok(writes <= 3, `${writes} expiry writes in 0.5 s`);
     h.store.recordAttempt = record;
   });
+});
+
+Deno.test("OutboundService: stopping does not wait for an MTA-STS policy host that never answers", async () => {
+  const silent = await silentPeer("127.0.0.4");
+  const dns = {
+    mx: () => Promise.resolve([]),
+    addresses: (h: string) => Promise.resolve([h === "mta-sts.b.test" ? "127.0.0.4" : "127.0.0.5"]),
+    txt: (n: string) => Promise.resolve(n === "_mta-sts.b.test" ? ["v=STSv1; id=1"] : []),
+  };
+  const deadlines = { connectMs: 5000, tlsMs: 20_000, commandMs: 20_000, attemptMs: 60_000 };
+  const port = () => silent.port;
+  const mtaSts = new MtaSts(dns, httpsPolicyFetcher(dns, { port, deadlines }));
+  try {
+    await withOutbound({}, { dns, mtaSts }, async (h) => {
+      await h.send(["u@b.test"]);
+      h.outbound.start();
+      await waitFor("the policy fetch", () => silent.accepted > 0);
+      const t0 = performance.now();
+      await h.outbound.stop();
+      const took = performance.now() - t0;
+      assert.ok(took < 3000, `stopping took ${Math.round(took)} ms`);
+    });
+  } finally {
+    await silent.close();
+  }
 });
