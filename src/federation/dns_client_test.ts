@@ -58,6 +58,7 @@ const txt = (...strings: string[]): Rr => ({
     }),
 });
 const ptr = (host: string): Rr => ({ type: RR.PTR, rdata: () => nameBytes(host) });
+const ns = (host: string): Rr => ({ type: 2, rdata: () => nameBytes(host) });
 const cname = (host: string): Rr => ({ type: 5, rdata: () => nameBytes(host) });
 
 function question(q: Uint8Array): { name: string; type: number } {
@@ -200,6 +201,43 @@ Deno.test("without dns_server (Deno's resolver): no MX is the implicit MX, SERVF
     const broken = await route("broken.test", dns);
     assert.equal(broken.ok, false);
     assert.equal(!broken.ok && broken.permanent, false, JSON.stringify(broken));
+  });
+});
+
+Deno.test("without dns_server (Deno's resolver): a domain that does not exist bounces while the resolver answers for the root zone, not while it fails", async () => {
+  let rootAnswers = true;
+  await withServer((q, raw) => {
+    if (q.name === "" && q.type === 2) {
+      return rootAnswers ? answer(raw, 0, [ns("a.root-servers.test")]) : answer(raw, 2, []);
+    }
+    if (q.name.startsWith("broken.")) return answer(raw, 2, []);
+    return answer(raw, 3, []);
+  }, async (server, asked) => {
+    const { ip, port } = parseDnsServer(server);
+    const dns = hostResolver({ nameServer: { ipAddr: ip, port } });
+    // The resolver works (it knows the root's name servers): NotFound is a real NXDOMAIN (a
+    // mistyped domain), bounced at once as the reference relay does ("512 Domain … does not
+    // exist"), not kept in the queue for its whole lifetime.
+    const typo = await route("nosuch.test", dns);
+    assert.equal(!typo.ok && typo.permanent, true, JSON.stringify(typo));
+    // The probe is remembered for a while: a second failing domain asks nothing more of the root.
+    const rootQueries = () => asked.filter((q) => /^(udp|tcp) {2}2$/.test(q)).length;
+    assert.ok(rootQueries() > 0, asked.join(", "));
+    const before = rootQueries();
+    await route("nosuch2.test", dns);
+    assert.equal(rootQueries(), before);
+  });
+  // A resolver that fails everything: NotFound may be its SERVFAIL, so the mail waits.
+  rootAnswers = false;
+  await withServer((q, raw) => {
+    if (q.name === "" && q.type === 2) return answer(raw, 2, []);
+    return answer(raw, 2, []);
+  }, async (server) => {
+    const { ip, port } = parseDnsServer(server);
+    const dns = hostResolver({ nameServer: { ipAddr: ip, port } });
+    const failing = await route("nosuch.test", dns);
+    assert.equal(failing.ok, false);
+    assert.equal(!failing.ok && failing.permanent, false, JSON.stringify(failing));
   });
 });
 

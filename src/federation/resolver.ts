@@ -89,6 +89,9 @@ export function serverResolver(server: DnsServer): DnsResolver {
   };
 }
 
+/** How long a resolver that answered for the root zone is taken to work (hostResolver). */
+const RESOLVER_CHECK_MS = 60_000;
+
 /**
  * Deno's resolver with the system configuration (resolv.conf, /etc/hosts); tests give it a name
  * server in `options`.
@@ -105,6 +108,18 @@ export function hostResolver(options?: Deno.ResolveDnsOptions): DnsResolver {
       if (e.kind === "nxdomain" && type !== "MX") return [];
       throw e;
     }
+  };
+  /** When the root zone's name servers were last resolved (the resolver works), ms. */
+  let answeredAt = -Infinity;
+  const resolverAnswers = async () => {
+    if (Date.now() - answeredAt < RESOLVER_CHECK_MS) return true;
+    try {
+      if ((await Deno.resolveDns(".", "NS", options)).length === 0) return false;
+    } catch {
+      return false;
+    }
+    answeredAt = Date.now();
+    return true;
   };
   const addresses = async (host: string) => {
     const [v6, v4] = await Promise.all([
@@ -127,8 +142,13 @@ export function hostResolver(options?: Deno.ResolveDnsOptions): DnsResolver {
         if ((await addresses(domain)).length) {
           throw new DnsError(`MX ${domain}: no records`, "nodata");
         }
+        // Neither MX nor address. While the resolver answers for the root zone, that is a domain
+        // that does not exist (a mistyped address: bounced at once, as the reference relay
+        // does); while it does not, its failure may be what we see, and the mail waits. A
+        // SERVFAIL for this one domain alone still reads as NXDOMAIN (Deno cannot tell).
+        if (await resolverAnswers()) throw new DnsError(`MX ${domain}: no such domain`, "nxdomain");
         throw new DnsError(
-          `MX ${domain}: not found (no such domain, or the lookup failed)`,
+          `MX ${domain}: not found, and the resolver does not answer for the root zone either`,
           "temporary",
         );
       }
