@@ -90,9 +90,20 @@ interface Cached {
   until: number;
 }
 
+/**
+ * After a policy fetch fails (a policy host that never answers takes the whole 60 s deadline),
+ * the same domain and TXT id are not fetched again for this long: delivery attempts to it go on
+ * without waiting each time (RFC 8461 §3.3 lets senders rate-limit fetches).
+ */
+export const FETCH_RETRY_MS = 5 * 60_000;
+/** Failed fetches remembered at most (older ones go first). */
+const MAX_FAILED = 10_000;
+
 /** Policies per domain, refreshed when the TXT id changes or max_age runs out. */
 export class MtaSts {
   #cache = new Map<string, Cached>();
+  /** Domains whose fetch failed: the TXT id then, and until when not to fetch again. */
+  #failed = new Map<string, { id: string; until: number }>();
   constructor(
     private readonly dns: DnsResolver,
     private readonly fetchPolicy: PolicyFetcher,
@@ -108,14 +119,23 @@ export class MtaSts {
     const id = txt ? /id=([A-Za-z0-9]+)/.exec(txt)?.[1] ?? "" : "";
     if (cached && cached.until > this.now() && (!id || id === cached.id)) return cached.policy;
     if (!txt) return cached && cached.until > this.now() ? cached.policy : null;
+    const failed = this.#failed.get(d);
+    if (failed && failed.id === id && failed.until > this.now()) return cached?.policy ?? null;
+    let policy: MtaStsPolicy | null = null;
     try {
-      const policy = parsePolicy(await this.fetchPolicy(d, signal));
-      if (!policy) return cached?.policy ?? null;
-      this.#cache.set(d, { id, policy, until: this.now() + policy.maxAgeSeconds * 1000 });
-      return policy;
+      policy = parsePolicy(await this.fetchPolicy(d, signal));
     } catch {
+      // below: as a policy that cannot be read
+    }
+    if (!policy) {
       // RFC 8461 §5.1: a policy that cannot be fetched keeps the cached one in force.
+      this.#failed.delete(d);
+      if (this.#failed.size >= MAX_FAILED) this.#failed.delete(this.#failed.keys().next().value!);
+      this.#failed.set(d, { id, until: this.now() + FETCH_RETRY_MS });
       return cached?.policy ?? null;
     }
+    this.#failed.delete(d);
+    this.#cache.set(d, { id, policy, until: this.now() + policy.maxAgeSeconds * 1000 });
+    return policy;
   }
 }

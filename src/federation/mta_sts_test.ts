@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MtaSts, mxMatches, parsePolicy } from "./mta_sts.ts";
+import { FETCH_RETRY_MS, MtaSts, mxMatches, parsePolicy } from "./mta_sts.ts";
 import type { DnsResolver } from "./resolver.ts";
 
 Deno.test("parsePolicy() reads RFC 8461 policies and refuses broken ones", () => {
@@ -46,7 +46,46 @@ Deno.test("MtaSts caches by TXT id and keeps a policy when fetching fails", asyn
   id = "3";
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx2.example.org"], "kept on failure");
   assert.equal(await sts.policy("nopolicy.example"), null);
-  now = 200_000;
+  // max_age (100 s) and the wait after the failed fetch (FETCH_RETRY_MS) are over: fetched again.
+  now = FETCH_RETRY_MS + 1;
   fail = false;
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx4.example.org"]);
+});
+
+Deno.test("MtaSts: a policy host that fails is not asked again for a while, unless the TXT id changes", async () => {
+  let id = "1";
+  let fetches = 0;
+  let fail = true;
+  let now = 0;
+  const dns: DnsResolver = {
+    mx: () => Promise.resolve([]),
+    addresses: () => Promise.resolve([]),
+    txt: (n) => Promise.resolve(n === "_mta-sts.example.org" ? [`v=STSv1; id=${id}`] : []),
+  };
+  const sts = new MtaSts(dns, () => {
+    fetches++;
+    return fail ? Promise.reject(new Error("timed out")) : Promise.resolve(
+      "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n",
+    );
+  }, () => now);
+  assert.equal(await sts.policy("example.org"), null);
+  assert.equal(fetches, 1);
+  // Each delivery attempt would otherwise wait out the fetch's deadline again.
+  now = FETCH_RETRY_MS - 1;
+  assert.equal(await sts.policy("example.org"), null);
+  assert.equal(fetches, 1);
+  // A new policy announced: asked at once.
+  id = "2";
+  fail = false;
+  assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx.example.org"]);
+  assert.equal(fetches, 2);
+  // The same after the wait, for a policy that could not be read either.
+  id = "3";
+  fail = true;
+  assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx.example.org"], "kept on failure");
+  assert.equal(fetches, 3);
+  now += FETCH_RETRY_MS;
+  fail = false;
+  assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx.example.org"]);
+  assert.equal(fetches, 4);
 });
