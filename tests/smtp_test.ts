@@ -637,6 +637,37 @@ Deno.test("SMTP error limit: a message to many deleted accounts still reaches th
   });
 });
 
+Deno.test("SMTP: a recipient whose mailbox is full: 552 5.2.2 with Dovecot's text, nothing stored; others still get it", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    const c = await createAccount(t, "carol0001");
+    const store = t.relay.services.store;
+    await store.setQuota((await store.getAccount(b.address))!.id, 100);
+    const bounce = await signMessage(
+      new TextEncoder().encode(bounceMessage("chat.test", b.address)),
+      "chat.test",
+      { selector: DKIM_SELECTOR, privateKeyPem: REF_KEY },
+    );
+    const mx = await inbound(t);
+    const full = await mx.sendMail("", [b.address], bounce);
+    // The reference's Dovecot refuses with 552 5.2.2 "Quota exceeded (mailbox for user is full)".
+    assert.equal(full.code, 552, full.text);
+    assert.match(full.text, /^552 5\.2\.2 <.+> Quota exceeded \(mailbox for user is full\)/);
+    assert.equal((await mx.cmd("NOOP")).code, 250);
+    const both = await mx.sendMail("", [b.address, c.address], bounce);
+    assert.equal(both.code, 250, both.text);
+    mx.close();
+    assert.equal((await inbox(t, b.address)).length, 0);
+    assert.equal((await inbox(t, c.address)).length, 1);
+  }, {
+    relay: {
+      dns: fakeDns({
+        txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] },
+      }),
+    },
+  });
+});
+
 Deno.test("SMTP pipelining: a whole transaction in one write", async () => {
   await withRelay(async (t) => {
     const a = await createAccount(t, "alice0001");
