@@ -573,10 +573,11 @@ Deno.test("SMTP defence: smuggling, bare LF, long lines, too many errors", async
     assert.equal((await long.cmd("NOOP")).code, 250);
     long.close();
 
+    // As the reference relay's Postfix (smtpd_hard_error_limit 20): the 20th error is answered,
+    // then 421 ends the session.
     const errors = await inbound(t);
-    let last = 0;
-    for (let i = 0; i < 12 && last !== 421; i++) last = (await errors.cmd("BOGUS")).code;
-    assert.equal(last, 421);
+    for (let i = 0; i < 20; i++) assert.equal((await errors.cmd("BOGUS")).code, 500);
+    assert.equal((await errors.reply()).code, 421);
     assert.ok(await errors.closedByServer());
     errors.close();
 
@@ -588,6 +589,82 @@ Deno.test("SMTP defence: smuggling, bare LF, long lines, too many errors", async
     const refused = await inject.reply();
     assert.equal(refused.code, 501);
     inject.close();
+  });
+});
+
+Deno.test("SMTP error limit: a message to many deleted accounts still reaches the live ones (25 and 587)", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    // 15 accounts of a group that were deleted: each RCPT is refused, and each refusal is an
+    // error of the session; Postfix allows 20 (and forgives them once a message is taken in).
+    const gone = Array.from(
+      { length: 15 },
+      (_, i) => `gone${String(i).padStart(5, "0")}@${t.domain}`,
+    );
+    const send = async (c: SmtpTestClient, from: string, message: string | Uint8Array) => {
+      assert.equal((await c.cmd(`MAIL FROM:<${from}>`)).code, 250);
+      for (const r of gone) assert.equal((await c.cmd(`RCPT TO:<${r}>`)).code, 550, r);
+      assert.equal((await c.cmd(`RCPT TO:<${b.address}>`)).code, 250);
+      assert.equal((await c.cmd("DATA")).code, 354);
+      await c.send(typeof message === "string" ? message.replaceAll("\r\n.", "\r\n..") : message);
+      await c.send("\r\n.\r\n");
+      return await c.reply();
+    };
+    const sub = await submission(t, a);
+    const r1 = await send(sub, a.address, await encryptedMessage(a.address, b.address));
+    assert.equal(r1.code, 250, r1.text);
+    // The errors were forgiven by the message taken in: a second such message goes too.
+    const r2 = await send(sub, a.address, await encryptedMessage(a.address, b.address));
+    assert.equal(r2.code, 250, r2.text);
+    sub.close();
+    const bounce = await signMessage(
+      new TextEncoder().encode(bounceMessage("chat.test", b.address)),
+      "chat.test",
+      { selector: DKIM_SELECTOR, privateKeyPem: REF_KEY },
+    );
+    const mx = await inbound(t);
+    const r3 = await send(mx, "", bounce);
+    assert.equal(r3.code, 250, r3.text);
+    mx.close();
+    assert.equal((await inbox(t, b.address)).length, 3);
+  }, {
+    relay: {
+      dns: fakeDns({
+        txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] },
+      }),
+    },
+  });
+});
+
+Deno.test("SMTP: a recipient whose mailbox is full: 552 5.2.2 with Dovecot's text, nothing stored; others still get it", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    const c = await createAccount(t, "carol0001");
+    const store = t.relay.services.store;
+    await store.setQuota((await store.getAccount(b.address))!.id, 100);
+    const bounce = await signMessage(
+      new TextEncoder().encode(bounceMessage("chat.test", b.address)),
+      "chat.test",
+      { selector: DKIM_SELECTOR, privateKeyPem: REF_KEY },
+    );
+    const mx = await inbound(t);
+    const full = await mx.sendMail("", [b.address], bounce);
+    // The reference's Dovecot refuses with 552 5.2.2 "Quota exceeded (mailbox for user is full)".
+    assert.equal(full.code, 552, full.text);
+    assert.match(full.text, /^552 5\.2\.2 <.+> Quota exceeded \(mailbox for user is full\)/);
+    assert.equal((await mx.cmd("NOOP")).code, 250);
+    const both = await mx.sendMail("", [b.address, c.address], bounce);
+    assert.equal(both.code, 250, both.text);
+    mx.close();
+    assert.equal((await inbox(t, b.address)).length, 0);
+    assert.equal((await inbox(t, c.address)).length, 1);
+  }, {
+    relay: {
+      dns: fakeDns({
+        txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] },
+      }),
+    },
   });
 });
 

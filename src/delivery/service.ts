@@ -319,7 +319,12 @@ export class DeliveryService {
     if (delivered === 0 && full.length > 0) {
       return {
         delivered,
-        fullReply: reply(552, "5.2.2", `Mailbox full: ${full.join(", ")}`),
+        // The reference relay's Dovecot text (LMTP, passed on in Postfix's bounce).
+        fullReply: reply(
+          552,
+          "5.2.2",
+          `${full.map((a) => `<${a}>`).join(", ")} Quota exceeded (mailbox for user is full)`,
+        ),
       };
     }
     return { delivered };

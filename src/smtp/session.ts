@@ -44,6 +44,14 @@ const MAX_DATA_LINE = 8192;
 const PREAUTH_READ_AHEAD = 16 * 1024;
 /** Held replies to a pipelined group beyond this go out at once (a group of 1000 RCPTs). */
 const MAX_HELD = 4096;
+/**
+ * Errors a client may make without delivering mail, as the reference relay's Postfix
+ * (smtpd_hard_error_limit, 20): the last one is answered, then 421 ends the session. A refused
+ * RCPT (a deleted account) is an error; a message taken in forgives the errors before it.
+ */
+const MAX_ERRORS = 20;
+/** "Too many recipients" replies that are not errors (Postfix's smtpd_recipient_overshoot_limit). */
+const RCPT_OVERSHOOT = 1000;
 const dec = new TextDecoder("utf-8", { fatal: false });
 
 const line = (r: SmtpReply) =>
@@ -66,6 +74,8 @@ export class SmtpSession {
   /** The submission sender check of this transaction (undefined until its first RCPT). */
   #senderVerdict: SmtpReply | null | undefined = undefined;
   #errors = 0;
+  /** "Too many recipients" replies so far (see RCPT_OVERSHOOT). */
+  #overshoot = 0;
   /** Shutdown asked: the session ends after the command in progress, with 421. */
   #stopping = false;
   /** Waiting for a command with nothing buffered: a shutdown may answer 421 at once. */
@@ -106,13 +116,13 @@ export class SmtpSession {
 
   async #error(reply: SmtpReply) {
     this.#errors++;
-    if (this.#errors > (this.#opts.maxErrors ?? 10)) {
+    await this.#send(reply);
+    if (this.#errors >= (this.#opts.maxErrors ?? MAX_ERRORS)) {
       await this.#send(
         r(421, "4.7.0", `${this.#opts.hostname} Too many errors, closing connection`),
       );
       throw new CloseSession();
     }
-    await this.#send(reply);
   }
 
   /** A refused MAIL or RCPT: one debug line (the operator's trail), then the reply. */
@@ -448,7 +458,9 @@ export class SmtpSession {
       return await this.#refuse("rcpt", r(501, "5.5.4", "Syntax: RCPT TO:<address>"));
     }
     if (this.#recipients.length >= this.#opts.maxRecipients) {
-      return await this.#refuse("rcpt", r(452, "4.5.3", "Too many recipients"));
+      const tooMany = r(452, "4.5.3", "Too many recipients");
+      if (this.#overshoot++ >= RCPT_OVERSHOOT) return await this.#refuse("rcpt", tooMany);
+      return await this.#send(tooMany);
     }
     const senderRefused = await this.#checkSender();
     if (senderRefused) {
@@ -512,6 +524,7 @@ export class SmtpSession {
       reply = await tx.end();
     }
     await abort();
+    if (reply.code < 300) this.#errors = 0;
     this.#opts.hooks?.onResult?.(this.#opts.mode, reply.code, data.size);
     this.#opts.hooks?.onReply?.("data", reply);
     this.#opts.log?.debug("smtp data", {

@@ -634,9 +634,48 @@ Deno.test("too many errors close the session with 421", async () => {
   const h = session({ maxErrors: 3 });
   await h.conn.reply();
   for (let i = 0; i < 3; i++) assert.equal(await h.cmd("BAD"), "500 5.5.1 Command unrecognized");
-  assert.equal(await h.cmd("BAD"), "421 4.7.0 mx.example.org Too many errors, closing connection");
+  // As Postfix: the error that reaches the limit is answered, then the session ends at once.
+  assert.equal(
+    await h.conn.reply(),
+    "421 4.7.0 mx.example.org Too many errors, closing connection",
+  );
   await h.done;
   assert.equal(h.conn.closed, true);
+});
+
+Deno.test("error limit as Postfix's defaults: 20 errors, forgiven by a message taken in; too many recipients is no error", async () => {
+  // maxErrors unset: the session's own default, the reference relay's smtpd_hard_error_limit.
+  const h = session({ mode: "inbound", maxErrors: undefined, maxRecipients: 3 });
+  await h.conn.reply();
+  await h.cmd("EHLO peer.example");
+  // A group message from another relay to 15 deleted accounts and one live one: the refusals
+  // must not end the session before the live recipient gets the message.
+  const gone = Array.from({ length: 15 }, (_, i) => `gone${i}@example.org`);
+  for (const a of gone) h.backend.refuseRecipients.set(a, reply(550, "5.1.1", "User unknown"));
+  assert.equal(await h.cmd("MAIL FROM:<carol@peer.example>"), "250 2.0.0 OK");
+  for (const a of gone) assert.equal(await h.cmd(`RCPT TO:<${a}>`), "550 5.1.1 User unknown");
+  for (const a of ["a@example.org", "b@example.org", "c@example.org"]) {
+    assert.equal(await h.cmd(`RCPT TO:<${a}>`), "250 2.0.0 OK");
+  }
+  // Over the recipient limit: 452, which the client answers by sending the rest in another
+  // transaction; these are not errors (Postfix's smtpd_recipient_overshoot_limit).
+  for (let i = 0; i < 25; i++) {
+    assert.equal(await h.cmd(`RCPT TO:<d${i}@example.org>`), "452 4.5.3 Too many recipients");
+  }
+  assert.equal(await h.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+  assert.equal(await h.cmd("Subject: hi\r\n\r\nhello\r\n."), "250 2.0.0 Queued");
+  assert.equal(h.backend.received.length, 1);
+  // The message taken in forgave the 15 errors: 20 more are answered, then 421.
+  assert.equal(await h.cmd("MAIL FROM:<carol@peer.example>"), "250 2.0.0 OK");
+  for (let i = 0; i < 19; i++) {
+    assert.equal(await h.cmd(`RCPT TO:<${gone[0]}>`), "550 5.1.1 User unknown");
+  }
+  assert.equal(await h.cmd(`RCPT TO:<${gone[0]}>`), "550 5.1.1 User unknown");
+  assert.equal(
+    await h.conn.reply(),
+    "421 4.7.0 mx.example.org Too many errors, closing connection",
+  );
+  assert.equal(await h.done, "protocol");
 });
 
 Deno.test("idle clients get 421 4.4.2; DATA has its own, longer limit", async () => {
