@@ -266,6 +266,10 @@ export class SocketConnection implements Connection {
       this.#error = new IdleTimeoutError();
       this.#ended = true;
       this.#wake();
+      // A write waiting as long for the socket to drain: the peer reads nothing (gone without
+      // FIN or RST, or holding its window shut), and the write would wait for as long as the
+      // kernel keeps the socket (forever while the peer's stack answers window probes).
+      if (this.#pendingWrites?.size) this.destroy();
     }, ms);
   }
 

@@ -173,3 +173,36 @@ Deno.test("input keeps a connection alive past its idle limit; silence ends it w
     await done();
   }
 });
+
+Deno.test("a peer that stops reading (no FIN, no RST) fails the blocked write at the idle limit", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    conn.setIdleTimeout(500);
+    // The peer's application reads nothing more: both socket buffers fill, the write waits.
+    client.pause();
+    const chunk = new Uint8Array(64 * 1024);
+    let blocked: Promise<void> | null = null;
+    for (let i = 0; i < 2000 && !blocked; i++) {
+      const w = conn.write(chunk);
+      const settled = await Promise.race([
+        w.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 50)),
+      ]);
+      if (!settled) blocked = w;
+    }
+    assert.ok(blocked, "a write waits for the socket to drain");
+    const t0 = performance.now();
+    const error = await Promise.race([
+      blocked.then(() => "drained", (e) => e),
+      new Promise((r) => setTimeout(() => r("still waiting"), 5000)),
+    ]);
+    assert.ok(
+      error instanceof ConnectionClosedError || error instanceof IdleTimeoutError,
+      String(error),
+    );
+    assert.ok(performance.now() - t0 < 3000);
+    assert.ok(conn.closed, "the connection is dropped");
+  } finally {
+    await done();
+  }
+});
