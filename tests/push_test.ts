@@ -251,3 +251,49 @@ Deno.test("push: sessions racing to add tokens keep the account at the 20-token 
     }
   });
 });
+
+/** A notification service that holds the request of `stuck` unanswered, answers others 200. */
+function stuckService(stuck: string) {
+  const bodies: string[] = [];
+  const held: (() => void)[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const body = await req.text();
+    bodies.push(body);
+    if (body === stuck) await new Promise<void>((r) => held.push(r));
+    return new Response(null, { status: 200 });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/notify`,
+    bodies,
+    async close() {
+      for (const r of held) r();
+      await server.shutdown();
+    },
+  };
+}
+
+Deno.test("push: a request the service never answers holds up neither other devices' wake-ups nor shutdown", async () => {
+  const svc = stuckService("token-stuck");
+  try {
+    await withRelay(async (t) => {
+      const a = await createAccount(t, "alice0001");
+      const b = await createAccount(t, "bobby0001");
+      const c = await createAccount(t, "carol0001");
+      await setToken(t, b, "token-stuck");
+      await setToken(t, c, "token-c");
+      await submitEncrypted(t, a, [b.address]);
+      await until("the stuck request", () => svc.bodies.includes("token-stuck"));
+      const t0 = performance.now();
+      await submitEncrypted(t, a, [c.address]);
+      await until("carol's wake-up", () => svc.bodies.includes("token-c"), 10_000);
+      const waited = performance.now() - t0;
+      assert.ok(waited < 4000, `carol's wake-up waited ${Math.round(waited)} ms`);
+      const t1 = performance.now();
+      await t.relay.push.stop();
+      const stopping = performance.now() - t1;
+      assert.ok(stopping < 3000, `stopping waited ${Math.round(stopping)} ms for the request`);
+    }, { overrides: { push_url: svc.url } });
+  } finally {
+    await svc.close();
+  }
+});
