@@ -199,3 +199,101 @@ Deno.test("push: a pending job is sent after a restart", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("push: a device token with a NUL or control byte is refused, not stored cut short", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    const account = (await t.relay.services.store.getAccount(b.address))!;
+    const { client } = await ImapTestClient.connect(t.addr("imaps"), { tls: true, caPem: t.caPem });
+    try {
+      await client.login(b.address, b.password);
+      for (const value of ["abc\0def", "abc\x01def", "abc\x7fdef"]) {
+        const r = await client.cmd(
+          `SETMETADATA INBOX (/private/devicetoken {${value.length}+}\r\n${value})`,
+        );
+        assert.ok(!r.ok && r.status.startsWith("NO"), `${JSON.stringify(value)}: ${r.status}`);
+      }
+      assert.deepEqual(await t.relay.services.store.listPushTokens(account.id, 0), []);
+      // The session goes on: a plain token is still accepted.
+      const ok = await client.cmd(`SETMETADATA INBOX (/private/devicetoken "abcdef")`);
+      assert.ok(ok.ok, ok.status);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+Deno.test("push: sessions racing to add tokens keep the account at the 20-token limit", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    const account = (await t.relay.services.store.getAccount(b.address))!;
+    for (let i = 0; i < 18; i++) {
+      await t.relay.services.store.upsertPushToken(account.id, `old-${i}`, Date.now());
+    }
+    const clients = await Promise.all(Array.from({ length: 6 }, async () => {
+      const { client } = await ImapTestClient.connect(t.addr("imaps"), {
+        tls: true,
+        caPem: t.caPem,
+      });
+      await client.login(b.address, b.password);
+      return client;
+    }));
+    try {
+      const results = await Promise.all(
+        clients.map((c, i) => c.cmd(`SETMETADATA INBOX (/private/devicetoken "new-${i}")`)),
+      );
+      const stored = await t.relay.services.store.listPushTokens(account.id, 0);
+      assert.equal(stored.length, 20, stored.map((s) => s.token).join(" "));
+      assert.equal(results.filter((r) => r.ok).length, 2);
+      assert.ok(results.filter((r) => !r.ok).every((r) => r.status.includes("TOOMANY")));
+    } finally {
+      for (const c of clients) c.close();
+    }
+  });
+});
+
+/** A notification service that holds the request of `stuck` unanswered, answers others 200. */
+function stuckService(stuck: string) {
+  const bodies: string[] = [];
+  const held: (() => void)[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const body = await req.text();
+    bodies.push(body);
+    if (body === stuck) await new Promise<void>((r) => held.push(r));
+    return new Response(null, { status: 200 });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/notify`,
+    bodies,
+    async close() {
+      for (const r of held) r();
+      await server.shutdown();
+    },
+  };
+}
+
+Deno.test("push: a request the service never answers holds up neither other devices' wake-ups nor shutdown", async () => {
+  const svc = stuckService("token-stuck");
+  try {
+    await withRelay(async (t) => {
+      const a = await createAccount(t, "alice0001");
+      const b = await createAccount(t, "bobby0001");
+      const c = await createAccount(t, "carol0001");
+      await setToken(t, b, "token-stuck");
+      await setToken(t, c, "token-c");
+      await submitEncrypted(t, a, [b.address]);
+      await until("the stuck request", () => svc.bodies.includes("token-stuck"));
+      const t0 = performance.now();
+      await submitEncrypted(t, a, [c.address]);
+      await until("carol's wake-up", () => svc.bodies.includes("token-c"), 10_000);
+      const waited = performance.now() - t0;
+      assert.ok(waited < 4000, `carol's wake-up waited ${Math.round(waited)} ms`);
+      const t1 = performance.now();
+      await t.relay.push.stop();
+      const stopping = performance.now() - t1;
+      assert.ok(stopping < 3000, `stopping waited ${Math.round(stopping)} ms for the request`);
+    }, { overrides: { push_url: svc.url } });
+  } finally {
+    await svc.close();
+  }
+});

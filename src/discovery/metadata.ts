@@ -8,8 +8,16 @@ export const DEVICE_TOKEN = "/private/devicetoken";
 const TOKEN_LIFETIME_MS = 90 * 24 * 3600_000;
 const MAX_TOKEN_BYTES = 4096;
 const MAX_TOKENS = 20;
+// deno-lint-ignore no-control-regex -- control characters are what it finds
+const CONTROL = /[\x00-\x1f\x7f]/;
 
-export type MetadataError = "PERMISSIONDENIED" | "MAXSIZE" | "TOOMANY" | "NONEXISTENT";
+/** BADVALUE: the token holds a control character (a NUL would cut it short in the store). */
+export type MetadataError =
+  | "PERMISSIONDENIED"
+  | "MAXSIZE"
+  | "TOOMANY"
+  | "NONEXISTENT"
+  | "BADVALUE";
 
 export interface MetadataOptions {
   store: PushStore;
@@ -30,6 +38,8 @@ export interface MetadataOptions {
 export class MetadataService {
   #o: MetadataOptions;
   #now: () => number;
+  /** Per account, the end of the token change in progress: one at a time keeps the limit. */
+  #changing = new Map<number, Promise<unknown>>();
 
   constructor(options: MetadataOptions) {
     this.#o = options;
@@ -76,7 +86,24 @@ export class MetadataService {
     }
     const token = value.trim();
     if (token === "" || /\s/.test(token)) return "PERMISSIONDENIED";
+    if (CONTROL.test(token)) return "BADVALUE";
     if (new TextEncoder().encode(token).length > MAX_TOKEN_BYTES) return "MAXSIZE";
+    // Sessions of one account setting tokens at once would each count the same tokens and all
+    // add theirs past the limit: their count-then-add runs one after another.
+    const before = this.#changing.get(accountId);
+    const done = (async () => {
+      await before?.catch(() => {});
+      return await this.#add(accountId, token);
+    })();
+    this.#changing.set(accountId, done);
+    try {
+      return await done;
+    } finally {
+      if (this.#changing.get(accountId) === done) this.#changing.delete(accountId);
+    }
+  }
+
+  async #add(accountId: number, token: string): Promise<MetadataError | null> {
     const now = this.#now();
     const existing = await this.#o.store.listPushTokens(accountId, now - TOKEN_LIFETIME_MS);
     if (existing.length >= MAX_TOKENS && !existing.some((t) => t.token === token)) {

@@ -105,9 +105,9 @@ export interface ImapMetadata {
   list(accountId: number, mailbox: string, prefix: string): Promise<
     { entry: string; value: string }[]
   >;
-  /** null on success, else the RFC 5464 response code. */
+  /** null on success, else the RFC 5464 response code; BADVALUE (a control character) has none. */
   set(accountId: number, mailbox: string, entry: string, value: string | null): Promise<
-    "PERMISSIONDENIED" | "MAXSIZE" | "TOOMANY" | "NONEXISTENT" | null
+    "PERMISSIONDENIED" | "MAXSIZE" | "TOOMANY" | "NONEXISTENT" | "BADVALUE" | null
   >;
 }
 

@@ -247,6 +247,9 @@ export const serverCommands: CommandTable = {
         );
         if (problem === "MAXSIZE") throw new ImapNo("Value too long", "METADATA MAXSIZE 4096");
         if (problem === "TOOMANY") throw new ImapNo("Too many entries", "METADATA TOOMANY");
+        if (problem === "BADVALUE") {
+          throw new ImapNo(`${e.entry} must not contain control characters (such as NUL)`);
+        }
         if (problem) throw new ImapNo(`Cannot set ${e.entry}`, problem);
       }
       return "Setmetadata completed.";

@@ -75,7 +75,8 @@ export interface Connection {
   bufferedBytes(): number;
   /**
    * Resolves when the bytes were handed to the socket and it can take more (back-pressure);
-   * rejects with ConnectionClosedError, whatever the cause, when they cannot be sent.
+   * rejects with ConnectionClosedError, whatever the cause, when they cannot be sent, or with
+   * IdleTimeoutError (and the connection is dropped) when it waited past the idle limit.
    */
   write(data: string | Uint8Array): Promise<void>;
   /** Writes the go-ahead line, then performs the server side of a TLS handshake. */
@@ -266,6 +267,14 @@ export class SocketConnection implements Connection {
       this.#error = new IdleTimeoutError();
       this.#ended = true;
       this.#wake();
+      // A write waiting as long for the socket to drain: the peer reads nothing (gone without
+      // FIN or RST, or holding its window shut), and the write would wait for as long as the
+      // kernel keeps the socket (forever while the peer's stack answers window probes).
+      // The write fails with the idle error: the session ends as idle, not as gone.
+      if (this.#pendingWrites?.size) {
+        this.#failWrites(this.#error);
+        this.destroy();
+      }
     }, ms);
   }
 
@@ -459,9 +468,8 @@ export class SocketConnection implements Connection {
     });
   }
 
-  #failWrites() {
+  #failWrites(e: Error = new ConnectionClosedError()) {
     if (!this.#pendingWrites) return;
-    const e = new ConnectionClosedError();
     for (const fail of this.#pendingWrites) fail(e);
     this.#pendingWrites = null;
   }

@@ -173,3 +173,38 @@ Deno.test("input keeps a connection alive past its idle limit; silence ends it w
     await done();
   }
 });
+
+Deno.test("a peer that stops reading (no FIN, no RST) fails the blocked write at the idle limit", async () => {
+  const { conn, client, done } = await pair();
+  /** `p`'s outcome, or `fallback` after `ms` (the timer cleared either way). */
+  const within = async <T>(p: Promise<T>, ms: number, fallback: T): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        p,
+        new Promise<T>((r) => (timer = setTimeout(() => r(fallback), ms))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  try {
+    conn.setIdleTimeout(500);
+    // The peer's application reads nothing more: both socket buffers fill, the write waits.
+    client.pause();
+    const chunk = new Uint8Array(64 * 1024);
+    let blocked: Promise<void> | null = null;
+    for (let i = 0; i < 2000 && !blocked; i++) {
+      const w = conn.write(chunk);
+      if (!(await within(w.then(() => true), 50, false))) blocked = w;
+    }
+    assert.ok(blocked, "a write waits for the socket to drain");
+    const t0 = performance.now();
+    const error = await within(blocked.then(() => "drained", (e) => e), 5000, "still waiting");
+    assert.ok(error instanceof IdleTimeoutError, String(error));
+    assert.ok(performance.now() - t0 < 3000);
+    assert.ok(conn.closed, "the connection is dropped");
+  } finally {
+    await done();
+  }
+});

@@ -12,6 +12,8 @@ const MAX_TRIES = 5;
 const REQUEST_TIMEOUT_MS = 60_000;
 /** A claimed job is due again for anyone after this long (its request has timed out by then). */
 const LEASE_MS = REQUEST_TIMEOUT_MS + 30_000;
+/** Requests under way at once: a service that answers nobody is not sent more than this. */
+const MAX_IN_FLIGHT = 100;
 
 export interface PushOptions {
   store: PushStore;
@@ -35,6 +37,10 @@ export class PushService {
   #running: Promise<void> | null = null;
   #again = false;
   #timer: ReturnType<typeof setInterval> | null = null;
+  /** Requests under way; a run does not wait for them, so one slow request delays no other. */
+  #inFlight = new Set<Promise<void>>();
+  /** Aborted by stop(): a request the service does not answer does not hold the shutdown. */
+  #stopping = new AbortController();
 
   constructor(options: PushOptions) {
     this.#o = options;
@@ -43,6 +49,7 @@ export class PushService {
   }
 
   start(intervalMs = 2_000) {
+    if (this.#stopping.signal.aborted) this.#stopping = new AbortController();
     this.#timer = setInterval(() => this.kick(), intervalMs);
     this.kick();
   }
@@ -51,6 +58,8 @@ export class PushService {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     await this.#running;
+    this.#stopping.abort();
+    await Promise.all(this.#inFlight);
   }
 
   /**
@@ -74,7 +83,7 @@ export class PushService {
       this.#again = true;
       return;
     }
-    this.#running = this.runOnce().catch((err) => {
+    this.#running = this.#start().then(() => {}, (err) => {
       this.#o.log?.error("push run failed", { error: String(err) });
     }).finally(() => {
       this.#running = null;
@@ -90,24 +99,40 @@ export class PushService {
    * store each job is sent by one of them (and by another if that one dies before finishing).
    */
   async runOnce(): Promise<void> {
-    const jobs = await this.#o.store.claimPushJobs(this.#now(), 100, LEASE_MS);
-    await Promise.all(jobs.map((j) => this.#send(j)));
+    await Promise.all(await this.#start());
+  }
+
+  /** Claims due jobs (as many as there is room for) and starts their requests. */
+  async #start(): Promise<Promise<void>[]> {
+    const room = MAX_IN_FLIGHT - this.#inFlight.size;
+    if (room <= 0) return [];
+    const jobs = await this.#o.store.claimPushJobs(this.#now(), room, LEASE_MS);
+    return jobs.map((job) => {
+      const sending: Promise<void> = this.#send(job)
+        .catch((err) => this.#o.log?.error("push job failed", { error: String(err) }))
+        .finally(() => this.#inFlight.delete(sending));
+      this.#inFlight.add(sending);
+      return sending;
+    });
   }
 
   async #send(
     job: { id: number; accountId: number; token: string; attempt: number; startAt: number },
   ) {
     const { store } = this.#o;
+    const stopping = this.#stopping.signal;
     let status = 0;
     try {
       const res = await this.#fetch(this.#o.url(), {
         method: "POST",
         body: job.token,
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), stopping]),
       });
       status = res.status;
       await res.body?.cancel();
     } catch (err) {
+      // Cut short by stop(): the job is due again as it was, for the next start.
+      if (stopping.aborted) return await store.reschedulePush(job.id, job.attempt, this.#now());
       this.#o.log?.info("push request failed", { error: String(err) });
     }
     if (status === 200 || status === 410) {
