@@ -76,3 +76,50 @@ Deno.test("backup while running, restore into an empty data directory", async ()
     await Deno.remove(work, { recursive: true });
   }
 });
+
+Deno.test("a restore that fails part-way leaves no database behind, and can be run again", async () => {
+  const work = await Deno.makeTempDir({ prefix: "tern-restore-" });
+  try {
+    const source = `${work}/source.toml`;
+    await Deno.writeTextFile(source, `domain = "127.0.0.1"\ndata_dir = "${work}/source"\n`);
+    const created = await runTern([
+      "accounts",
+      "create",
+      "alice0001@[127.0.0.1]",
+      "password-123456",
+      "--config",
+      source,
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const b = await runTern(["backup", `${work}/snapshot.db`, "--config", source]);
+    assert.equal(b.code, 0, b.stderr);
+
+    // The body files cannot be written (as on a full disk): the restore stops after the database
+    // was copied. A tern.db left behind would hold messages whose bodies are missing, and would
+    // make every later restore refuse ("exists").
+    const target = `${work}/restored`;
+    await Deno.mkdir(target);
+    await Deno.writeTextFile(`${target}/bodies`, "in the way");
+    const toml = `${work}/restore.toml`;
+    await Deno.writeTextFile(toml, `domain = "127.0.0.1"\ndata_dir = "${target}"\n`);
+    const failed = await runTern(["restore", `${work}/snapshot.db`, "--config", toml]);
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.equal(failed.stderr.trim().split("\n").length, 1, failed.stderr);
+    const left = [...Deno.readDirSync(target)].map((e) => e.name).filter((n) =>
+      n.startsWith("tern.db")
+    );
+    assert.deepEqual(left, []);
+
+    await Deno.remove(`${target}/bodies`);
+    const r = await runTern(["restore", `${work}/snapshot.db`, "--config", toml]);
+    assert.equal(r.code, 0, r.stderr);
+    const store = openSqliteStore(`${target}/tern.db`);
+    try {
+      assert.ok(await store.getAccount("alice0001@[127.0.0.1]"));
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
