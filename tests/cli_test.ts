@@ -315,3 +315,49 @@ Deno.test("TERN_DEV=1 (deno task tern) runs any command against the dev relay's 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a second tern serve on the same SQLite data directory refuses to start", async () => {
+  await withConfig(async (_cfg, dir) => {
+    // Listeners on port 0: the second relay could bind its own ports, so only the data directory
+    // is shared (an operator starting tern by hand beside the systemd unit, or a new binary
+    // started before the old one was stopped, which would migrate the database under it).
+    await Deno.writeTextFile(
+      `${dir}/tern.toml`,
+      `domain = "127.0.0.1"\ndata_dir = "${dir}/data"\nturn_port = 0\n[listen]\nsmtp = ""\nsubmission = ""\nsubmissions = ""\nimap = ""\nimaps = ""\nhttp = ""\nhttps = "127.0.0.1:0"\n`,
+    );
+    const first = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts", "serve", "--config", `${dir}/tern.toml`],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = first.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    try {
+      assert.match(text, /^tern ready /);
+      const second = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "main.ts", "serve", "--config", `${dir}/tern.toml`],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(30_000),
+      }).output();
+      const err = dec.decode(second.stderr);
+      assert.equal(second.code, 1, err);
+      assert.doesNotMatch(dec.decode(second.stdout), /tern ready/);
+      assert.match(err, /another tern is running on data_dir .*\/data/);
+      assert.equal(err.trim().split("\n").length, 1, err);
+    } finally {
+      first.kill("SIGTERM");
+      assert.equal((await first.status).code, 0);
+      await reader.cancel();
+    }
+    // Once the first has stopped, the directory is free again.
+    const again = await tern(["migrate", "--config", `${dir}/tern.toml`]);
+    assert.equal(again.code, 0, again.stderr);
+  });
+});
