@@ -361,3 +361,24 @@ Deno.test("a second tern serve on the same SQLite data directory refuses to star
     assert.equal(again.code, 0, again.stderr);
   });
 });
+
+Deno.test("a config file that is not UTF-8 stops tern instead of being read with replacement characters", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Latin-1 "café": read as UTF-8 it silently became "caf\uFFFD" on the privacy page.
+    await Deno.writeFile(
+      `${dir}/t.toml`,
+      new Uint8Array([
+        ...new TextEncoder().encode(`domain = "example.org"\ndata_dir = "${dir}/data"\n`),
+        ...new TextEncoder().encode('admin_contact = "caf'),
+        0xe9,
+        ...new TextEncoder().encode('"\n'),
+      ]),
+    );
+    const r = await tern(["migrate", "--config", `${dir}/t.toml`]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /t\.toml.*:3: not UTF-8 text/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
