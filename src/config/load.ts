@@ -277,8 +277,16 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       ]);
     }
     for (const [key, raw] of Object.entries(doc)) {
-      if (key === "listen" && raw && typeof raw === "object" && !Array.isArray(raw)) {
-        for (const [name, v] of Object.entries(raw)) setListen(name, v, src);
+      if (key === "listen") {
+        if (raw && typeof raw === "object" && !Array.isArray(raw) && !(raw instanceof Date)) {
+          for (const [name, v] of Object.entries(raw)) setListen(name, v, src);
+        } else {
+          problems.push(
+            `listen (${src}): expected a [listen] table of "host:port" per listener, got ${
+              JSON.stringify(raw)
+            }`,
+          );
+        }
         continue;
       }
       const f = FIELD_BY_KEY.get(key);

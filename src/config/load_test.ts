@@ -159,3 +159,12 @@ Deno.test("loadConfig() refuses ports above 65535 and takes dns_server as ip or 
   assert.equal(at('dns_server = "2001:db8::53"').dnsServer, "2001:db8::53");
   assert.throws(() => at('dns_server = "dns.example.net:53"'), /dns_server .*expected/);
 });
+
+Deno.test("loadConfig() refuses a listen key that is not a table", () => {
+  // `listen = "[::]:25"` instead of a [listen] table: warned as an unknown key "listen" before,
+  // and every listener then ran on its default port.
+  assert.throws(
+    () => loadConfig({ fileText: 'domain = "a.org"\nlisten = "127.0.0.1:25"' }),
+    /listen .*expected a \[listen\] table/,
+  );
+});
