@@ -15,7 +15,16 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 
 export function ensureDataDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    if (
+      (err as { code?: string }).code === "EEXIST" || (err as { code?: string }).code === "ENOTDIR"
+    ) {
+      throw new Error(`data_dir ${dir} is not a directory`);
+    }
+    throw err;
+  }
 }
 
 /**
