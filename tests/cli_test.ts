@@ -217,6 +217,15 @@ Deno.test("tern dns prints the records to publish, with the DKIM key", async () 
     // The listeners are dual-stack: a public IPv6 address gets its AAAA record.
     const v6 = await tern(["dns", "--ip", "192.0.2.10", "--ipv6", "2a01:4f8::25", ...cfg]);
     assert.match(v6.stdout, /^example\.org\.\s+AAAA\s+2a01:4f8::25$/m);
+    // A typo is not printed as a record to publish.
+    for (
+      const bad of [["--ip", "192.0.2.300"], ["--ip", "2a01:4f8::25"], ["--ipv6", "192.0.2.10"]]
+    ) {
+      const wrong = await tern(["dns", ...bad, ...cfg]);
+      assert.equal(wrong.code, 2, bad.join(" "));
+      assert.equal(wrong.stdout, "");
+      assert.match(wrong.stderr, /^tern dns: --ipv?6? expects an IPv[46] address, got /);
+    }
     // The key is stable across runs.
     const again = await tern(["dns", ...cfg]);
     assert.equal(
