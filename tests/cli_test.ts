@@ -360,6 +360,14 @@ Deno.test("a second tern serve on the same SQLite data directory refuses to star
       assert.doesNotMatch(dec.decode(second.stdout), /tern ready/);
       assert.match(err, /another tern is running on data_dir .*\/data/);
       assert.equal(err.trim().split("\n").length, 1, err);
+      // Nor do the commands that need the relay stopped.
+      for (
+        const args of [["migrate"], ["migrate-store", "--to", "postgres://u:p@127.0.0.1:1/db"]]
+      ) {
+        const r = await tern([...args, "--config", `${dir}/tern.toml`]);
+        assert.equal(r.code, 1, args[0]);
+        assert.match(r.stderr, /another tern is running on data_dir/, args[0]);
+      }
     } finally {
       first.kill("SIGTERM");
       assert.equal((await first.status).code, 0);
