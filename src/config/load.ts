@@ -206,6 +206,8 @@ function coerce(f: Field, raw: unknown, source: string, problems: string[]): unk
   }
 }
 
+const HOST_NAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*$/;
+
 /** "192.0.2.1", "192.0.2.1:53", "2001:db8::1", "[2001:db8::1]:53" (port 1 to 65535). */
 function isIpAndPort(s: string): boolean {
   const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s) ?? /^([\d.]+)(?::(\d{1,5}))?$/.exec(s) ??
@@ -333,9 +335,17 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   domain = domain.replace(/^\[|\]$/g, "");
   if (
     domain && !isIpv4(domain) &&
-    !/^[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*$/.test(domain)
+    !HOST_NAME.test(domain)
   ) {
     problems.push(`domain: not a valid domain name or IPv4 address, got ${JSON.stringify(domain)}`);
+  }
+  const hostname = (get<string | null>("hostname") ?? "").trim().toLowerCase();
+  if (hostname && !isIpv4(hostname) && !HOST_NAME.test(hostname)) {
+    problems.push(`hostname: not a valid host name, got ${JSON.stringify(hostname)}`);
+  }
+  // Empty would put the database, keys and bodies into the current directory (/ under systemd).
+  if (!get<string>("data_dir").trim()) {
+    problems.push("data_dir: required (the directory of the database, keys and bodies)");
   }
   const irohRelay = get<string | null>("iroh_relay")?.trim() ?? null;
   if (irohRelay && !/^https?:\/\/[^\s/?#]+(\/[^\s]*)?$/i.test(irohRelay)) {
@@ -381,7 +391,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     domain,
     mailDomain: isIpDomain ? `[${domain}]` : domain,
     isIpDomain,
-    hostname: get<string | null>("hostname") || domain,
+    hostname: hostname || domain,
     dataDir: get<string>("data_dir"),
     store: get<Config["store"]>("store"),
     databaseUrl,

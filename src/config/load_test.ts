@@ -168,3 +168,15 @@ Deno.test("loadConfig() refuses a listen key that is not a table", () => {
     /listen .*expected a \[listen\] table/,
   );
 });
+
+Deno.test("loadConfig() refuses an empty data_dir and a hostname that is not a host name", () => {
+  const at = (line: string, env: Record<string, string> = {}) =>
+    loadConfig({ fileText: `domain = "a.org"\n${line}`, env }).config;
+  // Empty: the database, keys and bodies went into the current directory (/ under systemd).
+  assert.throws(() => at('data_dir = ""'), /data_dir: required/);
+  assert.throws(() => at("", { TERN_DATA_DIR: " " }), /data_dir: required/);
+  assert.equal(at('data_dir = "/srv/tern"').dataDir, "/srv/tern");
+  assert.throws(() => at('hostname = "bad host!"'), /hostname: not a valid host name/);
+  assert.equal(at('hostname = "mx.a.org"').hostname, "mx.a.org");
+  assert.equal(at("").hostname, "a.org");
+});
