@@ -217,6 +217,15 @@ Deno.test("tern dns prints the records to publish, with the DKIM key", async () 
     // The listeners are dual-stack: a public IPv6 address gets its AAAA record.
     const v6 = await tern(["dns", "--ip", "192.0.2.10", "--ipv6", "2a01:4f8::25", ...cfg]);
     assert.match(v6.stdout, /^example\.org\.\s+AAAA\s+2a01:4f8::25$/m);
+    // A typo is not printed as a record to publish.
+    for (
+      const bad of [["--ip", "192.0.2.300"], ["--ip", "2a01:4f8::25"], ["--ipv6", "192.0.2.10"]]
+    ) {
+      const wrong = await tern(["dns", ...bad, ...cfg]);
+      assert.equal(wrong.code, 2, bad.join(" "));
+      assert.equal(wrong.stdout, "");
+      assert.match(wrong.stderr, /^tern dns: --ipv?6? expects an IPv[46] address, got /);
+    }
     // The key is stable across runs.
     const again = await tern(["dns", ...cfg]);
     assert.equal(
@@ -311,6 +320,81 @@ Deno.test("TERN_DEV=1 (deno task tern) runs any command against the dev relay's 
     // The same token as --dev gives: the same data directory.
     const flag = await tern(["admin-token", "--dev", "--data-dir", `${dir}/data`]);
     assert.equal(flag.stdout, dev.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a second tern serve on the same SQLite data directory refuses to start", async () => {
+  await withConfig(async (_cfg, dir) => {
+    // Listeners on port 0: the second relay could bind its own ports, so only the data directory
+    // is shared (an operator starting tern by hand beside the systemd unit, or a new binary
+    // started before the old one was stopped, which would migrate the database under it).
+    await Deno.writeTextFile(
+      `${dir}/tern.toml`,
+      `domain = "127.0.0.1"\ndata_dir = "${dir}/data"\nturn_port = 0\n[listen]\nsmtp = ""\nsubmission = ""\nsubmissions = ""\nimap = ""\nimaps = ""\nhttp = ""\nhttps = "127.0.0.1:0"\n`,
+    );
+    const first = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts", "serve", "--config", `${dir}/tern.toml`],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = first.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    try {
+      assert.match(text, /^tern ready /);
+      const second = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "main.ts", "serve", "--config", `${dir}/tern.toml`],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(30_000),
+      }).output();
+      const err = dec.decode(second.stderr);
+      assert.equal(second.code, 1, err);
+      assert.doesNotMatch(dec.decode(second.stdout), /tern ready/);
+      assert.match(err, /another tern is running on data_dir .*\/data/);
+      assert.equal(err.trim().split("\n").length, 1, err);
+      // Nor do the commands that need the relay stopped.
+      for (
+        const args of [["migrate"], ["migrate-store", "--to", "postgres://u:p@127.0.0.1:1/db"]]
+      ) {
+        const r = await tern([...args, "--config", `${dir}/tern.toml`]);
+        assert.equal(r.code, 1, args[0]);
+        assert.match(r.stderr, /another tern is running on data_dir/, args[0]);
+      }
+    } finally {
+      first.kill("SIGTERM");
+      assert.equal((await first.status).code, 0);
+      await reader.cancel();
+    }
+    // Once the first has stopped, the directory is free again.
+    const again = await tern(["migrate", "--config", `${dir}/tern.toml`]);
+    assert.equal(again.code, 0, again.stderr);
+  });
+});
+
+Deno.test("a config file that is not UTF-8 stops tern instead of being read with replacement characters", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Latin-1 "café": read as UTF-8 it silently became "caf\uFFFD" on the privacy page.
+    await Deno.writeFile(
+      `${dir}/t.toml`,
+      new Uint8Array([
+        ...new TextEncoder().encode(`domain = "example.org"\ndata_dir = "${dir}/data"\n`),
+        ...new TextEncoder().encode('admin_contact = "caf'),
+        0xe9,
+        ...new TextEncoder().encode('"\n'),
+      ]),
+    );
+    const r = await tern(["migrate", "--config", `${dir}/t.toml`]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /t\.toml.*:3: not UTF-8 text/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

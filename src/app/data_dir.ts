@@ -15,7 +15,38 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 
 export function ensureDataDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    if (
+      (err as { code?: string }).code === "EEXIST" || (err as { code?: string }).code === "ENOTDIR"
+    ) {
+      throw new Error(`data_dir ${dir} is not a directory`);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Locks data_dir/serve.lock for as long as the process runs (the lock goes with the process, even
+ * after kill -9): one relay per SQLite data directory. A second `tern serve` beside the first (by
+ * hand beside the systemd unit, or a new binary started before the old one stopped) would run a
+ * second outbound queue and maintenance on the same database, and would migrate it under the
+ * first. Throws a one-line error when another process holds the lock.
+ */
+export function lockDataDir(dir: string): Deno.FsFile {
+  ensureDataDir(dir);
+  const file = Deno.openSync(join(dir, "serve.lock"), {
+    read: true,
+    write: true,
+    create: true,
+    mode: 0o600,
+  });
+  if (!file.tryLockSync(true)) {
+    file.close();
+    throw new Error(`another tern is running on data_dir ${dir}; stop it first`);
+  }
+  return file;
 }
 
 export function databasePath(dir: string): string {

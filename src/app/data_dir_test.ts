@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tightenDataDir } from "./data_dir.ts";
+import { ensureDataDir, lockDataDir, tightenDataDir } from "./data_dir.ts";
 
 const mode = (p: string) => (Deno.lstatSync(p).mode! & 0o777).toString(8);
 
@@ -29,5 +29,23 @@ Deno.test("tightenDataDir(): 0700 directories, 0600 files; bodies not walked; li
   } finally {
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(outside);
+  }
+});
+
+Deno.test("ensureDataDir() names data_dir when it is a file, and lockDataDir() refuses a second holder", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tern-dd-" });
+  try {
+    await Deno.writeTextFile(`${dir}/file`, "x");
+    assert.throws(() => ensureDataDir(`${dir}/file`), /data_dir .*\/file is not a directory/);
+    const lock = lockDataDir(`${dir}/data`);
+    try {
+      // A lock file opened again is a second holder, as another process would be.
+      assert.throws(() => lockDataDir(`${dir}/data`), /another tern is running on data_dir/);
+    } finally {
+      lock.close();
+    }
+    lockDataDir(`${dir}/data`).close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

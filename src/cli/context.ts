@@ -57,11 +57,13 @@ export function configFrom(values: Record<string, unknown>, io: CliIo): Config {
     (existsSync(DEFAULT_CONFIG) && !dev ? DEFAULT_CONFIG : undefined);
   let fileText: string | undefined;
   if (file) {
+    let bytes: Uint8Array;
     try {
-      fileText = readFileSync(file, "utf8");
+      bytes = readFileSync(file);
     } catch (err) {
       throw new ConfigError([`Cannot read config file "${file}": ${(err as Error).message}`]);
     }
+    fileText = decodeUtf8(bytes, file);
   }
   const overrides: Record<string, unknown> = {};
   if (values["data-dir"]) overrides.data_dir = values["data-dir"];
@@ -75,4 +77,15 @@ export function configFrom(values: Record<string, unknown>, io: CliIo): Config {
   });
   for (const w of warnings) io.err(`warning: ${w}`);
   return config;
+}
+
+/** The file's text; TOML is UTF-8, and a replacement character would silently change a value. */
+function decodeUtf8(bytes: Uint8Array, file: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    const valid = new TextDecoder().decode(bytes).split("\uFFFD")[0];
+    const line = valid.split("\n").length;
+    throw new ConfigError([`${file}:${line}: not UTF-8 text (TOML files are UTF-8)`]);
+  }
 }

@@ -1,6 +1,7 @@
 // Loads the configuration: defaults < TOML file < environment (TERN_*) < flags. Every problem is
 // collected and reported together with its key; unknown keys only warn.
 
+import { isIP } from "node:net";
 import { parse as parseToml } from "smol-toml";
 import {
   DEV_LISTEN_DEFAULTS,
@@ -162,6 +163,7 @@ function coerce(f: Field, raw: unknown, source: string, problems: string[]): unk
         : raw;
       if (typeof n !== "number" || !Number.isSafeInteger(n)) return bad("expected an integer");
       if (f.min !== undefined && n < f.min) return bad(`must be at least ${f.min}`);
+      if (f.max !== undefined && n > f.max) return bad(`must be at most ${f.max}`);
       return n;
     }
     case "size": {
@@ -189,10 +191,8 @@ function coerce(f: Field, raw: unknown, source: string, problems: string[]): unk
       }
       return raw;
     case "address":
-      if (
-        typeof raw !== "string" || (raw !== "" && !/^(\[[0-9a-f:.]+\]|[^:\s]+):\d{1,5}$/i.test(raw))
-      ) {
-        return bad('expected "host:port"');
+      if (typeof raw !== "string" || (raw !== "" && !isIpAndPort(raw))) {
+        return bad('expected an IP address with an optional port, like "192.0.2.53" or "[::1]:53"');
       }
       return raw;
     case "url":
@@ -204,6 +204,16 @@ function coerce(f: Field, raw: unknown, source: string, problems: string[]): unk
       if (typeof raw !== "string") return bad("expected a string");
       return raw;
   }
+}
+
+const HOST_NAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*$/;
+
+/** "192.0.2.1", "192.0.2.1:53", "2001:db8::1", "[2001:db8::1]:53" (port 1 to 65535). */
+function isIpAndPort(s: string): boolean {
+  const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s) ?? /^([\d.]+)(?::(\d{1,5}))?$/.exec(s) ??
+    [s, s, undefined];
+  const port = m[2] === undefined ? 53 : Number(m[2]);
+  return isIP(m[1]) !== 0 && port >= 1 && port <= 65535;
 }
 
 function isIpv4(s: string): boolean {
@@ -261,13 +271,24 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     try {
       doc = parseToml(options.fileText) as Record<string, unknown>;
     } catch (err) {
+      // smol-toml's message goes on with an excerpt of the file; its position is in line/column.
+      const { line, column } = err as { line?: unknown; column?: unknown };
+      const at = typeof line === "number" && typeof column === "number" ? `:${line}:${column}` : "";
       throw new ConfigError([
-        `${src}: cannot parse TOML: ${(err as Error).message.split("\n")[0]}`,
+        `${src}${at}: cannot parse TOML: ${(err as Error).message.split("\n")[0]}`,
       ]);
     }
     for (const [key, raw] of Object.entries(doc)) {
-      if (key === "listen" && raw && typeof raw === "object" && !Array.isArray(raw)) {
-        for (const [name, v] of Object.entries(raw)) setListen(name, v, src);
+      if (key === "listen") {
+        if (raw && typeof raw === "object" && !Array.isArray(raw) && !(raw instanceof Date)) {
+          for (const [name, v] of Object.entries(raw)) setListen(name, v, src);
+        } else {
+          problems.push(
+            `listen (${src}): expected a [listen] table of "host:port" per listener, got ${
+              JSON.stringify(raw)
+            }`,
+          );
+        }
         continue;
       }
       const f = FIELD_BY_KEY.get(key);
@@ -314,9 +335,17 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   domain = domain.replace(/^\[|\]$/g, "");
   if (
     domain && !isIpv4(domain) &&
-    !/^[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*$/.test(domain)
+    !HOST_NAME.test(domain)
   ) {
     problems.push(`domain: not a valid domain name or IPv4 address, got ${JSON.stringify(domain)}`);
+  }
+  const hostname = (get<string | null>("hostname") ?? "").trim().toLowerCase();
+  if (hostname && !isIpv4(hostname) && !HOST_NAME.test(hostname)) {
+    problems.push(`hostname: not a valid host name, got ${JSON.stringify(hostname)}`);
+  }
+  // Empty would put the database, keys and bodies into the current directory (/ under systemd).
+  if (!get<string>("data_dir").trim()) {
+    problems.push("data_dir: required (the directory of the database, keys and bodies)");
   }
   const irohRelay = get<string | null>("iroh_relay")?.trim() ?? null;
   if (irohRelay && !/^https?:\/\/[^\s/?#]+(\/[^\s]*)?$/i.test(irohRelay)) {
@@ -362,7 +391,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     domain,
     mailDomain: isIpDomain ? `[${domain}]` : domain,
     isIpDomain,
-    hostname: get<string | null>("hostname") || domain,
+    hostname: hostname || domain,
     dataDir: get<string>("data_dir"),
     store: get<Config["store"]>("store"),
     databaseUrl,

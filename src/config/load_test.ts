@@ -135,3 +135,48 @@ Deno.test("queue_lifetime takes durations; queue_lifetime_hours stays a deprecat
   assert.throws(() => at("queue_lifetime = 36"), /expected a duration/);
   assert.throws(() => at('queue_lifetime = "10s"'), /must be at least 60 s/);
 });
+
+Deno.test("loadConfig() names the line and column of a TOML syntax error", () => {
+  assert.throws(
+    () => loadConfig({ fileName: "tern.toml", fileText: 'domain = "a.org"\nlog = "off\n' }),
+    /tern\.toml:2:11: cannot parse TOML/,
+  );
+  assert.throws(
+    () => loadConfig({ fileText: 'domain = "a.org"\n\ndomain = "b.org"\n' }),
+    /config file:3:1: cannot parse TOML: .*redefine/,
+  );
+});
+
+Deno.test("loadConfig() refuses ports above 65535 and takes dns_server as ip or ip:port", () => {
+  const at = (line: string) => loadConfig({ fileText: `domain = "a.org"\n${line}` }).config;
+  assert.throws(() => at("turn_port = 70000"), /turn_port .*at most 65535/);
+  assert.equal(at("turn_port = 65535").turnPort, 65535);
+  assert.throws(() => at('dns_server = "192.0.2.53:99999"'), /dns_server/);
+  // README: `dns_server` is "ip[:port]"; a host name cannot be asked before DNS works.
+  assert.equal(at('dns_server = "192.0.2.53"').dnsServer, "192.0.2.53");
+  assert.equal(at('dns_server = "192.0.2.53:5353"').dnsServer, "192.0.2.53:5353");
+  assert.equal(at('dns_server = "[2001:db8::53]:53"').dnsServer, "[2001:db8::53]:53");
+  assert.equal(at('dns_server = "2001:db8::53"').dnsServer, "2001:db8::53");
+  assert.throws(() => at('dns_server = "dns.example.net:53"'), /dns_server .*expected/);
+});
+
+Deno.test("loadConfig() refuses a listen key that is not a table", () => {
+  // `listen = "[::]:25"` instead of a [listen] table: warned as an unknown key "listen" before,
+  // and every listener then ran on its default port.
+  assert.throws(
+    () => loadConfig({ fileText: 'domain = "a.org"\nlisten = "127.0.0.1:25"' }),
+    /listen .*expected a \[listen\] table/,
+  );
+});
+
+Deno.test("loadConfig() refuses an empty data_dir and a hostname that is not a host name", () => {
+  const at = (line: string, env: Record<string, string> = {}) =>
+    loadConfig({ fileText: `domain = "a.org"\n${line}`, env }).config;
+  // Empty: the database, keys and bodies went into the current directory (/ under systemd).
+  assert.throws(() => at('data_dir = ""'), /data_dir: required/);
+  assert.throws(() => at("", { TERN_DATA_DIR: " " }), /data_dir: required/);
+  assert.equal(at('data_dir = "/srv/tern"').dataDir, "/srv/tern");
+  assert.throws(() => at('hostname = "bad host!"'), /hostname: not a valid host name/);
+  assert.equal(at('hostname = "mx.a.org"').hostname, "mx.a.org");
+  assert.equal(at("").hostname, "a.org");
+});

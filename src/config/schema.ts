@@ -19,6 +19,8 @@ export interface Field {
   values?: readonly string[];
   /** Minimum for int/size (bytes)/duration (milliseconds). */
   min?: number;
+  /** Maximum for int. */
+  max?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -275,7 +277,7 @@ export const FIELDS: readonly Field[] = [
     key: "dns_server",
     type: "address",
     default: "",
-    doc: 'DNS server "ip:port" for MX/TXT lookups; empty: the system resolver',
+    doc: 'DNS server "ip[:port]" for MX/TXT lookups; empty: the system resolver',
   },
   {
     key: "push_url",
@@ -322,6 +324,7 @@ export const FIELDS: readonly Field[] = [
     type: "int",
     default: 3478,
     min: 0,
+    max: 65535,
     doc: "UDP port of the embedded TURN server; 0 disables it",
   },
   {

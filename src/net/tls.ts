@@ -2,7 +2,8 @@
 // start (Deno's TLS client rejects a self-signed certificate that is also a CA).
 
 import tls from "node:tls";
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateSelfSigned } from "./self_signed.ts";
@@ -39,8 +40,9 @@ export async function loadTlsMaterial(options: {
     if (!options.certFile || !options.keyFile) {
       throw new Error("Cannot load TLS certificate: both tls_cert and tls_key must be set");
     }
-    const certPem = readFileSync(options.certFile, "utf8");
-    const keyPem = readFileSync(options.keyFile, "utf8");
+    const certPem = readPem("tls_cert", options.certFile);
+    const keyPem = readPem("tls_key", options.keyFile);
+    checkPair(certPem, keyPem, options.certFile, options.keyFile);
     return { certPem, keyPem, selfSigned: false };
   }
   const certPath = join(options.dir, "selfsigned-cert.pem");
@@ -67,6 +69,38 @@ export async function loadTlsMaterial(options: {
   writeFileSync(certPath, m.certPem);
   writeFileSync(caPath, m.caPem!);
   return m;
+}
+
+function readPem(key: string, file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new Error(`Cannot load TLS certificate: ${key} ${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * A configured certificate and key must parse and belong together: otherwise the listeners would
+ * start and fail every handshake (at start) or replace working certificates (at SIGHUP).
+ */
+function checkPair(certPem: string, keyPem: string, certFile: string, keyFile: string): void {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch {
+    throw new Error(`Cannot load TLS certificate: tls_cert ${certFile} is not a PEM certificate`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch {
+    throw new Error(`Cannot load TLS certificate: tls_key ${keyFile} is not a PEM private key`);
+  }
+  if (!cert.checkPrivateKey(key)) {
+    throw new Error(
+      `Cannot load TLS certificate: tls_key ${keyFile} does not match tls_cert ${certFile}`,
+    );
+  }
 }
 
 /** TLS versions a listener may require at least (TLS 1.0 and 1.1 are never offered). */

@@ -2,11 +2,22 @@
 // database (VACUUM INTO, safe while the relay runs) and every body file, readable only by its
 // owner (0600); and its restore into a data directory without a database.
 
-import { chmodSync, copyFileSync, existsSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { join } from "node:path";
 import { openServices } from "../../app/services.ts";
 import { databasePath, ensureDataDir } from "../../app/data_dir.ts";
 import { openSqliteStore, restoreBodyFiles } from "../../store/sqlite/mod.ts";
+import { fsyncDir } from "../../store/sqlite/body_files.ts";
 import { configFrom, parse, UsageError } from "../context.ts";
 import type { CliIo } from "../context.ts";
 
@@ -54,9 +65,32 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     return 1;
   }
   ensureDataDir(config.dataDir);
-  copyFileSync(file, target);
-  chmodSync(target, 0o600);
-  const files = restoreBodyFiles(target, join(config.dataDir, "bodies"));
+  // The database gets its name only once its body files are written: a restore that stops
+  // part-way (a full disk, kill -9) leaves no tern.db that would start without bodies, and can
+  // simply be run again.
+  const partial = `${target}.restoring`;
+  rmSync(partial, { force: true });
+  let files;
+  try {
+    copyFileSync(file, partial);
+    chmodSync(partial, 0o600);
+    files = restoreBodyFiles(partial, join(config.dataDir, "bodies"));
+    fsyncFile(partial);
+  } catch (err) {
+    rmSync(partial, { force: true });
+    throw err;
+  }
+  renameSync(partial, target);
+  fsyncDir(config.dataDir);
   io.out(`Restored ${file} into ${target} (${files} body files).`);
   return 0;
+}
+
+function fsyncFile(path: string): void {
+  const fd = openSync(path, "r+");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -2,7 +2,8 @@
 // printed when the host has a public IPv6 address (or --ipv6 names one): the listeners are
 // dual-stack, and a relay without it refuses no IPv6 client but cannot be found by them.
 
-import { configFrom, parse } from "../context.ts";
+import { isIP } from "node:net";
+import { configFrom, parse, UsageError } from "../context.ts";
 import type { CliIo } from "../context.ts";
 import { dkimKey } from "../../app/federation.ts";
 import { dkimDnsRecord } from "../../federation/mod.ts";
@@ -12,6 +13,12 @@ export const usage = "tern dns [--ip IPV4] [--ipv6 IPV6]";
 
 export function run(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { ip: { type: "string" }, ipv6: { type: "string" } });
+  for (const [flag, family] of [["ip", 4], ["ipv6", 6]] as const) {
+    const v = values[flag];
+    if (typeof v === "string" && isIP(v) !== family) {
+      throw new UsageError(`--${flag} expects an IPv${family} address, got ${JSON.stringify(v)}`);
+    }
+  }
   const config = configFrom(values, io);
   if (config.isIpDomain) {
     io.out(`${config.mailDomain} is an IP relay: no DNS records are needed (and none are signed).`);

@@ -3,7 +3,7 @@
 // reports the schema version. Interrupting it is safe: the next run (or `serve`) resumes. With
 // store = "postgres" it applies the PostgreSQL migrations.
 
-import { databasePath, ensureDataDir } from "../../app/data_dir.ts";
+import { databasePath, lockDataDir } from "../../app/data_dir.ts";
 import { MIGRATIONS, openSqliteStore } from "../../store/sqlite/mod.ts";
 import { configFrom, parse } from "../context.ts";
 import type { CliIo } from "../context.ts";
@@ -31,7 +31,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     }
     return 0;
   }
-  ensureDataDir(config.dataDir);
+  // Not under a running relay (an older one would go on with a schema it does not know).
+  const lock = lockDataDir(config.dataDir);
   const store = openSqliteStore(databasePath(config.dataDir));
   try {
     const r = await store.migrateData({
@@ -56,6 +57,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     );
   } finally {
     await store.close();
+    lock.close();
   }
   return 0;
 }

@@ -6,7 +6,7 @@
 
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { databasePath } from "../../app/data_dir.ts";
+import { databasePath, lockDataDir } from "../../app/data_dir.ts";
 import type { ImportProgress } from "../../store/postgres/mod.ts";
 import { configFrom, parse, UsageError } from "../context.ts";
 import type { CliIo } from "../context.ts";
@@ -29,6 +29,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     io.err(`migrate-store: no SQLite store at ${path}`);
     return 1;
   }
+  // The relay must be stopped: what it writes meanwhile would not be copied.
+  const lock = lockDataDir(config.dataDir);
   // Loaded here, not at start: every command (serve too) would carry the PostgreSQL client.
   const { ImportError, importSqlite, startPostgresStore } = await import(
     "../../store/postgres/mod.ts"
@@ -85,5 +87,6 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     await store.close();
+    lock.close();
   }
 }

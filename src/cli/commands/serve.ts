@@ -5,6 +5,7 @@
 
 import { renderUnicodeCompact } from "uqr";
 import { startRelay } from "../../app/relay.ts";
+import { lockDataDir } from "../../app/data_dir.ts";
 import { describeEscaped, installProcessGuard } from "../../app/process_guard.ts";
 import { dcloginUrl } from "../../http/mod.ts";
 import type { Relay } from "../../app/relay.ts";
@@ -20,6 +21,8 @@ export const usage = "tern serve [--config FILE] [--dev] [--data-dir DIR] [--dom
 export async function run(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { "no-banner": { type: "boolean" } });
   const config = configFrom(values, io);
+  // One relay per SQLite data directory; PostgreSQL instances share theirs by design.
+  const lock = config.store === "sqlite" ? lockDataDir(config.dataDir) : null;
   installProcessGuard((kind, err) =>
     io.err(`tern: ${kind}, the relay keeps serving: ${describeEscaped(err)}`)
   );
@@ -31,7 +34,9 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     }`,
   );
   if (config.dev && !values["no-banner"]) printDevBanner(relay, io);
-  return await waitForSignals(relay, io, () => configFrom(values, io));
+  const code = await waitForSignals(relay, io, () => configFrom(values, io));
+  lock?.close();
+  return code;
 }
 
 function printDevBanner(relay: Relay, io: CliIo) {

@@ -387,15 +387,25 @@ function buildStore(
     },
 
     async backup(path: string) {
-      // The file exists empty and private before the snapshot goes in (VACUUM INTO accepts it).
-      const f = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+      // The snapshot is written beside the file and takes its name once complete: a backup
+      // killed part-way (Ctrl-C, kill -9) leaves only FILE.partial, never a FILE that looks
+      // finished and restores a database whose bodies are missing. The file exists empty and
+      // private before the snapshot goes in (VACUUM INTO accepts it).
+      const partial = `${path}.partial`;
+      if (await Deno.lstat(path).then(() => true, () => false)) {
+        throw new Deno.errors.AlreadyExists(`${path} exists`);
+      }
+      await Deno.remove(partial).catch(() => {}); // the leftover of an interrupted run
+      const f = await Deno.open(partial, { write: true, createNew: true, mode: 0o600 });
       f.close();
-      await Deno.chmod(path, 0o600);
+      await Deno.chmod(partial, 0o600);
       await write("setBackupPin", [now() + 6 * 3600_000]);
       try {
-        await heavy("snapshotInto", [path, bodiesDir]);
+        await heavy("snapshotInto", [partial, bodiesDir]);
+        await Deno.link(partial, path); // never over a file that appeared meanwhile
+        await Deno.remove(partial);
       } catch (err) {
-        await Deno.remove(path).catch(() => {});
+        await Deno.remove(partial).catch(() => {});
         throw err;
       } finally {
         await write("setBackupPin", [null]);
