@@ -269,7 +269,12 @@ export class OutboundService {
     for (;;) {
       this.#pump();
       if (this.#running.size === 0 && this.#chores.size === 0 && !this.#pumpable()) break;
-      await Promise.race([...this.#running, ...this.#chores, tick()]);
+      // The timer goes when something else won the race: one left behind per turn would still
+      // be pending when a test (or a short-lived command) ends.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const tick = new Promise<void>((r) => (timer = setTimeout(r, 0)));
+      await Promise.race([...this.#running, ...this.#chores, tick]);
+      clearTimeout(timer);
     }
     return this.#attempted - before;
   }
@@ -806,8 +811,6 @@ export class OutboundService {
     this.#arm();
   }
 }
-
-const tick = () => new Promise<void>((r) => setTimeout(r, 0));
 
 /** Rows in order → one job per entry and domain (consecutive rows), at most 50 recipients. */
 function jobsOf(rows: QueueRecipientRecord[]): Job[] {
