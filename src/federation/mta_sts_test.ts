@@ -21,71 +21,67 @@ Deno.test("mxMatches() follows the wildcard rule of RFC 8461 §4.1", () => {
   assert.ok(!mxMatches("example.net", ["*.example.net"]));
 });
 
-Deno.test("MtaSts caches by TXT id and keeps a policy when fetching fails", async () => {
-  let id = "1";
-  let fetches = 0;
-  let fail = false;
-  let now = 0;
+/**
+ * example.org publishing MTA-STS with TXT id `state.id`; its policy host fails while `state.fail`,
+ * else serves `policy(fetches so far)`; the clock is `state.now`.
+ */
+function stsFixture(policy: (fetches: number) => string, fail: boolean) {
+  const state = { id: "1", fetches: 0, fail, now: 0 };
   const dns: DnsResolver = {
     mx: () => Promise.resolve([]),
     addresses: () => Promise.resolve([]),
-    txt: (n) => Promise.resolve(n === "_mta-sts.example.org" ? [`v=STSv1; id=${id}`] : []),
+    txt: (n) => Promise.resolve(n === "_mta-sts.example.org" ? [`v=STSv1; id=${state.id}`] : []),
   };
   const sts = new MtaSts(dns, () => {
-    fetches++;
-    return fail ? Promise.reject(new Error("down")) : Promise.resolve(
-      `version: STSv1\nmode: enforce\nmx: mx${fetches}.example.org\nmax_age: 100\n`,
-    );
-  }, () => now);
+    state.fetches++;
+    return state.fail ? Promise.reject(new Error("down")) : Promise.resolve(policy(state.fetches));
+  }, () => state.now);
+  return { state, sts };
+}
+
+Deno.test("MtaSts caches by TXT id and keeps a policy when fetching fails", async () => {
+  const { state, sts } = stsFixture(
+    (n) => `version: STSv1\nmode: enforce\nmx: mx${n}.example.org\nmax_age: 100\n`,
+    false,
+  );
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx1.example.org"]);
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx1.example.org"]);
-  assert.equal(fetches, 1);
-  id = "2";
+  assert.equal(state.fetches, 1);
+  state.id = "2";
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx2.example.org"]);
-  fail = true;
-  id = "3";
+  state.fail = true;
+  state.id = "3";
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx2.example.org"], "kept on failure");
   assert.equal(await sts.policy("nopolicy.example"), null);
   // max_age (100 s) and the wait after the failed fetch (FETCH_RETRY_MS) are over: fetched again.
-  now = FETCH_RETRY_MS + 1;
-  fail = false;
+  state.now = FETCH_RETRY_MS + 1;
+  state.fail = false;
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx4.example.org"]);
 });
 
 Deno.test("MtaSts: a policy host that fails is not asked again for a while, unless the TXT id changes", async () => {
-  let id = "1";
-  let fetches = 0;
-  let fail = true;
-  let now = 0;
-  const dns: DnsResolver = {
-    mx: () => Promise.resolve([]),
-    addresses: () => Promise.resolve([]),
-    txt: (n) => Promise.resolve(n === "_mta-sts.example.org" ? [`v=STSv1; id=${id}`] : []),
-  };
-  const sts = new MtaSts(dns, () => {
-    fetches++;
-    return fail ? Promise.reject(new Error("timed out")) : Promise.resolve(
-      "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n",
-    );
-  }, () => now);
+  const { state, sts } = stsFixture(
+    () => "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n",
+    true,
+  );
   assert.equal(await sts.policy("example.org"), null);
-  assert.equal(fetches, 1);
+  assert.equal(state.fetches, 1);
   // Each delivery attempt would otherwise wait out the fetch's deadline again.
-  now = FETCH_RETRY_MS - 1;
+  state.now = FETCH_RETRY_MS - 1;
   assert.equal(await sts.policy("example.org"), null);
-  assert.equal(fetches, 1);
+  assert.equal(state.fetches, 1);
   // A new policy announced: asked at once.
-  id = "2";
-  fail = false;
+  state.id = "2";
+  state.fail = false;
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx.example.org"]);
-  assert.equal(fetches, 2);
+  assert.equal(state.fetches, 2);
   // The same after the wait, for a policy that could not be read either.
-  id = "3";
-  fail = true;
+  state.id = "3";
+  state.fail = true;
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx.example.org"], "kept on failure");
-  assert.equal(fetches, 3);
-  now += FETCH_RETRY_MS;
-  fail = false;
+  assert.equal(state.fetches, 3);
+  state.now += FETCH_RETRY_MS;
+  state.fail = false;
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx.example.org"]);
-  assert.equal(fetches, 4);
+  assert.equal(state.fetches, 4);
 });
