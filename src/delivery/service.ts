@@ -107,11 +107,29 @@ export function isValidAddress(address: string): boolean {
   const at = address.lastIndexOf("@");
   if (at <= 0 || at === address.length - 1) return false;
   const domain = address.slice(at + 1);
-  if (domain.startsWith("[")) return /^\[(IPv6:[0-9a-fA-F:.]+|[0-9.]+)\]$/.test(domain);
+  if (domain.startsWith("[")) return isAddressLiteral(domain);
   // Labels may start with "_": Delta Chat treats such domains as test relays (self-signed
   // certificates), and the config accepts them, so their mail must flow too.
   return /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*$/
     .test(domain) && !address.slice(0, at).includes("@");
+}
+
+/**
+ * `[192.0.2.1]` or `[IPv6:2001:db8::1]` (RFC 5321 §4.1.3) holding an address that exists: four
+ * octets up to 255, or an IPv6 address as the URL parser reads one. `[999.1.1.1]` would only be
+ * queued to bounce days later.
+ */
+function isAddressLiteral(domain: string): boolean {
+  const v4 = /^\[(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\]$/.exec(domain);
+  if (v4) return v4.slice(1).every((o) => Number(o) <= 255);
+  const v6 = /^\[IPv6:([0-9a-fA-F:.]+)\]$/i.exec(domain);
+  if (!v6) return false;
+  try {
+    new URL(`http://[${v6[1]}]/`);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export class DeliveryService {

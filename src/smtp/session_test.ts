@@ -504,6 +504,29 @@ Deno.test("MAIL and RCPT: sequence, syntax, parameters, size, sender and recipie
   assert.ok(h.backend.calls.includes("rcpt a@example.org submission"));
 });
 
+Deno.test("control characters in an envelope address are a syntax error, never echoed", async () => {
+  const h = session({ maxErrors: 50 });
+  await h.conn.reply();
+  await h.cmd("EHLO client.example");
+  await h.cmd(`AUTH PLAIN ${plain("alice@example.org", "secret-pw")}`);
+  for (const c of ["\x00", "\x1b[31m", "\x7f", "\x01"]) {
+    assert.equal(
+      await h.cmd(`MAIL FROM:<alice@example.org${c}>`),
+      "501 5.5.4 Syntax: MAIL FROM:<address>",
+    );
+  }
+  assert.equal(await h.cmd("MAIL FROM:<alice@example.org>"), "250 2.0.0 OK");
+  for (const c of ["\x00", "\x1b[31m", "\x7f", "\x01"]) {
+    assert.equal(
+      await h.cmd(`RCPT TO:<a${c}b@example.org>`),
+      "501 5.5.4 Syntax: RCPT TO:<address>",
+    );
+  }
+  // deno-lint-ignore no-control-regex
+  assert.ok(!h.backend.calls.some((c) => /[\x00-\x1f\x7f]/.test(c)), "nothing reached the backend");
+  await quit(h);
+});
+
 Deno.test("DATA: sequence, dot-unstuffing, the envelope to the backend, then a fresh transaction", async () => {
   const h = await loggedIn();
   assert.equal(await h.cmd("DATA"), "503 5.5.1 Need MAIL command");

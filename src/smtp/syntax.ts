@@ -11,7 +11,9 @@ export function parsePath(raw: string): string | null {
     if (colon >= 0) s = s.slice(colon + 1);
   }
   if (s === "") return "";
-  if (/[\s<>]/.test(s)) return null;
+  // Control characters (NUL, ESC…) would be echoed in replies and logs and carried into bounces.
+  // deno-lint-ignore no-control-regex
+  if (/[\s<>\x00-\x1f\x7f]/.test(s)) return null;
   const at = s.lastIndexOf("@");
   if (at <= 0 || at === s.length - 1) return null;
   return s;
