@@ -858,6 +858,35 @@ Deno.test("/mxdeliv: one of several local recipients is full: 200 for the others
   }, { overrides: { "listen.https": "127.0.0.1:0" }, relay: { manualQueue: true } });
 });
 
+Deno.test("SMTP RCPT TO:<postmaster> (no domain, any case) is postmaster at the mail domain (RFC 5321 §4.1.1.3)", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const sub = await submission(t, a);
+    // No such account here: as postmaster@<domain> would be, not a syntax error.
+    assert.equal((await sub.cmd(`MAIL FROM:<${a.address}>`)).code, 250);
+    for (const rcpt of ["<postmaster>", "<PostMaster>", "postmaster", `<postmaster@${t.domain}>`]) {
+      const r = await sub.cmd(`RCPT TO:${rcpt}`);
+      assert.equal(r.code, 550, `${rcpt}: ${r.text}`);
+      assert.match(r.text, new RegExp(`^550 5\\.1\\.1 <postmaster@.+>: .*User unknown`, "i"));
+    }
+    // Still a syntax error: a half bracket, another bare name.
+    for (const rcpt of ["<postmaster", "<webmaster>"]) {
+      assert.equal((await sub.cmd(`RCPT TO:${rcpt}`)).code, 501, rcpt);
+    }
+    assert.equal((await sub.cmd("RSET")).code, 250);
+    // The operator made the account: <Postmaster> reaches it.
+    const pm = await createAccount(t, "postmaster");
+    const r = await sub.sendMail(
+      a.address,
+      ["PostMaster"],
+      await encryptedMessage(a.address, pm.address),
+    );
+    assert.equal(r.code, 250, r.text);
+    sub.close();
+    assert.equal((await inbox(t, pm.address)).length, 1);
+  }, { overrides: { username_max_length: 10 } });
+});
+
 Deno.test("SMTP pipelining: a whole transaction in one write", async () => {
   await withRelay(async (t) => {
     const a = await createAccount(t, "alice0001");
