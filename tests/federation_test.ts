@@ -124,6 +124,31 @@ Deno.test("federation: IP-literal relays deliver over HTTPS /mxdeliv", async () 
   });
 });
 
+Deno.test("federation: a full mailbox among the peer's recipients comes back as a bounce the sender's relay accepts", async () => {
+  await withPair({ bHttps: true }, async (a, b) => {
+    const alice = await createAccount(a, "alice0001");
+    const bob = await createAccount(b, "bobby0001");
+    const carol = await createAccount(b, "carol0001");
+    const bStore = b.relay.services.store;
+    await bStore.setQuota((await bStore.getAccount(bob.address))!.id, 100);
+    const sent = await submitEncrypted(a, alice, [bob.address, carol.address]);
+    await waitFor("delivery to carol", async () => (await inboxBodies(b, carol.address)).length);
+    // B answered 250 for carol and queued a report for bob; it crosses back over /mxdeliv from
+    // the null sender and passes A's inbound policy (the mailer-daemon exception).
+    const [bounce] = await waitFor("the bounce at alice", async () => {
+      const bodies = await inboxBodies(a, alice.address);
+      return bodies.length ? bodies : null;
+    });
+    assert.match(bounce, /^From: Mail Delivery System <MAILER-DAEMON@\[127\.0\.0\.2\]>/m);
+    assert.match(bounce, /^Content-Type: multipart\/report; report-type=delivery-status;/m);
+    assert.ok(
+      bounce.includes(`Final-Recipient: rfc822; ${bob.address}\r\nAction: failed\r\nStatus: 5.2.2`),
+    );
+    assert.ok(bounce.includes(/^Message-ID: .+$/m.exec(sent)![0]), bounce);
+    assert.equal((await inboxBodies(b, bob.address)).length, 0);
+  });
+});
+
 Deno.test("federation: SMTP with STARTTLS when the peer has no /mxdeliv", async () => {
   await withPair({ bHttps: false }, async (a, b) => {
     const alice = await createAccount(a, "alice0001");

@@ -165,3 +165,31 @@ Deno.test("SEARCH folds Unicode case as Dovecot does (i;unicode-casemap)", async
     s.close();
   });
 });
+
+Deno.test("APPEND of a zero-byte message is refused as Dovecot refuses it; nothing stored", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const s = await session(t, user);
+    // Dovecot 2.3 (the reference's IMAP server), to each of these: "NO Can't save a zero byte
+    // message." — for {0} without a continuation request first (tern sends one; both are
+    // allowed, RFC 9051 §7.5).
+    const tag = s.nextTag();
+    await s.send(`${tag} APPEND INBOX {0}\r\n`);
+    const first = await s.readResponse();
+    let status: string;
+    if (first.startsWith("+")) {
+      await s.send("\r\n");
+      status = (await s.collect(tag)).status;
+    } else status = first.slice(tag.length + 1);
+    assert.match(status, /^NO Can't save a zero byte message/);
+    for (const cmd of ["APPEND INBOX {0+}\r\n", "APPEND INBOX (\\Seen) {0+}\r\n"]) {
+      assert.match((await s.cmd(cmd)).status, /^NO Can't save a zero byte message/, cmd);
+    }
+    // The session stays in step, and a message of one byte more is still taken.
+    assert.match((await s.cmd("APPEND INBOX {1+}\r\nx")).status, /^OK \[APPENDUID \d+ 1\]/);
+    s.close();
+    const account = (await t.relay.services.store.getAccount(user.address))!;
+    const inbox = (await t.relay.services.store.getMailbox(account.id, "INBOX"))!;
+    assert.equal(inbox.messages, 1);
+  });
+});

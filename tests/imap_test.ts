@@ -340,6 +340,29 @@ Deno.test("IMAP SEARCH of thousands of keys is answered; a command that fails mi
   });
 });
 
+Deno.test("IMAP: an empty synchronizing literal ({0}) is an ordinary empty string, before and after login", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const { client: s } = await ImapTestClient.connect(t.addr("imaps"), {
+      tls: true,
+      caPem: t.caPem,
+    });
+    // Each waits for the go-ahead, then sends nothing but the end of the line.
+    const empty = async (command: string) => {
+      const tag = s.nextTag();
+      await s.send(`${tag} ${command} {0}\r\n`);
+      assert.match(await s.readResponse(), /^\+/);
+      await s.send("\r\n");
+      return (await s.collect(tag)).status;
+    };
+    assert.match(await empty(`LOGIN ${user.address}`), /^NO \[AUTHENTICATIONFAILED\]/);
+    assert.ok((await s.login(user.address, user.password)).ok);
+    assert.match(await empty("SELECT"), /^NO /);
+    assert.ok((await s.cmd("NOOP")).ok, "the session goes on");
+    s.close();
+  });
+});
+
 Deno.test("IMAP APPEND: synchronizing and LITERAL+ literals, 8-bit clean, APPENDUID", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");

@@ -11,6 +11,7 @@ import {
   signMessage,
 } from "../src/federation/mod.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
+import { checkIncoming } from "../src/policy/mod.ts";
 import type { RelayEvent } from "../src/events/mod.ts";
 import {
   armorPackets,
@@ -433,14 +434,28 @@ Deno.test("SMTP: an account blocked or deleted between RCPT and the end of DATA 
     off();
     const dave = (await t.relay.services.store.getAccount(d.address))!;
     assert.deepEqual(
-      events.filter((e) => e.type === "mail.delivered").map((e) =>
+      events.filter((e) => e.type === "mail.delivered" && e.address !== a.address).map((e) =>
         e.type === "mail.delivered" &&
         [e.accountId, e.address, e.usedBytes, e.quotaBytes, e.hasPushTokens]
       ),
       [[dave.id, d.address, dave.usedBytes, null, false]],
     );
     assert.ok(dave.usedBytes > 0);
-    // Only gone recipients: accepted and stored nowhere, as a submission to them always was.
+    // The sender is told who got nothing (as Postfix bounces what Dovecot's LMTP refuses).
+    const told = (n: number, gone: string[]) => {
+      const report = n < own.length ? own[n] : "";
+      for (const g of gone) {
+        assert.ok(
+          report.includes(`Final-Recipient: rfc822; ${g}\r\nAction: failed\r\nStatus: 5.1.1`),
+          report,
+        );
+      }
+    };
+    let own = await inbox(t, a.address);
+    assert.equal(own.length, 1);
+    told(0, [b.address, c.address]);
+    // Only gone recipients: accepted and stored nowhere, as a submission to them always was;
+    // the sender gets the report.
     await accounts.setBlocked(b.address, false);
     const none = await send(
       sub,
@@ -451,6 +466,9 @@ Deno.test("SMTP: an account blocked or deleted between RCPT and the end of DATA 
     );
     assert.equal(none.code, 250, none.text);
     assert.equal((await inbox(t, b.address)).length, 0);
+    own = await inbox(t, a.address);
+    assert.equal(own.length, 2);
+    told(1, [b.address]);
     // And at RCPT now, right after the admin's change, they are unknown.
     assert.equal((await sub.cmd("RSET")).code, 250);
     assert.equal((await sub.cmd(`MAIL FROM:<${a.address}>`)).code, 250);
@@ -659,6 +677,8 @@ Deno.test("SMTP: a recipient whose mailbox is full: 552 5.2.2 with Dovecot's tex
     mx.close();
     assert.equal((await inbox(t, b.address)).length, 0);
     assert.equal((await inbox(t, c.address)).length, 1);
+    // A bounce is never bounced: nothing goes back to the null sender.
+    assert.equal(await store.countQueued(), 0);
   }, {
     relay: {
       dns: fakeDns({
@@ -666,6 +686,205 @@ Deno.test("SMTP: a recipient whose mailbox is full: 552 5.2.2 with Dovecot's tex
       }),
     },
   });
+});
+
+/** The outbound queue's entries with their bodies (the worker is stopped: manualQueue). */
+async function queued(t: TestRelay) {
+  const store = t.relay.services.store;
+  const { items } = await store.listQueue({ limit: 100 });
+  return await Promise.all(items.map(async (e) => ({
+    sender: e.sender,
+    recipients: e.recipients.map((r) => r.recipient),
+    bytes: (await store.readBody(e.bodyId))!,
+  })));
+}
+
+/** A delivery status notification for `failed` (whose mailbox is full) about `messageId`. */
+function assertQuotaBounce(
+  t: TestRelay,
+  bounce: Uint8Array,
+  to: string,
+  failed: string,
+  messageId: string,
+) {
+  const text = dec.decode(bounce);
+  assert.match(
+    text,
+    new RegExp(
+      `^From: Mail Delivery System <MAILER-DAEMON@${t.domain.replace(/[[\].]/g, "\\$&")}>`,
+      "m",
+    ),
+  );
+  assert.match(text, new RegExp(`^To: <${to.replace(/[[\].]/g, "\\$&")}>`, "m"));
+  assert.match(text, /^Content-Type: multipart\/report; report-type=delivery-status;/m);
+  assert.match(text, /^Auto-Submitted: auto-replied/m);
+  assert.ok(
+    text.includes(`Final-Recipient: rfc822; ${failed}\r\nAction: failed\r\nStatus: 5.2.2`),
+    text,
+  );
+  assert.match(
+    text,
+    /Diagnostic-Code: smtp; 552 5\.2\.2 <.+> Quota exceeded \(mailbox for user is full\)/,
+  );
+  // The original header (its Message-ID is how the sender's app finds the failed message).
+  assert.ok(text.includes(`Message-ID: ${messageId}`), text);
+  // It passes the inbound policy of a chatmail relay (tern's own gate: the reference's rule).
+  const verdict = checkIncoming({ mailFrom: "", recipients: [to], message: bounce });
+  assert.ok(verdict.accept && verdict.kind === "mailer_daemon", JSON.stringify(verdict));
+}
+
+Deno.test("SMTP inbound: one of several local recipients is full: 250 for the others, a bounce to the remote sender on the queue", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    const c = await createAccount(t, "carol0001");
+    const store = t.relay.services.store;
+    await store.setQuota((await store.getAccount(b.address))!.id, 100);
+    const sender = "dave0001@chat.test";
+    const message = await encryptedMessage(sender, b.address);
+    const messageId = /^Message-ID: (.+)$/m.exec(message)![1];
+    const signed = await signMessage(new TextEncoder().encode(message), "chat.test", {
+      selector: DKIM_SELECTOR,
+      privateKeyPem: REF_KEY,
+    });
+    const mx = await inbound(t);
+    const r = await mx.sendMail(sender, [b.address, c.address], signed);
+    assert.equal(r.code, 250, r.text);
+    mx.close();
+    assert.equal((await inbox(t, b.address)).length, 0);
+    assert.equal((await inbox(t, c.address)).length, 1);
+    // Committed before the 250: the bounce is on the queue, from the null sender.
+    const q = await queued(t);
+    assert.equal(q.length, 1);
+    assert.equal(q[0].sender, "");
+    assert.deepEqual(q[0].recipients, [sender]);
+    assertQuotaBounce(t, q[0].bytes, sender, b.address, messageId);
+
+    // Envelope sender unlike the From address: as the reference's reset to <>, nothing goes back.
+    const mx2 = await inbound(t);
+    const r2 = await mx2.sendMail("other0001@chat.test", [b.address, c.address], signed);
+    assert.equal(r2.code, 250, r2.text);
+    // Nor to a MAILER-DAEMON.
+    const r3 = await mx2.sendMail("MAILER-DAEMON@chat.test", [b.address, c.address], signed);
+    assert.equal(r3.code, 250, r3.text);
+    mx2.close();
+    assert.equal((await inbox(t, c.address)).length, 3);
+    assert.equal((await queued(t)).length, 1);
+  }, {
+    relay: {
+      manualQueue: true,
+      dns: fakeDns({
+        txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] },
+      }),
+    },
+  });
+});
+
+Deno.test("SMTP submission: a full local recipient among others (local and remote): 250, a bounce in the sender's INBOX", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const b = await createAccount(t, "bobby0001");
+    const c = await createAccount(t, "carol0001");
+    const store = t.relay.services.store;
+    await store.setQuota((await store.getAccount(b.address))!.id, 100);
+    const message = await encryptedMessage(a.address, b.address);
+    const messageId = /^Message-ID: (.+)$/m.exec(message)![1];
+    // Local only, one full.
+    const sub = await submission(t, a);
+    const r = await sub.sendMail(a.address, [b.address, c.address], message);
+    assert.equal(r.code, 250, r.text);
+    assert.equal((await inbox(t, c.address)).length, 1);
+    assert.equal((await inbox(t, b.address)).length, 0);
+    let own = await inbox(t, a.address);
+    assert.equal(own.length, 1);
+    assertQuotaBounce(
+      t,
+      new TextEncoder().encode(own[0]),
+      a.address,
+      b.address,
+      messageId,
+    );
+    // The full one and a remote recipient: the remote one is queued, the sender told of the other.
+    const r2 = await sub.sendMail(a.address, [b.address, "zed0001@elsewhere.test"], message);
+    assert.equal(r2.code, 250, r2.text);
+    const q = await queued(t);
+    assert.deepEqual(q.map((e) => [e.sender, e.recipients]), [[a.address, [
+      "zed0001@elsewhere.test",
+    ]]]);
+    own = await inbox(t, a.address);
+    assert.equal(own.length, 2);
+    assertQuotaBounce(
+      t,
+      new TextEncoder().encode(own[1]),
+      a.address,
+      b.address,
+      messageId,
+    );
+    sub.close();
+  }, { relay: { manualQueue: true } });
+});
+
+Deno.test("/mxdeliv: one of several local recipients is full: 200 for the others, a bounce to the sender on the queue", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    const c = await createAccount(t, "carol0001");
+    const store = t.relay.services.store;
+    await store.setQuota((await store.getAccount(b.address))!.id, 100);
+    const sender = "dave0001@[127.0.0.9]";
+    const message = await encryptedMessage(sender, b.address);
+    const messageId = /^Message-ID: (.+)$/m.exec(message)![1];
+    using client = Deno.createHttpClient({ caCerts: [t.caPem] });
+    const post = (from: string) =>
+      fetch(`https://${t.relay.addresses.https}/mxdeliv`, {
+        method: "POST",
+        client,
+        headers: [["x-mail-from", `<${from}>`], ["x-mail-to", `<${b.address}>`], [
+          "x-mail-to",
+          `<${c.address}>`,
+        ]],
+        body: message,
+      });
+    // As the reference's /mxdeliv: one answer for the message (filtermail reinjects it; Postfix
+    // bounces what Dovecot refuses afterwards).
+    const res = await post(sender);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "250 2.0.0 OK");
+    assert.equal((await inbox(t, b.address)).length, 0);
+    assert.equal((await inbox(t, c.address)).length, 1);
+    const q = await queued(t);
+    assert.equal(q.length, 1);
+    assert.equal(q[0].sender, "");
+    assert.deepEqual(q[0].recipients, [sender]);
+    assertQuotaBounce(t, q[0].bytes, sender, b.address, messageId);
+  }, { overrides: { "listen.https": "127.0.0.1:0" }, relay: { manualQueue: true } });
+});
+
+Deno.test("SMTP RCPT TO:<postmaster> (no domain, any case) is postmaster at the mail domain (RFC 5321 §4.1.1.3)", async () => {
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const sub = await submission(t, a);
+    // No such account here: as postmaster@<domain> would be, not a syntax error.
+    assert.equal((await sub.cmd(`MAIL FROM:<${a.address}>`)).code, 250);
+    for (const rcpt of ["<postmaster>", "<PostMaster>", "postmaster", `<postmaster@${t.domain}>`]) {
+      const r = await sub.cmd(`RCPT TO:${rcpt}`);
+      assert.equal(r.code, 550, `${rcpt}: ${r.text}`);
+      assert.match(r.text, new RegExp(`^550 5\\.1\\.1 <postmaster@.+>: .*User unknown`, "i"));
+    }
+    // Still a syntax error: a half bracket, another bare name.
+    for (const rcpt of ["<postmaster", "<webmaster>"]) {
+      assert.equal((await sub.cmd(`RCPT TO:${rcpt}`)).code, 501, rcpt);
+    }
+    assert.equal((await sub.cmd("RSET")).code, 250);
+    // The operator made the account: <Postmaster> reaches it.
+    const pm = await createAccount(t, "postmaster");
+    const r = await sub.sendMail(
+      a.address,
+      ["PostMaster"],
+      await encryptedMessage(a.address, pm.address),
+    );
+    assert.equal(r.code, 250, r.text);
+    sub.close();
+    assert.equal((await inbox(t, pm.address)).length, 1);
+  }, { overrides: { username_max_length: 10 } });
 });
 
 Deno.test("SMTP pipelining: a whole transaction in one write", async () => {

@@ -255,6 +255,7 @@ async function startMailListeners(
         : config.tlsPolicy.clientMinVersion,
       requireTls: mode === "inbound" && config.tlsPolicy.smtpRequireStarttls,
       hostname: config.hostname,
+      mailDomain: config.mailDomain,
       maxMessageBytes: config.limits.maxMessageBytes,
       maxRecipients: config.limits.maxRecipients,
       maxConnections: config.limits.maxConnections,

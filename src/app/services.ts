@@ -130,6 +130,7 @@ export async function openServices(
           burst: config.limits.sendBurst,
         })
         : undefined,
+      reporter: { domain: config.mailDomain, hostname: config.hostname },
       checkOrigin: originCheck(
         federationAllowed(settings, store),
         dns,

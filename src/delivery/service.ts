@@ -7,6 +7,8 @@ import { encodeStructure, type MimePart, withTopHeader } from "../mime/mod.ts";
 import type { EventBus, RelayEvent } from "../events/mod.ts";
 import type { AccountRecord, DeliveryOutcome, SpooledBody, Store } from "../store/types.ts";
 import type { Logger } from "../log/mod.ts";
+import { spoolBytes } from "../store/message_input.ts";
+import { buildBounce, type FailedRecipient } from "../federation/bounce.ts";
 import {
   cleanStoredHeaders,
   cleanSubmittedForStorage,
@@ -30,6 +32,8 @@ export const reply = (code: number, enhanced: string, text: string): Reply => ({
 
 export const OK = reply(250, "2.0.0", "OK");
 export const NOT_ENCRYPTED = reply(523, "", "Encryption Needed: Invalid Unencrypted Mail");
+/** Dovecot's refusal of a delivery into a full mailbox (the reference's LMTP text). */
+const QUOTA_TEXT = "Quota exceeded (mailbox for user is full)";
 /** A top header block longer than the MIME reader keeps (the gate refuses those first). */
 export const HEADER_TOO_LARGE = reply(552, "5.3.4", "Message header exceeds the size limit");
 
@@ -59,6 +63,8 @@ export interface DeliveryServiceOptions {
   sendRate?: SendRate;
   /** Starts checking where one incoming message comes from (federation policy, DKIM). */
   checkOrigin?: () => OriginCheck;
+  /** Who reports undelivered mail: From MAILER-DAEMON@domain, Reporting-MTA hostname. */
+  reporter: { domain: string; hostname: string };
 }
 
 /**
@@ -141,6 +147,7 @@ export class DeliveryService {
   #now: () => number;
   #rate: SendRate;
   #checkOrigin?: DeliveryServiceOptions["checkOrigin"];
+  #reporter: DeliveryServiceOptions["reporter"];
   /** Called after remote recipients were queued (wakes the outbound worker). */
   onQueued: () => void = () => {};
 
@@ -152,6 +159,7 @@ export class DeliveryService {
     this.#log = options.log;
     this.#now = options.now ?? Date.now;
     this.#checkOrigin = options.checkOrigin;
+    this.#reporter = options.reporter;
     this.#rate = options.sendRate ?? new SendRateLimiter({
       perMinute: options.limits.sendPerMinute,
       burst: options.limits.sendBurst,
@@ -224,6 +232,7 @@ export class DeliveryService {
       }
       // One spool of the message as received; each stored copy is its own head over it.
       const body = await intake.finish();
+      const arrivedAt = this.#now();
       const stored = local.length > 0 ? cleanSubmittedForStorage(header) : header;
       const outcome = await this.#deliverLocal(login, local, stored, { tree, body });
       if (outcome.fullReply && remote.length === 0) {
@@ -240,6 +249,8 @@ export class DeliveryService {
         });
         this.onQueued();
       }
+      // Local recipients that got nothing while the message is accepted for others.
+      await this.#bounce(envelope.mailFrom, outcome.failed, header, arrivedAt);
       return { reply: OK, delivered: outcome.delivered, queued: remote.length };
     });
   }
@@ -260,8 +271,9 @@ export class DeliveryService {
       const tree = gate.structure();
       const header = topHeader(tree);
       if (!header) return { reply: HEADER_TOO_LARGE, delivered: 0, queued: 0 };
+      const arrivedAt = this.#now();
       const local = unique(envelope.recipients).filter((r) => this.#accounts.localAddress(r));
-      const outcome = local.length === 0 ? { delivered: 0 } : await this.#deliverLocal(
+      const outcome = local.length === 0 ? { delivered: 0, failed: [] } : await this.#deliverLocal(
         "",
         local,
         cleanStoredHeaders(header),
@@ -271,6 +283,10 @@ export class DeliveryService {
       if (outcome.delivered === 0) {
         return { reply: reply(550, "5.1.1", "No such recipient"), delivered: 0, queued: 0 };
       }
+      // As the reference's filtermail reinjects with MAIL FROM:<> when the envelope sender is
+      // not the From address: nothing goes back to a sender that may be forged.
+      const sender = verdict.accept && verdict.resetSender ? "" : envelope.mailFrom;
+      await this.#bounce(sender, outcome.failed, header, arrivedAt);
       return { reply: OK, delivered: outcome.delivered, queued: 0 };
     });
   }
@@ -311,8 +327,8 @@ export class DeliveryService {
     recipients: string[],
     head: Uint8Array,
     message: { tree: MimePart; body: SpooledBody },
-  ): Promise<{ delivered: number; fullReply?: Reply }> {
-    if (recipients.length === 0) return { delivered: 0 };
+  ): Promise<{ delivered: number; failed: FailedRecipient[]; fullReply?: Reply }> {
+    if (recipients.length === 0) return { delivered: 0, failed: [] };
     const { tree, body } = message;
     const outcomes = await this.#store.deliver({
       head,
@@ -325,27 +341,89 @@ export class DeliveryService {
     });
     let delivered = 0;
     const full: string[] = [];
-    for (const o of outcomes) {
+    const failed: FailedRecipient[] = [];
+    outcomes.forEach((o, i) => {
       if (o.ok) {
         delivered++;
         this.#published(o, sender);
-      } else if (o.code !== "no_account") {
-        full.push(o.address ?? "");
-        this.#log?.info("local delivery failed", { code: o.code });
+        return;
       }
-    }
+      const address = o.address ?? recipients[i].toLowerCase();
+      this.#log?.info("local delivery failed", { code: o.code });
+      if (o.code === "no_account") {
+        // Deleted or blocked since its RCPT was accepted.
+        failed.push({
+          recipient: address,
+          status: "5.1.1",
+          reason: `550 5.1.1 <${address}>: Recipient address rejected: User unknown`,
+        });
+        return;
+      }
+      full.push(address);
+      // The reference relay's Dovecot text (LMTP, passed on in Postfix's bounce).
+      failed.push({
+        recipient: address,
+        status: "5.2.2",
+        reason: `552 5.2.2 <${address}> ${QUOTA_TEXT}`,
+      });
+    });
     if (delivered === 0 && full.length > 0) {
       return {
         delivered,
-        // The reference relay's Dovecot text (LMTP, passed on in Postfix's bounce).
-        fullReply: reply(
-          552,
-          "5.2.2",
-          `${full.map((a) => `<${a}>`).join(", ")} Quota exceeded (mailbox for user is full)`,
-        ),
+        failed,
+        fullReply: reply(552, "5.2.2", `${full.map((a) => `<${a}>`).join(", ")} ${QUOTA_TEXT}`),
       };
     }
-    return { delivered };
+    return { delivered, failed };
+  }
+
+  /**
+   * Tells the envelope sender which recipients got nothing although the message was accepted,
+   * as the reference's Postfix bounces what Dovecot's LMTP refused: a delivery status report
+   * into the sender's INBOX when the sender is local, else on the outbound queue with the null
+   * sender. Committed before the caller answers 250 (a failure here fails the message, and the
+   * sender's side tries again). Never to the null sender or a MAILER-DAEMON: no bounce of a
+   * bounce.
+   */
+  async #bounce(
+    sender: string,
+    failed: FailedRecipient[],
+    header: Uint8Array,
+    arrivedAt: number,
+  ): Promise<void> {
+    if (failed.length === 0 || !isValidAddress(sender)) return;
+    const mailbox = sender.slice(0, sender.lastIndexOf("@")).toLowerCase();
+    if (mailbox === "mailer-daemon") return;
+    const now = this.#now();
+    const message = buildBounce({
+      ...this.#reporter,
+      sender,
+      original: header,
+      failed,
+      now,
+      arrivedAt,
+    });
+    const local = this.#accounts.localAddress(sender);
+    const spooled = await spoolBytes(this.#store, message);
+    try {
+      if (local) {
+        // The store resolves the sender: one deleted or blocked since it sent gets nothing.
+        const [o] = await this.#store.deliver({
+          body: spooled.body,
+          internalDate: now,
+          targets: [{ address: local.toLowerCase(), mailboxName: "INBOX" }],
+          defaultQuotaBytes: this.limits.defaultQuotaBytes,
+        });
+        if (o.ok) this.#published(o, "");
+        else this.#log?.warn("bounce not delivered", { code: o.code });
+      } else {
+        await this.#store.enqueue({ body: spooled.body, sender: "", recipients: [sender], now });
+        this.onQueued();
+      }
+    } finally {
+      await spooled.discard();
+    }
+    this.#log?.info("bounce sent", { recipients: failed.length, local: local !== null });
   }
 
   #published(o: Extract<DeliveryOutcome, { ok: true }>, sender: string) {

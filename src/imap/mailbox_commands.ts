@@ -408,6 +408,8 @@ export const mailboxCommands: CommandTable = {
     states: [...AUTHED],
     async run(ctx, cmd) {
       const c = cmd as Of<"APPEND">;
+      // Dovecot's answer (the reference's IMAP server): a message needs at least a byte.
+      if (!c.upload && c.message.length === 0) throw new ImapNo("Can't save a zero byte message.");
       // The literal streamed into an upload as it arrived (the reader refused one over the
       // APPENDLIMIT before reading it); the session frees the upload after this command.
       if (!c.upload) throw new ImapNo("The message was not received", "SERVERBUG");

@@ -333,14 +333,13 @@ export class ImapSession implements SessionContext {
     // APPEND's message streams into an upload as its literal arrives (once logged in); whatever
     // happens to the command, the upload is freed at its end (append() keeps what it stored).
     let upload: AppendUpload | null = null;
-    const offer: AppendSink | undefined = this.state === "notauth"
-      ? undefined
-      : (_size, binary) => {
-        if (upload) return undefined;
-        const u = this.backend.mailboxes.startAppend();
-        upload = binary ? new BinaryToBase64(u) : u;
-        return upload;
-      };
+    const offer: AppendSink | undefined = this.state === "notauth" ? undefined : (size, binary) => {
+      // An empty literal has nothing to stream: APPEND refuses it (read as any other).
+      if (upload || size === 0) return undefined;
+      const u = this.backend.mailboxes.startAppend();
+      upload = binary ? new BinaryToBase64(u) : u;
+      return upload;
+    };
     try {
       return await this.#command(offer, () => upload);
     } finally {

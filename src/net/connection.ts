@@ -381,6 +381,8 @@ export class SocketConnection implements Connection {
   }
 
   async readExact(n: number): Promise<Uint8Array | null> {
+    // Nothing to take (an empty literal): the buffer may hold no chunk at all.
+    if (n === 0) return new Uint8Array(0);
     try {
       while (this.#buffered < n) {
         if (this.#ended) return null;

@@ -68,6 +68,21 @@ Deno.test("readExact takes more than the read-ahead (an APPEND literal over 1 Mi
   }
 });
 
+Deno.test("readExact(0) with nothing buffered gives an empty piece (an empty literal, {0})", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    client.write("a SELECT {0}\r\n");
+    const line = new TextDecoder().decode((await conn.readLine(1000))!);
+    assert.equal(line.trimEnd(), "a SELECT {0}");
+    const got = await conn.readExact(0);
+    assert.ok(got && got.length === 0);
+    client.write("\r\n");
+    assert.equal(new TextDecoder().decode((await conn.readLine(1000))!).trimEnd(), "");
+  } finally {
+    await done();
+  }
+});
+
 Deno.test("readExactChunks hands a large literal out in order without holding it whole", async () => {
   const { conn, client, done } = await pair();
   try {

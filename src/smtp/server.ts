@@ -22,6 +22,8 @@ export interface SmtpServerOptions {
   /** Refuse MAIL before STARTTLS (inbound). */
   requireTls?: boolean;
   hostname: string;
+  /** The mail domain: `RCPT TO:<postmaster>` means postmaster at it. */
+  mailDomain: string;
   maxMessageBytes: number;
   maxRecipients: number;
   maxConnections?: number;
@@ -56,6 +58,7 @@ export function startSmtpServer(options: SmtpServerOptions): Promise<Listener> {
         return await new SmtpSession(conn, {
           mode: options.mode,
           hostname: options.hostname,
+          mailDomain: options.mailDomain,
           maxMessageBytes: options.maxMessageBytes,
           maxRecipients: options.maxRecipients,
           startTlsAvailable: !conn.isTls && options.tls !== undefined,

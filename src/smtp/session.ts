@@ -19,6 +19,11 @@ import { parseMailParams, parsePath } from "./syntax.ts";
 export interface SmtpSessionOptions {
   mode: "submission" | "inbound";
   hostname: string;
+  /**
+   * The mail domain: `RCPT TO:<postmaster>` (no domain; RFC 5321 §4.1.1.3 and §4.5.1) means
+   * postmaster at it, as Postfix appends $myorigin. Without it, that RCPT is a syntax error.
+   */
+  mailDomain?: string;
   maxMessageBytes: number;
   maxRecipients: number;
   /** STARTTLS can be offered (a certificate is configured and the connection is not TLS yet). */
@@ -453,7 +458,12 @@ export class SmtpSession {
       return await this.#refuse("rcpt", BAD_SEQUENCE("Need MAIL before RCPT"));
     }
     const m = /^TO:\s*(<[^>]*>|\S+)\s*$/i.exec(arg);
-    const path = m ? parsePath(m[1]) : null;
+    const domain = this.#opts.mailDomain;
+    const path = !m
+      ? null
+      : domain && /^(?:<\s*postmaster\s*>|postmaster)$/i.test(m[1])
+      ? `postmaster@${domain}`
+      : parsePath(m[1]);
     if (!m || !path) {
       return await this.#refuse("rcpt", r(501, "5.5.4", "Syntax: RCPT TO:<address>"));
     }
