@@ -73,9 +73,20 @@ export class PushService {
     const tokens = await this.#o.store.listPushTokens(accountId, now - TOKEN_LIFETIME_MS);
     // A token with a job already gets no second one (the store knows, whichever instance
     // queued or sends it): one wake-up covers many messages.
-    for (const { token } of tokens) await this.#o.store.enqueuePush({ accountId, token, now });
+    // Each token on its own: a store error for one does not keep the others from their job.
+    let failure: { error: unknown } | null = null;
+    let queued = 0;
+    for (const { token } of tokens) {
+      try {
+        await this.#o.store.enqueuePush({ accountId, token, now });
+        queued++;
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
     // Stopped (or never started): the job waits in the store for the next start.
-    if (tokens.length > 0 && this.#timer) this.kick();
+    if (queued > 0 && this.#timer) this.kick();
+    if (failure) throw failure.error;
   }
 
   kick(): void {

@@ -234,3 +234,19 @@ Deno.test("jobs queued while stopped are sent by start()", async () => {
   }
   assert.deepEqual(t.posts.map((p) => p.body), ["token-1"]);
 });
+
+Deno.test("a store error for one token does not keep the other tokens from being queued", async () => {
+  await using t = await setup();
+  await t.store.upsertPushToken(t.id, "token-1", t.now());
+  await t.store.upsertPushToken(t.id, "token-2", t.now());
+  await t.store.upsertPushToken(t.id, "token-3", t.now());
+  const enqueue = t.store.enqueuePush.bind(t.store);
+  t.store.enqueuePush = (job) =>
+    job.token === "token-2" ? Promise.reject(new Error("database or disk is full")) : enqueue(job);
+  // The caller still learns of the failure ...
+  await assert.rejects(t.push.notify(t.id), /disk is full/);
+  // ... and every other token got its job, whichever order the store lists them in.
+  assert.equal(await t.store.countPushJobs(), 2);
+  await t.push.runOnce();
+  assert.deepEqual(t.posts.map((p) => p.body).toSorted(), ["token-1", "token-3"]);
+});
