@@ -137,10 +137,19 @@ export class PushService {
       const res = await this.#fetch(this.#o.url(), {
         method: "POST",
         body: job.token,
+        // A followed 301/302 would turn the POST into a GET to wherever the service points:
+        // a redirect is a failure like any other answer but 200 and 410.
+        redirect: "manual",
         signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), stopping]),
       });
       status = res.status;
       await res.body?.cancel();
+      if (status >= 300 && status < 400) {
+        this.#o.log?.info("push service answered a redirect, not followed", {
+          status,
+          location: res.headers.get("location") ?? "",
+        });
+      }
     } catch (err) {
       // Cut short by stop(): the job is due again as it was, for the next start.
       if (stopping.aborted) return await store.reschedulePush(job.id, job.attempt, this.#now());

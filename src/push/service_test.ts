@@ -250,3 +250,25 @@ Deno.test("a store error for one token does not keep the other tokens from being
   await t.push.runOnce();
   assert.deepEqual(t.posts.map((p) => p.body).toSorted(), ["token-1", "token-3"]);
 });
+
+Deno.test("a redirect from the push service is not followed: a failure, retried later", async () => {
+  const requests: { method: string; path: string }[] = [];
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    requests.push({ method: req.method, path });
+    if (path === "/notify") {
+      return new Response(null, { status: 302, headers: { location: "/elsewhere" } });
+    }
+    return new Response(null, { status: 200 });
+  });
+  await using t = await setup();
+  t.setUrl(`http://127.0.0.1:${server.addr.port}/notify`);
+  await t.store.upsertPushToken(t.id, "token-1", t.now());
+  await t.push.notify(t.id);
+  await t.push.runOnce();
+  // One POST to the configured URL; nothing was sent to where the redirect pointed.
+  assert.deepEqual(requests, [{ method: "POST", path: "/notify" }]);
+  assert.deepEqual(t.results, [false]);
+  const [job] = await t.store.duePushJobs(t.now() + 8000, 10);
+  assert.equal(job.attempt, 1, "retried as other failures are");
+});
