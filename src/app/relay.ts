@@ -1,6 +1,7 @@
 // The composition root: opens the store, builds the services, starts every configured listener
 // and background worker, and stops them all again. Two relays can run in one process.
 
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Config, ListenerName } from "../config/mod.ts";
 import { createLogger } from "../log/mod.ts";
@@ -90,6 +91,16 @@ export interface Stoppable {
 
 export async function startRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
   const log = options.log ?? createLogger(config.log);
+  // Everything the relay keeps is for its own eyes: a restore, a copy or an older release may
+  // have left the database or keys readable by others. Looked at before this start creates
+  // anything, so that only what was found too open is reported.
+  if (existsSync(config.dataDir)) {
+    const perms = tightenDataDir(config.dataDir);
+    if (perms.changed.length) {
+      log.system(`data_dir permissions tightened: ${perms.changed.join(", ")}`);
+    }
+    for (const f of perms.failed) log.system(`data_dir permissions not tightened: ${f}`);
+  }
   const services = await openServices(config, {
     now: options.now,
     dns: options.dns,
@@ -273,13 +284,11 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       },
     });
 
-    // Everything the relay keeps is for its own eyes: a restore, a copy or an older release may
-    // have left the database or keys readable by others.
-    const perms = tightenDataDir(config.dataDir);
-    if (perms.changed.length) {
-      log.system(`data_dir permissions tightened: ${perms.changed.join(", ")}`);
+    // What this start created (under the process umask) is closed too, without a report: it
+    // was never open to anyone.
+    for (const f of tightenDataDir(config.dataDir).failed) {
+      log.system(`data_dir permissions not tightened: ${f}`);
     }
-    for (const f of perms.failed) log.system(`data_dir permissions not tightened: ${f}`);
 
     let reloadHttps = () => Promise.resolve();
     const relay: Relay = {
