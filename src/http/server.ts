@@ -85,6 +85,17 @@ export interface HttpServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** Methods the listeners' apps serve; the fetch API refuses TRACE and CONNECT outright. */
+const ALLOW = "GET, HEAD, POST, PUT, DELETE";
+
+/** A JSON error answer written straight to a socket the HTTP server gave up (or never had). */
+function rawJsonError(status: number, reason: string, message: string, allow?: string): string {
+  const body = JSON.stringify({ error: message });
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+    `content-length: ${body.length}\r\n${allow ? `allow: ${allow}\r\n` : ""}` +
+    `connection: close\r\n\r\n${body}`;
+}
+
 const unmapped = (a: string | undefined) => (a ?? "").replace(/^::ffff:(?=\d+\.)/, "");
 
 interface ConnState {
@@ -302,8 +313,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     res.once("close", () => hold(false));
     const request = requestOf(req, abort.signal, hold);
     if (!request) {
-      res.writeHead(400, { "content-type": "text/plain", connection: "close" });
-      res.end("Bad Request\n");
+      // TRACE (and TRACK) the fetch API refuses to build: not allowed here, like any method no
+      // route serves. Otherwise the target or a header is one the fetch API cannot carry.
+      const forbidden = /^(TRACE|TRACK)$/i.test(req.method ?? "");
+      const body = JSON.stringify({ error: forbidden ? "method not allowed" : "bad request" });
+      res.writeHead(forbidden ? 405 : 400, {
+        "content-type": "application/json",
+        "content-length": String(body.length),
+        ...(forbidden ? { allow: ALLOW } : {}),
+        connection: "close",
+      });
+      res.end(body);
       return;
     }
     const info: HttpRequestInfo = {
@@ -325,10 +345,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   server.on("clientError", (err: Error & { code?: string }, socket: net.Socket) => {
     // A request llhttp refuses (smuggling attempts, bad syntax, a head over 16 KiB).
     if (!socket.destroyed && socket.writable) {
-      const status = err.code === "HPE_HEADER_OVERFLOW"
-        ? "431 Request Header Fields Too Large"
-        : "400 Bad Request";
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+      socket.end(
+        err.code === "HPE_HEADER_OVERFLOW"
+          ? rawJsonError(431, "Request Header Fields Too Large", "request header fields too large")
+          : rawJsonError(400, "Bad Request", "bad request"),
+      );
+    } else socket.destroy();
+  });
+  // CONNECT is for proxies; node:http hands it out apart from requests.
+  server.on("connect", (_req: http.IncomingMessage, socket: net.Socket) => {
+    if (!socket.destroyed && socket.writable) {
+      socket.end(rawJsonError(405, "Method Not Allowed", "method not allowed", ALLOW));
     } else socket.destroy();
   });
 

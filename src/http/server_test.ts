@@ -168,6 +168,32 @@ Deno.test("startHttpServer(): malformed requests get 400 or 431 and the connecti
   }
 });
 
+Deno.test("startHttpServer(): TRACE, CONNECT, unknown methods and unusable requests are answered in JSON", async () => {
+  await using server = await startHttpServer({ address: "127.0.0.1:0", app: echoApp() });
+  for (
+    const [raw, status] of [
+      ["TRACE /who HTTP/1.1\r\nHost: x\r\n\r\n", 405],
+      // Methods the parser does not know are refused by it: 400.
+      ["TRACK /who HTTP/1.1\r\nHost: x\r\n\r\n", 400],
+      ["CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n", 405],
+      ["FOO /who HTTP/1.1\r\nHost: x\r\n\r\n", 400],
+      ["GET http://evil.example/who HTTP/1.1\r\nHost: x\r\n\r\n", 400],
+      ["POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400],
+      [`GET /who HTTP/1.1\r\nHost: x\r\nX: ${"a".repeat(20_000)}\r\n\r\n`, 431],
+    ] as const
+  ) {
+    const what = raw.slice(0, raw.indexOf("\r"));
+    const { received } = rawExchange(server.port, raw);
+    const text = await within(10_000, what, received);
+    assert.match(text, new RegExp(`^HTTP/1\\.1 ${status} `), `${what}: ${text.slice(0, 80)}`);
+    const [head, body] = [text.slice(0, text.indexOf("\r\n\r\n")), text.split("\r\n\r\n")[1]];
+    assert.match(head, /\r\ncontent-type: application\/json/i, what);
+    assert.match(head, /\r\nconnection: close/i, what);
+    assert.equal(typeof JSON.parse(body).error, "string", what);
+    if (status === 405) assert.match(head, /\r\nallow: GET, HEAD, POST, PUT, DELETE\r\n/i, what);
+  }
+});
+
 Deno.test("startHttpServer(): a flood of pipelined requests closes the connection; a few are answered in order", async () => {
   const app = echoApp();
   let held = 0;
