@@ -16,7 +16,7 @@ import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { bindServer, limitKey, parseHostPort } from "../net/mod.ts";
+import { bindServer, limitKey, parseHostPort, setTcpReading } from "../net/mod.ts";
 
 export interface TlsPems {
   certPem: string;
@@ -110,19 +110,14 @@ interface ConnState {
   held: boolean;
 }
 
-type TcpHandle = { readStop(): void; readStart(): void };
-
 /**
- * Stops or restarts reading the TCP socket itself. Deno 2.9: pausing a TLSSocket only stops its
- * 'data' events; TLS goes on reading the TCP socket and buffers all a client sends (the mail
- * listeners do the same in src/net/connection.ts). Plain TCP sockets stop with pause().
+ * Stops or restarts reading the TCP socket itself (under TLS, pausing the TLS socket does not:
+ * src/net/tcp_reads.ts). Plain TCP sockets stop with pause().
  */
 function holdTcp(st: ConnState, stop: boolean) {
   if (st.held === stop || st.raw.destroyed) return;
   st.held = stop;
-  const handle = (st.raw as unknown as { _handle?: TcpHandle })._handle;
-  if (stop) handle?.readStop();
-  else handle?.readStart();
+  setTcpReading(st.raw, !stop);
 }
 
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
