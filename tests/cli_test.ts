@@ -161,6 +161,41 @@ Deno.test("tern serve starts, serves /new, answers SIGHUP and stops on SIGTERM",
   });
 });
 
+Deno.test("tern serve stopped by SIGTERM while it is still starting exits 0 and says so", async () => {
+  // A database server that takes the connection and never answers: the start waits on it.
+  using db = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await withConfig(async (_cfg, dir) => {
+    await Deno.writeTextFile(
+      `${dir}/tern.toml`,
+      `domain = "127.0.0.1"\ndata_dir = "${dir}/data"\nstore = "postgres"\n` +
+        `database_url = "postgres://tern:pw@127.0.0.1:${db.addr.port}/tern"\n` +
+        `[listen]\nsmtp = ""\nsubmission = ""\nsubmissions = ""\nimap = ""\nimaps = ""\n` +
+        `http = "127.0.0.1:0"\nhttps = ""\n`,
+    );
+    const p = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts", "serve", "--config", `${dir}/tern.toml`],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(p.stderr).text();
+    // The relay is connecting to its database: in the middle of its start.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const conn = await Promise.race([
+      db.accept(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no database connection within 60 s")), 60_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    p.kill("SIGTERM");
+    const status = await p.status;
+    conn.close();
+    const err = await stderr;
+    assert.equal(status.signal, null, `killed by ${status.signal}: ${err}`);
+    assert.equal(status.code, 0, err);
+    assert.match(err, /SIGTERM received during startup, stopped/);
+  });
+});
+
 Deno.test("tern queue shows, retries and deletes outbound entries", async () => {
   const { openSqliteStore } = await import("../src/store/sqlite/mod.ts");
   await withConfig(async (cfg, dir) => {

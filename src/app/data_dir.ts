@@ -79,7 +79,7 @@ const SMALL_DIRS = new Set(["tls", "acme"]);
  * Tightens the data directory: the directory and its subdirectories to 0700; the database (with
  * its WAL and shared-memory files), keys, certificates and secrets, i.e. every file at the top and
  * in tls/ and acme/, to 0600. Large subdirectories (message bodies) are made 0700 without walking
- * them. Symbolic links are left alone. Returns what changed and what could not be changed.
+ * them. Symbolic links are left alone. Returns what was too open and what could not be changed.
  */
 export function tightenDataDir(dir: string): { changed: string[]; failed: string[] } {
   const changed: string[] = [];
@@ -87,9 +87,11 @@ export function tightenDataDir(dir: string): { changed: string[]; failed: string
   const tighten = (path: string, mode: number) => {
     try {
       const st = lstatSync(path);
-      if (st.isSymbolicLink() || (st.mode & 0o777) === mode) return;
+      const was = st.mode & 0o777;
+      if (st.isSymbolicLink() || was === mode) return;
       chmodSync(path, mode);
-      changed.push(`${path} ${(st.mode & 0o777).toString(8)} -> ${mode.toString(8)}`);
+      // Reported only when it was too open (0400 -> 0600 tightens nothing).
+      if (was & ~mode) changed.push(`${path} ${was.toString(8)} -> ${mode.toString(8)}`);
     } catch (err) {
       failed.push(`${path}: ${(err as Error).message}`);
     }

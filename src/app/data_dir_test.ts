@@ -49,3 +49,17 @@ Deno.test("ensureDataDir() names data_dir when it is a file, and lockDataDir() r
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("tightenDataDir() reports only what was too open", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tern-dd-" });
+  try {
+    await Deno.chmod(dir, 0o700);
+    await Deno.writeTextFile(`${dir}/admin_token`, "x", { mode: 0o400 });
+    await Deno.chmod(`${dir}/admin_token`, 0o400);
+    const r = tightenDataDir(dir);
+    assert.equal(mode(`${dir}/admin_token`), "600");
+    assert.deepEqual(r, { changed: [], failed: [] }, "0400 -> 0600 opened nothing to others");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

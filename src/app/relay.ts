@@ -1,6 +1,7 @@
 // The composition root: opens the store, builds the services, starts every configured listener
 // and background worker, and stops them all again. Two relays can run in one process.
 
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Config, ListenerName } from "../config/mod.ts";
 import { createLogger } from "../log/mod.ts";
@@ -54,6 +55,38 @@ export interface RelayOptions {
   handshakeTimeoutMs?: number;
   /** Login throttling (tests set small limits to see refusals without waiting). */
   loginThrottle?: LoginThrottleOptions;
+  /**
+   * Aborts the start (SIGTERM while the database migrates or connects, for instance): what was
+   * started is stopped again and startRelay rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * `p`, or a rejection as soon as `signal` aborts; what `p` then brings is handed to `discard`.
+ * Steps that cannot be cut short themselves (opening the store) do not hold up a stop.
+ */
+function unlessAborted<T>(
+  p: Promise<T>,
+  signal: AbortSignal | undefined,
+  discard: (value: T) => Promise<void>,
+): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(signal.reason);
+      p.then(discard).catch(() => undefined);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then((v) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(v);
+    }, (err) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(err);
+    });
+  });
 }
 
 export interface Relay {
@@ -90,13 +123,29 @@ export interface Stoppable {
 
 export async function startRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
   const log = options.log ?? createLogger(config.log);
-  const services = await openServices(config, {
-    now: options.now,
-    dns: options.dns,
-    loginThrottle: options.loginThrottle,
-    threaded: true,
-    log,
-  });
+  // Everything the relay keeps is for its own eyes: a restore, a copy or an older release may
+  // have left the database or keys readable by others. Looked at before this start creates
+  // anything, so that only what was found too open is reported.
+  if (existsSync(config.dataDir)) {
+    const perms = tightenDataDir(config.dataDir);
+    if (perms.changed.length) {
+      log.system(`data_dir permissions tightened: ${perms.changed.join(", ")}`);
+    }
+    for (const f of perms.failed) log.system(`data_dir permissions not tightened: ${f}`);
+  }
+  const signal = options.signal;
+  signal?.throwIfAborted();
+  const services = await unlessAborted(
+    openServices(config, {
+      now: options.now,
+      dns: options.dns,
+      loginThrottle: options.loginThrottle,
+      threaded: true,
+      log,
+    }),
+    signal,
+    (s) => s.close(),
+  );
   const stoppables: Stoppable[] = [];
   const stopAll = async () => {
     for (const s of stoppables.reverse()) {
@@ -118,6 +167,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
     if (cluster) {
       await cluster.start();
       stoppables.push(cluster);
+      signal?.throwIfAborted();
       // A setting changed on another instance applies here at once (the timer below catches
       // changes made by the CLI).
       const offSettings = services.bus.subscribeAll((e) => {
@@ -174,6 +224,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       });
     };
     let tls = await loadTls();
+    signal?.throwIfAborted();
     let listenerTls = serverTls(tls);
     const adminToken = config.adminToken || readOrCreateSecret(config.dataDir, "admin_token");
 
@@ -273,13 +324,11 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       },
     });
 
-    // Everything the relay keeps is for its own eyes: a restore, a copy or an older release may
-    // have left the database or keys readable by others.
-    const perms = tightenDataDir(config.dataDir);
-    if (perms.changed.length) {
-      log.system(`data_dir permissions tightened: ${perms.changed.join(", ")}`);
+    // What this start created (under the process umask) is closed too, without a report: it
+    // was never open to anyone.
+    for (const f of tightenDataDir(config.dataDir).failed) {
+      log.system(`data_dir permissions not tightened: ${f}`);
     }
-    for (const f of perms.failed) log.system(`data_dir permissions not tightened: ${f}`);
 
     let reloadHttps = () => Promise.resolve();
     const relay: Relay = {
@@ -305,6 +354,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       close: stopAll,
       [Symbol.asyncDispose]: stopAll,
     };
+    signal?.throwIfAborted();
     const started = await startProtocols({
       relay,
       log,
@@ -323,6 +373,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       stoppables.push({ close: () => acme.stop() });
     }
     Object.assign(relay.addresses, started.addresses);
+    signal?.throwIfAborted();
     return relay;
   } catch (err) {
     await stopAll();

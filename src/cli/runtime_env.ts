@@ -11,6 +11,8 @@
 // connections: 337 MB RSS instead of 390 MB, measured when it was introduced).
 // --expose-gc: for releaseStartupGarbage() below, once, when the relay has started.
 
+import { collectGarbage } from "../gc.ts";
+
 export const V8_FLAGS: readonly string[] = ["--max-semi-space-size=4", "--expose-gc"];
 
 /** Environment for a tern process (`DENO_V8_FLAGS` is read by `deno run`). */
@@ -28,6 +30,5 @@ export const RUNTIME_ENV: Readonly<Record<string, string>> = {
  * plain `deno run`) nothing happens.
  */
 export function releaseStartupGarbage(): void {
-  const gc = (globalThis as { gc?: (options: unknown) => void }).gc;
-  gc?.({ type: "major", execution: "sync", flavor: "last-resort" });
+  collectGarbage();
 }

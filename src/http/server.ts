@@ -16,7 +16,7 @@ import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { bindServer, limitKey, parseHostPort } from "../net/mod.ts";
+import { bindServer, limitKey, parseHostPort, setTcpReading } from "../net/mod.ts";
 
 export interface TlsPems {
   certPem: string;
@@ -73,6 +73,17 @@ const MAX_FIRST_HEAD = 16 * 1024;
  */
 export const MAX_REQUESTS_IN_FLIGHT = 8;
 
+/**
+ * Bytes a connection may send that are neither request body nor counted request heads (which
+ * llhttp caps at 16 KiB): chunk lines (size and extensions) and trailers. Deno's llhttp sets no
+ * limit on chunk extensions: one chunk line could go on for gigabytes, all of it read (and much
+ * of it held). The budget grows with each request and with the body (a body sent in 1-byte
+ * chunks costs 5 bytes of framing per byte).
+ */
+const FRAMING_BYTES_BASE = 64 * 1024;
+const FRAMING_BYTES_PER_REQUEST = 16 * 1024;
+const FRAMING_BYTES_PER_BODY_BYTE = 8;
+
 export interface HttpServer {
   readonly hostname: string;
   readonly port: number;
@@ -83,6 +94,17 @@ export interface HttpServer {
   /** HTTPS: new handshakes use the certificate tls() returns now. */
   reload(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Methods the listeners' apps serve; the fetch API refuses TRACE and CONNECT outright. */
+const ALLOW = "GET, HEAD, POST, PUT, DELETE";
+
+/** A JSON error answer written straight to a socket the HTTP server gave up (or never had). */
+function rawJsonError(status: number, reason: string, message: string, allow?: string): string {
+  const body = JSON.stringify({ error: message });
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+    `content-length: ${body.length}\r\n${allow ? `allow: ${allow}\r\n` : ""}` +
+    `connection: close\r\n\r\n${body}`;
 }
 
 const unmapped = (a: string | undefined) => (a ?? "").replace(/^::ffff:(?=\d+\.)/, "");
@@ -97,21 +119,24 @@ interface ConnState {
   raw: net.Socket;
   /** Whether reading the TCP socket is stopped (holdTcp). */
   held: boolean;
+  /** Bytes handed to the HTTP parser; of these, the body bytes it parsed out. */
+  wireBytes: number;
+  bodyBytes: number;
+  /** Requests whose head was parsed. */
+  requests: number;
+  /** Refused for its framing: nothing more is read. */
+  refused: boolean;
 }
 
-type TcpHandle = { readStop(): void; readStart(): void };
-
 /**
- * Stops or restarts reading the TCP socket itself. Deno 2.9: pausing a TLSSocket only stops its
- * 'data' events; TLS goes on reading the TCP socket and buffers all a client sends (the mail
- * listeners do the same in src/net/connection.ts). Plain TCP sockets stop with pause().
+ * Stops or restarts reading the TCP socket itself (under TLS, pausing the TLS socket does not:
+ * src/net/tcp_reads.ts). Plain TCP sockets stop with pause().
  */
 function holdTcp(st: ConnState, stop: boolean) {
+  if (st.refused) stop = true;
   if (st.held === stop || st.raw.destroyed) return;
   st.held = stop;
-  const handle = (st.raw as unknown as { _handle?: TcpHandle })._handle;
-  if (stop) handle?.readStop();
-  else handle?.readStart();
+  setTcpReading(st.raw, !stop);
 }
 
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
@@ -165,7 +190,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return;
     }
     const key = keyOf(socket);
-    const st: ConnState = { ip, headTimer: undefined, active: 0, raw: socket, held: false };
+    const st: ConnState = {
+      ip,
+      headTimer: undefined,
+      active: 0,
+      raw: socket,
+      held: false,
+      wireBytes: 0,
+      bodyBytes: 0,
+      requests: 0,
+      refused: false,
+    };
     conns.set(key, st);
     sockets.add(socket);
     perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
@@ -189,10 +224,50 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     listener.on("tlsClientError", (_err: Error, socket: net.Socket) => socket.destroy());
   }
 
+  /**
+   * Hands the socket to the HTTP server, counting what its parser is given. Deno's node:http
+   * would otherwise have its parser read the socket's handle natively, out of JavaScript's
+   * sight; marked as taken, the handle is read through 'data' events, which are counted.
+   */
+  const serve = (socket: net.Socket) => {
+    const handle = (socket as unknown as { _handle?: { _consumed?: boolean } })._handle;
+    if (handle) handle._consumed = true;
+    server.emit("connection", socket);
+    const st = conns.get(keyOf(socket));
+    if (!st) return;
+    // Registered after the server's own listener: the parser has taken these bytes (and the
+    // heads and body bytes in them are counted) when this runs.
+    socket.on("data", (chunk: Buffer) => {
+      st.wireBytes += chunk.length;
+      const budget = FRAMING_BYTES_BASE + st.requests * FRAMING_BYTES_PER_REQUEST +
+        st.bodyBytes * FRAMING_BYTES_PER_BODY_BYTE;
+      if (!st.refused && st.wireBytes - st.bodyBytes > budget) refuse(st, socket);
+    });
+  };
+
+  /**
+   * Too much framing: nothing more is read, the request's body fails, and the client is answered
+   * 400 in JSON when no answer has begun (else the connection just ends). The connection is then
+   * half-closed, not closed: closing with unread input would reset it, and the answer with it
+   * (the client would never read it). It is closed after the head deadline.
+   */
+  const refuse = (st: ConnState, socket: net.Socket) => {
+    st.refused = true;
+    const req = latest.get(socket);
+    if (req) failBody.get(req)?.(new Error("request framing too large"));
+    const answerable = st.active === 1 && !latestResponse.get(socket)?.headersSent;
+    if (!answerable) return void socket.destroy();
+    socket.removeAllListeners("data");
+    socket.pause();
+    holdTcp(st, true);
+    socket.end(rawJsonError(400, "Bad Request", "request framing too large"));
+    st.raw.setTimeout(headerTimeoutMs, () => st.raw.destroy());
+  };
+
   /** To the HTTP server, or to the takeover when it claims the first request head. */
   const dispatch = (socket: net.Socket) => {
     const take = options.takeover;
-    if (!take) return void server.emit("connection", socket);
+    if (!take) return serve(socket);
     let buffered = new Uint8Array(0);
     const onData = (chunk: Buffer) => {
       const next = new Uint8Array(buffered.length + chunk.length);
@@ -212,7 +287,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         return;
       }
       socket.unshift(Buffer.from(buffered));
-      server.emit("connection", socket);
+      serve(socket);
       socket.resume();
     };
     socket.on("data", onData);
@@ -238,7 +313,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return new Request(url, {
         method,
         headers,
-        body: hasBody ? bodyStream(req, hold) : undefined,
+        body: hasBody ? bodyStream(req, hold, (fail) => failBody.set(req, fail)) : undefined,
         signal,
         // @ts-ignore: required by the fetch spec for stream bodies, not in every lib typing
         duplex: "half",
@@ -250,6 +325,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
   // The latest request of each connection: only it can still be receiving its body.
   const latest = new WeakMap<net.Socket, http.IncomingMessage>();
+  const latestResponse = new WeakMap<net.Socket, http.ServerResponse>();
+  // How to fail each request's body stream (a refused connection ends it at once).
+  const failBody = new WeakMap<http.IncomingMessage, (err: Error) => void>();
 
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const st = conns.get(keyOf(req.socket));
@@ -264,6 +342,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       clearTimeout(st.headTimer);
       st.headTimer = undefined;
       st.active++;
+      st.requests++;
+      // The parser hands each piece of the body to push(): counted, read by the app or not.
+      const push = req.push;
+      req.push = function (chunk: unknown, encoding?: BufferEncoding) {
+        if (chunk instanceof Uint8Array) st.bodyBytes += chunk.byteLength;
+        return push.call(this, chunk, encoding);
+      };
     }
     res.once("close", () => {
       if (!st) return;
@@ -283,6 +368,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       });
     }
     latest.set(socket, req);
+    latestResponse.set(socket, res);
     handle(req, res).catch(() => res.destroy());
   });
 
@@ -302,8 +388,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     res.once("close", () => hold(false));
     const request = requestOf(req, abort.signal, hold);
     if (!request) {
-      res.writeHead(400, { "content-type": "text/plain", connection: "close" });
-      res.end("Bad Request\n");
+      // TRACE (and TRACK) the fetch API refuses to build: not allowed here, like any method no
+      // route serves. Otherwise the target or a header is one the fetch API cannot carry.
+      const forbidden = /^(TRACE|TRACK)$/i.test(req.method ?? "");
+      const body = JSON.stringify({ error: forbidden ? "method not allowed" : "bad request" });
+      res.writeHead(forbidden ? 405 : 400, {
+        "content-type": "application/json",
+        "content-length": String(body.length),
+        ...(forbidden ? { allow: ALLOW } : {}),
+        connection: "close",
+      });
+      res.end(body);
       return;
     }
     const info: HttpRequestInfo = {
@@ -319,16 +414,27 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     } catch {
       response = new Response("Internal Server Error\n", { status: 500 });
     }
+    // Answered already: the connection was refused for its framing.
+    if (conns.get(keyOf(req.socket))?.refused || res.headersSent) {
+      return void await response.body?.cancel().catch(() => undefined);
+    }
     await writeResponse(req, res, response);
   };
 
   server.on("clientError", (err: Error & { code?: string }, socket: net.Socket) => {
     // A request llhttp refuses (smuggling attempts, bad syntax, a head over 16 KiB).
     if (!socket.destroyed && socket.writable) {
-      const status = err.code === "HPE_HEADER_OVERFLOW"
-        ? "431 Request Header Fields Too Large"
-        : "400 Bad Request";
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+      socket.end(
+        err.code === "HPE_HEADER_OVERFLOW"
+          ? rawJsonError(431, "Request Header Fields Too Large", "request header fields too large")
+          : rawJsonError(400, "Bad Request", "bad request"),
+      );
+    } else socket.destroy();
+  });
+  // CONNECT is for proxies; node:http hands it out apart from requests.
+  server.on("connect", (_req: http.IncomingMessage, socket: net.Socket) => {
+    if (!socket.destroyed && socket.writable) {
+      socket.end(rawJsonError(405, "Method Not Allowed", "method not allowed", ALLOW));
     } else socket.destroy();
   });
 
@@ -382,11 +488,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
 /**
  * The request body as a web stream that reads from the socket only as fast as it is consumed;
- * `hold` is told when reading stops and starts again.
+ * `hold` is told when reading stops and starts again; `onFail` gets a way to fail it.
  */
 function bodyStream(
   req: http.IncomingMessage,
   hold: (stop: boolean) => void,
+  onFail: (fail: (err: Error) => void) => void,
 ): ReadableStream<Uint8Array> {
   // Once the stream has ended, failed or been cancelled, the request's late events (data still
   // buffered after "aborted", an "end" after an error) are dropped: the controller refuses them.
@@ -413,6 +520,7 @@ function bodyStream(
       });
       req.once("error", fail);
       req.once("aborted", () => fail(new Error("request aborted by the client")));
+      onFail(fail);
       req.pause();
       hold(true);
     },

@@ -168,6 +168,88 @@ Deno.test("startHttpServer(): malformed requests get 400 or 431 and the connecti
   }
 });
 
+Deno.test("startHttpServer(): TRACE, CONNECT, unknown methods and unusable requests are answered in JSON", async () => {
+  await using server = await startHttpServer({ address: "127.0.0.1:0", app: echoApp() });
+  for (
+    const [raw, status] of [
+      ["TRACE /who HTTP/1.1\r\nHost: x\r\n\r\n", 405],
+      // Methods the parser does not know are refused by it: 400.
+      ["TRACK /who HTTP/1.1\r\nHost: x\r\n\r\n", 400],
+      ["CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n", 405],
+      ["FOO /who HTTP/1.1\r\nHost: x\r\n\r\n", 400],
+      ["GET http://evil.example/who HTTP/1.1\r\nHost: x\r\n\r\n", 400],
+      ["POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400],
+      [`GET /who HTTP/1.1\r\nHost: x\r\nX: ${"a".repeat(20_000)}\r\n\r\n`, 431],
+    ] as const
+  ) {
+    const what = raw.slice(0, raw.indexOf("\r"));
+    const { received } = rawExchange(server.port, raw);
+    const text = await within(10_000, what, received);
+    assert.match(text, new RegExp(`^HTTP/1\\.1 ${status} `), `${what}: ${text.slice(0, 80)}`);
+    const [head, body] = [text.slice(0, text.indexOf("\r\n\r\n")), text.split("\r\n\r\n")[1]];
+    assert.match(head, /\r\ncontent-type: application\/json/i, what);
+    assert.match(head, /\r\nconnection: close/i, what);
+    assert.equal(typeof JSON.parse(body).error, "string", what);
+    if (status === 405) assert.match(head, /\r\nallow: GET, HEAD, POST, PUT, DELETE\r\n/i, what);
+  }
+});
+
+Deno.test("startHttpServer(): a chunk line with megabytes of extensions is refused early, over HTTP and HTTPS", async () => {
+  const cert = await generateSelfSigned(["localhost", "127.0.0.1"]);
+  for (const secure of [false, true]) {
+    await using server = await startHttpServer({
+      address: "127.0.0.1:0",
+      app: echoApp(),
+      tls: secure ? cert : undefined,
+    });
+    const socket = secure
+      ? tls.connect({ host: "127.0.0.1", port: server.port, rejectUnauthorized: false })
+      : net.connect({ host: "127.0.0.1", port: server.port });
+    let answer = "";
+    let over = false;
+    socket.on("data", (d: Uint8Array) => (answer += new TextDecoder().decode(d)));
+    socket.on("error", () => {});
+    // The server's answer ends with its end of the connection (or the connection just ends).
+    const ended = new Promise<void>((r) => {
+      socket.on("end", () => r(void (over = true)));
+      socket.on("close", () => r(void (over = true)));
+    });
+    await new Promise((r) => socket.once(secure ? "secureConnect" : "connect", r));
+    socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;");
+    // A 10 MB chunk extension, sent until the server has answered (a write the server does not
+    // read on waits for ever: the answer ends the wait).
+    const total = 10 * 1024 * 1024;
+    const piece = "a".repeat(64 * 1024);
+    let written = 0;
+    while (written < total && !over) {
+      await Promise.race([new Promise<void>((r) => socket.write(piece, () => r())), ended]);
+      if (!over) written += piece.length;
+    }
+    const what = secure ? "HTTPS" : "HTTP";
+    await within(30_000, `${what}: answer after the refusal`, ended);
+    socket.destroy();
+    assert.match(answer, /^HTTP\/1\.1 400 /, `${what}: ${answer.slice(0, 80)}`);
+    assert.match(answer, /\r\nconnection: close\r\n/i, what);
+    assert.match(answer, /"error":"request framing too large"/, what);
+    // Refused while the extension was still coming: the client could not send all of it.
+    assert.ok(written < total, `${what}: the server took all ${written} bytes before refusing`);
+  }
+});
+
+Deno.test("startHttpServer(): chunked bodies in small chunks are not framing abuse", async () => {
+  await using server = await startHttpServer({ address: "127.0.0.1:0", app: echoApp() });
+  // 40 000 one-byte chunks: 200 000 bytes of framing for 40 000 of body.
+  const body = "1\r\nx\r\n".repeat(40_000) + "0\r\n\r\n";
+  const { received } = rawExchange(
+    server.port,
+    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+      body,
+  );
+  const text = await within(30_000, "answer", received);
+  assert.match(text, /^HTTP\/1\.1 200 /, text.slice(0, 80));
+  assert.match(text, /\r\n\r\n40000$/);
+});
+
 Deno.test("startHttpServer(): a flood of pipelined requests closes the connection; a few are answered in order", async () => {
   const app = echoApp();
   let held = 0;

@@ -37,6 +37,11 @@ const ID_WINDOW = 2000;
 const MAX_SET_RUNS = 64;
 /** Tombstones per read. */
 const TOMBSTONE_PAGE = 1000;
+/**
+ * Values a SEARCH may hand the store's filter. SQLite takes at most 32 766 per statement (and
+ * PostgreSQL 65 535); a SEARCH that needs more is refused with NO [LIMIT] before any answer.
+ */
+const MAX_FILTER_VALUES = 16_000;
 
 export interface View {
   sel: SelectedMailbox;
@@ -50,6 +55,24 @@ export interface Plan {
 }
 
 const TRUE: Plan = { filter: { kind: "true" }, exact: false };
+
+/** How many values the store's filter gets for `f` (each a statement parameter). */
+function filterValues(f: MessageFilter): number {
+  switch (f.kind) {
+    case "uids":
+      return 2 * f.ranges.length;
+    case "flag":
+    case "compare":
+      return 1;
+    case "not":
+      return filterValues(f.filter);
+    case "and":
+    case "or":
+      return f.filters.reduce((n, x) => n + filterValues(x), 0);
+    default:
+      return 0;
+  }
+}
 
 function setPlan(set: UidSet): Plan {
   if (set.runCount > MAX_SET_RUNS) return TRUE;
@@ -198,6 +221,9 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
   }
 
   const p = plan(cmd.key, view);
+  if (filterValues(p.filter) > MAX_FILTER_VALUES) {
+    throw new ImapNo("Too many search keys", "LIMIT");
+  }
   const needles = bodyNeedles(cmd.key);
   const known = (m: MessageRecord): KnownContext => ({
     seq: sel.seqOf(m.uid),

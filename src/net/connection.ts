@@ -8,6 +8,7 @@ import { TLSSocket } from "node:tls";
 import type { SecureContext } from "node:tls";
 import { DeflateWriter, InflateReader } from "./compression.ts";
 import { normalizeAddress } from "./ip.ts";
+import { setTcpReading } from "./tcp_reads.ts";
 
 /**
  * A line over its limit. The connection has dropped it up to its line feed, so the next read
@@ -222,15 +223,8 @@ export class SocketConnection implements Connection {
     this.#socketPaused = pauseSocket;
     if (pauseSocket) this.#current().pause();
     else this.#current().resume();
-    // Deno 2.9: pausing a TLSSocket only stops its 'data' events; TLS goes on reading the TCP
-    // socket and buffers everything (50 MB sent to a paused socket: +100 MB RSS). Stopping the
-    // TCP handle's reads is what holds the sender back.
-    if (this.#tls) {
-      const tcp = (this.#raw as unknown as { _handle?: { readStop(): void; readStart(): void } })
-        ._handle;
-      if (pauseSocket) tcp?.readStop();
-      else tcp?.readStart();
-    }
+    // Under TLS, pausing stops only the 'data' events: the TCP socket beneath is held itself.
+    if (this.#tls) setTcpReading(this.#raw, !pauseSocket);
   }
 
   /** End of the input (err set when it failed). */

@@ -20,3 +20,4 @@ export type { CertificateInfo, ServerTls, TlsMaterial, TlsVersion } from "./tls.
 export { resolvingFetch } from "./resolving_fetch.ts";
 export type { Resolve } from "./resolving_fetch.ts";
 export { BUSY_MS, loopTurn } from "./loop_turn.ts";
+export { setTcpReading } from "./tcp_reads.ts";

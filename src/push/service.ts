@@ -73,9 +73,20 @@ export class PushService {
     const tokens = await this.#o.store.listPushTokens(accountId, now - TOKEN_LIFETIME_MS);
     // A token with a job already gets no second one (the store knows, whichever instance
     // queued or sends it): one wake-up covers many messages.
-    for (const { token } of tokens) await this.#o.store.enqueuePush({ accountId, token, now });
+    // Each token on its own: a store error for one does not keep the others from their job.
+    let failure: { error: unknown } | null = null;
+    let queued = 0;
+    for (const { token } of tokens) {
+      try {
+        await this.#o.store.enqueuePush({ accountId, token, now });
+        queued++;
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
     // Stopped (or never started): the job waits in the store for the next start.
-    if (tokens.length > 0 && this.#timer) this.kick();
+    if (queued > 0 && this.#timer) this.kick();
+    if (failure) throw failure.error;
   }
 
   kick(): void {
@@ -126,10 +137,19 @@ export class PushService {
       const res = await this.#fetch(this.#o.url(), {
         method: "POST",
         body: job.token,
+        // A followed 301/302 would turn the POST into a GET to wherever the service points:
+        // a redirect is a failure like any other answer but 200 and 410.
+        redirect: "manual",
         signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), stopping]),
       });
       status = res.status;
       await res.body?.cancel();
+      if (status >= 300 && status < 400) {
+        this.#o.log?.info("push service answered a redirect, not followed", {
+          status,
+          location: res.headers.get("location") ?? "",
+        });
+      }
     } catch (err) {
       // Cut short by stop(): the job is due again as it was, for the next start.
       if (stopping.aborted) return await store.reschedulePush(job.id, job.attempt, this.#now());

@@ -234,3 +234,41 @@ Deno.test("jobs queued while stopped are sent by start()", async () => {
   }
   assert.deepEqual(t.posts.map((p) => p.body), ["token-1"]);
 });
+
+Deno.test("a store error for one token does not keep the other tokens from being queued", async () => {
+  await using t = await setup();
+  await t.store.upsertPushToken(t.id, "token-1", t.now());
+  await t.store.upsertPushToken(t.id, "token-2", t.now());
+  await t.store.upsertPushToken(t.id, "token-3", t.now());
+  const enqueue = t.store.enqueuePush.bind(t.store);
+  t.store.enqueuePush = (job) =>
+    job.token === "token-2" ? Promise.reject(new Error("database or disk is full")) : enqueue(job);
+  // The caller still learns of the failure ...
+  await assert.rejects(t.push.notify(t.id), /disk is full/);
+  // ... and every other token got its job, whichever order the store lists them in.
+  assert.equal(await t.store.countPushJobs(), 2);
+  await t.push.runOnce();
+  assert.deepEqual(t.posts.map((p) => p.body).toSorted(), ["token-1", "token-3"]);
+});
+
+Deno.test("a redirect from the push service is not followed: a failure, retried later", async () => {
+  const requests: { method: string; path: string }[] = [];
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    requests.push({ method: req.method, path });
+    if (path === "/notify") {
+      return new Response(null, { status: 302, headers: { location: "/elsewhere" } });
+    }
+    return new Response(null, { status: 200 });
+  });
+  await using t = await setup();
+  t.setUrl(`http://127.0.0.1:${server.addr.port}/notify`);
+  await t.store.upsertPushToken(t.id, "token-1", t.now());
+  await t.push.notify(t.id);
+  await t.push.runOnce();
+  // One POST to the configured URL; nothing was sent to where the redirect pointed.
+  assert.deepEqual(requests, [{ method: "POST", path: "/notify" }]);
+  assert.deepEqual(t.results, [false]);
+  const [job] = await t.store.duePushJobs(t.now() + 8000, 10);
+  assert.equal(job.attempt, 1, "retried as other failures are");
+});

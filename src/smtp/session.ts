@@ -132,13 +132,17 @@ export class SmtpSession {
 
   /** A refused MAIL or RCPT: one debug line (the operator's trail), then the reply. */
   async #refuse(stage: "mail" | "rcpt", reply: SmtpReply) {
+    this.#logRefusal(stage, reply);
+    await this.#error(reply);
+  }
+
+  #logRefusal(stage: "mail" | "rcpt", reply: SmtpReply) {
     this.#opts.log?.debug(`smtp ${stage} refused`, {
       conn: this.#conn.id,
       from: this.#mailFrom ?? "",
       code: reply.code,
       text: reply.text,
     });
-    await this.#error(reply);
   }
 
   #reset() {
@@ -470,6 +474,8 @@ export class SmtpSession {
     if (this.#recipients.length >= this.#opts.maxRecipients) {
       const tooMany = r(452, "4.5.3", "Too many recipients");
       if (this.#overshoot++ >= RCPT_OVERSHOOT) return await this.#refuse("rcpt", tooMany);
+      // Not an error (the client sends the rest in another transaction), but still a refusal.
+      this.#logRefusal("rcpt", tooMany);
       return await this.#send(tooMany);
     }
     const senderRefused = await this.#checkSender();

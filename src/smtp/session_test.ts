@@ -1,6 +1,7 @@
 // The SMTP session state machine against an in-memory connection and a recording backend: every
 // command, sequence error and limit, with no sockets, TLS or relay behind it.
 
+import { createLogger } from "../log/mod.ts";
 import assert from "node:assert/strict";
 import {
   type Connection,
@@ -778,4 +779,21 @@ Deno.test("on port 25 (requireTls), MAIL before STARTTLS is refused with 530 5.7
   assert.match(await h.cmd("MAIL FROM:<a@example.net>"), /^250 /);
   h.conn.end();
   assert.equal(await h.done, "gone");
+});
+
+Deno.test("a 452 too-many-recipients reply leaves the same debug line as other refusals", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger("debug", { write: (l) => lines.push(JSON.parse(l)) });
+  const h = await loggedIn({ log });
+  assert.equal(await h.cmd("MAIL FROM:<alice@example.org>"), "250 2.0.0 OK");
+  for (const r of ["a@example.org", "b@example.org", "c@example.org"]) {
+    assert.equal(await h.cmd(`RCPT TO:<${r}>`), "250 2.0.0 OK");
+  }
+  assert.equal(await h.cmd("RCPT TO:<d@example.org>"), "452 4.5.3 Too many recipients");
+  const refused = lines.filter((l) => l.msg === "smtp rcpt refused");
+  assert.equal(refused.length, 1, JSON.stringify(lines));
+  assert.equal(refused[0].code, 452);
+  assert.equal(refused[0].from, "alice@example.org");
+  h.abort.abort();
+  await h.done;
 });

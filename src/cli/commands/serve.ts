@@ -1,6 +1,6 @@
-// tern serve: runs the relay until SIGTERM/SIGINT; SIGHUP rereads the config (naming changes that
-// need a restart) and reloads certificates. Prints a
-// machine-readable ready line ("tern ready {json}") once every listener is bound. An error that
+// tern serve: runs the relay until SIGTERM/SIGINT (which also stop a start still under way);
+// SIGHUP rereads the config (naming changes that need a restart) and reloads certificates. Prints
+// a machine-readable ready line ("tern ready {json}") once every listener is bound. An error that
 // escapes every handler is reported and the relay keeps serving (process_guard.ts).
 
 import { renderUnicodeCompact } from "uqr";
@@ -23,20 +23,66 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const config = configFrom(values, io);
   // One relay per SQLite data directory; PostgreSQL instances share theirs by design.
   const lock = config.store === "sqlite" ? lockDataDir(config.dataDir) : null;
-  installProcessGuard((kind, err) =>
-    io.err(`tern: ${kind}, the relay keeps serving: ${describeEscaped(err)}`)
-  );
-  const relay = await startRelay(config);
-  releaseStartupGarbage();
-  io.out(
-    `tern ready ${
-      JSON.stringify({ domain: config.mailDomain, listen: relay.addresses, pid: Deno.pid })
-    }`,
-  );
-  if (config.dev && !values["no-banner"]) printDevBanner(relay, io);
-  const code = await waitForSignals(relay, io, () => configFrom(values, io));
-  lock?.close();
-  return code;
+  // From here on SIGTERM and SIGINT stop the relay cleanly, also while it is still starting
+  // (migrating, connecting to its database): the start is abandoned and the lock released.
+  const signals = listenForSignals();
+  try {
+    installProcessGuard((kind, err) =>
+      io.err(`tern: ${kind}, the relay keeps serving: ${describeEscaped(err)}`)
+    );
+    let relay: Relay;
+    try {
+      relay = await startRelay(config, { signal: signals.stop.signal });
+    } catch (err) {
+      if (!signals.stop.signal.aborted) throw err;
+      io.err(`tern: ${signals.received} received during startup, stopped`);
+      return 0;
+    }
+    releaseStartupGarbage();
+    io.out(
+      `tern ready ${
+        JSON.stringify({ domain: config.mailDomain, listen: relay.addresses, pid: Deno.pid })
+      }`,
+    );
+    if (config.dev && !values["no-banner"]) printDevBanner(relay, io);
+    return await serveUntilStopped(relay, io, signals, () => configFrom(values, io));
+  } finally {
+    signals.remove();
+    lock?.close();
+  }
+}
+
+interface Signals {
+  /** Aborted by the first SIGTERM or SIGINT. */
+  stop: AbortController;
+  received: Deno.Signal | null;
+  /** Set once the relay runs; a SIGHUP before then is reported and otherwise ignored. */
+  onHangup: (() => void) | null;
+  remove(): void;
+}
+
+function listenForSignals(): Signals {
+  const signals: Signals = {
+    stop: new AbortController(),
+    received: null,
+    onHangup: null,
+    remove: () => {
+      for (const [s, h] of handlers.splice(0)) Deno.removeSignalListener(s, h);
+    },
+  };
+  const stop = (sig: Deno.Signal) => () => {
+    signals.received ??= sig;
+    signals.stop.abort(new Error(`${sig} received`));
+    // A second SIGTERM or SIGINT ends the process at once, as the system's default does.
+    signals.remove();
+  };
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGTERM", stop("SIGTERM")],
+    ["SIGINT", stop("SIGINT")],
+    ["SIGHUP", () => signals.onHangup?.()],
+  ];
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  return signals;
 }
 
 function printDevBanner(relay: Relay, io: CliIo) {
@@ -83,53 +129,52 @@ function changedKeys(a: object, b: object): string[] {
     .filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k])).sort();
 }
 
-function waitForSignals(
+async function serveUntilStopped(
   relay: Relay,
   io: CliIo,
+  signals: Signals,
   reloadConfig: () => Relay["config"],
 ): Promise<number> {
-  return new Promise((resolve) => {
-    let stopping = false;
-    const stop = (sig: Deno.Signal) => {
-      if (stopping) return;
-      stopping = true;
-      io.err(`tern: ${sig} received, stopping`);
-      for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-      // Listeners stop at once and sessions get the grace; should anything else hang (a request
-      // that never ends), the process still ends shortly after the grace.
-      const deadline = setTimeout(() => {
-        io.err("tern: stop took too long, exiting");
-        resolve(1);
-      }, relay.config.shutdownGraceMs + STOP_MARGIN_MS);
-      relay.close().then(() => resolve(0), (err) => {
-        io.err(`tern: stop failed: ${err}`);
-        resolve(1);
-      }).finally(() => clearTimeout(deadline));
-    };
-    const hup = () => {
-      // The config file is read again and checked; certificates are taken up at once, other
-      // changes are named (they apply at the next start; dynamic settings live in the database).
-      try {
-        const changed = changedKeys(relay.config, reloadConfig());
-        io.err(
-          changed.length
-            ? `tern: SIGHUP: config changed (${changed.join(", ")}): restart to apply`
-            : "tern: SIGHUP: config unchanged",
-        );
-      } catch (err) {
-        io.err(`tern: SIGHUP: config not reloaded: ${(err as Error).message}`);
-      }
-      relay.reloadTls().then(
-        () => io.err("tern: SIGHUP: certificates reloaded"),
-        (err) =>
-          io.err(`tern: SIGHUP: reload failed, keeping the old certificates: ${err.message}`),
+  signals.onHangup = () => {
+    // The config file is read again and checked; certificates are taken up at once, other
+    // changes are named (they apply at the next start; dynamic settings live in the database).
+    try {
+      const changed = changedKeys(relay.config, reloadConfig());
+      io.err(
+        changed.length
+          ? `tern: SIGHUP: config changed (${changed.join(", ")}): restart to apply`
+          : "tern: SIGHUP: config unchanged",
       );
-    };
-    const handlers: [Deno.Signal, () => void][] = [
-      ["SIGTERM", () => stop("SIGTERM")],
-      ["SIGINT", () => stop("SIGINT")],
-      ["SIGHUP", hup],
-    ];
-    for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+    } catch (err) {
+      io.err(`tern: SIGHUP: config not reloaded: ${(err as Error).message}`);
+    }
+    relay.reloadTls().then(
+      () => io.err("tern: SIGHUP: certificates reloaded"),
+      (err) => io.err(`tern: SIGHUP: reload failed, keeping the old certificates: ${err.message}`),
+    );
+  };
+  const stop = signals.stop.signal;
+  if (!stop.aborted) {
+    await new Promise<void>((resolve) => stop.addEventListener("abort", () => resolve()));
+  }
+  signals.onHangup = null;
+  io.err(`tern: ${signals.received} received, stopping`);
+  // Listeners stop at once and sessions get the grace; should anything else hang (a request
+  // that never ends), the process still ends shortly after the grace.
+  let deadline: ReturnType<typeof setTimeout> | undefined;
+  const tooLong = new Promise<number>((resolve) => {
+    deadline = setTimeout(() => {
+      io.err("tern: stop took too long, exiting");
+      resolve(1);
+    }, relay.config.shutdownGraceMs + STOP_MARGIN_MS);
   });
+  const closed = relay.close().then(() => 0, (err) => {
+    io.err(`tern: stop failed: ${err}`);
+    return 1;
+  });
+  try {
+    return await Promise.race([closed, tooLong]);
+  } finally {
+    clearTimeout(deadline);
+  }
 }

@@ -5,8 +5,9 @@
 // one such collection, on that thread (the main thread is not paused). Measured: 375 just-in-time
 // sign-ups, then 12 s idle: relay RSS 127.6-132.6 MB instead of 133.9-137.0 (5 pairs).
 //
-// `gc` is V8's, exposed by --expose-gc (set for the shipped binary and the systemd unit,
-// src/cli/runtime_env.ts); without it (a plain `deno run`) nothing is scheduled.
+// `gc` is V8's (src/gc.ts); without --expose-gc (a plain `deno run`) nothing is scheduled.
+
+import { collectGarbage, exposedGc, type Gc } from "../../gc.ts";
 
 export interface IdleCollector {
   /** Work arrived: the idle wait starts again, and a collection is owed after it. */
@@ -15,17 +16,12 @@ export interface IdleCollector {
   stop(): void;
 }
 
-type Gc = (options: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void;
-
-export function idleCollector(
-  idleMs: number,
-  gc: Gc | null = (globalThis as { gc?: Gc }).gc ?? null,
-): IdleCollector {
+export function idleCollector(idleMs: number, gc: Gc | null = exposedGc()): IdleCollector {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
   const collect = () => {
     timer = undefined;
-    gc!({ type: "major", execution: "sync", flavor: "last-resort" });
+    collectGarbage(gc);
   };
   return {
     touch() {
