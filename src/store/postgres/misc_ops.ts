@@ -252,7 +252,9 @@ export const miscOps = {
         SELECT id FROM added UNION ALL SELECT id FROM waiting`;
       return Number(r.id);
     },
-    () => [],
+    // The account's lock: an instance queueing for the same token at once waits for this
+    // insert and then finds it (without it, both found none and the phone was woken twice).
+    (_c, [job]) => [key.account(job.accountId)],
   ),
   duePushJobs: read(async (q, _e, now: number, limit: number) =>
     (await q<PushJobRow[]>`

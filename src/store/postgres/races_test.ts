@@ -102,6 +102,34 @@ pgTest("the device-token limit holds for sessions on two instances at once", asy
   assert.equal((await a.listPushTokens(account.id, 0)).length, 20);
 });
 
+pgTest(
+  "a token's push job is queued once when two instances queue it at once",
+  async (a, b, gate) => {
+    const account = (await a.createAccount({ address: "u@x", passwordHash: "h", now: 1 })).account;
+    await a.setSetting("gate", "0");
+    // Instance a's batch queues the job and then waits for the settings row held here, so its
+    // transaction stays open with the job not yet visible to anyone else.
+    const release = await hold(
+      gate,
+      (tx) => tx`SELECT * FROM settings WHERE key = 'gate' FOR UPDATE`,
+    );
+    const first = a.enqueuePush({ accountId: account.id, token: "t", now: 10 });
+    const gated = a.setSetting("gate", "1");
+    await until("instance a waits for the held row", async () => await waiting(gate) === 1);
+    let secondDone = false;
+    const second = b.enqueuePush({ accountId: account.id, token: "t", now: 11 }).finally(() =>
+      secondDone = true
+    );
+    // Instance b either queued (it did not see a's job) or waits for a's transaction.
+    await until("instance b queued or waits", async () => secondDone || await waiting(gate) === 2);
+    await release();
+    const [idA, idB] = await Promise.all([first, second, gated]);
+    assert.equal(idB, idA, "the second finds the first's job");
+    const [{ n }] = await a.sql<{ n: number }[]>`SELECT count(*) AS n FROM push_jobs`;
+    assert.equal(n, 1, "one job: the phone is woken once");
+  },
+);
+
 Deno.test({
   name: postgresNeed.title("stops the PostgreSQL server of this file"),
   ignore: postgresNeed.ignore,
