@@ -8,6 +8,7 @@ import { type PostgresStore, startPostgresStore } from "./mod.ts";
 import { connect, type Sql } from "./connection.ts";
 import { lockKey } from "./write_batch.ts";
 import { MetadataService } from "../../discovery/metadata.ts";
+import { bytesBody } from "../message_input.ts";
 import { postgresNeed, startPostgres } from "../../../tests/support/postgres.ts";
 
 const server = postgresNeed.ignore ? null : await startPostgres();
@@ -129,6 +130,142 @@ pgTest(
     assert.equal(n, 1, "one job: the phone is woken once");
   },
 );
+
+// What was checked and found right (the account's lock and one-statement decisions), kept
+// as tests: each makes the two instances overlap many times.
+
+pgTest(
+  "the first login of one address on two instances at once makes one account",
+  async (a, b) => {
+    for (let i = 0; i < 20; i++) {
+      const address = `new${i}@x`;
+      const made = await Promise.all(
+        [a, b, a, b].map((s, j) => s.createAccount({ address, passwordHash: `h${j}`, now: 1 })),
+      );
+      assert.equal(made.filter((m) => m.created).length, 1, "one creation");
+      assert.equal(new Set(made.map((m) => m.account.id)).size, 1, "the same account for all");
+      // The losers see the winner's password: a login with another one fails, not a second account.
+      const winner = made.find((m) => m.created)!.account.passwordHash;
+      assert.ok(made.every((m) => m.account.passwordHash === winner));
+      const inboxes = await a.listMailboxes(made[0].account.id);
+      assert.deepEqual(inboxes.map((m) => m.name), ["INBOX"]);
+    }
+  },
+);
+
+pgTest(
+  "deliveries, appends and removals on two instances keep UIDs, modseqs and counters exact",
+  async (a, b) => {
+    const account = (await a.createAccount({ address: "u@x", passwordHash: "h", now: 1 })).account;
+    const size = 100;
+    const quota = 10 * size;
+    const inbox = (await a.getMailbox(account.id, "INBOX"))!;
+    const body = () => bytesBody(new Uint8Array(size).fill(65));
+    const stored: { uid: number; modSeq: number }[] = [];
+    const removed: number[] = [];
+    const attempt = async (s: PostgresStore, i: number) => {
+      if (i % 2) {
+        const [o] = await s.deliver({
+          body: body(),
+          internalDate: i,
+          targets: [{ accountId: account.id, mailboxName: "INBOX" }],
+          defaultQuotaBytes: quota,
+        });
+        if (o.ok) stored.push({ uid: o.uid, modSeq: o.modSeq });
+        else assert.equal(o.code, "quota_exceeded");
+      } else {
+        const r = await s.append({
+          body: body(),
+          accountId: account.id,
+          mailboxName: "INBOX",
+          flags: [],
+          internalDate: i,
+          defaultQuotaBytes: quota,
+        }).catch((err) => {
+          assert.match(String(err), /quota/);
+          return null;
+        });
+        if (r) stored.push({ uid: r.uid, modSeq: r.modSeq });
+      }
+      // Now and then the other instance makes room: the two lowest UIDs it finds.
+      if (i % 5 === 0) {
+        const other = s === a ? b : a;
+        const uids = (await other.listMessages(inbox.id, { afterUid: 0, limit: 2 })).map((m) =>
+          m.uid
+        );
+        removed.push(...await other.removeMessages(inbox.id, uids));
+      }
+    };
+    const all = [];
+    for (let i = 0; i < 60; i++) all.push(attempt(a, i), attempt(b, i));
+    await Promise.all(all);
+    // Every message stored got a UID of its own, in the order of the mailbox's modseq.
+    const uids = stored.map((m) => m.uid).sort((x, y) => x - y);
+    assert.deepEqual(uids, Array.from({ length: uids.length }, (_, i) => i + 1), "no UID twice");
+    const byUid = stored.toSorted((x, y) => x.uid - y.uid).map((m) => m.modSeq);
+    assert.ok(byUid.every((m, i) => i === 0 || m > byUid[i - 1]), "modseq rises with the UID");
+    assert.equal(new Set(removed).size, removed.length, "no message removed twice");
+    // The counters are the messages there, and within the quota.
+    const left = await a.listMessages(inbox.id);
+    assert.equal(left.length, stored.length - removed.length);
+    const box = (await b.getMailbox(account.id, "INBOX"))!;
+    assert.equal(box.messages, left.length);
+    assert.equal(box.sizeBytes, left.length * size);
+    assert.equal(await b.usedBytes(account.id), left.length * size);
+    assert.ok(left.length * size <= quota);
+    assert.equal(box.uidNext, uids.length + 1);
+    const modSeqs = [...stored.map((m) => m.modSeq)];
+    assert.ok(box.highestModSeq >= Math.max(...modSeqs));
+    assert.equal(new Set(modSeqs).size, modSeqs.length, "no modseq twice");
+  },
+);
+
+pgTest(
+  "two instances delivering into the last room of a quota store one message",
+  async (a, b, gate) => {
+    const account = (await a.createAccount({ address: "u@x", passwordHash: "h", now: 1 })).account;
+    const inbox = (await a.getMailbox(account.id, "INBOX"))!;
+    const deliver = (s: PostgresStore) =>
+      s.deliver({
+        body: bytesBody(new Uint8Array(100)),
+        internalDate: 1,
+        targets: [{ accountId: account.id, mailboxName: "INBOX" }],
+        defaultQuotaBytes: 1000,
+      });
+    for (let i = 0; i < 9; i++) assert.equal((await deliver(a))[0].ok, true);
+    // The mailbox row held: both deliveries have begun (what they read of the account's use is
+    // read by then, were nothing to order them) when both wait.
+    const release = await hold(
+      gate,
+      (tx) => tx`SELECT 1 FROM mailboxes WHERE id = ${inbox.id} FOR UPDATE`,
+    );
+    const both = [deliver(a), deliver(b)];
+    await until("both instances wait", async () => await waiting(gate) === 2);
+    await release();
+    const outcomes = (await Promise.all(both)).flat();
+    assert.deepEqual(outcomes.map((o) => o.ok).toSorted(), [false, true]);
+    assert.equal(await a.usedBytes(account.id), 1000);
+    assert.equal((await b.getMailbox(account.id, "INBOX"))!.messages, 10);
+  },
+);
+
+pgTest("two instances claiming push jobs at once each take different jobs", async (a, b) => {
+  const account = (await a.createAccount({ address: "u@x", passwordHash: "h", now: 1 })).account;
+  for (let i = 0; i < 60; i++) {
+    await a.enqueuePush({ accountId: account.id, token: `t${i}`, now: 10 });
+  }
+  const claimed: number[] = [];
+  const drain = async (s: PostgresStore) => {
+    for (;;) {
+      const jobs = await s.claimPushJobs(100, 3, 60_000);
+      if (jobs.length === 0) return;
+      claimed.push(...jobs.map((j) => j.id));
+    }
+  };
+  await Promise.all([drain(a), drain(b), drain(a), drain(b)]);
+  assert.equal(claimed.length, 60, "each job once");
+  assert.equal(new Set(claimed).size, 60);
+});
 
 Deno.test({
   name: postgresNeed.title("stops the PostgreSQL server of this file"),
