@@ -131,6 +131,94 @@ pgTest(
   },
 );
 
+pgTest(
+  "the last two copies of a message removed on two instances at once free its body",
+  async (a, b, gate) => {
+    const ids: number[] = [];
+    for (const address of ["x@x", "y@x"]) {
+      ids.push((await a.createAccount({ address, passwordHash: "h", now: 1 })).account.id);
+    }
+    // One delivery to both: one body, two messages.
+    const out = await a.deliver({
+      body: bytesBody(new TextEncoder().encode("Subject: hi\r\n\r\nhello\r\n")),
+      internalDate: 1,
+      targets: ids.map((accountId) => ({ accountId, mailboxName: "INBOX" })),
+      defaultQuotaBytes: 1e9,
+    });
+    const [{ n: bodies }] = await a.sql<{ n: number }[]>`SELECT count(*) AS n FROM bodies`;
+    assert.equal(bodies, 1);
+    for (const k of ["gate a", "gate b"]) await a.setSetting(k, "0");
+    // Each instance's batch removes its copy and then waits for a held settings row: both
+    // removals are in open transactions at once.
+    const release = await hold(
+      gate,
+      (tx) => tx`SELECT 1 FROM settings WHERE key IN ('gate a', 'gate b') FOR UPDATE`,
+    );
+    const mailboxOf = (i: number) => (out[i] as { mailboxId: number }).mailboxId;
+    const uidOf = (i: number) => (out[i] as { uid: number }).uid;
+    const work = [
+      a.removeMessages(mailboxOf(0), [uidOf(0)]),
+      a.setSetting("gate a", "1"),
+      b.removeMessages(mailboxOf(1), [uidOf(1)]),
+      b.setSetting("gate b", "1"),
+    ];
+    await until("both instances wait", async () => await waiting(gate) === 2);
+    await release();
+    await Promise.all(work);
+    const [{ n }] = await a.sql<{ n: number }[]>`SELECT count(*) AS n FROM bodies`;
+    assert.equal(n, 0, "the body nothing references any more is gone");
+  },
+);
+
+pgTest(
+  "two bodies sharing a blob removed on two instances at once free the blob",
+  async (a, b, gate) => {
+    const ids: number[] = [];
+    for (const address of ["x@x", "y@x"]) {
+      ids.push((await a.createAccount({ address, passwordHash: "h", now: 1 })).account.id);
+    }
+    // A large body (a blob), stored twice (two bodies on one blob), as a submission is for its
+    // local copy and its queue entry.
+    const spool = a.createSpool();
+    await spool.write(new Uint8Array(400_000).fill(66));
+    const body = await spool.finish();
+    const stored = [];
+    for (const accountId of ids) {
+      stored.push(
+        await a.append({
+          accountId,
+          mailboxName: "INBOX",
+          body,
+          flags: [],
+          internalDate: 1,
+          defaultQuotaBytes: 1e9,
+        }),
+      );
+    }
+    await spool.discard();
+    const blobs = async () =>
+      (await a.sql<{ freed: boolean }[]>`SELECT freed_at IS NOT NULL AS freed FROM blobs`)
+        .map((r) => r.freed);
+    assert.deepEqual(await blobs(), [false]);
+    for (const k of ["gate a", "gate b"]) await a.setSetting(k, "0");
+    const release = await hold(
+      gate,
+      (tx) => tx`SELECT 1 FROM settings WHERE key IN ('gate a', 'gate b') FOR UPDATE`,
+    );
+    const work = [
+      a.removeMessages(stored[0].mailboxId, [stored[0].uid]),
+      a.setSetting("gate a", "1"),
+      b.removeMessages(stored[1].mailboxId, [stored[1].uid]),
+      b.setSetting("gate b", "1"),
+    ];
+    await until("both instances wait", async () => await waiting(gate) === 2);
+    await release();
+    await Promise.all(work);
+    // Marked freed: the sweep deletes it after the readers' grace (never, unmarked).
+    assert.deepEqual(await blobs(), [true]);
+  },
+);
+
 // What was checked and found right (the account's lock and one-statement decisions), kept
 // as tests: each makes the two instances overlap many times.
 
