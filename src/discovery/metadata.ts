@@ -38,8 +38,6 @@ export interface MetadataOptions {
 export class MetadataService {
   #o: MetadataOptions;
   #now: () => number;
-  /** Per account, the end of the token change in progress: one at a time keeps the limit. */
-  #changing = new Map<number, Promise<unknown>>();
 
   constructor(options: MetadataOptions) {
     this.#o = options;
@@ -88,29 +86,14 @@ export class MetadataService {
     if (token === "" || /\s/.test(token)) return "PERMISSIONDENIED";
     if (CONTROL.test(token)) return "BADVALUE";
     if (new TextEncoder().encode(token).length > MAX_TOKEN_BYTES) return "MAXSIZE";
-    // Sessions of one account setting tokens at once would each count the same tokens and all
-    // add theirs past the limit: their count-then-add runs one after another.
-    const before = this.#changing.get(accountId);
-    const done = (async () => {
-      await before?.catch(() => {});
-      return await this.#add(accountId, token);
-    })();
-    this.#changing.set(accountId, done);
-    try {
-      return await done;
-    } finally {
-      if (this.#changing.get(accountId) === done) this.#changing.delete(accountId);
-    }
-  }
-
-  async #add(accountId: number, token: string): Promise<MetadataError | null> {
+    // The store counts and adds in one step: sessions on this and other instances setting
+    // tokens at once cannot together pass the limit.
     const now = this.#now();
-    const existing = await this.#o.store.listPushTokens(accountId, now - TOKEN_LIFETIME_MS);
-    if (existing.length >= MAX_TOKENS && !existing.some((t) => t.token === token)) {
-      return "TOOMANY";
-    }
-    await this.#o.store.upsertPushToken(accountId, token, now);
-    return null;
+    const added = await this.#o.store.upsertPushToken(accountId, token, now, {
+      max: MAX_TOKENS,
+      notBefore: now - TOKEN_LIFETIME_MS,
+    });
+    return added ? null : "TOOMANY";
   }
 
   #server(key: string): string | null {

@@ -364,6 +364,25 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal((await s.duePushJobs(40, 10))[0].attempt, 1);
   });
 
+  test("a push token limit counts the live tokens and lets known ones be refreshed", async (s) => {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const limit = { max: 2, notBefore: 15 };
+    assert.equal(await s.upsertPushToken(a.id, "old", 10), true);
+    assert.equal(await s.upsertPushToken(a.id, "t1", 20, limit), true);
+    assert.equal(
+      await s.upsertPushToken(a.id, "t2", 20, limit),
+      true,
+      "an expired one is no count",
+    );
+    assert.equal(await s.upsertPushToken(a.id, "t3", 30, limit), false);
+    assert.equal(await s.upsertPushToken(a.id, "old", 30, limit), false, "expired: counts as new");
+    assert.equal(await s.upsertPushToken(a.id, "t1", 30, limit), true, "refreshed");
+    assert.deepEqual(
+      (await s.listPushTokens(a.id, 0)).map((t) => [t.token, t.updatedAt]),
+      [["old", 10], ["t1", 30], ["t2", 20]],
+    );
+  });
+
   test("push jobs are claimed by one caller at a time, for a lease", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const j1 = await s.enqueuePush({ accountId: a.id, token: "tok1", now: 100 });

@@ -567,7 +567,18 @@ export interface PushStore {
     accountId: number,
     notBefore: number,
   ): Promise<{ token: string; updatedAt: number }[]>;
-  upsertPushToken(accountId: number, token: string, now: number): Promise<void>;
+  /**
+   * Adds the token or refreshes its time. With `limit`: refused (false, nothing written) when
+   * the account has `max` tokens updated since `notBefore` and this token is not one of them;
+   * the count and the insert are one step, so sessions on several instances cannot together
+   * pass the limit. True when written.
+   */
+  upsertPushToken(
+    accountId: number,
+    token: string,
+    now: number,
+    limit?: { max: number; notBefore: number },
+  ): Promise<boolean>;
   removePushToken(accountId: number, token: string): Promise<void>;
   removePushTokens(accountId: number): Promise<void>;
   expirePushTokens(before: number): Promise<number>;

@@ -82,6 +82,15 @@ export async function insertBody(
 export async function freeBodies(q: Q, ids: Iterable<number>, now: number): Promise<number> {
   const list = [...new Set(ids)];
   if (list.length === 0) return 0;
+  // Two instances removing the last two references at once (the copies of one message in two
+  // accounts, or its queue entry and a copy: several bodies may share a blob) would each still
+  // see the other's and neither free it; the blob of a large body would then stay for good
+  // (the sweep only deletes blobs marked freed). The rows are locked first, in id order (bodies,
+  // then blobs, so callers never wait for each other in a circle), and the check below runs
+  // after the other transaction committed, in a statement of its own that sees its changes.
+  await q`SELECT 1 FROM bodies WHERE id = ANY(${list}::bigint[]) ORDER BY id FOR UPDATE`;
+  await q`SELECT 1 FROM blobs WHERE id IN (
+    SELECT blob_id FROM bodies WHERE id = ANY(${list}::bigint[])) ORDER BY id FOR UPDATE`;
   const [r] = await q<{ n: number }[]>`
     WITH gone AS (
       DELETE FROM bodies b WHERE b.id = ANY(${list}::bigint[])

@@ -199,10 +199,26 @@ export const miscOps = {
       .map((r) => ({ token: r.token, updatedAt: r.updated_at }))
   ),
   upsertPushToken: write(
-    async (q, _e, accountId: number, token: string, now: number) => {
+    async (
+      q,
+      _e,
+      accountId: number,
+      token: string,
+      now: number,
+      limit?: { max: number; notBefore: number },
+    ) => {
+      // Counted under the account's lock (the key below), which every other change of the
+      // account's tokens takes too: instances adding tokens at once count one after another.
+      if (limit) {
+        const [r] = await q<{ live: number; known: number }[]>`
+          SELECT count(*) AS live, count(*) FILTER (WHERE token = ${token}) AS known
+          FROM push_tokens WHERE account_id = ${accountId} AND updated_at >= ${limit.notBefore}`;
+        if (r.known === 0 && r.live >= limit.max) return false;
+      }
       await q`INSERT INTO push_tokens (account_id, token, updated_at)
         VALUES (${accountId}, ${token}, ${now})
         ON CONFLICT (account_id, token) DO UPDATE SET updated_at = excluded.updated_at`;
+      return true;
     },
     (_c, [accountId]) => [key.account(accountId)],
   ),
@@ -236,7 +252,9 @@ export const miscOps = {
         SELECT id FROM added UNION ALL SELECT id FROM waiting`;
       return Number(r.id);
     },
-    () => [],
+    // The account's lock: an instance queueing for the same token at once waits for this
+    // insert and then finds it (without it, both found none and the phone was woken twice).
+    (_c, [job]) => [key.account(job.accountId)],
   ),
   duePushJobs: read(async (q, _e, now: number, limit: number) =>
     (await q<PushJobRow[]>`

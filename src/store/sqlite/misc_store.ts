@@ -179,15 +179,27 @@ export function miscStore({ db }: OpEnv): Misc {
         accountId,
         notBefore,
       ).map((r) => ({ token: r.token, updatedAt: r.updated_at })),
-    upsertPushToken(accountId, token, now) {
-      db.run(
-        `INSERT INTO push_tokens (account_id, token, updated_at) VALUES (?, ?, ?)
-         ON CONFLICT(account_id, token) DO UPDATE SET updated_at = excluded.updated_at`,
-        accountId,
-        token,
-        now,
-      );
-    },
+    upsertPushToken: (accountId, token, now, limit) =>
+      db.tx(() => {
+        if (limit) {
+          const r = db.get<{ live: number; known: number }>(
+            `SELECT count(*) AS live, count(*) FILTER (WHERE token = ?) AS known
+             FROM push_tokens WHERE account_id = ? AND updated_at >= ?`,
+            token,
+            accountId,
+            limit.notBefore,
+          )!;
+          if (r.known === 0 && r.live >= limit.max) return false;
+        }
+        db.run(
+          `INSERT INTO push_tokens (account_id, token, updated_at) VALUES (?, ?, ?)
+           ON CONFLICT(account_id, token) DO UPDATE SET updated_at = excluded.updated_at`,
+          accountId,
+          token,
+          now,
+        );
+        return true;
+      }),
     removePushToken(accountId, token) {
       db.run("DELETE FROM push_tokens WHERE account_id = ? AND token = ?", accountId, token);
     },
