@@ -265,7 +265,7 @@ export function readAllAt(fd: number, into: Uint8Array, position: number): void 
   let done = 0;
   while (done < into.length) {
     const n = readSync(fd, into, done, into.length - done, position + done);
-    if (n === 0) throw new Error("A body segment is shorter than its bodies");
+    if (n === 0) throw new Error("the body file is shorter than its record");
     done += n;
   }
 }
