@@ -1,10 +1,11 @@
 // A body file removed or cut short under a running relay (an operator's rm, a file system that
 // lost a file's tail): a FETCH serves every intact message and ends NO [SERVERBUG] for the
 // damaged ones, never an OK that silently leaves a message out, never a cut literal; the session
-// and others go on.
+// and others go on. tern doctor names the damaged files.
 
 import assert from "node:assert/strict";
-import { createAccount, withRelay } from "./support/relay.ts";
+import { createAccount, NO_DNS, withRelay } from "./support/relay.ts";
+import { runDoctor } from "../src/app/doctor.ts";
 import { WireClient } from "./support/wire_client.ts";
 
 const enc = new TextEncoder();
@@ -54,10 +55,28 @@ Deno.test("FETCH of messages whose body files were removed or cut: NO for them, 
       );
     const byIndex = new Map<number, string>();
     for (const n of large) byIndex.set(await whose(n), n);
+    const doctor = async () =>
+      (await runDoctor(t.relay.config, { dns: NO_DNS })).find((c) => c.name === "body files")!;
+    const healthy = await doctor();
+    assert.equal(healthy.level, "OK", healthy.detail);
+    assert.match(healthy.detail, /^4 body files, all whole$/);
     await Deno.remove(`${bodies}/${byIndex.get(2)}`);
     await Deno.truncate(`${bodies}/${byIndex.get(3)}`, 100_000);
     // The segment keeps its first body whole and loses the second's tail.
     await Deno.truncate(`${bodies}/${segment}`, enc.encode(sent[1]).length + 100);
+
+    const damaged = await doctor();
+    assert.equal(damaged.level, "FAIL");
+    assert.match(damaged.detail, new RegExp(`${byIndex.get(2)} is missing \\(1 message\\)`));
+    assert.match(
+      damaged.detail,
+      new RegExp(`${byIndex.get(3)} is cut short \\(100000 of \\d+ bytes, 1 message\\)`),
+    );
+    assert.match(
+      damaged.detail,
+      new RegExp(`${segment} is cut short \\(\\d+ of \\d+ bytes, 2 messages\\)`),
+    );
+    assert.match(damaged.detail, /^3 of 4 body files are damaged: /);
 
     assert.match((await c.cmd("s", "SELECT INBOX")).status, /^OK/);
     const all = await c.cmd("f", "FETCH 1:* (UID BODY.PEEK[])", 30_000, true);
