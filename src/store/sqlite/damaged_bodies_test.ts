@@ -75,3 +75,42 @@ Deno.test("a body whose file was removed or cut short is refused by name; others
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the bodies directory removed under a running store is made again by the next write", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tern-damaged-" });
+  const s = await startSqliteStore(`${dir}/t.db`, { tinyBytes: 0 });
+  try {
+    const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
+    const put = async (bytes: Uint8Array, spooled: boolean) => {
+      const spool = s.createSpool();
+      try {
+        if (spooled) await spool.write(bytes);
+        const r = await s.append({
+          accountId: a.id,
+          mailboxName: "INBOX",
+          body: spooled ? await spool.finish() : bytesBody(bytes),
+          flags: [],
+          internalDate: 1,
+          defaultQuotaBytes: 1e9,
+        });
+        const [m] = await s.getMessages(r.mailboxId, [r.uid]);
+        return m.bodyId;
+      } finally {
+        await spool.discard();
+      }
+    };
+    await put(pattern(SEGMENT_MIN + 100, 1), false);
+    // An operator's clean-up takes the spool directory, or the whole bodies directory.
+    await Deno.remove(`${dir}/bodies/tmp`, { recursive: true });
+    const spooled = await put(pattern(300_000, 2), true);
+    assert.deepEqual(await s.readBody(spooled), pattern(300_000, 2));
+    await Deno.remove(`${dir}/bodies`, { recursive: true });
+    const segment = await put(pattern(SEGMENT_MIN + 300, 3), false);
+    const large = await put(pattern(200_000, 4), true);
+    assert.deepEqual(await s.readBody(segment), pattern(SEGMENT_MIN + 300, 3));
+    assert.deepEqual(await s.readBody(large), pattern(200_000, 4));
+  } finally {
+    await s.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
