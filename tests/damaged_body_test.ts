@@ -49,10 +49,10 @@ Deno.test("FETCH of messages whose body files were removed or cut: NO for them, 
     assert.equal(large.length, 3);
     assert.ok(segment, "the mid-sized bodies share a segment");
     // Which large file is whose: by content.
-    const whose = async (n: string) =>
-      sent.findIndex((m) =>
-        new TextDecoder().decode(Deno.readFileSync(`${bodies}/${n}`)).endsWith(m.slice(-200))
-      );
+    const whose = async (n: string) => {
+      const text = new TextDecoder().decode(await Deno.readFile(`${bodies}/${n}`));
+      return sent.findIndex((m) => text.endsWith(m.slice(-200)));
+    };
     const byIndex = new Map<number, string>();
     for (const n of large) byIndex.set(await whose(n), n);
     const doctor = async () =>
