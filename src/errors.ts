@@ -44,3 +44,13 @@ export function isStorageFull(err: unknown): boolean {
   return /disk is full|database or disk is full|SQLITE_FULL|ENOSPC|EDQUOT|EROFS|readonly|read-only|No space left/i
     .test(text);
 }
+
+/**
+ * A storage failure that means another process holds the database's lock (SQLite's SQLITE_BUSY
+ * after its busy timeout, e.g. an operator's open write transaction): temporary for the client.
+ */
+export function isStorageBusy(err: unknown): boolean {
+  const e = err as { errcode?: unknown; message?: unknown };
+  return (typeof e?.errcode === "number" && (e.errcode & 0xff) === 5) ||
+    /database is locked|SQLITE_BUSY/i.test(String(e?.message ?? err));
+}

@@ -1,13 +1,16 @@
 // tern doctor: checks what an operator gets wrong (DNS records, listeners, certificate, disk
-// space) and says how to fix each. Every check is OK, WARN or FAIL with its reason.
+// space, damaged body files) and says how to fix each. Every check is OK, WARN or FAIL with its
+// reason.
 
 import { join } from "node:path";
-import { statfsSync } from "node:fs";
+import { existsSync, statfsSync } from "node:fs";
 import * as net from "node:net";
 import type { Config } from "../config/mod.ts";
 import { describeCertificate, loadTlsMaterial, parseHostPort } from "../net/mod.ts";
 import { DKIM_SELECTOR, dkimDnsRecord, type DnsResolver, sendSmtp } from "../federation/mod.ts";
 import { dkimKey } from "./federation.ts";
+import { databasePath } from "./data_dir.ts";
+import { checkBodyFiles } from "../store/sqlite/body_check.ts";
 
 export type Level = "OK" | "WARN" | "FAIL";
 
@@ -227,6 +230,34 @@ function diskCheck(config: Config): Check {
   }
 }
 
+/** Every body file the database points into exists and is whole (SQLite store). */
+function bodyFilesCheck(config: Config): Check | null {
+  const db = databasePath(config.dataDir);
+  if (config.store !== "sqlite" || !existsSync(db)) return null;
+  const name = "body files";
+  try {
+    const r = checkBodyFiles(db, join(config.dataDir, "bodies"));
+    if (!r.problems.length) {
+      return { name, level: "OK", detail: `${r.files} body files, all whole` };
+    }
+    const n = (k: number) => `${k} message${k === 1 ? "" : "s"}`;
+    const each = r.problems.map((p) =>
+      p.problem === "missing"
+        ? `${p.name} is missing (${n(p.messages)})`
+        : `${p.name} is cut short (${p.haveBytes} of ${p.needBytes} bytes, ${n(p.messages)})`
+    );
+    return {
+      name,
+      level: "FAIL",
+      detail: `${r.problems.length} of ${r.files} body files are damaged: ${
+        each.join(", ")
+      }; their messages cannot be read: restore data_dir/bodies from a backup`,
+    };
+  } catch (err) {
+    return { name, level: "FAIL", detail: `${db}: ${(err as Error).message}` };
+  }
+}
+
 /**
  * The path other relays take: MX → port 25 → STARTTLS with a certificate valid for the MX host,
  * then a test transaction whose recipient this relay must refuse (nothing is delivered).
@@ -315,5 +346,7 @@ export async function runDoctor(
   checks.push(...await listenerChecks(config));
   checks.push(await certificateCheck(config, options.now ?? Date.now()));
   checks.push(diskCheck(config));
+  const bodies = bodyFilesCheck(config);
+  if (bodies) checks.push(bodies);
   return checks;
 }

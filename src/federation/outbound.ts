@@ -536,12 +536,22 @@ export class OutboundService {
 
   /** The top of a queued message for a bounce (its header block; never the whole body). */
   async #bounceOriginal(entry: QueueEntry): Promise<Uint8Array | null> {
-    const opened = await this.#openMessage(entry);
-    if (!opened) return null;
     try {
-      return await readPrefix(opened.message, BOUNCE_HEADER_MAX);
-    } finally {
-      await opened.close();
+      const opened = await this.#openMessage(entry);
+      if (!opened) return null;
+      try {
+        return await readPrefix(opened.message, BOUNCE_HEADER_MAX);
+      } finally {
+        await opened.close();
+      }
+    } catch (err) {
+      // A body that cannot be read (a damaged body file, the store away): the sender still
+      // learns of the failure, from a bounce without the original's header.
+      this.#o.log?.error("bounce: the queued message cannot be read", {
+        queueId: entry.id,
+        error: String(err),
+      });
+      return null;
     }
   }
 

@@ -207,6 +207,24 @@ Deno.test("OutboundService: an entry expires on a timer with a bounce, not at a 
   });
 });
 
+Deno.test("OutboundService: a message whose stored body cannot be read still bounces at its expiry", async () => {
+  await withOutbound({}, { lifetimeMs: 300, now: Date.now }, async (h) => {
+    // A body file removed or cut short under the relay: every read of it fails.
+    h.store.openBody = (id) =>
+      Promise.reject(new Error(`Cannot read body ${id}: its file 0123 is missing`));
+    await h.store.enqueue({
+      sender: "alice@[127.0.0.1]",
+      body: bytesBody(enc.encode("Subject: x\r\n\r\nbody\r\n")),
+      recipients: ["a@[127.0.0.6]"],
+      now: Date.now(),
+    });
+    h.outbound.start();
+    await waitFor("the bounce", () => h.bounces.length === 1, 5000);
+    assert.match(h.bounces[0].text, /Status: 4\.4\.7/);
+    assert.equal(await h.store.countQueued(), 0);
+  });
+});
+
 Deno.test("OutboundService: delivered mail is counted with its latency", async () => {
   const peer = await httpsPeer({ tls: cert, host: "127.0.0.5", script: ok200 });
   const metrics = createRelayMetrics();

@@ -127,6 +127,8 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
   // body is at most 128 KiB, so the session's queue stays under its 256 KiB self-flush) keeps a
   // client that reads slowly from making the session hold the whole result.
   let unflushed = 0;
+  /** Messages whose stored body could not be read (a damaged body file): the FETCH ends NO. */
+  let unreadable = 0;
   for await (let records of batches) {
     // Reading a body sets \Seen (RFC 9051 §6.4.5); such messages show their new FLAGS.
     let nowSeen: Set<number> | null = null;
@@ -154,18 +156,29 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
     for (const [i, rec] of records.entries()) {
       const seq = sel.seqOf(rec.uid);
       if (seq === 0) continue;
-      const src = await bodies.open(records, i);
-      if (!src) continue;
+      // Nothing of a message is written before its body has been opened and its pieces
+      // rendered, so one that fails there is left out alone and the others are still served.
+      const src = await bodies.open(records, i).catch((err) => unreadableBody(ctx, rec, err));
+      if (!src) {
+        if (src === false) unreadable++;
+        continue;
+      }
       try {
         const shown = nowSeen?.has(rec.uid) && !showsFlags
           ? [...items, { kind: "FLAGS" } as FetchItem]
           : items;
         const parts: FetchPiece[] = [];
-        for (const item of shown) {
-          if (parts.length) parts.push(" ");
-          for (const p of await renderFetchItem(item, rec, src, sel.flagsOf(rec.uid, rec.flags))) {
-            parts.push(p);
+        try {
+          for (const item of shown) {
+            if (parts.length) parts.push(" ");
+            const flags = sel.flagsOf(rec.uid, rec.flags);
+            for (const p of await renderFetchItem(item, rec, src, flags)) parts.push(p);
           }
+        } catch (err) {
+          if (err instanceof ImapNo) throw err;
+          unreadableBody(ctx, rec, err);
+          unreadable++;
+          continue;
         }
         if (showsFlags || shown !== items) {
           for (const l of sel.announce(rec.flags)) ctx.out(l + "\r\n");
@@ -190,6 +203,22 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
       await ctx.breathe();
     }
   }
+  if (unreadable) {
+    throw new ImapNo(
+      `Internal error: ${unreadable} message${unreadable > 1 ? "s" : ""} could not be read`,
+      "SERVERBUG",
+    );
+  }
+}
+
+/** Logs a message whose body cannot be read; false marks it for the FETCH's NO. */
+function unreadableBody(ctx: SessionContext, rec: MessageRecord, err: unknown): false {
+  ctx.log?.error("fetch: a stored body cannot be read", {
+    uid: rec.uid,
+    body: rec.bodyId,
+    error: String(err),
+  });
+  return false;
 }
 
 /** Records rendered between two looks at the clock: a few hundred microseconds of work. */

@@ -11,7 +11,7 @@ import {
   loopTurn,
 } from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { isRelayError, isStorageFull } from "../errors.ts";
+import { isRelayError, isStorageBusy, isStorageFull } from "../errors.ts";
 import type { AppendUpload, ImapBackend, ImapServerConfig, ImapUser } from "./backend.ts";
 import type { Command } from "./types.ts";
 import { type AppendSink, LiteralTooLargeError, readCommand } from "./command_reader.ts";
@@ -449,6 +449,10 @@ export class ImapSession implements SessionContext {
         this.log?.error("storage full or read-only", { command: cmd.name, error: String(e) });
         tagged =
           `${cmd.tag} NO [SERVERBUG] Not enough disk space on the server, try again later\r\n`;
+      } else if (isStorageBusy(e)) {
+        // As Dovecot on a lock timeout: someone else holds the store; nothing was changed.
+        this.log?.error("storage busy", { command: cmd.name, error: String(e) });
+        tagged = `${cmd.tag} NO [INUSE] The mail store is busy, try again later\r\n`;
       } else {
         this.log?.error("imap command failed", { command: cmd.name, error: String(e) });
         tagged = `${cmd.tag} NO [SERVERBUG] Internal error\r\n`;

@@ -421,7 +421,10 @@ export interface MailboxStore {
   ): Promise<MessageRecord[]>;
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
   changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges>;
-  /** Ranged reader of a stored message; null when the body does not exist. */
+  /**
+   * Ranged reader of a stored message; null when the body does not exist (freed meanwhile).
+   * Rejects when it exists but cannot be read whole (a body file removed or cut short).
+   */
   openBody(bodyId: number): Promise<BodyReader | null>;
   /**
    * The whole bytes of those given bodies that are small (stored inline), read in one round

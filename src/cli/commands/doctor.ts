@@ -1,5 +1,5 @@
-// tern doctor: DNS records, listeners, certificate and disk space, each OK/WARN/FAIL with how to
-// fix it. Exits 1 when a check fails.
+// tern doctor: DNS records, listeners, certificate, disk space and body files, each
+// OK/WARN/FAIL with how to fix it. Exits 1 when a check fails.
 
 import { runDoctor } from "../../app/doctor.ts";
 import { systemResolver } from "../../federation/mod.ts";

@@ -220,7 +220,14 @@ export function smallBodies(
       if (!d) continue;
       let bytes = d.data;
       if (d.name !== null) {
-        const whole = readSegmentBody(bodiesDir!, d.name, d.data, d.file_offset, r.size);
+        let whole: Uint8Array | null;
+        try {
+          whole = readSegmentBody(bodiesDir!, d.name, d.data, d.file_offset, r.size);
+        } catch {
+          // A damaged segment (cut short): left out, so that only this body fails, in the
+          // caller's openBody, and the intact ones of the batch are still served.
+          continue;
+        }
         if (!whole) continue; // gone (compacted or freed meanwhile): the caller opens it instead
         bytes = whole;
       }

@@ -26,6 +26,9 @@ const WAL_LIMIT_BYTES = 8 * 1024 * 1024;
 /** Each WAL frame is one page after a header of this many bytes (sqlite.org/fileformat.html). */
 const WAL_FRAME_HEADER_BYTES = 24;
 
+/** How long a write waits for a lock another process holds (an operator's sqlite3 shell). */
+export const BUSY_TIMEOUT_MS = 10_000;
+
 export class Db {
   readonly raw: DatabaseSync;
   readonly path: string;
@@ -51,7 +54,7 @@ export class Db {
     this.readOnly = options.readOnly ?? false;
     this.raw = new DatabaseSync(path, { readOnly: this.readOnly });
     this.raw.exec(`PRAGMA cache_size = -${CACHE_KIB}`);
-    this.raw.exec("PRAGMA busy_timeout = 10000");
+    this.setBusyTimeout(BUSY_TIMEOUT_MS);
     // Pages stay SQLite's default 4 KiB. Larger pages for new databases were measured (issue 21;
     // scripts/bench_store.ts, 9 alternating runs, and `deno task bench --only submit`, 6 pairs;
     // medians): 16 KiB cut the system calls per 100 KB delivery from ~90 to ~50 but not the
@@ -150,6 +153,11 @@ export class Db {
       this.#inTx = false;
       if (this.raw.isTransaction) this.raw.exec("COMMIT");
     }
+  }
+
+  /** How long a statement waits for another connection's lock before SQLITE_BUSY. */
+  setBusyTimeout(ms: number): void {
+    this.raw.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(ms))}`);
   }
 
   begin(): void {

@@ -3,7 +3,8 @@
 // COMMIT, so one fsync for all); each operation runs inside its own SAVEPOINT, so one that fails
 // is rolled back alone and the others still commit. A failed COMMIT fails them all.
 
-import { Db } from "./db.ts";
+import { BUSY_TIMEOUT_MS, Db } from "./db.ts";
+import { isStorageBusy } from "../../errors.ts";
 import type { Migration } from "./migrations.ts";
 import { TxFiles } from "./body_files.ts";
 import type { OpEnv } from "./env.ts";
@@ -18,6 +19,9 @@ import { bodyData, bodyRow, smallBodies } from "./bodies.ts";
 import { toWire, type WireError } from "./wire_error.ts";
 import { snapshotInto } from "./backup.ts";
 import { ADDING, isFullError, lowSpaceError, SpaceGuard } from "./space_guard.ts";
+
+/** The busy timeout of batches after one found the write lock held (runBatch). */
+const BUSY_AGAIN_MS = 500;
 
 export interface EngineOptions {
   /** Directory of body files (data_dir/bodies); null keeps every body inline. */
@@ -117,6 +121,8 @@ export class Engine {
   readonly deferSync: boolean;
   #now = 0;
   #wal: Deno.FsFile | null = null;
+  /** The last batch found the write lock held by another process (runBatch). */
+  #busy = false;
 
   constructor(path: string, options: EngineOptions, migrate?: (db: Db) => void) {
     this.db = new Db(path, {
@@ -161,15 +167,24 @@ export class Engine {
   runBatch(ops: OpCall[]): BatchOutcome {
     const guard = this.guard;
     guard?.recover();
+    // While another process holds the write lock, each batch would wait the whole busy timeout
+    // in turn and the writes queued behind it longer still: after one batch found the lock
+    // held, the next ones wait only briefly, until one gets the lock again.
     let run = this.#runBatch(ops);
     if (guard && run.full) {
       const freed = guard.onFull();
       if (freed && run.whole) run = this.#runBatch(ops);
     }
+    if (run.busy !== this.#busy) {
+      this.#busy = run.busy;
+      this.db.setBusyTimeout(run.busy ? BUSY_AGAIN_MS : BUSY_TIMEOUT_MS);
+    }
     return { results: run.results, lowSpace: guard?.low ?? false };
   }
 
-  #runBatch(ops: OpCall[]): { results: OpResult[]; full: boolean; whole: boolean } {
+  #runBatch(
+    ops: OpCall[],
+  ): { results: OpResult[]; full: boolean; whole: boolean; busy: boolean } {
     const { db, files } = this;
     const low = this.guard?.low ?? false;
     let full = false;
@@ -179,6 +194,7 @@ export class Engine {
         results: ops.map((): OpResult => ({ ok: false, error: toWire(err) })),
         full,
         whole: true,
+        busy: false,
       };
     };
     const changesBefore = this.#totalChanges();
@@ -186,7 +202,7 @@ export class Engine {
       db.begin();
     } catch (err) {
       db.rollback();
-      return failAll(err);
+      return { ...failAll(err), busy: isStorageBusy(err) };
     }
     const results: OpResult[] = [];
     for (const op of ops) {
@@ -234,7 +250,7 @@ export class Engine {
     files?.afterCommit(keep);
     // After a big change (a mass expunge, an account deleted) SQLite's spare memory goes back.
     if (this.#totalChanges() - changesBefore > BIG_CHANGE) db.shrinkMemory();
-    return { results, full, whole: false };
+    return { results, full, whole: false, busy: false };
   }
 
   /**

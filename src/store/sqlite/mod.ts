@@ -303,17 +303,40 @@ function buildStore(
         if (!data) return null;
         if (row.file === null) return new MemoryBodyReader(data, row.structure);
         if (!bodiesDir) throw new Error("A body file without a bodies directory");
-        // The same file gone twice: the body was freed (its message expunged meanwhile).
-        if (row.file === lastFile) return null;
+        // The row read again still names the file found missing: not a free racing this read
+        // (a freed body's row goes in the commit before its file is unlinked) but a lost file.
+        if (row.file === lastFile) {
+          throw new Error(`Cannot read body ${bodyId}: its file ${row.file} is missing`);
+        }
         if (row.size <= INLINE_LIMIT) {
           // A segment body is read whole at once, as an inline one is (no file stays open).
-          const bytes = readSegmentBody(bodiesDir, row.file, data, row.fileOffset, row.size);
+          let bytes;
+          try {
+            bytes = readSegmentBody(bodiesDir, row.file, data, row.fileOffset, row.size);
+          } catch (err) {
+            throw new Error(`Cannot read body ${bodyId}: ${(err as Error).message}`, {
+              cause: err,
+            });
+          }
           if (bytes) return new MemoryBodyReader(bytes, row.structure);
           lastFile = row.file;
           continue;
         }
         try {
           const file = await Deno.open(join(bodiesDir, row.file), { read: true });
+          // A file cut short is refused here, before a FETCH promises its bytes in a literal
+          // that could then not be finished.
+          const end = row.fileOffset + row.size - data.length;
+          const { size } = await file.stat().catch((err) => {
+            file.close();
+            throw err;
+          });
+          if (size < end) {
+            file.close();
+            throw new Error(
+              `Cannot read body ${bodyId}: its file ${row.file} is shorter than its record (${size} of ${end} bytes)`,
+            );
+          }
           return new FileBodyReader(data, file, row.fileOffset, row.size, row.structure);
         } catch (err) {
           if (!(err instanceof Deno.errors.NotFound)) throw err;

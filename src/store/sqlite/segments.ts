@@ -25,9 +25,9 @@
 // backup copies files. A reader that opened the old file keeps reading it; one that read the old
 // row and opens after the unlink reads the row again (mod.ts openBody).
 
-import { closeSync, fdatasyncSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import type { Db } from "./db.ts";
-import { newBodyFileName, type TxFiles } from "./body_files.ts";
+import { ensureBodyDirs, newBodyFileName, type TxFiles } from "./body_files.ts";
 import { isFullError } from "./space_guard.ts";
 
 /** In-memory bodies of at least this many bytes go to a segment. */
@@ -85,6 +85,9 @@ export class Segments {
    */
   append(db: Db, files: TxFiles, parts: Uint8Array[], now: number, lane = NEW): SegmentPlace {
     if ((this.#cur[lane]?.end ?? 0) >= this.max) this.#retire(lane);
+    // Unlinked under the writer (an operator removed the bodies directory): a body appended to
+    // it would be acknowledged and gone. A new segment is started in a directory made again.
+    if (this.#cur[lane] && fstatSync(this.#cur[lane]!.fd).nlink === 0) this.#retire(lane);
     let cur = this.#cur[lane];
     if (!cur) {
       try {
@@ -120,7 +123,14 @@ export class Segments {
 
   #start(db: Db, files: TxFiles, now: number, lane: number): Current {
     const name = newBodyFileName();
-    const fd = openSync(files.path(name), "wx", 0o600);
+    let fd: number;
+    try {
+      fd = openSync(files.path(name), "wx", 0o600);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "ENOENT") throw err;
+      ensureBodyDirs(files.dir);
+      fd = openSync(files.path(name), "wx", 0o600);
+    }
     // From here the file is the transaction's: a rollback unlinks it (TxFiles.undoTo calls
     // forget() below), the commit makes its directory entry durable.
     files.created(name);
@@ -164,7 +174,12 @@ export class Segments {
 
   /** Before COMMIT: every byte the transaction appended is on the disk. */
   beforeCommit(): void {
-    for (const fd of this.#unsynced) fdatasyncSync(fd);
+    for (const fd of this.#unsynced) {
+      fdatasyncSync(fd);
+      if (fstatSync(fd).nlink === 0) {
+        throw new Error("A body segment was removed before its commit: the bodies are not stored");
+      }
+    }
     this.#unsynced.clear();
     this.#closeRetired();
   }
@@ -265,7 +280,7 @@ export function readAllAt(fd: number, into: Uint8Array, position: number): void 
   let done = 0;
   while (done < into.length) {
     const n = readSync(fd, into, done, into.length - done, position + done);
-    if (n === 0) throw new Error("A body segment is shorter than its bodies");
+    if (n === 0) throw new Error("the body file is shorter than its record");
     done += n;
   }
 }

@@ -5,7 +5,16 @@
 // writes that delete or change in place (EXPUNGE, retention, flags, logins) go on in the space
 // the reserve left. Once the file system has room again the reserve is re-made and the mode ends.
 
-import { closeSync, fsyncSync, openSync, statfsSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  statfsSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 
 /** Store functions refused in low-space mode: they add data. */
@@ -114,13 +123,18 @@ export class SpaceGuard {
     return this.#remove();
   }
 
-  /** In low-space mode, now and then: is there room again (for the reserve and some more)? */
+  /**
+   * Now and then: in low-space mode, is there room again (for the reserve and some more)?
+   * Otherwise, is the reserve still there (an operator may have removed the bodies directory)?
+   */
   recover(): void {
-    if (!this.#low || Date.now() - this.#checked < CHECK_MS) return;
+    if (Date.now() - this.#checked < CHECK_MS) return;
     this.#checked = Date.now();
+    if (!this.#low && existsSync(this.path)) return;
     try {
       const s = statfsSync(this.#dir);
       if (s.bavail * s.bsize < 2 * this.#size() + (1 << 20)) return;
+      mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
     } catch {
       return;
     }

@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import type { BodySpool, SpooledBody } from "../types.ts";
 import { INLINE_LIMIT } from "./bodies.ts";
-import { newBodyFileName, tmpDirOf } from "./body_files.ts";
+import { ensureBodyDirs, newBodyFileName, tmpDirOf } from "./body_files.ts";
 import { SlabPool } from "./slab_pool.ts";
 
 /** A spool error message callers recognise as "no space" (app/smtp_backend.ts: ENOSPC). */
@@ -108,11 +108,18 @@ export class SqliteSpool implements BodySpool {
     if (!this.#file) {
       if (this.#lowSpace()) throw spoolError(new Error("ENOSPC: the store is short of space"));
       this.#name = newBodyFileName();
-      try {
-        this.#file = await Deno.open(join(tmpDirOf(this.#dir!), this.#name), {
+      const open = () =>
+        Deno.open(join(tmpDirOf(this.#dir!), this.#name!), {
           write: true,
           createNew: true,
           mode: 0o600,
+        });
+      try {
+        this.#file = await open().catch(async (err) => {
+          // The spool directory removed under the relay (an operator's clean-up): made again.
+          if (!(err instanceof Deno.errors.NotFound)) throw err;
+          ensureBodyDirs(this.#dir!);
+          return await open();
         });
       } catch (err) {
         this.#name = null;
