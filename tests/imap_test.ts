@@ -476,6 +476,28 @@ Deno.test("IMAP IDLE: every session wakes at once on delivery, flags and expunge
   });
 });
 
+Deno.test("IMAP IDLE: a quiet IDLE says * OK Still here at the notify interval, then still wakes and ends", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    const s = await session(t, b);
+    await s.cmd("SELECT INBOX");
+    const tag = s.nextTag();
+    await s.send(`${tag} IDLE\r\n`);
+    assert.match(await next(s), /^\+ /);
+    // Nothing happened: the keepalive, again and again (a vanished phone's session ends at the
+    // first write TCP cannot deliver, not at the 31-minute idle limit).
+    assert.equal(await next(s), "* OK Still here");
+    assert.equal(await next(s), "* OK Still here");
+    await append(t, b.address, NESTED);
+    let line = await next(s);
+    while (line === "* OK Still here") line = await next(s);
+    assert.equal(line, "* 1 EXISTS");
+    await s.send("DONE\r\n");
+    assert.ok((await s.collect(tag)).ok);
+    s.close();
+  }, { relay: { imapIdleNotifyMs: 300 } });
+});
+
 Deno.test("IMAP QRESYNC: VANISHED (EARLIER) and changed flags on SELECT", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");

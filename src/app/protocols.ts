@@ -25,6 +25,8 @@ export interface ProtocolContext {
   tls: () => ServerTls;
   /** Implicit-TLS handshake deadline (tests shorten it). */
   handshakeTimeoutMs?: number;
+  /** IMAP IDLE's `* OK Still here` interval (default 2 min; tests shorten it). */
+  imapIdleNotifyMs?: number;
   fetch: typeof fetch;
   now: () => number;
   /** The relay's metrics (the outbound worker counts into them too). */
@@ -323,6 +325,7 @@ async function startMailListeners(
         hostname: config.hostname,
         maxMessageBytes: config.limits.maxMessageBytes,
         onIdle: (d) => metrics.imapIdleSessions.inc(undefined, d),
+        idleNotifyMs: ctx.imapIdleNotifyMs,
       },
       maxConnections: config.limits.maxConnections,
       maxConnectionsPerIp: config.limits.maxConnectionsPerIp,

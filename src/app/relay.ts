@@ -53,6 +53,8 @@ export interface RelayOptions {
   acmeCaCerts?: string[];
   /** How long an implicit-TLS client may take to finish its handshake (default 30 s). */
   handshakeTimeoutMs?: number;
+  /** IMAP IDLE's `* OK Still here` interval (default 2 min, as Dovecot). */
+  imapIdleNotifyMs?: number;
   /** Login throttling (tests set small limits to see refusals without waiting). */
   loginThrottle?: LoginThrottleOptions;
   /**
@@ -360,6 +362,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       log,
       tls: () => listenerTls,
       handshakeTimeoutMs: options.handshakeTimeoutMs,
+      imapIdleNotifyMs: options.imapIdleNotifyMs,
       fetch: httpFetch ?? fetch,
       now: options.now ?? Date.now,
       metrics,

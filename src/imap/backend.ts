@@ -126,6 +126,12 @@ export interface ImapServerConfig {
   startTlsAvailable: boolean;
   /** IDLE and other commands end after this much inactivity (RFC 9051: at least 30 min). */
   idleTimeoutMs?: number;
+  /**
+   * In IDLE, `* OK Still here` after this much quiet (Dovecot's imap_idle_notify_interval,
+   * 2 min). A phone gone without FIN or RST then shows: the unanswered write ends the session
+   * within TCP's retransmission limit instead of at the idle limit; NATs keep the flow alive.
+   */
+  idleNotifyMs?: number;
   /** Not-authenticated sessions time out sooner. */
   loginTimeoutMs?: number;
   /** +1 when a session enters IDLE, -1 when it leaves (metrics). */

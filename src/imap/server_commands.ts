@@ -268,8 +268,17 @@ async function idleUntilDone(
   // One reaction on the pending read for the whole IDLE (racing `done` itself anew after each
   // wake-up would add one every time).
   const line = done.then((l) => ({ line: l }));
+  const notifyMs = ctx.config.idleNotifyMs ?? 120_000;
   while (true) {
-    const woke = await Promise.race([line, ctx.changed().then(() => null)]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const quiet = new Promise<"quiet">((r) => (timer = setTimeout(() => r("quiet"), notifyMs)));
+    const woke = await Promise.race([line, ctx.changed().then(() => null), quiet]);
+    clearTimeout(timer);
+    if (woke === "quiet") {
+      ctx.out("* OK Still here\r\n");
+      await ctx.flush();
+      continue;
+    }
     if (woke === null) {
       await ctx.sync(true);
       await ctx.flush();
