@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import tls from "node:tls";
+import zlib from "node:zlib";
 import { startTern, type TernProcess } from "./support/tern_process.ts";
 import { WireClient } from "./support/wire_client.ts";
 import { CutConn, type CutStyle } from "./support/cut_conn.ts";
@@ -112,22 +113,33 @@ async function assertHealthy(tern: TernProcess, fdBase: number, what: string) {
  */
 function zeroWindowClient(
   tern: TernProcess,
+  login: string,
   commands: string,
-  stopAt: RegExp,
+  compress: boolean,
 ): Promise<{ raw: net.Socket; localPort: number }> {
   return new Promise((resolve, reject) => {
     const raw = net.connect({ host: "127.0.0.1", port: tern.port("imaps") }, () => {
       const t = tls.connect({ socket: raw, ca: tern.caPem, servername: "localhost" }, () => {
-        t.write(commands);
+        t.write(login + (compress ? "z COMPRESS DEFLATE\r\n" : commands));
       });
       let seen = "";
-      const onData = (d: Uint8Array) => {
-        seen = (seen + new TextDecoder().decode(d.subarray(0, 512))).slice(-4096);
-        if (!stopAt.test(seen)) return;
+      const stop = () => {
         t.off("data", onData);
         raw.pause();
         (raw as unknown as { _handle?: { readStop(): void } })._handle?.readStop();
         resolve({ raw, localPort: raw.localPort! });
+      };
+      const onData = (d: Uint8Array) => {
+        seen = (seen + new TextDecoder().decode(d.subarray(0, 512))).slice(-4096);
+        if (!compress && /\* 1 FETCH \(BODY\[\] \{/.test(seen)) stop();
+        if (compress && /^z OK/m.test(seen)) {
+          // From here the commands go deflated; what comes back is never read.
+          const z = zlib.deflateRawSync(enc.encode(commands), {
+            finishFlush: zlib.constants.Z_SYNC_FLUSH,
+          });
+          t.write(z);
+          stop();
+        }
       };
       t.on("data", onData);
       t.on("error", () => {});
@@ -159,7 +171,8 @@ function sendQueue(pid: number, clientPort: number): number {
 const FILL = { count: 12, bytes: 4 << 20 };
 
 Deno.test({
-  name: "clients that read nothing while FETCH 1:* BODY[] of 48 MB waits: memory stays bounded",
+  name: "clients that read nothing while FETCH 1:* BODY[] of 48 MB waits (with and without " +
+    "COMPRESS): memory stays bounded",
   // The relay is a child process read for the whole test (stopped in finally).
   sanitizeOps: false,
   sanitizeResources: false,
@@ -174,12 +187,9 @@ Deno.test({
       const rssBase = rssBytes(tern.pid);
       const login = `l LOGIN fetcher01@${tern.domain} ${PASSWORD}\r\n`;
       for (let i = 0; i < 4; i++) {
-        const c = await zeroWindowClient(
-          tern,
-          `${login}s SELECT INBOX\r\nf FETCH 1:* BODY[]\r\n`,
-          /\* 1 FETCH \(BODY\[\] \{/,
-        );
-        stalled.push(c);
+        // Two of them with COMPRESS: the deflate stream must wait for the socket too.
+        const commands = "s SELECT INBOX\r\nf FETCH 1:* BODY[]\r\n";
+        stalled.push(await zeroWindowClient(tern, login, commands, i % 2 === 1));
       }
       // Each session is blocked in its write: the kernel holds what it could not send.
       for (const c of stalled) {

@@ -28,9 +28,11 @@ const ARRIVAL_TIMEOUT = 240_000;
 
 /**
  * A bad link: cuts anywhere in a connection's first 1.5 MB (commands, handshakes, a file in
- * transit), stalls, and writes that arrive in two parts. Budgets bound how many cuts a run makes,
- * so Delta Chat's own backoff never pushes it past its deadline.
+ * transit), stalls, and writes that arrive in two parts. One reset rule for both directions, at
+ * most two cuts per proxy: Delta Chat itself waits 50 s before a fourth IMAP connection in quick
+ * succession, and a run must stay well within its deadline.
  */
+const CUT = { chance: 0.5, atBytes: [50, 1_500_000] as [number, number], budget: 2 };
 const flaky = (bytesPerSecond: number): DirectionFaults => ({
   latencyMs: [5, 40],
   bytesPerSecond,
@@ -38,7 +40,7 @@ const flaky = (bytesPerSecond: number): DirectionFaults => ({
   stallMs: [100, 1500],
   splitChance: 0.05,
   splitMs: [5, 300],
-  resets: [{ chance: 0.5, atBytes: [50, 1_500_000], budget: 3 }],
+  resets: [CUT],
 });
 const BAD: Faults = { up: flaky(4_000_000), down: flaky(8_000_000) };
 
