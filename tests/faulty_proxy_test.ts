@@ -91,6 +91,29 @@ Deno.test("faulty proxy: latency, stalls and a bandwidth cap keep every byte in 
   }
 });
 
+Deno.test("faulty proxy: split writes arrive whole and in order", async () => {
+  const echo = await echoServer();
+  const proxy = await FaultyProxy.start({
+    target: { port: echo.port },
+    seed: 11,
+    faults: {
+      up: { splitChance: 0.3, splitMs: [1, 20] },
+      down: { splitChance: 0.3, splitMs: [1, 20] },
+    },
+  });
+  try {
+    const data = randomBytes(1 << 20);
+    const r = await roundTrip(proxy.port, data);
+    assert.equal(r.error, null);
+    assert.deepEqual(r.got, data, "the bytes came back unchanged and in order");
+    assert.ok(proxy.stats.splits > 0, "some writes were split");
+    assert.equal(proxy.resetCount, 0);
+  } finally {
+    await proxy.close();
+    await echo.close();
+  }
+});
+
 Deno.test("faulty proxy: a reset cuts the connection at the drawn byte offset", async () => {
   const echo = await echoServer();
   const proxy = await FaultyProxy.start({

@@ -268,6 +268,40 @@ Deno.test("implicit TLS: a client that never completes its handshake is dropped"
   }
 });
 
+Deno.test("STARTTLS: a client that stalls in its handshake (half a ClientHello) is dropped at the deadline", async () => {
+  const ends: string[] = [];
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "plain",
+    tls: () => tls,
+    handshakeTimeoutMs: 200,
+    onConnection: session,
+    onEnd: (r) => ends.push(r),
+  });
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+    assert.match(await readUntil(c, "\r\n"), /^\* ready/);
+    await c.write(enc.encode("STARTTLS\r\n"));
+    assert.match(await readUntil(c, "\r\n"), /^OK go/);
+    // A TLS record header promising 512 bytes, and 6 of them: then nothing.
+    await c.write(
+      new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]),
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const n = await Promise.race([
+      c.read(new Uint8Array(16)).catch(() => null),
+      new Promise((r) => (timer = setTimeout(() => r("still open after 10 s"), 10_000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(n, null, "the server closed the stalled connection");
+    c.close();
+    while (l.connectionCount > 0) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(ends.length, 1);
+  } finally {
+    await l.close();
+  }
+});
+
 Deno.test(`implicit TLS: serves lines and rejects over-long ones`, async () => {
   const l = await listenTls({});
   try {

@@ -17,6 +17,12 @@ export interface DirectionFaults {
   stallMs?: [number, number];
   /** Resets (RST on both sides) at byte offsets drawn per connection. */
   resets?: ResetRule[];
+  /**
+   * Chance per forwarded piece that only part of it goes out at first (a split drawn at random),
+   * the rest after `splitMs` (uniform in [min, max]): a write the receiver sees in two reads.
+   */
+  splitChance?: number;
+  splitMs?: [number, number];
 }
 
 export interface ResetRule {
@@ -45,6 +51,8 @@ export interface ProxyStats {
   bytesUp: number;
   bytesDown: number;
   stalls: number;
+  /** Pieces delivered in two parts with a pause between. */
+  splits: number;
   /** Resets by direction, with the byte offset of each within its connection's direction. */
   resets: { dir: "up" | "down"; atByte: number }[];
   /** Connections reset by dropAll(). */
@@ -61,6 +69,7 @@ export class FaultyProxy {
     bytesUp: 0,
     bytesDown: 0,
     stalls: 0,
+    splits: 0,
     resets: [],
     dropped: 0,
   };
@@ -232,6 +241,18 @@ export class FaultyProxy {
           if (cut) {
             this.#used.set(cut.rule, (this.#used.get(cut.rule) ?? 0) + 1);
             piece = piece.subarray(0, Math.max(0, cut.at - sent));
+          }
+          if (!cut && piece.length > 1 && f.splitChance && rng.chance(f.splitChance)) {
+            // Part of the write now, the rest after a pause.
+            const at = rng.int(1, piece.length - 1);
+            this.stats.splits++;
+            to.write(piece.subarray(0, at));
+            sent += at;
+            if (dir === "up") this.stats.bytesUp += at;
+            else this.stats.bytesDown += at;
+            piece = piece.subarray(at);
+            await sleep(rng.int(f.splitMs?.[0] ?? 10, f.splitMs?.[1] ?? 200));
+            if (ended()) return;
           }
           sent += piece.length;
           if (dir === "up") this.stats.bytesUp += piece.length;
