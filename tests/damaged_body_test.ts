@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { createAccount, NO_DNS, withRelay } from "./support/relay.ts";
 import { runDoctor } from "../src/app/doctor.ts";
+import { createLogger } from "../src/log/mod.ts";
 import { WireClient } from "./support/wire_client.ts";
 
 const enc = new TextEncoder();
@@ -107,4 +108,50 @@ Deno.test("FETCH of messages whose body files were removed or cut: NO for them, 
     other.close();
     c.close();
   });
+});
+
+/** A relay's error log lines, parsed. */
+function errorLog() {
+  const errors: Record<string, unknown>[] = [];
+  const log = createLogger("info", {
+    write: (l) => {
+      const rec = JSON.parse(l);
+      if (rec.level === "error") errors.push(rec);
+    },
+  });
+  return { errors, log };
+}
+
+Deno.test("FETCH of many messages from a store that fails: one error line with the count, not one per message", async () => {
+  const { errors, log } = errorLog();
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const account = (await t.relay.services.store.getAccount(a.address))!;
+    const mailboxes = t.relay.services.mailboxes;
+    for (let i = 0; i < 120; i++) {
+      await mailboxes.append({
+        accountId: account.id,
+        mailboxName: "INBOX",
+        data: enc.encode(`Subject: ${i}\r\n\r\nbody ${i}\r\n`),
+        flags: [],
+        internalDate: Date.UTC(2026, 0, 1),
+      });
+    }
+    const c = await WireClient.connect(t.addr("imaps").port, { tlsCa: t.caPem });
+    await c.line();
+    assert.match((await c.cmd("l", `LOGIN ${a.address} ${a.password}`)).status, /^OK/);
+    assert.match((await c.cmd("s", "SELECT INBOX")).status, /^OK/);
+    const failing = () => Promise.reject(new Error("disk I/O error"));
+    mailboxes.readSmallBodies = failing;
+    mailboxes.openBody = failing;
+    const f = await c.cmd("f", "FETCH 1:* (BODY.PEEK[])");
+    assert.deepEqual(f.untagged, []);
+    assert.match(f.status, /^NO \[SERVERBUG\] Internal error: 120 messages could not be read$/);
+    assert.equal(errors.length, 1, `${errors.length} error lines`);
+    assert.equal(errors[0].msg, "fetch: stored bodies cannot be read");
+    assert.equal(errors[0].messages, 120);
+    assert.match(String(errors[0].error), /disk I\/O error/);
+    assert.match((await c.cmd("n", "NOOP")).status, /^OK/);
+    c.close();
+  }, { relay: { log } });
 });
