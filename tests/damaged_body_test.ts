@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { createAccount, NO_DNS, withRelay } from "./support/relay.ts";
 import { runDoctor } from "../src/app/doctor.ts";
+import { createLogger } from "../src/log/mod.ts";
 import { WireClient } from "./support/wire_client.ts";
 
 const enc = new TextEncoder();
@@ -107,4 +108,122 @@ Deno.test("FETCH of messages whose body files were removed or cut: NO for them, 
     other.close();
     c.close();
   });
+});
+
+/** A relay's error log lines, parsed. */
+function errorLog() {
+  const errors: Record<string, unknown>[] = [];
+  const log = createLogger("info", {
+    write: (l) => {
+      const rec = JSON.parse(l);
+      if (rec.level === "error") errors.push(rec);
+    },
+  });
+  return { errors, log };
+}
+
+Deno.test("SEARCH BODY/TEXT over a message whose body file was removed: the readable ones are searched and answered, then NO", async () => {
+  const { errors, log } = errorLog();
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const c = await WireClient.connect(t.addr("imaps").port, { tlsCa: t.caPem });
+    await c.line();
+    assert.match((await c.cmd("l", `LOGIN ${a.address} ${a.password}`)).status, /^OK/);
+    // Large bodies, each in a file of its own; the second one's file goes.
+    const sent = [0, 1, 2].map((i) => message(300_000, i));
+    for (const [i, m] of sent.entries()) {
+      await c.write(`a${i} APPEND INBOX {${enc.encode(m).length}+}\r\n${m}\r\n`);
+      assert.match((await c.response(`a${i}`)).status, /^OK/);
+    }
+    const bodies = `${t.dir}/data/bodies`;
+    let removed = false;
+    for await (const e of Deno.readDir(bodies)) {
+      if (!e.isFile || !/^[0-9a-f]{32}$/.test(e.name)) continue;
+      const text = new TextDecoder().decode(await Deno.readFile(`${bodies}/${e.name}`));
+      if (text.endsWith(sent[1].slice(-200))) {
+        await Deno.remove(`${bodies}/${e.name}`);
+        removed = true;
+      }
+    }
+    assert.ok(removed);
+    assert.match((await c.cmd("s", "SELECT INBOX")).status, /^OK/);
+    const unreadable = /^NO \[SERVERBUG\] Internal error: 1 message could not be read$/;
+
+    // Before: an empty "* SEARCH" and NO, the readable messages not searched at all.
+    const all = await c.cmd("b1", "SEARCH BODY zzzz");
+    assert.deepEqual(all.untagged, ["* SEARCH 1 3"]);
+    assert.match(all.status, unreadable);
+    const text = await c.cmd("b2", 'SEARCH TEXT "line 2 0 z"');
+    assert.deepEqual(text.untagged, ["* SEARCH 3"]);
+    assert.match(text.status, unreadable);
+    // Found only in the unreadable message: no match, and never an OK.
+    const none = await c.cmd("b3", 'SEARCH BODY "line 1 0 z"');
+    assert.deepEqual(none.untagged, ["* SEARCH"]);
+    assert.match(none.status, unreadable);
+    // MIN past the unreadable message: that one might have been the lowest.
+    const min = await c.cmd("b4", 'SEARCH RETURN (MIN) BODY "line 2 0 z"');
+    assert.deepEqual(min.untagged, ['* ESEARCH (TAG "b4") MIN 3']);
+    assert.match(min.status, unreadable);
+    // MIN before it: the answer is whole, an OK.
+    const first = await c.cmd("b5", "SEARCH RETURN (MIN) BODY zzzz");
+    assert.deepEqual(first.untagged, ['* ESEARCH (TAG "b5") MIN 1']);
+    assert.match(first.status, /^OK/);
+    // A SAVE that ended NO leaves $ empty.
+    const saved = await c.cmd("b6", "SEARCH RETURN (SAVE) BODY zzzz");
+    assert.deepEqual(saved.untagged, []);
+    assert.match(saved.status, unreadable);
+    const fetched = await c.cmd("b7", "FETCH $ (UID)");
+    assert.deepEqual(fetched.untagged, []);
+    assert.match(fetched.status, /^OK/);
+    // Keys that need no body are answered whole.
+    const flags = await c.cmd("b8", "SEARCH UNSEEN");
+    assert.deepEqual(flags.untagged, ["* SEARCH 1 2 3"]);
+    assert.match(flags.status, /^OK/);
+    // One error line per command that met the message, naming it.
+    assert.equal(errors.length, 5, JSON.stringify(errors));
+    assert.ok(
+      errors.every((e) => e.msg === "search: stored bodies cannot be read" && e.messages === 1),
+    );
+    assert.match(String(errors[0].error), /Cannot read body \d+: its file [0-9a-f]{32} is missing/);
+    c.close();
+  }, { relay: { log } });
+});
+
+Deno.test("FETCH of many messages from a store that fails: one error line with the count, not one per message", async () => {
+  const { errors, log } = errorLog();
+  await withRelay(async (t) => {
+    const a = await createAccount(t, "alice0001");
+    const account = (await t.relay.services.store.getAccount(a.address))!;
+    const mailboxes = t.relay.services.mailboxes;
+    for (let i = 0; i < 120; i++) {
+      await mailboxes.append({
+        accountId: account.id,
+        mailboxName: "INBOX",
+        data: enc.encode(`Subject: ${i}\r\n\r\nbody ${i}\r\n`),
+        flags: [],
+        internalDate: Date.UTC(2026, 0, 1),
+      });
+    }
+    const c = await WireClient.connect(t.addr("imaps").port, { tlsCa: t.caPem });
+    await c.line();
+    assert.match((await c.cmd("l", `LOGIN ${a.address} ${a.password}`)).status, /^OK/);
+    assert.match((await c.cmd("s", "SELECT INBOX")).status, /^OK/);
+    const failing = () => Promise.reject(new Error("disk I/O error"));
+    mailboxes.readSmallBodies = failing;
+    mailboxes.openBody = failing;
+    const f = await c.cmd("f", "FETCH 1:* (BODY.PEEK[])");
+    assert.deepEqual(f.untagged, []);
+    assert.match(f.status, /^NO \[SERVERBUG\] Internal error: 120 messages could not be read$/);
+    assert.equal(errors.length, 1, `${errors.length} error lines`);
+    assert.equal(errors[0].msg, "fetch: stored bodies cannot be read");
+    assert.equal(errors[0].messages, 120);
+    assert.match(String(errors[0].error), /disk I\/O error/);
+    const s = await c.cmd("t", "SEARCH BODY nothing");
+    assert.deepEqual(s.untagged, ["* SEARCH"]);
+    assert.match(s.status, /^NO \[SERVERBUG\] Internal error: 120 messages could not be read$/);
+    assert.equal(errors.length, 2, `${errors.length} error lines`);
+    assert.equal(errors[1].messages, 120);
+    assert.match((await c.cmd("n", "NOOP")).status, /^OK/);
+    c.close();
+  }, { relay: { log } });
 });

@@ -674,7 +674,11 @@ export class OutboundService {
     return null;
   }
 
-  /** Stores the outcomes, bounces what failed, counts. */
+  /**
+   * Bounces what failed, then stores the outcomes and counts. The bounce is stored first: a crash
+   * between the two writes sends it again after a restart, it never loses it. A bounce the store
+   * could not take leaves its failure not final: the recipient is deferred and tried again.
+   */
   async #record(
     dest: DestinationQueue,
     entry: QueueEntry,
@@ -686,6 +690,13 @@ export class OutboundService {
     const updates: RecipientUpdate[] = [];
     const failed: FailedRecipient[] = [];
     const m = this.#o.metrics;
+    const backoff = this.#o.backoff ?? DEFAULT_BACKOFF;
+    const defer = (id: number, attempts: number, next: number, lastError: string) => {
+      updates.push({ id, status: "deferred", attempts, nextAttemptAt: next, lastError });
+      dest.nextDueAt = Math.min(dest.nextDueAt ?? Infinity, next);
+      m?.deliveries.inc({ target: "remote", outcome: "deferred" });
+    };
+    const finals: { id: number; attempts: number; reason: string }[] = [];
     for (const r of rows) {
       const o = outcomes.find((x) => x.recipient === r.recipient) ??
         { recipient: r.recipient, kind: "deferred", detail: "no result" } as Outcome;
@@ -698,36 +709,37 @@ export class OutboundService {
         const reason = o.kind === "failed"
           ? o.detail
           : `Gave up after ${attempts} attempts: ${o.detail}`;
-        updates.push({ id: r.id, status: "failed", attempts, lastError: reason });
+        finals.push({ id: r.id, attempts, reason });
         failed.push({ recipient: r.recipient, status: o.status ?? "4.4.7", reason });
-        m?.deliveries.inc({ target: "remote", outcome: "failed" });
       } else {
         // A peer that did not answer is tried again when its backoff ends (or when it answers);
         // a recipient it deferred waits its own backoff.
         const next = dest.state === "backoff"
           ? Math.max(dest.retryAt, now + 1)
-          : now + backoffMs(attempts, this.#o.backoff ?? DEFAULT_BACKOFF);
-        updates.push({
-          id: r.id,
-          status: "deferred",
-          attempts,
-          nextAttemptAt: next,
-          lastError: o.detail,
-        });
-        dest.nextDueAt = Math.min(dest.nextDueAt ?? Infinity, next);
-        m?.deliveries.inc({ target: "remote", outcome: "deferred" });
+          : now + backoffMs(attempts, backoff);
+        defer(r.id, attempts, next, o.detail);
       }
       this.#o.log?.info("outbound delivery", { domain: dest.domain, outcome: o.kind, attempts });
+    }
+    const bounced = !failed.length || await this.#bounce(entry, failed, now);
+    for (const f of finals) {
+      if (bounced) {
+        updates.push({ id: f.id, status: "failed", attempts: f.attempts, lastError: f.reason });
+        m?.deliveries.inc({ target: "remote", outcome: "failed" });
+      } else {
+        // The sender would never learn of it: tried again later, and bounced then.
+        defer(f.id, f.attempts, now + backoffMs(f.attempts, backoff), f.reason);
+      }
     }
     // The store groups concurrent writes into one commit (group commit).
     await this.#o.store.recordAttempt({ queueId: entry.id, domain: dest.domain, now, updates });
     const seq = ++this.#seq;
     if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
-    if (failed.length) await this.#bounce(entry, failed, now);
   }
 
-  async #bounce(entry: QueueEntry, failed: FailedRecipient[], now: number) {
-    if (!entry.sender) return;
+  /** Stores a bounce for the failed recipients; false when the store could not take it. */
+  async #bounce(entry: QueueEntry, failed: FailedRecipient[], now: number): Promise<boolean> {
+    if (!entry.sender) return true;
     const original = (await this.#bounceOriginal(entry)) ?? new TextEncoder().encode("\r\n");
     const bounce = buildBounce({
       domain: this.#o.domain,
@@ -738,9 +750,16 @@ export class OutboundService {
       now,
       arrivedAt: entry.createdAt,
     });
-    await this.#o.deliverBounce(entry.sender, bounce).catch((err) =>
-      this.#o.log?.error("bounce delivery failed", { error: String(err) })
-    );
+    try {
+      await this.#o.deliverBounce(entry.sender, bounce);
+      return true;
+    } catch (err) {
+      this.#o.log?.error("bounce delivery failed; the failure is kept pending to bounce later", {
+        queueId: entry.id,
+        error: String(err),
+      });
+      return false;
+    }
   }
 
   /** The destination's deferred mail is due now: its peer answers again. */
@@ -763,15 +782,22 @@ export class OutboundService {
     }).catch((err) => this.#o.log?.error("queue expiry check failed", { error: String(err) }));
   }
 
-  /** Fails and bounces every recipient of entries older than the lifetime (not in flight). */
+  /**
+   * Fails and bounces every recipient of entries older than the lifetime (not in flight). The
+   * bounce is stored before the failure, as in #record; an entry whose bounce the store could not
+   * take stays queued and expires again later.
+   */
   async #expire(): Promise<void> {
     const { store } = this.#o;
     const now = this.#now();
     let waitingForFlight = false;
+    /** Entries whose bounce could not be stored in this round: not asked again until later. */
+    const unbounced = new Set<number>();
     for (;;) {
       const ids = await store.queueEntriesBefore(now - this.#o.lifetimeMs, 100);
       let progressed = false;
       for (const id of ids) {
+        if (unbounced.has(id)) continue;
         const entry = await store.getQueueEntry(id);
         if (!entry) continue;
         const due = entry.recipients.filter((r) =>
@@ -786,6 +812,9 @@ export class OutboundService {
         if (!due.length) continue;
         const failed: FailedRecipient[] = [];
         const byDomain = new Map<string, RecipientUpdate[]>();
+        // Out of the ready queues now, and known until their failure is stored: no delivery of
+        // them starts while the bounce is written.
+        const held: { d: DestinationQueue; id: number }[] = [];
         for (const r of due) {
           const reason = `Gave up after ${r.attempts} attempt${r.attempts === 1 ? "" : "s"}: ${
             r.lastError ?? "not delivered in time"
@@ -794,30 +823,40 @@ export class OutboundService {
           const list = byDomain.get(r.domain) ?? [];
           list.push({ id: r.id, status: "failed", attempts: r.attempts, lastError: reason });
           byDomain.set(r.domain, list);
-          // Forget it in memory too.
           const d = this.#sched.destinations.get(r.domain);
           if (d) {
             for (const j of d.ready) j.recipients = j.recipients.filter((x) => x.id !== r.id);
             d.ready.splice(0, d.ready.length, ...d.ready.filter((j) => j.recipients.length));
-            d.known.delete(r.id);
+            d.known.add(r.id);
+            held.push({ d, id: r.id });
           }
-          this.#o.metrics?.deliveries.inc({ target: "remote", outcome: "failed" });
         }
-        for (const [domain, updates] of byDomain) {
-          await store.recordAttempt({ queueId: id, domain, now, updates });
-          const seq = ++this.#seq;
-          if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
+        try {
+          if (!(await this.#bounce(entry, failed, now))) {
+            // Still queued in the store: expired again in a while.
+            unbounced.add(id);
+            continue;
+          }
+          for (const [domain, updates] of byDomain) {
+            await store.recordAttempt({ queueId: id, domain, now, updates });
+            const seq = ++this.#seq;
+            if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
+          }
+        } finally {
+          for (const h of held) h.d.known.delete(h.id);
         }
+        this.#o.metrics?.deliveries.inc({ target: "remote", outcome: "failed" }, due.length);
         this.#o.log?.info("outbound expired", { recipients: due.length });
-        await this.#bounce(entry, failed, now);
         progressed = true;
       }
       if (ids.length < 100 || !progressed) break;
     }
     const oldest = await store.oldestQueueEntryAt();
-    this.#nextExpiryAt = oldest === null
-      ? null
-      : Math.max(oldest + this.#o.lifetimeMs, waitingForFlight ? now + 5_000 : 0);
+    this.#nextExpiryAt = oldest === null ? null : Math.max(
+      oldest + this.#o.lifetimeMs,
+      waitingForFlight ? now + 5_000 : 0,
+      unbounced.size ? now + EXPIRY_RETRY_MS : 0,
+    );
     this.#arm();
   }
 }

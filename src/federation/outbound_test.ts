@@ -360,3 +360,102 @@ Deno.test("OutboundService: stopping does not wait for an MTA-STS policy host th
     await silent.close();
   }
 });
+
+Deno.test("OutboundService: a failure whose bounce the store cannot take stays queued and bounces later", async () => {
+  let failBounces = 1;
+  const bounces: string[] = [];
+  // Mail to a domain the federation policy refuses fails for good (5.7.1) with no peer at all.
+  const options: Partial<OutboundOptions> = {
+    allowed: () => Promise.resolve(false),
+    backoff: { baseMs: 60_000, capMs: 60_000 },
+    deliverBounce(_sender, message) {
+      if (failBounces-- > 0) return Promise.reject(new Error("database or disk is full"));
+      bounces.push(new TextDecoder().decode(message));
+      return Promise.resolve();
+    },
+  };
+  await withOutbound({}, options, async (h) => {
+    const id = await h.send(["u@[127.0.0.5]"]);
+    assert.equal(await h.outbound.runOnce(), 1);
+    assert.equal(bounces.length, 0);
+    // Not recorded as failed: the sender was not told yet.
+    const [r] = (await h.store.getQueueEntry(id))!.recipients;
+    assert.equal(r.status, "deferred");
+    assert.match(r.lastError ?? "", /not allowed by this relay's federation policy/);
+    h.clock.now += 2 * 60_000;
+    assert.equal(await h.outbound.runOnce(), 1, "tried again after its backoff");
+    assert.equal(bounces.length, 1, "the bounce, once the store takes it");
+    assert.match(bounces[0], /Status: 5\.7\.1/);
+    // Stored before the entry (and its body) went: it quotes the original's header.
+    assert.match(bounces[0], /Message-ID: <m1@a>/);
+    assert.equal(await h.store.countQueued(), 0);
+  });
+});
+
+Deno.test("OutboundService: an expiry whose bounce the store cannot take stays queued and expires again", async () => {
+  let failBounces = 1;
+  const bounces: string[] = [];
+  const options: Partial<OutboundOptions> = {
+    lifetimeMs: 1800_000,
+    deliverBounce(_sender, message) {
+      if (failBounces-- > 0) return Promise.reject(new Error("database or disk is full"));
+      bounces.push(new TextDecoder().decode(message));
+      return Promise.resolve();
+    },
+  };
+  await withOutbound({}, options, async (h) => {
+    // Nothing listens on 127.0.0.9: deferred, with an hour's backoff.
+    await h.send(["u@[127.0.0.9]"]);
+    assert.ok(await h.outbound.runOnce() >= 1);
+    assert.equal(await h.store.countQueued(), 1);
+    // Expired, and not yet due again (the backoff is an hour): only the expiry bounces it.
+    h.clock.now += 1800_000;
+    assert.equal(await h.outbound.runOnce(), 0);
+    assert.equal(bounces.length, 0);
+    assert.equal(await h.store.countQueued(), 1, "still queued: the sender was not told");
+    await h.outbound.runOnce();
+    assert.equal(bounces.length, 1, "expired again, with its bounce");
+    assert.match(bounces[0], /Status: 4\.4\.7/);
+    assert.equal(await h.store.countQueued(), 0);
+  });
+});
+
+Deno.test("OutboundService: a relay that dies while it stores a bounce bounces again after its restart", async () => {
+  let stuck: (() => void) | null = null;
+  const options: Partial<OutboundOptions> = {
+    allowed: () => Promise.resolve(false),
+    // The process dies here: the bounce is never stored.
+    deliverBounce: () =>
+      new Promise<void>((_, reject) => (stuck = () => reject(new Error("killed")))),
+  };
+  await withOutbound({}, options, async (h) => {
+    await h.send(["u@[127.0.0.5]"]);
+    h.outbound.kick();
+    await waitFor("the bounce to be stored", () => stuck !== null);
+    // The restarted relay: a new outbound service on the same store.
+    const bounces: string[] = [];
+    const restarted = new OutboundService({
+      store: h.store,
+      dns: NO_DNS,
+      domain: "[127.0.0.1]",
+      hostname: "127.0.0.1",
+      sign: () => Promise.resolve(new Uint8Array(0)),
+      deliverBounce(_sender, message) {
+        bounces.push(new TextDecoder().decode(message));
+        return Promise.resolve();
+      },
+      allowed: () => Promise.resolve(false),
+      lifetimeMs: 3600_000,
+      now: () => h.clock.now,
+    });
+    try {
+      await restarted.runOnce();
+      assert.equal(bounces.length, 1, "the sender learns of the failure");
+      assert.match(bounces[0], /Status: 5\.7\.1/);
+      assert.equal(await h.store.countQueued(), 0);
+    } finally {
+      await restarted.stop();
+      (stuck as (() => void) | null)?.();
+    }
+  });
+});

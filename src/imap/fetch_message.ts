@@ -161,6 +161,57 @@ export class FetchBodies {
   }
 }
 
+/** Messages of one command named in its log line; the count says how many there were. */
+const UNREADABLE_NAMED = 20;
+
+/**
+ * The messages of one command (FETCH, SEARCH) whose stored body could not be read: a damaged
+ * body file, or the store failing. Each is left out, the others are still served, the command
+ * ends NO [SERVERBUG] naming how many, and the log gets one line for them all: a store that fails
+ * for every message of a FETCH 1:* is one error with a count, not one per message.
+ */
+export class UnreadableBodies {
+  #uids = new Set<number>();
+  #named: { uid: number; body: number }[] = [];
+  #first: unknown = null;
+
+  constructor(readonly command: string) {}
+
+  get count(): number {
+    return this.#uids.size;
+  }
+
+  /** Notes a message left out; false, for `open(...).catch(...)`. */
+  note(rec: MessageRecord, err: unknown): false {
+    if (this.#uids.has(rec.uid)) return false;
+    this.#uids.add(rec.uid);
+    this.#first ??= err;
+    if (this.#named.length < UNREADABLE_NAMED) this.#named.push({ uid: rec.uid, body: rec.bodyId });
+    return false;
+  }
+
+  /** The one log line (call it however the command ends). */
+  log(log: Logger | undefined): void {
+    if (!this.count) return;
+    log?.error(`${this.command}: stored bodies cannot be read`, {
+      messages: this.count,
+      uids: this.#named.map((n) => n.uid).join(","),
+      bodies: this.#named.map((n) => n.body).join(","),
+      error: String(this.#first),
+    });
+  }
+
+  /** The command's NO when a message was left out. */
+  check(): void {
+    const n = this.count;
+    if (!n) return;
+    throw new ImapNo(
+      `Internal error: ${n} message${n > 1 ? "s" : ""} could not be read`,
+      "SERVERBUG",
+    );
+  }
+}
+
 /** `{n}` and the range, with a `<offset.length>` partial applied (RFC 9051 §6.4.5). */
 function literalOf(
   at: { start: number; end: number } | { bytes: Uint8Array } | null,

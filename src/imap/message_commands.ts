@@ -14,6 +14,7 @@ import {
   META_ITEMS,
   renderFetchItem,
   renderMetaItem,
+  UnreadableBodies,
   writeFetch,
 } from "./fetch_message.ts";
 import { search } from "./search_run.ts";
@@ -127,98 +128,84 @@ async function fetch(ctx: SessionContext, cmd: Of<"FETCH">) {
   // body is at most 128 KiB, so the session's queue stays under its 256 KiB self-flush) keeps a
   // client that reads slowly from making the session hold the whole result.
   let unflushed = 0;
-  /** Messages whose stored body could not be read (a damaged body file): the FETCH ends NO. */
-  let unreadable = 0;
-  for await (let records of batches) {
-    // Reading a body sets \Seen (RFC 9051 §6.4.5); such messages show their new FLAGS.
-    let nowSeen: Set<number> | null = null;
-    if (marksSeen) {
-      const unseen = records.filter((r) => !r.flags.includes(SEEN)).map((r) => r.uid);
-      if (unseen.length) {
-        const r = await mailboxes.setFlags(accountId, sel.mailbox.id, {
-          uids: unseen,
-          mode: "add",
-          flags: [SEEN],
-        });
-        const updated = new Map(r.updated.map((m) => [m.uid, m]));
-        records = records.map((m) => updated.get(m.uid) ?? m);
-        for (const m of r.updated) sel.noteOwnChange(m.modSeq);
-        nowSeen = new Set(updated.keys());
+  /** Messages whose stored body could not be read: left out, and the FETCH ends NO. */
+  const unreadable = new UnreadableBodies("fetch");
+  try {
+    for await (let records of batches) {
+      // Reading a body sets \Seen (RFC 9051 §6.4.5); such messages show their new FLAGS.
+      let nowSeen: Set<number> | null = null;
+      if (marksSeen) {
+        const unseen = records.filter((r) => !r.flags.includes(SEEN)).map((r) => r.uid);
+        if (unseen.length) {
+          const r = await mailboxes.setFlags(accountId, sel.mailbox.id, {
+            uids: unseen,
+            mode: "add",
+            flags: [SEEN],
+          });
+          const updated = new Map(r.updated.map((m) => [m.uid, m]));
+          records = records.map((m) => updated.get(m.uid) ?? m);
+          for (const m of r.updated) sel.noteOwnChange(m.modSeq);
+          nowSeen = new Set(updated.keys());
+        }
       }
-    }
-    if (!withBody) {
-      // (Only a body read marks \Seen, so nothing here changed flags.)
-      await fetchMeta(ctx, records, items, showsFlags);
-      continue;
-    }
-    // Bodies are opened one message at a time (small ones read in batches) and streamed.
-    const bodies = new FetchBodies(mailboxes, ctx.log);
-    for (const [i, rec] of records.entries()) {
-      const seq = sel.seqOf(rec.uid);
-      if (seq === 0) continue;
-      // Nothing of a message is written before its body has been opened and its pieces
-      // rendered, so one that fails there is left out alone and the others are still served.
-      const src = await bodies.open(records, i).catch((err) => unreadableBody(ctx, rec, err));
-      if (!src) {
-        if (src === false) unreadable++;
+      if (!withBody) {
+        // (Only a body read marks \Seen, so nothing here changed flags.)
+        await fetchMeta(ctx, records, items, showsFlags);
         continue;
       }
-      try {
-        const shown = nowSeen?.has(rec.uid) && !showsFlags
-          ? [...items, { kind: "FLAGS" } as FetchItem]
-          : items;
-        const parts: FetchPiece[] = [];
+      // Bodies are opened one message at a time (small ones read in batches) and streamed.
+      const bodies = new FetchBodies(mailboxes, ctx.log);
+      for (const [i, rec] of records.entries()) {
+        const seq = sel.seqOf(rec.uid);
+        if (seq === 0) continue;
+        // Nothing of a message is written before its body has been opened and its pieces
+        // rendered, so one that fails there is left out alone and the others are still served.
+        const src = await bodies.open(records, i).catch((err) => unreadable.note(rec, err));
+        if (!src) continue;
         try {
-          for (const item of shown) {
-            if (parts.length) parts.push(" ");
-            const flags = sel.flagsOf(rec.uid, rec.flags);
-            for (const p of await renderFetchItem(item, rec, src, flags)) parts.push(p);
+          const shown = nowSeen?.has(rec.uid) && !showsFlags
+            ? [...items, { kind: "FLAGS" } as FetchItem]
+            : items;
+          const parts: FetchPiece[] = [];
+          try {
+            for (const item of shown) {
+              if (parts.length) parts.push(" ");
+              const flags = sel.flagsOf(rec.uid, rec.flags);
+              for (const p of await renderFetchItem(item, rec, src, flags)) parts.push(p);
+            }
+          } catch (err) {
+            if (err instanceof ImapNo) throw err;
+            unreadable.note(rec, err);
+            continue;
           }
-        } catch (err) {
-          if (err instanceof ImapNo) throw err;
-          unreadableBody(ctx, rec, err);
-          unreadable++;
-          continue;
+          if (showsFlags || shown !== items) {
+            for (const l of sel.announce(rec.flags)) ctx.out(l + "\r\n");
+            sel.noteShown(rec.uid, rec.modSeq);
+          }
+          if (parts.every((p) => typeof p === "string")) {
+            // One string per line: each piece queued separately costs an encoder call in flush().
+            ctx.out(`* ${seq} FETCH (${parts.join("")})\r\n`);
+          } else {
+            ctx.out(`* ${seq} FETCH (`);
+            await writeFetch(ctx, parts, src);
+            ctx.out(")\r\n");
+          }
+        } finally {
+          await src.close();
         }
-        if (showsFlags || shown !== items) {
-          for (const l of sel.announce(rec.flags)) ctx.out(l + "\r\n");
-          sel.noteShown(rec.uid, rec.modSeq);
+        unflushed += src.size;
+        if (unflushed >= 96 * 1024) {
+          unflushed = 0;
+          await ctx.flush();
         }
-        if (parts.every((p) => typeof p === "string")) {
-          // One string per line: each piece queued separately costs an encoder call in flush().
-          ctx.out(`* ${seq} FETCH (${parts.join("")})\r\n`);
-        } else {
-          ctx.out(`* ${seq} FETCH (`);
-          await writeFetch(ctx, parts, src);
-          ctx.out(")\r\n");
-        }
-      } finally {
-        await src.close();
+        await ctx.breathe();
       }
-      unflushed += src.size;
-      if (unflushed >= 96 * 1024) {
-        unflushed = 0;
-        await ctx.flush();
-      }
-      await ctx.breathe();
     }
+  } finally {
+    // One line for them all, however the FETCH ends.
+    unreadable.log(ctx.log);
   }
-  if (unreadable) {
-    throw new ImapNo(
-      `Internal error: ${unreadable} message${unreadable > 1 ? "s" : ""} could not be read`,
-      "SERVERBUG",
-    );
-  }
-}
-
-/** Logs a message whose body cannot be read; false marks it for the FETCH's NO. */
-function unreadableBody(ctx: SessionContext, rec: MessageRecord, err: unknown): false {
-  ctx.log?.error("fetch: a stored body cannot be read", {
-    uid: rec.uid,
-    body: rec.bodyId,
-    error: String(err),
-  });
-  return false;
+  unreadable.check();
 }
 
 /** Records rendered between two looks at the clock: a few hundred microseconds of work. */

@@ -21,7 +21,7 @@ import {
   textParts,
   wholeMessage,
 } from "./search_eval.ts";
-import { FetchBodies, type FetchSource } from "./fetch_message.ts";
+import { FetchBodies, type FetchSource, UnreadableBodies } from "./fetch_message.ts";
 import { findInTextParts } from "./search_text.ts";
 import { scanTargets } from "./scan.ts";
 import { UidSet } from "./uid_set.ts";
@@ -177,6 +177,23 @@ interface Match {
 }
 
 export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<string | void> {
+  // Messages whose body cannot be read (a damaged body file, the store failing) are left out:
+  // the others are still searched and answered, and the SEARCH ends NO [SERVERBUG] naming how
+  // many could not be read (as Dovecot: its results, then NO), never an OK on a partial answer.
+  const unreadable = new UnreadableBodies("search");
+  try {
+    return await searchReadable(ctx, cmd, unreadable);
+  } finally {
+    // One line for them all, however the SEARCH ends.
+    unreadable.log(ctx.log);
+  }
+}
+
+async function searchReadable(
+  ctx: SessionContext,
+  cmd: SearchCommand,
+  unreadable: UnreadableBodies,
+): Promise<string | void> {
   const sel = ctx.selected!;
   const mailboxes = ctx.backend.mailboxes;
   if (cmd.charset && !/^(US-ASCII|UTF-8)$/i.test(cmd.charset)) {
@@ -287,16 +304,25 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
       for (const [i, m] of rows.entries()) {
         let ok = verdicts[i];
         if (ok === undefined) {
-          const src = await bodies!.open(unsure, u++);
-          if (!src) continue; // expunged meanwhile
+          const src = await bodies!.open(unsure, u++).catch((err) => unreadable.note(m, err));
+          if (!src) continue; // expunged meanwhile, or unreadable
           try {
             ok = await withContent(m, src);
+          } catch (err) {
+            if (err instanceof ImapNo) throw err;
+            unreadable.note(m, err);
+            continue;
           } finally {
             await src.close();
           }
           await ctx.breathe();
         }
-        if (ok) found.push(m);
+        if (ok) {
+          found.push(m);
+          // MIN or MAX alone: the first match from this end is the answer; no body after it is
+          // read (nor found unreadable).
+          if (!needAll) break;
+        }
       }
       if (found.length) yield found;
     }
@@ -305,7 +331,10 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
     for await (const batch of scan(direction)) if (batch.length) return batch[0];
   };
   const id = (uid: number) => (cmd.uid ? uid : sel.seqOf(uid));
-  const done = () => (expungeIssued ? "[EXPUNGEISSUED] SEARCH completed" : undefined);
+  const done = () => {
+    unreadable.check();
+    return expungeIssued ? "[EXPUNGEISSUED] SEARCH completed" : undefined;
+  };
 
   if (!needAll) {
     // RETURN (MIN), (MAX) or both: from each end, stop at the first match.
@@ -379,7 +408,9 @@ export async function search(ctx: SessionContext, cmd: SearchCommand): Promise<s
     // RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, only those are saved.
     const ends = (opts!.includes("MIN") || opts!.includes("MAX")) &&
       !opts!.includes("ALL") && !opts!.includes("COUNT");
-    if (!ends) sel.saved = saved;
+    // A SEARCH that ends NO (messages it could not read) leaves $ empty, as Dovecot does.
+    if (unreadable.count) sel.saved = UidSet.empty();
+    else if (!ends) sel.saved = saved;
     else {
       const keep = new Set<number>();
       if (opts!.includes("MIN") && first) keep.add(first.uid);
