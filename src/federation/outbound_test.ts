@@ -343,7 +343,9 @@ Deno.test("OutboundService: stopping does not wait for an MTA-STS policy host th
     addresses: (h: string) => Promise.resolve([h === "mta-sts.b.test" ? "127.0.0.4" : "127.0.0.5"]),
     txt: (n: string) => Promise.resolve(n === "_mta-sts.b.test" ? ["v=STSv1; id=1"] : []),
   };
-  const deadlines = { connectMs: 5000, tlsMs: 20_000, commandMs: 20_000, attemptMs: 60_000 };
+  // Ten minutes of patience for the silent host: a stop that waited for its fetch would take
+  // that long; one that does not is done at once (the bound below leaves any machine time).
+  const deadlines = { connectMs: 5000, tlsMs: 600_000, commandMs: 600_000, attemptMs: 900_000 };
   const port = () => silent.port;
   const mtaSts = new MtaSts(dns, httpsPolicyFetcher(dns, { port, deadlines }));
   try {
@@ -354,7 +356,7 @@ Deno.test("OutboundService: stopping does not wait for an MTA-STS policy host th
       const t0 = performance.now();
       await h.outbound.stop();
       const took = performance.now() - t0;
-      assert.ok(took < 3000, `stopping took ${Math.round(took)} ms`);
+      assert.ok(took < 60_000, `stopping took ${Math.round(took)} ms`);
     });
   } finally {
     await silent.close();
