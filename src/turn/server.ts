@@ -73,6 +73,10 @@ export interface TurnServerOptions {
    *  addresses only (peer_policy.ts). The advertised relay address itself is always allowed,
    *  so two clients of this server can reach each other through it. */
   allowPeer?: (ip: string) => boolean;
+  /** Whether any port at the relay's own address may be a peer. Default false: only the relay
+   *  ports of live allocations, so a client cannot reach the TURN listener itself (a loop whose
+   *  requests come from the server's address) or other UDP services of the host through it. */
+  ownAddressAnyPort?: boolean;
   /** How often expired state is swept; default 1000 ms. */
   sweepIntervalMs?: number;
   /** How long a NONCE stays valid before 438 Stale Nonce; default 3600 s. */
@@ -210,6 +214,17 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
   if (advertised.ip === "0.0.0.0" || advertised.ip === "::") {
     throw new Error("TURN needs relayAddress when relayHost is a wildcard address");
   }
+  // The server's own addresses: peers there may only be relay ports (see ownAddressAnyPort).
+  const ownIps = new Set<string>([advertised.ip, "0.0.0.0", "::"]);
+  for (const ip of [options.relayHost, options.host]) {
+    const n = normalizeIp(ip);
+    if (n) ownIps.add(n.ip);
+  }
+  /** Relay ports of live allocations: the only ports at an own address a client may reach. */
+  const relayPorts = new Set<number>();
+  const peerPortAllowed = (peer: TransportAddress) =>
+    options.ownAddressAnyPort === true || !ownIps.has(normalizeIp(peer.ip)?.ip ?? "") ||
+    relayPorts.has(peer.port);
   const relayFamily = advertised.family;
   const relayType = socketType(options.relayHost);
   const range = options.allocationPortRange;
@@ -267,6 +282,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     if (a.closed) return;
     a.closed = true;
     allocations.delete(a.client.key);
+    relayPorts.delete(a.relayed.port);
     const n = (perIp.get(a.client.ip) ?? 1) - 1;
     if (n > 0) perIp.set(a.client.ip, n);
     else perIp.delete(a.client.ip);
@@ -360,6 +376,8 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
   };
 
   const relayToPeer = (a: Allocation, peer: TransportAddress, data: Uint8Array) => {
+    // Checked on every datagram too: a channel may outlive the allocation whose port it named.
+    if (!peerPortAllowed(peer)) return;
     try {
       a.socket.send(data, peer.port, peer.ip, () => {});
       counters.bytesToPeers += data.length;
@@ -532,6 +550,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     relay.socket.on("message", (data, rinfo) => onPeerData(a, data, rinfo));
     relay.socket.on("error", (err) => log.debug("turn relay socket error", { err }));
     allocations.set(client.key, a);
+    relayPorts.add(relay.port);
     perIp.set(client.ip, (perIp.get(client.ip) ?? 0) + 1);
     log.debug("turn allocation", { relayPort: relay.port, lifetime });
     sendTo(client, response);
@@ -632,6 +651,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     if (ch < 0x4000 || ch > 0x7fff) return reply.error(400, auth.key);
     const peer = checkPeer(getAttr(msg, Attr.XorPeerAddress), msg, reply, auth.key);
     if (!peer) return;
+    if (!peerPortAllowed(peer)) return reply.error(403, auth.key);
     const peerKey = `${peer.ip}|${peer.port}`;
     const bound = a.channels.get(ch);
     if (bound && bound.peerKey !== peerKey) return reply.error(400, auth.key);

@@ -40,6 +40,8 @@ async function withServer(
     realm: REALM,
     secret: () => SECRET,
     allowPeer: () => true,
+    // Most tests use plain sockets on the relay's loopback address as peers.
+    ownAddressAnyPort: true,
     ...options,
   });
   try {
@@ -462,6 +464,58 @@ Deno.test("peer policy: CreatePermission, ChannelBind and Send reach allowed pee
       await denied.close();
     }
   });
+});
+
+Deno.test("the relay's own address: only other allocations' relay ports, never the listener or other local services", async () => {
+  // The relay address is always a permitted peer (in production a public address, which the
+  // policy passes anyway), but a client must not reach the TURN listener itself through it (a
+  // relay loop whose requests come from the server's own address) nor other UDP services there.
+  await withServer(
+    { allowPeer: undefined, ownAddressAnyPort: false },
+    async (server) => {
+      const a = await Client.open(server);
+      const b = await Client.open(server);
+      const service = await Endpoint.open("127.0.0.1");
+      try {
+        await a.allocate(turnCredentials(SECRET, Date.now()));
+        const allocB = await b.allocate(turnCredentials(SECRET, Date.now()));
+        const relayB = decodeXorAddress(
+          getAttr(allocB, Attr.XorRelayedAddress),
+          allocB.transactionId,
+        )!;
+        assert.equal(await permission(a, loopback(9)), null, "permissions name an IP only");
+        assert.equal(await channelBind(a, 0x4000, loopback(server.port)), 403);
+        assert.equal(await channelBind(a, 0x4001, loopback(service.port)), 403);
+        // A Binding request sent through the relay to the listener would be answered to the relay.
+        const tid = crypto.getRandomValues(new Uint8Array(12));
+        const binding = encodeStun({
+          method: Method.Binding,
+          cls: Class.Request,
+          transactionId: tid,
+          attributes: [],
+        });
+        a.send(sendIndication(loopback(server.port), binding));
+        a.send(sendIndication(loopback(service.port), utf8("to a local service")));
+        // Another client's relay port on the same address is fine (two callers on one server).
+        await permit(b, loopback(9));
+        assert.equal(await channelBind(a, 0x4002, relayB), null);
+        a.send(encodeChannelData(0x4002, utf8("to b")));
+        const got = await b.ep.recv(5000, (d) => decodeStun(d)?.method === Method.Data);
+        assert.ok(got, "b got nothing through its relay");
+        assert.equal(text(getAttr(decodeStun(got.data)!, Attr.Data)), "to b");
+        assert.equal(await service.recv(300), null, "the local service was reached");
+        assert.equal(
+          await a.ep.recv(300, (d) => decodeStun(d)?.method === Method.Data),
+          null,
+          "the listener answered through the relay",
+        );
+      } finally {
+        await a.close();
+        await b.close();
+        await service.close();
+      }
+    },
+  );
 });
 
 Deno.test("Refresh: lifetimes, 0 deletes, 437 without allocation, 441 for another user", async () => {
