@@ -170,6 +170,8 @@ interface Allocation {
 }
 
 interface Reservation {
+  /** The client IP whose quota it counts against. */
+  ip: string;
   socket: dgram.Socket;
   port: number;
   expiresAt: number;
@@ -232,7 +234,14 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
 
   const allocations = new Map<string, Allocation>();
   const pending = new Set<string>();
+  /** Per client IP: live allocations, Allocates still binding, and reserved ports. */
   const perIp = new Map<string, number>();
+  const hold = (ip: string, n: number) => perIp.set(ip, (perIp.get(ip) ?? 0) + n);
+  const release = (ip: string, n: number) => {
+    const left = (perIp.get(ip) ?? n) - n;
+    if (left > 0) perIp.set(ip, left);
+    else perIp.delete(ip);
+  };
   const reservations = new Map<string, Reservation>();
   const inflight = new Set<Promise<void>>();
   const closing = new Set<Promise<void>>();
@@ -283,9 +292,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     a.closed = true;
     allocations.delete(a.client.key);
     relayPorts.delete(a.relayed.port);
-    const n = (perIp.get(a.client.ip) ?? 1) - 1;
-    if (n > 0) perIp.set(a.client.ip, n);
-    else perIp.delete(a.client.ip);
+    release(a.client.ip, 1);
     closeSocket(a.socket);
     log.debug("turn allocation ended", { relayPort: a.relayed.port });
   };
@@ -304,6 +311,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
   const openRelay = async (
     even: boolean,
     reserve: boolean,
+    ip: string,
   ): Promise<{ socket: dgram.Socket; port: number; reserved?: Reservation } | null> => {
     for (let attempt = 0; attempt < 40; attempt++) {
       let s: dgram.Socket;
@@ -325,6 +333,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
           socket: s,
           port,
           reserved: {
+            ip,
             socket: r,
             port: port + 1,
             expiresAt: now() + RESERVATION_LIFETIME_SEC * 1000,
@@ -473,10 +482,27 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
       if (f !== 0x01 && f !== 0x02) return reply.error(440, key);
       if ((f === 0x01 ? 4 : 6) !== relayFamily) return reply.error(440, key);
     }
+    // A reservation token hands over a socket that counted against its owner's quota already.
+    let fromToken: Reservation | null = null;
+    if (token) {
+      const r = reservations.get(hex(token));
+      if (r) {
+        reservations.delete(hex(token));
+        release(r.ip, 1);
+        if (r.expiresAt > now()) fromToken = r;
+        else closeSocket(r.socket);
+      }
+    }
+    // Reserved ports count as allocations: else allocating with EVEN-PORT R and deleting again
+    // would pile up sockets beyond every quota. Allocates still binding count too, so a burst
+    // from many ports of one IP cannot pass the per-IP check all at once.
+    const reserve = !token && ((evenPort?.[0] ?? 0) & 0x80) !== 0;
+    const need = reserve ? 2 : 1;
     if (
-      allocations.size + pending.size >= maxAllocations ||
-      (perIp.get(client.ip) ?? 0) >= maxPerIp
+      allocations.size + pending.size + reservations.size + need > maxAllocations ||
+      (perIp.get(client.ip) ?? 0) + need > maxPerIp
     ) {
+      if (fromToken) closeSocket(fromToken.socket);
       return reply.error(486, key);
     }
     const asked = requestedLifetime(msg);
@@ -486,17 +512,12 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
 
     let relay: { socket: dgram.Socket; port: number; reserved?: Reservation } | null;
     pending.add(client.key);
+    hold(client.ip, need);
     try {
-      if (token) {
-        const r = reservations.get(hex(token));
-        reservations.delete(hex(token));
-        relay = r && r.expiresAt > now() ? r : null;
-        if (r && !relay) closeSocket(r.socket);
-      } else {
-        relay = await openRelay(evenPort !== undefined, (evenPort?.[0] ?? 0) & 0x80 ? true : false);
-      }
+      relay = token ? fromToken : await openRelay(evenPort !== undefined, reserve, client.ip);
     } finally {
       pending.delete(client.key);
+      release(client.ip, need);
     }
     if (closed) {
       if (relay) {
@@ -516,6 +537,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     if (relay.reserved) {
       const t = randomBytes(8);
       reservations.set(hex(t), relay.reserved);
+      hold(client.ip, 1);
       attrs.push({ type: Attr.ReservationToken, value: new Uint8Array(t) });
     }
     attrs.push({
@@ -551,7 +573,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     relay.socket.on("error", (err) => log.debug("turn relay socket error", { err }));
     allocations.set(client.key, a);
     relayPorts.add(relay.port);
-    perIp.set(client.ip, (perIp.get(client.ip) ?? 0) + 1);
+    hold(client.ip, 1);
     log.debug("turn allocation", { relayPort: relay.port, lifetime });
     sendTo(client, response);
   };
@@ -786,6 +808,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     for (const [token, r] of reservations) {
       if (r.expiresAt <= t) {
         reservations.delete(token);
+        release(r.ip, 1);
         closeSocket(r.socket);
       }
     }

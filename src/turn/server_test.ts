@@ -227,6 +227,71 @@ Deno.test("Allocate: per-IP quota gives 486 too", async () => {
   });
 });
 
+Deno.test("Allocate: reserved ports count against the per-IP quota (EVEN-PORT R, then delete)", async () => {
+  await withServer({ maxAllocationsPerIp: 2 }, async (server) => {
+    const a = await Client.open(server);
+    const b = await Client.open(server);
+    try {
+      const creds = turnCredentials(SECRET, Date.now());
+      const evenR = [transport(17), { type: Attr.EvenPort, value: new Uint8Array([0x80]) }];
+      const first = await a.allocate(creds, evenR);
+      assert.equal(first.cls, Class.Success, `Allocate: ${errorCode(first)}`);
+      const token = getAttr(first, Attr.ReservationToken)!;
+      assert.ok(token);
+      const del = await a.request(Method.Refresh, [{ type: Attr.Lifetime, value: u32(0) }]);
+      assert.equal(del.cls, Class.Success);
+      // The reserved port is still held: another allocation with a reservation would exceed 2.
+      assert.equal(errorCode(await a.request(Method.Allocate, evenR)), 486);
+      // The token hands the reserved port over without needing more quota.
+      const second = await b.allocate(creds, [transport(17), {
+        type: Attr.ReservationToken,
+        value: token,
+      }]);
+      assert.equal(second.cls, Class.Success, `Allocate with token: ${errorCode(second)}`);
+      assert.equal((await a.request(Method.Allocate, [transport(17)])).cls, Class.Success);
+      assert.equal(
+        errorCode(
+          await Client.open(server).then(async (c) => {
+            try {
+              return await c.allocate(creds);
+            } finally {
+              await c.close();
+            }
+          }),
+        ),
+        486,
+      );
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+Deno.test("Allocate: a burst from many ports of one IP stays within the per-IP quota", async () => {
+  await withServer({ maxAllocationsPerIp: 3 }, async (server) => {
+    const creds = turnCredentials(SECRET, Date.now());
+    const clients = await Promise.all(Array.from({ length: 30 }, () => Client.open(server)));
+    try {
+      // Each has its nonce first; then all Allocates go out at once.
+      for (const c of clients) {
+        const r = await c.request(Method.Allocate, [transport(17)], { auth: false });
+        c.nonce = text(getAttr(r, Attr.Nonce))!;
+        c.username = creds.username;
+        c.key = longTermKey(creds.username, REALM, creds.password);
+      }
+      const answers = await Promise.all(
+        clients.map((c) => c.request(Method.Allocate, [transport(17)])),
+      );
+      const ok = answers.filter((m) => m.cls === Class.Success).length;
+      assert.equal(ok, 3, `${ok} allocations for one IP`);
+      assert.equal(server.stats().allocations, 3);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+  });
+});
+
 Deno.test("close() releases the listener, relay and reserved ports", async () => {
   const server = await startTurnServer({
     host: "127.0.0.1",
