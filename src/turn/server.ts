@@ -45,6 +45,9 @@ export const CHANNEL_LIFETIME_SEC = 600;
 const CHANNEL_COOLDOWN_SEC = 300;
 const RESERVATION_LIFETIME_SEC = 30;
 const MAX_PERMISSIONS = 256;
+/** Channels per allocation (bound or cooling down): a call needs a few; RFC 5766 allows 16384,
+ *  each a map entry that stays 15 minutes, so one allocation could hold thousands. */
+const MAX_CHANNELS = 256;
 const UDP = 17;
 
 export interface TurnServerOptions {
@@ -682,6 +685,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     if (!a.permissions.has(peer.ip) && a.permissions.size >= MAX_PERMISSIONS) {
       return reply.error(508, auth.key);
     }
+    if (!bound && a.channels.size >= MAX_CHANNELS) return reply.error(508, auth.key);
     const t = now();
     a.channels.set(ch, { peer, peerKey, expiresAt: t + CHANNEL_LIFETIME_SEC * 1000 });
     a.channelByPeer.set(peerKey, ch);

@@ -583,6 +583,27 @@ Deno.test("the relay's own address: only other allocations' relay ports, never t
   );
 });
 
+Deno.test("ChannelBind: channels per allocation are bounded (508), rebinding an existing one is not", async () => {
+  await withServer({}, async (server) => {
+    const c = await Client.open(server);
+    try {
+      await c.allocate(turnCredentials(SECRET, Date.now()));
+      let refused = 0;
+      // One permitted IP, a new peer port per channel: 16384 numbers would be valid.
+      for (let i = 0; i < 300 && !refused; i++) {
+        const code = await channelBind(c, 0x4000 + i, loopback(10_000 + i));
+        if (code === 508) refused = i;
+        else assert.equal(code, null, `channel ${i}`);
+      }
+      assert.equal(refused, 256, "channel count at the first 508");
+      assert.equal(server.stats().channels, 256);
+      assert.equal(await channelBind(c, 0x4000, loopback(10_000)), null, "refresh of a bound one");
+    } finally {
+      await c.close();
+    }
+  });
+});
+
 Deno.test("Refresh: lifetimes, 0 deletes, 437 without allocation, 441 for another user", async () => {
   await withServer({}, async (server) => {
     const c = await Client.open(server);
