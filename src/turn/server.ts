@@ -80,6 +80,12 @@ export interface TurnServerOptions {
    *  ports of live allocations, so a client cannot reach the TURN listener itself (a loop whose
    *  requests come from the server's address) or other UDP services of the host through it. */
   ownAddressAnyPort?: boolean;
+  /** Answers without MESSAGE-INTEGRITY (Binding, 401 challenges, 400/420/438) per client IP
+   *  and second; default 50. They are what a spoofed source gets, several times the request's
+   *  size, so this bounds what the server reflects at any one address. */
+  unauthenticatedPerSecond?: number;
+  /** Such answers at once above the rate; default 200. */
+  unauthenticatedBurst?: number;
   /** How often expired state is swept; default 1000 ms. */
   sweepIntervalMs?: number;
   /** How long a NONCE stays valid before 438 Stale Nonce; default 3600 s. */
@@ -255,6 +261,31 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
   main.on("error", (err) => log.error("turn socket error", { err }));
   const boundPort = main.address().port;
 
+  // --- Answers to unauthenticated requests: a token bucket per client IP ---
+  const unauthRate = options.unauthenticatedPerSecond ?? 50;
+  const unauthBurst = Math.max(1, options.unauthenticatedBurst ?? 200);
+  const MAX_TRACKED_IPS = 100_000;
+  const unauthBuckets = new Map<string, { tokens: number; at: number }>();
+  const refill = (b: { tokens: number; at: number }, t: number) => {
+    b.tokens = Math.min(unauthBurst, b.tokens + ((t - b.at) / 1000) * unauthRate);
+    b.at = t;
+  };
+  /** Whether an answer without integrity may go to the client's IP now (spends a token). */
+  const mayAnswerUnauthenticated = (client: Client): boolean => {
+    const t = now();
+    let b = unauthBuckets.get(client.ip);
+    if (!b) {
+      // Under a flood from very many (spoofed) sources, new ones wait for the sweep.
+      if (unauthBuckets.size >= MAX_TRACKED_IPS) return false;
+      b = { tokens: unauthBurst, at: t };
+      unauthBuckets.set(client.ip, b);
+    }
+    refill(b, t);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  };
+
   const closeSocket = (s: dgram.Socket) => {
     const p = new Promise<void>((resolve) => {
       try {
@@ -404,7 +435,8 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
 
   const replier = (msg: DecodedStun, client: Client): Reply => {
     const fingerprint = msg.fingerprintAt >= 0;
-    const send = (cls: number, attributes: StunAttribute[], key?: Uint8Array) =>
+    const send = (cls: number, attributes: StunAttribute[], key?: Uint8Array) => {
+      if (key === undefined && !mayAnswerUnauthenticated(client)) return;
       sendTo(
         client,
         encodeStun(
@@ -412,6 +444,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
           { integrityKey: key, fingerprint },
         ),
       );
+    };
     return {
       ok: (attrs, key) => send(Class.Success, attrs, key),
       error: (code, key, attrs = []) =>
@@ -730,6 +763,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
         ]);
       }
       const mapped = { family: client.family, ip: client.ip, port: client.port };
+      if (!mayAnswerUnauthenticated(client)) return;
       return sendTo(
         client,
         encodeStun({
@@ -808,6 +842,10 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
           a.channelByPeer.delete(b.peerKey);
         }
       }
+    }
+    for (const [ip, b] of unauthBuckets) {
+      refill(b, t);
+      if (b.tokens >= unauthBurst) unauthBuckets.delete(ip);
     }
     for (const [token, r] of reservations) {
       if (r.expiresAt <= t) {

@@ -88,6 +88,51 @@ Deno.test("Binding is answered without authentication, with XOR-MAPPED-ADDRESS",
   });
 });
 
+Deno.test("answers without integrity (Binding, 401) are rate-limited per client IP: no reflection flood", async () => {
+  // A spoofed source gets these answers, several times the size of the request. The clock stands
+  // still, so exactly the burst is answered until it moves on.
+  let now = Date.now();
+  await withServer(
+    { now: () => now, unauthenticatedBurst: 10, unauthenticatedPerSecond: 5 },
+    async (server) => {
+      const victim = await Endpoint.open("127.0.0.1");
+      const other = await Client.open(server, "127.0.0.3");
+      try {
+        for (let i = 0; i < 40; i++) {
+          const tid = crypto.getRandomValues(new Uint8Array(12));
+          const req = encodeStun({
+            method: i % 2 ? Method.Binding : Method.Allocate,
+            cls: Class.Request,
+            transactionId: tid,
+            attributes: [],
+          });
+          victim.send(req, server.port);
+        }
+        for (let i = 0; i < 10; i++) assert.ok(await victim.recv(5000), `answer ${i}`);
+        assert.equal(await victim.recv(300), null, "more than the burst answered");
+        // Another IP is not affected.
+        assert.equal((await other.request(Method.Binding, [])).cls, Class.Success);
+        now += 1000; // 5 more
+        for (let i = 0; i < 40; i++) {
+          const tid = crypto.getRandomValues(new Uint8Array(12));
+          const req = encodeStun({
+            method: Method.Binding,
+            cls: Class.Request,
+            transactionId: tid,
+            attributes: [],
+          });
+          victim.send(req, server.port);
+        }
+        for (let i = 0; i < 5; i++) assert.ok(await victim.recv(5000), `later answer ${i}`);
+        assert.equal(await victim.recv(300), null, "more than the rate answered");
+      } finally {
+        await victim.close();
+        await other.close();
+      }
+    },
+  );
+});
+
 Deno.test("Allocate: 401 challenge, then relayed/mapped address, lifetime and integrity", async () => {
   await withServer({}, async (server) => {
     const c = await Client.open(server);
