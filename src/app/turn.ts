@@ -59,6 +59,9 @@ export async function startTurn(input: {
       now: input.now,
       log,
       allowPeer: (ip) => policy.allows(ip),
+      // Other ports at the server's own address (the TURN listener, local UDP services) only
+      // when the operator lists that address among the allowed peers.
+      ownAddressAnyPort: policy.listed(relayAddress ?? relayHost),
     });
   } catch (err) {
     log.system(`TURN not started on UDP ${config.turnPort}: ${(err as Error).message}`);

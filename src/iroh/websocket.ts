@@ -26,6 +26,7 @@ export const CloseCode = {
   GoingAway: 1001,
   ProtocolError: 1002,
   UnsupportedData: 1003,
+  PolicyViolation: 1008,
   TooBig: 1009,
 } as const;
 
@@ -35,6 +36,10 @@ export class WebSocketError extends Error {
     this.name = "WebSocketError";
   }
 }
+
+/** Frames one message may come in. Clients send whole messages (iroh's tungstenite does); the
+ *  bound keeps empty or tiny fragments, which the size cap barely counts, from piling up. */
+export const MAX_FRAGMENTS = 64;
 
 /** What the reader needs of a connection. */
 export interface ByteSource {
@@ -127,6 +132,12 @@ export class WebSocketReader {
           break;
         default:
           throw new WebSocketError(CloseCode.ProtocolError, `Unknown opcode ${opcode}`);
+      }
+      if (this.#parts.length >= MAX_FRAGMENTS) {
+        throw new WebSocketError(
+          CloseCode.PolicyViolation,
+          `Message in over ${MAX_FRAGMENTS} fragments`,
+        );
       }
       this.#parts.push(payload);
       this.#total += payload.length;

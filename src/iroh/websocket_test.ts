@@ -95,3 +95,25 @@ Deno.test("WebSocketReader ends with null when the stream is cut mid-frame", asy
     assert.equal(await new WebSocketReader(source(whole.subarray(0, cut)), 1000).next(), null);
   }
 });
+
+Deno.test("WebSocketReader refuses a message cut into very many fragments (empty ones too)", async () => {
+  // Empty continuation frames cost 6 bytes on the wire each and counted nothing against the size
+  // cap: a client (before its handshake, too) could grow one message's fragment list forever.
+  const empty = maskedMessage(Opcode.Continuation, new Uint8Array(0), false);
+  const parts = [maskedMessage(Opcode.Binary, Uint8Array.of(1), false)];
+  for (let i = 0; i < 10_000; i++) parts.push(empty);
+  const src = source(...parts);
+  await assert.rejects(
+    new WebSocketReader(src, 100_000).next(),
+    (err) => err instanceof WebSocketError && err.closeCode === CloseCode.PolicyViolation,
+  );
+  assert.ok(src.reads < 1000, `read ${src.reads} times before refusing`);
+  // A message in a few fragments is still fine.
+  const few = source(
+    maskedMessage(Opcode.Binary, Uint8Array.of(1), false),
+    ...Array.from({ length: 10 }, () => empty),
+    maskedMessage(Opcode.Continuation, Uint8Array.of(2), true),
+  );
+  const got = await new WebSocketReader(few, 100_000).next();
+  assert.deepEqual(got, { kind: "binary", data: Uint8Array.of(1, 2) });
+});

@@ -88,6 +88,13 @@ export class PeerPolicy {
     this.#deny = [...DENIED_IPV4, ...DENIED_IPV6, ...(options.deny ?? [])].map(parseRange);
   }
 
+  /** True when an operator's allowed range names `ip` (not merely a public address). */
+  listed(ip: string): boolean {
+    const n = normalizeIp(ip);
+    const bytes = n && ipToBytes(n.ip);
+    return !!bytes && this.#allow.some((r) => inRange(bytes, r));
+  }
+
   /** True when `ip` may be a peer. IPv4-mapped IPv6 addresses count as the IPv4 address. */
   allows(ip: string): boolean {
     const n = normalizeIp(ip);

@@ -99,3 +99,12 @@ Deno.test("parseRange(): addresses and prefixes; malformed ranges are named", ()
   }
   assert.throws(() => new PeerPolicy({ allow: ["10.0.0.0/8", "oops"] }), /"oops"/);
 });
+
+Deno.test("listed: only the operator's allowed ranges, not every public address", () => {
+  const policy = new PeerPolicy({ allow: ["127.0.0.1", "10.0.0.0/8"] });
+  assert.equal(policy.listed("127.0.0.1"), true);
+  assert.equal(policy.listed("::ffff:10.1.2.3"), true);
+  assert.equal(policy.listed("9.9.9.9"), false);
+  assert.equal(policy.allows("9.9.9.9"), true);
+  assert.equal(policy.listed("not an ip"), false);
+});

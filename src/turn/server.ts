@@ -45,6 +45,9 @@ export const CHANNEL_LIFETIME_SEC = 600;
 const CHANNEL_COOLDOWN_SEC = 300;
 const RESERVATION_LIFETIME_SEC = 30;
 const MAX_PERMISSIONS = 256;
+/** Channels per allocation (bound or cooling down): a call needs a few; RFC 5766 allows 16384,
+ *  each a map entry that stays 15 minutes, so one allocation could hold thousands. */
+const MAX_CHANNELS = 256;
 const UDP = 17;
 
 export interface TurnServerOptions {
@@ -73,6 +76,16 @@ export interface TurnServerOptions {
    *  addresses only (peer_policy.ts). The advertised relay address itself is always allowed,
    *  so two clients of this server can reach each other through it. */
   allowPeer?: (ip: string) => boolean;
+  /** Whether any port at the relay's own address may be a peer. Default false: only the relay
+   *  ports of live allocations, so a client cannot reach the TURN listener itself (a loop whose
+   *  requests come from the server's address) or other UDP services of the host through it. */
+  ownAddressAnyPort?: boolean;
+  /** Answers without MESSAGE-INTEGRITY (Binding, 401 challenges, 400/420/438) per client IP
+   *  and second; default 50. They are what a spoofed source gets, several times the request's
+   *  size, so this bounds what the server reflects at any one address. */
+  unauthenticatedPerSecond?: number;
+  /** Such answers at once above the rate; default 200. */
+  unauthenticatedBurst?: number;
   /** How often expired state is swept; default 1000 ms. */
   sweepIntervalMs?: number;
   /** How long a NONCE stays valid before 438 Stale Nonce; default 3600 s. */
@@ -166,6 +179,8 @@ interface Allocation {
 }
 
 interface Reservation {
+  /** The client IP whose quota it counts against. */
+  ip: string;
   socket: dgram.Socket;
   port: number;
   expiresAt: number;
@@ -210,6 +225,17 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
   if (advertised.ip === "0.0.0.0" || advertised.ip === "::") {
     throw new Error("TURN needs relayAddress when relayHost is a wildcard address");
   }
+  // The server's own addresses: peers there may only be relay ports (see ownAddressAnyPort).
+  const ownIps = new Set<string>([advertised.ip, "0.0.0.0", "::"]);
+  for (const ip of [options.relayHost, options.host]) {
+    const n = normalizeIp(ip);
+    if (n) ownIps.add(n.ip);
+  }
+  /** Relay ports of live allocations: the only ports at an own address a client may reach. */
+  const relayPorts = new Set<number>();
+  const peerPortAllowed = (peer: TransportAddress) =>
+    options.ownAddressAnyPort === true || !ownIps.has(normalizeIp(peer.ip)?.ip ?? "") ||
+    relayPorts.has(peer.port);
   const relayFamily = advertised.family;
   const relayType = socketType(options.relayHost);
   const range = options.allocationPortRange;
@@ -217,7 +243,14 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
 
   const allocations = new Map<string, Allocation>();
   const pending = new Set<string>();
+  /** Per client IP: live allocations, Allocates still binding, and reserved ports. */
   const perIp = new Map<string, number>();
+  const hold = (ip: string, n: number) => perIp.set(ip, (perIp.get(ip) ?? 0) + n);
+  const release = (ip: string, n: number) => {
+    const left = (perIp.get(ip) ?? n) - n;
+    if (left > 0) perIp.set(ip, left);
+    else perIp.delete(ip);
+  };
   const reservations = new Map<string, Reservation>();
   const inflight = new Set<Promise<void>>();
   const closing = new Set<Promise<void>>();
@@ -227,6 +260,31 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
   const main = await bindUdp(socketType(options.host), options.host, options.port);
   main.on("error", (err) => log.error("turn socket error", { err }));
   const boundPort = main.address().port;
+
+  // --- Answers to unauthenticated requests: a token bucket per client IP ---
+  const unauthRate = options.unauthenticatedPerSecond ?? 50;
+  const unauthBurst = Math.max(1, options.unauthenticatedBurst ?? 200);
+  const MAX_TRACKED_IPS = 100_000;
+  const unauthBuckets = new Map<string, { tokens: number; at: number }>();
+  const refill = (b: { tokens: number; at: number }, t: number) => {
+    b.tokens = Math.min(unauthBurst, b.tokens + ((t - b.at) / 1000) * unauthRate);
+    b.at = t;
+  };
+  /** Whether an answer without integrity may go to the client's IP now (spends a token). */
+  const mayAnswerUnauthenticated = (client: Client): boolean => {
+    const t = now();
+    let b = unauthBuckets.get(client.ip);
+    if (!b) {
+      // Under a flood from very many (spoofed) sources, new ones wait for the sweep.
+      if (unauthBuckets.size >= MAX_TRACKED_IPS) return false;
+      b = { tokens: unauthBurst, at: t };
+      unauthBuckets.set(client.ip, b);
+    }
+    refill(b, t);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  };
 
   const closeSocket = (s: dgram.Socket) => {
     const p = new Promise<void>((resolve) => {
@@ -267,9 +325,8 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     if (a.closed) return;
     a.closed = true;
     allocations.delete(a.client.key);
-    const n = (perIp.get(a.client.ip) ?? 1) - 1;
-    if (n > 0) perIp.set(a.client.ip, n);
-    else perIp.delete(a.client.ip);
+    relayPorts.delete(a.relayed.port);
+    release(a.client.ip, 1);
     closeSocket(a.socket);
     log.debug("turn allocation ended", { relayPort: a.relayed.port });
   };
@@ -288,6 +345,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
   const openRelay = async (
     even: boolean,
     reserve: boolean,
+    ip: string,
   ): Promise<{ socket: dgram.Socket; port: number; reserved?: Reservation } | null> => {
     for (let attempt = 0; attempt < 40; attempt++) {
       let s: dgram.Socket;
@@ -309,6 +367,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
           socket: s,
           port,
           reserved: {
+            ip,
             socket: r,
             port: port + 1,
             expiresAt: now() + RESERVATION_LIFETIME_SEC * 1000,
@@ -360,6 +419,8 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
   };
 
   const relayToPeer = (a: Allocation, peer: TransportAddress, data: Uint8Array) => {
+    // Checked on every datagram too: a channel may outlive the allocation whose port it named.
+    if (!peerPortAllowed(peer)) return;
     try {
       a.socket.send(data, peer.port, peer.ip, () => {});
       counters.bytesToPeers += data.length;
@@ -374,7 +435,8 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
 
   const replier = (msg: DecodedStun, client: Client): Reply => {
     const fingerprint = msg.fingerprintAt >= 0;
-    const send = (cls: number, attributes: StunAttribute[], key?: Uint8Array) =>
+    const send = (cls: number, attributes: StunAttribute[], key?: Uint8Array) => {
+      if (key === undefined && !mayAnswerUnauthenticated(client)) return;
       sendTo(
         client,
         encodeStun(
@@ -382,6 +444,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
           { integrityKey: key, fingerprint },
         ),
       );
+    };
     return {
       ok: (attrs, key) => send(Class.Success, attrs, key),
       error: (code, key, attrs = []) =>
@@ -455,10 +518,27 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
       if (f !== 0x01 && f !== 0x02) return reply.error(440, key);
       if ((f === 0x01 ? 4 : 6) !== relayFamily) return reply.error(440, key);
     }
+    // A reservation token hands over a socket that counted against its owner's quota already.
+    let fromToken: Reservation | null = null;
+    if (token) {
+      const r = reservations.get(hex(token));
+      if (r) {
+        reservations.delete(hex(token));
+        release(r.ip, 1);
+        if (r.expiresAt > now()) fromToken = r;
+        else closeSocket(r.socket);
+      }
+    }
+    // Reserved ports count as allocations: else allocating with EVEN-PORT R and deleting again
+    // would pile up sockets beyond every quota. Allocates still binding count too, so a burst
+    // from many ports of one IP cannot pass the per-IP check all at once.
+    const reserve = !token && ((evenPort?.[0] ?? 0) & 0x80) !== 0;
+    const need = reserve ? 2 : 1;
     if (
-      allocations.size + pending.size >= maxAllocations ||
-      (perIp.get(client.ip) ?? 0) >= maxPerIp
+      allocations.size + pending.size + reservations.size + need > maxAllocations ||
+      (perIp.get(client.ip) ?? 0) + need > maxPerIp
     ) {
+      if (fromToken) closeSocket(fromToken.socket);
       return reply.error(486, key);
     }
     const asked = requestedLifetime(msg);
@@ -468,17 +548,12 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
 
     let relay: { socket: dgram.Socket; port: number; reserved?: Reservation } | null;
     pending.add(client.key);
+    hold(client.ip, need);
     try {
-      if (token) {
-        const r = reservations.get(hex(token));
-        reservations.delete(hex(token));
-        relay = r && r.expiresAt > now() ? r : null;
-        if (r && !relay) closeSocket(r.socket);
-      } else {
-        relay = await openRelay(evenPort !== undefined, (evenPort?.[0] ?? 0) & 0x80 ? true : false);
-      }
+      relay = token ? fromToken : await openRelay(evenPort !== undefined, reserve, client.ip);
     } finally {
       pending.delete(client.key);
+      release(client.ip, need);
     }
     if (closed) {
       if (relay) {
@@ -498,6 +573,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     if (relay.reserved) {
       const t = randomBytes(8);
       reservations.set(hex(t), relay.reserved);
+      hold(client.ip, 1);
       attrs.push({ type: Attr.ReservationToken, value: new Uint8Array(t) });
     }
     attrs.push({
@@ -532,7 +608,8 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     relay.socket.on("message", (data, rinfo) => onPeerData(a, data, rinfo));
     relay.socket.on("error", (err) => log.debug("turn relay socket error", { err }));
     allocations.set(client.key, a);
-    perIp.set(client.ip, (perIp.get(client.ip) ?? 0) + 1);
+    relayPorts.add(relay.port);
+    hold(client.ip, 1);
     log.debug("turn allocation", { relayPort: relay.port, lifetime });
     sendTo(client, response);
   };
@@ -632,6 +709,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     if (ch < 0x4000 || ch > 0x7fff) return reply.error(400, auth.key);
     const peer = checkPeer(getAttr(msg, Attr.XorPeerAddress), msg, reply, auth.key);
     if (!peer) return;
+    if (!peerPortAllowed(peer)) return reply.error(403, auth.key);
     const peerKey = `${peer.ip}|${peer.port}`;
     const bound = a.channels.get(ch);
     if (bound && bound.peerKey !== peerKey) return reply.error(400, auth.key);
@@ -640,6 +718,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     if (!a.permissions.has(peer.ip) && a.permissions.size >= MAX_PERMISSIONS) {
       return reply.error(508, auth.key);
     }
+    if (!bound && a.channels.size >= MAX_CHANNELS) return reply.error(508, auth.key);
     const t = now();
     a.channels.set(ch, { peer, peerKey, expiresAt: t + CHANNEL_LIFETIME_SEC * 1000 });
     a.channelByPeer.set(peerKey, ch);
@@ -684,6 +763,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
         ]);
       }
       const mapped = { family: client.family, ip: client.ip, port: client.port };
+      if (!mayAnswerUnauthenticated(client)) return;
       return sendTo(
         client,
         encodeStun({
@@ -763,9 +843,14 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
         }
       }
     }
+    for (const [ip, b] of unauthBuckets) {
+      refill(b, t);
+      if (b.tokens >= unauthBurst) unauthBuckets.delete(ip);
+    }
     for (const [token, r] of reservations) {
       if (r.expiresAt <= t) {
         reservations.delete(token);
+        release(r.ip, 1);
         closeSocket(r.socket);
       }
     }

@@ -40,6 +40,8 @@ async function withServer(
     realm: REALM,
     secret: () => SECRET,
     allowPeer: () => true,
+    // Most tests use plain sockets on the relay's loopback address as peers.
+    ownAddressAnyPort: true,
     ...options,
   });
   try {
@@ -84,6 +86,51 @@ Deno.test("Binding is answered without authentication, with XOR-MAPPED-ADDRESS",
       await c.close();
     }
   });
+});
+
+Deno.test("answers without integrity (Binding, 401) are rate-limited per client IP: no reflection flood", async () => {
+  // A spoofed source gets these answers, several times the size of the request. The clock stands
+  // still, so exactly the burst is answered until it moves on.
+  let now = Date.now();
+  await withServer(
+    { now: () => now, unauthenticatedBurst: 10, unauthenticatedPerSecond: 5 },
+    async (server) => {
+      const victim = await Endpoint.open("127.0.0.1");
+      const other = await Client.open(server, "127.0.0.3");
+      try {
+        for (let i = 0; i < 40; i++) {
+          const tid = crypto.getRandomValues(new Uint8Array(12));
+          const req = encodeStun({
+            method: i % 2 ? Method.Binding : Method.Allocate,
+            cls: Class.Request,
+            transactionId: tid,
+            attributes: [],
+          });
+          victim.send(req, server.port);
+        }
+        for (let i = 0; i < 10; i++) assert.ok(await victim.recv(5000), `answer ${i}`);
+        assert.equal(await victim.recv(300), null, "more than the burst answered");
+        // Another IP is not affected.
+        assert.equal((await other.request(Method.Binding, [])).cls, Class.Success);
+        now += 1000; // 5 more
+        for (let i = 0; i < 40; i++) {
+          const tid = crypto.getRandomValues(new Uint8Array(12));
+          const req = encodeStun({
+            method: Method.Binding,
+            cls: Class.Request,
+            transactionId: tid,
+            attributes: [],
+          });
+          victim.send(req, server.port);
+        }
+        for (let i = 0; i < 5; i++) assert.ok(await victim.recv(5000), `later answer ${i}`);
+        assert.equal(await victim.recv(300), null, "more than the rate answered");
+      } finally {
+        await victim.close();
+        await other.close();
+      }
+    },
+  );
 });
 
 Deno.test("Allocate: 401 challenge, then relayed/mapped address, lifetime and integrity", async () => {
@@ -221,6 +268,71 @@ Deno.test("Allocate: per-IP quota gives 486 too", async () => {
       await a.close();
       await b.close();
       await other.close();
+    }
+  });
+});
+
+Deno.test("Allocate: reserved ports count against the per-IP quota (EVEN-PORT R, then delete)", async () => {
+  await withServer({ maxAllocationsPerIp: 2 }, async (server) => {
+    const a = await Client.open(server);
+    const b = await Client.open(server);
+    try {
+      const creds = turnCredentials(SECRET, Date.now());
+      const evenR = [transport(17), { type: Attr.EvenPort, value: new Uint8Array([0x80]) }];
+      const first = await a.allocate(creds, evenR);
+      assert.equal(first.cls, Class.Success, `Allocate: ${errorCode(first)}`);
+      const token = getAttr(first, Attr.ReservationToken)!;
+      assert.ok(token);
+      const del = await a.request(Method.Refresh, [{ type: Attr.Lifetime, value: u32(0) }]);
+      assert.equal(del.cls, Class.Success);
+      // The reserved port is still held: another allocation with a reservation would exceed 2.
+      assert.equal(errorCode(await a.request(Method.Allocate, evenR)), 486);
+      // The token hands the reserved port over without needing more quota.
+      const second = await b.allocate(creds, [transport(17), {
+        type: Attr.ReservationToken,
+        value: token,
+      }]);
+      assert.equal(second.cls, Class.Success, `Allocate with token: ${errorCode(second)}`);
+      assert.equal((await a.request(Method.Allocate, [transport(17)])).cls, Class.Success);
+      assert.equal(
+        errorCode(
+          await Client.open(server).then(async (c) => {
+            try {
+              return await c.allocate(creds);
+            } finally {
+              await c.close();
+            }
+          }),
+        ),
+        486,
+      );
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+Deno.test("Allocate: a burst from many ports of one IP stays within the per-IP quota", async () => {
+  await withServer({ maxAllocationsPerIp: 3 }, async (server) => {
+    const creds = turnCredentials(SECRET, Date.now());
+    const clients = await Promise.all(Array.from({ length: 30 }, () => Client.open(server)));
+    try {
+      // Each has its nonce first; then all Allocates go out at once.
+      for (const c of clients) {
+        const r = await c.request(Method.Allocate, [transport(17)], { auth: false });
+        c.nonce = text(getAttr(r, Attr.Nonce))!;
+        c.username = creds.username;
+        c.key = longTermKey(creds.username, REALM, creds.password);
+      }
+      const answers = await Promise.all(
+        clients.map((c) => c.request(Method.Allocate, [transport(17)])),
+      );
+      const ok = answers.filter((m) => m.cls === Class.Success).length;
+      assert.equal(ok, 3, `${ok} allocations for one IP`);
+      assert.equal(server.stats().allocations, 3);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
     }
   });
 });
@@ -460,6 +572,79 @@ Deno.test("peer policy: CreatePermission, ChannelBind and Send reach allowed pee
       await c.close();
       await allowed.close();
       await denied.close();
+    }
+  });
+});
+
+Deno.test("the relay's own address: only other allocations' relay ports, never the listener or other local services", async () => {
+  // The relay address is always a permitted peer (in production a public address, which the
+  // policy passes anyway), but a client must not reach the TURN listener itself through it (a
+  // relay loop whose requests come from the server's own address) nor other UDP services there.
+  await withServer(
+    { allowPeer: undefined, ownAddressAnyPort: false },
+    async (server) => {
+      const a = await Client.open(server);
+      const b = await Client.open(server);
+      const service = await Endpoint.open("127.0.0.1");
+      try {
+        await a.allocate(turnCredentials(SECRET, Date.now()));
+        const allocB = await b.allocate(turnCredentials(SECRET, Date.now()));
+        const relayB = decodeXorAddress(
+          getAttr(allocB, Attr.XorRelayedAddress),
+          allocB.transactionId,
+        )!;
+        assert.equal(await permission(a, loopback(9)), null, "permissions name an IP only");
+        assert.equal(await channelBind(a, 0x4000, loopback(server.port)), 403);
+        assert.equal(await channelBind(a, 0x4001, loopback(service.port)), 403);
+        // A Binding request sent through the relay to the listener would be answered to the relay.
+        const tid = crypto.getRandomValues(new Uint8Array(12));
+        const binding = encodeStun({
+          method: Method.Binding,
+          cls: Class.Request,
+          transactionId: tid,
+          attributes: [],
+        });
+        a.send(sendIndication(loopback(server.port), binding));
+        a.send(sendIndication(loopback(service.port), utf8("to a local service")));
+        // Another client's relay port on the same address is fine (two callers on one server).
+        await permit(b, loopback(9));
+        assert.equal(await channelBind(a, 0x4002, relayB), null);
+        a.send(encodeChannelData(0x4002, utf8("to b")));
+        const got = await b.ep.recv(5000, (d) => decodeStun(d)?.method === Method.Data);
+        assert.ok(got, "b got nothing through its relay");
+        assert.equal(text(getAttr(decodeStun(got.data)!, Attr.Data)), "to b");
+        assert.equal(await service.recv(300), null, "the local service was reached");
+        assert.equal(
+          await a.ep.recv(300, (d) => decodeStun(d)?.method === Method.Data),
+          null,
+          "the listener answered through the relay",
+        );
+      } finally {
+        await a.close();
+        await b.close();
+        await service.close();
+      }
+    },
+  );
+});
+
+Deno.test("ChannelBind: channels per allocation are bounded (508), rebinding an existing one is not", async () => {
+  await withServer({}, async (server) => {
+    const c = await Client.open(server);
+    try {
+      await c.allocate(turnCredentials(SECRET, Date.now()));
+      let refused = 0;
+      // One permitted IP, a new peer port per channel: 16384 numbers would be valid.
+      for (let i = 0; i < 300 && !refused; i++) {
+        const code = await channelBind(c, 0x4000 + i, loopback(10_000 + i));
+        if (code === 508) refused = i;
+        else assert.equal(code, null, `channel ${i}`);
+      }
+      assert.equal(refused, 256, "channel count at the first 508");
+      assert.equal(server.stats().channels, 256);
+      assert.equal(await channelBind(c, 0x4000, loopback(10_000)), null, "refresh of a bound one");
+    } finally {
+      await c.close();
     }
   });
 });
