@@ -15,7 +15,7 @@ import { WireClient } from "./support/wire_client.ts";
 import { CutConn, type CutStyle } from "./support/cut_conn.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
 import { encryptedMessage } from "./support/messages.ts";
-import { fdCount, isAlive, mib, rssBytes } from "./support/proc_status.ts";
+import { fdCount, isAlive, mib, rssBytes, tcpSockets } from "./support/proc_status.ts";
 import { Prng, seedFrom } from "./support/prng.ts";
 import { withRelay } from "./support/relay.ts";
 
@@ -155,22 +155,9 @@ function zeroWindowClient(
 
 /** Bytes the relay has queued in the kernel towards a client's port (its Send-Q). */
 function sendQueue(pid: number, clientPort: number): number {
-  let total = 0;
-  for (const table of [`/proc/${pid}/net/tcp`, `/proc/${pid}/net/tcp6`]) {
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(table);
-    } catch {
-      continue;
-    }
-    for (const line of text.split("\n").slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols.length < 5) continue;
-      const remotePort = parseInt(cols[2].split(":")[1], 16);
-      if (remotePort === clientPort) total += parseInt(cols[4].split(":")[0], 16);
-    }
-  }
-  return total;
+  return tcpSockets(pid)
+    .filter((s) => s.remote.endsWith(`:${clientPort}`))
+    .reduce((n, s) => n + s.sendQueue, 0);
 }
 
 const FILL = { count: 12, bytes: 4 << 20 };

@@ -30,6 +30,8 @@ export interface TcpSocket {
   remote: string;
   /** The kernel's state name (ESTABLISHED, CLOSE_WAIT, LISTEN…). */
   state: string;
+  /** Bytes queued in the kernel towards the peer, not yet acknowledged (Send-Q). */
+  sendQueue: number;
 }
 
 const TCP_STATES: Record<string, string> = {
@@ -83,6 +85,7 @@ export function tcpSockets(pid: number): TcpSocket[] {
           local: endpoint(cols[1]),
           remote: endpoint(cols[2]),
           state: TCP_STATES[cols[3]] ?? cols[3],
+          sendQueue: parseInt(cols[4].split(":")[0], 16),
         });
       }
     }
