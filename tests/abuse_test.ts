@@ -9,6 +9,7 @@ import { createAccount, withRelay } from "./support/relay.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
 import { passwordWork } from "../src/auth/mod.ts";
 import { startTern } from "./support/tern_process.ts";
+import { tlsFirstLine } from "./support/wire_client.ts";
 
 function firstLine(
   port: number,
@@ -254,31 +255,6 @@ Deno.test("slow clients (slowloris) are bounded per address; others are served a
     }
   }, { overrides: { max_connections_per_ip: 10 } });
 });
-
-/** The first line a TLS client connecting from `localAddress` gets from `port`. */
-function tlsFirstLine(port: number, localAddress: string, caPem: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const raw = net.connect({ host: "127.0.0.1", port, localAddress });
-    raw.on("error", reject);
-    const socket = tls.connect({
-      socket: raw,
-      ca: caPem,
-      servername: "localhost",
-      checkServerIdentity: () => undefined,
-    });
-    let buf = "";
-    socket.on("data", (d: Uint8Array) => {
-      buf += new TextDecoder().decode(d);
-      const i = buf.indexOf("\r\n");
-      if (i >= 0) {
-        socket.destroy();
-        resolve(buf.slice(0, i));
-      }
-    });
-    socket.on("error", reject);
-    socket.on("close", () => resolve(buf));
-  });
-}
 
 Deno.test("implicit TLS: clients that never start TLS are bounded per address, then dropped", async () => {
   await withRelay(async (t) => {

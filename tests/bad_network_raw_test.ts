@@ -11,7 +11,7 @@ import net from "node:net";
 import tls from "node:tls";
 import zlib from "node:zlib";
 import { startTern, type TernProcess } from "./support/tern_process.ts";
-import { WireClient } from "./support/wire_client.ts";
+import { tlsFirstLine, WireClient } from "./support/wire_client.ts";
 import { CutConn, type CutStyle } from "./support/cut_conn.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
 import { encryptedMessage } from "./support/messages.ts";
@@ -450,30 +450,5 @@ function plainFirstLine(port: number, localAddress: string): Promise<string> {
       }
     });
     s.on("close", () => resolve(buf));
-  });
-}
-
-/** The first line a TLS client connecting from `localAddress` gets. */
-function tlsFirstLine(port: number, localAddress: string, caPem: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const raw = net.connect({ host: "127.0.0.1", port, localAddress });
-    raw.on("error", reject);
-    const socket = tls.connect({
-      socket: raw,
-      ca: caPem,
-      servername: "localhost",
-      checkServerIdentity: () => undefined,
-    });
-    let buf = "";
-    socket.on("data", (d: Uint8Array) => {
-      buf += new TextDecoder().decode(d);
-      const i = buf.indexOf("\r\n");
-      if (i >= 0) {
-        socket.destroy();
-        resolve(buf.slice(0, i));
-      }
-    });
-    socket.on("error", reject);
-    socket.on("close", () => resolve(buf));
   });
 }

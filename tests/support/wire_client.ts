@@ -213,3 +213,28 @@ export class WireClient {
     this.#socket.resetAndDestroy();
   }
 }
+
+/** The first line a TLS client connecting from `localAddress` gets from `port`. */
+export function tlsFirstLine(port: number, localAddress: string, caPem: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const raw = net.connect({ host: "127.0.0.1", port, localAddress });
+    raw.on("error", reject);
+    const socket = tls.connect({
+      socket: raw,
+      ca: caPem,
+      servername: "localhost",
+      checkServerIdentity: () => undefined,
+    });
+    let buf = "";
+    socket.on("data", (d: Uint8Array) => {
+      buf += new TextDecoder().decode(d);
+      const i = buf.indexOf("\r\n");
+      if (i >= 0) {
+        socket.destroy();
+        resolve(buf.slice(0, i));
+      }
+    });
+    socket.on("error", reject);
+    socket.on("close", () => resolve(buf));
+  });
+}
