@@ -30,6 +30,9 @@ import {
 const dec = new TextDecoder();
 // chat.test's DKIM key (the corpus's domain): the test signs as that relay would.
 const REF_KEY = generateDkimKey();
+/** DNS that publishes REF_KEY as chat.test's DKIM key (mail signed as a chat.test relay). */
+const chatTestDns = () =>
+  fakeDns({ txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] } });
 
 async function submission(t: TestRelay, user?: { address: string; password: string }) {
   const c = await SmtpTestClient.connect(t.addr("submissions"), { tls: true, caPem: t.caPem });
@@ -343,9 +346,7 @@ Deno.test("SMTP encryption policy: the corpus through submission and inbound", a
   }, {
     overrides: { max_user_send_burst_size: 100 },
     relay: {
-      dns: fakeDns({
-        txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] },
-      }),
+      dns: chatTestDns(),
     },
   });
 });
@@ -510,9 +511,7 @@ Deno.test("SMTP: an account blocked or deleted between RCPT and the end of DATA 
     mx.close();
   }, {
     relay: {
-      dns: fakeDns({
-        txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] },
-      }),
+      dns: chatTestDns(),
     },
   });
 });
@@ -649,9 +648,7 @@ Deno.test("SMTP error limit: a message to many deleted accounts still reaches th
     assert.equal((await inbox(t, b.address)).length, 3);
   }, {
     relay: {
-      dns: fakeDns({
-        txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] },
-      }),
+      dns: chatTestDns(),
     },
   });
 });
@@ -682,9 +679,7 @@ Deno.test("SMTP: a recipient whose mailbox is full: 552 5.2.2 with Dovecot's tex
     assert.equal(await store.countQueued(), 0);
   }, {
     relay: {
-      dns: fakeDns({
-        txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] },
-      }),
+      dns: chatTestDns(),
     },
   });
 });
@@ -773,9 +768,7 @@ Deno.test("SMTP inbound: one of several local recipients is full: 250 for the ot
   }, {
     relay: {
       manualQueue: true,
-      dns: fakeDns({
-        txt: { [`${DKIM_SELECTOR}._domainkey.chat.test`]: [dkimDnsRecord(REF_KEY)] },
-      }),
+      dns: chatTestDns(),
     },
   });
 });
