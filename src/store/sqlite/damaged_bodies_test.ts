@@ -4,7 +4,7 @@
 // in the same batch are still served.
 
 import assert from "node:assert/strict";
-import { startSqliteStore } from "./mod.ts";
+import { type SqliteStore, startSqliteStore } from "./mod.ts";
 import { isBodyFileName } from "./body_files.ts";
 import { SEGMENT_MIN } from "./segments.ts";
 import { bytesBody } from "../message_input.ts";
@@ -15,29 +15,37 @@ function pattern(n: number, seed: number): Uint8Array {
   return out;
 }
 
+/** Appends `bytes` to the account's INBOX (through a spool file when `spooled`): its body id. */
+async function appendBody(
+  s: SqliteStore,
+  accountId: number,
+  bytes: Uint8Array,
+  spooled: boolean,
+): Promise<number> {
+  const spool = s.createSpool();
+  try {
+    if (spooled) await spool.write(bytes);
+    const r = await s.append({
+      accountId,
+      mailboxName: "INBOX",
+      body: spooled ? await spool.finish() : bytesBody(bytes),
+      flags: [],
+      internalDate: 1,
+      defaultQuotaBytes: 1e9,
+    });
+    const [m] = await s.getMessages(r.mailboxId, [r.uid]);
+    return m.bodyId;
+  } finally {
+    await spool.discard();
+  }
+}
+
 Deno.test("a body whose file was removed or cut short is refused by name; others still read", async () => {
   const dir = await Deno.makeTempDir({ prefix: "tern-damaged-" });
   const s = await startSqliteStore(`${dir}/t.db`, { tinyBytes: 0 });
   try {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
-    const put = async (bytes: Uint8Array) => {
-      const spool = s.createSpool();
-      await spool.write(bytes);
-      try {
-        const r = await s.append({
-          accountId: a.id,
-          mailboxName: "INBOX",
-          body: bytes.length > 128 * 1024 ? await spool.finish() : bytesBody(bytes),
-          flags: [],
-          internalDate: 1,
-          defaultQuotaBytes: 1e9,
-        });
-        const [m] = await s.getMessages(r.mailboxId, [r.uid]);
-        return m.bodyId;
-      } finally {
-        await spool.discard();
-      }
-    };
+    const put = (bytes: Uint8Array) => appendBody(s, a.id, bytes, bytes.length > 128 * 1024);
     const inline = await put(pattern(1000, 1));
     const segA = await put(pattern(SEGMENT_MIN + 100, 2));
     const segB = await put(pattern(SEGMENT_MIN + 200, 3));
@@ -81,24 +89,7 @@ Deno.test("the bodies directory removed under a running store is made again, wit
   const s = await startSqliteStore(`${dir}/t.db`, { tinyBytes: 0 });
   try {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
-    const put = async (bytes: Uint8Array, spooled: boolean) => {
-      const spool = s.createSpool();
-      try {
-        if (spooled) await spool.write(bytes);
-        const r = await s.append({
-          accountId: a.id,
-          mailboxName: "INBOX",
-          body: spooled ? await spool.finish() : bytesBody(bytes),
-          flags: [],
-          internalDate: 1,
-          defaultQuotaBytes: 1e9,
-        });
-        const [m] = await s.getMessages(r.mailboxId, [r.uid]);
-        return m.bodyId;
-      } finally {
-        await spool.discard();
-      }
-    };
+    const put = (bytes: Uint8Array, spooled: boolean) => appendBody(s, a.id, bytes, spooled);
     await put(pattern(SEGMENT_MIN + 100, 1), false);
     // An operator's clean-up takes the spool directory, or the whole bodies directory.
     await Deno.remove(`${dir}/bodies/tmp`, { recursive: true });
