@@ -240,3 +240,18 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     throw err;
   }
 }
+
+/**
+ * Registers the test that stops a server a test file started as it loaded (call it after the
+ * file's other tests: they run in the order they were registered). Stopping ends the server's
+ * process and pipes here, which the sanitizers would count against this test: they are off.
+ */
+export function stopsServerOfFile(server: PostgresServer | null): void {
+  Deno.test({
+    name: postgresNeed.title("stops the PostgreSQL server of this file"),
+    ignore: postgresNeed.ignore,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: () => server!.stop(),
+  });
+}

@@ -9,7 +9,7 @@ import { openSqliteStore, type SqliteStore } from "../sqlite/mod.ts";
 import { bytesBody, spoolBytes } from "../message_input.ts";
 import { ImportError, type ImportProgress, importSqlite, startPostgresStore } from "./mod.ts";
 import type { Store } from "../types.ts";
-import { postgresNeed, startPostgres } from "../../../tests/support/postgres.ts";
+import { postgresNeed, startPostgres, stopsServerOfFile } from "../../../tests/support/postgres.ts";
 
 const enc = new TextEncoder();
 const server = postgresNeed.ignore ? null : await startPostgres();
@@ -165,11 +165,5 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: postgresNeed.title("stops the PostgreSQL server of this file"),
-  ignore: postgresNeed.ignore,
-  // Started as the file loaded, outside any test (see postgres_store_test.ts).
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: () => server!.stop(),
-});
+// Last in the file: the tests above share the server.
+stopsServerOfFile(server);

@@ -7,7 +7,7 @@ import { runQueriesContract } from "../queries_contract.ts";
 import { runQueueContract } from "../queue_contract.ts";
 import { type PostgresStore, startPostgresStore } from "./mod.ts";
 import { PG_MIGRATIONS } from "./migrations.ts";
-import { postgresNeed, startPostgres } from "../../../tests/support/postgres.ts";
+import { postgresNeed, startPostgres, stopsServerOfFile } from "../../../tests/support/postgres.ts";
 import { bytesBody } from "../message_input.ts";
 
 // One server for the whole file (started as it loads, stopped by the last test); a fresh
@@ -289,12 +289,5 @@ pgTest(
   },
 );
 
-Deno.test({
-  name: postgresNeed.title("stops the PostgreSQL server of this file"),
-  ignore: postgresNeed.ignore,
-  // The server was started as the file loaded, outside any test: stopping it ends its process
-  // and pipes here, which the sanitizers would count against this test.
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: () => server!.stop(),
-});
+// Last in the file: the tests above share the server.
+stopsServerOfFile(server);

@@ -9,7 +9,7 @@ import { connect, type Sql } from "./connection.ts";
 import { lockKey } from "./write_batch.ts";
 import { MetadataService } from "../../discovery/metadata.ts";
 import { bytesBody } from "../message_input.ts";
-import { postgresNeed, startPostgres } from "../../../tests/support/postgres.ts";
+import { postgresNeed, startPostgres, stopsServerOfFile } from "../../../tests/support/postgres.ts";
 
 const server = postgresNeed.ignore ? null : await startPostgres();
 let databases = 0;
@@ -355,11 +355,5 @@ pgTest("two instances claiming push jobs at once each take different jobs", asyn
   assert.equal(new Set(claimed).size, 60);
 });
 
-Deno.test({
-  name: postgresNeed.title("stops the PostgreSQL server of this file"),
-  ignore: postgresNeed.ignore,
-  // Started as the file loaded, outside any test (see postgres_store_test.ts).
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: () => server!.stop(),
-});
+// Last in the file: the tests above share the server.
+stopsServerOfFile(server);

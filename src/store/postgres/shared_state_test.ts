@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { type PostgresStore, startPostgresStore } from "./mod.ts";
 import type { RelayEvent } from "../../events/bus.ts";
-import { postgresNeed, startPostgres } from "../../../tests/support/postgres.ts";
+import { postgresNeed, startPostgres, stopsServerOfFile } from "../../../tests/support/postgres.ts";
 
 const server = postgresNeed.ignore ? null : await startPostgres();
 let databases = 0;
@@ -192,11 +192,5 @@ async function eventually(attempt: () => Promise<boolean>, why: string, ms = 10_
   }
 }
 
-Deno.test({
-  name: postgresNeed.title("stops the PostgreSQL server of this file"),
-  ignore: postgresNeed.ignore,
-  // Started as the file loaded, outside any test (see postgres_store_test.ts).
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: () => server!.stop(),
-});
+// Last in the file: the tests above share the server.
+stopsServerOfFile(server);
