@@ -655,10 +655,7 @@ Deno.test("SMTP error limit: a message to many deleted accounts still reaches th
 
 Deno.test("SMTP: a recipient whose mailbox is full: 552 5.2.2 with Dovecot's text, nothing stored; others still get it", async () => {
   await withRelay(async (t) => {
-    const b = await createAccount(t, "bobby0001");
-    const c = await createAccount(t, "carol0001");
-    const store = t.relay.services.store;
-    await store.setQuota((await store.getAccount(b.address))!.id, 100);
+    const { b, c, store } = await fullAndRoomy(t);
     const bounce = await signMessage(
       new TextEncoder().encode(bounceMessage("chat.test", b.address)),
       "chat.test",
@@ -696,6 +693,15 @@ async function queued(t: TestRelay) {
 }
 
 /** A delivery status notification for `failed` (whose mailbox is full) about `messageId`. */
+/** bobby0001, whose mailbox is full at 100 bytes, and carol0001, with room to spare. */
+async function fullAndRoomy(t: TestRelay) {
+  const b = await createAccount(t, "bobby0001");
+  const c = await createAccount(t, "carol0001");
+  const store = t.relay.services.store;
+  await store.setQuota((await store.getAccount(b.address))!.id, 100);
+  return { b, c, store };
+}
+
 function assertQuotaBounce(
   t: TestRelay,
   bounce: Uint8Array,
@@ -731,10 +737,7 @@ function assertQuotaBounce(
 
 Deno.test("SMTP inbound: one of several local recipients is full: 250 for the others, a bounce to the remote sender on the queue", async () => {
   await withRelay(async (t) => {
-    const b = await createAccount(t, "bobby0001");
-    const c = await createAccount(t, "carol0001");
-    const store = t.relay.services.store;
-    await store.setQuota((await store.getAccount(b.address))!.id, 100);
+    const { b, c, store } = await fullAndRoomy(t);
     const sender = "dave0001@chat.test";
     const message = await encryptedMessage(sender, b.address);
     const messageId = /^Message-ID: (.+)$/m.exec(message)![1];
@@ -776,10 +779,7 @@ Deno.test("SMTP inbound: one of several local recipients is full: 250 for the ot
 Deno.test("SMTP submission: a full local recipient among others (local and remote): 250, a bounce in the sender's INBOX", async () => {
   await withRelay(async (t) => {
     const a = await createAccount(t, "alice0001");
-    const b = await createAccount(t, "bobby0001");
-    const c = await createAccount(t, "carol0001");
-    const store = t.relay.services.store;
-    await store.setQuota((await store.getAccount(b.address))!.id, 100);
+    const { b, c, store } = await fullAndRoomy(t);
     const message = await encryptedMessage(a.address, b.address);
     const messageId = /^Message-ID: (.+)$/m.exec(message)![1];
     // Local only, one full.
@@ -819,10 +819,7 @@ Deno.test("SMTP submission: a full local recipient among others (local and remot
 
 Deno.test("/mxdeliv: one of several local recipients is full: 200 for the others, a bounce to the sender on the queue", async () => {
   await withRelay(async (t) => {
-    const b = await createAccount(t, "bobby0001");
-    const c = await createAccount(t, "carol0001");
-    const store = t.relay.services.store;
-    await store.setQuota((await store.getAccount(b.address))!.id, 100);
+    const { b, c, store } = await fullAndRoomy(t);
     const sender = "dave0001@[127.0.0.9]";
     const message = await encryptedMessage(sender, b.address);
     const messageId = /^Message-ID: (.+)$/m.exec(message)![1];
