@@ -737,7 +737,7 @@ function assertQuotaBounce(
 
 Deno.test("SMTP inbound: one of several local recipients is full: 250 for the others, a bounce to the remote sender on the queue", async () => {
   await withRelay(async (t) => {
-    const { b, c, store } = await fullAndRoomy(t);
+    const { b, c } = await fullAndRoomy(t);
     const sender = "dave0001@chat.test";
     const message = await encryptedMessage(sender, b.address);
     const messageId = /^Message-ID: (.+)$/m.exec(message)![1];
@@ -779,7 +779,7 @@ Deno.test("SMTP inbound: one of several local recipients is full: 250 for the ot
 Deno.test("SMTP submission: a full local recipient among others (local and remote): 250, a bounce in the sender's INBOX", async () => {
   await withRelay(async (t) => {
     const a = await createAccount(t, "alice0001");
-    const { b, c, store } = await fullAndRoomy(t);
+    const { b, c } = await fullAndRoomy(t);
     const message = await encryptedMessage(a.address, b.address);
     const messageId = /^Message-ID: (.+)$/m.exec(message)![1];
     // Local only, one full.
@@ -819,7 +819,7 @@ Deno.test("SMTP submission: a full local recipient among others (local and remot
 
 Deno.test("/mxdeliv: one of several local recipients is full: 200 for the others, a bounce to the sender on the queue", async () => {
   await withRelay(async (t) => {
-    const { b, c, store } = await fullAndRoomy(t);
+    const { b, c } = await fullAndRoomy(t);
     const sender = "dave0001@[127.0.0.9]";
     const message = await encryptedMessage(sender, b.address);
     const messageId = /^Message-ID: (.+)$/m.exec(message)![1];
