@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import tls from "node:tls";
 import zlib from "node:zlib";
-import { startTern, type TernProcess } from "./support/tern_process.ts";
-import { tlsFirstLine, WireClient } from "./support/wire_client.ts";
+import { imapLogin, openConnections, startTern, type TernProcess } from "./support/tern_process.ts";
+import { tlsFirstLine } from "./support/wire_client.ts";
 import { CutConn, type CutStyle } from "./support/cut_conn.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
 import { encryptedMessage } from "./support/messages.ts";
@@ -20,16 +20,8 @@ import { Prng, seedFrom } from "./support/prng.ts";
 import { withRelay } from "./support/relay.ts";
 
 const PASSWORD = "password-123456";
+const imap = (tern: TernProcess, local: string) => imapLogin(tern, local, PASSWORD);
 const enc = new TextEncoder();
-
-/** Logs in over 993 (the first login makes the account). */
-async function imap(tern: TernProcess, local: string): Promise<WireClient> {
-  const c = await WireClient.connect(tern.port("imaps"), { tlsCa: tern.caPem });
-  assert.match(await c.line(), /^\* OK /);
-  const r = await c.cmd("l", `LOGIN ${local}@${tern.domain} ${PASSWORD}`);
-  assert.match(r.status, /^OK/, r.status);
-  return c;
-}
 
 /** Appends `count` messages of `bytes` each (plain bodies: IMAP APPEND has no gate). */
 async function fill(tern: TernProcess, local: string, count: number, bytes: number) {
@@ -51,16 +43,6 @@ async function fill(tern: TernProcess, local: string, count: number, bytes: numb
   }
   c.close();
   await c.closed;
-}
-
-/** IMAP and SMTP connections the relay has open now, from /metrics. */
-async function openConnections(tern: TernProcess): Promise<number> {
-  const text = await (await fetch(`http://${tern.listen.metrics}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(/^tern_(?:imap|smtp)_connections\{[^}]*\} (\d+)$/gm)) {
-    n += Number(m[1]);
-  }
-  return n;
 }
 
 /** Polls `check` until it holds (a failure bound, not a timing assertion). */

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { newAccount, startTern, type TernProcess } from "./support/tern_process.ts";
+import { newAccount, openConnections, startTern } from "./support/tern_process.ts";
 import { Device, secureJoin } from "./support/deltachat.ts";
 import {
   type DirectionFaults,
@@ -56,16 +56,6 @@ async function chatTexts(d: Device, chatId: number): Promise<Map<string, number>
     if (m.text) counts.set(m.text, (counts.get(m.text) ?? 0) + 1);
   }
   return counts;
-}
-
-/** IMAP and SMTP connections the relay has open now, from /metrics. */
-async function openConnections(tern: TernProcess): Promise<number> {
-  const text = await (await fetch(`http://${tern.listen.metrics}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(/^tern_(?:imap|smtp)_connections\{[^}]*\} (\d+)$/gm)) {
-    n += Number(m[1]);
-  }
-  return n;
 }
 
 Deno.test({

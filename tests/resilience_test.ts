@@ -4,21 +4,12 @@
 // after being stored, and the process ends within its grace).
 
 import assert from "node:assert/strict";
-import { startTern, type TernProcess } from "./support/tern_process.ts";
-import { WireClient } from "./support/wire_client.ts";
+import { imapLogin, startTern, type TernProcess } from "./support/tern_process.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
 import { armoredPayload, pgpMime } from "./support/messages.ts";
 
 const PASSWORD = "password-123456";
-
-/** Logs in (creating the account on first login) over 993. */
-async function imap(tern: TernProcess, local: string): Promise<WireClient> {
-  const c = await WireClient.connect(tern.port("imaps"), { tlsCa: tern.caPem });
-  assert.match(await c.line(), /^\* OK /);
-  const r = await c.cmd("l", `LOGIN ${local}@${tern.domain} ${PASSWORD}`);
-  assert.match(r.status, /^OK/, r.status);
-  return c;
-}
+const imap = (tern: TernProcess, local: string) => imapLogin(tern, local, PASSWORD);
 
 Deno.test("a client that asks for 9 MB and leaves without reading does not stop tern", async () => {
   const tern = await startTern("", { log: "off" });

@@ -1,7 +1,9 @@
 // A real tern process (`tern serve`) on ephemeral loopback ports with a fresh data directory,
 // for end-to-end tests with real clients, and (with logging off) for the benchmark and soak.
 
+import assert from "node:assert/strict";
 import { terminate } from "./util.ts";
+import { WireClient } from "./wire_client.ts";
 import { RUNTIME_ENV } from "../../src/cli/runtime_env.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -149,4 +151,27 @@ export async function newAccount(tern: TernProcess): Promise<NewAccount> {
   const r = await fetch(`https://${tern.listen.https}/new`, { method: "POST", client });
   if (r.status !== 200) throw new Error(`POST /new answered ${r.status}: ${await r.text()}`);
   return await r.json();
+}
+
+/** IMAP and SMTP connections the relay has open now, from its /metrics listener. */
+export async function openConnections(tern: TernProcess): Promise<number> {
+  const text = await (await fetch(`http://${tern.listen.metrics}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^tern_(?:imap|smtp)_connections\{[^}]*\} (\d+)$/gm)) {
+    n += Number(m[1]);
+  }
+  return n;
+}
+
+/** Logs `local` in over 993 with `password` (the first login creates the account). */
+export async function imapLogin(
+  tern: TernProcess,
+  local: string,
+  password: string,
+): Promise<WireClient> {
+  const c = await WireClient.connect(tern.port("imaps"), { tlsCa: tern.caPem });
+  assert.match(await c.line(), /^\* OK /);
+  const r = await c.cmd("l", `LOGIN ${local}@${tern.domain} ${password}`);
+  assert.match(r.status, /^OK/, r.status);
+  return c;
 }
