@@ -7,7 +7,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
-import { deliveredEvent, type OriginCheck } from "../delivery/mod.ts";
+import type { DeliveryService, OriginCheck } from "../delivery/mod.ts";
 import {
   type BackoffPolicy,
   type Deadlines,
@@ -26,8 +26,6 @@ import {
 } from "../federation/mod.ts";
 import type { SettingsService } from "../settings/mod.ts";
 import type { Store } from "../store/types.ts";
-import { spoolBytes } from "../store/message_input.ts";
-import type { EventBus } from "../events/mod.ts";
 import { ensureDataDir } from "./data_dir.ts";
 
 export function federationAllowed(settings: SettingsService, store: Store) {
@@ -128,8 +126,9 @@ export function dkimKey(config: Config): DkimKey {
 export function createOutbound(input: {
   config: Config;
   store: Store;
-  bus: EventBus;
   settings: SettingsService;
+  /** Stores bounces for local senders. */
+  delivery: Pick<DeliveryService, "deliverReport">;
   dns: DnsResolver;
   log: Logger;
   now: () => number;
@@ -139,7 +138,7 @@ export function createOutbound(input: {
   deadlines?: Partial<Deadlines>;
   backoff?: BackoffPolicy;
 }): OutboundService {
-  const { config, store, bus } = input;
+  const { config, store } = input;
   const key = config.isIpDomain ? null : dkimKey(config);
   return new OutboundService({
     store,
@@ -149,17 +148,9 @@ export function createOutbound(input: {
     // IP relays do not sign, as the reference relay (nobody could look the key up).
     sign: (m) =>
       key ? dkimSignatureField(m, config.mailDomain, key) : Promise.resolve(new Uint8Array(0)),
-    async deliverBounce(sender, message) {
-      const spooled = await spoolBytes(store, message);
-      // The store resolves the sender: one deleted or blocked since it sent gets nothing.
-      const [o] = await store.deliver({
-        body: spooled.body,
-        internalDate: input.now(),
-        targets: [{ address: sender.toLowerCase(), mailboxName: "INBOX" }],
-        defaultQuotaBytes: config.limits.maxMailboxBytes,
-      }).finally(() => spooled.discard());
-      if (o.ok) bus.publish(deliveredEvent(o, false));
-    },
+    // A sender whose mailbox refuses it (full, deleted, blocked) gets nothing: that is final.
+    deliverBounce: (sender, message) =>
+      input.delivery.deliverReport(sender, message).then(() => {}),
     allowed: federationAllowed(input.settings, store),
     lifetimeMs: config.queueLifetimeMs,
     log: input.log,

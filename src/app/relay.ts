@@ -241,8 +241,8 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       createOutbound({
         config,
         store: services.store,
-        bus: services.bus,
         settings: services.settings,
+        delivery: services.delivery,
         dns: services.dns,
         log,
         now: options.now ?? Date.now,

@@ -404,26 +404,41 @@ export class DeliveryService {
       arrivedAt,
     });
     const local = this.#accounts.localAddress(sender);
+    if (local) {
+      const o = await this.deliverReport(local, message);
+      if (!o.ok) this.#log?.warn("bounce not delivered", { code: o.code });
+    } else {
+      const spooled = await spoolBytes(this.#store, message);
+      try {
+        await this.#store.enqueue({ body: spooled.body, sender: "", recipients: [sender], now });
+      } finally {
+        await spooled.discard();
+      }
+      this.onQueued();
+    }
+    this.#log?.info("bounce sent", { recipients: failed.length, local: local !== null });
+  }
+
+  /**
+   * A delivery report (a bounce) into the INBOX of local `address`, stored as it is (no gate, no
+   * header rewriting), and announced to IDLE and push. The store resolves the account: one
+   * deleted or blocked since it sent gets nothing, and a full mailbox refuses it (the outcome
+   * says which).
+   */
+  async deliverReport(address: string, message: Uint8Array): Promise<DeliveryOutcome> {
     const spooled = await spoolBytes(this.#store, message);
     try {
-      if (local) {
-        // The store resolves the sender: one deleted or blocked since it sent gets nothing.
-        const [o] = await this.#store.deliver({
-          body: spooled.body,
-          internalDate: now,
-          targets: [{ address: local.toLowerCase(), mailboxName: "INBOX" }],
-          defaultQuotaBytes: this.limits.defaultQuotaBytes,
-        });
-        if (o.ok) this.#published(o, "");
-        else this.#log?.warn("bounce not delivered", { code: o.code });
-      } else {
-        await this.#store.enqueue({ body: spooled.body, sender: "", recipients: [sender], now });
-        this.onQueued();
-      }
+      const [o] = await this.#store.deliver({
+        body: spooled.body,
+        internalDate: this.#now(),
+        targets: [{ address: address.toLowerCase(), mailboxName: "INBOX" }],
+        defaultQuotaBytes: this.limits.defaultQuotaBytes,
+      });
+      if (o.ok) this.#published(o, "");
+      return o;
     } finally {
       await spooled.discard();
     }
-    this.#log?.info("bounce sent", { recipients: failed.length, local: local !== null });
   }
 
   #published(o: Extract<DeliveryOutcome, { ok: true }>, sender: string) {
