@@ -158,7 +158,11 @@ interface Client {
 }
 
 interface Channel {
+  /** As the client named it (where datagrams are sent). */
   peer: TransportAddress;
+  /** peerIp() of it: what the permission is kept under. */
+  ip: string;
+  /** ip|port */
   peerKey: string;
   expiresAt: number;
 }
@@ -171,7 +175,7 @@ interface Allocation {
   socket: dgram.Socket;
   relayed: TransportAddress;
   expiresAt: number;
-  /** Peer IP -> expiry (ms). */
+  /** Peer IP (peerIp()) -> expiry (ms). */
   permissions: Map<string, number>;
   channels: Map<number, Channel>;
   channelByPeer: Map<string, number>;
@@ -205,6 +209,15 @@ function bindUdp(type: "udp4" | "udp6", address: string, port: number): Promise<
       resolve(s);
     });
   });
+}
+
+/**
+ * The one form a peer IP is known by in permissions and channels: a relay socket on "::" sees
+ * an IPv4 peer as ::ffff:a.b.c.d, and a client of an IPv6 allocation names it so, but the same
+ * host must match either way (RFC 4291 2.5.5.2).
+ */
+function peerIp(ip: string): string {
+  return normalizeIp(ip)?.ip ?? ip;
 }
 
 function hex(b: Uint8Array): string {
@@ -386,6 +399,10 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
       if (a.closed || t >= a.expiresAt) return;
       const peer = normalizeIp(rinfo.address);
       if (!peer || !permitted(a, peer.ip, t)) return;
+      // Named to the client in its allocation's family, as it named the peer.
+      const named: TransportAddress = peer.family === 4 && relayFamily === 6
+        ? { family: 6, ip: `::ffff:${peer.ip}`, port: rinfo.port }
+        : { family: peer.family, ip: peer.ip, port: rinfo.port };
       const ch = a.channelByPeer.get(`${peer.ip}|${rinfo.port}`);
       const binding = ch === undefined ? undefined : a.channels.get(ch);
       if (ch !== undefined && binding && binding.expiresAt > t) {
@@ -402,10 +419,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
             attributes: [
               {
                 type: Attr.XorPeerAddress,
-                value: encodeXorAddress(
-                  { family: peer.family, ip: peer.ip, port: rinfo.port },
-                  tid,
-                ),
+                value: encodeXorAddress(named, tid),
               },
               { type: Attr.Data, value: data },
             ],
@@ -689,10 +703,11 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
       if (!p) return;
       peers.push(p);
     }
-    const added = new Set(peers.map((p) => p.ip).filter((ip) => !a.permissions.has(ip)));
+    const ips = peers.map((p) => peerIp(p.ip));
+    const added = new Set(ips.filter((ip) => !a.permissions.has(ip)));
     if (a.permissions.size + added.size > MAX_PERMISSIONS) return reply.error(508, auth.key);
     const until = now() + PERMISSION_LIFETIME_SEC * 1000;
-    for (const p of peers) a.permissions.set(p.ip, until);
+    for (const ip of ips) a.permissions.set(ip, until);
     reply.ok([], auth.key);
   };
 
@@ -710,19 +725,20 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     const peer = checkPeer(getAttr(msg, Attr.XorPeerAddress), msg, reply, auth.key);
     if (!peer) return;
     if (!peerPortAllowed(peer)) return reply.error(403, auth.key);
-    const peerKey = `${peer.ip}|${peer.port}`;
+    const ip = peerIp(peer.ip);
+    const peerKey = `${ip}|${peer.port}`;
     const bound = a.channels.get(ch);
     if (bound && bound.peerKey !== peerKey) return reply.error(400, auth.key);
     const other = a.channelByPeer.get(peerKey);
     if (other !== undefined && other !== ch) return reply.error(400, auth.key);
-    if (!a.permissions.has(peer.ip) && a.permissions.size >= MAX_PERMISSIONS) {
+    if (!a.permissions.has(ip) && a.permissions.size >= MAX_PERMISSIONS) {
       return reply.error(508, auth.key);
     }
     if (!bound && a.channels.size >= MAX_CHANNELS) return reply.error(508, auth.key);
     const t = now();
-    a.channels.set(ch, { peer, peerKey, expiresAt: t + CHANNEL_LIFETIME_SEC * 1000 });
+    a.channels.set(ch, { peer, ip, peerKey, expiresAt: t + CHANNEL_LIFETIME_SEC * 1000 });
     a.channelByPeer.set(peerKey, ch);
-    a.permissions.set(peer.ip, t + PERMISSION_LIFETIME_SEC * 1000);
+    a.permissions.set(ip, t + PERMISSION_LIFETIME_SEC * 1000);
     reply.ok([], auth.key);
   };
 
@@ -733,7 +749,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     const peer = decodeXorAddress(getAttr(msg, Attr.XorPeerAddress), msg.transactionId);
     const data = getAttr(msg, Attr.Data);
     if (!peer || !data || peer.port === 0 || peer.family !== relayFamily) return;
-    if (!permitted(a, peer.ip, t)) return;
+    if (!permitted(a, peerIp(peer.ip), t)) return;
     relayToPeer(a, peer, data);
   };
 
@@ -744,7 +760,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     const t = now();
     if (!a || a.closed || a.expiresAt <= t) return;
     const b = a.channels.get(cd.channel);
-    if (!b || b.expiresAt <= t || !permitted(a, b.peer.ip, t)) return;
+    if (!b || b.expiresAt <= t || !permitted(a, b.ip, t)) return;
     relayToPeer(a, b.peer, cd.data);
   };
 

@@ -925,3 +925,47 @@ Deno.test(coturn.title("turnutils_uclient with a wrong password cannot allocate"
     assert.equal(server.stats().bytesToPeers, 0);
   });
 });
+
+Deno.test("dual-stack relay: an IPv4 peer named IPv4-mapped gets its permission and channel both ways", async () => {
+  // A relay socket on "::" sees IPv4 peers as ::ffff:a.b.c.d; an IPv6 allocation names them so
+  // too. The permission and channel for ::ffff:127.0.0.1 must cover what 127.0.0.1 sends back.
+  await withServer({ host: "::1", relayHost: "::", relayAddress: "::1" }, async (server) => {
+    const c = await Client.open(server, "::1");
+    const peer = await Endpoint.open("127.0.0.1");
+    try {
+      const alloc = await c.allocate(turnCredentials(SECRET, Date.now()));
+      const relayed = decodeXorAddress(
+        getAttr(alloc, Attr.XorRelayedAddress),
+        alloc.transactionId,
+      )!;
+      assert.equal(relayed.family, 6);
+      const mapped: TransportAddress = { family: 6, ip: "::ffff:127.0.0.1", port: peer.port };
+      await permit(c, mapped);
+      c.send(sendIndication(mapped, utf8("to the v4 peer")));
+      const got = await peer.recv();
+      assert.equal(text(got?.data), "to the v4 peer");
+
+      peer.send(utf8("from the v4 peer"), relayed.port);
+      const back = await c.ep.recv(2000, (d) => decodeStun(d)?.method === Method.Data);
+      assert.ok(back, "the peer's answer did not come back as a Data indication");
+      const di = decodeStun(back.data)!;
+      assert.equal(text(getAttr(di, Attr.Data)), "from the v4 peer");
+      // Named as the client named it: in the allocation's family.
+      assert.deepEqual(
+        decodeXorAddress(getAttr(di, Attr.XorPeerAddress), di.transactionId),
+        mapped,
+      );
+
+      assert.equal(await channelBind(c, 0x4000, mapped), null);
+      c.send(encodeChannelData(0x4000, utf8("channel out")));
+      assert.equal(text((await peer.recv())?.data), "channel out");
+      peer.send(utf8("channel back"), relayed.port);
+      const cd = await c.ep.recv(2000, (d) => (d[0] & 0xc0) === 0x40);
+      assert.ok(cd, "the peer's answer did not come back over the channel");
+      assert.deepEqual(decodeChannelData(cd.data), { channel: 0x4000, data: utf8("channel back") });
+    } finally {
+      await c.close();
+      await peer.close();
+    }
+  });
+});
