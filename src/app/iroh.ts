@@ -46,6 +46,7 @@ export function createIroh(input: {
     ? new IrohRelay({
       enabled,
       maxClients: config.limits.irohMaxClients,
+      maxClientsPerIp: config.limits.irohMaxClientsPerIp,
       clientBytesPerSecond: config.limits.irohClientBytesPerSecond,
       // At least two whole packets, so a slow rate delays large packets instead of stalling.
       clientBurstBytes: Math.max(2 * config.limits.irohClientBytesPerSecond, 132 * 1024),

@@ -56,6 +56,8 @@ export interface Config {
     httpHeaderTimeoutMs: number;
     jitMaxPerIpPerHour: number;
     irohMaxClients: number;
+    /** Iroh relay connections per client address (IPv6: per /64). */
+    irohMaxClientsPerIp: number;
     /** Bytes per second read from one iroh relay client; 0: no limit. */
     irohClientBytesPerSecond: number;
   };
@@ -422,6 +424,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       httpHeaderTimeoutMs: get<number>("http_header_timeout") * 1000,
       jitMaxPerIpPerHour: get("jit_max_per_ip_per_hour"),
       irohMaxClients: get("iroh_max_clients"),
+      irohMaxClientsPerIp: get("iroh_max_clients_per_ip"),
       irohClientBytesPerSecond: get("iroh_client_rate"),
     },
     retention: {

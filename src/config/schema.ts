@@ -300,6 +300,14 @@ export const FIELDS: readonly Field[] = [
     doc: "Clients the embedded iroh relay serves at once; more are refused (503)",
   },
   {
+    key: "iroh_max_clients_per_ip",
+    type: "int",
+    default: 100,
+    min: 1,
+    doc:
+      "Clients the embedded iroh relay serves at once per client address (IPv6: per /64), handshakes included; more are refused (429)",
+  },
+  {
     key: "iroh_client_rate",
     type: "size",
     default: "2M",

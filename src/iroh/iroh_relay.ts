@@ -1,9 +1,9 @@
 // The embedded iroh relay (iroh-relay 0.35 protocol v3): takes over HTTP connections that ask for
 // GET /relay with `Upgrade: iroh derp http` or `Upgrade: websocket`, authenticates each client by
 // the signature in its ClientInfo frame, and forwards SendPacket frames to the client holding the
-// destination key. A cap on clients, a per-client read rate, bounded per-client send queues and
-// strict framing keep one client from exhausting the server; a bad client loses only its own
-// connection.
+// destination key. Caps on clients (in all and per client address), a per-client read rate,
+// bounded per-client send queues and strict framing keep one client from exhausting the server; a
+// bad client loses only its own connection.
 
 import type { Logger } from "../log/mod.ts";
 import { silentLogger } from "../log/mod.ts";
@@ -18,6 +18,7 @@ import type { ClientHost, ClientTimings, EndReason } from "./relay_client.ts";
 import { ByteBudget } from "./send_queue.ts";
 import type { SendQueueLimits } from "./send_queue.ts";
 import { websocketAccept } from "./websocket.ts";
+import { limitKey } from "../net/mod.ts";
 
 export const RELAY_PATH = "/relay";
 /** Older clients connected here; iroh-relay still accepts it. */
@@ -48,6 +49,14 @@ export interface IrohRelayOptions {
   enabled: () => boolean;
   /** Connected clients (and handshakes in progress) at most; more get 503. Default 1000. */
   maxClients?: number;
+  /**
+   * Per client address (IPv6: per /64), connected clients and handshakes in progress at most;
+   * more get 429. Default 100.
+   */
+  maxClientsPerIp?: number;
+  /** Per client address, upgraded connections that have not sent ClientInfo yet; more get 429.
+   *  Default 10. */
+  maxHandshakesPerIp?: number;
   /** Per client, bytes per second read from it (0: unlimited). Default 2 MiB/s. */
   clientBytesPerSecond?: number;
   /** Per client, bytes it may send at once above the rate. Default 4 MiB. */
@@ -88,6 +97,8 @@ export class IrohRelay {
   readonly #log: Logger;
   readonly #clients = new Map<string, RelayClient>();
   #handshakes = 0;
+  /** Per limitKey() of the client address: upgraded connections, and those still handshaking. */
+  readonly #perIp = new Map<string, { connections: number; handshakes: number }>();
   #closing = false;
   readonly #host: ClientHost;
   readonly #budget: ByteBudget;
@@ -131,18 +142,24 @@ export class IrohRelay {
    */
   async serve(conn: RelayConnection, req: UpgradeRequest, signal: AbortSignal): Promise<void> {
     const protocol = relayUpgradeOf(req);
-    if (!protocol) return await refuse(conn, 400, "Bad Request");
+    if (!protocol) return await refuse(conn, 400, "Bad Request", "not a relay upgrade");
     const max = this.#o.maxClients ?? 1000;
     if (this.#clients.size + this.#handshakes >= max || this.#closing) {
       this.#ended("full");
-      return await refuse(conn, 503, "Service Unavailable");
+      return await refuse(conn, 503, "Service Unavailable", "relay full, try again later");
     }
     let head: string;
     if (protocol === "websocket") {
       const key = req.headers.get("sec-websocket-key")?.trim() ?? "";
       const version = req.headers.get("sec-websocket-version")?.trim();
       if (!/^[A-Za-z0-9+/]{22}==$/.test(key) || version !== "13") {
-        return await refuse(conn, 400, "Bad Request", "Sec-WebSocket-Version: 13\r\n");
+        return await refuse(
+          conn,
+          400,
+          "Bad Request",
+          "bad WebSocket upgrade",
+          "Sec-WebSocket-Version: 13\r\n",
+        );
       }
       head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
         `Sec-WebSocket-Accept: ${websocketAccept(key)}\r\n\r\n`;
@@ -150,6 +167,40 @@ export class IrohRelay {
       head = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${RELAY_UPGRADE}\r\n` +
         "Connection: Upgrade\r\n\r\n";
     }
+    const ip = limitKey(conn.remoteAddress);
+    const mine = this.#perIp.get(ip) ?? { connections: 0, handshakes: 0 };
+    if (
+      mine.connections >= (this.#o.maxClientsPerIp ?? 100) ||
+      mine.handshakes >= (this.#o.maxHandshakesPerIp ?? 10)
+    ) {
+      this.#ended("ip_limit");
+      return await refuse(
+        conn,
+        429,
+        "Too Many Requests",
+        "too many relay connections from your address",
+        "Retry-After: 10\r\n",
+      );
+    }
+    // Held from here until the connection ends, whichever way.
+    mine.connections++;
+    mine.handshakes++;
+    this.#perIp.set(ip, mine);
+    try {
+      await this.#serveUpgraded(conn, protocol, head, signal, mine);
+    } finally {
+      mine.connections--;
+      if (mine.connections === 0) this.#perIp.delete(ip);
+    }
+  }
+
+  async #serveUpgraded(
+    conn: RelayConnection,
+    protocol: RelayProtocol,
+    head: string,
+    signal: AbortSignal,
+    mine: { handshakes: number },
+  ): Promise<void> {
     this.#handshakes++;
     let client: RelayClient;
     try {
@@ -177,6 +228,7 @@ export class IrohRelay {
       return;
     } finally {
       this.#handshakes--;
+      mine.handshakes--;
     }
     await this.#run(client, signal);
   }
@@ -290,9 +342,17 @@ export class IrohRelay {
   }
 }
 
-async function refuse(conn: RelayConnection, status: number, text: string, extra = "") {
-  const head =
-    `HTTP/1.1 ${status} ${text}\r\nContent-Length: 0\r\nConnection: close\r\n${extra}\r\n`;
+/** Answers the upgrade request with an error (a JSON body saying why) and closes. */
+async function refuse(
+  conn: RelayConnection,
+  status: number,
+  text: string,
+  message: string,
+  extra = "",
+) {
+  const body = JSON.stringify({ error: message });
+  const head = `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${body.length}\r\nConnection: close\r\n${extra}\r\n${body}`;
   await conn.write(new TextEncoder().encode(head)).catch(() => {});
   await conn.close().catch(() => {});
 }

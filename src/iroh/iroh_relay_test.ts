@@ -29,6 +29,7 @@ interface Harness {
 async function withIroh(
   options: Partial<IrohRelayOptions>,
   fn: (h: Harness) => Promise<void>,
+  address = "127.0.0.1:0",
 ): Promise<void> {
   const metrics = createRelayMetrics();
   const enabled = { value: true };
@@ -39,7 +40,7 @@ async function withIroh(
   app.post("/echo", async (c) => c.body(new Uint8Array(await c.req.arrayBuffer())));
   const stopping = new AbortController();
   const server = await startHttpServer({
-    address: "127.0.0.1:0",
+    address,
     app: app,
     takeover: relayUpgradeHook(relay, { signal: stopping.signal }),
   });
@@ -391,5 +392,65 @@ Deno.test("the HTTP listener passes other traffic on to the app", async () => {
     const plain = await fetch(`${base}/relay`);
     assert.equal(plain.status, 404);
     await plain.body?.cancel();
+  });
+});
+
+/** Sends an upgrade request on a raw connection; the whole answer, read until the relay closes. */
+async function rawUpgrade(hostname: string, port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname, port });
+  try {
+    await conn.write(
+      enc.encode("GET /relay HTTP/1.1\r\nHost: x\r\nUpgrade: iroh derp http\r\n\r\n"),
+    );
+    let text = "";
+    const buf = new Uint8Array(4096);
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) return text;
+      text += dec.decode(buf.subarray(0, n));
+    }
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("IrohRelay caps connections per client address: 429 in JSON, other addresses served", async () => {
+  // Listening on both families: 127.0.0.1 and ::1 are two client addresses.
+  await withIroh({ maxClientsPerIp: 2 }, async (h) => {
+    const a = await h.connect();
+    const b = await h.connect({ protocol: "websocket" });
+    await registered(h, 2);
+    const refused = await rawUpgrade("127.0.0.1", h.port);
+    assert.match(refused, /^HTTP\/1\.1 429 Too Many Requests\r\n/);
+    assert.match(refused, /\r\ncontent-type: application\/json\r\n/i);
+    assert.deepEqual(JSON.parse(refused.slice(refused.indexOf("\r\n\r\n") + 4)), {
+      error: "too many relay connections from your address",
+    });
+    await assert.rejects(h.connect({ protocol: "websocket" }), /429 Too Many Requests/);
+    assert.equal(outcome(h, "ip_limit"), 2);
+    // Refused connections hold nothing: still two clients, and another address gets in.
+    assert.equal(h.relay.clientCount, 2);
+    const c = await h.connect({ hostname: "::1" });
+    await exchange(a, c, "from another address");
+    // A slot of the first address freed is taken again.
+    await b.close();
+    await registered(h, 2);
+    const d = await h.connect();
+    await exchange(d, a, "room again");
+  }, "[::]:0");
+});
+
+Deno.test("IrohRelay caps upgraded connections still without ClientInfo per client address", async () => {
+  await withIroh({ maxHandshakesPerIp: 2 }, async (h) => {
+    const keys = await newKeys();
+    const slow = await h.connect({ keys, skipHandshake: true });
+    await h.connect({ protocol: "websocket", skipHandshake: true });
+    await assert.rejects(h.connect(), /429 Too Many Requests/);
+    assert.equal(h.relay.clientCount, 0);
+    // One of them finishes its handshake: room for one more.
+    await slow.sendFrame(await clientInfoFrame(keys));
+    await registered(h, 1);
+    const b = await h.connect();
+    await exchange(b, slow, "handshake done");
   });
 });

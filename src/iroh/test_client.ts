@@ -46,6 +46,8 @@ export class RelayTestClient {
   /** The HTTP status line and headers the relay answered the upgrade with. */
   readonly response: string;
   readonly protocol: "relay" | "websocket";
+  /** The status code of the relay's WebSocket close frame, once one came (null: none or empty). */
+  closeCode: number | null = null;
   #conn: Deno.Conn;
   #buf: Uint8Array = new Uint8Array(0);
   #ended = false;
@@ -266,7 +268,10 @@ export class RelayTestClient {
       if (!(await this.#fill(header + length, deadline))) return null;
       this.#take(header);
       const payload = this.#take(length);
-      if (opcode === 8) return null; // close
+      if (opcode === 8) {
+        this.closeCode = payload.length >= 2 ? (payload[0] << 8) | payload[1] : null;
+        return null;
+      }
       if (opcode !== 2) continue;
       return { type: payload[0], body: payload.subarray(1) };
     }
