@@ -1,6 +1,9 @@
 // The two wire forms of relay frames after the HTTP upgrade: "iroh derp http" (a byte stream of
 // type + u32 length + body) and "websocket" (one binary message per frame). Both read from a
 // buffered connection, so a rate-limited session simply stops reading (TCP back-pressure).
+// WebSocket pings are answered here: each costs a pong write, so they are capped per second (a
+// client over the cap is closed with 1008), and their bytes and the pongs' count against the
+// client's read rate with the next frame.
 
 import {
   encodeRelayFrames,
@@ -13,11 +16,18 @@ import {
   CloseCode,
   Opcode,
   websocketClose,
+  WebSocketError,
   websocketFrame,
   websocketHeaderBytes,
   WebSocketReader,
   writeWebSocketHeader,
 } from "./websocket.ts";
+import { TokenBucket } from "./token_bucket.ts";
+
+/** WebSocket pings a client may send per second, and at once above that. No iroh client needs
+ *  many (iroh keeps its connections alive with relay Ping frames); browsers send none. */
+export const PINGS_PER_SECOND = 10;
+export const PING_BURST = 20;
 
 export type RelayProtocol = "relay" | "websocket";
 
@@ -34,7 +44,8 @@ export interface RelayConnection {
 export interface WireFrame {
   type: number;
   body: Uint8Array;
-  /** Bytes the frame took on the wire (for the rate limit). */
+  /** Bytes the frame took on the wire (for the rate limit), with the WebSocket pings read and
+   *  pongs written since the previous frame. */
   wireBytes: number;
 }
 
@@ -44,12 +55,19 @@ export interface FrameTransport {
   read(): Promise<WireFrame | null>;
   /** Frames in wire form, in one buffer. */
   encode(frames: OutFrame[]): Uint8Array;
-  /** Bytes to send before closing (a WebSocket close frame), if the form has any. */
-  goodbye(failed: boolean): Uint8Array | null;
+  /**
+   * Bytes to send before closing (a WebSocket close frame), if the form has any; `failure` is
+   * why the session failed (its WebSocket close code, when it has one), null when it did not.
+   */
+  goodbye(failure: Error | null): Uint8Array | null;
 }
 
-export function frameTransport(protocol: RelayProtocol, conn: RelayConnection): FrameTransport {
-  return protocol === "relay" ? relayTransport(conn) : websocketTransport(conn);
+export function frameTransport(
+  protocol: RelayProtocol,
+  conn: RelayConnection,
+  now: () => number = Date.now,
+): FrameTransport {
+  return protocol === "relay" ? relayTransport(conn) : websocketTransport(conn, now);
 }
 
 function relayTransport(conn: RelayConnection): FrameTransport {
@@ -99,8 +117,11 @@ function relayTransport(conn: RelayConnection): FrameTransport {
   };
 }
 
-function websocketTransport(conn: RelayConnection): FrameTransport {
+function websocketTransport(conn: RelayConnection, now: () => number): FrameTransport {
   const reader = new WebSocketReader(conn, 1 + MAX_CLIENT_FRAME_BYTES);
+  // Counts pings, not bytes.
+  const pings = new TokenBucket({ bytesPerSecond: PINGS_PER_SECOND, burstBytes: PING_BURST, now });
+  let controlBytes = 0;
   return {
     protocol: "websocket",
     async read() {
@@ -113,16 +134,20 @@ function websocketTransport(conn: RelayConnection): FrameTransport {
           return null;
         }
         if (event.kind === "ping") {
-          await conn.write(websocketFrame(Opcode.Pong, event.data));
+          if (pings.take(1) > 0) {
+            throw new WebSocketError(CloseCode.PolicyViolation, "Too many pings");
+          }
+          const pong = websocketFrame(Opcode.Pong, event.data);
+          controlBytes += websocketHeaderBytes(event.data.length) + 4 + event.data.length +
+            pong.length;
+          await conn.write(pong);
           continue;
         }
         if (event.data.length === 0) throw new FrameError("Cannot read frame: empty message");
         const n = event.data.length;
-        return {
-          type: event.data[0],
-          body: event.data.subarray(1),
-          wireBytes: websocketHeaderBytes(n) + 4 + n,
-        };
+        const wireBytes = websocketHeaderBytes(n) + 4 + n + controlBytes;
+        controlBytes = 0;
+        return { type: event.data[0], body: event.data.subarray(1), wireBytes };
       }
     },
     encode(frames) {
@@ -140,6 +165,13 @@ function websocketTransport(conn: RelayConnection): FrameTransport {
       }
       return out;
     },
-    goodbye: (failed) => websocketClose(failed ? CloseCode.ProtocolError : CloseCode.GoingAway),
+    goodbye: (failure) =>
+      websocketClose(
+        failure === null
+          ? CloseCode.GoingAway
+          : failure instanceof WebSocketError
+          ? failure.closeCode
+          : CloseCode.ProtocolError,
+      ),
   };
 }

@@ -205,7 +205,7 @@ export class IrohRelay {
     let client: RelayClient;
     try {
       await conn.write(new TextEncoder().encode(head));
-      const transport = frameTransport(protocol, conn);
+      const transport = frameTransport(protocol, conn, this.#o.now);
       const key = await this.#handshake(conn, transport);
       if (!key) return;
       client = new RelayClient({
@@ -277,6 +277,9 @@ export class IrohRelay {
         await Promise.race([conn.write(bytes).catch(() => {}), deadline]);
       } else {
         failure = "bad_frame";
+        // A WebSocket client learns why in the close frame (1008 for a ping flood).
+        const bye = transport.goodbye(err as Error);
+        if (bye) await Promise.race([conn.write(bye).catch(() => {}), deadline]);
       }
     }
     clearTimeout(timer);

@@ -10,7 +10,8 @@ import { createRelayMetrics } from "../metrics/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
 import { IrohRelay } from "./iroh_relay.ts";
 import type { IrohRelayOptions } from "./iroh_relay.ts";
-import { newKeys, RelayTestClient } from "./test_client.ts";
+import { maskedMessage, newKeys, RelayTestClient } from "./test_client.ts";
+import { CloseCode, Opcode } from "./websocket.ts";
 import type { TestClientOptions } from "./test_client.ts";
 import { clientInfoFrame } from "./client_info.ts";
 import { clientFrame, encodeRelayFrames, FrameType } from "./frames.ts";
@@ -452,5 +453,43 @@ Deno.test("IrohRelay caps upgraded connections still without ClientInfo per clie
     await registered(h, 1);
     const b = await h.connect();
     await exchange(b, slow, "handshake done");
+  });
+});
+
+Deno.test("IrohRelay closes a WebSocket client that floods pings with 1008", async () => {
+  await withIroh({}, async (h) => {
+    const a = await h.connect({ protocol: "websocket" });
+    const b = await h.connect({ protocol: "websocket" });
+    await a.ready();
+    // Each ping would be answered with a pong: no more than a few per second are.
+    const ping = maskedMessage(Opcode.Ping, new Uint8Array(0));
+    const flood = new Uint8Array(ping.length * 200);
+    for (let i = 0; i < 200; i++) flood.set(ping, i * ping.length);
+    await a.sendRaw(flood);
+    await a.untilClosed();
+    assert.equal(a.closeCode, CloseCode.PolicyViolation);
+    // Before the handshake too.
+    const early = await h.connect({ protocol: "websocket", skipHandshake: true });
+    await early.sendRaw(flood);
+    await early.untilClosed();
+    assert.equal(early.closeCode, CloseCode.PolicyViolation);
+    // The others are served on.
+    const c = await h.connect({ protocol: "websocket" });
+    await exchange(c, b, "still here");
+  });
+});
+
+Deno.test("IrohRelay counts WebSocket pings and their pongs against the client's read rate", async () => {
+  // A stopped clock: the 3000-byte burst is all the client gets. 15 pings of 125 bytes and their
+  // pongs take 3870 bytes; the frame after them is charged with them and waits.
+  const options = { clientBytesPerSecond: 1, clientBurstBytes: 3000, now: () => 0 };
+  await withIroh(options, async (h) => {
+    const a = await h.connect({ protocol: "websocket" });
+    const ping = maskedMessage(Opcode.Ping, new Uint8Array(125));
+    const pings = new Uint8Array(ping.length * 15);
+    for (let i = 0; i < 15; i++) pings.set(ping, i * ping.length);
+    await a.sendRaw(pings);
+    await a.ready();
+    assert.equal(h.metrics.irohRateLimited.get(), 1);
   });
 });

@@ -71,6 +71,8 @@ export class RelayClient {
   readonly #now: () => number;
   readonly #sentTo = new Set<string>();
   #reason: EndReason | null = null;
+  /** What made the session end with bad_frame (its WebSocket close code, if it has one). */
+  #failure: Error | null = null;
   #farewell: OutFrame | null = null;
   #lastReceived: number;
   #ping: { data: Uint8Array; deadline: number } | null = null;
@@ -147,9 +149,9 @@ export class RelayClient {
       try {
         wire = await transport.read();
       } catch (err) {
-        this.stop(
-          err instanceof FrameError || err instanceof WebSocketError ? "bad_frame" : "closed",
-        );
+        const bad = err instanceof FrameError || err instanceof WebSocketError;
+        if (bad) this.#failure = err;
+        this.stop(bad ? "bad_frame" : "closed");
         return;
       }
       if (this.#reason) return;
@@ -239,7 +241,9 @@ export class RelayClient {
     const reason = this.#reason;
     if (reason !== "write_timeout" && reason !== "write_failed") {
       if (this.#farewell) tail.push(transport.encode([this.#farewell]));
-      const bye = transport.goodbye(reason === "bad_frame");
+      const bye = transport.goodbye(
+        reason === "bad_frame" ? this.#failure ?? new FrameError("Bad frame") : null,
+      );
       if (bye) tail.push(bye);
     }
     for (const bytes of tail) {
