@@ -484,7 +484,7 @@ Deno.test("federation: by default, a domain whose addresses are all non-public b
     assert.match(bounce, /Action: failed\r\nStatus: 5\.4\.4\r\n/);
     assert.match(
       bounce,
-      /Destination address is not public: b\.test is at 127\.0\.0\.2 \(loopback\), ::ffff:127\.0\.0\.2 \(loopback\), 127\.0\.0\.3 \(loopback\), 10\.0\.0\.5 \(private\)/,
+      /Destination address is not public: b\.test is at 127\.0\.0\.2 \(loopback\), ::ffff:127\.0\.0\.2 \(loopback\), 127\.0\.0\.3 \(loopback\), 10\.0\.0\.5 \(private\), ::1 \(loopback\) and 2 more/,
     );
   });
 });

@@ -95,6 +95,8 @@ const BOUNCE_HEADER_MAX = 256 * 1024;
 /** Immediate retries on a fresh connection after a transport failure, while the peer works. */
 const QUICK_RETRIES = 1;
 const ROUTE_TTL_MS = 60_000;
+/** Refused addresses named in a bounce and the log line. */
+const REFUSED_NAMED = 5;
 /** A safety tick: timers are armed precisely, this only catches a clock that jumped. */
 const TICK_MS = 30_000;
 /** After an expiry the store could not write (a full disk), the next try. */
@@ -576,7 +578,11 @@ export class OutboundService {
     // Only addresses the relay may reach (SSRF): of a mixed answer, the public ones.
     const permitted = permittedDestinations(r.destinations, this.#refuseAddress);
     if (!permitted.destinations.length) {
-      const refused = permitted.refused.map((x) => `${x.address} (${x.reason})`).join(", ");
+      // A few are named: a hostile DNS answer may hold hundreds.
+      const named = permitted.refused.slice(0, REFUSED_NAMED);
+      const more = permitted.refused.length - named.length;
+      const refused = named.map((x) => `${x.address} (${x.reason})`).join(", ") +
+        (more > 0 ? ` and ${more} more` : "");
       this.#o.log?.info("outbound destination refused: no public address", { domain, refused });
       return {
         ok: false,
