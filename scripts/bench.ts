@@ -1060,13 +1060,16 @@ async function federationRuns(
       v: tv,
       r: raw.tern,
       async start() {
-        // B takes the standard ports on its own address, as a relay on the internet does.
+        // B takes the standard ports on its own address, as a relay on the internet does. Both
+        // deliver to loopback addresses, which outbound delivery refuses unless allowed.
+        const extraToml = "outbound_allow_private = true";
         const b = await startTernBench({
           ip: "127.0.0.3",
           listen: { smtp: "127.0.0.3:25", https: "127.0.0.3:443" },
+          extraToml,
         });
         cleanups.push(() => b.stop());
-        const a = await startTernBench({ ip: "127.0.0.2" });
+        const a = await startTernBench({ ip: "127.0.0.2", extraToml });
         cleanups.push(() => a.stop());
         return [ternSide(a, "127.0.0.2"), ternSide(b, "127.0.0.3"), "x@[127.0.0.4]"];
       },

@@ -32,7 +32,9 @@ if (!out) {
   Deno.exit(2);
 }
 
-const LIMITS = "max_user_send_per_minute = 1000000\nmax_user_send_burst_size = 1000000";
+// REMOTE is on a loopback address, which submission and outbound delivery refuse unless allowed.
+const LIMITS = "max_user_send_per_minute = 1000000\nmax_user_send_burst_size = 1000000\n" +
+  "outbound_allow_private = true";
 const PASSWORD = "password-123456";
 const users = ["alice0001", "bobby0001", "carol0001"].map((u) => `${u}@[127.0.0.1]`);
 const [alice, bob, carol] = users;

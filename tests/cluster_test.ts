@@ -32,6 +32,8 @@ function instance(url: string, ip: string, extra = ""): Promise<TernProcess> {
       `database_url = "${url}"`,
       // Its own name in its certificate; the mail domain stays the relay's.
       `hostname = "${ip}"`,
+      // The other relay is on a loopback address, which outbound delivery refuses unless allowed.
+      "outbound_allow_private = true",
       LIMITS,
       extra,
     ].join("\n"),

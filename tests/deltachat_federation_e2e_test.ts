@@ -19,7 +19,13 @@ Deno.test({
     const devices: Device[] = [];
     try {
       for (const ip of ["127.0.0.1", "127.0.0.2"]) {
-        relays.push(await startTern("", { ip, listen: { smtp: `${ip}:25`, https: `${ip}:443` } }));
+        // Each delivers to the other's loopback address: refused unless allowed.
+        relays.push(
+          await startTern("outbound_allow_private = true", {
+            ip,
+            listen: { smtp: `${ip}:25`, https: `${ip}:443` },
+          }),
+        );
       }
       const [a, b] = relays;
       const alice = await Device.start("alice");

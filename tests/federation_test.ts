@@ -1,9 +1,11 @@
 // Two relays on 127.0.0.1 and 127.0.0.2 exchanging mail over HTTPS /mxdeliv and over SMTP with
 // STARTTLS, by IP literal and by DNS name (MX + DKIM from an injected resolver); an unreachable
-// destination is deferred with every attempt's reason, then bounced.
+// destination is deferred with every attempt's reason, then bounced; non-public destination
+// addresses are refused unless the operator allows them.
 
 import assert from "node:assert/strict";
 import { submitEncrypted } from "./support/submit.ts";
+import { SmtpTestClient } from "./support/smtp_client.ts";
 import { createAccount, fakeDns, NO_DNS, type TestRelay, withRelay } from "./support/relay.ts";
 import { DKIM_SELECTOR, dkimDnsRecord, systemResolver } from "../src/federation/mod.ts";
 import { dkimKey } from "../src/app/federation.ts";
@@ -46,8 +48,10 @@ async function waitFor<T>(
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** Listeners on `ip`; outbound delivery may reach the other peers, which are on loopback too. */
 function listenOn(ip: string, https = true): Record<string, unknown> {
   return {
+    outbound_allow_private: true,
     "listen.smtp": `${ip}:0`,
     "listen.submission": `${ip}:0`,
     "listen.submissions": `${ip}:0`,
@@ -254,7 +258,7 @@ Deno.test("federation: an unreachable destination is deferred with every reason,
     const arrival = new Date(accepted).toUTCString().replace("GMT", "+0000");
     assert.ok(bodies[0].includes(`Arrival-Date: ${arrival}`), "Arrival-Date is the acceptance");
   }, {
-    overrides: { queue_lifetime: "1h" },
+    overrides: { queue_lifetime: "1h", outbound_allow_private: true },
     relay: {
       now: () => clock,
       manualQueue: true,
@@ -353,3 +357,152 @@ Deno.test(
     });
   },
 );
+
+Deno.test("federation: by default, submissions to address literals at non-public addresses are refused at RCPT", async () => {
+  await withRelay(async (a) => {
+    const alice = await createAccount(a, "alice0001");
+    const c = await SmtpTestClient.connect(a.addr("submissions"), { tls: true, caPem: a.caPem });
+    try {
+      await c.reply();
+      await c.cmd("EHLO client.test");
+      await c.login(alice.address, alice.password);
+      assert.equal((await c.cmd(`MAIL FROM:<${alice.address}>`)).code, 250);
+      const refused: [string, string][] = [
+        ["x@[127.0.0.2]", "loopback"],
+        ["x@[10.0.0.5]", "private"],
+        ["x@[192.168.1.1]", "private"],
+        ["x@[IPv6:::1]", "loopback"],
+        ["x@[IPv6:::ffff:127.0.0.1]", "loopback"],
+        ["x@[IPv6:fd00::1]", "private"],
+        ["x@[169.254.169.254]", "link-local"],
+        ["x@[100.64.0.1]", "shared"],
+        ["x@[0.0.0.0]", "unspecified"],
+      ];
+      for (const [to, kind] of refused) {
+        const r = await c.cmd(`RCPT TO:<${to}>`);
+        assert.equal(r.code, 550, to);
+        assert.match(r.text, /^550 5\.1\.2 /, to);
+        assert.ok(
+          r.text.includes(`destination address is not public (${kind})`),
+          `${to}: ${r.text}`,
+        );
+      }
+      // A public address literal and the relay's own addresses are taken.
+      assert.equal((await c.cmd("RCPT TO:<x@[93.184.216.34]>")).code, 250);
+      assert.equal((await c.cmd(`RCPT TO:<${alice.address}>`)).code, 250);
+    } finally {
+      c.close();
+    }
+  }, { relay: { manualQueue: true } });
+});
+
+/** A TCP listener standing in for an internal service: it counts connections and closes them. */
+function trapListener(hostname: string) {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const trap = { port: listener.addr.port, accepted: 0, close: async () => {} };
+  const serving = (async () => {
+    for await (const conn of listener) {
+      trap.accepted++;
+      conn.close();
+    }
+  })();
+  trap.close = async () => {
+    listener.close();
+    await serving;
+  };
+  return trap;
+}
+
+/**
+ * Relay B (b.test, bob) on 127.0.0.2, ready to take mail; a trap on 127.0.0.3; relay A (a.test)
+ * with `aOverrides` and the queue run by hand, whose DNS gives b.test the MX hosts of `mx` (by
+ * preference, in order) at their addresses.
+ */
+async function withPrivatePeers(
+  mx: [string, string[]][],
+  aOverrides: Record<string, unknown>,
+  fn: (a: TestRelay, b: TestRelay, trap: { accepted: number }) => Promise<void>,
+) {
+  const tables = {
+    mx: { "b.test": mx.map(([exchange], i) => ({ preference: 10 * (i + 1), exchange })) },
+    addresses: Object.fromEntries(mx),
+    txt: {} as Record<string, string[]>,
+  };
+  const dns = fakeDns(tables);
+  const trap = trapListener("127.0.0.3");
+  try {
+    await withRelay(async (b) => {
+      const bPorts = {
+        smtp: b.addr("smtp").port,
+        https: Number(b.relay.addresses.https!.split(":").pop()),
+      };
+      const ports = (address: string) =>
+        address.endsWith("127.0.0.2")
+          ? bPorts
+          : address === "127.0.0.3"
+          ? { smtp: trap.port, https: trap.port }
+          : { smtp: 1, https: 1 };
+      await withRelay((a) => {
+        // B checks A's DKIM signature.
+        tables.txt[`${DKIM_SELECTOR}._domainkey.a.test`] = [
+          dkimDnsRecord(dkimKey(a.relay.config).privateKeyPem),
+        ];
+        return fn(a, b, trap);
+      }, {
+        overrides: { domain: "a.test", ...listenOn("127.0.0.1"), ...aOverrides },
+        relay: { dns, manualQueue: true, federation: { ports, caCerts: [b.caPem] } },
+      });
+    }, { overrides: { domain: "b.test", ...listenOn("127.0.0.2") }, relay: { dns } });
+  } finally {
+    await trap.close();
+  }
+}
+
+Deno.test("federation: by default, a domain whose addresses are all non-public bounces at once (5.4.4), nothing connected", async () => {
+  const addresses = [
+    "127.0.0.2",
+    "::ffff:127.0.0.2",
+    "127.0.0.3",
+    "10.0.0.5",
+    "::1",
+    "169.254.169.254",
+    "100.64.0.1",
+  ];
+  // The default: listenOn() allows loopback peers, this relay does not.
+  const defaults = { outbound_allow_private: false };
+  await withPrivatePeers([["b.test", addresses]], defaults, async (a, b, trap) => {
+    const alice = await createAccount(a, "alice0001");
+    const bob = await createAccount(b, "bobby0001");
+    await submitEncrypted(a, alice, [bob.address]);
+    assert.equal(await a.relay.outbound.runOnce(), 1);
+    assert.equal(await a.relay.services.store.countQueued(), 0, "failed for good, no retries");
+    assert.equal((await inboxBodies(b, bob.address)).length, 0);
+    assert.equal(trap.accepted, 0);
+    const [bounce] = await inboxBodies(a, alice.address);
+    assert.match(bounce, /^From: Mail Delivery System <MAILER-DAEMON@a\.test>/m);
+    assert.match(bounce, /Final-Recipient: rfc822; bobby0001@b\.test/);
+    assert.match(bounce, /Action: failed\r\nStatus: 5\.4\.4\r\n/);
+    assert.match(
+      bounce,
+      /Destination address is not public: b\.test is at 127\.0\.0\.2 \(loopback\), ::ffff:127\.0\.0\.2 \(loopback\), 127\.0\.0\.3 \(loopback\), 10\.0\.0\.5 \(private\), ::1 \(loopback\) and 2 more/,
+    );
+  });
+});
+
+Deno.test("federation: outbound_allowed_networks admits one non-public address; the others of the answer are skipped", async () => {
+  const mx: [string, string[]][] = [
+    ["mx0.b.test", ["127.0.0.3"]],
+    ["b.test", ["10.0.0.5", "::1", "127.0.0.3", "127.0.0.2"]],
+  ];
+  const allowOne = { outbound_allow_private: false, outbound_allowed_networks: "127.0.0.2/32" };
+  await withPrivatePeers(mx, allowOne, async (a, b, trap) => {
+    const alice = await createAccount(a, "alice0001");
+    const bob = await createAccount(b, "bobby0001");
+    await submitEncrypted(a, alice, [bob.address]);
+    assert.equal(await a.relay.outbound.runOnce(), 1);
+    assert.equal((await inboxBodies(b, bob.address)).length, 1);
+    assert.equal(trap.accepted, 0);
+    assert.equal(await a.relay.services.store.countQueued(), 0);
+    assert.equal((await inboxBodies(a, alice.address)).length, 0, "no bounce");
+  });
+});

@@ -146,7 +146,8 @@ Deno.test({
         await Deno.remove(dir, { recursive: true });
       }
     }, {
-      overrides: { domain: "tern.test" },
+      // Postfix listens on loopback, which outbound delivery refuses unless allowed.
+      overrides: { domain: "tern.test", outbound_allow_private: true },
       relay: {
         dns: fakeDns({
           txt: { [`${DKIM_SELECTOR}._domainkey.ref.test`]: [dkimDnsRecord(REF_KEY)] },
@@ -241,6 +242,7 @@ Deno.test({
     }, {
       overrides: {
         domain: "tern.test",
+        outbound_allow_private: true,
         max_user_send_per_minute: 6000,
         max_user_send_burst_size: 100,
       },

@@ -27,6 +27,7 @@ import {
 import type { SettingsService } from "../settings/mod.ts";
 import type { Store } from "../store/types.ts";
 import { ensureDataDir } from "./data_dir.ts";
+import { addressPolicy } from "../net/mod.ts";
 
 export function federationAllowed(settings: SettingsService, store: Store) {
   return async (domain: string): Promise<boolean> => {
@@ -123,6 +124,17 @@ export function dkimKey(config: Config): DkimKey {
   return { selector: DKIM_SELECTOR, privateKeyPem: readFileSync(path, "utf8") };
 }
 
+/**
+ * Which addresses outbound delivery refuses (and why): non-public ones, unless the operator
+ * allows them all (outbound_allow_private) or some (outbound_allowed_networks).
+ */
+export function outboundAddressPolicy(config: Config): (address: string) => string | null {
+  return addressPolicy({
+    allowNonPublic: config.outboundAllowPrivate,
+    allow: config.outboundAllowedNetworks,
+  });
+}
+
 export function createOutbound(input: {
   config: Config;
   store: Store;
@@ -140,6 +152,7 @@ export function createOutbound(input: {
 }): OutboundService {
   const { config, store } = input;
   const key = config.isIpDomain ? null : dkimKey(config);
+  const refuseAddress = outboundAddressPolicy(config);
   return new OutboundService({
     store,
     dns: input.dns,
@@ -152,6 +165,7 @@ export function createOutbound(input: {
     deliverBounce: (sender, message) =>
       input.delivery.deliverReport(sender, message).then(() => {}),
     allowed: federationAllowed(input.settings, store),
+    refuseAddress,
     lifetimeMs: config.queueLifetimeMs,
     log: input.log,
     now: input.now,
@@ -169,6 +183,7 @@ export function createOutbound(input: {
             ? input.ports(address).https
             : input.ports?.https ?? 443,
         caCerts: input.caCerts,
+        refuseAddress,
       }),
       input.now,
     ),

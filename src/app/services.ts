@@ -14,7 +14,12 @@ import { MailboxService } from "../mailbox/mod.ts";
 import { DeliveryService } from "../delivery/mod.ts";
 import { databasePath, ensureDataDir } from "./data_dir.ts";
 import { type DnsResolver, systemResolver } from "../federation/mod.ts";
-import { federationAllowed, originCheck, ReceivedCounter } from "./federation.ts";
+import {
+  federationAllowed,
+  originCheck,
+  outboundAddressPolicy,
+  ReceivedCounter,
+} from "./federation.ts";
 import { SharedCreationRate, SharedLoginGate, SharedSendRate } from "./cluster.ts";
 
 /** The operator's app versions document, read once at start; a clear error when unusable. */
@@ -131,6 +136,7 @@ export async function openServices(
         })
         : undefined,
       reporter: { domain: config.mailDomain, hostname: config.hostname },
+      refuseAddress: outboundAddressPolicy(config),
       checkOrigin: originCheck(
         federationAllowed(settings, store),
         dns,

@@ -3,6 +3,7 @@
 
 import { isIP } from "node:net";
 import { parse as parseToml } from "smol-toml";
+import { parseRange } from "../net/public_address.ts";
 import {
   DEV_LISTEN_DEFAULTS,
   envName,
@@ -71,6 +72,9 @@ export interface Config {
   /** Deliveries at once to one destination. */
   maxDestinationConcurrency: number;
   dnsServer: string;
+  /** Outbound delivery to non-public addresses: all of them, or these ranges. */
+  outboundAllowPrivate: boolean;
+  outboundAllowedNetworks: string[];
   pushUrl: string;
   /** Iroh relay: null runs the embedded one; "" offers none; else an external relay's URL. */
   irohRelay: string | null;
@@ -367,10 +371,13 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     problems.push("username_min_length: must not exceed username_max_length");
   }
   const ranges: Record<string, string[]> = {};
-  for (const key of ["turn_allowed_peers", "turn_denied_peers"]) {
+  for (const key of ["turn_allowed_peers", "turn_denied_peers", "outbound_allowed_networks"]) {
     ranges[key] = get<string>(key).split(/[\s,]+/).filter(Boolean);
     for (const r of ranges[key]) {
-      if (!/^[0-9a-f:.]+(\/\d{1,3})?$/i.test(r)) {
+      if (
+        !/^[0-9a-f:.]+(\/\d{1,3})?$/i.test(r) ||
+        (key === "outbound_allowed_networks" && !isRange(r))
+      ) {
         problems.push(`${key}: expected address ranges like "10.8.0.0/16, fd00::/64", got ${r}`);
       }
     }
@@ -436,6 +443,8 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     queueLifetimeMs,
     maxDestinationConcurrency: get("max_destination_concurrency"),
     dnsServer: get("dns_server"),
+    outboundAllowPrivate: get("outbound_allow_private"),
+    outboundAllowedNetworks: ranges.outbound_allowed_networks,
     pushUrl: get("push_url"),
     irohRelay,
     appVersionsFile: get("app_versions_file"),
@@ -447,6 +456,15 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
     adminToken: get("admin_token"),
   };
   return { config: deepFreeze(config), warnings };
+}
+
+function isRange(text: string): boolean {
+  try {
+    parseRange(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function deepFreeze<T>(o: T): T {

@@ -180,3 +180,30 @@ Deno.test("loadConfig() refuses an empty data_dir and a hostname that is not a h
   assert.equal(at('hostname = "mx.a.org"').hostname, "mx.a.org");
   assert.equal(at("").hostname, "a.org");
 });
+
+Deno.test("loadConfig() refuses non-public outbound destinations unless outbound_allow_private or outbound_allowed_networks say so", () => {
+  const strict = loadConfig({ fileText: 'domain = "chat.example.org"' }).config;
+  assert.equal(strict.outboundAllowPrivate, false);
+  assert.deepEqual(strict.outboundAllowedNetworks, []);
+  // Dev mode too: only an explicit setting opens the operator's network to users.
+  assert.equal(loadConfig({ dev: true }).config.outboundAllowPrivate, false);
+  const open = loadConfig({
+    fileText: [
+      'domain = "chat.example.org"',
+      "outbound_allow_private = true",
+      'outbound_allowed_networks = "10.8.0.0/16, fd00::/64"',
+    ].join("\n"),
+  }).config;
+  assert.equal(open.outboundAllowPrivate, true);
+  assert.deepEqual(open.outboundAllowedNetworks, ["10.8.0.0/16", "fd00::/64"]);
+  assert.throws(
+    () =>
+      loadConfig({
+        fileText:
+          'domain = "chat.example.org"\noutbound_allowed_networks = "10.8.0.0/33, 010.0.0.0/8"',
+      }),
+    (err) =>
+      err instanceof ConfigError && err.problems.length === 2 &&
+      err.problems.every((p) => p.startsWith("outbound_allowed_networks: expected address ranges")),
+  );
+});

@@ -280,6 +280,20 @@ export const FIELDS: readonly Field[] = [
     doc: 'DNS server "ip[:port]" for MX/TXT lookups; empty: the system resolver',
   },
   {
+    key: "outbound_allow_private",
+    type: "bool",
+    default: false,
+    doc:
+      "Deliver to recipient domains and address literals at non-public addresses (loopback, private, link-local, CGNAT...); off: refused and bounced, so users cannot reach the operator's network",
+  },
+  {
+    key: "outbound_allowed_networks",
+    type: "string",
+    default: "",
+    doc:
+      'Address ranges outbound delivery may reach although not public ("10.8.0.0/16, fd00::/64")',
+  },
+  {
     key: "push_url",
     type: "url",
     default: "https://notifications.delta.chat/notify",

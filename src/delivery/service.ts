@@ -65,6 +65,11 @@ export interface DeliveryServiceOptions {
   checkOrigin?: () => OriginCheck;
   /** Who reports undelivered mail: From MAILER-DAEMON@domain, Reporting-MTA hostname. */
   reporter: { domain: string; hostname: string };
+  /**
+   * Why outbound delivery would refuse an address ("loopback"), or null: submissions to address
+   * literals it refuses are refused at RCPT already. Default: none refused here.
+   */
+  refuseAddress?: (address: string) => string | null;
 }
 
 /**
@@ -148,6 +153,7 @@ export class DeliveryService {
   #rate: SendRate;
   #checkOrigin?: DeliveryServiceOptions["checkOrigin"];
   #reporter: DeliveryServiceOptions["reporter"];
+  #refuseAddress: DeliveryServiceOptions["refuseAddress"];
   /** Called after remote recipients were queued (wakes the outbound worker). */
   onQueued: () => void = () => {};
 
@@ -160,6 +166,7 @@ export class DeliveryService {
     this.#now = options.now ?? Date.now;
     this.#checkOrigin = options.checkOrigin;
     this.#reporter = options.reporter;
+    this.#refuseAddress = options.refuseAddress;
     this.#rate = options.sendRate ?? new SendRateLimiter({
       perMinute: options.limits.sendPerMinute,
       burst: options.limits.sendBurst,
@@ -195,7 +202,17 @@ export class DeliveryService {
     if (!isValidAddress(address)) return reply(501, "5.1.3", `Bad recipient address syntax`);
     const local = this.#accounts.localAddress(address);
     if (!local) {
-      return mode === "inbound" ? reply(550, "5.7.1", "Relay access denied") : null;
+      if (mode === "inbound") return reply(550, "5.7.1", "Relay access denied");
+      const domain = domainOf(address);
+      const ip = domain.startsWith("[") ? domain.slice(1, -1).replace(/^ipv6:/, "") : null;
+      const refused = ip !== null && this.#refuseAddress?.(ip);
+      return refused
+        ? reply(
+          550,
+          "5.1.2",
+          `<${address}>: Recipient address rejected: destination address is not public (${refused})`,
+        )
+        : null;
     }
     // Read every time, not cached: `tern accounts block|delete` writes the database from
     // another process, and other instances on PostgreSQL write it too; a cache here could not

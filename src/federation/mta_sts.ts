@@ -6,6 +6,7 @@ import type { DnsResolver } from "./resolver.ts";
 import { HttpsPool } from "./https_client.ts";
 import { AttemptBudget, type Deadlines, DEFAULT_DEADLINES } from "./deadlines.ts";
 import { trustedCas } from "./trust.ts";
+import { addressPolicy } from "../net/mod.ts";
 
 export interface MtaStsPolicy {
   mode: "enforce" | "testing" | "none";
@@ -50,16 +51,25 @@ export type PolicyFetcher = (domain: string, signal?: AbortSignal) => Promise<st
 
 /**
  * GET the policy over verified HTTPS (no redirects, RFC 8461 §3.3), through the same client and
- * certificate trust as /mxdeliv, with its deadlines.
+ * certificate trust as /mxdeliv, with its deadlines, from the first address `refuseAddress`
+ * (default: public ones only) lets through.
  */
 export function httpsPolicyFetcher(
   dns: DnsResolver,
-  options: { port?: (address: string) => number; caCerts?: string[]; deadlines?: Deadlines } = {},
+  options: {
+    port?: (address: string) => number;
+    caCerts?: string[];
+    deadlines?: Deadlines;
+    refuseAddress?: (address: string) => string | null;
+  } = {},
 ): PolicyFetcher {
+  const refuse = options.refuseAddress ?? addressPolicy();
   return async (domain, signal) => {
     const name = `mta-sts.${domain}`;
-    const [address] = await dns.addresses(name);
-    if (!address) throw new Error(`${name} has no address`);
+    const addresses = await dns.addresses(name);
+    if (!addresses.length) throw new Error(`${name} has no address`);
+    const address = addresses.find((a) => !refuse(a));
+    if (!address) throw new Error(`${name} has no public address: ${addresses.join(", ")}`);
     const pool = new HttpsPool({ maxIdlePerPeer: 0 });
     try {
       const r = await pool.request(

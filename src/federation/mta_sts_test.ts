@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FETCH_RETRY_MS, MtaSts, mxMatches, parsePolicy } from "./mta_sts.ts";
+import { FETCH_RETRY_MS, httpsPolicyFetcher, MtaSts, mxMatches, parsePolicy } from "./mta_sts.ts";
 import type { DnsResolver } from "./resolver.ts";
 
 Deno.test("parsePolicy() reads RFC 8461 policies and refuses broken ones", () => {
@@ -84,4 +84,31 @@ Deno.test("MtaSts: a policy host that fails is not asked again for a while, unle
   state.fail = false;
   assert.deepEqual((await sts.policy("example.org"))!.mx, ["mx.example.org"]);
   assert.equal(state.fetches, 4);
+});
+
+Deno.test("httpsPolicyFetcher() does not connect to a policy host at non-public addresses", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let accepted = 0;
+  const serving = (async () => {
+    for await (const conn of listener) {
+      accepted++;
+      conn.close();
+    }
+  })();
+  const dns: DnsResolver = {
+    mx: () => Promise.resolve([]),
+    addresses: () => Promise.resolve(["127.0.0.1", "::ffff:127.0.0.1", "10.0.0.5"]),
+    txt: () => Promise.resolve([]),
+  };
+  try {
+    const fetchPolicy = httpsPolicyFetcher(dns, { port: () => listener.addr.port });
+    await assert.rejects(
+      fetchPolicy("example.org"),
+      /mta-sts\.example\.org has no public address: 127\.0\.0\.1, ::ffff:127\.0\.0\.1, 10\.0\.0\.5/,
+    );
+    assert.equal(accepted, 0);
+  } finally {
+    listener.close();
+    await serving;
+  }
 });

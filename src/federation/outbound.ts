@@ -15,7 +15,8 @@ import type {
 import type { Logger } from "../log/mod.ts";
 import type { RelayMetrics } from "../metrics/mod.ts";
 import { type DnsResolver } from "./resolver.ts";
-import { type Destination, isIpLiteral, route } from "./router.ts";
+import { type Destination, isIpLiteral, permittedDestinations, route } from "./router.ts";
+import { addressPolicy } from "../net/mod.ts";
 import { buildBounce, type FailedRecipient } from "./bounce.ts";
 import { type MtaSts, mxMatches } from "./mta_sts.ts";
 import { backoffMs, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
@@ -42,6 +43,11 @@ export interface OutboundOptions {
   deliverBounce(sender: string, message: Uint8Array): Promise<void>;
   /** Whether a remote domain may receive mail (federation policy). */
   allowed(domain: string): Promise<boolean>;
+  /**
+   * Why an address of a destination is not connected to ("loopback"), or null when it may be;
+   * default: public addresses only (net/public_address.ts).
+   */
+  refuseAddress?: (address: string) => string | null;
   lifetimeMs: number;
   log?: Logger;
   now?: () => number;
@@ -89,6 +95,8 @@ const BOUNCE_HEADER_MAX = 256 * 1024;
 /** Immediate retries on a fresh connection after a transport failure, while the peer works. */
 const QUICK_RETRIES = 1;
 const ROUTE_TTL_MS = 60_000;
+/** Refused addresses named in a bounce and the log line. */
+const REFUSED_NAMED = 5;
 /** A safety tick: timers are armed precisely, this only catches a clock that jumped. */
 const TICK_MS = 30_000;
 /** After an expiry the store could not write (a full disk), the next try. */
@@ -106,6 +114,7 @@ export class OutboundService {
   #https: HttpsPool;
   #smtp: SmtpPool;
   #routes = new Map<string, { until: number; hosts: Destination[] }>();
+  #refuseAddress: (address: string) => string | null;
   /** Recipient ids whose outcome was stored, with the sequence number of that moment. */
   #done = new Map<number, number>();
   #seq = 0;
@@ -143,6 +152,7 @@ export class OutboundService {
   constructor(options: OutboundOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#refuseAddress = options.refuseAddress ?? addressPolicy();
     const deadlines = { ...DEFAULT_DEADLINES, ...options.deadlines };
     const maxConcurrency = options.maxConcurrency ?? 20;
     this.#sched = new Scheduler({
@@ -558,13 +568,30 @@ export class OutboundService {
   async #hosts(
     domain: string,
   ): Promise<
-    { ok: true; hosts: Destination[] } | { ok: false; permanent: boolean; reason: string }
+    | { ok: true; hosts: Destination[] }
+    | { ok: false; permanent: boolean; reason: string; status?: string }
   > {
     const cached = this.#routes.get(domain);
     if (cached && cached.until > this.#now()) return { ok: true, hosts: cached.hosts };
     const r = await route(domain, this.#o.dns);
     if (!r.ok) return r;
-    let hosts = r.destinations;
+    // Only addresses the relay may reach (SSRF): of a mixed answer, the public ones.
+    const permitted = permittedDestinations(r.destinations, this.#refuseAddress);
+    if (!permitted.destinations.length) {
+      // A few are named: a hostile DNS answer may hold hundreds.
+      const named = permitted.refused.slice(0, REFUSED_NAMED);
+      const more = permitted.refused.length - named.length;
+      const refused = named.map((x) => `${x.address} (${x.reason})`).join(", ") +
+        (more > 0 ? ` and ${more} more` : "");
+      this.#o.log?.info("outbound destination refused: no public address", { domain, refused });
+      return {
+        ok: false,
+        permanent: true,
+        status: "5.4.4",
+        reason: `Destination address is not public: ${domain} is at ${refused}`,
+      };
+    }
+    let hosts = permitted.destinations;
     if (this.#o.mtaSts && !isIpLiteral(domain)) {
       const policy = await this.#o.mtaSts.policy(domain, this.#abort.signal).catch(() => null);
       if (policy?.mode === "enforce") {
@@ -621,7 +648,7 @@ export class OutboundService {
         if (!r.ok) {
           outcomes = all(
             r.permanent
-              ? { kind: "failed", detail: r.reason, status: "5.1.2" }
+              ? { kind: "failed", detail: r.reason, status: r.status ?? "5.1.2" }
               : { kind: "deferred", detail: r.reason },
           );
           if (!r.permanent) answered = false;

@@ -6,9 +6,12 @@ import type { PeerPorts } from "./transport.ts";
 import { httpAnswer, httpsPeer, silentPeer, testCertificate } from "./testdata/fake_peers.ts";
 import { bytesBody } from "../store/message_input.ts";
 import { httpsPolicyFetcher, MtaSts } from "./mta_sts.ts";
+import { addressPolicy } from "../net/mod.ts";
 
 const cert = await testCertificate(["127.0.0.1", "127.0.0.4", "127.0.0.5", "127.0.0.6"]);
 const enc = new TextEncoder();
+/** The fake peers listen on loopback addresses, which delivery refuses unless allowed. */
+const LOOPBACK_PEERS = addressPolicy({ allow: ["127.0.0.0/8"] });
 const NO_DNS = {
   mx: () => Promise.resolve([]),
   addresses: () => Promise.resolve([]),
@@ -50,6 +53,7 @@ async function withOutbound(
       return Promise.resolve();
     },
     allowed: () => Promise.resolve(true),
+    refuseAddress: LOOPBACK_PEERS,
     lifetimeMs: 3600_000,
     now: () => clock.now,
     ports: (address) => ports[address] ?? { smtp: 1, https: 1 },
@@ -347,7 +351,10 @@ Deno.test("OutboundService: stopping does not wait for an MTA-STS policy host th
   // that long; one that does not is done at once (the bound below leaves any machine time).
   const deadlines = { connectMs: 5000, tlsMs: 600_000, commandMs: 600_000, attemptMs: 900_000 };
   const port = () => silent.port;
-  const mtaSts = new MtaSts(dns, httpsPolicyFetcher(dns, { port, deadlines }));
+  const mtaSts = new MtaSts(
+    dns,
+    httpsPolicyFetcher(dns, { port, deadlines, refuseAddress: LOOPBACK_PEERS }),
+  );
   try {
     await withOutbound({}, { dns, mtaSts }, async (h) => {
       await h.send(["u@b.test"]);
@@ -460,4 +467,78 @@ Deno.test("OutboundService: a relay that dies while it stores a bounce bounces a
       (stuck as (() => void) | null)?.();
     }
   });
+});
+
+Deno.test("OutboundService: by default, address literals at non-public addresses bounce (5.4.4) and are not connected to", async () => {
+  // A peer that would take the mail: only the address policy keeps the worker away from it.
+  const peer = await httpsPeer({ tls: cert, host: "127.0.0.5", script: ok200 });
+  const literals = [
+    "[127.0.0.5]",
+    "[10.0.0.5]",
+    "[IPv6:::1]",
+    "[IPv6:::ffff:127.0.0.5]",
+    "[169.254.169.254]",
+    "[100.64.0.1]",
+    "[0.0.0.0]",
+    "[IPv6:fd00::1]",
+  ];
+  const ports = () => ({ smtp: peer.port, https: peer.port });
+  try {
+    // No refuseAddress: the default policy, public addresses only.
+    await withOutbound({}, { refuseAddress: undefined, ports }, async (h) => {
+      for (const l of literals) await h.send([`u@${l}`]);
+      assert.equal(await h.outbound.runOnce(), literals.length);
+      assert.equal(peer.connections, 0);
+      assert.equal(await h.store.countQueued(), 0, "failed for good: no retries");
+      assert.equal(h.bounces.length, literals.length);
+      for (const b of h.bounces) {
+        assert.match(b.text, /Status: 5\.4\.4/);
+        assert.match(b.text, /Destination address is not public/);
+      }
+      const all = h.bounces.map((b) => b.text).join("\n");
+      for (const kind of ["loopback", "private", "link-local", "shared", "unspecified"]) {
+        assert.ok(all.includes(`(${kind})`), kind);
+      }
+    });
+  } finally {
+    await peer.close();
+  }
+});
+
+Deno.test("OutboundService: of a domain's addresses, refused ones are skipped and the permitted one is used", async () => {
+  const mxCert = await testCertificate(["mx1.b.test", "mx2.b.test"]);
+  const trap = await httpsPeer({ tls: mxCert, host: "127.0.0.4", script: ok200 });
+  const peer = await httpsPeer({ tls: mxCert, host: "127.0.0.5", script: ok200 });
+  const dns = {
+    mx: (d: string) =>
+      Promise.resolve(
+        d === "b.test"
+          ? [{ preference: 10, exchange: "mx1.b.test" }, { preference: 20, exchange: "mx2.b.test" }]
+          : [],
+      ),
+    addresses: (h: string) =>
+      Promise.resolve(
+        h === "mx1.b.test" ? ["127.0.0.4"] : h === "mx2.b.test" ? ["10.0.0.5", "127.0.0.5"] : [],
+      ),
+    txt: () => Promise.resolve([]),
+  };
+  const ports = {
+    "127.0.0.4": { smtp: trap.port, https: trap.port },
+    "127.0.0.5": { smtp: 1, https: peer.port },
+  };
+  try {
+    // As an operator allowing one address of a private network: 127.0.0.5 stands in for it.
+    const refuseAddress = addressPolicy({ allow: ["127.0.0.5"] });
+    await withOutbound(ports, { dns, refuseAddress, caCerts: [mxCert.caPem!] }, async (h) => {
+      await h.send(["u@b.test"]);
+      assert.equal(await h.outbound.runOnce(), 1);
+      assert.equal(peer.requests.length, 1);
+      assert.equal(trap.connections, 0);
+      assert.equal(await h.store.countQueued(), 0);
+      assert.equal(h.bounces.length, 0);
+    });
+  } finally {
+    await trap.close();
+    await peer.close();
+  }
 });

@@ -76,3 +76,31 @@ export async function route(domain: string, dns: DnsResolver): Promise<Route> {
   }
   return { ok: true, destinations };
 }
+
+/** An address delivery will not connect to, and why ("loopback", "private"). */
+export interface RefusedAddress {
+  address: string;
+  reason: string;
+}
+
+/**
+ * The destinations with only the addresses `refuse` lets through (a host left with none is
+ * dropped), and what was refused. The addresses kept are the ones connected to: nothing is
+ * resolved again after this check.
+ */
+export function permittedDestinations(
+  destinations: Destination[],
+  refuse: (address: string) => string | null,
+): { destinations: Destination[]; refused: RefusedAddress[] } {
+  const refused: RefusedAddress[] = [];
+  const kept: Destination[] = [];
+  for (const d of destinations) {
+    const addresses = d.addresses.filter((address) => {
+      const reason = refuse(address);
+      if (reason) refused.push({ address, reason });
+      return !reason;
+    });
+    if (addresses.length) kept.push({ ...d, addresses });
+  }
+  return { destinations: kept, refused };
+}

@@ -8,6 +8,8 @@ export {
 export type { Connection } from "./connection.ts";
 export { bindServer, formatHostPort, listen, parseHostPort } from "./listen.ts";
 export { ipv6Groups, isPublicIpv6, limitKey, normalizeAddress } from "./ip.ts";
+export { addressKind, addressPolicy } from "./public_address.ts";
+export type { AddressKind, AddressPolicyOptions } from "./public_address.ts";
 export type { EndReason, Listener, ListenMode, ListenOptions } from "./listen.ts";
 export {
   createSecureContext,
