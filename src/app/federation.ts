@@ -153,6 +153,7 @@ export function createOutbound(input: {
       input.delivery.deliverReport(sender, message).then(() => {}),
     allowed: federationAllowed(input.settings, store),
     lifetimeMs: config.queueLifetimeMs,
+    claimLeaseMs: config.outboundClaimLeaseMs,
     log: input.log,
     now: input.now,
     ports: input.ports,
