@@ -213,9 +213,11 @@ Deno.test({
     try {
       const url = await pg.createDatabase("cluster_kill");
       // A starts first: it holds the outbound lock and runs the outbound worker.
-      const a = await instance(url, "127.0.0.1");
+      // Mail A was sending when it died stays claimed by A this long, then B sends it.
+      const lease = `outbound_claim_lease = "6s"`;
+      const a = await instance(url, "127.0.0.1", lease);
       relays.push(a);
-      const b = await instance(url, "127.0.0.2");
+      const b = await instance(url, "127.0.0.2", lease);
       relays.push(b);
       const alice = { address: "alice0001@[127.0.0.1]", password: "password-123456" };
       const bob = { address: "bobby0001@[127.0.0.1]", password: "password-123456" };
@@ -274,7 +276,7 @@ Deno.test({
       await a.stop();
       assert.ok(accepted.size >= 20, `only ${accepted.size} messages accepted in 60 s`);
       // B takes over the outbound worker (A's session and its lock are gone) and makes A's
-      // attempt again: it hangs as well. Then the other relay comes up where both hung, and B
+      // attempt again once A's claim on the recipient ended: it hangs as well. Then the other relay comes up where both hung, and B
       // tries again once its backoff for the peer ends.
       await hang.accepted(2);
       await hang.close();

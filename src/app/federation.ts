@@ -167,6 +167,7 @@ export function createOutbound(input: {
     allowed: federationAllowed(input.settings, store),
     refuseAddress,
     lifetimeMs: config.queueLifetimeMs,
+    claimLeaseMs: config.outboundClaimLeaseMs,
     log: input.log,
     now: input.now,
     ports: input.ports,

@@ -69,6 +69,8 @@ export interface Config {
     forgetExpungedAfterDays: number;
   };
   queueLifetimeMs: number;
+  /** How long the outbound worker's claim on a recipient it sends holds without renewal. */
+  outboundClaimLeaseMs: number;
   /** Deliveries at once to one destination. */
   maxDestinationConcurrency: number;
   dnsServer: string;
@@ -441,6 +443,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       forgetExpungedAfterDays: get("forget_expunged_after"),
     },
     queueLifetimeMs,
+    outboundClaimLeaseMs: get("outbound_claim_lease"),
     maxDestinationConcurrency: get("max_destination_concurrency"),
     dnsServer: get("dns_server"),
     outboundAllowPrivate: get("outbound_allow_private"),

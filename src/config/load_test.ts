@@ -136,6 +136,14 @@ Deno.test("queue_lifetime takes durations; queue_lifetime_hours stays a deprecat
   assert.throws(() => at('queue_lifetime = "10s"'), /must be at least 60 s/);
 });
 
+Deno.test("outbound_claim_lease is a duration of at least 3 s, five minutes by default", () => {
+  const at = (fileText: string) =>
+    loadConfig({ fileText: `domain = "a.org"\n${fileText}`, env: {} });
+  assert.equal(at("").config.outboundClaimLeaseMs, 5 * 60_000);
+  assert.equal(at('outbound_claim_lease = "90s"').config.outboundClaimLeaseMs, 90_000);
+  assert.throws(() => at('outbound_claim_lease = "1s"'), /must be at least 3 s/);
+});
+
 Deno.test("loadConfig() names the line and column of a TOML syntax error", () => {
   assert.throws(
     () => loadConfig({ fileName: "tern.toml", fileText: 'domain = "a.org"\nlog = "off\n' }),

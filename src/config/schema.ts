@@ -267,6 +267,14 @@ export const FIELDS: readonly Field[] = [
     doc: "Deprecated: queue_lifetime in whole hours (used when queue_lifetime is not set)",
   },
   {
+    key: "outbound_claim_lease",
+    type: "duration",
+    default: "5m",
+    min: 3_000,
+    doc:
+      "How long a recipient being sent stays claimed by the outbound worker sending it, renewed while it sends; with several instances, mail in flight on one that died is sent again after this",
+  },
+  {
     key: "max_destination_concurrency",
     type: "int",
     default: 20,

@@ -4,6 +4,12 @@
 // does not answer is backed off (with jitter) and probed one message at a time; its deferred
 // mail is released as soon as it answers again: a delivery to it works, or it sends us mail.
 // Entries expire on a timer, with a bounce to the sender.
+//
+// Several instances on one store run one worker at a time (app/outbound_leader.ts), but a worker
+// that lost its turn may still be sending when the next one loads the queue. So a worker claims
+// the recipients it sends in the store, for a lease it renews during long transfers; it skips
+// recipients another worker holds until that lease ends, and the store keeps only the claim
+// owner's outcome. A worker that died leaves its claims to end, and its mail is sent again then.
 
 import type {
   BodyReader,
@@ -68,6 +74,11 @@ export interface OutboundOptions {
   /** Connection reuse: how long idle sessions wait for more mail. */
   smtpIdleMs?: number;
   httpsIdleMs?: number;
+  /**
+   * How long a claim on recipients being sent holds without renewal (default 5 min); a running
+   * delivery renews it every third of that. A worker that dies holds its mail this long.
+   */
+  claimLeaseMs?: number;
 }
 
 /** What the admin view shows per destination. */
@@ -105,6 +116,7 @@ const EXPIRY_RETRY_MS = 60_000;
 const METRICS_MS = 10_000;
 /** Destinations with a gauge of their own (the busiest ones). */
 const METRICS_DESTINATIONS = 50;
+const CLAIM_LEASE_MS = 5 * 60_000;
 
 export class OutboundService {
   #o: OutboundOptions;
@@ -129,6 +141,12 @@ export class OutboundService {
   /** Refills and releases in progress. */
   #chores = new Set<Promise<void>>();
   #inFlight = new Set<number>();
+  /** This worker's claims (store/types.ts RecipientClaim): its id, and the recipients it holds. */
+  #owner = crypto.randomUUID();
+  #claims = new Set<number>();
+  #leaseMs: number;
+  #renewer: ReturnType<typeof setInterval> | null = null;
+  #renewing: Promise<void> | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #tick: ReturnType<typeof setInterval> | null = null;
   #gauges: ReturnType<typeof setInterval> | null = null;
@@ -153,6 +171,7 @@ export class OutboundService {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#refuseAddress = options.refuseAddress ?? addressPolicy();
+    this.#leaseMs = options.claimLeaseMs ?? CLAIM_LEASE_MS;
     const deadlines = { ...DEFAULT_DEADLINES, ...options.deadlines };
     const maxConcurrency = options.maxConcurrency ?? 20;
     this.#sched = new Scheduler({
@@ -207,6 +226,14 @@ export class OutboundService {
     while (this.#running.size || this.#chores.size) {
       await Promise.allSettled([...this.#running, ...this.#chores]);
     }
+    if (this.#renewer) clearInterval(this.#renewer);
+    this.#renewer = null;
+    await this.#renewing;
+    // Jobs put back for a quick retry that will not run here: the next worker may send them now
+    // (or when the lease ends, if the store cannot be told).
+    await this.#letGo([...this.#claims]).catch((err) =>
+      this.#o.log?.error("outbound claim release failed", { error: String(err) })
+    );
     await smtpClosed;
     this.#https.close();
   }
@@ -468,6 +495,13 @@ export class OutboundService {
         return null;
       }).then((again) => {
         release();
+        // Claimed, but no outcome stored (the store failed): the claims end now, so that a
+        // refill here (or another worker) finds these recipients without waiting for the lease.
+        const kept = new Set(again?.recipients.map((r) => r.id));
+        const loose = job.recipients.filter((r) => this.#claims.has(r.id) && !kept.has(r.id));
+        if (loose.length) {
+          this.#background(this.#letGo(loose.map((r) => r.id)), "outbound claim release failed");
+        }
         // Known until the outcome is stored, so that no refill loads these recipients again.
         for (const r of job.recipients) this.#inFlight.delete(r.id);
         dest.forget(job);
@@ -610,6 +644,84 @@ export class OutboundService {
     return { ok: true, hosts };
   }
 
+  // ---- claims --------------------------------------------------------------------------------
+
+  /**
+   * Claims a job's pending recipients; returns those this worker may send. The others are being
+   * sent by another worker: the destination looks for them again when that worker's lease ends.
+   */
+  async #claim(
+    dest: DestinationQueue,
+    queueId: number,
+    rows: QueueRecipientRecord[],
+  ): Promise<QueueRecipientRecord[]> {
+    const { claimed, busyUntil } = await this.#o.store.claimRecipients(queueId, {
+      owner: this.#owner,
+      ids: rows.map((r) => r.id),
+      now: this.#now(),
+      leaseMs: this.#leaseMs,
+    });
+    if (busyUntil !== null) {
+      dest.nextDueAt = Math.min(dest.nextDueAt ?? Infinity, busyUntil);
+      this.#o.log?.info("outbound: recipients are being sent by another worker", {
+        domain: dest.domain,
+        queueId,
+        recipients: rows.length - claimed.length,
+        until: busyUntil,
+      });
+    }
+    const held = new Set(claimed);
+    for (const id of claimed) this.#claims.add(id);
+    if (claimed.length && !this.#renewer && !this.#stopping) {
+      this.#renewer = setInterval(() => {
+        this.#renewing ??= this.#renew().finally(() => (this.#renewing = null));
+      }, Math.max(1, Math.floor(this.#leaseMs / 3)));
+    }
+    return rows.filter((r) => held.has(r.id));
+  }
+
+  /** Extends the claims of the deliveries running (a long transfer keeps its recipients). */
+  async #renew(): Promise<void> {
+    const ids = [...this.#claims];
+    if (!ids.length) return;
+    try {
+      const held = new Set(
+        await this.#o.store.renewClaims({
+          owner: this.#owner,
+          ids,
+          now: this.#now(),
+          leaseMs: this.#leaseMs,
+        }),
+      );
+      const lost = ids.filter((id) => !held.has(id) && this.#claims.has(id));
+      if (lost.length) {
+        // This worker's lease ended and another took the recipients (or they were dropped):
+        // a delivery still running here is theirs now, and its outcome is not stored.
+        this.#o.log?.warn("outbound: claims lost", { recipients: lost.length });
+        this.#dropClaims(lost);
+      }
+    } catch (err) {
+      // Tried again at the next renewal, well within the lease.
+      this.#o.log?.error("outbound claim renewal failed", { error: String(err) });
+    }
+  }
+
+  /** Forgets claims whose outcome is stored (or that are lost); no renewals while none is held. */
+  #dropClaims(ids: number[]): void {
+    for (const id of ids) this.#claims.delete(id);
+    if (this.#claims.size === 0 && this.#renewer) {
+      clearInterval(this.#renewer);
+      this.#renewer = null;
+    }
+  }
+
+  /** Ends this worker's claims on recipients it will not send now (they are due for anyone). */
+  async #letGo(ids: number[]): Promise<void> {
+    this.#dropClaims(ids);
+    if (!ids.length) return;
+    await this.#o.store.renewClaims({ owner: this.#owner, ids, now: this.#now(), leaseMs: 0 });
+  }
+
   /** One job; resolves with the job to put back at once (a quick retry), or null. */
   async #attempt(
     dest: DestinationQueue,
@@ -626,7 +738,9 @@ export class OutboundService {
         r.id
       ),
     );
-    const rows = job.recipients.filter((r) => pendingIds.has(r.id));
+    const pending = job.recipients.filter((r) => pendingIds.has(r.id));
+    if (!pending.length) return null;
+    const rows = await this.#claim(dest, entry.id, pending);
     if (!rows.length) return null;
     const recipients = rows.map((r) => r.recipient);
     let outcomes: Outcome[];
@@ -759,7 +873,25 @@ export class OutboundService {
       }
     }
     // The store groups concurrent writes into one commit (group commit).
-    await this.#o.store.recordAttempt({ queueId: entry.id, domain: dest.domain, now, updates });
+    const { recorded } = await this.#o.store.recordAttempt({
+      queueId: entry.id,
+      domain: dest.domain,
+      now,
+      owner: this.#owner,
+      updates,
+    });
+    this.#dropClaims(rows.map((r) => r.id));
+    if (recorded < updates.length) {
+      this.#o.log?.warn(
+        "outbound outcome not stored: the recipients were dropped or claimed " +
+          "by another worker after this one's lease ended",
+        {
+          domain: dest.domain,
+          queueId: entry.id,
+          recipients: updates.length - recorded,
+        },
+      );
+    }
     const seq = ++this.#seq;
     if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
   }
@@ -827,21 +959,32 @@ export class OutboundService {
         if (unbounced.has(id)) continue;
         const entry = await store.getQueueEntry(id);
         if (!entry) continue;
-        const due = entry.recipients.filter((r) =>
-          (r.status === "queued" || r.status === "deferred") && !this.#inFlight.has(r.id)
+        const pending = entry.recipients.filter((r) =>
+          r.status === "queued" || r.status === "deferred"
         );
-        if (
-          due.length <
-            entry.recipients.filter((r) => r.status === "queued" || r.status === "deferred").length
-        ) {
-          waitingForFlight = true;
+        const idle = pending.filter((r) => !this.#inFlight.has(r.id));
+        if (!idle.length) {
+          if (pending.length) waitingForFlight = true;
+          continue;
         }
+        // Recipients another worker is sending (after a takeover) wait for its outcome, or for
+        // its lease to end: they are looked at again in a while, as those in flight here.
+        const { claimed } = await store.claimRecipients(id, {
+          owner: this.#owner,
+          ids: idle.map((r) => r.id),
+          now,
+          leaseMs: this.#leaseMs,
+        });
+        const held = new Set(claimed);
+        // A delivery here may have started during the claim (this worker's claims are its own).
+        const due = idle.filter((r) => held.has(r.id) && !this.#inFlight.has(r.id));
+        if (due.length < pending.length) waitingForFlight = true;
         if (!due.length) continue;
         const failed: FailedRecipient[] = [];
         const byDomain = new Map<string, RecipientUpdate[]>();
         // Out of the ready queues now, and known until their failure is stored: no delivery of
         // them starts while the bounce is written.
-        const held: { d: DestinationQueue; id: number }[] = [];
+        const known: { d: DestinationQueue; id: number }[] = [];
         for (const r of due) {
           const reason = `Gave up after ${r.attempts} attempt${r.attempts === 1 ? "" : "s"}: ${
             r.lastError ?? "not delivered in time"
@@ -855,7 +998,7 @@ export class OutboundService {
             for (const j of d.ready) j.recipients = j.recipients.filter((x) => x.id !== r.id);
             d.ready.splice(0, d.ready.length, ...d.ready.filter((j) => j.recipients.length));
             d.known.add(r.id);
-            held.push({ d, id: r.id });
+            known.push({ d, id: r.id });
           }
         }
         try {
@@ -865,12 +1008,12 @@ export class OutboundService {
             continue;
           }
           for (const [domain, updates] of byDomain) {
-            await store.recordAttempt({ queueId: id, domain, now, updates });
+            await store.recordAttempt({ queueId: id, domain, now, owner: this.#owner, updates });
             const seq = ++this.#seq;
             if (this.#loaders > 0) { for (const u of updates) this.#done.set(u.id, seq); }
           }
         } finally {
-          for (const h of held) h.d.known.delete(h.id);
+          for (const k of known) k.d.known.delete(k.id);
         }
         this.#o.metrics?.deliveries.inc({ target: "remote", outcome: "failed" }, due.length);
         this.#o.log?.info("outbound expired", { recipients: due.length });

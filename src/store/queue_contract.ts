@@ -2,10 +2,17 @@
 // it, so the delivery scheduler behaves the same on SQLite and PostgreSQL.
 
 import assert from "node:assert/strict";
-import type { Store } from "./types.ts";
+import type { AttemptRecord, Store } from "./types.ts";
 import { bytesBody } from "./message_input.ts";
 
 const enc = new TextEncoder();
+
+/** Stores an attempt's outcome as the outbound worker does: under its claim on the recipients. */
+async function record(s: Store, input: Omit<AttemptRecord, "owner">) {
+  const ids = input.updates.map((u) => u.id);
+  await s.claimRecipients(input.queueId, { owner: "w", ids, now: input.now, leaseMs: 60_000 });
+  return await s.recordAttempt({ ...input, owner: "w" });
+}
 
 export function runQueueContract(name: string, makeStore: () => Store | Promise<Store>): void {
   const test = (title: string, fn: (s: Store) => Promise<void>) =>
@@ -38,7 +45,7 @@ export function runQueueContract(name: string, makeStore: () => Store | Promise<
     });
     const later = await s.pendingRecipientsAfter(first[1].id, 10);
     assert.deepEqual(later.map((r) => [r.queueId, r.domain]), [[b, "b.test"]]);
-    await s.recordAttempt({
+    await record(s, {
       queueId: b,
       domain: "b.test",
       now: 12,
@@ -58,7 +65,7 @@ export function runQueueContract(name: string, makeStore: () => Store | Promise<
     const [r1, r2] = await s.dueRecipientsFor("b.test", 100, 10);
     assert.deepEqual([r1.recipient, r2.recipient], ["1@b.test", "2@b.test"]);
     assert.deepEqual(await s.dueRecipientsFor("b.test", 99, 10), []);
-    await s.recordAttempt({
+    await record(s, {
       queueId: q,
       domain: "b.test",
       now: 101,
@@ -94,21 +101,21 @@ export function runQueueContract(name: string, makeStore: () => Store | Promise<
     });
     const [r1, r2] = await s.dueRecipientsFor("b.test", 1, 10);
     const entry = (await s.getQueueEntry(q))!;
-    let r = await s.recordAttempt({
+    let r = await record(s, {
       queueId: q,
       domain: "b.test",
       now: 2,
       updates: [{ id: r1.id, status: "delivered", attempts: 1, lastError: null }],
     });
-    assert.deepEqual(r, { finished: false });
+    assert.deepEqual(r, { finished: false, recorded: 1 });
     assert.ok(await s.readBody(entry.bodyId));
-    r = await s.recordAttempt({
+    r = await record(s, {
       queueId: q,
       domain: "b.test",
       now: 3,
       updates: [{ id: r2.id, status: "failed", attempts: 1, lastError: "550 unknown" }],
     });
-    assert.deepEqual(r, { finished: true });
+    assert.deepEqual(r, { finished: true, recorded: 1 });
     assert.equal(await s.getQueueEntry(q), null);
     assert.equal(await s.readBody(entry.bodyId), null);
     const [stats] = await s.listFederationStats();
@@ -118,13 +125,13 @@ export function runQueueContract(name: string, makeStore: () => Store | Promise<
     );
     // An entry the operator deleted meanwhile: the outcome changes nothing.
     assert.deepEqual(
-      await s.recordAttempt({
+      await record(s, {
         queueId: q,
         domain: "b.test",
         now: 4,
         updates: [{ id: r2.id, status: "delivered", attempts: 2, lastError: null }],
       }),
-      { finished: true },
+      { finished: true, recorded: 0 },
     );
     assert.equal((await s.listFederationStats())[0].sent, 1);
   });
@@ -144,7 +151,7 @@ export function runQueueContract(name: string, makeStore: () => Store | Promise<
       now: 70,
     });
     const [b1] = await s.dueRecipientsFor("b.test", 50, 1);
-    await s.recordAttempt({
+    await record(s, {
       queueId: q1,
       domain: "b.test",
       now: 60,
@@ -189,7 +196,7 @@ export function runQueueContract(name: string, makeStore: () => Store | Promise<
       now: 1,
     });
     const [r] = await s.pendingRecipientsAfter(0, 10);
-    await s.recordAttempt({
+    await record(s, {
       queueId: q,
       domain: "b.test",
       now: 2,
@@ -204,5 +211,126 @@ export function runQueueContract(name: string, makeStore: () => Store | Promise<
     const after = await s.pendingRecipientsAfter(r.id, 10);
     assert.deepEqual(after.map((x) => x.recipient), ["2@b.test"]);
     assert.ok(after[0].id > r.id);
+  });
+  test("a claim gives recipients to one worker until its lease ends, then to the next", async (s) => {
+    const q = await s.enqueue({
+      sender: "x@l",
+      body: bytesBody(enc.encode("m")),
+      recipients: ["1@b.test", "2@b.test"],
+      now: 100,
+    });
+    const [r1, r2] = await s.dueRecipientsFor("b.test", 100, 10);
+    const ids = [r1.id, r2.id];
+    const claim = (owner: string, now: number, leaseMs = 50) =>
+      s.claimRecipients(q, { owner, ids, now, leaseMs });
+    assert.deepEqual(await claim("a", 100), { claimed: ids, busyUntil: null });
+    // A second worker (it took over while A sends) gets nothing, and learns when to look again.
+    assert.deepEqual(await claim("b", 120), { claimed: [], busyUntil: 150 });
+    assert.deepEqual(await s.dueRecipientsFor("b.test", 120, 10), [], "claimed: not due");
+    assert.equal(await s.nextAttemptFor("b.test", 120), 150);
+    // A long transfer: A renews (claiming again is a renewal too).
+    assert.deepEqual(
+      await s.renewClaims({ owner: "a", ids: [r1.id], now: 130, leaseMs: 50 }),
+      [r1.id],
+    );
+    assert.deepEqual(await claim("a", 140), { claimed: ids, busyUntil: null });
+    assert.deepEqual(await claim("b", 189), { claimed: [], busyUntil: 190 });
+    assert.deepEqual(
+      await s.renewClaims({ owner: "b", ids, now: 189, leaseMs: 50 }),
+      [],
+      "only the owner renews",
+    );
+    // A died: at the end of its lease the recipients are due again and B takes them.
+    assert.deepEqual(
+      (await s.dueRecipientsFor("b.test", 190, 10)).map((r) => r.id),
+      ids,
+      "a dead worker's mail is not lost",
+    );
+    assert.deepEqual(await claim("b", 190), { claimed: ids, busyUntil: null });
+    assert.deepEqual(await s.renewClaims({ owner: "a", ids, now: 191, leaseMs: 50 }), []);
+    // B's outcome is stored; A's (its attempt ended late) changes nothing.
+    assert.deepEqual(
+      await s.recordAttempt({
+        queueId: q,
+        domain: "b.test",
+        now: 200,
+        owner: "b",
+        updates: [{ id: r1.id, status: "delivered", attempts: 1, lastError: null }],
+      }),
+      { finished: false, recorded: 1 },
+    );
+    assert.deepEqual(
+      await s.recordAttempt({
+        queueId: q,
+        domain: "b.test",
+        now: 201,
+        owner: "a",
+        updates: [
+          { id: r1.id, status: "deferred", attempts: 1, nextAttemptAt: 900, lastError: "cut" },
+          { id: r2.id, status: "failed", attempts: 1, lastError: "550 stale" },
+        ],
+      }),
+      { finished: false, recorded: 0 },
+    );
+    const e = (await s.getQueueEntry(q))!;
+    assert.deepEqual(e.recipients.map((r) => [r.status, r.attempts, r.lastError]), [
+      ["delivered", 1, null],
+      ["queued", 0, null],
+    ]);
+    const [stats] = await s.listFederationStats();
+    assert.deepEqual([stats.sent, stats.failures], [1, 0], "the stale outcome is not counted");
+  });
+
+  test("claims: only pending recipients of the entry; an outcome or a zero lease ends them", async (s) => {
+    const q = await s.enqueue({
+      sender: "x@l",
+      body: bytesBody(enc.encode("m")),
+      recipients: ["1@b.test", "2@b.test", "3@b.test"],
+      now: 10,
+    });
+    const other = await s.enqueue({
+      sender: "x@l",
+      body: bytesBody(enc.encode("n")),
+      recipients: ["4@b.test"],
+      now: 10,
+    });
+    const [r1, r2, r3] = await s.dueRecipientsFor("b.test", 10, 10);
+    await record(s, {
+      queueId: q,
+      domain: "b.test",
+      now: 11,
+      updates: [
+        { id: r1.id, status: "delivered", attempts: 1, lastError: null },
+        { id: r2.id, status: "deferred", attempts: 1, nextAttemptAt: 500, lastError: "later" },
+      ],
+    });
+    // Delivered: nothing to claim. Deferred: its claim ended with the outcome, anyone may take
+    // it. Another entry's recipient is not this entry's to claim.
+    assert.deepEqual(
+      await s.claimRecipients(q, { owner: "a", ids: [r1.id, r2.id], now: 12, leaseMs: 100 }),
+      { claimed: [r2.id], busyUntil: null },
+    );
+    assert.deepEqual(
+      await s.claimRecipients(other, { owner: "a", ids: [r3.id], now: 12, leaseMs: 100 }),
+      { claimed: [], busyUntil: null },
+    );
+    assert.deepEqual(
+      await s.claimRecipients(q, { owner: "a", ids: [r3.id], now: 12, leaseMs: 100 }),
+      { claimed: [r3.id], busyUntil: null },
+    );
+    assert.equal(await s.nextAttemptFor("b.test", 12), 112, "the end of the claims");
+    // A worker that stops lets go at once: a zero lease.
+    assert.deepEqual(
+      await s.renewClaims({ owner: "a", ids: [r2.id, r3.id], now: 13, leaseMs: 0 }),
+      [r2.id, r3.id],
+    );
+    assert.deepEqual((await s.dueRecipientsFor("b.test", 13, 10)).map((r) => r.id), [
+      r3.id,
+      (await s.getQueueEntry(other))!.recipients[0].id,
+    ]);
+    assert.deepEqual(
+      await s.claimRecipients(q, { owner: "b", ids: [r2.id, r3.id], now: 13, leaseMs: 100 }),
+      { claimed: [r2.id, r3.id], busyUntil: null },
+    );
   });
 }

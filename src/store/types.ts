@@ -342,7 +342,25 @@ export interface AttemptRecord {
   queueId: number;
   domain: string;
   now: number;
+  /**
+   * The claim the attempt ran under (claimRecipients): a recipient this owner does not hold (any
+   * more: its lease ended and another worker took it) is left as it is.
+   */
+  owner: string;
   updates: RecipientUpdate[];
+}
+
+/**
+ * A worker's lease on queued recipients while it delivers them (several instances on one store:
+ * a worker that took over must not send what the one before it is still sending).
+ */
+export interface RecipientClaim {
+  /** The claiming worker; each run of an outbound worker has an id of its own. */
+  owner: string;
+  ids: number[];
+  now: number;
+  /** The claim holds until `now + leaseMs` unless renewed. */
+  leaseMs: number;
 }
 
 export interface RegistrationToken {
@@ -525,9 +543,15 @@ export interface QueueStore {
 
   /** Recipients still to deliver with an id above `afterId`, by id: what arrived since a look. */
   pendingRecipientsAfter(afterId: number, limit: number): Promise<QueueRecipientRecord[]>;
-  /** One destination's recipients due at `now`, earliest first. */
+  /**
+   * One destination's recipients due at `now`, earliest first, without those under a claim
+   * that has not ended.
+   */
   dueRecipientsFor(domain: string, now: number, limit: number): Promise<QueueRecipientRecord[]>;
-  /** When the destination's next recipient is due after `after`; null when none waits. */
+  /**
+   * When the destination's next recipient is due after `after` (its next attempt, or the end of
+   * a claim on it); null when none waits.
+   */
   nextAttemptFor(domain: string, after: number): Promise<number | null>;
   /** Makes the destination's deferred recipients due now (its peer answers again); how many. */
   releaseDestination(domain: string, now: number): Promise<number>;
@@ -538,10 +562,23 @@ export interface QueueStore {
   /** Entries accepted at or before `before`, oldest first. */
   queueEntriesBefore(before: number, limit: number): Promise<number[]>;
   /**
-   * Stores one attempt's outcome for recipients of one entry (and the destination's federation
-   * counters), atomically. When no recipient is left to deliver the entry and its body go too.
+   * Claims pending recipients of entry `queueId` for `claim.owner`, atomically: a recipient is
+   * taken when nobody holds it, its holder's lease ended (a worker that died: its mail is tried
+   * again), or the owner holds it already; the others stay with their holders. Returns the ids
+   * claimed and the earliest end of the other holders' leases (null when none holds one).
    */
-  recordAttempt(input: AttemptRecord): Promise<{ finished: boolean }>;
+  claimRecipients(
+    queueId: number,
+    claim: RecipientClaim,
+  ): Promise<{ claimed: number[]; busyUntil: number | null }>;
+  /** Extends the owner's claims on `ids` (a long transfer); returns the ids it still holds. */
+  renewClaims(claim: RecipientClaim): Promise<number[]>;
+  /**
+   * Stores one attempt's outcome for the recipients of one entry the attempt's owner holds (and
+   * the destination's federation counters), atomically, and ends their claims. When no recipient
+   * is left to deliver the entry and its body go too. `recorded`: the recipients updated.
+   */
+  recordAttempt(input: AttemptRecord): Promise<{ finished: boolean; recorded: number }>;
   /** Adds messages received from other relays to their domains' counters, in one transaction. */
   countFederationReceived(counts: { domain: string; count: number }[], now: number): Promise<void>;
 }

@@ -7,6 +7,7 @@
 import m0001 from "../../../migrations/postgres/0001_init.sql" with { type: "text" };
 import m0002 from "../../../migrations/postgres/0002_imap_scale.sql" with { type: "text" };
 import m0003 from "../../../migrations/postgres/0003_queue.sql" with { type: "text" };
+import m0004 from "../../../migrations/postgres/0004_queue_claims.sql" with { type: "text" };
 import { createHash } from "node:crypto";
 import type { Sql } from "./connection.ts";
 
@@ -20,6 +21,7 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "0001_init.sql", sql: m0001 },
   { version: 2, name: "0002_imap_scale.sql", sql: m0002 },
   { version: 3, name: "0003_queue.sql", sql: m0003 },
+  { version: 4, name: "0004_queue_claims.sql", sql: m0004 },
 ];
 
 export class PgMigrationError extends Error {

@@ -7,6 +7,7 @@ import type {
   QueueDestinationSummary,
   QueueEntry,
   QueueRecipientRecord,
+  RecipientClaim,
 } from "../types.ts";
 import { messageSize } from "../sqlite/bodies.ts";
 import type { Q } from "./connection.ts";
@@ -41,20 +42,24 @@ function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
 }
 
-/** One attempt's outcome inside the batch's transaction; true when the entry is done. */
+/**
+ * One attempt's outcome inside the batch's transaction, for the recipients its owner holds;
+ * `finished` when the entry is done.
+ */
 async function applyAttempt(
   q: Q,
-  { queueId, domain, now, updates }: AttemptRecord,
-): Promise<boolean> {
+  { queueId, domain, now, owner, updates }: AttemptRecord,
+): Promise<{ finished: boolean; recorded: number }> {
   let sent = 0;
   let failures = 0;
   let lastError: string | null = null;
   for (const u of updates) {
     const r = await q`UPDATE queue_recipients SET status = ${u.status}, attempts = ${u.attempts},
         next_attempt_at = COALESCE(${u.nextAttemptAt ?? null}::bigint, next_attempt_at),
-        last_error = ${u.lastError}, updated_at = ${now}
-      WHERE id = ${u.id} AND queue_id = ${queueId}`;
-    // A recipient the operator dropped meanwhile counts for nothing.
+        last_error = ${u.lastError}, updated_at = ${now}, claim_owner = NULL, claim_until = NULL
+      WHERE id = ${u.id} AND queue_id = ${queueId} AND claim_owner = ${owner}`;
+    // A recipient the operator dropped meanwhile, or one whose claim another worker took after
+    // this one's lease ended (its outcome is that worker's to store), counts for nothing.
     if (r.count === 0) continue;
     if (u.status === "delivered") sent++;
     else {
@@ -73,11 +78,12 @@ async function applyAttempt(
   const [left] = await q<{ n: number }[]>`
     SELECT count(*) AS n FROM queue_recipients
     WHERE queue_id = ${queueId} AND status IN ('queued', 'deferred')`;
-  if (left.n > 0) return false;
+  const recorded = sent + failures;
+  if (left.n > 0) return { finished: false, recorded };
   const [e] = await q<{ body_id: number }[]>`
     DELETE FROM queue WHERE id = ${queueId} RETURNING body_id`;
   if (e) await freeBodies(q, [e.body_id], now);
-  return true;
+  return { finished: true, recorded };
 }
 
 async function entries(q: Q, ids: number[]): Promise<QueueEntry[]> {
@@ -199,17 +205,54 @@ export const queueOps = {
     (await q<RcptRow[]>`
       SELECT * FROM queue_recipients
       WHERE domain = ${domain} AND next_attempt_at <= ${now}
-        AND status IN ('queued', 'deferred')
+        AND status IN ('queued', 'deferred') AND (claim_until IS NULL OR claim_until <= ${now})
       ORDER BY next_attempt_at, id LIMIT ${limit}`).map(toRcpt)
   ),
   nextAttemptFor: read(async (q, _e, domain: string, after: number) => {
-    const [r] = await q<{ t: number }[]>`
-      SELECT next_attempt_at AS t FROM queue_recipients
-      WHERE domain = ${domain} AND next_attempt_at > ${after}
-        AND status IN ('queued', 'deferred')
-      ORDER BY next_attempt_at LIMIT 1`;
+    // The next attempt, or the end of a claim (the claimed recipient is due for others then).
+    const [r] = await q<{ t: number | null }[]>`
+      SELECT min(t) AS t FROM (
+        (SELECT next_attempt_at AS t FROM queue_recipients
+          WHERE domain = ${domain} AND next_attempt_at > ${after}
+            AND status IN ('queued', 'deferred')
+          ORDER BY next_attempt_at LIMIT 1)
+        UNION ALL
+        (SELECT claim_until FROM queue_recipients
+          WHERE domain = ${domain} AND claim_until > ${after}
+            AND status IN ('queued', 'deferred')
+          ORDER BY claim_until LIMIT 1)) AS due`;
     return r?.t ?? null;
   }),
+  claimRecipients: write(
+    async (q, _e, queueId: number, { owner, ids, now, leaseMs }: RecipientClaim) => {
+      // One statement: a recipient another instance claims at the same moment is taken by one
+      // of the two (the second UPDATE waits for the first's row lock, then sees its claim).
+      const claimed = (await q<{ id: number }[]>`
+        UPDATE queue_recipients SET claim_owner = ${owner}, claim_until = ${now + leaseMs}
+        WHERE id = ANY(${ids}::bigint[]) AND queue_id = ${queueId}
+          AND status IN ('queued', 'deferred')
+          AND (claim_owner IS NULL OR claim_owner = ${owner} OR claim_until <= ${now})
+        RETURNING id`).map((r) => r.id).sort((a, b) => a - b);
+      const [busy] = await q<{ t: number | null }[]>`
+        SELECT min(claim_until) AS t FROM queue_recipients
+        WHERE id = ANY(${ids}::bigint[]) AND queue_id = ${queueId}
+          AND status IN ('queued', 'deferred') AND claim_owner <> ${owner}
+          AND claim_until > ${now}`;
+      return { claimed, busyUntil: busy?.t ?? null };
+    },
+    (_c, [queueId]) => [key.queue(queueId)],
+  ),
+  renewClaims: write(
+    async (q, _e, { owner, ids, now, leaseMs }: RecipientClaim) =>
+      (await q<{ id: number }[]>`
+        UPDATE queue_recipients SET claim_until = ${now + leaseMs}
+        WHERE id = ANY(${ids}::bigint[]) AND claim_owner = ${owner}
+          AND status IN ('queued', 'deferred')
+        RETURNING id`).map((r) => r.id).sort((a, b) => a - b),
+    // Only the owner's rows: another instance changes them once the lease ended, and a
+    // conflict then is retried by the batch (write_batch.ts).
+    () => [],
+  ),
   releaseDestination: write(
     async (q, _e, domain: string, now: number) =>
       (await q`UPDATE queue_recipients SET next_attempt_at = ${now}, updated_at = ${now}
@@ -254,7 +297,7 @@ export const queueOps = {
       ORDER BY created_at, id LIMIT ${limit}`).map((r) => r.id)
   ),
   recordAttempt: write(
-    async (q, _e, input: AttemptRecord) => ({ finished: await applyAttempt(q, input) }),
+    async (q, _e, input: AttemptRecord) => await applyAttempt(q, input),
     (_c, [input]) => [
       key.queue(input.queueId),
       key.destination(input.domain),

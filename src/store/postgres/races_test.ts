@@ -355,5 +355,36 @@ pgTest("two instances claiming push jobs at once each take different jobs", asyn
   assert.equal(new Set(claimed).size, 60);
 });
 
+pgTest(
+  "two instances claiming the same queued recipients at once: one takes them, the other waits",
+  async (a, b, gate) => {
+    const q = await a.enqueue({
+      sender: "x@l",
+      body: bytesBody(new TextEncoder().encode("m")),
+      recipients: ["1@b.test", "2@b.test"],
+      now: 100,
+    });
+    const ids = (await a.getQueueEntry(q))!.recipients.map((r) => r.id);
+    // A worker that died claimed them; its lease ended at 150.
+    await a.claimRecipients(q, { owner: "dead", ids, now: 100, leaseMs: 50 });
+    // Both instances' claims wait for the entry's lock held here, then run one after the other.
+    const release = await hold(
+      gate,
+      (tx) => tx`SELECT pg_advisory_xact_lock(${lockKey(`q:${q}`)})`,
+    );
+    const claims = [
+      a.claimRecipients(q, { owner: "a", ids, now: 200, leaseMs: 60_000 }),
+      b.claimRecipients(q, { owner: "b", ids, now: 200, leaseMs: 60_000 }),
+    ];
+    await until("both instances wait", async () => await waiting(gate) === 2);
+    await release();
+    const [ca, cb] = await Promise.all(claims);
+    const won = ca.claimed.length ? ca : cb;
+    const lost = ca.claimed.length ? cb : ca;
+    assert.deepEqual(won, { claimed: ids, busyUntil: null });
+    assert.deepEqual(lost, { claimed: [], busyUntil: 60_200 }, "each recipient is sent once");
+  },
+);
+
 // Last in the file: the tests above share the server.
 stopsServerOfFile(server);

@@ -7,6 +7,7 @@ import m0004 from "../../../migrations/0004_imap_scale.sql" with { type: "text" 
 import m0005 from "../../../migrations/0005_queue.sql" with { type: "text" };
 import m0006 from "../../../migrations/0006_bulk_delete.sql" with { type: "text" };
 import m0007 from "../../../migrations/0007_body_segments.sql" with { type: "text" };
+import m0008 from "../../../migrations/0008_queue_claims.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -22,4 +23,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: "0005_queue.sql", sql: m0005 },
   { version: 6, name: "0006_bulk_delete.sql", sql: m0006 },
   { version: 7, name: "0007_body_segments.sql", sql: m0007 },
+  { version: 8, name: "0008_queue_claims.sql", sql: m0008 },
 ];

@@ -103,6 +103,8 @@ export const OP_KINDS = {
   queueDestinations: "heavy",
   oldestQueueEntryAt: "read",
   queueEntriesBefore: "read",
+  claimRecipients: "write",
+  renewClaims: "write",
   recordAttempt: "write",
   countFederationReceived: "write",
   // space

@@ -161,18 +161,69 @@ export function queueStore({ db, files }: OpEnv): SyncOf<QueueStore> {
     dueRecipientsFor: (domain, now, limit) =>
       db.all<RcptRow>(
         `SELECT * FROM queue_recipients WHERE domain = ? AND next_attempt_at <= ?
-           AND status IN ('queued', 'deferred') ORDER BY next_attempt_at, id LIMIT ?`,
+           AND status IN ('queued', 'deferred') AND (claim_until IS NULL OR claim_until <= ?)
+           ORDER BY next_attempt_at, id LIMIT ?`,
         domain,
+        now,
         now,
         limit,
       ).map(toRcpt),
     nextAttemptFor: (domain, after) =>
-      db.get<{ t: number }>(
-        `SELECT next_attempt_at AS t FROM queue_recipients WHERE domain = ? AND next_attempt_at > ?
-           AND status IN ('queued', 'deferred') ORDER BY next_attempt_at LIMIT 1`,
+      // The next attempt, or the end of a claim (the claimed recipient is due for others then).
+      db.get<{ t: number | null }>(
+        `SELECT MIN(t) AS t FROM (
+           SELECT * FROM (SELECT next_attempt_at AS t FROM queue_recipients
+             WHERE domain = ? AND next_attempt_at > ? AND status IN ('queued', 'deferred')
+             ORDER BY next_attempt_at LIMIT 1)
+           UNION ALL
+           SELECT * FROM (SELECT claim_until AS t FROM queue_recipients
+             WHERE domain = ? AND claim_until > ? AND status IN ('queued', 'deferred')
+             ORDER BY claim_until LIMIT 1))`,
+        domain,
+        after,
         domain,
         after,
       )?.t ?? null,
+    claimRecipients(queueId, { owner, ids, now, leaseMs }) {
+      return db.tx(() => {
+        const claimed: number[] = [];
+        let busyUntil: number | null = null;
+        for (const id of ids) {
+          const r = db.get<{ claim_owner: string | null; claim_until: number | null }>(
+            `SELECT claim_owner, claim_until FROM queue_recipients
+               WHERE id = ? AND queue_id = ? AND status IN ('queued', 'deferred')`,
+            id,
+            queueId,
+          );
+          if (!r) continue;
+          if (r.claim_owner !== null && r.claim_owner !== owner && r.claim_until! > now) {
+            busyUntil = Math.min(busyUntil ?? Infinity, r.claim_until!);
+            continue;
+          }
+          db.run(
+            "UPDATE queue_recipients SET claim_owner = ?, claim_until = ? WHERE id = ?",
+            owner,
+            now + leaseMs,
+            id,
+          );
+          claimed.push(id);
+        }
+        return { claimed, busyUntil };
+      });
+    },
+    renewClaims({ owner, ids, now, leaseMs }) {
+      return db.tx(() =>
+        ids.filter((id) =>
+          db.run(
+            `UPDATE queue_recipients SET claim_until = ?
+               WHERE id = ? AND claim_owner = ? AND status IN ('queued', 'deferred')`,
+            now + leaseMs,
+            id,
+            owner,
+          ).changes > 0
+        )
+      );
+    },
     releaseDestination: (domain, now) =>
       db.run(
         `UPDATE queue_recipients SET next_attempt_at = ?, updated_at = ?
@@ -229,24 +280,28 @@ export function queueStore({ db, files }: OpEnv): SyncOf<QueueStore> {
         }
       });
     },
-    recordAttempt: (input) => ({ finished: db.tx(() => applyAttempt(db, files, input)) }),
+    recordAttempt: (input) => db.tx(() => applyAttempt(db, files, input)),
   };
 }
 
-/** Applies one attempt's outcome inside the caller's transaction; true when the entry is done. */
+/**
+ * Applies one attempt's outcome inside the caller's transaction, for the recipients its owner
+ * holds; `finished` when the entry is done.
+ */
 function applyAttempt(
   db: Db,
   files: TxFiles | null,
-  { queueId, domain, now, updates }: AttemptRecord,
-): boolean {
+  { queueId, domain, now, owner, updates }: AttemptRecord,
+): { finished: boolean; recorded: number } {
   let sent = 0;
   let failures = 0;
   let lastError: string | null = null;
   for (const u of updates) {
     const { changes } = db.run(
       `UPDATE queue_recipients SET status = ?, attempts = ?,
-         next_attempt_at = COALESCE(?, next_attempt_at), last_error = ?, updated_at = ?
-         WHERE id = ? AND queue_id = ?`,
+         next_attempt_at = COALESCE(?, next_attempt_at), last_error = ?, updated_at = ?,
+         claim_owner = NULL, claim_until = NULL
+         WHERE id = ? AND queue_id = ? AND claim_owner = ?`,
       u.status,
       u.attempts,
       u.nextAttemptAt ?? null,
@@ -254,8 +309,10 @@ function applyAttempt(
       now,
       u.id,
       queueId,
+      owner,
     );
-    // A recipient the operator dropped meanwhile counts for nothing.
+    // A recipient the operator dropped meanwhile, or one whose claim another worker took after
+    // this one's lease ended (its outcome is that worker's to store), counts for nothing.
     if (changes === 0) continue;
     if (u.status === "delivered") sent++;
     else {
@@ -281,10 +338,11 @@ function applyAttempt(
        WHERE queue_id = ? AND status IN ('queued', 'deferred')`,
     queueId,
   )!.n;
-  if (left > 0) return false;
+  const recorded = sent + failures;
+  if (left > 0) return { finished: false, recorded };
   const q = db.get<{ body_id: number }>("SELECT body_id FROM queue WHERE id = ?", queueId);
-  if (!q) return true;
+  if (!q) return { finished: true, recorded };
   db.run("DELETE FROM queue WHERE id = ?", queueId);
   freeBodies(db, files, [q.body_id]);
-  return true;
+  return { finished: true, recorded };
 }
