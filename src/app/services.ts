@@ -81,7 +81,7 @@ export async function openServices(
   } else {
     const path = databasePath(config.dataDir);
     sqlite = options.threaded
-      ? await startSqliteStore(path, { now: options.now })
+      ? await startSqliteStore(path, { now: options.now, soleSender: true })
       : openSqliteStore(path, { now: options.now });
   }
   const store: Store = (postgres ?? sqlite)!;

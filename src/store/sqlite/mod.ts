@@ -22,6 +22,7 @@ import { StoreThread } from "./store_thread.ts";
 import { Checkpointer, WRITER_CHECKPOINT_BYTES } from "./checkpointer.ts";
 import { OnDemandThread } from "./on_demand_thread.ts";
 import { leaseBody, SqliteSpool } from "./spool.ts";
+import { endAllClaims } from "./queue_store.ts";
 import { SlabPool } from "./slab_pool.ts";
 import { FileBodyReader, MemoryBodyReader } from "./body_reader.ts";
 import { isBodyFileName, tmpDirOf } from "./body_files.ts";
@@ -47,6 +48,13 @@ export interface SqliteStoreOptions {
   tinyBytes?: number;
   /** Threaded: the writer thread stops after this long without writes (WRITER_IDLE_MS). */
   writerIdleMs?: number;
+  /**
+   * Threaded: this process is the only one that sends the database's outbound mail (`tern serve`
+   * holds data_dir's lock), so claims on queued recipients left in it are those of a process that
+   * ended (kill -9, a crash): they end at open, and that mail goes again at once instead of when
+   * its lease runs out (outbound_claim_lease, 5 minutes by default).
+   */
+  soleSender?: boolean;
 }
 
 export interface DataProgress {
@@ -178,7 +186,10 @@ function threadedStore(path: string, options: SqliteStoreOptions): SqliteStore {
   new Engine(
     path,
     { bodiesDir, reserveBytes: options.reserveBytes },
-    (db) => db.migrate(options.migrations ?? MIGRATIONS, now()),
+    (db) => {
+      db.migrate(options.migrations ?? MIGRATIONS, now());
+      if (options.soleSender) endAllClaims(db);
+    },
   ).close();
   const start = (role: "writer" | "reader") => () => StoreThread.start(role, openFor(role));
   // Started on demand, and again after it died (the database is intact). Writes made while it

@@ -42,6 +42,13 @@ export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
 }
 
+/** Ends every claim on queued recipients (see SqliteStoreOptions.soleSender); how many ended. */
+export function endAllClaims(db: Db): number {
+  return db.run(
+    "UPDATE queue_recipients SET claim_owner = NULL, claim_until = NULL WHERE claim_until IS NOT NULL",
+  ).changes;
+}
+
 export function queueStore({ db, files }: OpEnv): SyncOf<QueueStore> {
   const entry = (id: number): QueueEntry | null => {
     const q = db.get<
