@@ -152,6 +152,24 @@ Deno.test("IMAP bad input: unknown command, syntax errors, state errors, huge li
   }, { overrides: { max_message_size: 1_000_000 } });
 });
 
+Deno.test("IMAP: a command line over the limit is answered BAD [TOOBIG] with its own tag", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const s = await session(t, user);
+    // A client waits for its tag: an untagged BAD left it waiting until its own timeout.
+    const long = `/private/${"k".repeat(100_000)}`;
+    const tag = s.nextTag();
+    await s.send(`${tag} SETMETADATA INBOX (${long} "v")\r\n`);
+    assert.match((await s.collect(tag)).status, /^BAD \[TOOBIG\]/);
+    // The overlong line may also follow a literal: the tag is the one of the command's start.
+    const tag2 = s.nextTag();
+    await s.send(`${tag2} SETMETADATA INBOX {4+}\r\nabcd ${long} "v")\r\n`);
+    assert.match((await s.collect(tag2)).status, /^BAD \[TOOBIG\]/);
+    assert.ok((await s.cmd("NOOP")).ok, "still in sync");
+    s.close();
+  });
+});
+
 Deno.test("IMAP mailboxes: CREATE, LIST patterns, RENAME, DELETE, SUBSCRIBE, STATUS", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");
