@@ -544,6 +544,35 @@ Deno.test("IMAP QRESYNC: VANISHED (EARLIER) and changed flags on SELECT", async 
   });
 });
 
+Deno.test("IMAP METADATA: an entry named twice is answered once, and a command names at most 100", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const s = await session(t, user);
+    // 60 000 copies of "/shared" with DEPTH infinity were each answered in full: 40 MB built in
+    // memory from a 500 KB command while the relay served no one else.
+    const repeated = await s.cmd(
+      `GETMETADATA (DEPTH infinity) "" (${Array(2000).fill("/shared").join(" ")})`,
+    );
+    assert.ok(repeated.ok, repeated.status);
+    assert.equal(repeated.untagged.length, 1);
+    const answered = repeated.untagged[0].match(/\/shared\/vendor\/deltachat\/maxsmtprecipients /g);
+    assert.equal(answered?.length, 1);
+    const distinct = Array.from({ length: 101 }, (_, i) => `/shared/x${i}`).join(" ");
+    const many = await s.cmd(`GETMETADATA "" (${distinct})`);
+    assert.match(many.status, /^NO \[LIMIT\]/);
+    assert.deepEqual(many.untagged, []);
+    // SETMETADATA: refused before any entry is set.
+    const sets = Array(100).fill("/private/devicetoken NIL").join(" ");
+    const set = await s.cmd(`SETMETADATA INBOX (${sets} /private/devicetoken "t1")`);
+    assert.match(set.status, /^NO \[LIMIT\]/);
+    const tokens = await s.cmd("GETMETADATA INBOX /private/devicetoken");
+    assert.equal(metadataValue(tokens.untagged[0], "/private/devicetoken"), null);
+    const hundred = Array(99).fill("/private/devicetoken NIL").join(" ");
+    assert.ok((await s.cmd(`SETMETADATA INBOX (${hundred} /private/devicetoken "t2")`)).ok);
+    s.close();
+  });
+});
+
 Deno.test("IMAP METADATA and QUOTA as the reference relay", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");
