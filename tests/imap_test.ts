@@ -544,7 +544,7 @@ Deno.test("IMAP QRESYNC: VANISHED (EARLIER) and changed flags on SELECT", async 
   });
 });
 
-Deno.test("IMAP METADATA: an entry named twice is answered once, and a command names at most 100", async () => {
+Deno.test("IMAP METADATA: an entry named twice is answered once, a command names at most 100, and sets all or none", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");
     const s = await session(t, user);
@@ -567,6 +567,11 @@ Deno.test("IMAP METADATA: an entry named twice is answered once, and a command n
     assert.match(set.status, /^NO \[LIMIT\]/);
     const tokens = await s.cmd("GETMETADATA INBOX /private/devicetoken");
     assert.equal(metadataValue(tokens.untagged[0], "/private/devicetoken"), null);
+    // A refused entry leaves the ones before it unset (RFC 5464 §4.3: the command fails).
+    const half = await s.cmd('SETMETADATA INBOX (/private/devicetoken "half" /private/other "x")');
+    assert.match(half.status, /^NO \[PERMISSIONDENIED\]/);
+    const after = await s.cmd("GETMETADATA INBOX /private/devicetoken");
+    assert.equal(metadataValue(after.untagged[0], "/private/devicetoken"), null);
     const hundred = Array(99).fill("/private/devicetoken NIL").join(" ");
     assert.ok((await s.cmd(`SETMETADATA INBOX (${hundred} /private/devicetoken "t2")`)).ok);
     s.close();

@@ -255,6 +255,19 @@ export const serverCommands: CommandTable = {
       const c = cmd as Of<"SETMETADATA">;
       checkEntryCount(c.entries.length);
       await metadataMailbox(ctx, c.mailbox);
+      const refuse = (entry: string, problem: string): never => {
+        if (problem === "MAXSIZE") throw new ImapNo("Value too long", "METADATA MAXSIZE 4096");
+        if (problem === "TOOMANY") throw new ImapNo("Too many entries", "METADATA TOOMANY");
+        if (problem === "BADVALUE") {
+          throw new ImapNo(`${entry} must not contain control characters (such as NUL)`);
+        }
+        throw new ImapNo(`Cannot set ${entry}`, problem);
+      };
+      // Every entry is checked before the first is set: a refused one leaves nothing half set.
+      for (const e of c.entries) {
+        const problem = ctx.backend.metadata.check(c.mailbox, e.entry, e.value);
+        if (problem) refuse(e.entry, problem);
+      }
       for (const e of c.entries) {
         const problem = await ctx.backend.metadata.set(
           ctx.user!.accountId,
@@ -262,12 +275,7 @@ export const serverCommands: CommandTable = {
           e.entry,
           e.value,
         );
-        if (problem === "MAXSIZE") throw new ImapNo("Value too long", "METADATA MAXSIZE 4096");
-        if (problem === "TOOMANY") throw new ImapNo("Too many entries", "METADATA TOOMANY");
-        if (problem === "BADVALUE") {
-          throw new ImapNo(`${e.entry} must not contain control characters (such as NUL)`);
-        }
-        if (problem) throw new ImapNo(`Cannot set ${e.entry}`, problem);
+        if (problem) refuse(e.entry, problem);
       }
       return "Setmetadata completed.";
     },
