@@ -152,6 +152,24 @@ Deno.test("IMAP bad input: unknown command, syntax errors, state errors, huge li
   }, { overrides: { max_message_size: 1_000_000 } });
 });
 
+Deno.test("IMAP: a command line over the limit is answered BAD [TOOBIG] with its own tag", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const s = await session(t, user);
+    // A client waits for its tag: an untagged BAD left it waiting until its own timeout.
+    const long = `/private/${"k".repeat(100_000)}`;
+    const tag = s.nextTag();
+    await s.send(`${tag} SETMETADATA INBOX (${long} "v")\r\n`);
+    assert.match((await s.collect(tag)).status, /^BAD \[TOOBIG\]/);
+    // The overlong line may also follow a literal: the tag is the one of the command's start.
+    const tag2 = s.nextTag();
+    await s.send(`${tag2} SETMETADATA INBOX {4+}\r\nabcd ${long} "v")\r\n`);
+    assert.match((await s.collect(tag2)).status, /^BAD \[TOOBIG\]/);
+    assert.ok((await s.cmd("NOOP")).ok, "still in sync");
+    s.close();
+  });
+});
+
 Deno.test("IMAP mailboxes: CREATE, LIST patterns, RENAME, DELETE, SUBSCRIBE, STATUS", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");
@@ -522,6 +540,40 @@ Deno.test("IMAP QRESYNC: VANISHED (EARLIER) and changed flags on SELECT", async 
     );
     const changed = await s.cmd(`UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${modseq} VANISHED)`);
     assert.ok(changed.untagged.includes("* VANISHED (EARLIER) 2"), changed.untagged.join("|"));
+    s.close();
+  });
+});
+
+Deno.test("IMAP METADATA: an entry named twice is answered once, a command names at most 100, and sets all or none", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const s = await session(t, user);
+    // 60 000 copies of "/shared" with DEPTH infinity were each answered in full: 40 MB built in
+    // memory from a 500 KB command while the relay served no one else.
+    const repeated = await s.cmd(
+      `GETMETADATA (DEPTH infinity) "" (${Array(2000).fill("/shared").join(" ")})`,
+    );
+    assert.ok(repeated.ok, repeated.status);
+    assert.equal(repeated.untagged.length, 1);
+    const answered = repeated.untagged[0].match(/\/shared\/vendor\/deltachat\/maxsmtprecipients /g);
+    assert.equal(answered?.length, 1);
+    const distinct = Array.from({ length: 101 }, (_, i) => `/shared/x${i}`).join(" ");
+    const many = await s.cmd(`GETMETADATA "" (${distinct})`);
+    assert.match(many.status, /^NO \[LIMIT\]/);
+    assert.deepEqual(many.untagged, []);
+    // SETMETADATA: refused before any entry is set.
+    const sets = Array(100).fill("/private/devicetoken NIL").join(" ");
+    const set = await s.cmd(`SETMETADATA INBOX (${sets} /private/devicetoken "t1")`);
+    assert.match(set.status, /^NO \[LIMIT\]/);
+    const tokens = await s.cmd("GETMETADATA INBOX /private/devicetoken");
+    assert.equal(metadataValue(tokens.untagged[0], "/private/devicetoken"), null);
+    // A refused entry leaves the ones before it unset (RFC 5464 §4.3: the command fails).
+    const half = await s.cmd('SETMETADATA INBOX (/private/devicetoken "half" /private/other "x")');
+    assert.match(half.status, /^NO \[PERMISSIONDENIED\]/);
+    const after = await s.cmd("GETMETADATA INBOX /private/devicetoken");
+    assert.equal(metadataValue(after.untagged[0], "/private/devicetoken"), null);
+    const hundred = Array(99).fill("/private/devicetoken NIL").join(" ");
+    assert.ok((await s.cmd(`SETMETADATA INBOX (${hundred} /private/devicetoken "t2")`)).ok);
     s.close();
   });
 });

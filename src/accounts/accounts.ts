@@ -8,6 +8,7 @@ import type { EventBus } from "../events/mod.ts";
 import { LoginThrottle, scryptHasher } from "../auth/mod.ts";
 import type { LoginGate, PasswordHasher } from "../auth/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import { limitKey } from "../net/mod.ts";
 import { createHash, randomBytes } from "node:crypto";
 
 export interface AccountLimits {
@@ -157,7 +158,9 @@ export class AccountService {
     password: string,
     ctx: { ip?: string } = {},
   ): Promise<AccountRecord> {
-    const ip = ctx.ip ?? "";
+    // Throttling and the creation limit count an IPv6 client by its /64: a host that has a
+    // whole /64 would otherwise get a fresh budget from each of its addresses.
+    const ip = limitKey(ctx.ip ?? "");
     const name = this.localAddress(address) ?? address.trim().toLowerCase();
     const gate = await this.#throttle.admit(ip, name);
     if ("refused" in gate) {

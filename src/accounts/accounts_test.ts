@@ -123,6 +123,18 @@ Deno.test("authenticate() limits JIT creations per client address", async () => 
   await t.svc.authenticate("ratelim03@example.org", "password123", { ip: "192.0.2.2" });
 });
 
+Deno.test("authenticate() counts JIT creations of IPv6 clients per /64", async () => {
+  using t = await setup({ maxCreationsPerIpPerHour: 2 });
+  // One host with a /64 picks a new source address for every login.
+  await t.svc.authenticate("ratesix01@example.org", "password123", { ip: "2001:db8:1:2::a" });
+  await t.svc.authenticate("ratesix02@example.org", "password123", { ip: "2001:db8:1:2::b" });
+  await assert.rejects(
+    t.svc.authenticate("ratesix03@example.org", "password123", { ip: "2001:db8:1:2::c" }),
+    (e) => isRelayError(e, "rate_limited"),
+  );
+  await t.svc.authenticate("ratesix03@example.org", "password123", { ip: "2001:db8:1:3::c" });
+});
+
 Deno.test("generateCredentials() follows the configured lengths and charset", async () => {
   using t = await setup();
   const seen = new Set<string>();

@@ -250,7 +250,7 @@ export const FIELDS: readonly Field[] = [
     type: "int",
     default: 60,
     min: 0,
-    doc: "New accounts per client address and hour; 0: no limit",
+    doc: "New accounts per client address (IPv6: per /64) and hour; 0: no limit",
   },
   {
     key: "queue_lifetime",

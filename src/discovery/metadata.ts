@@ -70,6 +70,20 @@ export class MetadataService {
     return out;
   }
 
+  /**
+   * Whether set() would refuse the value before looking at the store (all but TOOMANY): a
+   * command setting several entries checks them all first, so it sets all of them or none.
+   */
+  check(mailbox: string, entry: string, value: string | null): MetadataError | null {
+    if (mailbox !== "INBOX" || entry.toLowerCase() !== DEVICE_TOKEN) return "PERMISSIONDENIED";
+    if (value === null) return null;
+    const token = value.trim();
+    if (token === "" || /\s/.test(token)) return "PERMISSIONDENIED";
+    if (CONTROL.test(token)) return "BADVALUE";
+    if (new TextEncoder().encode(token).length > MAX_TOKEN_BYTES) return "MAXSIZE";
+    return null;
+  }
+
   /** Only the device token may be set; each SET adds a token, NIL removes them all. */
   async set(
     accountId: number,
@@ -77,15 +91,13 @@ export class MetadataService {
     entry: string,
     value: string | null,
   ): Promise<MetadataError | null> {
-    if (mailbox !== "INBOX" || entry.toLowerCase() !== DEVICE_TOKEN) return "PERMISSIONDENIED";
+    const problem = this.check(mailbox, entry, value);
+    if (problem) return problem;
     if (value === null) {
       await this.#o.store.removePushTokens(accountId);
       return null;
     }
     const token = value.trim();
-    if (token === "" || /\s/.test(token)) return "PERMISSIONDENIED";
-    if (CONTROL.test(token)) return "BADVALUE";
-    if (new TextEncoder().encode(token).length > MAX_TOKEN_BYTES) return "MAXSIZE";
     // The store counts and adds in one step: sessions on this and other instances setting
     // tokens at once cannot together pass the limit.
     const now = this.#now();

@@ -8,6 +8,7 @@ import { clientAddress } from "./client_address.ts";
 import { dcloginUrl, newAccountUrl, usesDclogin } from "./dclogin.ts";
 import { methodNotAllowed } from "./errors.ts";
 import { TokenBuckets } from "./rate_limit.ts";
+import { limitKey } from "../net/mod.ts";
 
 export const NEW_ACCOUNT_PATHS = ["/new", "/cgi-bin/newemail.py"] as const;
 
@@ -100,7 +101,8 @@ export function newAccountRoutes(deps: HttpDeps): Hono {
       // Browsers hand the link to Delta Chat, which POSTs to the URL (chatmail nginx).
       return c.redirect(`dcaccount:${newAccountUrl(config)}`, 301);
     }
-    const ip = clientAddress(c);
+    // Per IPv6 /64, as the connection limits: one host has all of it.
+    const ip = limitKey(clientAddress(c));
     if (!buckets.take(ip)) {
       return answer(429, { error: "too many requests" }, {
         "retry-after": String(buckets.retryAfterSeconds(ip) || 1),

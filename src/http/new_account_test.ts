@@ -167,6 +167,17 @@ Deno.test("POST /new is rate limited per client address (burst 5, 2 per second)"
   assert.equal((await post("203.0.113.5")).status, 429);
 });
 
+Deno.test("POST /new counts an IPv6 client by its /64", async () => {
+  using t = await httpServices();
+  const app = createHttpApp(t.deps);
+  const post = (ip: string) => app.request("/new", { method: "POST" }, fromAddress(ip));
+  for (let i = 0; i < 5; i++) {
+    assert.equal((await post(`2001:db8:5:6::${i + 1}`)).status, 200, `request ${i}`);
+  }
+  assert.equal((await post("2001:db8:5:6::99")).status, 429, "another address of the same /64");
+  assert.equal((await post("2001:db8:5:7::1")).status, 200, "another /64");
+});
+
 Deno.test("/new answers other methods with 405", async () => {
   using t = await httpServices();
   const res = await createHttpApp(t.deps).request("/new", { method: "PUT" });

@@ -105,6 +105,14 @@ export interface ImapMetadata {
   list(accountId: number, mailbox: string, prefix: string): Promise<
     { entry: string; value: string }[]
   >;
+  /** What set() would refuse without looking at the store (as set() answers), or null. */
+  check(mailbox: string, entry: string, value: string | null):
+    | "PERMISSIONDENIED"
+    | "MAXSIZE"
+    | "TOOMANY"
+    | "NONEXISTENT"
+    | "BADVALUE"
+    | null;
   /** null on success, else the RFC 5464 response code; BADVALUE (a control character) has none. */
   set(accountId: number, mailbox: string, entry: string, value: string | null): Promise<
     "PERMISSIONDENIED" | "MAXSIZE" | "TOOMANY" | "NONEXISTENT" | "BADVALUE" | null

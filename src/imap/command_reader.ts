@@ -79,6 +79,17 @@ export class LiteralTooLargeError extends Error {
   }
 }
 
+/**
+ * A line of a command over the line limit, dropped by the connection (the stream is in sync
+ * unless `fatal`). `tag`: the command's tag when its start shows one, so the client waiting for
+ * that tag gets its answer.
+ */
+export class CommandLineTooLongError extends LineTooLongError {
+  constructor(cause: LineTooLongError, readonly tag: string | null) {
+    super(cause.limitBytes, cause.fatal, cause.head);
+  }
+}
+
 export const CONTINUE_LITERAL = "+ Ready for literal data\r\n";
 /** A refused non-synchronizing literal larger than this is not skipped: the connection ends. */
 const DRAIN_MAX = 64 * 1024 * 1024;
@@ -132,7 +143,7 @@ function isAppend(firstLine: string): boolean {
 
 /**
  * Reads one command. Returns null at end of stream before a command starts. Throws
- * LiteralTooLargeError (stream still in sync), LineTooLongError from the connection, or
+ * LiteralTooLargeError (stream still in sync), CommandLineTooLongError, or
  * ConnectionClosedError when the stream ends inside a command.
  */
 export async function readCommand(
@@ -149,7 +160,13 @@ export async function readCommand(
   let total = 0;
   let first: string | null = null;
   while (true) {
-    const bytes = await conn.readLine(limits.maxLineBytes);
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await conn.readLine(limits.maxLineBytes);
+    } catch (e) {
+      if (!(e instanceof LineTooLongError)) throw e;
+      throw new CommandLineTooLongError(e, tagOf(first ?? decoder.decode(e.head)));
+    }
     if (bytes === null) {
       if (first === null) return null;
       throw new ConnectionClosedError("Connection closed in the middle of a command");

@@ -11,6 +11,19 @@ import { literal, mailboxPiece } from "./encode.ts";
 const ANY = ["notauth", "auth", "selected"] as const;
 const AUTHED = ["auth", "selected"] as const;
 const QUOTA_ROOT = "User quota";
+/**
+ * Entries one GETMETADATA or SETMETADATA may name (Delta Chat names at most six). A command may
+ * be megabytes long: 60 000 entries of "/shared" with DEPTH infinity were answered with 40
+ * MB, built in memory while the relay served no one else, and as many SETs would be as many
+ * writes.
+ */
+export const MAX_METADATA_ENTRIES = 100;
+
+function checkEntryCount(count: number): void {
+  if (count > MAX_METADATA_ENTRIES) {
+    throw new ImapNo(`Too many entries in one command (at most ${MAX_METADATA_ENTRIES})`, "LIMIT");
+  }
+}
 const dec = new TextDecoder();
 
 type Of<N extends Command["name"]> = CommandOf<N>;
@@ -193,10 +206,13 @@ export const serverCommands: CommandTable = {
     states: [...AUTHED],
     async run(ctx, cmd) {
       const c = cmd as Of<"GETMETADATA">;
+      // An entry named twice is answered once.
+      const entries = [...new Set(c.entries)];
+      checkEntryCount(entries.length);
       await metadataMailbox(ctx, c.mailbox);
       const accountId = ctx.user!.accountId;
       const values: { entry: string; value: string | null }[] = [];
-      for (const entry of c.entries) {
+      for (const entry of entries) {
         values.push({ entry, value: await ctx.backend.metadata.get(accountId, c.mailbox, entry) });
         if (c.depth !== "0") {
           const below = await ctx.backend.metadata.list(accountId, c.mailbox, entry);
@@ -237,7 +253,21 @@ export const serverCommands: CommandTable = {
     states: [...AUTHED],
     async run(ctx, cmd) {
       const c = cmd as Of<"SETMETADATA">;
+      checkEntryCount(c.entries.length);
       await metadataMailbox(ctx, c.mailbox);
+      const refuse = (entry: string, problem: string): never => {
+        if (problem === "MAXSIZE") throw new ImapNo("Value too long", "METADATA MAXSIZE 4096");
+        if (problem === "TOOMANY") throw new ImapNo("Too many entries", "METADATA TOOMANY");
+        if (problem === "BADVALUE") {
+          throw new ImapNo(`${entry} must not contain control characters (such as NUL)`);
+        }
+        throw new ImapNo(`Cannot set ${entry}`, problem);
+      };
+      // Every entry is checked before the first is set: a refused one leaves nothing half set.
+      for (const e of c.entries) {
+        const problem = ctx.backend.metadata.check(c.mailbox, e.entry, e.value);
+        if (problem) refuse(e.entry, problem);
+      }
       for (const e of c.entries) {
         const problem = await ctx.backend.metadata.set(
           ctx.user!.accountId,
@@ -245,12 +275,7 @@ export const serverCommands: CommandTable = {
           e.entry,
           e.value,
         );
-        if (problem === "MAXSIZE") throw new ImapNo("Value too long", "METADATA MAXSIZE 4096");
-        if (problem === "TOOMANY") throw new ImapNo("Too many entries", "METADATA TOOMANY");
-        if (problem === "BADVALUE") {
-          throw new ImapNo(`${e.entry} must not contain control characters (such as NUL)`);
-        }
-        if (problem) throw new ImapNo(`Cannot set ${e.entry}`, problem);
+        if (problem) refuse(e.entry, problem);
       }
       return "Setmetadata completed.";
     },

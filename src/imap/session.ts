@@ -14,7 +14,12 @@ import type { Logger } from "../log/mod.ts";
 import { isRelayError, isStorageBusy, isStorageFull } from "../errors.ts";
 import type { AppendUpload, ImapBackend, ImapServerConfig, ImapUser } from "./backend.ts";
 import type { Command } from "./types.ts";
-import { type AppendSink, LiteralTooLargeError, readCommand } from "./command_reader.ts";
+import {
+  type AppendSink,
+  CommandLineTooLongError,
+  LiteralTooLargeError,
+  readCommand,
+} from "./command_reader.ts";
 import { BinaryToBase64 } from "./binary_append.ts";
 import { ImapSyntaxError, parseCommand } from "./parser.ts";
 import { SelectedMailbox } from "./selected.ts";
@@ -383,7 +388,9 @@ export class ImapSession implements SessionContext {
         return await this.#countError();
       }
       if (e instanceof LineTooLongError) {
-        await this.conn.write("* BAD [TOOBIG] Command line too long\r\n");
+        // Tagged when the line showed its tag (as Dovecot): the client is waiting for it.
+        const tag = e instanceof CommandLineTooLongError ? e.tag : null;
+        await this.conn.write(`${tag ?? "*"} BAD [TOOBIG] Command line too long\r\n`);
         return await this.#countError();
       }
       if (e instanceof ImapSyntaxError) {

@@ -34,7 +34,9 @@ export class BufferConnection implements CommandConnection {
     let content = line.length;
     if (line[content - 1] === 10) content--;
     if (line[content - 1] === 13) content--;
-    if (content > maxBytes) return Promise.reject(new LineTooLongError(maxBytes));
+    if (content > maxBytes) {
+      return Promise.reject(new LineTooLongError(maxBytes, false, line.slice(0, 256)));
+    }
     this.largestRead = Math.max(this.largestRead, line.length);
     return Promise.resolve(this.keepLineEnd ? line : line.subarray(0, content));
   }

@@ -13,14 +13,22 @@ import { setTcpReading } from "./tcp_reads.ts";
 /**
  * A line over its limit. The connection has dropped it up to its line feed, so the next read
  * starts at the next line; `fatal` means it went on so long (no line feed within DISCARD_LIMIT)
- * that the caller should close the connection instead.
+ * that the caller should close the connection instead. `head`: the line's first bytes (at most
+ * LINE_HEAD_BYTES), from which a protocol can still tell whose line it was (an IMAP tag).
  */
 export class LineTooLongError extends Error {
-  constructor(readonly limitBytes: number, readonly fatal = false) {
+  constructor(
+    readonly limitBytes: number,
+    readonly fatal = false,
+    readonly head: Uint8Array = new Uint8Array(0),
+  ) {
     super(`Cannot read line: longer than ${limitBytes} bytes`);
     this.name = "LineTooLongError";
   }
 }
+
+/** How much of a dropped overlong line LineTooLongError keeps. */
+export const LINE_HEAD_BYTES = 256;
 
 /** The peer went away (or the connection was closed here): a normal end, not a failure. */
 export class ConnectionClosedError extends Error {
@@ -336,14 +344,19 @@ export class SocketConnection implements Connection {
 
   async readLine(maxBytes: number): Promise<Uint8Array | null> {
     let discarded = -1; // ≥ 0 while dropping an overlong line
+    let head = new Uint8Array(0); // its first bytes, for the error
+    const tooLong = (fatal = false) => new LineTooLongError(maxBytes, fatal, head);
     while (true) {
       const i = this.#indexOfLf(discarded >= 0 ? Infinity : maxBytes + 2);
       if (i >= 0) {
         const raw = this.#take(i + 1);
-        if (discarded >= 0) throw new LineTooLongError(maxBytes);
+        if (discarded >= 0) throw tooLong();
         let end = raw.length - 1;
         if (end > 0 && raw[end - 1] === 13) end--;
-        if (end > maxBytes) throw new LineTooLongError(maxBytes);
+        if (end > maxBytes) {
+          head = raw.slice(0, LINE_HEAD_BYTES);
+          throw tooLong();
+        }
         return raw.subarray(0, end);
       }
       if (this.#buffered > maxBytes + 2) {
@@ -352,22 +365,24 @@ export class SocketConnection implements Connection {
         // stream of junk) ends the connection.
         const end = this.#indexOfLf(Infinity);
         if (end >= 0) {
-          this.#take(end + 1);
-          throw new LineTooLongError(maxBytes);
+          const dropped = this.#take(end + 1);
+          if (discarded < 0) head = dropped.slice(0, LINE_HEAD_BYTES);
+          throw tooLong();
         }
-        discarded = Math.max(discarded, 0) + this.#buffered;
-        this.#take(this.#buffered);
-        if (discarded > DISCARD_LIMIT) throw new LineTooLongError(maxBytes, true);
+        const dropped = this.#take(this.#buffered);
+        if (discarded < 0) head = dropped.slice(0, LINE_HEAD_BYTES);
+        discarded = Math.max(discarded, 0) + dropped.length;
+        if (discarded > DISCARD_LIMIT) throw tooLong(true);
       }
       if (this.#ended && this.#chunks.length === 0) {
-        if (discarded >= 0) throw new LineTooLongError(maxBytes);
+        if (discarded >= 0) throw tooLong();
         return null;
       }
       if (this.#ended) {
         // A last line without its line end was cut off (a phone's network went away inside
         // it): what arrived is not the command the client sent, and must not be run as one.
         this.#take(this.#buffered);
-        if (discarded >= 0) throw new LineTooLongError(maxBytes);
+        if (discarded >= 0) throw tooLong();
         throw new ConnectionClosedError("Connection closed in the middle of a line");
       }
       await this.#wait();
