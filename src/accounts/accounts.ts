@@ -281,17 +281,19 @@ export class AccountService {
     if (this.credentialProblem(address, password)) {
       throw new RelayError("auth_failed", "Authentication failed");
     }
-    if (await this.#store.isBlocked(address)) {
-      throw new RelayError("auth_failed", "Authentication failed");
-    }
+    const blocked = () => new RelayError("auth_failed", "Authentication failed");
+    if (await this.#store.isBlocked(address)) throw blocked();
     await this.#checkCreationRate(ip);
     work.done = true;
     const passwordHash = await this.#hasher.hash(password);
-    const { account, created } = await this.#store.createAccount({
+    // Looked at again with the creation: an address blocked while the hash was made stays free.
+    const made = await this.#store.createAccountUnlessBlocked({
       address,
       passwordHash,
       now: this.#now(),
     });
+    if (!made) throw blocked();
+    const { account, created } = made;
     if (created) this.#remember(address, password, passwordHash);
     if (created && hasReservation) await this.#store.setSetting(RESERVED_PREFIX + address, null);
     return account;
