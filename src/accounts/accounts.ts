@@ -37,9 +37,26 @@ export interface AccountServiceOptions {
   /** Password hashing; tests inject a counting one. */
   hasher?: PasswordHasher;
   log?: Logger;
+  /** The admin_contact config key: the operator's address when the setting is empty. */
+  adminContact?: string;
 }
 
 const LOCALPART = /^[a-z0-9._-]+$/;
+/**
+ * Names no first login may take: the role mailboxes of RFC 2142 and RFC 5321 §4.5.1, and those a
+ * certificate authority may mail to prove control of the domain (CA/Browser Forum Baseline
+ * Requirements 3.2.2.4.4). The operator can still create them (CLI, admin API).
+ */
+const RESERVED_NAMES = new Set([
+  "postmaster",
+  "mailer-daemon",
+  "abuse",
+  "hostmaster",
+  "webmaster",
+  "admin",
+  "administrator",
+  "root",
+]);
 const RESERVED_PREFIX = "internal.reserved:";
 const RESERVATION_MS = 24 * 3600_000;
 const VERIFIED_CACHE_MAX = 50_000;
@@ -75,6 +92,10 @@ export class MemoryCreationRate implements CreationRate {
   }
 }
 
+function isReservedName(address: string): boolean {
+  return RESERVED_NAMES.has(address.slice(0, address.lastIndexOf("@")).toLowerCase());
+}
+
 export class AccountService {
   readonly domain: string;
   readonly limits: AccountLimits;
@@ -92,6 +113,7 @@ export class AccountService {
   /** Digests of (address, password, hash) already verified: repeated logins skip scrypt. */
   #verified = new Set<string>();
   #creations: CreationRate;
+  #adminContact: string;
 
   constructor(options: AccountServiceOptions) {
     this.#store = options.store;
@@ -106,6 +128,7 @@ export class AccountService {
     this.#hasher = options.hasher ?? scryptHasher;
     this.#dummyHash = this.#hasher.dummyHash();
     this.#log = options.log;
+    this.#adminContact = options.adminContact ?? "";
   }
 
   /** Lowercased address when it belongs to our domain, else null. */
@@ -278,7 +301,7 @@ export class AccountService {
     if (mode === "closed" || (mode === "token" && !hasReservation)) {
       throw new RelayError("registration_closed", "Registration is closed");
     }
-    if (this.credentialProblem(address, password)) {
+    if (this.credentialProblem(address, password) || isReservedName(address)) {
       throw new RelayError("auth_failed", "Authentication failed");
     }
     const blocked = () => new RelayError("auth_failed", "Authentication failed");
@@ -305,6 +328,32 @@ export class AccountService {
     if (!(await this.#creations.take(ip, max, this.#now()))) {
       throw new RelayError("rate_limited", "Too many new accounts from this address");
     }
+  }
+
+  /**
+   * Where mail for postmaster@domain goes (RFC 5321 §4.5.1: it must be accepted): the local
+   * account named by admin_contact (the setting, else the config key), else the postmaster
+   * account, made on first use with no usable password (the operator sets one to read it).
+   */
+  async postmasterRecipient(): Promise<string> {
+    const contact = this.localAddress(
+      (this.#settings.get("admin_contact") || this.#adminContact).replace(/^mailto:/i, "")
+        .replace(/\?.*$/, ""),
+    );
+    if (contact) {
+      const account = await this.#store.getAccount(contact);
+      if (account && !account.blocked) return account.address;
+    }
+    const address = `postmaster@${this.domain}`;
+    if (!(await this.#store.getAccount(address))) {
+      const made = await this.#store.createAccount({
+        address,
+        passwordHash: this.#hasher.dummyHash(),
+        now: this.#now(),
+      });
+      if (made.created) this.#log?.info("postmaster account made for mail to postmaster");
+    }
+    return address;
   }
 
   /** Fresh random credentials of the configured lengths (not stored: the first login creates). */

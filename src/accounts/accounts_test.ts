@@ -142,6 +142,23 @@ Deno.test("authenticate(): an address blocked while its first login hashes gets 
   assert.equal(await t.store.countAccounts(), 0);
 });
 
+Deno.test("authenticate() creates no role account (postmaster, webmaster...) on first login", async () => {
+  using t = await setup({ usernameMinLength: 4, usernameMaxLength: 20 });
+  for (const name of ["postmaster", "webmaster", "Abuse", "mailer-daemon", "admin", "root"]) {
+    await assert.rejects(
+      t.svc.authenticate(`${name}@example.org`, "password123"),
+      (e) => isRelayError(e, "auth_failed"),
+      name,
+    );
+  }
+  assert.equal(await t.store.countAccounts(), 0);
+  // The operator can make them, and other names of that length are free.
+  await t.svc.create("webmaster@example.org", "password123");
+  await t.svc.authenticate("webmaster@example.org", "password123");
+  await t.svc.authenticate("webmasters@example.org", "password123");
+  assert.equal(await t.store.countAccounts(), 2);
+});
+
 Deno.test("authenticate() limits JIT creations per client address", async () => {
   using t = await setup({ maxCreationsPerIpPerHour: 2 });
   await t.svc.authenticate("ratelim01@example.org", "password123", { ip: "192.0.2.1" });
