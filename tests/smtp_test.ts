@@ -849,6 +849,40 @@ Deno.test("/mxdeliv: one of several local recipients is full: 200 for the others
   }, { overrides: { "listen.https": "127.0.0.1:0" }, relay: { manualQueue: true } });
 });
 
+Deno.test("/mxdeliv: a body dot-stuffed as the reference's filtermail posts it is stored as signed", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    // A bounce from a reference relay quoting lines that start with ".", DKIM-signed as sent.
+    const text = "Your message could not be delivered.\r\n.quoted\r\n.\r\n..two dots";
+    const signed = dec.decode(
+      await signMessage(
+        new TextEncoder().encode(
+          bounceMessage("chat.test", b.address).replace(
+            "Your message could not be delivered.",
+            text,
+          ),
+        ),
+        "chat.test",
+        { selector: DKIM_SELECTOR, privateKeyPem: REF_KEY },
+      ),
+    );
+    // chatmail-relay.md §5.5: the DATA as SMTP carries it, without the final ".".
+    const stuffed = signed.replace(/^\./gm, "..");
+    using client = Deno.createHttpClient({ caCerts: [t.caPem] });
+    const res = await fetch(`https://${t.relay.addresses.https}/mxdeliv`, {
+      method: "POST",
+      client,
+      headers: [["x-mail-to", b.address]],
+      body: stuffed,
+    });
+    assert.equal(await res.text(), "250 2.0.0 OK");
+    assert.equal(res.status, 200);
+    const [stored] = await inbox(t, b.address);
+    const body = (m: string) => m.slice(m.indexOf("\r\n\r\n"));
+    assert.equal(body(stored), body(signed));
+  }, { overrides: { "listen.https": "127.0.0.1:0" }, relay: { dns: chatTestDns() } });
+});
+
 Deno.test("SMTP RCPT TO:<postmaster> (no domain, any case) is postmaster at the mail domain (RFC 5321 §4.1.1.3)", async () => {
   await withRelay(async (t) => {
     const a = await createAccount(t, "alice0001");

@@ -101,3 +101,31 @@ export class DotStuffer {
     return new TextEncoder().encode(endsWithCrlf ? ".\r\n" : "\r\n.\r\n");
   }
 }
+
+/**
+ * The message as SMTP DATA carries it, without the final "." line: dot-stuffed, ending in CRLF.
+ * The reference relay's filtermail posts /mxdeliv bodies in this form and reads them so
+ * (chatmail-relay.md §5.5, §5.6). A first read of the message counts the bytes, so that the
+ * request can announce its length.
+ */
+export async function stuffedData(m: OutgoingMessage): Promise<OutgoingMessage> {
+  const counter = new DotStuffer();
+  let size = 0;
+  for await (const piece of m.pieces()) size += counter.push(piece).length;
+  size += unterminated(counter).length;
+  return {
+    size,
+    async *pieces() {
+      const stuffer = new DotStuffer();
+      for await (const piece of m.pieces()) yield stuffer.push(piece);
+      const tail = unterminated(stuffer);
+      if (tail.length) yield tail;
+    },
+  };
+}
+
+/** The end of the data without its "." line: a CRLF when the message lacked one, else nothing. */
+function unterminated(stuffer: DotStuffer): Uint8Array {
+  const end = stuffer.end();
+  return end.subarray(0, end.length - 3);
+}
