@@ -9,7 +9,7 @@ export const PIECE = 64 * 1024;
 
 export interface OutgoingMessage {
   readonly size: number;
-  /** The whole message from its first byte, in pieces of at most PIECE bytes. */
+  /** The whole message from its first byte, in pieces of about PIECE bytes (stuffing adds a few). */
   pieces(): AsyncIterable<Uint8Array>;
 }
 
