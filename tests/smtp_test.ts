@@ -900,8 +900,9 @@ Deno.test("SMTP RCPT TO:<postmaster> (no domain, any case) is postmaster at the 
       assert.equal((await sub.cmd(`RCPT TO:${rcpt}`)).code, 501, rcpt);
     }
     assert.equal((await sub.cmd("RSET")).code, 250);
-    // The operator made the account: <Postmaster> reaches it.
+    // The operator made the account: <Postmaster> reaches it, not the admin contact.
     const pm = await createAccount(t, "postmaster");
+    await t.relay.services.settings.set("admin_contact", a.address);
     const r = await sub.sendMail(
       a.address,
       ["PostMaster"],

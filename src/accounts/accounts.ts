@@ -331,11 +331,15 @@ export class AccountService {
   }
 
   /**
-   * Where mail for postmaster@domain goes (RFC 5321 §4.5.1: it must be accepted): the local
-   * account named by admin_contact (the setting, else the config key), else the postmaster
-   * account, made on first use with no usable password (the operator sets one to read it).
+   * Where mail for postmaster@domain goes (RFC 5321 §4.5.1: it must be accepted): the postmaster
+   * account when there is one, else the local account named by admin_contact (the setting, else
+   * the config key), else a postmaster account made now with no usable password (the operator
+   * sets one to read it).
    */
   async postmasterRecipient(): Promise<string> {
+    const address = `postmaster@${this.domain}`;
+    const own = await this.#store.getAccount(address);
+    if (own && !own.blocked) return address;
     const contact = this.localAddress(
       (this.#settings.get("admin_contact") || this.#adminContact).replace(/^mailto:/i, "")
         .replace(/\?.*$/, ""),
@@ -344,8 +348,7 @@ export class AccountService {
       const account = await this.#store.getAccount(contact);
       if (account && !account.blocked) return account.address;
     }
-    const address = `postmaster@${this.domain}`;
-    if (!(await this.#store.getAccount(address))) {
+    if (!own) {
       const made = await this.#store.createAccount({
         address,
         passwordHash: this.#hasher.dummyHash(),
