@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { submitEncrypted } from "./support/submit.ts";
 import { SmtpTestClient } from "./support/smtp_client.ts";
+import { encryptedMessage } from "./support/messages.ts";
 import { createAccount, fakeDns, NO_DNS, type TestRelay, withRelay } from "./support/relay.ts";
 import { DKIM_SELECTOR, dkimDnsRecord, systemResolver } from "../src/federation/mod.ts";
 import { dkimKey } from "../src/app/federation.ts";
@@ -223,6 +224,32 @@ for (const bHttps of [true, false]) {
     });
   });
 }
+
+Deno.test("federation: lines that start with '.' arrive unchanged over /mxdeliv between two terns", async () => {
+  await withPair({ bHttps: true, named: true }, async (a, b) => {
+    const alice = await createAccount(a, "alice0001");
+    const bob = await createAccount(b, "bobby0001");
+    // A part header field whose name starts with ".": in the body, so DKIM's body hash covers it.
+    const message = (await encryptedMessage(alice.address, bob.address)).replace(
+      "Content-Type: application/octet-stream",
+      ".X-Dot: 1\r\nContent-Type: application/octet-stream",
+    );
+    const c = await SmtpTestClient.connect(a.addr("submissions"), { tls: true, caPem: a.caPem });
+    await c.reply();
+    await c.cmd("EHLO client.test");
+    await c.login(alice.address, alice.password);
+    const r = await c.sendMail(alice.address, [bob.address], message);
+    c.close();
+    assert.equal(r.code, 250, r.text);
+    const got = await waitFor("delivery to bob", async () => {
+      const bodies = await inboxBodies(b, bob.address);
+      return bodies.length ? bodies : null;
+    });
+    const body = (m: string) => m.slice(m.indexOf("\r\n\r\n"));
+    assert.equal(body(got[0]), body(message));
+    assert.equal(await receivedVia(b, "mxdeliv"), 1);
+  });
+});
 
 Deno.test("federation: an unreachable destination is deferred with every reason, then bounced", async () => {
   let clock = Date.UTC(2026, 10, 23, 8, 0, 0);

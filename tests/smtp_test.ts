@@ -849,24 +849,60 @@ Deno.test("/mxdeliv: one of several local recipients is full: 200 for the others
   }, { overrides: { "listen.https": "127.0.0.1:0" }, relay: { manualQueue: true } });
 });
 
+Deno.test("/mxdeliv: a body dot-stuffed as the reference's filtermail posts it is stored as signed", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    // A bounce from a reference relay quoting lines that start with ".", DKIM-signed as sent.
+    const text = "Your message could not be delivered.\r\n.quoted\r\n.\r\n..two dots";
+    const signed = dec.decode(
+      await signMessage(
+        new TextEncoder().encode(
+          bounceMessage("chat.test", b.address).replace(
+            "Your message could not be delivered.",
+            text,
+          ),
+        ),
+        "chat.test",
+        { selector: DKIM_SELECTOR, privateKeyPem: REF_KEY },
+      ),
+    );
+    // chatmail-relay.md §5.5: the DATA as SMTP carries it, without the final ".".
+    const stuffed = signed.replace(/^\./gm, "..");
+    using client = Deno.createHttpClient({ caCerts: [t.caPem] });
+    const res = await fetch(`https://${t.relay.addresses.https}/mxdeliv`, {
+      method: "POST",
+      client,
+      headers: [["x-mail-to", b.address]],
+      body: stuffed,
+    });
+    assert.equal(await res.text(), "250 2.0.0 OK");
+    assert.equal(res.status, 200);
+    const [stored] = await inbox(t, b.address);
+    const body = (m: string) => m.slice(m.indexOf("\r\n\r\n"));
+    assert.equal(body(stored), body(signed));
+  }, { overrides: { "listen.https": "127.0.0.1:0" }, relay: { dns: chatTestDns() } });
+});
+
 Deno.test("SMTP RCPT TO:<postmaster> (no domain, any case) is postmaster at the mail domain (RFC 5321 §4.1.1.3)", async () => {
   await withRelay(async (t) => {
     const a = await createAccount(t, "alice0001");
     const sub = await submission(t, a);
-    // No such account here: as postmaster@<domain> would be, not a syntax error.
+    // No such account here: accepted as postmaster@<domain> is (RFC 5321 §4.5.1).
     assert.equal((await sub.cmd(`MAIL FROM:<${a.address}>`)).code, 250);
     for (const rcpt of ["<postmaster>", "<PostMaster>", "postmaster", `<postmaster@${t.domain}>`]) {
       const r = await sub.cmd(`RCPT TO:${rcpt}`);
-      assert.equal(r.code, 550, `${rcpt}: ${r.text}`);
-      assert.match(r.text, new RegExp(`^550 5\\.1\\.1 <postmaster@.+>: .*User unknown`, "i"));
+      assert.equal(r.code, 250, `${rcpt}: ${r.text}`);
     }
+    assert.equal((await sub.cmd("RSET")).code, 250);
     // Still a syntax error: a half bracket, another bare name.
+    assert.equal((await sub.cmd(`MAIL FROM:<${a.address}>`)).code, 250);
     for (const rcpt of ["<postmaster", "<webmaster>"]) {
       assert.equal((await sub.cmd(`RCPT TO:${rcpt}`)).code, 501, rcpt);
     }
     assert.equal((await sub.cmd("RSET")).code, 250);
-    // The operator made the account: <Postmaster> reaches it.
+    // The operator made the account: <Postmaster> reaches it, not the admin contact.
     const pm = await createAccount(t, "postmaster");
+    await t.relay.services.settings.set("admin_contact", a.address);
     const r = await sub.sendMail(
       a.address,
       ["PostMaster"],
@@ -876,6 +912,56 @@ Deno.test("SMTP RCPT TO:<postmaster> (no domain, any case) is postmaster at the 
     sub.close();
     assert.equal((await inbox(t, pm.address)).length, 1);
   }, { overrides: { username_max_length: 10 } });
+});
+
+Deno.test("SMTP mail for postmaster without such an account goes to the admin contact's account, else to a postmaster account the operator opens", async () => {
+  await withRelay(async (t) => {
+    const { accounts, settings, store } = t.relay.services;
+    const a = await createAccount(t, "alice0001");
+    const op = await createAccount(t, "operator1");
+    const postmaster = `postmaster@${t.domain}`;
+    await settings.set("admin_contact", `mailto:${op.address}`);
+    const sub = await submission(t, a);
+    const r = await sub.sendMail(a.address, [postmaster], await encryptedMessage(a.address, "x"));
+    assert.equal(r.code, 250, r.text);
+    // No exception to the encryption policy (the reference dropped its passthrough recipients).
+    const plain = await sub.sendMail(a.address, [postmaster], plainMessage(a.address, postmaster));
+    assert.equal(plain.code, 523, plain.text);
+    sub.close();
+    assert.equal((await inbox(t, op.address)).length, 1);
+    assert.equal(await store.getAccount(postmaster), null, "nothing made");
+    // A bounce from another relay (cleartext, as the reference's filtermail lets through).
+    const mx = await inbound(t);
+    const bounce = await mx.sendMail(
+      "",
+      ["postmaster"],
+      await signMessage(
+        new TextEncoder().encode(bounceMessage("chat.test", postmaster)),
+        "chat.test",
+        { selector: DKIM_SELECTOR, privateKeyPem: REF_KEY },
+      ),
+    );
+    assert.equal(bounce.code, 250, bounce.text);
+    assert.equal((await inbox(t, op.address)).length, 2);
+    // The admin contact is not (or no longer) a local account: a postmaster account keeps the
+    // mail, which nobody can open before the operator sets its password.
+    await settings.set("admin_contact", "someone@elsewhere.example");
+    const again = await mx.sendMail(
+      "",
+      [postmaster],
+      await signMessage(
+        new TextEncoder().encode(bounceMessage("chat.test", postmaster)),
+        "chat.test",
+        { selector: DKIM_SELECTOR, privateKeyPem: REF_KEY },
+      ),
+    );
+    assert.equal(again.code, 250, again.text);
+    mx.close();
+    assert.equal((await inbox(t, postmaster)).length, 1);
+    await assert.rejects(accounts.authenticate(postmaster, "password-123456"));
+    await accounts.setPassword(postmaster, "password-123456");
+    assert.equal((await accounts.authenticate(postmaster, "password-123456")).address, postmaster);
+  }, { relay: { dns: chatTestDns() }, overrides: { username_max_length: 10 } });
 });
 
 Deno.test("SMTP pipelining: a whole transaction in one write", async () => {

@@ -38,9 +38,26 @@ export interface AccountServiceOptions {
   /** Password hashing; tests inject a counting one. */
   hasher?: PasswordHasher;
   log?: Logger;
+  /** The admin_contact config key: the operator's address when the setting is empty. */
+  adminContact?: string;
 }
 
 const LOCALPART = /^[a-z0-9._-]+$/;
+/**
+ * Names no first login may take: the role mailboxes of RFC 2142 and RFC 5321 §4.5.1, and those a
+ * certificate authority may mail to prove control of the domain (CA/Browser Forum Baseline
+ * Requirements 3.2.2.4.4). The operator can still create them (CLI, admin API).
+ */
+const RESERVED_NAMES = new Set([
+  "postmaster",
+  "mailer-daemon",
+  "abuse",
+  "hostmaster",
+  "webmaster",
+  "admin",
+  "administrator",
+  "root",
+]);
 const RESERVED_PREFIX = "internal.reserved:";
 const RESERVATION_MS = 24 * 3600_000;
 const VERIFIED_CACHE_MAX = 50_000;
@@ -76,6 +93,10 @@ export class MemoryCreationRate implements CreationRate {
   }
 }
 
+function isReservedName(address: string): boolean {
+  return RESERVED_NAMES.has(address.slice(0, address.lastIndexOf("@")).toLowerCase());
+}
+
 export class AccountService {
   readonly domain: string;
   readonly limits: AccountLimits;
@@ -93,6 +114,7 @@ export class AccountService {
   /** Digests of (address, password, hash) already verified: repeated logins skip scrypt. */
   #verified = new Set<string>();
   #creations: CreationRate;
+  #adminContact: string;
 
   constructor(options: AccountServiceOptions) {
     this.#store = options.store;
@@ -107,6 +129,7 @@ export class AccountService {
     this.#hasher = options.hasher ?? scryptHasher;
     this.#dummyHash = this.#hasher.dummyHash();
     this.#log = options.log;
+    this.#adminContact = options.adminContact ?? "";
   }
 
   /** Lowercased address when it belongs to our domain, else null. */
@@ -281,20 +304,22 @@ export class AccountService {
     if (mode === "closed" || (mode === "token" && !hasReservation)) {
       throw new RelayError("registration_closed", "Registration is closed");
     }
-    if (this.credentialProblem(address, password)) {
+    if (this.credentialProblem(address, password) || isReservedName(address)) {
       throw new RelayError("auth_failed", "Authentication failed");
     }
-    if (await this.#store.isBlocked(address)) {
-      throw new RelayError("auth_failed", "Authentication failed");
-    }
+    const blocked = () => new RelayError("auth_failed", "Authentication failed");
+    if (await this.#store.isBlocked(address)) throw blocked();
     await this.#checkCreationRate(ip);
     work.done = true;
     const passwordHash = await this.#hasher.hash(password);
-    const { account, created } = await this.#store.createAccount({
+    // Looked at again with the creation: an address blocked while the hash was made stays free.
+    const made = await this.#store.createAccountUnlessBlocked({
       address,
       passwordHash,
       now: this.#now(),
     });
+    if (!made) throw blocked();
+    const { account, created } = made;
     if (created) this.#remember(address, password, passwordHash);
     if (created && hasReservation) await this.#store.setSetting(RESERVED_PREFIX + address, null);
     return account;
@@ -306,6 +331,35 @@ export class AccountService {
     if (!(await this.#creations.take(ip, max, this.#now()))) {
       throw new RelayError("rate_limited", "Too many new accounts from this address");
     }
+  }
+
+  /**
+   * Where mail for postmaster@domain goes (RFC 5321 §4.5.1: it must be accepted): the postmaster
+   * account when there is one, else the local account named by admin_contact (the setting, else
+   * the config key), else a postmaster account made now with no usable password (the operator
+   * sets one to read it).
+   */
+  async postmasterRecipient(): Promise<string> {
+    const address = `postmaster@${this.domain}`;
+    const own = await this.#store.getAccount(address);
+    if (own && !own.blocked) return address;
+    const contact = this.localAddress(
+      (this.#settings.get("admin_contact") || this.#adminContact).replace(/^mailto:/i, "")
+        .replace(/\?.*$/, ""),
+    );
+    if (contact) {
+      const account = await this.#store.getAccount(contact);
+      if (account && !account.blocked) return account.address;
+    }
+    if (!own) {
+      const made = await this.#store.createAccount({
+        address,
+        passwordHash: this.#hasher.dummyHash(),
+        now: this.#now(),
+      });
+      if (made.created) this.#log?.info("postmaster account made for mail to postmaster");
+    }
+    return address;
   }
 
   /** Fresh random credentials of the configured lengths (not stored: the first login creates). */

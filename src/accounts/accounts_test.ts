@@ -112,6 +112,53 @@ Deno.test("authenticate() honours registration, JIT settings and blocking", asyn
   );
 });
 
+Deno.test("authenticate(): an address blocked while its first login hashes gets no account", async () => {
+  // The hash waits for the test: the block lands after the blocklist was first looked at and
+  // before the creation.
+  let hashing!: () => void;
+  const started = new Promise<void>((r) => hashing = r);
+  let proceed!: () => void;
+  const blockedNow = new Promise<void>((r) => proceed = r);
+  const hasher: PasswordHasher = {
+    ...scryptHasher,
+    hash: async (pw) => {
+      hashing();
+      await blockedNow;
+      return scryptHasher.hash(pw);
+    },
+  };
+  using t = await setup({}, { hasher });
+  const login = t.svc.authenticate("latecomer@example.org", "password123");
+  await started;
+  assert.equal(await t.store.addBlocked("latecomer@example.org", "spam", 1), true);
+  proceed();
+  await assert.rejects(login, (e) => isRelayError(e, "auth_failed"), "as a blocked address");
+  assert.equal(await t.store.getAccount("latecomer@example.org"), null);
+  // The answer is the one a blocked address gets from the start.
+  await assert.rejects(
+    t.svc.authenticate("latecomer@example.org", "password123"),
+    (e) => isRelayError(e, "auth_failed"),
+  );
+  assert.equal(await t.store.countAccounts(), 0);
+});
+
+Deno.test("authenticate() creates no role account (postmaster, webmaster...) on first login", async () => {
+  using t = await setup({ usernameMinLength: 4, usernameMaxLength: 20 });
+  for (const name of ["postmaster", "webmaster", "Abuse", "mailer-daemon", "admin", "root"]) {
+    await assert.rejects(
+      t.svc.authenticate(`${name}@example.org`, "password123"),
+      (e) => isRelayError(e, "auth_failed"),
+      name,
+    );
+  }
+  assert.equal(await t.store.countAccounts(), 0);
+  // The operator can make them, and other names of that length are free.
+  await t.svc.create("webmaster@example.org", "password123");
+  await t.svc.authenticate("webmaster@example.org", "password123");
+  await t.svc.authenticate("webmasters@example.org", "password123");
+  assert.equal(await t.store.countAccounts(), 2);
+});
+
 Deno.test("authenticate() limits JIT creations per client address", async () => {
   using t = await setup({ maxCreationsPerIpPerHour: 2 });
   await t.svc.authenticate("ratelim01@example.org", "password123", { ip: "192.0.2.1" });

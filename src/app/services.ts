@@ -105,6 +105,7 @@ export async function openServices(
       settings,
       bus,
       domain: config.mailDomain,
+      adminContact: config.adminContact,
       now: options.now,
       throttle: loginThrottle,
       creations: postgres ? new SharedCreationRate(postgres) : undefined,

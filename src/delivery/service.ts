@@ -40,6 +40,8 @@ export const HEADER_TOO_LARGE = reply(552, "5.3.4", "Message header exceeds the 
 export interface DeliveryAccounts {
   localAddress(address: string): string | null;
   getAccount(address: string): Promise<AccountRecord | null>;
+  /** The local account that takes mail for postmaster@domain (it may be made for that). */
+  postmasterRecipient(): Promise<string>;
 }
 
 export interface DeliveryLimits {
@@ -214,6 +216,8 @@ export class DeliveryService {
         )
         : null;
     }
+    // RFC 5321 §4.5.1: mail for postmaster is accepted; delivery finds who takes it.
+    if (isPostmaster(local)) return null;
     // Read every time, not cached: `tern accounts block|delete` writes the database from
     // another process, and other instances on PostgreSQL write it too; a cache here could not
     // learn of those at once (SQLite's data_version moves with every commit of this process's
@@ -242,11 +246,12 @@ export class DeliveryService {
       const tree = gate.structure();
       const header = topHeader(tree);
       if (!header) return { reply: HEADER_TOO_LARGE, delivered: 0, queued: 0 };
-      const local: string[] = [];
+      let local: string[] = [];
       const remote: string[] = [];
       for (const r of unique(envelope.recipients)) {
         (this.#accounts.localAddress(r) ? local : remote).push(r);
       }
+      local = await this.#routePostmaster(local);
       // One spool of the message as received; each stored copy is its own head over it.
       const body = await intake.finish();
       const arrivedAt = this.#now();
@@ -289,7 +294,9 @@ export class DeliveryService {
       const header = topHeader(tree);
       if (!header) return { reply: HEADER_TOO_LARGE, delivered: 0, queued: 0 };
       const arrivedAt = this.#now();
-      const local = unique(envelope.recipients).filter((r) => this.#accounts.localAddress(r));
+      const local = await this.#routePostmaster(
+        unique(envelope.recipients).filter((r) => this.#accounts.localAddress(r)),
+      );
       const outcome = local.length === 0 ? { delivered: 0, failed: [] } : await this.#deliverLocal(
         "",
         local,
@@ -316,6 +323,13 @@ export class DeliveryService {
   /** A whole message from another relay (for callers that hold it, and tests). */
   receive(envelope: Envelope, message: Uint8Array): Promise<DeliveryReport> {
     return whole(this.beginReceive(envelope), message);
+  }
+
+  /** Local recipients with postmaster replaced by the account that takes its mail. */
+  async #routePostmaster(local: string[]): Promise<string[]> {
+    if (!local.some(isPostmaster)) return local;
+    const target = await this.#accounts.postmasterRecipient();
+    return unique(local.map((r) => isPostmaster(r) ? target : r));
   }
 
   #refusal(v: GateResult, mailFrom: string): Reply | null {
@@ -516,6 +530,11 @@ async function whole(tx: MessageTransaction, message: Uint8Array): Promise<Deliv
 function topHeader(tree: MimePart): Uint8Array | null {
   const raw = tree.rawHeader;
   return raw && raw.length === tree.headerEnd - tree.start ? raw : null;
+}
+
+/** A local address whose mailbox is postmaster (any case, RFC 5321 §4.5.1). */
+function isPostmaster(local: string): boolean {
+  return local.slice(0, local.lastIndexOf("@")).toLowerCase() === "postmaster";
 }
 
 function unique(addresses: string[]): string[] {

@@ -1,11 +1,12 @@
 // HTTPS delivery to another chatmail relay (POST /mxdeliv, chatmail-relay.md §5.5): envelope in
-// X-Mail-From / X-Mail-To headers, the message as body. Any 2xx delivers every recipient. A
+// X-Mail-From / X-Mail-To headers, the message as body, dot-stuffed as in SMTP DATA without the
+// final "." (as the reference sends it and reads it). Any 2xx delivers every recipient. A
 // refusal is an SMTP reply line in the body (filtermail answers 400, or 413 for size); anything
 // else means the peer has no usable /mxdeliv and SMTP is tried instead.
 
 import type { AttemptBudget } from "./deadlines.ts";
 import type { HttpsPool } from "./https_client.ts";
-import type { OutgoingMessage } from "./outgoing_message.ts";
+import { bytesMessage, type OutgoingMessage, stuffedData } from "./outgoing_message.ts";
 
 export interface MxdelivAttempt {
   /** Name for the certificate check, SNI and Host header. */
@@ -41,7 +42,7 @@ export async function postMxdeliv(
     { address: a.address, port: a.port, host: a.host, insecure: a.insecureTls, ca: a.ca },
     "/mxdeliv",
     headers,
-    a.data,
+    await stuffedData(a.data instanceof Uint8Array ? bytesMessage(a.data) : a.data),
     budget,
   );
   const text = r.text.length > 500 ? r.text.slice(0, 500) + "…" : r.text;

@@ -9,7 +9,7 @@ export const PIECE = 64 * 1024;
 
 export interface OutgoingMessage {
   readonly size: number;
-  /** The whole message from its first byte, in pieces of at most PIECE bytes. */
+  /** The whole message from its first byte, in pieces of about PIECE bytes (stuffing adds a few). */
   pieces(): AsyncIterable<Uint8Array>;
 }
 
@@ -100,4 +100,32 @@ export class DotStuffer {
     const endsWithCrlf = this.#seen >= 2 && this.#lastTwo === 0x0d0a;
     return new TextEncoder().encode(endsWithCrlf ? ".\r\n" : "\r\n.\r\n");
   }
+}
+
+/**
+ * The message as SMTP DATA carries it, without the final "." line: dot-stuffed, ending in CRLF.
+ * The reference relay's filtermail posts /mxdeliv bodies in this form and reads them so
+ * (chatmail-relay.md §5.5, §5.6). A first read of the message counts the bytes, so that the
+ * request can announce its length.
+ */
+export async function stuffedData(m: OutgoingMessage): Promise<OutgoingMessage> {
+  const counter = new DotStuffer();
+  let size = 0;
+  for await (const piece of m.pieces()) size += counter.push(piece).length;
+  size += unterminated(counter).length;
+  return {
+    size,
+    async *pieces() {
+      const stuffer = new DotStuffer();
+      for await (const piece of m.pieces()) yield stuffer.push(piece);
+      const tail = unterminated(stuffer);
+      if (tail.length) yield tail;
+    },
+  };
+}
+
+/** The end of the data without its "." line: a CRLF when the message lacked one, else nothing. */
+function unterminated(stuffer: DotStuffer): Uint8Array {
+  const end = stuffer.end();
+  return end.subarray(0, end.length - 3);
 }

@@ -255,3 +255,30 @@ Deno.test("Transport: a large message over a slow link gets the time its size ne
     await web.close();
   }
 });
+
+Deno.test("Transport: the /mxdeliv body is the DATA as SMTP carries it (dot-stuffed, CRLF at the end), as the reference sends it", async () => {
+  const web = await httpsPeer({ tls: cert, script: () => ({ raw: httpAnswer(200, "250 OK") }) });
+  const mail = await smtpPeer({ tls: cert });
+  try {
+    await withTransport({ https: web.port, smtp: mail.port }, async (t) => {
+      const message =
+        "Subject: x\r\n\r\n.leading dot\r\n.\r\n..two\r\nmid.dle\r\nno CRLF at the end";
+      const stuffed =
+        "Subject: x\r\n\r\n..leading dot\r\n..\r\n...two\r\nmid.dle\r\nno CRLF at the end\r\n";
+      const r = await t.deliver(
+        host,
+        "a@a.test",
+        ["b@peer.test"],
+        bytesMessage(new TextEncoder().encode(message)),
+      );
+      assert.equal(r.via, "https");
+      const [req] = web.requests;
+      assert.equal(req.body, stuffed);
+      const length = req.headers.find(([k]) => k === "content-length")?.[1];
+      assert.equal(Number(length), stuffed.length);
+    });
+  } finally {
+    await web.close();
+    await mail.close();
+  }
+});

@@ -1,12 +1,14 @@
 // POST /mxdeliv: inbound delivery from other chatmail relays over HTTPS. The envelope comes in
-// X-Mail-From / X-Mail-To headers, the raw message is the body (filtermail http_server). The
-// body streams into the delivery as it is read, never whole in memory, cut off at the size cap.
+// X-Mail-From / X-Mail-To headers, the message is the body, dot-stuffed as in SMTP DATA without
+// the final "." (filtermail's http_server and transport). The body streams into the delivery as
+// it is read and unstuffed, never whole in memory, cut off at the size cap.
 
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { MxdelivDelivery, MxdelivHandler } from "./backend.ts";
 import { jsonError, methodNotAllowed } from "./errors.ts";
+import { DotUnstuffer } from "./dot_unstuffer.ts";
 
 export const REPLY_TOO_LARGE = "552 Message exceeds maximum size";
 
@@ -22,8 +24,8 @@ export function parseRecipients(header: string | null): string[] {
 }
 
 /**
- * Streams the request body into the delivery, at most `max` bytes. Over the cap, or when the
- * peer goes away mid-body (a normal end, not a failure), the delivery is aborted.
+ * Streams the request body into the delivery, unstuffed, at most `max` bytes as sent. Over the
+ * cap, or when the peer goes away mid-body (a normal end, not a failure), the delivery is aborted.
  */
 export async function streamBody(
   req: Request,
@@ -33,6 +35,7 @@ export async function streamBody(
   if (!req.body) return "complete";
   let size = 0;
   const reader = req.body.getReader();
+  const unstuffer = new DotUnstuffer();
   for (;;) {
     let piece: ReadableStreamReadResult<Uint8Array>;
     try {
@@ -41,14 +44,19 @@ export async function streamBody(
       await delivery.abort();
       return "gone";
     }
-    if (piece.done) return "complete";
+    if (piece.done) {
+      const rest = unstuffer.end();
+      if (rest.length) await delivery.write(rest);
+      return "complete";
+    }
     size += piece.value.length;
     if (size > max) {
       await delivery.abort();
       await reader.cancel();
       return "too_large";
     }
-    await delivery.write(piece.value);
+    const unstuffed = unstuffer.push(piece.value);
+    if (unstuffed.length) await delivery.write(unstuffed);
   }
 }
 

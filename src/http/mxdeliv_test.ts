@@ -201,3 +201,30 @@ Deno.test("POST /mxdeliv refuses more recipients than max_recipients before the 
   await res.body?.cancel();
   assert.deepEqual(r.calls.map((c) => c.envelope.recipients.length), [3]);
 });
+
+Deno.test("POST /mxdeliv takes the body dot-stuffed, as the reference's filtermail sends it, split anywhere", async () => {
+  // chatmail-relay.md §5.5: the body is the DATA as SMTP carries it, without the final ".".
+  const stuffed = "Subject: x\r\n\r\n..leading dot\r\n..\r\n...two\r\nmid.dle\r\n..\r\nend.\r\n";
+  const message = "Subject: x\r\n\r\n.leading dot\r\n.\r\n..two\r\nmid.dle\r\n.\r\nend.\r\n";
+  const r = recorder();
+  using t = await httpServices(TRUSTED, { mxdeliv: r.handler });
+  const app = createHttpApp(t.deps);
+  const bytes = new TextEncoder().encode(stuffed);
+  for (let at = 0; at <= bytes.length; at++) {
+    const body = new ReadableStream<Uint8Array>({
+      start(ctl) {
+        ctl.enqueue(bytes.slice(0, at));
+        ctl.enqueue(bytes.slice(at));
+        ctl.close();
+      },
+    });
+    const res = await app.request("/mxdeliv", {
+      method: "POST",
+      headers: { "x-mail-to": "bob@example.org" },
+      body,
+    });
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    assert.equal(r.calls.at(-1)!.body, message, `split at ${at}`);
+  }
+});

@@ -33,6 +33,25 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.deepEqual(boxes.map((b) => b.name), ["INBOX"]);
   });
 
+  test("createAccountUnlessBlocked() creates nothing for a blocked address or domain", async (s) => {
+    const old = await s.createAccount({ address: "old@spam.example", passwordHash: "h", now: 1 });
+    await s.addBlocked("Bad@ok.example", "", 1);
+    await s.addBlocked("@spam.example", "", 1);
+    await s.addBlocked("bare.example", "", 1);
+    const attempt = (address: string) =>
+      s.createAccountUnlessBlocked({ address, passwordHash: "h", now: 2 });
+    assert.equal(await attempt("bad@OK.example"), null);
+    assert.equal(await attempt("new@spam.example"), null);
+    assert.equal(await attempt("new@bare.example"), null);
+    assert.equal(await s.countAccounts(), 1);
+    const existing = await attempt("old@spam.example");
+    assert.deepEqual(existing, { account: old.account, created: false }, "no creation: returned");
+    const made = await attempt("Good@ok.example");
+    assert.equal(made?.created, true);
+    assert.equal(made?.account.address, "good@ok.example");
+    assert.deepEqual((await s.listMailboxes(made!.account.id)).map((b) => b.name), ["INBOX"]);
+  });
+
   test("deliver() shares one body and assigns increasing UIDs and modseqs", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
     const b = (await s.createAccount({ address: "b@x", passwordHash: "h", now: 1 })).account;

@@ -379,6 +379,16 @@ export interface AccountStore {
   createAccount(input: { address: string; passwordHash: string; now: number }): Promise<
     { account: AccountRecord; created: boolean }
   >;
+  /**
+   * createAccount() for a just-in-time login: null (and nothing created) when no account has the
+   * address and the blocklist holds it or its domain. The check and the creation are one step, so
+   * an entry added before the creation commits wins.
+   */
+  createAccountUnlessBlocked(
+    input: { address: string; passwordHash: string; now: number },
+  ): Promise<
+    { account: AccountRecord; created: boolean } | null
+  >;
   /** Deletes the account, its mailboxes, messages, metadata and push tokens. */
   deleteAccount(id: number): Promise<boolean>;
   setAccountBlocked(id: number, blocked: boolean): Promise<void>;

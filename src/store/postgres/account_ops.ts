@@ -6,6 +6,8 @@ import type { Q } from "./connection.ts";
 import { key, read, write } from "./op.ts";
 import { freeBodies } from "./bodies.ts";
 import { nextUidValidity } from "./shared_sql.ts";
+import { blockedIn } from "./misc_ops.ts";
+import { blockEntriesOf } from "../block_entries.ts";
 
 interface AccountRow {
   id: number;
@@ -45,26 +47,46 @@ const byId = async (q: Q, id: number) => {
   return r ? toRecord(r) : null;
 };
 
+type NewAccount = { address: string; passwordHash: string; now: number };
+
+/** The account and its INBOX, or the existing one. */
+async function create(q: Q, input: NewAccount) {
+  const address = input.address.toLowerCase();
+  const [made] = await q<AccountRow[]>`
+    INSERT INTO accounts (address, password_hash, created_at)
+    VALUES (${address}, ${input.passwordHash}, ${input.now})
+    ON CONFLICT (address) DO NOTHING RETURNING *`;
+  if (!made) return { account: (await byAddress(q, address))!, created: false };
+  const uv = await nextUidValidity(q, input.now);
+  await q`
+    WITH mb AS (INSERT INTO mailboxes (account_id, name, uid_validity)
+      VALUES (${made.id}, 'INBOX', ${uv}))
+    INSERT INTO subscriptions (account_id, name) VALUES (${made.id}, 'INBOX')
+    ON CONFLICT DO NOTHING`;
+  return { account: toRecord(made), created: true };
+}
+
 export const accountOps = {
   getAccount: read((q, _e, address: string) => byAddress(q, address)),
   getAccountById: read((q, _e, id: number) => byId(q, id)),
   createAccount: write(
-    async (q, _e, input: { address: string; passwordHash: string; now: number }) => {
-      const address = input.address.toLowerCase();
-      const [made] = await q<AccountRow[]>`
-        INSERT INTO accounts (address, password_hash, created_at)
-        VALUES (${address}, ${input.passwordHash}, ${input.now})
-        ON CONFLICT (address) DO NOTHING RETURNING *`;
-      if (!made) return { account: (await byAddress(q, address))!, created: false };
-      const uv = await nextUidValidity(q, input.now);
-      await q`
-        WITH mb AS (INSERT INTO mailboxes (account_id, name, uid_validity)
-          VALUES (${made.id}, 'INBOX', ${uv}))
-        INSERT INTO subscriptions (account_id, name) VALUES (${made.id}, 'INBOX')
-        ON CONFLICT DO NOTHING`;
-      return { account: toRecord(made), created: true };
-    },
+    (q, _e, input: NewAccount) => create(q, input),
     (_c, [input]) => [key.address(input.address), key.uidValidity],
+  ),
+  // The batch holds the locks of the blocklist entries that would block the address, as
+  // addBlocked() takes its entry's: an entry added in a transaction still open when this one
+  // looks is committed and seen by then (READ COMMITTED reads as of each statement).
+  createAccountUnlessBlocked: write(
+    async (q, _e, input: NewAccount) => {
+      // An existing account is returned as createAccount() does: the blocklist stops new ones.
+      if (!(await byAddress(q, input.address)) && (await blockedIn(q, input.address))) return null;
+      return create(q, input);
+    },
+    (_c, [input]) => [
+      key.address(input.address),
+      key.uidValidity,
+      ...blockEntriesOf(input.address).map(key.blocked),
+    ],
   ),
   deleteAccount: write(
     async (q, env, id: number) => {

@@ -2,7 +2,9 @@
 // PostgreSQL (store/sqlite/misc_store.ts does the same for SQLite).
 
 import type { RegistrationToken } from "../types.ts";
+import type { Q } from "./connection.ts";
 import { alone, key, read, write } from "./op.ts";
+import { blockEntriesOf } from "../block_entries.ts";
 
 interface TokenRow {
   token: string;
@@ -142,12 +144,7 @@ export const miscOps = {
     },
     (_c, [entry]) => [key.blocked(entry)],
   ),
-  isBlocked: read(async (q, _e, address: string) => {
-    const a = address.toLowerCase();
-    const domain = a.slice(a.lastIndexOf("@") + 1);
-    const rows = await q`SELECT 1 FROM blocklist WHERE entry IN (${a}, ${"@" + domain}, ${domain})`;
-    return rows.length > 0;
-  }),
+  isBlocked: read((q, _e, address: string) => blockedIn(q, address)),
 
   recordFederation: write(
     async (
@@ -293,3 +290,10 @@ export const miscOps = {
     return r.n;
   }),
 };
+
+/** Whether the blocklist holds the address or its domain. */
+export async function blockedIn(q: Q, address: string): Promise<boolean> {
+  const [a, atDomain, domain] = blockEntriesOf(address);
+  const rows = await q`SELECT 1 FROM blocklist WHERE entry IN (${a}, ${atDomain}, ${domain})`;
+  return rows.length > 0;
+}

@@ -132,6 +132,32 @@ pgTest(
 );
 
 pgTest(
+  "an address blocked on one instance while another creates it gets no account",
+  async (a, b, gate) => {
+    await b.setSetting("gate", "0");
+    // Instance b's batch adds the entry and then waits for the settings row held here, so the
+    // entry is in an open transaction when instance a looks at the blocklist.
+    const release = await hold(
+      gate,
+      (tx) => tx`SELECT * FROM settings WHERE key = 'gate' FOR UPDATE`,
+    );
+    const block = b.addBlocked("late@x", "spam", 1);
+    const gated = b.setSetting("gate", "1");
+    await until("instance b waits for the held row", async () => await waiting(gate) === 1);
+    let createDone = false;
+    const create = a.createAccountUnlessBlocked({ address: "late@x", passwordHash: "h", now: 2 })
+      .finally(() => createDone = true);
+    // Instance a either created (it did not see b's entry) or waits for b's transaction.
+    await until("instance a created or waits", async () => createDone || await waiting(gate) === 2);
+    await release();
+    const [made, added] = await Promise.all([create, block, gated]);
+    assert.equal(added, true);
+    assert.equal(made, null, "the block committed first wins");
+    assert.equal(await a.getAccount("late@x"), null);
+  },
+);
+
+pgTest(
   "the last two copies of a message removed on two instances at once free its body",
   async (a, b, gate) => {
     const ids: number[] = [];

@@ -5,6 +5,9 @@ import type { AccountRecord, AccountStore, Page } from "../types.ts";
 import type { OpEnv, SyncOf } from "./env.ts";
 import { freeBodies } from "./bodies.ts";
 import { nextUidValidity } from "./mail_store.ts";
+import { isBlockedIn } from "./misc_store.ts";
+
+type NewAccount = { address: string; passwordHash: string; now: number };
 
 interface AccountRow {
   id: number;
@@ -43,28 +46,33 @@ export function accountStore({ db, files }: OpEnv): SyncOf<AccountStore> {
     const r = db.get<AccountRow>(`${SELECT} WHERE a.id = ?`, id);
     return r ? toRecord(r) : null;
   };
+  /** Inside a transaction: the account and its INBOX, or the existing one. */
+  const create = ({ address, passwordHash, now }: NewAccount) => {
+    const existing = byAddress(address);
+    if (existing) return { account: existing, created: false };
+    const { lastInsertRowid: id } = db.run(
+      "INSERT INTO accounts (address, password_hash, created_at) VALUES (?, ?, ?)",
+      address.toLowerCase(),
+      passwordHash,
+      now,
+    );
+    db.run(
+      "INSERT INTO mailboxes (account_id, name, uid_validity) VALUES (?, 'INBOX', ?)",
+      id,
+      nextUidValidity(db, now),
+    );
+    db.run("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, 'INBOX')", id);
+    return { account: byId(id)!, created: true };
+  };
   return {
     getAccount: byAddress,
     getAccountById: byId,
-    createAccount({ address, passwordHash, now }) {
-      return db.tx(() => {
-        const existing = byAddress(address);
-        if (existing) return { account: existing, created: false };
-        const { lastInsertRowid: id } = db.run(
-          "INSERT INTO accounts (address, password_hash, created_at) VALUES (?, ?, ?)",
-          address.toLowerCase(),
-          passwordHash,
-          now,
-        );
-        db.run(
-          "INSERT INTO mailboxes (account_id, name, uid_validity) VALUES (?, 'INBOX', ?)",
-          id,
-          nextUidValidity(db, now),
-        );
-        db.run("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, 'INBOX')", id);
-        return { account: byId(id)!, created: true };
-      });
-    },
+    createAccount: (input) => db.tx(() => create(input)),
+    createAccountUnlessBlocked: (input) =>
+      // An existing account is returned as createAccount() does: the blocklist stops new ones.
+      db.tx(() =>
+        !byAddress(input.address) && isBlockedIn(db, input.address) ? null : create(input)
+      ),
     deleteAccount(id) {
       return db.tx(() => {
         const bodyIds = db.all<{ body_id: number }>(

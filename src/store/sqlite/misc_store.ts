@@ -10,6 +10,8 @@ import type {
   TokenStore,
 } from "../types.ts";
 import type { OpEnv, SyncOf } from "./env.ts";
+import type { Db } from "./db.ts";
+import { blockEntriesOf } from "../block_entries.ts";
 
 type Misc = SyncOf<
   & MetadataStore
@@ -136,12 +138,7 @@ export function miscStore({ db }: OpEnv): Misc {
       ).changes > 0,
     removeBlocked: (entry) =>
       db.run("DELETE FROM blocklist WHERE entry = ?", entry.toLowerCase()).changes > 0,
-    isBlocked(address) {
-      const a = address.toLowerCase();
-      const domain = a.slice(a.lastIndexOf("@") + 1);
-      return db.get("SELECT 1 FROM blocklist WHERE entry IN (?, ?, ?)", a, "@" + domain, domain) !==
-        undefined;
-    },
+    isBlocked: (address) => isBlockedIn(db, address),
 
     recordFederation(domain, event, now, error) {
       const col = event === "sent" ? "sent" : event === "received" ? "received" : "failures";
@@ -282,4 +279,10 @@ export function miscStore({ db }: OpEnv): Misc {
     },
     countPushJobs: () => db.get<{ n: number }>("SELECT COUNT(*) AS n FROM push_jobs")!.n,
   };
+}
+
+/** Whether the blocklist holds the address or its domain (inside a transaction: as of now). */
+export function isBlockedIn(db: Db, address: string): boolean {
+  return db.get("SELECT 1 FROM blocklist WHERE entry IN (?, ?, ?)", ...blockEntriesOf(address)) !==
+    undefined;
 }

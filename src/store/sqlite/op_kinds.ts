@@ -16,6 +16,7 @@ export const OP_KINDS = {
   getAccount: "read",
   getAccountById: "read",
   createAccount: "write",
+  createAccountUnlessBlocked: "write",
   deleteAccount: "write",
   setAccountBlocked: "write",
   setPasswordHash: "write",

@@ -24,6 +24,7 @@ export const ADDING = new Set([
   "enqueue",
   "copyMessages",
   "createAccount",
+  "createAccountUnlessBlocked",
   "createMailbox",
   "setMetadata",
   "upsertPushToken",
