@@ -13,6 +13,7 @@ import { openSqliteStore } from "../store/sqlite/mod.ts";
 import { startPostgresStore } from "../store/postgres/mod.ts";
 import { bytesBody } from "../store/message_input.ts";
 import type { Store } from "../store/types.ts";
+import { addressPolicy } from "../net/mod.ts";
 import { postgresNeed, startPostgres, stopsServerOfFile } from "../../tests/support/postgres.ts";
 
 const cert = await testCertificate(["127.0.0.5"]);
@@ -50,6 +51,8 @@ function worker(store: Store, clock: { now: number }, ports: Record<string, Peer
     deadlines: { connectMs: 10_000, tlsMs: 30_000, commandMs: 600_000, attemptMs: 600_000 },
     backoff: { baseMs: 3600_000, capMs: 3600_000 },
     claimLeaseMs: LEASE_MS,
+    // The fake peer listens on loopback, which the default policy refuses.
+    refuseAddress: addressPolicy({ allow: ["127.0.0.0/8"] }),
   });
 }
 
