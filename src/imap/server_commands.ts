@@ -159,11 +159,55 @@ export const serverCommands: CommandTable = {
       ctx.out("+ idling\r\n");
       await ctx.sync(true);
       await ctx.flush();
-      const done = ctx.conn.readLine(1024);
+      // The client's DONE (or the end of its connection) is read once for the whole IDLE, and
+      // what wakes the session is one promise at a time, settled by whichever comes first: the
+      // line, a change of the account, or the quiet interval. Thousands of sessions wait here
+      // for hours, so it is kept to that (no race of promises made anew at each wake-up), in
+      // this one async frame.
+      type Done = { line: Uint8Array | null } | { error: unknown };
+      let done = null as Done | null;
+      let wake = null as ((why?: "line" | "quiet") => void) | null;
+      ctx.conn.readLine(1024).then((line) => {
+        done = { line };
+        wake?.("line");
+      }, (error) => {
+        done = { error };
+        wake?.("line");
+      });
+      const notifyMs = ctx.config.idleNotifyMs ?? 120_000;
       ctx.config.onIdle?.(1);
       try {
-        return await idleUntilDone(ctx, done);
+        while (true) {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          // undefined: a change (whenChanged calls it without an argument)
+          const woke = await new Promise<"line" | "quiet" | undefined>((resolve) => {
+            if (done) return resolve("line");
+            const w = wake = resolve as (why?: "line" | "quiet") => void;
+            ctx.whenChanged(w);
+            timer = setTimeout(w, notifyMs, "quiet");
+          });
+          clearTimeout(timer);
+          wake = null;
+          ctx.whenChanged(null);
+          if (woke === "quiet") {
+            ctx.out("* OK Still here\r\n");
+            await ctx.flush();
+            continue;
+          }
+          if (woke === undefined) {
+            await ctx.sync(true);
+            await ctx.flush();
+            continue;
+          }
+          const d = done!;
+          if ("error" in d) throw d.error;
+          if (d.line === null) throw new ConnectionClosedError();
+          if (dec.decode(d.line).trim().toUpperCase() !== "DONE") throw bad("Expected DONE");
+          return "IDLE terminated";
+        }
       } finally {
+        wake = null;
+        ctx.whenChanged(null);
         ctx.config.onIdle?.(-1);
       }
     },
@@ -259,33 +303,4 @@ export const serverCommands: CommandTable = {
 
 function kib(bytes: number): number {
   return Math.ceil(bytes / 1024);
-}
-
-async function idleUntilDone(
-  ctx: SessionContext,
-  done: Promise<Uint8Array | null>,
-): Promise<string> {
-  // One reaction on the pending read for the whole IDLE (racing `done` itself anew after each
-  // wake-up would add one every time).
-  const line = done.then((l) => ({ line: l }));
-  const notifyMs = ctx.config.idleNotifyMs ?? 120_000;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const quiet = new Promise<"quiet">((r) => (timer = setTimeout(() => r("quiet"), notifyMs)));
-    const woke = await Promise.race([line, ctx.changed().then(() => null), quiet]);
-    clearTimeout(timer);
-    if (woke === "quiet") {
-      ctx.out("* OK Still here\r\n");
-      await ctx.flush();
-      continue;
-    }
-    if (woke === null) {
-      await ctx.sync(true);
-      await ctx.flush();
-      continue;
-    }
-    if (woke.line === null) throw new ConnectionClosedError();
-    if (dec.decode(woke.line).trim().toUpperCase() !== "DONE") throw bad("Expected DONE");
-    return "IDLE terminated";
-  }
 }

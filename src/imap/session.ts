@@ -51,8 +51,12 @@ export interface SessionContext {
   sync(allowExpunge: boolean): Promise<void>;
   capabilities(): string;
   condstore(): boolean;
-  /** Waits for the next change of the account, or the abort. */
-  changed(): Promise<void>;
+  /**
+   * Calls `wake` once at the next change of the account (at once, in a microtask, when one is
+   * waiting to be reported); a later call replaces it, null forgets it. A callback rather than a
+   * promise: IDLE waits here for hours on thousands of connections.
+   */
+  whenChanged(wake: (() => void) | null): void;
   readonly changeSignal: { dirty: boolean };
 }
 
@@ -172,11 +176,13 @@ export class ImapSession implements SessionContext {
     this.conn.setReadAhead();
   }
 
-  changed(): Promise<void> {
-    if (this.changeSignal.dirty || this.#gone) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-    });
+  whenChanged(wake: (() => void) | null): void {
+    if (wake && (this.changeSignal.dirty || this.#gone)) {
+      this.#wake = null;
+      queueMicrotask(wake);
+      return;
+    }
+    this.#wake = wake;
   }
 
   condstore(): boolean {
@@ -272,7 +278,16 @@ export class ImapSession implements SessionContext {
         `* OK [CAPABILITY ${this.capabilities()}] ${this.config.hostname} ready\r\n`,
       );
       while (!this.conn.closed && !this.#stopping) {
-        const end = await this.#next();
+        // (One async frame less than a method around #command: an idle session waits in
+        // IDLE for hours, and every suspended frame is held all that time.)
+        let end: EndReason | null;
+        try {
+          end = await this.#command();
+        } finally {
+          const upload = this.#upload;
+          this.#upload = null;
+          await upload?.discard();
+        }
         if (end) return end;
       }
       if (this.#stopping) {
@@ -328,38 +343,32 @@ export class ImapSession implements SessionContext {
     };
   }
 
-  /** Reads and runs one command; an end reason ends the session. */
-  async #next(): Promise<EndReason | null> {
-    // APPEND's message streams into an upload as its literal arrives (once logged in); whatever
-    // happens to the command, the upload is freed at its end (append() keeps what it stored).
-    let upload: AppendUpload | null = null;
-    const offer: AppendSink | undefined = this.state === "notauth" ? undefined : (size, binary) => {
-      // An empty literal has nothing to stream: APPEND refuses it (read as any other).
-      if (upload || size === 0) return undefined;
-      const u = this.backend.mailboxes.startAppend();
-      upload = binary ? new BinaryToBase64(u) : u;
-      return upload;
-    };
-    try {
-      return await this.#command(offer, () => upload);
-    } finally {
-      await (upload as AppendUpload | null)?.discard();
-    }
-  }
+  /**
+   * APPEND's message streams into an upload as its literal arrives (once logged in); whatever
+   * happens to the command, run() frees the upload at its end (append() keeps what it stored).
+   * One function for the session's life, not a closure per command.
+   */
+  #offer: AppendSink = (size, binary) => {
+    // An empty literal has nothing to stream: APPEND refuses it (read as any other).
+    if (this.#upload || size === 0) return undefined;
+    const u = this.backend.mailboxes.startAppend();
+    return this.#upload = binary ? new BinaryToBase64(u) : u;
+  };
+  #upload: AppendUpload | null = null;
+  #started = () => {
+    this.#interruptible = false;
+  };
 
-  async #command(
-    offer: AppendSink | undefined,
-    upload: () => AppendUpload | null,
-  ): Promise<EndReason | null> {
+  /** Reads and runs one command; an end reason ends the session. */
+  async #command(): Promise<EndReason | null> {
     let cmd: Command;
     this.#interruptible = true;
     try {
-      const raw = await readCommand(this.conn, this.#limits(), offer, () => {
-        this.#interruptible = false;
-      });
+      const offer = this.state === "notauth" ? undefined : this.#offer;
+      const raw = await readCommand(this.conn, this.#limits(), offer, this.#started);
       if (raw === null) return "gone";
       cmd = parseCommand(raw);
-      const streamed = upload();
+      const streamed = this.#upload;
       if (streamed && cmd.name === "APPEND") cmd.upload = streamed;
     } catch (e) {
       if (

@@ -288,9 +288,17 @@ export class SocketConnection implements Connection {
     this.#flow();
   }
 
-  async #wait(): Promise<void> {
+  /**
+   * Until input comes or the stream ends; callers then call #checkIdle(). Not an async function:
+   * an idle session waits here for hours, and a suspended async frame costs about 400 bytes.
+   */
+  #wait(): Promise<void> | undefined {
     this.#flow();
-    if (!this.#ended) await new Promise<void>((resolve) => (this.#waiter = resolve));
+    if (this.#ended) return undefined;
+    return new Promise<void>((resolve) => (this.#waiter = resolve));
+  }
+
+  #checkIdle() {
     if (this.#error instanceof IdleTimeoutError) throw this.#error;
   }
 
@@ -371,6 +379,7 @@ export class SocketConnection implements Connection {
         throw new ConnectionClosedError("Connection closed in the middle of a line");
       }
       await this.#wait();
+      this.#checkIdle();
     }
   }
 
@@ -382,6 +391,7 @@ export class SocketConnection implements Connection {
         if (this.#ended) return null;
         this.#wanted = n;
         await this.#wait();
+        this.#checkIdle();
       }
     } finally {
       this.#wanted = 0;
@@ -401,6 +411,7 @@ export class SocketConnection implements Connection {
       if (this.#buffered === 0) {
         if (this.#ended) return false;
         await this.#wait();
+        this.#checkIdle();
         continue;
       }
       const piece = this.#take(Math.min(left, this.#chunks[0].length));
@@ -415,6 +426,7 @@ export class SocketConnection implements Connection {
     while (this.#buffered === 0) {
       if (this.#ended) return null;
       await this.#wait();
+      this.#checkIdle();
     }
     const c = this.#chunks.shift()!;
     this.#buffered -= c.length;
