@@ -104,7 +104,8 @@ export class ImapSession implements SessionContext {
   /** What was written last ended inside a line (a response still being written). */
   #midLine = false;
   #wake: (() => void) | null = null;
-  #watch = new AbortController();
+  /** Ends the subscription to the account's changes (made at login). */
+  #unwatch: (() => void) | null = null;
   #gone = false;
   #errors = 0;
   /** Shutdown asked; the session ends after the command in progress. */
@@ -161,7 +162,7 @@ export class ImapSession implements SessionContext {
   login(user: ImapUser) {
     this.user = user;
     this.state = "auth";
-    this.backend.watch(user.accountId, (c) => {
+    this.#unwatch = this.backend.watch(user.accountId, (c) => {
       if (c.kind === "gone") this.#gone = true;
       if (c.kind === "list" || c.kind === "gone" || c.kind === "mailbox") {
         if (c.kind !== "mailbox" || this.selected?.mailbox.id === c.mailboxId) {
@@ -171,7 +172,7 @@ export class ImapSession implements SessionContext {
       const w = this.#wake;
       this.#wake = null;
       w?.();
-    }, this.#watch.signal);
+    });
     this.conn.setIdleTimeout(this.config.idleTimeoutMs ?? 31 * 60_000);
     this.conn.setReadAhead();
   }
@@ -307,7 +308,8 @@ export class ImapSession implements SessionContext {
       return "error";
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      this.#watch.abort();
+      this.#unwatch?.();
+      this.#unwatch = null;
       await this.conn.close();
     }
   }
