@@ -2,7 +2,7 @@
 // LOGOUT, ID, STARTTLS, LOGIN, AUTHENTICATE, ENABLE, NAMESPACE, COMPRESS, IDLE, QUOTA and
 // METADATA (RFC 9051, 2971, 5161, 2342, 4978, 2177, 9208, 5464).
 
-import { ConnectionClosedError } from "../net/mod.ts";
+import { ConnectionClosedError, delayQueue } from "../net/mod.ts";
 import type { CommandTable, SessionContext } from "./session.ts";
 import type { Command, CommandOf } from "./types.ts";
 import { bad, ImapNo, str } from "./responses.ts";
@@ -166,7 +166,8 @@ export const serverCommands: CommandTable = {
       // this one async frame.
       type Done = { line: Uint8Array | null } | { error: unknown };
       let done = null as Done | null;
-      let wake = null as ((why?: "line" | "quiet") => void) | null;
+      type Why = "line" | "change" | undefined;
+      let wake = null as ((why?: Why) => void) | null;
       ctx.conn.readLine(1024).then((line) => {
         done = { line };
         wake?.("line");
@@ -174,27 +175,27 @@ export const serverCommands: CommandTable = {
         done = { error };
         wake?.("line");
       });
-      const notifyMs = ctx.config.idleNotifyMs ?? 120_000;
+      // The quiet interval: a deadline in a queue shared by the sessions, not a timer each.
+      const quiet = delayQueue(ctx.config.idleNotifyMs ?? 120_000);
       ctx.config.onIdle?.(1);
       try {
         while (true) {
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          // undefined: a change (whenChanged calls it without an argument)
-          const woke = await new Promise<"line" | "quiet" | undefined>((resolve) => {
+          // undefined: the quiet interval passed (the queue calls it without an argument)
+          const woke = await new Promise<Why>((resolve) => {
             if (done) return resolve("line");
-            const w = wake = resolve as (why?: "line" | "quiet") => void;
-            ctx.whenChanged(w);
-            timer = setTimeout(w, notifyMs, "quiet");
+            wake = resolve as (why?: Why) => void;
+            ctx.whenChanged(wake);
+            quiet.schedule(wake);
           });
-          clearTimeout(timer);
+          if (wake) quiet.cancel(wake);
           wake = null;
           ctx.whenChanged(null);
-          if (woke === "quiet") {
+          if (woke === undefined) {
             ctx.out("* OK Still here\r\n");
             await ctx.flush();
             continue;
           }
-          if (woke === undefined) {
+          if (woke === "change") {
             await ctx.sync(true);
             await ctx.flush();
             continue;
@@ -206,6 +207,7 @@ export const serverCommands: CommandTable = {
           return "IDLE terminated";
         }
       } finally {
+        if (wake) quiet.cancel(wake);
         wake = null;
         ctx.whenChanged(null);
         ctx.config.onIdle?.(-1);

@@ -56,7 +56,7 @@ export interface SessionContext {
    * waiting to be reported); a later call replaces it, null forgets it. A callback rather than a
    * promise: IDLE waits here for hours on thousands of connections.
    */
-  whenChanged(wake: (() => void) | null): void;
+  whenChanged(wake: ((why: "change") => void) | null): void;
   readonly changeSignal: { dirty: boolean };
 }
 
@@ -103,7 +103,7 @@ export class ImapSession implements SessionContext {
   #pending = 0;
   /** What was written last ended inside a line (a response still being written). */
   #midLine = false;
-  #wake: (() => void) | null = null;
+  #wake: ((why: "change") => void) | null = null;
   /** Ends the subscription to the account's changes (made at login). */
   #unwatch: (() => void) | null = null;
   #gone = false;
@@ -171,16 +171,16 @@ export class ImapSession implements SessionContext {
       }
       const w = this.#wake;
       this.#wake = null;
-      w?.();
+      w?.("change");
     });
     this.conn.setIdleTimeout(this.config.idleTimeoutMs ?? 31 * 60_000);
     this.conn.setReadAhead();
   }
 
-  whenChanged(wake: (() => void) | null): void {
+  whenChanged(wake: ((why: "change") => void) | null): void {
     if (wake && (this.changeSignal.dirty || this.#gone)) {
       this.#wake = null;
-      queueMicrotask(wake);
+      queueMicrotask(() => wake("change"));
       return;
     }
     this.#wake = wake;

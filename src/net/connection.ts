@@ -9,6 +9,7 @@ import type { SecureContext } from "node:tls";
 import { DeflateWriter, InflateReader } from "./compression.ts";
 import { normalizeAddress } from "./ip.ts";
 import { setTcpReading } from "./tcp_reads.ts";
+import { type DelayQueue, delayQueue } from "./delay_queue.ts";
 
 /**
  * A line over its limit. The connection has dropped it up to its line feed, so the next read
@@ -139,9 +140,8 @@ export class SocketConnection implements Connection {
   #inflate: InflateReader | null = null;
   #deflate: DeflateWriter | null = null;
   #idleMs = 0;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When input last came (performance.now()), for the idle timer. */
-  #lastInput = 0;
+  /** The shared deadlines of the idle limit (null when there is none). */
+  #idleQueue: DelayQueue | null = null;
   #closed = false;
   /** Writes waiting for the socket to drain (made on the first one: most never wait). */
   #pendingWrites: Set<(e: Error) => void> | null = null;
@@ -242,44 +242,39 @@ export class SocketConnection implements Connection {
   }
 
   /**
-   * Input seen: the idle clock starts again. Only the time is noted; the one timer, when it
-   * fires, waits on for what is left (a timer cleared and made again for every chunk read cost
-   * a few % of the event loop under a submission load).
+   * Input seen: the idle clock starts again. One entry in a queue shared by every connection
+   * with the same limit, moved to its end (not a timer of its own: an idle connection would
+   * hold one for its whole life, and clearing and making a timer for every chunk read cost a
+   * few % of the event loop under a submission load).
    */
   #touch() {
     if (this.#idleMs <= 0 || this.#closed) return;
-    this.#lastInput = performance.now();
-    if (this.#idleTimer === undefined) this.#armIdle(this.#idleMs);
+    this.#idleQueue?.schedule(this.#onIdle);
   }
 
-  #armIdle(ms: number) {
-    this.#idleTimer = setTimeout(() => {
-      this.#idleTimer = undefined;
-      if (this.#idleMs <= 0 || this.#closed || this.#ended) return;
-      const left = this.#lastInput + this.#idleMs - performance.now();
-      if (left > 0) return this.#armIdle(left);
-      this.#error = new IdleTimeoutError();
-      this.#ended = true;
-      this.#wake();
-      // A write waiting as long for the socket to drain: the peer reads nothing (gone without
-      // FIN or RST, or holding its window shut), and the write would wait for as long as the
-      // kernel keeps the socket (forever while the peer's stack answers window probes).
-      // The write fails with the idle error: the session ends as idle, not as gone.
-      if (this.#pendingWrites?.size) {
-        this.#failWrites(this.#error);
-        this.destroy();
-      }
-    }, ms);
-  }
+  #onIdle = () => {
+    if (this.#idleMs <= 0 || this.#closed || this.#ended) return;
+    this.#error = new IdleTimeoutError();
+    this.#ended = true;
+    this.#wake();
+    // A write waiting as long for the socket to drain: the peer reads nothing (gone without
+    // FIN or RST, or holding its window shut), and the write would wait for as long as the
+    // kernel keeps the socket (forever while the peer's stack answers window probes).
+    // The write fails with the idle error: the session ends as idle, not as gone.
+    if (this.#pendingWrites?.size) {
+      this.#failWrites(this.#error);
+      this.destroy();
+    }
+  };
 
   #stopIdle() {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    this.#idleQueue?.cancel(this.#onIdle);
   }
 
   setIdleTimeout(ms: number): void {
-    this.#idleMs = ms;
     this.#stopIdle();
+    this.#idleMs = ms;
+    this.#idleQueue = ms > 0 ? delayQueue(ms) : null;
     this.#touch();
   }
 
