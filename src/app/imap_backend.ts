@@ -27,8 +27,8 @@ export function imapBackend(
     },
     mailboxes: services.mailboxes,
     metadata,
-    watch(accountId, onChange, signal) {
-      services.bus.subscribeAccount(accountId, (e) => {
+    watch(accountId, onChange) {
+      return services.bus.subscribeAccount(accountId, (e) => {
         switch (e.type) {
           case "mail.delivered":
           case "mailbox.changed":
@@ -38,7 +38,7 @@ export function imapBackend(
           case "account.deleted":
             return onChange({ kind: "gone" });
         }
-      }, signal);
+      });
     },
   };
 }

@@ -123,8 +123,12 @@ export interface ImapBackend {
   authenticate(user: string, password: string, ip: string): Promise<ImapAuthResult>;
   mailboxes: ImapMailboxes;
   metadata: ImapMetadata;
-  /** Calls `onChange` after every committed change of the account until the signal aborts. */
-  watch(accountId: number, onChange: (c: ImapChange) => void, signal: AbortSignal): void;
+  /**
+   * Calls `onChange` after every committed change of the account until the returned function
+   * is called. (A function, not an AbortSignal: a signal and its listener cost every idle
+   * session some hundred bytes.)
+   */
+  watch(accountId: number, onChange: (c: ImapChange) => void): () => void;
 }
 
 export interface ImapServerConfig {

@@ -37,6 +37,12 @@ export interface SyncOptions {
   condstore: boolean;
 }
 
+/**
+ * The initial value of the sets below, shared by every session: they are only ever replaced by
+ * new sets (union, intersect, …), never added to in place.
+ */
+const NO_UIDS = UidSet.empty();
+
 export class SelectedMailbox {
   readonly mailbox: MailboxRecord;
   readonly readOnly: boolean;
@@ -45,21 +51,25 @@ export class SelectedMailbox {
   /** Highest MODSEQ whose changes this session has taken into account. */
   modSeq: number;
   /** Expunged elsewhere but not reported yet (FETCH/STORE/SEARCH may not report them). */
-  pendingExpunge = UidSet.empty();
-  /** Modseqs of flag changes this session made and reported itself (not echoed again). */
-  #ownModSeqs = new Set<number>();
+  pendingExpunge = NO_UIDS;
+  /**
+   * Modseqs of flag changes this session made and reported itself (not echoed again). This and
+   * the next two are made at their first use: most selected mailboxes (thousands of idle
+   * sessions) never need them.
+   */
+  #ownModSeqs: Set<number> | null = null;
   /** Flags a FETCH just showed, by UID (with their modseq): not reported again by the sync. */
-  #shown = new Map<number, number>();
+  #shown: Map<number, number> | null = null;
   /** Result of the last SEARCH ... RETURN (SAVE) (RFC 5182), as UIDs. */
-  saved = UidSet.empty();
+  saved = NO_UIDS;
   /** Keywords announced to the client in FLAGS (RFC 9051 §7.3.5), in order of definition. */
   keywords: string[] = [];
-  #keywordSet = new Set<string>();
+  #keywordSet: Set<string> | null = null;
   /**
    * UIDs that are \Recent in this session (it claimed them first, RFC 3501 §2.3.2): the ranges
    * claimed, which may reach past the messages shown yet.
    */
-  recent = UidSet.empty();
+  recent = NO_UIDS;
 
   constructor(mailbox: MailboxRecord, readOnly: boolean, uids: UidSet, modSeq: number) {
     this.mailbox = mailbox;
@@ -136,8 +146,9 @@ export class SelectedMailbox {
     for (const k of keywords) {
       if (k.startsWith("\\")) continue;
       const key = k.toLowerCase();
-      if (this.#keywordSet.has(key)) continue;
-      this.#keywordSet.add(key);
+      const known = this.#keywordSet ??= new Set();
+      if (known.has(key)) continue;
+      known.add(key);
       this.keywords.push(k);
       fresh = true;
     }
@@ -164,12 +175,13 @@ export class SelectedMailbox {
   }
 
   noteOwnChange(modSeq: number) {
-    this.#ownModSeqs.add(modSeq);
+    (this.#ownModSeqs ??= new Set()).add(modSeq);
   }
 
   /** A FETCH showed this message's flags as of modSeq (kept for up to SHOWN_MAX messages). */
   noteShown(uid: number, modSeq: number) {
-    if (this.#shown.size < SHOWN_MAX) this.#shown.set(uid, modSeq);
+    const shown = this.#shown ??= new Map();
+    if (shown.size < SHOWN_MAX) shown.set(uid, modSeq);
   }
 
   /** Collects expunges committed since this session's modseq, without reporting them. */
@@ -257,8 +269,8 @@ export class SelectedMailbox {
           limit: CHANGE_PAGE,
         });
         for (const m of page) {
-          if (this.#ownModSeqs.has(m.modSeq) || this.pendingExpunge.has(m.uid)) continue;
-          if (this.#shown.get(m.uid) === m.modSeq) continue;
+          if (this.#ownModSeqs?.has(m.modSeq) || this.pendingExpunge.has(m.uid)) continue;
+          if (this.#shown?.get(m.uid) === m.modSeq) continue;
           const seq = this.uids.seqOf(m.uid);
           if (seq === 0) continue;
           for (const l of this.announce(m.flags)) await line(l);
@@ -287,8 +299,8 @@ export class SelectedMailbox {
       }
     }
     if (top > this.modSeq) this.modSeq = top;
-    this.#ownModSeqs.clear();
-    this.#shown.clear();
+    this.#ownModSeqs = null;
+    this.#shown = null;
     return lines;
   }
 }

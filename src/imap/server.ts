@@ -33,6 +33,10 @@ export interface ImapServerOptions {
 }
 
 export function startImapServer(options: ImapServerOptions): Promise<Listener> {
+  // Two configurations, shared by the sessions (a copy for each connection cost heap per
+  // connection): STARTTLS can be offered only on a plain connection with a certificate.
+  const withStartTls = { ...options.config, startTlsAvailable: options.tls !== undefined };
+  const withoutStartTls = { ...options.config, startTlsAvailable: false };
   return listen({
     address: options.address,
     mode: options.implicitTls ? "tls" : "plain",
@@ -42,17 +46,13 @@ export function startImapServer(options: ImapServerOptions): Promise<Listener> {
     maxConnectionsPerIp: options.maxConnectionsPerIp,
     handshakeTimeoutMs: options.handshakeTimeoutMs,
     overLimitReply: "* BYE Too many connections, try again later\r\n",
-    async onConnection(conn, signal) {
+    onConnection(conn, signal) {
       options.hooks?.onConnection?.();
-      try {
-        const config = {
-          ...options.config,
-          startTlsAvailable: !conn.isTls && options.tls !== undefined,
-        };
-        return await new ImapSession(conn, options.backend, config, options.log).run(signal);
-      } finally {
-        options.hooks?.onDisconnect?.();
-      }
+      const config = conn.isTls ? withoutStartTls : withStartTls;
+      // Not an async function around run(): one suspended frame less per connection.
+      return new ImapSession(conn, options.backend, config, options.log).run(signal).finally(
+        () => options.hooks?.onDisconnect?.(),
+      );
     },
     onError(err) {
       options.log?.error("imap connection failed", { error: String(err) });

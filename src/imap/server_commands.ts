@@ -2,7 +2,7 @@
 // LOGOUT, ID, STARTTLS, LOGIN, AUTHENTICATE, ENABLE, NAMESPACE, COMPRESS, IDLE, QUOTA and
 // METADATA (RFC 9051, 2971, 5161, 2342, 4978, 2177, 9208, 5464).
 
-import { ConnectionClosedError } from "../net/mod.ts";
+import { ConnectionClosedError, delayQueue } from "../net/mod.ts";
 import type { CommandTable, SessionContext } from "./session.ts";
 import type { Command, CommandOf } from "./types.ts";
 import { bad, ImapNo, str } from "./responses.ts";
@@ -172,11 +172,57 @@ export const serverCommands: CommandTable = {
       ctx.out("+ idling\r\n");
       await ctx.sync(true);
       await ctx.flush();
-      const done = ctx.conn.readLine(1024);
+      // The client's DONE (or the end of its connection) is read once for the whole IDLE, and
+      // what wakes the session is one promise at a time, settled by whichever comes first: the
+      // line, a change of the account, or the quiet interval. Thousands of sessions wait here
+      // for hours, so it is kept to that (no race of promises made anew at each wake-up), in
+      // this one async frame.
+      type Done = { line: Uint8Array | null } | { error: unknown };
+      let done = null as Done | null;
+      type Why = "line" | "change" | undefined;
+      let wake = null as ((why?: Why) => void) | null;
+      ctx.conn.readLine(1024).then((line) => {
+        done = { line };
+        wake?.("line");
+      }, (error) => {
+        done = { error };
+        wake?.("line");
+      });
+      // The quiet interval: a deadline in a queue shared by the sessions, not a timer each.
+      const quiet = delayQueue(ctx.config.idleNotifyMs ?? 120_000);
       ctx.config.onIdle?.(1);
       try {
-        return await idleUntilDone(ctx, done);
+        while (true) {
+          // undefined: the quiet interval passed (the queue calls it without an argument)
+          const woke = await new Promise<Why>((resolve) => {
+            if (done) return resolve("line");
+            wake = resolve as (why?: Why) => void;
+            ctx.whenChanged(wake);
+            quiet.schedule(wake);
+          });
+          if (wake) quiet.cancel(wake);
+          wake = null;
+          ctx.whenChanged(null);
+          if (woke === undefined) {
+            ctx.out("* OK Still here\r\n");
+            await ctx.flush();
+            continue;
+          }
+          if (woke === "change") {
+            await ctx.sync(true);
+            await ctx.flush();
+            continue;
+          }
+          const d = done!;
+          if ("error" in d) throw d.error;
+          if (d.line === null) throw new ConnectionClosedError();
+          if (dec.decode(d.line).trim().toUpperCase() !== "DONE") throw bad("Expected DONE");
+          return "IDLE terminated";
+        }
       } finally {
+        if (wake) quiet.cancel(wake);
+        wake = null;
+        ctx.whenChanged(null);
         ctx.config.onIdle?.(-1);
       }
     },
@@ -284,33 +330,4 @@ export const serverCommands: CommandTable = {
 
 function kib(bytes: number): number {
   return Math.ceil(bytes / 1024);
-}
-
-async function idleUntilDone(
-  ctx: SessionContext,
-  done: Promise<Uint8Array | null>,
-): Promise<string> {
-  // One reaction on the pending read for the whole IDLE (racing `done` itself anew after each
-  // wake-up would add one every time).
-  const line = done.then((l) => ({ line: l }));
-  const notifyMs = ctx.config.idleNotifyMs ?? 120_000;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const quiet = new Promise<"quiet">((r) => (timer = setTimeout(() => r("quiet"), notifyMs)));
-    const woke = await Promise.race([line, ctx.changed().then(() => null), quiet]);
-    clearTimeout(timer);
-    if (woke === "quiet") {
-      ctx.out("* OK Still here\r\n");
-      await ctx.flush();
-      continue;
-    }
-    if (woke === null) {
-      await ctx.sync(true);
-      await ctx.flush();
-      continue;
-    }
-    if (woke.line === null) throw new ConnectionClosedError();
-    if (dec.decode(woke.line).trim().toUpperCase() !== "DONE") throw bad("Expected DONE");
-    return "IDLE terminated";
-  }
 }

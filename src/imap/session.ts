@@ -38,7 +38,7 @@ export interface SessionContext {
   state: State;
   user: ImapUser | null;
   selected: SelectedMailbox | null;
-  enabled: Set<string>;
+  readonly enabled: Enabled;
   /** Queues an untagged response (or a piece of one). */
   out(piece: Piece): void;
   /** Writes what is queued; resolves when the socket took it (back-pressure). */
@@ -56,9 +56,31 @@ export interface SessionContext {
   sync(allowExpunge: boolean): Promise<void>;
   capabilities(): string;
   condstore(): boolean;
-  /** Waits for the next change of the account, or the abort. */
-  changed(): Promise<void>;
+  /**
+   * Calls `wake` once at the next change of the account (at once, in a microtask, when one is
+   * waiting to be reported); a later call replaces it, null forgets it. A callback rather than a
+   * promise: IDLE waits here for hours on thousands of connections.
+   */
+  whenChanged(wake: ((why: "change") => void) | null): void;
   readonly changeSignal: { dirty: boolean };
+}
+
+/**
+ * The extensions turned on (RFC 5161 ENABLE, or implicitly by a CONDSTORE command): the only
+ * two there are, as two flags (a Set per session cost 140 bytes of heap for most sessions).
+ */
+export class Enabled {
+  #condstore = false;
+  #qresync = false;
+
+  has(name: string): boolean {
+    return name === "CONDSTORE" ? this.#condstore : name === "QRESYNC" && this.#qresync;
+  }
+
+  add(name: "CONDSTORE" | "QRESYNC"): void {
+    if (name === "CONDSTORE") this.#condstore = true;
+    else this.#qresync = true;
+  }
 }
 
 export type Handler = (ctx: SessionContext, cmd: Command) => Promise<string | void>;
@@ -98,14 +120,15 @@ export class ImapSession implements SessionContext {
   state: State = "notauth";
   user: ImapUser | null = null;
   selected: SelectedMailbox | null = null;
-  enabled = new Set<string>();
+  readonly enabled = new Enabled();
   readonly changeSignal = { dirty: false };
   #pieces: Piece[] = [];
   #pending = 0;
   /** What was written last ended inside a line (a response still being written). */
   #midLine = false;
-  #wake: (() => void) | null = null;
-  #watch = new AbortController();
+  #wake: ((why: "change") => void) | null = null;
+  /** Ends the subscription to the account's changes (made at login). */
+  #unwatch: (() => void) | null = null;
   #gone = false;
   #errors = 0;
   /** Shutdown asked; the session ends after the command in progress. */
@@ -162,7 +185,7 @@ export class ImapSession implements SessionContext {
   login(user: ImapUser) {
     this.user = user;
     this.state = "auth";
-    this.backend.watch(user.accountId, (c) => {
+    this.#unwatch = this.backend.watch(user.accountId, (c) => {
       if (c.kind === "gone") this.#gone = true;
       if (c.kind === "list" || c.kind === "gone" || c.kind === "mailbox") {
         if (c.kind !== "mailbox" || this.selected?.mailbox.id === c.mailboxId) {
@@ -171,17 +194,19 @@ export class ImapSession implements SessionContext {
       }
       const w = this.#wake;
       this.#wake = null;
-      w?.();
-    }, this.#watch.signal);
+      w?.("change");
+    });
     this.conn.setIdleTimeout(this.config.idleTimeoutMs ?? 31 * 60_000);
     this.conn.setReadAhead();
   }
 
-  changed(): Promise<void> {
-    if (this.changeSignal.dirty || this.#gone) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-    });
+  whenChanged(wake: ((why: "change") => void) | null): void {
+    if (wake && (this.changeSignal.dirty || this.#gone)) {
+      this.#wake = null;
+      queueMicrotask(() => wake("change"));
+      return;
+    }
+    this.#wake = wake;
   }
 
   condstore(): boolean {
@@ -277,7 +302,16 @@ export class ImapSession implements SessionContext {
         `* OK [CAPABILITY ${this.capabilities()}] ${this.config.hostname} ready\r\n`,
       );
       while (!this.conn.closed && !this.#stopping) {
-        const end = await this.#next();
+        // (One async frame less than a method around #command: an idle session waits in
+        // IDLE for hours, and every suspended frame is held all that time.)
+        let end: EndReason | null;
+        try {
+          end = await this.#command();
+        } finally {
+          const upload = this.#upload;
+          this.#upload = null;
+          await upload?.discard();
+        }
         if (end) return end;
       }
       if (this.#stopping) {
@@ -297,7 +331,8 @@ export class ImapSession implements SessionContext {
       return "error";
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      this.#watch.abort();
+      this.#unwatch?.();
+      this.#unwatch = null;
       await this.conn.close();
     }
   }
@@ -333,38 +368,32 @@ export class ImapSession implements SessionContext {
     };
   }
 
-  /** Reads and runs one command; an end reason ends the session. */
-  async #next(): Promise<EndReason | null> {
-    // APPEND's message streams into an upload as its literal arrives (once logged in); whatever
-    // happens to the command, the upload is freed at its end (append() keeps what it stored).
-    let upload: AppendUpload | null = null;
-    const offer: AppendSink | undefined = this.state === "notauth" ? undefined : (size, binary) => {
-      // An empty literal has nothing to stream: APPEND refuses it (read as any other).
-      if (upload || size === 0) return undefined;
-      const u = this.backend.mailboxes.startAppend();
-      upload = binary ? new BinaryToBase64(u) : u;
-      return upload;
-    };
-    try {
-      return await this.#command(offer, () => upload);
-    } finally {
-      await (upload as AppendUpload | null)?.discard();
-    }
-  }
+  /**
+   * APPEND's message streams into an upload as its literal arrives (once logged in); whatever
+   * happens to the command, run() frees the upload at its end (append() keeps what it stored).
+   * One function for the session's life, not a closure per command.
+   */
+  #offer: AppendSink = (size, binary) => {
+    // An empty literal has nothing to stream: APPEND refuses it (read as any other).
+    if (this.#upload || size === 0) return undefined;
+    const u = this.backend.mailboxes.startAppend();
+    return this.#upload = binary ? new BinaryToBase64(u) : u;
+  };
+  #upload: AppendUpload | null = null;
+  #started = () => {
+    this.#interruptible = false;
+  };
 
-  async #command(
-    offer: AppendSink | undefined,
-    upload: () => AppendUpload | null,
-  ): Promise<EndReason | null> {
+  /** Reads and runs one command; an end reason ends the session. */
+  async #command(): Promise<EndReason | null> {
     let cmd: Command;
     this.#interruptible = true;
     try {
-      const raw = await readCommand(this.conn, this.#limits(), offer, () => {
-        this.#interruptible = false;
-      });
+      const offer = this.state === "notauth" ? undefined : this.#offer;
+      const raw = await readCommand(this.conn, this.#limits(), offer, this.#started);
       if (raw === null) return "gone";
       cmd = parseCommand(raw);
-      const streamed = upload();
+      const streamed = this.#upload;
       if (streamed && cmd.name === "APPEND") cmd.upload = streamed;
     } catch (e) {
       if (

@@ -9,6 +9,7 @@ import type { SecureContext } from "node:tls";
 import { DeflateWriter, InflateReader } from "./compression.ts";
 import { normalizeAddress } from "./ip.ts";
 import { setTcpReading } from "./tcp_reads.ts";
+import { type DelayQueue, delayQueue } from "./delay_queue.ts";
 
 /**
  * A line over its limit. The connection has dropped it up to its line feed, so the next read
@@ -147,9 +148,8 @@ export class SocketConnection implements Connection {
   #inflate: InflateReader | null = null;
   #deflate: DeflateWriter | null = null;
   #idleMs = 0;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When input last came (performance.now()), for the idle timer. */
-  #lastInput = 0;
+  /** The shared deadlines of the idle limit (null when there is none). */
+  #idleQueue: DelayQueue | null = null;
   #closed = false;
   /** Writes waiting for the socket to drain (made on the first one: most never wait). */
   #pendingWrites: Set<(e: Error) => void> | null = null;
@@ -250,44 +250,39 @@ export class SocketConnection implements Connection {
   }
 
   /**
-   * Input seen: the idle clock starts again. Only the time is noted; the one timer, when it
-   * fires, waits on for what is left (a timer cleared and made again for every chunk read cost
-   * a few % of the event loop under a submission load).
+   * Input seen: the idle clock starts again. One entry in a queue shared by every connection
+   * with the same limit, moved to its end (not a timer of its own: an idle connection would
+   * hold one for its whole life, and clearing and making a timer for every chunk read cost a
+   * few % of the event loop under a submission load).
    */
   #touch() {
     if (this.#idleMs <= 0 || this.#closed) return;
-    this.#lastInput = performance.now();
-    if (this.#idleTimer === undefined) this.#armIdle(this.#idleMs);
+    this.#idleQueue?.schedule(this.#onIdle);
   }
 
-  #armIdle(ms: number) {
-    this.#idleTimer = setTimeout(() => {
-      this.#idleTimer = undefined;
-      if (this.#idleMs <= 0 || this.#closed || this.#ended) return;
-      const left = this.#lastInput + this.#idleMs - performance.now();
-      if (left > 0) return this.#armIdle(left);
-      this.#error = new IdleTimeoutError();
-      this.#ended = true;
-      this.#wake();
-      // A write waiting as long for the socket to drain: the peer reads nothing (gone without
-      // FIN or RST, or holding its window shut), and the write would wait for as long as the
-      // kernel keeps the socket (forever while the peer's stack answers window probes).
-      // The write fails with the idle error: the session ends as idle, not as gone.
-      if (this.#pendingWrites?.size) {
-        this.#failWrites(this.#error);
-        this.destroy();
-      }
-    }, ms);
-  }
+  #onIdle = () => {
+    if (this.#idleMs <= 0 || this.#closed || this.#ended) return;
+    this.#error = new IdleTimeoutError();
+    this.#ended = true;
+    this.#wake();
+    // A write waiting as long for the socket to drain: the peer reads nothing (gone without
+    // FIN or RST, or holding its window shut), and the write would wait for as long as the
+    // kernel keeps the socket (forever while the peer's stack answers window probes).
+    // The write fails with the idle error: the session ends as idle, not as gone.
+    if (this.#pendingWrites?.size) {
+      this.#failWrites(this.#error);
+      this.destroy();
+    }
+  };
 
   #stopIdle() {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    this.#idleQueue?.cancel(this.#onIdle);
   }
 
   setIdleTimeout(ms: number): void {
-    this.#idleMs = ms;
     this.#stopIdle();
+    this.#idleMs = ms;
+    this.#idleQueue = ms > 0 ? delayQueue(ms) : null;
     this.#touch();
   }
 
@@ -296,9 +291,17 @@ export class SocketConnection implements Connection {
     this.#flow();
   }
 
-  async #wait(): Promise<void> {
+  /**
+   * Until input comes or the stream ends; callers then call #checkIdle(). Not an async function:
+   * an idle session waits here for hours, and a suspended async frame costs about 400 bytes.
+   */
+  #wait(): Promise<void> | undefined {
     this.#flow();
-    if (!this.#ended) await new Promise<void>((resolve) => (this.#waiter = resolve));
+    if (this.#ended) return undefined;
+    return new Promise<void>((resolve) => (this.#waiter = resolve));
+  }
+
+  #checkIdle() {
     if (this.#error instanceof IdleTimeoutError) throw this.#error;
   }
 
@@ -386,6 +389,7 @@ export class SocketConnection implements Connection {
         throw new ConnectionClosedError("Connection closed in the middle of a line");
       }
       await this.#wait();
+      this.#checkIdle();
     }
   }
 
@@ -397,6 +401,7 @@ export class SocketConnection implements Connection {
         if (this.#ended) return null;
         this.#wanted = n;
         await this.#wait();
+        this.#checkIdle();
       }
     } finally {
       this.#wanted = 0;
@@ -416,6 +421,7 @@ export class SocketConnection implements Connection {
       if (this.#buffered === 0) {
         if (this.#ended) return false;
         await this.#wait();
+        this.#checkIdle();
         continue;
       }
       const piece = this.#take(Math.min(left, this.#chunks[0].length));
@@ -430,6 +436,7 @@ export class SocketConnection implements Connection {
     while (this.#buffered === 0) {
       if (this.#ended) return null;
       await this.#wait();
+      this.#checkIdle();
     }
     const c = this.#chunks.shift()!;
     this.#buffered -= c.length;
@@ -515,15 +522,18 @@ export class SocketConnection implements Connection {
     let timer: ReturnType<typeof setTimeout> | undefined;
     // The handshake's own listeners go once it is settled: left on an idle connection they
     // would keep this promise and its closures for the connection's life.
-    let onSecure = () => {}, onError = (_e: Error) => {}, onClose = () => {};
+    let onError = (_e: Error) => {}, onClose = () => {};
     try {
       await new Promise<void>((resolve, reject) => {
         const ms = this.#options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_MS;
         timer = setTimeout(() => reject(new TlsHandshakeError("TLS handshake timed out")), ms);
-        onSecure = () => resolve();
         onError = (e: Error) => reject(new TlsHandshakeError(e.message, { cause: e }));
         onClose = () => reject(new ConnectionClosedError("Connection closed during TLS handshake"));
-        t.once("secure", onSecure);
+        handshaking.set(t, resolve);
+        // One listener shared by every socket, left in place: removing a socket's only
+        // "secure" listener (as once() does) deletes the key from its events object, which
+        // V8 then keeps in dictionary mode, 450 bytes more for the connection's life.
+        t.on("secure", secured);
         t.once("error", onError);
         t.once("close", onClose);
       });
@@ -532,7 +542,7 @@ export class SocketConnection implements Connection {
       throw err;
     } finally {
       clearTimeout(timer);
-      t.off("secure", onSecure);
+      handshaking.delete(t);
       t.off("error", onError);
       t.off("close", onClose);
     }
@@ -611,6 +621,13 @@ export class SocketConnection implements Connection {
     this.#finish(null);
     this.#failWrites();
   }
+}
+
+/** Sockets in their TLS handshake → what to call once it succeeded. */
+const handshaking = new Map<TLSSocket, (value: void) => void>();
+
+function secured(this: TLSSocket) {
+  handshaking.get(this)?.();
 }
 
 function closedBy(err: Error): ConnectionClosedError {
