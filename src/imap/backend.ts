@@ -107,7 +107,7 @@ export interface ImapMetadata {
   >;
   /** null on success, else the RFC 5464 response code; BADVALUE (a control character) has none. */
   set(accountId: number, mailbox: string, entry: string, value: string | null): Promise<
-    "PERMISSIONDENIED" | "MAXSIZE" | "TOOMANY" | "NONEXISTENT" | "BADVALUE" | null
+    "PERMISSIONDENIED" | "MAXSIZE" | "NONEXISTENT" | "BADVALUE" | null
   >;
 }
 

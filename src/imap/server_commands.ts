@@ -246,7 +246,6 @@ export const serverCommands: CommandTable = {
           e.value,
         );
         if (problem === "MAXSIZE") throw new ImapNo("Value too long", "METADATA MAXSIZE 4096");
-        if (problem === "TOOMANY") throw new ImapNo("Too many entries", "METADATA TOOMANY");
         if (problem === "BADVALUE") {
           throw new ImapNo(`${e.entry} must not contain control characters (such as NUL)`);
         }
