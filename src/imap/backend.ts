@@ -112,7 +112,13 @@ export interface ImapMetadata {
 }
 
 export interface ImapBackend {
-  authenticate(user: string, password: string, ip: string): Promise<ImapAuthResult>;
+  /** `authzid`: the SASL authorization identity, when the client gave a non-empty one. */
+  authenticate(
+    user: string,
+    password: string,
+    ip: string,
+    authzid?: string,
+  ): Promise<ImapAuthResult>;
   mailboxes: ImapMailboxes;
   metadata: ImapMetadata;
   /** Calls `onChange` after every committed change of the account until the signal aborts. */
