@@ -129,6 +129,41 @@ Deno.test("IMAP capabilities, STARTTLS, LOGINDISABLED, login with JIT and failur
   });
 });
 
+Deno.test("IMAP AUTHENTICATE PLAIN acting as another user fails like a wrong password, and counts", async () => {
+  await withRelay(async (t) => {
+    const alice = await createAccount(t, "alice0001");
+    const carol = await createAccount(t, "carol0001");
+    const plain = (authzid: string, user: string, password: string) =>
+      btoa(`${authzid}\0${user}\0${password}`);
+    // An authorization identity naming the user itself (case aside) is fine.
+    const same = await session(t);
+    const ok = await same.cmd(
+      `AUTHENTICATE PLAIN ${plain(carol.address.toUpperCase(), carol.address, carol.password)}`,
+    );
+    assert.ok(ok.ok, ok.status);
+    same.close();
+    // Right password, but asking to act as someone else: continuation form...
+    const s = await session(t);
+    const tag = s.nextTag();
+    await s.send(`${tag} AUTHENTICATE PLAIN\r\n`);
+    assert.match(await s.readResponse(), /^\+/);
+    await s.send(plain(carol.address, alice.address, alice.password) + "\r\n");
+    assert.equal((await s.collect(tag)).status, "NO [AUTHENTICATIONFAILED] Authentication failed");
+    // ...and initial response (SASL-IR); a name not yet taken is not created either.
+    const newcomer = `newcomer1@${t.domain}`;
+    const ir = await s.cmd(
+      `AUTHENTICATE PLAIN ${plain(alice.address, newcomer, "password-123456")}`,
+    );
+    assert.equal(ir.status, "NO [AUTHENTICATIONFAILED] Authentication failed");
+    assert.equal(await t.relay.services.store.getAccount(newcomer), null);
+    // Both failures counted against this address: the next attempt, even a right one, is
+    // throttled (this config refuses rather than waits).
+    const next = await s.cmd(`AUTHENTICATE PLAIN ${plain("", alice.address, alice.password)}`);
+    assert.match(next.status, /^NO \[UNAVAILABLE\] Too many failed logins/);
+    s.close();
+  }, { relay: { loginThrottle: { freeFailures: 2, maxWaitMs: 0 } } });
+});
+
 Deno.test("IMAP bad input: unknown command, syntax errors, state errors, huge literal", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");

@@ -158,6 +158,37 @@ Deno.test("SMTP AUTH: PLAIN (initial and continuation), LOGIN, JIT, wrong passwo
   });
 });
 
+Deno.test("SMTP AUTH PLAIN acting as another user fails like a wrong password, and counts", async () => {
+  await withRelay(async (t) => {
+    const alice = await createAccount(t, "alice0001");
+    const carol = await createAccount(t, "carol0001");
+    const plain = (authzid: string, user: string, password: string) =>
+      btoa(`${authzid}\0${user}\0${password}`);
+    // An authorization identity naming the user itself (case aside) is fine.
+    const same = await submission(t);
+    const ok = await same.cmd(
+      `AUTH PLAIN ${plain(carol.address.toUpperCase(), carol.address, carol.password)}`,
+    );
+    assert.equal(ok.code, 235, ok.text);
+    same.close();
+    // Right password, but asking to act as someone else: initial response...
+    const c = await submission(t);
+    const ir = await c.cmd(`AUTH PLAIN ${plain(carol.address, alice.address, alice.password)}`);
+    assert.equal(ir.text, "535 5.7.8 Authentication credentials invalid");
+    // ...and continuation; a name not yet taken is not created either.
+    const newcomer = `newcomer1@${t.domain}`;
+    assert.equal((await c.cmd("AUTH PLAIN")).code, 334);
+    const cont = await c.cmd(plain(alice.address, newcomer, "password-123456"));
+    assert.equal(cont.text, "535 5.7.8 Authentication credentials invalid");
+    assert.equal(await t.relay.services.store.getAccount(newcomer), null);
+    // Both failures counted against this address: the next attempt, even a right one, is
+    // throttled (this config refuses rather than waits).
+    const next = await c.cmd(`AUTH PLAIN ${plain("", alice.address, alice.password)}`);
+    assert.match(next.text, /^454 4\.7\.0 Too many failed logins/);
+    c.close();
+  }, { relay: { loginThrottle: { freeFailures: 2, maxWaitMs: 0 } } });
+});
+
 Deno.test("SMTP AUTH: concurrent first logins create exactly one account", async () => {
   await withRelay(async (t) => {
     const address = `racerrace@${t.domain}`;

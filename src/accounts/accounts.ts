@@ -175,11 +175,15 @@ export class AccountService {
    * stands in for a missing one), so the reply time does not tell which names exist. Attempts are
    * throttled per client address and per account name (LoginThrottle); a throttled attempt that
    * would wait too long fails with rate_limited.
+   *
+   * `authzid` is a SASL authorization identity the client asked to act as: acting as another
+   * user is not offered, so one that does not name `address` (case aside) fails the login like a
+   * wrong password (counted, and never creating an account), as Dovecot and Postfix answer it.
    */
   async authenticate(
     address: string,
     password: string,
-    ctx: { ip?: string } = {},
+    ctx: { ip?: string; authzid?: string } = {},
   ): Promise<AccountRecord> {
     // Throttling and the creation limit count an IPv6 client by its /64: a host that has a
     // whole /64 would otherwise get a fresh budget from each of its addresses.
@@ -195,6 +199,9 @@ export class AccountService {
     if (gate.wait > 0) await this.#sleep(gate.wait);
     const work = { done: false };
     try {
+      if (ctx.authzid && ctx.authzid.toLowerCase() !== address.toLowerCase()) {
+        throw new RelayError("auth_failed", "Authentication failed");
+      }
       const account = await this.#authenticate(address, password, ip, work);
       await this.#throttle.recordSuccess(ip, name);
       return account;

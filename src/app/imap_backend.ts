@@ -12,9 +12,9 @@ export function imapBackend(
   log: Logger,
 ): ImapBackend {
   return {
-    async authenticate(user, password, ip) {
+    async authenticate(user, password, ip, authzid) {
       try {
-        const account = await services.accounts.authenticate(user, password, { ip });
+        const account = await services.accounts.authenticate(user, password, { ip, authzid });
         return { user: { accountId: account.id, address: account.address } };
       } catch (err) {
         if (isRelayError(err, "rate_limited")) {

@@ -311,6 +311,7 @@ async function startMailListeners(
       : config.adminContact,
     comment: "",
     now: ctx.now,
+    log,
   });
   const imap = imapBackend(services, metadata, log);
   const imapListeners: [ListenerName, boolean][] = [["imap", false], ["imaps", true]];

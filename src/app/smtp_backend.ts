@@ -17,9 +17,9 @@ export function smtpBackend(services: Services, log: Logger, metrics?: RelayMetr
     return r.reply;
   };
   return {
-    async authenticate(user, password, ip) {
+    async authenticate(user, password, ip, authzid) {
       try {
-        const account = await accounts.authenticate(user, password, { ip });
+        const account = await accounts.authenticate(user, password, { ip, authzid });
         return { address: account.address };
       } catch (err) {
         if (isRelayError(err, "rate_limited")) {

@@ -3,10 +3,13 @@
 // iroh relay, TURN credentials, recipient limit and app versions.
 
 import type { PushStore } from "../store/types.ts";
+import type { Logger } from "../log/mod.ts";
+import { silentLogger } from "../log/mod.ts";
 
 export const DEVICE_TOKEN = "/private/devicetoken";
 const TOKEN_LIFETIME_MS = 90 * 24 * 3600_000;
 const MAX_TOKEN_BYTES = 4096;
+/** Tokens kept per account: a bound on storage, not on the user (the newest always fits). */
 const MAX_TOKENS = 20;
 // deno-lint-ignore no-control-regex -- control characters are what it finds
 const CONTROL = /[\x00-\x1f\x7f]/;
@@ -15,7 +18,6 @@ const CONTROL = /[\x00-\x1f\x7f]/;
 export type MetadataError =
   | "PERMISSIONDENIED"
   | "MAXSIZE"
-  | "TOOMANY"
   | "NONEXISTENT"
   | "BADVALUE";
 
@@ -33,15 +35,18 @@ export interface MetadataOptions {
   /** Text describing the relay for /shared/comment, or "". */
   comment: string;
   now?: () => number;
+  log?: Logger;
 }
 
 export class MetadataService {
   #o: MetadataOptions;
   #now: () => number;
+  #log: Logger;
 
   constructor(options: MetadataOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#log = options.log ?? silentLogger;
   }
 
   /** Server entries (mailbox "") and per-mailbox entries; null is NIL. */
@@ -71,8 +76,8 @@ export class MetadataService {
   }
 
   /**
-   * Whether set() would refuse the value before looking at the store (all but TOOMANY): a
-   * command setting several entries checks them all first, so it sets all of them or none.
+   * Whether set() would refuse the value: a command setting several entries checks them all
+   * first, so it sets all of them or none.
    */
   check(mailbox: string, entry: string, value: string | null): MetadataError | null {
     if (mailbox !== "INBOX" || entry.toLowerCase() !== DEVICE_TOKEN) return "PERMISSIONDENIED";
@@ -98,14 +103,19 @@ export class MetadataService {
       return null;
     }
     const token = value.trim();
-    // The store counts and adds in one step: sessions on this and other instances setting
-    // tokens at once cannot together pass the limit.
+    // A new token is never refused: a reinstalled app or a rotated token would otherwise get
+    // no pushes until old tokens expire. At the limit the store drops the account's token set
+    // longest ago, counting, dropping and adding in one step, so sessions on this and other
+    // instances setting tokens at once cannot together pass the limit.
     const now = this.#now();
-    const added = await this.#o.store.upsertPushToken(accountId, token, now, {
+    const dropped = await this.#o.store.upsertPushToken(accountId, token, now, {
       max: MAX_TOKENS,
       notBefore: now - TOKEN_LIFETIME_MS,
     });
-    return added ? null : "TOOMANY";
+    if (dropped > 0) {
+      this.#log.debug("push: oldest device tokens dropped for a new one", { accountId, dropped });
+    }
+    return null;
   }
 
   #server(key: string): string | null {

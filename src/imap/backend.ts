@@ -109,18 +109,23 @@ export interface ImapMetadata {
   check(mailbox: string, entry: string, value: string | null):
     | "PERMISSIONDENIED"
     | "MAXSIZE"
-    | "TOOMANY"
     | "NONEXISTENT"
     | "BADVALUE"
     | null;
   /** null on success, else the RFC 5464 response code; BADVALUE (a control character) has none. */
   set(accountId: number, mailbox: string, entry: string, value: string | null): Promise<
-    "PERMISSIONDENIED" | "MAXSIZE" | "TOOMANY" | "NONEXISTENT" | "BADVALUE" | null
+    "PERMISSIONDENIED" | "MAXSIZE" | "NONEXISTENT" | "BADVALUE" | null
   >;
 }
 
 export interface ImapBackend {
-  authenticate(user: string, password: string, ip: string): Promise<ImapAuthResult>;
+  /** `authzid`: the SASL authorization identity, when the client gave a non-empty one. */
+  authenticate(
+    user: string,
+    password: string,
+    ip: string,
+    authzid?: string,
+  ): Promise<ImapAuthResult>;
   mailboxes: ImapMailboxes;
   metadata: ImapMetadata;
   /**

@@ -28,9 +28,14 @@ const dec = new TextDecoder();
 
 type Of<N extends Command["name"]> = CommandOf<N>;
 
-async function login(ctx: SessionContext, user: string, password: string): Promise<string> {
+async function login(
+  ctx: SessionContext,
+  user: string,
+  password: string,
+  authzid?: string,
+): Promise<string> {
   if (!ctx.conn.isTls) throw new ImapNo("Log in over TLS", "PRIVACYREQUIRED");
-  const r = await ctx.backend.authenticate(user, password, ctx.conn.remoteAddress);
+  const r = await ctx.backend.authenticate(user, password, ctx.conn.remoteAddress, authzid);
   if ("error" in r) {
     throw new ImapNo(
       r.error === "auth_failed" ? "Authentication failed" : r.message,
@@ -41,14 +46,14 @@ async function login(ctx: SessionContext, user: string, password: string): Promi
   return `[CAPABILITY ${ctx.capabilities()}] Logged in`;
 }
 
-function decodePlain(b64: string): { user: string; password: string } | null {
+/** "authzid\0authcid\0password"; a non-empty authzid is the login's to judge. */
+function decodePlain(b64: string): { user: string; password: string; authzid: string } | null {
   try {
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) return null;
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const [authz, user, password, ...rest] = dec.decode(bytes).split("\0");
+    const [authzid, user, password, ...rest] = dec.decode(bytes).split("\0");
     if (rest.length || !user || password === undefined) return null;
-    if (authz && authz.toLowerCase() !== user.toLowerCase()) return null;
-    return { user, password };
+    return { user, password, authzid };
   } catch {
     return null;
   }
@@ -125,7 +130,7 @@ export const serverCommands: CommandTable = {
       }
       const creds = decodePlain(response === "=" ? "" : response);
       if (!creds) throw bad("Malformed SASL PLAIN response");
-      return await login(ctx, creds.user, creds.password);
+      return await login(ctx, creds.user, creds.password, creds.authzid || undefined);
     },
   },
   ENABLE: {
@@ -303,7 +308,6 @@ export const serverCommands: CommandTable = {
       await metadataMailbox(ctx, c.mailbox);
       const refuse = (entry: string, problem: string): never => {
         if (problem === "MAXSIZE") throw new ImapNo("Value too long", "METADATA MAXSIZE 4096");
-        if (problem === "TOOMANY") throw new ImapNo("Too many entries", "METADATA TOOMANY");
         if (problem === "BADVALUE") {
           throw new ImapNo(`${entry} must not contain control characters (such as NUL)`);
         }

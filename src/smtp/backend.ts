@@ -31,8 +31,11 @@ export interface SmtpDataTransaction {
 }
 
 export interface SmtpBackend {
-  /** The account address on success, else the reply to send (535, 454…). */
-  authenticate(user: string, password: string, ip: string): Promise<
+  /**
+   * The account address on success, else the reply to send (535, 454…). `authzid`: the SASL
+   * authorization identity, when the client gave a non-empty one.
+   */
+  authenticate(user: string, password: string, ip: string, authzid?: string): Promise<
     { address: string } | { reply: SmtpReply }
   >;
   /** Submission MAIL FROM check for the logged-in address (ownership, send rate). */

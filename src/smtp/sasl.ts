@@ -3,6 +3,8 @@
 export interface Credentials {
   user: string;
   password: string;
+  /** PLAIN's authorization identity when not empty; whether it is allowed is the login's call. */
+  authzid?: string;
 }
 
 /** Decodes base64 strictly; null when it is not valid base64. */
@@ -18,16 +20,15 @@ export function decodeBase64Text(b64: string): string | null {
   }
 }
 
-/** "authzid\0authcid\0password"; the authzid must be empty or equal the authcid. */
+/** "authzid\0authcid\0password"; null when malformed (not three parts, no user or password). */
 export function parsePlain(b64: string): Credentials | null {
   const text = decodeBase64Text(b64);
   if (text === null) return null;
   const parts = text.split("\0");
   if (parts.length !== 3) return null;
-  const [authz, user, password] = parts;
+  const [authzid, user, password] = parts;
   if (!user || !password) return null;
-  if (authz !== "" && authz.toLowerCase() !== user.toLowerCase()) return null;
-  return { user, password };
+  return authzid ? { user, password, authzid } : { user, password };
 }
 
 export function encodeBase64Text(s: string): string {

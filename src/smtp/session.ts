@@ -357,6 +357,7 @@ export class SmtpSession {
     const mech = (mechRaw ?? "").toUpperCase();
     let user: string;
     let password: string;
+    let authzid: string | undefined;
     if (mech === "PLAIN") {
       const response = initial === undefined
         ? await this.#challenge("")
@@ -366,7 +367,7 @@ export class SmtpSession {
       if (response === null) return;
       const creds = parsePlain(response);
       if (!creds) return await this.#error(r(501, "5.5.2", "Malformed AUTH PLAIN response"));
-      ({ user, password } = creds);
+      ({ user, password, authzid } = creds);
     } else if (mech === "LOGIN") {
       const u = initial ?? await this.#challenge(encodeBase64Text("Username:"));
       if (u === null) return;
@@ -381,7 +382,12 @@ export class SmtpSession {
     } else {
       return await this.#error(r(504, "5.5.4", "Unrecognized authentication mechanism"));
     }
-    const result = await this.#backend.authenticate(user, password, this.#conn.remoteAddress);
+    const result = await this.#backend.authenticate(
+      user,
+      password,
+      this.#conn.remoteAddress,
+      authzid,
+    );
     if ("reply" in result) {
       this.#opts.hooks?.onReply?.("auth", result.reply);
       return await this.#error(result.reply);

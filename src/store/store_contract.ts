@@ -383,23 +383,30 @@ export function runStoreContract(name: string, makeStore: () => Store | Promise<
     assert.equal((await s.duePushJobs(40, 10))[0].attempt, 1);
   });
 
-  test("a push token limit counts the live tokens and lets known ones be refreshed", async (s) => {
+  test("at the push token limit a new token drops the live one set longest ago", async (s) => {
     const a = (await s.createAccount({ address: "a@x", passwordHash: "h", now: 1 })).account;
-    const limit = { max: 2, notBefore: 15 };
-    assert.equal(await s.upsertPushToken(a.id, "old", 10), true);
-    assert.equal(await s.upsertPushToken(a.id, "t1", 20, limit), true);
-    assert.equal(
-      await s.upsertPushToken(a.id, "t2", 20, limit),
-      true,
-      "an expired one is no count",
-    );
-    assert.equal(await s.upsertPushToken(a.id, "t3", 30, limit), false);
-    assert.equal(await s.upsertPushToken(a.id, "old", 30, limit), false, "expired: counts as new");
-    assert.equal(await s.upsertPushToken(a.id, "t1", 30, limit), true, "refreshed");
-    assert.deepEqual(
-      (await s.listPushTokens(a.id, 0)).map((t) => [t.token, t.updatedAt]),
-      [["old", 10], ["t1", 30], ["t2", 20]],
-    );
+    const other = (await s.createAccount({ address: "b@x", passwordHash: "h", now: 1 })).account;
+    const limit = { max: 3, notBefore: 15 };
+    const tokens = async () =>
+      (await s.listPushTokens(a.id, 0)).map((t) => [t.token, t.updatedAt]).sort();
+    assert.equal(await s.upsertPushToken(a.id, "expired", 10), 0);
+    assert.equal(await s.upsertPushToken(other.id, "b1", 16), 0);
+    assert.equal(await s.upsertPushToken(a.id, "t1", 22, limit), 0);
+    assert.equal(await s.upsertPushToken(a.id, "t2", 20, limit), 0, "an expired one is no count");
+    assert.equal(await s.upsertPushToken(a.id, "t3", 20, limit), 0);
+    assert.equal(await s.upsertPushToken(a.id, "t2", 25, limit), 0, "known: refreshed, none lost");
+    // Full: t3 (20) was set longest ago; the expired one and the other account's stay.
+    assert.equal(await s.upsertPushToken(a.id, "t4", 30, limit), 1);
+    assert.deepEqual(await tokens(), [["expired", 10], ["t1", 22], ["t2", 25], ["t4", 30]]);
+    // Setting an expired token again makes it live: it takes a place like a new one.
+    assert.equal(await s.upsertPushToken(a.id, "expired", 31, limit), 1);
+    assert.deepEqual(await tokens(), [["expired", 31], ["t2", 25], ["t4", 30]]);
+    assert.equal(await s.upsertPushToken(a.id, "t5", 31, { max: 2, notBefore: 15 }), 2);
+    assert.deepEqual(await tokens(), [["expired", 31], ["t5", 31]]);
+    // Equal times: the one added first goes.
+    assert.equal(await s.upsertPushToken(a.id, "t6", 31, { max: 2, notBefore: 15 }), 1);
+    assert.deepEqual(await tokens(), [["t5", 31], ["t6", 31]]);
+    assert.deepEqual((await s.listPushTokens(other.id, 0)).map((t) => t.token), ["b1"]);
   });
 
   test("push jobs are claimed by one caller at a time, for a lease", async (s) => {

@@ -618,17 +618,18 @@ export interface PushStore {
     notBefore: number,
   ): Promise<{ token: string; updatedAt: number }[]>;
   /**
-   * Adds the token or refreshes its time. With `limit`: refused (false, nothing written) when
-   * the account has `max` tokens updated since `notBefore` and this token is not one of them;
-   * the count and the insert are one step, so sessions on several instances cannot together
-   * pass the limit. True when written.
+   * Adds the token or refreshes its time; the token is always written. With `limit`: when the
+   * account would then have more than `max` tokens updated since `notBefore`, its other live
+   * tokens set longest ago (ties: the one added first) are dropped until it has `max`. The count,
+   * the drop and the insert are one step, so sessions on several instances at once cannot
+   * together pass the limit. Resolves to the number of tokens dropped.
    */
   upsertPushToken(
     accountId: number,
     token: string,
     now: number,
     limit?: { max: number; notBefore: number },
-  ): Promise<boolean>;
+  ): Promise<number>;
   removePushToken(accountId: number, token: string): Promise<void>;
   removePushTokens(accountId: number): Promise<void>;
   expirePushTokens(before: number): Promise<number>;

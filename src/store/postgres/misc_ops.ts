@@ -205,17 +205,29 @@ export const miscOps = {
       limit?: { max: number; notBefore: number },
     ) => {
       // Counted under the account's lock (the key below), which every other change of the
-      // account's tokens takes too: instances adding tokens at once count one after another.
+      // account's tokens takes too: instances adding tokens at once count one after another,
+      // each making room for its token by dropping the other live tokens set longest ago.
+      let dropped = 0;
       if (limit) {
-        const [r] = await q<{ live: number; known: number }[]>`
-          SELECT count(*) AS live, count(*) FILTER (WHERE token = ${token}) AS known
-          FROM push_tokens WHERE account_id = ${accountId} AND updated_at >= ${limit.notBefore}`;
-        if (r.known === 0 && r.live >= limit.max) return false;
+        const [r] = await q<{ others: number }[]>`
+          SELECT count(*) AS others FROM push_tokens
+          WHERE account_id = ${accountId} AND updated_at >= ${limit.notBefore}
+            AND token <> ${token}`;
+        const excess = Number(r.others) - (limit.max - 1);
+        if (excess > 0) {
+          const gone = await q`DELETE FROM push_tokens
+            WHERE account_id = ${accountId} AND token IN (
+              SELECT token FROM push_tokens
+              WHERE account_id = ${accountId} AND updated_at >= ${limit.notBefore}
+                AND token <> ${token}
+              ORDER BY updated_at, id LIMIT ${excess})`;
+          dropped = gone.count;
+        }
       }
       await q`INSERT INTO push_tokens (account_id, token, updated_at)
         VALUES (${accountId}, ${token}, ${now})
         ON CONFLICT (account_id, token) DO UPDATE SET updated_at = excluded.updated_at`;
-      return true;
+      return dropped;
     },
     (_c, [accountId]) => [key.account(accountId)],
   ),

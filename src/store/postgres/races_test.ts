@@ -70,38 +70,42 @@ async function hold(gate: Sql, take: (tx: Sql) => Promise<unknown>): Promise<() 
   };
 }
 
-pgTest("the device-token limit holds for sessions on two instances at once", async (a, b, gate) => {
-  const now = Date.now();
-  const account = (await a.createAccount({ address: "u@x", passwordHash: "h", now })).account;
-  const service = (store: PostgresStore) =>
-    new MetadataService({
-      store,
-      irohRelay: () => null,
-      turnCredentials: () => null,
-      maxSmtpRecipients: 50,
-      appVersions: () => "",
-      adminContact: "",
-      comment: "",
-      now: () => now,
-    });
-  const [onA, onB] = [service(a), service(b)];
-  const set = (s: MetadataService, token: string) =>
-    s.set(account.id, "INBOX", "/private/devicetoken", token);
-  // One below the limit of 20.
-  for (let i = 0; i < 19; i++) assert.equal(await set(onA, `old${i}`), null);
-  // Every change of the account's tokens takes the account's lock: held here, both sessions
-  // have done whatever they do before the change when both wait for it.
-  const release = await hold(
-    gate,
-    (tx) => tx`SELECT pg_advisory_xact_lock(${lockKey(`a:${account.id}`)})`,
-  );
-  const results = [set(onA, "new-a"), set(onB, "new-b")];
-  await until("both instances wait for the account", async () => await waiting(gate) === 2);
-  await release();
-  const outcomes = await Promise.all(results);
-  assert.deepEqual(outcomes.toSorted(), ["TOOMANY", null].toSorted(), "one of the two fits");
-  assert.equal((await a.listPushTokens(account.id, 0)).length, 20);
-});
+pgTest(
+  "at the device-token limit, new tokens from two instances at once each drop one old token",
+  async (a, b, gate) => {
+    const now = Date.now();
+    const account = (await a.createAccount({ address: "u@x", passwordHash: "h", now })).account;
+    const service = (store: PostgresStore) =>
+      new MetadataService({
+        store,
+        irohRelay: () => null,
+        turnCredentials: () => null,
+        maxSmtpRecipients: 50,
+        appVersions: () => "",
+        adminContact: "",
+        comment: "",
+        now: () => now,
+      });
+    const [onA, onB] = [service(a), service(b)];
+    const set = (s: MetadataService, token: string) =>
+      s.set(account.id, "INBOX", "/private/devicetoken", token);
+    // At the limit of 20, old0 set longest ago.
+    for (let i = 0; i < 20; i++) await a.upsertPushToken(account.id, `old${i}`, now - 20 + i);
+    // Every change of the account's tokens takes the account's lock: held here, both sessions
+    // have done whatever they do before the change when both wait for it.
+    const release = await hold(
+      gate,
+      (tx) => tx`SELECT pg_advisory_xact_lock(${lockKey(`a:${account.id}`)})`,
+    );
+    const results = [set(onA, "new-a"), set(onB, "new-b")];
+    await until("both instances wait for the account", async () => await waiting(gate) === 2);
+    await release();
+    assert.deepEqual(await Promise.all(results), [null, null], "both accepted");
+    const kept = (await a.listPushTokens(account.id, 0)).map((t) => t.token).sort();
+    const expected = [...Array.from({ length: 18 }, (_, i) => `old${i + 2}`), "new-a", "new-b"];
+    assert.deepEqual(kept, expected.sort(), "the two set longest ago made room");
+  },
+);
 
 pgTest(
   "a token's push job is queued once when two instances queue it at once",

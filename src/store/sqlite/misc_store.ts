@@ -178,15 +178,29 @@ export function miscStore({ db }: OpEnv): Misc {
       ).map((r) => ({ token: r.token, updatedAt: r.updated_at })),
     upsertPushToken: (accountId, token, now, limit) =>
       db.tx(() => {
+        let dropped = 0;
         if (limit) {
-          const r = db.get<{ live: number; known: number }>(
-            `SELECT count(*) AS live, count(*) FILTER (WHERE token = ?) AS known
-             FROM push_tokens WHERE account_id = ? AND updated_at >= ?`,
-            token,
+          // The other live tokens beyond max - 1 make room for this one, oldest first.
+          const { others } = db.get<{ others: number }>(
+            `SELECT count(*) AS others FROM push_tokens
+             WHERE account_id = ? AND updated_at >= ? AND token <> ?`,
             accountId,
             limit.notBefore,
+            token,
           )!;
-          if (r.known === 0 && r.live >= limit.max) return false;
+          const excess = others - (limit.max - 1);
+          if (excess > 0) {
+            dropped = db.run(
+              `DELETE FROM push_tokens WHERE rowid IN (
+                 SELECT rowid FROM push_tokens
+                 WHERE account_id = ? AND updated_at >= ? AND token <> ?
+                 ORDER BY updated_at, rowid LIMIT ?)`,
+              accountId,
+              limit.notBefore,
+              token,
+              excess,
+            ).changes;
+          }
         }
         db.run(
           `INSERT INTO push_tokens (account_id, token, updated_at) VALUES (?, ?, ?)
@@ -195,7 +209,7 @@ export function miscStore({ db }: OpEnv): Misc {
           token,
           now,
         );
-        return true;
+        return dropped;
       }),
     removePushToken(accountId, token) {
       db.run("DELETE FROM push_tokens WHERE account_id = ? AND token = ?", accountId, token);
