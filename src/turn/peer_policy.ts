@@ -6,6 +6,7 @@
 // are denied (RFC 6890 and its updates). Operators may allow ranges (a TURN server on a private
 // network) and deny more; an allowed range wins over a denied one.
 
+import { inRange, type IpRange, parseRange } from "../net/public_address.ts";
 import { ipToBytes, normalizeIp } from "./stun.ts";
 
 /** Denied by default: non-public IPv4 blocks. */
@@ -44,32 +45,10 @@ export const DENIED_IPV6 = [
   "ff00::/8", // multicast
 ] as const;
 
-interface Range {
-  bytes: Uint8Array;
-  bits: number;
-}
-
-/** "10.0.0.0/8", "fc00::/7" or a bare address (a /32 or /128); throws on anything else. */
-export function parseRange(text: string): Range {
-  const [addr, len, extra] = text.trim().split("/");
-  const bytes = ipToBytes(addr);
-  const max = bytes ? bytes.length * 8 : 0;
-  const bits = len === undefined ? max : /^\d{1,3}$/.test(len) ? Number(len) : NaN;
-  if (!bytes || extra !== undefined || !(bits >= 0 && bits <= max)) {
-    throw new Error(`not an address range: ${JSON.stringify(text)}`);
-  }
-  return { bytes, bits };
-}
-
-function inRange(ip: Uint8Array, r: Range): boolean {
-  if (ip.length !== r.bytes.length) return false;
-  const whole = r.bits >> 3;
-  for (let i = 0; i < whole; i++) if (ip[i] !== r.bytes[i]) return false;
-  const rest = r.bits & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (ip[whole] & mask) === (r.bytes[whole] & mask);
-}
+// Ranges are parsed and matched as outbound delivery's (net/public_address.ts); the lists above
+// are TURN's own (NAT64 denied outright: through a translator a client could name any IPv4
+// address, private ones too).
+export { parseRange };
 
 export interface PeerPolicyOptions {
   /** Ranges relayed to even when denied (an operator's private network, tests on loopback). */
@@ -79,8 +58,8 @@ export interface PeerPolicyOptions {
 }
 
 export class PeerPolicy {
-  #allow: Range[];
-  #deny: Range[];
+  #allow: IpRange[];
+  #deny: IpRange[];
 
   /** Throws on a malformed range, naming it. */
   constructor(options: PeerPolicyOptions = {}) {
