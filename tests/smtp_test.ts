@@ -723,7 +723,6 @@ async function queued(t: TestRelay) {
   })));
 }
 
-/** A delivery status notification for `failed` (whose mailbox is full) about `messageId`. */
 /** bobby0001, whose mailbox is full at 100 bytes, and carol0001, with room to spare. */
 async function fullAndRoomy(t: TestRelay) {
   const b = await createAccount(t, "bobby0001");
@@ -733,6 +732,24 @@ async function fullAndRoomy(t: TestRelay) {
   return { b, c, store };
 }
 
+/**
+ * The queue holds one entry, the report to remote `sender` from the null sender that `failed`'s
+ * mailbox is full (committed before the 250).
+ */
+async function assertQueuedQuotaBounce(
+  t: TestRelay,
+  sender: string,
+  failed: string,
+  messageId: string,
+) {
+  const q = await queued(t);
+  assert.equal(q.length, 1);
+  assert.equal(q[0].sender, "");
+  assert.deepEqual(q[0].recipients, [sender]);
+  assertQuotaBounce(t, q[0].bytes, sender, failed, messageId);
+}
+
+/** A delivery status notification for `failed` (whose mailbox is full) about `messageId`. */
 function assertQuotaBounce(
   t: TestRelay,
   bounce: Uint8Array,
@@ -783,11 +800,7 @@ Deno.test("SMTP inbound: one of several local recipients is full: 250 for the ot
     assert.equal((await inbox(t, b.address)).length, 0);
     assert.equal((await inbox(t, c.address)).length, 1);
     // Committed before the 250: the bounce is on the queue, from the null sender.
-    const q = await queued(t);
-    assert.equal(q.length, 1);
-    assert.equal(q[0].sender, "");
-    assert.deepEqual(q[0].recipients, [sender]);
-    assertQuotaBounce(t, q[0].bytes, sender, b.address, messageId);
+    await assertQueuedQuotaBounce(t, sender, b.address, messageId);
 
     // Envelope sender unlike the From address: as the reference's reset to <>, nothing goes back.
     const mx2 = await inbound(t);
@@ -872,11 +885,7 @@ Deno.test("/mxdeliv: one of several local recipients is full: 200 for the others
     assert.equal(await res.text(), "250 2.0.0 OK");
     assert.equal((await inbox(t, b.address)).length, 0);
     assert.equal((await inbox(t, c.address)).length, 1);
-    const q = await queued(t);
-    assert.equal(q.length, 1);
-    assert.equal(q[0].sender, "");
-    assert.deepEqual(q[0].recipients, [sender]);
-    assertQuotaBounce(t, q[0].bytes, sender, b.address, messageId);
+    await assertQueuedQuotaBounce(t, sender, b.address, messageId);
   }, { overrides: { "listen.https": "127.0.0.1:0" }, relay: { manualQueue: true } });
 });
 
