@@ -100,22 +100,24 @@ export interface ImapMailboxes extends MailboxQueries {
   quota(accountId: number): Promise<{ usedBytes: number; limitBytes: number }>;
 }
 
+/** Why a SETMETADATA entry is refused: the RFC 5464 response code; BADVALUE (a control
+ *  character) has none. */
+export type MetadataRefusal = "PERMISSIONDENIED" | "MAXSIZE" | "NONEXISTENT" | "BADVALUE";
+
 export interface ImapMetadata {
   get(accountId: number, mailbox: string, entry: string): Promise<string | null>;
   list(accountId: number, mailbox: string, prefix: string): Promise<
     { entry: string; value: string }[]
   >;
   /** What set() would refuse without looking at the store (as set() answers), or null. */
-  check(mailbox: string, entry: string, value: string | null):
-    | "PERMISSIONDENIED"
-    | "MAXSIZE"
-    | "NONEXISTENT"
-    | "BADVALUE"
-    | null;
-  /** null on success, else the RFC 5464 response code; BADVALUE (a control character) has none. */
-  set(accountId: number, mailbox: string, entry: string, value: string | null): Promise<
-    "PERMISSIONDENIED" | "MAXSIZE" | "NONEXISTENT" | "BADVALUE" | null
-  >;
+  check(mailbox: string, entry: string, value: string | null): MetadataRefusal | null;
+  /** null on success, else why the entry is refused. */
+  set(
+    accountId: number,
+    mailbox: string,
+    entry: string,
+    value: string | null,
+  ): Promise<MetadataRefusal | null>;
 }
 
 export interface ImapBackend {
