@@ -188,6 +188,35 @@ Deno.test("IMAP line and literal bombs are refused and the session stays usable"
   });
 });
 
+Deno.test("IMAP: a client trickling bytes without logging in is logged out at the login deadline; one logged in stays", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const connect = async () => {
+      const { client } = await ImapTestClient.connect(t.addr("imaps"), {
+        tls: true,
+        caPem: t.caPem,
+      });
+      return client;
+    };
+    const member = await connect();
+    assert.ok((await member.login(user.address, user.password)).ok);
+    // One byte every 100 ms, never a complete line: each restarts the idle clock (2 min).
+    const trickler = await connect();
+    const timer = setInterval(() => trickler.send("N").catch(() => {}), 100);
+    try {
+      // (Within readWithin's 30 s; the idle limit alone would never end it.)
+      assert.equal(await trickler.readResponse(), "* BYE Disconnected for inactivity.");
+      await assert.rejects(trickler.readResponse(), /closed/);
+    } finally {
+      clearInterval(timer);
+      trickler.close();
+    }
+    // The deadline ended with the login: the session that logged in is past it and still served.
+    assert.ok((await member.cmd("NOOP")).ok);
+    member.close();
+  }, { relay: { imapLoginDeadlineMs: 5000 } });
+});
+
 Deno.test("a LIST pattern made to backtrack (*a*a…*b) does not stop the relay for everyone", async () => {
   // A relay process of its own: were the pattern a backtracking regular expression, the event
   // loop would be stuck for hours, and an in-process relay would stop this test with it.

@@ -27,6 +27,8 @@ export interface ProtocolContext {
   handshakeTimeoutMs?: number;
   /** IMAP IDLE's `* OK Still here` interval (default 2 min; tests shorten it). */
   imapIdleNotifyMs?: number;
+  /** From connect to IMAP login (default 3 min; tests shorten it). */
+  imapLoginDeadlineMs?: number;
   fetch: typeof fetch;
   now: () => number;
   /** The relay's metrics (the outbound worker counts into them too). */
@@ -327,6 +329,7 @@ async function startMailListeners(
         maxMessageBytes: config.limits.maxMessageBytes,
         onIdle: (d) => metrics.imapIdleSessions.inc(undefined, d),
         idleNotifyMs: ctx.imapIdleNotifyMs,
+        loginDeadlineMs: ctx.imapLoginDeadlineMs,
       },
       maxConnections: config.limits.maxConnections,
       maxConnectionsPerIp: config.limits.maxConnectionsPerIp,

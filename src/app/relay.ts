@@ -55,6 +55,8 @@ export interface RelayOptions {
   handshakeTimeoutMs?: number;
   /** IMAP IDLE's `* OK Still here` interval (default 2 min, as Dovecot). */
   imapIdleNotifyMs?: number;
+  /** How long after connecting an IMAP client must have logged in (default 3 min, as Dovecot). */
+  imapLoginDeadlineMs?: number;
   /** Login throttling (tests set small limits to see refusals without waiting). */
   loginThrottle?: LoginThrottleOptions;
   /**
@@ -363,6 +365,7 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       tls: () => listenerTls,
       handshakeTimeoutMs: options.handshakeTimeoutMs,
       imapIdleNotifyMs: options.imapIdleNotifyMs,
+      imapLoginDeadlineMs: options.imapLoginDeadlineMs,
       fetch: httpFetch ?? fetch,
       now: options.now ?? Date.now,
       metrics,

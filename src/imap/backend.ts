@@ -153,6 +153,11 @@ export interface ImapServerConfig {
   idleNotifyMs?: number;
   /** Not-authenticated sessions time out sooner. */
   loginTimeoutMs?: number;
+  /**
+   * A session must have logged in this long after connecting, whatever it sends meanwhile
+   * (default 3 min, as Dovecot's login processes): input restarts the idle clock, not this one.
+   */
+  loginDeadlineMs?: number;
   /** +1 when a session enters IDLE, -1 when it leaves (metrics). */
   onIdle?: (delta: 1 | -1) => void;
 }

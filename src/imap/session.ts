@@ -107,6 +107,12 @@ const PREAUTH_LIMITS = {
 };
 const PREAUTH_READ_AHEAD = 16 * 1024;
 const MAX_UNAUTH_ERRORS = 10;
+/**
+ * From connect to login, as Dovecot's login processes (MASTER_LOGIN_TIMEOUT_SECS, 3 min):
+ * a client trickling a byte now and then keeps the idle clock going, not this one. Delta Chat
+ * logs in right after the greeting.
+ */
+const LOGIN_DEADLINE_MS = 3 * 60_000;
 /** Queued output written in one go (one TLS record stream, one system call). */
 const FLUSH_BYTES = 256 * 1024;
 const INPUT_FULL = "* BYE Input buffer full, aborting\r\n";
@@ -197,6 +203,7 @@ export class ImapSession implements SessionContext {
       w?.("change");
     });
     this.conn.setIdleTimeout(this.config.idleTimeoutMs ?? 31 * 60_000);
+    this.conn.setDeadline(0);
     this.conn.setReadAhead();
   }
 
@@ -296,6 +303,7 @@ export class ImapSession implements SessionContext {
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     this.conn.setIdleTimeout(this.config.loginTimeoutMs ?? 120_000);
+    this.conn.setDeadline(this.config.loginDeadlineMs ?? LOGIN_DEADLINE_MS);
     this.conn.setReadAhead(PREAUTH_READ_AHEAD);
     try {
       await this.conn.write(
@@ -322,7 +330,11 @@ export class ImapSession implements SessionContext {
     } catch (e) {
       if (this.#stopping) return "shutdown";
       if (e instanceof IdleTimeoutError) {
-        await this.#bye("* BYE Autologout; idle for too long\r\n");
+        await this.#bye(
+          this.state === "notauth"
+            ? "* BYE Disconnected for inactivity.\r\n"
+            : "* BYE Autologout; idle for too long\r\n",
+        );
         return "idle";
       }
       if (e instanceof ConnectionClosedError || this.conn.closed) return "gone";

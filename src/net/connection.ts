@@ -96,6 +96,12 @@ export interface Connection {
   /** Inactivity limit; a pending read then fails with IdleTimeoutError. 0 disables. */
   setIdleTimeout(ms: number): void;
   /**
+   * A limit that input does not restart: `ms` from now, unless set again (0 clears it), a
+   * pending or later read fails with IdleTimeoutError as at the idle limit. A client trickling
+   * a byte now and then keeps the idle clock going, but not this one (logging in, one command).
+   */
+  setDeadline(ms: number): void;
+  /**
    * How much may be read ahead of the session before the socket is paused (default 1 MiB);
    * small before login, so idle or hostile clients hold little memory.
    */
@@ -150,6 +156,12 @@ export class SocketConnection implements Connection {
   #idleMs = 0;
   /** The shared deadlines of the idle limit (null when there is none). */
   #idleQueue: DelayQueue | null = null;
+  /**
+   * setDeadline's entry and its queue (null when none is set: made per deadline, so a session
+   * past login holds no closure for it).
+   */
+  #deadlineQueue: DelayQueue | null = null;
+  #onDeadline: (() => void) | null = null;
   #closed = false;
   /** Writes waiting for the socket to drain (made on the first one: most never wait). */
   #pendingWrites: Set<(e: Error) => void> | null = null;
@@ -261,7 +273,13 @@ export class SocketConnection implements Connection {
   }
 
   #onIdle = () => {
-    if (this.#idleMs <= 0 || this.#closed || this.#ended) return;
+    if (this.#idleMs <= 0) return;
+    this.#expire();
+  };
+
+  /** The idle limit or the deadline passed: reads fail from now on. */
+  #expire() {
+    if (this.#closed || this.#ended) return;
     this.#error = new IdleTimeoutError();
     this.#ended = true;
     this.#wake();
@@ -273,17 +291,38 @@ export class SocketConnection implements Connection {
       this.#failWrites(this.#error);
       this.destroy();
     }
-  };
+  }
 
   #stopIdle() {
     this.#idleQueue?.cancel(this.#onIdle);
+    this.#clearDeadline();
+  }
+
+  #clearDeadline() {
+    if (this.#onDeadline) this.#deadlineQueue?.cancel(this.#onDeadline);
+    this.#deadlineQueue = null;
+    this.#onDeadline = null;
   }
 
   setIdleTimeout(ms: number): void {
-    this.#stopIdle();
+    this.#idleQueue?.cancel(this.#onIdle);
     this.#idleMs = ms;
     this.#idleQueue = ms > 0 ? delayQueue(ms) : null;
     this.#touch();
+  }
+
+  setDeadline(ms: number): void {
+    this.#clearDeadline();
+    if (ms <= 0 || this.#closed || this.#ended) return;
+    const fire = () => {
+      if (this.#onDeadline !== fire) return;
+      this.#deadlineQueue = null;
+      this.#onDeadline = null;
+      this.#expire();
+    };
+    this.#onDeadline = fire;
+    this.#deadlineQueue = delayQueue(ms);
+    this.#deadlineQueue.schedule(fire);
   }
 
   setReadAhead(bytes = HIGH_WATER): void {

@@ -189,6 +189,32 @@ Deno.test("input keeps a connection alive past its idle limit; silence ends it w
   }
 });
 
+Deno.test("a deadline is not restarted by input: a client trickling a line ends at it; a cleared one never fires", async () => {
+  const { conn, client, done } = await pair();
+  const timer = setInterval(() => client.write("x"), 50);
+  try {
+    // The idle clock restarts at every byte (well inside its limit); the deadline does not.
+    conn.setIdleTimeout(30_000);
+    conn.setDeadline(300);
+    await assert.rejects(conn.readLine(1024), IdleTimeoutError);
+  } finally {
+    clearInterval(timer);
+    await done();
+  }
+  const second = await pair();
+  try {
+    second.conn.setIdleTimeout(30_000);
+    second.conn.setDeadline(200);
+    second.conn.setDeadline(0);
+    // Past where the cleared deadline would have been.
+    await new Promise((r) => setTimeout(r, 400));
+    second.client.write("a line\r\n");
+    assert.equal(new TextDecoder().decode((await second.conn.readLine(1024))!), "a line");
+  } finally {
+    await second.done();
+  }
+});
+
 Deno.test("a peer that stops reading (no FIN, no RST) fails the blocked write at the idle limit", async () => {
   const { conn, client, done } = await pair();
   /** `p`'s outcome, or `fallback` after `ms` (the timer cleared either way). */

@@ -32,6 +32,8 @@ export interface SmtpServerOptions {
   handshakeTimeoutMs?: number;
   commandTimeoutMs?: number;
   dataTimeoutMs?: number;
+  /** Submission: from connect to AUTH (default 3 min). */
+  loginDeadlineMs?: number;
   backend: SmtpBackend;
   log?: Logger;
   hooks?: SmtpSessionHooks & {
@@ -65,6 +67,7 @@ export function startSmtpServer(options: SmtpServerOptions): Promise<Listener> {
           requireTls: options.requireTls,
           commandTimeoutMs: options.commandTimeoutMs,
           dataTimeoutMs: options.dataTimeoutMs,
+          loginDeadlineMs: options.loginDeadlineMs,
           log: options.log,
           hooks: options.hooks,
         }, options.backend).run(signal);

@@ -33,8 +33,14 @@ export interface SmtpSessionOptions {
    * smtpd_tls_security_level=encrypt). Submission always requires TLS before AUTH.
    */
   requireTls?: boolean;
+  /**
+   * How long the client may take to send a whole command line (default 5 min, RFC 5321
+   * §4.5.3.2): also the idle limit between commands.
+   */
   commandTimeoutMs?: number;
   dataTimeoutMs?: number;
+  /** Submission: how long after connecting AUTH must have succeeded (default 3 min). */
+  loginDeadlineMs?: number;
   maxErrors?: number;
   log?: Logger;
   hooks?: SmtpSessionHooks;
@@ -45,6 +51,11 @@ const MAX_COMMAND_LINE = 2048;
 /** After login (submission). */
 const MAX_AUTHED_COMMAND_LINE = 4096;
 const MAX_DATA_LINE = 8192;
+/**
+ * Submission: from connect to a successful AUTH, whatever the client sends meanwhile, as
+ * Dovecot's submission-login (3 min). Delta Chat authenticates right after EHLO.
+ */
+const LOGIN_DEADLINE_MS = 3 * 60_000;
 /** Read ahead of the session while it is not authenticated and not in DATA. */
 const PREAUTH_READ_AHEAD = 16 * 1024;
 /** Held replies to a pipelined group beyond this go out at once (a group of 1000 RCPTs). */
@@ -170,6 +181,7 @@ export class SmtpSession {
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);
+    if (this.#submission) conn.setDeadline(this.#opts.loginDeadlineMs ?? LOGIN_DEADLINE_MS);
     conn.setReadAhead(PREAUTH_READ_AHEAD);
     try {
       await this.#send(`220 ${this.#opts.hostname} ESMTP`);
@@ -180,8 +192,14 @@ export class SmtpSession {
         }
         let raw: Uint8Array | null;
         this.#idle = conn.bufferedBytes() === 0;
+        // A whole command line within the command timeout (Postfix's smtpd_per_request_deadline):
+        // the idle clock restarts at every byte, so a client trickling one now and then would
+        // hold the session for ever. Before AUTH on submission, the login deadline runs instead.
+        const perCommand = !this.#submission || this.#login !== null;
+        if (perCommand) conn.setDeadline(this.#opts.commandTimeoutMs ?? 300_000);
         try {
           raw = await conn.readLine(this.#login ? MAX_AUTHED_COMMAND_LINE : MAX_COMMAND_LINE);
+          if (perCommand) conn.setDeadline(0);
         } catch (e) {
           if (e instanceof LineTooLongError) {
             this.#idle = false;
@@ -393,6 +411,7 @@ export class SmtpSession {
       return await this.#error(result.reply);
     }
     this.#login = result.address;
+    this.#conn.setDeadline(0);
     this.#conn.setReadAhead();
     const ok = r(235, "2.7.0", "Authentication successful");
     this.#opts.hooks?.onReply?.("auth", ok);

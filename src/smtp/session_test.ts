@@ -162,6 +162,14 @@ class MemoryConnection implements Connection {
   setIdleTimeout(ms: number): void {
     this.idleMs = ms;
   }
+  /** Every setDeadline() call, in order (0: cleared). */
+  deadlines: number[] = [];
+  get deadlineMs(): number {
+    return this.deadlines.at(-1) ?? 0;
+  }
+  setDeadline(ms: number): void {
+    this.deadlines.push(ms);
+  }
   readAhead = 0;
   setReadAhead(bytes = 1 << 20): void {
     this.readAhead = bytes;
@@ -283,6 +291,9 @@ function session(
     },
   };
 }
+
+/** After the session's pending microtasks: it has gone on to wait for the next command. */
+const settled = () => new Promise((r) => setTimeout(r, 0));
 
 const plain = (user: string, pw: string) => btoa(`\0${user}\0${pw}`);
 const b64 = (s: string) => btoa(s);
@@ -716,6 +727,54 @@ Deno.test("idle clients get 421 4.4.2; DATA has its own, longer limit", async ()
   assert.equal(await h.conn.reply(), "421 4.4.2 mx.example.org Timeout, closing connection");
   await h.done;
   assert.equal(h.conn.closed, true);
+});
+
+Deno.test("submission: AUTH within the login deadline, which input does not restart; then each command line has its own", async () => {
+  const h = session({ loginDeadlineMs: 4000, commandTimeoutMs: 1000 });
+  assert.equal(await h.conn.reply(), "220 mx.example.org ESMTP");
+  assert.deepEqual(h.conn.deadlines, [4000]);
+  assert.match(await h.cmd("EHLO client.example"), /^250 /m);
+  assert.match(await h.cmd("NOOP"), /^250 /);
+  // The commands before AUTH did not move it.
+  assert.deepEqual(h.conn.deadlines, [4000]);
+  assert.equal(
+    await h.cmd(`AUTH PLAIN ${plain("alice@example.org", "secret-pw")}`),
+    "235 2.7.0 Authentication successful",
+  );
+  // Logged in: waiting for the next command line, with the command timeout as its deadline.
+  await settled();
+  assert.deepEqual(h.conn.deadlines, [4000, 0, 1000]);
+  await quit(h);
+
+  // A client that trickles and never authenticates: the deadline passes, 421, the end.
+  const late = session({ loginDeadlineMs: 4000 });
+  assert.equal(await late.conn.reply(), "220 mx.example.org ESMTP");
+  late.conn.feed("EHL");
+  late.conn.idle();
+  assert.equal(await late.conn.reply(), "421 4.4.2 mx.example.org Timeout, closing connection");
+  assert.equal(await late.done, "idle");
+});
+
+Deno.test("inbound: a command line must be whole within the command timeout, set before each and cleared after", async () => {
+  const h = session({ mode: "inbound", commandTimeoutMs: 1000 });
+  assert.equal(await h.conn.reply(), "220 mx.example.org ESMTP");
+  await settled();
+  assert.deepEqual(h.conn.deadlines, [1000]);
+  assert.match(await h.cmd("EHLO peer.example"), /^250 /m);
+  assert.match(await h.cmd("MAIL FROM:<carol@peer.example>"), /^250 /);
+  assert.match(await h.cmd("RCPT TO:<bob@example.org>"), /^250 /);
+  await settled();
+  assert.deepEqual(h.conn.deadlines, [1000, 0, 1000, 0, 1000, 0, 1000]);
+  // DATA's lines are not command lines: the deadline is off while the message comes in.
+  assert.match(await h.cmd("DATA"), /^354 /);
+  assert.equal(h.conn.deadlineMs, 0);
+  assert.equal(await h.cmd("Subject: hi\r\n\r\nhello\r\n."), "250 2.0.0 Queued");
+  await settled();
+  assert.equal(h.conn.deadlineMs, 1000);
+  h.conn.feed("NO");
+  h.conn.idle();
+  assert.equal(await h.conn.reply(), "421 4.4.2 mx.example.org Timeout, closing connection");
+  assert.equal(await h.done, "idle");
 });
 
 Deno.test("a client cut off inside DATA stores nothing", async () => {
