@@ -217,6 +217,40 @@ Deno.test("IMAP: a client trickling bytes without logging in is logged out at th
   }, { relay: { imapLoginDeadlineMs: 5000 } });
 });
 
+Deno.test("IMAP after login: one command (not APPEND) holds at most 64 KiB of lines and literals, refused before it is sent", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const { client } = await ImapTestClient.connect(t.addr("imaps"), { tls: true, caPem: t.caPem });
+    assert.ok((await client.login(user.address, user.password)).ok);
+    // A synchronizing literal within the per-literal limit, then one that takes the command
+    // over the total: the second is refused with the tagged NO before the client sends it.
+    let tag = client.nextTag();
+    await client.send(`${tag} SETMETADATA INBOX (/private/devicetoken {40000}\r\n`);
+    assert.match(await client.readResponse(), /^\+ /);
+    await client.send(`${"t".repeat(40000)} /private/x {40000}\r\n`);
+    assert.match(await client.readResponse(), new RegExp(`^${tag} NO \\[TOOBIG\\]`));
+    assert.ok((await client.cmd("NOOP")).ok);
+    // Non-synchronizing literals of 60 KB each, 40 of them (2.4 MB) in one SEARCH: the relay
+    // takes the first, refuses the second by the total and drops the rest unheld.
+    tag = client.nextTag();
+    const lit = "q".repeat(60_000);
+    let cmd = `${tag} SEARCH`;
+    for (let i = 0; i < 40; i++) cmd += ` TEXT {${lit.length}+}\r\n${lit}`;
+    await client.send(cmd + "\r\n");
+    const refused = await client.collect(tag);
+    assert.match(refused.status, /^NO \[TOOBIG\]/);
+    assert.deepEqual(refused.untagged, []);
+    // In sync and usable; a device token as Delta Chat sets it is still taken.
+    assert.ok((await client.cmd("NOOP")).ok);
+    tag = client.nextTag();
+    await client.send(`${tag} SETMETADATA INBOX (/private/devicetoken {300}\r\n`);
+    assert.match(await client.readResponse(), /^\+ /);
+    await client.send(`${"d".repeat(300)})\r\n`);
+    assert.match((await client.collect(tag)).status, /^OK/);
+    client.close();
+  });
+});
+
 Deno.test("a LIST pattern made to backtrack (*a*a…*b) does not stop the relay for everyone", async () => {
   // A relay process of its own: were the pattern a backtracking regular expression, the event
   // loop would be stuck for hours, and an in-process relay would stop this test with it.

@@ -49,7 +49,11 @@ export interface ReadLimits {
   maxLiteralBytes: number;
   /** For APPEND's message literal. */
   maxAppendLiteralBytes: number;
-  /** All lines and literals of one command; default: the larger literal limit plus 64 lines. */
+  /**
+   * All lines and literals of one command held in memory: everything but APPEND's message when
+   * it streams into the sink (as Dovecot's imap_max_line_length counts a command's literals).
+   * Default: the larger literal limit plus 64 lines.
+   */
   maxCommandBytes?: number;
   /**
    * Skip a refused non-synchronizing literal (and the rest of its command) so the next command
@@ -185,7 +189,14 @@ export async function readCommand(
     }
     segments.push(marker.text);
     const limit = isAppend(first) ? limits.maxAppendLiteralBytes : limits.maxLiteralBytes;
-    const overTotal = total + marker.size > maxTotal;
+    // APPEND's message is its literal after the mailbox name (which may itself be the first
+    // literal: "tag APPEND {5}"). Streamed, it is not held, so only its own limit applies;
+    // every other literal counts toward the command's total.
+    const sink = marker.size <= limit && appendSink && isAppend(first) &&
+        !(segments.length === 1 && marker.text.trim().split(/\s+/).length < 3)
+      ? appendSink(marker.size, marker.binary)
+      : undefined;
+    const overTotal = !sink && total + marker.size > maxTotal;
     if (marker.size > limit || overTotal) {
       const err = new LiteralTooLargeError(
         tagOf(first),
@@ -203,12 +214,6 @@ export async function readCommand(
       }
       throw err;
     }
-    // APPEND's message is its literal after the mailbox name (which may itself be the first
-    // literal: "tag APPEND {5}").
-    const sink = appendSink && isAppend(first) &&
-        !(segments.length === 1 && marker.text.trim().split(/\s+/).length < 3)
-      ? appendSink(marker.size, marker.binary)
-      : undefined;
     if (marker.sync) await conn.write(CONTINUE_LITERAL);
     if (sink) {
       await streamLiteral(conn, marker.size, sink);

@@ -253,6 +253,27 @@ Deno.test("readCommand: a literal mailbox name is read, the message after it str
   assert.deepEqual(held, { segments: ["a1 APPEND INBOX ", b("abc"), ""] });
 });
 
+Deno.test("readCommand: the command total leaves out APPEND's streamed message, and counts every literal held", async () => {
+  const limits = { ...LIMITS, maxCommandBytes: 300 };
+  const message = "m".repeat(900);
+  const sink = recordingSink();
+  const conn = new BufferConnection(`a1 APPEND INBOX {900+}\r\n${message}\r\n`);
+  assert.ok((await readCommand(conn, limits, sink.offer))!.streamed);
+  assert.equal(sink.text(), message);
+  // Declined (a second message, say), the literal would be held: refused unread, by the total.
+  const held = new BufferConnection(`a2 APPEND INBOX {900}\r\n`);
+  await assert.rejects(readCommand(held, limits, () => undefined), (e) => {
+    assert.ok(e instanceof LiteralTooLargeError);
+    assert.equal(e.limit, 300);
+    return true;
+  });
+  assert.deepEqual(held.writes, []);
+  // A mailbox name literal is held too.
+  const name = new BufferConnection(`a3 APPEND {900}\r\n`);
+  await assert.rejects(readCommand(name, limits, sink.offer), LiteralTooLargeError);
+  assert.equal(sink.offers.length, 1);
+});
+
 Deno.test("readCommand: a streamed literal cut off by the peer ends in ConnectionClosedError", async () => {
   const sink = recordingSink();
   await assert.rejects(

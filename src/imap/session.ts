@@ -96,6 +96,13 @@ const TABLE: CommandTable = { ...serverCommands, ...mailboxCommands, ...messageC
 const MAX_LINE = 64 * 1024;
 const MAX_LITERAL = 64 * 1024;
 /**
+ * After login: one command's lines and literals together, but for APPEND's streamed message
+ * (Dovecot's imap_max_line_length counts literals too). Without it a SEARCH or SETMETADATA of
+ * many literals was held up to the message limit plus 64 lines (34 MiB). Delta Chat's longest
+ * are UID sets on one line and a device token of a few hundred bytes.
+ */
+const MAX_COMMAND = 64 * 1024;
+/**
  * Before login a command needs a few short arguments: lines, literals and whole commands are
  * held to a few KiB (Dovecot's imap-login: 8 KiB lines, about 2 KiB of arguments), and less is
  * read ahead, so hundreds of connections that never log in hold little memory.
@@ -376,6 +383,7 @@ export class ImapSession implements SessionContext {
     return {
       maxLineBytes: MAX_LINE,
       maxLiteralBytes: MAX_LITERAL,
+      maxCommandBytes: MAX_COMMAND,
       maxAppendLiteralBytes: this.config.maxMessageBytes,
     };
   }
