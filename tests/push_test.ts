@@ -161,6 +161,50 @@ Deno.test("push: 410 removes the token; failures are retried after 8 s, then suc
   }
 });
 
+Deno.test("push: a token removed after its job was queued (NIL, or dropped at the limit) gets no POST", async () => {
+  const svc = notificationService();
+  try {
+    await withRelay(async (t) => {
+      const a = await createAccount(t, "alice0001");
+      const b = await createAccount(t, "bobby0001");
+      const store = t.relay.services.store;
+      const account = (await store.getAccount(b.address))!;
+      const { client } = await ImapTestClient.connect(t.addr("imaps"), {
+        tls: true,
+        caPem: t.caPem,
+      });
+      try {
+        assert.ok((await client.login(b.address, b.password)).ok);
+        // The app signs out of push (NIL) after the mail came in, before the job is sent.
+        assert.ok((await client.cmd(`SETMETADATA INBOX (/private/devicetoken "signed-out")`)).ok);
+        await submitEncrypted(t, a, [b.address]);
+        await until("the job", async () => (await store.countPushJobs()) === 1);
+        assert.ok((await client.cmd(`SETMETADATA INBOX (/private/devicetoken NIL)`)).ok);
+        await t.relay.push.runOnce();
+        assert.equal(svc.bodies.length, 0, svc.bodies.join(" "));
+        assert.equal(await store.countPushJobs(), 0, "the job is dropped, not retried");
+
+        // At the 20-token limit: the mail queues a job per token; a new token then drops old-0.
+        const now = Date.now();
+        for (let i = 0; i < 20; i++) {
+          await store.upsertPushToken(account.id, `old-${i}`, now - (20 - i) * 1000);
+        }
+        await submitEncrypted(t, a, [b.address]);
+        await until("the jobs", async () => (await store.countPushJobs()) === 20);
+        assert.ok((await client.cmd(`SETMETADATA INBOX (/private/devicetoken "reinstalled")`)).ok);
+        await t.relay.push.runOnce();
+        assert.equal(svc.bodies.length, 19, svc.bodies.join(" "));
+        assert.ok(!svc.bodies.includes("old-0") && svc.bodies.includes("old-1"));
+        assert.equal(await store.countPushJobs(), 0);
+      } finally {
+        client.close();
+      }
+    }, { overrides: { push_url: svc.url }, relay: { manualQueue: true } });
+  } finally {
+    await svc.close();
+  }
+});
+
 Deno.test("push: a pending job is sent after a restart", async () => {
   const svc = notificationService();
   const dir = await Deno.makeTempDir({ prefix: "tern-push-" });

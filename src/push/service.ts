@@ -2,6 +2,7 @@
 // message not sent by the recipient itself, every device token of the recipient is POSTed to
 // the notification service. Jobs live in the store, so they survive restarts; retries after 0,
 // 8, 64, 512 and 4096 s within 5 hours; HTTP 410 removes the token. Delivery never waits on it.
+// A job whose token was removed or expired meanwhile is dropped unsent.
 
 import type { PushStore } from "../store/types.ts";
 import type { Logger } from "../log/mod.ts";
@@ -132,6 +133,15 @@ export class PushService {
   ) {
     const { store } = this.#o;
     const stopping = this.#stopping.signal;
+    // The token may have gone since the job was queued (SETMETADATA NIL, dropped as the oldest
+    // at the limit, expired): the device no longer wants this account's wake-ups.
+    const live = await store.listPushTokens(job.accountId, this.#now() - TOKEN_LIFETIME_MS);
+    if (!live.some((t) => t.token === job.token)) {
+      this.#o.log?.debug("push job dropped: its token is no longer registered", {
+        accountId: job.accountId,
+      });
+      return await store.deletePushJob(job.id);
+    }
     let status = 0;
     try {
       const res = await this.#fetch(this.#o.url(), {
