@@ -3,7 +3,7 @@
 // buffered connection, so a rate-limited session simply stops reading (TCP back-pressure).
 // WebSocket pings are answered here: each costs a pong write, so they are capped per second (a
 // client over the cap is closed with 1008), and their bytes and the pongs' count against the
-// client's read rate with the next frame.
+// client's read rate with the next frame. Every write has the data path's deadline.
 
 import {
   encodeRelayFrames,
@@ -28,6 +28,16 @@ import { TokenBucket } from "./token_bucket.ts";
  *  many (iroh keeps its connections alive with relay Ping frames); browsers send none. */
 export const PINGS_PER_SECOND = 10;
 export const PING_BURST = 20;
+/** How long one write may wait for the peer to take it (iroh-relay 0.35: 2 s; phones get more). */
+export const WRITE_TIMEOUT_MS = 5_000;
+
+/** A write the peer did not take within its deadline (it does not read). */
+export class WriteTimeoutError extends Error {
+  constructor(what: string) {
+    super(`Cannot write ${what}: the peer took nothing within the write deadline`);
+    this.name = "WriteTimeoutError";
+  }
+}
 
 export type RelayProtocol = "relay" | "websocket";
 
@@ -62,12 +72,38 @@ export interface FrameTransport {
   goodbye(failure: Error | null): Uint8Array | null;
 }
 
+/**
+ * One write that must be taken within `ms`: "late" when the peer did not read it in time (the
+ * write may still be pending; closing the connection ends it), "failed" when it cannot be sent.
+ */
+export async function writeWithin(
+  conn: RelayConnection,
+  bytes: Uint8Array,
+  ms: number,
+): Promise<"ok" | "late" | "failed"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), ms)));
+  const written = conn.write(bytes).then(() => "ok" as const, () => "failed" as const);
+  const outcome = await Promise.race([written, late]);
+  clearTimeout(timer);
+  return outcome;
+}
+
+export interface FrameTransportOptions {
+  now?: () => number;
+  /** The deadline of the transport's own writes (pongs, the close reply). */
+  writeTimeoutMs?: number;
+}
+
 export function frameTransport(
   protocol: RelayProtocol,
   conn: RelayConnection,
-  now: () => number = Date.now,
+  options: FrameTransportOptions = {},
 ): FrameTransport {
-  return protocol === "relay" ? relayTransport(conn) : websocketTransport(conn, now);
+  return protocol === "relay" ? relayTransport(conn) : websocketTransport(conn, {
+    now: options.now ?? Date.now,
+    writeTimeoutMs: options.writeTimeoutMs ?? WRITE_TIMEOUT_MS,
+  });
 }
 
 function relayTransport(conn: RelayConnection): FrameTransport {
@@ -117,7 +153,10 @@ function relayTransport(conn: RelayConnection): FrameTransport {
   };
 }
 
-function websocketTransport(conn: RelayConnection, now: () => number): FrameTransport {
+function websocketTransport(
+  conn: RelayConnection,
+  { now, writeTimeoutMs }: Required<FrameTransportOptions>,
+): FrameTransport {
   const reader = new WebSocketReader(conn, 1 + MAX_CLIENT_FRAME_BYTES);
   // Counts pings, not bytes.
   const pings = new TokenBucket({ bytesPerSecond: PINGS_PER_SECOND, burstBytes: PING_BURST, now });
@@ -129,8 +168,9 @@ function websocketTransport(conn: RelayConnection, now: () => number): FrameTran
         const event = await reader.next();
         if (!event) return null;
         if (event.kind === "close") {
-          // RFC 6455 §5.5.1: answer with a close frame; the session then ends.
-          await conn.write(websocketClose(CloseCode.Normal)).catch(() => {});
+          // RFC 6455 §5.5.1: answer with a close frame; the session then ends (whether the
+          // peer takes it or not).
+          await writeWithin(conn, websocketClose(CloseCode.Normal), writeTimeoutMs);
           return null;
         }
         if (event.kind === "ping") {
@@ -140,7 +180,10 @@ function websocketTransport(conn: RelayConnection, now: () => number): FrameTran
           const pong = websocketFrame(Opcode.Pong, event.data);
           controlBytes += websocketHeaderBytes(event.data.length) + 4 + event.data.length +
             pong.length;
-          await conn.write(pong);
+          // With the data path's deadline: a peer that never reads would hold this read here.
+          const written = await writeWithin(conn, pong, writeTimeoutMs);
+          if (written === "late") throw new WriteTimeoutError("pong");
+          if (written === "failed") throw new Error("Cannot write pong: connection lost");
           continue;
         }
         if (event.data.length === 0) throw new FrameError("Cannot read frame: empty message");

@@ -11,7 +11,7 @@ import type { RelayMetrics } from "../metrics/mod.ts";
 import { HandshakeError, verifyClientInfo } from "./client_info.ts";
 import { decodeClientFrame, FrameError, healthFrame, isDiscoPacket } from "./frames.ts";
 import { peerGoneFrame, recvPacketFrame, restartingFrame } from "./frames.ts";
-import { frameTransport } from "./frame_transport.ts";
+import { frameTransport, WRITE_TIMEOUT_MS } from "./frame_transport.ts";
 import type { FrameTransport, RelayConnection, RelayProtocol } from "./frame_transport.ts";
 import { keyHex, keyId, RelayClient } from "./relay_client.ts";
 import type { ClientHost, ClientTimings, EndReason } from "./relay_client.ts";
@@ -78,7 +78,7 @@ export const DEFAULT_TIMINGS: ClientTimings = {
   pingIntervalMs: 15_000,
   pingJitterMs: 5_000,
   pongTimeoutMs: 5_000,
-  writeTimeoutMs: 5_000,
+  writeTimeoutMs: WRITE_TIMEOUT_MS,
 };
 
 /** The upgrade a request asks for; null when it is no relay upgrade (HTTP serves it). */
@@ -205,7 +205,10 @@ export class IrohRelay {
     let client: RelayClient;
     try {
       await conn.write(new TextEncoder().encode(head));
-      const transport = frameTransport(protocol, conn, this.#o.now);
+      const transport = frameTransport(protocol, conn, {
+        now: this.#o.now,
+        writeTimeoutMs: this.#o.timings?.writeTimeoutMs ?? DEFAULT_TIMINGS.writeTimeoutMs,
+      });
       const key = await this.#handshake(conn, transport);
       if (!key) return;
       client = new RelayClient({

@@ -479,6 +479,36 @@ Deno.test("IrohRelay closes a WebSocket client that floods pings with 1008", asy
   });
 });
 
+Deno.test("IrohRelay closes a client that floods relay Ping frames, in both upgrade forms", async () => {
+  await withIroh({}, async (h) => {
+    const a = await h.connect({ protocol: "websocket" });
+    const b = await h.connect();
+    await registered(h, 2);
+    // 200 Pings in one write: each would be answered with a Pong; no more than the burst is.
+    const ping = clientFrame(FrameType.Ping, new Uint8Array(8));
+    for (const protocol of ["relay", "websocket"] as const) {
+      const c = await h.connect({ protocol });
+      await registered(h, 3);
+      const before = outcome(h, "bad_frame");
+      const one = c.encode(ping);
+      const flood = new Uint8Array(one.length * 200);
+      for (let i = 0; i < 200; i++) flood.set(one, i * one.length);
+      await c.sendRaw(flood);
+      const seen = await c.untilClosed();
+      const pongs = seen.filter((f) => f.type === FrameType.Pong).length;
+      assert.ok(pongs <= 20, `${protocol}: ${pongs} pongs`);
+      if (protocol === "websocket") assert.equal(c.closeCode, CloseCode.PolicyViolation);
+      await c.close();
+      await registered(h, 2);
+      assert.equal(outcome(h, "bad_frame"), before + 1);
+      await exchange(a, b, `after a Ping flood over ${protocol}`);
+    }
+    // A client pinging within the cap is answered every time.
+    for (let i = 0; i < 5; i++) await a.sendFrame(ping);
+    for (let i = 0; i < 5; i++) assert.equal((await a.next())?.type, FrameType.Pong);
+  });
+});
+
 Deno.test("IrohRelay counts WebSocket pings and their pongs against the client's read rate", async () => {
   // A stopped clock: the 3000-byte burst is all the client gets. 15 pings of 125 bytes and their
   // pongs take 3870 bytes; the frame after them is charged with them and waits.

@@ -7,11 +7,18 @@ import { setImmediate } from "node:timers";
 import { FrameError, healthFrame, pingFrame, pongFrame } from "./frames.ts";
 import type { ClientFrame, OutFrame } from "./frames.ts";
 import { decodeClientFrame } from "./frames.ts";
-import type { FrameTransport, RelayConnection } from "./frame_transport.ts";
+import {
+  type FrameTransport,
+  PING_BURST,
+  PINGS_PER_SECOND,
+  type RelayConnection,
+  WriteTimeoutError,
+  writeWithin,
+} from "./frame_transport.ts";
 import { SendQueue } from "./send_queue.ts";
 import type { ByteBudget, Lane, SendQueueLimits } from "./send_queue.ts";
 import { TokenBucket } from "./token_bucket.ts";
-import { WebSocketError } from "./websocket.ts";
+import { CloseCode, WebSocketError } from "./websocket.ts";
 
 /** Why a session ended (a metric label, bounded). */
 export type EndReason =
@@ -68,6 +75,8 @@ export class RelayClient {
   readonly #o: RelayClientOptions;
   readonly #queue: SendQueue;
   readonly #bucket: TokenBucket;
+  /** The client's relay Ping frames, each answered with a Pong: capped as WebSocket pings. */
+  readonly #pings: TokenBucket;
   readonly #now: () => number;
   readonly #sentTo = new Set<string>();
   #reason: EndReason | null = null;
@@ -89,6 +98,11 @@ export class RelayClient {
     this.#queue = new SendQueue(options.queueLimits, options.budget);
     this.#now = options.now ?? Date.now;
     this.#bucket = new TokenBucket({ ...options.rate, now: this.#now });
+    this.#pings = new TokenBucket({
+      bytesPerSecond: PINGS_PER_SECOND,
+      burstBytes: PING_BURST,
+      now: this.#now,
+    });
     this.#lastReceived = this.#now();
     this.stopped = new Promise((r) => (this.#signalStopped = r));
   }
@@ -151,7 +165,9 @@ export class RelayClient {
       } catch (err) {
         const bad = err instanceof FrameError || err instanceof WebSocketError;
         if (bad) this.#failure = err;
-        this.stop(bad ? "bad_frame" : "closed");
+        this.stop(
+          bad ? "bad_frame" : err instanceof WriteTimeoutError ? "write_timeout" : "closed",
+        );
         return;
       }
       if (this.#reason) return;
@@ -184,6 +200,12 @@ export class RelayClient {
         host.forward(this, frame.dst, frame.packet);
         return;
       case "ping":
+        if (this.#pings.take(1) > 0) {
+          // Over the cap: closed as the WebSocket path closes a ping flood (1008 there).
+          this.#failure = new WebSocketError(CloseCode.PolicyViolation, "Too many pings");
+          this.stop("bad_frame");
+          return;
+        }
         if (!this.#queue.push(pongFrame(frame.data.slice()), "control")) {
           host.dropped("control_full");
         }
@@ -222,11 +244,7 @@ export class RelayClient {
   }
 
   async #write(conn: RelayConnection, bytes: Uint8Array, timeoutMs: number): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), timeoutMs)));
-    const written = conn.write(bytes).then(() => "ok" as const, () => "failed" as const);
-    const outcome = await Promise.race([written, late]);
-    clearTimeout(timer);
+    const outcome = await writeWithin(conn, bytes, timeoutMs);
     if (outcome === "ok") return true;
     this.stop(outcome === "late" ? "write_timeout" : "write_failed");
     return false;
