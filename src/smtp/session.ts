@@ -66,6 +66,14 @@ const MAX_HELD = 4096;
  * RCPT (a deleted account) is an error; a message taken in forgives the errors before it.
  */
 const MAX_ERRORS = 20;
+/**
+ * Inbound: commands that move no mail (NOOP, RSET, VRFY, HELP, EHLO/HELO) a peer may send
+ * before each counts as an error, as Postfix's smtpd_junk_command_limit (100); a message
+ * taken in starts the count again. Without it a peer sending NOOP every few minutes would
+ * hold a session for ever, each command well inside its deadline.
+ */
+const JUNK_LIMIT = 100;
+const JUNK = new Set(["NOOP", "RSET", "VRFY", "HELP", "EHLO", "HELO"]);
 /** "Too many recipients" replies that are not errors (Postfix's smtpd_recipient_overshoot_limit). */
 const RCPT_OVERSHOOT = 1000;
 const dec = new TextDecoder("utf-8", { fatal: false });
@@ -90,6 +98,8 @@ export class SmtpSession {
   /** The submission sender check of this transaction (undefined until its first RCPT). */
   #senderVerdict: SmtpReply | null | undefined = undefined;
   #errors = 0;
+  /** Inbound: junk commands since the last message taken in (see JUNK_LIMIT). */
+  #junk = 0;
   /** "Too many recipients" replies so far (see RCPT_OVERSHOOT). */
   #overshoot = 0;
   /** Shutdown asked: the session ends after the command in progress, with 421. */
@@ -133,6 +143,10 @@ export class SmtpSession {
   async #error(reply: SmtpReply) {
     this.#errors++;
     await this.#send(reply);
+    await this.#closeIfTooManyErrors();
+  }
+
+  async #closeIfTooManyErrors() {
     if (this.#errors >= (this.#opts.maxErrors ?? MAX_ERRORS)) {
       await this.#send(
         r(421, "4.7.0", `${this.#opts.hostname} Too many errors, closing connection`),
@@ -255,6 +269,17 @@ export class SmtpSession {
     const sp = text.indexOf(" ");
     const verb = (sp < 0 ? text : text.slice(0, sp)).toUpperCase();
     const arg = sp < 0 ? "" : text.slice(sp + 1).trim();
+    const junk = !this.#submission && JUNK.has(verb) && ++this.#junk > JUNK_LIMIT;
+    const goOn = await this.#dispatch(verb, arg);
+    if (junk && goOn) {
+      // Answered as usual, then counted (Postfix does the same).
+      this.#errors++;
+      await this.#closeIfTooManyErrors();
+    }
+    return goOn;
+  }
+
+  async #dispatch(verb: string, arg: string): Promise<boolean> {
     switch (verb) {
       case "EHLO":
       case "HELO":
@@ -565,7 +590,7 @@ export class SmtpSession {
       reply = await tx.end();
     }
     await abort();
-    if (reply.code < 300) this.#errors = 0;
+    if (reply.code < 300) this.#errors = this.#junk = 0;
     this.#opts.hooks?.onResult?.(this.#opts.mode, reply.code, data.size);
     this.#opts.hooks?.onReply?.("data", reply);
     this.#opts.log?.debug("smtp data", {

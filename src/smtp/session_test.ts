@@ -777,6 +777,32 @@ Deno.test("inbound: a command line must be whole within the command timeout, set
   assert.equal(await h.done, "idle");
 });
 
+Deno.test("inbound: past 100 commands that move no mail each counts as an error; a message taken in starts over", async () => {
+  const h = session({ mode: "inbound" });
+  assert.equal(await h.conn.reply(), "220 mx.example.org ESMTP");
+  assert.match(await h.cmd("EHLO peer.example"), /^250 /m);
+  for (let i = 0; i < 99; i++) assert.equal(await h.cmd("NOOP"), "250 2.0.0 OK");
+  // A message taken in: the count starts again.
+  assert.match(await h.cmd("MAIL FROM:<carol@peer.example>"), /^250 /);
+  assert.match(await h.cmd("RCPT TO:<bob@example.org>"), /^250 /);
+  assert.match(await h.cmd("DATA"), /^354 /);
+  assert.equal(await h.cmd("Subject: hi\r\n\r\nhello\r\n."), "250 2.0.0 Queued");
+  for (let i = 0; i < 100; i++) assert.equal(await h.cmd("RSET"), "250 2.0.0 OK");
+  // Over the limit: still answered, and counted; the tenth error (this harness's limit) ends it.
+  for (let i = 0; i < 9; i++) assert.equal(await h.cmd("NOOP"), "250 2.0.0 OK");
+  assert.equal(await h.cmd("NOOP"), "250 2.0.0 OK");
+  assert.equal(
+    await h.conn.reply(),
+    "421 4.7.0 mx.example.org Too many errors, closing connection",
+  );
+  assert.equal(await h.done, "protocol");
+
+  // Submission is not held to it: an authenticated client checks its connection with NOOP.
+  const sub = await loggedIn();
+  for (let i = 0; i < 150; i++) assert.equal(await sub.cmd("NOOP"), "250 2.0.0 OK");
+  await quit(sub);
+});
+
 Deno.test("a client cut off inside DATA stores nothing", async () => {
   const h = await loggedIn();
   await h.cmd("MAIL FROM:<alice@example.org>");
