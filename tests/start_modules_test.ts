@@ -12,7 +12,10 @@ interface InfoModule {
   dependencies?: { isDynamic?: boolean; code?: { specifier: string } }[];
 }
 
-/** Local modules reached from `entry` through static imports only. */
+/**
+ * Modules reached from `entry` through static imports only: local ones by their path in the
+ * repository, packages by their npm specifier (without version).
+ */
 async function staticGraph(entry: string): Promise<Set<string>> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", entry],
@@ -34,19 +37,39 @@ async function staticGraph(entry: string): Promise<Set<string>> {
     if (seen.has(s)) continue;
     seen.add(s);
     for (const d of bySpecifier.get(s)?.dependencies ?? []) {
-      if (!d.isDynamic && d.code?.specifier.startsWith("file:")) todo.push(d.code.specifier);
+      if (d.isDynamic || !d.code) continue;
+      if (d.code.specifier.startsWith("file:")) todo.push(d.code.specifier);
+      else seen.add(d.code.specifier.replace(/@[^@/]+$/, ""));
     }
   }
-  return new Set([...seen].map((s) => s.slice(ROOT.href.length)));
+  return new Set(
+    [...seen].map((s) => s.startsWith(ROOT.href) ? s.slice(ROOT.href.length) : s),
+  );
 }
 
-Deno.test("the CLI's entry loads no command's module before that command runs", async () => {
-  const graph = await staticGraph("src/cli/main.ts");
-  const commands = [...Deno.readDirSync(new URL("src/cli/commands/", ROOT))]
+/** What `tern serve` loads before it serves: the CLI's entry and the serve command's module. */
+async function serveGraph(): Promise<Set<string>> {
+  const [cli, serve] = await Promise.all([
+    staticGraph("src/cli/main.ts"),
+    staticGraph("src/cli/commands/serve.ts"),
+  ]);
+  return new Set([...cli, ...serve]);
+}
+
+Deno.test("tern serve loads no other command's module", async () => {
+  const graph = await serveGraph();
+  assert.ok(graph.has("src/app/relay.ts"), "the graph holds the relay");
+  const others = [...Deno.readDirSync(new URL("src/cli/commands/", ROOT))]
     .map((e) => `src/cli/commands/${e.name}`)
-    .filter((p) => p.endsWith(".ts") && !p.endsWith("_test.ts"));
-  assert.ok(commands.includes("src/cli/commands/serve.ts"));
-  assert.deepEqual(commands.filter((c) => graph.has(c)), []);
+    .filter((p) => p.endsWith(".ts") && !p.endsWith("_test.ts") && !p.endsWith("/serve.ts"));
+  assert.ok(others.includes("src/cli/commands/doctor.ts"));
+  assert.deepEqual(others.filter((c) => graph.has(c)), []);
   // What only `tern doctor` uses stays out of the relay too.
   assert.ok(!graph.has("src/app/doctor.ts"));
+});
+
+Deno.test("tern serve loads the QR code encoder only when a page or the --dev banner needs it", async () => {
+  const graph = await serveGraph();
+  assert.ok(graph.has("npm:hono"), "the graph names packages");
+  assert.ok(!graph.has("npm:uqr"));
 });
