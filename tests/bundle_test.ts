@@ -49,6 +49,18 @@ Deno.test({
           ),
         ].join("\n"),
       );
+      // Each command's module loads when it runs (src/cli/main.ts): they are all in the file.
+      const help = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--no-config", "tern.js", "help"],
+        cwd: dir,
+        env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(help.code, 0, dec.decode(help.stderr));
+      for (const c of ["serve", "doctor", "install", "restore", "migrate-store"]) {
+        assert.match(dec.decode(help.stdout), new RegExp(`^  tern ${c}\\b`, "m"));
+      }
       const child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",

@@ -5,57 +5,54 @@ import { isRelayError } from "../errors.ts";
 import { MigrationError } from "../store/sqlite/mod.ts";
 import { UsageError } from "./context.ts";
 import type { CliIo } from "./context.ts";
-import * as accounts from "./commands/accounts.ts";
-import * as adminToken from "./commands/admin_token.ts";
-import * as migrate from "./commands/migrate.ts";
-import * as migrateStore from "./commands/migrate_store.ts";
-import * as serve from "./commands/serve.ts";
-import * as settings from "./commands/settings.ts";
-import * as version from "./commands/version.ts";
-import * as queue from "./commands/queue.ts";
-import * as dns from "./commands/dns.ts";
-import * as tasks from "./commands/tasks.ts";
-import * as backup from "./commands/backup.ts";
-import * as doctor from "./commands/doctor.ts";
-import * as install from "./commands/install.ts";
-
 interface Command {
   usage: string;
   run(args: string[], io: CliIo): Promise<number>;
 }
 
-const COMMANDS: Record<string, Command> = {
-  serve,
-  version,
-  "admin-token": adminToken,
-  accounts,
-  settings,
-  queue,
-  tasks,
-  dns,
-  doctor,
-  install: {
-    usage: install.usage,
-    run: (a: string[], io: CliIo) => install.run(["install", ...a], io),
-  },
-  uninstall: { usage: "", run: (a: string[], io: CliIo) => install.run(["uninstall", ...a], io) },
-  backup: {
-    usage: backup.usage,
-    run: (a: string[], io: CliIo) => backup.run(["backup", ...a], io),
-  },
-  restore: { usage: "", run: (a: string[], io: CliIo) => backup.run(["restore", ...a], io) },
-  migrate,
-  "migrate-store": migrateStore,
+// Each command's module loads when that command runs: `tern serve` does not carry the other
+// commands (doctor, install, backup…) in the relay's memory. Help and usage errors load them all.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: () => import("./commands/serve.ts"),
+  version: () => import("./commands/version.ts"),
+  "admin-token": () => import("./commands/admin_token.ts"),
+  accounts: () => import("./commands/accounts.ts"),
+  settings: () => import("./commands/settings.ts"),
+  queue: () => import("./commands/queue.ts"),
+  tasks: () => import("./commands/tasks.ts"),
+  dns: () => import("./commands/dns.ts"),
+  doctor: () => import("./commands/doctor.ts"),
+  install: () =>
+    import("./commands/install.ts").then((install) => ({
+      usage: install.usage,
+      run: (a: string[], io: CliIo) => install.run(["install", ...a], io),
+    })),
+  uninstall: () =>
+    import("./commands/install.ts").then((install) => ({
+      usage: "",
+      run: (a: string[], io: CliIo) => install.run(["uninstall", ...a], io),
+    })),
+  backup: () =>
+    import("./commands/backup.ts").then((backup) => ({
+      usage: backup.usage,
+      run: (a: string[], io: CliIo) => backup.run(["backup", ...a], io),
+    })),
+  restore: () =>
+    import("./commands/backup.ts").then((backup) => ({
+      usage: "",
+      run: (a: string[], io: CliIo) => backup.run(["restore", ...a], io),
+    })),
+  migrate: () => import("./commands/migrate.ts"),
+  "migrate-store": () => import("./commands/migrate_store.ts"),
 };
 
-export function usageText(): string {
+export async function usageText(): Promise<string> {
+  const commands = await Promise.all(Object.values(COMMANDS).map((load) => load()));
   return [
     "tern: a chatmail relay for Delta Chat",
     "",
     "usage:",
-    ...Object.values(COMMANDS).flatMap((c) =>
-      c.usage.split("\n").filter(Boolean).map((l) => "  " + l)
-    ),
+    ...commands.flatMap((c) => c.usage.split("\n").filter(Boolean).map((l) => "  " + l)),
     "",
     "common options: --config FILE (default /etc/tern/tern.toml), --dev, --data-dir DIR, --domain D",
   ].join("\n");
@@ -70,15 +67,16 @@ const defaultIo: CliIo = {
 export async function runCli(args: string[], io: CliIo = defaultIo): Promise<number> {
   const [name, ...rest] = args;
   if (!name || name === "help" || name === "--help" || name === "-h") {
-    (name ? io.out : io.err)(usageText());
+    (name ? io.out : io.err)(await usageText());
     return name ? 0 : 2;
   }
-  if (name === "--version") return version.run([], io);
-  const cmd = COMMANDS[name];
-  if (!cmd) {
-    io.err(`tern: unknown command "${name}"\n\n${usageText()}`);
+  if (name === "--version") return (await COMMANDS.version()).run([], io);
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!load) {
+    io.err(`tern: unknown command "${name}"\n\n${await usageText()}`);
     return 2;
   }
+  const cmd = await load();
   try {
     return await cmd.run(rest, io);
   } catch (err) {

@@ -43,10 +43,10 @@ export function createHttpApp(deps: HttpDeps): Hono {
     }),
   );
 
-  const page = (render: () => string) => (c: Context) => {
+  const page = (render: () => string | Promise<string>) => async (c: Context) => {
     // The landing page may carry fresh credentials: never cache it.
     c.header("cache-control", "no-store");
-    return c.html(render());
+    return c.html(await render());
   };
   for (const path of ["/", "/index.html"]) {
     app.get(path, page(() => landingPage(deps.config, deps.settings, deps.accounts)));

@@ -3,7 +3,6 @@
 // a machine-readable ready line ("tern ready {json}") once every listener is bound. An error that
 // escapes every handler is reported and the relay keeps serving (process_guard.ts).
 
-import { renderUnicodeCompact } from "uqr";
 import { startRelay } from "../../app/relay.ts";
 import { lockDataDir } from "../../app/data_dir.ts";
 import { describeEscaped, installProcessGuard } from "../../app/process_guard.ts";
@@ -44,7 +43,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
         JSON.stringify({ domain: config.mailDomain, listen: relay.addresses, pid: Deno.pid })
       }`,
     );
-    if (config.dev && !values["no-banner"]) printDevBanner(relay, io);
+    if (config.dev && !values["no-banner"]) await printDevBanner(relay, io);
     return await serveUntilStopped(relay, io, signals, () => configFrom(values, io));
   } finally {
     signals.remove();
@@ -85,7 +84,9 @@ function listenForSignals(): Signals {
   return signals;
 }
 
-function printDevBanner(relay: Relay, io: CliIo) {
+async function printDevBanner(relay: Relay, io: CliIo) {
+  // Loaded here: only --dev shows a QR code in the terminal.
+  const { renderUnicodeCompact } = await import("uqr");
   const creds = relay.services.accounts.generateCredentials();
   const link = dcloginFor(relay, creds.email, creds.password);
   io.out("");

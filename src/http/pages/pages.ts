@@ -1,12 +1,16 @@
 // Server-rendered public pages: landing page with an invite QR code (inline SVG), relay limits,
 // privacy notice. Values come from the configuration and the live settings.
 
-import { renderSVG } from "uqr";
 import type { HttpAccounts, HttpConfig, HttpSettings } from "../backend.ts";
 import { dcloginUrl, newAccountUrl, usesDclogin, webHost } from "../dclogin.ts";
 import { escapeHtml, htmlPage } from "./layout.ts";
 
-export function qrSvg(text: string, label: string): string {
+// The QR encoder loads with the first page that shows a code: a relay whose pages nobody opens
+// does not keep it in memory.
+let qrEncoder: Promise<typeof import("uqr")> | null = null;
+
+export async function qrSvg(text: string, label: string): Promise<string> {
+  const { renderSVG } = await (qrEncoder ??= import("uqr"));
   const svg = renderSVG(text, { ecc: "M", border: 2, pixelSize: 8 });
   return svg.replace("<svg ", `<svg class="qr" role="img" aria-label="${escapeHtml(label)}" `);
 }
@@ -22,7 +26,11 @@ export function formatBytes(n: number): string {
   return `${v} ${units[i]}`;
 }
 
-function inviteSection(config: HttpConfig, settings: HttpSettings, accounts: HttpAccounts): string {
+async function inviteSection(
+  config: HttpConfig,
+  settings: HttpSettings,
+  accounts: HttpAccounts,
+): Promise<string> {
   const host = escapeHtml(webHost(config));
   const mode = settings.get("registration");
   if (mode === "closed" || settings.get("jit_enabled") !== "true") {
@@ -38,7 +46,7 @@ function inviteSection(config: HttpConfig, settings: HttpSettings, accounts: Htt
     const { email, password } = accounts.generateCredentials();
     const link = dcloginUrl(config, email, password);
     return `<div class="card">
-${qrSvg(link, `Delta Chat login for ${email}`)}
+${await qrSvg(link, `Delta Chat login for ${email}`)}
 <a class="button" href="${escapeHtml(link)}">Get a ${host} chat profile</a>
 <p class="muted">Scan the code with Delta Chat (“Add profile”, then the QR icon), or tap the button on
 a device with Delta Chat. This relay uses its own certificate; the link tells Delta Chat to accept it.
@@ -47,7 +55,7 @@ Every visit shows a new, unused profile: <code>${escapeHtml(email)}</code>.</p>
   }
   const link = `DCACCOUNT:${newAccountUrl(config)}`;
   return `<div class="card">
-${qrSvg(link, `Delta Chat invite for ${webHost(config)}`)}
+${await qrSvg(link, `Delta Chat invite for ${webHost(config)}`)}
 <a class="button" href="${
     escapeHtml(`dcaccount:${newAccountUrl(config)}`)
   }">Get a ${host} chat profile</a>
@@ -56,11 +64,11 @@ a device with Delta Chat installed.</p>
 </div>`;
 }
 
-export function landingPage(
+export async function landingPage(
   config: HttpConfig,
   settings: HttpSettings,
   accounts: HttpAccounts,
-): string {
+): Promise<string> {
   const host = escapeHtml(webHost(config));
   return htmlPage({
     title: `${webHost(config)} chatmail relay`,
@@ -68,7 +76,7 @@ export function landingPage(
 <p>This is a <strong>chatmail relay</strong>: a small, fast e-mail server for
 <a href="https://delta.chat">Delta Chat</a>. It creates a profile instantly, without a phone number
 or personal data, and passes on only end-to-end encrypted messages.</p>
-${inviteSection(config, settings, accounts)}
+${await inviteSection(config, settings, accounts)}
 <p class="muted">See <a href="/info">what this relay allows</a> and
 <a href="/privacy">what it stores</a>.</p>`,
   });
