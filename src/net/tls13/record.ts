@@ -1,0 +1,198 @@
+// The record layer (RFC 8446 §5): cutting the byte stream into records without quadratic
+// copying, and AEAD protection of records with a traffic secret's key, IV and sequence number.
+
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { Alert, TlsAlert } from "./alert.ts";
+import { ByteQueue } from "./bytes.ts";
+import { trafficIv, trafficKey } from "./key_schedule.ts";
+import { type CipherSuite, IV_LENGTH, TAG_LENGTH } from "./suites.ts";
+
+export const ContentType = {
+  changeCipherSpec: 20,
+  alert: 21,
+  handshake: 22,
+  applicationData: 23,
+} as const;
+
+/** Largest TLSPlaintext fragment (§5.1). */
+export const MAX_PLAINTEXT = 1 << 14;
+/** Largest TLSCiphertext fragment (§5.2): 2^14 plus 256 bytes of expansion. */
+export const MAX_CIPHERTEXT = (1 << 14) + 256;
+const HEADER = 5;
+/**
+ * Sequence numbers are JS numbers, exact up to 2^53; the connection ends well before the 2^64
+ * the RFC allows, and long before any wrap (a KeyUpdate starts over at 0).
+ */
+const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
+
+/** One record as it came off the wire. */
+export interface RawRecord {
+  type: number;
+  /** The 5 header bytes (the AAD of a protected record). */
+  header: Uint8Array;
+  fragment: Uint8Array;
+}
+
+/** Cuts the byte stream into whole records (the queue keeps the growth linear). */
+export class RecordReader {
+  #queue = new ByteQueue();
+
+  push(bytes: Uint8Array): void {
+    this.#queue.push(bytes);
+  }
+
+  /** Bytes buffered and not yet handed out. */
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * The next whole record (its bytes are a copy the caller keeps), or null until more bytes
+   * come. Throws record_overflow for a length beyond the ciphertext limit, decode_error for a
+   * header that is not a TLS record.
+   */
+  next(): RawRecord | null {
+    const q = this.#queue;
+    if (q.length < HEADER) return null;
+    if (q.at(1) !== 3) throw new TlsAlert(Alert.decodeError, "not a TLS record");
+    const length = (q.at(3) << 8) | q.at(4);
+    if (length > MAX_CIPHERTEXT) {
+      throw new TlsAlert(Alert.recordOverflow, `record of ${length} bytes`);
+    }
+    if (q.length < HEADER + length) return null;
+    const bytes = q.take(HEADER + length);
+    return { type: bytes[0], header: bytes.subarray(0, HEADER), fragment: bytes.subarray(HEADER) };
+  }
+
+  clear(): void {
+    this.#queue.clear();
+  }
+}
+
+/** A plaintext record (ServerHello, the compatibility change_cipher_spec, early alerts). */
+export function plainRecord(type: number, fragment: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HEADER + fragment.length);
+  out.set([type, 3, 3, fragment.length >> 8, fragment.length & 0xff]);
+  out.set(fragment, HEADER);
+  return out;
+}
+
+/**
+ * One direction's protection: the traffic secret (kept for KeyUpdate), the key and IV derived
+ * from it, and the sequence number. `material` holds secret ‖ key ‖ iv in one array.
+ */
+export class RecordProtection {
+  #material: Uint8Array;
+  #seq = 0;
+
+  constructor(readonly suite: CipherSuite, secret: Uint8Array) {
+    this.#material = RecordProtection.#derive(suite, secret);
+  }
+
+  static #derive(suite: CipherSuite, secret: Uint8Array): Uint8Array {
+    const m = new Uint8Array(secret.length + suite.keyLength + IV_LENGTH);
+    m.set(secret);
+    m.set(trafficKey(suite, secret), secret.length);
+    m.set(trafficIv(suite, secret), secret.length + suite.keyLength);
+    return m;
+  }
+
+  get secret(): Uint8Array {
+    return this.#material.subarray(0, this.suite.hashLength);
+  }
+
+  get sequence(): number {
+    return this.#seq;
+  }
+
+  /** Moves to a new traffic secret (KeyUpdate): new key and IV, sequence number 0. */
+  rekey(secret: Uint8Array): void {
+    this.#material = RecordProtection.#derive(this.suite, secret);
+    this.#seq = 0;
+  }
+
+  #key(): Uint8Array {
+    const h = this.suite.hashLength;
+    return this.#material.subarray(h, h + this.suite.keyLength);
+  }
+
+  /** The per-record nonce (§5.3): the IV XOR the sequence number, left-padded to 12 bytes. */
+  #nonce(): Uint8Array {
+    if (this.#seq >= MAX_SEQUENCE) {
+      throw new TlsAlert(Alert.internalError, "sequence number exhausted");
+    }
+    const at = this.suite.hashLength + this.suite.keyLength;
+    const nonce = this.#material.slice(at, at + IV_LENGTH);
+    const high = Math.floor(this.#seq / 0x1_0000_0000), low = this.#seq >>> 0;
+    for (let i = 0; i < 4; i++) {
+      nonce[4 + i] ^= (high >>> (24 - 8 * i)) & 0xff;
+      nonce[8 + i] ^= (low >>> (24 - 8 * i)) & 0xff;
+    }
+    this.#seq++;
+    return nonce;
+  }
+
+  /** Protects one record: `content` (≤ 2^14 bytes) with inner type `type`, no padding. */
+  seal(type: number, content: Uint8Array): Uint8Array {
+    const length = content.length + 1 + TAG_LENGTH;
+    const out = new Uint8Array(HEADER + length);
+    out.set([ContentType.applicationData, 3, 3, length >> 8, length & 0xff]);
+    const cipher = sealer(this.suite, this.#key(), this.#nonce());
+    cipher.setAAD(out.subarray(0, HEADER), { plaintextLength: content.length + 1 });
+    const a = cipher.update(content);
+    const b = cipher.update(Uint8Array.of(type));
+    const c = cipher.final();
+    out.set(a, HEADER);
+    out.set(b, HEADER + a.length);
+    out.set(c, HEADER + a.length + b.length);
+    out.set(cipher.getAuthTag(), HEADER + content.length + 1);
+    return out;
+  }
+
+  /**
+   * Removes protection from one application_data record: the inner content type and the content
+   * without padding. bad_record_mac if it does not authenticate, unexpected_message if the inner
+   * plaintext is all padding, record_overflow if it is longer than 2^14 + 1 bytes.
+   */
+  open(record: RawRecord): { type: number; content: Uint8Array } {
+    const f = record.fragment;
+    if (f.length < TAG_LENGTH + 1) {
+      throw new TlsAlert(Alert.badRecordMac, "protected record too short");
+    }
+    const body = f.subarray(0, f.length - TAG_LENGTH);
+    let plain: Uint8Array;
+    try {
+      const decipher = opener(this.suite, this.#key(), this.#nonce());
+      decipher.setAuthTag(f.subarray(f.length - TAG_LENGTH));
+      decipher.setAAD(record.header, { plaintextLength: body.length });
+      const a = decipher.update(body);
+      const b = decipher.final();
+      plain = b.length === 0 ? a : Buffer.concat([a, b]);
+    } catch (e) {
+      if (e instanceof TlsAlert) throw e;
+      throw new TlsAlert(Alert.badRecordMac, "record did not authenticate");
+    }
+    if (plain.length > MAX_PLAINTEXT + 1) {
+      throw new TlsAlert(Alert.recordOverflow, "inner plaintext too long");
+    }
+    let end = plain.length - 1;
+    while (end >= 0 && plain[end] === 0) end--;
+    if (end < 0) throw new TlsAlert(Alert.unexpectedMessage, "record with no content type");
+    return { type: plain[end], content: plain.subarray(0, end) };
+  }
+}
+
+/** The AEAD encryptor for one record (two calls so each gets node:crypto's AEAD typing). */
+function sealer(suite: CipherSuite, key: Uint8Array, nonce: Uint8Array) {
+  const options = { authTagLength: TAG_LENGTH };
+  return suite.aead === "chacha20-poly1305"
+    ? createCipheriv(suite.aead, key, nonce, options)
+    : createCipheriv(suite.aead, key, nonce, options);
+}
+
+function opener(suite: CipherSuite, key: Uint8Array, nonce: Uint8Array) {
+  const options = { authTagLength: TAG_LENGTH };
+  return suite.aead === "chacha20-poly1305"
+    ? createDecipheriv(suite.aead, key, nonce, options)
+    : createDecipheriv(suite.aead, key, nonce, options);
+}
