@@ -188,6 +188,10 @@ export class Tls13ServerSession {
   }
 
   #record(r: RawRecord, out: TlsOutput): void {
+    const plaintext = this.#state === "hello" || r.type !== ContentType.applicationData;
+    if (plaintext && r.fragment.length > MAX_PLAINTEXT) {
+      throw new TlsAlert(Alert.recordOverflow, "plaintext record over 2^14 bytes");
+    }
     // Before the ClientHello is answered everything is plaintext.
     if (this.#state === "hello") {
       if (r.type === ContentType.handshake) {
