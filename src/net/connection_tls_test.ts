@@ -486,3 +486,36 @@ Deno.test("tern's TLS engine: the idle limit ends a silent connection; writes to
     await s2.close();
   }
 });
+
+Deno.test("tern's TLS engine: a forged record after the handshake gets an alert and FIN; the session's read ends", async () => {
+  const s = await ownTlsServer();
+  const raw = net.connect(s.port, "127.0.0.1");
+  raw.on("error", () => {});
+  const client = tls.connect({ socket: raw, servername: "localhost", ca });
+  const clientError = new Promise<Error>((r) => client.once("error", r));
+  const { conn } = await s.accepted;
+  try {
+    await Promise.all([conn.acceptTls(), new Promise((r) => client.once("secureConnect", r))]);
+    assert.equal(conn.tlsEngine, "tern");
+    client.write("a line\r\n");
+    assert.equal(dec.decode((await conn.readLine(100))!), "a line");
+    const ended = new Promise((r) => raw.once("close", r));
+    // Application data that no key made, straight onto the TCP socket under the TLS client.
+    const forged = new Uint8Array(5 + 40);
+    forged.set([23, 3, 3, 0, 40]);
+    raw.write(forged);
+    await assert.rejects(
+      (async () => {
+        if ((await conn.readLine(100)) === null) throw new ConnectionClosedError();
+      })(),
+      ConnectionClosedError,
+    );
+    assert.match(String(await within(clientError, 30_000, "the client's alert")), /alert|mac/i);
+    await within(ended, 30_000, "the server's FIN");
+    await assert.rejects(conn.write("x"), ConnectionClosedError);
+  } finally {
+    client.destroy();
+    conn.destroy();
+    await s.close();
+  }
+});
