@@ -52,11 +52,11 @@ export function handshakeMessage(type: number, body: Uint8Array): Uint8Array {
   return concat([u8(type), u24(body.length), body]);
 }
 
-/** Bytes as a string of the same char codes (protocol names and host names are ASCII). */
+const latin1Decoder = new TextDecoder("latin1");
+
+/** Bytes as a flat string of the same char codes (protocol names and host names are ASCII). */
 function latin1(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return s;
+  return latin1Decoder.decode(bytes);
 }
 
 function u16List(r: Reader, what: string): number[] {

@@ -333,14 +333,17 @@ export class Tls13ServerSession {
     if (hello.sessionId.length > 0) {
       out.send.push(plainRecord(ContentType.changeCipherSpec, Uint8Array.of(1)));
     }
-    const write = new RecordProtection(suite, serverSecret);
+    // Both directions' secrets, keys and IVs in one array.
+    const size = RecordProtection.size(suite);
+    const keys = new Uint8Array(2 * size);
+    const write = new RecordProtection(suite, serverSecret, keys, 0);
     const flight = concat(transcript.slice(2));
     for (let at = 0; at < flight.length; at += MAX_PLAINTEXT) {
       out.send.push(write.seal(ContentType.handshake, flight.subarray(at, at + MAX_PLAINTEXT)));
     }
     write.rekey(deriveSecret(suite, master, "s ap traffic", finishedHash));
     this.#write = write;
-    this.#read = new RecordProtection(suite, clientSecret);
+    this.#read = new RecordProtection(suite, clientSecret, keys, size);
     this.#state = "finished";
   }
 
