@@ -81,6 +81,8 @@ export class Tls13ServerSession {
   /** Between the server's flight and the client's Finished only. */
   #pending: { clientAppSecret: Uint8Array; clientFinished: Uint8Array } | null = null;
   #ccsSeen = false;
+  /** The client's Finished verified (stays true after its close_notify). */
+  #established = false;
   #withoutData = 0;
   #error: Error | null = null;
   #closed = false;
@@ -94,7 +96,7 @@ export class Tls13ServerSession {
   }
 
   get established(): boolean {
-    return this.#state === "open" && this.#error === null;
+    return this.#established && this.#error === null;
   }
 
   get cipherSuite(): string | null {
@@ -142,9 +144,7 @@ export class Tls13ServerSession {
   seal(data: Uint8Array): Uint8Array {
     if (this.#error) throw new Error("TLS session failed", { cause: this.#error });
     if (this.#closed) throw new Error("TLS session closed");
-    if (this.#state !== "open" && this.#state !== "done") {
-      throw new Error("TLS session not established");
-    }
+    if (!this.#established) throw new Error("TLS session not established");
     const write = this.#write!;
     if (data.length <= MAX_PLAINTEXT) return write.seal(ContentType.applicationData, data);
     const records: Uint8Array[] = [];
@@ -358,7 +358,7 @@ export class Tls13ServerSession {
     this.#read!.rekey(pending.clientAppSecret);
     this.#pending = null;
     this.#state = "open";
-    out.established = true;
+    this.#established = out.established = true;
   }
 
   #keyUpdate(body: Uint8Array, out: TlsOutput): void {
