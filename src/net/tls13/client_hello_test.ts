@@ -48,11 +48,23 @@ Deno.test("checkClientHello: a hello in 1-byte pieces is 'more' until whole, the
   const bytes = hello();
   for (let n = 0; n < bytes.length; n++) assert.equal(kind(bytes.subarray(0, n)), "more", `${n}`);
   assert.equal(kind(bytes), "accept");
-  // and one split into 1-byte records
+  // and one split into 16 records
   const { message } = clientHello();
-  const records = handshakeRecords(message, 1);
+  const records = handshakeRecords(message, Math.ceil(message.length / 16));
   assert.equal(kind(records.subarray(0, records.length - 1)), "more");
   assert.equal(kind(records), "accept");
+});
+
+Deno.test("checkClientHello: a hello in more than 16 records falls back", () => {
+  // Each call walks the records from the start: thousands of 1-byte records trickled in would
+  // cost quadratic time. node:tls takes such a client.
+  const { message } = clientHello();
+  const records = handshakeRecords(message, 1);
+  assert.deepEqual(checkClientHello(records.subarray(0, 6 * 17), creds), {
+    kind: "fallback",
+    reason: "ClientHello in too many records",
+  });
+  assert.equal(kind(records.subarray(0, 6 * 16)), "more");
 });
 
 Deno.test("checkClientHello: hellos that need what the engine lacks fall back", () => {
