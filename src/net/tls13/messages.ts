@@ -138,13 +138,16 @@ function readExtension(hello: ClientHello, type: number, data: Reader): void {
       const list = data.sub(2, "key_share");
       data.end();
       const shares: { group: number; key: Uint8Array }[] = [];
+      // A Set: a 64 KiB hello holds up to 13 000 shares, too many to compare pairwise.
+      const groups = new Set<number>();
       while (list.left > 0) {
         const group = list.u16();
         const key = list.vector(2);
         if (key.length === 0) throw new TlsAlert(Alert.decodeError, "empty key share");
-        if (shares.some((s) => s.group === group)) {
+        if (groups.has(group)) {
           throw new TlsAlert(Alert.illegalParameter, `two key shares for group ${group}`);
         }
+        groups.add(group);
         shares.push({ group, key });
       }
       hello.keyShares = shares;

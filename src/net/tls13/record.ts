@@ -53,6 +53,24 @@ export class RecordReader extends ByteQueue {
   }
 }
 
+/**
+ * The per-record nonce (§5.3): `iv` XOR the 64-bit sequence number, left-padded to 12 bytes.
+ * Throws (internal_error, the connection ends) at 2^53 - 1, where a JS number stops being
+ * exact: far below 2^64, so a sequence number never wraps or repeats.
+ */
+export function recordNonce(iv: Uint8Array, seq: number): Uint8Array {
+  if (!(seq >= 0 && seq < MAX_SEQUENCE)) {
+    throw new TlsAlert(Alert.internalError, "sequence number exhausted");
+  }
+  const nonce = iv.slice(0, IV_LENGTH);
+  const high = Math.floor(seq / 0x1_0000_0000), low = seq >>> 0;
+  for (let i = 0; i < 4; i++) {
+    nonce[4 + i] ^= (high >>> (24 - 8 * i)) & 0xff;
+    nonce[8 + i] ^= (low >>> (24 - 8 * i)) & 0xff;
+  }
+  return nonce;
+}
+
 /** A plaintext record (ServerHello, the compatibility change_cipher_spec, early alerts). */
 export function plainRecord(type: number, fragment: Uint8Array): Uint8Array {
   const out = new Uint8Array(HEADER + fragment.length);
@@ -110,20 +128,9 @@ export class RecordProtection {
     return this.#store.subarray(at, at + this.suite.keyLength);
   }
 
-  /** The per-record nonce (§5.3): the IV XOR the sequence number, left-padded to 12 bytes. */
   #nonce(): Uint8Array {
-    if (this.#seq >= MAX_SEQUENCE) {
-      throw new TlsAlert(Alert.internalError, "sequence number exhausted");
-    }
     const at = this.#at + this.suite.hashLength + this.suite.keyLength;
-    const nonce = this.#store.slice(at, at + IV_LENGTH);
-    const high = Math.floor(this.#seq / 0x1_0000_0000), low = this.#seq >>> 0;
-    for (let i = 0; i < 4; i++) {
-      nonce[4 + i] ^= (high >>> (24 - 8 * i)) & 0xff;
-      nonce[8 + i] ^= (low >>> (24 - 8 * i)) & 0xff;
-    }
-    this.#seq++;
-    return nonce;
+    return recordNonce(this.#store.subarray(at, at + IV_LENGTH), this.#seq++);
   }
 
   /** Protects one record: `content` (≤ 2^14 bytes) with inner type `type`, no padding. */

@@ -12,7 +12,7 @@ import {
   trafficIv,
   trafficKey,
 } from "./key_schedule.ts";
-import { ContentType, RecordProtection, RecordReader } from "./record.ts";
+import { ContentType, recordNonce, RecordProtection, RecordReader } from "./record.ts";
 import { SUITES } from "./suites.ts";
 import { hex, RFC8448 } from "./rfc8448_data.ts";
 
@@ -199,4 +199,15 @@ Deno.test("record protection: a flipped bit is bad_record_mac, the sequence numb
   const reader = new RecordProtection(AES128, k.clientAp);
   reader.open(oneRecord(CLIENT_DATA_RECORD));
   assert.throws(() => reader.open(oneRecord(CLIENT_DATA_RECORD)), /did not authenticate/);
+});
+
+Deno.test("record nonce: exact for large sequence numbers, refused before it could repeat", () => {
+  const iv = hex("5d 31 3e b2 67 12 76 ee 13 00 0b 30");
+  same(recordNonce(iv, 0), "5d 31 3e b2 67 12 76 ee 13 00 0b 30");
+  same(recordNonce(iv, 1), "5d 31 3e b2 67 12 76 ee 13 00 0b 31");
+  const zero = new Uint8Array(12);
+  same(recordNonce(zero, 0x0123_4567_89ab), "00 00 00 00 00 00 01 23 45 67 89 ab");
+  same(recordNonce(zero, 2 ** 53 - 2), "00 00 00 00 00 1f ff ff ff ff ff fe");
+  assert.throws(() => recordNonce(zero, 2 ** 53 - 1), /sequence number exhausted/);
+  assert.throws(() => recordNonce(zero, 2 ** 64), /sequence number exhausted/);
 });
