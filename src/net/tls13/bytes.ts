@@ -94,8 +94,11 @@ export function vector(width: 1 | 2 | 3, ...content: Uint8Array[]): Uint8Array {
  * at a time cost linear time in total. When emptied it lets go of its buffer, so an idle
  * connection holds none.
  */
+/** One shared empty array, so the many idle queues hold no buffer of their own. */
+const EMPTY = new Uint8Array(0);
+
 export class ByteQueue {
-  #buf = new Uint8Array(0);
+  #buf = EMPTY;
   #start = 0;
   #end = 0;
 
@@ -132,14 +135,14 @@ export class ByteQueue {
     const out = this.#buf.slice(this.#start, this.#start + n);
     this.#start += n;
     if (this.#start === this.#end) {
-      this.#buf = new Uint8Array(0);
+      this.#buf = EMPTY;
       this.#start = this.#end = 0;
     }
     return out;
   }
 
   clear(): void {
-    this.#buf = new Uint8Array(0);
+    this.#buf = EMPTY;
     this.#start = this.#end = 0;
   }
 }

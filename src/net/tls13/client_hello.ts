@@ -11,6 +11,12 @@ import { type CipherSuite, GROUPS, SUITES } from "./suites.ts";
 
 /** The largest ClientHello the engine takes (and checkClientHello waits for). */
 export const MAX_CLIENT_HELLO = 64 * 1024;
+/**
+ * The most records a ClientHello may span for the engine. checkClientHello walks the records
+ * from the start on every call, so a hello in thousands of tiny records, trickled in, would cost
+ * quadratic time; real clients send one or two. node:tls gets the others.
+ */
+export const MAX_HELLO_RECORDS = 16;
 
 /** What the server picked for a handshake. */
 export interface Negotiated {
@@ -76,6 +82,7 @@ export function clientHelloBody(head: Uint8Array): Uint8Array | null | string {
     if (head[at + 1] !== 3) return "not a TLS record";
     const length = (head[at + 3] << 8) | head[at + 4];
     if (length === 0 || length > MAX_PLAINTEXT) return "bad record length";
+    if (parts.length === MAX_HELLO_RECORDS) return "ClientHello in too many records";
     const available = Math.min(length, head.length - at - 5);
     parts.push(head.subarray(at + 5, at + 5 + available));
     gathered += available;

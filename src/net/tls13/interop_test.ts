@@ -4,7 +4,11 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
 import { connect } from "node:tls";
+import { concat } from "./bytes.ts";
+import { checkClientHello, type HelloCheck } from "./client_hello.ts";
+import type { Tls13Credentials } from "./credentials.ts";
 import { generateSelfSigned } from "../self_signed.ts";
 import { tls13Credentials } from "./credentials.ts";
 import {
@@ -242,6 +246,7 @@ Deno.test("node:tls connect: 3 MB both ways, close_notify", async () => {
     const c = server.connections[0];
     assert.equal(c.error, null);
     assert.equal(c.received, BIG);
+    assert.ok(c.peerClosed, "node:tls end() sent no close_notify");
     assert.equal(c.session.serverName, "localhost");
   } finally {
     await server.close();
@@ -290,4 +295,76 @@ Deno.test("python3 ssl: 2 MB both ways, ALPN, unwrap() close_notify both ways", 
     await server.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** Reads a client's first bytes until checkClientHello decides; then drops the connection. */
+async function firstVerdict(
+  creds: Tls13Credentials,
+  client: (port: number) => Promise<unknown>,
+): Promise<HelloCheck> {
+  let resolveVerdict!: (v: HelloCheck) => void;
+  const verdict = new Promise<HelloCheck>((resolve) => resolveVerdict = resolve);
+  const server = createServer((sock) => {
+    let head: Uint8Array = new Uint8Array(0);
+    sock.on("data", (chunk: Uint8Array) => {
+      head = concat([head, chunk]);
+      const check = checkClientHello(head, creds);
+      if (check.kind !== "more") {
+        resolveVerdict(check);
+        sock.destroy();
+      }
+    });
+    sock.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const [check] = await Promise.all([verdict, client(port).catch(() => {})]);
+    return check;
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+async function opensslHello(port: number, args: string[]): Promise<void> {
+  await new Deno.Command("openssl", {
+    args: ["s_client", "-connect", `127.0.0.1:${port}`, ...args],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+}
+
+Deno.test("checkClientHello on real clients' first bytes", async () => {
+  const { creds } = await ecdsaCredentials();
+  const tls13 = await firstVerdict(creds, (port) => opensslHello(port, ["-tls1_3"]));
+  assert.equal(tls13.kind, "accept");
+  const tls12 = await firstVerdict(creds, (port) => opensslHello(port, ["-tls1_2"]));
+  assert.deepEqual(tls12, { kind: "fallback", reason: "client does not offer TLS 1.3" });
+  const p384 = await firstVerdict(creds, (port) => opensslHello(port, ["-groups", "P-384"]));
+  assert.deepEqual(p384, { kind: "fallback", reason: "no key share in a supported group" });
+  const deno = await firstVerdict(creds, async (port) => {
+    const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [] });
+    try {
+      await conn.handshake();
+    } finally {
+      conn.close();
+    }
+  });
+  assert.equal(deno.kind, "accept");
+  const python = await firstVerdict(creds, async (port) => {
+    await new Deno.Command("python3", {
+      args: [
+        "-c",
+        `import socket, ssl
+try:
+    ssl.create_default_context().wrap_socket(socket.create_connection(("127.0.0.1", ${port})), server_hostname="localhost")
+except Exception:
+    pass`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+  });
+  assert.equal(python.kind, "accept");
 });

@@ -52,11 +52,11 @@ export function handshakeMessage(type: number, body: Uint8Array): Uint8Array {
   return concat([u8(type), u24(body.length), body]);
 }
 
-/** Bytes as a string of the same char codes (protocol names and host names are ASCII). */
+const latin1Decoder = new TextDecoder("latin1");
+
+/** Bytes as a flat string of the same char codes (protocol names and host names are ASCII). */
 function latin1(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return s;
+  return latin1Decoder.decode(bytes);
 }
 
 function u16List(r: Reader, what: string): number[] {
@@ -138,13 +138,16 @@ function readExtension(hello: ClientHello, type: number, data: Reader): void {
       const list = data.sub(2, "key_share");
       data.end();
       const shares: { group: number; key: Uint8Array }[] = [];
+      // A Set: a 64 KiB hello holds up to 13 000 shares, too many to compare pairwise.
+      const groups = new Set<number>();
       while (list.left > 0) {
         const group = list.u16();
         const key = list.vector(2);
         if (key.length === 0) throw new TlsAlert(Alert.decodeError, "empty key share");
-        if (shares.some((s) => s.group === group)) {
+        if (groups.has(group)) {
           throw new TlsAlert(Alert.illegalParameter, `two key shares for group ${group}`);
         }
+        groups.add(group);
         shares.push({ group, key });
       }
       hello.keyShares = shares;

@@ -34,39 +34,41 @@ export interface RawRecord {
 }
 
 /** Cuts the byte stream into whole records (the queue keeps the growth linear). */
-export class RecordReader {
-  #queue = new ByteQueue();
-
-  push(bytes: Uint8Array): void {
-    this.#queue.push(bytes);
-  }
-
-  /** Bytes buffered and not yet handed out. */
-  get pending(): number {
-    return this.#queue.length;
-  }
-
+export class RecordReader extends ByteQueue {
   /**
    * The next whole record (its bytes are a copy the caller keeps), or null until more bytes
    * come. Throws record_overflow for a length beyond the ciphertext limit, decode_error for a
    * header that is not a TLS record.
    */
   next(): RawRecord | null {
-    const q = this.#queue;
-    if (q.length < HEADER) return null;
-    if (q.at(1) !== 3) throw new TlsAlert(Alert.decodeError, "not a TLS record");
-    const length = (q.at(3) << 8) | q.at(4);
+    if (this.length < HEADER) return null;
+    if (this.at(1) !== 3) throw new TlsAlert(Alert.decodeError, "not a TLS record");
+    const length = (this.at(3) << 8) | this.at(4);
     if (length > MAX_CIPHERTEXT) {
       throw new TlsAlert(Alert.recordOverflow, `record of ${length} bytes`);
     }
-    if (q.length < HEADER + length) return null;
-    const bytes = q.take(HEADER + length);
+    if (this.length < HEADER + length) return null;
+    const bytes = this.take(HEADER + length);
     return { type: bytes[0], header: bytes.subarray(0, HEADER), fragment: bytes.subarray(HEADER) };
   }
+}
 
-  clear(): void {
-    this.#queue.clear();
+/**
+ * The per-record nonce (§5.3): `iv` XOR the 64-bit sequence number, left-padded to 12 bytes.
+ * Throws (internal_error, the connection ends) at 2^53 - 1, where a JS number stops being
+ * exact: far below 2^64, so a sequence number never wraps or repeats.
+ */
+export function recordNonce(iv: Uint8Array, seq: number): Uint8Array {
+  if (!(seq >= 0 && seq < MAX_SEQUENCE)) {
+    throw new TlsAlert(Alert.internalError, "sequence number exhausted");
   }
+  const nonce = iv.slice(0, IV_LENGTH);
+  const high = Math.floor(seq / 0x1_0000_0000), low = seq >>> 0;
+  for (let i = 0; i < 4; i++) {
+    nonce[4 + i] ^= (high >>> (24 - 8 * i)) & 0xff;
+    nonce[8 + i] ^= (low >>> (24 - 8 * i)) & 0xff;
+  }
+  return nonce;
 }
 
 /** A plaintext record (ServerHello, the compatibility change_cipher_spec, early alerts). */
@@ -79,26 +81,32 @@ export function plainRecord(type: number, fragment: Uint8Array): Uint8Array {
 
 /**
  * One direction's protection: the traffic secret (kept for KeyUpdate), the key and IV derived
- * from it, and the sequence number. `material` holds secret ‖ key ‖ iv in one array.
+ * from it, and the sequence number. Secret ‖ key ‖ IV sit at `at` in `store`, an array the two
+ * directions of a session can share (each typed array costs about 200 bytes of heap).
  */
 export class RecordProtection {
-  #material: Uint8Array;
+  #store: Uint8Array;
+  #at: number;
   #seq = 0;
 
-  constructor(readonly suite: CipherSuite, secret: Uint8Array) {
-    this.#material = RecordProtection.#derive(suite, secret);
+  /** Bytes one direction needs in a store. */
+  static size(suite: CipherSuite): number {
+    return suite.hashLength + suite.keyLength + IV_LENGTH;
   }
 
-  static #derive(suite: CipherSuite, secret: Uint8Array): Uint8Array {
-    const m = new Uint8Array(secret.length + suite.keyLength + IV_LENGTH);
-    m.set(secret);
-    m.set(trafficKey(suite, secret), secret.length);
-    m.set(trafficIv(suite, secret), secret.length + suite.keyLength);
-    return m;
+  constructor(
+    readonly suite: CipherSuite,
+    secret: Uint8Array,
+    store = new Uint8Array(RecordProtection.size(suite)),
+    at = 0,
+  ) {
+    this.#store = store;
+    this.#at = at;
+    this.rekey(secret);
   }
 
   get secret(): Uint8Array {
-    return this.#material.subarray(0, this.suite.hashLength);
+    return this.#store.subarray(this.#at, this.#at + this.suite.hashLength);
   }
 
   get sequence(): number {
@@ -107,29 +115,22 @@ export class RecordProtection {
 
   /** Moves to a new traffic secret (KeyUpdate): new key and IV, sequence number 0. */
   rekey(secret: Uint8Array): void {
-    this.#material = RecordProtection.#derive(this.suite, secret);
+    const { hashLength, keyLength } = this.suite;
+    const key = trafficKey(this.suite, secret), iv = trafficIv(this.suite, secret);
+    this.#store.set(secret, this.#at);
+    this.#store.set(key, this.#at + hashLength);
+    this.#store.set(iv, this.#at + hashLength + keyLength);
     this.#seq = 0;
   }
 
   #key(): Uint8Array {
-    const h = this.suite.hashLength;
-    return this.#material.subarray(h, h + this.suite.keyLength);
+    const at = this.#at + this.suite.hashLength;
+    return this.#store.subarray(at, at + this.suite.keyLength);
   }
 
-  /** The per-record nonce (§5.3): the IV XOR the sequence number, left-padded to 12 bytes. */
   #nonce(): Uint8Array {
-    if (this.#seq >= MAX_SEQUENCE) {
-      throw new TlsAlert(Alert.internalError, "sequence number exhausted");
-    }
-    const at = this.suite.hashLength + this.suite.keyLength;
-    const nonce = this.#material.slice(at, at + IV_LENGTH);
-    const high = Math.floor(this.#seq / 0x1_0000_0000), low = this.#seq >>> 0;
-    for (let i = 0; i < 4; i++) {
-      nonce[4 + i] ^= (high >>> (24 - 8 * i)) & 0xff;
-      nonce[8 + i] ^= (low >>> (24 - 8 * i)) & 0xff;
-    }
-    this.#seq++;
-    return nonce;
+    const at = this.#at + this.suite.hashLength + this.suite.keyLength;
+    return recordNonce(this.#store.subarray(at, at + IV_LENGTH), this.#seq++);
   }
 
   /** Protects one record: `content` (≤ 2^14 bytes) with inner type `type`, no padding. */

@@ -81,6 +81,8 @@ export class Tls13ServerSession {
   /** Between the server's flight and the client's Finished only. */
   #pending: { clientAppSecret: Uint8Array; clientFinished: Uint8Array } | null = null;
   #ccsSeen = false;
+  /** The client's Finished verified (stays true after its close_notify). */
+  #established = false;
   #withoutData = 0;
   #error: Error | null = null;
   #closed = false;
@@ -94,7 +96,7 @@ export class Tls13ServerSession {
   }
 
   get established(): boolean {
-    return this.#state === "open" && this.#error === null;
+    return this.#established && this.#error === null;
   }
 
   get cipherSuite(): string | null {
@@ -142,9 +144,7 @@ export class Tls13ServerSession {
   seal(data: Uint8Array): Uint8Array {
     if (this.#error) throw new Error("TLS session failed", { cause: this.#error });
     if (this.#closed) throw new Error("TLS session closed");
-    if (this.#state !== "open" && this.#state !== "done") {
-      throw new Error("TLS session not established");
-    }
+    if (!this.#established) throw new Error("TLS session not established");
     const write = this.#write!;
     if (data.length <= MAX_PLAINTEXT) return write.seal(ContentType.applicationData, data);
     const records: Uint8Array[] = [];
@@ -333,14 +333,17 @@ export class Tls13ServerSession {
     if (hello.sessionId.length > 0) {
       out.send.push(plainRecord(ContentType.changeCipherSpec, Uint8Array.of(1)));
     }
-    const write = new RecordProtection(suite, serverSecret);
+    // Both directions' secrets, keys and IVs in one array.
+    const size = RecordProtection.size(suite);
+    const keys = new Uint8Array(2 * size);
+    const write = new RecordProtection(suite, serverSecret, keys, 0);
     const flight = concat(transcript.slice(2));
     for (let at = 0; at < flight.length; at += MAX_PLAINTEXT) {
       out.send.push(write.seal(ContentType.handshake, flight.subarray(at, at + MAX_PLAINTEXT)));
     }
     write.rekey(deriveSecret(suite, master, "s ap traffic", finishedHash));
     this.#write = write;
-    this.#read = new RecordProtection(suite, clientSecret);
+    this.#read = new RecordProtection(suite, clientSecret, keys, size);
     this.#state = "finished";
   }
 
@@ -355,7 +358,7 @@ export class Tls13ServerSession {
     this.#read!.rekey(pending.clientAppSecret);
     this.#pending = null;
     this.#state = "open";
-    out.established = true;
+    this.#established = out.established = true;
   }
 
   #keyUpdate(body: Uint8Array, out: TlsOutput): void {

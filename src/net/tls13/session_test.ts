@@ -285,3 +285,17 @@ Deno.test("session: a ClientHello in 1-byte records and bytes fed one at a time 
   assert.ok(established);
   assert.equal(str(data), "one byte");
 });
+
+Deno.test("session: close_notify during the handshake does not make seal() usable", () => {
+  const { session, client } = started();
+  const out = session.receive(client.handshakeWrite!.seal(ContentType.alert, Uint8Array.of(1, 0)));
+  assert.ok(out.peerClosed);
+  assert.equal(session.established, false);
+  // Sealing now would send data to a client that never proved it holds the handshake keys.
+  assert.throws(() => session.seal(text("* OK")), /not established/);
+  // While after an established session's close_notify the server may still write.
+  const done = established();
+  assert.ok(done.session.receive(done.client.alert(Alert.closeNotify)).peerClosed);
+  assert.equal(done.session.established, true);
+  assert.equal(str(done.client.receive(done.session.seal(text("bye"))).data), "bye");
+});
