@@ -449,6 +449,25 @@ Deno.test("tern's TLS engine: close() sends close_notify before FIN", async () =
   }
 });
 
+Deno.test("tern's TLS engine: abort() sends what was written, close_notify and FIN, and drops the socket", async () => {
+  const s = await ownTlsServer();
+  const client = await Deno.connectTls({ hostname: "localhost", port: s.port, caCerts: [ca] });
+  const { conn } = await s.accepted;
+  try {
+    await Promise.all([conn.acceptTls(), client.handshake()]);
+    assert.equal(conn.tlsEngine, "tern");
+    await conn.write("* BYE flooding\r\n");
+    conn.abort();
+    assert.equal(await readUntil(client, "\r\n"), "* BYE flooding\r\n");
+    assert.equal(await client.read(new Uint8Array(16)), null, "close_notify, then the end");
+    client.close();
+    while (!conn.closed) await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    conn.destroy();
+    await s.close();
+  }
+});
+
 Deno.test("tern's TLS engine: the idle limit ends a silent connection; writes to a reset peer fail as closed", async () => {
   const s = await ownTlsServer();
   const client = await Deno.connectTls({ hostname: "localhost", port: s.port, caCerts: [ca] });
