@@ -428,6 +428,38 @@ Deno.test("tern's TLS engine: a large response to a slow reader waits for it (ba
   }
 });
 
+Deno.test("tern's TLS engine: a large upload to a slow consumer is held back (the raw socket pauses), whole and in order", async () => {
+  const s = await ownTlsServer();
+  const client = await Deno.connectTls({ hostname: "localhost", port: s.port, caCerts: [ca] });
+  const { conn } = await s.accepted;
+  try {
+    await Promise.all([conn.acceptTls(), client.handshake()]);
+    assert.equal(conn.tlsEngine, "tern");
+    const n = 12 << 20;
+    const data = letters(n, 5);
+    const sending = (async () => {
+      for (let off = 0; off < n;) off += await client.write(data.subarray(off, off + 65536));
+    })();
+    let at = 0;
+    let largestBuffer = 0;
+    let ok = true;
+    const whole = await conn.readExactChunks(n, async (c) => {
+      for (let i = 0; i < c.length; i++) if (c[i] !== data[at + i]) ok = false;
+      at += c.length;
+      largestBuffer = Math.max(largestBuffer, conn.bufferedBytes());
+      // A slow consumer (a disk): the raw socket is paused rather than buffered without end.
+      await new Promise((r) => setTimeout(r, 0));
+    });
+    await sending;
+    assert.ok(whole && ok && at === n, "every byte as sent");
+    assert.ok(largestBuffer <= (1 << 20) + 256 * 1024, `buffered at most ${largestBuffer}`);
+  } finally {
+    client.close();
+    conn.destroy();
+    await s.close();
+  }
+});
+
 Deno.test("tern's TLS engine: close() sends close_notify before FIN", async () => {
   const s = await ownTlsServer();
   const client = await Deno.connectTls({ hostname: "localhost", port: s.port, caCerts: [ca] });
