@@ -273,7 +273,10 @@ async function startMailListeners(
           metrics.smtpConnections.inc({ listener: name });
         },
         onDisconnect: () => metrics.smtpConnections.inc({ listener: name }, -1),
-        onEnd: (reason) => metrics.connectionEnds.inc({ listener: name, reason }),
+        onEnd(reason, tls) {
+          metrics.connectionEnds.inc({ listener: name, reason });
+          if (tls) metrics.tlsConnections.inc({ listener: name, engine: tls });
+        },
         onReply(stage, reply) {
           metrics.smtpResults.inc({
             listener: name,
@@ -324,6 +327,7 @@ async function startMailListeners(
       implicitTls,
       tls: ctx.tls,
       minTlsVersion: config.tlsPolicy.clientMinVersion,
+      tlsEngine: config.tlsPolicy.imapEngine,
       config: {
         hostname: config.hostname,
         maxMessageBytes: config.limits.maxMessageBytes,
@@ -342,7 +346,10 @@ async function startMailListeners(
           metrics.imapConnections.inc({ listener: name });
         },
         onDisconnect: () => metrics.imapConnections.inc({ listener: name }, -1),
-        onEnd: (reason) => metrics.connectionEnds.inc({ listener: name, reason }),
+        onEnd(reason, tls) {
+          metrics.connectionEnds.inc({ listener: name, reason });
+          if (tls) metrics.tlsConnections.inc({ listener: name, engine: tls });
+        },
       },
     });
     mail.push(listener);

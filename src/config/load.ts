@@ -38,6 +38,8 @@ export interface Config {
     smtpMinVersion: "TLSv1.2" | "TLSv1.3";
     /** 465, 587, 143, 993. */
     clientMinVersion: "TLSv1.2" | "TLSv1.3";
+    /** 143 and 993: tern's own TLS 1.3 engine (node:tls for other clients), or node:tls. */
+    imapEngine: "tern" | "node";
   };
   /** SIGTERM: time sessions get to finish before they are dropped. */
   shutdownGraceMs: number;
@@ -415,6 +417,7 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
       smtpRequireStarttls: get("smtp_require_starttls"),
       smtpMinVersion: `TLSv${get<string>("smtp_tls_min_version")}` as "TLSv1.2" | "TLSv1.3",
       clientMinVersion: `TLSv${get<string>("client_tls_min_version")}` as "TLSv1.2" | "TLSv1.3",
+      imapEngine: get("imap_tls_engine"),
     },
     shutdownGraceMs: get<number>("shutdown_grace_seconds") * 1000,
     acmeEmail: get("acme_email"),

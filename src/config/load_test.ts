@@ -22,10 +22,22 @@ Deno.test("loadConfig() applies chatmail defaults", () => {
     smtpRequireStarttls: true,
     smtpMinVersion: "TLSv1.2",
     clientMinVersion: "TLSv1.3",
+    imapEngine: "tern",
   });
   assert.equal(config.shutdownGraceMs, 10_000);
   assert.equal(config.irohRelay, null, "unset: the embedded relay");
   assert.ok(Object.isFrozen(config.limits));
+});
+
+Deno.test("loadConfig() takes imap_tls_engine as tern or node, and refuses another name", () => {
+  const load = (v: string) => loadConfig({ fileText: `domain = "a.org"\nimap_tls_engine = ${v}` });
+  assert.equal(load('"node"').config.tlsPolicy.imapEngine, "node");
+  assert.equal(load('"tern"').config.tlsPolicy.imapEngine, "tern");
+  assert.throws(() => load('"openssl"'), (e) =>
+    e instanceof ConfigError &&
+    e.problems.some((p) => /^imap_tls_engine .*expected one of tern, node, got "openssl"/.test(p)));
+  const env = loadConfig({ fileText: 'domain = "a.org"', env: { TERN_IMAP_TLS_ENGINE: "node" } });
+  assert.equal(env.config.tlsPolicy.imapEngine, "node");
 });
 
 Deno.test("loadConfig() takes iroh_relay as an external URL or empty, and refuses other text", () => {

@@ -5,6 +5,7 @@ import {
   listen,
   type Listener,
   type ServerTls,
+  type TlsEngine,
   type TlsVersion,
 } from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
@@ -17,6 +18,8 @@ export interface ImapServerOptions {
   tls?: () => ServerTls;
   /** Oldest TLS version accepted (default TLS 1.2). */
   minTlsVersion?: TlsVersion;
+  /** Which TLS serves IMAP clients (default "tern": its own TLS 1.3, node:tls for the rest). */
+  tlsEngine?: TlsEngine;
   config: Omit<ImapServerConfig, "startTlsAvailable">;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
@@ -28,7 +31,7 @@ export interface ImapServerOptions {
     onConnection?(): void;
     onDisconnect?(): void;
     /** Every accepted connection ends once, with why (metrics). */
-    onEnd?(reason: EndReason): void;
+    onEnd?(reason: EndReason, tls: TlsEngine | null): void;
   };
 }
 
@@ -42,6 +45,7 @@ export function startImapServer(options: ImapServerOptions): Promise<Listener> {
     mode: options.implicitTls ? "tls" : "plain",
     tls: options.tls,
     minTlsVersion: options.minTlsVersion,
+    tlsEngine: options.tlsEngine ?? "tern",
     maxConnections: options.maxConnections,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
     handshakeTimeoutMs: options.handshakeTimeoutMs,

@@ -46,6 +46,12 @@ export interface RelayMetrics {
    * QUIT/LOGOUT: a normal end for phones), "idle", "limit", "tls", "protocol", "shutdown", "error".
    */
   readonly connectionEnds: Counter<"listener" | "reason">;
+  /**
+   * Mail connections that used TLS, by listener and engine ("tern": tern's own TLS 1.3;
+   * "node": node:tls, for every client on SMTP and the clients tern's engine hands on), counted
+   * as they end.
+   */
+  readonly tlsConnections: Counter<"listener" | "engine">;
   /** Messages accepted for delivery, by how they arrived ("smtp", "submission", "mxdeliv"). */
   readonly messagesReceived: Counter<"via">;
   /** Per-recipient delivery attempts: target "local"/"remote", outcome as DeliveryOutcome. */
@@ -134,6 +140,11 @@ export function createRelayMetrics(
       "tern_connection_ends_total",
       "Mail connections ended, by listener and reason",
       ["listener", "reason"],
+    ),
+    tlsConnections: registry.counter(
+      "tern_tls_connections_total",
+      "Mail connections that used TLS, by listener and TLS engine (tern, node), counted at their end",
+      ["listener", "engine"],
     ),
     messagesReceived: registry.counter(
       "tern_messages_received_total",

@@ -1,7 +1,9 @@
 // A line-protocol connection over one node:net socket, wrapped in TLS at accept (implicit TLS) or
-// later (STARTTLS) by node:tls: buffered reads (lines, exact byte counts, chunks) with
-// back-pressure, writes whose every failure is one ConnectionClosedError, and COMPRESS=DEFLATE.
-// The one transport of every mail listener: no FFI, no /proc, the same on every platform.
+// later (STARTTLS): by tern's own TLS 1.3 engine (src/net/tls13) where the listener asks for it
+// and the ClientHello suits it, else by node:tls: buffered reads (lines, exact byte counts,
+// chunks) with back-pressure, writes whose every failure is one ConnectionClosedError, and
+// COMPRESS=DEFLATE. The one transport of every mail listener: no FFI, no /proc, the same on every
+// platform.
 
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
@@ -10,6 +12,7 @@ import { DeflateWriter, InflateReader } from "./compression.ts";
 import { normalizeAddress } from "./ip.ts";
 import { setTcpReading } from "./tcp_reads.ts";
 import { type DelayQueue, delayQueue } from "./delay_queue.ts";
+import { checkClientHello, type Tls13Credentials, Tls13ServerSession } from "./tls13/mod.ts";
 
 /**
  * A line over its limit. The connection has dropped it up to its line feed, so the next read
@@ -122,6 +125,8 @@ const DISCARD_LIMIT = 1 << 20;
 /** close(): how long pending output and the peer's close may take before the socket is dropped. */
 const END_GRACE_MS = 2000;
 const DEFAULT_HANDSHAKE_MS = 30_000;
+/** A ClientHello still incomplete at this size goes to node:tls undecided (its alert, if any). */
+const HELLO_LIMIT = 64 * 1024;
 const encoder = new TextEncoder();
 let nextId = 1;
 
@@ -132,6 +137,24 @@ export interface ConnectionOptions {
   handshakeTimeoutMs?: number;
   /** Implicit TLS: nothing is read before acceptTls() has completed the handshake. */
   implicitTls?: boolean;
+  /**
+   * tern's own TLS 1.3 engine, with this certificate (read at each handshake), for the clients
+   * it can serve; the others (TLS 1.2, ...) get node:tls and secureContext as before. Null: the
+   * engine cannot use this certificate's key.
+   */
+  tls13?: () => Tls13Credentials | null;
+}
+
+/** Which TLS serves a connection: tern's own engine, or node:tls. */
+export type TlsEngine = "tern" | "node";
+
+/** tern's engine while its handshake runs. */
+interface OwnHandshake {
+  creds: Tls13Credentials;
+  /** The ClientHello's bytes so far, while the engine is not chosen yet (then null). */
+  hello: Uint8Array | null;
+  /** Settles the handshake: served (true), handed to node:tls (false), or failed. */
+  settle(err: Error | null, served?: boolean): void;
 }
 
 export class SocketConnection implements Connection {
@@ -140,6 +163,9 @@ export class SocketConnection implements Connection {
   readonly localPort: number;
   #raw: Socket;
   #tls: TLSSocket | null = null;
+  /** tern's TLS engine, when it serves the connection (then the raw socket carries records). */
+  #session: Tls13ServerSession | null = null;
+  #own: OwnHandshake | null = null;
   #options: ConnectionOptions;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
@@ -165,7 +191,10 @@ export class SocketConnection implements Connection {
   #closed = false;
   /** Writes waiting for the socket to drain (made on the first one: most never wait). */
   #pendingWrites: Set<(e: Error) => void> | null = null;
-  #onData = (chunk: Uint8Array) => this.#received(chunk);
+  #onData = (chunk: Uint8Array) => {
+    if (this.#session || this.#own) this.#fromTls(chunk);
+    else this.#received(chunk);
+  };
   #onEnd = () => this.#finish(null);
   #onError = (e: Error) => this.#finish(e);
   #onClose = () => {
@@ -190,7 +219,12 @@ export class SocketConnection implements Connection {
   }
 
   get isTls(): boolean {
-    return this.#tls !== null;
+    return this.#tls !== null || this.#session !== null;
+  }
+
+  /** Which TLS serves the connection (null: plain, or no handshake done). */
+  get tlsEngine(): TlsEngine | null {
+    return this.#session ? "tern" : this.#tls ? "node" : null;
   }
 
   get isCompressed(): boolean {
@@ -249,6 +283,11 @@ export class SocketConnection implements Connection {
 
   /** End of the input (err set when it failed). */
   #finish(err: Error | null) {
+    this.#own?.settle(
+      err
+        ? new TlsHandshakeError(err.message, { cause: err })
+        : new ConnectionClosedError("Connection closed during TLS handshake"),
+    );
     if (err && !this.#error) this.#error = err;
     this.#ended = true;
     this.#stopIdle();
@@ -509,6 +548,14 @@ export class SocketConnection implements Connection {
   #send(bytes: Uint8Array): Promise<void> {
     const s = this.#current();
     if (s.destroyed || !s.writable) return Promise.reject(new ConnectionClosedError());
+    if (this.#session) {
+      try {
+        bytes = this.#session.seal(bytes);
+      } catch (err) {
+        // The session failed or was closed: nothing more can be sent.
+        return Promise.reject(new ConnectionClosedError("Connection closed", { cause: err }));
+      }
+    }
     return new Promise((resolve, reject) => {
       const fail = (e: Error) => reject(e);
       let full = false;
@@ -554,6 +601,19 @@ export class SocketConnection implements Connection {
   async #handshake(): Promise<void> {
     const context = this.#options.secureContext?.();
     if (!context) throw new Error("Cannot start TLS: no certificate configured");
+    let ms = this.#options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_MS;
+    const creds = this.#options.tls13?.();
+    if (creds) {
+      const started = performance.now();
+      if (await this.#ownHandshake(creds, ms)) {
+        // The raw socket flows already, into the engine.
+        this.#socketPaused = false;
+        this.#touch();
+        return;
+      }
+      // Handed to node:tls: the same deadline, from the connection's first byte.
+      ms = Math.max(1, ms - (performance.now() - started));
+    }
     const t = new TLSSocket(this.#raw, { isServer: true, secureContext: context });
     this.#tls = t;
     t.on("error", this.#onError);
@@ -564,7 +624,6 @@ export class SocketConnection implements Connection {
     let onError = (_e: Error) => {}, onClose = () => {};
     try {
       await new Promise<void>((resolve, reject) => {
-        const ms = this.#options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_MS;
         timer = setTimeout(() => reject(new TlsHandshakeError("TLS handshake timed out")), ms);
         onError = (e: Error) => reject(new TlsHandshakeError(e.message, { cause: e }));
         onClose = () => reject(new ConnectionClosedError("Connection closed during TLS handshake"));
@@ -589,6 +648,86 @@ export class SocketConnection implements Connection {
     t.on("data", this.#onData);
     t.on("end", this.#onEnd);
     this.#touch();
+  }
+
+  /**
+   * tern's engine: reads the ClientHello off the raw socket; true once the engine has completed
+   * the handshake, false when the client is node:tls's (its bytes are put back for it).
+   */
+  async #ownHandshake(creds: Tls13Credentials, ms: number): Promise<boolean> {
+    const raw = this.#raw;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await new Promise<boolean>((resolve, reject) => {
+        timer = setTimeout(() => reject(new TlsHandshakeError("TLS handshake timed out")), ms);
+        this.#own = {
+          creds,
+          hello: new Uint8Array(0),
+          settle: (err, served) => err ? reject(err) : resolve(served === true),
+        };
+        raw.on("data", this.#onData);
+        raw.on("end", this.#onEnd);
+        raw.resume();
+      });
+    } catch (err) {
+      // An engine's alert on its way out (the socket goes once it is sent, or at close()).
+      if (!raw.writableEnded) this.destroy();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      this.#own = null;
+    }
+  }
+
+  /** Raw bytes under tern's engine: the ClientHello, then TLS records. */
+  #fromTls(chunk: Uint8Array) {
+    const raw = this.#raw;
+    const own = this.#own;
+    if (own?.hello) {
+      const head = own.hello.length === 0 ? chunk : concat(own.hello, chunk);
+      const check = head.length > HELLO_LIMIT ? "fallback" : checkClientHello(head, own.creds).kind;
+      if (check === "more") {
+        own.hello = head;
+        return;
+      }
+      own.hello = null;
+      if (check === "fallback") {
+        raw.pause();
+        raw.off("data", this.#onData);
+        raw.off("end", this.#onEnd);
+        raw.unshift(head);
+        own.settle(null, false);
+        return;
+      }
+      this.#session = new Tls13ServerSession(own.creds);
+      chunk = head;
+    }
+    // After a fatal alert or close(), what the peer still sends is not read.
+    if (!this.#session || raw.writableEnded) return;
+    let out;
+    try {
+      out = this.#session.receive(chunk);
+    } catch (err) {
+      // Not expected (receive() reports failures in its output): the connection cannot go on.
+      own?.settle(new TlsHandshakeError((err as Error).message, { cause: err }));
+      this.destroy();
+      return;
+    }
+    if (out.error) {
+      const alert = out.send.pop();
+      for (const b of out.send) raw.write(b);
+      // The alert, FIN, then the socket goes (at close() at the latest).
+      if (alert) raw.end(alert);
+      raw.destroySoon();
+      own?.settle(new TlsHandshakeError(out.error.message, { cause: out.error }));
+      this.#finish(null);
+      this.#failWrites();
+      return;
+    }
+    for (const b of out.send) raw.write(b);
+    if (out.established) own?.settle(null, true);
+    for (const d of out.data) this.#received(d);
+    if (out.peerClosed) this.#finish(null);
   }
 
   async startCompression(goAhead: string): Promise<void> {
@@ -629,7 +768,7 @@ export class SocketConnection implements Connection {
       if (this.#deflate) await Promise.race([this.#deflate.settled(), late]);
       const s = this.#current();
       const gone = new Promise<void>((resolve) => s.once("close", () => resolve()));
-      s.end();
+      this.#end();
       await Promise.race([gone, late]);
     } finally {
       clearTimeout(timer);
@@ -644,9 +783,24 @@ export class SocketConnection implements Connection {
     this.#flow();
     const s = this.#current();
     // FIN after the pending output; then the socket is dropped, whatever the peer does.
-    s.end(() => this.destroy());
+    this.#end(() => this.destroy());
     const timer = setTimeout(() => this.destroy(), END_GRACE_MS);
     s.once("close", () => clearTimeout(timer));
+  }
+
+  /** FIN after the pending output, and after a close_notify when tern's engine serves TLS. */
+  #end(done?: () => void) {
+    const s = this.#current();
+    let notify: Uint8Array | null = null;
+    if (this.#session && s.writable) {
+      try {
+        notify = this.#session.close();
+      } catch {
+        // Failed or closed already: no close_notify.
+      }
+    }
+    if (notify) s.end(notify, done);
+    else s.end(done);
   }
 
   /** Drops the connection at once (shutdown, abuse, failed handshake). */
@@ -667,6 +821,13 @@ const handshaking = new Map<TLSSocket, (value: void) => void>();
 
 function secured(this: TLSSocket) {
   handshaking.get(this)?.();
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 function closedBy(err: Error): ConnectionClosedError {

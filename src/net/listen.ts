@@ -8,6 +8,7 @@ import { ConnectionClosedError, SocketConnection } from "./connection.ts";
 import { limitKey } from "./ip.ts";
 import type { Connection } from "./connection.ts";
 import type { ServerTls, TlsVersion } from "./tls.ts";
+import type { TlsEngine } from "./connection.ts";
 
 /** A client over a limit gets this long to finish its handshake and read the refusal. */
 const REFUSE_HANDSHAKE_MS = 5000;
@@ -39,6 +40,11 @@ export interface ListenOptions {
   tls?: () => ServerTls;
   /** Oldest TLS version a client may use (default TLS 1.2). */
   minTlsVersion?: TlsVersion;
+  /**
+   * "tern": tern's own TLS 1.3 engine serves the clients it can (less memory per connection),
+   * node:tls the others; "node" (default): node:tls serves all.
+   */
+  tlsEngine?: TlsEngine;
   maxConnections?: number;
   /** Per client address: an IPv4 address, or an IPv6 /64 (one host's usual allocation). */
   maxConnectionsPerIp?: number;
@@ -50,8 +56,11 @@ export interface ListenOptions {
   onConnection(conn: Connection, signal: AbortSignal): Promise<EndReason | void>;
   /** A session that failed with an error other than the peer going away. */
   onError?(err: unknown, conn: Connection): void;
-  /** Every connection accepted ends here once, with its reason. */
-  onEnd?(reason: EndReason): void;
+  /**
+   * Every connection accepted ends here once, with its reason and the TLS engine that served it
+   * (null: no TLS, or no handshake completed).
+   */
+  onEnd?(reason: EndReason, tls: TlsEngine | null): void;
 }
 
 export interface Listener {
@@ -96,6 +105,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
   const maxPerKey = options.maxConnectionsPerIp ?? 200;
   const connOptions = {
     secureContext: tls && (() => tls().context(minVersion)),
+    tls13: tls && options.tlsEngine === "tern" ? () => tls().tls13() : undefined,
     handshakeTimeoutMs: options.handshakeTimeoutMs,
     implicitTls: options.mode === "tls",
   };
@@ -111,7 +121,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     socket.setNoDelay(true);
     if (abort.signal.aborted || open.size >= maxTotal || (perKey.get(key) ?? 0) >= maxPerKey) {
       refuse(socket, { ...connOptions, handshakeTimeoutMs: REFUSE_HANDSHAKE_MS });
-      options.onEnd?.("limit");
+      options.onEnd?.("limit", null);
       return;
     }
     const conn = new SocketConnection(socket, connOptions);
@@ -138,7 +148,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
         await conn.close();
         open.delete(conn);
         count(key, -1);
-        options.onEnd?.(reason);
+        options.onEnd?.(reason, conn.tlsEngine);
         if (open.size === 0) allEnded?.();
       }
     })();

@@ -7,6 +7,7 @@ import type { KeyObject } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateSelfSigned } from "./self_signed.ts";
+import { type Tls13Credentials, tls13Credentials } from "./tls13/mod.ts";
 
 export { generateSelfSigned };
 
@@ -106,11 +107,14 @@ function checkPair(certPem: string, keyPem: string, certFile: string, keyFile: s
 /** TLS versions a listener may require at least (TLS 1.0 and 1.1 are never offered). */
 export type TlsVersion = "TLSv1.2" | "TLSv1.3";
 
-/** A certificate as PEM (HTTPS) and as node:tls contexts, one per minimum TLS version. */
+/** A certificate as PEM (HTTPS), as node:tls contexts (one per minimum TLS version), and as
+ * tern's own TLS 1.3 engine's credentials. */
 export interface ServerTls {
   certPem: string;
   keyPem: string;
   context(minVersion: TlsVersion): tls.SecureContext;
+  /** Built once, at first use; null when the engine cannot sign with this key (node:tls then). */
+  tls13(): Tls13Credentials | null;
 }
 
 export function createSecureContext(
@@ -122,6 +126,7 @@ export function createSecureContext(
 
 export function serverTls(m: TlsMaterial): ServerTls {
   const contexts = new Map<TlsVersion, tls.SecureContext>();
+  let creds: Tls13Credentials | null | undefined;
   return {
     certPem: m.certPem,
     keyPem: m.keyPem,
@@ -129,6 +134,17 @@ export function serverTls(m: TlsMaterial): ServerTls {
       let c = contexts.get(minVersion);
       if (!c) contexts.set(minVersion, c = createSecureContext(m, minVersion));
       return c;
+    },
+    tls13() {
+      if (creds === undefined) {
+        try {
+          creds = tls13Credentials(m.certPem, m.keyPem);
+        } catch {
+          // A key type the engine does not sign with: every client goes to node:tls.
+          creds = null;
+        }
+      }
+      return creds;
     },
   };
 }

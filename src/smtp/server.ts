@@ -6,6 +6,7 @@ import {
   listen,
   type Listener,
   type ServerTls,
+  type TlsEngine,
   type TlsVersion,
 } from "../net/mod.ts";
 import type { Logger } from "../log/mod.ts";
@@ -40,7 +41,7 @@ export interface SmtpServerOptions {
     onConnection?(): void;
     onDisconnect?(): void;
     /** Every accepted connection ends once, with why (metrics). */
-    onEnd?(reason: EndReason): void;
+    onEnd?(reason: EndReason, tls: TlsEngine | null): void;
   };
 }
 
