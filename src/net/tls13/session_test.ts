@@ -299,3 +299,21 @@ Deno.test("session: close_notify during the handshake does not make seal() usabl
   assert.equal(done.session.established, true);
   assert.equal(str(done.client.receive(done.session.seal(text("bye"))).data), "bye");
 });
+
+Deno.test("session: a resumption attempt (pre_shared_key) gets a full handshake", () => {
+  // psk_key_exchange_modes [psk_dhe_ke], then an identity and binder the server cannot know
+  const modes: [number, Uint8Array] = [45, Uint8Array.of(1, 1)];
+  const identity = concat([Uint8Array.of(0, 4), text("tick"), Uint8Array.of(0, 0, 0, 0)]);
+  const binder = concat([Uint8Array.of(32), new Uint8Array(32)]);
+  const psk: [number, Uint8Array] = [
+    41,
+    concat([Uint8Array.of(0, 10), identity, Uint8Array.of(0, 33), binder]),
+  ];
+  const { session, client } = established({ extra: [modes, psk] });
+  assert.equal(str(session.receive(client.data(text("full"))).data), "full");
+  // pre_shared_key must be the last extension (RFC 8446 §4.2.11)
+  const out = new Tls13ServerSession(creds).receive(
+    new TestClient({ extra: [psk, modes] }).hello,
+  );
+  assert.equal(plainAlert(out), Alert.illegalParameter);
+});

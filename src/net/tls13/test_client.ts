@@ -31,6 +31,8 @@ export interface HelloOptions {
   sessionId?: Uint8Array;
   /** Extra bytes in a padding extension (RFC 7685). */
   padding?: number;
+  /** Raw extensions (type, body) added after the others, in order. */
+  extra?: [number, Uint8Array][];
 }
 
 function ext(type: number, body: Uint8Array): Uint8Array {
@@ -63,6 +65,7 @@ export function clientHello(o: HelloOptions = {}) {
   }
   if (o.earlyData) extensions.push(ext(Extension.earlyData, new Uint8Array(0)));
   if (o.padding) extensions.push(ext(21, new Uint8Array(o.padding)));
+  for (const [type, extBody] of o.extra ?? []) extensions.push(ext(type, extBody));
   const body = concat([
     u16(0x0303),
     new Uint8Array(32).fill(7),
