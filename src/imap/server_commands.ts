@@ -2,7 +2,7 @@
 // LOGOUT, ID, STARTTLS, LOGIN, AUTHENTICATE, ENABLE, NAMESPACE, COMPRESS, IDLE, QUOTA and
 // METADATA (RFC 9051, 2971, 5161, 2342, 4978, 2177, 9208, 5464).
 
-import { ConnectionClosedError, delayQueue } from "../net/mod.ts";
+import { ConnectionClosedError } from "../net/mod.ts";
 import type { CommandTable, SessionContext } from "./session.ts";
 import type { Command, CommandOf } from "./types.ts";
 import { bad, ImapNo, str } from "./responses.ts";
@@ -173,63 +173,12 @@ export const serverCommands: CommandTable = {
     async run(ctx) {
       // The continuation goes first: clients (Delta Chat's async-imap among them) may drop
       // untagged data that arrives before it. Changes made before IDLE (even between SELECT
-      // and IDLE) follow at once.
+      // and IDLE) follow at once. Then the session hibernates until DONE (session.ts): it
+      // waits for the client's line, the account's changes and the quiet interval with no
+      // suspended frame, and answers DONE itself.
       ctx.out("+ idling\r\n");
       await ctx.sync(true);
       await ctx.flush();
-      // The client's DONE (or the end of its connection) is read once for the whole IDLE, and
-      // what wakes the session is one promise at a time, settled by whichever comes first: the
-      // line, a change of the account, or the quiet interval. Thousands of sessions wait here
-      // for hours, so it is kept to that (no race of promises made anew at each wake-up), in
-      // this one async frame.
-      type Done = { line: Uint8Array | null } | { error: unknown };
-      let done = null as Done | null;
-      type Why = "line" | "change" | undefined;
-      let wake = null as ((why?: Why) => void) | null;
-      ctx.conn.readLine(1024).then((line) => {
-        done = { line };
-        wake?.("line");
-      }, (error) => {
-        done = { error };
-        wake?.("line");
-      });
-      // The quiet interval: a deadline in a queue shared by the sessions, not a timer each.
-      const quiet = delayQueue(ctx.config.idleNotifyMs ?? 120_000);
-      ctx.config.onIdle?.(1);
-      try {
-        while (true) {
-          // undefined: the quiet interval passed (the queue calls it without an argument)
-          const woke = await new Promise<Why>((resolve) => {
-            if (done) return resolve("line");
-            wake = resolve as (why?: Why) => void;
-            ctx.whenChanged(wake);
-            quiet.schedule(wake);
-          });
-          if (wake) quiet.cancel(wake);
-          wake = null;
-          ctx.whenChanged(null);
-          if (woke === undefined) {
-            ctx.out("* OK Still here\r\n");
-            await ctx.flush();
-            continue;
-          }
-          if (woke === "change") {
-            await ctx.sync(true);
-            await ctx.flush();
-            continue;
-          }
-          const d = done!;
-          if ("error" in d) throw d.error;
-          if (d.line === null) throw new ConnectionClosedError();
-          if (dec.decode(d.line).trim().toUpperCase() !== "DONE") throw bad("Expected DONE");
-          return "IDLE terminated";
-        }
-      } finally {
-        if (wake) quiet.cancel(wake);
-        wake = null;
-        ctx.whenChanged(null);
-        ctx.config.onIdle?.(-1);
-      }
     },
   },
   GETQUOTAROOT: {

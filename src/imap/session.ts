@@ -5,6 +5,7 @@
 import {
   type Connection,
   ConnectionClosedError,
+  delayQueue,
   type EndReason,
   IdleTimeoutError,
   LineTooLongError,
@@ -23,7 +24,7 @@ import {
 import { BinaryToBase64 } from "./binary_append.ts";
 import { ImapSyntaxError, parseCommand } from "./parser.ts";
 import { SelectedMailbox } from "./selected.ts";
-import { ImapNo, type Piece } from "./responses.ts";
+import { bad, ImapNo, type Piece } from "./responses.ts";
 import { mailboxCommands } from "./mailbox_commands.ts";
 import { messageCommands } from "./message_commands.ts";
 import { serverCommands } from "./server_commands.ts";
@@ -123,7 +124,14 @@ const LOGIN_DEADLINE_MS = 3 * 60_000;
 /** Queued output written in one go (one TLS record stream, one system call). */
 const FLUSH_BYTES = 256 * 1024;
 const INPUT_FULL = "* BYE Input buffer full, aborting\r\n";
+/** IDLE's DONE line (a longer one ends the IDLE as a bad line). */
+const IDLE_LINE_BYTES = 1024;
+/** #active's answer for a session that went to sleep in IDLE. */
+const HIBERNATE = "hibernate";
+/** What wakes a hibernating IDLE. */
+type IdleWake = "change" | "line" | "quiet";
 const enc = new TextEncoder();
+const dec = new TextDecoder();
 
 export class ImapSession implements SessionContext {
   readonly conn: Connection;
@@ -296,8 +304,13 @@ export class ImapSession implements SessionContext {
   /**
    * Runs the session to its end and says why it ended. A client that goes away is a normal end:
    * nothing is logged and nothing more is written to it.
+   *
+   * Not an async function: an IDLE session hibernates (#hibernate) with no suspended frame of
+   * its own, of the command loop or of a read. Only a small callback waits on the account's
+   * changes, the quiet interval and the socket's next line; each wake-up runs #active again,
+   * which answers it and goes back to sleep or, after DONE, carries on with the commands.
    */
-  async run(signal?: AbortSignal): Promise<EndReason> {
+  run(signal?: AbortSignal): Promise<EndReason> {
     // Shutdown: between commands (or in IDLE) the session ends at once; a command in progress
     // (an APPEND being stored) finishes and is answered first.
     const onAbort = () => {
@@ -312,14 +325,60 @@ export class ImapSession implements SessionContext {
     this.conn.setIdleTimeout(this.config.loginTimeoutMs ?? 120_000);
     this.conn.setDeadline(this.config.loginDeadlineMs ?? LOGIN_DEADLINE_MS);
     this.conn.setReadAhead(PREAUTH_READ_AHEAD);
+    return new Promise<EndReason>((resolve, reject) => {
+      const end = (reason: EndReason) => {
+        signal?.removeEventListener("abort", onAbort);
+        this.#unwatch?.();
+        this.#unwatch = null;
+        this.conn.close().then(() => resolve(reason), reject);
+      };
+      const step = (p: Promise<EndReason | typeof HIBERNATE>) =>
+        p.then((r) => r === HIBERNATE ? this.#hibernate(wake) : end(r), (e) => {
+          // #active answers every failure itself; this is only a last guard.
+          this.#unwatch?.();
+          this.#unwatch = null;
+          signal?.removeEventListener("abort", onAbort);
+          this.conn.close().then(() => reject(e), () => reject(e));
+        });
+      const wake = (why: IdleWake) => step(this.#active(why));
+      step(this.#active("start"));
+    });
+  }
+
+  /**
+   * In IDLE, asleep: calls `wake` once at whichever comes first, a change of the account, the
+   * quiet interval ("* OK Still here") or the client's line (DONE, or its end).
+   */
+  #hibernate(wake: (why: IdleWake) => void) {
+    const quiet = delayQueue(this.config.idleNotifyMs ?? 120_000);
+    const woke = (why?: "change" | "line") => {
+      quiet.cancel(woke);
+      this.whenChanged(null);
+      this.conn.whenLine(IDLE_LINE_BYTES, null);
+      wake(why ?? "quiet");
+    };
+    this.whenChanged(woke);
+    quiet.schedule(woke);
+    this.conn.whenLine(IDLE_LINE_BYTES, () => woke("line"));
+  }
+
+  /**
+   * Runs commands until the session ends or hibernates in IDLE; `why`: the greeting first, or
+   * what woke the IDLE the session is in.
+   */
+  async #active(why: IdleWake | "start"): Promise<EndReason | typeof HIBERNATE> {
     try {
-      await this.conn.write(
-        `* OK [CAPABILITY ${this.capabilities()}] ${this.config.hostname} ready\r\n`,
-      );
+      if (why === "start") {
+        await this.conn.write(
+          `* OK [CAPABILITY ${this.capabilities()}] ${this.config.hostname} ready\r\n`,
+        );
+      } else {
+        const r = await this.#idleWoke(why);
+        if (r !== null) return r;
+      }
       while (!this.conn.closed && !this.#stopping) {
-        // (One async frame less than a method around #command: an idle session waits in
-        // IDLE for hours, and every suspended frame is held all that time.)
-        let end: EndReason | null;
+        // (One async frame less than a method around #command.)
+        let end: EndReason | typeof HIBERNATE | null;
         try {
           end = await this.#command();
         } finally {
@@ -335,6 +394,7 @@ export class ImapSession implements SessionContext {
       }
       return "gone";
     } catch (e) {
+      if (this.#idleTag !== null) this.#leaveIdle();
       if (this.#stopping) return "shutdown";
       if (e instanceof IdleTimeoutError) {
         await this.#bye(
@@ -348,12 +408,50 @@ export class ImapSession implements SessionContext {
       this.log?.error("imap session failed", { error: String(e) });
       await this.#bye("* BYE Internal error\r\n");
       return "error";
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      this.#unwatch?.();
-      this.#unwatch = null;
-      await this.conn.close();
     }
+  }
+
+  /** The tag of the IDLE the session is in (null when not in IDLE). */
+  #idleTag: string | null = null;
+
+  #leaveIdle() {
+    this.#idleTag = null;
+    this.config.onIdle?.(-1);
+  }
+
+  /**
+   * Answers what woke a hibernating IDLE: HIBERNATE to sleep again, null once IDLE has ended
+   * (DONE answered, or a bad line refused) and the next command is to be read.
+   */
+  async #idleWoke(why: IdleWake): Promise<EndReason | typeof HIBERNATE | null> {
+    const tag = this.#idleTag!;
+    let tagged: string;
+    try {
+      if (why === "quiet") {
+        this.out("* OK Still here\r\n");
+        await this.flush();
+        return HIBERNATE;
+      }
+      if (why === "change") {
+        await this.sync(true);
+        await this.flush();
+        return HIBERNATE;
+      }
+      const line = await this.conn.readLine(IDLE_LINE_BYTES);
+      if (line === null) throw new ConnectionClosedError();
+      this.#leaveIdle();
+      if (dec.decode(line).trim().toUpperCase() !== "DONE") throw bad("Expected DONE");
+      await this.sync(true);
+      tagged = `${tag} OK IDLE terminated\r\n`;
+    } catch (e) {
+      if (this.#idleTag !== null) this.#leaveIdle();
+      const t = await this.#refusal(tag, "IDLE", e);
+      if (t === null) return "protocol";
+      tagged = t;
+    }
+    this.out(tagged);
+    await this.flush();
+    return null;
   }
 
   /**
@@ -405,7 +503,7 @@ export class ImapSession implements SessionContext {
   };
 
   /** Reads and runs one command; an end reason ends the session. */
-  async #command(): Promise<EndReason | null> {
+  async #command(): Promise<EndReason | typeof HIBERNATE | null> {
     let cmd: Command;
     this.#interruptible = true;
     try {
@@ -478,49 +576,64 @@ export class ImapSession implements SessionContext {
         return "quit";
       }
       if (cmd.name === "COMPRESS" || cmd.name === "STARTTLS") return null;
+      if (cmd.name === "IDLE") {
+        // "+ idling" and what changed before are out: the session sleeps (see run()).
+        this.#idleTag = cmd.tag;
+        this.config.onIdle?.(1);
+        return HIBERNATE;
+      }
       const unilateral = cmd.name === "FETCH" || cmd.name === "STORE" || cmd.name === "SEARCH";
       await this.sync(!(unilateral && !("uid" in cmd && cmd.uid)));
       tagged = `${cmd.tag} OK ${text ?? `${cmd.name} completed`}\r\n`;
     } catch (e) {
-      if (e instanceof ImapNo) {
-        tagged = `${cmd.tag} ${e.bad ? "BAD" : "NO"} ${
-          e.code ? `[${e.code}] ` : ""
-        }${e.message}\r\n`;
-      } else if (isRelayError(e)) {
-        tagged = `${cmd.tag} NO ${relayCode(e.code)}${e.message}\r\n`;
-      } else if (e instanceof LineTooLongError) {
-        // A continuation line (AUTHENTICATE's response) over its limit.
-        if (this.state === "notauth" || e.fatal) {
-          await this.#bye(INPUT_FULL, true);
-          return "protocol";
-        }
-        tagged = `${cmd.tag} BAD [TOOBIG] Line too long\r\n`;
-      } else if (
-        e instanceof ConnectionClosedError || e instanceof IdleTimeoutError || this.conn.closed
-      ) {
-        throw e;
-      } else if (isStorageFull(e)) {
-        // As Dovecot on ENOSPC (a temporary server failure, not the account's quota): the
-        // client keeps the message and tries again; reading and deleting go on meanwhile.
-        this.log?.error("storage full or read-only", { command: cmd.name, error: String(e) });
-        tagged =
-          `${cmd.tag} NO [SERVERBUG] Not enough disk space on the server, try again later\r\n`;
-      } else if (isStorageBusy(e)) {
-        // As Dovecot on a lock timeout: someone else holds the store; nothing was changed.
-        this.log?.error("storage busy", { command: cmd.name, error: String(e) });
-        tagged = `${cmd.tag} NO [INUSE] The mail store is busy, try again later\r\n`;
-      } else {
-        this.log?.error("imap command failed", { command: cmd.name, error: String(e) });
-        tagged = `${cmd.tag} NO [SERVERBUG] Internal error\r\n`;
-      }
-      // A command that failed while writing a response ("* SEARCH 1 2…") leaves it unended:
-      // the tagged reply must start a line of its own, or the client never sees it.
-      await this.flush();
-      if (this.#midLine) this.out("\r\n");
+      const t = await this.#refusal(cmd.tag, cmd.name, e);
+      if (t === null) return "protocol";
+      tagged = t;
     }
     this.out(tagged);
     await this.flush();
     return null;
+  }
+
+  /**
+   * The tagged answer to a command that failed with `e` (null: the session was ended, a
+   * protocol violation); the end of the connection and the idle limit are thrown on.
+   */
+  async #refusal(tag: string, name: string, e: unknown): Promise<string | null> {
+    let tagged: string;
+    if (e instanceof ImapNo) {
+      tagged = `${tag} ${e.bad ? "BAD" : "NO"} ${e.code ? `[${e.code}] ` : ""}${e.message}\r\n`;
+    } else if (isRelayError(e)) {
+      tagged = `${tag} NO ${relayCode(e.code)}${e.message}\r\n`;
+    } else if (e instanceof LineTooLongError) {
+      // A continuation line (AUTHENTICATE's response) over its limit.
+      if (this.state === "notauth" || e.fatal) {
+        await this.#bye(INPUT_FULL, true);
+        return null;
+      }
+      tagged = `${tag} BAD [TOOBIG] Line too long\r\n`;
+    } else if (
+      e instanceof ConnectionClosedError || e instanceof IdleTimeoutError || this.conn.closed
+    ) {
+      throw e;
+    } else if (isStorageFull(e)) {
+      // As Dovecot on ENOSPC (a temporary server failure, not the account's quota): the
+      // client keeps the message and tries again; reading and deleting go on meanwhile.
+      this.log?.error("storage full or read-only", { command: name, error: String(e) });
+      tagged = `${tag} NO [SERVERBUG] Not enough disk space on the server, try again later\r\n`;
+    } else if (isStorageBusy(e)) {
+      // As Dovecot on a lock timeout: someone else holds the store; nothing was changed.
+      this.log?.error("storage busy", { command: name, error: String(e) });
+      tagged = `${tag} NO [INUSE] The mail store is busy, try again later\r\n`;
+    } else {
+      this.log?.error("imap command failed", { command: name, error: String(e) });
+      tagged = `${tag} NO [SERVERBUG] Internal error\r\n`;
+    }
+    // A command that failed while writing a response ("* SEARCH 1 2…") leaves it unended:
+    // the tagged reply must start a line of its own, or the client never sees it.
+    await this.flush();
+    if (this.#midLine) this.out("\r\n");
+    return tagged;
   }
 
   async #countError(): Promise<EndReason | null> {

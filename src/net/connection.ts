@@ -82,6 +82,13 @@ export interface Connection {
   ): Promise<boolean>;
   /** Whatever is buffered, or the next chunk; null at end of stream. */
   readChunk(): Promise<Uint8Array | null>;
+  /**
+   * Calls `ready` once (in a microtask at the soonest) when readLine(maxBytes) would not wait:
+   * a whole line, or more than a line of maxBytes, is buffered, or the input ended or failed.
+   * A callback and no read in progress: IDLE waits here for hours on thousands of connections
+   * and holds no suspended frame. null forgets it; no other read may wait meanwhile.
+   */
+  whenLine(maxBytes: number, ready: (() => void) | null): void;
   /** Puts bytes back in front of the read buffer. */
   unread(bytes: Uint8Array): void;
   /** Number of bytes read from the socket but not consumed yet. */
@@ -457,6 +464,8 @@ export class SocketConnection implements Connection {
       }
       if (this.#ended && this.#chunks.length === 0) {
         if (discarded >= 0) throw tooLong();
+        // Ended by the idle limit before this read began (whenLine saw it): as when it waited.
+        this.#checkIdle();
         return null;
       }
       if (this.#ended) {
@@ -469,6 +478,25 @@ export class SocketConnection implements Connection {
       await this.#wait();
       this.#checkIdle();
     }
+  }
+
+  whenLine(maxBytes: number, ready: (() => void) | null): void {
+    if (!ready) {
+      this.#waiter = null;
+      return;
+    }
+    const check = () => {
+      if (this.#ended || this.#buffered > maxBytes + 2 || this.#indexOfLf(maxBytes + 2) >= 0) {
+        this.#waiter = null;
+        return ready();
+      }
+      this.#flow();
+      this.#waiter = check;
+    };
+    this.#waiter = check;
+    queueMicrotask(() => {
+      if (this.#waiter === check) check();
+    });
   }
 
   async readExact(n: number): Promise<Uint8Array | null> {

@@ -249,3 +249,57 @@ Deno.test("a peer that stops reading (no FIN, no RST) fails the blocked write at
     await done();
   }
 });
+
+Deno.test("whenLine calls back once a whole line is buffered, not for a part of one, and readLine then takes it at once", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    let calls = 0;
+    let ready!: () => void;
+    const called = new Promise<void>((r) => (ready = r));
+    conn.whenLine(1024, () => {
+      calls++;
+      ready();
+    });
+    client.write("DO");
+    // The part is buffered (each chunk read looks at the callback): still no call.
+    while (conn.bufferedBytes() < 2) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 0));
+    assert.equal(calls, 0);
+    client.write("NE\r\nNOOP\r\n");
+    await called;
+    assert.equal(calls, 1);
+    assert.equal(new TextDecoder().decode((await conn.readLine(1024))!), "DONE");
+    assert.equal(new TextDecoder().decode((await conn.readLine(1024))!), "NOOP");
+    // Forgotten: no call when it is cleared before input comes.
+    conn.whenLine(1024, () => calls++);
+    conn.whenLine(1024, null);
+    client.write("X\r\n");
+    assert.equal(new TextDecoder().decode((await conn.readLine(1024))!), "X");
+    assert.equal(calls, 1);
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("whenLine calls back at the idle limit, and readLine then fails with IdleTimeoutError, not as a closed connection", async () => {
+  const { conn, done } = await pair();
+  try {
+    conn.setIdleTimeout(300);
+    await new Promise<void>((r) => conn.whenLine(1024, r));
+    await assert.rejects(conn.readLine(1024), IdleTimeoutError);
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("whenLine calls back when the peer goes away; readLine then says end of stream", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    const called = new Promise<void>((r) => conn.whenLine(1024, r));
+    client.end();
+    await called;
+    assert.equal(await conn.readLine(1024), null);
+  } finally {
+    await done();
+  }
+});

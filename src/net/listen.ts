@@ -127,31 +127,32 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     const conn = new SocketConnection(socket, connOptions);
     count(key, 1);
     open.add(conn);
-    (async () => {
-      let reason: EndReason = "gone";
+    // A chain of promises, not an async function: a session waits for hours (an IDLE), and
+    // a suspended async frame here would be held all that time for every connection.
+    const failed = (err: unknown): EndReason => {
+      if (err instanceof ConnectionClosedError) return "gone";
+      options.onError?.(err, conn);
+      return "error";
+    };
+    const serve = (): Promise<EndReason> | EndReason => {
       try {
-        try {
-          if (options.mode === "tls") await conn.acceptTls();
-        } catch {
-          // Failed, timed out, or the client left half-way: counted, never logged.
-          reason = "tls";
-          return;
-        }
-        reason = (await options.onConnection(conn, abort.signal)) ?? "quit";
+        return options.onConnection(conn, abort.signal).then((r) => r ?? "quit", failed);
       } catch (err) {
-        if (err instanceof ConnectionClosedError) reason = "gone";
-        else {
-          reason = "error";
-          options.onError?.(err, conn);
-        }
-      } finally {
-        await conn.close();
-        open.delete(conn);
-        count(key, -1);
-        options.onEnd?.(reason, conn.tlsEngine);
-        if (open.size === 0) allEnded?.();
+        return failed(err);
       }
-    })();
+    };
+    // A failed, timed out or abandoned handshake is counted, never logged.
+    const session = options.mode === "tls"
+      ? conn.acceptTls().then(serve, (): EndReason => "tls")
+      : Promise.resolve(serve());
+    const ended = async (reason: EndReason) => {
+      await conn.close();
+      open.delete(conn);
+      count(key, -1);
+      options.onEnd?.(reason, conn.tlsEngine);
+      if (open.size === 0) allEnded?.();
+    };
+    session.then(ended, () => ended("error"));
   };
 
   /** Over a limit: the reply (after the handshake, for implicit TLS; all bounded), then close. */

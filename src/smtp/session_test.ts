@@ -132,6 +132,9 @@ class MemoryConnection implements Connection {
     this.#in = new Uint8Array(0);
     return out;
   }
+  whenLine(): void {
+    throw new Error("SMTP does not wait for lines this way");
+  }
   unread(bytes: Uint8Array): void {
     const next = new Uint8Array(bytes.length + this.#in.length);
     next.set(bytes);
