@@ -158,8 +158,13 @@ export type TlsEngine = "tern" | "node";
 /** tern's engine while its handshake runs. */
 interface OwnHandshake {
   creds: Tls13Credentials;
-  /** The ClientHello's bytes so far, while the engine is not chosen yet (then null). */
+  /**
+   * The ClientHello's bytes so far, while the engine is not chosen yet (then null): the first
+   * `helloLength` bytes of a buffer that doubles, so a hello trickled in a byte at a time costs
+   * linear time, not a copy of everything before it per byte.
+   */
   hello: Uint8Array | null;
+  helloLength: number;
   /** Settles the handshake: served (true), handed to node:tls (false), or failed. */
   settle(err: Error | null, served?: boolean): void;
 }
@@ -691,6 +696,7 @@ export class SocketConnection implements Connection {
         this.#own = {
           creds,
           hello: new Uint8Array(0),
+          helloLength: 0,
           settle: (err, served) => err ? reject(err) : resolve(served === true),
         };
         raw.on("data", this.#onData);
@@ -712,10 +718,10 @@ export class SocketConnection implements Connection {
     const raw = this.#raw;
     const own = this.#own;
     if (own?.hello) {
-      const head = own.hello.length === 0 ? chunk : concat(own.hello, chunk);
+      const head = own.helloLength === 0 ? chunk : appendHello(own, chunk);
       const check = head.length > HELLO_LIMIT ? "fallback" : checkClientHello(head, own.creds).kind;
       if (check === "more") {
-        own.hello = head;
+        if (own.helloLength === 0) appendHello(own, chunk);
         return;
       }
       own.hello = null;
@@ -851,11 +857,18 @@ function secured(this: TLSSocket) {
   handshaking.get(this)?.();
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+/** Adds `chunk` to the ClientHello's bytes so far; returns them all (a view of the buffer). */
+function appendHello(own: OwnHandshake, chunk: Uint8Array): Uint8Array {
+  const n = own.helloLength + chunk.length;
+  let buf = own.hello!;
+  if (n > buf.length) {
+    const next = new Uint8Array(Math.max(n, 2 * buf.length, 512));
+    next.set(buf.subarray(0, own.helloLength));
+    own.hello = buf = next;
+  }
+  buf.set(chunk, own.helloLength);
+  own.helloLength = n;
+  return buf.subarray(0, n);
 }
 
 function closedBy(err: Error): ConnectionClosedError {

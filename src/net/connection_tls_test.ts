@@ -293,6 +293,24 @@ Deno.test("tern's TLS engine: a client stopping inside its ClientHello or its ha
   }
 });
 
+Deno.test("tern's TLS engine: a ClientHello trickled in a byte at a time is gathered and served", async () => {
+  const hello = await captureClientHello();
+  const { l, ends, drained } = await listenWith({ handshakeTimeoutMs: 300 });
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+    c.setNoDelay(true);
+    for (let i = 0; i < hello.length; i++) await c.write(hello.subarray(i, i + 1));
+    // The engine answers the whole hello with its flight (then no Finished comes).
+    const flight = (await within(readToEnd(c), 30_000, "a trickled ClientHello")).bytes;
+    assert.ok(flight.length > 0 && flight[0] === 22, "the server's flight came");
+    c.close();
+    await drained();
+    assert.deepEqual(ends, [["tls", "tern"]]);
+  } finally {
+    await l.close();
+  }
+});
+
 Deno.test("tern's TLS engine: garbage is closed (node:tls's answer); a bad record mid-handshake gets an alert and FIN", async () => {
   const hello = await captureClientHello();
   // The deadline far beyond the test's bound: a close comes from the error, not from it.
