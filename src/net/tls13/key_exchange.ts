@@ -7,7 +7,7 @@ import { concat } from "./bytes.ts";
 import { Group } from "./suites.ts";
 
 /** SubjectPublicKeyInfo prefix of a raw X25519 key (RFC 8410): SEQUENCE, id-X25519, BIT STRING. */
-const X25519_SPKI = Uint8Array.of(
+export const X25519_SPKI = Uint8Array.of(
   0x30,
   0x2a,
   0x30,

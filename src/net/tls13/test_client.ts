@@ -13,6 +13,7 @@ import {
   masterSecret,
   nextTrafficSecret,
 } from "./key_schedule.ts";
+import { X25519_SPKI } from "./key_exchange.ts";
 import { Extension, finished, handshakeMessage, HandshakeType } from "./messages.ts";
 import { ContentType, plainRecord, RecordProtection, RecordReader } from "./record.ts";
 import { type CipherSuite, Group, Scheme, SUITES } from "./suites.ts";
@@ -85,21 +86,6 @@ export function handshakeRecords(message: Uint8Array, size = 16384): Uint8Array 
   }
   return concat(out);
 }
-
-const X25519_SPKI = Uint8Array.of(
-  0x30,
-  0x2a,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x6e,
-  0x03,
-  0x21,
-  0,
-);
 
 /** The client's side of one connection. */
 export class TestClient {
