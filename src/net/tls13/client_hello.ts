@@ -4,6 +4,7 @@
 // 0-RTT, a key it cannot sign with, anything malformed).
 
 import { Alert, TlsAlert } from "./alert.ts";
+import { concat } from "./bytes.ts";
 import { keySchemes, type Tls13Credentials } from "./credentials.ts";
 import { type ClientHello, HandshakeType, parseClientHello } from "./messages.ts";
 import { MAX_PLAINTEXT } from "./record.ts";
@@ -87,7 +88,7 @@ export function clientHelloBody(head: Uint8Array): Uint8Array | null | string {
     parts.push(head.subarray(at + 5, at + 5 + available));
     gathered += available;
     if (need < 0 && gathered >= 4) {
-      const first = parts.length === 1 ? parts[0] : joined(parts);
+      const first = joined(parts);
       if (first[0] !== HandshakeType.clientHello) return "first message is not a ClientHello";
       need = 4 + ((first[1] << 16) | (first[2] << 8) | first[3]);
       if (need > MAX_CLIENT_HELLO) return "ClientHello too large";
@@ -98,15 +99,9 @@ export function clientHelloBody(head: Uint8Array): Uint8Array | null | string {
   }
 }
 
+/** The parts as one array: the part itself when there is one (no copy). */
 function joined(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return parts.length === 1 ? parts[0] : concat(parts);
 }
 
 /**
