@@ -43,10 +43,53 @@ export class ConnectionClosedError extends Error {
 }
 
 export class IdleTimeoutError extends Error {
-  constructor() {
-    super("Connection idle timeout");
+  constructor(message = "Connection idle timeout") {
+    super(message);
     this.name = "IdleTimeoutError";
   }
+}
+
+/**
+ * setDeadline's limit passed (input did not come in time, or not fast enough): an
+ * IdleTimeoutError, so every session ends on it as on the idle limit, but one that can say so.
+ */
+export class DeadlineError extends IdleTimeoutError {
+  constructor() {
+    super("Connection deadline passed");
+    this.name = "DeadlineError";
+  }
+}
+
+/** How setDeadline's limit moves and when it starts. */
+export interface DeadlineOptions {
+  /**
+   * The input rate a client must keep up (bytes per second, as Postfix's smtpd_min_data_rate):
+   * each byte that arrives moves the deadline on by 1/rate s, but never to more than `ms` after
+   * the moment the move is made (see movedDeadline). A large message sent slowly but steadily
+   * goes on for as long as it takes; a byte now and then does not. 0 or absent: a fixed deadline.
+   */
+  minBytesPerSecond?: number;
+  /**
+   * The clock starts at the next input (at once when some is buffered already): it bounds how
+   * long a request takes to arrive, not the wait for it (IMAP IDLE waits for hours).
+   */
+  fromInput?: boolean;
+}
+
+/**
+ * Where a deadline with a minimum rate falls next, looked at `now` (when it was due, `at`):
+ * `bytes` arrived since `at` was set, each worth 1/minBytesPerSecond s more, but never more than
+ * `ms` from now (credit is not banked: a client that sent fast and then trickles has at most
+ * `ms` more). At or before `now`: the deadline has passed.
+ */
+export function movedDeadline(
+  at: number,
+  bytes: number,
+  minBytesPerSecond: number,
+  ms: number,
+  now: number,
+): number {
+  return Math.min(at + (bytes * 1000) / minBytesPerSecond, now + ms);
 }
 
 /** A TLS handshake that failed or did not finish in time (the connection is dropped). */
@@ -107,10 +150,13 @@ export interface Connection {
   setIdleTimeout(ms: number): void;
   /**
    * A limit that input does not restart: `ms` from now, unless set again (0 clears it), a
-   * pending or later read fails with IdleTimeoutError as at the idle limit. A client trickling
-   * a byte now and then keeps the idle clock going, but not this one (logging in, one command).
+   * pending or later read fails with DeadlineError (an IdleTimeoutError). A client trickling a
+   * byte now and then keeps the idle clock going, but not this one (logging in, one command).
+   * It bounds the wait for input, not the session's own work: passed while no read waits (a
+   * password being verified), it fails the next read, unless it is set again or cleared first.
+   * `options`: a minimum input rate that moves it on, and a clock that starts with input.
    */
-  setDeadline(ms: number): void;
+  setDeadline(ms: number, options?: DeadlineOptions): void;
   /**
    * How much may be read ahead of the session before the socket is paused (default 1 MiB);
    * small before login, so idle or hostile clients hold little memory.
@@ -150,6 +196,22 @@ export interface ConnectionOptions {
    * engine cannot use this certificate's key.
    */
   tls13?: () => Tls13Credentials | null;
+}
+
+/** setDeadline's limit while one is set. */
+interface Deadline {
+  ms: number;
+  /** DeadlineOptions.minBytesPerSecond (0: a fixed deadline). */
+  rate: number;
+  /** When it falls (performance.now()); 0 until the first input, with fromInput. */
+  at: number;
+  /** Bytes that arrived since `at` was last set (with a rate). */
+  bytes: number;
+  /** It passed while no read waited: the next read fails. */
+  passed: boolean;
+  /** The timer of a deadline moved on (the first `ms` wait in the shared queue of `ms`). */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  fire: () => void;
 }
 
 /** Which TLS serves a connection: tern's own engine, or node:tls. */
@@ -195,11 +257,10 @@ export class SocketConnection implements Connection {
   /** The shared deadlines of the idle limit (null when there is none). */
   #idleQueue: DelayQueue | null = null;
   /**
-   * setDeadline's entry and its queue (null when none is set: made per deadline, so a session
-   * past login holds no closure for it).
+   * setDeadline's limit (null when none is set: made per deadline, so a session waiting for
+   * its next command holds nothing for it).
    */
-  #deadlineQueue: DelayQueue | null = null;
-  #onDeadline: (() => void) | null = null;
+  #deadline: Deadline | null = null;
   #closed = false;
   /** Writes waiting for the socket to drain (made on the first one: most never wait). */
   #pendingWrites: Set<(e: Error) => void> | null = null;
@@ -267,6 +328,11 @@ export class SocketConnection implements Connection {
 
   #append(chunk: Uint8Array) {
     if (chunk.length === 0) return;
+    const d = this.#deadline;
+    if (d) {
+      if (d.at === 0) this.#startDeadline(d);
+      d.bytes += chunk.length;
+    }
     this.#chunks.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.#buffered += chunk.length;
     this.#flow();
@@ -329,9 +395,9 @@ export class SocketConnection implements Connection {
   };
 
   /** The idle limit or the deadline passed: reads fail from now on. */
-  #expire() {
+  #expire(error: IdleTimeoutError = new IdleTimeoutError()) {
     if (this.#closed || this.#ended) return;
-    this.#error = new IdleTimeoutError();
+    this.#error = error;
     this.#ended = true;
     this.#wake();
     // A write waiting as long for the socket to drain: the peer reads nothing (gone without
@@ -350,9 +416,11 @@ export class SocketConnection implements Connection {
   }
 
   #clearDeadline() {
-    if (this.#onDeadline) this.#deadlineQueue?.cancel(this.#onDeadline);
-    this.#deadlineQueue = null;
-    this.#onDeadline = null;
+    const d = this.#deadline;
+    if (!d) return;
+    this.#deadline = null;
+    delayQueue(d.ms).cancel(d.fire);
+    clearTimeout(d.timer);
   }
 
   setIdleTimeout(ms: number): void {
@@ -362,18 +430,62 @@ export class SocketConnection implements Connection {
     this.#touch();
   }
 
-  setDeadline(ms: number): void {
+  setDeadline(ms: number, options: DeadlineOptions = {}): void {
     this.#clearDeadline();
     if (ms <= 0 || this.#closed || this.#ended) return;
-    const fire = () => {
-      if (this.#onDeadline !== fire) return;
-      this.#deadlineQueue = null;
-      this.#onDeadline = null;
-      this.#expire();
+    const d: Deadline = {
+      ms,
+      rate: options.minBytesPerSecond ?? 0,
+      at: 0,
+      bytes: 0,
+      passed: false,
+      timer: undefined,
+      fire: () => this.#deadlineDue(d),
     };
-    this.#onDeadline = fire;
-    this.#deadlineQueue = delayQueue(ms);
-    this.#deadlineQueue.schedule(fire);
+    this.#deadline = d;
+    if (!options.fromInput || this.#buffered > 0) this.#startDeadline(d);
+  }
+
+  #startDeadline(d: Deadline) {
+    d.at = performance.now() + d.ms;
+    // The first wait in the queue shared by every deadline of `ms` (most commands end in it).
+    delayQueue(d.ms).schedule(d.fire);
+  }
+
+  /** The deadline's time came: moved on by the input since, or passed. */
+  #deadlineDue(d: Deadline) {
+    if (this.#deadline !== d) return;
+    d.timer = undefined;
+    if (d.rate > 0 && d.bytes > 0) {
+      const now = performance.now();
+      const next = movedDeadline(d.at, d.bytes, d.rate, d.ms, now);
+      d.at = next;
+      d.bytes = 0;
+      if (next > now) {
+        d.timer = setTimeout(d.fire, next - now);
+        return;
+      }
+    }
+    // A read waiting for input fails now; otherwise the session is at work (verifying a
+    // password, storing a message): the next read fails, unless the session moves on first.
+    if (this.#waiter) {
+      this.#deadline = null;
+      this.#expire(new DeadlineError());
+    } else d.passed = true;
+  }
+
+  /** A deadline that passed while no read waited: reads fail from now on. */
+  #deadlinePassed() {
+    if (!this.#deadline?.passed) return;
+    this.#deadline = null;
+    this.#expire(new DeadlineError());
+  }
+
+  /** At the start of a read: a deadline that passed meanwhile fails it. */
+  #checkDeadline() {
+    if (!this.#deadline?.passed) return;
+    this.#deadlinePassed();
+    this.#checkIdle();
   }
 
   setReadAhead(bytes = HIGH_WATER): void {
@@ -387,6 +499,7 @@ export class SocketConnection implements Connection {
    */
   #wait(): Promise<void> | undefined {
     this.#flow();
+    this.#deadlinePassed();
     if (this.#ended) return undefined;
     return new Promise<void>((resolve) => (this.#waiter = resolve));
   }
@@ -439,6 +552,7 @@ export class SocketConnection implements Connection {
     let discarded = -1; // ≥ 0 while dropping an overlong line
     let head = new Uint8Array(0); // its first bytes, for the error
     const tooLong = (fatal = false) => new LineTooLongError(maxBytes, fatal, head);
+    this.#checkDeadline();
     while (true) {
       const i = this.#indexOfLf(discarded >= 0 ? Infinity : maxBytes + 2);
       if (i >= 0) {
@@ -478,6 +592,8 @@ export class SocketConnection implements Connection {
         // it): what arrived is not the command the client sent, and must not be run as one.
         this.#take(this.#buffered);
         if (discarded >= 0) throw tooLong();
+        // Or the idle limit or the deadline ended the input in it (a trickled line).
+        this.#checkIdle();
         throw new ConnectionClosedError("Connection closed in the middle of a line");
       }
       await this.#wait();
@@ -490,6 +606,7 @@ export class SocketConnection implements Connection {
       this.#waiter = null;
       return;
     }
+    this.#deadlinePassed();
     const check = () => {
       if (this.#ended || this.#buffered > maxBytes + 2 || this.#indexOfLf(maxBytes + 2) >= 0) {
         this.#waiter = null;
@@ -505,6 +622,7 @@ export class SocketConnection implements Connection {
   }
 
   async readExact(n: number): Promise<Uint8Array | null> {
+    this.#checkDeadline();
     // Nothing to take (an empty literal): the buffer may hold no chunk at all.
     if (n === 0) return new Uint8Array(0);
     try {
@@ -527,6 +645,7 @@ export class SocketConnection implements Connection {
     n: number,
     onChunk: (chunk: Uint8Array) => void | Promise<void>,
   ): Promise<boolean> {
+    this.#checkDeadline();
     let left = n;
     while (left > 0) {
       if (this.#buffered === 0) {
@@ -544,6 +663,7 @@ export class SocketConnection implements Connection {
   }
 
   async readChunk(): Promise<Uint8Array | null> {
+    this.#checkDeadline();
     while (this.#buffered === 0) {
       if (this.#ended) return null;
       await this.#wait();

@@ -4,8 +4,10 @@ import zlib from "node:zlib";
 import { randomBytes } from "node:crypto";
 import {
   ConnectionClosedError,
+  DeadlineError,
   IdleTimeoutError,
   LineTooLongError,
+  movedDeadline,
   SocketConnection,
 } from "./connection.ts";
 import { DeflateWriter } from "./compression.ts";
@@ -210,6 +212,133 @@ Deno.test("a deadline is not restarted by input: a client trickling a line ends 
     await new Promise((r) => setTimeout(r, 400));
     second.client.write("a line\r\n");
     assert.equal(new TextDecoder().decode((await second.conn.readLine(1024))!), "a line");
+  } finally {
+    await second.done();
+  }
+});
+
+Deno.test("movedDeadline: input at the minimum rate or above keeps moving it; a trickle, or a trickle after a burst, lets it pass within twice the grace", () => {
+  const ms = 10_000;
+  const rate = 500;
+  /**
+   * A deadline looked at whenever it falls, with input at `bytesPerSecond(t)`: when it passed
+   * (null: still running at `until`).
+   */
+  const run = (bytesPerSecond: (t: number) => number, until: number): number | null => {
+    let at = ms;
+    let bytes = 0;
+    let t = 0;
+    while (t < until) {
+      // One step of 100 ms: the input of the step, then the deadline when it is due.
+      bytes += bytesPerSecond(t) / 10;
+      t += 100;
+      if (t < at) continue;
+      at = movedDeadline(at, bytes, rate, ms, t);
+      bytes = 0;
+      if (at <= t) return t;
+    }
+    return null;
+  };
+  // A steady sender at the rate, or at ten times it: never passes (an hour of it).
+  assert.equal(run(() => rate, 3_600_000), null);
+  assert.equal(run(() => 10 * rate, 3_600_000), null);
+  // A byte every 10 s: passes at the grace, give or take a step.
+  const trickle = run((t) => (t % 10_000 === 0 ? 10 : 0), 3_600_000);
+  assert.ok(trickle !== null && trickle <= ms + 200, String(trickle));
+  // Half the rate: more than the grace, bounded (ms / (1 - 1/2) at most).
+  const half = run(() => rate / 2, 3_600_000);
+  assert.ok(half !== null && half > ms && half <= 2 * ms + 200, String(half));
+  // 10 MB in the first second, then a trickle: the burst's credit is not banked.
+  const burst = run((t) => (t < 1000 ? 10_000_000 : t % 10_000 === 0 ? 10 : 0), 3_600_000);
+  assert.ok(burst !== null && burst <= 2 * ms + 200, String(burst));
+});
+
+Deno.test("a deadline with a minimum rate: a trickle slower than it ends at the deadline, though each byte restarts the idle clock", async () => {
+  const { conn, client, done } = await pair();
+  const timer = setInterval(() => client.write("x"), 20);
+  try {
+    conn.setIdleTimeout(30_000);
+    // 1 byte per 20 ms is 50 B/s, far under 10 kB/s: each byte moves the deadline 0.1 ms on.
+    conn.setDeadline(300, { minBytesPerSecond: 10_000 });
+    await assert.rejects(conn.readExactChunks(1_000_000, () => {}), DeadlineError);
+  } finally {
+    clearInterval(timer);
+    await done();
+  }
+});
+
+Deno.test("a deadline with a minimum rate: input above the rate goes on well past the grace", async () => {
+  const { conn, client, done } = await pair();
+  // 2 KB each 50 ms (40 kB/s) for 4 s, twice the grace, against a minimum of 1 kB/s: each
+  // piece moves the deadline 2 s on, so only a stall of the test's process of about 2 s
+  // (the grace) could end it.
+  const piece = new Uint8Array(2048).fill(120);
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (sent < 80) client.write(piece);
+    sent++;
+  }, 50);
+  try {
+    conn.setIdleTimeout(30_000);
+    conn.setDeadline(2000, { minBytesPerSecond: 1000 });
+    let got = 0;
+    assert.equal(await conn.readExactChunks(80 * 2048, (c) => void (got += c.length)), true);
+    assert.equal(got, 80 * 2048);
+    conn.setDeadline(0);
+  } finally {
+    clearInterval(timer);
+    await done();
+  }
+});
+
+Deno.test("a deadline from input: no clock while nothing comes; it starts with the first byte", async () => {
+  const { conn, client, done } = await pair();
+  const dec = new TextDecoder();
+  let timer: ReturnType<typeof setInterval> | undefined;
+  try {
+    conn.setIdleTimeout(30_000);
+    conn.setDeadline(200, { fromInput: true });
+    // Twice the deadline with nothing sent (IDLE, or a client thinking): still reading.
+    const read = conn.readLine(1024);
+    await new Promise((r) => setTimeout(r, 400));
+    client.write("a1 NOOP\r\n");
+    assert.equal(dec.decode((await read)!), "a1 NOOP");
+    // The next command, trickled: its first byte starts the clock.
+    conn.setDeadline(200, { fromInput: true });
+    timer = setInterval(() => client.write("x"), 20);
+    await assert.rejects(conn.readLine(1024), DeadlineError);
+  } finally {
+    clearInterval(timer);
+    await done();
+  }
+});
+
+Deno.test("a deadline that passes while no read waits fails the next read, unless it is cleared first", async () => {
+  const dec = new TextDecoder();
+  const first = await pair();
+  try {
+    first.conn.setIdleTimeout(30_000);
+    first.conn.setDeadline(100);
+    // The session is at work (a password being verified) past the deadline, then moves on:
+    // the next read waits for input as usual.
+    await new Promise((r) => setTimeout(r, 300));
+    first.conn.setDeadline(0);
+    const read = first.conn.readLine(1024);
+    await new Promise((r) => setTimeout(r, 50));
+    first.client.write("a2 NOOP\r\n");
+    assert.equal(dec.decode((await read)!), "a2 NOOP");
+  } finally {
+    await first.done();
+  }
+  const second = await pair();
+  try {
+    second.conn.setIdleTimeout(30_000);
+    second.conn.setDeadline(100);
+    await new Promise((r) => setTimeout(r, 300));
+    // Not cleared: the next read fails, even with a whole line waiting.
+    second.client.write("a2 NOOP\r\n");
+    while (second.conn.bufferedBytes() === 0) await new Promise((r) => setTimeout(r, 10));
+    await assert.rejects(second.conn.readLine(1024), DeadlineError);
   } finally {
     await second.done();
   }

@@ -1,11 +1,12 @@
 export {
   ConnectionClosedError,
+  DeadlineError,
   IdleTimeoutError,
   LineTooLongError,
   SocketConnection,
   TlsHandshakeError,
 } from "./connection.ts";
-export type { Connection, TlsEngine } from "./connection.ts";
+export type { Connection, DeadlineOptions, TlsEngine } from "./connection.ts";
 export { bindServer, formatHostPort, listen, parseHostPort } from "./listen.ts";
 export { ipv6Groups, isPublicIpv6, limitKey, normalizeAddress } from "./ip.ts";
 export { addressKind, addressPolicy } from "./public_address.ts";
