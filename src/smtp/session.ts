@@ -5,6 +5,7 @@
 import {
   type Connection,
   ConnectionClosedError,
+  DeadlineError,
   type EndReason,
   IdleTimeoutError,
   LineTooLongError,
@@ -38,6 +39,10 @@ export interface SmtpSessionOptions {
    * §4.5.3.2): also the idle limit between commands.
    */
   commandTimeoutMs?: number;
+  /**
+   * DATA: the idle limit between bytes of the message (default 10 min, RFC 5321 §4.5.3.2), and
+   * the grace of its deadline (see MIN_DATA_RATE).
+   */
   dataTimeoutMs?: number;
   /** Submission: how long after connecting AUTH must have succeeded (default 3 min). */
   loginDeadlineMs?: number;
@@ -56,6 +61,16 @@ const MAX_DATA_LINE = 8192;
  * Dovecot's submission-login (3 min). Delta Chat authenticates right after EHLO.
  */
 const LOGIN_DEADLINE_MS = 3 * 60_000;
+/**
+ * DATA must keep coming at this many bytes per second on average (Postfix's smtpd_min_data_rate,
+ * 500): after 354 the whole message must arrive within the data timeout (10 min), a deadline
+ * that each byte moves on by 2 ms, never beyond the data timeout ahead (Connection.setDeadline).
+ * The idle limit alone restarts at every byte: a client sending one every few minutes held the
+ * session, its spooled body and its store resources for as long as it liked. A message of the
+ * largest size (30 MiB by default) may take 17 h at this rate; a phone on a bad network sends
+ * some KB/s, and stalls shorter than the data timeout cost it nothing it has sent before.
+ */
+const MIN_DATA_RATE = 500;
 /** Read ahead of the session while it is not authenticated and not in DATA. */
 const PREAUTH_READ_AHEAD = 16 * 1024;
 /** Held replies to a pipelined group beyond this go out at once (a group of 1000 RCPTs). */
@@ -236,6 +251,11 @@ export class SmtpSession {
       return this.#stopping ? "shutdown" : "gone";
     } catch (e) {
       if (this.#stopping) return "shutdown";
+      if (e instanceof DeadlineError) {
+        // As Postfix at its per-request deadline (a command, AUTH, or DATA too slow to arrive).
+        await this.#last(`421 4.4.2 ${this.#opts.hostname} Error: timeout exceeded\r\n`);
+        return "idle";
+      }
       if (e instanceof IdleTimeoutError) {
         await this.#last(`421 4.4.2 ${this.#opts.hostname} Timeout, closing connection\r\n`);
         return "idle";
@@ -560,7 +580,9 @@ export class SmtpSession {
       aborted = true;
       await tx.abort();
     };
-    this.#conn.setIdleTimeout(this.#opts.dataTimeoutMs ?? 600_000);
+    const dataTimeoutMs = this.#opts.dataTimeoutMs ?? 600_000;
+    this.#conn.setIdleTimeout(dataTimeoutMs);
+    this.#conn.setDeadline(dataTimeoutMs, { minBytesPerSecond: MIN_DATA_RATE });
     this.#conn.setReadAhead();
     let data;
     try {
@@ -569,8 +591,11 @@ export class SmtpSession {
         maxLineBytes: MAX_DATA_LINE,
       }, { write: (chunk, text) => tx.write(chunk, text), overflow: abort });
     } catch (e) {
+      // Cut off, idle or too slow: the partial message is freed, nothing of it is kept.
       await abort();
       throw e;
+    } finally {
+      this.#conn.setDeadline(0);
     }
     if (!this.#login) this.#conn.setReadAhead(PREAUTH_READ_AHEAD);
     this.#conn.setIdleTimeout(this.#opts.commandTimeoutMs ?? 300_000);

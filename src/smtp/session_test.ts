@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import {
   type Connection,
   ConnectionClosedError,
+  DeadlineError,
+  type DeadlineOptions,
   type EndReason,
   IdleTimeoutError,
   LineTooLongError,
@@ -50,9 +52,9 @@ class MemoryConnection implements Connection {
     this.#ended = true;
     this.#wakeIn();
   }
-  /** The inactivity limit passes: the pending read fails. */
-  idle() {
-    this.#failure = new IdleTimeoutError();
+  /** The inactivity limit (or, given, the deadline) passes: the pending read fails. */
+  idle(failure: IdleTimeoutError = new IdleTimeoutError()) {
+    this.#failure = failure;
     this.#wakeIn();
   }
   /** Everything the session wrote and the test has not read yet. */
@@ -165,13 +167,15 @@ class MemoryConnection implements Connection {
   setIdleTimeout(ms: number): void {
     this.idleMs = ms;
   }
-  /** Every setDeadline() call, in order (0: cleared). */
+  /** Every setDeadline() call, in order (0: cleared), and the options of the last. */
   deadlines: number[] = [];
+  deadlineOptions: DeadlineOptions | undefined;
   get deadlineMs(): number {
     return this.deadlines.at(-1) ?? 0;
   }
-  setDeadline(ms: number): void {
+  setDeadline(ms: number, options?: DeadlineOptions): void {
     this.deadlines.push(ms);
+    this.deadlineOptions = options;
   }
   readAhead = 0;
   setReadAhead(bytes = 1 << 20): void {
@@ -768,9 +772,9 @@ Deno.test("inbound: a command line must be whole within the command timeout, set
   assert.match(await h.cmd("RCPT TO:<bob@example.org>"), /^250 /);
   await settled();
   assert.deepEqual(h.conn.deadlines, [1000, 0, 1000, 0, 1000, 0, 1000]);
-  // DATA's lines are not command lines: the deadline is off while the message comes in.
+  // DATA's lines are not command lines: the message has DATA's deadline (the data timeout).
   assert.match(await h.cmd("DATA"), /^354 /);
-  assert.equal(h.conn.deadlineMs, 0);
+  assert.equal(h.conn.deadlineMs, 600_000);
   assert.equal(await h.cmd("Subject: hi\r\n\r\nhello\r\n."), "250 2.0.0 Queued");
   await settled();
   assert.equal(h.conn.deadlineMs, 1000);
@@ -778,6 +782,44 @@ Deno.test("inbound: a command line must be whole within the command timeout, set
   h.conn.idle();
   assert.equal(await h.conn.reply(), "421 4.4.2 mx.example.org Timeout, closing connection");
   assert.equal(await h.done, "idle");
+});
+
+Deno.test("DATA must arrive at 500 B/s on average: a deadline from 354 that bytes move on, cleared after; when it passes, 421 4.4.2 and nothing is kept", async () => {
+  for (const mode of ["inbound", "submission"] as const) {
+    const h = mode === "inbound"
+      ? session({ mode, commandTimeoutMs: 1000, dataTimeoutMs: 5000 })
+      : await loggedIn({ commandTimeoutMs: 1000, dataTimeoutMs: 5000 });
+    if (mode === "inbound") {
+      await h.conn.reply();
+      await h.cmd("EHLO peer.example");
+    }
+    await h.cmd(`MAIL FROM:<${mode === "inbound" ? "carol@peer.example" : "alice@example.org"}>`);
+    await h.cmd("RCPT TO:<bob@example.org>");
+    assert.match(await h.cmd("DATA"), /^354 /);
+    // The data timeout is the idle limit between bytes, and the deadline's grace.
+    assert.equal(h.conn.idleMs, 5000);
+    assert.equal(h.conn.deadlineMs, 5000);
+    assert.deepEqual(h.conn.deadlineOptions, { minBytesPerSecond: 500 });
+    assert.match(await h.cmd("Subject: one\r\n\r\nfast enough\r\n."), /^250 /);
+    await settled();
+    // Cleared with the message in (then the next command line's own, on port 25).
+    assert.ok(h.conn.deadlines.slice(-2).includes(0), String(h.conn.deadlines));
+    assert.equal(h.conn.deadlineOptions, undefined);
+
+    // A second message, trickled: the deadline passes in the middle of it.
+    await h.cmd(`MAIL FROM:<${mode === "inbound" ? "carol@peer.example" : "alice@example.org"}>`);
+    await h.cmd("RCPT TO:<bob@example.org>");
+    assert.match(await h.cmd("DATA"), /^354 /);
+    h.conn.feed("Subject: two\r\n\r\na byte now and th");
+    await settled();
+    h.conn.idle(new DeadlineError());
+    assert.equal(await h.conn.reply(), "421 4.4.2 mx.example.org Error: timeout exceeded");
+    assert.equal(await h.done, "idle");
+    assert.equal(h.conn.closed, true);
+    const kept = mode === "inbound" ? h.backend.received : h.backend.submitted;
+    assert.deepEqual(kept.map((m) => m.message), ["Subject: one\r\n\r\nfast enough\r\n"]);
+    assert.equal(h.backend.aborted, 1);
+  }
 });
 
 Deno.test("inbound: past 100 commands that move no mail each counts as an error; a message taken in starts over", async () => {
