@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { createAccount, withRelay } from "./support/relay.ts";
+import { createAccount, type TestRelay, withRelay } from "./support/relay.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
+import { SmtpTestClient } from "./support/smtp_client.ts";
 import { passwordWork } from "../src/auth/mod.ts";
 import { startTern } from "./support/tern_process.ts";
 import { tlsFirstLine } from "./support/wire_client.ts";
@@ -215,6 +216,120 @@ Deno.test("IMAP: a client trickling bytes without logging in is logged out at th
     assert.ok((await member.cmd("NOOP")).ok);
     member.close();
   }, { relay: { imapLoginDeadlineMs: 5000 } });
+});
+
+/** Spool files (bodies/tmp) of the test relay's store. */
+async function spoolFiles(t: TestRelay): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${t.dir}/data/bodies/tmp`)) names.push(e.name);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return names;
+}
+
+/** Until `check` holds (a bound of 30 s, not a measurement). */
+async function until(check: () => Promise<boolean>, what: string) {
+  const end = Date.now() + 30_000;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`not within 30 s: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("SMTP: a message trickled a byte at a time after a good start ends at DATA's deadline (421 4.4.2), its spool freed, nothing stored", async () => {
+  await withRelay(async (t) => {
+    const alice = await createAccount(t, "alice0001");
+    const bob = await createAccount(t, "bob000001");
+    const c = await SmtpTestClient.connect(t.addr("submissions"), { tls: true, caPem: t.caPem });
+    let timer: ReturnType<typeof setInterval> | undefined;
+    try {
+      assert.equal((await c.reply()).code, 220);
+      assert.equal((await c.cmd("EHLO client.example")).code, 250);
+      assert.equal((await c.login(alice.address, alice.password)).code, 235);
+      assert.equal((await c.cmd(`MAIL FROM:<${alice.address}>`)).code, 250);
+      assert.equal((await c.cmd(`RCPT TO:<${bob.address}>`)).code, 250);
+      assert.equal((await c.cmd("DATA")).code, 354);
+      // 200 KB at once (spooled to a file), then a byte every 20 ms: 50 B/s, a tenth of the
+      // minimum rate, while each byte restarts the idle clock (1.5 s).
+      await c.send(`Subject: slow\r\n\r\n${`${"x".repeat(98)}\r\n`.repeat(2000)}`);
+      await until(async () => (await spoolFiles(t)).length > 0, "the message is spooled");
+      timer = setInterval(() => c.send("y").catch(() => {}), 20);
+      const r = await c.reply();
+      assert.equal(r.text, `421 4.4.2 ${t.relay.config.hostname} Error: timeout exceeded`);
+      assert.ok(await c.closedByServer());
+      // Freed before the reply was sent.
+      assert.deepEqual(await spoolFiles(t), []);
+      assert.equal(await t.relay.services.store.countQueued(), 0);
+      const account = await t.relay.services.store.getAccount(bob.address);
+      const mb = await t.relay.services.store.getMailbox(account!.id, "INBOX");
+      assert.deepEqual(await t.relay.services.store.listMessages(mb!.id), []);
+    } finally {
+      clearInterval(timer);
+      c.close();
+    }
+  }, { relay: { smtpDataTimeoutMs: 1500 } });
+});
+
+Deno.test("IMAP after login: a command or an APPEND trickled a byte at a time ends at the command deadline; IDLE, silent past it, goes on", async () => {
+  await withRelay(async (t) => {
+    const user = await createAccount(t, "alice0001");
+    const connect = async () => {
+      const { client } = await ImapTestClient.connect(t.addr("imaps"), {
+        tls: true,
+        caPem: t.caPem,
+      });
+      assert.ok((await client.login(user.address, user.password)).ok);
+      return client;
+    };
+    // IDLE: nothing from the client for twice the command deadline, then DONE.
+    const idler = await connect();
+    assert.ok((await idler.cmd("SELECT INBOX")).ok);
+    await idler.send("i1 IDLE\r\n");
+    assert.equal(await idler.readResponse(), "+ idling");
+    await new Promise((r) => setTimeout(r, 3000));
+    await idler.send("DONE\r\n");
+    assert.equal((await idler.collect("i1")).status, "OK IDLE terminated");
+    // And the wait for a command is not bounded by it either.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.ok((await idler.cmd("NOOP")).ok);
+
+    // A command line trickled: one byte every 50 ms (each restarts the 31-minute idle clock).
+    const trickler = await connect();
+    let timer = setInterval(() => trickler.send("N").catch(() => {}), 50);
+    try {
+      assert.equal(
+        await trickler.readResponse(),
+        "* BYE Disconnected: command not received in time",
+      );
+      await assert.rejects(trickler.readResponse(), /closed/);
+    } finally {
+      clearInterval(timer);
+      trickler.close();
+    }
+
+    // An APPEND: 200 KB of its message at once (spooled), then a byte every 20 ms.
+    const appender = await connect();
+    try {
+      await appender.send("a1 APPEND INBOX {1000000+}\r\n");
+      await appender.send(`Subject: slow\r\n\r\n${`${"x".repeat(98)}\r\n`.repeat(2000)}`);
+      await until(async () => (await spoolFiles(t)).length > 0, "the message is spooled");
+      timer = setInterval(() => appender.send("y").catch(() => {}), 20);
+      assert.equal(
+        await appender.readResponse(),
+        "* BYE Disconnected: command not received in time",
+      );
+      await assert.rejects(appender.readResponse(), /closed/);
+    } finally {
+      clearInterval(timer);
+      appender.close();
+    }
+    await until(async () => (await spoolFiles(t)).length === 0, "the spool is freed");
+    const status = await idler.cmd("STATUS INBOX (MESSAGES)");
+    assert.match(status.untagged[0], /\(MESSAGES 0\)/);
+    idler.close();
+  }, { relay: { imapCommandDeadlineMs: 1500 } });
 });
 
 Deno.test("IMAP after login: one command (not APPEND) holds at most 64 KiB of lines and literals, refused before it is sent", async () => {

@@ -29,6 +29,10 @@ export interface ProtocolContext {
   imapIdleNotifyMs?: number;
   /** From connect to IMAP login (default 3 min; tests shorten it). */
   imapLoginDeadlineMs?: number;
+  /** After IMAP login, how long one command may take to arrive (default 5 min; tests shorten it). */
+  imapCommandDeadlineMs?: number;
+  /** SMTP DATA's idle limit and deadline grace (default 10 min; tests shorten it). */
+  smtpDataTimeoutMs?: number;
   fetch: typeof fetch;
   now: () => number;
   /** The relay's metrics (the outbound worker counts into them too). */
@@ -265,6 +269,7 @@ async function startMailListeners(
       maxConnections: config.limits.maxConnections,
       maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
       handshakeTimeoutMs: ctx.handshakeTimeoutMs,
+      dataTimeoutMs: ctx.smtpDataTimeoutMs,
       backend,
       log,
       hooks: {
@@ -334,6 +339,7 @@ async function startMailListeners(
         onIdle: (d) => metrics.imapIdleSessions.inc(undefined, d),
         idleNotifyMs: ctx.imapIdleNotifyMs,
         loginDeadlineMs: ctx.imapLoginDeadlineMs,
+        commandDeadlineMs: ctx.imapCommandDeadlineMs,
       },
       maxConnections: config.limits.maxConnections,
       maxConnectionsPerIp: config.limits.maxConnectionsPerIp,

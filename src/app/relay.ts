@@ -57,6 +57,10 @@ export interface RelayOptions {
   imapIdleNotifyMs?: number;
   /** How long after connecting an IMAP client must have logged in (default 3 min, as Dovecot). */
   imapLoginDeadlineMs?: number;
+  /** After IMAP login, how long one command may take to arrive from its first byte (5 min). */
+  imapCommandDeadlineMs?: number;
+  /** SMTP DATA's idle limit and the grace of its minimum-rate deadline (default 10 min). */
+  smtpDataTimeoutMs?: number;
   /** Login throttling (tests set small limits to see refusals without waiting). */
   loginThrottle?: LoginThrottleOptions;
   /**
@@ -366,6 +370,8 @@ export async function startRelay(config: Config, options: RelayOptions = {}): Pr
       handshakeTimeoutMs: options.handshakeTimeoutMs,
       imapIdleNotifyMs: options.imapIdleNotifyMs,
       imapLoginDeadlineMs: options.imapLoginDeadlineMs,
+      imapCommandDeadlineMs: options.imapCommandDeadlineMs,
+      smtpDataTimeoutMs: options.smtpDataTimeoutMs,
       fetch: httpFetch ?? fetch,
       now: options.now ?? Date.now,
       metrics,

@@ -158,6 +158,12 @@ export interface ImapServerConfig {
    * (default 3 min, as Dovecot's login processes): input restarts the idle clock, not this one.
    */
   loginDeadlineMs?: number;
+  /**
+   * After login, how long one command (its lines and literals, APPEND's message too) may take
+   * to arrive from its first byte, moved on by the bytes that come (default 5 min; see
+   * COMMAND_DEADLINE_MS in session.ts). Waiting for a command, and IDLE, are not bounded by it.
+   */
+  commandDeadlineMs?: number;
   /** +1 when a session enters IDLE, -1 when it leaves (metrics). */
   onIdle?: (delta: 1 | -1) => void;
 }

@@ -5,6 +5,7 @@
 import {
   type Connection,
   ConnectionClosedError,
+  DeadlineError,
   delayQueue,
   type EndReason,
   IdleTimeoutError,
@@ -121,6 +122,22 @@ const MAX_UNAUTH_ERRORS = 10;
  * logs in right after the greeting.
  */
 const LOGIN_DEADLINE_MS = 3 * 60_000;
+/**
+ * After login, one command must arrive within this long from its first byte (its line, its
+ * literals, APPEND's message): the idle limit (31 min) restarts at every byte, so a client
+ * trickling a command a byte at a time held its buffers, an APPEND's spool and the session's
+ * place in a shutdown (a command in progress is finished first) for as long as it liked. The
+ * limit moves on with the bytes that arrive (MIN_INPUT_RATE), so a phone uploading a large
+ * APPEND slowly goes on. The wait for a command and IDLE, where a client rightly sends
+ * nothing for half an hour, are not bounded by it (the clock starts with the command's input).
+ * 5 min as Postfix's smtpd_timeout; one command line of Delta Chat takes milliseconds.
+ */
+const COMMAND_DEADLINE_MS = 5 * 60_000;
+/**
+ * The average rate a command's input must keep up once it is longer than the deadline allows
+ * (bytes per second, as Postfix's smtpd_min_data_rate): a 30 MiB APPEND may take 17 h.
+ */
+const MIN_INPUT_RATE = 500;
 /** Queued output written in one go (one TLS record stream, one system call). */
 const FLUSH_BYTES = 256 * 1024;
 const INPUT_FULL = "* BYE Input buffer full, aborting\r\n";
@@ -400,6 +417,8 @@ export class ImapSession implements SessionContext {
         await this.#bye(
           this.state === "notauth"
             ? "* BYE Disconnected for inactivity.\r\n"
+            : e instanceof DeadlineError
+            ? "* BYE Disconnected: command not received in time\r\n"
             : "* BYE Autologout; idle for too long\r\n",
         );
         return "idle";
@@ -506,9 +525,23 @@ export class ImapSession implements SessionContext {
   async #command(): Promise<EndReason | typeof HIBERNATE | null> {
     let cmd: Command;
     this.#interruptible = true;
+    // Before login the login deadline runs, from connect; after, each command has its own.
+    const loggedIn = this.state !== "notauth";
+    if (loggedIn) {
+      this.conn.setDeadline(this.config.commandDeadlineMs ?? COMMAND_DEADLINE_MS, {
+        minBytesPerSecond: MIN_INPUT_RATE,
+        fromInput: true,
+      });
+    }
     try {
-      const offer = this.state === "notauth" ? undefined : this.#offer;
-      const raw = await readCommand(this.conn, this.#limits(), offer, this.#started);
+      const offer = loggedIn ? this.#offer : undefined;
+      let raw;
+      try {
+        raw = await readCommand(this.conn, this.#limits(), offer, this.#started);
+      } finally {
+        // Running the command is the server's time, not the client's.
+        if (loggedIn) this.conn.setDeadline(0);
+      }
       if (raw === null) return "gone";
       cmd = parseCommand(raw);
       const streamed = this.#upload;
