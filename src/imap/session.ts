@@ -125,8 +125,8 @@ const LOGIN_DEADLINE_MS = 3 * 60_000;
 /**
  * After login, one command must arrive within this long from its first byte (its line, its
  * literals, APPEND's message): the idle limit (31 min) restarts at every byte, so a client
- * trickling a command a byte at a time held its buffers, an APPEND's spool and the session's
- * place in a shutdown (a command in progress is finished first) for as long as it liked. The
+ * trickling a command a byte at a time held the session, its buffers and an APPEND's spool
+ * for as long as it liked (and a shutdown waited for that command until its grace). The
  * limit moves on with the bytes that arrive (MIN_INPUT_RATE), so a phone uploading a large
  * APPEND slowly goes on. The wait for a command and IDLE, where a client rightly sends
  * nothing for half an hour, are not bounded by it (the clock starts with the command's input).
