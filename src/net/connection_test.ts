@@ -421,6 +421,19 @@ Deno.test("whenLine calls back at the idle limit, and readLine then fails with I
   }
 });
 
+Deno.test("whenLine at the idle limit with part of a line buffered (a trickled DONE): readLine fails with IdleTimeoutError, not as a lost connection", async () => {
+  const { conn, client, done } = await pair();
+  try {
+    conn.setIdleTimeout(300);
+    client.write("DO");
+    while (conn.bufferedBytes() < 2) await new Promise((r) => setTimeout(r, 10));
+    await new Promise<void>((r) => conn.whenLine(1024, r));
+    await assert.rejects(conn.readLine(1024), IdleTimeoutError);
+  } finally {
+    await done();
+  }
+});
+
 Deno.test("whenLine calls back when the peer goes away; readLine then says end of stream", async () => {
   const { conn, client, done } = await pair();
   try {
