@@ -6,8 +6,9 @@
 // spare pages, only in a memory-reducing collection, which its own memory reducer starts late
 // or, on a relay that then just waits, not at all. Measured (1250 just-in-time sign-ups over
 // IMAPS, then 3 s quiet; the main isolate's heap): 26.9 MB committed, 18.6 used; a plain full
-// collection left all 26.6 committed; a memory-reducing one left 13.6, and the relay's RSS went
-// from 164 to 129 MB (the rest of the drop is V8 pages of other isolates it released with them).
+// collection left 26.6 committed; a memory-reducing one left 13.6, and the relay's RSS went from
+// 164 to 129 MB (the rest of the drop: pages V8 had kept pooled, and the other threads' own idle
+// collections meanwhile).
 //
 // With it, the relay after 1250 just-in-time sign-ups over IMAPS (8 in flight, a loaded 2-core
 // machine; RSS in MB 5 / 10 / 30 s after the last one; start 67-69): 143.1 / 121.8 / 101.2,
@@ -15,13 +16,14 @@
 // 10 s is the scrypt workers (retired after 10 s idle, src/auth/password_pool.ts) and at 30 s
 // the writer thread, kept for 5 minutes (src/store/sqlite/mod.ts).
 //
-// So: every `intervalMs` a look at the sockets' activity (src/net/connection.ts counts what they
-// receive). A whole interval without any, after the process grew by `minGrowthBytes` since it
-// was last this small (or since the last collection), gets one memory-reducing collection. The
-// collection pauses the main thread (80 ms for a 13 MB heap on an idle 2-core machine, a few
-// hundred under load), which is why it waits for a quiet interval: a busy relay is never paused
-// by it. An idle relay is never collected twice: after a collection the process must grow again
-// first, and an idle one does not.
+// So: every `intervalMs` a look at what clients did (src/net/activity.ts: connections, data,
+// HTTP requests, TURN datagrams). A whole interval without any, after the process grew by
+// `minGrowthBytes` since it was last this small (or since the last collection), gets one
+// memory-reducing collection. That pauses the main thread (80 ms for a 13 MB heap on an idle
+// 2-core machine; 370 and 570 ms with a test suite loading both cores), which is why it waits for
+// a quiet interval: a relay whose clients act is never paused by it. An idle relay is not
+// collected again and again: after a collection the process must grow again first, and an idle
+// one does not (a relay given two bursts of 300 sign-ups 25 s apart: one collection after each).
 //
 // `gc` is V8's (src/gc.ts); without --expose-gc (a plain `deno run`) nothing is scheduled.
 
