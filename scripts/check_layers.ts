@@ -7,6 +7,7 @@ const LAYERS: Record<string, number> = {
   "errors.ts": 0,
   "version.ts": 0,
   "gc.ts": 0,
+  "quiet_collector.ts": 0,
   "build_info.json": 0,
   mime: 0,
   policy: 0,

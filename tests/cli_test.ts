@@ -307,7 +307,10 @@ Deno.test("tern install writes config, data directory and a hardened unit; unins
     assert.match(unit, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
     assert.match(unit, /^ProtectSystem=strict$/m);
     assert.match(unit, /^Environment=MALLOC_ARENA_MAX=2$/m);
-    assert.match(unit, /^Environment=DENO_V8_FLAGS=--max-semi-space-size=\d+,--expose-gc$/m);
+    assert.match(
+      unit,
+      /^Environment=DENO_V8_FLAGS=--max-semi-space-size=\d+,--expose-gc,--no-memory-pool-share-memory-on-teardown$/m,
+    );
     assert.match(unit, /^Environment=DENO_NO_UPDATE_CHECK=1$/m);
     assert.match(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     const config = await Deno.readTextFile(`${root}/etc/tern/tern.toml`);

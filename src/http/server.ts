@@ -16,7 +16,7 @@ import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { bindServer, limitKey, parseHostPort, setTcpReading } from "../net/mod.ts";
+import { bindServer, limitKey, noteActivity, parseHostPort, setTcpReading } from "../net/mod.ts";
 
 export interface TlsPems {
   certPem: string;
@@ -179,6 +179,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
 
   listener.on("connection", (socket: net.Socket) => {
+    noteActivity();
     socket.on("error", () => {}); // a reset peer is normal; the socket closes either way
     // Per client address, an IPv6 client by its /64 (as the mail listeners count).
     const ip = limitKey(socket.remoteAddress ?? "");
@@ -330,6 +331,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const failBody = new WeakMap<http.IncomingMessage, (err: Error) => void>();
 
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    noteActivity();
     const st = conns.get(keyOf(req.socket));
     if (st && st.active >= MAX_REQUESTS_IN_FLIGHT) {
       // Paused first: a TLS socket destroyed while flowing still hands the parser what it has

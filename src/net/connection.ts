@@ -8,6 +8,7 @@
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { SecureContext } from "node:tls";
+import { noteActivity } from "./activity.ts";
 import { DeflateWriter, InflateReader } from "./compression.ts";
 import { normalizeAddress } from "./ip.ts";
 import { setTcpReading } from "./tcp_reads.ts";
@@ -265,6 +266,7 @@ export class SocketConnection implements Connection {
   /** Writes waiting for the socket to drain (made on the first one: most never wait). */
   #pendingWrites: Set<(e: Error) => void> | null = null;
   #onData = (chunk: Uint8Array) => {
+    noteActivity();
     if (this.#session || this.#own) this.#fromTls(chunk);
     else this.#received(chunk);
   };
@@ -278,6 +280,7 @@ export class SocketConnection implements Connection {
 
   constructor(socket: Socket, options: ConnectionOptions = {}) {
     this.id = (nextId++).toString(36);
+    noteActivity();
     this.#raw = socket;
     this.#options = options;
     this.remoteAddress = normalizeAddress(socket.remoteAddress ?? "");

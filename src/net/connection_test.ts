@@ -11,6 +11,7 @@ import {
   SocketConnection,
 } from "./connection.ts";
 import { DeflateWriter } from "./compression.ts";
+import { activityCount } from "./activity.ts";
 
 /** A SocketConnection on the server side of a loopback pair, and the client socket. */
 async function pair(): Promise<
@@ -441,6 +442,20 @@ Deno.test("whenLine calls back when the peer goes away; readLine then says end o
     client.end();
     await called;
     assert.equal(await conn.readLine(1024), null);
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("a connection and each chunk it receives count as client activity", async () => {
+  const before = activityCount();
+  const { conn, client, done } = await pair();
+  try {
+    const connected = activityCount();
+    assert.ok(connected > before, "the connection itself counts");
+    client.write("a NOOP\r\n");
+    assert.equal(new TextDecoder().decode((await conn.readLine(1000))!), "a NOOP");
+    assert.ok(activityCount() > connected, "what it received counts");
   } finally {
     await done();
   }

@@ -25,3 +25,4 @@ export type { Resolve } from "./resolving_fetch.ts";
 export { BUSY_MS, loopTurn } from "./loop_turn.ts";
 export { setTcpReading } from "./tcp_reads.ts";
 export { DelayQueue, delayQueue } from "./delay_queue.ts";
+export { activityCount, noteActivity } from "./activity.ts";

@@ -9,6 +9,7 @@ import { Buffer } from "node:buffer";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Logger } from "../log/mod.ts";
 import { silentLogger } from "../log/mod.ts";
+import { noteActivity } from "../net/activity.ts";
 import { turnKeyFor } from "./credentials.ts";
 import { isRelayablePeer } from "./peer_policy.ts";
 import {
@@ -619,7 +620,10 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
       channelByPeer: new Map(),
       closed: false,
     };
-    relay.socket.on("message", (data, rinfo) => onPeerData(a, data, rinfo));
+    relay.socket.on("message", (data, rinfo) => {
+      noteActivity();
+      onPeerData(a, data, rinfo);
+    });
     relay.socket.on("error", (err) => log.debug("turn relay socket error", { err }));
     allocations.set(client.key, a);
     relayPorts.add(relay.port);
@@ -821,6 +825,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
 
   main.on("message", (buf: Uint8Array, rinfo: dgram.RemoteInfo) => {
     if (closed) return;
+    noteActivity();
     try {
       const n = normalizeIp(rinfo.address);
       if (!n || buf.length < 4) return;

@@ -10,6 +10,8 @@ import { dcloginUrl } from "../../http/mod.ts";
 import type { Relay } from "../../app/relay.ts";
 import { configFrom, parse } from "../context.ts";
 import { releaseStartupGarbage } from "../runtime_env.ts";
+import { quietCollector } from "../../quiet_collector.ts";
+import { activityCount } from "../../net/mod.ts";
 import type { CliIo } from "../context.ts";
 
 /** After the sessions' grace: time for the rest of the relay (queues, database) to stop. */
@@ -38,13 +40,19 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
     releaseStartupGarbage();
+    // Memory a burst of work leaves on the main thread goes back once clients are quiet.
+    const collector = quietCollector({ activity: activityCount });
     io.out(
       `tern ready ${
         JSON.stringify({ domain: config.mailDomain, listen: relay.addresses, pid: Deno.pid })
       }`,
     );
-    if (config.dev && !values["no-banner"]) await printDevBanner(relay, io);
-    return await serveUntilStopped(relay, io, signals, () => configFrom(values, io));
+    try {
+      if (config.dev && !values["no-banner"]) await printDevBanner(relay, io);
+      return await serveUntilStopped(relay, io, signals, () => configFrom(values, io));
+    } finally {
+      collector.stop();
+    }
   } finally {
     signals.remove();
     lock?.close();

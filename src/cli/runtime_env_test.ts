@@ -1,0 +1,38 @@
+import assert from "node:assert/strict";
+import { RUNTIME_ENV } from "./runtime_env.ts";
+
+const hasSmaps = (() => {
+  try {
+    Deno.statSync("/proc/self/smaps");
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "runtime env: the heap pages of ended Workers go back to the system at once",
+  ignore: !hasSmaps,
+  async fn() {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("./testdata/worker_pages.ts", import.meta.url).pathname],
+      env: { NO_COLOR: "1", ...RUNTIME_ENV },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, err);
+    const kib = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      before: number;
+      alive: number;
+      after: number;
+    };
+    // Two live Workers hold some MB of V8 pages; without the flag V8 keeps them all pooled
+    // after the Workers ended (for another isolate to reuse), so `after` stays near `alive`.
+    assert.ok(kib.alive - kib.before >= 4096, `two Workers' pages: ${JSON.stringify(kib)}`);
+    assert.ok(
+      kib.after - kib.before < (kib.alive - kib.before) / 4,
+      `pages left after the Workers ended: ${JSON.stringify(kib)}`,
+    );
+  },
+});
