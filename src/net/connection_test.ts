@@ -37,6 +37,30 @@ function pattern(n: number, seed = 0): Uint8Array {
   return out;
 }
 
+Deno.test("a connection keeps its addresses, not node:net's cached copies of them", async () => {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
+  const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
+  client.on("error", () => {});
+  const socket = await accepted;
+  const conn = new SocketConnection(socket);
+  try {
+    assert.equal(conn.remoteAddress, "127.0.0.1");
+    assert.equal(conn.localPort, (server.address() as net.AddressInfo).port);
+    // Two objects and their strings that would stay for the connection's life.
+    const cached = socket as unknown as { _peername?: unknown; _sockname?: unknown };
+    assert.equal(cached._peername, undefined);
+    assert.equal(cached._sockname, undefined);
+    // Asked again, node:net still answers.
+    assert.equal(socket.remoteAddress, "127.0.0.1");
+  } finally {
+    conn.destroy();
+    client.destroy();
+    await new Promise((r) => server.close(r));
+  }
+});
+
 Deno.test("a write to a connection the peer reset rejects with ConnectionClosedError", async () => {
   const { conn, client, done } = await pair();
   try {
