@@ -61,6 +61,38 @@ Deno.test("a connection keeps its addresses, not node:net's cached copies of the
   }
 });
 
+Deno.test("connections share their sockets' listeners: no closures of their own", async () => {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const sockets: net.Socket[] = [], clients: net.Socket[] = [], conns: SocketConnection[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
+      const client = net.connect(port, "127.0.0.1");
+      client.on("error", () => {});
+      clients.push(client);
+      const socket = await accepted;
+      sockets.push(socket);
+      conns.push(new SocketConnection(socket));
+    }
+    for (const event of ["data", "end", "error", "close"]) {
+      const [a, b] = sockets.map((s) => s.listeners(event));
+      assert.ok(a.length > 0, event);
+      assert.ok(a.every((f, i) => f === b[i]), `the same ${event} listeners on both sockets`);
+    }
+    // And each still reads its own socket's bytes.
+    clients[1].write("second\r\n");
+    clients[0].write("first\r\n");
+    assert.equal(new TextDecoder().decode((await conns[0].readLine(100))!), "first");
+    assert.equal(new TextDecoder().decode((await conns[1].readLine(100))!), "second");
+  } finally {
+    for (const c of conns) c.destroy();
+    for (const c of clients) c.destroy();
+    await new Promise((r) => server.close(r));
+  }
+});
+
 Deno.test("a write to a connection the peer reset rejects with ConnectionClosedError", async () => {
   const { conn, client, done } = await pair();
   try {
