@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { writeHeapSnapshot } from "node:v8";
 import { createAccount, type TestRelay, withRelay } from "./support/relay.ts";
 import { ImapTestClient } from "./support/imap_client.ts";
+import { imapLogin, startTern } from "./support/tern_process.ts";
+import type { WireClient } from "./support/wire_client.ts";
 
 const enc = new TextEncoder();
 
@@ -214,4 +216,59 @@ Deno.test("IMAP IDLE: a client that goes away mid-IDLE ends its session and leav
     assert.match((await again.cmd("SELECT INBOX")).untagged.join("\n"), /\* 1 EXISTS/);
     again.close();
   }, { overrides: { "listen.metrics": "127.0.0.1:0" } });
+});
+
+Deno.test("IMAP sessions share one listener on the shutdown signal: none added per session", async () => {
+  await withRelay(async (t) => {
+    const b = await createAccount(t, "bobby0001");
+    // The first session may add the one listener its listener's signal gets.
+    const first = await session(t, b);
+    assert.ok((await first.cmd("SELECT INBOX")).ok);
+    const add = AbortSignal.prototype.addEventListener;
+    let added = 0;
+    AbortSignal.prototype.addEventListener = function (
+      this: AbortSignal,
+      ...args: Parameters<typeof add>
+    ) {
+      if (args[0] === "abort") added++;
+      return add.apply(this, args);
+    };
+    const clients: ImapTestClient[] = [];
+    try {
+      for (let i = 0; i < 5; i++) {
+        const c = await session(t, b);
+        assert.ok((await c.cmd("SELECT INBOX")).ok);
+        await idle(c);
+        clients.push(c);
+      }
+    } finally {
+      AbortSignal.prototype.addEventListener = add;
+    }
+    assert.equal(added, 0, "abort listeners added by 5 more sessions");
+    for (const c of [first, ...clients]) c.close();
+  });
+});
+
+Deno.test("SIGTERM: every IMAP session, in IDLE or between commands, is told the server is shutting down", async () => {
+  const tern = await startTern("", { log: "off" });
+  const clients: WireClient[] = [];
+  try {
+    const idler = await imapLogin(tern, "shutdown1", "password-123456");
+    clients.push(idler);
+    assert.match((await idler.cmd("s", "SELECT INBOX")).status, /^OK/);
+    await idler.write("i IDLE\r\n");
+    assert.match(await idler.line(), /^\+ /);
+    const waiting = await imapLogin(tern, "shutdown2", "password-123456");
+    clients.push(waiting);
+    const stopped = tern.stop();
+    for (const c of clients) {
+      let line = await c.line();
+      while (line === "* OK Still here") line = await c.line();
+      assert.equal(line, "* BYE Server shutting down");
+    }
+    await stopped;
+  } finally {
+    for (const c of clients) c.close();
+    await tern.stop();
+  }
 });

@@ -330,21 +330,13 @@ export class ImapSession implements SessionContext {
   run(signal?: AbortSignal): Promise<EndReason> {
     // Shutdown: between commands (or in IDLE) the session ends at once; a command in progress
     // (an APPEND being stored) finishes and is answered first.
-    const onAbort = () => {
-      this.#stopping = true;
-      if (this.#interruptible) {
-        this.#bye("* BYE Server shutting down\r\n").catch((e) =>
-          this.log?.debug("imap shutdown notice not sent", { error: String(e) })
-        );
-      }
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal) ImapSession.#watchShutdown(signal, this);
     this.conn.setIdleTimeout(this.config.loginTimeoutMs ?? 120_000);
     this.conn.setDeadline(this.config.loginDeadlineMs ?? LOGIN_DEADLINE_MS);
     this.conn.setReadAhead(PREAUTH_READ_AHEAD);
     return new Promise<EndReason>((resolve, reject) => {
       const end = (reason: EndReason) => {
-        signal?.removeEventListener("abort", onAbort);
+        if (signal) ImapSession.#shutdownWatch.get(signal)?.delete(this);
         this.#unwatch?.();
         this.#unwatch = null;
         this.conn.close().then(() => resolve(reason), reject);
@@ -354,12 +346,42 @@ export class ImapSession implements SessionContext {
           // #active answers every failure itself; this is only a last guard.
           this.#unwatch?.();
           this.#unwatch = null;
-          signal?.removeEventListener("abort", onAbort);
+          if (signal) ImapSession.#shutdownWatch.get(signal)?.delete(this);
           this.conn.close().then(() => reject(e), () => reject(e));
         });
       const wake = (why: IdleWake) => step(this.#active(why));
       step(this.#active("start"));
     });
+  }
+
+  /**
+   * The sessions to tell of a shutdown, per signal: one listener on the signal for all of them.
+   * A listener per session cost each idle session a listener record, its options and a closure
+   * with its context (about 200 bytes of heap).
+   */
+  static #shutdownWatch = new WeakMap<AbortSignal, Set<ImapSession>>();
+
+  static #watchShutdown(signal: AbortSignal, session: ImapSession) {
+    let sessions = ImapSession.#shutdownWatch.get(signal);
+    if (!sessions) {
+      const all = sessions = new Set();
+      ImapSession.#shutdownWatch.set(signal, all);
+      // In the order the sessions started, as their own listeners were called.
+      signal.addEventListener("abort", () => {
+        for (const s of [...all]) s.#shutdown();
+      }, { once: true });
+    }
+    sessions.add(session);
+  }
+
+  /** Shutdown asked: between commands (or in IDLE) the session ends at once. */
+  #shutdown() {
+    this.#stopping = true;
+    if (this.#interruptible) {
+      this.#bye("* BYE Server shutting down\r\n").catch((e) =>
+        this.log?.debug("imap shutdown notice not sent", { error: String(e) })
+      );
+    }
   }
 
   /**

@@ -265,17 +265,31 @@ export class SocketConnection implements Connection {
   #closed = false;
   /** Writes waiting for the socket to drain (made on the first one: most never wait). */
   #pendingWrites: Set<(e: Error) => void> | null = null;
-  #onData = (chunk: Uint8Array) => {
+  // The sockets' listeners: one function each, shared by every connection, called with the
+  // socket as `this` (raw or node:tls), which finds its connection in `owners`. Four arrow
+  // functions per connection were four closures of its own (heap snapshots of 1000 idle TLS
+  // IMAP sessions: 5808 -> 5559 B per session in V8's heap after GC, 6184 -> 5966 by snapshot).
+  static #onData = function (this: Socket, chunk: Uint8Array) {
+    const c = owners.get(this);
+    if (!c) return;
     noteActivity();
-    if (this.#session || this.#own) this.#fromTls(chunk);
-    else this.#received(chunk);
+    if (c.#session || c.#own) c.#fromTls(chunk);
+    else c.#received(chunk);
   };
-  #onEnd = () => this.#finish(null);
-  #onError = (e: Error) => this.#finish(e);
-  #onClose = () => {
-    this.#closed = true;
-    this.#finish(null);
-    this.#failWrites();
+  static #onEnd = function (this: Socket) {
+    const c = owners.get(this);
+    if (c) c.#finish(null);
+  };
+  static #onError = function (this: Socket, e: Error) {
+    const c = owners.get(this);
+    if (c) c.#finish(e);
+  };
+  static #onClose = function (this: Socket) {
+    const c = owners.get(this);
+    if (!c) return;
+    c.#closed = true;
+    c.#finish(null);
+    c.#failWrites();
   };
 
   constructor(socket: Socket, options: ConnectionOptions = {}) {
@@ -285,12 +299,14 @@ export class SocketConnection implements Connection {
     this.#options = options;
     this.remoteAddress = normalizeAddress(socket.remoteAddress ?? "");
     this.localPort = socket.localPort ?? 0;
+    forgetAddresses(socket);
+    owners.set(socket, this);
     // Always an error listener: an unhandled 'error' event would end the process.
-    socket.on("error", this.#onError);
-    socket.on("close", this.#onClose);
+    socket.on("error", SocketConnection.#onError);
+    socket.on("close", SocketConnection.#onClose);
     if (!options.implicitTls) {
-      socket.on("data", this.#onData);
-      socket.on("end", this.#onEnd);
+      socket.on("data", SocketConnection.#onData);
+      socket.on("end", SocketConnection.#onEnd);
     }
   }
 
@@ -739,8 +755,8 @@ export class SocketConnection implements Connection {
   async startTls(goAhead: string): Promise<void> {
     if (this.#tls) throw new Error("Cannot start TLS: already active");
     const raw = this.#raw;
-    raw.removeListener("data", this.#onData);
-    raw.removeListener("end", this.#onEnd);
+    raw.removeListener("data", SocketConnection.#onData);
+    raw.removeListener("end", SocketConnection.#onEnd);
     // Deno 2.9: pause before writing the go-ahead, or the ClientHello can be lost.
     raw.pause();
     await this.#send(encoder.encode(goAhead));
@@ -772,8 +788,9 @@ export class SocketConnection implements Connection {
     }
     const t = new TLSSocket(this.#raw, { isServer: true, secureContext: context });
     this.#tls = t;
-    t.on("error", this.#onError);
-    t.on("close", this.#onClose);
+    owners.set(t, this);
+    t.on("error", SocketConnection.#onError);
+    t.on("close", SocketConnection.#onClose);
     let timer: ReturnType<typeof setTimeout> | undefined;
     // The handshake's own listeners go once it is settled: left on an idle connection they
     // would keep this promise and its closures for the connection's life.
@@ -801,8 +818,8 @@ export class SocketConnection implements Connection {
       t.off("close", onClose);
     }
     this.#socketPaused = false;
-    t.on("data", this.#onData);
-    t.on("end", this.#onEnd);
+    t.on("data", SocketConnection.#onData);
+    t.on("end", SocketConnection.#onEnd);
     this.#touch();
   }
 
@@ -822,8 +839,8 @@ export class SocketConnection implements Connection {
           helloLength: 0,
           settle: (err, served) => err ? reject(err) : resolve(served === true),
         };
-        raw.on("data", this.#onData);
-        raw.on("end", this.#onEnd);
+        raw.on("data", SocketConnection.#onData);
+        raw.on("end", SocketConnection.#onEnd);
         raw.resume();
       });
     } catch (err) {
@@ -850,8 +867,8 @@ export class SocketConnection implements Connection {
       own.hello = null;
       if (check === "fallback") {
         raw.pause();
-        raw.off("data", this.#onData);
-        raw.off("end", this.#onEnd);
+        raw.off("data", SocketConnection.#onData);
+        raw.off("end", SocketConnection.#onEnd);
         raw.unshift(head);
         own.settle(null, false);
         return;
@@ -973,6 +990,9 @@ export class SocketConnection implements Connection {
   }
 }
 
+/** Socket (raw, or node:tls's over it) → its connection, for the listeners all share. */
+const owners = new WeakMap<Socket, SocketConnection>();
+
 /** Sockets in their TLS handshake → what to call once it succeeded. */
 const handshaking = new Map<TLSSocket, (value: void) => void>();
 
@@ -992,6 +1012,20 @@ function appendHello(own: OwnHandshake, chunk: Uint8Array): Uint8Array {
   buf.set(chunk, own.helloLength);
   own.helloLength = n;
   return buf.subarray(0, n);
+}
+
+/**
+ * Drops node:net's cached copies of the socket's two addresses, which reading remoteAddress and
+ * localPort made: this connection keeps what it needs of them, and the cache would keep two
+ * objects and their strings for the connection's life (about 190 bytes of heap per connection,
+ * heap snapshots of 1000 idle TLS IMAP sessions). node:net sets the same two properties to
+ * undefined itself (its constructor does), so the socket's shape does not change; a later read
+ * asks the handle again.
+ */
+function forgetAddresses(socket: Socket): void {
+  const cached = socket as unknown as { _peername?: unknown; _sockname?: unknown };
+  cached._peername = undefined;
+  cached._sockname = undefined;
 }
 
 function closedBy(err: Error): ConnectionClosedError {

@@ -40,6 +40,62 @@ function pattern(n: number, seed = 0): Uint8Array {
   return out;
 }
 
+Deno.test("a connection keeps its addresses, not node:net's cached copies of them", async () => {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
+  const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
+  client.on("error", () => {});
+  const socket = await accepted;
+  const conn = new SocketConnection(socket);
+  try {
+    assert.equal(conn.remoteAddress, "127.0.0.1");
+    assert.equal(conn.localPort, (server.address() as net.AddressInfo).port);
+    // Two objects and their strings that would stay for the connection's life.
+    const cached = socket as unknown as { _peername?: unknown; _sockname?: unknown };
+    assert.equal(cached._peername, undefined);
+    assert.equal(cached._sockname, undefined);
+    // Asked again, node:net still answers.
+    assert.equal(socket.remoteAddress, "127.0.0.1");
+  } finally {
+    conn.destroy();
+    client.destroy();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+Deno.test("connections share their sockets' listeners: no closures of their own", async () => {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const sockets: net.Socket[] = [], clients: net.Socket[] = [], conns: SocketConnection[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
+      const client = net.connect(port, "127.0.0.1");
+      client.on("error", () => {});
+      clients.push(client);
+      const socket = await accepted;
+      sockets.push(socket);
+      conns.push(new SocketConnection(socket));
+    }
+    for (const event of ["data", "end", "error", "close"]) {
+      const [a, b] = sockets.map((s) => s.listeners(event));
+      assert.ok(a.length > 0, event);
+      assert.ok(a.every((f, i) => f === b[i]), `the same ${event} listeners on both sockets`);
+    }
+    // And each still reads its own socket's bytes.
+    clients[1].write("second\r\n");
+    clients[0].write("first\r\n");
+    assert.equal(new TextDecoder().decode((await conns[0].readLine(100))!), "first");
+    assert.equal(new TextDecoder().decode((await conns[1].readLine(100))!), "second");
+  } finally {
+    for (const c of conns) c.destroy();
+    for (const c of clients) c.destroy();
+    await new Promise((r) => server.close(r));
+  }
+});
+
 Deno.test("a write to a connection the peer reset rejects with ConnectionClosedError", async () => {
   const { conn, client, done } = await pair();
   try {
