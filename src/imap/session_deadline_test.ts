@@ -3,17 +3,9 @@
 // either logs in for good or, refused, ends the session as the deadline says.
 
 import assert from "node:assert/strict";
-import net from "node:net";
-import { SocketConnection } from "../net/connection.ts";
+import { loopbackPair } from "../../tests/support/loopback_session.ts";
 import type { ImapAuthResult, ImapBackend, ImapServerConfig } from "./backend.ts";
 import { ImapSession } from "./session.ts";
-
-/** The server's side of a loopback pair, taken for TLS (LOGIN needs it; TLS is not the point). */
-class TlsLikeConnection extends SocketConnection {
-  override get isTls(): boolean {
-    return true;
-  }
-}
 
 /** A backend whose authenticate() waits until the test settles it; nothing else is used. */
 function gatedBackend() {
@@ -34,64 +26,19 @@ function gatedBackend() {
 }
 
 async function session(backend: ImapBackend, config: Partial<ImapServerConfig>) {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
-  const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
-  client.on("error", () => {});
-  const conn = new TlsLikeConnection(await accepted);
-  const done = new ImapSession(conn, backend, {
+  const pair = await loopbackPair();
+  const done = new ImapSession(pair.conn, backend, {
     hostname: "imap.example.org",
     maxMessageBytes: 1 << 20,
     startTlsAvailable: false,
     ...config,
   }).run();
-  let text = "";
-  let wake: (() => void) | null = null;
-  let ended = false;
-  client.on("data", (b: Uint8Array) => {
-    text += new TextDecoder().decode(b);
-    wake?.();
-  });
-  client.on("close", () => {
-    ended = true;
-    wake?.();
-  });
   return {
     done,
-    send: (s: string) => client.write(s),
-    /** The next line from the server (null once it closed the connection). */
-    async line(): Promise<string | null> {
-      while (!text.includes("\r\n")) {
-        if (ended) return null;
-        await waitFor(() => new Promise<void>((r) => (wake = r)));
-      }
-      const i = text.indexOf("\r\n");
-      const l = text.slice(0, i);
-      text = text.slice(i + 2);
-      return l;
-    },
-    async close() {
-      client.destroy();
-      await done.catch(() => {});
-      await new Promise((r) => server.close(r));
-    },
+    send: (s: string) => pair.client.write(s),
+    line: pair.line,
+    close: () => pair.close(done),
   };
-}
-
-/** The server's next output or close, failing after 30 s (a bound, not a measurement). */
-async function waitFor(next: () => Promise<void>) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      next(),
-      new Promise((_, reject) =>
-        timer = setTimeout(() => reject(new Error("nothing from the server in 30 s")), 30_000)
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -3,17 +3,10 @@
 // and an AUTH verified after the login deadline logs in for good.
 
 import assert from "node:assert/strict";
-import net from "node:net";
-import { SocketConnection } from "../net/connection.ts";
+import { loopbackPair } from "../../tests/support/loopback_session.ts";
+import { concatBytes } from "../mime/bytes.ts";
 import type { SmtpBackend, SmtpDataTransaction } from "./backend.ts";
 import { SmtpSession, type SmtpSessionOptions } from "./session.ts";
-
-/** The server's side of a loopback pair, taken for TLS (AUTH needs it; TLS is not the point). */
-class TlsLikeConnection extends SocketConnection {
-  override get isTls(): boolean {
-    return true;
-  }
-}
 
 /** A backend that records messages; authenticate() waits until the test settles it. */
 function backend() {
@@ -46,7 +39,7 @@ function backend() {
           return Promise.resolve();
         },
         end: () => {
-          state.stored.push(new TextDecoder().decode(concat(parts)));
+          state.stored.push(new TextDecoder().decode(concatBytes(parts)));
           return Promise.resolve({ code: 250, enhanced: "2.0.0", text: "OK" });
         },
         abort: () => {
@@ -59,24 +52,9 @@ function backend() {
   return { backend: b, state };
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 async function session(b: SmtpBackend, options: Partial<SmtpSessionOptions>) {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
-  const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
-  client.on("error", () => {});
-  const conn = new TlsLikeConnection(await accepted);
-  const done = new SmtpSession(conn, {
+  const pair = await loopbackPair();
+  const done = new SmtpSession(pair.conn, {
     mode: "submission",
     hostname: "mx.example.org",
     maxMessageBytes: 1 << 20,
@@ -84,27 +62,7 @@ async function session(b: SmtpBackend, options: Partial<SmtpSessionOptions>) {
     startTlsAvailable: false,
     ...options,
   }, b).run();
-  let text = "";
-  let wake: (() => void) | null = null;
-  let ended = false;
-  client.on("data", (d: Uint8Array) => {
-    text += new TextDecoder().decode(d);
-    wake?.();
-  });
-  client.on("close", () => {
-    ended = true;
-    wake?.();
-  });
-  const line = async (): Promise<string | null> => {
-    while (!text.includes("\r\n")) {
-      if (ended) return null;
-      await waitFor(() => new Promise<void>((r) => (wake = r)));
-    }
-    const i = text.indexOf("\r\n");
-    const l = text.slice(0, i);
-    text = text.slice(i + 2);
-    return l;
-  };
+  const { client, line } = pair;
   return {
     done,
     client,
@@ -118,27 +76,8 @@ async function session(b: SmtpBackend, options: Partial<SmtpSessionOptions>) {
         if (/^\d{3} /.test(l)) return l;
       }
     },
-    async close() {
-      client.destroy();
-      await done.catch(() => {});
-      await new Promise((r) => server.close(r));
-    },
+    close: () => pair.close(done),
   };
-}
-
-/** The server's next output or close, failing after 30 s (a bound, not a measurement). */
-async function waitFor(next: () => Promise<void>) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      next(),
-      new Promise((_, reject) =>
-        timer = setTimeout(() => reject(new Error("nothing from the server in 30 s")), 30_000)
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
