@@ -15,6 +15,8 @@ export interface LoginThrottleOptions {
   freeFailures?: number;
   /** How long failures count; the count restarts after it. Default 10 minutes. */
   windowMs?: number;
+  /** The gap after the first failure past the free ones; it doubles with each further one. Default 250 ms. */
+  baseDelayMs?: number;
   /** Largest gap between two attempts of one key. Default 5 s. */
   maxDelayMs?: number;
   /** An attempt that would wait longer than this is refused instead. Default 30 s. */
@@ -56,7 +58,7 @@ export function throttleParams(options: LoginThrottleOptions = {}): ThrottlePara
   return {
     freeFailures: options.freeFailures ?? 5,
     windowMs: options.windowMs ?? 10 * 60_000,
-    baseDelayMs: BASE_DELAY_MS,
+    baseDelayMs: options.baseDelayMs ?? BASE_DELAY_MS,
     maxDelayMs: options.maxDelayMs ?? 5000,
     maxWaitMs: options.maxWaitMs ?? 30_000,
     trustMs: options.trustMs ?? 30 * 24 * 3600_000,
@@ -77,6 +79,7 @@ export class LoginThrottle implements LoginGate {
   #trusted = new Map<string, number>();
   #free: number;
   #windowMs: number;
+  #baseDelayMs: number;
   #maxDelayMs: number;
   #maxWaitMs: number;
   #trustMs: number;
@@ -87,6 +90,7 @@ export class LoginThrottle implements LoginGate {
     const p = throttleParams(options);
     this.#free = p.freeFailures;
     this.#windowMs = p.windowMs;
+    this.#baseDelayMs = p.baseDelayMs;
     this.#maxDelayMs = p.maxDelayMs;
     this.#maxWaitMs = p.maxWaitMs;
     this.#trustMs = p.trustMs;
@@ -157,7 +161,7 @@ export class LoginThrottle implements LoginGate {
 
   #delay(s: KeyState): number {
     const over = s.failures - this.#free;
-    return over < 0 ? 0 : Math.min(this.#maxDelayMs, BASE_DELAY_MS * 2 ** Math.min(over, 16));
+    return over < 0 ? 0 : Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** Math.min(over, 16));
   }
 
   #prune(now: number) {

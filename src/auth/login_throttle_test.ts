@@ -33,6 +33,15 @@ Deno.test("throttle: free failures, then each attempt waits for a doubling gap",
   assert.equal(fail("a", "x"), 0, "the gap has passed");
 });
 
+Deno.test("throttle: baseDelayMs sets the first gap past the free failures; it doubles from there", () => {
+  const { fail } = setup({ baseDelayMs: 1000, maxWaitMs: 60_000 });
+  for (let i = 0; i < 3; i++) fail("a", "x");
+  assert.equal(fail("a", "x"), 1000);
+  assert.equal(fail("a", "x"), 2000);
+  assert.equal(fail("a", "x"), 4000, "up to maxDelayMs");
+  assert.equal(fail("a", "x"), 4000);
+});
+
 Deno.test("throttle: parallel attempts queue one gap apart, and beyond maxWait are refused", () => {
   const { t, fail } = setup();
   for (let i = 0; i < 6; i++) fail("a", "x");
