@@ -300,36 +300,27 @@ Deno.test("IMAP after login: a command or an APPEND trickled a byte at a time en
     await new Promise((r) => setTimeout(r, 2000));
     assert.ok((await idler.cmd("NOOP")).ok);
 
+    /** Sends `byte` every `ms` until the server ends the session with the command deadline's BYE. */
+    const trickleUntilBye = async (c: typeof idler, byte: string, ms: number) => {
+      const timer = setInterval(() => c.send(byte).catch(() => {}), ms);
+      try {
+        assert.equal(await c.readResponse(), "* BYE Disconnected: command not received in time");
+        await assert.rejects(c.readResponse(), /closed/);
+      } finally {
+        clearInterval(timer);
+        c.close();
+      }
+    };
+
     // A command line trickled: one byte every 50 ms (each restarts the 31-minute idle clock).
-    const trickler = await connect();
-    let timer = setInterval(() => trickler.send("N").catch(() => {}), 50);
-    try {
-      assert.equal(
-        await trickler.readResponse(),
-        "* BYE Disconnected: command not received in time",
-      );
-      await assert.rejects(trickler.readResponse(), /closed/);
-    } finally {
-      clearInterval(timer);
-      trickler.close();
-    }
+    await trickleUntilBye(await connect(), "N", 50);
 
     // An APPEND: 200 KB of its message at once (spooled), then a byte every 20 ms.
     const appender = await connect();
-    try {
-      await appender.send("a1 APPEND INBOX {1000000+}\r\n");
-      await appender.send(`Subject: slow\r\n\r\n${`${"x".repeat(98)}\r\n`.repeat(2000)}`);
-      await until(async () => (await spoolFiles(t)).length > 0, "the message is spooled");
-      timer = setInterval(() => appender.send("y").catch(() => {}), 20);
-      assert.equal(
-        await appender.readResponse(),
-        "* BYE Disconnected: command not received in time",
-      );
-      await assert.rejects(appender.readResponse(), /closed/);
-    } finally {
-      clearInterval(timer);
-      appender.close();
-    }
+    await appender.send("a1 APPEND INBOX {1000000+}\r\n");
+    await appender.send(`Subject: slow\r\n\r\n${`${"x".repeat(98)}\r\n`.repeat(2000)}`);
+    await until(async () => (await spoolFiles(t)).length > 0, "the message is spooled");
+    await trickleUntilBye(appender, "y", 20);
     await until(async () => (await spoolFiles(t)).length === 0, "the spool is freed");
     const status = await idler.cmd("STATUS INBOX (MESSAGES)");
     assert.match(status.untagged[0], /\(MESSAGES 0\)/);

@@ -12,17 +12,14 @@ import {
 } from "./connection.ts";
 import { DeflateWriter } from "./compression.ts";
 import { activityCount } from "./activity.ts";
+import { socketPair } from "../../tests/support/loopback_session.ts";
 
 /** A SocketConnection on the server side of a loopback pair, and the client socket. */
 async function pair(): Promise<
   { conn: SocketConnection; client: net.Socket; done(): Promise<void> }
 > {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
-  const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
-  client.on("error", () => {});
-  const conn = new SocketConnection(await accepted);
+  const { accepted, client, server } = await socketPair();
+  const conn = new SocketConnection(accepted);
   return {
     conn,
     client,
@@ -41,12 +38,7 @@ function pattern(n: number, seed = 0): Uint8Array {
 }
 
 Deno.test("a connection keeps its addresses, not node:net's cached copies of them", async () => {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
-  const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
-  client.on("error", () => {});
-  const socket = await accepted;
+  const { accepted: socket, client, server } = await socketPair();
   const conn = new SocketConnection(socket);
   try {
     assert.equal(conn.remoteAddress, "127.0.0.1");

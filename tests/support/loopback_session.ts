@@ -22,14 +22,25 @@ export interface LoopbackPair {
   close(done: Promise<unknown>): Promise<void>;
 }
 
-/** A listener on 127.0.0.1, one client connected to it, and a reader of the server's lines. */
-export async function loopbackPair(): Promise<LoopbackPair> {
+/**
+ * A listener on 127.0.0.1 and one client connected to it: the server's side of the connection,
+ * the client's socket, and the listener to close.
+ */
+export async function socketPair(): Promise<
+  { accepted: net.Socket; client: net.Socket; server: net.Server }
+> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
   const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
   client.on("error", () => {});
-  const conn = new TlsLikeConnection(await accepted);
+  return { accepted: await accepted, client, server };
+}
+
+/** socketPair with the server's side as a TlsLikeConnection, and a reader of the server's lines. */
+export async function loopbackPair(): Promise<LoopbackPair> {
+  const { accepted, client, server } = await socketPair();
+  const conn = new TlsLikeConnection(accepted);
   let text = "";
   let wake: (() => void) | null = null;
   let ended = false;
