@@ -140,8 +140,10 @@ Deno.test({
   ignore: postgresNeed.ignore,
   fn: async () => {
     const url = await server!.createDatabase("handover");
-    const a = await startPostgresStore(url, { name: "tern a" });
-    const b = await startPostgresStore(url, { name: "tern b" });
+    // Leases on the workers' scripted clocks, as on SQLite (the database's clock, the default,
+    // is tested in store/postgres/postgres_store_test.ts).
+    const a = await startPostgresStore(url, { name: "tern a", leaseClock: "caller" });
+    const b = await startPostgresStore(url, { name: "tern b", leaseClock: "caller" });
     try {
       await handover(a, b);
     } finally {

@@ -358,8 +358,13 @@ export interface RecipientClaim {
   /** The claiming worker; each run of an outbound worker has an id of its own. */
   owner: string;
   ids: number[];
+  /**
+   * The caller's clock. Times the store gives back (busyUntil, nextAttemptFor) are on it, but
+   * leases are timed on the store's clock: SQLite's is the caller's (one process), PostgreSQL's
+   * the database's, the one clock all instances share (theirs may differ).
+   */
   now: number;
-  /** The claim holds until `now + leaseMs` unless renewed. */
+  /** The claim holds for `leaseMs` from now unless renewed. */
   leaseMs: number;
 }
 

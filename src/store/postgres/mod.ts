@@ -51,6 +51,12 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** application_name of the connections (instances tell themselves apart in pg_stat_activity). */
   name?: string;
+  /**
+   * The clock outbound claim leases are timed on: the database's (default; instances' clocks
+   * may differ, and a lease timed on one of them lets another instance send the same message
+   * or never take over a dead one's), or the `now` each claim carries (tests scripting time).
+   */
+  leaseClock?: "database" | "caller";
 }
 
 export interface PostgresStore extends Store, MethodsOf<Pick<Ops, "claimPushJobs">> {
@@ -93,6 +99,7 @@ export async function startPostgresStore(
     bulk,
     where,
     options.now ?? Date.now,
+    options.leaseClock ?? "database",
     (job) => new PgLeaderLock(url, job, name),
   );
 }
@@ -115,6 +122,7 @@ function buildStore(
   bulk: Sql,
   where: string,
   now: () => number,
+  leaseClock: "database" | "caller",
   newLock: (job: keyof typeof LEADER_JOBS) => PgLeaderLock,
 ): PostgresStore {
   const writes = new WriteBatcher(sql);
@@ -140,7 +148,8 @@ function buildStore(
   };
   const call = (name: string, def: OpDef, args: unknown[]): Promise<unknown> => {
     const at = now();
-    if (def.kind === "read") return def.run(sql, { now: () => at }, ...(args as never[]));
+    const env = { now: () => at, leaseClock };
+    if (def.kind === "read") return def.run(sql, env, ...(args as never[]));
     let keys: Promise<string[]> | null = null;
     if (def.kind === "write") {
       try {
@@ -149,7 +158,7 @@ function buildStore(
         return Promise.reject(err);
       }
     }
-    return writes.add({ name, run: def.run, args, now: at, keys });
+    return writes.add({ name, run: def.run, args, env, keys });
   };
   const store: Record<string, unknown> = {};
   for (const [name, def] of Object.entries(OPS) as [string, OpDef][]) {

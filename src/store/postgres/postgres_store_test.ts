@@ -31,7 +31,11 @@ if (postgresNeed.ignore) {
 } else {
   runStoreContract("PostgresStore", freshStore);
   runQueriesContract("PostgresStore queries", freshStore);
-  runQueueContract("PostgresStore", freshStore);
+  // The contract scripts time through the claims' `now`; the database's clock is tested below.
+  runQueueContract(
+    "PostgresStore",
+    async () => await startPostgresStore(await freshUrl(), { leaseClock: "caller" }),
+  );
 }
 
 pgTest("startPostgresStore() migrates a fresh database once and re-opens it", async () => {
@@ -285,6 +289,78 @@ pgTest(
     } finally {
       db.release();
       await s.close();
+    }
+  },
+);
+
+pgTest(
+  "claim leases run on the database's clock: a skewed instance neither steals nor strands mail",
+  async () => {
+    const url = await freshUrl();
+    // Two instances on one database whose clocks are an hour apart (a host without NTP).
+    const [a, b] = await Promise.all([startPostgresStore(url), startPostgresStore(url)]);
+    const HOUR = 3_600_000;
+    const aNow = () => Date.now();
+    const bNow = () => Date.now() + HOUR;
+    try {
+      const q = await a.enqueue({
+        sender: "x@l",
+        body: bytesBody(new TextEncoder().encode("m")),
+        recipients: ["1@b.test"],
+        now: aNow() - HOUR,
+      });
+      const [r] = await a.dueRecipientsFor("b.test", aNow(), 10);
+      const ids = [r.id];
+      const lease = 60_000;
+      assert.deepEqual(
+        await a.claimRecipients(q, { owner: "a", ids, now: aNow(), leaseMs: lease }),
+        { claimed: ids, busyUntil: null },
+      );
+      // B's clock is past A's lease: still, A is sending and B must not send it a second time.
+      assert.deepEqual(await b.dueRecipientsFor("b.test", bNow(), 10), [], "claimed: not due");
+      const before = bNow();
+      const taken = await b.claimRecipients(q, { owner: "b", ids, now: before, leaseMs: lease });
+      assert.deepEqual(taken.claimed, [], "B took the recipient A is sending");
+      // When to look again, on B's clock: within the lease from now.
+      assert.ok(
+        taken.busyUntil !== null && taken.busyUntil > before &&
+          taken.busyUntil <= bNow() + lease,
+        `busyUntil ${taken.busyUntil} on B's clock (now ${before})`,
+      );
+      const next = await b.nextAttemptFor("b.test", before);
+      assert.ok(next !== null && next > before && next <= bNow() + lease, `next ${next}`);
+      // A dies after renewing with a short lease. Its end is measured on the database's clock,
+      // not B's: once it passed, B takes the mail over (B's clock being ahead changes nothing).
+      assert.deepEqual(
+        await a.renewClaims({ owner: "a", ids, now: aNow(), leaseMs: 1 }),
+        ids,
+      );
+      const limit = Date.now() + 30_000;
+      let got: number[] = [];
+      while (got.length === 0 && Date.now() < limit) {
+        await new Promise((ok) => setTimeout(ok, 5));
+        got = (await b.claimRecipients(q, { owner: "b", ids, now: bNow(), leaseMs: lease }))
+          .claimed;
+      }
+      assert.deepEqual(got, ids, "A's ended lease was taken over");
+      // A's clock is an hour behind B's: A, come back, must still see B's fresh claim.
+      assert.deepEqual(await a.dueRecipientsFor("b.test", aNow(), 10), []);
+      assert.deepEqual(
+        (await a.claimRecipients(q, { owner: "a", ids, now: aNow(), leaseMs: lease })).claimed,
+        [],
+      );
+      // B's claim, taken on a clock an hour ahead, is not an hour longer: a B that dies
+      // strands nothing once its lease ended on the shared clock.
+      assert.deepEqual(await b.renewClaims({ owner: "b", ids, now: bNow(), leaseMs: 1 }), ids);
+      got = [];
+      while (got.length === 0 && Date.now() < limit) {
+        await new Promise((ok) => setTimeout(ok, 5));
+        got = (await a.claimRecipients(q, { owner: "a", ids, now: aNow(), leaseMs: lease }))
+          .claimed;
+      }
+      assert.deepEqual(got, ids, "B's ended lease was taken over");
+    } finally {
+      await Promise.all([a.close(), b.close()]);
     }
   },
 );

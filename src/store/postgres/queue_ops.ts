@@ -11,6 +11,7 @@ import type {
 } from "../types.ts";
 import { messageSize } from "../sqlite/bodies.ts";
 import type { Q } from "./connection.ts";
+import type { OpEnv } from "./write_batch.ts";
 import { freeBodies, insertBody } from "./bodies.ts";
 import { key, read, write } from "./op.ts";
 
@@ -37,6 +38,17 @@ const toRcpt = (r: RcptRow): QueueRecipientRecord => ({
   lastError: r.last_error,
   updatedAt: r.updated_at,
 });
+
+/**
+ * Now on the clock claim leases are timed on (OpEnv.leaseClock), in milliseconds: the
+ * database's, the one clock every instance shares (the same within a statement), unless a test
+ * scripts time through the claims' `now`. Times given back (busyUntil, nextAttemptFor) are put
+ * on the caller's clock: the caller's now plus what is left of the lease.
+ */
+const leaseNow = (q: Q, env: OpEnv, callerNow: number) =>
+  env.leaseClock === "caller"
+    ? q`${callerNow}::bigint`
+    : q`(extract(epoch FROM statement_timestamp()) * 1000)::bigint`;
 
 function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
@@ -201,15 +213,16 @@ export const queueOps = {
       WHERE id > ${afterId} AND status IN ('queued', 'deferred')
       ORDER BY id LIMIT ${limit}`).map(toRcpt)
   ),
-  dueRecipientsFor: read(async (q, _e, domain: string, now: number, limit: number) =>
+  dueRecipientsFor: read(async (q, e, domain: string, now: number, limit: number) =>
     (await q<RcptRow[]>`
       SELECT * FROM queue_recipients
-      WHERE domain = ${domain} AND next_attempt_at <= ${now}
-        AND status IN ('queued', 'deferred') AND (claim_until IS NULL OR claim_until <= ${now})
+      WHERE domain = ${domain} AND next_attempt_at <= ${now} AND status IN ('queued', 'deferred')
+        AND (claim_until IS NULL OR claim_until <= ${leaseNow(q, e, now)})
       ORDER BY next_attempt_at, id LIMIT ${limit}`).map(toRcpt)
   ),
-  nextAttemptFor: read(async (q, _e, domain: string, after: number) => {
-    // The next attempt, or the end of a claim (the claimed recipient is due for others then).
+  nextAttemptFor: read(async (q, e, domain: string, after: number) => {
+    // The next attempt, or the end of a claim (the claimed recipient is due for others then),
+    // that one on the caller's clock.
     const [r] = await q<{ t: number | null }[]>`
       SELECT min(t) AS t FROM (
         (SELECT next_attempt_at AS t FROM queue_recipients
@@ -217,35 +230,38 @@ export const queueOps = {
             AND status IN ('queued', 'deferred')
           ORDER BY next_attempt_at LIMIT 1)
         UNION ALL
-        (SELECT claim_until FROM queue_recipients
-          WHERE domain = ${domain} AND claim_until > ${after}
-            AND status IN ('queued', 'deferred')
+        (SELECT claim_until - c.t + ${after} FROM queue_recipients,
+            (SELECT ${leaseNow(q, e, after)} AS t) AS c
+          WHERE domain = ${domain} AND claim_until > c.t AND status IN ('queued', 'deferred')
           ORDER BY claim_until LIMIT 1)) AS due`;
     return r?.t ?? null;
   }),
   claimRecipients: write(
-    async (q, _e, queueId: number, { owner, ids, now, leaseMs }: RecipientClaim) => {
+    async (q, e, queueId: number, { owner, ids, now, leaseMs }: RecipientClaim) => {
       // One statement: a recipient another instance claims at the same moment is taken by one
       // of the two (the second UPDATE waits for the first's row lock, then sees its claim).
       const claimed = (await q<{ id: number }[]>`
-        UPDATE queue_recipients SET claim_owner = ${owner}, claim_until = ${now + leaseMs}
+        UPDATE queue_recipients SET claim_owner = ${owner},
+          claim_until = ${leaseNow(q, e, now)} + ${leaseMs}
         WHERE id = ANY(${ids}::bigint[]) AND queue_id = ${queueId}
           AND status IN ('queued', 'deferred')
-          AND (claim_owner IS NULL OR claim_owner = ${owner} OR claim_until <= ${now})
+          AND (claim_owner IS NULL OR claim_owner = ${owner}
+            OR claim_until <= ${leaseNow(q, e, now)})
         RETURNING id`).map((r) => r.id).sort((a, b) => a - b);
       const [busy] = await q<{ t: number | null }[]>`
-        SELECT min(claim_until) AS t FROM queue_recipients
+        SELECT min(claim_until) - c.t + ${now} AS t FROM queue_recipients,
+          (SELECT ${leaseNow(q, e, now)} AS t) AS c
         WHERE id = ANY(${ids}::bigint[]) AND queue_id = ${queueId}
           AND status IN ('queued', 'deferred') AND claim_owner <> ${owner}
-          AND claim_until > ${now}`;
+          AND claim_until > c.t GROUP BY c.t`;
       return { claimed, busyUntil: busy?.t ?? null };
     },
     (_c, [queueId]) => [key.queue(queueId)],
   ),
   renewClaims: write(
-    async (q, _e, { owner, ids, now, leaseMs }: RecipientClaim) =>
+    async (q, e, { owner, ids, now, leaseMs }: RecipientClaim) =>
       (await q<{ id: number }[]>`
-        UPDATE queue_recipients SET claim_until = ${now + leaseMs}
+        UPDATE queue_recipients SET claim_until = ${leaseNow(q, e, now)} + ${leaseMs}
         WHERE id = ANY(${ids}::bigint[]) AND claim_owner = ${owner}
           AND status IN ('queued', 'deferred')
         RETURNING id`).map((r) => r.id).sort((a, b) => a - b),

@@ -18,6 +18,11 @@ import { isRetryable, type Q, type Sql, sqlState, storeError } from "./connectio
 export interface OpEnv {
   /** The caller's clock at the call (injected clocks work as with SQLite). */
   now(): number;
+  /**
+   * What claim leases are timed on (queue_ops.ts): the database's clock, the one all instances
+   * share, or (tests scripting time) the `now` each claim carries.
+   */
+  leaseClock: "database" | "caller";
 }
 
 export type OpRun = (q: Q, env: OpEnv, ...args: never[]) => Promise<unknown>;
@@ -26,7 +31,7 @@ export interface WriteItem {
   name: string;
   run: OpRun;
   args: unknown[];
-  now: number;
+  env: OpEnv;
   /** Lock keys, resolved before the batch runs; null: run alone in its own transaction. */
   keys: Promise<string[]> | null;
   resolve(v: unknown): void;
@@ -118,9 +123,7 @@ export class WriteBatcher {
   async #alone(item: WriteItem): Promise<void> {
     try {
       item.resolve(
-        await this.#retrying((tx) =>
-          item.run(tx, { now: () => item.now }, ...(item.args as never[]))
-        ),
+        await this.#retrying((tx) => item.run(tx, item.env, ...(item.args as never[]))),
       );
     } catch (err) {
       item.reject(storeError(err));
@@ -150,7 +153,7 @@ export class WriteBatcher {
         for (const { item } of ready) {
           try {
             const value = await tx.savepoint((sp) =>
-              item.run(sp, { now: () => item.now }, ...(item.args as never[]))
+              item.run(sp, item.env, ...(item.args as never[]))
             );
             out.push({ ok: true, value });
           } catch (err) {
