@@ -83,3 +83,75 @@ Deno.test("IMAP: a LOGIN refused after the login deadline is answered, then the 
     await s.close();
   }
 });
+
+/** A backend that logs anyone in at once (IDLE, in the authenticated state, needs no more). */
+const openBackend = {
+  authenticate: () => Promise.resolve({ user: { accountId: 1, address: "alice@example.org" } }),
+  watch: () => () => {},
+  mailboxes: {},
+  metadata: {},
+} as unknown as ImapBackend;
+
+/** Logged in and idling, with a command deadline of `ms`. */
+async function idling(ms: number) {
+  const s = await session(openBackend, { commandDeadlineMs: ms });
+  assert.match((await s.line())!, /^\* OK /);
+  s.send("a1 LOGIN alice@example.org secret-password\r\n");
+  assert.match((await s.line())!, /^a1 OK /);
+  s.send("i1 IDLE\r\n");
+  assert.equal(await s.line(), "+ idling");
+  return s;
+}
+
+Deno.test("IMAP: an IDLE's DONE line cut short ends at the command deadline, not at the idle limit", async () => {
+  const s = await idling(200);
+  try {
+    // "DO" and nothing more: before, the session waited for the rest until the idle limit
+    // (31 min, restarted by each byte of a trickle).
+    s.send("DO");
+    assert.equal(await s.line(), "* BYE Disconnected: command not received in time");
+    assert.equal(await s.line(), null);
+    assert.equal(await s.done, "idle");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("IMAP: garbage without a line end trickled during IDLE ends at the command deadline", async () => {
+  const s = await idling(200);
+  // A byte every 20 ms: each restarts the idle clock; the line never ends nor reaches its limit
+  // (1 KiB) before the deadline.
+  const timer = setInterval(() => s.send("x"), 20);
+  try {
+    assert.equal(await s.line(), "* BYE Disconnected: command not received in time");
+    assert.equal(await s.line(), null);
+    assert.equal(await s.done, "idle");
+  } finally {
+    clearInterval(timer);
+    await s.close();
+  }
+});
+
+Deno.test("IMAP: IDLE silent past the command deadline goes on; a bad or overlong line ends it with BAD", async () => {
+  const s = await idling(200);
+  try {
+    // The deadline starts with the line's first byte: the wait for it is not bounded.
+    await sleep(500);
+    s.send("DONE\r\n");
+    assert.equal(await s.line(), "i1 OK IDLE terminated");
+    s.send("i2 IDLE\r\n");
+    assert.equal(await s.line(), "+ idling");
+    s.send("NOPE\r\n");
+    assert.equal(await s.line(), "i2 BAD Expected DONE");
+    s.send("i3 IDLE\r\n");
+    assert.equal(await s.line(), "+ idling");
+    s.send(`${"x".repeat(2000)}\r\n`);
+    assert.equal(await s.line(), "i3 BAD [TOOBIG] Line too long");
+    // The session goes on, and the IDLE's deadline is not left over for the next command.
+    await sleep(500);
+    s.send("a2 NOOP\r\n");
+    assert.equal(await s.line(), "a2 OK NOOP completed");
+  } finally {
+    await s.close();
+  }
+});
