@@ -161,7 +161,8 @@ export interface ImapServerConfig {
   /**
    * After login, how long one command (its lines and literals, APPEND's message too) may take
    * to arrive from its first byte, moved on by the bytes that come (default 5 min; see
-   * COMMAND_DEADLINE_MS in session.ts). Waiting for a command, and IDLE, are not bounded by it.
+   * COMMAND_DEADLINE_MS in session.ts), as IDLE's DONE line. Waiting for a command, or for DONE, is
+   * not bounded by it.
    */
   commandDeadlineMs?: number;
   /** +1 when a session enters IDLE, -1 when it leaves (metrics). */

@@ -479,6 +479,7 @@ export class ImapSession implements SessionContext {
         return HIBERNATE;
       }
       const line = await this.conn.readLine(IDLE_LINE_BYTES);
+      this.conn.setDeadline(0);
       if (line === null) throw new ConnectionClosedError();
       this.#leaveIdle();
       if (dec.decode(line).trim().toUpperCase() !== "DONE") throw bad("Expected DONE");
@@ -543,18 +544,21 @@ export class ImapSession implements SessionContext {
     this.#interruptible = false;
   };
 
+  /** A command's input (or IDLE's DONE line) must arrive in time from its first byte. */
+  #commandDeadline() {
+    this.conn.setDeadline(this.config.commandDeadlineMs ?? COMMAND_DEADLINE_MS, {
+      minBytesPerSecond: MIN_INPUT_RATE,
+      fromInput: true,
+    });
+  }
+
   /** Reads and runs one command; an end reason ends the session. */
   async #command(): Promise<EndReason | typeof HIBERNATE | null> {
     let cmd: Command;
     this.#interruptible = true;
     // Before login the login deadline runs, from connect; after, each command has its own.
     const loggedIn = this.state !== "notauth";
-    if (loggedIn) {
-      this.conn.setDeadline(this.config.commandDeadlineMs ?? COMMAND_DEADLINE_MS, {
-        minBytesPerSecond: MIN_INPUT_RATE,
-        fromInput: true,
-      });
-    }
+    if (loggedIn) this.#commandDeadline();
     try {
       const offer = loggedIn ? this.#offer : undefined;
       let raw;
@@ -635,6 +639,9 @@ export class ImapSession implements SessionContext {
         // "+ idling" and what changed before are out: the session sleeps (see run()).
         this.#idleTag = cmd.tag;
         this.config.onIdle?.(1);
+        // DONE is a line of input as a command's: bounded from its first byte (a trickle, or
+        // garbage with no line end, was bounded only by the idle limit, which each byte restarts).
+        this.#commandDeadline();
         return HIBERNATE;
       }
       const unilateral = cmd.name === "FETCH" || cmd.name === "STORE" || cmd.name === "SEARCH";
