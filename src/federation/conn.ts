@@ -4,6 +4,7 @@
 
 import * as net from "node:net";
 import * as tls from "node:tls";
+import { noteActivity } from "../net/activity.ts";
 
 export type TransportErrorKind = "connect" | "tls" | "timeout" | "closed" | "protocol";
 
@@ -83,6 +84,7 @@ export function connectTcp(
   return within<net.Socket>(ms, (resolve, reject) => {
     const s = socket = net.connect({ host: address, port });
     s.once("connect", () => {
+      noteActivity();
       s.removeAllListeners("error");
       s.setNoDelay(true);
       resolve(s);
@@ -173,6 +175,8 @@ export class Conn {
   #error: TransportError | null = null;
   #wake: (() => void) | null = null;
   #onData = (d: Uint8Array) => {
+    // As the listeners' input (net/activity.ts): a relay busy delivering is not quiet.
+    noteActivity();
     this.#buf = concat(this.#buf, d);
     this.received += d.length;
     this.#notify();
@@ -314,6 +318,7 @@ export class Conn {
   write(data: string | Uint8Array, ms: number, what: string): Promise<void> {
     if (this.#error) return Promise.reject(this.#error);
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    noteActivity();
     return within<void>(ms, (resolve, reject) => {
       this.#socket.write(bytes, (e) => {
         if (e) reject(new TransportError(`${this.where}: ${e.message}`, "closed"));

@@ -1,7 +1,8 @@
 // A count of what clients do: connections made and data received (src/net/connection.ts: IMAP,
 // SMTP, the iroh relay), HTTP connections and requests (src/http/server.ts), TURN datagrams
-// (src/turn/server.ts). It stands still only while no client does
-// anything, which is what the quiet collector (src/quiet_collector.ts) waits for.
+// (src/turn/server.ts), and outbound deliveries' connections, writes and replies
+// (src/federation/conn.ts). It stands still only while no client does anything and nothing is
+// delivered, which is what the quiet collector (src/quiet_collector.ts) waits for.
 
 let count = 0;
 
