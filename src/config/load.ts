@@ -4,6 +4,7 @@
 import { isIP } from "node:net";
 import { parse as parseToml } from "smol-toml";
 import { parseRange } from "../net/public_address.ts";
+import { parseIp } from "../net/ip.ts";
 import {
   DEV_LISTEN_DEFAULTS,
   envName,
@@ -227,8 +228,12 @@ function isIpAndPort(s: string): boolean {
 }
 
 function isIpv4(s: string): boolean {
-  const parts = s.split(".");
-  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
+  return parseIp(s)?.length === 4;
+}
+
+/** Four numbers with dots that are no IPv4 address ("010.0.0.1", "1.2.3.300"). */
+function badQuad(s: string): boolean {
+  return /^\d+\.\d+\.\d+\.\d+$/.test(s) && !isIpv4(s);
 }
 
 export function loadConfig(options: LoadOptions = {}): { config: Config; warnings: string[] } {
@@ -343,14 +348,15 @@ export function loadConfig(options: LoadOptions = {}): { config: Config; warning
   let domain = (get<string | null>("domain") ?? "").trim().toLowerCase();
   if (!domain) problems.push("domain: required (the mail domain, or the server's IPv4 address)");
   domain = domain.replace(/^\[|\]$/g, "");
-  if (
-    domain && !isIpv4(domain) &&
-    !HOST_NAME.test(domain)
-  ) {
+  if (badQuad(domain)) {
+    problems.push(
+      `domain: not an IPv4 address (0-255 each, no leading zeros), got ${JSON.stringify(domain)}`,
+    );
+  } else if (domain && !isIpv4(domain) && !HOST_NAME.test(domain)) {
     problems.push(`domain: not a valid domain name or IPv4 address, got ${JSON.stringify(domain)}`);
   }
   const hostname = (get<string | null>("hostname") ?? "").trim().toLowerCase();
-  if (hostname && !isIpv4(hostname) && !HOST_NAME.test(hostname)) {
+  if (badQuad(hostname) || (hostname && !isIpv4(hostname) && !HOST_NAME.test(hostname))) {
     problems.push(`hostname: not a valid host name, got ${JSON.stringify(hostname)}`);
   }
   // Empty would put the database, keys and bodies into the current directory (/ under systemd).

@@ -48,6 +48,19 @@ Deno.test("loadConfig() takes iroh_relay as an external URL or empty, and refuse
   assert.throws(() => load('"ftp://relay.example.net"'), ConfigError);
 });
 
+Deno.test("loadConfig() refuses a domain or host name of four numbers that is no IPv4 address", () => {
+  // "010.0.0.1" is 8.0.0.1 to inet_aton and 10.0.0.1 to others; the certificate and the address
+  // literal would disagree with some clients.
+  for (const bad of ["010.0.0.1", "1.2.3.300", "1.02.3.4"]) {
+    assert.throws(() => loadConfig({ fileText: `domain = "${bad}"` }), /domain: not an IPv4/, bad);
+    assert.throws(
+      () => loadConfig({ fileText: `domain = "a.org"\nhostname = "${bad}"` }),
+      /hostname: not a valid host name/,
+      bad,
+    );
+  }
+});
+
 Deno.test("loadConfig() turns an IPv4 domain into a domain literal", () => {
   const { config } = loadConfig({ fileText: 'domain = "192.0.2.7"' });
   assert.equal(config.mailDomain, "[192.0.2.7]");

@@ -1,36 +1,74 @@
-// IP address helpers for limits and DNS records: IPv6 parsing (RFC 4291 §2.2 text forms), the
-// key per-address limits count under, and whether an address is publicly routable.
+// IP address helpers: the one parser of IP text (RFC 4291 §2.2 forms), the key per-address
+// limits count under, and whether an address is publicly routable.
 
-/** The eight 16-bit groups of an IPv6 address, or null when it is not one. */
-export function ipv6Groups(address: string): number[] | null {
-  const a = address.replace(/^\[|\]$/g, "").replace(/%.*$/, "").toLowerCase();
-  if (!a.includes(":") || !/^[0-9a-f:.]+$/.test(a)) return null;
-  const halves = a.split("::");
+/**
+ * A dotted quad without leading zeros ("010.0.0.1" is octal to inet_aton, decimal to others: not
+ * an address; "0x7f.0.0.1", "127.1" and "2130706433" are not either).
+ */
+const QUAD = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
+/** The longest plain form: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255". */
+const MAX_TEXT = 45;
+
+/**
+ * The 4 or 16 bytes of an IP address in plain text form, or null for anything else (host names
+ * too). IPv4: a dotted quad (QUAD). IPv6 (RFC 4291 §2.2): groups of 1-4 hex digits, one "::" for
+ * one or more zero groups, a dotted quad as the last 32 bits only. No brackets and no zone:
+ * plainAddress() takes those off where a caller accepts them. "::ffff:1.2.3.4" stays 16 bytes.
+ * The one parser of IP text in tern (limits, the outbound address policy, TURN peers,
+ * certificates' iPAddress names).
+ */
+export function parseIp(text: string): Uint8Array | null {
+  if (typeof text !== "string" || text.length > MAX_TEXT) return null;
+  if (QUAD.test(text)) return Uint8Array.from(text.split("."), Number);
+  if (!text.includes(":")) return null;
+  const halves = text.split("::");
   if (halves.length > 2) return null;
-  const parse = (s: string): number[] | null => {
-    if (s === "") return [];
+  /** The groups of one side of "::"; `last`: it ends the address (a quad may end it). */
+  const side = (part: string, last: boolean): number[] | null => {
+    if (part === "") return [];
     const out: number[] = [];
-    const parts = s.split(":");
-    for (let i = 0; i < parts.length; i++) {
-      const p = parts[i];
-      if (p.includes(".") && i === parts.length - 1) {
-        const v4 = p.split(".").map(Number);
-        if (v4.length !== 4 || v4.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) {
-          return null;
-        }
-        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-      } else if (/^[0-9a-f]{1,4}$/.test(p)) out.push(parseInt(p, 16));
+    const items = part.split(":");
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (last && i === items.length - 1 && QUAD.test(item)) {
+        const [a, b, c, d] = item.split(".").map(Number);
+        out.push((a << 8) | b, (c << 8) | d);
+      } else if (HEX_GROUP.test(item)) out.push(parseInt(item, 16));
       else return null;
     }
     return out;
   };
-  const head = parse(halves[0]);
-  const tail = halves.length === 2 ? parse(halves[1]) : [];
+  const head = side(halves[0], halves.length === 1);
+  const tail = halves.length === 2 ? side(halves[1], true) : [];
   if (!head || !tail) return null;
-  if (halves.length === 1) return head.length === 8 ? head : null;
-  const fill = 8 - head.length - tail.length;
-  if (fill < 1) return null;
-  return [...head, ...new Array(fill).fill(0), ...tail];
+  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
+  if (halves.length === 2 ? fill < 1 : head.length !== 8) return null;
+  const groups = [...head, ...new Array<number>(fill).fill(0), ...tail];
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  });
+  return out;
+}
+
+/**
+ * An address as URLs and sockets may write it, made plain for parseIp: "[2001:db8::1]" loses
+ * its brackets, an IPv6 address its zone ("fe80::1%eth0"). Anything else is left as it is.
+ */
+export function plainAddress(text: string): string {
+  let a = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
+  const pct = a.indexOf("%");
+  if (pct >= 0 && a.slice(0, pct).includes(":")) a = a.slice(0, pct);
+  return a;
+}
+
+/** The eight 16-bit groups of an IPv6 address (brackets and zone allowed), or null. */
+export function ipv6Groups(address: string): number[] | null {
+  const b = parseIp(plainAddress(address));
+  if (!b || b.length !== 16) return null;
+  return Array.from({ length: 8 }, (_, i) => (b[2 * i] << 8) | b[2 * i + 1]);
 }
 
 /** "::ffff:1.2.3.4" → "1.2.3.4" (IPv4 clients of a dual-stack listener). */

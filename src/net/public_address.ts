@@ -4,7 +4,7 @@
 // the IANA special-purpose registries' entries that are not globally reachable (RFC 6890 and
 // updates); IPv4-mapped and NAT64 (RFC 6052) addresses are judged by the IPv4 address they hold.
 
-import { ipv6Groups } from "./ip.ts";
+import { parseIp } from "./ip.ts";
 
 export type AddressKind =
   | "public"
@@ -56,26 +56,10 @@ const IPV6_BLOCKS: [string, AddressKind][] = [
   ["ff00::/8", "multicast"],
 ];
 
-/** Dotted quad without leading zeros ("010.0.0.1" is octal to some resolvers: not an address). */
-const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
-/**
- * The 4 or 16 bytes of an IP address in text form (no brackets, no zone), or null for anything
- * else, host names included.
- */
-export function ipBytes(text: string): Uint8Array | null {
-  if (IPV4.test(text)) return new Uint8Array(text.split(".").map(Number));
-  if (!/^[0-9A-Fa-f:.]+$/.test(text)) return null;
-  if (text.includes(".") && !IPV4.test(text.slice(text.lastIndexOf(":") + 1))) return null;
-  const groups = ipv6Groups(text);
-  if (!groups) return null;
-  return new Uint8Array(groups.flatMap((g) => [g >> 8, g & 0xff]));
-}
-
 /** "10.0.0.0/8", "fc00::/7" or a bare address (a /32 or /128); throws on anything else. */
 export function parseRange(text: string): IpRange {
   const [addr, len, extra] = text.trim().split("/");
-  const bytes = ipBytes(addr);
+  const bytes = parseIp(addr);
   const max = bytes ? bytes.length * 8 : 0;
   const bits = len === undefined ? max : /^\d{1,3}$/.test(len) ? Number(len) : NaN;
   if (!bytes || extra !== undefined || !(bits >= 0 && bits <= max)) {
@@ -111,7 +95,7 @@ function kindOfBytes(b: Uint8Array): AddressKind {
 
 /** What kind of address `ip` is: "public" for a globally reachable unicast address. */
 export function addressKind(ip: string): AddressKind {
-  const b = ipBytes(ip);
+  const b = parseIp(ip);
   return b ? kindOfBytes(b) : "not an IP address";
 }
 
@@ -129,7 +113,7 @@ export interface AddressPolicyOptions {
 export function addressPolicy(options: AddressPolicyOptions = {}): (ip: string) => string | null {
   const allow = (options.allow ?? []).map(parseRange);
   return (ip) => {
-    const b = ipBytes(ip);
+    const b = parseIp(ip);
     if (!b) return "not an IP address";
     const kind = kindOfBytes(b);
     if (kind === "public" || options.allowNonPublic) return null;

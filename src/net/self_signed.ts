@@ -3,6 +3,8 @@
 // Crypto. Two certificates with fixed fields need a few dozen lines of DER, where an X.509 library
 // would stay loaded in every relay for good (about 8 MB of resident memory at each first start).
 
+import { parseIp } from "./ip.ts";
+
 const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 
 /** What generateSelfSigned returns (tls.ts's TlsMaterial in the self-signed case). */
@@ -105,39 +107,11 @@ function extension(id: string, critical: boolean, value: Uint8Array): Uint8Array
   return critical ? seq(oid(id), bool(true), octets(value)) : seq(oid(id), octets(value));
 }
 
-/** The bytes of an IPv4 or IPv6 address (for an iPAddress general name). */
+/** The bytes of an IPv4 or IPv6 address (for an iPAddress general name); throws on anything else. */
 export function ipBytes(ip: string): Uint8Array {
-  if (!ip.includes(":")) {
-    const parts = ip.split(".").map(Number);
-    if (parts.length !== 4 || parts.some((n) => !(n >= 0 && n <= 255) || !Number.isInteger(n))) {
-      throw new Error(`not an IP address: ${ip}`);
-    }
-    return Uint8Array.from(parts);
-  }
-  // IPv6 (RFC 4291 §2.2): hex groups, one "::" for a run of zeros, maybe a dotted IPv4 tail.
-  let text = ip;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
-  if (v4) {
-    const b = ipBytes(v4[1]);
-    text = ip.slice(0, -v4[1].length) + `${((b[0] << 8) | b[1]).toString(16)}:` +
-      ((b[2] << 8) | b[3]).toString(16);
-  }
-  const halves = text.split("::");
-  if (halves.length > 2) throw new Error(`not an IP address: ${ip}`);
-  const groups = (s: string) => s ? s.split(":") : [];
-  const head = groups(halves[0]), back = halves.length === 2 ? groups(halves[1]) : [];
-  const fill = halves.length === 2 ? 8 - head.length - back.length : 0;
-  const all = [...head, ...Array(Math.max(0, fill)).fill("0"), ...back];
-  if (all.length !== 8 || all.some((g) => !/^[0-9a-f]{1,4}$/i.test(g))) {
-    throw new Error(`not an IP address: ${ip}`);
-  }
-  const out = new Uint8Array(16);
-  all.forEach((g, i) => {
-    const v = parseInt(g, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  });
-  return out;
+  const b = parseIp(ip);
+  if (!b) throw new Error(`not an IP address: ${ip}`);
+  return b;
 }
 
 function isIp(name: string): boolean {

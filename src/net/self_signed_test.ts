@@ -162,7 +162,20 @@ Deno.test("self-signed: IP addresses in iPAddress form", () => {
     2,
     1,
   ]);
-  for (const bad of ["1.2.3", "256.1.1.1", "1::2::3", "12345::", "a:b:c:d:e:f:1:2:3"]) {
+  for (
+    const bad of [
+      "1.2.3",
+      "256.1.1.1",
+      "1::2::3",
+      "12345::",
+      "a:b:c:d:e:f:1:2:3",
+      // Once read with Number(): octal-looking, hex and exponent octets, a "::" for no group.
+      "010.0.0.1",
+      "0x10.0.0.1",
+      "1e2.0.0.1",
+      "1:2:3:4::5:6:7:8",
+    ]
+  ) {
     assert.throws(() => ipBytes(bad), /not an IP address/, bad);
   }
 });

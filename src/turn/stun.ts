@@ -3,6 +3,7 @@
 // TURN ChannelData framing. Decoding never throws on network input: malformed bytes give null.
 
 import { createHmac } from "node:crypto";
+import { parseIp, plainAddress } from "../net/ip.ts";
 
 export const MAGIC_COOKIE = 0x2112a442;
 const HEADER = 20;
@@ -277,65 +278,9 @@ export function encodeStun(msg: StunMessage, options: EncodeOptions = {}): Uint8
 
 // --- IP addresses ---
 
-function parseIpv4(s: string): Uint8Array | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return null;
-  const b = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const n = Number(m[i + 1]);
-    if (n > 255) return null;
-    b[i] = n;
-  }
-  return b;
-}
-
-function parseIpv6(input: string): Uint8Array | null {
-  let s = input;
-  const pct = s.indexOf("%");
-  if (pct >= 0) s = s.slice(0, pct);
-  if (s.startsWith("[") && s.endsWith("]")) s = s.slice(1, -1);
-  const groups: number[] = [];
-  const parseSide = (part: string, allowV4: boolean): number[] | null => {
-    if (part === "") return [];
-    const items = part.split(":");
-    const out: number[] = [];
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i];
-      if (allowV4 && i === items.length - 1 && it.includes(".")) {
-        const v4 = parseIpv4(it);
-        if (!v4) return null;
-        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(it)) return null;
-        out.push(parseInt(it, 16));
-      }
-    }
-    return out;
-  };
-  const halves = s.split("::");
-  if (halves.length > 2) return null;
-  if (halves.length === 2) {
-    const head = parseSide(halves[0], false);
-    const tail = parseSide(halves[1], true);
-    if (!head || !tail || head.length + tail.length > 7) return null;
-    groups.push(...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail);
-  } else {
-    const all = parseSide(s, true);
-    if (!all || all.length !== 8) return null;
-    groups.push(...all);
-  }
-  const b = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    b[2 * i] = g >> 8;
-    b[2 * i + 1] = g & 0xff;
-  });
-  return b;
-}
-
-/** 4 or 16 bytes for an IP literal; null for anything else. */
+/** 4 or 16 bytes for an IP literal (brackets and an IPv6 zone allowed); null for anything else. */
 export function ipToBytes(ip: string): Uint8Array | null {
-  if (typeof ip !== "string") return null;
-  return ip.includes(":") ? parseIpv6(ip) : parseIpv4(ip);
+  return typeof ip === "string" ? parseIp(plainAddress(ip)) : null;
 }
 
 /** Text form of 4 or 16 bytes: dotted quad, or RFC 5952 for IPv6. */

@@ -269,7 +269,19 @@ Deno.test("IP text forms: parse, RFC 5952 output, IPv4-mapped normalization", ()
   ];
   for (const [input, want] of cases) assert.deepEqual(bytesToIp(ipToBytes(input)!), want, input);
   for (
-    const bad of ["", "1.2.3", "256.1.1.1", "1::2::3", "12345::", "a.b.c.d", "1:2:3:4:5:6:7:8:9"]
+    const bad of [
+      "",
+      "1.2.3",
+      "256.1.1.1",
+      "1::2::3",
+      "12345::",
+      "a.b.c.d",
+      "1:2:3:4:5:6:7:8:9",
+      // Once taken as decimal: an octal-looking octet (8.0.0.1 to inet_aton).
+      "010.0.0.1",
+      "::ffff:010.0.0.1",
+      "1.2.3.4%eth0",
+    ]
   ) {
     assert.deepEqual(ipToBytes(bad), null, bad);
   }
