@@ -54,7 +54,8 @@ export interface PostgresStoreOptions {
   /**
    * The clock outbound claim leases are timed on: the database's (default; instances' clocks
    * may differ, and a lease timed on one of them lets another instance send the same message
-   * or never take over a dead one's), or the `now` each claim carries (tests scripting time).
+   * or never take over a dead one's), through this instance's offset to it (DbClockOffset), or
+   * the `now` each claim carries as it is (tests scripting time).
    */
   leaseClock?: "database" | "caller";
 }
@@ -88,8 +89,11 @@ export async function startPostgresStore(
   const sql = connect(url, { max: options.poolSize ?? 10, name });
   // Spooled chunks commit asynchronously (spool.ts explains why that is durable enough).
   const bulk = connect(url, { max: 4, name: `${name} spool`, asyncCommit: true });
+  const now = options.now ?? Date.now;
+  const offset = new DbClockOffset(sql, now, options.leaseClock ?? "database");
   try {
     await migrate(sql, where, options.migrations ?? PG_MIGRATIONS, options.now?.());
+    await offset.measure();
   } catch (err) {
     await Promise.all([sql.end({ timeout: 1 }), bulk.end({ timeout: 1 })]);
     throw connectError(err, where);
@@ -98,10 +102,59 @@ export async function startPostgresStore(
     sql,
     bulk,
     where,
-    options.now ?? Date.now,
-    options.leaseClock ?? "database",
+    now,
+    offset,
     (job) => new PgLeaderLock(url, job, name),
   );
+}
+
+/** A look at the database's clock again after this long (while the store is used). */
+const CLOCK_CHECK_MS = 60_000;
+/** A new offset is taken only past this change (the clock was set), not for the noise. */
+const CLOCK_STEP_MS = 1_000;
+
+/**
+ * How far the database's clock is ahead of this instance's (PostgresStoreOptions.leaseClock):
+ * measured at start (the middle of the query's round trip), looked at again once a minute
+ * while the store is used, and changed only when it moved by more than a second. One figure
+ * for a while, not the statement's own clock: the reads of one look at the queue (the due
+ * recipients, then the next time to look) must agree on which claims have ended, or a claim
+ * ending between them leaves its recipient in neither, never looked at again.
+ */
+class DbClockOffset {
+  ms = 0;
+  #known = false;
+  #checkedAt = 0;
+  #checking: Promise<void> | null = null;
+
+  constructor(
+    readonly sql: Sql,
+    readonly now: () => number,
+    readonly kind: "database" | "caller",
+  ) {}
+
+  async measure(): Promise<void> {
+    if (this.kind === "caller") return;
+    const before = this.now();
+    const [r] = await this.sql<{ t: number }[]>`
+      SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`;
+    const after = this.now();
+    const ms = Math.round(r.t - (before + after) / 2);
+    this.#checkedAt = after;
+    if (!this.#known || Math.abs(ms - this.ms) > CLOCK_STEP_MS) this.ms = ms;
+    this.#known = true;
+  }
+
+  /** With each operation: a look again in the background once the last is a minute old. */
+  check(at: number): void {
+    if (this.kind === "caller" || this.#checking || at - this.#checkedAt < CLOCK_CHECK_MS) return;
+    this.#checkedAt = at;
+    this.#checking = this.measure().catch(() => {}).finally(() => (this.#checking = null));
+  }
+
+  settled(): Promise<void> {
+    return this.#checking ?? Promise.resolve();
+  }
 }
 
 /** A connection failure says which database could not be reached, without its password. */
@@ -122,7 +175,7 @@ function buildStore(
   bulk: Sql,
   where: string,
   now: () => number,
-  leaseClock: "database" | "caller",
+  offset: DbClockOffset,
   newLock: (job: keyof typeof LEADER_JOBS) => PgLeaderLock,
 ): PostgresStore {
   const writes = new WriteBatcher(sql);
@@ -148,7 +201,8 @@ function buildStore(
   };
   const call = (name: string, def: OpDef, args: unknown[]): Promise<unknown> => {
     const at = now();
-    const env = { now: () => at, leaseClock };
+    offset.check(at);
+    const env = { now: () => at, leaseOffset: () => offset.ms };
     if (def.kind === "read") return def.run(sql, env, ...(args as never[]));
     let keys: Promise<string[]> | null = null;
     if (def.kind === "write") {
@@ -238,6 +292,7 @@ function buildStore(
         await Promise.all(channels.map((c) => c.close()));
         await Promise.all(locks.map((l) => l.close()));
         await shared.settled();
+        await offset.settled();
         await Promise.all([sql.end({ timeout: 5 }), bulk.end({ timeout: 5 })]);
       });
       return closing;

@@ -40,15 +40,13 @@ const toRcpt = (r: RcptRow): QueueRecipientRecord => ({
 });
 
 /**
- * Now on the clock claim leases are timed on (OpEnv.leaseClock), in milliseconds: the
- * database's, the one clock every instance shares (the same within a statement), unless a test
- * scripts time through the claims' `now`. Times given back (busyUntil, nextAttemptFor) are put
- * on the caller's clock: the caller's now plus what is left of the lease.
+ * A time on the caller's clock as the database's clock shows that moment: claim leases are
+ * timed on the database's clock, the one all instances share (OpEnv.leaseOffset), and times
+ * given back (busyUntil, a claim's end in nextAttemptFor) are put back on the caller's clock.
+ * One offset for the reads of one look at the queue (due recipients, then the next time), so
+ * they agree on which claims have ended.
  */
-const leaseNow = (q: Q, env: OpEnv, callerNow: number) =>
-  env.leaseClock === "caller"
-    ? q`${callerNow}::bigint`
-    : q`(extract(epoch FROM statement_timestamp()) * 1000)::bigint`;
+const onDb = (env: OpEnv, callerTime: number) => callerTime + env.leaseOffset();
 
 function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
@@ -217,12 +215,11 @@ export const queueOps = {
     (await q<RcptRow[]>`
       SELECT * FROM queue_recipients
       WHERE domain = ${domain} AND next_attempt_at <= ${now} AND status IN ('queued', 'deferred')
-        AND (claim_until IS NULL OR claim_until <= ${leaseNow(q, e, now)})
+        AND (claim_until IS NULL OR claim_until <= ${onDb(e, now)})
       ORDER BY next_attempt_at, id LIMIT ${limit}`).map(toRcpt)
   ),
   nextAttemptFor: read(async (q, e, domain: string, after: number) => {
-    // The next attempt, or the end of a claim (the claimed recipient is due for others then),
-    // that one on the caller's clock.
+    // The next attempt, or the end of a claim (the claimed recipient is due for others then).
     const [r] = await q<{ t: number | null }[]>`
       SELECT min(t) AS t FROM (
         (SELECT next_attempt_at AS t FROM queue_recipients
@@ -230,30 +227,28 @@ export const queueOps = {
             AND status IN ('queued', 'deferred')
           ORDER BY next_attempt_at LIMIT 1)
         UNION ALL
-        (SELECT claim_until - c.t + ${after} FROM queue_recipients,
-            (SELECT ${leaseNow(q, e, after)} AS t) AS c
-          WHERE domain = ${domain} AND claim_until > c.t AND status IN ('queued', 'deferred')
+        (SELECT claim_until - ${e.leaseOffset()} FROM queue_recipients
+          WHERE domain = ${domain} AND claim_until > ${onDb(e, after)}
+            AND status IN ('queued', 'deferred')
           ORDER BY claim_until LIMIT 1)) AS due`;
     return r?.t ?? null;
   }),
   claimRecipients: write(
     async (q, e, queueId: number, { owner, ids, now, leaseMs }: RecipientClaim) => {
+      const at = onDb(e, now);
       // One statement: a recipient another instance claims at the same moment is taken by one
       // of the two (the second UPDATE waits for the first's row lock, then sees its claim).
       const claimed = (await q<{ id: number }[]>`
-        UPDATE queue_recipients SET claim_owner = ${owner},
-          claim_until = ${leaseNow(q, e, now)} + ${leaseMs}
+        UPDATE queue_recipients SET claim_owner = ${owner}, claim_until = ${at + leaseMs}
         WHERE id = ANY(${ids}::bigint[]) AND queue_id = ${queueId}
           AND status IN ('queued', 'deferred')
-          AND (claim_owner IS NULL OR claim_owner = ${owner}
-            OR claim_until <= ${leaseNow(q, e, now)})
+          AND (claim_owner IS NULL OR claim_owner = ${owner} OR claim_until <= ${at})
         RETURNING id`).map((r) => r.id).sort((a, b) => a - b);
       const [busy] = await q<{ t: number | null }[]>`
-        SELECT min(claim_until) - c.t + ${now} AS t FROM queue_recipients,
-          (SELECT ${leaseNow(q, e, now)} AS t) AS c
+        SELECT min(claim_until) - ${e.leaseOffset()} AS t FROM queue_recipients
         WHERE id = ANY(${ids}::bigint[]) AND queue_id = ${queueId}
           AND status IN ('queued', 'deferred') AND claim_owner <> ${owner}
-          AND claim_until > c.t GROUP BY c.t`;
+          AND claim_until > ${at}`;
       return { claimed, busyUntil: busy?.t ?? null };
     },
     (_c, [queueId]) => [key.queue(queueId)],
@@ -261,7 +256,7 @@ export const queueOps = {
   renewClaims: write(
     async (q, e, { owner, ids, now, leaseMs }: RecipientClaim) =>
       (await q<{ id: number }[]>`
-        UPDATE queue_recipients SET claim_until = ${leaseNow(q, e, now)} + ${leaseMs}
+        UPDATE queue_recipients SET claim_until = ${onDb(e, now) + leaseMs}
         WHERE id = ANY(${ids}::bigint[]) AND claim_owner = ${owner}
           AND status IN ('queued', 'deferred')
         RETURNING id`).map((r) => r.id).sort((a, b) => a - b),

@@ -19,10 +19,10 @@ export interface OpEnv {
   /** The caller's clock at the call (injected clocks work as with SQLite). */
   now(): number;
   /**
-   * What claim leases are timed on (queue_ops.ts): the database's clock, the one all instances
-   * share, or (tests scripting time) the `now` each claim carries.
+   * How far the database's clock is ahead of the caller's (ms; queue_ops.ts times claim leases
+   * on it). 0 when leases are timed on the callers' clocks (tests scripting time).
    */
-  leaseClock: "database" | "caller";
+  leaseOffset(): number;
 }
 
 export type OpRun = (q: Q, env: OpEnv, ...args: never[]) => Promise<unknown>;
