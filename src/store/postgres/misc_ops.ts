@@ -3,6 +3,7 @@
 
 import type { RegistrationToken } from "../types.ts";
 import type { Q } from "./connection.ts";
+import { onDb } from "./write_batch.ts";
 import { alone, key, read, write } from "./op.ts";
 import { blockEntriesOf } from "../block_entries.ts";
 
@@ -248,14 +249,14 @@ export const miscOps = {
     return r.count;
   }),
   enqueuePush: write(
-    async (q, _e, job: { accountId: number; token: string; now: number }) => {
+    async (q, e, job: { accountId: number; token: string; now: number }) => {
       const [r] = await q<{ id: number }[]>`
         WITH waiting AS (
           SELECT id FROM push_jobs WHERE account_id = ${job.accountId} AND token = ${job.token}
           LIMIT 1
         ), added AS (
           INSERT INTO push_jobs (account_id, token, attempt, start_at, next_at)
-          SELECT ${job.accountId}, ${job.token}, 0, ${job.now}, ${job.now}
+          SELECT ${job.accountId}, ${job.token}, 0, ${job.now}, ${onDb(e, job.now)}
           WHERE NOT EXISTS (SELECT 1 FROM waiting) RETURNING id
         )
         SELECT id FROM added UNION ALL SELECT id FROM waiting`;
@@ -265,9 +266,12 @@ export const miscOps = {
     // insert and then finds it (without it, both found none and the phone was woken twice).
     (_c, [job]) => [key.account(job.accountId)],
   ),
-  duePushJobs: read(async (q, _e, now: number, limit: number) =>
+  // next_at is on the database's clock (onDb): a job another instance holds is not due for this
+  // one because this one's clock is ahead.
+  duePushJobs: read(async (q, e, now: number, limit: number) =>
     (await q<PushJobRow[]>`
-      SELECT * FROM push_jobs WHERE next_at <= ${now} ORDER BY next_at LIMIT ${limit}`)
+      SELECT id, account_id, token, attempt, start_at, next_at - ${e.clockOffset()} AS next_at
+      FROM push_jobs WHERE next_at <= ${onDb(e, now)} ORDER BY next_at LIMIT ${limit}`)
       .map(toPushJob)
   ),
   /**
@@ -275,19 +279,20 @@ export const miscOps = {
    * sends each (SKIP LOCKED: instances claiming at once take different jobs).
    */
   claimPushJobs: write(
-    async (q, _e, now: number, limit: number, leaseMs: number) =>
+    async (q, e, now: number, limit: number, leaseMs: number) =>
       (await q<PushJobRow[]>`
         WITH due AS (
-          SELECT id FROM push_jobs WHERE next_at <= ${now} ORDER BY next_at LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED)
-        UPDATE push_jobs p SET next_at = ${now + leaseMs} FROM due WHERE p.id = due.id
+          SELECT id FROM push_jobs WHERE next_at <= ${onDb(e, now)} ORDER BY next_at
+          LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+        UPDATE push_jobs p SET next_at = ${onDb(e, now) + leaseMs} FROM due WHERE p.id = due.id
         RETURNING p.id, p.account_id, p.token, p.attempt, p.start_at, ${now}::bigint AS next_at`)
         .map(toPushJob).sort((a, b) => a.id - b.id),
     () => [],
   ),
   reschedulePush: write(
-    async (q, _e, id: number, attempt: number, nextAt: number) => {
-      await q`UPDATE push_jobs SET attempt = ${attempt}, next_at = ${nextAt} WHERE id = ${id}`;
+    async (q, e, id: number, attempt: number, nextAt: number) => {
+      await q`UPDATE push_jobs SET attempt = ${attempt}, next_at = ${onDb(e, nextAt)}
+        WHERE id = ${id}`;
     },
     (_c, [id]) => [key.pushJob(id)],
   ),

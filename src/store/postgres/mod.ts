@@ -52,12 +52,10 @@ export interface PostgresStoreOptions {
   /** application_name of the connections (instances tell themselves apart in pg_stat_activity). */
   name?: string;
   /**
-   * The clock outbound claim leases are timed on: the database's (default; instances' clocks
-   * may differ, and a lease timed on one of them lets another instance send the same message
-   * or never take over a dead one's), through this instance's offset to it (DbClockOffset), or
-   * the `now` each claim carries as it is (tests scripting time).
+   * How far the database's clock is ahead of `now` (ms), instead of measuring it (DbClockOffset):
+   * tests whose instances script one time to the millisecond give them the same figure.
    */
-  leaseClock?: "database" | "caller";
+  clockOffsetMs?: number;
 }
 
 export interface PostgresStore extends Store, MethodsOf<Pick<Ops, "claimPushJobs">> {
@@ -90,7 +88,7 @@ export async function startPostgresStore(
   // Spooled chunks commit asynchronously (spool.ts explains why that is durable enough).
   const bulk = connect(url, { max: 4, name: `${name} spool`, asyncCommit: true });
   const now = options.now ?? Date.now;
-  const offset = new DbClockOffset(sql, now, options.leaseClock ?? "database");
+  const offset = new DbClockOffset(sql, now, options.clockOffsetMs);
   try {
     await migrate(sql, where, options.migrations ?? PG_MIGRATIONS, options.now?.());
     await offset.measure();
@@ -114,12 +112,15 @@ const CLOCK_CHECK_MS = 60_000;
 const CLOCK_STEP_MS = 1_000;
 
 /**
- * How far the database's clock is ahead of this instance's (PostgresStoreOptions.leaseClock):
- * measured at start (the middle of the query's round trip), looked at again once a minute
- * while the store is used, and changed only when it moved by more than a second. One figure
- * for a while, not the statement's own clock: the reads of one look at the queue (the due
- * recipients, then the next time to look) must agree on which claims have ended, or a claim
- * ending between them leaves its recipient in neither, never looked at again.
+ * How far the database's clock is ahead of this instance's, for claim leases (queue_ops.ts) and
+ * push jobs (misc_ops.ts): instances' clocks may differ, and a lease timed on one of them let
+ * another instance send the same message or push again, or never take over a dead one's. Measured at start (the middle of the query's
+ * round trip), looked at again once a minute while the store is used, and changed only when it
+ * moved by more than a second (this clock was set). One figure for a while, not each
+ * statement's own clock: the reads of one look at the queue (the due recipients, then the next
+ * time to look) must agree on which claims have ended, or a claim ending between them leaves
+ * its recipient in neither, never looked at again. Times scripted by a caller (tests) hold as
+ * they are: the offset cancels out.
  */
 class DbClockOffset {
   ms = 0;
@@ -127,14 +128,12 @@ class DbClockOffset {
   #checkedAt = 0;
   #checking: Promise<void> | null = null;
 
-  constructor(
-    readonly sql: Sql,
-    readonly now: () => number,
-    readonly kind: "database" | "caller",
-  ) {}
+  constructor(readonly sql: Sql, readonly now: () => number, readonly fixed?: number) {
+    if (fixed !== undefined) this.ms = fixed;
+  }
 
   async measure(): Promise<void> {
-    if (this.kind === "caller") return;
+    if (this.fixed !== undefined) return;
     const before = this.now();
     const [r] = await this.sql<{ t: number }[]>`
       SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`;
@@ -147,7 +146,7 @@ class DbClockOffset {
 
   /** With each operation: a look again in the background once the last is a minute old. */
   check(at: number): void {
-    if (this.kind === "caller" || this.#checking || at - this.#checkedAt < CLOCK_CHECK_MS) return;
+    if (this.fixed !== undefined || this.#checking || at - this.#checkedAt < CLOCK_CHECK_MS) return;
     this.#checkedAt = at;
     this.#checking = this.measure().catch(() => {}).finally(() => (this.#checking = null));
   }
@@ -202,7 +201,7 @@ function buildStore(
   const call = (name: string, def: OpDef, args: unknown[]): Promise<unknown> => {
     const at = now();
     offset.check(at);
-    const env = { now: () => at, leaseOffset: () => offset.ms };
+    const env = { now: () => at, clockOffset: () => offset.ms };
     if (def.kind === "read") return def.run(sql, env, ...(args as never[]));
     let keys: Promise<string[]> | null = null;
     if (def.kind === "write") {

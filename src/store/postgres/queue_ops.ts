@@ -11,7 +11,7 @@ import type {
 } from "../types.ts";
 import { messageSize } from "../sqlite/bodies.ts";
 import type { Q } from "./connection.ts";
-import type { OpEnv } from "./write_batch.ts";
+import { onDb } from "./write_batch.ts";
 import { freeBodies, insertBody } from "./bodies.ts";
 import { key, read, write } from "./op.ts";
 
@@ -39,14 +39,9 @@ const toRcpt = (r: RcptRow): QueueRecipientRecord => ({
   updatedAt: r.updated_at,
 });
 
-/**
- * A time on the caller's clock as the database's clock shows that moment: claim leases are
- * timed on the database's clock, the one all instances share (OpEnv.leaseOffset), and times
- * given back (busyUntil, a claim's end in nextAttemptFor) are put back on the caller's clock.
- * One offset for the reads of one look at the queue (due recipients, then the next time), so
- * they agree on which claims have ended.
- */
-const onDb = (env: OpEnv, callerTime: number) => callerTime + env.leaseOffset();
+// Claim leases are timed on the database's clock, the one all instances share (onDb); times
+// given back (busyUntil, a claim's end in nextAttemptFor) are put back on the caller's clock.
+// One offset for the reads of one look at the queue, so they agree on which claims have ended.
 
 function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
@@ -227,7 +222,7 @@ export const queueOps = {
             AND status IN ('queued', 'deferred')
           ORDER BY next_attempt_at LIMIT 1)
         UNION ALL
-        (SELECT claim_until - ${e.leaseOffset()} FROM queue_recipients
+        (SELECT claim_until - ${e.clockOffset()} FROM queue_recipients
           WHERE domain = ${domain} AND claim_until > ${onDb(e, after)}
             AND status IN ('queued', 'deferred')
           ORDER BY claim_until LIMIT 1)) AS due`;
@@ -245,7 +240,7 @@ export const queueOps = {
           AND (claim_owner IS NULL OR claim_owner = ${owner} OR claim_until <= ${at})
         RETURNING id`).map((r) => r.id).sort((a, b) => a - b);
       const [busy] = await q<{ t: number | null }[]>`
-        SELECT min(claim_until) - ${e.leaseOffset()} AS t FROM queue_recipients
+        SELECT min(claim_until) - ${e.clockOffset()} AS t FROM queue_recipients
         WHERE id = ANY(${ids}::bigint[]) AND queue_id = ${queueId}
           AND status IN ('queued', 'deferred') AND claim_owner <> ${owner}
           AND claim_until > ${at}`;

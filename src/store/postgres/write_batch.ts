@@ -19,11 +19,14 @@ export interface OpEnv {
   /** The caller's clock at the call (injected clocks work as with SQLite). */
   now(): number;
   /**
-   * How far the database's clock is ahead of the caller's (ms; queue_ops.ts times claim leases
-   * on it). 0 when leases are timed on the callers' clocks (tests scripting time).
+   * How far the database's clock is ahead of the caller's (ms): claim leases and push jobs'
+   * times, which instances share, are kept on the database's clock (onDb).
    */
-  leaseOffset(): number;
+  clockOffset(): number;
 }
+
+/** A time on the caller's clock as the database's clock shows that moment (OpEnv.clockOffset). */
+export const onDb = (env: OpEnv, callerTime: number): number => callerTime + env.clockOffset();
 
 export type OpRun = (q: Q, env: OpEnv, ...args: never[]) => Promise<unknown>;
 
