@@ -1,30 +1,40 @@
 // The TLS 1.3 key schedule (RFC 8446 §7.1) over HKDF (RFC 5869) built on HMAC (RFC 2104) over
-// node:crypto's hashes, the traffic keys and IVs derived from a traffic secret (§7.3), and
-// Finished (§4.4.4).
+// SHA-256 in TypeScript (sha256.ts) or node:crypto's other hashes, the traffic keys and IVs
+// derived from a traffic secret (§7.3), and Finished (§4.4.4).
 
 import { createHash } from "node:crypto";
+import { Sha256, sha256 } from "./sha256.ts";
 import { type CipherSuite, IV_LENGTH } from "./suites.ts";
 
 const encoder = new TextEncoder();
 
 /**
- * HMAC (RFC 2104) of the parts under `key`, made of two node:crypto hashes. Deno's createHmac
- * builds a whole Transform stream (readable and writable state, listeners), a 128-byte buffer
- * of zeros and its padded keys for each HMAC; a handshake makes about twenty, and that garbage
- * (about 40 KB per handshake, heap sampling of 2000 TLS IMAP logins) was most of what a
- * handshake left behind.
+ * The digest of the parts, one after the other: SHA-256 in TypeScript (sha256.ts: node:crypto's
+ * hash objects hold native memory until V8's next full collection), the others by node:crypto.
+ */
+export function digest(hash: string, parts: readonly Uint8Array[]): Uint8Array {
+  if (hash === "sha256") return sha256(parts);
+  const h = createHash(hash);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/**
+ * HMAC (RFC 2104) of the parts under `key`, made of two digests. Deno's createHmac builds a
+ * whole Transform stream (readable and writable state, listeners), a 128-byte buffer of zeros
+ * and its padded keys for each HMAC, and two native hash objects; a handshake makes about
+ * twenty.
  */
 export function hmac(hash: string, key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   const block = hash === "sha384" || hash === "sha512" ? 128 : 64;
   const pad = new Uint8Array(block);
-  pad.set(key.length > block ? createHash(hash).update(key).digest() : key);
+  pad.set(key.length > block ? digest(hash, [key]) : key);
   for (let i = 0; i < block; i++) pad[i] ^= 0x36;
-  const inner = createHash(hash).update(pad);
-  for (const p of parts) inner.update(p);
-  const innerHash = inner.digest();
+  parts.unshift(pad);
+  const inner = digest(hash, parts);
   // 0x36 ^ 0x5c: from the inner pad to the outer one.
   for (let i = 0; i < block; i++) pad[i] ^= 0x6a;
-  return createHash(hash).update(pad).update(innerHash).digest();
+  return digest(hash, [pad, inner]);
 }
 
 export function hkdfExtract(hash: string, salt: Uint8Array, ikm: Uint8Array): Uint8Array {
@@ -94,21 +104,50 @@ export function deriveSecret(
 }
 
 export function hashOf(suite: CipherSuite, parts: Uint8Array[]): Uint8Array {
-  const h = createHash(suite.hash);
-  for (const p of parts) h.update(p);
-  return h.digest();
+  return digest(suite.hash, parts);
+}
+
+/** The handshake transcript's hash, taken as messages are added. */
+export interface Transcript {
+  add(message: Uint8Array): void;
+  hash(): Uint8Array;
+}
+
+/** A running SHA-256 for the SHA-256 suites (each message hashed once); the parts otherwise. */
+export function transcript(suite: CipherSuite, ...messages: Uint8Array[]): Transcript {
+  if (suite.hash === "sha256") {
+    const h = new Sha256();
+    for (const m of messages) h.update(m);
+    return { add: (m) => h.update(m), hash: () => h.digest() };
+  }
+  return { add: (m) => messages.push(m), hash: () => hashOf(suite, messages) };
+}
+
+/**
+ * Per suite, what the key schedule derives from constants alone: Derive-Secret(early secret,
+ * "derived", "") with no PSK, and the hash of no messages (for the master secret's "derived").
+ */
+const constants = new Map<CipherSuite, { derivedEarly: Uint8Array; emptyHash: Uint8Array }>();
+
+function suiteConstants(suite: CipherSuite) {
+  let c = constants.get(suite);
+  if (!c) {
+    const zeros = new Uint8Array(suite.hashLength);
+    const early = hkdfExtract(suite.hash, zeros, zeros);
+    const emptyHash = hashOf(suite, []);
+    c = { derivedEarly: deriveSecret(suite, early, "derived", emptyHash), emptyHash };
+    constants.set(suite, c);
+  }
+  return c;
 }
 
 /** The handshake secret from the (EC)DHE shared secret, with no PSK (all-zero early secret). */
 export function handshakeSecret(suite: CipherSuite, shared: Uint8Array): Uint8Array {
-  const zeros = new Uint8Array(suite.hashLength);
-  const early = hkdfExtract(suite.hash, zeros, zeros);
-  const derived = deriveSecret(suite, early, "derived", hashOf(suite, []));
-  return hkdfExtract(suite.hash, derived, shared);
+  return hkdfExtract(suite.hash, suiteConstants(suite).derivedEarly, shared);
 }
 
 export function masterSecret(suite: CipherSuite, handshake: Uint8Array): Uint8Array {
-  const derived = deriveSecret(suite, handshake, "derived", hashOf(suite, []));
+  const derived = deriveSecret(suite, handshake, "derived", suiteConstants(suite).emptyHash);
   return hkdfExtract(suite.hash, derived, new Uint8Array(suite.hashLength));
 }
 
