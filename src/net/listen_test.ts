@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { listen, type ListenOptions } from "./listen.ts";
 import { generateSelfSigned, serverTls } from "./tls.ts";
-import { LineTooLongError } from "./connection.ts";
+import { ConnectionClosedError, LineTooLongError } from "./connection.ts";
 import type { Connection } from "./connection.ts";
 import { requireTool } from "../../tests/support/tools.ts";
 import { writeHeapSnapshot } from "node:v8";
@@ -485,6 +485,60 @@ Deno.test("close() stops accepting at once, lets a busy session finish, drops th
   assert.deepEqual(ends.sort(), ["gone", "quit"]);
   busy.close();
   stuck.close();
+});
+
+Deno.test("every session ends once with its reason: returned, none (quit), thrown at once or later (error), the client gone", async () => {
+  const ends: string[] = [];
+  const errors: string[] = [];
+  let allEnded: () => void = () => {};
+  const done = new Promise<void>((r) => (allEnded = r));
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "plain",
+    onEnd: (r) => {
+      ends.push(r);
+      if (ends.length === 5) allEnded();
+    },
+    onError: (err) => {
+      errors.push((err as Error).message);
+      // A failing logger changes nothing.
+      throw new Error("logger failed");
+    },
+    onConnection(conn) {
+      // Which end each client gets: the order they connect in.
+      const n = ++accepted;
+      if (n === 1) throw new Error("at once");
+      return (async () => {
+        await conn.write("* ready\r\n");
+        const line = await conn.readLine(100);
+        if (n === 2) return "idle";
+        if (n === 3) return;
+        if (n === 4) throw new Error("later");
+        if (line !== null) throw new Error("expected the client gone");
+        throw new ConnectionClosedError();
+      })();
+    },
+  });
+  let accepted = 0;
+  try {
+    for (let n = 1; n <= 5; n++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+      if (n > 1) {
+        await readUntil(c, "ready\r\n");
+        if (n < 5) await c.write(enc.encode("x\r\n"));
+      }
+      // The session ends, and closes the connection (the fifth client goes first).
+      if (n < 5) assert.equal(await c.read(new Uint8Array(8)).catch(() => null), null);
+      c.close();
+    }
+    await done;
+    // In the order the connections were closed, which the test does not decide.
+    assert.deepEqual(ends.sort(), ["error", "error", "gone", "idle", "quit"]);
+    assert.deepEqual(errors, ["at once", "later"]);
+    assert.equal(l.connectionCount, 0);
+  } finally {
+    await l.close();
+  }
 });
 
 /** Objects of the constructor `name` in a heap snapshot of this process (after V8's GC). */
