@@ -40,6 +40,7 @@ export function startImapServer(options: ImapServerOptions): Promise<Listener> {
   // connection): STARTTLS can be offered only on a plain connection with a certificate.
   const withStartTls = { ...options.config, startTlsAvailable: options.tls !== undefined };
   const withoutStartTls = { ...options.config, startTlsAvailable: false };
+  const disconnected = () => options.hooks?.onDisconnect?.();
   return listen({
     address: options.address,
     mode: options.implicitTls ? "tls" : "plain",
@@ -53,10 +54,9 @@ export function startImapServer(options: ImapServerOptions): Promise<Listener> {
     onConnection(conn, signal) {
       options.hooks?.onConnection?.();
       const config = conn.isTls ? withoutStartTls : withStartTls;
-      // Not an async function around run(): one suspended frame less per connection.
-      return new ImapSession(conn, options.backend, config, options.log).run(signal).finally(
-        () => options.hooks?.onDisconnect?.(),
-      );
+      // Not an async function around run(), nor a finally() after it: the session tells of its
+      // end itself, so an idle session holds no suspended frame or promise more.
+      return new ImapSession(conn, options.backend, config, options.log).run(signal, disconnected);
     },
     onError(err) {
       options.log?.error("imap connection failed", { error: String(err) });

@@ -326,8 +326,10 @@ export class ImapSession implements SessionContext {
    * its own, of the command loop or of a read. Only a small callback waits on the account's
    * changes, the quiet interval and the socket's next line; each wake-up runs #active again,
    * which answers it and goes back to sleep or, after DONE, carries on with the commands.
+   * `done` is called once the session has ended, before its promise settles (where a
+   * finally() would add a promise and its reaction to every idle session).
    */
-  run(signal?: AbortSignal): Promise<EndReason> {
+  run(signal?: AbortSignal, done?: () => void): Promise<EndReason> {
     // Shutdown: between commands (or in IDLE) the session ends at once; a command in progress
     // (an APPEND being stored) finishes and is answered first.
     if (signal) ImapSession.#watchShutdown(signal, this);
@@ -339,7 +341,13 @@ export class ImapSession implements SessionContext {
         if (signal) ImapSession.#shutdownWatch.get(signal)?.delete(this);
         this.#unwatch?.();
         this.#unwatch = null;
-        this.conn.close().then(() => resolve(reason), reject);
+        this.conn.close().then(() => {
+          ended(done);
+          resolve(reason);
+        }, (e) => {
+          ended(done);
+          reject(e);
+        });
       };
       const step = (p: Promise<EndReason | typeof HIBERNATE>) =>
         p.then((r) => r === HIBERNATE ? this.#hibernate(wake) : end(r), (e) => {
@@ -347,7 +355,11 @@ export class ImapSession implements SessionContext {
           this.#unwatch?.();
           this.#unwatch = null;
           if (signal) ImapSession.#shutdownWatch.get(signal)?.delete(this);
-          this.conn.close().then(() => reject(e), () => reject(e));
+          const fail = () => {
+            ended(done);
+            reject(e);
+          };
+          this.conn.close().then(fail, fail);
         });
       const wake = (why: IdleWake) => step(this.#active(why));
       step(this.#active("start"));
@@ -723,5 +735,14 @@ function relayCode(code: string): string {
       return "[CANNOT] ";
     default:
       return "";
+  }
+}
+
+/** Calls run()'s `done`: its failure (a metrics hook) must not keep the session's end unsettled. */
+function ended(done: (() => void) | undefined): void {
+  try {
+    done?.();
+  } catch {
+    // Nothing to do: the session has ended either way.
   }
 }

@@ -127,24 +127,18 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     const conn = new SocketConnection(socket, connOptions);
     count(key, 1);
     open.add(conn);
-    // A chain of promises, not an async function: a session waits for hours (an IDLE), and
-    // a suspended async frame here would be held all that time for every connection.
+    // Callbacks on the session's promise, not an async function or a chain of promises: a
+    // session waits for hours (an IDLE), and each link of a chain (a promise, its reaction and
+    // the functions that resolve it) would be held all that time for every connection.
     const failed = (err: unknown): EndReason => {
       if (err instanceof ConnectionClosedError) return "gone";
-      options.onError?.(err, conn);
+      try {
+        options.onError?.(err, conn);
+      } catch {
+        // A failing logger does not change how the session ended.
+      }
       return "error";
     };
-    const serve = (): Promise<EndReason> | EndReason => {
-      try {
-        return options.onConnection(conn, abort.signal).then((r) => r ?? "quit", failed);
-      } catch (err) {
-        return failed(err);
-      }
-    };
-    // A failed, timed out or abandoned handshake is counted, never logged.
-    const session = options.mode === "tls"
-      ? conn.acceptTls().then(serve, (): EndReason => "tls")
-      : Promise.resolve(serve());
     const ended = async (reason: EndReason) => {
       await conn.close();
       open.delete(conn);
@@ -152,7 +146,19 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       options.onEnd?.(reason, conn.tlsEngine);
       if (open.size === 0) allEnded?.();
     };
-    session.then(ended, () => ended("error"));
+    const serve = () => {
+      let session: Promise<EndReason | void>;
+      try {
+        session = options.onConnection(conn, abort.signal);
+      } catch (err) {
+        ended(failed(err));
+        return;
+      }
+      session.then((r) => ended(r ?? "quit"), (err) => ended(failed(err)));
+    };
+    // A failed, timed out or abandoned handshake is counted, never logged.
+    if (options.mode === "tls") conn.acceptTls().then(serve, () => ended("tls"));
+    else serve();
   };
 
   /** Over a limit: the reply (after the handshake, for implicit TLS; all bounded), then close. */

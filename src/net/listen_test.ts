@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { listen, type ListenOptions } from "./listen.ts";
 import { generateSelfSigned, serverTls } from "./tls.ts";
-import { LineTooLongError } from "./connection.ts";
+import { ConnectionClosedError, LineTooLongError } from "./connection.ts";
 import type { Connection } from "./connection.ts";
 import { requireTool } from "../../tests/support/tools.ts";
+import { writeHeapSnapshot } from "node:v8";
 
 const material = await generateSelfSigned(["localhost", "127.0.0.1"]);
 const tls = serverTls(material);
@@ -484,4 +485,118 @@ Deno.test("close() stops accepting at once, lets a busy session finish, drops th
   assert.deepEqual(ends.sort(), ["gone", "quit"]);
   busy.close();
   stuck.close();
+});
+
+Deno.test("every session ends once with its reason: returned, none (quit), thrown at once or later (error), the client gone", async () => {
+  const ends: string[] = [];
+  const errors: string[] = [];
+  let allEnded: () => void = () => {};
+  const done = new Promise<void>((r) => (allEnded = r));
+  const l = await listen({
+    address: "127.0.0.1:0",
+    mode: "plain",
+    onEnd: (r) => {
+      ends.push(r);
+      if (ends.length === 5) allEnded();
+    },
+    onError: (err) => {
+      errors.push((err as Error).message);
+      // A failing logger changes nothing.
+      throw new Error("logger failed");
+    },
+    onConnection(conn) {
+      // Which end each client gets: the order they connect in.
+      const n = ++accepted;
+      if (n === 1) throw new Error("at once");
+      return (async () => {
+        await conn.write("* ready\r\n");
+        const line = await conn.readLine(100);
+        if (n === 2) return "idle";
+        if (n === 3) return;
+        if (n === 4) throw new Error("later");
+        if (line !== null) throw new Error("expected the client gone");
+        throw new ConnectionClosedError();
+      })();
+    },
+  });
+  let accepted = 0;
+  try {
+    for (let n = 1; n <= 5; n++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+      if (n > 1) {
+        await readUntil(c, "ready\r\n");
+        if (n < 5) await c.write(enc.encode("x\r\n"));
+      }
+      // The session ends, and closes the connection (the fifth client goes first).
+      if (n < 5) assert.equal(await c.read(new Uint8Array(8)).catch(() => null), null);
+      c.close();
+    }
+    await done;
+    // In the order the connections were closed, which the test does not decide.
+    assert.deepEqual(ends.sort(), ["error", "error", "gone", "idle", "quit"]);
+    assert.deepEqual(errors, ["at once", "later"]);
+    assert.equal(l.connectionCount, 0);
+  } finally {
+    await l.close();
+  }
+});
+
+/** Objects of the constructor `name` in a heap snapshot of this process (after V8's GC). */
+function heapObjects(name: string): number {
+  const dir = Deno.makeTempDirSync({ prefix: "tern-listen-heap-" });
+  try {
+    const snap = JSON.parse(Deno.readTextFileSync(writeHeapSnapshot(`${dir}/l.heapsnapshot`)));
+    const meta = snap.snapshot.meta;
+    const nf = meta.node_fields.length;
+    const nType = meta.node_fields.indexOf("type"), nName = meta.node_fields.indexOf("name");
+    const types: string[] = meta.node_types[0];
+    let count = 0;
+    for (let i = 0; i < snap.nodes.length; i += nf) {
+      if (
+        types[snap.nodes[i + nType]] === "object" && snap.strings[snap.nodes[i + nName]] === name
+      ) {
+        count++;
+      }
+    }
+    return count;
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+Deno.test("implicit TLS: a waiting session costs the listener one promise on the session's own, not a chain", async () => {
+  const ends: ((reason: "quit") => void)[] = [];
+  let greeted = 0;
+  const l = await listenTls({
+    onConnection: async (conn) => {
+      await conn.write("* ready\r\n");
+      greeted++;
+      // The session's own promise, pending as an IDLE is for hours.
+      return await new Promise<"quit">((resolve) => ends.push(resolve));
+    },
+  });
+  const clients: Deno.TlsConn[] = [];
+  const N = 20;
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = await connectTls(l.port);
+      await readUntil(c, "ready\r\n");
+      clients.push(c);
+    }
+    const before = heapObjects("Promise");
+    for (let i = 0; i < N; i++) {
+      const c = await connectTls(l.port);
+      await readUntil(c, "ready\r\n");
+      clients.push(c);
+    }
+    assert.equal(greeted, N + 2);
+    const perSession = (heapObjects("Promise") - before) / N;
+    // The async onConnection's promise and its suspended frame's, and one the listener waits
+    // with; a chain (then() after then(), a promise resolved with another) held two or three more.
+    assert.ok(perSession <= 3, `${perSession} promises per waiting session`);
+  } finally {
+    for (const end of ends) end("quit");
+    for (const c of clients) c.close();
+    await l.close();
+  }
 });

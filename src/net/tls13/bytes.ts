@@ -17,24 +17,32 @@ export class Reader {
   }
 
   #take(n: number): Uint8Array {
-    if (n > this.left) throw new TlsAlert(Alert.decodeError, `${this.what} is truncated`);
-    const out = this.#data.subarray(this.#at, this.#at + n);
-    this.#at += n;
-    return out;
+    const at = this.#skip(n);
+    return this.#data.subarray(at, at + n);
   }
 
+  /** Moves past `n` bytes; returns where they start. */
+  #skip(n: number): number {
+    if (n > this.left) throw new TlsAlert(Alert.decodeError, `${this.what} is truncated`);
+    const at = this.#at;
+    this.#at += n;
+    return at;
+  }
+
+  // The integers are read in place: a subarray per number was most of the garbage a
+  // ClientHello's parse left (its lists of cipher suites, groups and signature schemes).
   u8(): number {
-    return this.#take(1)[0];
+    return this.#data[this.#skip(1)];
   }
 
   u16(): number {
-    const b = this.#take(2);
-    return (b[0] << 8) | b[1];
+    const at = this.#skip(2), d = this.#data;
+    return (d[at] << 8) | d[at + 1];
   }
 
   u24(): number {
-    const b = this.#take(3);
-    return (b[0] << 16) | (b[1] << 8) | b[2];
+    const at = this.#skip(3), d = this.#data;
+    return (d[at] << 16) | (d[at + 1] << 8) | d[at + 2];
   }
 
   bytes(n: number): Uint8Array {

@@ -14,9 +14,9 @@ import {
   deriveSecret,
   finishedData,
   handshakeSecret,
-  hashOf,
   masterSecret,
   nextTrafficSecret,
+  transcript,
 } from "./key_schedule.ts";
 import {
   certificate,
@@ -306,21 +306,21 @@ export class Tls13ServerSession {
       : null;
     const { serverShare, shared } = exchange(chosen.group, chosen.clientShare);
     const sh = serverHello(randomBytes(32), hello.sessionId, suite.code, chosen.group, serverShare);
-    const transcript = [message, sh];
+    const th = transcript(suite, message, sh);
     const handshake = handshakeSecret(suite, shared);
-    const helloHash = hashOf(suite, transcript);
+    const helloHash = th.hash();
     const clientSecret = deriveSecret(suite, handshake, "c hs traffic", helloHash);
     const serverSecret = deriveSecret(suite, handshake, "s hs traffic", helloHash);
-    transcript.push(
-      encryptedExtensions(this.#alpnProtocol, hello.serverName !== null),
-      certificate(this.#creds.chain),
-    );
-    const signed = certificateVerifyContent(hashOf(suite, transcript));
-    transcript.push(
-      certificateVerify(chosen.scheme, signWith(this.#creds.key, chosen.scheme, signed)),
-    );
-    transcript.push(finished(finishedData(suite, serverSecret, hashOf(suite, transcript))));
-    const finishedHash = hashOf(suite, transcript);
+    const ee = encryptedExtensions(this.#alpnProtocol, hello.serverName !== null);
+    const cert = certificate(this.#creds.chain);
+    th.add(ee);
+    th.add(cert);
+    const signed = certificateVerifyContent(th.hash());
+    const cv = certificateVerify(chosen.scheme, signWith(this.#creds.key, chosen.scheme, signed));
+    th.add(cv);
+    const fin = finished(finishedData(suite, serverSecret, th.hash()));
+    th.add(fin);
+    const finishedHash = th.hash();
     const master = masterSecret(suite, handshake);
     this.#pending = {
       clientAppSecret: deriveSecret(suite, master, "c ap traffic", finishedHash),
@@ -337,7 +337,7 @@ export class Tls13ServerSession {
     const size = RecordProtection.size(suite);
     const keys = new Uint8Array(2 * size);
     const write = new RecordProtection(suite, serverSecret, keys, 0);
-    const flight = concat(transcript.slice(2));
+    const flight = concat([ee, cert, cv, fin]);
     for (let at = 0; at < flight.length; at += MAX_PLAINTEXT) {
       out.send.push(write.seal(ContentType.handshake, flight.subarray(at, at + MAX_PLAINTEXT)));
     }
