@@ -32,6 +32,11 @@ export function libcTrim(): Trim | null {
     trimUnavailable = `not Linux (${Deno.build.os})`;
     return null;
   }
+  // Asked first, so that `deno run` in a terminal without --allow-ffi never stops to prompt.
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    trimUnavailable = "no FFI permission (--allow-ffi)";
+    return null;
+  }
   try {
     Deno.dlopen("libc.so.6", SYMBOLS).close();
   } catch (err) {
