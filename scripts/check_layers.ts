@@ -8,6 +8,7 @@ const LAYERS: Record<string, number> = {
   "version.ts": 0,
   "gc.ts": 0,
   "quiet_collector.ts": 0,
+  "malloc_trim.ts": 0,
   "build_info.json": 0,
   mime: 0,
   policy: 0,

@@ -25,9 +25,18 @@
 // collected again and again: after a collection the process must grow again first, and an idle
 // one does not (a relay given two bursts of 300 sign-ups 25 s apart: one collection after each).
 //
+// Right after each collection, glibc's malloc_trim (src/malloc_trim.ts) hands back the free pages
+// of the native side's malloc arenas: what connections that ended and the buffers the collection
+// just freed leave there. glibc by itself returns only the top of the main thread's [heap], so a
+// burst left it near its peak. 10 000 idle TLS IMAP connections of 1250
+// accounts, then all closed (two interleaved pairs; RSS 12 s after the close): 97.6 / 99.6 MB
+// ([heap] 17 / 23 MB) instead of 162.2 / 145.2 ([heap] 86 / 65). It takes 13 ms with 10 000
+// connections open, and is only done when the collection is (quiet, and grown since).
+//
 // `gc` is V8's (src/gc.ts); without --expose-gc (a plain `deno run`) nothing is scheduled.
 
 import { collectGarbage, exposedGc, type Gc } from "./gc.ts";
+import { libcTrim, type Trim } from "./malloc_trim.ts";
 
 /** One look per this many ms; a collection needs a whole one without socket activity. */
 export const QUIET_INTERVAL_MS = 2_000;
@@ -40,6 +49,8 @@ export interface QuietCollectorOptions {
   /** The process's size in bytes (default: RSS). */
   memory?: () => number;
   gc?: Gc | null;
+  /** Gives free malloc memory back after each collection (default: glibc's malloc_trim). */
+  trim?: Trim | null;
   intervalMs?: number;
   minGrowthBytes?: number;
   /** Tests: a fake clock. The default timer does not keep the process alive. */
@@ -68,6 +79,7 @@ const realTimers = {
 
 export function quietCollector(options: QuietCollectorOptions): QuietCollector {
   const gc = options.gc === undefined ? exposedGc() : options.gc;
+  const trim = options.trim === undefined ? libcTrim() : options.trim;
   const memory = options.memory ?? (() => Deno.memoryUsage().rss);
   const minGrowth = options.minGrowthBytes ?? QUIET_MIN_GROWTH_BYTES;
   const timers = options.timers ?? realTimers;
@@ -86,6 +98,7 @@ export function quietCollector(options: QuietCollectorOptions): QuietCollector {
       return;
     }
     collectGarbage(gc);
+    trim?.();
     collections++;
     low = memory();
   };

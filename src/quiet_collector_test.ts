@@ -93,3 +93,29 @@ Deno.test("quiet collector: the real timer neither keeps the process alive nor l
   const c = quietCollector({ activity: () => 0, gc: () => {} });
   c.stop();
 });
+
+Deno.test("quiet collector: free malloc memory is handed back right after each collection", () => {
+  const calls: string[] = [];
+  let tick: (() => void) | null = null;
+  let activity = 0;
+  let size = 70 * MB;
+  const c = quietCollector({
+    activity: () => activity,
+    memory: () => size,
+    gc: () => {
+      calls.push("gc");
+      size -= 20 * MB;
+    },
+    trim: () => calls.push("trim"),
+    timers: { every: (fn) => (tick = fn), cancel: () => (tick = null) },
+  });
+  activity++;
+  size += 30 * MB;
+  tick!(); // clients acted: neither a collection nor a trim
+  assert.deepEqual(calls, []);
+  tick!();
+  assert.deepEqual(calls, ["gc", "trim"], "the trim follows the collection");
+  for (let i = 0; i < 5; i++) tick!();
+  assert.deepEqual(calls, ["gc", "trim"], "no trim without a collection");
+  c.stop();
+});

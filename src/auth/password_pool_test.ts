@@ -85,3 +85,32 @@ Deno.test({
     assert.equal(pool.priority.threads.size, 0);
   },
 });
+
+Deno.test("ScryptPool: an idle worker collects its garbage once, and again after its next job", async () => {
+  // gc() exists only with --expose-gc, which the relay runs with (src/cli/runtime_env.ts).
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      new URL("./testdata/idle_collection.ts", import.meta.url).pathname,
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  type Stats = ReturnType<ScryptPool["stats"]>;
+  const [burst1, burst2] = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) =>
+    JSON.parse(l) as [Stats, Stats]
+  );
+  for (const [settled, later] of [burst1, burst2]) {
+    assert.ok(settled.workers >= 1, JSON.stringify(settled));
+    assert.equal(later.collections, settled.collections, "an idle worker collects only once");
+  }
+  assert.ok(burst1[0].collections >= burst1[0].workers, JSON.stringify(burst1));
+  assert.ok(
+    burst2[0].collections >= burst1[1].collections + burst2[0].workers,
+    `each worker collects again after its next job: ${JSON.stringify([burst1, burst2])}`,
+  );
+});
