@@ -44,6 +44,11 @@ export async function startTern(
     log?: string;
     /** Flags for `deno run` before main.ts (the benchmark's --cpu-prof). */
     runtimeArgs?: string[];
+    /**
+     * The one-file bundle to run instead of the sources (a path, e.g. dist/tern.js from
+     * `scripts/compile.ts --bundle-only`): `deno run --no-config` of that file, as shipped.
+     */
+    bundle?: string;
   } = {},
 ): Promise<TernProcess> {
   // A given dir is reused (restarts); it is then the caller's to remove.
@@ -66,7 +71,7 @@ export async function startTern(
       "run",
       "-A",
       ...(options.runtimeArgs ?? []),
-      "main.ts",
+      ...(options.bundle ? ["--no-config", options.bundle] : ["main.ts"]),
       "serve",
       "--config",
       `${dir}/tern.toml`,
