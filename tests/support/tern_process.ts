@@ -65,13 +65,15 @@ export async function startTern(
     `metrics = "${options.listen?.metrics ?? ""}"`,
   ].join("\n");
   await Deno.writeTextFile(`${dir}/tern.toml`, toml);
+  // TERN_TEST_BUNDLE=dist/tern.js runs every test's relay from the bundle instead of the sources.
+  const bundle = options.bundle ?? Deno.env.get("TERN_TEST_BUNDLE");
   const spawnedAt = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       ...(options.runtimeArgs ?? []),
-      ...(options.bundle ? ["--no-config", options.bundle] : ["main.ts"]),
+      ...(bundle ? ["--no-config", bundle] : ["main.ts"]),
       "serve",
       "--config",
       `${dir}/tern.toml`,
