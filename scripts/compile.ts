@@ -15,13 +15,14 @@
 // operators get, and a compiled binary hands V8 an ASCII-only module straight from the
 // executable's mapped pages (no copy on the heap), which the ASCII-escaped bundle is.
 
+import { dirname } from "node:path";
 import { V8_FLAGS } from "../src/cli/runtime_env.ts";
 
 const bundleOnly = Deno.args.includes("--bundle-only");
 const target = Deno.args.find((a) => a.startsWith("--target="))?.slice(9);
 const minify = !Deno.args.includes("--no-minify");
 /** Where the bundle goes (--out=PATH; the benchmark builds one into its own directory). */
-const out = Deno.args.find((a) => a.startsWith("--out="))?.slice(6) ?? "dist/tern.js";
+const bundlePath = Deno.args.find((a) => a.startsWith("--out="))?.slice(6) ?? "dist/tern.js";
 
 async function run(args: string[]): Promise<{ ok: boolean; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -69,21 +70,24 @@ function asciiOnly(text: string): string {
 }
 
 await Deno.mkdir("dist", { recursive: true });
+await Deno.mkdir(dirname(bundlePath), { recursive: true });
 // The store threads get a bundle of their own, embedded as text at the top of dist/tern.js
 // (src/store/sqlite/thread_main.ts says why; store_thread.ts starts threads from it).
-const threadOut = `${out}.store_thread.js`;
+const threadOut = `${bundlePath}.store_thread.js`;
 await bundle("src/store/sqlite/thread_main.ts", threadOut);
 const threadSource = await Deno.readTextFile(threadOut);
 await Deno.remove(threadOut);
-await bundle("main.ts", out);
-const main = await Deno.readTextFile(out);
+await bundle("main.ts", bundlePath);
+const main = await Deno.readTextFile(bundlePath);
 await Deno.writeTextFile(
-  out,
+  bundlePath,
   asciiOnly(
     `globalThis.ternStoreThreadSource = ${JSON.stringify(asciiOnly(threadSource))};\n${main}`,
   ),
 );
-console.log(`compile: wrote ${out} (run it with: deno run -A --no-config ${out} serve …)`);
+console.log(
+  `compile: wrote ${bundlePath} (run it with: deno run -A --no-config ${bundlePath} serve …)`,
+);
 if (!bundleOnly) {
   const r = await run([
     "compile",
@@ -93,7 +97,7 @@ if (!bundleOnly) {
     ...(target ? ["--target", target] : []),
     "-o",
     "dist/tern",
-    out,
+    bundlePath,
   ]);
   if (!r.ok) {
     const line = r.stderr.split("\n").find((l) => /error/i.test(l)) ?? "unknown error";
