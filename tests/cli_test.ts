@@ -312,6 +312,11 @@ Deno.test("tern install writes config, data directory and a hardened unit; unins
       /^Environment=DENO_V8_FLAGS=--max-semi-space-size=\d+,--expose-gc,--no-memory-pool-share-memory-on-teardown$/m,
     );
     assert.match(unit, /^Environment=DENO_NO_UPDATE_CHECK=1$/m);
+    // The compiled binary's code cache file ($TMPDIR/deno-compile-tern.cache) outlives a restart:
+    // not in PrivateTmp's /tmp, which goes with every stop.
+    assert.match(unit, /^PrivateTmp=yes$/m);
+    assert.match(unit, /^CacheDirectory=tern$/m);
+    assert.match(unit, /^Environment=TMPDIR=\/var\/cache\/tern$/m);
     assert.match(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     const config = await Deno.readTextFile(`${root}/etc/tern/tern.toml`);
     assert.match(config, /^domain = "chat\.example\.org"$/m);

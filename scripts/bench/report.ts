@@ -33,8 +33,41 @@ export const METRICS: MetricDef[] = [
     digits: 0,
     floor: 20,
   },
-  { id: "idle_rss_mb", label: "idle memory, RSS (MB)", better: "lower", digits: 1, floor: 5 },
-  { id: "idle_pss_mb", label: "idle memory, PSS (MB)", better: "lower", digits: 1, floor: 5 },
+  {
+    id: "idle_rss_mb",
+    label: "idle memory, RSS (MB; release bundle)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "idle_pss_mb",
+    label: "idle memory, PSS (MB; release bundle)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "idle_rss_src_mb",
+    label: "idle memory, RSS (MB; deno run main.ts)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "idle_pss_src_mb",
+    label: "idle memory, PSS (MB; deno run main.ts)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
+  {
+    id: "idle_rss_bundle_first_mb",
+    label: "idle memory after the bundle's first start, RSS (MB)",
+    better: "lower",
+    digits: 1,
+    floor: 5,
+  },
   {
     id: "idle_rss_fresh_mb",
     label: "idle memory after a first start, RSS (MB)",
@@ -674,7 +707,7 @@ function dependsOn(id: string): string[] | "all" {
   if (id.includes("2k_") && !id.startsWith("sub")) return ["fetch2kMessages"];
   if (id.includes("100k_") && !id.startsWith("sub")) return ["fetch100kMessages"];
   if (id.startsWith("idle_") && id.includes("wait")) return ["idleConns", "idleWaitMs"];
-  if (id.startsWith("idle_") && id !== "idle_rss_mb" && id !== "idle_pss_mb") {
+  if (id.startsWith("idle_") && !/^idle_(rss|pss)(_src)?_mb$/.test(id)) {
     return ["idleConns", "idlePerUser"];
   }
   if (id.startsWith("start_")) return ["restarts"];

@@ -31,6 +31,8 @@ export function startTernBench(
     ip?: string;
     listen?: Record<string, string>;
     runtimeArgs?: string[];
+    /** Run this bundle (dist/tern.js) instead of main.ts (tests/support/tern_process.ts). */
+    bundle?: string;
   } = {},
 ): Promise<TernBench> {
   return startTern([BENCH_TOML, options.extraToml ?? ""].join("\n"), {
@@ -39,6 +41,7 @@ export function startTernBench(
     ip: options.ip,
     listen: options.listen,
     runtimeArgs: options.runtimeArgs,
+    bundle: options.bundle,
   });
 }
 

@@ -36,3 +36,24 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "runtime env: native memory that starting freed goes back to the system once started",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("./testdata/freed_native.ts", import.meta.url).pathname],
+      env: { NO_COLOR: "1", ...RUNTIME_ENV },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, err);
+    const kib = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      before: number;
+      after: number;
+    };
+    // 80 MB were allocated and freed; glibc keeps nearly all of it until malloc_trim.
+    assert.ok(kib.before - kib.after >= 40 * 1024, `RSS before and after: ${JSON.stringify(kib)}`);
+  },
+});

@@ -44,6 +44,11 @@ export async function startTern(
     log?: string;
     /** Flags for `deno run` before main.ts (the benchmark's --cpu-prof). */
     runtimeArgs?: string[];
+    /**
+     * The one-file bundle to run instead of the sources (a path, e.g. dist/tern.js from
+     * `scripts/compile.ts --bundle-only`): `deno run --no-config` of that file, as shipped.
+     */
+    bundle?: string;
   } = {},
 ): Promise<TernProcess> {
   // A given dir is reused (restarts); it is then the caller's to remove.
@@ -60,13 +65,15 @@ export async function startTern(
     `metrics = "${options.listen?.metrics ?? ""}"`,
   ].join("\n");
   await Deno.writeTextFile(`${dir}/tern.toml`, toml);
+  // TERN_TEST_BUNDLE=dist/tern.js runs every test's relay from the bundle instead of the sources.
+  const bundle = options.bundle ?? Deno.env.get("TERN_TEST_BUNDLE");
   const spawnedAt = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       ...(options.runtimeArgs ?? []),
-      "main.ts",
+      ...(bundle ? ["--no-config", bundle] : ["main.ts"]),
       "serve",
       "--config",
       `${dir}/tern.toml`,
