@@ -17,7 +17,7 @@
 // the writer thread, kept for 5 minutes (src/store/sqlite/mod.ts).
 //
 // So: every `intervalMs` a look at what clients did (src/net/activity.ts: connections, data,
-// HTTP requests, TURN datagrams). A whole interval without any, after the process grew by
+// HTTP requests, TURN datagrams, outbound deliveries' sockets). A whole interval without any, after the process grew by
 // `minGrowthBytes` since it was last this small (or since the last collection), gets one
 // memory-reducing collection. That pauses the main thread (80 ms for a 13 MB heap on an idle
 // 2-core machine; 370 and 570 ms with a test suite loading both cores), which is why it waits for
@@ -79,7 +79,9 @@ const realTimers = {
 
 export function quietCollector(options: QuietCollectorOptions): QuietCollector {
   const gc = options.gc === undefined ? exposedGc() : options.gc;
-  const trim = options.trim === undefined ? libcTrim() : options.trim;
+  // Looked up at the first collection, not here: loading the FFI at start costs 1.5-2 MB of RSS
+  // (src/cli/runtime_env.ts) on a relay that may never need a trim.
+  const trim = options.trim === undefined ? () => libcTrim()?.() : options.trim;
   const memory = options.memory ?? (() => Deno.memoryUsage().rss);
   const minGrowth = options.minGrowthBytes ?? QUIET_MIN_GROWTH_BYTES;
   const timers = options.timers ?? realTimers;

@@ -26,6 +26,7 @@
 // of 67.7, `deno run` of the sources, three restarts each). A compiled binary never checks.
 
 import { collectGarbage } from "../gc.ts";
+import { libcTrim } from "../malloc_trim.ts";
 
 export const V8_FLAGS: readonly string[] = [
   "--max-semi-space-size=4",
@@ -51,7 +52,7 @@ export const RUNTIME_ENV: Readonly<Record<string, string>> = {
 export function releaseStartupGarbage(): void {
   collectGarbage();
   const { rss, heapTotal } = Deno.memoryUsage();
-  if (rss - heapTotal > NATIVE_TRIM_BYTES) trimNativeHeap();
+  if (rss - heapTotal > NATIVE_TRIM_BYTES) libcTrim()?.();
 }
 
 /**
@@ -66,25 +67,3 @@ export function releaseStartupGarbage(): void {
  * freed memory is not at the top of the heap: 110 vs 114 MB on a first start).
  */
 const NATIVE_TRIM_BYTES = 70 * 1024 * 1024;
-
-/**
- * glibc's malloc_trim(0): the pages of freed native memory go back to the system (glibc keeps
- * freed memory for reuse, and by itself gives back only what lies at the top of its heap). False
- * where it cannot run: not Linux with glibc, or no FFI permission.
- */
-export function trimNativeHeap(): boolean {
-  if (Deno.build.os !== "linux") return false;
-  try {
-    const libc = Deno.dlopen("libc.so.6", {
-      malloc_trim: { parameters: ["usize"], result: "i32" },
-    });
-    try {
-      libc.symbols.malloc_trim(0n);
-    } finally {
-      libc.close();
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
