@@ -1,15 +1,7 @@
 import assert from "node:assert/strict";
 import { scryptSync } from "node:crypto";
 import { ScryptPool, WORKER_NICE } from "./password_pool.ts";
-
-const job = (password: string) => ({
-  password,
-  salt: new Uint8Array(16).fill(7),
-  n: 1024,
-  r: 8,
-  p: 1,
-  keyLen: 32,
-});
+import { job } from "./testdata/scrypt_job.ts";
 
 /** Waits (with a deadline) until `cond` holds, checking after each macrotask. */
 async function until(cond: () => boolean, what: string, ms = 20_000) {

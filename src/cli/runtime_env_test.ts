@@ -10,19 +10,23 @@ const hasSmaps = (() => {
   }
 })();
 
+/** Runs testdata/`file` with the shipped environment; what it printed, as JSON (RSS in KiB). */
+async function runTestdata(file: string): Promise<unknown> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(`./testdata/${file}`, import.meta.url).pathname],
+    env: { NO_COLOR: "1", ...RUNTIME_ENV },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
 Deno.test({
   name: "runtime env: the heap pages of ended Workers go back to the system at once",
   ignore: !hasSmaps,
   async fn() {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./testdata/worker_pages.ts", import.meta.url).pathname],
-      env: { NO_COLOR: "1", ...RUNTIME_ENV },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const err = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, err);
-    const kib = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    const kib = await runTestdata("worker_pages.ts") as {
       before: number;
       alive: number;
       after: number;
@@ -41,15 +45,7 @@ Deno.test({
   name: "runtime env: native memory that starting freed goes back to the system once started",
   ignore: Deno.build.os !== "linux",
   async fn() {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./testdata/freed_native.ts", import.meta.url).pathname],
-      env: { NO_COLOR: "1", ...RUNTIME_ENV },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const err = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, err);
-    const kib = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    const kib = await runTestdata("freed_native.ts") as {
       before: number;
       after: number;
     };

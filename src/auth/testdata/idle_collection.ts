@@ -3,16 +3,9 @@
 // and the same after a second burst, as JSON lines.
 
 import { ScryptPool } from "../password_pool.ts";
+import { job } from "./scrypt_job.ts";
 
 const pool = new ScryptPool(2, { idleMs: 60_000, collectMs: 100 });
-const job = (password: string) => ({
-  password,
-  salt: new Uint8Array(16).fill(7),
-  n: 1024,
-  r: 8,
-  p: 1,
-  keyLen: 32,
-});
 const burst = (n: number) =>
   Promise.all(Array.from({ length: n }, (_, i) => pool.run(job(`${i}`))));
 /** Waits until every worker has collected since `before`, then prints the stats twice, 500 ms apart. */

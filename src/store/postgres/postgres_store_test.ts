@@ -290,18 +290,24 @@ pgTest(
   },
 );
 
+const HOUR = 3_600_000;
+
+/** Two instances on one fresh database whose clocks are an hour apart (a host without NTP). */
+async function skewedInstances() {
+  const url = await freshUrl();
+  const aNow = () => Date.now();
+  const bNow = () => Date.now() + HOUR;
+  const [a, b] = await Promise.all([
+    startPostgresStore(url, { now: aNow }),
+    startPostgresStore(url, { now: bNow }),
+  ]);
+  return { a, b, aNow, bNow };
+}
+
 pgTest(
   "claim leases run on the database's clock: a skewed instance neither steals nor strands mail",
   async () => {
-    const url = await freshUrl();
-    // Two instances on one database whose clocks are an hour apart (a host without NTP).
-    const HOUR = 3_600_000;
-    const aNow = () => Date.now();
-    const bNow = () => Date.now() + HOUR;
-    const [a, b] = await Promise.all([
-      startPostgresStore(url, { now: aNow }),
-      startPostgresStore(url, { now: bNow }),
-    ]);
+    const { a, b, aNow, bNow } = await skewedInstances();
     try {
       const q = await a.enqueue({
         sender: "x@l",
@@ -399,14 +405,7 @@ pgTest(
 pgTest(
   "push jobs run on the database's clock: an instance whose clock is ahead takes no held job",
   async () => {
-    const url = await freshUrl();
-    const HOUR = 3_600_000;
-    const aNow = () => Date.now();
-    const bNow = () => Date.now() + HOUR;
-    const [a, b] = await Promise.all([
-      startPostgresStore(url, { now: aNow }),
-      startPostgresStore(url, { now: bNow }),
-    ]);
+    const { a, b, aNow, bNow } = await skewedInstances();
     try {
       const acc = (await a.createAccount({ address: "a@x", passwordHash: "h", now: aNow() }))
         .account;
