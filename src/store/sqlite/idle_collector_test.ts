@@ -5,7 +5,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test("idle collector: one collection after the work stops, none while it goes on", async () => {
   const runs: string[] = [];
-  const c = idleCollector(40, (o) => runs.push(`${o.type} ${o.flavor}`));
+  const c = idleCollector(
+    40,
+    (o) => runs.push(`${o.type} ${"flavor" in o ? o.flavor : o.execution}`),
+  );
   for (let i = 0; i < 6; i++) {
     c.touch();
     await sleep(15);
