@@ -29,18 +29,19 @@ export interface KeyShareResult {
   shared: Uint8Array;
 }
 
-/** Makes an ephemeral key for `group` and computes the shared secret with the client's share. */
 /**
  * The native memory one exchange leaves until V8's next full collection: the X25519 KeyObjects
  * (ours and the peer's), about 2-4 KB measured (20 000 exchanges in a loop: RSS +17 to 23 MB, all
  * of it freed by a full collection); a P-256 exchange leaves less, counted the same. Every 4 MB of
- * it, one concurrent collection (src/gc.ts). 10 000 TLS IMAP logins in a row, RSS 1 s after the
- * last: 199.7 / 197.2 MB instead of 216.8 / 207.0 (two interleaved pairs, every 1000 exchanges);
- * the same loop without it +27 MB, with it +12, 14 % slower in a loop of exchanges alone.
+ * it (1000 exchanges), one full collection (src/gc.ts). 10 000 TLS IMAP logins in a row, RSS 1 s
+ * after the last: 199.7 / 197.2 MB instead of 216.8 / 207.0 (two interleaved pairs); the bench's
+ * default run, 10 000 idle TLS IMAP connections: 228.8 MB (253.9 in the run before, without it).
+ * A loop of exchanges alone: +12 MB instead of +27, 14 % slower.
  */
 const EXCHANGE_NATIVE_BYTES = 4096;
 export const exchangeGarbage = new NativeGarbage(1000 * EXCHANGE_NATIVE_BYTES);
 
+/** Makes an ephemeral key for `group` and computes the shared secret with the client's share. */
 export function exchange(group: number, clientShare: Uint8Array): KeyShareResult {
   exchangeGarbage.add(EXCHANGE_NATIVE_BYTES);
   if (group === Group.x25519) {
