@@ -12,6 +12,12 @@ import { passwordWork } from "../src/auth/mod.ts";
 import { startTern } from "./support/tern_process.ts";
 import { tlsFirstLine } from "./support/wire_client.ts";
 
+/** A client on the relay's IMAPS port, not logged in. */
+async function imapsClient(t: TestRelay): Promise<ImapTestClient> {
+  const { client } = await ImapTestClient.connect(t.addr("imaps"), { tls: true, caPem: t.caPem });
+  return client;
+}
+
 function firstLine(
   port: number,
   localAddress: string,
@@ -182,7 +188,7 @@ Deno.test("/mxdeliv never relays to other domains", async () => {
 Deno.test("IMAP line and literal bombs are refused and the session stays usable", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");
-    const { client } = await ImapTestClient.connect(t.addr("imaps"), { tls: true, caPem: t.caPem });
+    const client = await imapsClient(t);
     assert.ok((await client.login(user.address, user.password)).ok);
     await client.send(`a1 NOOP ${"x".repeat(200_000)}\r\n`);
     assert.match(await client.readResponse(), /BAD/);
@@ -197,13 +203,7 @@ Deno.test("IMAP line and literal bombs are refused and the session stays usable"
 Deno.test("IMAP: a client trickling bytes without logging in is logged out at the login deadline; one logged in stays", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");
-    const connect = async () => {
-      const { client } = await ImapTestClient.connect(t.addr("imaps"), {
-        tls: true,
-        caPem: t.caPem,
-      });
-      return client;
-    };
+    const connect = () => imapsClient(t);
     const member = await connect();
     assert.ok((await member.login(user.address, user.password)).ok);
     // One byte every 100 ms, never a complete line: each restarts the idle clock (2 min).
@@ -281,10 +281,7 @@ Deno.test("IMAP after login: a command or an APPEND trickled a byte at a time en
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");
     const connect = async () => {
-      const { client } = await ImapTestClient.connect(t.addr("imaps"), {
-        tls: true,
-        caPem: t.caPem,
-      });
+      const client = await imapsClient(t);
       assert.ok((await client.login(user.address, user.password)).ok);
       return client;
     };
@@ -331,7 +328,7 @@ Deno.test("IMAP after login: a command or an APPEND trickled a byte at a time en
 Deno.test("IMAP after login: one command (not APPEND) holds at most 64 KiB of lines and literals, refused before it is sent", async () => {
   await withRelay(async (t) => {
     const user = await createAccount(t, "alice0001");
-    const { client } = await ImapTestClient.connect(t.addr("imaps"), { tls: true, caPem: t.caPem });
+    const client = await imapsClient(t);
     assert.ok((await client.login(user.address, user.password)).ok);
     // A synchronizing literal within the per-literal limit, then one that takes the command
     // over the total: the second is refused with the tagged NO before the client sends it.
